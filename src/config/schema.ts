@@ -1,0 +1,146 @@
+// The one config schema (SPEC §10). Every default carries its unit in a comment. Parsing happens
+// once at start (config/load.ts); the result is deep-frozen and passed down, never re-read.
+import { z } from 'zod';
+
+const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
+const usdPerMillionTokens = z.number().nonnegative();
+
+const chatPrice = z.strictObject({ input: usdPerMillionTokens, output: usdPerMillionTokens });
+const embeddingPrice = z.strictObject({ input: usdPerMillionTokens });
+const imagePrice = z.strictObject({
+  /** USD per image: one number for every size, or one per `WxH` size. */
+  perImage: z.union([z.number().nonnegative(), z.record(sizeString, z.number().nonnegative())]),
+});
+
+const modelBase = {
+  id: z.string().min(1),
+  provider: z.string().min(1),
+  /** The upstream's model id; defaults to `id`. */
+  upstream: z.string().min(1).optional(),
+  /** Pro models (SPEC §3): badged in the Playground, outside the per-model daily request count. */
+  pro: z.boolean().default(false),
+  /** Who owns the model, as `/v1/models` reports it; defaults to the provider id. */
+  ownedBy: z.string().optional(),
+};
+
+const chatModel = z.strictObject({
+  ...modelBase,
+  kind: z.literal('chat'),
+  /** Accepts image parts in messages. */
+  vision: z.boolean().default(false),
+  price: chatPrice,
+  /** Output ceiling of the model itself, tokens; the worst case when a request names none. */
+  maxOutputTokens: z.number().int().positive().default(16_384),
+});
+
+const embeddingModel = z.strictObject({
+  ...modelBase,
+  kind: z.literal('embedding'),
+  price: embeddingPrice,
+});
+
+const imageModel = z.strictObject({
+  ...modelBase,
+  kind: z.literal('image'),
+  price: imagePrice,
+  /** Sizes the model accepts, `WxH`; empty = any. */
+  sizes: z.array(sizeString).default([]),
+  /** Size priced and sent when the request names none, `WxH`. */
+  defaultSize: sizeString.default('1024x1024'),
+  /** Image-to-image: the request must carry `image_url`. */
+  imageToImage: z.boolean().default(false),
+});
+
+export const modelSchema = z.discriminatedUnion('kind', [chatModel, embeddingModel, imageModel]);
+
+export const providerSchema = z.strictObject({
+  id: z.string().min(1),
+  /** A provider type from providers/registry.ts (`openai`, `fal`). Checked against the registry in load.ts. */
+  type: z.string().min(1),
+  baseUrl: z.url(),
+  /** Empty or absent: the provider is listed but its models answer 503 provider_not_configured. */
+  apiKey: z.string().optional(),
+  /** Extra headers sent upstream on every call (e.g. OpenAI-Organization). */
+  headers: z.record(z.string(), z.string()).default({}),
+});
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65_535).default(8080),
+      /** Where users reach the gateway; used in error messages and links. */
+      publicUrl: z.url().default('http://localhost:8080'),
+      /** Largest accepted request body, bytes (images sent inline need room). */
+      bodyLimitBytes: z.number().int().positive().default(10 * 1024 * 1024),
+      /** Trust X-Forwarded-* from a load balancer in front. */
+      trustProxy: z.boolean().default(false),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      /** `sqlite:<path>` (`sqlite::memory:` for tests). */
+      url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…').default('sqlite:./data/tollgate.db'),
+    })
+    .prefault({}),
+  limiter: z
+    .strictObject({
+      url: z.string().default('embedded'),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      /** Bearer token of the admin API; empty = the admin API refuses every call. */
+      token: z.string().default(''),
+    })
+    .prefault({}),
+  credits: z
+    .strictObject({
+      /** Credits per US dollar: the seed service's published rate is $1 = 2,000,000. */
+      perUsd: z.number().positive().default(2_000_000),
+    })
+    .prefault({}),
+  upstream: z
+    .strictObject({
+      /** TCP+TLS connect timeout, ms. */
+      connectTimeoutMs: z.number().int().positive().default(10_000),
+      /** Time from sending the request to the response headers (first byte), ms. */
+      firstByteTimeoutMs: z.number().int().positive().default(60_000),
+      /** Whole call including the body or stream, ms. */
+      totalTimeoutMs: z.number().int().positive().default(600_000),
+      /** Longest silence between two body chunks of a stream, ms. */
+      idleTimeoutMs: z.number().int().positive().default(60_000),
+      /** Keep-alive connections per upstream origin. */
+      connectionsPerOrigin: z.number().int().positive().default(128),
+    })
+    .prefault({}),
+  keys: z
+    .strictObject({
+      /** How long a looked-up key stays cached, ms. Revocation reaches other instances within this. */
+      cacheTtlMs: z.number().int().min(0).max(1000).default(500),
+      /** Cached keys at most. */
+      cacheSize: z.number().int().positive().default(10_000),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  providers: z.array(providerSchema).default([]),
+  models: z.array(modelSchema).default([]),
+  /** Plans by name; their rules arrive with the metering engine. `{ preset }` picks a built-in. */
+  plans: z.record(z.string(), z.looseObject({ preset: z.string().optional() })).default({
+    free: { preset: 'free-tier' },
+    paid: { preset: 'pay-as-you-go' },
+  }),
+  defaultPlan: z.string().default('free'),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;
+export type ModelConfig = z.output<typeof modelSchema>;
+export type ChatModelConfig = Extract<ModelConfig, { kind: 'chat' }>;
+export type EmbeddingModelConfig = Extract<ModelConfig, { kind: 'embedding' }>;
+export type ImageModelConfig = Extract<ModelConfig, { kind: 'image' }>;
+export type ProviderConfig = z.output<typeof providerSchema>;

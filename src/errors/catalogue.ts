@@ -1,0 +1,112 @@
+// The closed catalogue of errors Tollgate itself produces. A code's status and OpenAI error type
+// never vary; docs/errors.md documents each code and errors.test.ts keeps the two in step.
+// Messages may name a `{param}` or other placeholders filled from GatewayError.vars.
+
+export type OpenAiErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'api_error';
+
+export interface ErrorSpec {
+  status: number;
+  type: OpenAiErrorType;
+  /** Message template; `{name}` is replaced from the error's vars, `{publicUrl}` from config. */
+  message: string;
+}
+
+export const catalogue = {
+  invalid_json: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'The request body is not valid JSON: {detail}',
+  },
+  invalid_request: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'Invalid request: {detail}',
+  },
+  model_kind_mismatch: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: "The model '{model}' is a {kind} model and cannot be used with {path}; use a {expected} model.",
+  },
+  invalid_api_key: {
+    status: 401,
+    type: 'authentication_error',
+    message: 'This request requires a valid API key. You can create a new API key on the Keys page: {publicUrl}/app/keys',
+  },
+  admin_unauthorized: {
+    status: 401,
+    type: 'authentication_error',
+    message: 'The admin API requires `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.{detail}',
+  },
+  model_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    message: "The model '{model}' does not exist. GET /v1/models lists the available models.",
+  },
+  route_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    message: 'No route {method} {path}.',
+  },
+  account_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    message: "No account '{id}'.",
+  },
+  key_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    message: "No key '{id}'.",
+  },
+  email_taken: {
+    status: 409,
+    type: 'invalid_request_error',
+    message: "An account with the email '{email}' already exists.",
+  },
+  body_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    message: 'The request body is larger than the {limit}-byte limit.',
+  },
+  unsupported_media_type: {
+    status: 415,
+    type: 'invalid_request_error',
+    message: "Unsupported Content-Type '{contentType}'; send application/json.",
+  },
+  internal_error: {
+    status: 500,
+    type: 'api_error',
+    message: 'The gateway hit an internal error. Quote request id {requestId} when reporting it.',
+  },
+  upstream_unavailable: {
+    status: 502,
+    type: 'api_error',
+    message: "The provider '{provider}' could not be reached: {detail}",
+  },
+  provider_not_configured: {
+    status: 503,
+    type: 'api_error',
+    message: "The model '{model}' is served by provider '{provider}', which has no API key configured on this gateway. Ask the operator to set it.",
+  },
+  not_ready: {
+    status: 503,
+    type: 'api_error',
+    message: 'The gateway is not ready: {detail}',
+  },
+  upstream_timeout: {
+    status: 504,
+    type: 'api_error',
+    message: "The provider '{provider}' did not answer within {timeoutMs} ms ({phase}).",
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof catalogue;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(catalogue, code);
+}

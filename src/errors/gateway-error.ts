@@ -1,0 +1,45 @@
+import { catalogue, type ErrorCode } from './catalogue.js';
+
+export type ErrorVars = Record<string, string | number>;
+
+/**
+ * An expected failure with a catalogue code. Thrown from anywhere below http/ and turned into a
+ * response body in exactly one place (errors/http.ts).
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** The request field at fault (SPEC §5 `param`), e.g. `messages[0].content`. */
+  readonly param: string | null;
+  readonly vars: ErrorVars;
+  /** Extra response headers (Retry-After, reset times). */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    opts: { vars?: ErrorVars; param?: string | null; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(code, { cause: opts.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = catalogue[code].status;
+    this.param = opts.param ?? null;
+    this.vars = opts.vars ?? {};
+    this.headers = opts.headers ?? {};
+  }
+}
+
+/**
+ * An error answer from an upstream provider. It is not ours, so it keeps the upstream's status;
+ * the adapter has already normalised the body to OpenAI's `{ error: { message, type, code, param } }`.
+ */
+export class UpstreamHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: { error: { message: string; type: string; code: string | null; param: string | null } },
+    readonly provider: string,
+  ) {
+    super(`upstream ${provider} answered ${status}: ${body.error.message}`);
+    this.name = 'UpstreamHttpError';
+  }
+}

@@ -1,0 +1,100 @@
+// The one interface every upstream kind implements. Adapters live in providers/<type>/ and are the
+// only code that knows a wire format; the registry (registry.ts) is the only list of them.
+import type { ImageSize, JsonObject, Usage } from '../core/types.js';
+import type { ModelConfig, ProviderConfig } from '../config/schema.js';
+import type { UpstreamClient } from '../upstream/types.js';
+
+export interface CallContext {
+  requestId: string;
+  /** Aborted when the client goes away or the gateway gives up; adapters pass it to the upstream call. */
+  signal: AbortSignal;
+}
+
+/**
+ * A chat request in the OpenAI shape. `body` is the client's body, already validated, with
+ * `model` still the gateway's model id: the adapter substitutes `model.upstream`. Unknown fields
+ * (tools, response_format, seed, …) must pass through untouched.
+ */
+export interface ChatCall {
+  model: ModelConfig;
+  body: JsonObject;
+}
+
+export interface ChatResult {
+  /** OpenAI chat.completion object, `model` rewritten to the gateway's id. */
+  body: JsonObject;
+  /** From the upstream's `usage`; undefined when the upstream reported none. */
+  usage: Usage | undefined;
+}
+
+/** One SSE event of a chat stream, in OpenAI's `chat.completion.chunk` shape. */
+export interface ChatStreamEvent {
+  /** The parsed chunk (model rewritten to the gateway's id). */
+  chunk: JsonObject;
+  /** Set on the chunk that carries upstream usage (OpenAI: the final chunk with empty `choices`). */
+  usage?: Usage;
+}
+
+export interface ChatStream {
+  /** Yields chunks as the upstream sends them; ends after upstream's `[DONE]` (or end of body). */
+  events: AsyncIterable<ChatStreamEvent>;
+  /** Abort the upstream request and free its connection. Idempotent. */
+  close(): void;
+}
+
+export interface EmbedCall {
+  model: ModelConfig;
+  body: JsonObject;
+}
+
+export interface EmbedResult {
+  body: JsonObject;
+  usage: Usage | undefined;
+}
+
+/**
+ * An image request normalised by core: whichever of the OpenAI (`n`, `size`) or fal-style
+ * (`num_images`, `image_size`) fields the client used, the adapter receives count and size here
+ * and writes them in its own wire format.
+ */
+export interface ImageCall {
+  model: ModelConfig;
+  prompt: string;
+  n: number;
+  /** Undefined: let the upstream use its default size. */
+  size: ImageSize | undefined;
+  /** The name the client used for the size, when it used a fal preset such as `square_hd`. */
+  sizePreset: string | undefined;
+  responseFormat: 'url' | 'b64_json' | undefined;
+  /** Source image for image-to-image models. */
+  imageUrl: string | undefined;
+  /** Every other field of the client's body (seed, guidance_scale, quality, style…), passed through. */
+  extra: JsonObject;
+}
+
+export interface ImageResult {
+  /** OpenAI images response: `{ created, data: [{ url } | { b64_json }] }`. */
+  body: JsonObject;
+  usage: Usage;
+}
+
+export interface Provider {
+  readonly id: string;
+  /** False when the provider lacks credentials: calls answer 503 provider_not_configured. */
+  readonly configured: boolean;
+  chat(call: ChatCall, ctx: CallContext): Promise<ChatResult>;
+  chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream>;
+  embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult>;
+  generateImage(call: ImageCall, ctx: CallContext): Promise<ImageResult>;
+}
+
+export interface ProviderDeps {
+  config: ProviderConfig;
+  client: UpstreamClient;
+}
+
+/** What a provider type module exports: its name and how to build one from config. */
+export interface ProviderType {
+  readonly type: string;
+  create(deps: ProviderDeps): Provider;
+}

@@ -1,0 +1,128 @@
+// Storage ports: what core needs from persistence, nothing about how. SQLite implements them today;
+// PostgreSQL drops in behind the same interfaces. Every implementation passes storage/contract/.
+// All methods are async so a networked store fits the same shape.
+import type { Surface } from '../core/types.js';
+
+export interface Account {
+  id: string;
+  email: string | null;
+  plan: string;
+  /** Prepaid credits (paid plans). Integer credits. */
+  balance: number;
+  hasPaymentMethod: boolean;
+  /** ISO 8601 UTC. */
+  createdAt: string;
+}
+
+export interface NewAccount {
+  id: string;
+  email: string | null;
+  plan: string;
+  createdAt: string;
+}
+
+export interface AccountPatch {
+  plan?: string;
+  hasPaymentMethod?: boolean;
+}
+
+export interface ApiKey {
+  id: string;
+  accountId: string;
+  name: string;
+  /** First characters of the secret, safe to show (`tg-AbCd…`). */
+  prefix: string;
+  /** SHA-256 of the full secret, hex. The secret itself is never stored. */
+  hash: string;
+  createdAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface NewApiKey {
+  id: string;
+  accountId: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  createdAt: string;
+}
+
+export type UsageStatus = 'ok' | 'error' | 'aborted';
+
+/** One settled request (SPEC §7 ledger). Append-only. */
+export interface UsageRecord {
+  requestId: string;
+  accountId: string;
+  /** Null for Playground requests made with a session rather than a key. */
+  keyId: string | null;
+  model: string;
+  surface: Surface;
+  promptTokens: number;
+  outputTokens: number;
+  /** Integer credits charged. */
+  credits: number;
+  status: UsageStatus;
+  /** HTTP status the client received. */
+  httpStatus: number;
+  /** ISO 8601 UTC. */
+  createdAt: string;
+}
+
+export interface UsageQuery {
+  accountId?: string;
+  /** Inclusive lower bound, ISO date or timestamp. */
+  from?: string;
+  /** Exclusive upper bound, ISO date or timestamp. */
+  to?: string;
+  limit?: number;
+}
+
+export interface DailyUsage {
+  /** UTC date `YYYY-MM-DD`. */
+  day: string;
+  accountId: string;
+  model: string;
+  surface: Surface;
+  requests: number;
+  promptTokens: number;
+  outputTokens: number;
+  credits: number;
+}
+
+export interface AccountStore {
+  /** Throws GatewayError `email_taken` when the email already belongs to an account. */
+  create(account: NewAccount): Promise<Account>;
+  get(id: string): Promise<Account | null>;
+  /** Null when no account matches. */
+  update(id: string, patch: AccountPatch): Promise<Account | null>;
+  /** Adds (or, negative, removes) balance atomically; returns the new account. */
+  addBalance(id: string, amount: number): Promise<Account | null>;
+}
+
+export interface KeyStore {
+  create(key: NewApiKey): Promise<ApiKey>;
+  findByHash(hash: string): Promise<ApiKey | null>;
+  get(id: string): Promise<ApiKey | null>;
+  listByAccount(accountId: string): Promise<ApiKey[]>;
+  /** Sets revokedAt; returns the key, or null if unknown. Revoking twice keeps the first time. */
+  revoke(id: string, at: string): Promise<ApiKey | null>;
+  touchLastUsed(id: string, at: string): Promise<void>;
+}
+
+export interface Ledger {
+  append(record: UsageRecord): Promise<void>;
+  /** Newest first. */
+  query(q: UsageQuery): Promise<UsageRecord[]>;
+  /** Aggregates by UTC day, account, model and surface. */
+  daily(q: UsageQuery): Promise<DailyUsage[]>;
+}
+
+export interface Storage {
+  accounts: AccountStore;
+  keys: KeyStore;
+  ledger: Ledger;
+  /** Throws when the store cannot serve (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,35 @@
+// The seam between provider adapters and the network. Adapters build requests; the client owns
+// pooling, timeouts and transport errors. Tests inject a client pointed at fake upstreams.
+
+export interface UpstreamRequest {
+  /** Provider id, for error messages and logs. */
+  provider: string;
+  method: 'GET' | 'POST';
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** The caller's cancellation (client disconnect). Aborting it aborts the upstream call. */
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as it arrives, chunk by chunk; consume it or call `dump()`. */
+  body: AsyncIterable<Uint8Array>;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  /** Discard the rest of the body and release the connection. */
+  dump(): Promise<void>;
+}
+
+export interface UpstreamClient {
+  /**
+   * Sends one request. Resolves when the response headers arrive (any status). Rejects with
+   * GatewayError `upstream_timeout` (connect / first byte / idle / total) or `upstream_unavailable`
+   * (connection refused, reset, DNS), or with the caller's abort reason when `signal` aborted.
+   * The idle and total timeouts keep applying while the body is read.
+   */
+  request(req: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}
