@@ -75,6 +75,7 @@ export interface UsageQuery {
   from?: string;
   /** Exclusive upper bound, ISO date or timestamp. */
   to?: string;
+  /** Rows returned: 1000 by default, at most 10000. */
   limit?: number;
 }
 
@@ -91,7 +92,10 @@ export interface DailyUsage {
 }
 
 export interface AccountStore {
-  /** Throws GatewayError `email_taken` when the email already belongs to an account. */
+  /**
+   * Stores the email lowercased (uniqueness is case-insensitive). Throws GatewayError `email_taken`
+   * when the email already belongs to an account.
+   */
   create(account: NewAccount): Promise<Account>;
   get(id: string): Promise<Account | null>;
   /** Null when no account matches. */
@@ -104,9 +108,11 @@ export interface KeyStore {
   create(key: NewApiKey): Promise<ApiKey>;
   findByHash(hash: string): Promise<ApiKey | null>;
   get(id: string): Promise<ApiKey | null>;
+  /** Oldest first. */
   listByAccount(accountId: string): Promise<ApiKey[]>;
   /** Sets revokedAt; returns the key, or null if unknown. Revoking twice keeps the first time. */
   revoke(id: string, at: string): Promise<ApiKey | null>;
+  /** Never moves lastUsedAt backwards (requests settle out of order). Unknown ids are ignored. */
   touchLastUsed(id: string, at: string): Promise<void>;
 }
 
@@ -114,7 +120,7 @@ export interface Ledger {
   append(record: UsageRecord): Promise<void>;
   /** Newest first. */
   query(q: UsageQuery): Promise<UsageRecord[]>;
-  /** Aggregates by UTC day, account, model and surface. */
+  /** Aggregates by UTC day, account, model and surface; newest day first, then account, model, surface. */
   daily(q: UsageQuery): Promise<DailyUsage[]>;
 }
 

@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// The `tollgate` command: thin wrappers over the same services the admin API uses (SPEC §9).
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+import { startGateway } from '../src/main.js';
+import { providerTypes } from '../src/providers/registry.js';
+import { buildServices, type Services } from '../src/services.js';
+import { GatewayError } from '../src/errors/gateway-error.js';
+import { renderMessage } from '../src/errors/http.js';
+import { utcDay } from '../src/lib/clock.js';
+import { Pricing } from '../src/core/pricing.js';
+import { accountView, keyView, summariseDaily } from '../src/http/views.js';
+
+const USAGE = `Usage: tollgate <command> [options]
+
+  serve [--config F] [--port N]                      run the gateway
+  accounts create [--plan P] [--email E] [--json]    create an account
+  accounts show ACCOUNT [--json]                     an account with today's usage
+  keys create ACCOUNT [--name N] [--json]            create an API key (the secret is shown once)
+  keys revoke KEY                                    revoke a key
+  usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
+  models [--json]                                    the model catalog with prices in credits
+  config check F                                     validate a config file
+
+Every command takes --config F (default: $TOLLGATE_CONFIG, else the built-in default).`;
+
+const options = {
+  config: { type: 'string' },
+  port: { type: 'string' },
+  plan: { type: 'string' },
+  email: { type: 'string' },
+  name: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+class UsageError extends Error {}
+
+function config(values: Values, path?: string): Config {
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
+  return loadConfig({ path: path ?? values.config, providerTypes: [...providerTypes.keys()], overrides: { port } });
+}
+
+async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>): Promise<T> {
+  const services = buildServices(config(values));
+  try {
+    return await fn(services);
+  } finally {
+    await services.storage.close();
+  }
+}
+
+function print(values: Values, json: unknown, text: string): void {
+  process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+}
+
+function arg(positionals: string[], i: number, what: string): string {
+  const v = positionals[i];
+  if (v === undefined) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const [command, sub] = positionals;
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  switch (`${command}${sub && ['accounts', 'keys', 'config'].includes(command) ? ` ${sub}` : ''}`) {
+    case 'serve': {
+      const gw = await startGateway({ config: config(values) });
+      gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
+      if (gw.config.admin.token === '') gw.logger.warn('no admin token configured (TOLLGATE_ADMIN_TOKEN): the admin API refuses every call');
+      const stop = async (signal: string) => {
+        gw.logger.info({ signal }, 'shutting down');
+        await gw.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return -1; // keep running
+    }
+    case 'accounts create':
+      return withServices(values, async (s) => {
+        const a = await s.accounts.create({ email: values.email ?? null, ...(values.plan !== undefined && { plan: values.plan }) });
+        print(values, accountView(a), `created account ${a.id} (plan ${a.plan})`);
+        return 0;
+      });
+    case 'accounts show':
+      return withServices(values, async (s) => {
+        const a = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
+        const day = utcDay(s.clock.now());
+        const today = summariseDaily(await s.storage.ledger.daily({ accountId: a.id, from: day }));
+        print(values, { ...accountView(a), usage: { day, ...today } }, `${a.id}  plan ${a.plan}  balance ${a.balance}  today ${today.credits} credits in ${today.requests} requests`);
+        return 0;
+      });
+    case 'keys create':
+      return withServices(values, async (s) => {
+        const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name);
+        print(values, { ...keyView(key), key: secret }, `${secret}\n(key ${key.id}; store the secret now, it is not shown again)`);
+        return 0;
+      });
+    case 'keys revoke':
+      return withServices(values, async (s) => {
+        const key = await s.keys.revoke(arg(positionals, 2, 'KEY'));
+        print(values, keyView(key), `revoked ${key.id} at ${key.revokedAt}`);
+        return 0;
+      });
+    case 'usage':
+      return withServices(values, async (s) => {
+        const account = await s.accounts.get(arg(positionals, 1, 'ACCOUNT'));
+        const rows = await s.storage.ledger.daily({
+          accountId: account.id,
+          ...(values.from !== undefined && { from: values.from }),
+          ...(values.to !== undefined && { to: values.to }),
+        });
+        const lines = rows.map((r) => `${r.day}  ${r.model.padEnd(28)} ${r.surface.padEnd(10)} ${String(r.requests).padStart(6)} req ${String(r.credits).padStart(10)} credits`);
+        print(values, rows, lines.length ? lines.join('\n') : `no usage recorded for ${account.id}`);
+        return 0;
+      });
+    case 'models': {
+      const c = config(values);
+      const pricing = new Pricing(c.credits.perUsd);
+      const rows = c.models.map((m) => ({ id: m.id, type: m.kind, provider: m.provider, pro: m.pro, price: pricing.describe(m) }));
+      print(values, rows, rows.map((r) => `${r.id.padEnd(30)} ${r.type.padEnd(10)} ${r.provider.padEnd(8)} ${r.pro ? 'pro ' : '    '} ${JSON.stringify(r.price)}`).join('\n'));
+      return 0;
+    }
+    case 'config check': {
+      const file = arg(positionals, 2, 'FILE');
+      const c = config(values, file);
+      process.stdout.write(`${file}: ok (${c.providers.length} providers, ${c.models.length} models, plans: ${Object.keys(c.plans).join(', ')})\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command '${positionals.join(' ')}'`);
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof GatewayError) {
+      process.stderr.write(`error: ${renderMessage(err.code, err.vars, { publicUrl: '', requestId: '-' })}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

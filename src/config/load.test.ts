@@ -1,0 +1,127 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './load.js';
+
+const providerTypes = ['openai', 'fal'];
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('starts from the built-in default with no file', () => {
+    const c = loadConfig({ env: {}, providerTypes });
+    expect(c.server.port).toBe(8080);
+    expect(c.storage.url).toBe('sqlite:./data/tollgate.db');
+    expect(c.credits.perUsd).toBe(2_000_000);
+    expect(c.models.map((m) => m.id)).toContain('flux/schnell');
+    expect(c.models.map((m) => m.id)).toContain('dall-e-3');
+    // Unset keys leave providers unconfigured rather than failing the start.
+    expect(c.providers.find((p) => p.id === 'openai')?.apiKey).toBe('');
+    expect(c.admin.token).toBe('');
+  });
+
+  it('substitutes ${ENV} and ${ENV:-default}', () => {
+    const c = loadConfig({
+      env: { OPENAI_API_KEY: 'sk-test', TOLLGATE_ADMIN_TOKEN: 'adm' },
+      providerTypes,
+    });
+    expect(c.providers.find((p) => p.id === 'openai')?.apiKey).toBe('sk-test');
+    expect(c.admin.token).toBe('adm');
+  });
+
+  it('reads YAML from TOLLGATE_CONFIG and applies overrides', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));
+    const file = join(dir, 'tollgate.yaml');
+    writeFileSync(
+      file,
+      [
+        'server: { port: 9000, publicUrl: "https://ai.example.com" }',
+        'admin: { token: "${ADMIN}" }',
+        'providers:',
+        '  - { id: local, type: openai, baseUrl: "http://127.0.0.1:1234/v1", apiKey: x }',
+        'models:',
+        '  - { id: llama, kind: chat, provider: local, price: { input: 0.1, output: 0.2 } }',
+      ].join('\n'),
+    );
+    const c = loadConfig({ env: { TOLLGATE_CONFIG: file, ADMIN: 'secret' }, providerTypes, overrides: { port: 0 } });
+    expect(c.server.port).toBe(0);
+    expect(c.server.publicUrl).toBe('https://ai.example.com');
+    expect(c.admin.token).toBe('secret');
+    expect(c.models).toHaveLength(1);
+    expect(c.models[0]).toMatchObject({ id: 'llama', pro: false, vision: false, maxOutputTokens: 16_384 });
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({ env: {}, providerTypes });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.server)).toBe(true);
+    expect(Object.isFrozen(c.models[0])).toBe(true);
+  });
+
+  it('lists every problem by path', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          server: { port: 'eighty', colour: 'blue' },
+          admin: { token: '${MISSING_TOKEN}' },
+          providers: [
+            { id: 'p', type: 'bogus', baseUrl: 'http://x' },
+            { id: 'p', type: 'openai', baseUrl: 'not a url' },
+          ],
+          models: [{ id: 'm', kind: 'chat', provider: 'p', price: { input: -1, output: 1 } }],
+        },
+      }),
+    );
+    const text = problems.join('\n');
+    expect(text).toMatch(/admin\.token: environment variable MISSING_TOKEN is not set/);
+    expect(text).toMatch(/server\.port/);
+    expect(text).toMatch(/server.*colour/);
+    expect(text).toMatch(/providers\[1\]\.baseUrl/);
+    expect(text).toMatch(/models\[0\]\.price\.input/);
+  });
+
+  it('cross-checks references', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          providers: [
+            { id: 'p', type: 'bogus', baseUrl: 'http://x' },
+            { id: 'p', type: 'openai', baseUrl: 'http://y' },
+          ],
+          models: [
+            { id: 'm', kind: 'chat', provider: 'nope', price: { input: 1, output: 1 } },
+            { id: 'm', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '512x512', price: { perImage: { '256x256': 1 } } },
+          ],
+          defaultPlan: 'gold',
+        },
+      }),
+    );
+    const text = problems.join('\n');
+    expect(text).toMatch(/providers\[0\]\.type: unknown provider type 'bogus'/);
+    expect(text).toMatch(/providers\[1\]\.id: duplicate/);
+    expect(text).toMatch(/models\[0\]\.provider: no provider with id 'nope'/);
+    expect(text).toMatch(/models\[1\]\.id: duplicate/);
+    expect(text).toMatch(/models\[1\]\.defaultSize/);
+    expect(text).toMatch(/defaultPlan: no plan named 'gold'/);
+  });
+
+  it('reports unreadable files and bad YAML', () => {
+    expect(problemsOf(() => loadConfig({ path: '/nonexistent/t.yaml', env: {}, providerTypes }))[0]).toMatch(/cannot read/);
+    const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));
+    writeFileSync(join(dir, 'bad.yaml'), 'server: [unclosed');
+    expect(problemsOf(() => loadConfig({ path: join(dir, 'bad.yaml'), env: {}, providerTypes }))[0]).toMatch(/not valid YAML/);
+  });
+});

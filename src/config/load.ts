@@ -1,0 +1,143 @@
+// Loads config once: YAML file (or the built-in default) → ${ENV} substitution → schema → cross
+// checks → deep freeze. Every problem is collected and reported by path, not just the first.
+// This folder is the only code that reads process.env.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { configSchema, type Config } from './schema.js';
+import { defaultConfig, defaultModels, defaultProviders } from './defaults.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** YAML file; absent: TOLLGATE_CONFIG, else the built-in default. */
+  path?: string | undefined;
+  /** Parsed config object instead of a file (tests). */
+  input?: unknown;
+  env?: NodeJS.ProcessEnv;
+  /** Provider types the registry knows; config naming another type is refused. */
+  providerTypes: readonly string[];
+  /** Applied after the file, before validation (CLI flags). */
+  overrides?: { port?: number | undefined };
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string; an unset VAR without default is a problem. */
+function substitute(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, hasDefault: string | undefined, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (hasDefault !== undefined) return fallback ?? '';
+      problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substitute(v, env, `${path}[${i}]`, problems));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substitute(v, env, path ? `${path}.${k}` : k, problems)]),
+    );
+  }
+  return value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Cross-field rules the schema cannot express. */
+function crossCheck(config: Config, providerTypes: readonly string[]): string[] {
+  const problems: string[] = [];
+  const providerIds = new Set<string>();
+  config.providers.forEach((p, i) => {
+    if (providerIds.has(p.id)) problems.push(`providers[${i}].id: duplicate provider id '${p.id}'`);
+    providerIds.add(p.id);
+    if (!providerTypes.includes(p.type)) {
+      problems.push(`providers[${i}].type: unknown provider type '${p.type}' (known: ${providerTypes.join(', ')})`);
+    }
+  });
+  const modelIds = new Set<string>();
+  config.models.forEach((m, i) => {
+    if (modelIds.has(m.id)) problems.push(`models[${i}].id: duplicate model id '${m.id}'`);
+    modelIds.add(m.id);
+    if (!providerIds.has(m.provider)) problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
+    if (m.kind === 'image') {
+      if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
+        problems.push(`models[${i}].defaultSize: '${m.defaultSize}' is not one of sizes`);
+      }
+      const perImage = m.price.perImage;
+      if (typeof perImage === 'object') {
+        const priced = m.sizes.length > 0 ? m.sizes : [m.defaultSize];
+        for (const s of priced) {
+          if (perImage[s] === undefined) problems.push(`models[${i}].price.perImage: no price for size ${s}`);
+        }
+      }
+    }
+  });
+  if (!Object.hasOwn(config.plans, config.defaultPlan)) {
+    problems.push(`defaultPlan: no plan named '${config.defaultPlan}'`);
+  }
+  return problems;
+}
+
+export function loadConfig(opts: LoadOptions): Config {
+  const env = opts.env ?? process.env;
+  const path = opts.path ?? (env.TOLLGATE_CONFIG || undefined);
+  const source = opts.input !== undefined ? '(inline)' : path ?? '(built-in default)';
+  let raw: unknown;
+  if (opts.input !== undefined) {
+    raw = structuredClone(opts.input);
+  } else if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(source, [`cannot read ${path}: ${(err as Error).message}`]);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(source, [`not valid YAML: ${(err as Error).message}`]);
+    }
+  } else {
+    raw = structuredClone(defaultConfig);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(source, ['(root): expected a mapping of sections (server, storage, providers, …)']);
+  }
+  const obj = raw as Record<string, unknown>;
+  // No providers/models in the file: serve the built-in catalog.
+  if (obj.providers === undefined) obj.providers = structuredClone(defaultProviders);
+  if (obj.models === undefined) obj.models = structuredClone(defaultModels);
+  if (opts.overrides?.port !== undefined) {
+    obj.server = { ...(obj.server as object | undefined), port: opts.overrides.port };
+  }
+
+  const problems: string[] = [];
+  const substituted = substitute(obj, env, '', problems);
+  const parsed = configSchema.safeParse(substituted);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
+  const crossProblems = crossCheck(parsed.data, opts.providerTypes);
+  if (crossProblems.length > 0) throw new ConfigError(source, crossProblems);
+  return deepFreeze(parsed.data);
+}

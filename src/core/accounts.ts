@@ -1,0 +1,70 @@
+// Accounts: who pays. Plans are validated against config here so the stores stay plan-agnostic.
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../lib/clock.js';
+import type { IdGenerator } from '../lib/ids.js';
+import type { Account, AccountStore } from '../storage/ports.js';
+import { GatewayError } from '../errors/gateway-error.js';
+
+/** The plan an account with a payment method moves to from the default (free) plan. */
+const PAID_PLAN = 'paid';
+
+export class AccountService {
+  /** Called after any change, so caches (the key cache) drop stale copies. */
+  onChange: (accountId: string) => void = () => {};
+
+  constructor(
+    private readonly store: AccountStore,
+    private readonly config: Pick<Config, 'plans' | 'defaultPlan'>,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  private checkPlan(plan: string): void {
+    if (!Object.hasOwn(this.config.plans, plan)) {
+      throw new GatewayError('invalid_request', {
+        vars: { detail: `no plan '${plan}' (plans: ${Object.keys(this.config.plans).join(', ')})` },
+        param: 'plan',
+      });
+    }
+  }
+
+  async create(input: { email?: string | null; plan?: string }): Promise<Account> {
+    const plan = input.plan ?? this.config.defaultPlan;
+    this.checkPlan(plan);
+    return this.store.create({
+      id: this.ids.accountId(),
+      email: input.email ?? null,
+      plan,
+      createdAt: new Date(this.clock.now()).toISOString(),
+    });
+  }
+
+  async get(id: string): Promise<Account> {
+    const account = await this.store.get(id);
+    if (!account) throw new GatewayError('account_not_found', { vars: { id } });
+    return account;
+  }
+
+  async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<Account> {
+    let plan = patch.plan;
+    if (plan !== undefined) this.checkPlan(plan);
+    if (patch.paymentMethod === true && plan === undefined) {
+      const current = await this.get(id);
+      if (current.plan === this.config.defaultPlan && Object.hasOwn(this.config.plans, PAID_PLAN)) plan = PAID_PLAN;
+    }
+    const updated = await this.store.update(id, {
+      ...(plan !== undefined && { plan }),
+      ...(patch.paymentMethod !== undefined && { hasPaymentMethod: patch.paymentMethod }),
+    });
+    if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
+    this.onChange(id);
+    return updated;
+  }
+
+  async addCredits(id: string, amount: number): Promise<Account> {
+    const updated = await this.store.addBalance(id, amount);
+    if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
+    this.onChange(id);
+    return updated;
+  }
+}

@@ -1,0 +1,305 @@
+// The request path, one method per endpoint, all the same shape:
+//   validate → resolve model and provider → (shape) → worst-case cost → admit (reserve)
+//   → upstream call → settle with the actual cost (or release on failure) → ledger.
+// HTTP objects never reach here: routes hand in a parsed body and a context, and get back a body,
+// headers and the credits charged (or a stream of SSE payloads).
+import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
+import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
+import type { Clock } from '../lib/clock.js';
+import type { ChatStreamEvent, Provider } from '../providers/provider.js';
+import type { Ledger, UsageStatus } from '../storage/ports.js';
+import type { Catalog } from './catalog.js';
+import { normaliseImageRequest, pricedSize } from './images.js';
+import type { Admission, Meter, Principal } from './metering.js';
+import type { Pricing } from './pricing.js';
+import { chatRequest, embeddingRequest, imageRequest, parseBody } from './requests.js';
+import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
+import type { JsonObject, Usage } from './types.js';
+
+export interface RequestContext {
+  requestId: string;
+  principal: Principal;
+  /** Aborted when the client disconnects. */
+  signal: AbortSignal;
+  /** The route, for messages (`/v1/chat/completions`). */
+  path: string;
+}
+
+export interface Completed {
+  body: JsonObject;
+  credits: number;
+  headers: Record<string, string>;
+}
+
+export interface StreamStarted {
+  headers: Record<string, string>;
+  /** SSE `data:` payloads in order, ending with `[DONE]`; settles and records when it ends or is abandoned. */
+  events: AsyncGenerator<string, void, undefined>;
+}
+
+export interface GatewayLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface GatewayDeps {
+  catalog: Catalog;
+  pricing: Pricing;
+  providers: ReadonlyMap<string, Provider>;
+  meter: Meter;
+  ledger: Ledger;
+  clock: Clock;
+  logger: GatewayLogger;
+}
+
+export class Gateway {
+  constructor(private readonly deps: GatewayDeps) {}
+
+  private providerFor(model: ModelConfig): Provider {
+    const provider = this.deps.providers.get(model.provider);
+    if (!provider || !provider.configured) {
+      throw new GatewayError('provider_not_configured', { vars: { model: model.id, provider: model.provider } });
+    }
+    return provider;
+  }
+
+  private async record(
+    ctx: RequestContext,
+    model: ModelConfig,
+    usage: Usage,
+    credits: number,
+    status: UsageStatus,
+    httpStatus: number,
+  ): Promise<void> {
+    try {
+      await this.deps.ledger.append({
+        requestId: ctx.requestId,
+        accountId: ctx.principal.account.id,
+        keyId: ctx.principal.key?.id ?? null,
+        model: model.id,
+        surface: ctx.principal.surface,
+        promptTokens: usage.promptTokens,
+        outputTokens: usage.outputTokens,
+        credits,
+        status,
+        httpStatus,
+        createdAt: new Date(this.deps.clock.now()).toISOString(),
+      });
+    } catch (err) {
+      // The upstream already served the request; failing the response would not un-spend it.
+      this.deps.logger.error({ err, requestId: ctx.requestId }, 'ledger append failed');
+    }
+  }
+
+  /** Runs one non-streaming call between admission and settlement. */
+  private async run(
+    ctx: RequestContext,
+    model: ModelConfig,
+    provider: Provider,
+    worstCaseCredits: number,
+    call: () => Promise<{ body: JsonObject; usage: Usage }>,
+    price: (usage: Usage) => number,
+  ): Promise<Completed> {
+    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits });
+    let result: { body: JsonObject; usage: Usage };
+    try {
+      result = await call();
+    } catch (err) {
+      await admission.release();
+      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, ctx.signal.aborted ? 'aborted' : 'error', statusOf(err));
+      throw err;
+    }
+    const credits = price(result.usage);
+    await this.settle(admission, ctx, credits, worstCaseCredits);
+    await this.record(ctx, model, result.usage, credits, 'ok', 200);
+    result.body.meta = { usage: { credits_used: credits } };
+    return { body: result.body, credits, headers: admission.headers };
+  }
+
+  private async settle(admission: Admission, ctx: RequestContext, credits: number, worstCase: number): Promise<void> {
+    if (credits > worstCase) {
+      this.deps.logger.warn({ requestId: ctx.requestId, credits, worstCase }, 'actual cost above the reserved worst case');
+    }
+    await admission.settle(credits);
+  }
+
+  async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
+    const body = parseBody(chatRequest, rawBody);
+    const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
+    const provider = this.providerFor(model);
+    const promptTokens = countChatPrompt(body);
+    return this.run(
+      ctx,
+      model,
+      provider,
+      this.worstCaseChat(model, body, promptTokens),
+      async () => {
+        const r = await provider.chat({ model, body }, ctx);
+        return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) } };
+      },
+      (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens),
+    );
+  }
+
+  async embed(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
+    const body = parseBody(embeddingRequest, rawBody);
+    const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
+    const provider = this.providerFor(model);
+    const promptTokens = countEmbeddingInput(body.input);
+    return this.run(
+      ctx,
+      model,
+      provider,
+      this.deps.pricing.embeddingCredits(model, promptTokens),
+      async () => {
+        const r = await provider.embed({ model, body }, ctx);
+        return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: 0 } };
+      },
+      (u) => this.deps.pricing.embeddingCredits(model, u.promptTokens),
+    );
+  }
+
+  async image(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
+    const body = parseBody(imageRequest, rawBody);
+    const model: ImageModelConfig = this.deps.catalog.resolve(body.model, 'image', ctx.path);
+    const provider = this.providerFor(model);
+    const call = normaliseImageRequest(model, body);
+    const size = pricedSize(model, call);
+    const unit = this.deps.pricing.imageUnitCredits(model, size);
+    if (unit === undefined) {
+      throw new GatewayError('invalid_request', {
+        vars: { detail: `${model.id} has no price for size ${size.width}x${size.height}` },
+        param: call.sizePreset !== undefined ? 'image_size' : 'size',
+      });
+    }
+    return this.run(
+      ctx,
+      model,
+      provider,
+      unit * call.n,
+      () => provider.generateImage(call, ctx),
+      (u) => unit * (u.images ?? 0),
+    );
+  }
+
+  /** Prompt at the input price plus the most output the request allows at the output price. */
+  private worstCaseChat(model: ChatModelConfig, body: JsonObject, promptTokens: number): number {
+    const asked = (body.max_completion_tokens ?? body.max_tokens) as number | null | undefined;
+    const maxOutput = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
+    const choices = typeof body.n === 'number' ? body.n : 1;
+    return this.deps.pricing.chatCredits(model, promptTokens, maxOutput * choices);
+  }
+
+  async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
+    const body = parseBody(chatRequest, rawBody);
+    const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
+    const provider = this.providerFor(model);
+    const promptTokens = countChatPrompt(body);
+    const worstCase = this.worstCaseChat(model, body, promptTokens);
+    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase });
+    let stream;
+    try {
+      stream = await provider.chatStream({ model, body }, ctx);
+    } catch (err) {
+      await admission.release();
+      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, ctx.signal.aborted ? 'aborted' : 'error', statusOf(err));
+      throw err;
+    }
+    const wantUsage = body.stream_options?.include_usage === true;
+    return { headers: admission.headers, events: this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage) };
+  }
+
+  /**
+   * Relays upstream chunks to the client as they come. Upstream is always asked for usage; the
+   * usage chunk is shown only when the client asked for it, and then carries the credits charged.
+   * Whatever way this generator ends — completion, upstream error, or the client going away
+   * (the consumer calls return()) — the finally block settles and records exactly once.
+   */
+  private async *relay(
+    ctx: RequestContext,
+    model: ChatModelConfig,
+    stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
+    admission: Admission,
+    promptTokens: number,
+    worstCase: number,
+    wantUsage: boolean,
+  ): AsyncGenerator<string, void, undefined> {
+    let usage: Usage | undefined;
+    let sentText = '';
+    let status: UsageStatus = 'aborted';
+    let httpStatus = 499;
+    try {
+      for await (const event of stream.events) {
+        const chunk = event.chunk;
+        if (event.usage) {
+          usage = event.usage;
+          const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
+          if (wantUsage) {
+            chunk.meta = { usage: { credits_used: credits } };
+          } else {
+            const choices = chunk.choices;
+            if (!Array.isArray(choices) || choices.length === 0) continue;
+            delete chunk.usage;
+          }
+        }
+        sentText += deltaText(chunk);
+        yield JSON.stringify(chunk);
+      }
+      status = 'ok';
+      httpStatus = 200;
+      yield '[DONE]';
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      status = 'error';
+      httpStatus = statusOf(err);
+      this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
+      yield JSON.stringify(streamErrorPayload(err, ctx.requestId));
+    } finally {
+      stream.close();
+      // Without upstream usage (client left, or upstream never sent it) charge the prompt plus
+      // the output the client was actually sent, counted with the tokenizer.
+      const charged = usage ?? { promptTokens, outputTokens: countText(sentText) };
+      const credits = this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens);
+      await this.settle(admission, ctx, credits, worstCase);
+      await this.record(ctx, model, charged, credits, status, httpStatus);
+    }
+  }
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof GatewayError || err instanceof UpstreamHttpError) return err.status;
+  return 500;
+}
+
+function deltaText(chunk: JsonObject): string {
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return '';
+  let text = '';
+  for (const c of choices) {
+    const delta = (c as { delta?: { content?: unknown; tool_calls?: unknown } }).delta;
+    if (typeof delta?.content === 'string') text += delta.content;
+    if (Array.isArray(delta?.tool_calls)) text += JSON.stringify(delta.tool_calls);
+  }
+  return text;
+}
+
+function countCompletionOutput(body: JsonObject): number {
+  const choices = body.choices;
+  if (!Array.isArray(choices)) return 0;
+  let text = '';
+  for (const c of choices) {
+    const m = (c as { message?: { content?: unknown; tool_calls?: unknown } }).message;
+    if (typeof m?.content === 'string') text += m.content;
+    if (Array.isArray(m?.tool_calls)) text += JSON.stringify(m.tool_calls);
+  }
+  return countText(text);
+}
+
+/** OpenAI's mid-stream error event: a data line holding `{ error: {...} }`. */
+function streamErrorPayload(err: unknown, requestId: string): JsonObject {
+  if (err instanceof UpstreamHttpError) return err.body;
+  if (err instanceof GatewayError) {
+    return { error: { message: err.message, type: 'api_error', code: err.code, param: null } };
+  }
+  return { error: { message: `The stream failed. Quote request id ${requestId} when reporting it.`, type: 'api_error', code: 'internal_error', param: null } };
+}

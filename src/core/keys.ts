@@ -1,0 +1,109 @@
+// API keys: issued from the CSPRNG, stored only as SHA-256 hashes, compared in constant time, and
+// looked up through a small cache. A revocation clears the local entry at once; other instances
+// drop theirs when the entry's TTL (≤ 1 s, config keys.cacheTtlMs) runs out.
+import { timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import { sha256Hex, type IdGenerator } from '../lib/ids.js';
+import type { Account, AccountStore, ApiKey, KeyStore } from '../storage/ports.js';
+import { GatewayError } from '../errors/gateway-error.js';
+
+const SECRET_SHAPE = /^tg-[0-9A-Za-z]{43}$/;
+/** last_used_at is advisory: written at most once a minute per key, off the response path. */
+const TOUCH_EVERY_MS = 60_000;
+
+export interface AuthenticatedKey {
+  key: ApiKey;
+  account: Account;
+}
+
+interface CacheEntry extends AuthenticatedKey {
+  expiresAt: number;
+}
+
+export interface KeyServiceOptions {
+  cacheTtlMs: number;
+  cacheSize: number;
+  /** Called when a background write fails; never throws into a request. */
+  onBackgroundError?: (err: unknown) => void;
+}
+
+export class KeyService {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly lastTouched = new Map<string, number>();
+
+  constructor(
+    private readonly keys: KeyStore,
+    private readonly accounts: AccountStore,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+    private readonly opts: KeyServiceOptions,
+  ) {}
+
+  /** Creates a key; the secret is returned here and never again. */
+  async create(accountId: string, name: string | undefined): Promise<{ key: ApiKey; secret: string }> {
+    const account = await this.accounts.get(accountId);
+    if (!account) throw new GatewayError('account_not_found', { vars: { id: accountId } });
+    const secret = this.ids.keySecret();
+    const key = await this.keys.create({
+      id: this.ids.keyId(),
+      accountId,
+      name: name ?? 'default',
+      prefix: `${secret.slice(0, 7)}…`,
+      hash: sha256Hex(secret),
+      createdAt: new Date(this.clock.now()).toISOString(),
+    });
+    return { key, secret };
+  }
+
+  /** The key and its account, or null for an unknown, malformed or revoked secret. */
+  async authenticate(secret: string): Promise<AuthenticatedKey | null> {
+    if (!SECRET_SHAPE.test(secret)) return null;
+    const hash = sha256Hex(secret);
+    const now = this.clock.now();
+    const cached = this.cache.get(hash);
+    if (cached && cached.expiresAt > now) {
+      this.touch(cached.key.id, now);
+      return cached;
+    }
+    if (cached) this.cache.delete(hash);
+
+    const key = await this.keys.findByHash(hash);
+    // The lookup is by hash, so timing reveals nothing about the secret; the explicit constant-time
+    // comparison guards against a store whose lookup is looser than equality (e.g. a prefix index).
+    if (!key || !timingSafeEqual(Buffer.from(key.hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
+    if (key.revokedAt !== null) return null;
+    const account = await this.accounts.get(key.accountId);
+    if (!account) return null;
+
+    const entry: CacheEntry = { key, account, expiresAt: now + this.opts.cacheTtlMs };
+    if (this.opts.cacheTtlMs > 0) {
+      if (this.cache.size >= this.opts.cacheSize) {
+        const oldest = this.cache.keys().next();
+        if (!oldest.done) this.cache.delete(oldest.value);
+      }
+      this.cache.set(hash, entry);
+    }
+    this.touch(key.id, now);
+    return entry;
+  }
+
+  async revoke(id: string): Promise<ApiKey> {
+    const key = await this.keys.revoke(id, new Date(this.clock.now()).toISOString());
+    if (!key) throw new GatewayError('key_not_found', { vars: { id } });
+    this.cache.delete(key.hash);
+    return key;
+  }
+
+  /** Drops cached copies of an account (after a plan or payment change) so the next request sees it. */
+  invalidateAccount(accountId: string): void {
+    for (const [hash, entry] of this.cache) if (entry.account.id === accountId) this.cache.delete(hash);
+  }
+
+  private touch(keyId: string, now: number): void {
+    const last = this.lastTouched.get(keyId);
+    if (last !== undefined && now - last < TOUCH_EVERY_MS) return;
+    this.lastTouched.set(keyId, now);
+    if (this.lastTouched.size > this.opts.cacheSize * 2) this.lastTouched.clear();
+    this.keys.touchLastUsed(keyId, new Date(now).toISOString()).catch((err) => this.opts.onBackgroundError?.(err));
+  }
+}

@@ -1,0 +1,75 @@
+// Turns usage into credits (SPEC §2: one metering unit; `credits.perUsd` credits per US dollar).
+//
+// Prices are configured in USD per 1M tokens or per image. Converting each price once to integer
+// credits-per-million-tokens keeps the per-request arithmetic in exact integers: 0.15 USD × 2e6
+// = 300,000 credits per 1M tokens, so 10 tokens cost exactly 3 credits, not 3.0000000000000004
+// rounded up to 4. A request's total is rounded up to a whole credit, once.
+import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
+import type { ImageSize, Usage } from './types.js';
+
+export function sizeKey(size: ImageSize): string {
+  return `${size.width}x${size.height}`;
+}
+
+export class Pricing {
+  constructor(private readonly perUsd: number) {}
+
+  /** Credits per 1M tokens for a USD-per-1M price, as an integer. */
+  private perMillion(usdPerMillion: number): number {
+    return Math.round(usdPerMillion * this.perUsd);
+  }
+
+  chatCredits(model: ChatModelConfig, promptTokens: number, outputTokens: number): number {
+    const microCredits =
+      promptTokens * this.perMillion(model.price.input) + outputTokens * this.perMillion(model.price.output);
+    return Math.ceil(microCredits / 1_000_000);
+  }
+
+  embeddingCredits(model: EmbeddingModelConfig, promptTokens: number): number {
+    return Math.ceil((promptTokens * this.perMillion(model.price.input)) / 1_000_000);
+  }
+
+  /** Price of one image of `size`; undefined when the model has no price for that size. */
+  imageUnitCredits(model: ImageModelConfig, size: ImageSize | undefined): number | undefined {
+    const perImage = model.price.perImage;
+    if (typeof perImage === 'number') return Math.ceil(perImage * this.perUsd - 1e-9);
+    const usd = perImage[size ? sizeKey(size) : model.defaultSize];
+    return usd === undefined ? undefined : Math.ceil(usd * this.perUsd - 1e-9);
+  }
+
+  imageCredits(model: ImageModelConfig, size: ImageSize | undefined, images: number): number {
+    return (this.imageUnitCredits(model, size) ?? 0) * images;
+  }
+
+  /** Credits for measured usage of any model kind. */
+  creditsFor(model: ModelConfig, usage: Usage, size?: ImageSize): number {
+    switch (model.kind) {
+      case 'chat':
+        return this.chatCredits(model, usage.promptTokens, usage.outputTokens);
+      case 'embedding':
+        return this.embeddingCredits(model, usage.promptTokens);
+      case 'image':
+        return this.imageCredits(model, size, usage.images ?? 0);
+    }
+  }
+
+  /** Public per-unit prices in credits, for /v1/models. */
+  describe(model: ModelConfig): Record<string, unknown> {
+    switch (model.kind) {
+      case 'chat':
+        return {
+          input_per_1m_tokens: this.perMillion(model.price.input),
+          output_per_1m_tokens: this.perMillion(model.price.output),
+        };
+      case 'embedding':
+        return { input_per_1m_tokens: this.perMillion(model.price.input) };
+      case 'image': {
+        const perImage = model.price.perImage;
+        if (typeof perImage === 'number') return { per_image: Math.ceil(perImage * this.perUsd - 1e-9) };
+        return {
+          per_image: Object.fromEntries(Object.entries(perImage).map(([s, usd]) => [s, Math.ceil(usd * this.perUsd - 1e-9)])),
+        };
+      }
+    }
+  }
+}

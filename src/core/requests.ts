@@ -1,0 +1,83 @@
+// Request schemas of the public API. Known fields are checked for type; unknown fields pass
+// through to the upstream untouched (loose objects), as an OpenAI-compatible gateway must.
+import { z } from 'zod';
+import { GatewayError } from '../errors/gateway-error.js';
+
+const message = z.looseObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+  content: z.union([z.string(), z.array(z.looseObject({ type: z.string() })), z.null()]).optional(),
+  name: z.string().optional(),
+});
+
+const tokenLimit = z.number().int().positive().nullable().optional();
+
+export const chatRequest = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(message).min(1),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  max_tokens: tokenLimit,
+  max_completion_tokens: tokenLimit,
+  n: z.number().int().min(1).max(128).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().min(0).max(1).nullable().optional(),
+  tools: z.array(z.looseObject({ type: z.string() })).optional(),
+});
+
+export const embeddingRequest = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.array(z.number().int()).min(1),
+    z.array(z.array(z.number().int()).min(1)).min(1),
+  ]),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+  dimensions: z.number().int().positive().optional(),
+});
+
+const falSizePresets = ['square_hd', 'square', 'portrait_4_3', 'portrait_16_9', 'landscape_4_3', 'landscape_16_9'] as const;
+
+export const imageRequest = z.looseObject({
+  model: z.string().min(1),
+  prompt: z.string().min(1),
+  n: z.number().int().min(1).max(10).optional(),
+  num_images: z.number().int().min(1).max(10).optional(),
+  size: z.string().regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512').optional(),
+  image_size: z
+    .union([z.enum(falSizePresets), z.strictObject({ width: z.number().int().positive(), height: z.number().int().positive() })])
+    .optional(),
+  response_format: z.enum(['url', 'b64_json']).optional(),
+  image_url: z.string().min(1).optional(),
+});
+
+/** fal's named sizes, in pixels (fal.ai ImageSize presets). */
+export const falSizePresetPixels: Record<(typeof falSizePresets)[number], { width: number; height: number }> = {
+  square_hd: { width: 1024, height: 1024 },
+  square: { width: 512, height: 512 },
+  portrait_4_3: { width: 768, height: 1024 },
+  portrait_16_9: { width: 576, height: 1024 },
+  landscape_4_3: { width: 1024, height: 768 },
+  landscape_16_9: { width: 1024, height: 576 },
+};
+
+export type ChatRequest = z.infer<typeof chatRequest>;
+export type EmbeddingRequest = z.infer<typeof embeddingRequest>;
+export type ImageRequest = z.infer<typeof imageRequest>;
+
+function paramOf(path: readonly PropertyKey[]): string | null {
+  if (path.length === 0) return null;
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
+}
+
+/** Parses a body or throws `invalid_request` naming the first field at fault. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('invalid_request', { vars: { detail: 'the body must be a JSON object' } });
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const param = paramOf(issue.path);
+  throw new GatewayError('invalid_request', { vars: { detail: param ? `${param}: ${issue.message}` : issue.message }, param });
+}

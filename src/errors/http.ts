@@ -1,0 +1,64 @@
+// The one place an error becomes an HTTP answer (SPEC §5). Catalogue errors get the seed's body
+// plus an OpenAI `error` object; upstream errors keep their status and normalised body; anything
+// else is a bug and becomes a generic 500 that names only the request id.
+import { catalogue, type ErrorCode } from './catalogue.js';
+import { GatewayError, UpstreamHttpError, type ErrorVars } from './gateway-error.js';
+
+export interface ErrorContext {
+  requestId: string;
+  path: string;
+  publicUrl: string;
+  now: number;
+}
+
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  /** True when the error is a bug: log it at error level with its stack. */
+  unexpected: boolean;
+}
+
+export function renderMessage(code: ErrorCode, vars: ErrorVars, ctx: Pick<ErrorContext, 'publicUrl' | 'requestId'>): string {
+  const all: ErrorVars = { detail: '', ...vars, publicUrl: ctx.publicUrl.replace(/\/$/, ''), requestId: ctx.requestId };
+  return catalogue[code].message.replace(/\{(\w+)\}/g, (m, name: string) => (name in all ? String(all[name]) : m));
+}
+
+export function errorBody(
+  code: ErrorCode,
+  opts: { vars?: ErrorVars; param?: string | null; rule?: string },
+  ctx: ErrorContext,
+): Record<string, unknown> {
+  const spec = catalogue[code];
+  const message = renderMessage(code, opts.vars ?? {}, ctx);
+  return {
+    message,
+    path: ctx.path,
+    requestId: ctx.requestId,
+    statusCode: String(spec.status),
+    timestamp: new Date(ctx.now).toISOString(),
+    error: {
+      message,
+      type: spec.type,
+      code,
+      param: opts.param ?? null,
+      ...(opts.rule !== undefined && { rule: opts.rule }),
+    },
+  };
+}
+
+export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse {
+  if (err instanceof GatewayError) {
+    const rule = err.vars.rule;
+    return {
+      status: err.status,
+      headers: err.headers,
+      body: errorBody(err.code, { vars: err.vars, param: err.param, ...(rule !== undefined && { rule: String(rule) }) }, ctx),
+      unexpected: false,
+    };
+  }
+  if (err instanceof UpstreamHttpError) {
+    return { status: err.status, headers: {}, body: err.body, unexpected: false };
+  }
+  return { status: 500, headers: {}, body: errorBody('internal_error', {}, ctx), unexpected: true };
+}

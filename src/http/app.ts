@@ -1,0 +1,133 @@
+// Builds the Fastify app: request ids, the one error handler, one log line per request, routes.
+// Routes translate HTTP ⇄ core calls and nothing else.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { AccountService } from '../core/accounts.js';
+import type { Catalog } from '../core/catalog.js';
+import type { Gateway } from '../core/gateway.js';
+import type { KeyService } from '../core/keys.js';
+import type { Principal } from '../core/metering.js';
+import type { Pricing } from '../core/pricing.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import { toErrorResponse } from '../errors/http.js';
+import type { Clock } from '../lib/clock.js';
+import type { IdGenerator } from '../lib/ids.js';
+import type { Provider } from '../providers/provider.js';
+import type { Storage } from '../storage/ports.js';
+import { adminRoutes } from './routes/admin.js';
+import { healthRoutes } from './routes/health.js';
+import { v1Routes } from './routes/v1.js';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  ids: IdGenerator;
+  storage: Storage;
+  catalog: Catalog;
+  pricing: Pricing;
+  gateway: Gateway;
+  keys: KeyService;
+  accounts: AccountService;
+  providers: ReadonlyMap<string, Provider>;
+}
+
+/** What a request learned on its way, for the access log line. */
+export interface RequestFacts {
+  principal?: Principal;
+  model?: string;
+  credits?: number;
+  /** Aborted when the client goes away before the response is complete. */
+  abort: AbortController;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    facts: RequestFacts;
+  }
+}
+
+/** Fastify's own errors that are really bad input, mapped into the catalogue. */
+function fromFastifyError(err: { code?: string; message: string }, config: Config, req: FastifyRequest): GatewayError | null {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new GatewayError('invalid_json', { vars: { detail: 'check quoting, commas and brackets' } });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GatewayError('invalid_json', { vars: { detail: 'the body is empty' } });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('body_too_large', { vars: { limit: config.server.bodyLimitBytes } });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('unsupported_media_type', { vars: { contentType: String(req.headers['content-type'] ?? '') } });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('invalid_request', { vars: { detail: 'Content-Length does not match the body' } });
+    default:
+      // secure-json-parse refuses __proto__ / constructor.prototype keys with a SyntaxError.
+      return err instanceof SyntaxError ? new GatewayError('invalid_json', { vars: { detail: err.message } }) : null;
+  }
+}
+
+export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const mapped = err instanceof Error ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err) : err;
+  const r = toErrorResponse(mapped, {
+    requestId: req.id,
+    path: req.url.split('?')[0] ?? req.url,
+    publicUrl: deps.config.server.publicUrl,
+    now: deps.clock.now(),
+  });
+  if (r.unexpected) req.log.error({ err }, 'unexpected error');
+  return reply.code(r.status).headers(r.headers).send(r.body);
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // One access line per request comes from the onResponse hook below, not Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => deps.ids.requestId(),
+    // The request id is always ours (SPEC §5: a UUID equal to the body's requestId).
+    requestIdHeader: false,
+    bodyLimit: config.server.bodyLimitBytes,
+    trustProxy: config.server.trustProxy,
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('facts', null as unknown as RequestFacts);
+  app.addHook('onRequest', async (req, reply) => {
+    const abort = new AbortController();
+    req.facts = { abort };
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
+    });
+    reply.header('x-request-id', req.id);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const f = req.facts;
+    req.log.info(
+      {
+        method: req.method,
+        path: req.routeOptions.url ?? req.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        account: f.principal?.account.id,
+        key: f.principal?.key?.id,
+        model: f.model,
+        credits: f.credits,
+        aborted: f.abort.signal.aborted || undefined,
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((err, req, reply) => sendError(deps, req, reply, err));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } })),
+  );
+
+  await app.register(healthRoutes(deps));
+  await app.register(v1Routes(deps), { prefix: '/v1' });
+  await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
+  return app;
+}

@@ -1,0 +1,96 @@
+// The admin API (SPEC §9): bearer TOLLGATE_ADMIN_TOKEN, refused entirely when none is configured.
+import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import { parseBody } from '../../core/requests.js';
+import { GatewayError } from '../../errors/gateway-error.js';
+import { utcDay } from '../../lib/clock.js';
+import type { AppDeps } from '../app.js';
+import { bearerToken, secretsEqual } from '../auth.js';
+import { accountView, keyView, summariseDaily, usageRecordView } from '../views.js';
+
+const createAccount = z.strictObject({
+  email: z.email().max(254).nullable().optional(),
+  plan: z.string().min(1).optional(),
+});
+const patchAccount = z.strictObject({
+  plan: z.string().min(1).optional(),
+  paymentMethod: z.boolean().optional(),
+});
+const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
+const createKey = z.strictObject({ name: z.string().min(1).max(100).optional() });
+const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+const usageQuery = z.strictObject({
+  account: z.string().optional(),
+  from: isoBound.optional(),
+  to: isoBound.optional(),
+  group: z.enum(['none', 'day']).default('none'),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
+  const { accounts, keys, storage, clock } = deps;
+  const token = deps.config.admin.token;
+
+  return async (app) => {
+    app.addHook('onRequest', async (req) => {
+      if (token === '') {
+        throw new GatewayError('admin_unauthorized', { vars: { detail: ' The admin API is disabled: no admin token is configured.' } });
+      }
+      const given = bearerToken(req);
+      if (given === null || !secretsEqual(given, token)) throw new GatewayError('admin_unauthorized');
+    });
+
+    app.post('/accounts', async (req, reply) => {
+      const body = parseBody(createAccount, req.body ?? {});
+      const account = await accounts.create({ email: body.email ?? null, ...(body.plan !== undefined && { plan: body.plan }) });
+      return reply.code(201).send(accountView(account));
+    });
+
+    app.get<{ Params: { id: string } }>('/accounts/:id', async (req) => {
+      const account = await accounts.get(req.params.id);
+      const now = clock.now();
+      const day = utcDay(now);
+      const today = summariseDaily(await storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) }));
+      return { ...accountView(account), usage: { day, ...today } };
+    });
+
+    app.patch<{ Params: { id: string } }>('/accounts/:id', async (req) => {
+      const body = parseBody(patchAccount, req.body ?? {});
+      const account = await accounts.update(req.params.id, {
+        ...(body.plan !== undefined && { plan: body.plan }),
+        ...(body.paymentMethod !== undefined && { paymentMethod: body.paymentMethod }),
+      });
+      return accountView(account);
+    });
+
+    app.post<{ Params: { id: string } }>('/accounts/:id/credits', async (req) => {
+      const body = parseBody(topUp, req.body);
+      return accountView(await accounts.addCredits(req.params.id, body.amount));
+    });
+
+    app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {
+      const body = parseBody(createKey, req.body ?? {});
+      const { key, secret } = await keys.create(req.params.id, body.name);
+      return reply.code(201).send({ ...keyView(key), key: secret });
+    });
+
+    app.get<{ Params: { id: string } }>('/accounts/:id/keys', async (req) => {
+      const account = await accounts.get(req.params.id);
+      return { object: 'list', data: (await storage.keys.listByAccount(account.id)).map(keyView) };
+    });
+
+    app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => keyView(await keys.revoke(req.params.id)));
+
+    app.get('/usage', async (req) => {
+      const q = parseBody(usageQuery, req.query);
+      const filter = {
+        ...(q.account !== undefined && { accountId: q.account }),
+        ...(q.from !== undefined && { from: q.from }),
+        ...(q.to !== undefined && { to: q.to }),
+        ...(q.limit !== undefined && { limit: q.limit }),
+      };
+      if (q.group === 'day') return { object: 'list', data: await storage.ledger.daily(filter) };
+      return { object: 'list', data: (await storage.ledger.query(filter)).map(usageRecordView) };
+    });
+  };
+}

@@ -1,0 +1,115 @@
+// The public OpenAI-compatible API (SPEC §6).
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Completed, RequestContext } from '../../core/gateway.js';
+import { utcDay } from '../../lib/clock.js';
+import type { AppDeps } from '../app.js';
+import { bearerToken, requireKey } from '../auth.js';
+import { summariseDaily } from '../views.js';
+
+const CREDITS_HEADER = 'x-tollgate-credits-used';
+
+function modelOf(body: unknown): string | undefined {
+  const m = (body as { model?: unknown } | null)?.model;
+  return typeof m === 'string' ? m : undefined;
+}
+
+function waitForDrain(res: NodeJS.WritableStream & { once: Function; off: Function }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+export function v1Routes(deps: AppDeps): FastifyPluginAsync {
+  const { gateway, keys } = deps;
+
+  async function context(req: FastifyRequest, path: string): Promise<RequestContext> {
+    const principal = await requireKey(keys, req);
+    req.facts.model = modelOf(req.body);
+    return { requestId: req.id, principal, signal: req.facts.abort.signal, path };
+  }
+
+  function reply200(req: FastifyRequest, reply: FastifyReply, r: Completed) {
+    req.facts.credits = r.credits;
+    return reply.headers(r.headers).header(CREDITS_HEADER, String(r.credits)).send(r.body);
+  }
+
+  return async (app) => {
+    app.post('/chat/completions', async (req, reply) => {
+      const ctx = await context(req, '/v1/chat/completions');
+      if ((req.body as { stream?: unknown } | null)?.stream !== true) {
+        return reply200(req, reply, await gateway.chat(ctx, req.body));
+      }
+      // Errors up to here (bad input, refusals, upstream errors before the first byte) are
+      // ordinary JSON answers; from here on the answer is an event stream.
+      const started = await gateway.chatStream(ctx, req.body);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        ...(reply.getHeaders() as Record<string, string>),
+        ...started.headers,
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        // Tell proxies such as nginx not to buffer the stream.
+        'x-accel-buffering': 'no',
+      });
+      try {
+        for await (const data of started.events) {
+          // Leaving the loop calls the generator's return(), which settles what was sent.
+          if (res.destroyed) break;
+          if (!res.write(`data: ${data}\n\n`)) await waitForDrain(res);
+        }
+      } finally {
+        res.end();
+      }
+    });
+
+    app.post('/embeddings', async (req, reply) => reply200(req, reply, await gateway.embed(await context(req, '/v1/embeddings'), req.body)));
+
+    app.post('/images/generations', async (req, reply) =>
+      reply200(req, reply, await gateway.image(await context(req, '/v1/images/generations'), req.body)),
+    );
+
+    app.get('/models', async (req) => {
+      // No key needed; a key that is sent must be valid, so a typo is not silently ignored.
+      const principal = bearerToken(req) === null ? null : await requireKey(keys, req);
+      return {
+        object: 'list',
+        data: deps.catalog.models.map((m) => ({
+          id: m.id,
+          object: 'model',
+          created: 0,
+          owned_by: m.ownedBy ?? m.provider,
+          type: m.kind,
+          pro: m.pro,
+          price: { unit: 'credits', ...deps.pricing.describe(m) },
+          ...(m.kind === 'chat' && { vision: m.vision }),
+          ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
+          ...(principal && { available: deps.providers.get(m.provider)?.configured ?? false }),
+        })),
+      };
+    });
+
+    app.get('/usage', async (req) => {
+      const { account } = await requireKey(keys, req);
+      const now = deps.clock.now();
+      const day = utcDay(now);
+      const rows = await deps.storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) });
+      const today = summariseDaily(rows);
+      return {
+        object: 'usage',
+        account: account.id,
+        plan: account.plan,
+        balance: account.balance,
+        day,
+        today: { credits: today.credits, requests: today.requests, by_model: today.byModel },
+      };
+    });
+  };
+}

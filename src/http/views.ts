@@ -1,0 +1,47 @@
+// JSON shapes of stored objects as the APIs show them. Key hashes never leave the server.
+import type { Account, ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
+
+export function accountView(a: Account) {
+  return {
+    id: a.id,
+    email: a.email,
+    plan: a.plan,
+    balance: a.balance,
+    paymentMethod: a.hasPaymentMethod,
+    createdAt: a.createdAt,
+  };
+}
+
+export function keyView(k: ApiKey) {
+  return {
+    id: k.id,
+    accountId: k.accountId,
+    name: k.name,
+    prefix: k.prefix,
+    createdAt: k.createdAt,
+    lastUsedAt: k.lastUsedAt,
+    revokedAt: k.revokedAt,
+  };
+}
+
+export function usageRecordView(r: UsageRecord) {
+  return { ...r };
+}
+
+/** Totals of a set of daily rows, and the rows per model. */
+export function summariseDaily(rows: readonly DailyUsage[]) {
+  const byModel = new Map<string, { model: string; requests: number; promptTokens: number; outputTokens: number; credits: number }>();
+  let credits = 0;
+  let requests = 0;
+  for (const r of rows) {
+    credits += r.credits;
+    requests += r.requests;
+    const m = byModel.get(r.model) ?? { model: r.model, requests: 0, promptTokens: 0, outputTokens: 0, credits: 0 };
+    m.requests += r.requests;
+    m.promptTokens += r.promptTokens;
+    m.outputTokens += r.outputTokens;
+    m.credits += r.credits;
+    byModel.set(r.model, m);
+  }
+  return { credits, requests, byModel: [...byModel.values()] };
+}

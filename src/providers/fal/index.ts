@@ -1,0 +1,122 @@
+// `type: fal`: fal.ai's synchronous model API, `POST {baseUrl}/{upstream}` with `Authorization: Key …`.
+// Request `{ prompt, num_images, image_size, … }`; response `{ images: [{ url, width, height,
+// content_type }], seed, … }`, translated here to OpenAI's `{ created, data: [{ url } | { b64_json }] }`.
+// Errors are FastAPI-style: `{ detail: "text" }` or `{ detail: [{ loc, msg, type }] }` (422).
+// https://docs.fal.ai/model-apis/model-endpoints/synchronous-requests
+import type { JsonObject } from '../../core/types.js';
+import type { ProviderConfig } from '../../config/schema.js';
+import { GatewayError } from '../../errors/gateway-error.js';
+import type { UpstreamClient } from '../../upstream/types.js';
+import type { CallContext, ImageCall, ImageResult, Provider, ProviderType } from '../provider.js';
+import { asString, isObject, jsonObject, malformedResponse, upstreamError, type ErrorFields } from '../upstream-error.js';
+
+export function parseFalError(json: unknown): ErrorFields {
+  if (!isObject(json)) return {};
+  const detail = json.detail;
+  if (typeof detail === 'string') return { message: detail };
+  if (Array.isArray(detail) && detail.length > 0) {
+    const parts: string[] = [];
+    let param: string | null = null;
+    let code: string | null = null;
+    for (const d of detail) {
+      if (!isObject(d)) continue;
+      // `loc` starts with where the field lives ("body"); the rest is the field path.
+      const loc = Array.isArray(d.loc) ? d.loc.filter((p, i) => !(i === 0 && p === 'body')).join('.') : '';
+      const msg = asString(d.msg) ?? JSON.stringify(d);
+      parts.push(loc ? `${loc}: ${msg}` : msg);
+      param ??= loc || null;
+      code ??= asString(d.type) ?? null;
+    }
+    if (parts.length > 0) return { message: parts.join('; '), param, code };
+  }
+  if (isObject(json.error)) return { message: asString(json.error.message), code: asString(json.error.code) ?? null };
+  const message = asString(json.message) ?? asString(json.error);
+  return message === undefined ? {} : { message };
+}
+
+const imagesOnly = () => new GatewayError('invalid_request', { vars: { detail: 'provider fal serves image models only' } });
+
+class FalProvider implements Provider {
+  readonly id: string;
+  readonly configured: boolean;
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    config: ProviderConfig,
+    private readonly client: UpstreamClient,
+  ) {
+    this.id = config.id;
+    this.configured = Boolean(config.apiKey);
+    this.base = config.baseUrl.replace(/\/+$/, '');
+    this.headers = { 'content-type': 'application/json' };
+    if (config.apiKey) this.headers.authorization = `Key ${config.apiKey}`;
+    Object.assign(this.headers, config.headers);
+  }
+
+  chat(): Promise<never> {
+    return Promise.reject(imagesOnly());
+  }
+  chatStream(): Promise<never> {
+    return Promise.reject(imagesOnly());
+  }
+  embed(): Promise<never> {
+    return Promise.reject(imagesOnly());
+  }
+
+  async generateImage(call: ImageCall, ctx: CallContext): Promise<ImageResult> {
+    const req: JsonObject = { ...call.extra, prompt: call.prompt, num_images: call.n };
+    if (call.sizePreset) req.image_size = call.sizePreset;
+    else if (call.size) req.image_size = { width: call.size.width, height: call.size.height };
+    if (call.imageUrl) req.image_url = call.imageUrl;
+    const b64 = call.responseFormat === 'b64_json';
+    // sync_mode makes fal answer with data URIs instead of uploading to its CDN.
+    if (b64) req.sync_mode = true;
+
+    const res = await this.client.request({
+      provider: this.id,
+      method: 'POST',
+      url: `${this.base}/${call.model.upstream ?? call.model.id}`,
+      headers: this.headers,
+      body: JSON.stringify(req),
+      signal: ctx.signal,
+    });
+    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseFalError);
+    const answer = await jsonObject(res, this.id);
+    if (!Array.isArray(answer.images)) throw malformedResponse(this.id, 'the response has no `images` list');
+
+    const data = await Promise.all(
+      answer.images.map(async (img: unknown) => {
+        const url = isObject(img) ? asString(img.url) : undefined;
+        if (url === undefined) throw malformedResponse(this.id, 'an image has no `url`');
+        return b64 ? { b64_json: await this.base64Of(url, ctx.signal) } : { url };
+      }),
+    );
+    const body: JsonObject = { created: Math.floor(Date.now() / 1000), data };
+    if (answer.seed !== undefined) body.seed = answer.seed;
+    return { body, usage: { promptTokens: 0, outputTokens: 0, images: data.length } };
+  }
+
+  /** A data URI's payload as base64; a model that ignored sync_mode gets its file downloaded. */
+  private async base64Of(url: string, signal: AbortSignal): Promise<string> {
+    if (url.startsWith('data:')) {
+      const comma = url.indexOf(',');
+      const meta = url.slice(5, comma);
+      const payload = url.slice(comma + 1);
+      return meta.endsWith(';base64') ? payload : Buffer.from(decodeURIComponent(payload), 'latin1').toString('base64');
+    }
+    const res = await this.client.request({ provider: this.id, method: 'GET', url, headers: {}, signal });
+    if (res.status < 200 || res.status >= 300) {
+      await res.dump();
+      throw malformedResponse(this.id, `an image could not be downloaded (HTTP ${res.status})`);
+    }
+    const parts: Uint8Array[] = [];
+    for await (const chunk of res.body) parts.push(chunk);
+    return Buffer.concat(parts).toString('base64');
+  }
+}
+
+export const falProviderType: ProviderType = {
+  type: 'fal',
+  create: ({ config, client }) => new FalProvider(config, client),
+};

@@ -1,0 +1,162 @@
+// `type: openai`: any OpenAI-compatible upstream (OpenAI, Groq, Together, vLLM, Ollama, …).
+// Bodies pass through untouched except `model`; this is the hot path, so each request body is one
+// shallow spread and one JSON.stringify, and parsed responses are edited in place.
+// Wire format: https://platform.openai.com/docs/api-reference/chat
+import type { JsonObject, Usage } from '../../core/types.js';
+import type { ProviderConfig } from '../../config/schema.js';
+import { decodeSse } from '../../lib/sse.js';
+import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
+import type {
+  CallContext,
+  ChatCall,
+  ChatResult,
+  ChatStream,
+  ChatStreamEvent,
+  EmbedCall,
+  EmbedResult,
+  ImageCall,
+  ImageResult,
+  Provider,
+  ProviderType,
+} from '../provider.js';
+import {
+  asString,
+  buildError,
+  codeOf,
+  isObject,
+  jsonObject,
+  malformedResponse,
+  upstreamError,
+  type ErrorFields,
+} from '../upstream-error.js';
+
+/** OpenAI's `{ error: {...} }`, plus the `{ error: "text" }`, `{ message }` and `{ detail }` of other compatible servers. */
+export function parseOpenAiError(json: unknown): ErrorFields {
+  if (!isObject(json)) return {};
+  const e = json.error;
+  if (isObject(e)) {
+    return {
+      message: asString(e.message) ?? (e.message === undefined ? undefined : JSON.stringify(e.message)),
+      type: asString(e.type),
+      code: codeOf(e.code),
+      param: asString(e.param) ?? null,
+    };
+  }
+  if (typeof e === 'string') return { message: e };
+  const message = asString(json.message) ?? asString(json.detail);
+  return message === undefined ? {} : { message };
+}
+
+function tokenUsage(u: unknown): Usage | undefined {
+  if (!isObject(u) || typeof u.prompt_tokens !== 'number') return undefined;
+  return {
+    promptTokens: u.prompt_tokens,
+    outputTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0,
+  };
+}
+
+class OpenAiProvider implements Provider {
+  readonly id: string;
+  readonly configured: boolean;
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    config: ProviderConfig,
+    private readonly client: UpstreamClient,
+  ) {
+    this.id = config.id;
+    this.configured = Boolean(config.apiKey);
+    this.base = config.baseUrl.replace(/\/+$/, '');
+    this.headers = { 'content-type': 'application/json' };
+    if (config.apiKey) this.headers.authorization = `Bearer ${config.apiKey}`;
+    // Operator headers come last so a deployment can replace auth (e.g. Azure's `api-key`).
+    Object.assign(this.headers, config.headers);
+  }
+
+  private async post(path: string, body: JsonObject, signal: AbortSignal): Promise<UpstreamResponse> {
+    const res = await this.client.request({
+      provider: this.id,
+      method: 'POST',
+      url: this.base + path,
+      headers: this.headers,
+      body: JSON.stringify(body),
+      signal,
+    });
+    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseOpenAiError);
+    return res;
+  }
+
+  async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
+    const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
+    const body = await jsonObject(res, this.id);
+    body.model = call.model.id;
+    return { body, usage: tokenUsage(body.usage) };
+  }
+
+  async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
+    const own = new AbortController();
+    const signal = AbortSignal.any([ctx.signal, own.signal]);
+    const clientOptions = call.body.stream_options;
+    // Usage is always asked for: metering needs it even when the client did not ask.
+    const body: JsonObject = {
+      ...call.body,
+      model: call.model.upstream ?? call.model.id,
+      stream: true,
+      stream_options: isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true },
+    };
+    const res = await this.post('/chat/completions', body, signal);
+    return { events: this.chunks(res, call.model.id), close: () => own.abort() };
+  }
+
+  private async *chunks(res: UpstreamResponse, modelId: string): AsyncGenerator<ChatStreamEvent> {
+    let done = false;
+    for await (const ev of decodeSse(res.body)) {
+      // After [DONE], read on to the end of the body so the connection goes back to the pool.
+      if (done) continue;
+      if (ev.data === '[DONE]') {
+        done = true;
+        continue;
+      }
+      let chunk: unknown;
+      try {
+        chunk = JSON.parse(ev.data);
+      } catch {
+        throw malformedResponse(this.id, 'a stream event is not JSON');
+      }
+      if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
+      if (chunk.error !== undefined || ev.event === 'error') {
+        // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
+        const fields = parseOpenAiError(chunk);
+        throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
+      }
+      if (chunk.model !== undefined) chunk.model = modelId;
+      const usage = tokenUsage(chunk.usage);
+      yield usage === undefined ? { chunk } : { chunk, usage };
+    }
+  }
+
+  async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
+    const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
+    const body = await jsonObject(res, this.id);
+    body.model = call.model.id;
+    const usage = tokenUsage(body.usage);
+    return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };
+  }
+
+  async generateImage(call: ImageCall, ctx: CallContext): Promise<ImageResult> {
+    const req: JsonObject = { ...call.extra, model: call.model.upstream ?? call.model.id, prompt: call.prompt, n: call.n };
+    if (call.size) req.size = `${call.size.width}x${call.size.height}`;
+    if (call.responseFormat) req.response_format = call.responseFormat;
+    if (call.imageUrl) req.image_url = call.imageUrl;
+    const res = await this.post('/images/generations', req, ctx.signal);
+    const body = await jsonObject(res, this.id);
+    if (!Array.isArray(body.data)) throw malformedResponse(this.id, 'the images response has no `data` list');
+    return { body, usage: { promptTokens: 0, outputTokens: 0, images: body.data.length } };
+  }
+}
+
+export const openaiProviderType: ProviderType = {
+  type: 'openai',
+  create: ({ config, client }) => new OpenAiProvider(config, client),
+};

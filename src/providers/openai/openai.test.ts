@@ -1,0 +1,385 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeOpenAI, FAKE_CONTENT, FAKE_PNG_B64, fakeEmbedding, type FakeOpenAI } from '../../../test/helpers/fake-openai.js';
+import { modelSchema, type ModelConfig, type ProviderConfig } from '../../config/schema.js';
+import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
+import { createUpstreamClient } from '../../upstream/client.js';
+import type { UpstreamClient } from '../../upstream/types.js';
+import type { CallContext, ChatStreamEvent, ImageCall, Provider } from '../provider.js';
+import { openaiProviderType } from './index.js';
+
+const chatModel = modelSchema.parse({
+  id: 'fast-chat',
+  kind: 'chat',
+  provider: 'oai',
+  upstream: 'gpt-4o-mini',
+  price: { input: 0.15, output: 0.6 },
+});
+const plainChatModel = modelSchema.parse({ id: 'gpt-4.1', kind: 'chat', provider: 'oai', price: { input: 1, output: 1 } });
+const embedModel = modelSchema.parse({
+  id: 'embed',
+  kind: 'embedding',
+  provider: 'oai',
+  upstream: 'text-embedding-3-small',
+  price: { input: 0.02 },
+});
+const imageModel = modelSchema.parse({ id: 'dall-e-3', kind: 'image', provider: 'oai', price: { perImage: 0.04 } });
+
+let fake: FakeOpenAI;
+let client: UpstreamClient;
+let provider: Provider;
+
+const config = (over: Partial<ProviderConfig> = {}): ProviderConfig => ({
+  id: 'oai',
+  type: 'openai',
+  baseUrl: fake.url,
+  apiKey: 'sk-test',
+  headers: { 'OpenAI-Organization': 'org-42' },
+  ...over,
+});
+const ctx = (signal = new AbortController().signal): CallContext => ({ requestId: 'req-1', signal });
+const lastBody = () => fake.requests.at(-1)!.body as Record<string, unknown>;
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function collect(events: AsyncIterable<ChatStreamEvent>): Promise<ChatStreamEvent[]> {
+  const out: ChatStreamEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+const imageCall = (over: Partial<ImageCall> = {}): ImageCall => ({
+  model: imageModel,
+  prompt: 'a red fox',
+  n: 1,
+  size: undefined,
+  sizePreset: undefined,
+  responseFormat: undefined,
+  imageUrl: undefined,
+  extra: {},
+  ...over,
+});
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+  client = createUpstreamClient({
+    connectTimeoutMs: 1_000,
+    firstByteTimeoutMs: 400,
+    totalTimeoutMs: 10_000,
+    idleTimeoutMs: 400,
+    connectionsPerOrigin: 8,
+  });
+  provider = openaiProviderType.create({ config: config(), client });
+});
+beforeEach(() => {
+  fake.requests.length = 0;
+});
+afterAll(async () => {
+  await client.close();
+  await fake.close();
+});
+
+describe('openai provider: chat', () => {
+  it('substitutes the upstream model, passes every other field through and sends auth and config headers', async () => {
+    const body = {
+      model: 'fast-chat',
+      messages: [{ role: 'user', content: 'hi' }],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } }],
+      response_format: { type: 'json_object' },
+      seed: 7,
+      some_future_field: { nested: [1, 2] },
+    };
+    await provider.chat({ model: chatModel, body }, ctx());
+    const req = fake.requests[0]!;
+    expect(req.method).toBe('POST');
+    expect(req.path).toBe('/v1/chat/completions');
+    expect(req.headers.authorization).toBe('Bearer sk-test');
+    expect(req.headers['openai-organization']).toBe('org-42');
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(req.body).toEqual({ ...body, model: 'gpt-4o-mini' });
+    expect(body.model).toBe('fast-chat'); // the caller's object is not mutated
+  });
+
+  it('uses the model id when no upstream name is configured', async () => {
+    await provider.chat({ model: plainChatModel, body: { model: 'gpt-4.1', messages: [] } }, ctx());
+    expect(lastBody().model).toBe('gpt-4.1');
+  });
+
+  it("rewrites the response's model to the gateway id and maps usage", async () => {
+    const { body, usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(body.model).toBe('fast-chat');
+    expect(body.object).toBe('chat.completion');
+    expect((body.choices as { message: { content: string } }[])[0]!.message.content).toBe(FAKE_CONTENT);
+    expect(usage).toEqual({ promptTokens: 12, outputTokens: 7 });
+  });
+
+  it('reports undefined usage when the upstream sends none', async () => {
+    fake.enqueue({ kind: 'json', body: { id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [] } });
+    const { usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(usage).toBeUndefined();
+  });
+});
+
+describe('openai provider: chatStream', () => {
+  it('always asks for usage upstream, keeping the client stream_options', async () => {
+    const stream = await provider.chatStream(
+      { model: chatModel, body: { model: 'fast-chat', messages: [], stream: true, stream_options: { extra_flag: 1 } } },
+      ctx(),
+    );
+    await collect(stream.events);
+    expect(lastBody()).toMatchObject({ model: 'gpt-4o-mini', stream: true, stream_options: { extra_flag: 1, include_usage: true } });
+  });
+
+  it('yields every chunk in order with the gateway model, usage on the usage chunk, and ends at [DONE]', async () => {
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx());
+    const events = await collect(stream.events);
+    const text = events.map((e) => (e.chunk.choices as { delta?: { content?: string } }[])[0]?.delta?.content ?? '').join('');
+    expect(text).toBe(FAKE_CONTENT);
+    expect(events.every((e) => e.chunk.model === 'fast-chat')).toBe(true);
+    expect(events).toHaveLength(9);
+    const withUsage = events.filter((e) => e.usage);
+    expect(withUsage).toHaveLength(1);
+    expect(withUsage[0]).toBe(events.at(-1));
+    expect(withUsage[0]!.usage).toEqual({ promptTokens: 12, outputTokens: 7 });
+    expect(withUsage[0]!.chunk.choices).toEqual([]);
+  });
+
+  it('yields chunks as they arrive, before the upstream finishes', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const chunk = (content: string) => JSON.stringify({ object: 'chat.completion.chunk', model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content } }] });
+    fake.enqueue({ kind: 'sse', events: [chunk('a'), chunk('b'), chunk('c'), '[DONE]'], holdBeforeIndex: 2, release: gate });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx());
+    const it = stream.events[Symbol.asyncIterator]();
+    const first = await it.next();
+    const second = await it.next();
+    expect([first.value, second.value].map((e: ChatStreamEvent) => (e.chunk.choices as { delta: { content: string } }[])[0]!.delta.content)).toEqual(['a', 'b']);
+    release();
+    expect(((await it.next()).value as ChatStreamEvent).chunk.model).toBe('fast-chat');
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it('ignores data after [DONE]', async () => {
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '[DONE]', '{"choices":[{"delta":{"content":"late"}}]}'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(await collect(stream.events)).toHaveLength(1);
+  });
+
+  it('throws an UpstreamHttpError from the iterator on a mid-stream error object', async () => {
+    fake.enqueue({
+      kind: 'sse',
+      events: ['{"choices":[{"index":0,"delta":{"content":"par"}}]}', '{"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":"overloaded"}}'],
+    });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const seen: ChatStreamEvent[] = [];
+    const err = await rejection((async () => {
+      for await (const e of stream.events) seen.push(e);
+    })());
+    expect(seen).toHaveLength(1);
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    const e = err as UpstreamHttpError;
+    expect(e.status).toBe(502);
+    expect(e.provider).toBe('oai');
+    expect(e.body.error).toEqual({ message: 'The server is overloaded', type: 'server_error', code: 'overloaded', param: null });
+  });
+
+  it('rejects a stream whose event is not JSON', async () => {
+    fake.enqueue({ kind: 'sse', events: ['not json'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const err = await rejection(collect(stream.events));
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).status).toBe(502);
+  });
+
+  it('rejects chatStream itself when the upstream answers an error status', async () => {
+    fake.enqueue({ kind: 'json', status: 400, body: { error: { message: 'bad tools', type: 'invalid_request_error', param: 'tools', code: null } } });
+    const err = await rejection(provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx()));
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).body.error.param).toBe('tools');
+  });
+
+  it('close() aborts the upstream call', async () => {
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '{"choices":[]}'], holdBeforeIndex: 1, release: new Promise(() => {}) });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const it = stream.events[Symbol.asyncIterator]();
+    await it.next();
+    stream.close();
+    stream.close();
+    const err = await rejection(it.next());
+    expect((err as Error).name).toBe('AbortError');
+  });
+
+  it("the caller's abort mid-stream surfaces as its reason", async () => {
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '{"choices":[]}'], holdBeforeIndex: 1, release: new Promise(() => {}) });
+    const ac = new AbortController();
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx(ac.signal));
+    const it = stream.events[Symbol.asyncIterator]();
+    await it.next();
+    const reason = new Error('client disconnected');
+    ac.abort(reason);
+    expect(await rejection(it.next())).toBe(reason);
+  });
+
+  it('a stream that goes silent fails with upstream_timeout (idle)', async () => {
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '[DONE]'], holdBeforeIndex: 1, release: new Promise(() => {}) });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const err = await rejection(collect(stream.events));
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('upstream_timeout');
+    expect((err as GatewayError).vars.phase).toBe('idle');
+  });
+});
+
+describe('openai provider: error answers', () => {
+  const call = () => provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+
+  it.each([
+    {
+      name: 'OpenAI error object',
+      behaviour: { kind: 'json' as const, status: 429, body: { error: { message: 'Rate limit reached', type: 'requests', param: null, code: 'rate_limit_exceeded' } } },
+      error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded', param: null },
+    },
+    {
+      name: 'error object with missing fields and a numeric code',
+      behaviour: { kind: 'json' as const, status: 401, body: { error: { message: 'Incorrect API key', code: 401 } } },
+      error: { message: 'Incorrect API key', type: 'authentication_error', code: '401', param: null },
+    },
+    {
+      name: 'Ollama-style error string',
+      behaviour: { kind: 'json' as const, status: 404, body: { error: 'model "llama9" not found' } },
+      error: { message: 'model "llama9" not found', type: 'not_found_error', code: null, param: null },
+    },
+    {
+      name: 'FastAPI/vLLM detail',
+      behaviour: { kind: 'json' as const, status: 400, body: { detail: 'max_tokens is too large' } },
+      error: { message: 'max_tokens is too large', type: 'invalid_request_error', code: null, param: null },
+    },
+    {
+      name: 'HTML page from a proxy',
+      behaviour: { kind: 'text' as const, status: 502, body: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>' },
+      error: { message: '502 Bad Gateway 502 Bad Gateway nginx', type: 'api_error', code: null, param: null },
+    },
+    {
+      name: 'empty body',
+      behaviour: { kind: 'text' as const, status: 503, body: '' },
+      error: { message: 'The upstream answered HTTP 503 with an empty body.', type: 'api_error', code: null, param: null },
+    },
+    {
+      name: 'JSON of an unknown shape',
+      behaviour: { kind: 'json' as const, status: 500, body: { oops: true } },
+      error: { message: '{"oops":true}', type: 'api_error', code: null, param: null },
+    },
+  ])('normalises $name, keeping the status', async ({ behaviour, error }) => {
+    fake.enqueue(behaviour);
+    const err = await rejection(call());
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).status).toBe(behaviour.status);
+    expect((err as UpstreamHttpError).body).toEqual({ error });
+  });
+
+  it('a 200 that is not JSON is a 502 invalid_upstream_response', async () => {
+    fake.enqueue({ kind: 'text', status: 200, body: 'surprise' });
+    const err = await rejection(call());
+    expect((err as UpstreamHttpError).status).toBe(502);
+    expect((err as UpstreamHttpError).body.error.code).toBe('invalid_upstream_response');
+  });
+});
+
+describe('openai provider: transport failures', () => {
+  const call = (p = provider) => p.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+
+  it('an upstream that never answers is upstream_timeout (first byte)', async () => {
+    fake.enqueue({ kind: 'hang' });
+    const err = await rejection(call());
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('upstream_timeout');
+    expect((err as GatewayError).vars).toEqual({ provider: 'oai', timeoutMs: 400, phase: 'first byte' });
+  });
+
+  it('a slow upstream (delayMs) is upstream_timeout too', async () => {
+    const slow = await startFakeOpenAI({ delayMs: 2_000 });
+    try {
+      const p = openaiProviderType.create({ config: { ...config(), baseUrl: slow.url }, client });
+      expect(((await rejection(call(p))) as GatewayError).code).toBe('upstream_timeout');
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a dropped connection is upstream_unavailable', async () => {
+    fake.enqueue({ kind: 'destroy' });
+    const err = await rejection(call());
+    expect((err as GatewayError).code).toBe('upstream_unavailable');
+  });
+
+  it('a refused connection is upstream_unavailable', async () => {
+    const gone = await startFakeOpenAI();
+    await gone.close();
+    const p = openaiProviderType.create({ config: { ...config(), baseUrl: gone.url }, client });
+    const err = await rejection(call(p));
+    expect((err as GatewayError).code).toBe('upstream_unavailable');
+    expect((err as GatewayError).vars).toEqual({ provider: 'oai', detail: 'connection refused' });
+  });
+});
+
+describe('openai provider: embeddings and images', () => {
+  it('embeds with the upstream model and reports prompt tokens', async () => {
+    const { body, usage } = await provider.embed(
+      { model: embedModel, body: { model: 'embed', input: ['a', 'b', 'c'], dimensions: 8 } },
+      ctx(),
+    );
+    expect(fake.requests[0]!.path).toBe('/v1/embeddings');
+    expect(lastBody()).toEqual({ model: 'text-embedding-3-small', input: ['a', 'b', 'c'], dimensions: 8 });
+    expect(body.model).toBe('embed');
+    expect((body.data as { embedding: number[] }[])[1]!.embedding).toEqual(fakeEmbedding(1));
+    expect(usage).toEqual({ promptTokens: 12, outputTokens: 0 });
+  });
+
+  it('sends n, size as WxH, response_format and extra fields for images', async () => {
+    const { body, usage } = await provider.generateImage(
+      imageCall({ n: 2, size: { width: 1024, height: 1792 }, responseFormat: 'url', extra: { quality: 'hd', style: 'vivid' } }),
+      ctx(),
+    );
+    expect(fake.requests[0]!.path).toBe('/v1/images/generations');
+    expect(lastBody()).toEqual({ model: 'dall-e-3', prompt: 'a red fox', n: 2, size: '1024x1792', response_format: 'url', quality: 'hd', style: 'vivid' });
+    expect(body.data).toEqual([{ url: 'https://fake.example/img-0.png' }, { url: 'https://fake.example/img-1.png' }]);
+    expect(typeof body.created).toBe('number');
+    expect(usage).toEqual({ promptTokens: 0, outputTokens: 0, images: 2 });
+  });
+
+  it('omits size and response_format when not given, and passes b64_json through', async () => {
+    await provider.generateImage(imageCall(), ctx());
+    expect(lastBody()).toEqual({ model: 'dall-e-3', prompt: 'a red fox', n: 1 });
+    const { body } = await provider.generateImage(imageCall({ responseFormat: 'b64_json' }), ctx());
+    expect(body.data).toEqual([{ b64_json: FAKE_PNG_B64 }]);
+  });
+
+  it('counts the images the upstream actually produced', async () => {
+    fake.enqueue({ kind: 'json', body: { created: 1, data: [{ url: 'https://x/1.png' }] } });
+    const { usage } = await provider.generateImage(imageCall({ n: 3 }), ctx());
+    expect(usage.images).toBe(1);
+  });
+});
+
+describe('openai provider: configuration', () => {
+  it('is configured only with an API key, and sends no Authorization without one', async () => {
+    expect(provider.configured).toBe(true);
+    const keyless = openaiProviderType.create({ config: config({ apiKey: undefined, headers: {} }), client });
+    expect(keyless.configured).toBe(false);
+    expect(openaiProviderType.create({ config: config({ apiKey: '' }), client }).configured).toBe(false);
+    await keyless.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(fake.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('tolerates a trailing slash in baseUrl', async () => {
+    const p = openaiProviderType.create({ config: config({ baseUrl: `${fake.url}/` }), client });
+    await p.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(fake.requests[0]!.path).toBe('/v1/chat/completions');
+  });
+});

@@ -1,0 +1,99 @@
+// Turning an upstream's error answer into OpenAI's `{ error: { message, type, code, param } }`.
+// Each adapter knows its own error body (`parse`); what every adapter shares — reading the body,
+// surviving HTML or empty bodies, choosing a type from the status — lives here.
+import { UpstreamHttpError } from '../errors/gateway-error.js';
+import type { UpstreamResponse } from '../upstream/types.js';
+
+export type OpenAiError = UpstreamHttpError['body']['error'];
+
+/** What an adapter could read from a JSON error body; missing fields get defaults. */
+export interface ErrorFields {
+  message?: string;
+  type?: string;
+  code?: string | null;
+  param?: string | null;
+}
+
+export function typeForStatus(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 400 && status < 500) return 'invalid_request_error';
+  return 'api_error';
+}
+
+const MAX_TEXT = 300;
+
+/** A short, single-line rendering of a non-JSON body (HTML error pages from proxies included). */
+function textMessage(status: number, text: string): string {
+  const plain = text
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (plain.length === 0) return `The upstream answered HTTP ${status} with an empty body.`;
+  return plain.length > MAX_TEXT ? `${plain.slice(0, MAX_TEXT)}…` : plain;
+}
+
+export const asString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+export const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `code` may be a number upstream (e.g. 429); OpenAI's shape wants a string or null. */
+export function codeOf(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  return null;
+}
+
+export function buildError(status: number, provider: string, f: ErrorFields): UpstreamHttpError {
+  return new UpstreamHttpError(
+    status,
+    {
+      error: {
+        message: f.message ?? `The upstream answered HTTP ${status}.`,
+        type: f.type ?? typeForStatus(status),
+        code: f.code ?? null,
+        param: f.param ?? null,
+      },
+    },
+    provider,
+  );
+}
+
+/** Reads a non-2xx response and normalises it with the adapter's `parse` for JSON bodies. */
+export async function upstreamError(
+  res: UpstreamResponse,
+  provider: string,
+  parse: (json: unknown) => ErrorFields,
+): Promise<UpstreamHttpError> {
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return buildError(res.status, provider, { message: textMessage(res.status, text) });
+  }
+  const fields = parse(json);
+  if (fields.message === undefined) fields.message = textMessage(res.status, text);
+  return buildError(res.status, provider, fields);
+}
+
+/** A 2xx answer whose body is not what the wire format promises. */
+export function malformedResponse(provider: string, what: string): UpstreamHttpError {
+  return buildError(502, provider, { message: `The upstream sent an invalid response: ${what}.`, type: 'api_error', code: 'invalid_upstream_response' });
+}
+
+/** Reads a 2xx JSON object body. */
+export async function jsonObject(res: UpstreamResponse, provider: string): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw malformedResponse(provider, 'the body is not JSON');
+  }
+  if (!isObject(json)) throw malformedResponse(provider, 'the body is not a JSON object');
+  return json;
+}

@@ -1,0 +1,287 @@
+// The one behaviour suite every Storage implementation passes (STYLE §13). An implementation's test
+// file calls `storageContract('sqlite (memory)', () => openSqliteStorage('sqlite::memory:'))`.
+// `open` must return a fresh, empty store on every call: each test owns its store.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GatewayError } from '../../errors/gateway-error.js';
+import type { NewApiKey, Storage, UsageRecord } from '../ports.js';
+
+const T0 = '2026-11-25T12:00:00.000Z';
+
+function at(iso: string, plusMs = 0): string {
+  return new Date(Date.parse(iso) + plusMs).toISOString();
+}
+
+export function storageContract(name: string, open: () => Promise<Storage> | Storage): void {
+  describe(`storage contract: ${name}`, () => {
+    let store: Storage;
+
+    beforeEach(async () => {
+      store = await open();
+    });
+
+    afterEach(async () => {
+      await store.close();
+    });
+
+    async function account(id: string, email: string | null = null, plan = 'free') {
+      return store.accounts.create({ id, email, plan, createdAt: T0 });
+    }
+
+    function newKey(id: string, accountId: string, createdAt = T0): NewApiKey {
+      return { id, accountId, name: `key ${id}`, prefix: `tg-${id}`, hash: `hash-${id}`, createdAt };
+    }
+
+    function usage(over: Partial<UsageRecord> = {}): UsageRecord {
+      return {
+        requestId: 'req',
+        accountId: 'acc_a',
+        keyId: 'key_a',
+        model: 'gpt-4o',
+        surface: 'api',
+        promptTokens: 10,
+        outputTokens: 5,
+        credits: 15,
+        status: 'ok',
+        httpStatus: 200,
+        createdAt: T0,
+        ...over,
+      };
+    }
+
+    it('ping answers', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+
+    describe('accounts', () => {
+      it('creates with a zero balance and no payment method, and reads it back', async () => {
+        const created = await account('acc_1', 'ann@example.com');
+        expect(created).toEqual({
+          id: 'acc_1',
+          email: 'ann@example.com',
+          plan: 'free',
+          balance: 0,
+          hasPaymentMethod: false,
+          createdAt: T0,
+        });
+        expect(await store.accounts.get('acc_1')).toEqual(created);
+      });
+
+      it('returns null for unknown ids', async () => {
+        expect(await store.accounts.get('nope')).toBeNull();
+        expect(await store.accounts.update('nope', { plan: 'paid' })).toBeNull();
+        expect(await store.accounts.addBalance('nope', 5)).toBeNull();
+      });
+
+      it('updates only the patched fields', async () => {
+        await account('acc_1');
+        const paid = await store.accounts.update('acc_1', { plan: 'paid' });
+        expect(paid).toMatchObject({ plan: 'paid', hasPaymentMethod: false });
+        const withCard = await store.accounts.update('acc_1', { hasPaymentMethod: true });
+        expect(withCard).toMatchObject({ plan: 'paid', hasPaymentMethod: true });
+        const both = await store.accounts.update('acc_1', { plan: 'free', hasPaymentMethod: false });
+        expect(both).toMatchObject({ plan: 'free', hasPaymentMethod: false });
+        const untouched = await store.accounts.update('acc_1', {});
+        expect(untouched).toEqual(await store.accounts.get('acc_1'));
+        expect(untouched).toMatchObject({ plan: 'free', hasPaymentMethod: false, balance: 0 });
+      });
+
+      it('adds and removes balance, returning the new account', async () => {
+        await account('acc_1');
+        expect((await store.accounts.addBalance('acc_1', 500))?.balance).toBe(500);
+        expect((await store.accounts.addBalance('acc_1', -120))?.balance).toBe(380);
+        expect((await store.accounts.get('acc_1'))?.balance).toBe(380);
+      });
+
+      it('sums concurrent balance changes exactly', async () => {
+        await account('acc_1');
+        const amounts = Array.from({ length: 200 }, (_, i) => (i % 4 === 3 ? -(i + 1) : i + 1));
+        await Promise.all(amounts.map((a) => store.accounts.addBalance('acc_1', a)));
+        const expected = amounts.reduce((s, a) => s + a, 0);
+        expect((await store.accounts.get('acc_1'))?.balance).toBe(expected);
+      });
+
+      it('does not touch other accounts when changing a balance', async () => {
+        await account('acc_1');
+        await account('acc_2');
+        await store.accounts.addBalance('acc_1', 7);
+        expect((await store.accounts.get('acc_2'))?.balance).toBe(0);
+      });
+
+      it('refuses a taken email, case-insensitively, with email_taken', async () => {
+        const first = await account('acc_1', 'Ann@Example.com');
+        expect(first.email).toBe('ann@example.com');
+        const err = await account('acc_2', 'ann@EXAMPLE.COM').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(GatewayError);
+        expect((err as GatewayError).code).toBe('email_taken');
+        expect((err as GatewayError).status).toBe(409);
+        expect((err as GatewayError).vars).toEqual({ email: 'ann@EXAMPLE.COM' });
+        expect(await store.accounts.get('acc_2')).toBeNull();
+      });
+
+      it('allows any number of accounts without an email', async () => {
+        await account('acc_1', null);
+        await account('acc_2', null);
+        expect((await store.accounts.get('acc_2'))?.email).toBeNull();
+      });
+    });
+
+    describe('keys', () => {
+      beforeEach(async () => {
+        await account('acc_a');
+        await account('acc_b');
+      });
+
+      it('creates and finds a key by id and by hash', async () => {
+        const created = await store.keys.create(newKey('key_1', 'acc_a'));
+        expect(created).toEqual({ ...newKey('key_1', 'acc_a'), revokedAt: null, lastUsedAt: null });
+        expect(await store.keys.get('key_1')).toEqual(created);
+        expect(await store.keys.findByHash('hash-key_1')).toEqual(created);
+      });
+
+      it('returns null or nothing for unknown ids and hashes', async () => {
+        expect(await store.keys.get('nope')).toBeNull();
+        expect(await store.keys.findByHash('nope')).toBeNull();
+        expect(await store.keys.revoke('nope', T0)).toBeNull();
+        expect(await store.keys.listByAccount('nope')).toEqual([]);
+        await expect(store.keys.touchLastUsed('nope', T0)).resolves.toBeUndefined();
+      });
+
+      it('refuses a key for an unknown account and a duplicate hash', async () => {
+        await expect(store.keys.create(newKey('key_1', 'acc_missing'))).rejects.toThrow();
+        await store.keys.create(newKey('key_1', 'acc_a'));
+        await expect(store.keys.create({ ...newKey('key_2', 'acc_a'), hash: 'hash-key_1' })).rejects.toThrow();
+        expect(await store.keys.get('key_2')).toBeNull();
+      });
+
+      it("lists one account's keys, oldest first", async () => {
+        await store.keys.create(newKey('key_2', 'acc_a', at(T0, 2000)));
+        await store.keys.create(newKey('key_1', 'acc_a', at(T0, 1000)));
+        await store.keys.create(newKey('key_3', 'acc_b', at(T0, 500)));
+        const listed = await store.keys.listByAccount('acc_a');
+        expect(listed.map((k) => k.id)).toEqual(['key_1', 'key_2']);
+        expect(listed.every((k) => k.accountId === 'acc_a')).toBe(true);
+      });
+
+      it('revokes, keeping the first revocation time', async () => {
+        await store.keys.create(newKey('key_1', 'acc_a'));
+        const first = at(T0, 60_000);
+        expect((await store.keys.revoke('key_1', first))?.revokedAt).toBe(first);
+        expect((await store.keys.revoke('key_1', at(T0, 120_000)))?.revokedAt).toBe(first);
+        expect((await store.keys.findByHash('hash-key_1'))?.revokedAt).toBe(first);
+        expect((await store.keys.get('key_1'))?.revokedAt).toBe(first);
+      });
+
+      it('records last use, never moving it backwards', async () => {
+        await store.keys.create(newKey('key_1', 'acc_a'));
+        await store.keys.create(newKey('key_2', 'acc_a'));
+        await store.keys.touchLastUsed('key_1', at(T0, 5000));
+        expect((await store.keys.get('key_1'))?.lastUsedAt).toBe(at(T0, 5000));
+        await store.keys.touchLastUsed('key_1', at(T0, 9000));
+        expect((await store.keys.get('key_1'))?.lastUsedAt).toBe(at(T0, 9000));
+        await store.keys.touchLastUsed('key_1', at(T0, 1000));
+        expect((await store.keys.get('key_1'))?.lastUsedAt).toBe(at(T0, 9000));
+        expect((await store.keys.get('key_2'))?.lastUsedAt).toBeNull();
+      });
+    });
+
+    describe('ledger', () => {
+      it('round-trips every field of a record', async () => {
+        const r = usage({ keyId: null, surface: 'playground', status: 'aborted', httpStatus: 499, requestId: 'r1' });
+        await store.ledger.append(r);
+        expect(await store.ledger.query({})).toEqual([r]);
+      });
+
+      it('returns records newest first', async () => {
+        for (const [i, ms] of [0, 3000, 1000, 2000].entries()) {
+          await store.ledger.append(usage({ requestId: `r${i}`, createdAt: at(T0, ms) }));
+        }
+        const rows = await store.ledger.query({});
+        expect(rows.map((r) => r.requestId)).toEqual(['r1', 'r3', 'r2', 'r0']);
+      });
+
+      it('bounds by time: from inclusive, to exclusive, a bare date meaning its start', async () => {
+        await store.ledger.append(usage({ requestId: 'late24', createdAt: '2026-11-24T23:59:59.999Z' }));
+        await store.ledger.append(usage({ requestId: 'start25', createdAt: '2026-11-25T00:00:00.000Z' }));
+        await store.ledger.append(usage({ requestId: 'noon25', createdAt: '2026-11-25T12:00:00.000Z' }));
+        await store.ledger.append(usage({ requestId: 'start26', createdAt: '2026-11-26T00:00:00.000Z' }));
+        const ids = async (q: { from?: string; to?: string }) =>
+          (await store.ledger.query(q)).map((r) => r.requestId);
+        expect(await ids({ from: '2026-11-25', to: '2026-11-26' })).toEqual(['noon25', 'start25']);
+        expect(await ids({ from: '2026-11-25T12:00:00.000Z' })).toEqual(['start26', 'noon25']);
+        expect(await ids({ to: '2026-11-25T12:00:00.000Z' })).toEqual(['start25', 'late24']);
+        expect(await ids({ from: '2026-11-25T00:00:00.001Z', to: '2026-11-26T00:00:00.001Z' })).toEqual([
+          'start26',
+          'noon25',
+        ]);
+        expect(await ids({ from: '2026-11-27' })).toEqual([]);
+      });
+
+      it('filters by account', async () => {
+        await store.ledger.append(usage({ requestId: 'a1', accountId: 'acc_a' }));
+        await store.ledger.append(usage({ requestId: 'b1', accountId: 'acc_b', createdAt: at(T0, 1) }));
+        await store.ledger.append(usage({ requestId: 'a2', accountId: 'acc_a', createdAt: at(T0, 2) }));
+        const rows = await store.ledger.query({ accountId: 'acc_a' });
+        expect(rows.map((r) => r.requestId)).toEqual(['a2', 'a1']);
+        expect(await store.ledger.query({ accountId: 'acc_none' })).toEqual([]);
+      });
+
+      it('limits to the newest rows, 1000 by default', async () => {
+        for (let i = 0; i < 1005; i++) {
+          await store.ledger.append(usage({ requestId: `r${i}`, createdAt: at(T0, i * 1000) }));
+        }
+        const five = await store.ledger.query({ limit: 5 });
+        expect(five.map((r) => r.requestId)).toEqual(['r1004', 'r1003', 'r1002', 'r1001', 'r1000']);
+        const all = await store.ledger.query({});
+        expect(all).toHaveLength(1000);
+        expect(all.at(-1)?.requestId).toBe('r5');
+        expect(await store.ledger.query({ limit: 100_000 })).toHaveLength(1005);
+      });
+
+      it('aggregates daily by day, account, model and surface with exact sums', async () => {
+        const d1 = '2026-11-24T';
+        const d2 = '2026-11-25T';
+        const rows: Partial<UsageRecord>[] = [
+          // day 1, acc_a, gpt-4o, api: two requests
+          { createdAt: `${d1}00:00:00.000Z`, promptTokens: 10, outputTokens: 1, credits: 11 },
+          { createdAt: `${d1}23:59:59.999Z`, promptTokens: 20, outputTokens: 2, credits: 22 },
+          // day 1, acc_a, gpt-4o, playground
+          { createdAt: `${d1}08:00:00.000Z`, surface: 'playground', promptTokens: 3, outputTokens: 4, credits: 7 },
+          // day 1, acc_a, other model, api
+          { createdAt: `${d1}09:00:00.000Z`, model: 'mini', promptTokens: 100, outputTokens: 0, credits: 1 },
+          // day 2, acc_a, gpt-4o, api: three requests incl. an error that charged nothing
+          { createdAt: `${d2}00:00:00.000Z`, promptTokens: 5, outputTokens: 5, credits: 10 },
+          { createdAt: `${d2}01:00:00.000Z`, promptTokens: 6, outputTokens: 7, credits: 13 },
+          { createdAt: `${d2}02:00:00.000Z`, promptTokens: 0, outputTokens: 0, credits: 0, status: 'error', httpStatus: 502 },
+          // day 2, acc_b
+          { createdAt: `${d2}03:00:00.000Z`, accountId: 'acc_b', model: 'mini', surface: 'playground', promptTokens: 1, outputTokens: 1, credits: 2 },
+        ];
+        for (const [i, r] of rows.entries()) await store.ledger.append(usage({ requestId: `r${i}`, ...r }));
+
+        const row = (day: string, accountId: string, model: string, surface: string, n: number[]) => ({
+          day,
+          accountId,
+          model,
+          surface,
+          requests: n[0],
+          promptTokens: n[1],
+          outputTokens: n[2],
+          credits: n[3],
+        });
+        expect(await store.ledger.daily({})).toEqual([
+          row('2026-11-25', 'acc_a', 'gpt-4o', 'api', [3, 11, 12, 23]),
+          row('2026-11-25', 'acc_b', 'mini', 'playground', [1, 1, 1, 2]),
+          row('2026-11-24', 'acc_a', 'gpt-4o', 'api', [2, 30, 3, 33]),
+          row('2026-11-24', 'acc_a', 'gpt-4o', 'playground', [1, 3, 4, 7]),
+          row('2026-11-24', 'acc_a', 'mini', 'api', [1, 100, 0, 1]),
+        ]);
+        expect(await store.ledger.daily({ accountId: 'acc_b' })).toEqual([
+          row('2026-11-25', 'acc_b', 'mini', 'playground', [1, 1, 1, 2]),
+        ]);
+        expect(await store.ledger.daily({ accountId: 'acc_a', from: '2026-11-25', to: '2026-11-26' })).toEqual([
+          row('2026-11-25', 'acc_a', 'gpt-4o', 'api', [3, 11, 12, 23]),
+        ]);
+        expect(await store.ledger.daily({ to: '2026-11-24' })).toEqual([]);
+      });
+    });
+  });
+}

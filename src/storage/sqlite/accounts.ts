@@ -1,0 +1,81 @@
+import type Database from 'better-sqlite3';
+import { GatewayError } from '../../errors/gateway-error.js';
+import type { Account, AccountPatch, AccountStore, NewAccount } from '../ports.js';
+
+interface AccountRow {
+  id: string;
+  email: string | null;
+  plan: string;
+  balance: number;
+  has_payment_method: number;
+  created_at: string;
+}
+
+function toAccount(row: AccountRow | undefined): Account | null {
+  if (!row) return null;
+  return {
+    id: row.id,
+    email: row.email,
+    plan: row.plan,
+    balance: row.balance,
+    hasPaymentMethod: row.has_payment_method !== 0,
+    createdAt: row.created_at,
+  };
+}
+
+function isUniqueEmailViolation(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' &&
+    err.message.includes('accounts.email')
+  );
+}
+
+export class SqliteAccountStore implements AccountStore {
+  private readonly insert: Database.Statement;
+  private readonly byId: Database.Statement;
+  private readonly patch: Database.Statement;
+  private readonly add: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare(
+      `INSERT INTO accounts (id, email, plan, balance, has_payment_method, created_at)
+       VALUES (@id, @email, @plan, 0, 0, @createdAt) RETURNING *`,
+    );
+    this.byId = db.prepare('SELECT * FROM accounts WHERE id = ?');
+    // NULL parameters leave the column as it is, so one statement serves every patch shape.
+    this.patch = db.prepare(
+      `UPDATE accounts SET plan = COALESCE(@plan, plan),
+         has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method)
+       WHERE id = @id RETURNING *`,
+    );
+    // One statement: the read and the write cannot interleave with another writer (STYLE §7).
+    this.add = db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING *');
+  }
+
+  async create(account: NewAccount): Promise<Account> {
+    const email = account.email === null ? null : account.email.toLowerCase();
+    try {
+      return toAccount(this.insert.get({ ...account, email }) as AccountRow) as Account;
+    } catch (err) {
+      if (isUniqueEmailViolation(err)) {
+        throw new GatewayError('email_taken', { vars: { email: account.email ?? '' }, cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async get(id: string): Promise<Account | null> {
+    return toAccount(this.byId.get(id) as AccountRow | undefined);
+  }
+
+  async update(id: string, patch: AccountPatch): Promise<Account | null> {
+    const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
+    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, hasPaymentMethod }) as AccountRow | undefined);
+  }
+
+  async addBalance(id: string, amount: number): Promise<Account | null> {
+    if (!Number.isSafeInteger(amount)) throw new RangeError(`balance amount must be an integer, got ${amount}`);
+    return toAccount(this.add.get(amount, id) as AccountRow | undefined);
+  }
+}

@@ -1,0 +1,54 @@
+// The SQLite store: one file (or memory) per gateway, better-sqlite3's synchronous calls wrapped in
+// the async ports. Safe for one process plus readers; many instances share PostgreSQL instead.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Storage } from '../ports.js';
+import { SqliteAccountStore } from './accounts.js';
+import { SqliteKeyStore } from './keys.js';
+import { SqliteLedger } from './ledger.js';
+import { migrate } from './migrations.js';
+
+/** `sqlite:<path>` → the path, `sqlite::memory:` → `:memory:`. */
+export function sqlitePath(url: string): string {
+  if (!url.startsWith('sqlite:')) throw new Error(`not a sqlite: storage url: '${url}'`);
+  const path = url.slice('sqlite:'.length);
+  if (path === '') throw new Error(`storage url '${url}' names no file; use sqlite:<path> or sqlite::memory:`);
+  return path;
+}
+
+/** Opens (creating and migrating as needed) the database behind `url` with the gateway's pragmas. */
+export function openDatabase(url: string): Database.Database {
+  const path = sqlitePath(url);
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  try {
+    // WAL: readers never block the writer; NORMAL is durable in WAL except for the last commits on
+    // power loss (https://www.sqlite.org/pragma.html#pragma_synchronous).
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export function openSqliteStorage(url: string): Storage {
+  const db = openDatabase(url);
+  const pingStmt = db.prepare('SELECT 1');
+  return {
+    accounts: new SqliteAccountStore(db),
+    keys: new SqliteKeyStore(db),
+    ledger: new SqliteLedger(db),
+    async ping() {
+      pingStmt.get();
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import type Database from 'better-sqlite3';
+import type { ApiKey, KeyStore, NewApiKey } from '../ports.js';
+
+interface KeyRow {
+  id: string;
+  account_id: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+function toKey(row: KeyRow): ApiKey {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    name: row.name,
+    prefix: row.prefix,
+    hash: row.hash,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function toKeyOrNull(row: unknown): ApiKey | null {
+  return row ? toKey(row as KeyRow) : null;
+}
+
+export class SqliteKeyStore implements KeyStore {
+  private readonly insert: Database.Statement;
+  private readonly byHash: Database.Statement;
+  private readonly byId: Database.Statement;
+  private readonly byAccount: Database.Statement;
+  private readonly revokeStmt: Database.Statement;
+  private readonly touch: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare(
+      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at)
+       VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt) RETURNING *`,
+    );
+    this.byHash = db.prepare('SELECT * FROM api_keys WHERE hash = ?');
+    this.byId = db.prepare('SELECT * FROM api_keys WHERE id = ?');
+    this.byAccount = db.prepare('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id');
+    this.revokeStmt = db.prepare(
+      'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *',
+    );
+    // Concurrent requests may settle out of order; last_used_at only moves forward.
+    this.touch = db.prepare(
+      'UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, @at), @at) WHERE id = @id',
+    );
+  }
+
+  async create(key: NewApiKey): Promise<ApiKey> {
+    return toKey(this.insert.get(key) as KeyRow);
+  }
+
+  async findByHash(hash: string): Promise<ApiKey | null> {
+    return toKeyOrNull(this.byHash.get(hash));
+  }
+
+  async get(id: string): Promise<ApiKey | null> {
+    return toKeyOrNull(this.byId.get(id));
+  }
+
+  async listByAccount(accountId: string): Promise<ApiKey[]> {
+    return (this.byAccount.all(accountId) as KeyRow[]).map(toKey);
+  }
+
+  async revoke(id: string, at: string): Promise<ApiKey | null> {
+    return toKeyOrNull(this.revokeStmt.get(at, id));
+  }
+
+  async touchLastUsed(id: string, at: string): Promise<void> {
+    this.touch.run({ id, at });
+  }
+}

@@ -1,0 +1,110 @@
+import type Database from 'better-sqlite3';
+import type { Surface } from '../../core/types.js';
+import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
+import { canonicalInstant, clampLimit } from '../time.js';
+
+interface RecordRow {
+  request_id: string;
+  account_id: string;
+  key_id: string | null;
+  model: string;
+  surface: string;
+  prompt_tokens: number;
+  output_tokens: number;
+  credits: number;
+  status: string;
+  http_status: number;
+  created_at: string;
+}
+
+interface DailyRow {
+  day: string;
+  account_id: string;
+  model: string;
+  surface: string;
+  requests: number;
+  prompt_tokens: number;
+  output_tokens: number;
+  credits: number;
+}
+
+function toRecord(row: RecordRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    accountId: row.account_id,
+    keyId: row.key_id,
+    model: row.model,
+    surface: row.surface as Surface,
+    promptTokens: row.prompt_tokens,
+    outputTokens: row.output_tokens,
+    credits: row.credits,
+    status: row.status as UsageStatus,
+    httpStatus: row.http_status,
+    createdAt: row.created_at,
+  };
+}
+
+function toDaily(row: DailyRow): DailyUsage {
+  return {
+    day: row.day,
+    accountId: row.account_id,
+    model: row.model,
+    surface: row.surface as Surface,
+    requests: row.requests,
+    promptTokens: row.prompt_tokens,
+    outputTokens: row.output_tokens,
+    credits: row.credits,
+  };
+}
+
+// NULL parameters disable a filter, so each query is one prepared statement.
+const FILTER = `(@accountId IS NULL OR account_id = @accountId)
+  AND (@from IS NULL OR created_at >= @from)
+  AND (@to IS NULL OR created_at < @to)`;
+
+function params(q: UsageQuery) {
+  return {
+    accountId: q.accountId ?? null,
+    from: q.from === undefined ? null : canonicalInstant(q.from),
+    to: q.to === undefined ? null : canonicalInstant(q.to),
+    limit: clampLimit(q.limit),
+  };
+}
+
+export class SqliteLedger implements Ledger {
+  private readonly insert: Database.Statement;
+  private readonly select: Database.Statement;
+  private readonly aggregate: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare(
+      `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
+         output_tokens, credits, status, http_status, created_at, day)
+       VALUES (@requestId, @accountId, @keyId, @model, @surface, @promptTokens,
+         @outputTokens, @credits, @status, @httpStatus, @createdAt, @day)`,
+    );
+    this.select = db.prepare(
+      `SELECT * FROM usage_records WHERE ${FILTER} ORDER BY created_at DESC, id DESC LIMIT @limit`,
+    );
+    this.aggregate = db.prepare(
+      `SELECT day, account_id, model, surface, COUNT(*) AS requests,
+         SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
+       FROM usage_records WHERE ${FILTER}
+       GROUP BY day, account_id, model, surface
+       ORDER BY day DESC, account_id, model, surface LIMIT @limit`,
+    );
+  }
+
+  async append(record: UsageRecord): Promise<void> {
+    const createdAt = canonicalInstant(record.createdAt);
+    this.insert.run({ ...record, createdAt, day: createdAt.slice(0, 10) });
+  }
+
+  async query(q: UsageQuery): Promise<UsageRecord[]> {
+    return (this.select.all(params(q)) as RecordRow[]).map(toRecord);
+  }
+
+  async daily(q: UsageQuery): Promise<DailyUsage[]> {
+    return (this.aggregate.all(params(q)) as DailyRow[]).map(toDaily);
+  }
+}

@@ -1,0 +1,115 @@
+// Versioned schema for the SQLite store. Migrations are append-only: never edit a shipped entry,
+// add the next version. Each one runs in its own IMMEDIATE transaction that re-reads the version,
+// so two processes opening the same file at once cannot both apply it.
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'accounts, api keys, usage ledger',
+    sql: `
+      CREATE TABLE accounts (
+        id                 TEXT PRIMARY KEY,
+        -- stored lowercased, so UNIQUE is case-insensitive; NULLs never collide
+        email              TEXT UNIQUE,
+        plan               TEXT NOT NULL,
+        balance            INTEGER NOT NULL DEFAULT 0,
+        has_payment_method INTEGER NOT NULL DEFAULT 0,
+        created_at         TEXT NOT NULL
+      );
+
+      CREATE TABLE api_keys (
+        id           TEXT PRIMARY KEY,
+        account_id   TEXT NOT NULL REFERENCES accounts(id),
+        name         TEXT NOT NULL,
+        prefix       TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE,
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT,
+        last_used_at TEXT
+      );
+      CREATE INDEX api_keys_account_id ON api_keys(account_id);
+
+      -- Append-only (SPEC §7): daily totals are GROUP BY over this table, never hot UPDATE rows.
+      CREATE TABLE usage_records (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id    TEXT NOT NULL,
+        account_id    TEXT NOT NULL,
+        key_id        TEXT,
+        model         TEXT NOT NULL,
+        surface       TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        credits       INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        http_status   INTEGER NOT NULL,
+        -- canonical ISO 8601 UTC (…T…:…:….sssZ) so string order is time order
+        created_at    TEXT NOT NULL,
+        -- UTC 'YYYY-MM-DD' of created_at
+        day           TEXT NOT NULL
+      );
+      CREATE INDEX usage_records_account_day ON usage_records(account_id, day);
+      CREATE INDEX usage_records_day ON usage_records(day);
+    `,
+  },
+];
+
+export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+
+export class SchemaTooNewError extends Error {
+  constructor(
+    readonly found: number,
+    readonly known: number,
+  ) {
+    super(
+      `database schema version ${found} is newer than this Tollgate knows (${known}); ` +
+        'upgrade Tollgate, or point storage.url at another database',
+    );
+    this.name = 'SchemaTooNewError';
+  }
+}
+
+function currentVersion(db: Database.Database): number {
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+/** Brings `db` to the latest version; returns the versions it applied (empty when already current). */
+export function migrate(
+  db: Database.Database,
+  list: readonly Migration[] = migrations,
+  now: () => string = () => new Date().toISOString(),
+): number[] {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1}`);
+  });
+  const known = list.length;
+
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const found = currentVersion(db);
+  if (found > known) throw new SchemaTooNewError(found, known);
+
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const applied: number[] = [];
+  for (const m of list) {
+    if (m.version <= found) continue;
+    const apply = db.transaction(() => {
+      if (currentVersion(db) >= m.version) return; // another process got here first
+      db.exec(m.sql);
+      record.run(m.version, m.name, now());
+      applied.push(m.version);
+    });
+    apply.immediate();
+  }
+  return applied;
+}

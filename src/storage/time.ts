@@ -1,0 +1,24 @@
+// Shared normalisation for every store: timestamps are compared as strings (SQLite TEXT, and the
+// same bounds semantics in PostgreSQL), which is only correct when they all have one canonical form.
+
+/** The canonical instant form: `2026-11-25T10:00:00.000Z` (what `Date#toISOString` yields). */
+export function canonicalInstant(value: string): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return `${value}T00:00:00.000Z`;
+  // A timestamp without a zone would be read as local time by Date.parse: refuse it rather than guess.
+  if (!/T.*(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+    throw new RangeError(`not an ISO 8601 UTC date or timestamp with a zone: '${value}'`);
+  }
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new RangeError(`not an ISO 8601 date or timestamp: '${value}'`);
+  return new Date(ms).toISOString();
+}
+
+export const DEFAULT_QUERY_LIMIT = 1000;
+export const MAX_QUERY_LIMIT = 10_000;
+
+/** `undefined` → the default; otherwise clamped to 0…MAX_QUERY_LIMIT. */
+export function clampLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
+  if (!Number.isFinite(limit)) return limit > 0 ? MAX_QUERY_LIMIT : 0;
+  return Math.min(Math.max(Math.floor(limit), 0), MAX_QUERY_LIMIT);
+}

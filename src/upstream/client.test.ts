@@ -1,0 +1,257 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errors as undiciErrors } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { GatewayError } from '../errors/gateway-error.js';
+import { createUpstreamClient, mapTransportError, type UpstreamClientOptions } from './client.js';
+import type { UpstreamClient } from './types.js';
+
+const TOTAL_MS = 987_654; // a value no other timer uses, so the spies can find ours
+
+const opts: UpstreamClientOptions = {
+  connectTimeoutMs: 1_000,
+  firstByteTimeoutMs: 300,
+  totalTimeoutMs: TOTAL_MS,
+  idleTimeoutMs: 300,
+  connectionsPerOrigin: 4,
+};
+
+let server: Server;
+let base: string;
+const routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const handler = routes.get(req.url ?? '');
+    if (handler) handler(req, res);
+    else res.writeHead(404).end('no route');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  routes.set('/ok', (req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-port': String(req.socket.remotePort) });
+      res.end(JSON.stringify({ method: req.method, body, auth: req.headers.authorization ?? null }));
+    });
+  });
+  routes.set('/hang', () => {});
+  routes.set('/stall', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first part');
+  });
+  routes.set('/drip', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const t = setInterval(() => res.write('.'), 30);
+    res.on('close', () => clearInterval(t));
+  });
+  routes.set('/cut', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+    res.write('partial', () => res.socket?.destroy());
+  });
+  routes.set('/destroy', (req) => req.socket.destroy());
+  routes.set('/big', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('x'.repeat(200_000));
+  });
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+const clients: UpstreamClient[] = [];
+function client(o: Partial<UpstreamClientOptions> = {}): UpstreamClient {
+  const c = createUpstreamClient({ ...opts, ...o });
+  clients.push(c);
+  return c;
+}
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+const get = (path: string, signal = new AbortController().signal) =>
+  ({ provider: 'up', method: 'GET' as const, url: base + path, headers: {}, signal });
+
+async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+function expectGatewayError(err: unknown, code: string, vars: Record<string, unknown>) {
+  expect(err).toBeInstanceOf(GatewayError);
+  const g = err as GatewayError;
+  expect(g.code).toBe(code);
+  expect(g.vars).toMatchObject(vars);
+}
+
+async function drain(body: AsyncIterable<Uint8Array>): Promise<string> {
+  let s = '';
+  for await (const c of body) s += Buffer.from(c).toString();
+  return s;
+}
+
+/** Spies on the total-timeout timer and reports whether it was cleared. */
+function watchTotalTimer() {
+  const realSet = globalThis.setTimeout;
+  const created: unknown[] = [];
+  const cleared = new Set<unknown>();
+  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+    const t = realSet(fn, ms);
+    if (ms === TOTAL_MS) created.push(t);
+    return t;
+  }) as typeof setTimeout);
+  const realClear = globalThis.clearTimeout;
+  vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((t: Parameters<typeof clearTimeout>[0]) => {
+    cleared.add(t);
+    realClear(t);
+  }) as typeof clearTimeout);
+  return {
+    allCleared: () => created.length > 0 && created.every((t) => cleared.has(t)),
+    count: () => created.length,
+  };
+}
+
+describe('createUpstreamClient', () => {
+  it('sends method, headers and body and returns status, headers and JSON', async () => {
+    const c = client();
+    const res = await c.request({
+      provider: 'up',
+      method: 'POST',
+      url: `${base}/ok`,
+      headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+      body: '{"a":1}',
+      signal: new AbortController().signal,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(await res.json()).toEqual({ method: 'POST', body: '{"a":1}', auth: 'Bearer k' });
+  });
+
+  it('keeps connections alive between calls', async () => {
+    const c = client();
+    const a = await c.request(get('/ok'));
+    await a.text();
+    await new Promise((r) => setTimeout(r, 20)); // undici returns the socket to the pool on a later tick
+    const b = await c.request(get('/ok'));
+    await b.text();
+    expect(b.headers['x-port']).toBe(a.headers['x-port']);
+  });
+
+  it('answers any status without throwing', async () => {
+    const res = await client().request(get('/nowhere'));
+    expect(res.status).toBe(404);
+    expect(await res.text()).toBe('no route');
+  });
+
+  it('times out waiting for headers as "first byte"', async () => {
+    const err = await caught(client().request(get('/hang')));
+    expectGatewayError(err, 'upstream_timeout', { provider: 'up', timeoutMs: 300, phase: 'first byte' });
+    expect((err as GatewayError).status).toBe(504);
+  });
+
+  it('times out a body that stalls as "idle", while iterating', async () => {
+    const res = await client().request(get('/stall'));
+    const seen: string[] = [];
+    const err = await caught(
+      (async () => {
+        for await (const c of res.body) seen.push(Buffer.from(c).toString());
+      })(),
+    );
+    expect(seen).toEqual(['first part']);
+    expectGatewayError(err, 'upstream_timeout', { phase: 'idle', timeoutMs: 300 });
+  });
+
+  it('times out a body that stalls as "idle", in text()', async () => {
+    const res = await client().request(get('/stall'));
+    expectGatewayError(await caught(res.text()), 'upstream_timeout', { phase: 'idle' });
+  });
+
+  it('enforces the total timeout on a body that keeps dripping', async () => {
+    const c = client({ totalTimeoutMs: 250, idleTimeoutMs: 5_000 });
+    const res = await c.request(get('/drip'));
+    expectGatewayError(await caught(drain(res.body)), 'upstream_timeout', { phase: 'total', timeoutMs: 250 });
+  });
+
+  it('enforces the total timeout before headers', async () => {
+    const c = client({ totalTimeoutMs: 150, firstByteTimeoutMs: 5_000 });
+    expectGatewayError(await caught(c.request(get('/hang'))), 'upstream_timeout', { phase: 'total' });
+  });
+
+  it('maps a refused connection to upstream_unavailable', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const err = await caught(client().request({ ...get('/'), url: `http://127.0.0.1:${port}/` }));
+    expectGatewayError(err, 'upstream_unavailable', { provider: 'up', detail: 'connection refused' });
+    expect((err as GatewayError).status).toBe(502);
+  });
+
+  it('maps a socket destroyed before headers to upstream_unavailable', async () => {
+    expectGatewayError(await caught(client().request(get('/destroy'))), 'upstream_unavailable', {});
+  });
+
+  it('maps a connection cut mid-body to upstream_unavailable', async () => {
+    const res = await client().request(get('/cut'));
+    expectGatewayError(await caught(drain(res.body)), 'upstream_unavailable', {});
+  });
+
+  it("rethrows the caller's abort reason untouched, before headers", async () => {
+    const ac = new AbortController();
+    const reason = new Error('client went away');
+    const p = client().request(get('/hang', ac.signal));
+    setTimeout(() => ac.abort(reason), 30);
+    expect(await caught(p)).toBe(reason);
+  });
+
+  it("rethrows the caller's abort reason untouched, mid-body", async () => {
+    const ac = new AbortController();
+    const res = await client().request(get('/drip', ac.signal));
+    const reason = new Error('client went away');
+    setTimeout(() => ac.abort(reason), 60);
+    expect(await caught(drain(res.body))).toBe(reason);
+  });
+
+  it('rejects at once when the signal is already aborted', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const err = await caught(client().request(get('/ok', ac.signal)));
+    expect((err as Error).name).toBe('AbortError');
+  });
+
+  it('clears the total timer once the body is read, dumped, abandoned or failed', async () => {
+    const timers = watchTotalTimer();
+    const c = client();
+    await (await c.request(get('/ok'))).json();
+    await drain((await c.request(get('/big'))).body);
+    await (await c.request(get('/big'))).dump();
+    for await (const _ of (await c.request(get('/drip'))).body) break;
+    await caught(drain((await c.request(get('/stall'))).body));
+    await caught(c.request(get('/hang')));
+    expect(timers.count()).toBe(6);
+    expect(timers.allCleared()).toBe(true);
+  });
+
+  it('maps undici errors by class, and leaves other errors alone', () => {
+    const m = (e: unknown) => mapTransportError(e, 'p', opts);
+    expectGatewayError(m(new undiciErrors.ConnectTimeoutError()), 'upstream_timeout', { phase: 'connect', timeoutMs: 1_000 });
+    expectGatewayError(m(new undiciErrors.HeadersTimeoutError()), 'upstream_timeout', { phase: 'first byte' });
+    expectGatewayError(m(new undiciErrors.BodyTimeoutError()), 'upstream_timeout', { phase: 'idle' });
+    expectGatewayError(m(new undiciErrors.SocketError('other side closed')), 'upstream_unavailable', {});
+    const dns = Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' });
+    expectGatewayError(m(dns), 'upstream_unavailable', { detail: 'host name not found' });
+    const eyeballs = new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })]);
+    expectGatewayError(m(eyeballs), 'upstream_unavailable', { detail: 'connection refused' });
+    const bug = new TypeError('bug');
+    expect(m(bug)).toBe(bug);
+  });
+});
