@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseBody } from '../../core/requests.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
-import type { AppDeps } from '../app.js';
+import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
 import { accountView, keyView, summariseDaily, usageRecordView } from '../views.js';
 
@@ -39,6 +39,11 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       const given = bearerToken(req);
       if (given === null || !secretsEqual(given, token)) throw new GatewayError('admin_unauthorized');
     });
+    // Registered inside this plugin so the token check above runs first: without the token, an
+    // unknown admin path is a 401 like any other, and the API's shape is not probeable.
+    app.setNotFoundHandler((req, reply) =>
+      sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } })),
+    );
 
     app.post('/accounts', async (req, reply) => {
       const body = parseBody(createAccount, req.body ?? {});

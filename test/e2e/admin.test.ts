@@ -1,0 +1,163 @@
+// The admin API (SPEC §9): refuses without its token, manages accounts, keys and credits, and
+// a revoked key stops working within one second.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+let t: TestGateway;
+beforeAll(async () => {
+  t = await startTestGateway();
+});
+afterAll(async () => t?.close());
+
+describe('admin auth', () => {
+  it.each([
+    ['no header', undefined],
+    ['wrong token', 'Bearer nope'],
+    ['token as basic', `Basic ${ADMIN_TOKEN}`],
+    ['an API key', 'Bearer tg-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'],
+  ])('refuses %s with 401 admin_unauthorized', async (_name, auth) => {
+    for (const [method, path] of [
+      ['POST', '/admin/v1/accounts'],
+      ['GET', '/admin/v1/accounts/acct_x'],
+      ['DELETE', '/admin/v1/keys/key_x'],
+      ['GET', '/admin/v1/usage'],
+      ['GET', '/admin/v1/nonexistent'],
+    ] as const) {
+      const res = await fetch(`${t.url}${path}`, { method, headers: auth ? { authorization: auth } : {} });
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect((await res.json()).error.code).toBe('admin_unauthorized');
+    }
+  });
+
+  it('refuses everything when no admin token is configured', async () => {
+    const open = await (await import('../helpers/gateway.js')).startTestGateway({ config: { admin: { token: '' } } });
+    try {
+      const res = await fetch(`${open.url}/admin/v1/accounts`, { method: 'POST', headers: { authorization: 'Bearer ' } });
+      expect(res.status).toBe(401);
+      const body = await res.json();
+      expect(body.error.code).toBe('admin_unauthorized');
+      expect(body.message).toMatch(/disabled/);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('accounts', () => {
+  it('creates, reads and patches an account', async () => {
+    const created = await t.admin('POST', '/accounts', { email: 'Dev@Example.com' });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ id: expect.stringMatching(/^acct_/), email: 'dev@example.com', plan: 'free', balance: 0 });
+    expect(new Date(created.body.createdAt).toISOString()).toBe(created.body.createdAt);
+    const id = created.body.id;
+
+    const got = await t.admin('GET', `/accounts/${id}`);
+    expect(got.body).toMatchObject({ id, plan: 'free', usage: { credits: 0, requests: 0 } });
+
+    expect((await t.admin('POST', '/accounts', { email: 'dev@example.com' })).body.error.code).toBe('email_taken');
+
+    const paid = await t.admin('PATCH', `/accounts/${id}`, { paymentMethod: true });
+    expect(paid.body).toMatchObject({ plan: 'paid', paymentMethod: true });
+
+    const topped = await t.admin('POST', `/accounts/${id}/credits`, { amount: 500_000 });
+    expect(topped.body.balance).toBe(500_000);
+    expect((await t.admin('POST', `/accounts/${id}/credits`, { amount: 250 })).body.balance).toBe(500_250);
+
+    const back = await t.admin('PATCH', `/accounts/${id}`, { plan: 'free' });
+    expect(back.body.plan).toBe('free');
+  });
+
+  it('validates its input', async () => {
+    expect((await t.admin('POST', '/accounts', { plan: 'gold' })).body.error).toMatchObject({ code: 'invalid_request', param: 'plan' });
+    expect((await t.admin('POST', '/accounts', { email: 'not-an-email' })).body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
+    expect((await t.admin('POST', '/accounts', { colour: 'red' })).body.error.code).toBe('invalid_request');
+    const { accountId } = await t.newAccount();
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -5 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1.5 })).status).toBe(400);
+    expect((await t.admin('GET', '/accounts/acct_missing')).status).toBe(404);
+    expect((await t.admin('GET', '/accounts/acct_missing')).body.error.code).toBe('account_not_found');
+    expect((await t.admin('POST', '/accounts/acct_missing/keys', {})).body.error.code).toBe('account_not_found');
+    expect((await t.admin('DELETE', '/keys/key_missing')).body.error.code).toBe('key_not_found');
+  });
+});
+
+describe('keys', () => {
+  it('shows the secret once, stores only a hash, and lists keys without secrets', async () => {
+    const { accountId } = await t.newAccount();
+    const created = await t.admin('POST', `/accounts/${accountId}/keys`, { name: 'ci' });
+    expect(created.status).toBe(201);
+    expect(created.body.key).toMatch(/^tg-[0-9A-Za-z]{43}$/);
+    expect(created.body).toMatchObject({ name: 'ci', prefix: created.body.key.slice(0, 7) + '…' });
+    const listed = await t.admin('GET', `/accounts/${accountId}/keys`);
+    const text = JSON.stringify(listed.body);
+    expect(text).not.toContain(created.body.key);
+    expect(text).not.toContain('hash');
+    expect(listed.body.data.map((k: { name: string }) => k.name)).toEqual(['test', 'ci']);
+    // The store holds the SHA-256, never the secret.
+    const stored = await t.gw.storage.keys.get(created.body.id);
+    expect(stored?.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(stored)).not.toContain(created.body.key.slice(3));
+  });
+
+  it('a revoked key fails with 401 within one second', async () => {
+    const { keyId, secret } = await t.newAccount();
+    const client = t.client(secret);
+    // Warm the key cache so revocation has something to invalidate.
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const revoked = await t.admin('DELETE', `/keys/${keyId}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revokedAt).not.toBeNull();
+    const revokedAt = Date.now();
+    let status = 0;
+    while (Date.now() - revokedAt < 1000) {
+      const res = await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } });
+      status = res.status;
+      if (status === 401) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    const err = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 401, code: 'invalid_api_key' });
+  });
+
+  it('revocation reaches a second gateway on the same store within one second', async () => {
+    // Another instance with its own key cache over the same SQLite file: it only learns of the
+    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 1000 ms).
+    const { keyId, secret } = await t.newAccount();
+    const { createGateway } = await import('../../src/main.js');
+    const { pino } = await import('pino');
+    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }) });
+    try {
+      const ask = () => second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } });
+      expect((await ask()).statusCode).toBe(200);
+      await t.admin('DELETE', `/keys/${keyId}`);
+      const revokedAt = Date.now();
+      let status = 200;
+      while (Date.now() - revokedAt < 1000 && status !== 401) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (await ask()).statusCode;
+      }
+      expect(status).toBe(401);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('usage', () => {
+  it('lists ledger rows and daily aggregates, filtered by account and time', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const client = t.client(secret);
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'a' }] });
+    await client.embeddings.create({ model: 'text-embedding-3-small', input: 'b' });
+    const rows = await t.admin('GET', `/usage?account=${accountId}`);
+    expect(rows.body.data.map((r: { model: string }) => r.model)).toEqual(['text-embedding-3-small', 'gpt-4o-mini']);
+    const today = new Date().toISOString().slice(0, 10);
+    const daily = await t.admin('GET', `/usage?account=${accountId}&group=day&from=${today}`);
+    expect(daily.body.data).toHaveLength(2);
+    expect(daily.body.data.every((d: { day: string; requests: number }) => d.day === today && d.requests === 1)).toBe(true);
+    const future = await t.admin('GET', `/usage?account=${accountId}&from=2999-01-01`);
+    expect(future.body.data).toEqual([]);
+    expect((await t.admin('GET', '/usage?from=yesterday')).body.error).toMatchObject({ code: 'invalid_request', param: 'from' });
+  });
+});

@@ -1,0 +1,121 @@
+// Every kind of bad input gets its documented 4xx in the SPEC §5 shape and never reaches an
+// upstream. One table, one assertion routine.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+let t: TestGateway;
+let secret: string;
+let revokedSecret: string;
+
+beforeAll(async () => {
+  t = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', bodyLimitBytes: 64 * 1024 } } });
+  secret = (await t.newAccount()).secret;
+  const revoked = await t.newAccount();
+  revokedSecret = revoked.secret;
+  expect((await t.admin('DELETE', `/keys/${revoked.keyId}`)).status).toBe(200);
+});
+afterAll(async () => t?.close());
+
+const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+
+interface Case {
+  name: string;
+  path?: string;
+  method?: string;
+  /** A string is sent as is; anything else as JSON. */
+  body?: unknown;
+  contentType?: string;
+  /** Authorization header; default: a valid key. null: none. */
+  auth?: string | null | (() => string);
+  status: number;
+  code: string;
+  param?: string | null;
+}
+
+const cases: Case[] = [
+  { name: 'malformed JSON', body: '{"model": "gpt-4o-mini", "messages": [', status: 400, code: 'invalid_json' },
+  { name: 'empty JSON body', body: '', status: 400, code: 'invalid_json' },
+  { name: 'prototype pollution key', body: '{"__proto__": {"x": 1}, "model": "gpt-4o-mini"}', status: 400, code: 'invalid_json' },
+  { name: 'body is an array', body: [chat], status: 400, code: 'invalid_request', param: null },
+  { name: 'body is a string', body: '"hello"', status: 400, code: 'invalid_request', param: null },
+  { name: 'missing model', body: { messages: chat.messages }, status: 400, code: 'invalid_request', param: 'model' },
+  { name: 'model of wrong type', body: { ...chat, model: 42 }, status: 400, code: 'invalid_request', param: 'model' },
+  { name: 'missing messages', body: { model: 'gpt-4o-mini' }, status: 400, code: 'invalid_request', param: 'messages' },
+  { name: 'empty messages', body: { ...chat, messages: [] }, status: 400, code: 'invalid_request', param: 'messages' },
+  { name: 'bad role', body: { ...chat, messages: [{ role: 'wizard', content: 'x' }] }, status: 400, code: 'invalid_request', param: 'messages[0].role' },
+  { name: 'content of wrong type', body: { ...chat, messages: [{ role: 'user', content: 5 }] }, status: 400, code: 'invalid_request', param: 'messages[0].content' },
+  { name: 'temperature out of range', body: { ...chat, temperature: 7 }, status: 400, code: 'invalid_request', param: 'temperature' },
+  { name: 'max_tokens negative', body: { ...chat, max_tokens: -1 }, status: 400, code: 'invalid_request', param: 'max_tokens' },
+  { name: 'stream not boolean', body: { ...chat, stream: 'yes' }, status: 400, code: 'invalid_request', param: 'stream' },
+  { name: 'unknown model', body: { ...chat, model: 'gpt-9' }, status: 404, code: 'model_not_found', param: 'model' },
+  { name: 'image model on chat', body: { ...chat, model: 'dall-e-2' }, status: 400, code: 'model_kind_mismatch', param: 'model' },
+  { name: 'chat model on embeddings', path: '/v1/embeddings', body: { model: 'gpt-4o-mini', input: 'x' }, status: 400, code: 'model_kind_mismatch', param: 'model' },
+  { name: 'embeddings without input', path: '/v1/embeddings', body: { model: 'text-embedding-3-small' }, status: 400, code: 'invalid_request', param: 'input' },
+  { name: 'embeddings with empty array', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: [] }, status: 400, code: 'invalid_request', param: 'input' },
+  { name: 'image without prompt', path: '/v1/images/generations', body: { model: 'dall-e-2' }, status: 400, code: 'invalid_request', param: 'prompt' },
+  { name: 'image size not WxH', path: '/v1/images/generations', body: { model: 'dall-e-2', prompt: 'x', size: 'huge' }, status: 400, code: 'invalid_request', param: 'size' },
+  { name: 'image size the model lacks', path: '/v1/images/generations', body: { model: 'dall-e-2', prompt: 'x', size: '640x480' }, status: 400, code: 'invalid_request', param: 'size' },
+  { name: 'n and num_images disagree', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', n: 1, num_images: 2 }, status: 400, code: 'invalid_request', param: 'n' },
+  { name: 'unknown fal size preset', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', image_size: 'giant' }, status: 400, code: 'invalid_request', param: 'image_size' },
+  { name: 'image-to-image without image_url', path: '/v1/images/generations', body: { model: 'flux/dev/image-to-image', prompt: 'x' }, status: 400, code: 'invalid_request', param: 'image_url' },
+  { name: 'chat model on images', path: '/v1/images/generations', body: { model: 'gpt-4o-mini', prompt: 'x' }, status: 400, code: 'model_kind_mismatch', param: 'model' },
+  { name: 'body over the limit', body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }, status: 413, code: 'body_too_large' },
+  { name: 'form-encoded body', body: 'model=gpt-4o-mini', contentType: 'application/x-www-form-urlencoded', status: 415, code: 'unsupported_media_type' },
+  { name: 'no key', auth: null, body: chat, status: 401, code: 'invalid_api_key' },
+  { name: 'not a bearer header', auth: 'Basic Zm9vOmJhcg==', body: chat, status: 401, code: 'invalid_api_key' },
+  { name: 'malformed key', auth: 'Bearer not-a-key', body: chat, status: 401, code: 'invalid_api_key' },
+  { name: 'unknown key of the right shape', auth: `Bearer tg-${'A'.repeat(43)}`, body: chat, status: 401, code: 'invalid_api_key' },
+  { name: 'revoked key', auth: () => `Bearer ${revokedSecret}`, body: chat, status: 401, code: 'invalid_api_key' },
+  { name: 'bad key with bad body', auth: null, body: '{oops', status: 400, code: 'invalid_json' },
+  { name: 'unknown route', path: '/v1/completions-typo', body: chat, status: 404, code: 'route_not_found' },
+  { name: 'wrong method', method: 'GET', path: '/v1/chat/completions', status: 404, code: 'route_not_found' },
+  { name: 'usage without a key', method: 'GET', path: '/v1/usage', auth: null, status: 401, code: 'invalid_api_key' },
+  { name: 'models with a bad key', method: 'GET', path: '/v1/models', auth: 'Bearer tg-nope', status: 401, code: 'invalid_api_key' },
+];
+
+describe('bad input', () => {
+  it.each(cases)('$name → $status $code', async (c) => {
+    const before = t.upstreamCalls();
+    const auth = c.auth === undefined ? `Bearer ${secret}` : typeof c.auth === 'function' ? c.auth() : c.auth;
+    const headers: Record<string, string> = {};
+    if (auth !== null) headers.authorization = auth;
+    let body: string | undefined;
+    if (c.body !== undefined) {
+      body = typeof c.body === 'string' ? c.body : JSON.stringify(c.body);
+      headers['content-type'] = c.contentType ?? 'application/json';
+    }
+    const res = await fetch(`${t.url}${c.path ?? '/v1/chat/completions'}`, { method: c.method ?? 'POST', headers, ...(body !== undefined && { body }) });
+    const json = await res.json();
+
+    expect(res.status).toBe(c.status);
+    expect(json.error.code).toBe(c.code);
+    if (c.param !== undefined) expect(json.error.param).toBe(c.param);
+    // The SPEC §5 shape, every time.
+    expect(json.statusCode).toBe(String(c.status));
+    expect(json.requestId).toBe(res.headers.get('x-request-id'));
+    expect(json.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(new Date(json.timestamp).toISOString()).toBe(json.timestamp);
+    expect(json.path).toBe(c.path ?? '/v1/chat/completions');
+    expect(json.message).toBe(json.error.message);
+    expect(json.message.length).toBeGreaterThan(10);
+    expect(typeof json.error.type).toBe('string');
+    // Nothing reached a provider, and the gateway keeps serving.
+    expect(t.upstreamCalls()).toBe(before);
+  });
+
+  it('still serves after all of that, and recorded no usage for refused requests', async () => {
+    const { accountId, secret: s } = await t.newAccount();
+    await t.client(s).chat.completions.create(chat as never);
+    const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data;
+    expect(rows).toHaveLength(1);
+    const all = (await t.admin('GET', '/usage')).body.data;
+    expect(all).toHaveLength(1);
+  });
+
+  it('the invalid_api_key message points at the Keys page', async () => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) });
+    const json = await res.json();
+    expect(json.message).toBe('This request requires a valid API key. You can create a new API key on the Keys page: http://gateway.test/app/keys');
+    expect(json.error.type).toBe('authentication_error');
+  });
+});
