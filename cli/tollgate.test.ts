@@ -1,0 +1,124 @@
+// The built `tollgate` binary, as an operator runs it: config check, accounts, keys, usage,
+// models, and `serve` answering the official openai client.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
+
+const run = promisify(execFile);
+const root = new URL('..', import.meta.url).pathname;
+const bin = join(root, 'dist/cli/tollgate.js');
+
+let dir: string;
+let configFile: string;
+let upstream: FakeOpenAI;
+
+async function tollgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', [bin, ...args], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  // The binary under test is the build output; build it so the test never runs a stale copy.
+  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+  upstream = await startFakeOpenAI();
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
+  configFile = join(dir, 'tollgate.yaml');
+  writeFileSync(
+    configFile,
+    [
+      'server: { port: 0 }',
+      `storage: { url: "sqlite:${join(dir, 'db/tollgate.db')}" }`,
+      'admin: { token: "${TOLLGATE_ADMIN_TOKEN}" }',
+      'logging: { level: info }',
+      'providers:',
+      `  - { id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: "sk-fake" }`,
+      'models:',
+      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }',
+    ].join('\n'),
+  );
+}, 60_000);
+afterAll(async () => upstream?.close());
+
+describe('tollgate CLI', () => {
+  it('config check accepts a good file and lists every problem of a bad one', async () => {
+    const ok = await tollgate('config', 'check', configFile);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/ok \(1 providers, 1 models/);
+
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'server: { port: -1 }\nproviders:\n  - { id: x, type: nope, baseUrl: "http://x" }\nmodels: []\nsurprise: true\n');
+    const res = await tollgate('config', 'check', bad);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/server\.port/);
+    expect(res.stderr).toMatch(/surprise/);
+  });
+
+  it('creates an account and a key, serves them, and reports usage', async () => {
+    const account = await tollgate('accounts', 'create', '--plan', 'free', '--email', 'cli@example.com', '--json', '--config', configFile);
+    expect(account.code).toBe(0);
+    const { id } = JSON.parse(account.stdout);
+    expect(id).toMatch(/^acct_/);
+
+    const key = await tollgate('keys', 'create', id, '--json', '--config', configFile);
+    expect(key.code).toBe(0);
+    const secret = JSON.parse(key.stdout).key as string;
+    expect(secret).toMatch(/^tg-/);
+
+    const server = spawn('node', [bin, 'serve', '--config', configFile, '--port', '0'], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        server.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+      });
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: secret, maxRetries: 0 });
+      const answer = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      expect(answer.choices[0]?.message.content).toBe('Hello from the fake upstream.');
+    } finally {
+      server.kill('SIGTERM');
+      const code = await new Promise((r) => server.once('exit', r));
+      expect(code).toBe(0);
+    }
+
+    const usage = await tollgate('usage', id, '--json', '--config', configFile);
+    expect(JSON.parse(usage.stdout)).toMatchObject([{ model: 'gpt-4o-mini', requests: 1, credits: 12 }]);
+    const text = await tollgate('usage', id, '--config', configFile);
+    expect(text.stdout).toMatch(/gpt-4o-mini\s+api\s+1 req\s+12 credits/);
+
+    const revoked = await tollgate('keys', 'revoke', JSON.parse(key.stdout).id, '--config', configFile);
+    expect(revoked.stdout).toMatch(/revoked key_/);
+  });
+
+  it('lists models with prices in credits', async () => {
+    const res = await tollgate('models', '--json', '--config', configFile);
+    expect(JSON.parse(res.stdout)).toEqual([
+      { id: 'gpt-4o-mini', type: 'chat', provider: 'openai', pro: false, price: { input_per_1m_tokens: 300_000, output_per_1m_tokens: 1_200_000 } },
+    ]);
+  });
+
+  it('explains usage mistakes with exit 2 and unknown accounts with exit 1', async () => {
+    const none = await tollgate();
+    expect(none.code).toBe(2);
+    expect(none.stdout).toMatch(/Usage: tollgate/);
+    const typo = await tollgate('acounts', 'create');
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/unknown command/);
+    const missing = await tollgate('keys', 'create', 'acct_nope', '--config', configFile);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/No account 'acct_nope'/);
+  });
+});
