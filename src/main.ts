@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js';
 import { Gateway } from './core/gateway.js';
 import { unmetered, type Meter } from './core/metering.js';
 import { buildApp } from './http/app.js';
+import { Metrics } from './http/metrics.js';
 import { createProviders } from './providers/registry.js';
 import { buildServices, type ServiceOptions, type Services } from './services.js';
 import { createUpstreamClient } from './upstream/client.js';
@@ -47,6 +48,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   });
   const upstream = opts.upstream ?? createUpstreamClient(config.upstream);
   const providers = createProviders(config.providers, upstream);
+  const metrics = new Metrics();
   const gateway = new Gateway({
     catalog: services.catalog,
     pricing: services.pricing,
@@ -55,8 +57,9 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     ledger: services.storage.ledger,
     clock: services.clock,
     logger,
+    onRecord: (r) => metrics.observeRecord(r),
   });
-  const app = await buildApp({ ...services, logger, gateway, providers });
+  const app = await buildApp({ ...services, logger, gateway, providers, metrics });
   let closed = false;
   return {
     ...services,

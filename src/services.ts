@@ -33,6 +33,11 @@ export function openStorage(url: string): Storage {
 }
 
 export function buildServices(config: Config, opts: ServiceOptions = {}): Services {
+  // Refused rather than ignored: an operator who configured a shared limiter must not get a
+  // per-process one without knowing.
+  if (config.limiter.url !== 'embedded') {
+    throw new Error(`limiter.url '${config.limiter.url.replace(/\/\/[^@]*@/, '//…@')}': only the embedded limiter is available in this version`);
+  }
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? randomIds;
   const storage = openStorage(config.storage.url);

@@ -7,7 +7,7 @@ import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConf
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChatStreamEvent, Provider } from '../providers/provider.js';
-import type { Ledger, UsageStatus } from '../storage/ports.js';
+import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
@@ -50,6 +50,8 @@ export interface GatewayDeps {
   ledger: Ledger;
   clock: Clock;
   logger: GatewayLogger;
+  /** Told of every record after it is appended (metrics). */
+  onRecord?: (record: UsageRecord) => void;
 }
 
 export class Gateway {
@@ -71,20 +73,22 @@ export class Gateway {
     status: UsageStatus,
     httpStatus: number,
   ): Promise<void> {
+    const record: UsageRecord = {
+      requestId: ctx.requestId,
+      accountId: ctx.principal.account.id,
+      keyId: ctx.principal.key?.id ?? null,
+      model: model.id,
+      surface: ctx.principal.surface,
+      promptTokens: usage.promptTokens,
+      outputTokens: usage.outputTokens,
+      credits,
+      status,
+      httpStatus,
+      createdAt: new Date(this.deps.clock.now()).toISOString(),
+    };
     try {
-      await this.deps.ledger.append({
-        requestId: ctx.requestId,
-        accountId: ctx.principal.account.id,
-        keyId: ctx.principal.key?.id ?? null,
-        model: model.id,
-        surface: ctx.principal.surface,
-        promptTokens: usage.promptTokens,
-        outputTokens: usage.outputTokens,
-        credits,
-        status,
-        httpStatus,
-        createdAt: new Date(this.deps.clock.now()).toISOString(),
-      });
+      await this.deps.ledger.append(record);
+      this.deps.onRecord?.(record);
     } catch (err) {
       // The upstream already served the request; failing the response would not un-spend it.
       this.deps.logger.error({ err, requestId: ctx.requestId }, 'ledger append failed');

@@ -15,6 +15,7 @@ import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Provider } from '../providers/provider.js';
 import type { Storage } from '../storage/ports.js';
+import type { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
@@ -31,6 +32,7 @@ export interface AppDeps {
   keys: KeyService;
   accounts: AccountService;
   providers: ReadonlyMap<string, Provider>;
+  metrics: Metrics;
 }
 
 /** What a request learned on its way, for the access log line. */
@@ -105,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onResponse', async (req, reply) => {
     const f = req.facts;
+    deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     req.log.info(
       {
         method: req.method,
@@ -127,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
 
   await app.register(healthRoutes(deps));
+  await app.register(deps.metrics.routes());
   await app.register(v1Routes(deps), { prefix: '/v1' });
   await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
   return app;

@@ -161,3 +161,22 @@ describe('usage', () => {
     expect((await t.admin('GET', '/usage?from=yesterday')).body.error).toMatchObject({ code: 'invalid_request', param: 'from' });
   });
 });
+
+describe('operations endpoints', () => {
+  it('serves Prometheus metrics, counting requests and credits', async () => {
+    const { secret } = await t.newAccount();
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const res = await fetch(`${t.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    expect(text).toMatch(/tollgate_http_requests_total\{route="\/v1\/chat\/completions",status="200"\} [1-9]/);
+    expect(text).toMatch(/tollgate_credits_charged_total\{model="gpt-4o-mini",surface="api"\} [1-9]/);
+    expect(text).toMatch(/tollgate_process_resident_memory_bytes/);
+  });
+
+  it('answers health and readiness', async () => {
+    expect(await (await fetch(`${t.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${t.url}/readyz`)).json()).toEqual({ status: 'ready' });
+  });
+});

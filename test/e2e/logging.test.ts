@@ -1,0 +1,46 @@
+// One JSON log line per request, and no secret in any of them: API keys, the admin token and the
+// providers' keys never reach the log, on success or failure paths.
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+const lines: Array<Record<string, unknown>> = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+    done();
+  },
+});
+
+let t: TestGateway;
+beforeAll(async () => {
+  t = await startTestGateway({ gateway: { logger: pino({ level: 'info' }, sink) } });
+});
+afterAll(async () => t?.close());
+
+describe('request logs', () => {
+  it('writes one line per request with the request id, and never a secret', async () => {
+    const { secret, accountId } = await t.newAccount();
+    const client = t.client(secret);
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    for await (const _ of stream);
+    t.openai.enqueue({ kind: 'json', status: 401, body: { error: { message: 'Incorrect API key provided: sk-upstr*****cret', type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch(() => {});
+    await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}x`, 'content-type': 'application/json' }, body: '{' });
+    await fetch(`${t.url}/admin/v1/accounts/${accountId}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    await new Promise((r) => setTimeout(r, 50));
+
+    const text = JSON.stringify(lines);
+    for (const s of [secret, secret.slice(3), ADMIN_TOKEN, 'sk-upstream-secret', 'fal-upstream-secret']) expect(text).not.toContain(s);
+
+    const requests = lines.filter((l) => l.msg === 'request');
+    // 2 admin calls from newAccount, 3 chat calls, 1 malformed, 1 admin read.
+    expect(requests).toHaveLength(7);
+    const chat = requests.filter((l) => l.path === '/v1/chat/completions');
+    expect(chat.map((l) => l.status)).toEqual([200, 200, 401, 400]);
+    expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
+    expect(new Set(requests.map((l) => l.reqId)).size).toBe(7);
+  });
+});
