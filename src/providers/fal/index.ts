@@ -3,6 +3,7 @@
 // content_type }], seed, … }`, translated here to OpenAI's `{ created, data: [{ url } | { b64_json }] }`.
 // Errors are FastAPI-style: `{ detail: "text" }` or `{ detail: [{ loc, msg, type }] }` (422).
 // https://docs.fal.ai/model-apis/model-endpoints/synchronous-requests
+import { baseHeaders, baseUrlOf } from '../common.js';
 import type { JsonObject } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
@@ -48,10 +49,8 @@ class FalProvider implements Provider {
   ) {
     this.id = config.id;
     this.configured = Boolean(config.apiKey);
-    this.base = config.baseUrl.replace(/\/+$/, '');
-    this.headers = { 'content-type': 'application/json' };
-    if (config.apiKey) this.headers.authorization = `Key ${config.apiKey}`;
-    Object.assign(this.headers, config.headers);
+    this.base = baseUrlOf(config);
+    this.headers = baseHeaders(config, (key) => `Key ${key}`);
   }
 
   chat(): Promise<never> {

@@ -2,6 +2,7 @@
 // Bodies pass through untouched except `model`; this is the hot path, so each request body is one
 // shallow spread and one JSON.stringify, and parsed responses are edited in place.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
+import { baseHeaders, baseUrlOf } from '../common.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { decodeSse } from '../../lib/sse.js';
@@ -67,11 +68,8 @@ class OpenAiProvider implements Provider {
   ) {
     this.id = config.id;
     this.configured = Boolean(config.apiKey);
-    this.base = config.baseUrl.replace(/\/+$/, '');
-    this.headers = { 'content-type': 'application/json' };
-    if (config.apiKey) this.headers.authorization = `Bearer ${config.apiKey}`;
-    // Operator headers come last so a deployment can replace auth (e.g. Azure's `api-key`).
-    Object.assign(this.headers, config.headers);
+    this.base = baseUrlOf(config);
+    this.headers = baseHeaders(config, (key) => `Bearer ${key}`);
   }
 
   private async post(path: string, body: JsonObject, signal: AbortSignal): Promise<UpstreamResponse> {
