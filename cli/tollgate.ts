@@ -53,6 +53,7 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
     return await fn(services);
   } finally {
     await services.storage.close();
+    await services.counters.close();
   }
 }
 

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { Gateway } from './core/gateway.js';
-import { unmetered, type Meter } from './core/metering.js';
+import { PlanMeter } from './core/plan-meter.js';
 import { buildApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createProviders } from './providers/registry.js';
@@ -16,11 +16,12 @@ export interface GatewayOptions extends ServiceOptions {
   config: Config;
   logger?: Logger;
   upstream?: UpstreamClient;
-  meter?: Meter;
 }
 
 export interface RunningGateway extends Services {
   app: FastifyInstance;
+  gateway: Gateway;
+  meter: PlanMeter;
   logger: Logger;
   /** Base URL the server listens on (after listen()). */
   url: string;
@@ -49,21 +50,33 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   const upstream = opts.upstream ?? createUpstreamClient(config.upstream);
   const providers = createProviders(config.providers, upstream);
   const metrics = new Metrics();
+  const meter = new PlanMeter({
+    plans: services.plans,
+    defaultPlan: config.defaultPlan,
+    store: services.counters,
+    clock: services.clock,
+    reservationTtlMs: config.metering.reservationTtlMs,
+    renewEveryMs: config.metering.renewEveryMs,
+    logger,
+  });
   const gateway = new Gateway({
     catalog: services.catalog,
     pricing: services.pricing,
     providers,
-    meter: opts.meter ?? unmetered,
+    meter,
+    drainUsageMs: config.metering.drainUsageMs,
     ledger: services.storage.ledger,
     clock: services.clock,
     logger,
     onRecord: (r) => metrics.observeRecord(r),
   });
-  const app = await buildApp({ ...services, logger, gateway, providers, metrics });
+  const app = await buildApp({ ...services, logger, gateway, providers, metrics, meter });
   let closed = false;
   return {
     ...services,
     app,
+    gateway,
+    meter,
     logger,
     url: '',
     async close() {
@@ -71,8 +84,10 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       closed = true;
       // Stop accepting, let in-flight requests finish (and settle), then release resources.
       await app.close();
+      meter.close();
       await upstream.close();
       await services.storage.close();
+      await services.counters.close();
     },
   };
 }

@@ -8,13 +8,20 @@ import { Pricing } from './core/pricing.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { randomIds, type IdGenerator } from './lib/ids.js';
 import type { Storage } from './storage/ports.js';
+import type { CounterStore } from './storage/counters.js';
+import { openSqliteCounterStore } from './storage/sqlite/counters.js';
 import { openSqliteStorage } from './storage/sqlite/index.js';
+import { Balances } from './core/balances.js';
+import { resolvePlans, type ResolvedPlan } from './config/plans.js';
 
 export interface Services {
   config: Config;
   clock: Clock;
   ids: IdGenerator;
   storage: Storage;
+  counters: CounterStore;
+  balances: Balances;
+  plans: ReadonlyMap<string, ResolvedPlan>;
   catalog: Catalog;
   pricing: Pricing;
   accounts: AccountService;
@@ -32,27 +39,44 @@ export function openStorage(url: string): Storage {
   throw new Error(`storage.url '${url.replace(/\/\/[^@]*@/, '//…@')}': only sqlite: storage is available in this version`);
 }
 
+/**
+ * The embedded limiter keeps its counters in the same SQLite database as the accounts and the
+ * ledger (its own connection), so a restart keeps today's usage and every balance.
+ */
+export function openCounters(config: Config): CounterStore {
+  if (config.limiter.url !== 'embedded') {
+    // Refused rather than ignored: an operator who configured a shared limiter must not get a
+    // per-process one without knowing.
+    throw new Error(`limiter.url '${config.limiter.url.replace(/\/\/[^@]*@/, '//…@')}': only the embedded limiter is available in this version`);
+  }
+  if (!config.storage.url.startsWith('sqlite:')) throw new Error('the embedded limiter needs sqlite: storage');
+  return openSqliteCounterStore(config.storage.url);
+}
+
 export function buildServices(config: Config, opts: ServiceOptions = {}): Services {
   // Refused rather than ignored: an operator who configured a shared limiter must not get a
   // per-process one without knowing.
-  if (config.limiter.url !== 'embedded') {
-    throw new Error(`limiter.url '${config.limiter.url.replace(/\/\/[^@]*@/, '//…@')}': only the embedded limiter is available in this version`);
-  }
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? randomIds;
+  const counters = openCounters(config);
   const storage = openStorage(config.storage.url);
+  const balances = new Balances(counters, () => clock.now());
   const keys = new KeyService(storage.keys, storage.accounts, clock, ids, {
     cacheTtlMs: config.keys.cacheTtlMs,
     cacheSize: config.keys.cacheSize,
     ...(opts.onBackgroundError && { onBackgroundError: opts.onBackgroundError }),
   });
-  const accounts = new AccountService(storage.accounts, config, clock, ids);
+  const accounts = new AccountService(storage.accounts, balances, config, clock, ids);
   accounts.onChange = (id) => keys.invalidateAccount(id);
   return {
     config,
     clock,
     ids,
     storage,
+    counters,
+    balances,
+    // Config load already validated the plans; this is the same pure resolution.
+    plans: resolvePlans(config.plans).plans,
     catalog: new Catalog(config.models),
     pricing: new Pricing(config.credits.perUsd),
     accounts,

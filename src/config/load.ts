@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { defaultConfig, defaultModels, defaultProviders } from './defaults.js';
+import { resolvePlans } from './plans.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -91,6 +92,7 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
       }
     }
   });
+  problems.push(...resolvePlans(config.plans).problems);
   if (!Object.hasOwn(config.plans, config.defaultPlan)) {
     problems.push(`defaultPlan: no plan named '${config.defaultPlan}'`);
   }

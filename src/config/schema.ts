@@ -64,6 +64,58 @@ export const providerSchema = z.strictObject({
   headers: z.record(z.string(), z.string()).default({}),
 });
 
+const windowSchema = z.enum(['minute', 'hour', 'day', 'month', 'lifetime']);
+const surfaceSchema = z.enum(['api', 'playground']);
+
+/** Which requests a rule applies to; every given filter must match. */
+const ruleFilters = {
+  surfaces: z.array(surfaceSchema).min(1).optional(),
+  models: z
+    .strictObject({
+      ids: z.array(z.string()).optional(),
+      kinds: z.array(z.enum(['chat', 'embedding', 'image'])).optional(),
+      pro: z.boolean().optional(),
+    })
+    .optional(),
+};
+
+/** A counted limit: credits or requests per window, or requests in flight at once. */
+const measureRule = z.strictObject({
+  id: z.string().regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case'),
+  measure: z.enum(['credits', 'requests', 'concurrent']),
+  limit: z.number().int().nonnegative(),
+  /** Required for credits and requests; ignored for concurrent. */
+  window: windowSchema.optional(),
+  scope: z.enum(['account', 'key', 'account+model']).default('account'),
+  ...ruleFilters,
+});
+
+/** A constraint on the request itself, checked (or applied) before anything is reserved. */
+const shapeRule = z.strictObject({
+  id: z.string().regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case'),
+  shape: z.enum(['max_output_tokens', 'image_input', 'images_per_request', 'image_sizes', 'max_request_cost']),
+  /** Tokens (max_output_tokens), images (images_per_request) or credits (max_request_cost). */
+  limit: z.number().int().nonnegative().optional(),
+  /** image_sizes: the largest allowed size, `WxH`. */
+  maxSize: z.string().regex(/^\d+x\d+$/).optional(),
+  onExceed: z.enum(['clamp', 'reject']).default('reject'),
+  ...ruleFilters,
+});
+
+export const ruleSchema = z.union([measureRule, shapeRule]);
+
+/** A rule in a plan that uses a preset: a full rule, or a partial one overriding a preset rule by id. */
+const planRuleEntry = z.looseObject({ id: z.string() });
+
+export const planSchema = z.strictObject({
+  preset: z.enum(['free-tier', 'pay-as-you-go']).optional(),
+  rules: z.array(planRuleEntry).default([]),
+  /** Spends the account's prepaid credit balance; a request whose worst case does not fit is refused. */
+  prepaid: z.boolean().optional(),
+  /** May this plan call Pro models through the API? (SPEC §3 pro_models; default yes.) */
+  proModelsViaApi: z.boolean().optional(),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -129,11 +181,21 @@ export const configSchema = z.strictObject({
     .prefault({}),
   providers: z.array(providerSchema).default([]),
   models: z.array(modelSchema).default([]),
-  /** Plans by name; their rules arrive with the metering engine. `{ preset }` picks a built-in. */
-  plans: z.record(z.string(), z.looseObject({ preset: z.string().optional() })).default({
-    free: { preset: 'free-tier' },
-    paid: { preset: 'pay-as-you-go' },
+  /** Plans by name (SPEC §4). `{ preset }` starts from a built-in; `rules` add to it or override it by id. */
+  plans: z.record(z.string(), planSchema).default({
+    free: { preset: 'free-tier', rules: [], prepaid: false, proModelsViaApi: true },
+    paid: { preset: 'pay-as-you-go', rules: [], prepaid: true, proModelsViaApi: true },
   }),
+  metering: z
+    .strictObject({
+      /** A reservation or concurrency lease not renewed for this long is given back (crashed process), ms. */
+      reservationTtlMs: z.number().int().min(1000).default(30_000),
+      /** How often in-flight requests renew their reservations, ms (well under the TTL). */
+      renewEveryMs: z.number().int().min(100).default(10_000),
+      /** After a client leaves mid-stream, how long to keep reading upstream for its usage, ms. */
+      drainUsageMs: z.number().int().min(0).default(2_000),
+    })
+    .prefault({}),
   defaultPlan: z.string().default('free'),
 });
 
@@ -144,3 +206,7 @@ export type ChatModelConfig = Extract<ModelConfig, { kind: 'chat' }>;
 export type EmbeddingModelConfig = Extract<ModelConfig, { kind: 'embedding' }>;
 export type ImageModelConfig = Extract<ModelConfig, { kind: 'image' }>;
 export type ProviderConfig = z.output<typeof providerSchema>;
+export type Rule = z.output<typeof ruleSchema>;
+export type MeasureRule = z.output<typeof measureRule>;
+export type ShapeRule = z.output<typeof shapeRule>;
+export type PlanConfig = z.output<typeof planSchema>;

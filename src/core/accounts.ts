@@ -3,7 +3,11 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Account, AccountStore } from '../storage/ports.js';
+import type { Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
+
+/** An account as the APIs show it: with its prepaid balance, which lives in the counter store. */
+export type AccountInfo = Account & { balance: number };
 
 /** The plan an account with a payment method moves to from the default (free) plan. */
 const PAID_PLAN = 'paid';
@@ -14,6 +18,7 @@ export class AccountService {
 
   constructor(
     private readonly store: AccountStore,
+    private readonly balances: Balances,
     private readonly config: Pick<Config, 'plans' | 'defaultPlan'>,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
@@ -28,24 +33,29 @@ export class AccountService {
     }
   }
 
-  async create(input: { email?: string | null; plan?: string }): Promise<Account> {
+  private async withBalance(account: Account): Promise<AccountInfo> {
+    return { ...account, balance: await this.balances.get(account.id) };
+  }
+
+  async create(input: { email?: string | null; plan?: string }): Promise<AccountInfo> {
     const plan = input.plan ?? this.config.defaultPlan;
     this.checkPlan(plan);
-    return this.store.create({
+    const account = await this.store.create({
       id: this.ids.accountId(),
       email: input.email ?? null,
       plan,
       createdAt: new Date(this.clock.now()).toISOString(),
     });
+    return { ...account, balance: 0 };
   }
 
-  async get(id: string): Promise<Account> {
+  async get(id: string): Promise<AccountInfo> {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
-    return account;
+    return this.withBalance(account);
   }
 
-  async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<Account> {
+  async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<AccountInfo> {
     let plan = patch.plan;
     if (plan !== undefined) this.checkPlan(plan);
     if (patch.paymentMethod === true && plan === undefined) {
@@ -58,13 +68,14 @@ export class AccountService {
     });
     if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
     this.onChange(id);
-    return updated;
+    return this.withBalance(updated);
   }
 
-  async addCredits(id: string, amount: number): Promise<Account> {
-    const updated = await this.store.addBalance(id, amount);
-    if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
-    this.onChange(id);
-    return updated;
+  /** Tops up the prepaid balance (one atomic add in the counter store). */
+  async addCredits(id: string, amount: number): Promise<AccountInfo> {
+    const account = await this.store.get(id);
+    if (!account) throw new GatewayError('account_not_found', { vars: { id } });
+    const balance = await this.balances.add(id, amount);
+    return { ...account, balance };
   }
 }

@@ -6,11 +6,12 @@
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
-import type { ChatStreamEvent, Provider } from '../providers/provider.js';
+import type { CallContext, ChatStreamEvent, Provider } from '../providers/provider.js';
 import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
+import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
 import { chatRequest, embeddingRequest, imageRequest, parseBody } from './requests.js';
 import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
@@ -50,6 +51,8 @@ export interface GatewayDeps {
   ledger: Ledger;
   clock: Clock;
   logger: GatewayLogger;
+  /** After a client leaves mid-stream, how long to keep reading upstream for its usage, ms. */
+  drainUsageMs: number;
   /** Told of every record after it is appended (metrics). */
   onRecord?: (record: UsageRecord) => void;
 }
@@ -99,25 +102,27 @@ export class Gateway {
   private async run(
     ctx: RequestContext,
     model: ModelConfig,
-    provider: Provider,
+    shaped: ShapeOutcome,
     worstCaseCredits: number,
-    call: () => Promise<{ body: JsonObject; usage: Usage }>,
+    call: (upstream: CallContext) => Promise<{ body: JsonObject; usage: Usage }>,
     price: (usage: Usage) => number,
   ): Promise<Completed> {
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits });
     let result: { body: JsonObject; usage: Usage };
     try {
-      result = await call();
+      // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
+      // upstream timeouts) and is charged, because the provider charges for it either way.
+      result = await call({ requestId: ctx.requestId, signal: neverAborted });
     } catch (err) {
       await admission.release();
-      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, ctx.signal.aborted ? 'aborted' : 'error', statusOf(err));
+      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
       throw err;
     }
     const credits = price(result.usage);
     await this.settle(admission, ctx, credits, worstCaseCredits);
-    await this.record(ctx, model, result.usage, credits, 'ok', 200);
+    await this.record(ctx, model, result.usage, credits, ctx.signal.aborted ? 'aborted' : 'ok', ctx.signal.aborted ? 499 : 200);
     result.body.meta = { usage: { credits_used: credits } };
-    return { body: result.body, credits, headers: admission.headers };
+    return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
 
   private async settle(admission: Admission, ctx: RequestContext, credits: number, worstCase: number): Promise<void> {
@@ -131,14 +136,15 @@ export class Gateway {
     const body = parseBody(chatRequest, rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
+    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     const promptTokens = countChatPrompt(body);
     return this.run(
       ctx,
       model,
-      provider,
+      shaped,
       this.worstCaseChat(model, body, promptTokens),
-      async () => {
-        const r = await provider.chat({ model, body }, ctx);
+      async (upstream) => {
+        const r = await provider.chat({ model, body }, upstream);
         return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) } };
       },
       (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens),
@@ -149,14 +155,15 @@ export class Gateway {
     const body = parseBody(embeddingRequest, rawBody);
     const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
     const provider = this.providerFor(model);
+    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'embedding', body });
     const promptTokens = countEmbeddingInput(body.input);
     return this.run(
       ctx,
       model,
-      provider,
+      shaped,
       this.deps.pricing.embeddingCredits(model, promptTokens),
-      async () => {
-        const r = await provider.embed({ model, body }, ctx);
+      async (upstream) => {
+        const r = await provider.embed({ model, body }, upstream);
         return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: 0 } };
       },
       (u) => this.deps.pricing.embeddingCredits(model, u.promptTokens),
@@ -168,7 +175,8 @@ export class Gateway {
     const model: ImageModelConfig = this.deps.catalog.resolve(body.model, 'image', ctx.path);
     const provider = this.providerFor(model);
     const call = normaliseImageRequest(model, body);
-    const size = pricedSize(model, call);
+    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
+    const size = shaped.size ?? pricedSize(model, call);
     const unit = this.deps.pricing.imageUnitCredits(model, size);
     if (unit === undefined) {
       throw new GatewayError('invalid_request', {
@@ -179,10 +187,11 @@ export class Gateway {
     return this.run(
       ctx,
       model,
-      provider,
+      shaped,
       unit * call.n,
-      () => provider.generateImage(call, ctx),
-      (u) => unit * (u.images ?? 0),
+      (upstream) => provider.generateImage(call, upstream),
+      // Never more images than asked for are charged, whatever the upstream returned.
+      (u) => unit * Math.min(u.images ?? 0, call.n),
     );
   }
 
@@ -198,45 +207,62 @@ export class Gateway {
     const body = parseBody(chatRequest, rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
+    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     const promptTokens = countChatPrompt(body);
     const worstCase = this.worstCaseChat(model, body, promptTokens);
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase });
+    // The upstream call has its own abort: when the client leaves, it is kept open for up to
+    // drainUsageMs so the upstream's usage chunk can still be read (SPEC §7), then cut.
+    const upstreamAbort = new AbortController();
     let stream;
     try {
-      stream = await provider.chatStream({ model, body }, ctx);
+      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId, signal: upstreamAbort.signal });
     } catch (err) {
       await admission.release();
-      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, ctx.signal.aborted ? 'aborted' : 'error', statusOf(err));
+      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
       throw err;
     }
     const wantUsage = body.stream_options?.include_usage === true;
-    return { headers: admission.headers, events: this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage) };
+    return {
+      headers: responseHeaders(admission, shaped),
+      events: this.relay(ctx, model, stream, upstreamAbort, admission, promptTokens, worstCase, wantUsage),
+    };
   }
 
   /**
    * Relays upstream chunks to the client as they come. Upstream is always asked for usage; the
    * usage chunk is shown only when the client asked for it, and then carries the credits charged.
-   * Whatever way this generator ends — completion, upstream error, or the client going away
-   * (the consumer calls return()) — the finally block settles and records exactly once.
+   * The consumer must iterate to the end: when the client has gone, this generator stops
+   * yielding, drains the upstream for its usage (bounded), and ends. Its finally block settles
+   * and records exactly once, however the stream ended.
    */
   private async *relay(
     ctx: RequestContext,
     model: ChatModelConfig,
     stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
+    upstreamAbort: AbortController,
     admission: Admission,
     promptTokens: number,
     worstCase: number,
     wantUsage: boolean,
   ): AsyncGenerator<string, void, undefined> {
     let usage: Usage | undefined;
-    let sentText = '';
-    let status: UsageStatus = 'aborted';
-    let httpStatus = 499;
+    let producedText = '';
+    let status: UsageStatus = 'ok';
+    let httpStatus = 200;
+    let drainTimer: NodeJS.Timeout | undefined;
+    const onClientGone = () => {
+      drainTimer = setTimeout(() => upstreamAbort.abort(), this.deps.drainUsageMs);
+    };
+    if (ctx.signal.aborted) onClientGone();
+    else ctx.signal.addEventListener('abort', onClientGone, { once: true });
     try {
       for await (const event of stream.events) {
         const chunk = event.chunk;
+        producedText += deltaText(chunk);
         if (event.usage) {
           usage = event.usage;
+          if (ctx.signal.aborted) break;
           const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
@@ -246,29 +272,42 @@ export class Gateway {
             delete chunk.usage;
           }
         }
-        sentText += deltaText(chunk);
-        yield JSON.stringify(chunk);
+        if (!ctx.signal.aborted) yield JSON.stringify(chunk);
       }
-      status = 'ok';
-      httpStatus = 200;
-      yield '[DONE]';
+      if (!ctx.signal.aborted) yield '[DONE]';
     } catch (err) {
-      if (ctx.signal.aborted) return;
-      status = 'error';
-      httpStatus = statusOf(err);
-      this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
-      yield JSON.stringify(streamErrorPayload(err, ctx.requestId));
+      if (!ctx.signal.aborted) {
+        status = 'error';
+        httpStatus = statusOf(err);
+        this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
+        yield JSON.stringify(streamErrorPayload(err, ctx.requestId));
+      }
     } finally {
+      clearTimeout(drainTimer);
+      ctx.signal.removeEventListener('abort', onClientGone);
       stream.close();
-      // Without upstream usage (client left, or upstream never sent it) charge the prompt plus
-      // the output the client was actually sent, counted with the tokenizer.
-      const charged = usage ?? { promptTokens, outputTokens: countText(sentText) };
+      if (ctx.signal.aborted) {
+        status = 'aborted';
+        httpStatus = 499;
+      }
+      // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
+      // prompt plus the output the upstream produced, counted with the tokenizer.
+      const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
       const credits = this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens);
       await this.settle(admission, ctx, credits, worstCase);
       await this.record(ctx, model, charged, credits, status, httpStatus);
     }
   }
 }
+
+/** Admission (rate-limit) headers plus the note of what shaping clamped. */
+function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<string, string> {
+  const headers = admission.headers();
+  if (shaped.clamped.length > 0) headers['x-tollgate-clamped'] = shaped.clamped.join(', ');
+  return headers;
+}
+
+const neverAborted = new AbortController().signal;
 
 function statusOf(err: unknown): number {
   if (err instanceof GatewayError || err instanceof UpstreamHttpError) return err.status;

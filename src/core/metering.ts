@@ -1,9 +1,10 @@
-// The metering seam of the request path: every request is admitted before its upstream call and
-// settled (or released) after it. The plans-and-metering engine implements Meter with one atomic
-// reservation across every counter a request touches; until then `unmetered` admits everything
-// and settles nothing, so the request path already has the shape the engine needs.
+// The metering seam of the request path. Every request is shaped by its plan, then admitted —
+// its worst-case cost reserved against every counter it touches in one atomic step — before the
+// upstream call, and settled to the actual cost (or released) after it. core/plan-meter.ts is the
+// implementation; the gateway only sees this interface.
 import type { ModelConfig } from '../config/schema.js';
 import type { Account, ApiKey } from '../storage/ports.js';
+import type { ShapeOutcome, ShapeTarget } from './shaping.js';
 import type { Surface } from './types.js';
 
 export interface Principal {
@@ -17,29 +18,22 @@ export interface AdmissionRequest {
   requestId: string;
   principal: Principal;
   model: ModelConfig;
-  /** Worst-case cost of the request in credits, computed after shaping. */
+  /** Worst-case cost of the shaped request in credits. */
   worstCaseCredits: number;
 }
 
 export interface Admission {
-  /** Rate-limit headers for the response (x-ratelimit-*), if any rule applies. */
-  readonly headers: Record<string, string>;
-  /** Replace the reservation by the actual cost. Called at most once, or `release` is. */
+  /** Rate-limit headers (x-ratelimit-*) for the response, reflecting the settlement once settled. */
+  headers(): Record<string, string>;
+  /** Replaces the reservation by the actual cost. Called at most once, or `release` is. */
   settle(credits: number): Promise<void>;
-  /** Give the whole reservation back (upstream failed before producing output). */
+  /** Gives the whole reservation back (the upstream failed before producing output). */
   release(): Promise<void>;
 }
 
 export interface Meter {
-  /** Resolves with an admission, or throws a GatewayError naming the rule that refused. */
+  /** Applies the plan's shape rules (may change the request); throws a GatewayError to refuse. */
+  shape(principal: Principal, model: ModelConfig, target: ShapeTarget): ShapeOutcome;
+  /** Reserves the worst case on every applicable counter, or throws a GatewayError naming the rule. */
   admit(req: AdmissionRequest): Promise<Admission>;
 }
-
-const noHeaders: Record<string, string> = Object.freeze({}) as Record<string, string>;
-const openAdmission: Admission = {
-  headers: noHeaders,
-  settle: async () => {},
-  release: async () => {},
-};
-
-export const unmetered: Meter = { admit: async () => openAdmission };

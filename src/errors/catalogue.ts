@@ -33,6 +33,26 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: "The model '{model}' is a {kind} model and cannot be used with {path}; use a {expected} model.",
   },
+  image_input_not_allowed: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'Image inputs are not available on your plan [plan.rule:{rule}]. Remove the image parts from the messages, or update your payment method: {publicUrl}/app/billing',
+  },
+  too_many_images: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'Your plan generates at most {limit} image(s) per request with {model} [plan.rule:{rule}]; the request asked for {n}.',
+  },
+  image_size_not_allowed: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: '{detail} [plan.rule:{rule}]',
+  },
+  max_output_tokens_exceeded: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'Your plan allows at most {limit} output tokens per request [plan.rule:{rule}]; lower {param}.',
+  },
   invalid_api_key: {
     status: 401,
     type: 'authentication_error',
@@ -42,6 +62,26 @@ export const catalogue = {
     status: 401,
     type: 'authentication_error',
     message: 'The admin API requires `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.{detail}',
+  },
+  resource_exhausted: {
+    status: 403,
+    type: 'rate_limit_error',
+    message: 'You have exhausted the available [plan.rule:{rule}] resource limit. Update your payment method to continue using the service. For more information please visit {publicUrl}/app/billing',
+  },
+  request_cost_exceeded: {
+    status: 403,
+    type: 'permission_error',
+    message: 'This request would cost up to {cost} credits, above the {limit} credits your plan allows per {kind} request [plan.rule:{rule}], so it was not processed. Update your payment method to lift the limit: {publicUrl}/app/billing',
+  },
+  insufficient_balance: {
+    status: 403,
+    type: 'permission_error',
+    message: "You've run out of credits. Please top up your balance or update your payment method to continue: {publicUrl}/app/billing",
+  },
+  model_not_in_plan: {
+    status: 403,
+    type: 'permission_error',
+    message: "The Pro model '{model}' is not available through the API on your plan [plan.rule:{rule}]. Update your payment method to use it: {publicUrl}/app/billing",
   },
   model_not_found: {
     status: 404,
@@ -77,6 +117,21 @@ export const catalogue = {
     status: 415,
     type: 'invalid_request_error',
     message: "Unsupported Content-Type '{contentType}'; send application/json.",
+  },
+  requests_per_day_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'You have used all {limit} requests per day for {model} [plan.rule:{rule}]. The limit resets at {resetAt}; update your payment method to lift it: {publicUrl}/app/billing',
+  },
+  concurrency_limit: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'Your plan runs {limit} request(s) at a time [plan.rule:{rule}]; wait for the running one to finish and try again.',
+  },
+  rate_limit_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'Rate limit reached: {limit} {unit} per {window} [plan.rule:{rule}]. Try again in {retryAfter} s.',
   },
   internal_error: {
     status: 500,

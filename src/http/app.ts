@@ -4,9 +4,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { AccountService } from '../core/accounts.js';
+import type { Balances } from '../core/balances.js';
 import type { Catalog } from '../core/catalog.js';
 import type { Gateway } from '../core/gateway.js';
 import type { KeyService } from '../core/keys.js';
+import type { PlanMeter } from '../core/plan-meter.js';
 import type { Principal } from '../core/metering.js';
 import type { Pricing } from '../core/pricing.js';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -33,6 +35,8 @@ export interface AppDeps {
   accounts: AccountService;
   providers: ReadonlyMap<string, Provider>;
   metrics: Metrics;
+  meter: PlanMeter;
+  balances: Balances;
 }
 
 /** What a request learned on its way, for the access log line. */

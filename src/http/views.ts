@@ -1,7 +1,8 @@
 // JSON shapes of stored objects as the APIs show them. Key hashes never leave the server.
-import type { Account, ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
+import type { AccountInfo } from '../core/accounts.js';
+import type { ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
 
-export function accountView(a: Account) {
+export function accountView(a: AccountInfo) {
   return {
     id: a.id,
     email: a.email,

@@ -3,12 +3,11 @@
 // All methods are async so a networked store fits the same shape.
 import type { Surface } from '../core/types.js';
 
+/** Prepaid balances are not here: they are counters in the CounterStore (storage/counters.ts). */
 export interface Account {
   id: string;
   email: string | null;
   plan: string;
-  /** Prepaid credits (paid plans). Integer credits. */
-  balance: number;
   hasPaymentMethod: boolean;
   /** ISO 8601 UTC. */
   createdAt: string;
@@ -100,8 +99,6 @@ export interface AccountStore {
   get(id: string): Promise<Account | null>;
   /** Null when no account matches. */
   update(id: string, patch: AccountPatch): Promise<Account | null>;
-  /** Adds (or, negative, removes) balance atomically; returns the new account. */
-  addBalance(id: string, amount: number): Promise<Account | null>;
 }
 
 export interface KeyStore {

@@ -33,6 +33,11 @@ export interface FakeUpstream {
   requests: RecordedRequest[];
   /** Overrides the answer to the next request only; several queue up FIFO. */
   enqueue(b: Behaviour): void;
+  /** Answers every request not covered by enqueue() with this, until reset with undefined. */
+  setDefault(b: Behaviour | undefined): void;
+  /** Requests being answered right now, and the most there ever were at once. */
+  readonly inFlight: number;
+  readonly maxInFlight: number;
   close(): Promise<void>;
 }
 
@@ -82,8 +87,14 @@ export async function startFakeServer(opts: {
 }): Promise<FakeUpstream> {
   const requests: RecordedRequest[] = [];
   const queue: Behaviour[] = [];
+  let fallback: Behaviour | undefined;
+  let inFlight = 0;
+  let maxInFlight = 0;
 
   const server = createServer((req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.once('close', () => inFlight--);
     void (async () => {
       const rec: RecordedRequest = {
         method: req.method ?? 'GET',
@@ -92,7 +103,7 @@ export async function startFakeServer(opts: {
         body: await readBody(req),
       };
       requests.push(rec);
-      const b = queue.shift();
+      const b = queue.shift() ?? fallback;
       if (b?.kind === 'hang') return;
       if (b?.kind === 'destroy') {
         req.socket.destroy();
@@ -125,6 +136,15 @@ export async function startFakeServer(opts: {
     url: `http://127.0.0.1:${port}${opts.pathPrefix}`,
     requests,
     enqueue: (b) => void queue.push(b),
+    setDefault: (b) => {
+      fallback = b;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

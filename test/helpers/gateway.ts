@@ -65,6 +65,12 @@ export async function startTestGateway(
         { id: 'nokey', type: 'openai', baseUrl: openai.url },
       ],
       models: testModels(),
+      plans: {
+        free: { preset: 'free-tier' },
+        paid: { preset: 'pay-as-you-go' },
+        // No rules at all: for tests of the gateway core that are not about limits.
+        open: {},
+      },
       ...opts.config,
     },
   });

@@ -91,23 +91,43 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
           price: { unit: 'credits', ...deps.pricing.describe(m) },
           ...(m.kind === 'chat' && { vision: m.vision }),
           ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
-          ...(principal && { available: deps.providers.get(m.provider)?.configured ?? false }),
+          ...(principal && {
+            available: (deps.providers.get(m.provider)?.configured ?? false) && deps.meter.allows(principal.account, 'api', m),
+          }),
         })),
       };
     });
 
     app.get('/usage', async (req) => {
-      const { account } = await requireKey(keys, req);
+      const principal = await requireKey(keys, req);
+      const { account } = principal;
       const now = deps.clock.now();
       const day = utcDay(now);
-      const rows = await deps.storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) });
+      const [status, balance, rows] = await Promise.all([
+        deps.meter.status(principal, deps.catalog.models),
+        deps.balances.get(account.id),
+        deps.storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) }),
+      ]);
       const today = summariseDaily(rows);
       return {
         object: 'usage',
         account: account.id,
-        plan: account.plan,
-        balance: account.balance,
+        plan: status.plan.name,
+        prepaid: status.plan.prepaid,
+        balance,
         day,
+        rules: status.rules.map((r) => ({
+          id: r.id,
+          measure: r.measure,
+          limit: r.limit,
+          window: r.window,
+          scope: r.scope,
+          surfaces: r.surfaces,
+          used: r.used,
+          remaining: r.remaining,
+          reset: r.reset,
+          ...(r.byModel && { by_model: r.byModel.filter((m) => m.used > 0) }),
+        })),
         today: { credits: today.credits, requests: today.requests, by_model: today.byModel },
       };
     });

@@ -53,13 +53,12 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
     });
 
     describe('accounts', () => {
-      it('creates with a zero balance and no payment method, and reads it back', async () => {
+      it('creates with no payment method, and reads it back', async () => {
         const created = await account('acc_1', 'ann@example.com');
         expect(created).toEqual({
           id: 'acc_1',
           email: 'ann@example.com',
           plan: 'free',
-          balance: 0,
           hasPaymentMethod: false,
           createdAt: T0,
         });
@@ -69,7 +68,6 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
       it('returns null for unknown ids', async () => {
         expect(await store.accounts.get('nope')).toBeNull();
         expect(await store.accounts.update('nope', { plan: 'paid' })).toBeNull();
-        expect(await store.accounts.addBalance('nope', 5)).toBeNull();
       });
 
       it('updates only the patched fields', async () => {
@@ -82,29 +80,7 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(both).toMatchObject({ plan: 'free', hasPaymentMethod: false });
         const untouched = await store.accounts.update('acc_1', {});
         expect(untouched).toEqual(await store.accounts.get('acc_1'));
-        expect(untouched).toMatchObject({ plan: 'free', hasPaymentMethod: false, balance: 0 });
-      });
-
-      it('adds and removes balance, returning the new account', async () => {
-        await account('acc_1');
-        expect((await store.accounts.addBalance('acc_1', 500))?.balance).toBe(500);
-        expect((await store.accounts.addBalance('acc_1', -120))?.balance).toBe(380);
-        expect((await store.accounts.get('acc_1'))?.balance).toBe(380);
-      });
-
-      it('sums concurrent balance changes exactly', async () => {
-        await account('acc_1');
-        const amounts = Array.from({ length: 200 }, (_, i) => (i % 4 === 3 ? -(i + 1) : i + 1));
-        await Promise.all(amounts.map((a) => store.accounts.addBalance('acc_1', a)));
-        const expected = amounts.reduce((s, a) => s + a, 0);
-        expect((await store.accounts.get('acc_1'))?.balance).toBe(expected);
-      });
-
-      it('does not touch other accounts when changing a balance', async () => {
-        await account('acc_1');
-        await account('acc_2');
-        await store.accounts.addBalance('acc_1', 7);
-        expect((await store.accounts.get('acc_2'))?.balance).toBe(0);
+        expect(untouched).toMatchObject({ plan: 'free', hasPaymentMethod: false });
       });
 
       it('refuses a taken email, case-insensitively, with email_taken', async () => {

@@ -6,7 +6,6 @@ interface AccountRow {
   id: string;
   email: string | null;
   plan: string;
-  balance: number;
   has_payment_method: number;
   created_at: string;
 }
@@ -17,7 +16,6 @@ function toAccount(row: AccountRow | undefined): Account | null {
     id: row.id,
     email: row.email,
     plan: row.plan,
-    balance: row.balance,
     hasPaymentMethod: row.has_payment_method !== 0,
     createdAt: row.created_at,
   };
@@ -35,12 +33,11 @@ export class SqliteAccountStore implements AccountStore {
   private readonly insert: Database.Statement;
   private readonly byId: Database.Statement;
   private readonly patch: Database.Statement;
-  private readonly add: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
-      `INSERT INTO accounts (id, email, plan, balance, has_payment_method, created_at)
-       VALUES (@id, @email, @plan, 0, 0, @createdAt) RETURNING *`,
+      `INSERT INTO accounts (id, email, plan, has_payment_method, created_at)
+       VALUES (@id, @email, @plan, 0, @createdAt) RETURNING *`,
     );
     this.byId = db.prepare('SELECT * FROM accounts WHERE id = ?');
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
@@ -49,8 +46,6 @@ export class SqliteAccountStore implements AccountStore {
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method)
        WHERE id = @id RETURNING *`,
     );
-    // One statement: the read and the write cannot interleave with another writer (STYLE §7).
-    this.add = db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING *');
   }
 
   async create(account: NewAccount): Promise<Account> {
@@ -72,10 +67,5 @@ export class SqliteAccountStore implements AccountStore {
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
     return toAccount(this.patch.get({ id, plan: patch.plan ?? null, hasPaymentMethod }) as AccountRow | undefined);
-  }
-
-  async addBalance(id: string, amount: number): Promise<Account | null> {
-    if (!Number.isSafeInteger(amount)) throw new RangeError(`balance amount must be an integer, got ${amount}`);
-    return toAccount(this.add.get(amount, id) as AccountRow | undefined);
   }
 }

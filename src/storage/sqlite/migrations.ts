@@ -58,6 +58,37 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX usage_records_day ON usage_records(day);
     `,
   },
+  {
+    version: 2,
+    name: 'counter store; balances move out of accounts',
+    sql: `
+      -- Every number a limit is enforced on (storage/counters.ts). WITHOUT ROWID: the text key is
+      -- the only lookup, so one b-tree instead of a rowid table plus a key index.
+      CREATE TABLE counters (
+        key        TEXT PRIMARY KEY,
+        value      INTEGER NOT NULL,
+        -- epoch ms after which sweep forgets the counter; NULL never
+        expires_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX counters_expires_at ON counters(expires_at);
+
+      -- Live reservations: ops is JSON [[key, amount, settle, sign], …] (storage/counter-ops.ts).
+      CREATE TABLE reservations (
+        id         TEXT PRIMARY KEY,
+        ops        TEXT NOT NULL,
+        -- epoch ms; at or after it the amounts are given back
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX reservations_expires_at ON reservations(expires_at);
+
+      -- Prepaid balances become never-expiring counters so that a charge is one atomic reserve with
+      -- the other limits. Carried over, not dropped: they are money. The key must stay what
+      -- core/balances.ts balanceKey() builds: 'tg:{<account id>}:balance'.
+      INSERT INTO counters (key, value, expires_at)
+        SELECT 'tg:{' || id || '}:balance', balance, NULL FROM accounts WHERE balance <> 0;
+      ALTER TABLE accounts DROP COLUMN balance;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -93,7 +93,6 @@ describe('sqlite specifics', () => {
     const url = freshUrl();
     const a = openSqliteStorage(url);
     await a.accounts.create({ id: 'acc_1', email: 'a@b.c', plan: 'paid', createdAt: '2026-11-25T00:00:00.000Z' });
-    await a.accounts.addBalance('acc_1', 42);
     await a.keys.create({
       id: 'key_1',
       accountId: 'acc_1',
@@ -119,7 +118,7 @@ describe('sqlite specifics', () => {
     await a.close(); // idempotent
 
     const b = openSqliteStorage(url);
-    expect((await b.accounts.get('acc_1'))?.balance).toBe(42);
+    expect((await b.accounts.get('acc_1'))?.plan).toBe('paid');
     expect((await b.keys.findByHash('h1'))?.id).toBe('key_1');
     expect(await b.ledger.daily({ accountId: 'acc_1' })).toMatchObject([{ day: '2026-11-25', credits: 3 }]);
     await b.close();

@@ -1,0 +1,301 @@
+// The metering engine (SPEC §7). For each request it builds the list of counters the request
+// touches under its account's plan — window credits, window requests, concurrency leases, the
+// prepaid balance — and reserves the worst case on all of them in ONE atomic store operation:
+// all or none. Settlement replaces the reservation by the actual cost; release gives it back;
+// a crashed process's reservations expire by TTL because only live processes renew them.
+import type { ResolvedPlan } from '../config/plans.js';
+import type { MeasureRule, ModelConfig, Rule } from '../config/schema.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import type { Clock } from '../lib/clock.js';
+import type { CounterOp, CounterStore } from '../storage/counters.js';
+import type { Account } from '../storage/ports.js';
+import { accountKeyPrefix, balanceKey } from './balances.js';
+import type { Admission, AdmissionRequest, Meter, Principal } from './metering.js';
+import { ruleApplies, shapeRequest, type ShapeOutcome, type ShapeTarget } from './shaping.js';
+import type { Surface } from './types.js';
+import { resetDuration, windowAt, type WindowSpan } from './windows.js';
+
+/** Window counters outlive their window a little, so late settlements still find them. */
+const COUNTER_GRACE_MS = 3_600_000;
+
+export interface PlanMeterOptions {
+  plans: ReadonlyMap<string, ResolvedPlan>;
+  defaultPlan: string;
+  store: CounterStore;
+  clock: Clock;
+  reservationTtlMs: number;
+  renewEveryMs: number;
+  logger: { warn(obj: object, msg: string): void };
+}
+
+/** One counter of a reservation and why it is there. */
+interface Slot {
+  op: CounterOp;
+  /** The measured rule, or 'balance' for the prepaid balance. */
+  rule: MeasureRule | 'balance';
+  limit: number;
+  span: WindowSpan | undefined;
+}
+
+export interface RuleStatus {
+  id: string;
+  measure: MeasureRule['measure'];
+  limit: number;
+  window: string | null;
+  scope: MeasureRule['scope'];
+  surfaces: Surface[];
+  used: number;
+  remaining: number;
+  /** ISO time the window resets; null for concurrency and lifetime. */
+  reset: string | null;
+  /** account+model rules: the counters per model. */
+  byModel?: Array<{ model: string; used: number; remaining: number }>;
+}
+
+export function counterKey(rule: MeasureRule, principal: Principal, modelId: string, span: WindowSpan | undefined): string {
+  let key = `${accountKeyPrefix(principal.account.id)}:${rule.id}`;
+  if (rule.scope === 'key') key += `:k:${principal.key?.id ?? 'session'}`;
+  else if (rule.scope === 'account+model') key += `:m:${modelId}`;
+  return span ? `${key}:${span.id}` : key;
+}
+
+function isMeasure(rule: Rule): rule is MeasureRule {
+  return 'measure' in rule;
+}
+
+export class PlanMeter implements Meter {
+  private readonly inflight = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly o: PlanMeterOptions) {
+    // Only a live process renews its reservations: when it dies, they lapse within the TTL.
+    this.timer = setInterval(() => void this.renew(), o.renewEveryMs);
+    this.timer.unref();
+  }
+
+  planOf(account: Pick<Account, 'plan'>): ResolvedPlan {
+    // An account on a plan since removed from config falls back to the default plan.
+    return this.o.plans.get(account.plan) ?? this.o.plans.get(this.o.defaultPlan)!;
+  }
+
+  shape(principal: Principal, model: ModelConfig, target: ShapeTarget): ShapeOutcome {
+    const plan = this.planOf(principal.account);
+    if (model.pro && principal.surface === 'api' && !plan.proModelsViaApi) {
+      throw new GatewayError('model_not_in_plan', { vars: { rule: 'pro_models', model: model.id } });
+    }
+    return shapeRequest(plan.rules, principal.surface, model, target);
+  }
+
+  /** The model is usable by this account through this surface (for /v1/models). */
+  allows(account: Account, surface: Surface, model: ModelConfig): boolean {
+    return !(model.pro && surface === 'api' && !this.planOf(account).proModelsViaApi);
+  }
+
+  private slots(principal: Principal, model: ModelConfig, worstCase: number, now: number): Slot[] {
+    const plan = this.planOf(principal.account);
+    const slots: Slot[] = [];
+    for (const rule of plan.rules) {
+      if (!isMeasure(rule) || !ruleApplies(rule, principal.surface, model)) continue;
+      const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
+      const expiresAt = span && Number.isFinite(span.endsAt) ? span.endsAt + COUNTER_GRACE_MS : null;
+      const key = counterKey(rule, principal, model.id, span);
+      const op: CounterOp =
+        rule.measure === 'credits'
+          ? { key, amount: worstCase, max: rule.limit, settle: 'actual', expiresAt }
+          : rule.measure === 'requests'
+            ? { key, amount: 1, max: rule.limit, settle: 'keep', expiresAt }
+            : { key, amount: 1, max: rule.limit, settle: 'return', expiresAt: null };
+      slots.push({ op, rule, limit: rule.limit, span });
+    }
+    if (plan.prepaid) {
+      slots.push({
+        op: { key: balanceKey(principal.account.id), amount: -worstCase, min: 0, settle: 'actual', expiresAt: null },
+        rule: 'balance',
+        limit: 0,
+        span: undefined,
+      });
+    }
+    return slots;
+  }
+
+  async admit(req: AdmissionRequest): Promise<Admission> {
+    const { principal, model, worstCaseCredits: worstCase, requestId } = req;
+    const now = this.o.clock.now();
+    const plan = this.planOf(principal.account);
+    for (const rule of plan.rules) {
+      if ('shape' in rule && rule.shape === 'max_request_cost' && ruleApplies(rule, principal.surface, model) && worstCase > rule.limit!) {
+        throw new GatewayError('request_cost_exceeded', { vars: { rule: rule.id, cost: worstCase, limit: rule.limit!, kind: model.kind } });
+      }
+    }
+    const slots = this.slots(principal, model, worstCase, now);
+    if (slots.length === 0) return unlimited;
+
+    const result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
+    if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, model, now);
+
+    this.inflight.add(requestId);
+    const values = result.values;
+    let refund = 0;
+    let done = false;
+    const finish = () => {
+      if (done) throw new Error(`reservation ${requestId} settled twice`);
+      done = true;
+      this.inflight.delete(requestId);
+    };
+    return {
+      headers: () => limitHeaders(slots, values, refund, now),
+      settle: async (actual) => {
+        finish();
+        refund = worstCase - actual;
+        if (!(await this.o.store.settle(requestId, actual))) await this.chargeLapsed(requestId, slots, actual);
+      },
+      release: async () => {
+        finish();
+        await this.o.store.release(requestId);
+      },
+    };
+  }
+
+  /**
+   * The reservation lapsed before settlement (the process stalled past the TTL and the store gave
+   * it back). The upstream did the work, so charge it anyway — without a limit check, as any
+   * settlement above the estimate is — to keep the counters equal to the ledger.
+   */
+  private async chargeLapsed(requestId: string, slots: Slot[], actual: number): Promise<void> {
+    this.o.logger.warn({ requestId }, 'reservation lapsed before settlement; charging without it');
+    for (const { op } of slots) {
+      if (op.settle === 'return') continue;
+      const amount = op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual;
+      await this.o.store.add(op.key, amount, op.expiresAt);
+    }
+  }
+
+  private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number): GatewayError {
+    if (slot.rule === 'balance') {
+      return new GatewayError('insufficient_balance', {
+        vars: { rule: 'balance' },
+        headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)) },
+      });
+    }
+    const rule = slot.rule;
+    const remaining = Math.max(0, slot.limit - value);
+    const untilReset = slot.span ? slot.span.endsAt - now : 1000;
+    const retryAfter = String(Math.max(1, Math.ceil(untilReset / 1000)));
+    const resetAt = slot.span && Number.isFinite(slot.span.endsAt) ? new Date(slot.span.endsAt).toISOString() : 'never';
+    if (rule.measure === 'concurrent') {
+      return new GatewayError('concurrency_limit', { vars: { rule: rule.id, limit: rule.limit }, headers: { 'retry-after': '1' } });
+    }
+    const short = rule.window === 'minute' || rule.window === 'hour';
+    if (rule.measure === 'credits') {
+      const headers = {
+        'x-ratelimit-limit-tokens': String(rule.limit),
+        'x-ratelimit-remaining-tokens': String(remaining),
+        'x-ratelimit-reset-tokens': resetDuration(untilReset),
+        'x-tollgate-reset-at': resetAt,
+      };
+      if (short) {
+        return new GatewayError('rate_limit_exceeded', {
+          vars: { rule: rule.id, limit: rule.limit, unit: 'credits', window: rule.window!, retryAfter },
+          headers: { ...headers, 'retry-after': retryAfter },
+        });
+      }
+      return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase }, headers });
+    }
+    const headers = {
+      'x-ratelimit-limit-requests': String(rule.limit),
+      'x-ratelimit-remaining-requests': String(remaining),
+      'x-ratelimit-reset-requests': resetDuration(untilReset),
+      'retry-after': retryAfter,
+    };
+    if (rule.window === 'day') {
+      return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, model: model.id, resetAt }, headers });
+    }
+    return new GatewayError('rate_limit_exceeded', {
+      vars: { rule: rule.id, limit: rule.limit, unit: 'requests', window: rule.window!, retryAfter },
+      headers,
+    });
+  }
+
+  private async renew(): Promise<void> {
+    if (this.inflight.size === 0) return;
+    try {
+      await this.o.store.renew([...this.inflight], this.o.clock.now() + this.o.reservationTtlMs);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'renewing reservations failed');
+    }
+  }
+
+  /** Every measured rule of the account's plan with its current use (SPEC §6 /v1/usage). */
+  async status(principal: Principal, models: readonly ModelConfig[]): Promise<{ plan: ResolvedPlan; rules: RuleStatus[] }> {
+    const now = this.o.clock.now();
+    const plan = this.planOf(principal.account);
+    const rules: RuleStatus[] = [];
+    for (const rule of plan.rules) {
+      if (!isMeasure(rule)) continue;
+      const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
+      const reset = span && Number.isFinite(span.endsAt) ? new Date(span.endsAt).toISOString() : null;
+      const base = {
+        id: rule.id,
+        measure: rule.measure,
+        limit: rule.limit,
+        window: rule.window ?? null,
+        scope: rule.scope,
+        surfaces: rule.surfaces ?? ['api', 'playground'],
+        reset,
+      };
+      if (rule.scope === 'account+model') {
+        const matching = models.filter((m) => !rule.models || ruleApplies({ ...rule, surfaces: undefined }, 'api', m));
+        const values = await this.o.store.get(matching.map((m) => counterKey(rule, principal, m.id, span)), now);
+        const byModel = matching.map((m, i) => ({ model: m.id, used: values[i]!, remaining: Math.max(0, rule.limit - values[i]!) }));
+        const used = byModel.reduce((a, b) => Math.max(a, b.used), 0);
+        rules.push({ ...base, used, remaining: Math.max(0, rule.limit - used), byModel });
+      } else {
+        const [used] = await this.o.store.get([counterKey(rule, principal, '', span)], now);
+        rules.push({ ...base, used: used!, remaining: Math.max(0, rule.limit - used!) });
+      }
+    }
+    return { plan, rules };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+const unlimited: Admission = {
+  headers: () => ({}),
+  settle: async () => {},
+  release: async () => {},
+};
+
+/** OpenAI-style headers for the binding (least remaining) credit budget and request count. */
+function limitHeaders(slots: Slot[], values: number[], refund: number, now: number): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let tokens: { limit: number | undefined; remaining: number; reset: number } | undefined;
+  let requests: { limit: number; remaining: number; reset: number } | undefined;
+  slots.forEach((slot, i) => {
+    const value = values[i]!;
+    const reset = slot.span ? slot.span.endsAt - now : Number.POSITIVE_INFINITY;
+    if (slot.rule === 'balance') {
+      const remaining = value + refund;
+      if (!tokens || remaining < tokens.remaining) tokens = { limit: undefined, remaining, reset };
+    } else if (slot.rule.measure === 'credits') {
+      const remaining = Math.max(0, slot.limit - value + refund);
+      if (!tokens || remaining < tokens.remaining) tokens = { limit: slot.limit, remaining, reset };
+    } else if (slot.rule.measure === 'requests') {
+      const remaining = Math.max(0, slot.limit - value);
+      if (!requests || remaining < requests.remaining) requests = { limit: slot.limit, remaining, reset };
+    }
+  });
+  if (tokens) {
+    if (tokens.limit !== undefined) headers['x-ratelimit-limit-tokens'] = String(tokens.limit);
+    headers['x-ratelimit-remaining-tokens'] = String(tokens.remaining);
+    headers['x-ratelimit-reset-tokens'] = resetDuration(tokens.reset);
+  }
+  if (requests) {
+    headers['x-ratelimit-limit-requests'] = String(requests.limit);
+    headers['x-ratelimit-remaining-requests'] = String(requests.remaining);
+    headers['x-ratelimit-reset-requests'] = resetDuration(requests.reset);
+  }
+  return headers;
+}

@@ -1,0 +1,124 @@
+// Shape rules (SPEC §3, §4): constraints on the request itself, applied before anything is
+// estimated or reserved — clamp what may be clamped, refuse what may not. The worst-case cost is
+// computed from the shaped request, so a clamp also bounds the reservation.
+import type { ModelConfig, Rule, ShapeRule } from '../config/schema.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import type { ImageCall } from '../providers/provider.js';
+import { sizeKey } from './pricing.js';
+import type { ImageSize, JsonObject, Surface } from './types.js';
+
+export type ShapeTarget =
+  | { kind: 'chat'; body: JsonObject }
+  | { kind: 'embedding'; body: JsonObject }
+  | { kind: 'image'; call: ImageCall; size: ImageSize };
+
+export interface ShapeOutcome {
+  /** `x-tollgate-clamped` values, e.g. `max_tokens=512`. */
+  clamped: string[];
+  /** The image size after shaping (may be clamped). */
+  size?: ImageSize;
+}
+
+/** Does a rule govern this surface and model? Every given filter must match. */
+export function ruleApplies(rule: Rule, surface: Surface, model: ModelConfig): boolean {
+  if (rule.surfaces && !rule.surfaces.includes(surface)) return false;
+  const m = rule.models;
+  if (m) {
+    if (m.ids && !m.ids.includes(model.id)) return false;
+    if (m.kinds && !m.kinds.includes(model.kind)) return false;
+    if (m.pro !== undefined && m.pro !== model.pro) return false;
+  }
+  return true;
+}
+
+const IMAGE_PART_TYPES = new Set(['image_url', 'input_image', 'image']);
+const OUTPUT_FIELDS = ['max_tokens', 'max_completion_tokens'] as const;
+
+function parseSize(text: string): ImageSize {
+  const [w, h] = text.split('x');
+  return { width: Number(w), height: Number(h) };
+}
+
+function shapeChat(rule: ShapeRule, body: JsonObject, clamped: string[]): void {
+  if (rule.shape === 'max_output_tokens') {
+    const limit = rule.limit!;
+    const present = OUTPUT_FIELDS.filter((f) => body[f] !== undefined && body[f] !== null);
+    for (const field of present) {
+      if ((body[field] as number) <= limit) continue;
+      if (rule.onExceed === 'reject') {
+        throw new GatewayError('max_output_tokens_exceeded', { vars: { rule: rule.id, limit }, param: field });
+      }
+      body[field] = limit;
+      clamped.push(`${field}=${limit}`);
+    }
+    // Absent means "as long as the model allows": cap it, in the field every OpenAI-compatible
+    // server understands.
+    if (present.length === 0) {
+      body.max_tokens = limit;
+      clamped.push(`max_tokens=${limit}`);
+    }
+    return;
+  }
+  if (rule.shape === 'image_input') {
+    const messages = Array.isArray(body.messages) ? body.messages : [];
+    messages.forEach((m, i) => {
+      const content = (m as { content?: unknown }).content;
+      if (!Array.isArray(content)) return;
+      content.forEach((part, j) => {
+        if (IMAGE_PART_TYPES.has((part as { type?: string }).type ?? '')) {
+          throw new GatewayError('image_input_not_allowed', { vars: { rule: rule.id }, param: `messages[${i}].content[${j}]` });
+        }
+      });
+    });
+  }
+}
+
+function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: ImageSize, clamped: string[]): ImageSize {
+  if (rule.shape === 'images_per_request') {
+    const limit = rule.limit!;
+    if (call.n <= limit) return size;
+    if (rule.onExceed === 'reject') {
+      throw new GatewayError('too_many_images', { vars: { rule: rule.id, limit, model: model.id, n: call.n }, param: 'n' });
+    }
+    call.n = limit;
+    clamped.push(`n=${limit}`);
+    return size;
+  }
+  if (rule.shape === 'image_sizes') {
+    const max = parseSize(rule.maxSize!);
+    const fits = (s: ImageSize) => s.width <= max.width && s.height <= max.height;
+    if (fits(size)) return size;
+    const sizes = model.kind === 'image' ? model.sizes : [];
+    const allowed = sizes.map(parseSize).filter(fits);
+    if (rule.onExceed === 'clamp' && allowed.length > 0) {
+      const largest = allowed.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
+      call.size = largest;
+      call.sizePreset = undefined;
+      clamped.push(`size=${sizeKey(largest)}`);
+      return largest;
+    }
+    const detail =
+      allowed.length > 0
+        ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use size ${allowed.map(sizeKey).join(' or ')} (the request asked for ${sizeKey(size)}).`
+        : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows` +
+          (sizes.length > 0 ? ` (its sizes are ${sizes.join(', ')})` : '') +
+          `, so it cannot be used on this plan. Update your payment method to use it.`;
+    throw new GatewayError('image_size_not_allowed', {
+      vars: { rule: rule.id, detail },
+      param: call.sizePreset !== undefined ? 'image_size' : 'size',
+    });
+  }
+  return size;
+}
+
+/** Applies every applicable shape rule except the cost ceiling (which needs the estimate). */
+export function shapeRequest(rules: readonly Rule[], surface: Surface, model: ModelConfig, target: ShapeTarget): ShapeOutcome {
+  const clamped: string[] = [];
+  let size = target.kind === 'image' ? target.size : undefined;
+  for (const rule of rules) {
+    if (!('shape' in rule) || rule.shape === 'max_request_cost' || !ruleApplies(rule, surface, model)) continue;
+    if (target.kind === 'chat') shapeChat(rule, target.body, clamped);
+    else if (target.kind === 'image') size = shapeImage(rule, model, target.call, size!, clamped);
+  }
+  return size ? { clamped, size } : { clamped };
+}

@@ -1,0 +1,66 @@
+// The counter-store port: every number a limit is enforced on (window counters, concurrency
+// leases, prepaid balances) lives behind it, and every check-and-update is ONE atomic operation
+// in the store — never read, compare, write later. Implementations: embedded (SQLite, this
+// process), Redis (one Lua script per operation, shared by many instances). All pass
+// storage/contract/counters.contract.ts.
+
+/**
+ * One counter a reservation touches.
+ * - `amount` is added to the counter's value at reserve time.
+ * - `max`: the reservation fails if `value + amount > max` (a usage counter: credits, requests, leases).
+ * - `min`: the reservation fails if `value + amount < min` (a balance: amount negative, min 0).
+ * - `settle` says what happens to `amount` when the reservation settles:
+ *     `actual` — replaced by the actual cost (sign kept: +actual for usage, −actual for a balance);
+ *     `keep`   — stays (a request count);
+ *     `return` — given back (a concurrency lease).
+ *   On release or expiry every op is given back, whatever its `settle`.
+ * - `expiresAt` (epoch ms): when the counter itself may be forgotten (end of its window plus a
+ *   grace); null for counters that never expire (balances, lifetime windows).
+ */
+export interface CounterOp {
+  key: string;
+  amount: number;
+  max?: number;
+  min?: number;
+  settle: 'actual' | 'keep' | 'return';
+  expiresAt: number | null;
+}
+
+export type ReserveResult =
+  | {
+      ok: true;
+      /** Each op's counter value after the reservation, in op order. */
+      values: number[];
+    }
+  | {
+      ok: false;
+      /** Index of the first op that did not fit. Nothing was changed. */
+      failed: number;
+      /** That counter's value before the attempt. */
+      value: number;
+    };
+
+export interface CounterStore {
+  /**
+   * Atomically: drop expired reservations (giving their amounts back), then either apply every op
+   * and record reservation `id` (expiring at `expiresAt` unless renewed) or apply none.
+   */
+  reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult>;
+  /**
+   * Atomically replaces reservation `id` by its settled amounts (see CounterOp.settle) and forgets
+   * it. Returns false (changing nothing) if the reservation is unknown — already settled,
+   * released, or expired. Settling above a `max` is allowed: the actual cost was incurred.
+   */
+  settle(id: string, actual: number): Promise<boolean>;
+  /** Atomically gives every op of reservation `id` back and forgets it. False if unknown. */
+  release(id: string): Promise<boolean>;
+  /** Pushes the expiry of live reservations (heartbeat of in-flight requests). */
+  renew(ids: readonly string[], expiresAt: number): Promise<void>;
+  /** Current values (0 for unknown keys), after dropping expired reservations. */
+  get(keys: readonly string[], now: number): Promise<number[]>;
+  /** Adds to a counter without limits (top-ups, corrections); returns the new value. */
+  add(key: string, amount: number, expiresAt: number | null): Promise<number>;
+  /** Drops expired reservations (giving amounts back) and counters past their expiresAt. Returns reservations dropped. */
+  sweep(now: number): Promise<number>;
+  close(): Promise<void>;
+}
