@@ -1,0 +1,178 @@
+// Metering semantics (SPEC §7) through the real server: windows keyed by UTC date under an
+// injected clock, full release on upstream failure, settlement of streams cut short, the paid
+// plan's balance, and plan changes taking effect on the next request.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countChatPrompt, countText } from '../../src/core/tokens.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { chatStreamFixture } from '../helpers/fake-openai.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+const hi = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+const clock = new ManualClock(Date.parse('2026-11-25T23:59:00Z'));
+
+let t: TestGateway;
+beforeAll(async () => {
+  t = await startTestGateway({ gateway: { clock }, config: { metering: { drainUsageMs: 1500 } } });
+});
+afterAll(async () => t?.close());
+
+async function usage(secret: string) {
+  const res = await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } });
+  return res.json() as Promise<any>;
+}
+const apiToken = (u: any) => u.rules.find((r: { id: string }) => r.id === 'api_token');
+async function ledger(accountId: string) {
+  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; createdAt: string; outputTokens: number }>;
+}
+const sum = (rows: Array<{ credits: number }>) => rows.reduce((a, r) => a + r.credits, 0);
+async function chat(secret: string, body: unknown = hi) {
+  return fetch(`${t.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+async function until(check: () => Promise<boolean>, ms = 3000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('windows', () => {
+  it('moving the clock past UTC midnight opens a fresh day; yesterday stays in the ledger', async () => {
+    clock.set(Date.parse('2026-11-25T23:59:00Z'));
+    const { accountId, secret } = await t.newAccount();
+    expect((await chat(secret)).status).toBe(200);
+    expect((await chat(secret)).status).toBe(200);
+    const before = await usage(secret);
+    expect(before.day).toBe('2026-11-25');
+    expect(apiToken(before)).toMatchObject({ used: 24, reset: '2026-11-26T00:00:00.000Z' });
+
+    clock.advance(2 * 60_000); // 2026-11-26T00:01
+    const after = await usage(secret);
+    expect(after.day).toBe('2026-11-26');
+    expect(apiToken(after)).toMatchObject({ used: 0, remaining: 50_000, reset: '2026-11-27T00:00:00.000Z' });
+    expect((await chat(secret)).status).toBe(200);
+    expect(apiToken(await usage(secret)).used).toBe(12);
+
+    const yesterday = (await t.admin('GET', `/usage?account=${accountId}&group=day&from=2026-11-25&to=2026-11-26`)).body.data;
+    expect(yesterday).toEqual([expect.objectContaining({ day: '2026-11-25', requests: 2, credits: 24 })]);
+    const today = (await t.admin('GET', `/usage?account=${accountId}&group=day&from=2026-11-26`)).body.data;
+    expect(today).toEqual([expect.objectContaining({ day: '2026-11-26', requests: 1, credits: 12 })]);
+  });
+});
+
+describe('failures release the reservation', () => {
+  it.each([
+    ['an upstream 500', { kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } }, 500],
+    ['an upstream timeout', { kind: 'hang' }, 504],
+    ['a dropped connection', { kind: 'destroy' }, 502],
+  ] as const)('%s charges nothing and leaves nothing reserved', async (_name, behaviour, status) => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(behaviour as never);
+    const res = await chat(secret);
+    expect(res.status).toBe(status);
+    expect(apiToken(await usage(secret)).used).toBe(0);
+    const rows = await ledger(accountId);
+    expect(rows).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: status })]);
+  });
+});
+
+describe('streams cut short', () => {
+  const body = { ...hi, stream: true };
+
+  it('client abort: charges prompt + output sent when the upstream gives no usage, nothing left reserved', async () => {
+    const { accountId, secret } = await t.newAccount();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    // Role + "Hello" + " from" + " the", then a stall long past the drain window.
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: released });
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(' the')) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    await until(async () => (await ledger(accountId)).length === 1);
+    release();
+    const [row] = await ledger(accountId);
+    const expected = Math.ceil((countChatPrompt(body) * 300_000 + countText('Hello from the') * 1_200_000) / 1e6);
+    expect(row).toMatchObject({ status: 'aborted', credits: expected, outputTokens: countText('Hello from the') });
+    expect(apiToken(await usage(secret)).used).toBe(expected);
+  });
+
+  it("client abort: drains the upstream's usage when it comes within the drain window", async () => {
+    const { accountId, secret } = await t.newAccount();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: released });
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(' the')) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    // The upstream finishes after the client left, within the drain window: its usage counts.
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await until(async () => (await ledger(accountId)).length === 1);
+    const [row] = await ledger(accountId);
+    expect(row).toMatchObject({ status: 'aborted', credits: 12, outputTokens: 7 });
+    expect(apiToken(await usage(secret)).used).toBe(12);
+  });
+});
+
+describe('the paid plan', () => {
+  it('a payment method moves a free account to paid; requests spend the balance; an empty balance refuses', async () => {
+    const { accountId, secret } = await t.newAccount();
+    expect((await t.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true })).body.plan).toBe('paid');
+    // The plan change applies to the very next request: no daily cap, but no balance yet.
+    const refused = await chat(secret);
+    expect(refused.status).toBe(403);
+    const json = await refused.json();
+    expect(json.error).toMatchObject({ code: 'insufficient_balance', type: 'permission_error' });
+    expect(json.message).toBe("You've run out of credits. Please top up your balance or update your payment method to continue: http://gateway.test/app/billing");
+
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1000 })).body.balance).toBe(1000);
+    // The paid plan clamps nothing, so the worst case is the model's own output ceiling (16,384
+    // tokens ≈ 19,700 credits) unless the request names a smaller max_tokens.
+    expect((await chat(secret)).status).toBe(403);
+    const small = { ...hi, max_tokens: 512 };
+    const ok = await chat(secret, small);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('x-ratelimit-remaining-tokens')).toBe('988');
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(988);
+    const u = await usage(secret);
+    expect(u).toMatchObject({ plan: 'paid', prepaid: true, balance: 988, rules: [] });
+    // Each reserves its ~618-credit worst case and settles to 12; a 1,000-token worst case (~1,203) no longer fits.
+    expect((await chat(secret, small)).status).toBe(200);
+    expect((await chat(secret, small)).status).toBe(200);
+    expect((await chat(secret, { ...hi, max_tokens: 1000 })).status).toBe(403);
+    const rows = await ledger(accountId);
+    expect(rows.filter((r) => r.status === 'ok')).toHaveLength(3);
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1000 - sum(rows));
+  });
+
+  it('moving back to free brings the daily budget back into force on the next request', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });
+    const big = { ...hi, max_tokens: 16_000 };
+    expect((await chat(secret, big)).headers.get('x-tollgate-clamped')).toBeNull();
+    await t.admin('PATCH', `/accounts/${accountId}`, { plan: 'free' });
+    const res = await chat(secret, big);
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_tokens=512');
+    expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+  });
+});
