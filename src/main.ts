@@ -57,6 +57,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     reservationTtlMs: config.metering.reservationTtlMs,
     renewEveryMs: config.metering.renewEveryMs,
+    maxHoldMs: config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
     logger,
   });
   const gateway = new Gateway({

@@ -118,18 +118,24 @@ export class Gateway {
       await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
       throw err;
     }
-    const credits = price(result.usage);
-    await this.settle(admission, ctx, credits, worstCaseCredits);
+    const credits = await this.settle(admission, ctx, price(result.usage), worstCaseCredits);
     await this.record(ctx, model, result.usage, credits, ctx.signal.aborted ? 'aborted' : 'ok', ctx.signal.aborted ? 499 : 200);
     result.body.meta = { usage: { credits_used: credits } };
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
 
-  private async settle(admission: Admission, ctx: RequestContext, credits: number, worstCase: number): Promise<void> {
+  /** Settles and returns the credits actually charged (what the ledger must record). */
+  private async settle(admission: Admission, ctx: RequestContext, credits: number, worstCase: number): Promise<number> {
+    if (!Number.isSafeInteger(credits) || credits < 0) {
+      // Only a broken price or usage gets here; charge the reservation rather than fail to settle.
+      this.deps.logger.error({ requestId: ctx.requestId, credits }, 'unusable actual cost; charging the worst case');
+      credits = worstCase;
+    }
     if (credits > worstCase) {
       this.deps.logger.warn({ requestId: ctx.requestId, credits, worstCase }, 'actual cost above the reserved worst case');
     }
     await admission.settle(credits);
+    return credits;
   }
 
   async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
@@ -293,8 +299,7 @@ export class Gateway {
       // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
       // prompt plus the output the upstream produced, counted with the tokenizer.
       const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
-      const credits = this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens);
-      await this.settle(admission, ctx, credits, worstCase);
+      const credits = await this.settle(admission, ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
       await this.record(ctx, model, charged, credits, status, httpStatus);
     }
   }

@@ -25,6 +25,12 @@ export interface PlanMeterOptions {
   clock: Clock;
   reservationTtlMs: number;
   renewEveryMs: number;
+  /**
+   * Longest a request may hold a reservation (the upstream's total timeout plus the drain).
+   * Past it the reservation is no longer renewed and lapses, so a request path that somehow
+   * never settles cannot pin a counter for ever.
+   */
+  maxHoldMs: number;
   logger: { warn(obj: object, msg: string): void };
 }
 
@@ -64,7 +70,8 @@ function isMeasure(rule: Rule): rule is MeasureRule {
 }
 
 export class PlanMeter implements Meter {
-  private readonly inflight = new Set<string>();
+  /** Reservation id → when it was made. */
+  private readonly inflight = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly o: PlanMeterOptions) {
@@ -133,7 +140,7 @@ export class PlanMeter implements Meter {
     const result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
     if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, model, now);
 
-    this.inflight.add(requestId);
+    this.inflight.set(requestId, now);
     const values = result.values;
     let refund = 0;
     let done = false;
@@ -218,8 +225,17 @@ export class PlanMeter implements Meter {
 
   private async renew(): Promise<void> {
     if (this.inflight.size === 0) return;
+    const now = this.o.clock.now();
+    const live: string[] = [];
+    for (const [id, since] of this.inflight) {
+      if (now - since <= this.o.maxHoldMs) live.push(id);
+      else {
+        this.inflight.delete(id);
+        this.o.logger.warn({ requestId: id }, 'reservation held past the longest possible request; letting it lapse');
+      }
+    }
     try {
-      await this.o.store.renew([...this.inflight], this.o.clock.now() + this.o.reservationTtlMs);
+      await this.o.store.renew(live, now + this.o.reservationTtlMs);
     } catch (err) {
       this.o.logger.warn({ err }, 'renewing reservations failed');
     }

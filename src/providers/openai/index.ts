@@ -48,12 +48,15 @@ export function parseOpenAiError(json: unknown): ErrorFields {
   return message === undefined ? {} : { message };
 }
 
+/** A token count as metering can use it: a finite, non-negative integer, else undefined. */
+function tokenCount(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.ceil(v) : undefined;
+}
+
 function tokenUsage(u: unknown): Usage | undefined {
-  if (!isObject(u) || typeof u.prompt_tokens !== 'number') return undefined;
-  return {
-    promptTokens: u.prompt_tokens,
-    outputTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0,
-  };
+  const promptTokens = isObject(u) ? tokenCount(u.prompt_tokens) : undefined;
+  if (promptTokens === undefined) return undefined;
+  return { promptTokens, outputTokens: tokenCount((u as Record<string, unknown>).completion_tokens) ?? 0 };
 }
 
 class OpenAiProvider implements Provider {
