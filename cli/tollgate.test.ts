@@ -28,8 +28,7 @@ async function tollgate(...args: string[]): Promise<{ code: number; stdout: stri
 }
 
 beforeAll(async () => {
-  // The binary under test is the build output; build it so the test never runs a stale copy.
-  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+  // The binary under test is the build output, built once for the suite by test/global-setup.ts.
   upstream = await startFakeOpenAI();
   dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
   configFile = join(dir, 'tollgate.yaml');

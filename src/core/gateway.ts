@@ -3,6 +3,7 @@
 //   → upstream call → settle with the actual cost (or release on failure) → ledger.
 // HTTP objects never reach here: routes hand in a parsed body and a context, and get back a body,
 // headers and the credits charged (or a stream of SSE payloads).
+import { setMaxListeners } from 'node:events';
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -313,6 +314,9 @@ function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<str
 }
 
 const neverAborted = new AbortController().signal;
+// Every in-flight non-streaming call listens on this one signal; the default cap of 10 listeners
+// would warn under load although each listener is removed when its call ends.
+setMaxListeners(0, neverAborted);
 
 function statusOf(err: unknown): number {
   if (err instanceof GatewayError || err instanceof UpstreamHttpError) return err.status;

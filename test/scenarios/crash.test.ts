@@ -1,0 +1,186 @@
+// Scenario: the gateway process is killed (SIGKILL) while a request is in flight, then restarted on
+// the same SQLite file. SPEC §7: the ledger survives; the dead process's reservation lapses within
+// the TTL (nobody renews it), so no counter stays inflated beyond it.
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
+
+const run = promisify(execFile);
+const root = new URL('../..', import.meta.url).pathname;
+const bin = join(root, 'dist/cli/tollgate.js');
+const ADMIN = 'crash-admin-token';
+const TTL_MS = 1500;
+const RENEW_MS = 300;
+// "hi" for gpt-4o-mini on the free plan: 8 prompt tokens + 512 clamped output tokens → 617
+// credits reserved; the fake's default usage (12 prompt, 7 output) settles at 12.
+const WORST = 617;
+const ACTUAL = 12;
+const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+
+let dir: string;
+let configFile: string;
+let upstream: FakeOpenAI;
+const children = new Set<ChildProcessWithoutNullStreams>();
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function cli(...args: string[]): Promise<string> {
+  const { stdout } = await run('node', [bin, ...args, '--config', configFile]);
+  return stdout;
+}
+
+interface Server {
+  proc: ChildProcessWithoutNullStreams;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function serve(): Promise<Server> {
+  const proc = spawn('node', [bin, 'serve', '--config', configFile, '--port', '0']);
+  children.add(proc);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
+  let out = '';
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then(({ code }) => reject(new Error(`serve exited ${code}: ${out}`)));
+  });
+  return { proc, url, exited };
+}
+
+function chat(url: string, secret: string): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: BODY,
+  });
+}
+
+async function apiTokenUsed(url: string, secret: string): Promise<number> {
+  const res = await fetch(`${url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } });
+  expect(res.status).toBe(200);
+  const json = (await res.json()) as { rules: Array<{ id: string; used: number }> };
+  return json.rules.find((r) => r.id === 'api_token')!.used;
+}
+
+async function ledger(url: string, accountId: string): Promise<Array<{ credits: number; status: string }>> {
+  const res = await fetch(`${url}/admin/v1/usage?account=${accountId}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { data: Array<{ credits: number; status: string }> }).data;
+}
+
+async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+beforeAll(async () => {
+  // The binary under test is the build output, built once for the suite by test/global-setup.ts.
+  upstream = await startFakeOpenAI();
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-crash-'));
+  configFile = join(dir, 'tollgate.yaml');
+  writeFileSync(
+    configFile,
+    [
+      'server: { host: 127.0.0.1, port: 0 }',
+      `storage: { url: "sqlite:${join(dir, 'tollgate.db')}" }`,
+      `admin: { token: "${ADMIN}" }`,
+      'logging: { level: info }',
+      `metering: { reservationTtlMs: ${TTL_MS}, renewEveryMs: ${RENEW_MS} }`,
+      'providers:',
+      `  - { id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: "sk-fake" }`,
+      'models:',
+      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }',
+    ].join('\n'),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await upstream?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('kill -9 mid-request, then restart', () => {
+  it('keeps the ledger, and the dead reservation lapses within the TTL', async () => {
+    const { id: accountId } = JSON.parse(await cli('accounts', 'create', '--json'));
+    const { key: secret } = JSON.parse(await cli('keys', 'create', accountId, '--json'));
+
+    // 1. One completed request: ledger row 1.
+    let server = await serve();
+    const done = await chat(server.url, secret);
+    expect(done.status).toBe(200);
+    expect(done.headers.get('x-tollgate-credits-used')).toBe(String(ACTUAL));
+    await done.text();
+    expect(await ledger(server.url, accountId)).toHaveLength(1);
+
+    // 2. A second request the upstream never answers: its worst case stays reserved, and while the
+    // process lives it renews the reservation, so it outlasts the TTL.
+    upstream.enqueue({ kind: 'hang' });
+    const hung = chat(server.url, secret).then(
+      (r) => r.status,
+      () => 'connection lost',
+    );
+    await until('the upstream to receive the second request', 5000, () => upstream.requests.length === 2);
+    expect(await apiTokenUsed(server.url, secret)).toBe(ACTUAL + WORST);
+    await sleep(TTL_MS + RENEW_MS);
+    expect(await apiTokenUsed(server.url, secret)).toBe(ACTUAL + WORST);
+
+    // 3. kill -9: no shutdown hook runs, the reservation row stays in the SQLite file.
+    server.proc.kill('SIGKILL');
+    expect(await server.exited).toMatchObject({ signal: 'SIGKILL' });
+    const killedAt = Date.now();
+    expect(await hung).toBe('connection lost');
+
+    // 4. Restart on the same config and file.
+    server = await serve();
+    const rows = await ledger(server.url, accountId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ credits: ACTUAL, status: 'ok' });
+    const ledgerSum = rows.reduce((a, r) => a + r.credits, 0);
+
+    // Right after the restart the dead reservation may still count, never more than it.
+    const early = await apiTokenUsed(server.url, secret);
+    expect(early).toBeGreaterThanOrEqual(ledgerSum);
+    expect(early).toBeLessThanOrEqual(ledgerSum + WORST);
+
+    // Nobody renews it any more: within the TTL (plus a margin) of the kill, used is the ledger sum
+    // again. (If the restart itself took longer than that, it already was at the first reading.)
+    if (early !== ledgerSum) {
+      await until('api_token.used to return to the ledger sum', 3000, async () => (await apiTokenUsed(server.url, secret)) === ledgerSum);
+      expect(Date.now() - killedAt).toBeLessThan(TTL_MS + 1500);
+    }
+    expect(await apiTokenUsed(server.url, secret)).toBe(ledgerSum);
+
+    // 5. A new request is admitted and the totals stay equal.
+    const after = await chat(server.url, secret);
+    expect(after.status).toBe(200);
+    await after.text();
+    const finalRows = await ledger(server.url, accountId);
+    expect(finalRows).toHaveLength(2);
+    const finalSum = finalRows.reduce((a, r) => a + r.credits, 0);
+    expect(finalSum).toBe(2 * ACTUAL);
+    expect(await apiTokenUsed(server.url, secret)).toBe(finalSum);
+    expect(upstream.requests).toHaveLength(3);
+
+    // 6. A clean stop.
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+  });
+});
