@@ -58,6 +58,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     reservationTtlMs: config.metering.reservationTtlMs,
     renewEveryMs: config.metering.renewEveryMs,
     maxHoldMs: config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
+    onUnavailable: config.limiter.onUnavailable,
     logger,
   });
   const gateway = new Gateway({

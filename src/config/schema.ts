@@ -137,7 +137,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   limiter: z
     .strictObject({
-      url: z.string().default('embedded'),
+      /** `embedded` (counters in this process's SQLite database) or `redis://host:6379` (shared by every instance). */
+      url: z.string().regex(/^(embedded$|rediss?:\/\/)/, 'use embedded or redis://host:port').default('embedded'),
+      /**
+       * When the limiter cannot be reached: `closed` refuses requests with 503 limiter_unavailable;
+       * `open` admits them unmetered, logs it, and charges their counters once it is back.
+       */
+      onUnavailable: z.enum(['closed', 'open']).default('closed'),
     })
     .prefault({}),
   admin: z

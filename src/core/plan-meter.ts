@@ -7,7 +7,7 @@ import type { ResolvedPlan } from '../config/plans.js';
 import type { MeasureRule, ModelConfig, Rule } from '../config/schema.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
-import type { CounterOp, CounterStore } from '../storage/counters.js';
+import { CounterStoreUnavailableError, type CounterOp, type CounterStore } from '../storage/counters.js';
 import type { Account } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
 import type { Admission, AdmissionRequest, Meter, Principal } from './metering.js';
@@ -31,8 +31,13 @@ export interface PlanMeterOptions {
    * never settles cannot pin a counter for ever.
    */
   maxHoldMs: number;
-  logger: { warn(obj: object, msg: string): void };
+  /** limiter.onUnavailable: refuse (`closed`) or admit unmetered (`open`) while the store is down. */
+  onUnavailable: 'closed' | 'open';
+  logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
+
+/** Charges owed to a store that was unreachable, applied in order once it answers again. */
+const BACKLOG_LIMIT = 100_000;
 
 /** One counter of a reservation and why it is there. */
 interface Slot {
@@ -72,11 +77,16 @@ function isMeasure(rule: Rule): rule is MeasureRule {
 export class PlanMeter implements Meter {
   /** Reservation id → when it was made. */
   private readonly inflight = new Map<string, number>();
+  private readonly backlog: Array<() => Promise<void>> = [];
+  private drainingBacklog = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly o: PlanMeterOptions) {
     // Only a live process renews its reservations: when it dies, they lapse within the TTL.
-    this.timer = setInterval(() => void this.renew(), o.renewEveryMs);
+    this.timer = setInterval(() => {
+      void this.renew();
+      void this.drainBacklog();
+    }, o.renewEveryMs);
     this.timer.unref();
   }
 
@@ -137,7 +147,17 @@ export class PlanMeter implements Meter {
     const slots = this.slots(principal, model, worstCase, now);
     if (slots.length === 0) return unlimited;
 
-    const result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
+    let result;
+    try {
+      result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
+    } catch (err) {
+      if (!(err instanceof CounterStoreUnavailableError)) throw err;
+      if (this.o.onUnavailable === 'closed') {
+        throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
+      }
+      this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
+      return this.unmetered(requestId, slots);
+    }
     if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, model, now);
 
     this.inflight.set(requestId, now);
@@ -154,22 +174,82 @@ export class PlanMeter implements Meter {
       settle: async (actual) => {
         finish();
         refund = worstCase - actual;
-        if (!(await this.o.store.settle(requestId, actual))) await this.chargeLapsed(requestId, slots, actual);
+        await this.orLater(async () => {
+          if (!(await this.o.store.settle(requestId, actual))) await this.chargeLapsed(requestId, slots, actual);
+        });
       },
       release: async () => {
         finish();
-        await this.o.store.release(requestId);
+        await this.orLater(async () => {
+          await this.o.store.release(requestId);
+        });
       },
     };
   }
 
   /**
-   * The reservation lapsed before settlement (the process stalled past the TTL and the store gave
-   * it back). The upstream did the work, so charge it anyway — without a limit check, as any
-   * settlement above the estimate is — to keep the counters equal to the ledger.
+   * Runs a settlement now, or — if the store is unreachable — queues it for when it answers: the
+   * request was served, so its charge must land eventually (a lapsed reservation is charged by
+   * chargeLapsed). Other errors are bugs and propagate.
+   */
+  private async orLater(task: () => Promise<void>): Promise<void> {
+    try {
+      await task();
+    } catch (err) {
+      if (!(err instanceof CounterStoreUnavailableError)) throw err;
+      this.queue(task);
+    }
+  }
+
+  private queue(task: () => Promise<void>): void {
+    if (this.backlog.length >= BACKLOG_LIMIT) {
+      this.o.logger.error({ backlog: this.backlog.length }, 'limiter backlog full; dropping a charge');
+      return;
+    }
+    this.backlog.push(task);
+  }
+
+  /** Applies queued charges in order while the store answers (runs on the renew timer too). */
+  async drainBacklog(): Promise<void> {
+    if (this.drainingBacklog || this.backlog.length === 0) return;
+    this.drainingBacklog = true;
+    try {
+      while (this.backlog.length > 0) {
+        await this.backlog[0]!();
+        this.backlog.shift();
+      }
+    } catch (err) {
+      if (!(err instanceof CounterStoreUnavailableError)) {
+        this.backlog.shift();
+        this.o.logger.error({ err }, 'applying a queued charge failed; dropped');
+      }
+    } finally {
+      this.drainingBacklog = false;
+    }
+  }
+
+  /** Charges owed to the limiter that are waiting for it to come back (for tests and metrics). */
+  get pendingCharges(): number {
+    return this.backlog.length;
+  }
+
+  /** Fail-open admission: nothing reserved; the actual cost is charged once the store is back. */
+  private unmetered(requestId: string, slots: Slot[]): Admission {
+    return {
+      headers: () => ({}),
+      settle: async (actual) => this.queue(() => this.chargeLapsed(requestId, slots, actual)),
+      release: async () => {},
+    };
+  }
+
+  /**
+   * Charges a request that has no live reservation: it lapsed before settlement (the process
+   * stalled past the TTL, or the store was unreachable), or it was admitted unmetered. The upstream
+   * did the work, so charge it anyway — without a limit check, as any settlement above the estimate
+   * is — to keep the counters equal to the ledger.
    */
   private async chargeLapsed(requestId: string, slots: Slot[], actual: number): Promise<void> {
-    this.o.logger.warn({ requestId }, 'reservation lapsed before settlement; charging without it');
+    this.o.logger.warn({ requestId }, 'charging without a live reservation');
     for (const { op } of slots) {
       if (op.settle === 'return') continue;
       const amount = op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual;

@@ -148,6 +148,11 @@ export const catalogue = {
     type: 'api_error',
     message: "The model '{model}' is served by provider '{provider}', which has no API key configured on this gateway. Ask the operator to set it.",
   },
+  limiter_unavailable: {
+    status: 503,
+    type: 'api_error',
+    message: 'The limiter that enforces plan limits cannot be reached, so no request is admitted (limiter.onUnavailable: closed). Try again shortly.',
+  },
   not_ready: {
     status: 503,
     type: 'api_error',

@@ -64,3 +64,15 @@ export interface CounterStore {
   sweep(now: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/**
+ * The store cannot be reached (a network store that is down). Distinguished from other errors so
+ * the engine can apply the configured failure policy (limiter.onUnavailable) instead of failing
+ * the request as a bug.
+ */
+export class CounterStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CounterStoreUnavailableError';
+  }
+}

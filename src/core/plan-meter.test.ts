@@ -1,0 +1,123 @@
+// The engine against the reference (memory) counter store: the failure policy when the store is
+// unreachable, and lapsed reservations. The HTTP-level behaviour is in test/e2e and test/scenarios.
+import { describe, expect, it } from 'vitest';
+import { resolvePlans } from '../config/plans.js';
+import type { ModelConfig } from '../config/schema.js';
+import { ManualClock } from '../lib/clock.js';
+import { CounterStoreUnavailableError, type CounterStore } from '../storage/counters.js';
+import { MemoryCounterStore } from '../storage/memory/counters.js';
+import { PlanMeter } from './plan-meter.js';
+import type { Principal } from './metering.js';
+
+const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, price: { input: 1, output: 1 } };
+const principal: Principal = {
+  account: { id: 'acct_1', email: null, plan: 'free', hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' },
+  key: null,
+  surface: 'api',
+};
+
+/** A memory store that can be switched off like a Redis that went away. */
+function flakyStore(): { store: CounterStore; down: (d: boolean) => void } {
+  const inner = new MemoryCounterStore();
+  let isDown = false;
+  const guard =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      if (isDown) throw new CounterStoreUnavailableError('store down');
+      return fn(...a);
+    };
+  const store: CounterStore = {
+    reserve: guard(inner.reserve.bind(inner)),
+    settle: guard(inner.settle.bind(inner)),
+    release: guard(inner.release.bind(inner)),
+    renew: guard(inner.renew.bind(inner)),
+    get: guard(inner.get.bind(inner)),
+    add: guard(inner.add.bind(inner)),
+    sweep: guard(inner.sweep.bind(inner)),
+    close: () => inner.close(),
+  };
+  return { store, down: (d) => (isDown = d) };
+}
+
+const logs: string[] = [];
+function meter(store: CounterStore, onUnavailable: 'closed' | 'open', clock = new ManualClock()) {
+  return new PlanMeter({
+    plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
+    defaultPlan: 'free',
+    store,
+    clock,
+    reservationTtlMs: 30_000,
+    renewEveryMs: 60_000,
+    maxHoldMs: 120_000,
+    onUnavailable,
+    logger: { warn: (_o, m) => logs.push(m), error: (_o, m) => logs.push(m) },
+  });
+}
+
+async function used(m: PlanMeter): Promise<number> {
+  const { rules } = await m.status(principal, [model]);
+  return rules.find((r) => r.id === 'api_token')!.used;
+}
+
+describe('limiter.onUnavailable', () => {
+  it('closed: refuses with 503 limiter_unavailable and admits again once the store is back', async () => {
+    const { store, down } = flakyStore();
+    const m = meter(store, 'closed');
+    down(true);
+    await expect(m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 100 })).rejects.toMatchObject({ code: 'limiter_unavailable', status: 503 });
+    down(false);
+    const a = await m.admit({ requestId: 'r2', principal, model, worstCaseCredits: 100 });
+    await a.settle(40);
+    expect(await used(m)).toBe(40);
+    m.close();
+  });
+
+  it('open: admits unmetered while down and charges the counters when the store returns', async () => {
+    const { store, down } = flakyStore();
+    const m = meter(store, 'open');
+    down(true);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 100 });
+    await a.settle(70);
+    expect(m.pendingCharges).toBe(1);
+    expect(logs).toContain('limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
+    await m.drainBacklog(); // still down: stays queued
+    expect(m.pendingCharges).toBe(1);
+    down(false);
+    await m.drainBacklog();
+    expect(m.pendingCharges).toBe(0);
+    expect(await used(m)).toBe(70);
+    m.close();
+  });
+
+  it('a settlement that fails because the store went away mid-request is applied later', async () => {
+    const { store, down } = flakyStore();
+    const clock = new ManualClock();
+    const m = meter(store, 'closed', clock);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
+    down(true);
+    await a.settle(120);
+    expect(m.pendingCharges).toBe(1);
+    // The store comes back after the reservation's TTL: it was given back by expiry, so the
+    // queued settlement charges the actual cost without it.
+    clock.advance(31_000);
+    down(false);
+    await m.drainBacklog();
+    expect(await used(m)).toBe(120);
+    m.close();
+  });
+});
+
+describe('lapsed reservations', () => {
+  it('a settlement after the TTL still charges the actual cost exactly once', async () => {
+    const { store } = flakyStore();
+    const clock = new ManualClock();
+    const m = meter(store, 'closed', clock);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
+    clock.advance(31_000);
+    expect(await used(m)).toBe(0); // expired and given back
+    await a.settle(200);
+    expect(await used(m)).toBe(200);
+    await expect(a.settle(200)).rejects.toThrow(/settled twice/);
+    m.close();
+  });
+});
