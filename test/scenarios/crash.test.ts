@@ -1,17 +1,16 @@
 // Scenario: the gateway process is killed (SIGKILL) while a request is in flight, then restarted on
 // the same SQLite file. SPEC §7: the ledger survives; the dead process's reservation lapses within
 // the TTL (nobody renews it), so no counter stays inflated beyond it.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
+import { bin, killAll, serve } from '../helpers/serve.js';
 
 const run = promisify(execFile);
-const root = new URL('../..', import.meta.url).pathname;
-const bin = join(root, 'dist/cli/tollgate.js');
 const ADMIN = 'crash-admin-token';
 const TTL_MS = 1500;
 const RENEW_MS = 300;
@@ -24,41 +23,12 @@ const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', c
 let dir: string;
 let configFile: string;
 let upstream: FakeOpenAI;
-const children = new Set<ChildProcessWithoutNullStreams>();
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function cli(...args: string[]): Promise<string> {
   const { stdout } = await run('node', [bin, ...args, '--config', configFile]);
   return stdout;
-}
-
-interface Server {
-  proc: ChildProcessWithoutNullStreams;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function serve(): Promise<Server> {
-  const proc = spawn('node', [bin, 'serve', '--config', configFile, '--port', '0']);
-  children.add(proc);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => {
-      children.delete(proc);
-      resolve({ code, signal });
-    }),
-  );
-  let out = '';
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then(({ code }) => reject(new Error(`serve exited ${code}: ${out}`)));
-  });
-  return { proc, url, exited };
 }
 
 function chat(url: string, secret: string): Promise<Response> {
@@ -112,7 +82,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   await upstream?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -123,7 +93,7 @@ describe('kill -9 mid-request, then restart', () => {
     const { key: secret } = JSON.parse(await cli('keys', 'create', accountId, '--json'));
 
     // 1. One completed request: ledger row 1.
-    let server = await serve();
+    let server = await serve(configFile);
     const done = await chat(server.url, secret);
     expect(done.status).toBe(200);
     expect(done.headers.get('x-tollgate-credits-used')).toBe(String(ACTUAL));
@@ -149,7 +119,7 @@ describe('kill -9 mid-request, then restart', () => {
     expect(await hung).toBe('connection lost');
 
     // 4. Restart on the same config and file.
-    server = await serve();
+    server = await serve(configFile);
     const rows = await ledger(server.url, accountId);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ credits: ACTUAL, status: 'ok' });
