@@ -48,7 +48,7 @@ function config(values: Values, path?: string): Config {
 }
 
 async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>): Promise<T> {
-  const services = buildServices(config(values));
+  const services = await buildServices(config(values));
   try {
     return await fn(services);
   } finally {

@@ -43,7 +43,7 @@ export function createLogger(config: Config): Logger {
 export async function createGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { config } = opts;
   const logger = opts.logger ?? createLogger(config);
-  const services = buildServices(config, {
+  const services = await buildServices(config, {
     ...opts,
     onBackgroundError: opts.onBackgroundError ?? ((err) => logger.warn({ err }, 'background write failed')),
   });

@@ -11,6 +11,8 @@ import type { Storage } from './storage/ports.js';
 import type { CounterStore } from './storage/counters.js';
 import { openSqliteCounterStore } from './storage/sqlite/counters.js';
 import { openSqliteStorage } from './storage/sqlite/index.js';
+import { openPostgresStorage } from './storage/postgres/index.js';
+import { openRedisCounterStore } from './storage/redis/counters.js';
 import { Balances } from './core/balances.js';
 import { resolvePlans, type ResolvedPlan } from './config/plans.js';
 
@@ -34,32 +36,35 @@ export interface ServiceOptions {
   onBackgroundError?: (err: unknown) => void;
 }
 
-export function openStorage(url: string): Storage {
+/** The storage implementation a `storage.url` names. */
+export async function openStorage(url: string): Promise<Storage> {
   if (url.startsWith('sqlite:')) return openSqliteStorage(url);
-  throw new Error(`storage.url '${url.replace(/\/\/[^@]*@/, '//…@')}': only sqlite: storage is available in this version`);
+  return openPostgresStorage(url);
 }
 
 /**
- * The embedded limiter keeps its counters in the same SQLite database as the accounts and the
- * ledger (its own connection), so a restart keeps today's usage and every balance.
+ * The counter store `limiter.url` names. `embedded` keeps the counters in the same SQLite database
+ * as the accounts and the ledger (its own connection), so a restart keeps today's usage and every
+ * balance; `redis://` shares them between every instance.
  */
 export function openCounters(config: Config): CounterStore {
-  if (config.limiter.url !== 'embedded') {
-    // Refused rather than ignored: an operator who configured a shared limiter must not get a
-    // per-process one without knowing.
-    throw new Error(`limiter.url '${config.limiter.url.replace(/\/\/[^@]*@/, '//…@')}': only the embedded limiter is available in this version`);
-  }
-  if (!config.storage.url.startsWith('sqlite:')) throw new Error('the embedded limiter needs sqlite: storage');
+  if (config.limiter.url !== 'embedded') return openRedisCounterStore(config.limiter.url);
   return openSqliteCounterStore(config.storage.url);
 }
 
-export function buildServices(config: Config, opts: ServiceOptions = {}): Services {
+export async function buildServices(config: Config, opts: ServiceOptions = {}): Promise<Services> {
   // Refused rather than ignored: an operator who configured a shared limiter must not get a
   // per-process one without knowing.
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? randomIds;
-  const counters = openCounters(config);
-  const storage = openStorage(config.storage.url);
+  const storage = await openStorage(config.storage.url);
+  let counters: CounterStore;
+  try {
+    counters = openCounters(config);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
   const balances = new Balances(counters, () => clock.now());
   const keys = new KeyService(storage.keys, storage.accounts, clock, ids, {
     cacheTtlMs: config.keys.cacheTtlMs,

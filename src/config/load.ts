@@ -93,6 +93,9 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
     }
   });
   problems.push(...resolvePlans(config.plans).problems);
+  if (config.limiter.url === 'embedded' && !config.storage.url.startsWith('sqlite:')) {
+    problems.push('limiter.url: the embedded limiter keeps its counters in SQLite storage; with PostgreSQL storage use a shared limiter (redis://…)');
+  }
   if (!Object.hasOwn(config.plans, config.defaultPlan)) {
     problems.push(`defaultPlan: no plan named '${config.defaultPlan}'`);
   }

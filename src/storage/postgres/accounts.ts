@@ -1,0 +1,66 @@
+import type pg from 'pg';
+import { GatewayError } from '../../errors/gateway-error.js';
+import type { Account, AccountPatch, AccountStore, NewAccount } from '../ports.js';
+
+interface AccountRow {
+  id: string;
+  email: string | null;
+  plan: string;
+  has_payment_method: boolean;
+  created_at: Date;
+}
+
+function toAccount(row: AccountRow | undefined): Account | null {
+  if (!row) return null;
+  return {
+    id: row.id,
+    email: row.email,
+    plan: row.plan,
+    hasPaymentMethod: row.has_payment_method,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+// https://www.postgresql.org/docs/15/errcodes-appendix.html: 23505 unique_violation. The constraint
+// name is PostgreSQL's default for `email text UNIQUE` in migration 1.
+function isUniqueEmailViolation(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown };
+  return e.code === '23505' && e.constraint === 'accounts_email_key';
+}
+
+export class PostgresAccountStore implements AccountStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async create(account: NewAccount): Promise<Account> {
+    const email = account.email === null ? null : account.email.toLowerCase();
+    try {
+      const { rows } = await this.pool.query<AccountRow>(
+        `INSERT INTO accounts (id, email, plan, has_payment_method, created_at)
+         VALUES ($1, $2, $3, false, $4) RETURNING *`,
+        [account.id, email, account.plan, account.createdAt],
+      );
+      return toAccount(rows[0]) as Account;
+    } catch (err) {
+      if (isUniqueEmailViolation(err)) {
+        throw new GatewayError('email_taken', { vars: { email: account.email ?? '' }, cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async get(id: string): Promise<Account | null> {
+    const { rows } = await this.pool.query<AccountRow>('SELECT * FROM accounts WHERE id = $1', [id]);
+    return toAccount(rows[0]);
+  }
+
+  async update(id: string, patch: AccountPatch): Promise<Account | null> {
+    // NULL parameters leave the column as it is, so one statement serves every patch shape.
+    const { rows } = await this.pool.query<AccountRow>(
+      `UPDATE accounts SET plan = COALESCE($2, plan),
+         has_payment_method = COALESCE($3, has_payment_method)
+       WHERE id = $1 RETURNING *`,
+      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null],
+    );
+    return toAccount(rows[0]);
+  }
+}

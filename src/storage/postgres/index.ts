@@ -1,0 +1,69 @@
+// The PostgreSQL store: what several gateway instances share (SPEC §11). A pg Pool behind the same
+// async ports as SQLite; schema migrated on open under an advisory lock, so instances may start
+// together; ledger appends group-committed (ledger.ts).
+import pg from 'pg';
+import type { Storage } from '../ports.js';
+import { PostgresAccountStore } from './accounts.js';
+import type { BatcherOptions, BatcherStats } from './batcher.js';
+import { PostgresKeyStore } from './keys.js';
+import { PostgresLedger } from './ledger.js';
+import { migrate } from './migrations.js';
+
+export interface PostgresStorageOptions {
+  /** Pool size per gateway instance. Default 10. */
+  maxConnections?: number;
+  /** Ledger group commit: flush at `maxRecords` queued or after `maxDelayMs`. Defaults 200 / 5 ms. */
+  ledgerBatch?: BatcherOptions;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
+
+export class PostgresStorage implements Storage {
+  readonly accounts: PostgresAccountStore;
+  readonly keys: PostgresKeyStore;
+  readonly ledger: PostgresLedger;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    opts: PostgresStorageOptions = {},
+  ) {
+    this.accounts = new PostgresAccountStore(pool);
+    this.keys = new PostgresKeyStore(pool);
+    this.ledger = new PostgresLedger(pool, opts.ledgerBatch);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  /** Writes every queued ledger record, then ends the pool. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.ledger.close().finally(() => this.pool.end());
+    return this.closing;
+  }
+
+  /** Ledger batching counters (for tests and metrics). */
+  stats(): { ledger: BatcherStats } {
+    return { ledger: this.ledger.stats() };
+  }
+}
+
+/** Connects, migrates to the latest schema, and returns the store. */
+export async function openPostgresStorage(url: string, opts: PostgresStorageOptions = {}): Promise<PostgresStorage> {
+  if (!isPostgresUrl(url)) throw new Error(`not a postgres:// storage url: '${url}'`);
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10 });
+  // An idle client whose connection drops emits 'error' on the pool; unhandled, that would crash the
+  // process. The next query on a fresh client reports the outage (and /readyz sees it via ping).
+  // https://node-postgres.com/apis/pool#events
+  pool.on('error', () => {});
+  try {
+    await migrate(pool);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+  return new PostgresStorage(pool, opts);
+}

@@ -1,0 +1,169 @@
+// The usage ledger on PostgreSQL: append-only rows, daily totals by GROUP BY (no hot counter rows),
+// and appends group-committed by a Batcher so a busy gateway writes one INSERT per few ms instead of
+// one per request. append() resolves only after its batch is committed, so every query or daily
+// issued after an append() resolved sees that record (each statement reads a fresh snapshot).
+import type pg from 'pg';
+import type { Surface } from '../../core/types.js';
+import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
+import { canonicalInstant, clampLimit } from '../time.js';
+import { Batcher, type BatcherOptions, type BatcherStats } from './batcher.js';
+
+interface RecordRow {
+  request_id: string;
+  account_id: string;
+  key_id: string | null;
+  model: string;
+  surface: string;
+  prompt_tokens: string; // bigint arrives as a string from pg
+  output_tokens: string;
+  credits: string;
+  status: string;
+  http_status: number;
+  created_at: Date;
+}
+
+interface DailyRow {
+  day: string;
+  account_id: string;
+  model: string;
+  surface: string;
+  requests: string;
+  prompt_tokens: string;
+  output_tokens: string;
+  credits: string;
+}
+
+function toRecord(row: RecordRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    accountId: row.account_id,
+    keyId: row.key_id,
+    model: row.model,
+    surface: row.surface as Surface,
+    promptTokens: Number(row.prompt_tokens),
+    outputTokens: Number(row.output_tokens),
+    credits: Number(row.credits),
+    status: row.status as UsageStatus,
+    httpStatus: row.http_status,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+function toDaily(row: DailyRow): DailyUsage {
+  return {
+    day: row.day,
+    accountId: row.account_id,
+    model: row.model,
+    surface: row.surface as Surface,
+    requests: Number(row.requests),
+    promptTokens: Number(row.prompt_tokens),
+    outputTokens: Number(row.output_tokens),
+    credits: Number(row.credits),
+  };
+}
+
+/** WHERE clause and parameters for a query's filters; the limit is the last parameter. */
+function where(q: UsageQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const conds: string[] = [];
+  if (q.accountId !== undefined) conds.push(`account_id = $${params.push(q.accountId)}`);
+  if (q.from !== undefined) conds.push(`created_at >= $${params.push(canonicalInstant(q.from))}`);
+  if (q.to !== undefined) conds.push(`created_at < $${params.push(canonicalInstant(q.to))}`);
+  const sql = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
+  return { sql, params };
+}
+
+// One statement whatever the batch size: 11 array parameters instead of 11 × n scalars, so the
+// 65,535-parameter limit never applies and the text is the same for every batch.
+// https://www.postgresql.org/docs/15/functions-array.html (unnest with several arrays)
+const INSERT = `INSERT INTO usage_records (request_id, account_id, key_id, model, surface,
+    prompt_tokens, output_tokens, credits, status, http_status, created_at)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[])`;
+
+const INTEGER_FIELDS = ['promptTokens', 'outputTokens', 'credits', 'httpStatus'] as const;
+
+/**
+ * Refuses a record the INSERT would fail on, before it joins a batch: otherwise one bad record
+ * would reject every other record of its batch.
+ */
+function checked(record: UsageRecord): UsageRecord {
+  for (const field of INTEGER_FIELDS) {
+    if (!Number.isSafeInteger(record[field])) {
+      throw new RangeError(`usage record ${record.requestId}: ${field} must be an integer, got ${record[field]}`);
+    }
+  }
+  if (record.httpStatus < -2_147_483_648 || record.httpStatus > 2_147_483_647) {
+    throw new RangeError(`usage record ${record.requestId}: httpStatus out of range: ${record.httpStatus}`);
+  }
+  return { ...record, createdAt: canonicalInstant(record.createdAt) };
+}
+
+export class PostgresLedger implements Ledger {
+  private readonly batcher: Batcher<UsageRecord>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    batch: BatcherOptions = {},
+  ) {
+    this.batcher = new Batcher((records) => this.insert(records), batch);
+  }
+
+  /**
+   * Resolves once the record is committed. Rejects if its batch's INSERT fails; the record is then
+   * not stored and not retried (see batcher.ts). Rejects after close().
+   */
+  async append(record: UsageRecord): Promise<void> {
+    return this.batcher.add(checked(record));
+  }
+
+  async query(q: UsageQuery): Promise<UsageRecord[]> {
+    const { sql, params } = where(q);
+    const { rows } = await this.pool.query<RecordRow>(
+      `SELECT * FROM usage_records ${sql} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1}`,
+      [...params, clampLimit(q.limit)],
+    );
+    return rows.map(toRecord);
+  }
+
+  async daily(q: UsageQuery): Promise<DailyUsage[]> {
+    const { sql, params } = where(q);
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const { rows } = await this.pool.query<DailyRow>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, COUNT(*) AS requests,
+         SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
+       FROM usage_records ${sql}
+       GROUP BY usage_records.day, account_id, model, surface
+       ORDER BY usage_records.day DESC, account_id COLLATE "C", model COLLATE "C", surface COLLATE "C"
+       LIMIT $${params.length + 1}`,
+      [...params, clampLimit(q.limit)],
+    );
+    return rows.map(toDaily);
+  }
+
+  /** Stops accepting records and writes every queued one. */
+  async close(): Promise<void> {
+    await this.batcher.close();
+  }
+
+  stats(): BatcherStats {
+    return this.batcher.stats();
+  }
+
+  private async insert(records: UsageRecord[]): Promise<void> {
+    const col = <K extends keyof UsageRecord>(k: K) => records.map((r) => r[k]);
+    await this.pool.query(INSERT, [
+      col('requestId'),
+      col('accountId'),
+      col('keyId'),
+      col('model'),
+      col('surface'),
+      col('promptTokens'),
+      col('outputTokens'),
+      col('credits'),
+      col('status'),
+      col('httpStatus'),
+      col('createdAt'),
+    ]);
+  }
+}

@@ -1,0 +1,123 @@
+// Versioned schema for the PostgreSQL store. Migrations are append-only: never edit a shipped entry,
+// add the next version. Several gateway instances may start against one database at once, so each
+// step runs in its own transaction holding a transaction-scoped advisory lock and re-reads the
+// version under it: exactly one instance applies a migration, the others see it done.
+// https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS
+import type pg from 'pg';
+import { SchemaTooNewError } from '../sqlite/migrations.js';
+
+export { SchemaTooNewError };
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'accounts, api keys, usage ledger',
+    sql: `
+      CREATE TABLE accounts (
+        id                 text PRIMARY KEY,
+        -- stored lowercased, so UNIQUE is case-insensitive; NULLs never collide
+        email              text UNIQUE,
+        plan               text NOT NULL,
+        has_payment_method boolean NOT NULL DEFAULT false,
+        created_at         timestamptz NOT NULL
+      );
+
+      CREATE TABLE api_keys (
+        id           text PRIMARY KEY,
+        account_id   text NOT NULL REFERENCES accounts(id),
+        name         text NOT NULL,
+        prefix       text NOT NULL,
+        hash         text NOT NULL UNIQUE,
+        created_at   timestamptz NOT NULL,
+        revoked_at   timestamptz,
+        last_used_at timestamptz
+      );
+      CREATE INDEX api_keys_account_id ON api_keys (account_id, created_at, id);
+
+      -- Append-only (SPEC §7): daily totals are GROUP BY over this table, never hot UPDATE rows.
+      -- Counts are bigint: credits run at 2,000,000 per USD, past int4 for one large request.
+      CREATE TABLE usage_records (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        request_id    text NOT NULL,
+        account_id    text NOT NULL,
+        key_id        text,
+        model         text NOT NULL,
+        surface       text NOT NULL,
+        prompt_tokens bigint NOT NULL,
+        output_tokens bigint NOT NULL,
+        credits       bigint NOT NULL,
+        status        text NOT NULL,
+        http_status   integer NOT NULL,
+        created_at    timestamptz NOT NULL,
+        -- the UTC date of created_at, whatever the session TimeZone
+        day           date NOT NULL GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED
+      );
+      CREATE INDEX usage_records_account_created ON usage_records (account_id, created_at);
+      CREATE INDEX usage_records_created ON usage_records (created_at);
+    `,
+  },
+];
+
+export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** Any fixed 64-bit number shared by every Tollgate instance; advisory locks are per database. */
+export const MIGRATION_LOCK_KEY = 0x746f6c6c67617465n; // 'tollgate'
+
+async function currentVersion(client: pg.PoolClient): Promise<number> {
+  const { rows } = await client.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+  return rows[0]?.v ?? 0;
+}
+
+/** Brings the database to the latest version; returns the versions it applied (empty when current). */
+export async function migrate(
+  pool: pg.Pool,
+  list: readonly Migration[] = migrations,
+  now: () => string = () => new Date().toISOString(),
+): Promise<number[]> {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1}`);
+  });
+  const known = list.length;
+  const applied: number[] = [];
+  const client = await pool.connect();
+  try {
+    for (;;) {
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+        // Under the lock: concurrent CREATE TABLE IF NOT EXISTS can otherwise fail on the catalog.
+        await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+          version    integer PRIMARY KEY,
+          name       text NOT NULL,
+          applied_at timestamptz NOT NULL
+        )`);
+        const found = await currentVersion(client);
+        if (found > known) throw new SchemaTooNewError(found, known);
+        const next = list[found];
+        if (next === undefined) {
+          await client.query('COMMIT');
+          return applied;
+        }
+        await client.query(next.sql);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          next.version,
+          next.name,
+          now(),
+        ]);
+        await client.query('COMMIT');
+        applied.push(next.version);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,216 @@
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type PostgresServer, startPostgres } from '../../../test/helpers/postgres.js';
+import { GatewayError } from '../../errors/gateway-error.js';
+import { storageContract } from '../contract/storage.contract.js';
+import type { UsageRecord } from '../ports.js';
+import { openPostgresStorage, type PostgresStorage } from './index.js';
+import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
+
+let server: PostgresServer;
+
+beforeAll(async () => {
+  server = await startPostgres();
+}, 30_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+storageContract('postgres', async () => openPostgresStorage(await freshDatabase(server.url)));
+
+function usage(i: number, over: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    requestId: `r${i}`,
+    accountId: 'acc_a',
+    keyId: 'key_a',
+    model: 'gpt-4o',
+    surface: 'api',
+    promptTokens: 10,
+    outputTokens: 5,
+    credits: 15,
+    status: 'ok',
+    httpStatus: 200,
+    createdAt: new Date(Date.parse('2026-11-25T12:00:00.000Z') + i).toISOString(),
+    ...over,
+  };
+}
+
+describe('postgres specifics', () => {
+  const toClose: { close(): Promise<void> }[] = [];
+  const track = <T extends { close(): Promise<void> }>(x: T): T => (toClose.push(x), x);
+  afterEach(async () => {
+    await Promise.all(toClose.splice(0).map((x) => x.close()));
+  });
+
+  /** A raw pool on `url`, closed after the test. */
+  const rawPool = (url: string) => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    track({ close: () => pool.end() });
+    return pool;
+  };
+  const count = async (pool: pg.Pool, sql: string) => Number((await pool.query<{ n: string }>(sql)).rows[0]?.n);
+
+  it('numbers migrations 1…n', () => {
+    expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
+    expect(latestVersion).toBe(migrations.length);
+  });
+
+  it('records migrations once and re-opens idempotently', async () => {
+    const url = await freshDatabase(server.url);
+    await (await openPostgresStorage(url)).close();
+    const pool = rawPool(url);
+    const rows = async () =>
+      (await pool.query('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).rows;
+    const first = await rows();
+    expect(first.map((r) => r.version)).toEqual(migrations.map((m) => m.version));
+    expect(first.map((r) => r.name)).toEqual(migrations.map((m) => m.name));
+
+    await (await openPostgresStorage(url)).close();
+    expect(await rows()).toEqual(first);
+    expect(await migrate(pool)).toEqual([]);
+  });
+
+  it('applies only what a database lacks and rolls back a failing migration whole', async () => {
+    const pool = rawPool(await freshDatabase(server.url));
+    expect(await migrate(pool)).toEqual(migrations.map((m) => m.version));
+    const extra = { version: migrations.length + 1, name: 'extra', sql: 'CREATE TABLE extra (x integer)' };
+    expect(await migrate(pool, [...migrations, extra])).toEqual([extra.version]);
+    expect(await migrate(pool, [...migrations, extra])).toEqual([]);
+
+    const bad = { version: extra.version + 1, name: 'bad', sql: 'CREATE TABLE half (x integer); SELECT * FROM nope' };
+    await expect(migrate(pool, [...migrations, extra, bad])).rejects.toThrow(/nope/);
+    expect(await count(pool, "SELECT COUNT(*) AS n FROM pg_tables WHERE tablename = 'half'")).toBe(0);
+    expect(await count(pool, 'SELECT MAX(version) AS n FROM schema_migrations')).toBe(extra.version);
+  });
+
+  it('refuses a database with a newer schema version', async () => {
+    const url = await freshDatabase(server.url);
+    await (await openPostgresStorage(url)).close();
+    await rawPool(url).query(
+      "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from the future', now())",
+      [latestVersion + 1],
+    );
+    const err = await openPostgresStorage(url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SchemaTooNewError);
+    expect((err as Error).message).toMatch(`schema version ${latestVersion + 1} is newer`);
+  });
+
+  it('lets several instances open one fresh database at once (advisory lock)', async () => {
+    const url = await freshDatabase(server.url);
+    const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStorage(url)));
+    stores.forEach(track);
+    const pool = rawPool(url);
+    expect(await count(pool, 'SELECT COUNT(*) AS n FROM schema_migrations')).toBe(migrations.length);
+    for (const s of stores) await s.ping();
+  });
+
+  it('admits exactly one of many concurrent creates with one email', async () => {
+    const store = track(await openPostgresStorage(await freshDatabase(server.url)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        store.accounts.create({ id: `acc_${i}`, email: i % 2 ? 'Same@X.io' : 'same@x.io', plan: 'free', createdAt: '2026-11-25T00:00:00.000Z' }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    expect(ok).toHaveLength(1);
+    for (const r of results) {
+      if (r.status === 'rejected') expect((r.reason as GatewayError).code).toBe('email_taken');
+    }
+  });
+
+  describe('ledger batching', () => {
+    it('writes 2,000 concurrent appends in far fewer INSERTs', async () => {
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      await Promise.all(Array.from({ length: 2000 }, (_, i) => store.ledger.append(usage(i))));
+      const stats = store.stats().ledger;
+      expect(await count(rawPool(url), 'SELECT COUNT(*) AS n FROM usage_records')).toBe(2000);
+      expect(stats).toMatchObject({ written: 2000, failed: 0, queued: 0, largestBatch: 200 });
+      expect(stats.flushes).toBeLessThanOrEqual(20);
+      console.info(`2,000 appends → ${stats.flushes} INSERTs, ${2000 / stats.flushes} records per INSERT`);
+      const [day] = await store.ledger.daily({});
+      expect(day).toMatchObject({ requests: 2000, promptTokens: 20_000, outputTokens: 10_000, credits: 30_000 });
+    });
+
+    it('flushes a lone append within the delay, and a full batch without waiting for it', async () => {
+      const store = track(await openPostgresStorage(await freshDatabase(server.url), { ledgerBatch: { maxRecords: 3, maxDelayMs: 60_000 } }));
+      // A full batch goes out at once, even though the delay alone would take a minute.
+      await Promise.all([0, 1, 2].map((i) => store.ledger.append(usage(i))));
+      expect(store.stats().ledger).toMatchObject({ flushes: 1, written: 3 });
+
+      const quick = track(await openPostgresStorage(await freshDatabase(server.url), { ledgerBatch: { maxDelayMs: 5 } }));
+      const t0 = performance.now();
+      await quick.ledger.append(usage(0));
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(quick.stats().ledger).toMatchObject({ flushes: 1, written: 1 });
+    });
+
+    it('writes every queued record on close(), then refuses appends', async () => {
+      const url = await freshDatabase(server.url);
+      // A long delay: nothing would flush before close() but close() itself.
+      const store = await openPostgresStorage(url, { ledgerBatch: { maxDelayMs: 60_000, maxRecords: 1000 } });
+      const pending = Array.from({ length: 500 }, (_, i) => store.ledger.append(usage(i)));
+      expect(store.stats().ledger.queued).toBe(500);
+      await store.close();
+      await expect(Promise.all(pending)).resolves.toHaveLength(500);
+      await expect(store.ledger.append(usage(501))).rejects.toThrow(/closed/);
+      await expect(store.ping()).rejects.toThrow();
+
+      const again = track(await openPostgresStorage(url));
+      expect(await again.ledger.query({ limit: 10_000 })).toHaveLength(500);
+    });
+
+    it('rejects every append of a failed batch, and recovers for the next', async () => {
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      const admin = rawPool(url);
+      await admin.query('ALTER TABLE usage_records RENAME TO usage_records_away');
+      const failed = await Promise.allSettled([0, 1, 2].map((i) => store.ledger.append(usage(i))));
+      expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(store.stats().ledger).toMatchObject({ failed: 3, written: 0 });
+
+      await admin.query('ALTER TABLE usage_records_away RENAME TO usage_records');
+      await store.ledger.append(usage(3));
+      expect((await store.ledger.query({})).map((r) => r.requestId)).toEqual(['r3']);
+    });
+
+    it('refuses a record the INSERT would fail on before it can spoil a batch', async () => {
+      const store = track(await openPostgresStorage(await freshDatabase(server.url)));
+      const bad = store.ledger.append(usage(1, { credits: 1.5 }));
+      const good = store.ledger.append(usage(2));
+      await expect(bad).rejects.toThrow(RangeError);
+      await expect(good).resolves.toBeUndefined();
+      await expect(store.ledger.append(usage(3, { createdAt: '2026-11-25T10:00:00' }))).rejects.toThrow(RangeError);
+      expect((await store.ledger.query({})).map((r) => r.requestId)).toEqual(['r2']);
+    });
+  });
+
+  it('keeps data across close and reopen, and derives the day in UTC whatever the session zone', async () => {
+    const url = await freshDatabase(server.url);
+    await rawPool(url).query(`ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET TimeZone = 'Pacific/Kiritimati'`);
+    const a = await openPostgresStorage(url);
+    await a.accounts.create({ id: 'acc_1', email: 'a@b.c', plan: 'paid', createdAt: '2026-11-25T00:00:00.000Z' });
+    await a.ledger.append(usage(0, { accountId: 'acc_1', createdAt: '2026-11-25T23:30:00.000Z', credits: 3 }));
+    await a.close();
+    await a.close(); // idempotent
+
+    const b = track(await openPostgresStorage(url));
+    expect(await b.accounts.get('acc_1')).toMatchObject({ plan: 'paid', createdAt: '2026-11-25T00:00:00.000Z' });
+    expect(await b.ledger.daily({ accountId: 'acc_1' })).toMatchObject([{ day: '2026-11-25', credits: 3 }]);
+    expect((await b.ledger.query({ from: '2026-11-25T23:30:00.000Z' }))[0]?.createdAt).toBe('2026-11-25T23:30:00.000Z');
+  });
+
+  it('round-trips credits past the 32-bit range', async () => {
+    const store = track(await openPostgresStorage(await freshDatabase(server.url)));
+    const big = 2 ** 40 + 7;
+    await store.ledger.append(usage(0, { credits: big }));
+    await store.ledger.append(usage(1, { credits: big }));
+    expect((await store.ledger.query({}))[0]?.credits).toBe(big);
+    expect((await store.ledger.daily({}))[0]?.credits).toBe(2 * big);
+  });
+
+  it('refuses a url that is not postgres://', async () => {
+    await expect(openPostgresStorage('sqlite::memory:')).rejects.toThrow(/not a postgres/);
+  });
+});

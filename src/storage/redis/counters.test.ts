@@ -1,0 +1,257 @@
+import { createRequire } from 'node:module';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type RedisServer } from '../../../test/helpers/redis.js';
+import { counterStoreContract } from '../contract/counters.contract.js';
+import type { CounterOp } from '../counters.js';
+import { CounterStoreUnavailableError } from '../counters.js';
+import { RedisCounterStore, openRedisCounterStore, scriptHashes } from './counters.js';
+import { scripts } from './scripts.js';
+
+let server: RedisServer;
+let admin: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  admin = new Redis(server.url);
+});
+
+afterAll(async () => {
+  await admin?.quit();
+  await server?.stop();
+});
+
+/** A store on a flushed database: the contract gives each test a fresh, empty store. */
+async function fresh(): Promise<RedisCounterStore> {
+  await admin.flushall();
+  return openRedisCounterStore(server.url);
+}
+
+counterStoreContract('redis', fresh);
+
+const T0 = Date.UTC(2026, 10, 25, 12);
+const TTL = 60_000;
+const END_OF_DAY = Date.UTC(2026, 10, 26);
+const DAY = 86_400_000;
+const acct = (id: string) => `tg:{${id}}`;
+const credits = (account: string, amount: number, max: number): CounterOp => ({
+  key: `${acct(account)}:credits:2026-11-25`,
+  amount,
+  max,
+  settle: 'actual',
+  expiresAt: END_OF_DAY,
+});
+
+/** Redis Cluster's key slot (CRC16/XMODEM of the hash tag, mod 16384), written out to check the library. */
+function crc16Slot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(hashed)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/** Counts every command the store's connection sends (one each: ioredis writes one command per call). */
+function countCommands(store: RedisCounterStore): { names: string[]; reset(): void } {
+  const names: string[] = [];
+  const redis = store.redis as unknown as { sendCommand(cmd: { name: string }, ...rest: unknown[]): unknown };
+  const original = redis.sendCommand.bind(redis);
+  redis.sendCommand = (cmd, ...rest) => {
+    names.push(cmd.name);
+    return original(cmd, ...rest);
+  };
+  return { names, reset: () => void names.splice(0) };
+}
+
+describe('redis counter store specifics', () => {
+  it('pins every script by its SHA1, as Redis computes it', async () => {
+    expect(scriptHashes).toEqual({
+      tgReserve: '8bd44097108e4624663237092b7043b4099fd4e7',
+      tgSettle: 'e7877848b47f542ac9ee918991acfb67f32f7d5a',
+      tgRelease: 'fa7a350afac7c6c6b0cebeeef8fcce9fb226cfd5',
+      tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
+      tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
+      tgAdd: '49de0e29250ffb5173507d48ae1a8e48c04c5066',
+      tgSweep: '7a89b0eb4e90f48cdf6b575286f650292731bb7e',
+    });
+    for (const [name, lua] of Object.entries(scripts)) {
+      expect(await admin.script('LOAD', lua), name).toBe(scriptHashes[name as keyof typeof scripts]);
+    }
+  });
+
+  it('falls back to EVAL when Redis has forgotten its scripts (SCRIPT FLUSH, restart, failover)', async () => {
+    const store = await fresh();
+    expect(await store.add(`${acct('a')}:balance`, 5, null)).toBe(5);
+    await store.reserve('r1', [credits('a', 10, 100)], T0 + TTL, T0);
+    await admin.script('FLUSH');
+    expect(await admin.script('EXISTS', scriptHashes.tgAdd, scriptHashes.tgSettle)).toEqual([0, 0]);
+    expect(await store.add(`${acct('a')}:balance`, 5, null)).toBe(10);
+    expect(await store.settle('r1', 3)).toBe(true);
+    expect(await store.get([`${acct('a')}:balance`, credits('a', 0, 0).key], T0)).toEqual([10, 3]);
+    expect(await admin.script('EXISTS', scriptHashes.tgAdd, scriptHashes.tgSettle)).toEqual([1, 1]);
+    await store.close();
+  });
+
+  it('never over-admits across two connections (two gateway processes) interleaving 1,000 reserves', async () => {
+    const one = await fresh();
+    const two = openRedisCounterStore(server.url);
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? one : two).reserve(`r${i}`, [credits('a', 37, 10_000)], T0 + TTL, T0)),
+    );
+    const admitted = results.filter((r) => r.ok).length;
+    expect(admitted).toBe(Math.floor(10_000 / 37));
+    expect(await one.get([credits('a', 0, 0).key], T0)).toEqual([37 * admitted]);
+    // Each settles its own reservations; both see the result.
+    await Promise.all(results.map((r, i) => (r.ok ? (i % 2 === 0 ? one : two).settle(`r${i}`, 1) : undefined)));
+    expect(await two.get([credits('a', 0, 0).key], T0)).toEqual([admitted]);
+    await one.close();
+    await two.close();
+  });
+
+  it('takes exactly one round trip per reserve, settle, release and one-account get', async () => {
+    const store = await fresh();
+    await store.ready(); // the connection handshake (CLIENT SETNAME, INFO) is not the operation's
+    const sent = countCommands(store);
+    const ops: CounterOp[] = [
+      credits('a', 500, 10_000),
+      { key: `${acct('a')}:requests:2026-11-25`, amount: 1, max: 100, settle: 'keep', expiresAt: END_OF_DAY },
+      { key: `${acct('a')}:lease`, amount: 1, max: 5, settle: 'return', expiresAt: null },
+    ];
+    for (let i = 0; i < 3; i++) {
+      sent.reset();
+      expect(await store.reserve(`r${i}`, ops, T0 + TTL, T0)).toMatchObject({ ok: true });
+      expect(sent.names).toHaveLength(1);
+      sent.reset();
+      expect(await store.settle(`r${i}`, 100)).toBe(true);
+      expect(sent.names).toHaveLength(1);
+    }
+    await store.reserve('x', ops, T0 + TTL, T0);
+    sent.reset();
+    expect(await store.release('x')).toBe(true);
+    expect(await store.get(ops.map((o) => o.key), T0)).toEqual([300, 3, 0]);
+    expect(sent.names).toHaveLength(2);
+    expect(new Set(sent.names)).toEqual(new Set(['evalsha']));
+    await store.close();
+  });
+
+  it("keeps all of an account's keys in the account's one Cluster slot", async () => {
+    const store = await fresh();
+    const require = createRequire(import.meta.url);
+    const clusterKeySlot = require('cluster-key-slot') as (key: string) => number;
+    await store.add(`${acct('acc_7')}:balance`, 1000, null);
+    const ops: CounterOp[] = [
+      credits('acc_7', 500, 10_000),
+      { key: `${acct('acc_7')}:rpm:k:key_1:2026-11-25T12:00`, amount: 1, max: 100, settle: 'keep', expiresAt: END_OF_DAY },
+      { key: `${acct('acc_7')}:balance`, amount: -500, min: 0, settle: 'actual', expiresAt: null },
+    ];
+    await store.reserve('req_1', ops, T0 + TTL, T0);
+    const keys = (await admin.keys('*')).sort();
+    expect(keys).toEqual(
+      [
+        'tg:{acc_7}:balance',
+        'tg:{acc_7}:cexp',
+        'tg:{acc_7}:credits:2026-11-25',
+        'tg:{acc_7}:res:req_1',
+        'tg:{acc_7}:resexp',
+        'tg:{acc_7}:rpm:k:key_1:2026-11-25T12:00',
+      ].sort(),
+    );
+    const slot = clusterKeySlot('acc_7');
+    for (const key of keys) {
+      expect(clusterKeySlot(key), key).toBe(slot);
+      expect(crc16Slot(key), key).toBe(slot);
+    }
+    // Mixing accounts in one reservation is a bug, not something a Cluster could run.
+    await expect(store.reserve('req_2', [credits('acc_7', 1, 10), credits('acc_8', 1, 10)], T0 + TTL, T0)).rejects.toThrow(
+      RangeError,
+    );
+    await store.close();
+  });
+
+  it('gives real TTLs to expiring counters only, a day past their expiry', async () => {
+    const store = await fresh();
+    const day = credits('a', 0, 0).key;
+    await store.add(day, 1, END_OF_DAY);
+    await store.add(`${acct('a')}:balance`, 1, null);
+    await store.reserve('r1', [{ ...credits('a', 1, 10), key: `${acct('a')}:lifetime`, expiresAt: null }], T0 + TTL, T0);
+    const clamp = (e: number) => Math.max(e, Date.now()) + DAY;
+    expect(await admin.pexpiretime(day)).toBeGreaterThanOrEqual(clamp(END_OF_DAY) - 5_000);
+    expect(await admin.pexpiretime(day)).toBeLessThanOrEqual(clamp(END_OF_DAY));
+    for (const key of [`${acct('a')}:balance`, `${acct('a')}:lifetime`, `${acct('a')}:res:r1`, `${acct('a')}:resexp`]) {
+      expect(await admin.pexpiretime(key), key).toBe(-1);
+    }
+    // An expiry in the past (by Redis's clock) still leaves the key a day.
+    await store.add(`${acct('a')}:old`, 1, 1_000);
+    expect(await admin.pexpiretime(`${acct('a')}:old`)).toBeGreaterThan(Date.now() + DAY - 5_000);
+    // Becoming a never-expiring counter drops the TTL.
+    await store.add(day, 1, null);
+    expect(await admin.pexpiretime(day)).toBe(-1);
+    expect(await store.get([day], T0)).toEqual([2]);
+    await store.close();
+  });
+
+  it("gives back a dead process's reservation on the account's next reserve, and sweep finds every account", async () => {
+    const dead = await fresh();
+    await dead.reserve('r1', [credits('a', 600, 1000)], T0 + TTL, T0);
+    await dead.reserve('r2', [credits('b', 600, 1000)], T0 + TTL, T0);
+    await dead.reserve('r3', [credits('c', 600, 1000)], T0 + TTL, T0);
+    await dead.close();
+    const alive = openRedisCounterStore(server.url);
+    expect(await alive.reserve('r4', [credits('a', 600, 1000)], T0 + 2 * TTL, T0 + TTL)).toEqual({ ok: true, values: [600] });
+    expect(await alive.sweep(T0 + TTL)).toBe(2);
+    expect(await alive.get([credits('b', 0, 0).key, credits('c', 0, 0).key], T0 + TTL)).toEqual([0, 0]);
+    expect(await alive.settle('r4', 5)).toBe(true);
+    await alive.close();
+  });
+
+  it('refuses every operation after close', async () => {
+    const store = await fresh();
+    await store.close();
+    await store.close();
+    await expect(store.get(['a'], 0)).rejects.toThrow(/closed/);
+    await expect(store.add('a', 1, null)).rejects.toThrow(/closed/);
+  });
+
+  it('fails fast with CounterStoreUnavailableError while Redis is down, and recovers by itself', async () => {
+    const own = await startRedis();
+    try {
+      const store = openRedisCounterStore(own.url);
+      expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
+      await own.stop();
+      const started = Date.now();
+      const err = await store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CounterStoreUnavailableError);
+      expect(Date.now() - started).toBeLessThan(1500);
+      await expect(store.get([`${acct('a')}:balance`], T0)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+
+      await own.restart();
+      // The same store reconnects on its own (every ~200 ms); nothing survived the restart (--save '').
+      const deadline = Date.now() + 5_000;
+      let result = await store.add(`${acct('a')}:balance`, 1, null).catch((e: unknown) => e);
+      while (result instanceof CounterStoreUnavailableError && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        result = await store.add(`${acct('a')}:balance`, 1, null).catch((e: unknown) => e);
+      }
+      expect(result).toBe(1);
+      expect(await store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0)).toEqual({ ok: true, values: [1] });
+      await store.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('reports a Redis that was never reachable as unavailable after the connect timeout', async () => {
+    const own = await startRedis();
+    await own.stop();
+    const store = openRedisCounterStore(own.url);
+    const started = Date.now();
+    await expect(store.ready()).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+    await expect(store.add('a', 1, null)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    await store.close();
+  });
+});

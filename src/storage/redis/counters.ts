@@ -1,0 +1,322 @@
+// The Redis CounterStore, shared by every gateway instance: each port operation is ONE Lua script
+// (storage/redis/scripts.ts), run atomically by Redis, sent by SHA (EVALSHA) with ioredis falling
+// back to EVAL on NOSCRIPT (https://github.com/redis/ioredis#lua-scripting).
+//
+// Cluster-safe layout: a script only touches keys of one hash tag — the account's `{accountId}`
+// that every counter key carries (core/balances.ts) — so one script runs on one slot. A
+// reservation's bookkeeping (record, expiry index) lives under the same tag as its ops. Keys with
+// no hash tag are grouped under the empty tag `tg:{}:…`: fine on a single Redis (the contract
+// suite's plain keys), refused by Redis Cluster as CROSSSLOT.
+//
+// settle/release/renew get only ids, so this process remembers id → tag and keys of the
+// reservations it made: the gateway settles in the process that reserved, and a reservation whose
+// process died is given back by expiry (the account's next reserve or get, or sweep).
+//
+// Times are the callers' `now` (never Redis TIME), so a test's virtual clock holds; Redis's own
+// clock only bounds the real TTLs that make abandoned counters vanish a day after their expiry.
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  checkActual,
+  checkAdd,
+  checkKey,
+  checkReserve,
+  checkTime,
+  CounterStoreClosedError,
+  DuplicateReservationError,
+  settleSign,
+  type StoredOp,
+} from '../counter-ops.js';
+import { CounterStoreUnavailableError, type CounterOp, type CounterStore, type ReserveResult } from '../counters.js';
+import { scripts, type ScriptName } from './scripts.js';
+
+/** SHA1 of each script body, as Redis names it (pinned by counters.test.ts). */
+export const scriptHashes: Record<ScriptName, string> = Object.fromEntries(
+  Object.entries(scripts).map(([name, lua]) => [name, createHash('sha1').update(lua).digest('hex')]),
+) as Record<ScriptName, string>;
+
+export interface RedisCounterStoreOptions {
+  /** Give up on a TCP connect after this long (ms). Default 1000. */
+  connectTimeoutMs?: number;
+  /** Reject a command Redis has not answered after this long (ms). Default 2000. */
+  commandTimeoutMs?: number;
+  /** While disconnected, try to reconnect this often (ms). Default 200. */
+  reconnectEveryMs?: number;
+}
+
+/**
+ * Redis's hash tag of a key (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags):
+ * the text between the first `{` and the next `}`, if not empty; '' when the key has none.
+ */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return '';
+  const close = key.indexOf('}', open + 1);
+  return close === -1 ? '' : key.slice(open + 1, close);
+}
+
+/** The bookkeeping keys of one tag (one account). */
+export function tagKeys(tag: string): { resexp: string; cexp: string; resPrefix: string } {
+  return { resexp: `tg:{${tag}}:resexp`, cexp: `tg:{${tag}}:cexp`, resPrefix: `tg:{${tag}}:res:` };
+}
+
+/** Replies that mean "Redis cannot serve now", as opposed to a bug in a script or a key of the wrong type. */
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF)\b/;
+
+function isConnectivityError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  // ioredis's ReplyError: Redis answered. Anything else it rejects with (stream not writeable,
+  // connection closed, MaxRetriesPerRequestError, command timed out, ECONNREFUSED) is transport.
+  if (err.name === 'ReplyError') return UNAVAILABLE_REPLY.test(err.message);
+  return true;
+}
+
+type ScriptFn = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
+
+interface Mine {
+  tag: string;
+  keys: string[];
+  expiresAt: number;
+}
+
+export class RedisCounterStore implements CounterStore {
+  private closed = false;
+  /** Reservations this process made and has not settled or released. */
+  private readonly mine = new Map<string, Mine>();
+  private lastError: Error | undefined;
+
+  private everReady = false;
+  private firstConnection: Promise<void> | undefined;
+  private readonly firstConnectMs: number;
+
+  /**
+   * `redis` should be configured as redisOptions() does. Until its first connection, calls wait
+   * for it (up to `firstConnectMs`); after that, calls made while disconnected fail at once.
+   */
+  constructor(
+    readonly redis: Redis,
+    opts: { firstConnectMs?: number } = {},
+  ) {
+    this.firstConnectMs = opts.firstConnectMs ?? 1000;
+    for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua });
+    // Without a listener ioredis logs every failed reconnect; the store reports outages per call.
+    redis.on('error', (err: Error) => {
+      this.lastError = err;
+    });
+    redis.on('ready', () => {
+      this.everReady = true;
+    });
+    if (redis.status === 'ready') this.everReady = true;
+  }
+
+  /** Resolves once connected to Redis; CounterStoreUnavailableError if not within `timeoutMs` (for readiness checks). */
+  async ready(timeoutMs = this.firstConnectMs): Promise<void> {
+    this.open();
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.redis.off('ready', done);
+        reject(new CounterStoreUnavailableError(`counter store unavailable: not connected after ${timeoutMs} ms${this.lastErrorNote()}`));
+      }, timeoutMs);
+      this.redis.on('ready', done);
+    });
+  }
+
+  async reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
+    this.open();
+    checkReserve(id, ops, expiresAt, now);
+    const tag = hashTag(ops[0]!.key);
+    for (const op of ops) {
+      if (hashTag(op.key) !== tag) {
+        throw new RangeError(`every op of a reservation must share one hash tag: '${op.key}' is not in {${tag}}`);
+      }
+    }
+    const { resexp, cexp, resPrefix } = tagKeys(tag);
+    const stored: StoredOp[] = ops.map((op) => [op.key, op.amount, op.settle, settleSign(op)]);
+    const keys = ops.map((op) => op.key);
+    const args: (string | number)[] = [resexp, cexp, resPrefix + id, ...keys];
+    args.push(id, String(now), String(expiresAt), JSON.stringify(stored), resPrefix);
+    for (const op of ops) {
+      args.push(String(op.amount), bound(op.max), bound(op.min), op.expiresAt === null ? '' : String(op.expiresAt));
+    }
+    const reply = (await this.call('tgReserve', 3 + ops.length, args)) as number[];
+    if (reply[0] === -1) throw new DuplicateReservationError(id);
+    if (reply[0] === 0) return { ok: false, failed: reply[1]!, value: reply[2]! };
+    this.mine.set(id, { tag, keys: [...new Set(keys)], expiresAt });
+    return { ok: true, values: reply.slice(1) };
+  }
+
+  async settle(id: string, actual: number): Promise<boolean> {
+    this.open();
+    checkActual(actual);
+    return this.finish('tgSettle', id, [String(actual)]);
+  }
+
+  async release(id: string): Promise<boolean> {
+    this.open();
+    return this.finish('tgRelease', id, []);
+  }
+
+  async renew(ids: readonly string[], expiresAt: number): Promise<void> {
+    this.open();
+    checkTime('expiresAt', expiresAt);
+    const byTag = new Map<string, string[]>();
+    for (const id of ids) {
+      const r = this.mine.get(id);
+      if (!r) continue;
+      r.expiresAt = Math.max(r.expiresAt, expiresAt);
+      const list = byTag.get(r.tag);
+      if (list) list.push(id);
+      else byTag.set(r.tag, [id]);
+    }
+    await Promise.all(
+      [...byTag].map(([tag, list]) => this.call('tgRenew', 1, [tagKeys(tag).resexp, String(expiresAt), ...list])),
+    );
+  }
+
+  async get(keys: readonly string[], now: number): Promise<number[]> {
+    this.open();
+    keys.forEach(checkKey);
+    checkTime('now', now);
+    // One script per account: a gateway reads one account's counters, so this is one round trip.
+    const byTag = new Map<string, number[]>();
+    keys.forEach((key, i) => {
+      const tag = hashTag(key);
+      const list = byTag.get(tag);
+      if (list) list.push(i);
+      else byTag.set(tag, [i]);
+    });
+    const out = new Array<number>(keys.length);
+    await Promise.all(
+      [...byTag].map(async ([tag, indexes]) => {
+        const { resexp, cexp, resPrefix } = tagKeys(tag);
+        const tagged = indexes.map((i) => keys[i]!);
+        const reply = (await this.call('tgGet', 2 + tagged.length, [resexp, cexp, ...tagged, String(now), resPrefix])) as number[];
+        indexes.forEach((i, j) => (out[i] = reply[j]!));
+      }),
+    );
+    return out;
+  }
+
+  async add(key: string, amount: number, expiresAt: number | null): Promise<number> {
+    this.open();
+    checkAdd(key, amount, expiresAt);
+    const args = [key, tagKeys(hashTag(key)).cexp, String(amount), expiresAt === null ? '' : String(expiresAt)];
+    return (await this.call('tgAdd', 2, args)) as number;
+  }
+
+  /**
+   * Runs the sweep script on every account with expiring reservations or counters. Their index
+   * keys are found by SCAN: a global index would be a key outside every account's slot.
+   */
+  async sweep(now: number): Promise<number> {
+    this.open();
+    checkTime('now', now);
+    const tags = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, found] = await this.guard(() => this.redis.scan(cursor, 'MATCH', 'tg:{*}:*exp', 'COUNT', 1000));
+      cursor = next;
+      for (const key of found) {
+        const tag = hashTag(key);
+        const { resexp, cexp } = tagKeys(tag);
+        if (key === resexp || key === cexp) tags.add(tag);
+      }
+    } while (cursor !== '0');
+    let dropped = 0;
+    for (const tag of tags) {
+      const { resexp, cexp, resPrefix } = tagKeys(tag);
+      dropped += (await this.call('tgSweep', 2, [resexp, cexp, String(now), resPrefix])) as number;
+    }
+    for (const [id, r] of this.mine) if (r.expiresAt <= now) this.mine.delete(id);
+    return dropped;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.mine.clear();
+    if (this.redis.status === 'ready') {
+      try {
+        await this.redis.quit();
+        return;
+      } catch {
+        // Fall through: drop the connection instead.
+      }
+    }
+    this.redis.disconnect();
+  }
+
+  private open(): void {
+    if (this.closed) throw new CounterStoreClosedError();
+  }
+
+  private async finish(script: 'tgSettle' | 'tgRelease', id: string, extra: string[]): Promise<boolean> {
+    const r = this.mine.get(id);
+    if (!r) return false;
+    const { resexp, resPrefix } = tagKeys(r.tag);
+    const done = (await this.call(script, 2 + r.keys.length, [resexp, resPrefix + id, ...r.keys, id, ...extra])) === 1;
+    this.mine.delete(id);
+    return done;
+  }
+
+  private call(script: ScriptName, numKeys: number, args: (string | number)[]): Promise<unknown> {
+    const fn = (this.redis as unknown as Record<ScriptName, ScriptFn>)[script];
+    return this.guard(() => fn.call(this.redis, numKeys, ...args));
+  }
+
+  /** Runs one Redis call, turning every connectivity failure into CounterStoreUnavailableError. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.everReady) {
+      // One shared wait, so a burst of calls at start-up does not pile listeners on the client.
+      this.firstConnection ??= this.ready().finally(() => (this.firstConnection = undefined));
+      await this.firstConnection;
+    }
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectivityError(err)) throw err;
+      const reason = (err as Error).message;
+      throw new CounterStoreUnavailableError(`counter store unavailable: ${reason}${this.lastErrorNote(reason)}`, { cause: err });
+    }
+  }
+
+  private lastErrorNote(unless?: string): string {
+    const last = this.lastError?.message;
+    return last && last !== unless ? ` (last connection error: ${last})` : '';
+  }
+}
+
+function bound(n: number | undefined): string {
+  return n === undefined ? '' : String(n);
+}
+
+/** ioredis settings for a store that must fail fast, never queue behind an outage. */
+export function redisOptions(opts: RedisCounterStoreOptions = {}): RedisOptions {
+  const reconnectEveryMs = opts.reconnectEveryMs ?? 200;
+  return {
+    connectTimeout: opts.connectTimeoutMs ?? 1000,
+    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    // A command in flight when the connection drops is failed, not replayed after a reconnect: a
+    // replayed reserve could apply twice.
+    maxRetriesPerRequest: 1,
+    autoResendUnfulfilledCommands: false,
+    // While disconnected, calls reject at once instead of waiting in a queue.
+    enableOfflineQueue: false,
+    retryStrategy: () => reconnectEveryMs,
+  };
+}
+
+/**
+ * A store on its own connection to `url` (redis://…). Connecting starts now; the first calls wait
+ * for it up to `connectTimeoutMs` (use `ready()` to check at start-up), then fail with
+ * CounterStoreUnavailableError while Redis is unreachable, and succeed again once it is back.
+ */
+export function openRedisCounterStore(url: string, opts: RedisCounterStoreOptions = {}): RedisCounterStore {
+  return new RedisCounterStore(new Redis(url, redisOptions(opts)), { firstConnectMs: opts.connectTimeoutMs ?? 1000 });
+}
