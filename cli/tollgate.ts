@@ -10,6 +10,7 @@ import { GatewayError } from '../src/errors/gateway-error.js';
 import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { Pricing } from '../src/core/pricing.js';
+import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -79,6 +80,10 @@ async function run(argv: string[]): Promise<number> {
       const gw = await startGateway({ config: config(values) });
       gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
       if (gw.config.admin.token === '') gw.logger.warn('no admin token configured (TOLLGATE_ADMIN_TOKEN): the admin API refuses every call');
+      if (gw.counters instanceof RedisCounterStore) {
+        const warning = await gw.counters.persistenceWarning();
+        if (warning) gw.logger.warn(warning);
+      }
       const stop = async (signal: string) => {
         gw.logger.info({ signal }, 'shutting down');
         await gw.close();

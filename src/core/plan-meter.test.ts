@@ -34,6 +34,7 @@ function flakyStore(): { store: CounterStore; down: (d: boolean) => void } {
     get: guard(inner.get.bind(inner)),
     add: guard(inner.add.bind(inner)),
     sweep: guard(inner.sweep.bind(inner)),
+    ping: guard(inner.ping.bind(inner)),
     close: () => inner.close(),
   };
   return { store, down: (d) => (isDown = d) };

@@ -16,6 +16,7 @@ import { toErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Provider } from '../providers/provider.js';
+import type { CounterStore } from '../storage/counters.js';
 import type { Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -37,6 +38,7 @@ export interface AppDeps {
   metrics: Metrics;
   meter: PlanMeter;
   balances: Balances;
+  counters: CounterStore;
 }
 
 /** What a request learned on its way, for the access log line. */

@@ -62,6 +62,8 @@ export interface CounterStore {
   add(key: string, amount: number, expiresAt: number | null): Promise<number>;
   /** Drops expired reservations (giving amounts back) and counters past their expiresAt. Returns reservations dropped. */
   sweep(now: number): Promise<number>;
+  /** Throws when the store cannot serve (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -114,6 +114,8 @@ export class MemoryCounterStore implements CounterStore {
     return dropped;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -237,6 +237,25 @@ export class RedisCounterStore implements CounterStore {
     return dropped;
   }
 
+  async ping(): Promise<void> {
+    this.open();
+    await this.guard(() => this.redis.ping());
+  }
+
+  /**
+   * Balances live only here, so a Redis that forgets its data on restart forgets money. Returns a
+   * warning when the server runs without its append-only file (null when it does, or when CONFIG
+   * is not allowed, as on some managed services).
+   */
+  async persistenceWarning(): Promise<string | null> {
+    try {
+      const reply = (await this.guard(() => this.redis.config('GET', 'appendonly'))) as string[];
+      return reply[1] === 'yes' ? null : 'Redis runs without appendonly: a restart loses every counter and prepaid balance. Set appendonly yes.';
+    } catch {
+      return null;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

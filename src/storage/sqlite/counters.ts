@@ -210,6 +210,10 @@ export class SqliteCounterStore implements CounterStore {
     return this.sweepTx(now);
   }
 
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.closeDatabase && this.db.open) this.db.close();

@@ -1,0 +1,55 @@
+// Scenario: the shared limiter (Redis) goes away under `limiter.onUnavailable: open`. Requests
+// keep being served, unmetered and logged; readiness says the limiter is gone; when Redis is
+// back, the charges owed are applied so the counters equal the ledger again.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startRedis } from '../helpers/redis.js';
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let t: TestGateway;
+
+beforeAll(async () => {
+  redis = await startRedis({ persistent: true });
+  t = await startTestGateway({
+    config: {
+      limiter: { url: redis.url, onUnavailable: 'open' },
+      metering: { reservationTtlMs: 5000, renewEveryMs: 200 },
+    },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await redis?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('fail-open', () => {
+  it('serves through an outage and reconciles the counters with the ledger afterwards', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const client = t.client(secret);
+    const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await ask();
+    const used = async () =>
+      ((await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as any).rules.find(
+        (r: { id: string }) => r.id === 'api_token',
+      ).used as number;
+    expect(await used()).toBe(12);
+
+    await redis.stop();
+    for (let i = 0; i < 3; i++) expect((await ask()).choices[0]?.message.content).toBeTruthy();
+    const ready = await fetch(`${t.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as any).message).toMatch(/limiter does not answer/);
+    expect(t.gw.meter.pendingCharges).toBe(3);
+
+    await redis.restart();
+    const deadline = Date.now() + 5000;
+    while (t.gw.meter.pendingCharges > 0 && Date.now() < deadline) await sleep(50);
+    expect(t.gw.meter.pendingCharges).toBe(0);
+    const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number }>;
+    expect(rows).toHaveLength(4);
+    expect(await used()).toBe(rows.reduce((a, r) => a + r.credits, 0));
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+  });
+});
