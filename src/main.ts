@@ -1,10 +1,14 @@
 // Composition root: config → stores and providers → gateway → HTTP app → listen. Tests build the
 // same thing with an injected clock, ids, upstream client or config and listen on port 0.
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { createBillingProvider } from './core/billing.js';
 import { Gateway } from './core/gateway.js';
 import { PlanMeter } from './core/plan-meter.js';
+import { Sessions } from './core/sessions.js';
+import { SigninService } from './core/signin.js';
 import { buildApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createProviders } from './providers/registry.js';
@@ -16,6 +20,8 @@ export interface GatewayOptions extends ServiceOptions {
   config: Config;
   logger?: Logger;
   upstream?: UpstreamClient;
+  /** The built web app to serve (tests); default web/dist of this checkout. */
+  webDistDir?: string;
 }
 
 export interface RunningGateway extends Services {
@@ -72,7 +78,31 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     logger,
     onRecord: (r) => metrics.observeRecord(r),
   });
-  const app = await buildApp({ ...services, logger, gateway, providers, metrics, meter });
+  let sessionSecret = config.web.sessionSecret;
+  if (sessionSecret === '') {
+    sessionSecret = randomBytes(32).toString('base64url');
+    logger.warn(
+      'web.sessionSecret is not set (TOLLGATE_SESSION_SECRET): using a random one, so web sign-ins end on restart and do not work across instances',
+    );
+  }
+  const sessions = new Sessions(sessionSecret, config.web.sessionTtlHours * 3_600_000, services.clock);
+  const signin = new SigninService(services.accounts, services.counters, services.clock, {
+    attemptsPerMinute: config.web.signinAttemptsPerMinute,
+    wrongPasswordDelayMs: config.web.wrongPasswordDelayMs,
+  });
+  const billing = createBillingProvider(config.billing, { accounts: services.accounts });
+  const app = await buildApp({
+    ...services,
+    logger,
+    gateway,
+    providers,
+    metrics,
+    meter,
+    sessions,
+    signin,
+    billing,
+    ...(opts.webDistDir !== undefined && { webDistDir: opts.webDistDir }),
+  });
   let closed = false;
   return {
     ...services,

@@ -203,6 +203,27 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   defaultPlan: z.string().default('free'),
+  web: z
+    .strictObject({
+      /**
+       * HMAC-SHA256 key of session cookies, shared by every instance. Empty: a random one is made
+       * at start (sessions then end on restart and work on one instance only; a warning is logged).
+       */
+      sessionSecret: z.string().default(''),
+      /** How long a sign-in lasts, hours. */
+      sessionTtlHours: z.number().positive().max(24 * 366).default(168),
+      /** Sign-in attempts per email per minute (and 4× that per client address). */
+      signinAttemptsPerMinute: z.number().int().positive().default(5),
+      /** A wrong email or password is answered only after this delay, ms. */
+      wrongPasswordDelayMs: z.number().int().min(0).max(60_000).default(400),
+    })
+    .prefault({}),
+  billing: z
+    .strictObject({
+      /** The billing provider of the web app's Billing page (core/billing.ts); `manual` is built in. */
+      provider: z.enum(['manual']).default('manual'),
+    })
+    .prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -37,7 +37,7 @@ export class AccountService {
     return { ...account, balance: await this.balances.get(account.id) };
   }
 
-  async create(input: { email?: string | null; plan?: string }): Promise<AccountInfo> {
+  async create(input: { email?: string | null; plan?: string; passwordHash?: string }): Promise<AccountInfo> {
     const plan = input.plan ?? this.config.defaultPlan;
     this.checkPlan(plan);
     const account = await this.store.create({
@@ -45,6 +45,7 @@ export class AccountService {
       email: input.email ?? null,
       plan,
       createdAt: new Date(this.clock.now()).toISOString(),
+      ...(input.passwordHash !== undefined && { passwordHash: input.passwordHash }),
     });
     return { ...account, balance: 0 };
   }
@@ -53,6 +54,16 @@ export class AccountService {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
     return this.withBalance(account);
+  }
+
+  /** The account with this email (case-insensitive), or null. */
+  async findByEmail(email: string): Promise<AccountInfo | null> {
+    const account = await this.store.findByEmail(email);
+    return account ? this.withBalance(account) : null;
+  }
+
+  async passwordHash(id: string): Promise<string | null> {
+    return this.store.getPasswordHash(id);
   }
 
   async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<AccountInfo> {

@@ -63,6 +63,21 @@ export const catalogue = {
     type: 'authentication_error',
     message: 'The admin API requires `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.{detail}',
   },
+  session_required: {
+    status: 401,
+    type: 'authentication_error',
+    message: 'Sign in to continue: {publicUrl}/app/signin',
+  },
+  invalid_credentials: {
+    status: 401,
+    type: 'authentication_error',
+    message: 'The email or password is not right.',
+  },
+  csrf_failed: {
+    status: 403,
+    type: 'permission_error',
+    message: 'The request is missing its CSRF token or the token does not match. Reload the page and try again.',
+  },
   resource_exhausted: {
     status: 403,
     type: 'rate_limit_error',
@@ -132,6 +147,11 @@ export const catalogue = {
     status: 429,
     type: 'rate_limit_error',
     message: 'Rate limit reached: {limit} {unit} per {window} [plan.rule:{rule}]. Try again in {retryAfter} s.',
+  },
+  too_many_signin_attempts: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'Too many sign-in attempts. Try again in {retryAfter} s.',
   },
   internal_error: {
     status: 500,

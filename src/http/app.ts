@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { AccountService } from '../core/accounts.js';
+import type { BillingProvider } from '../core/billing.js';
 import type { Balances } from '../core/balances.js';
 import type { Catalog } from '../core/catalog.js';
 import type { Gateway } from '../core/gateway.js';
@@ -11,6 +12,8 @@ import type { KeyService } from '../core/keys.js';
 import type { PlanMeter } from '../core/plan-meter.js';
 import type { Principal } from '../core/metering.js';
 import type { Pricing } from '../core/pricing.js';
+import type { Sessions } from '../core/sessions.js';
+import type { SigninService } from '../core/signin.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import { toErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
@@ -19,7 +22,10 @@ import type { Provider } from '../providers/provider.js';
 import type { CounterStore } from '../storage/counters.js';
 import type { Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
+import { WebSessions } from './web-session.js';
 import { adminRoutes } from './routes/admin.js';
+import { appApiRoutes } from './routes/app-api.js';
+import { appPageRoutes, defaultWebDist } from './routes/app-pages.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
 
@@ -39,6 +45,11 @@ export interface AppDeps {
   meter: PlanMeter;
   balances: Balances;
   counters: CounterStore;
+  sessions: Sessions;
+  signin: SigninService;
+  billing: BillingProvider;
+  /** The built web app; default: web/dist of this checkout. */
+  webDistDir?: string;
 }
 
 /** What a request learned on its way, for the access log line. */
@@ -139,5 +150,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(deps.metrics.routes());
   await app.register(v1Routes(deps), { prefix: '/v1' });
   await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
+  const web = new WebSessions(deps.sessions, config.server.publicUrl);
+  await app.register(appApiRoutes(deps, web), { prefix: '/app/api' });
+  await app.register(appPageRoutes(web, deps.webDistDir ?? defaultWebDist()));
   return app;
 }

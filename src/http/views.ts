@@ -1,5 +1,7 @@
 // JSON shapes of stored objects as the APIs show them. Key hashes never leave the server.
+import type { ModelConfig } from '../config/schema.js';
 import type { AccountInfo } from '../core/accounts.js';
+import type { Pricing } from '../core/pricing.js';
 import type { ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
 
 export function accountView(a: AccountInfo) {
@@ -45,4 +47,19 @@ export function summariseDaily(rows: readonly DailyUsage[]) {
     byModel.set(r.model, m);
   }
   return { credits, requests, byModel: [...byModel.values()] };
+}
+
+/** A catalog model as `/v1/models` lists it (without the caller-specific `available`). */
+export function modelEntry(m: ModelConfig, pricing: Pricing) {
+  return {
+    id: m.id,
+    object: 'model',
+    created: 0,
+    owned_by: m.ownedBy ?? m.provider,
+    type: m.kind,
+    pro: m.pro,
+    price: { unit: 'credits', ...pricing.describe(m) },
+    ...(m.kind === 'chat' && { vision: m.vision }),
+    ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
+  };
 }

@@ -18,6 +18,8 @@ export interface NewAccount {
   email: string | null;
   plan: string;
   createdAt: string;
+  /** Web sign-in password hash (core/passwords.ts format); absent = none. */
+  passwordHash?: string | null;
 }
 
 export interface AccountPatch {
@@ -99,6 +101,12 @@ export interface AccountStore {
   get(id: string): Promise<Account | null>;
   /** Null when no account matches. */
   update(id: string, patch: AccountPatch): Promise<Account | null>;
+  /** The account with this email, compared case-insensitively; null when none. */
+  findByEmail(email: string): Promise<Account | null>;
+  /** Replaces the password hash; false when no account matches. */
+  setPasswordHash(id: string, hash: string | null): Promise<boolean>;
+  /** The stored password hash; null when the account has none or does not exist. */
+  getPasswordHash(id: string): Promise<string | null>;
 }
 
 export interface KeyStore {

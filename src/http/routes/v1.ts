@@ -4,25 +4,14 @@ import type { Completed, RequestContext } from '../../core/gateway.js';
 import { utcDay } from '../../lib/clock.js';
 import type { AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
-import { summariseDaily } from '../views.js';
+import { sendEventStream } from '../sse.js';
+import { modelEntry, summariseDaily } from '../views.js';
 
 const CREDITS_HEADER = 'x-tollgate-credits-used';
 
 function modelOf(body: unknown): string | undefined {
   const m = (body as { model?: unknown } | null)?.model;
   return typeof m === 'string' ? m : undefined;
-}
-
-function waitForDrain(res: NodeJS.WritableStream & { once: Function; off: Function }): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }
 
 export function v1Routes(deps: AppDeps): FastifyPluginAsync {
@@ -47,27 +36,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       }
       // Errors up to here (bad input, refusals, upstream errors before the first byte) are
       // ordinary JSON answers; from here on the answer is an event stream.
-      const started = await gateway.chatStream(ctx, req.body);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        ...(reply.getHeaders() as Record<string, string>),
-        ...started.headers,
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        // Tell proxies such as nginx not to buffer the stream.
-        'x-accel-buffering': 'no',
-      });
-      try {
-        for await (const data of started.events) {
-          // Leaving the loop calls the generator's return(), which settles what was sent.
-          if (res.destroyed) break;
-          if (!res.write(`data: ${data}\n\n`)) await waitForDrain(res);
-        }
-      } finally {
-        res.end();
-      }
+      await sendEventStream(reply, await gateway.chatStream(ctx, req.body));
     });
 
     app.post('/embeddings', async (req, reply) => reply200(req, reply, await gateway.embed(await context(req, '/v1/embeddings'), req.body)));
@@ -82,15 +51,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       return {
         object: 'list',
         data: deps.catalog.models.map((m) => ({
-          id: m.id,
-          object: 'model',
-          created: 0,
-          owned_by: m.ownedBy ?? m.provider,
-          type: m.kind,
-          pro: m.pro,
-          price: { unit: 'credits', ...deps.pricing.describe(m) },
-          ...(m.kind === 'chat' && { vision: m.vision }),
-          ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
+          ...modelEntry(m, deps.pricing),
           ...(principal && {
             available: (deps.providers.get(m.provider)?.configured ?? false) && deps.meter.allows(principal.account, 'api', m),
           }),

@@ -94,6 +94,38 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.accounts.get('acc_2')).toBeNull();
       });
 
+      it('finds an account by email, case-insensitively', async () => {
+        const created = await account('acc_1', 'Ann@Example.com');
+        await account('acc_2', 'bob@example.com');
+        expect(await store.accounts.findByEmail('ann@example.com')).toEqual(created);
+        expect(await store.accounts.findByEmail('ANN@EXAMPLE.COM')).toEqual(created);
+        expect(await store.accounts.findByEmail('nobody@example.com')).toBeNull();
+      });
+
+      it('stores, replaces and clears a password hash, never showing it on the account', async () => {
+        await account('acc_1', 'ann@example.com');
+        expect(await store.accounts.getPasswordHash('acc_1')).toBeNull();
+        expect(await store.accounts.setPasswordHash('acc_1', 'scrypt$1$1$1$a$b')).toBe(true);
+        expect(await store.accounts.getPasswordHash('acc_1')).toBe('scrypt$1$1$1$a$b');
+        expect(await store.accounts.setPasswordHash('acc_1', 'scrypt$2$2$2$c$d')).toBe(true);
+        expect(await store.accounts.getPasswordHash('acc_1')).toBe('scrypt$2$2$2$c$d');
+        expect(JSON.stringify(await store.accounts.get('acc_1'))).not.toContain('scrypt');
+        expect(JSON.stringify(await store.accounts.findByEmail('ann@example.com'))).not.toContain('scrypt');
+        // Other updates leave it alone.
+        await store.accounts.update('acc_1', { plan: 'paid', hasPaymentMethod: true });
+        expect(await store.accounts.getPasswordHash('acc_1')).toBe('scrypt$2$2$2$c$d');
+        expect(await store.accounts.setPasswordHash('acc_1', null)).toBe(true);
+        expect(await store.accounts.getPasswordHash('acc_1')).toBeNull();
+        expect(await store.accounts.setPasswordHash('nope', 'x')).toBe(false);
+        expect(await store.accounts.getPasswordHash('nope')).toBeNull();
+      });
+
+      it('creates an account with its password hash in one step', async () => {
+        const created = await store.accounts.create({ id: 'acc_1', email: 'a@b.c', plan: 'free', createdAt: T0, passwordHash: 'scrypt$h' });
+        expect(created).toEqual({ id: 'acc_1', email: 'a@b.c', plan: 'free', hasPaymentMethod: false, createdAt: T0 });
+        expect(await store.accounts.getPasswordHash('acc_1')).toBe('scrypt$h');
+      });
+
       it('allows any number of accounts without an email', async () => {
         await account('acc_1', null);
         await account('acc_2', null);

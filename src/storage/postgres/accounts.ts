@@ -35,9 +35,9 @@ export class PostgresAccountStore implements AccountStore {
     const email = account.email === null ? null : account.email.toLowerCase();
     try {
       const { rows } = await this.pool.query<AccountRow>(
-        `INSERT INTO accounts (id, email, plan, has_payment_method, created_at)
-         VALUES ($1, $2, $3, false, $4) RETURNING *`,
-        [account.id, email, account.plan, account.createdAt],
+        `INSERT INTO accounts (id, email, plan, has_payment_method, created_at, password_hash)
+         VALUES ($1, $2, $3, false, $4, $5) RETURNING *`,
+        [account.id, email, account.plan, account.createdAt, account.passwordHash ?? null],
       );
       return toAccount(rows[0]) as Account;
     } catch (err) {
@@ -62,5 +62,21 @@ export class PostgresAccountStore implements AccountStore {
       [id, patch.plan ?? null, patch.hasPaymentMethod ?? null],
     );
     return toAccount(rows[0]);
+  }
+
+  async findByEmail(email: string): Promise<Account | null> {
+    // Emails are stored lowercased (UNIQUE index on email), so this is an index lookup.
+    const { rows } = await this.pool.query<AccountRow>('SELECT * FROM accounts WHERE email = $1', [email.toLowerCase()]);
+    return toAccount(rows[0]);
+  }
+
+  async setPasswordHash(id: string, hash: string | null): Promise<boolean> {
+    const r = await this.pool.query('UPDATE accounts SET password_hash = $2 WHERE id = $1', [id, hash]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async getPasswordHash(id: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ password_hash: string | null }>('SELECT password_hash FROM accounts WHERE id = $1', [id]);
+    return rows[0]?.password_hash ?? null;
   }
 }

@@ -62,6 +62,14 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX usage_records_created ON usage_records (created_at);
     `,
   },
+  {
+    version: 2,
+    name: 'account password hashes for web sign-in',
+    sql: `
+      -- core/passwords.ts format (scrypt$N$r$p$salt$hash); NULL = the account cannot sign in.
+      ALTER TABLE accounts ADD COLUMN password_hash text NULL;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

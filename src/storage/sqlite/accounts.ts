@@ -33,11 +33,14 @@ export class SqliteAccountStore implements AccountStore {
   private readonly insert: Database.Statement;
   private readonly byId: Database.Statement;
   private readonly patch: Database.Statement;
+  private readonly byEmail: Database.Statement;
+  private readonly setHash: Database.Statement;
+  private readonly getHash: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
-      `INSERT INTO accounts (id, email, plan, has_payment_method, created_at)
-       VALUES (@id, @email, @plan, 0, @createdAt) RETURNING *`,
+      `INSERT INTO accounts (id, email, plan, has_payment_method, created_at, password_hash)
+       VALUES (@id, @email, @plan, 0, @createdAt, @passwordHash) RETURNING *`,
     );
     this.byId = db.prepare('SELECT * FROM accounts WHERE id = ?');
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
@@ -46,12 +49,17 @@ export class SqliteAccountStore implements AccountStore {
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method)
        WHERE id = @id RETURNING *`,
     );
+    // Emails are stored lowercased, so lowercasing the argument makes the lookup case-insensitive.
+    this.byEmail = db.prepare('SELECT * FROM accounts WHERE email = ?');
+    this.setHash = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
+    this.getHash = db.prepare('SELECT password_hash FROM accounts WHERE id = ?');
   }
 
   async create(account: NewAccount): Promise<Account> {
     const email = account.email === null ? null : account.email.toLowerCase();
     try {
-      return toAccount(this.insert.get({ ...account, email }) as AccountRow) as Account;
+      const row = { id: account.id, email, plan: account.plan, createdAt: account.createdAt, passwordHash: account.passwordHash ?? null };
+      return toAccount(this.insert.get(row) as AccountRow) as Account;
     } catch (err) {
       if (isUniqueEmailViolation(err)) {
         throw new GatewayError('email_taken', { vars: { email: account.email ?? '' }, cause: err });
@@ -67,5 +75,18 @@ export class SqliteAccountStore implements AccountStore {
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
     return toAccount(this.patch.get({ id, plan: patch.plan ?? null, hasPaymentMethod }) as AccountRow | undefined);
+  }
+
+  async findByEmail(email: string): Promise<Account | null> {
+    return toAccount(this.byEmail.get(email.toLowerCase()) as AccountRow | undefined);
+  }
+
+  async setPasswordHash(id: string, hash: string | null): Promise<boolean> {
+    return this.setHash.run(hash, id).changes > 0;
+  }
+
+  async getPasswordHash(id: string): Promise<string | null> {
+    const row = this.getHash.get(id) as { password_hash: string | null } | undefined;
+    return row?.password_hash ?? null;
   }
 }

@@ -89,6 +89,14 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE accounts DROP COLUMN balance;
     `,
   },
+  {
+    version: 3,
+    name: 'account password hashes for web sign-in',
+    sql: `
+      -- core/passwords.ts format (scrypt$N$r$p$salt$hash); NULL = the account cannot sign in.
+      ALTER TABLE accounts ADD COLUMN password_hash TEXT NULL;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../lib/clock.js';
+import { Sessions, equal } from './sessions.js';
+
+const HOUR = 3_600_000;
+
+describe('sessions', () => {
+  const clock = new ManualClock();
+  const sessions = new Sessions('s3cret', 168 * HOUR, clock);
+
+  it('issues a token that verifies to its account until it expires', () => {
+    const { token, session } = sessions.issue('acct_abc');
+    expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(Buffer.from(token.split('.')[0]!, 'base64url').toString()).toBe(`acct_abc.${clock.now()}.${clock.now() + 168 * HOUR}`);
+    expect(sessions.verify(token)).toEqual(session);
+    clock.advance(168 * HOUR - 1);
+    expect(sessions.verify(token)?.accountId).toBe('acct_abc');
+    clock.advance(1);
+    expect(sessions.verify(token)).toBeNull();
+  });
+
+  it('refuses tampered, foreign and malformed tokens', () => {
+    const { token } = sessions.issue('acct_abc');
+    const [payload, mac] = token.split('.') as [string, string];
+    const forged = Buffer.from(`acct_other.${clock.now()}.${clock.now() + HOUR}`).toString('base64url');
+    expect(sessions.verify(`${forged}.${mac}`)).toBeNull();
+    expect(sessions.verify(`${payload}.${mac.slice(0, -1)}${mac.endsWith('A') ? 'B' : 'A'}`)).toBeNull();
+    expect(new Sessions('other', HOUR, clock).verify(token)).toBeNull();
+    for (const bad of [undefined, '', '.', 'abc', `${payload}.`, `.${mac}`, 'x'.repeat(600)]) expect(sessions.verify(bad)).toBeNull();
+  });
+
+  it('binds the CSRF token to the session and makes anonymous ones random', () => {
+    const a = sessions.issue('acct_a').token;
+    clock.advance(1);
+    const b = sessions.issue('acct_a').token;
+    expect(sessions.csrfFor(a)).toBe(sessions.csrfFor(a));
+    expect(sessions.csrfFor(a)).not.toBe(sessions.csrfFor(b));
+    expect(sessions.anonymousCsrf()).not.toBe(sessions.anonymousCsrf());
+    expect(sessions.anonymousCsrf()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('compares in constant time, any lengths', () => {
+    expect(equal('abc', 'abc')).toBe(true);
+    expect(equal('abc', 'abd')).toBe(false);
+    expect(equal('abc', 'abcd')).toBe(false);
+  });
+
+  it('needs a secret', () => {
+    expect(() => new Sessions('', HOUR, clock)).toThrow();
+  });
+});

@@ -1,0 +1,81 @@
+// Web sign-up and sign-in: credentials checked against scrypt hashes, attempts limited in the
+// counter store. Every attempt — right or wrong — is ONE atomic reserve of two request counters
+// (per email, per client address) that settles as 'keep', so concurrent guesses cannot slip past
+// the limit (STYLE §7: no read-then-write). Both keys carry the one hash tag `{signin}`: a Redis
+// Cluster script may only touch keys of one slot, and the per-address counter must span emails.
+import type { CounterStore } from '../storage/counters.js';
+import { CounterStoreUnavailableError } from '../storage/counters.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import type { Clock } from '../lib/clock.js';
+import { sha256Hex } from '../lib/ids.js';
+import type { AccountInfo, AccountService } from './accounts.js';
+import { dummyHash, hashPassword, verifyPassword } from './passwords.js';
+import { windowAt } from './windows.js';
+
+/** Attempts per client address per minute, as a multiple of the per-email limit (NAT, offices). */
+const PER_ADDRESS_FACTOR = 4;
+/** Counters outlive their minute by this much before a sweep may forget them, ms. */
+const GRACE_MS = 60_000;
+
+export interface SigninOptions {
+  attemptsPerMinute: number;
+  wrongPasswordDelayMs: number;
+  /** Waits before a wrong answer; injectable so unit tests need not sleep. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class SigninService {
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(
+    private readonly accounts: AccountService,
+    private readonly counters: CounterStore,
+    private readonly clock: Clock,
+    private readonly opts: SigninOptions,
+  ) {
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  async signUp(email: string, password: string): Promise<AccountInfo> {
+    // The hash goes in with the row: no window in which the account exists without a password.
+    return this.accounts.create({ email, passwordHash: await hashPassword(password) });
+  }
+
+  /** The account, or 401 invalid_credentials after the fixed delay, or 429 too_many_signin_attempts. */
+  async signIn(email: string, password: string, address: string, attemptId: string): Promise<AccountInfo> {
+    await this.countAttempt(email, address, attemptId);
+    const account = await this.accounts.findByEmail(email);
+    const stored = account ? await this.accounts.passwordHash(account.id) : null;
+    // An unknown email costs the same scrypt work as a wrong password.
+    const ok = await verifyPassword(password, stored ?? (await dummyHash()));
+    if (!account || stored === null || !ok) {
+      await this.sleep(this.opts.wrongPasswordDelayMs);
+      throw new GatewayError('invalid_credentials');
+    }
+    return account;
+  }
+
+  private async countAttempt(email: string, address: string, attemptId: string): Promise<void> {
+    const now = this.clock.now();
+    const span = windowAt('minute', now);
+    const expiresAt = span.endsAt + GRACE_MS;
+    const limit = this.opts.attemptsPerMinute;
+    const ops = [
+      { key: `tg:{signin}:e:${sha256Hex(email.toLowerCase())}:${span.id}`, amount: 1, max: limit, settle: 'keep' as const, expiresAt },
+      { key: `tg:{signin}:a:${address}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep' as const, expiresAt },
+    ];
+    let result;
+    try {
+      result = await this.counters.reserve(`signin:${attemptId}`, ops, now + 60_000, now);
+    } catch (err) {
+      // Fail closed: without the counter, guessing would be unlimited.
+      if (err instanceof CounterStoreUnavailableError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
+      throw err;
+    }
+    if (!result.ok) {
+      const retryAfter = String(Math.max(1, Math.ceil((span.endsAt - now) / 1000)));
+      throw new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } });
+    }
+    await this.counters.settle(`signin:${attemptId}`, 0);
+  }
+}

@@ -1,0 +1,255 @@
+// The web app's JSON API under /app/api (docs/web-api.md is the contract). Authenticated by the
+// session cookie, never by an API key; every state-changing call carries the CSRF token. Playground
+// calls enter the same gateway path as /v1 with surface `playground`.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { AccountInfo } from '../../core/accounts.js';
+import type { Completed, RequestContext } from '../../core/gateway.js';
+import type { Principal } from '../../core/metering.js';
+import { parseBody } from '../../core/requests.js';
+import { equal } from '../../core/sessions.js';
+import { GatewayError } from '../../errors/gateway-error.js';
+import { utcDay } from '../../lib/clock.js';
+import type { AppDeps } from '../app.js';
+import { sendEventStream } from '../sse.js';
+import { modelEntry, usageRecordView } from '../views.js';
+import { CSRF_COOKIE, CSRF_HEADER, type WebSessions } from '../web-session.js';
+
+const DAY_MS = 86_400_000;
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+const credentials = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(1024) });
+const signup = z.strictObject({ email: z.email().max(254), password: z.string().min(8, 'at least 8 characters').max(1024) });
+const chatBody = z.strictObject({
+  model: z.string(),
+  messages: z.array(z.unknown()),
+  max_tokens: z.unknown().optional(),
+  temperature: z.unknown().optional(),
+  top_p: z.unknown().optional(),
+});
+const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional() });
+const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
+const createKey = z.strictObject({ name: z.string().trim().min(1).max(100) });
+const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
+const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
+const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** /app/api routes reachable without a session (session, signup, signin). */
+    public?: boolean;
+  }
+  interface FastifyRequest {
+    /** The signed-in account and its session token, set by the /app/api session hook. */
+    web?: { account: AccountInfo; token: string } | null;
+  }
+}
+
+function sessionAccountView(a: AccountInfo) {
+  return { id: a.id, email: a.email, plan: a.plan, balance: a.balance, paymentMethod: a.hasPaymentMethod };
+}
+
+function clientKeyView(k: { id: string; name: string; prefix: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }) {
+  return { id: k.id, name: k.name, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt };
+}
+
+export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsync {
+  const { accounts, gateway, keys, storage, clock, meter, catalog, signin, billing } = deps;
+
+  /** The signed-in account (loaded fresh: plan and balance change), or null. */
+  async function currentAccount(req: FastifyRequest): Promise<{ account: AccountInfo; token: string } | null> {
+    const found = web.read(req);
+    if (!found) return null;
+    const account = await accounts.get(found.session.accountId).catch((err: unknown) => {
+      if (err instanceof GatewayError && err.code === 'account_not_found') return null;
+      throw err;
+    });
+    return account ? { account, token: found.token } : null;
+  }
+
+  function signedIn(req: FastifyRequest): { account: AccountInfo; token: string } {
+    if (!req.web) throw new GatewayError('session_required');
+    return req.web;
+  }
+
+  function principal(req: FastifyRequest): Principal {
+    const p: Principal = { account: signedIn(req).account, key: null, surface: 'playground' };
+    req.facts.principal = p;
+    return p;
+  }
+
+  function context(req: FastifyRequest, path: string, model: string): RequestContext {
+    req.facts.model = model;
+    return { requestId: req.id, principal: principal(req), signal: req.facts.abort.signal, path };
+  }
+
+  function completed(req: FastifyRequest, reply: FastifyReply, r: Completed) {
+    req.facts.credits = r.credits;
+    return reply.headers(r.headers).send(r.body);
+  }
+
+  return async (app) => {
+    app.decorateRequest('web', null);
+    // Session first (401), then CSRF (403): a stranger learns nothing about the CSRF scheme.
+    app.addHook('onRequest', async (req) => {
+      req.web = await currentAccount(req);
+      if (!req.web && req.routeOptions.config.public !== true) throw new GatewayError('session_required');
+      if (req.web) req.facts.principal = { account: req.web.account, key: null, surface: 'playground' };
+      if (!UNSAFE.has(req.method)) return;
+      const header = req.headers[CSRF_HEADER];
+      const given = typeof header === 'string' ? header : '';
+      // Signed in: the token must be the one bound to this session. Before sign-in: double submit,
+      // the header must repeat the cookie (a cross-site page can send neither).
+      const expected = req.web ? deps.sessions.csrfFor(req.web.token) : (web.cookies(req)[CSRF_COOKIE] ?? '');
+      if (given === '' || expected === '' || !equal(given, expected)) throw new GatewayError('csrf_failed');
+    });
+    app.addHook('onSend', async (_req, reply) => {
+      reply.header('cache-control', 'no-store');
+    });
+
+    app.get('/session', { config: { public: true } }, async (req, reply) => {
+      if (req.web) {
+        const csrfToken = deps.sessions.csrfFor(req.web.token);
+        web.issueCsrf(reply, csrfToken, false);
+        return { authenticated: true, csrfToken, account: sessionAccountView(req.web.account) };
+      }
+      const csrfToken = deps.sessions.anonymousCsrf();
+      web.issueCsrf(reply, csrfToken, web.cookies(req).tg_session !== undefined);
+      return { authenticated: false, csrfToken };
+    });
+
+    app.post('/signup', { config: { public: true } }, async (req, reply) => {
+      const body = parseBody(signup, req.body);
+      const account = await signin.signUp(body.email, body.password);
+      web.start(reply, account.id);
+      return reply.code(201).send({ account: sessionAccountView(account) });
+    });
+
+    app.post('/signin', { config: { public: true } }, async (req, reply) => {
+      const body = parseBody(credentials, req.body);
+      const account = await signin.signIn(body.email, body.password, req.ip, req.id);
+      web.start(reply, account.id);
+      return { account: sessionAccountView(account) };
+    });
+
+    app.post('/signout', async (_req, reply) => {
+      web.end(reply);
+      return reply.code(204).send();
+    });
+
+    app.get('/models', async (req) => {
+      const { account } = signedIn(req);
+      return {
+        data: catalog.models.map((m) => ({
+          ...modelEntry(m, deps.pricing),
+          available: (deps.providers.get(m.provider)?.configured ?? false) && meter.allows(account, 'playground', m),
+        })),
+      };
+    });
+
+    app.get('/meter', async (req) => {
+      const q = parseBody(meterQuery, req.query);
+      const model = q.model === undefined ? undefined : catalog.get(q.model);
+      if (q.model !== undefined && !model) throw new GatewayError('model_not_found', { vars: { model: q.model }, param: 'model' });
+      const p = principal(req);
+      const now = clock.now();
+      const [status, balance] = await Promise.all([meter.status(p, catalog.models), deps.balances.get(p.account.id)]);
+      const forPlayground = status.rules.filter((r) => r.surfaces.includes('playground'));
+      // The binding day budget: of the credit rules that apply, the one with least left.
+      const credits = forPlayground
+        .filter((r) => r.measure === 'credits' && r.scope !== 'account+model')
+        .sort((a, b) => a.remaining - b.remaining)[0];
+      let requests: { limit: number; used: number; remaining: number; reset: string | null } | null = null;
+      if (model) {
+        for (const r of forPlayground) {
+          if (r.measure !== 'requests' || !r.byModel) continue;
+          const m = r.byModel.find((x) => x.model === model.id);
+          if (m && (requests === null || m.remaining < requests.remaining)) {
+            requests = { limit: r.limit, used: m.used, remaining: m.remaining, reset: r.reset };
+          }
+        }
+      }
+      return {
+        day: utcDay(now),
+        plan: status.plan.name,
+        balance,
+        credits: credits ? { limit: credits.limit, used: credits.used, remaining: credits.remaining, reset: credits.reset } : null,
+        requests,
+      };
+    });
+
+    app.post('/playground/chat', async (req, reply) => {
+      const body = parseBody(chatBody, req.body);
+      const ctx = context(req, '/app/api/playground/chat', body.model);
+      // Always streamed, always with the usage chunk: the Playground shows the credits charged.
+      const started = await gateway.chatStream(ctx, { ...body, stream: true, stream_options: { include_usage: true } });
+      await sendEventStream(reply, started);
+    });
+
+    app.post('/playground/image', async (req, reply) => {
+      const body = parseBody(imageBody, req.body);
+      return completed(req, reply, await gateway.image(context(req, '/app/api/playground/image', body.model), body));
+    });
+
+    app.post('/playground/embed', async (req, reply) => {
+      const body = parseBody(embedBody, req.body);
+      return completed(req, reply, await gateway.embed(context(req, '/app/api/playground/embed', body.model), body));
+    });
+
+    app.get('/keys', async (req) => {
+      const { account } = signedIn(req);
+      return { data: (await storage.keys.listByAccount(account.id)).map(clientKeyView) };
+    });
+
+    app.post('/keys', async (req, reply) => {
+      const body = parseBody(createKey, req.body ?? {});
+      const { key, secret } = await keys.create(signedIn(req).account.id, body.name);
+      return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, key: secret });
+    });
+
+    app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => {
+      const { account } = signedIn(req);
+      const key = await storage.keys.get(req.params.id);
+      // Another account's key is answered exactly like a missing one.
+      if (!key || key.accountId !== account.id) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
+      return clientKeyView(await keys.revoke(key.id));
+    });
+
+    app.get('/usage', async (req) => {
+      const q = parseBody(usageQuery, req.query);
+      const { account } = signedIn(req);
+      const now = clock.now();
+      const [rows, records] = await Promise.all([
+        storage.ledger.daily({ accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) }),
+        storage.ledger.query({ accountId: account.id, limit: 100 }),
+      ]);
+      return {
+        days: rows.map((r) => ({
+          day: r.day,
+          model: r.model,
+          surface: r.surface,
+          requests: r.requests,
+          credits: r.credits,
+          promptTokens: r.promptTokens,
+          outputTokens: r.outputTokens,
+        })),
+        records: records.map(usageRecordView),
+      };
+    });
+
+    app.get('/billing', async (req) => {
+      const { account } = signedIn(req);
+      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id };
+    });
+
+    app.post('/billing/payment-method', async (req) => {
+      const r = await billing.addPaymentMethod(signedIn(req).account);
+      return 'account' in r ? { account: sessionAccountView(r.account) } : r;
+    });
+
+    app.post('/billing/topup', async (req) => {
+      const body = parseBody(topUp, req.body);
+      return billing.topUp(signedIn(req).account, body.amount);
+    });
+  };
+}

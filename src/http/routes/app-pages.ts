@@ -1,0 +1,61 @@
+// The web app's pages (docs/web-api.md "Pages"): the built SPA from web/dist. Assets are public and
+// cached for a year (Vite names them by content hash); every page path answers index.html, which
+// is never cached so a deploy shows at once. Pages other than sign-in/up need a session (302).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSessions } from '../web-session.js';
+
+const PUBLIC_PAGES = ['/app/signin', '/app/signup'];
+const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing'];
+
+const NOT_BUILT = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tollgate</title></head>
+<body><h1>The web app is not built</h1>
+<p>Build it with <code>npm run build</code> (it writes <code>web/dist/</code>), then reload this page.
+The API under <code>/v1</code> works without it.</p></body></html>
+`;
+
+/** web/dist of this checkout: found by walking up from this file to the package root (src/ or dist/src/). */
+export function defaultWebDist(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'web', 'dist');
+    dir = dirname(dir);
+  }
+  return join(process.cwd(), 'web', 'dist');
+}
+
+export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginAsync {
+  const indexFile = join(distDir, 'index.html');
+
+  return async (app) => {
+    await app.register(fastifyStatic, {
+      root: join(distDir, 'assets'),
+      prefix: '/app/assets/',
+      decorateReply: false,
+      index: false,
+      // Files are looked up per request, so a build made while the server runs is served.
+      wildcard: true,
+      cacheControl: true,
+      immutable: true,
+      maxAge: '365d',
+    });
+
+    const page = (needsSession: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
+      if (needsSession && !web.read(req)) return reply.redirect('/app/signin', 302);
+      let html: string;
+      try {
+        html = await readFile(indexFile, 'utf8');
+      } catch {
+        html = NOT_BUILT;
+      }
+      return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
+    };
+    for (const path of PUBLIC_PAGES) app.get(path, page(false));
+    for (const path of PRIVATE_PAGES) app.get(path, page(true));
+  };
+}

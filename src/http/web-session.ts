@@ -1,0 +1,57 @@
+// Session and CSRF cookies of the web app (docs/web-api.md "Session and CSRF"): shared by the
+// /app/api routes (401 session_required) and the pages (302 to /app/signin).
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Session, Sessions } from '../core/sessions.js';
+import { parseCookies, serializeCookie } from './cookies.js';
+
+export const SESSION_COOKIE = 'tg_session';
+export const CSRF_COOKIE = 'tg_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+
+export class WebSessions {
+  private readonly secure: boolean;
+
+  constructor(
+    readonly sessions: Sessions,
+    publicUrl: string,
+  ) {
+    this.secure = publicUrl.startsWith('https:');
+  }
+
+  cookies(req: FastifyRequest): Record<string, string> {
+    return parseCookies(req.headers.cookie);
+  }
+
+  /** The request's valid session and its token, or null. */
+  read(req: FastifyRequest): { token: string; session: Session } | null {
+    const token = this.cookies(req)[SESSION_COOKIE];
+    const session = this.sessions.verify(token);
+    return session && token ? { token, session } : null;
+  }
+
+  /** Signs in: a new session cookie and the CSRF token bound to it. Returns the CSRF token. */
+  start(reply: FastifyReply, accountId: string): string {
+    const { token } = this.sessions.issue(accountId);
+    const csrf = this.sessions.csrfFor(token);
+    const maxAge = this.sessions.maxAgeSeconds;
+    reply.header('set-cookie', [
+      serializeCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge }),
+      serializeCookie(CSRF_COOKIE, csrf, { sameSite: 'Strict', secure: this.secure, maxAge }),
+    ]);
+    return csrf;
+  }
+
+  /** Sets the CSRF cookie (and, when `clearSession`, deletes the session cookie). */
+  issueCsrf(reply: FastifyReply, csrf: string, clearSession: boolean): void {
+    const cookies = [serializeCookie(CSRF_COOKIE, csrf, { sameSite: 'Strict', secure: this.secure, maxAge: this.sessions.maxAgeSeconds })];
+    if (clearSession) cookies.unshift(serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }));
+    reply.header('set-cookie', cookies);
+  }
+
+  end(reply: FastifyReply): void {
+    reply.header('set-cookie', [
+      serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }),
+      serializeCookie(CSRF_COOKIE, '', { sameSite: 'Strict', secure: this.secure, maxAge: 0 }),
+    ]);
+  }
+}

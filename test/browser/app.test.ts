@@ -1,0 +1,118 @@
+// The web app in Debian's Chromium (playwright-core), against the real gateway and the fake
+// upstream: sign up → Playground streams an answer → the 11th request to one regular model is
+// refused with the message visible → a second request while one runs is refused → a key made on
+// the Keys page works on /v1 with the official openai client → Usage shows both surfaces → a
+// payment method makes the plan `paid`. Screenshots of each page go to artifacts/screenshots/.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatStreamFixture } from '../helpers/fake-openai.js';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const shots = join(new URL('../..', import.meta.url).pathname, 'artifacts/screenshots');
+
+let t: TestGateway;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
+  mkdirSync(shots, { recursive: true });
+  t = await startTestGateway({
+    config: { models: [...testModels(), { id: 'gpt-4.1-nano', kind: 'chat', provider: 'openai', price: { input: 0.1, output: 0.4 } }] },
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // The machine is offline: without these Chromium keeps trying to reach Google's services.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.close();
+});
+
+const byTest = (id: string) => `[data-testid="${id}"]`;
+const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+async function send(p: Page, model: string, prompt: string): Promise<void> {
+  await p.selectOption(byTest('model-select'), model);
+  await p.fill(byTest('prompt'), prompt);
+  await p.click(byTest('send'));
+}
+
+describe('web app in Chromium', () => {
+  it('walks the whole product', async () => {
+    // Sign up.
+    await page.goto(`${t.url}/app/playground`);
+    await page.waitForURL(/\/app\/signin/);
+    await shot('signin');
+    await page.click(byTest('switch-to-signup'));
+    await page.fill(byTest('email'), 'browser@example.com');
+    await page.fill(byTest('password'), 'correct horse battery');
+    await page.click(byTest('submit'));
+    await page.waitForURL(/\/app\/playground/);
+
+    // The Playground streams an answer.
+    await send(page, 'gpt-4o-mini', 'Say hello');
+    await expect.poll(() => page.textContent(byTest('answer')), { timeout: 10_000 }).toContain('Hello from the fake upstream.');
+    await expect.poll(() => page.textContent(byTest('meter-requests'))).toMatch(/9\b/);
+    await shot('playground');
+
+    // Nine more are fine; the 11th to the same regular model is refused, the message shown.
+    for (let i = 2; i <= 10; i++) {
+      await send(page, 'gpt-4o-mini', `hello ${i}`);
+      await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+    }
+    await send(page, 'gpt-4o-mini', 'the eleventh');
+    const refusal = page.locator(byTest('error-message'));
+    await refusal.waitFor({ timeout: 10_000 });
+    expect(await refusal.textContent()).toMatch(/10 requests per day/);
+    expect(await refusal.locator('a[href$="/app/billing"]').count()).toBeGreaterThan(0);
+    await shot('playground-refused');
+
+    // One at a time: while a stream runs in this tab, a request from a second tab is refused.
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    await send(page, 'gpt-4.1-nano', 'a slow one');
+    await page.waitForSelector(byTest('busy'));
+    const second = await page.context().newPage();
+    await second.goto(`${t.url}/app/playground`);
+    await send(second, 'gpt-4.1-nano', 'meanwhile');
+    const busyRefusal = second.locator(byTest('error-message'));
+    await busyRefusal.waitFor({ timeout: 10_000 });
+    expect(await busyRefusal.textContent()).toMatch(/at a time/);
+    await second.close();
+    release();
+    await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+
+    // Keys: create one, and it works on /v1 with the official client.
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), 'from the browser');
+    await page.click(byTest('create-key'));
+    const secret = (await page.locator(byTest('new-secret')).textContent())?.trim() ?? '';
+    expect(secret).toMatch(/tg-[0-9A-Za-z]{43}/);
+    await shot('keys');
+    const answer = await t.client(secret.match(/tg-[0-9A-Za-z]{43}/)![0]).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    expect(answer.choices[0]?.message.content).toBe('Hello from the fake upstream.');
+
+    // Usage: both surfaces.
+    await page.click(byTest('nav-usage'));
+    await page.locator(byTest('usage-chart')).waitFor();
+    await expect.poll(async () => page.locator(`${byTest('usage-row')}[data-surface="api"]`).count()).toBeGreaterThan(0);
+    expect(await page.locator(`${byTest('usage-row')}[data-surface="playground"]`).count()).toBeGreaterThanOrEqual(10);
+    await shot('usage');
+
+    // Billing: a payment method makes the plan paid.
+    await page.click(byTest('nav-billing'));
+    await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/free/);
+    await page.click(byTest('add-payment-method'));
+    await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/paid/);
+    await shot('billing');
+  }, 120_000);
+});

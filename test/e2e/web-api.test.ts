@@ -1,0 +1,466 @@
+// The web app's server side (docs/web-api.md): sessions and CSRF by cookie, sign-in limits, pages,
+// account isolation, keys that work on /v1, the Playground metered under surface `playground`,
+// and billing. Cookies are handled by hand, as a browser would.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeSse } from '../../src/lib/sse.js';
+import { chatStreamFixture } from '../helpers/fake-openai.js';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+
+let t: TestGateway;
+const webDist = mkdtempSync(join(tmpdir(), 'tollgate-web-'));
+const INDEX = '<!doctype html><title>Tollgate SPA</title><div id="app"></div>';
+
+beforeAll(async () => {
+  mkdirSync(join(webDist, 'assets'));
+  writeFileSync(join(webDist, 'index.html'), INDEX);
+  writeFileSync(join(webDist, 'assets', 'index-abc123.js'), 'console.log("spa")');
+  t = await startTestGateway({
+    config: { models: [...testModels(), { id: 'gpt-4o', kind: 'chat', provider: 'openai', pro: true, price: { input: 2.5, output: 10 } }] },
+    gateway: { webDistDir: webDist },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  rmSync(webDist, { recursive: true, force: true });
+});
+
+const DELAY_MS = 400;
+let emails = 0;
+const freshEmail = () => `user${++emails}-${Date.now()}@example.com`;
+const PASSWORD = 'correct horse battery';
+
+/** A browser's cookie jar for one origin, and fetch through it. */
+class Browser {
+  cookies = new Map<string, string>();
+  setCookies: string[] = [];
+
+  async fetch(path: string, init: { method?: string; body?: unknown; csrf?: string | null; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    const csrf = init.csrf === undefined ? this.cookies.get('tg_csrf') : init.csrf;
+    if (csrf !== null && csrf !== undefined) headers['x-csrf-token'] = csrf;
+    const res = await fetch(`${t.url}${path}`, {
+      method: init.method ?? 'GET',
+      headers,
+      redirect: 'manual',
+      ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
+    });
+    this.setCookies = res.headers.getSetCookie();
+    for (const c of this.setCookies) {
+      const [pair, ...attrs] = c.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq).trim();
+      const value = pair!.slice(eq + 1).trim();
+      if (attrs.some((a) => /^\s*max-age=0$/i.test(a)) || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return res;
+  }
+
+  async json(path: string, init: Parameters<Browser['fetch']>[1] = {}) {
+    const res = await this.fetch(path, init);
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  }
+
+  /** GET /session, which (re)issues the CSRF cookie. */
+  async session() {
+    return (await this.json('/app/api/session')).body;
+  }
+}
+
+async function signedUp(email = freshEmail()): Promise<{ b: Browser; account: { id: string; plan: string } ; email: string }> {
+  const b = new Browser();
+  await b.session();
+  const res = await b.json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return { b, account: res.body.account, email };
+}
+
+/** Reads a Playground chat stream to its end; returns the data payloads. */
+async function readStream(res: Response): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of decodeSse(res.body as unknown as AsyncIterable<Uint8Array>)) out.push(e.data);
+  return out;
+}
+
+const chat = (model = 'gpt-4o-mini') => ({ model, messages: [{ role: 'user', content: 'hi' }] });
+
+describe('sign-up, session and sign-in', () => {
+  it('signs up: session cookie httpOnly + SameSite, csrf cookie readable; GET /session authenticated', async () => {
+    const b = new Browser();
+    const anon = await b.session();
+    expect(anon).toEqual({ authenticated: false, csrfToken: expect.any(String) });
+    expect(b.cookies.get('tg_csrf')).toBe(anon.csrfToken);
+    const csrfCookie = b.setCookies.find((c) => c.startsWith('tg_csrf='))!;
+    expect(csrfCookie).toMatch(/SameSite=Strict/);
+    expect(csrfCookie).not.toMatch(/HttpOnly/);
+
+    const email = freshEmail();
+    const res = await b.json('/app/api/signup', { method: 'POST', body: { email: email.toUpperCase(), password: PASSWORD } });
+    expect(res.status).toBe(201);
+    expect(res.body.account).toEqual({ id: expect.stringMatching(/^acct_/), email, plan: 'free', balance: 0, paymentMethod: false });
+    const sessionCookie = b.setCookies.find((c) => c.startsWith('tg_session='))!;
+    expect(sessionCookie).toMatch(/HttpOnly/);
+    expect(sessionCookie).toMatch(/SameSite=Lax/);
+    expect(sessionCookie).toMatch(/Path=\//);
+    expect(sessionCookie).not.toMatch(/Secure/); // publicUrl is http in tests
+
+    const s = await b.session();
+    expect(s).toMatchObject({ authenticated: true, account: res.body.account });
+    expect(s.csrfToken).toBe(b.cookies.get('tg_csrf'));
+    // The stored hash is scrypt, never the password.
+    expect(await t.gw.storage.accounts.getPasswordHash(res.body.account.id)).toMatch(/^scrypt\$16384\$8\$1\$/);
+
+    const again = await new Browser().json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD }, csrf: 'x', headers: { cookie: 'tg_csrf=x' } });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('email_taken');
+  });
+
+  it('validates sign-up input', async () => {
+    const b = new Browser();
+    await b.session();
+    const short = await b.json('/app/api/signup', { method: 'POST', body: { email: freshEmail(), password: 'short' } });
+    expect(short.status).toBe(400);
+    expect(short.body.error).toMatchObject({ code: 'invalid_request', param: 'password' });
+    const bad = await b.json('/app/api/signup', { method: 'POST', body: { email: 'nope', password: PASSWORD } });
+    expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
+  });
+
+  it('signs in with the right password and out again', async () => {
+    const { email } = await signedUp();
+    const b = new Browser();
+    await b.session();
+    const res = await b.json('/app/api/signin', { method: 'POST', body: { email: email.toUpperCase(), password: PASSWORD } });
+    expect(res.status).toBe(200);
+    expect(res.body.account.email).toBe(email);
+    expect((await b.session()).authenticated).toBe(true);
+
+    const out = await b.fetch('/app/api/signout', { method: 'POST' });
+    expect(out.status).toBe(204);
+    expect(b.cookies.has('tg_session')).toBe(false);
+    expect((await b.session()).authenticated).toBe(false);
+  });
+
+  it('a wrong password or unknown email answers 401 invalid_credentials, only after the delay', async () => {
+    const { email } = await signedUp();
+    for (const body of [{ email, password: 'wrong password' }, { email: freshEmail(), password: PASSWORD }]) {
+      const b = new Browser();
+      await b.session();
+      const started = performance.now();
+      const res = await b.json('/app/api/signin', { method: 'POST', body });
+      expect(performance.now() - started).toBeGreaterThanOrEqual(DELAY_MS);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toMatchObject({ code: 'invalid_credentials', type: 'authentication_error', message: 'The email or password is not right.' });
+      expect(b.cookies.has('tg_session')).toBe(false);
+    }
+  });
+
+  it('the 6th sign-in attempt in a minute for one email is 429 too_many_signin_attempts', async () => {
+    // Keep the six attempts inside one UTC minute.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 50));
+    const { email } = await signedUp();
+    const b = new Browser();
+    await b.session();
+    for (let i = 0; i < 5; i++) {
+      const res = await b.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } });
+      expect(res.status, `attempt ${i + 1}`).toBe(200);
+    }
+    const sixth = await b.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } });
+    expect(sixth.status).toBe(429);
+    expect(sixth.body.error).toMatchObject({ code: 'too_many_signin_attempts', type: 'rate_limit_error' });
+    expect(Number(sixth.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(sixth.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+  });
+
+  it('a tampered or forged session cookie is 401 session_required', async () => {
+    const { b } = await signedUp();
+    const token = b.cookies.get('tg_session')!;
+    const [payload, mac] = token.split('.') as [string, string];
+    const decoded = Buffer.from(payload, 'base64url').toString();
+    const forgedPayload = Buffer.from(decoded.replace(/\.(\d+)$/, (_m, e: string) => `.${Number(e) + 1}`)).toString('base64url');
+    for (const bad of [`${forgedPayload}.${mac}`, `${payload}.${mac.slice(0, -2)}AA`, 'garbage']) {
+      const res = await fetch(`${t.url}/app/api/keys`, { headers: { cookie: `tg_session=${bad}` } });
+      expect(res.status, bad).toBe(401);
+      expect((await res.json()).error.code).toBe('session_required');
+      const page = await fetch(`${t.url}/app/keys`, { headers: { cookie: `tg_session=${bad}` }, redirect: 'manual' });
+      expect(page.status).toBe(302);
+    }
+    const s = await new Browser().json('/app/api/session', { headers: { cookie: `tg_session=${payload}.x` } });
+    expect(s.body.authenticated).toBe(false);
+  });
+});
+
+describe('authentication and CSRF on every call', () => {
+  const privateCalls: Array<[string, string]> = [
+    ['POST', '/app/api/signout'],
+    ['GET', '/app/api/models'],
+    ['GET', '/app/api/meter?model=gpt-4o-mini'],
+    ['POST', '/app/api/playground/chat'],
+    ['POST', '/app/api/playground/image'],
+    ['POST', '/app/api/playground/embed'],
+    ['GET', '/app/api/keys'],
+    ['POST', '/app/api/keys'],
+    ['DELETE', '/app/api/keys/key_x'],
+    ['GET', '/app/api/usage?days=30'],
+    ['GET', '/app/api/billing'],
+    ['POST', '/app/api/billing/payment-method'],
+    ['POST', '/app/api/billing/topup'],
+  ];
+
+  it.each(privateCalls)('%s %s without a session is 401 session_required', async (method, path) => {
+    const res = await fetch(`${t.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-csrf-token': 'x', cookie: 'tg_csrf=x' },
+      ...(method !== 'GET' && { body: '{}' }),
+    });
+    expect(res.status).toBe(401);
+    const body = await res.json();
+    expect(body.error).toMatchObject({ code: 'session_required', type: 'authentication_error' });
+    expect(body.requestId).toBe(res.headers.get('x-request-id'));
+  });
+
+  it('session, signup and signin need no session', async () => {
+    expect((await fetch(`${t.url}/app/api/session`)).status).toBe(200);
+  });
+
+  it.each([
+    ['POST', '/app/api/keys', { name: 'k' }],
+    ['DELETE', '/app/api/keys/KEY', undefined],
+    ['POST', '/app/api/signout', undefined],
+    ['POST', '/app/api/billing/payment-method', undefined],
+    ['POST', '/app/api/billing/topup', { amount: 5 }],
+    ['POST', '/app/api/playground/chat', chat()],
+  ])('%s %s without or with a wrong x-csrf-token is 403 csrf_failed', async (method, rawPath, body) => {
+    const { b, account } = await signedUp();
+    const key = await t.gw.keys.create(account.id, 'victim');
+    const path = rawPath.replace('KEY', key.key.id);
+    const bound = b.cookies.get('tg_csrf')!;
+    for (const csrf of [null, 'wrong', `${bound.slice(0, -1)}${bound.endsWith('A') ? 'B' : 'A'}`]) {
+      const res = await b.json(path, { method, body, csrf });
+      expect(res.status, `csrf ${csrf}`).toBe(403);
+      expect(res.body.error).toMatchObject({ code: 'csrf_failed', type: 'permission_error' });
+    }
+    // A planted cookie with a matching header (cookie tossing) is not enough once signed in: the
+    // token must be the one bound to the session.
+    b.cookies.set('tg_csrf', 'planted');
+    const planted = await b.json(path, { method, body, csrf: 'planted' });
+    expect(planted.body.error.code).toBe('csrf_failed');
+    b.cookies.set('tg_csrf', bound);
+    // Nothing happened: still signed in, key not revoked, no payment method, no balance.
+    expect((await b.session()).account).toMatchObject({ plan: 'free', balance: 0, paymentMethod: false });
+    expect((await t.gw.storage.keys.get(key.key.id))?.revokedAt).toBeNull();
+    expect((await t.gw.storage.keys.listByAccount(account.id)).map((k) => k.name)).toEqual(['victim']);
+  });
+
+  it('sign-up and sign-in need the double-submit token too', async () => {
+    const b = new Browser();
+    const noCookie = await b.json('/app/api/signup', { method: 'POST', body: { email: freshEmail(), password: PASSWORD }, csrf: 'abc' });
+    expect(noCookie.body.error.code).toBe('csrf_failed');
+    await b.session();
+    const mismatch = await b.json('/app/api/signin', { method: 'POST', body: { email: freshEmail(), password: PASSWORD }, csrf: 'abc' });
+    expect(mismatch.status).toBe(403);
+    expect(mismatch.body.error.code).toBe('csrf_failed');
+  });
+});
+
+describe('pages', () => {
+  const privatePages = ['/app', '/app/playground', '/app/keys', '/app/usage', '/app/billing'];
+
+  it.each(privatePages)('%s 302s to /app/signin without a session, serves index.html with one', async (path) => {
+    const res = await fetch(`${t.url}${path}`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/app/signin');
+    const { b } = await signedUp();
+    const page = await b.fetch(path);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toBe(INDEX);
+  });
+
+  it.each(['/app/signin', '/app/signup'])('%s is served without a session', async (path) => {
+    const res = await fetch(`${t.url}${path}`, { redirect: 'manual' });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(INDEX);
+  });
+
+  it('serves assets publicly with long cache headers', async () => {
+    const res = await fetch(`${t.url}/app/assets/index-abc123.js`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('console.log("spa")');
+    expect(res.headers.get('cache-control')).toMatch(/max-age=31536000/);
+    expect(res.headers.get('cache-control')).toMatch(/immutable/);
+    expect((await fetch(`${t.url}/app/assets/missing.js`)).status).toBe(404);
+  });
+
+  it('says the web app is not built when web/dist/index.html is missing', async () => {
+    const { createGateway } = await import('../../src/main.js');
+    const { pino } = await import('pino');
+    const other = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), webDistDir: join(webDist, 'nope') });
+    try {
+      const res = await other.app.inject({ method: 'GET', url: '/app/signin' });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.body).toMatch(/not built/);
+      expect(res.body).toMatch(/npm run build/);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('keys and usage are per account', () => {
+  it('a key created in the web app works on /v1 with the official openai client; the list shows it without the secret', async () => {
+    const { b } = await signedUp();
+    const created = await b.json('/app/api/keys', { method: 'POST', body: { name: 'laptop' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'laptop', prefix: created.body.key.slice(0, 7) + '…', createdAt: expect.any(String), key: expect.stringMatching(/^tg-/) });
+    const reply = await t.client(created.body.key).chat.completions.create(chat() as never);
+    expect((reply as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toMatch(/fake upstream/);
+
+    const listed = await b.json('/app/api/keys');
+    expect(listed.body.data).toEqual([{ id: created.body.id, name: 'laptop', prefix: created.body.prefix, createdAt: created.body.createdAt, lastUsedAt: expect.anything(), revokedAt: null }]);
+    expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
+
+    const revoked = await b.json(`/app/api/keys/${created.body.id}`, { method: 'DELETE' });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revokedAt).not.toBeNull();
+    const err = await t.client(created.body.key).chat.completions.create(chat() as never).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 401 });
+  });
+
+  it("account A cannot list or revoke account B's keys, nor see B's usage", async () => {
+    const a = await signedUp();
+    const bAcc = await signedUp();
+    const bKey = (await bAcc.b.json('/app/api/keys', { method: 'POST', body: { name: 'b-key' } })).body;
+    await t.client(bKey.key).embeddings.create({ model: 'text-embedding-3-small', input: 'b' });
+
+    expect((await a.b.json('/app/api/keys')).body.data).toEqual([]);
+    const revoke = await a.b.json(`/app/api/keys/${bKey.id}`, { method: 'DELETE' });
+    expect(revoke.status).toBe(404);
+    expect(revoke.body.error.code).toBe('key_not_found');
+    expect((await t.gw.storage.keys.get(bKey.id))?.revokedAt).toBeNull();
+
+    const usageA = await a.b.json('/app/api/usage?days=30');
+    expect(usageA.body).toEqual({ days: [], records: [] });
+    const usageB = await bAcc.b.json('/app/api/usage');
+    expect(usageB.body.records).toHaveLength(1);
+    expect(usageB.body.records[0]).toMatchObject({ accountId: bAcc.account.id, model: 'text-embedding-3-small', surface: 'api' });
+    expect(usageB.body.days).toEqual([
+      { day: new Date().toISOString().slice(0, 10), model: 'text-embedding-3-small', surface: 'api', requests: 1, credits: expect.any(Number), promptTokens: expect.any(Number), outputTokens: 0 },
+    ]);
+  });
+});
+
+describe('Playground', () => {
+  it('streams chat as SSE under surface playground; the 11th request to one model is 429; /meter follows', async () => {
+    const { b, account } = await signedUp();
+    const m0 = await b.json('/app/api/meter?model=gpt-4o-mini');
+    expect(m0.body).toEqual({
+      day: new Date().toISOString().slice(0, 10),
+      plan: 'free',
+      balance: 0,
+      credits: { limit: 50_000, used: 0, remaining: 50_000, reset: expect.any(String) },
+      requests: { limit: 10, used: 0, remaining: 10, reset: expect.any(String) },
+    });
+
+    const res = await b.fetch('/app/api/playground/chat', { method: 'POST', body: chat() });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = await readStream(res);
+    expect(events.at(-1)).toBe('[DONE]');
+    const usageChunk = JSON.parse(events.at(-2)!);
+    expect(usageChunk.usage).toBeDefined();
+    expect(usageChunk.meta.usage.credits_used).toBeGreaterThan(0);
+    const text = events.slice(0, -1).map((e) => JSON.parse(e).choices?.[0]?.delta?.content ?? '').join('');
+    expect(text.length).toBeGreaterThan(0);
+    // Upstream was asked to stream with usage.
+    expect(t.openai.requests.at(-1)!.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+
+    const ledger = (await t.admin('GET', `/usage?account=${account.id}`)).body.data;
+    expect(ledger).toHaveLength(1);
+    expect(ledger[0]).toMatchObject({ surface: 'playground', keyId: null, model: 'gpt-4o-mini', status: 'ok', credits: usageChunk.meta.usage.credits_used });
+
+    const m1 = (await b.json('/app/api/meter?model=gpt-4o-mini')).body;
+    expect(m1.requests).toMatchObject({ used: 1, remaining: 9 });
+    expect(m1.credits.used).toBe(usageChunk.meta.usage.credits_used);
+    expect(m1.credits.remaining).toBe(50_000 - usageChunk.meta.usage.credits_used);
+
+    for (let i = 2; i <= 10; i++) {
+      const r = await b.fetch('/app/api/playground/chat', { method: 'POST', body: chat() });
+      expect(r.status, `request ${i}`).toBe(200);
+      await readStream(r);
+    }
+    const eleventh = await b.json('/app/api/playground/chat', { method: 'POST', body: chat() });
+    expect(eleventh.status).toBe(429);
+    expect(eleventh.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(eleventh.body.error).toMatchObject({ code: 'requests_per_day_exceeded', rule: 'playground_requests' });
+    expect(eleventh.headers.get('retry-after')).toMatch(/^\d+$/);
+
+    const m2 = (await b.json('/app/api/meter?model=gpt-4o-mini')).body;
+    expect(m2.requests).toMatchObject({ used: 10, remaining: 0 });
+    // Another model still has its own ten; a Pro model has no request count.
+    expect((await b.json('/app/api/meter?model=text-embedding-3-small')).body.requests).toMatchObject({ used: 0, remaining: 10 });
+    expect((await b.json('/app/api/meter?model=gpt-4o')).body.requests).toBeNull();
+    expect((await b.json('/app/api/meter?model=nope')).body.error.code).toBe('model_not_found');
+  });
+
+  it('a second Playground request while one streams is 429 concurrency_limit', async () => {
+    const { b } = await signedUp();
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    const first = await b.fetch('/app/api/playground/chat', { method: 'POST', body: chat() });
+    expect(first.status).toBe(200);
+    const second = await b.json('/app/api/playground/embed', { method: 'POST', body: { model: 'text-embedding-3-small', input: 'x' } });
+    expect(second.status).toBe(429);
+    expect(second.body.error.code).toBe('concurrency_limit');
+    expect(second.headers.get('retry-after')).toBe('1');
+    release();
+    expect((await readStream(first)).at(-1)).toBe('[DONE]');
+    expect((await b.json('/app/api/playground/embed', { method: 'POST', body: { model: 'text-embedding-3-small', input: 'x' } })).status).toBe(200);
+  });
+
+  it('image and embed answer the OpenAI shape with meta.usage.credits_used', async () => {
+    const { b, account } = await signedUp();
+    const img = await b.json('/app/api/playground/image', { method: 'POST', body: { model: 'flux/schnell', prompt: 'a cat' } });
+    expect(img.status, JSON.stringify(img.body)).toBe(200);
+    expect(img.body.data).toHaveLength(1);
+    expect(img.body.meta.usage.credits_used).toBe(6000);
+    const emb = await b.json('/app/api/playground/embed', { method: 'POST', body: { model: 'text-embedding-3-small', input: 'hello' } });
+    expect(emb.body.object).toBe('list');
+    expect(emb.body.meta.usage.credits_used).toBeGreaterThan(0);
+    const rows = (await t.admin('GET', `/usage?account=${account.id}`)).body.data;
+    expect(rows.map((r: { surface: string }) => r.surface)).toEqual(['playground', 'playground']);
+    // Playground bodies are limited to the documented fields.
+    const extra = await b.json('/app/api/playground/embed', { method: 'POST', body: { model: 'text-embedding-3-small', input: 'x', dimensions: 4 } });
+    expect(extra.body.error.code).toBe('invalid_request');
+  });
+
+  it('lists models with available', async () => {
+    const { b } = await signedUp();
+    const models = (await b.json('/app/api/models')).body.data;
+    expect(models.find((m: { id: string }) => m.id === 'gpt-4o')).toMatchObject({ pro: true, available: true, type: 'chat' });
+    expect(models.find((m: { id: string }) => m.id === 'unkeyed-chat')).toMatchObject({ available: false });
+  });
+});
+
+describe('billing', () => {
+  it('adding a payment method moves free → paid; a top-up shows in the balance', async () => {
+    const { b } = await signedUp();
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual' });
+    const pm = await b.json('/app/api/billing/payment-method', { method: 'POST' });
+    expect(pm.status).toBe(200);
+    expect(pm.body.account).toMatchObject({ plan: 'paid', paymentMethod: true });
+    const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 250_000 } });
+    expect(top.body).toEqual({ balance: 250_000 });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual' });
+    expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null });
+    const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });
+    expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+  });
+});

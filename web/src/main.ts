@@ -1,0 +1,138 @@
+import { html, render } from 'htm/preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { api, onUnauthorized, setCsrfToken, toApiError } from './api';
+import { Nav } from './components/nav';
+import { BillingPage } from './pages/billing';
+import { KeysPage } from './pages/keys';
+import { PlaygroundPage } from './pages/playground';
+import { SignInPage } from './pages/signin';
+import { UsagePage } from './pages/usage';
+import { interceptLinks, navigate, useRoute } from './router';
+import type { Account, Session } from './types';
+import './styles.css';
+
+const AUTH_PAGES = new Set(['/app/signin', '/app/signup']);
+const TITLES: Record<string, string> = {
+  '/app': 'Playground',
+  '/app/playground': 'Playground',
+  '/app/keys': 'API keys',
+  '/app/usage': 'Usage',
+  '/app/billing': 'Billing',
+  '/app/signin': 'Sign in',
+  '/app/signup': 'Sign up',
+};
+
+function App() {
+  const path = useRoute();
+  const [session, setSession] = useState<Session | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const main = useRef<HTMLElement>(null);
+  const firstRender = useRef(true);
+
+  const loadSession = useCallback(async () => {
+    setLoadError(null);
+    try {
+      const s = await api<Session>('GET', '/session');
+      setCsrfToken(s.csrfToken);
+      setSession(s);
+    } catch (e) {
+      setLoadError(toApiError(e).message);
+    }
+  }, []);
+
+  useEffect(() => {
+    onUnauthorized(() => setSession((s) => (s ? { ...s, authenticated: false } : s)));
+    void loadSession();
+  }, [loadSession]);
+
+  const authed = session?.authenticated === true;
+  const onAuthPage = AUTH_PAGES.has(path);
+
+  useEffect(() => {
+    if (!session) return;
+    if (!authed && !onAuthPage) navigate('/app/signin', true);
+    else if (authed && onAuthPage) navigate('/app/playground', true);
+  }, [session, authed, onAuthPage]);
+
+  useEffect(() => {
+    document.title = `${TITLES[path] ?? 'Not found'} · Tollgate`;
+    // Move focus to the new page's heading after client-side navigation (not on first load).
+    if (firstRender.current) firstRender.current = false;
+    else main.current?.querySelector<HTMLElement>('h1')?.focus();
+  }, [path]);
+
+  const setAccount = useCallback((account: Account) => {
+    setSession((s) => ({ csrfToken: s?.csrfToken ?? '', ...s, authenticated: true, account }));
+  }, []);
+
+  const signedIn = useCallback(
+    async (account: Account) => {
+      setAccount(account);
+      // The CSRF token is re-bound to the new session: fetch it again.
+      await loadSession();
+      navigate('/app/playground');
+    },
+    [setAccount, loadSession],
+  );
+
+  const signOut = useCallback(async () => {
+    try {
+      await api('POST', '/signout');
+    } catch {
+      // signed out locally regardless
+    }
+    setSession((s) => ({ csrfToken: s?.csrfToken ?? '', authenticated: false }));
+    navigate('/app/signin');
+    void loadSession();
+  }, [loadSession]);
+
+  if (loadError) {
+    return html`<main class="center-page" ref=${main}>
+      <div class="card narrow">
+        <h1 tabindex="-1">Tollgate</h1>
+        <div class="error-box" role="alert"><p>${loadError}</p></div>
+        <button type="button" class="btn btn-primary" onClick=${loadSession}>Try again</button>
+      </div>
+    </main>`;
+  }
+  if (!session) return html`<main class="center-page" ref=${main}><p class="muted" role="status">Loading…</p></main>`;
+
+  if (onAuthPage || !authed) {
+    if (!onAuthPage) return html`<main class="center-page" ref=${main}><p class="muted" role="status">Redirecting to sign in…</p></main>`;
+    return html`<main class="center-page" ref=${main}>
+      <${SignInPage} mode=${path === '/app/signup' ? 'signup' : 'signin'} onSignedIn=${signedIn} />
+    </main>`;
+  }
+
+  let page;
+  switch (path) {
+    case '/app':
+    case '/app/playground':
+      page = html`<${PlaygroundPage} />`;
+      break;
+    case '/app/keys':
+      page = html`<${KeysPage} />`;
+      break;
+    case '/app/usage':
+      page = html`<${UsagePage} />`;
+      break;
+    case '/app/billing':
+      page = html`<${BillingPage} onAccount=${setAccount} />`;
+      break;
+    default:
+      page = html`<section class="page">
+        <h1 tabindex="-1">Page not found</h1>
+        <p>There is no page at <code>${path}</code>. <a href="/app/playground">Open the Playground</a>.</p>
+      </section>`;
+  }
+
+  return html`
+    <a class="skip-link" href="#main">Skip to content</a>
+    <${Nav} path=${path} account=${session.account} onSignOut=${signOut} />
+    <main id="main" class="container" ref=${main}>${page}</main>
+  `;
+}
+
+interceptLinks();
+const root = document.getElementById('app');
+if (root) render(html`<${App} />`, root);

@@ -1,0 +1,123 @@
+import { html } from 'htm/preact';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, api, toApiError } from '../api';
+import { ErrorBox } from '../components/error-box';
+import { fmt } from '../format';
+import type { Account, Billing } from '../types';
+
+export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) {
+  const [billing, setBilling] = useState<Billing | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [amount, setAmount] = useState('');
+  const [notice, setNotice] = useState('');
+
+  const load = async () => {
+    try {
+      setBilling(await api<Billing>('GET', '/billing'));
+    } catch (e) {
+      setError(toApiError(e));
+    }
+  };
+
+  useEffect(() => {
+    void load();
+  }, []);
+
+  const addPaymentMethod = async () => {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    setNotice('');
+    try {
+      const res = await api<{ redirectUrl?: string; account?: Account }>('POST', '/billing/payment-method');
+      if (res.redirectUrl) {
+        location.assign(res.redirectUrl);
+        return;
+      }
+      if (res.account) {
+        const a = res.account;
+        onAccount(a);
+        setBilling((b) => ({ provider: b?.provider ?? 'manual', ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
+        setNotice(`Payment method added. Your plan is now ${a.plan}.`);
+      }
+      await load();
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const topUp = async (e: Event) => {
+    e.preventDefault();
+    if (busy) return;
+    const credits = Number(amount);
+    if (!Number.isInteger(credits) || credits <= 0) {
+      setError(new ApiError(0, 'invalid_request', 'Enter a whole number of credits above zero.'));
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    setNotice('');
+    try {
+      const { balance } = await api<{ balance: number }>('POST', '/billing/topup', { amount: credits });
+      setBilling((b) => (b ? { ...b, balance } : b));
+      setAmount('');
+      setNotice(`Added ${fmt(credits)} credits.`);
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const prepaid = billing?.plan === 'paid' || billing?.paymentMethod === true;
+
+  return html`
+    <section class="page">
+      <div class="page-head">
+        <h1 tabindex="-1">Billing</h1>
+        <p class="muted">The Free Tier has daily limits. With a payment method you move to the prepaid plan: no daily caps, requests spend your credit balance.</p>
+      </div>
+      <${ErrorBox} error=${error} billingLink=${false} />
+      ${notice && html`<div class="notice" role="status">${notice}</div>`}
+      ${!billing && !error && html`<p class="muted" role="status">Loading billing…</p>`}
+      ${billing &&
+      html`
+        <div class="stats">
+          <div class="card stat">
+            <p class="stat-label">Plan</p>
+            <p class="stat-value" data-testid="plan">${billing.plan}</p>
+          </div>
+          <div class="card stat">
+            <p class="stat-label">Balance</p>
+            <p class="stat-value"><span data-testid="balance" data-value=${billing.balance}>${fmt(billing.balance)}</span> <span class="unit">credits</span></p>
+          </div>
+          <div class="card stat">
+            <p class="stat-label">Payment method</p>
+            <p class="stat-value stat-small">${billing.paymentMethod ? 'On file' : 'None'}</p>
+            <p class="muted small">Provider: ${billing.provider}</p>
+          </div>
+        </div>
+        ${!billing.paymentMethod &&
+        html`<div class="card">
+          <h2>Add a payment method</h2>
+          <p>Lift the Free Tier's daily limits and move to the prepaid <strong>paid</strong> plan.</p>
+          <button type="button" class="btn btn-primary" data-testid="add-payment-method" disabled=${busy} onClick=${addPaymentMethod}>
+            ${busy ? 'Working…' : 'Add payment method'}
+          </button>
+        </div>`}
+        ${prepaid &&
+        html`<form class="card inline-form" onSubmit=${topUp}>
+          <div class="field grow">
+            <label for="topup-amount">Top up (credits)</label>
+            <input id="topup-amount" data-testid="topup-amount" type="number" min="1" step="1" inputMode="numeric"
+              value=${amount} onInput=${(e: Event) => setAmount((e.currentTarget as HTMLInputElement).value)} />
+          </div>
+          <button type="submit" class="btn btn-primary" data-testid="topup" disabled=${busy}>Top up</button>
+        </form>`}
+      `}
+    </section>
+  `;
+}

@@ -1,0 +1,148 @@
+import { html } from 'htm/preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, api, toApiError } from '../api';
+import { ErrorBox } from '../components/error-box';
+import { fmtDate } from '../format';
+import type { ApiKey, NewKey } from '../types';
+
+function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => void }) {
+  const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
+  const code = useRef<HTMLElement>(null);
+
+  const selectText = () => {
+    const el = code.current;
+    const sel = window.getSelection();
+    if (!el || !sel) return;
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    sel.removeAllRanges();
+    sel.addRange(range);
+  };
+
+  const copy = async () => {
+    try {
+      if (!navigator.clipboard) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(secret.key);
+      setCopied('copied');
+    } catch {
+      selectText();
+      let ok = false;
+      try {
+        ok = document.execCommand('copy');
+      } catch {
+        ok = false;
+      }
+      setCopied(ok ? 'copied' : 'selected');
+    }
+  };
+
+  return html`
+    <div class="card secret-box" role="region" aria-label="Your new API key">
+      <h2>Key “${secret.name}” created</h2>
+      <p class="warning"><strong>Copy it now:</strong> this secret will not be shown again. Store it somewhere safe.</p>
+      <div class="secret-row">
+        <code class="secret" data-testid="new-secret" ref=${code} tabindex="0" onFocus=${selectText}>${secret.key}</code>
+        <button type="button" class="btn btn-primary" data-testid="copy-secret" onClick=${copy}>Copy</button>
+      </div>
+      <p class="small" role="status">
+        ${copied === 'copied' ? 'Copied to the clipboard.' : copied === 'selected' ? 'Selected: press Ctrl+C (⌘C) to copy.' : ''}
+      </p>
+      <button type="button" class="btn btn-quiet" onClick=${onDismiss}>I have saved it</button>
+    </div>
+  `;
+}
+
+export function KeysPage() {
+  const [keys, setKeys] = useState<ApiKey[] | null>(null);
+  const [name, setName] = useState('');
+  const [secret, setSecret] = useState<NewKey | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  const load = async () => {
+    try {
+      const { data } = await api<{ data: ApiKey[] }>('GET', '/keys');
+      setKeys(data);
+    } catch (e) {
+      setError(toApiError(e));
+    }
+  };
+
+  useEffect(() => {
+    void load();
+  }, []);
+
+  const create = async (e: Event) => {
+    e.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const created = await api<NewKey>('POST', '/keys', { name: name.trim() });
+      setSecret(created);
+      setName('');
+      await load();
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const revoke = async (key: ApiKey) => {
+    if (!confirm(`Revoke the key “${key.name || key.prefix}”? Requests using it will be refused at once. This cannot be undone.`)) return;
+    setError(null);
+    try {
+      await api('DELETE', `/keys/${encodeURIComponent(key.id)}`);
+      await load();
+    } catch (err) {
+      setError(toApiError(err));
+    }
+  };
+
+  return html`
+    <section class="page">
+      <div class="page-head">
+        <h1 tabindex="-1">API keys</h1>
+        <p class="muted">Use a key as <code>Authorization: Bearer tg-…</code> with any OpenAI SDK, base URL <code>${location.origin}/v1</code>.</p>
+      </div>
+
+      <form class="card inline-form" onSubmit=${create}>
+        <div class="field grow">
+          <label for="key-name">Key name</label>
+          <input id="key-name" data-testid="key-name" type="text" maxLength="100" placeholder="e.g. laptop, CI"
+            value=${name} onInput=${(e: Event) => setName((e.currentTarget as HTMLInputElement).value)} />
+        </div>
+        <button type="submit" class="btn btn-primary" data-testid="create-key" disabled=${busy}>${busy ? 'Creating…' : 'Create key'}</button>
+      </form>
+
+      ${secret && html`<${SecretBox} secret=${secret} onDismiss=${() => setSecret(null)} />`}
+      <${ErrorBox} error=${error} billingLink=${false} />
+
+      <div class="card table-card">
+        ${keys === null
+          ? html`<p class="muted" role="status">Loading keys…</p>`
+          : keys.length === 0
+            ? html`<p class="muted">No keys yet. Create one above.</p>`
+            : html`<div class="table-scroll"><table>
+                <caption class="sr-only">Your API keys</caption>
+                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+                <tbody>
+                  ${keys.map(
+                    (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
+                      <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
+                      <td>${k.name || html`<span class="muted">unnamed</span>`}</td>
+                      <td>${fmtDate(k.createdAt)}</td>
+                      <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
+                      <td>${k.revokedAt ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>` : html`<span class="status status-ok">Active</span>`}</td>
+                      <td class="actions">${!k.revokedAt &&
+                      html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${() => revoke(k)}
+                        aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
+                    </tr>`,
+                  )}
+                </tbody>
+              </table></div>`}
+      </div>
+    </section>
+  `;
+}

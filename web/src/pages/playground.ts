@@ -1,0 +1,368 @@
+import { html } from 'htm/preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, api, send, sseData, toApiError } from '../api';
+import { ErrorBox } from '../components/error-box';
+import { Meter } from '../components/meter';
+import { ModelPicker } from '../components/model-picker';
+import { fmt } from '../format';
+import type { Meter as MeterData, Model } from '../types';
+
+interface Message {
+  role: 'user' | 'assistant';
+  content: string;
+  credits?: number;
+  stopped?: boolean;
+}
+
+interface ImageResult {
+  prompt: string;
+  size: string;
+  images: string[];
+  credits?: number;
+}
+
+interface EmbedResult {
+  input: string;
+  dimensions: number;
+  head: number[];
+  credits?: number;
+}
+
+const COMMON_SIZES = ['1024x1024', '512x512', '1024x768', '768x1024'];
+
+type Json = Record<string, any>;
+
+function creditsOf(body: Json | null | undefined): number | undefined {
+  const c = body?.meta?.usage?.credits_used;
+  return typeof c === 'number' ? c : undefined;
+}
+
+function sizesFor(model: Model): string[] {
+  const sizes = model.sizes && model.sizes.length > 0 ? [...model.sizes] : [...COMMON_SIZES];
+  if (model.default_size && !sizes.includes(model.default_size)) sizes.unshift(model.default_size);
+  return sizes;
+}
+
+function defaultModel(models: Model[]): string {
+  const pick =
+    models.find((m) => m.type === 'chat' && !m.pro && m.available !== false) ??
+    models.find((m) => m.type === 'chat') ??
+    models[0];
+  return pick?.id ?? '';
+}
+
+function Rules() {
+  return html`
+    <details class="rules card" open>
+      <summary>Free Tier limits in the Playground</summary>
+      <ul>
+        <li>Regular models: <strong>10 requests per day</strong> each. Pro models are not counted.</li>
+        <li><strong>One request at a time.</strong></li>
+        <li>All models, regular or Pro: <strong>50,000 credits per day</strong>, shared with your API keys.</li>
+      </ul>
+      <p class="muted small">Days are UTC. Add a payment method on <a href="/app/billing">Billing</a> to lift the daily limits.</p>
+    </details>
+  `;
+}
+
+export function PlaygroundPage() {
+  const [models, setModels] = useState<Model[] | null>(null);
+  const [modelsError, setModelsError] = useState<ApiError | null>(null);
+  const [modelId, setModelId] = useState('');
+  const [meter, setMeter] = useState<MeterData | null>(null);
+  const [meterError, setMeterError] = useState<string | null>(null);
+
+  const [prompt, setPrompt] = useState('');
+  const [maxTokens, setMaxTokens] = useState(512);
+  const [temperature, setTemperature] = useState(1);
+  const [topP, setTopP] = useState(1);
+  const [size, setSize] = useState('');
+
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [imageResult, setImageResult] = useState<ImageResult | null>(null);
+  const [embedResult, setEmbedResult] = useState<EmbedResult | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  const abort = useRef<AbortController | null>(null);
+  const meterSeq = useRef(0);
+  const logEnd = useRef<HTMLDivElement>(null);
+  const promptRef = useRef<HTMLTextAreaElement>(null);
+
+  const model = models?.find((m) => m.id === modelId);
+
+  useEffect(() => {
+    api<{ data: Model[] }>('GET', '/models')
+      .then(({ data }) => {
+        setModels(data);
+        setModelId((id) => id || defaultModel(data));
+      })
+      .catch((e) => setModelsError(toApiError(e)));
+    return () => abort.current?.abort();
+  }, []);
+
+  const refreshMeter = useCallback(async (id: string) => {
+    if (!id) return;
+    const seq = ++meterSeq.current;
+    try {
+      const m = await api<MeterData>('GET', `/meter?model=${encodeURIComponent(id)}`);
+      if (seq === meterSeq.current) {
+        setMeter(m);
+        setMeterError(null);
+      }
+    } catch (e) {
+      if (seq === meterSeq.current) setMeterError(toApiError(e).message);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refreshMeter(modelId);
+  }, [modelId, refreshMeter]);
+
+  useEffect(() => {
+    if (model?.type === 'image') {
+      const sizes = sizesFor(model);
+      setSize(model.default_size && sizes.includes(model.default_size) ? model.default_size : (sizes[0] ?? ''));
+    }
+    setError(null);
+  }, [modelId, model?.type]);
+
+  useEffect(() => {
+    logEnd.current?.scrollIntoView?.({ block: 'nearest' });
+  }, [messages]);
+
+  const runChat = async (text: string, signal: AbortSignal) => {
+    const history: Message[] = [...messages, { role: 'user', content: text }];
+    setMessages([...history, { role: 'assistant', content: '' }]);
+    const updateLast = (patch: Partial<Message>) =>
+      setMessages((ms) => ms.map((m, i) => (i === ms.length - 1 ? { ...m, ...patch } : m)));
+    let answer = '';
+    try {
+      const res = await send(
+        'POST',
+        '/playground/chat',
+        {
+          model: modelId,
+          messages: history.map(({ role, content }) => ({ role, content })),
+          max_tokens: maxTokens,
+          temperature,
+          top_p: topP,
+        },
+        signal,
+      );
+      if ((res.headers.get('content-type') ?? '').includes('application/json')) {
+        // A non-streamed completion: show it whole.
+        const body = (await res.json()) as Json;
+        answer = String(body?.choices?.[0]?.message?.content ?? '');
+        updateLast({ content: answer, ...(creditsOf(body) !== undefined && { credits: creditsOf(body) }) });
+        return;
+      }
+      for await (const raw of sseData(res)) {
+        const chunk = raw as Json;
+        if (chunk?.error) {
+          const e = chunk.error as Json;
+          throw new ApiError(0, String(e.code ?? 'stream_error'), String(chunk.message ?? e.message ?? 'The model stopped with an error.'));
+        }
+        const delta = chunk?.choices?.[0]?.delta?.content;
+        if (typeof delta === 'string' && delta !== '') {
+          answer += delta;
+          updateLast({ content: answer });
+        }
+        const credits = creditsOf(chunk);
+        if (credits !== undefined) updateLast({ credits });
+      }
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.code === 'aborted') {
+        updateLast({ stopped: true });
+        return;
+      }
+      if (answer === '') {
+        // Refused before any output: take the turn back so it can be sent again.
+        setMessages(messages);
+        setPrompt((p) => p || text);
+      }
+      throw err;
+    }
+  };
+
+  const runImage = async (text: string, signal: AbortSignal) => {
+    const res = await send('POST', '/playground/image', { model: modelId, prompt: text, ...(size && { size }) }, signal);
+    const body = (await res.json()) as Json;
+    const data: Json[] = Array.isArray(body?.data) ? body.data : [];
+    const images = data
+      .map((d) => (typeof d.url === 'string' ? d.url : typeof d.b64_json === 'string' ? `data:image/png;base64,${d.b64_json}` : null))
+      .filter((s): s is string => s !== null);
+    setImageResult({ prompt: text, size, images, ...(creditsOf(body) !== undefined && { credits: creditsOf(body) }) });
+  };
+
+  const runEmbed = async (text: string, signal: AbortSignal) => {
+    const res = await send('POST', '/playground/embed', { model: modelId, input: text }, signal);
+    const body = (await res.json()) as Json;
+    const vector: unknown = body?.data?.[0]?.embedding;
+    const values = Array.isArray(vector) ? (vector as number[]) : [];
+    setEmbedResult({
+      input: text,
+      dimensions: values.length,
+      head: values.slice(0, 8),
+      ...(creditsOf(body) !== undefined && { credits: creditsOf(body) }),
+    });
+  };
+
+  const submit = async (e?: Event) => {
+    e?.preventDefault();
+    if (busy || !model) return;
+    const text = prompt.trim();
+    if (!text) {
+      promptRef.current?.focus();
+      return;
+    }
+    setError(null);
+    setBusy(true);
+    const controller = new AbortController();
+    abort.current = controller;
+    if (model.type === 'chat') setPrompt('');
+    try {
+      if (model.type === 'chat') await runChat(text, controller.signal);
+      else if (model.type === 'image') await runImage(text, controller.signal);
+      else await runEmbed(text, controller.signal);
+    } catch (err) {
+      const apiErr = toApiError(err);
+      if (apiErr.code !== 'aborted') setError(apiErr);
+    } finally {
+      abort.current = null;
+      setBusy(false);
+      void refreshMeter(modelId);
+    }
+  };
+
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      void submit();
+    }
+  };
+
+  const num = (setter: (n: number) => void) => (e: Event) => {
+    const v = (e.currentTarget as HTMLInputElement).valueAsNumber;
+    if (!Number.isNaN(v)) setter(v);
+  };
+
+  if (modelsError) {
+    return html`<section class="page"><h1 tabindex="-1">Playground</h1><${ErrorBox} error=${modelsError} billingLink=${false} /></section>`;
+  }
+
+  const type = model?.type ?? 'chat';
+  const lastAssistant = messages.length > 0 && messages[messages.length - 1]?.role === 'assistant' ? messages.length - 1 : -1;
+
+  return html`
+    <section class="page playground">
+      <div class="page-head">
+        <h1 tabindex="-1">Playground</h1>
+        <p class="muted">Try the gateway's models. Requests here count against your plan like API calls.</p>
+      </div>
+      <div class="pg-grid">
+        <aside class="pg-side">
+          ${models
+            ? html`<${ModelPicker} models=${models} value=${modelId} onChange=${(id: string) => setModelId(id)} />`
+            : html`<p class="muted" role="status">Loading models…</p>`}
+          <${Meter} meter=${meter} model=${model} error=${meterError} />
+          ${type === 'chat' &&
+          html`<fieldset class="card params">
+            <legend>Parameters</legend>
+            <div class="field">
+              <label for="max-tokens">Output length (max tokens)</label>
+              <input id="max-tokens" type="number" min="1" max="16384" step="1" value=${maxTokens} onInput=${num(setMaxTokens)} />
+            </div>
+            <div class="field">
+              <label for="temperature">Temperature <output for="temperature">${temperature.toFixed(1)}</output></label>
+              <input id="temperature" type="range" min="0" max="2" step="0.1" value=${temperature} onInput=${num(setTemperature)} />
+            </div>
+            <div class="field">
+              <label for="top-p">Top-p <output for="top-p">${topP.toFixed(2)}</output></label>
+              <input id="top-p" type="range" min="0" max="1" step="0.05" value=${topP} onInput=${num(setTopP)} />
+            </div>
+          </fieldset>`}
+          ${meter?.plan !== 'paid' && html`<${Rules} />`}
+        </aside>
+
+        <div class="pg-main">
+          ${type === 'chat' &&
+          html`<div class="card conversation" role="log" aria-label="Conversation" aria-busy=${busy}>
+            ${messages.length === 0
+              ? html`<p class="muted empty">Send a message to start. Enter sends, Shift+Enter adds a new line.</p>`
+              : messages.map(
+                  (m, i) => html`<div key=${i} class=${`msg msg-${m.role}`}>
+                    <div class="msg-role">${m.role === 'user' ? 'You' : (model?.id ?? 'Assistant')}</div>
+                    <div class="msg-text" data-testid=${i === lastAssistant ? 'answer' : undefined}>${m.content}</div>
+                    ${(m.credits !== undefined || m.stopped) &&
+                    html`<div class="msg-meta">
+                      ${m.stopped ? 'Stopped. ' : ''}${m.credits !== undefined ? `${fmt(m.credits)} credits used` : ''}
+                    </div>`}
+                  </div>`,
+                )}
+            ${busy && lastAssistant >= 0 && messages[lastAssistant]?.content === '' && html`<p class="muted small">Waiting for the model…</p>`}
+            <div ref=${logEnd}></div>
+          </div>`}
+
+          ${type === 'image' &&
+          imageResult &&
+          html`<div class="card result">
+            <p class="muted small">${imageResult.size} · “${imageResult.prompt}”${imageResult.credits !== undefined ? ` · ${fmt(imageResult.credits)} credits used` : ''}</p>
+            <div class="images">
+              ${imageResult.images.length === 0
+                ? html`<p class="muted">The model returned no image.</p>`
+                : imageResult.images.map((src, i) => html`<img key=${i} src=${src} alt=${`Generated image ${i + 1}: ${imageResult.prompt}`} />`)}
+            </div>
+          </div>`}
+
+          ${type === 'embedding' &&
+          embedResult &&
+          html`<div class="card result">
+            <p><strong>${fmt(embedResult.dimensions)}</strong> dimensions${embedResult.credits !== undefined ? html` · <span class="muted">${fmt(embedResult.credits)} credits used</span>` : ''}</p>
+            <p class="muted small">First ${embedResult.head.length} values:</p>
+            <ol class="vector" start="0">${embedResult.head.map((v, i) => html`<li key=${i}><code>${v.toFixed(6)}</code></li>`)}</ol>
+          </div>`}
+
+          <${ErrorBox} error=${error} />
+
+          <form class="card composer" onSubmit=${submit}>
+            ${type === 'image' &&
+            model &&
+            html`<div class="field">
+              <label for="image-size">Size</label>
+              <select id="image-size" value=${size} onChange=${(e: Event) => setSize((e.currentTarget as HTMLSelectElement).value)}>
+                ${sizesFor(model).map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
+              </select>
+            </div>`}
+            <div class="field">
+              <label for="prompt">${type === 'chat' ? 'Message' : type === 'image' ? 'Image prompt' : 'Text to embed'}</label>
+              <textarea
+                id="prompt"
+                data-testid="prompt"
+                ref=${promptRef}
+                rows=${type === 'chat' ? 3 : 4}
+                placeholder=${type === 'chat' ? 'Ask anything…' : type === 'image' ? 'Describe the image…' : 'Text to turn into a vector…'}
+                value=${prompt}
+                onInput=${(e: Event) => setPrompt((e.currentTarget as HTMLTextAreaElement).value)}
+                onKeyDown=${onKeyDown}
+              ></textarea>
+            </div>
+            <div class="composer-actions">
+              ${busy &&
+              html`<span class="busy" data-testid="busy" role="status"><span class="spinner" aria-hidden="true"></span> Working…</span>`}
+              ${type === 'chat' &&
+              messages.length > 0 &&
+              !busy &&
+              html`<button type="button" class="btn btn-quiet" onClick=${() => { setMessages([]); setError(null); }}>New chat</button>`}
+              ${busy && html`<button type="button" class="btn btn-quiet" onClick=${() => abort.current?.abort()}>Stop</button>`}
+              <button type="submit" class="btn btn-primary" data-testid="send" disabled=${busy || !model}>
+                ${type === 'image' ? 'Generate' : type === 'embedding' ? 'Embed' : 'Send'}
+              </button>
+            </div>
+          </form>
+        </div>
+      </div>
+    </section>
+  `;
+}

@@ -1,0 +1,111 @@
+import { html } from 'htm/preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, api, toApiError } from '../api';
+import { ErrorBox } from '../components/error-box';
+import { fmt, fmtDate, utcToday } from '../format';
+import type { Usage } from '../types';
+
+const DAYS = 30;
+
+/** The last `n` UTC dates, oldest first. */
+function lastDays(n: number): string[] {
+  const today = Date.parse(`${utcToday()}T00:00:00Z`);
+  return Array.from({ length: n }, (_, i) => new Date(today - (n - 1 - i) * 86_400_000).toISOString().slice(0, 10));
+}
+
+function UsageChart({ usage }: { usage: Usage }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    let chart: { destroy(): void } | null = null;
+    let cancelled = false;
+    const days = lastDays(DAYS);
+    const models = [...new Set(usage.days.map((d) => d.model))].sort();
+    const series = models.map((model) => ({
+      label: model,
+      data: days.map((day) => usage.days.filter((r) => r.day === day && r.model === model).reduce((s, r) => s + r.credits, 0)),
+    }));
+    void import('../chart').then(({ stackedBars }) => {
+      if (cancelled || !canvas.current) return;
+      chart = stackedBars(canvas.current, days.map((d) => d.slice(5)), series);
+    });
+    return () => {
+      cancelled = true;
+      chart?.destroy();
+    };
+  }, [usage]);
+  return html`<div class="chart-box">
+    <canvas data-testid="usage-chart" ref=${canvas} role="img" aria-label="Credits per day over the last 30 days, stacked by model"></canvas>
+  </div>`;
+}
+
+export function UsagePage() {
+  const [usage, setUsage] = useState<Usage | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  useEffect(() => {
+    api<Usage>('GET', `/usage?days=${DAYS}`)
+      .then(setUsage)
+      .catch((e) => setError(toApiError(e)));
+  }, []);
+
+  const today = utcToday();
+  const todayRows = usage?.days.filter((d) => d.day === today) ?? [];
+  const sum = (rows: { credits: number; requests: number }[]) =>
+    rows.reduce((a, r) => ({ credits: a.credits + r.credits, requests: a.requests + r.requests }), { credits: 0, requests: 0 });
+  const totalToday = sum(todayRows);
+  const total30 = sum(usage?.days ?? []);
+
+  return html`
+    <section class="page">
+      <div class="page-head">
+        <h1 tabindex="-1">Usage</h1>
+        <p class="muted">Credits spent through the API and the Playground. Days are UTC.</p>
+      </div>
+      <${ErrorBox} error=${error} billingLink=${false} />
+      ${!usage && !error && html`<p class="muted" role="status">Loading usage…</p>`}
+      ${usage &&
+      html`
+        <div class="stats">
+          <div class="card stat">
+            <p class="stat-label">Today</p>
+            <p class="stat-value" data-testid="usage-today">${fmt(totalToday.credits)} <span class="unit">credits</span></p>
+            <p class="muted small">${fmt(totalToday.requests)} requests</p>
+          </div>
+          <div class="card stat">
+            <p class="stat-label">Last ${DAYS} days</p>
+            <p class="stat-value">${fmt(total30.credits)} <span class="unit">credits</span></p>
+            <p class="muted small">${fmt(total30.requests)} requests</p>
+          </div>
+        </div>
+        <div class="card">
+          <h2>Credits per day, by model</h2>
+          <${UsageChart} usage=${usage} />
+        </div>
+        <div class="card table-card">
+          <h2>Recent requests</h2>
+          ${usage.records.length === 0
+            ? html`<p class="muted">No requests yet.</p>`
+            : html`<div class="table-scroll"><table>
+                <caption class="sr-only">The last ${usage.records.length} requests</caption>
+                <thead><tr>
+                  <th scope="col">Time</th><th scope="col">Model</th><th scope="col">Surface</th>
+                  <th scope="col" class="num">Tokens in / out</th><th scope="col" class="num">Credits</th><th scope="col">Status</th>
+                </tr></thead>
+                <tbody>
+                  ${usage.records.map(
+                    (r, i) => html`<tr key=${r.requestId || i} data-testid="usage-row" data-surface=${r.surface}>
+                      <td>${fmtDate(r.createdAt)}</td>
+                      <td>${r.model}</td>
+                      <td>${r.surface === 'playground' ? 'Playground' : 'API'}</td>
+                      <td class="num">${fmt(r.promptTokens)} / ${fmt(r.outputTokens)}</td>
+                      <td class="num">${fmt(r.credits)}</td>
+                      <td><span class=${`status ${r.status === 'ok' ? 'status-ok' : 'status-bad'}`}>${r.status}${r.httpStatus && r.status !== 'ok' ? ` (${r.httpStatus})` : ''}</span></td>
+                    </tr>`,
+                  )}
+                </tbody>
+              </table></div>`}
+        </div>
+      `}
+    </section>
+  `;
+}

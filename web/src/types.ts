@@ -1,0 +1,93 @@
+// JSON shapes of the /app/api answers (docs/web-api.md).
+
+export interface Account {
+  id: string;
+  email: string;
+  plan: string;
+  balance: number;
+  paymentMethod: boolean;
+}
+
+export interface Session {
+  authenticated: boolean;
+  csrfToken: string;
+  account?: Account;
+}
+
+export type ModelType = 'chat' | 'image' | 'embedding';
+
+export interface Model {
+  id: string;
+  type: ModelType;
+  pro: boolean;
+  owned_by?: string;
+  available?: boolean;
+  sizes?: string[];
+  default_size?: string;
+}
+
+export interface Window {
+  limit: number;
+  used: number;
+  remaining: number;
+  reset: string;
+}
+
+export interface Meter {
+  day: string;
+  plan: string;
+  balance: number;
+  credits: Window | null;
+  requests: Window | null;
+}
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface NewKey {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  key: string;
+}
+
+export interface DailyRow {
+  day: string;
+  model: string;
+  surface: 'api' | 'playground';
+  requests: number;
+  credits: number;
+  promptTokens: number;
+  outputTokens: number;
+}
+
+export interface UsageRecord {
+  requestId: string;
+  model: string;
+  surface: 'api' | 'playground';
+  promptTokens: number;
+  outputTokens: number;
+  credits: number;
+  status: string;
+  httpStatus?: number;
+  createdAt: string;
+}
+
+export interface Usage {
+  days: DailyRow[];
+  records: UsageRecord[];
+}
+
+export interface Billing {
+  plan: string;
+  balance: number;
+  paymentMethod: boolean;
+  provider: string;
+}
