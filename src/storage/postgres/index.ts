@@ -4,7 +4,7 @@
 import pg from 'pg';
 import type { Storage } from '../ports.js';
 import { PostgresAccountStore } from './accounts.js';
-import type { BatcherOptions, BatcherStats } from './batcher.js';
+import type { BatcherOptions, BatcherStats } from '../batcher.js';
 import { PostgresKeyStore } from './keys.js';
 import { PostgresLedger } from './ledger.js';
 import { migrate } from './migrations.js';

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Surface } from '../../core/types.js';
 import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
-import { Batcher, type BatcherOptions, type BatcherStats } from './batcher.js';
+import { Batcher, type BatcherOptions, type BatcherStats } from '../batcher.js';
 
 interface RecordRow {
   request_id: string;

@@ -40,15 +40,18 @@ export function openDatabase(url: string): Database.Database {
 export function openSqliteStorage(url: string): Storage {
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
+  const ledger = new SqliteLedger(db);
   return {
     accounts: new SqliteAccountStore(db),
     keys: new SqliteKeyStore(db),
-    ledger: new SqliteLedger(db),
+    ledger,
     async ping() {
       pingStmt.get();
     },
     async close() {
-      if (db.open) db.close();
+      if (!db.open) return;
+      await ledger.close();
+      db.close();
     },
   };
 }
