@@ -83,12 +83,13 @@ describe('failures release the reservation', () => {
 describe('streams cut short', () => {
   const body = { ...hi, stream: true };
 
-  it('client abort: charges prompt + output sent when the upstream gives no usage, nothing left reserved', async () => {
-    const { accountId, secret } = await t.newAccount();
+  /**
+   * Starts a stream whose upstream sends role + "Hello" + " from" + " the" and then stalls until
+   * released; the client reads up to " the" and goes away.
+   */
+  async function abortMidStream(secret: string): Promise<{ release: () => void }> {
     let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    // Role + "Hello" + " from" + " the", then a stall long past the drain window.
-    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: released });
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: new Promise<void>((r) => (release = r)) });
     const abort = new AbortController();
     const res = await fetch(`${t.url}/v1/chat/completions`, {
       method: 'POST',
@@ -96,34 +97,32 @@ describe('streams cut short', () => {
       body: JSON.stringify(body),
       signal: abort.signal,
     });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();
     let text = '';
     while (!text.includes(' the')) text += new TextDecoder().decode((await reader.read()).value);
     abort.abort();
+    return { release };
+  }
+
+  it('client abort: charges prompt + output sent when the upstream gives no usage, once, nothing left reserved', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const { release } = await abortMidStream(secret);
+    // The upstream stalls past the drain window.
     await until(async () => (await ledger(accountId)).length === 1);
     release();
     const [row] = await ledger(accountId);
     const expected = Math.ceil((countChatPrompt(body) * 300_000 + countText('Hello from the') * 1_200_000) / 1e6);
     expect(row).toMatchObject({ status: 'aborted', credits: expected, outputTokens: countText('Hello from the') });
     expect(apiToken(await usage(secret)).used).toBe(expected);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await ledger(accountId)).toHaveLength(1);
   });
 
   it("client abort: drains the upstream's usage when it comes within the drain window", async () => {
     const { accountId, secret } = await t.newAccount();
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: released });
-    const abort = new AbortController();
-    const res = await fetch(`${t.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: abort.signal,
-    });
-    const reader = res.body!.getReader();
-    let text = '';
-    while (!text.includes(' the')) text += new TextDecoder().decode((await reader.read()).value);
-    abort.abort();
+    const { release } = await abortMidStream(secret);
     // The upstream finishes after the client left, within the drain window: its usage counts.
     await new Promise((r) => setTimeout(r, 100));
     release();
