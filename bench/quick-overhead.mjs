@@ -5,26 +5,18 @@
 //
 //   node bench/quick-overhead.mjs [--seconds N] [--concurrency C] [--no-info] [--profile]
 //
-// Internal roles (spawned by the bench itself): --role upstream | --role proxy --target URL
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+// Children: bench/lib/upstream.mjs (fake upstream) and bench/lib/proxy.mjs (bare proxy), shared with bench/run.mjs.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SELF = fileURLToPath(import.meta.url);
-const CLI = join(ROOT, 'dist/cli/tollgate.js');
+import { CHAT, CHAT_STREAM, closedLoop, once } from './lib/load.mjs';
+import { CLI, LIB, ROOT, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, spawnNode, stop, trackTempDir, waitReady } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
   options: {
-    role: { type: 'string' },
-    target: { type: 'string' },
     seconds: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '50' },
@@ -35,230 +27,23 @@ const { values: args } = parseArgs({
   strict: true,
 });
 
-// ---------------------------------------------------------------------------------------------
-// Role: fake upstream. Fixed chat.completion JSON; for stream:true, 5 content chunks + finish chunk
-// + usage chunk + [DONE], one write per event.
-// ---------------------------------------------------------------------------------------------
-const USAGE = { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 };
-
-function runUpstream() {
-  const words = ['Hello', ' from', ' the', ' fake', ' upstream.'];
-  const base = { id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1727000000, model: 'gpt-4o-mini', system_fingerprint: 'fp_bench' };
-  const chunk = (choices, extra = {}) => `data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`;
-  const events = [
-    chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
-    ...words.map((w) => chunk([{ index: 0, delta: { content: w }, logprobs: null, finish_reason: null }])),
-    chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]),
-    chunk([], { usage: USAGE }),
-    'data: [DONE]\n\n',
-  ];
-  const completion = JSON.stringify({
-    id: 'chatcmpl-bench',
-    object: 'chat.completion',
-    created: 1727000000,
-    model: 'gpt-4o-mini',
-    choices: [{ index: 0, message: { role: 'assistant', content: words.join(''), refusal: null }, logprobs: null, finish_reason: 'stop' }],
-    usage: USAGE,
-    system_fingerprint: 'fp_bench',
-  });
-
-  const server = http.createServer((req, res) => {
-    const parts = [];
-    req.on('data', (c) => parts.push(c));
-    req.on('end', async () => {
-      if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) {
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
-        return;
-      }
-      let body = {};
-      try {
-        body = JSON.parse(Buffer.concat(parts).toString('utf8'));
-      } catch {}
-      if (body.stream === true) {
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-        for (const e of events) {
-          res.write(e);
-          await new Promise((r) => setImmediate(r)); // separate writes, like a real token stream
-        }
-        res.end();
-      } else {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(completion) }).end(completion);
-      }
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Role: bare pass-through proxy (the floor for any Node gateway): node:http in, undici Pool out,
-// response body piped back.
-// ---------------------------------------------------------------------------------------------
-function runProxy(target) {
-  const pool = new Pool(target, { connections: 128 });
-  const server = http.createServer(async (req, res) => {
-    try {
-      const up = await pool.request({
-        method: req.method,
-        path: req.url,
-        headers: { 'content-type': req.headers['content-type'] ?? 'application/json', ...(req.headers['content-length'] && { 'content-length': req.headers['content-length'] }) },
-        body: req,
-      });
-      const headers = { 'content-type': up.headers['content-type'] ?? 'application/json' };
-      if (up.headers['content-length']) headers['content-length'] = up.headers['content-length'];
-      res.writeHead(up.statusCode, headers);
-      for await (const c of up.body) res.write(c);
-      res.end();
-    } catch (err) {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: String(err) } }));
-    }
-  });
-  server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
-}
-
-
-// ---------------------------------------------------------------------------------------------
-// Orchestrator + load generator.
-// ---------------------------------------------------------------------------------------------
-function hasTaskset() {
-  if (args['no-pin'] || os.cpus().length < 2) return false;
-  try {
-    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Spawns `node ...argv`, optionally pinned to a core; resolves with the child and its first stdout JSON line (if waitJson). */
-function spawnNode(argv, { core, pin, waitJson = false, stdout = 'pipe' } = {}) {
-  const cmd = pin ? 'taskset' : process.execPath;
-  const full = pin ? ['-c', String(core), process.execPath, ...argv] : argv;
-  const child = spawn(cmd, full, { stdio: ['ignore', stdout, 'inherit'], cwd: ROOT });
-  if (!waitJson) return Promise.resolve({ child, info: null });
-  return new Promise((res, rej) => {
-    let buf = '';
-    child.once('exit', (code) => rej(new Error(`${argv.join(' ')} exited early (${code})`)));
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        child.stdout.resume();
-        child.stdout.removeAllListeners('data');
-        child.stdout.on('data', () => {});
-        res({ child, info: JSON.parse(buf.slice(0, nl)) });
-      }
-    });
-  });
-}
-
-async function stop(child) {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([done, sleep(5000).then(() => child.kill('SIGKILL'))]);
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function waitReady(url, timeoutMs = 15_000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    try {
-      const r = await fetch(url);
-      await r.arrayBuffer();
-      if (r.ok) return;
-    } catch {}
-    await sleep(100);
-  }
-  throw new Error(`not ready: ${url}`);
-}
+// The fake upstream (bench/lib/upstream.mjs) and the bare proxy (bench/lib/proxy.mjs) are shared
+// with bench/run.mjs.
 
 function cli(argv) {
   return execFileSync(process.execPath, [CLI, ...argv], { cwd: ROOT, encoding: 'utf8' });
 }
 
-/** utime+stime of a process, seconds (Linux). */
-function cpuOf(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks; USER_HZ is 100 on Linux
-  } catch {
-    return NaN;
-  }
-}
-
-function memOf(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-    return { hwmMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024 };
-  } catch {
-    return null;
-  }
-}
-
-const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }] });
-const CHAT_STREAM = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
-
-/** One request, body fully consumed. Returns [status, text] when check is set. */
-async function once(pool, headers, body, check = false) {
-  const r = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body });
-  if (check) return [r.statusCode, await r.body.text()];
-  for await (const _ of r.body);
-  return r.statusCode;
-}
-
-/** Keeps `concurrency` requests in flight for warm-up + measure seconds; only requests started and finished inside the measure window count. */
+/** Sanity check (a real answer with usage), then `concurrency` requests in flight for warm-up + measure seconds. */
 async function load(url, { stream, secret, seconds, warmup, concurrency }) {
-  const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
   const headers = { 'content-type': 'application/json', ...(secret && { authorization: `Bearer ${secret}` }) };
   const body = stream ? CHAT_STREAM : CHAT;
-  // Sanity check: a real answer with usage.
-  const [status, text] = await once(pool, headers, body, true);
+  const check = new Pool(url, { connections: 1 });
+  const [status, text] = await once(check, headers, body, true);
+  await check.close();
   if (status !== 200 || !text.includes('"completion_tokens":7')) throw new Error(`${url} answered ${status}: ${text.slice(0, 300)}`);
-
-  const t0 = performance.now();
-  const measureStart = t0 + warmup * 1000;
-  const end = measureStart + seconds * 1000;
-  const lat = [];
-  let errors = 0;
-  let firstError = null;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const s = performance.now();
-      let st;
-      try {
-        st = await once(pool, headers, body);
-      } catch (err) {
-        st = err;
-      }
-      const e = performance.now();
-      if (s >= measureStart && e <= end) {
-        if (st === 200) lat.push(e - s);
-        else {
-          errors++;
-          firstError ??= st;
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  await pool.close();
-  lat.sort((a, b) => a - b);
-  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
-  return { rps: lat.length / seconds, p50: pct(50), p99: pct(99), n: lat.length, errors, firstError };
+  const r = await closedLoop(url, { headers: [headers], body, seconds, warmup, concurrency });
+  return { ...r, firstError: Object.keys(r.byStatus)[0] ?? null };
 }
 
 async function summariseProfile(dir) {
@@ -300,20 +85,14 @@ async function main() {
   const seconds = Number(args.seconds);
   const warmup = Number(args.warmup);
   const concurrency = Number(args.concurrency);
-  const pin = hasTaskset();
-  if (pin) execFileSync('taskset', ['-a', '-pc', '0', String(process.pid)], { stdio: 'ignore' });
+  const pin = hasTaskset(args['no-pin']);
+  if (pin) pinSelf(0);
+  installCleanupHandlers();
 
-  const tmp = mkdtempSync(join(os.tmpdir(), 'tollgate-bench-'));
-  const children = [];
-  const cleanup = async () => {
-    await Promise.all(children.map(stop));
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
+  const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-bench-')));
 
   try {
-    const upstream = await spawnNode([SELF, '--role', 'upstream'], { core: 0, pin, waitJson: true });
-    children.push(upstream.child);
+    const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
     const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 
     const writeConfig = (level) => {
@@ -358,7 +137,7 @@ async function main() {
         const w0 = performance.now();
         const r = await load(url, { stream, secret: secretFor, seconds, warmup, concurrency });
         r.cpu = pid ? (100 * (cpuOf(pid) - cpu0)) / ((performance.now() - w0) / 1000) : NaN;
-        if (r.errors) console.error(`${name} ${mode}: ${r.errors} errors, first: ${r.firstError instanceof Error ? r.firstError.message : r.firstError}`);
+        if (r.errors) console.error(`${name} ${mode}: ${r.errors} errors: ${JSON.stringify(r.byStatus)}`);
         results.push({ target: name, mode, ...r, mem: pid ? memOf(pid) : null });
       }
     };
@@ -367,8 +146,7 @@ async function main() {
     await runTarget('fake upstream (direct)', upstreamUrl, null, null);
 
     // 2. Bare proxy.
-    const proxy = await spawnNode([SELF, '--role', 'proxy', '--target', upstreamUrl], { core: 1, pin, waitJson: true });
-    children.push(proxy.child);
+    const proxy = await spawnNode([join(LIB, 'proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
     await runTarget('bare undici proxy', `http://127.0.0.1:${proxy.info.port}`, proxy.child.pid, null);
     await stop(proxy.child);
 
@@ -383,7 +161,6 @@ async function main() {
       const nodeArgs = profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
       // stdout to /dev/null: at info level pino still formats and writes every line.
       const { child } = await spawnNode([...nodeArgs, CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
-      children.push(child);
       const url = `http://127.0.0.1:${port}`;
       await waitReady(`${url}/readyz`);
       await runTarget(`Tollgate (log ${level})`, url, child.pid, secret);
@@ -423,6 +200,4 @@ async function main() {
   }
 }
 
-if (args.role === 'upstream') runUpstream();
-else if (args.role === 'proxy') runProxy(args.target);
-else await main();
+await main();
