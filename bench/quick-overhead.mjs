@@ -116,13 +116,19 @@ async function main() {
           '    kind: chat',
           '    provider: openai',
           '    price: { input: 0.15, output: 0.6 }',
+          // Every free-tier rule at work, but a day budget one account cannot spend in a bench run
+          // (the real 50,000 runs out after ~4,000 requests and would turn the rest into 403s).
+          'plans:',
+          '  free: { preset: free-tier }',
+          '  paid: { preset: pay-as-you-go }',
+          '  bench: { preset: free-tier, rules: [ { id: api_token, limit: 1000000000 } ] }',
           '',
         ].join('\n'),
       );
       return file;
     };
     const warnCfg = writeConfig('warn');
-    const account = JSON.parse(cli(['accounts', 'create', '--json', '--config', warnCfg]));
+    const account = JSON.parse(cli(['accounts', 'create', '--plan', 'bench', '--json', '--config', warnCfg]));
     const key = JSON.parse(cli(['keys', 'create', account.id, '--json', '--config', warnCfg]));
     const secret = key.key;
 
