@@ -175,6 +175,12 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/tollgate_process_resident_memory_bytes/);
   });
 
+  it('sends a browser opening the root to the web app', async () => {
+    const res = await fetch(`${t.url}/`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/app');
+  });
+
   it('answers health and readiness', async () => {
     expect(await (await fetch(`${t.url}/healthz`)).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${t.url}/readyz`)).json()).toEqual({ status: 'ready' });

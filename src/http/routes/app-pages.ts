@@ -57,5 +57,7 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
     };
     for (const path of PUBLIC_PAGES) app.get(path, page(false));
     for (const path of PRIVATE_PAGES) app.get(path, page(true));
+    // A person opening the gateway's address in a browser lands in the web app.
+    app.get('/', async (_req, reply) => reply.redirect('/app'));
   };
 }
