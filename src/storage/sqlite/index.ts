@@ -7,6 +7,7 @@ import type { Storage } from '../ports.js';
 import { SqliteAccountStore } from './accounts.js';
 import { SqliteKeyStore } from './keys.js';
 import { SqliteLedger } from './ledger.js';
+import { acquireCheckpointer } from './checkpointer.js';
 import { migrate } from './migrations.js';
 
 /** `sqlite:<path>` → the path, `sqlite::memory:` → `:memory:`. */
@@ -30,6 +31,19 @@ export function openDatabase(url: string): Database.Database {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     migrate(db);
+    if (path !== ':memory:') {
+      // Checkpoints run in a worker thread (checkpointer.ts), never inside a request's commit; the
+      // WAL file is truncated back to this size after each reset, bytes.
+      db.pragma('wal_autocheckpoint = 0');
+      db.pragma('journal_size_limit = 67108864');
+      const release = acquireCheckpointer(path);
+      // Every way a connection is closed (stores, tests) releases its share of the worker.
+      const close = db.close.bind(db);
+      db.close = () => {
+        release();
+        return close();
+      };
+    }
     return db;
   } catch (err) {
     db.close();
