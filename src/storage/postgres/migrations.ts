@@ -4,15 +4,9 @@
 // version under it: exactly one instance applies a migration, the others see it done.
 // https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS
 import type pg from 'pg';
-import { SchemaTooNewError } from '../sqlite/migrations.js';
+import { SchemaTooNewError, type Migration } from '../migration.js';
 
-export { SchemaTooNewError };
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+export { SchemaTooNewError, type Migration };
 
 export const migrations: readonly Migration[] = [
   {

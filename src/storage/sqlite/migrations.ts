@@ -2,12 +2,9 @@
 // add the next version. Each one runs in its own IMMEDIATE transaction that re-reads the version,
 // so two processes opening the same file at once cannot both apply it.
 import type Database from 'better-sqlite3';
+import { SchemaTooNewError, type Migration } from '../migration.js';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+export { SchemaTooNewError, type Migration };
 
 export const migrations: readonly Migration[] = [
   {
@@ -100,19 +97,6 @@ export const migrations: readonly Migration[] = [
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
-
-export class SchemaTooNewError extends Error {
-  constructor(
-    readonly found: number,
-    readonly known: number,
-  ) {
-    super(
-      `database schema version ${found} is newer than this Tollgate knows (${known}); ` +
-        'upgrade Tollgate, or point storage.url at another database',
-    );
-    this.name = 'SchemaTooNewError';
-  }
-}
 
 function currentVersion(db: Database.Database): number {
   const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
