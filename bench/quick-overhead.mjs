@@ -7,7 +7,7 @@
 //
 // Children: bench/lib/upstream.mjs (fake upstream) and bench/lib/proxy.mjs (bare proxy), shared with bench/run.mjs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,7 +49,11 @@ async function load(url, { stream, secret, seconds, warmup, concurrency }) {
 async function summariseProfile(dir) {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (!files.length) return 'no .cpuprofile written';
-  const prof = JSON.parse(readFileSync(join(dir, files[0]), 'utf8'));
+  const raw = readFileSync(join(dir, files[0]), 'utf8');
+  // Kept for a closer look (chrome://inspect, speedscope, or an inclusive-time pass).
+  mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+  writeFileSync(join(ROOT, 'artifacts', 'tollgate.cpuprofile'), raw);
+  const prof = JSON.parse(raw);
   const dt = (prof.endTime - prof.startTime) / Math.max(1, prof.samples.length); // µs per sample
   const self = new Map();
   let total = 0;

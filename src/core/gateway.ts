@@ -119,14 +119,19 @@ export class Gateway {
       await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
       throw err;
     }
-    const credits = await this.settle(admission, ctx, price(result.usage), worstCaseCredits);
-    await this.record(ctx, model, result.usage, credits, ctx.signal.aborted ? 'aborted' : 'ok', ctx.signal.aborted ? 499 : 200);
+    const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
+    // Settlement and ledger row are independent writes: both in flight at once, so a request waits
+    // for one group commit instead of two in a row.
+    await Promise.all([
+      admission.settle(credits),
+      this.record(ctx, model, result.usage, credits, ctx.signal.aborted ? 'aborted' : 'ok', ctx.signal.aborted ? 499 : 200),
+    ]);
     result.body.meta = { usage: { credits_used: credits } };
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
 
-  /** Settles and returns the credits actually charged (what the ledger must record). */
-  private async settle(admission: Admission, ctx: RequestContext, credits: number, worstCase: number): Promise<number> {
+  /** The credits to charge for an actual cost (what settlement and the ledger must both record). */
+  private chargeable(ctx: RequestContext, credits: number, worstCase: number): number {
     if (!Number.isSafeInteger(credits) || credits < 0) {
       // Only a broken price or usage gets here; charge the reservation rather than fail to settle.
       this.deps.logger.error({ requestId: ctx.requestId, credits }, 'unusable actual cost; charging the worst case');
@@ -135,7 +140,6 @@ export class Gateway {
     if (credits > worstCase) {
       this.deps.logger.warn({ requestId: ctx.requestId, credits, worstCase }, 'actual cost above the reserved worst case');
     }
-    await admission.settle(credits);
     return credits;
   }
 
@@ -218,12 +222,11 @@ export class Gateway {
     const promptTokens = countChatPrompt(body);
     const worstCase = this.worstCaseChat(model, body, promptTokens);
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase });
-    // The upstream call has its own abort: when the client leaves, it is kept open for up to
-    // drainUsageMs so the upstream's usage chunk can still be read (SPEC §7), then cut.
-    const upstreamAbort = new AbortController();
+    // Not tied to the client either: when the client leaves, the upstream stream is kept open for
+    // up to drainUsageMs so its usage chunk can still be read (SPEC §7), then closed (relay).
     let stream;
     try {
-      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId, signal: upstreamAbort.signal });
+      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId, signal: neverAborted });
     } catch (err) {
       await admission.release();
       await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
@@ -232,7 +235,7 @@ export class Gateway {
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      events: this.relay(ctx, model, stream, upstreamAbort, admission, promptTokens, worstCase, wantUsage),
+      events: this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage),
     };
   }
 
@@ -247,7 +250,6 @@ export class Gateway {
     ctx: RequestContext,
     model: ChatModelConfig,
     stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
-    upstreamAbort: AbortController,
     admission: Admission,
     promptTokens: number,
     worstCase: number,
@@ -259,7 +261,7 @@ export class Gateway {
     let httpStatus = 200;
     let drainTimer: NodeJS.Timeout | undefined;
     const onClientGone = () => {
-      drainTimer = setTimeout(() => upstreamAbort.abort(), this.deps.drainUsageMs);
+      drainTimer = setTimeout(() => stream.close(), this.deps.drainUsageMs);
     };
     if (ctx.signal.aborted) onClientGone();
     else ctx.signal.addEventListener('abort', onClientGone, { once: true });
@@ -300,8 +302,8 @@ export class Gateway {
       // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
       // prompt plus the output the upstream produced, counted with the tokenizer.
       const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
-      const credits = await this.settle(admission, ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
-      await this.record(ctx, model, charged, credits, status, httpStatus);
+      const credits = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
+      await Promise.all([admission.settle(credits), this.record(ctx, model, charged, credits, status, httpStatus)]);
     }
   }
 }

@@ -42,6 +42,18 @@ describe('Batcher', () => {
     expect(batches.flat()).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
+  it('with maxDelayMs 0, writes what was added in one turn of the event loop together, without a timer', async () => {
+    const { batches, write } = recorder();
+    const b = new Batcher(write, { maxRecords: 100, maxDelayMs: 0 });
+    const added = Promise.all([1, 2, 3].map((i) => b.add(i)));
+    // The write starts in the check phase of this very turn, before any timer could fire.
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([[1, 2, 3]]);
+    await added;
+    await Promise.all([4, 5].map((i) => b.add(i)));
+    expect(batches).toEqual([[1, 2, 3], [4, 5]]);
+  });
+
   it('rejects every add() of a failed batch, keeps going with the next', async () => {
     const { write } = recorder((items) => items.includes(1));
     const b = new Batcher(write, { maxRecords: 2, maxDelayMs: 0 });

@@ -2,7 +2,9 @@
 // only once the batch holding its record is committed, so "resolved" still means "durable".
 //
 // Flushing: when `maxRecords` are queued, or `maxDelayMs` after the first record of an idle queue,
-// whichever comes first. One write is in flight at a time; whatever queues meanwhile goes out in
+// whichever comes first. `maxDelayMs: 0` flushes at the end of the current turn of the event loop
+// (setImmediate, not a timer, whose shortest wait is 1 ms): what arrived together goes together,
+// and nothing waits when the process is idle. One write is in flight at a time; whatever queues meanwhile goes out in
 // the next write straight after (in chunks of at most `maxRecords`), so batches grow with load.
 //
 // Failure: every add() of the failed batch rejects with the write's error and its records are
@@ -47,7 +49,7 @@ export class Batcher<T> {
   private readonly maxRecords: number;
   private readonly maxDelayMs: number;
   private queue: Pending<T>[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   /** True from the moment a drain starts until, synchronously, it finds the queue empty. */
   private active = false;
   private running: Promise<void> = Promise.resolve();
@@ -72,7 +74,7 @@ export class Batcher<T> {
       this.queue.push({ item, resolve, reject });
       if (this.active) return; // the running drain picks it up after the write in flight
       if (this.queue.length >= this.maxRecords) this.start();
-      else this.timer ??= setTimeout(() => this.start(), this.maxDelayMs);
+      else this.timer ??= this.maxDelayMs === 0 ? setImmediate(() => this.start()) : setTimeout(() => this.start(), this.maxDelayMs);
     });
   }
 
@@ -95,7 +97,10 @@ export class Batcher<T> {
   }
 
   private start(): void {
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) {
+      if (this.maxDelayMs === 0) clearImmediate(this.timer as NodeJS.Immediate);
+      else clearTimeout(this.timer as NodeJS.Timeout);
+    }
     this.timer = undefined;
     if (this.active || this.queue.length === 0) return;
     this.active = true;

@@ -163,6 +163,11 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       body: body(),
       text,
       json: async () => JSON.parse(await text()) as unknown,
+      cancel: () => {
+        // Destroying a body that has ended is a no-op in undici; before the end it aborts the request.
+        raw.destroy();
+        finish();
+      },
       dump: async () => {
         try {
           await raw.dump();

@@ -21,6 +21,11 @@ export interface UpstreamResponse {
   json(): Promise<unknown>;
   /** Discard the rest of the body and release the connection. */
   dump(): Promise<void>;
+  /**
+   * Stop now: the connection is closed (not reused) and a read in progress fails. Nothing happens
+   * once the body has been read to its end. Idempotent.
+   */
+  cancel(): void;
 }
 
 export interface UpstreamClient {

@@ -1,6 +1,8 @@
 // Scenario: the gateway process is killed (SIGKILL) while a request is in flight, then restarted on
-// the same SQLite file. SPEC §7: the ledger survives; the dead process's reservation lapses within
-// the TTL (nobody renews it), so no counter stays inflated beyond it.
+// the same SQLite file. SPEC §7: the ledger survives and the dead process's reservation does not
+// outlive it. The embedded limiter holds live reservations in the server's memory and only settled
+// values in the file, so after the restart the hold is simply gone (with Redis it lapses within
+// the TTL, because nobody renews it: test/scenarios/cluster.test.ts).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,10 +114,9 @@ describe('kill -9 mid-request, then restart', () => {
     await sleep(TTL_MS + RENEW_MS);
     expect(await apiTokenUsed(server.url, secret)).toBe(ACTUAL + WORST);
 
-    // 3. kill -9: no shutdown hook runs, the reservation row stays in the SQLite file.
+    // 3. kill -9: no shutdown hook runs.
     server.proc.kill('SIGKILL');
     expect(await server.exited).toMatchObject({ signal: 'SIGKILL' });
-    const killedAt = Date.now();
     expect(await hung).toBe('connection lost');
 
     // 4. Restart on the same config and file.
@@ -125,17 +126,7 @@ describe('kill -9 mid-request, then restart', () => {
     expect(rows[0]).toMatchObject({ credits: ACTUAL, status: 'ok' });
     const ledgerSum = rows.reduce((a, r) => a + r.credits, 0);
 
-    // Right after the restart the dead reservation may still count, never more than it.
-    const early = await apiTokenUsed(server.url, secret);
-    expect(early).toBeGreaterThanOrEqual(ledgerSum);
-    expect(early).toBeLessThanOrEqual(ledgerSum + WORST);
-
-    // Nobody renews it any more: within the TTL (plus a margin) of the kill, used is the ledger sum
-    // again. (If the restart itself took longer than that, it already was at the first reading.)
-    if (early !== ledgerSum) {
-      await until('api_token.used to return to the ledger sum', 3000, async () => (await apiTokenUsed(server.url, secret)) === ledgerSum);
-      expect(Date.now() - killedAt).toBeLessThan(TTL_MS + 1500);
-    }
+    // The dead reservation died with its process: right after the restart, used is the ledger sum.
     expect(await apiTokenUsed(server.url, secret)).toBe(ledgerSum);
 
     // 5. A new request is admitted and the totals stay equal.

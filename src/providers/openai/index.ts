@@ -96,8 +96,6 @@ class OpenAiProvider implements Provider {
   }
 
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
-    const own = new AbortController();
-    const signal = AbortSignal.any([ctx.signal, own.signal]);
     const clientOptions = call.body.stream_options;
     // Usage is always asked for: metering needs it even when the client did not ask.
     const body: JsonObject = {
@@ -106,8 +104,10 @@ class OpenAiProvider implements Provider {
       stream: true,
       stream_options: isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true },
     };
-    const res = await this.post('/chat/completions', body, signal);
-    return { events: this.chunks(res, call.model.id), close: () => own.abort() };
+    const res = await this.post('/chat/completions', body, ctx.signal);
+    // Cancelling the response rather than aborting a signal of our own: no AbortController per
+    // stream, and nothing at all to do when the stream was read to its end.
+    return { events: this.chunks(res, call.model.id), close: () => res.cancel() };
   }
 
   private async *chunks(res: UpstreamResponse, modelId: string): AsyncGenerator<ChatStreamEvent> {

@@ -94,6 +94,20 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE accounts ADD COLUMN password_hash TEXT NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'live reservations move to the server process',
+    sql: `
+      -- The embedded limiter holds live reservations in memory (storage/sqlite/counters.ts); the file
+      -- keeps settled values only. Rows left here belong to a process that is gone: give their
+      -- amounts back (ops is JSON [[key, amount, settle, sign], …]), as their TTL would have.
+      UPDATE counters SET value = value - (
+          SELECT SUM(json_extract(op.value, '$[1]')) FROM reservations r, json_each(r.ops) op
+          WHERE json_extract(op.value, '$[0]') = counters.key)
+        WHERE key IN (SELECT json_extract(op.value, '$[0]') FROM reservations r, json_each(r.ops) op);
+      DROP TABLE reservations;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
