@@ -3,13 +3,13 @@
 //   → upstream call → settle with the actual cost (or release on failure) → ledger.
 // HTTP objects never reach here: routes hand in a parsed body and a context, and get back a body,
 // headers and the credits charged (or a stream of SSE payloads).
-import { setMaxListeners } from 'node:events';
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { CallContext, ChatStreamEvent, Provider } from '../providers/provider.js';
 import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
+import type { ClientLink } from './client-link.js';
 import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
@@ -21,8 +21,8 @@ import type { JsonObject, Usage } from './types.js';
 export interface RequestContext {
   requestId: string;
   principal: Principal;
-  /** Aborted when the client disconnects. */
-  signal: AbortSignal;
+  /** The HTTP client: whether it has disconnected. */
+  client: ClientLink;
   /** The route, for messages (`/v1/chat/completions`). */
   path: string;
 }
@@ -113,7 +113,7 @@ export class Gateway {
     try {
       // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
       // upstream timeouts) and is charged, because the provider charges for it either way.
-      result = await call({ requestId: ctx.requestId, signal: neverAborted });
+      result = await call({ requestId: ctx.requestId });
     } catch (err) {
       await admission.release();
       await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
@@ -124,7 +124,7 @@ export class Gateway {
     // for one group commit instead of two in a row.
     await Promise.all([
       admission.settle(credits),
-      this.record(ctx, model, result.usage, credits, ctx.signal.aborted ? 'aborted' : 'ok', ctx.signal.aborted ? 499 : 200),
+      this.record(ctx, model, result.usage, credits, ctx.client.gone ? 'aborted' : 'ok', ctx.client.gone ? 499 : 200),
     ]);
     result.body.meta = { usage: { credits_used: credits } };
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
@@ -226,7 +226,7 @@ export class Gateway {
     // up to drainUsageMs so its usage chunk can still be read (SPEC §7), then closed (relay).
     let stream;
     try {
-      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId, signal: neverAborted });
+      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId });
     } catch (err) {
       await admission.release();
       await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
@@ -263,15 +263,14 @@ export class Gateway {
     const onClientGone = () => {
       drainTimer = setTimeout(() => stream.close(), this.deps.drainUsageMs);
     };
-    if (ctx.signal.aborted) onClientGone();
-    else ctx.signal.addEventListener('abort', onClientGone, { once: true });
+    const stopListening = ctx.client.onGone(onClientGone);
     try {
       for await (const event of stream.events) {
         const chunk = event.chunk;
         producedText += deltaText(chunk);
         if (event.usage) {
           usage = event.usage;
-          if (ctx.signal.aborted) break;
+          if (ctx.client.gone) break;
           const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
@@ -281,11 +280,11 @@ export class Gateway {
             delete chunk.usage;
           }
         }
-        if (!ctx.signal.aborted) yield JSON.stringify(chunk);
+        if (!ctx.client.gone) yield JSON.stringify(chunk);
       }
-      if (!ctx.signal.aborted) yield '[DONE]';
+      if (!ctx.client.gone) yield '[DONE]';
     } catch (err) {
-      if (!ctx.signal.aborted) {
+      if (!ctx.client.gone) {
         status = 'error';
         httpStatus = statusOf(err);
         this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
@@ -293,9 +292,9 @@ export class Gateway {
       }
     } finally {
       clearTimeout(drainTimer);
-      ctx.signal.removeEventListener('abort', onClientGone);
+      stopListening();
       stream.close();
-      if (ctx.signal.aborted) {
+      if (ctx.client.gone) {
         status = 'aborted';
         httpStatus = 499;
       }
@@ -314,11 +313,6 @@ function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<str
   if (shaped.clamped.length > 0) headers['x-tollgate-clamped'] = shaped.clamped.join(', ');
   return headers;
 }
-
-const neverAborted = new AbortController().signal;
-// Every in-flight non-streaming call listens on this one signal; the default cap of 10 listeners
-// would warn under load although each listener is removed when its call ends.
-setMaxListeners(0, neverAborted);
 
 function statusOf(err: unknown): number {
   if (err instanceof GatewayError || err instanceof UpstreamHttpError) return err.status;

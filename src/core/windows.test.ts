@@ -17,6 +17,13 @@ describe('windowAt', () => {
     expect(windowAt('minute', at('2026-11-25T10:31:15Z'))).toEqual({ id: 'm2026-11-25T10:31', endsAt: at('2026-11-25T10:32:00Z') });
     expect(windowAt('hour', at('2026-11-25T10:31:15Z'))).toEqual({ id: 'h2026-11-25T10', endsAt: at('2026-11-25T11:00:00Z') });
   });
+  it('answers the same however time moves between calls (the last span is kept per kind)', () => {
+    const times = ['2026-11-25T23:59:59.999Z', '2026-11-26T00:00:00Z', '2026-11-25T00:00:00Z', '2026-11-24T23:59:59.999Z', '2026-11-25T12:00:00Z'];
+    for (const iso of [...times, ...times.reverse()]) {
+      expect(windowAt('day', at(iso)).id).toBe(`d${new Date(at(iso)).toISOString().slice(0, 10)}`);
+      expect(windowAt('hour', at(iso)).id).toBe(`h${new Date(at(iso)).toISOString().slice(0, 13)}`);
+    }
+  });
   it('never ends a lifetime', () => {
     expect(windowAt('lifetime', 0)).toEqual({ id: 'all', endsAt: Number.POSITIVE_INFINITY });
   });

@@ -11,7 +11,36 @@ export interface WindowSpan {
   endsAt: number;
 }
 
+// The last span computed per window kind: every request asks for the same few until the period
+// turns, and building one formats a date.
+const recent = new Map<Window, { startsAt: number; span: WindowSpan }>();
+
+/** The period of `window` that contains `now`. The span returned is shared: do not change it. */
 export function windowAt(window: Window, now: number): WindowSpan {
+  const hit = recent.get(window);
+  if (hit && now >= hit.startsAt && now < hit.span.endsAt) return hit.span;
+  const span = Object.freeze(computeWindow(window, now));
+  recent.set(window, { startsAt: startOf(window, now), span });
+  return span;
+}
+
+function startOf(window: Window, now: number): number {
+  const d = new Date(now);
+  switch (window) {
+    case 'minute':
+      return Math.floor(now / 60_000) * 60_000;
+    case 'hour':
+      return Math.floor(now / 3_600_000) * 3_600_000;
+    case 'day':
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    case 'month':
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+    case 'lifetime':
+      return Number.NEGATIVE_INFINITY;
+  }
+}
+
+function computeWindow(window: Window, now: number): WindowSpan {
   const d = new Date(now);
   const iso = d.toISOString();
   switch (window) {

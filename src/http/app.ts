@@ -7,6 +7,7 @@ import type { AccountService } from '../core/accounts.js';
 import type { BillingProvider } from '../core/billing.js';
 import type { Balances } from '../core/balances.js';
 import type { Catalog } from '../core/catalog.js';
+import { ClientConnection } from '../core/client-link.js';
 import type { Gateway } from '../core/gateway.js';
 import type { KeyService } from '../core/keys.js';
 import type { PlanMeter } from '../core/plan-meter.js';
@@ -57,8 +58,8 @@ export interface RequestFacts {
   principal?: Principal;
   model?: string;
   credits?: number;
-  /** Aborted when the client goes away before the response is complete. */
-  abort: AbortController;
+  /** Marked gone when the client goes away before the response is complete. */
+  client: ClientConnection;
 }
 
 declare module 'fastify' {
@@ -113,16 +114,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('facts', null as unknown as RequestFacts);
-  app.addHook('onRequest', async (req, reply) => {
-    const abort = new AbortController();
-    req.facts = { abort };
+  // Callback-style hooks: an async hook costs a promise per request on the hot path.
+  app.addHook('onRequest', (req, reply, done) => {
+    const client = new ClientConnection();
+    req.facts = { client };
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
+      if (!reply.raw.writableFinished) client.markGone();
     });
     reply.header('x-request-id', req.id);
+    done();
   });
 
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const f = req.facts;
     deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     req.log.info(
@@ -135,10 +138,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         key: f.principal?.key?.id,
         model: f.model,
         credits: f.credits,
-        aborted: f.abort.signal.aborted || undefined,
+        aborted: f.client.gone || undefined,
       },
       'request',
     );
+    done();
   });
 
   app.setErrorHandler((err, req, reply) => sendError(deps, req, reply, err));

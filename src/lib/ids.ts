@@ -1,6 +1,6 @@
 // Identifiers. Ids are random (not sequential) so they leak nothing about volume; API key secrets
 // come from the CSPRNG with 256 bits of entropy.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -32,5 +32,6 @@ export const randomIds: IdGenerator = {
 };
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  // The one-shot form (Node ≥ 20.12): no Hash object per call — this runs on every API request.
+  return hash('sha256', text, 'hex');
 }

@@ -6,8 +6,12 @@ import type { UpstreamClient } from '../upstream/types.js';
 
 export interface CallContext {
   requestId: string;
-  /** Aborted when the client goes away or the gateway gives up; adapters pass it to the upstream call. */
-  signal: AbortSignal;
+  /**
+   * Cancels the call; adapters pass it to the upstream call. The gateway passes none: once
+   * admitted, a call runs to its end (bounded by the upstream timeouts) because the provider
+   * charges for it either way; a stream is cut with its close() instead.
+   */
+  signal?: AbortSignal;
 }
 
 /**

@@ -97,12 +97,12 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
 
   async function request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const caller = req.signal;
-    caller.throwIfAborted();
+    caller?.throwIfAborted();
 
     // One controller per call, aborted by the caller's signal or the total timer.
     const ac = new AbortController();
-    const onCallerAbort = () => ac.abort(caller.reason);
-    caller.addEventListener('abort', onCallerAbort, { once: true });
+    const onCallerAbort = () => ac.abort(caller!.reason);
+    caller?.addEventListener('abort', onCallerAbort, { once: true });
     const timer = setTimeout(() => ac.abort(new TotalTimeout()), opts.totalTimeoutMs);
     // The timer must never keep the process alive on its own; `finish` clears it anyway.
     timer.unref();
@@ -111,14 +111,14 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      caller.removeEventListener('abort', onCallerAbort);
+      caller?.removeEventListener('abort', onCallerAbort);
     };
     // Aborting frees the connection, so nothing is left to time.
     ac.signal.addEventListener('abort', finish, { once: true });
 
     const fail = (err: unknown): never => {
       finish();
-      if (caller.aborted) throw caller.reason;
+      if (caller?.aborted) throw caller.reason;
       throw mapTransportError(err, req.provider, opts);
     };
 

@@ -8,8 +8,8 @@ export interface UpstreamRequest {
   url: string;
   headers: Record<string, string>;
   body?: string;
-  /** The caller's cancellation (client disconnect). Aborting it aborts the upstream call. */
-  signal: AbortSignal;
+  /** The caller's cancellation, if it has one. Aborting it aborts the upstream call. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface UpstreamResponse {

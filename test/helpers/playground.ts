@@ -1,17 +1,18 @@
 // Until the web app wires its session in, Playground requests enter the same request path with
 // surface `playground`: these helpers call the real gateway core the way the web app will.
+import { ClientConnection, type ClientLink } from '../../src/core/client-link.js';
 import type { RequestContext } from '../../src/core/gateway.js';
 import type { TestGateway } from './gateway.js';
 
 let seq = 0;
 
-export async function playgroundContext(t: TestGateway, accountId: string, signal?: AbortSignal): Promise<RequestContext> {
+export async function playgroundContext(t: TestGateway, accountId: string, client: ClientLink = new ClientConnection()): Promise<RequestContext> {
   const account = await t.gw.storage.accounts.get(accountId);
   if (!account) throw new Error(`no account ${accountId}`);
   return {
     requestId: `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`,
     principal: { account, key: null, surface: 'playground' },
-    signal: signal ?? new AbortController().signal,
+    client,
     path: '/app/api/playground/chat',
   };
 }

@@ -80,7 +80,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
   function context(req: FastifyRequest, path: string, model: string): RequestContext {
     req.facts.model = model;
-    return { requestId: req.id, principal: principal(req), signal: req.facts.abort.signal, path };
+    return { requestId: req.id, principal: principal(req), client: req.facts.client, path };
   }
 
   function completed(req: FastifyRequest, reply: FastifyReply, r: Completed) {

@@ -20,7 +20,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
   async function context(req: FastifyRequest, path: string): Promise<RequestContext> {
     const principal = await requireKey(keys, req);
     req.facts.model = modelOf(req.body);
-    return { requestId: req.id, principal, signal: req.facts.abort.signal, path };
+    return { requestId: req.id, principal, client: req.facts.client, path };
   }
 
   function reply200(req: FastifyRequest, reply: FastifyReply, r: Completed) {

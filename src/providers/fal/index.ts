@@ -97,7 +97,7 @@ class FalProvider implements Provider {
   }
 
   /** A data URI's payload as base64; a model that ignored sync_mode gets its file downloaded. */
-  private async base64Of(url: string, signal: AbortSignal): Promise<string> {
+  private async base64Of(url: string, signal: AbortSignal | undefined): Promise<string> {
     if (url.startsWith('data:')) {
       const comma = url.indexOf(',');
       const meta = url.slice(5, comma);

@@ -75,7 +75,7 @@ class OpenAiProvider implements Provider {
     this.headers = baseHeaders(config, (key) => `Bearer ${key}`);
   }
 
-  private async post(path: string, body: JsonObject, signal: AbortSignal): Promise<UpstreamResponse> {
+  private async post(path: string, body: JsonObject, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
     const res = await this.client.request({
       provider: this.id,
       method: 'POST',
