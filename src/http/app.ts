@@ -95,7 +95,7 @@ export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, re
     publicUrl: deps.config.server.publicUrl,
     now: deps.clock.now(),
   });
-  if (r.unexpected) req.log.error({ err }, 'unexpected error');
+  if (r.unexpected) req.log.error({ reqId: req.id, err }, 'unexpected error');
   return reply.code(r.status).headers(r.headers).send(r.body);
 }
 
@@ -106,6 +106,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One access line per request comes from the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => deps.ids.requestId(),
+    // No pino child per request (with redaction configured, making one cost ~2.5 % of the CPU of a
+    // request even when nothing is logged): req.log is the app logger, and the two lines this app
+    // writes per request carry `reqId` themselves.
+    childLoggerFactory: (logger) => logger,
     // The request id is always ours (SPEC §5: a UUID equal to the body's requestId).
     requestIdHeader: false,
     bodyLimit: config.server.bodyLimitBytes,
@@ -130,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     req.log.info(
       {
+        reqId: req.id,
         method: req.method,
         path: req.routeOptions.url ?? req.url.split('?')[0],
         status: reply.statusCode,
