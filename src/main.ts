@@ -13,6 +13,7 @@ import { buildApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createProviders } from './providers/registry.js';
 import { buildServices, type ServiceOptions, type Services } from './services.js';
+import { SqliteCounterStore } from './storage/sqlite/counters.js';
 import { createUpstreamClient } from './upstream/client.js';
 import type { UpstreamClient } from './upstream/types.js';
 
@@ -53,6 +54,18 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     ...opts,
     onBackgroundError: opts.onBackgroundError ?? ((err) => logger.warn({ err }, 'background write failed')),
   });
+  if (services.counters instanceof SqliteCounterStore) {
+    try {
+      await services.counters.claimServer({
+        onLost: (holder) =>
+          logger.error({ holder }, 'another server took over this database file: limits are no longer exact; stop one of them'),
+      });
+    } catch (err) {
+      await services.storage.close();
+      await services.counters.close();
+      throw err;
+    }
+  }
   const upstream = opts.upstream ?? createUpstreamClient(config.upstream);
   const providers = createProviders(config.providers, upstream);
   const metrics = new Metrics();

@@ -34,6 +34,8 @@ export interface ServiceOptions {
   clock?: Clock;
   ids?: IdGenerator;
   onBackgroundError?: (err: unknown) => void;
+  /** A counter store to use instead of the one `limiter.url` names (tests: a second instance). */
+  counters?: CounterStore;
 }
 
 /** The storage implementation a `storage.url` names. */
@@ -60,7 +62,7 @@ export async function buildServices(config: Config, opts: ServiceOptions = {}): 
   const storage = await openStorage(config.storage.url);
   let counters: CounterStore;
   try {
-    counters = openCounters(config);
+    counters = opts.counters ?? openCounters(config);
   } catch (err) {
     await storage.close();
     throw err;

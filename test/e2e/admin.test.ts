@@ -122,11 +122,13 @@ describe('keys', () => {
 
   it('revocation reaches a second gateway on the same store within one second', async () => {
     // Another instance with its own key cache over the same SQLite file: it only learns of the
-    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 1000 ms).
+    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 1000 ms). It gets counters of its
+    // own: a second server may not hold the file's embedded limiter (storage/sqlite/lease.ts).
     const { keyId, secret } = await t.newAccount();
     const { createGateway } = await import('../../src/main.js');
+    const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
     const { pino } = await import('pino');
-    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }) });
+    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), counters: new MemoryCounterStore() });
     try {
       const ask = () => second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } });
       expect((await ask()).statusCode).toBe(200);

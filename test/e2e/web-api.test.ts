@@ -300,8 +300,15 @@ describe('pages', () => {
 
   it('says the web app is not built when web/dist/index.html is missing', async () => {
     const { createGateway } = await import('../../src/main.js');
+    const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
     const { pino } = await import('pino');
-    const other = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), webDistDir: join(webDist, 'nope') });
+    const other = await createGateway({
+      config: t.gw.config,
+      logger: pino({ level: 'silent' }),
+      webDistDir: join(webDist, 'nope'),
+      // The file's embedded limiter belongs to the gateway under test (storage/sqlite/lease.ts).
+      counters: new MemoryCounterStore(),
+    });
     try {
       const res = await other.app.inject({ method: 'GET', url: '/app/signin' });
       expect(res.statusCode).toBe(200);

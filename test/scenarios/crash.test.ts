@@ -90,7 +90,7 @@ afterAll(async () => {
 });
 
 describe('kill -9 mid-request, then restart', () => {
-  it('keeps the ledger, and the dead reservation lapses within the TTL', async () => {
+  it('keeps the ledger, lets the dead reservation go, and refuses a second server on the file', async () => {
     const { id: accountId } = JSON.parse(await cli('accounts', 'create', '--json'));
     const { key: secret } = JSON.parse(await cli('keys', 'create', accountId, '--json'));
 
@@ -140,7 +140,19 @@ describe('kill -9 mid-request, then restart', () => {
     expect(await apiTokenUsed(server.url, secret)).toBe(finalSum);
     expect(upstream.requests).toHaveLength(3);
 
-    // 6. A clean stop.
+    // 6. A second server on the same file is refused (it would keep limits of its own), while the
+    // first keeps serving.
+    const second = await serve(configFile).then(
+      () => 'started',
+      (err: Error) => err.message,
+    );
+    expect(second).toMatch(/serve exited 1: .*another Tollgate server \(pid \d+ on .+\) is serving from .*tollgate\.db/s);
+    expect((await chat(server.url, secret)).status).toBe(200);
+
+    // 7. A clean stop lets go of the file: the next server starts at once.
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    server = await serve(configFile);
     server.proc.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
   });

@@ -33,11 +33,14 @@ import {
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
-import { openDatabase } from './index.js';
+import { openDatabase, sqlitePath } from './index.js';
+import { ServerLease, type LeaseOptions } from './lease.js';
 
 export interface SqliteCounterStoreOptions {
   /** Close the database handle on close(): true when the store owns it (openSqliteCounterStore). */
   closeDatabase?: boolean;
+  /** The database file, for claimServer(); ':memory:' (the default) cannot be shared, so needs no lease. */
+  path?: string;
 }
 
 interface Counter {
@@ -60,6 +63,8 @@ export class SqliteCounterStore implements CounterStore {
   private nextExpiry = Infinity;
   private closed = false;
   private readonly closeDatabase: boolean;
+  private readonly path: string;
+  private lease: ServerLease | undefined;
   private readonly writes: Batcher<Change>;
   private readonly selectCounter: Database.Statement<[string], { value: number; expires_at: number | null }>;
   private readonly deleteExpiredCounters: Database.Statement<[number]>;
@@ -69,6 +74,7 @@ export class SqliteCounterStore implements CounterStore {
     options: SqliteCounterStoreOptions = {},
   ) {
     this.closeDatabase = options.closeDatabase ?? false;
+    this.path = options.path ?? ':memory:';
     this.selectCounter = db.prepare('SELECT value, expires_at FROM counters WHERE key = ?');
     this.deleteExpiredCounters = db.prepare('DELETE FROM counters WHERE expires_at <= ?');
     // Expiry merge mirrors mergeExpiry in counter-ops.ts: NULL (never) wins, else the later time.
@@ -205,11 +211,24 @@ export class SqliteCounterStore implements CounterStore {
     return this.writes.stats();
   }
 
+  /**
+   * Makes this store the only one serving from its file (a server calls it before it serves; CLI
+   * commands, which only read counters, do not). Throws DatabaseInUseError while another server
+   * holds the file.
+   */
+  async claimServer(opts: LeaseOptions = {}): Promise<void> {
+    if (this.path === ':memory:' || this.lease) return;
+    const lease = new ServerLease(this.db, this.path, opts);
+    await lease.acquire();
+    this.lease = lease;
+  }
+
   /** Writes what is queued; the held reservations are let go (they die with this process). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.writes.close();
+    this.lease?.release();
     if (this.closeDatabase && this.db.open) this.db.close();
   }
 
@@ -256,5 +275,5 @@ export class SqliteCounterStore implements CounterStore {
 
 /** A counter store on its own connection to the database behind `url` (created and migrated as needed). */
 export function openSqliteCounterStore(url: string): SqliteCounterStore {
-  return new SqliteCounterStore(openDatabase(url), { closeDatabase: true });
+  return new SqliteCounterStore(openDatabase(url), { closeDatabase: true, path: sqlitePath(url) });
 }

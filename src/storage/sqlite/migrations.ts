@@ -108,6 +108,21 @@ export const migrations: readonly Migration[] = [
       DROP TABLE reservations;
     `,
   },
+  {
+    version: 5,
+    name: 'one server per database file',
+    sql: `
+      -- The server that holds the embedded limiter (storage/sqlite/lease.ts): at most one row.
+      CREATE TABLE server_lease (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        owner        TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        -- epoch ms of the holder's last heartbeat
+        heartbeat_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

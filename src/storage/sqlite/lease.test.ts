@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from './index.js';
+import { DatabaseInUseError, ServerLease } from './lease.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-lease-'));
+let n = 0;
+const freshFile = () => join(dir, `l${++n}.db`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The pid of a process that has exited (so no process runs under it now, barring reuse). */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+describe('ServerLease (one server per database file)', () => {
+  it('refuses a second holder while the first one lives, and lets it in once released', async () => {
+    const file = freshFile();
+    const a = openDatabase(`sqlite:${file}`);
+    const b = openDatabase(`sqlite:${file}`);
+    const first = new ServerLease(a, file, { heartbeatMs: 20 });
+    await first.acquire();
+    const second = new ServerLease(b, file, { heartbeatMs: 20 });
+    const refused = await second.acquire().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(DatabaseInUseError);
+    expect((refused as DatabaseInUseError).holder).toMatchObject({ pid: process.pid, host: hostname() });
+    expect((refused as Error).message).toMatch(/one server per SQLite file/);
+    first.release();
+    await second.acquire();
+    second.release();
+    a.close();
+    b.close();
+  });
+
+  it('takes over at once from a holder on this host whose process is gone (kill -9)', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    const now = Date.now();
+    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('dead', hostname(), deadPid(), now);
+    const lease = new ServerLease(db, file, { heartbeatMs: 60_000 });
+    await lease.acquire();
+    expect(db.prepare('SELECT pid FROM server_lease').pluck().get()).toBe(process.pid);
+    lease.release();
+    db.close();
+  });
+
+  it('waits for a holder on another host to go stale, and takes over then', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    let clock = 1_000_000;
+    const insert = db.prepare('INSERT OR REPLACE INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)');
+    // Heartbeating meanwhile: refused when the wait runs out.
+    insert.run('other', 'elsewhere', 4242, clock);
+    const live = new ServerLease(db, file, {
+      heartbeatMs: 10,
+      staleMs: 30,
+      now: () => {
+        clock += 5;
+        insert.run('other', 'elsewhere', 4242, clock);
+        return clock;
+      },
+    });
+    await expect(live.acquire()).rejects.toBeInstanceOf(DatabaseInUseError);
+    // Silent: taken over once its last heartbeat is staleMs old.
+    const stale = new ServerLease(db, file, { heartbeatMs: 10, staleMs: 30, now: () => (clock += 5) });
+    await stale.acquire();
+    expect(db.prepare('SELECT host FROM server_lease').pluck().get()).toBe(hostname());
+    stale.release();
+    db.close();
+  });
+
+  it('tells the holder when another server took the lease from it', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    const lost: unknown[] = [];
+    const lease = new ServerLease(db, file, { heartbeatMs: 10, onLost: (h) => lost.push(h) });
+    await lease.acquire();
+    db.prepare("UPDATE server_lease SET owner = 'thief', host = 'elsewhere', pid = 7").run();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lost).toEqual([expect.objectContaining({ host: 'elsewhere', pid: 7 })]);
+    lease.release();
+    expect(db.prepare('SELECT owner FROM server_lease').pluck().get()).toBe('thief');
+    db.close();
+  });
+});

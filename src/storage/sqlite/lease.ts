@@ -1,0 +1,136 @@
+// One server per database file, enforced. The embedded limiter keeps live counters in the server's
+// memory (counters.ts), so two servers on one file would each admit up to every limit. A server
+// takes this lease before it serves and heartbeats it; a second server finds it held and refuses
+// to start instead of quietly doubling the limits.
+//
+// A holder that died without letting go (kill -9, power loss) is recognised two ways: on the same
+// host its pid no longer runs, so the lease is taken over at once; from another host (a shared
+// volume) its heartbeat stops, and the lease is taken over once it is `staleMs` old.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type Database from 'better-sqlite3';
+
+export interface LeaseOptions {
+  /** How often the holder refreshes its heartbeat, ms. Default 2000. */
+  heartbeatMs?: number;
+  /** A heartbeat older than this belongs to a dead holder, ms. Default 3 × heartbeatMs. */
+  staleMs?: number;
+  /** Told when the lease was found taken by another server (this process stalled past staleMs). */
+  onLost?: (holder: LeaseHolder) => void;
+  now?: () => number;
+}
+
+export interface LeaseHolder {
+  host: string;
+  pid: number;
+  heartbeatAt: number;
+}
+
+export class DatabaseInUseError extends Error {
+  constructor(
+    readonly path: string,
+    readonly holder: LeaseHolder,
+  ) {
+    super(
+      `another Tollgate server (pid ${holder.pid} on ${holder.host}) is serving from ${path}: run one server per ` +
+        'SQLite file, or give several servers storage.url postgres://… and limiter.url redis://…',
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}
+
+interface Row {
+  owner: string;
+  host: string;
+  pid: number;
+  heartbeat_at: number;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+export class ServerLease {
+  private readonly owner = randomUUID();
+  private readonly host = hostname();
+  private readonly heartbeatMs: number;
+  private readonly staleMs: number;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private held = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly path: string,
+    private readonly opts: LeaseOptions = {},
+  ) {
+    this.heartbeatMs = opts.heartbeatMs ?? 2000;
+    this.staleMs = opts.staleMs ?? 3 * this.heartbeatMs;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Takes the lease. Throws DatabaseInUseError when a live server holds it: at once for one on
+   * this host, after waiting up to staleMs (plus a heartbeat) for one on another host to go stale.
+   */
+  async acquire(): Promise<void> {
+    const deadline = this.now() + this.staleMs + this.heartbeatMs;
+    for (;;) {
+      const holder = this.tryTake();
+      if (holder === null) break;
+      // On this host a running pid is known to be alive; elsewhere only its heartbeat can tell.
+      if (holder.host === this.host || this.now() >= deadline) throw new DatabaseInUseError(this.path, holder);
+      await new Promise((r) => setTimeout(r, Math.min(500, this.heartbeatMs)));
+    }
+    this.held = true;
+    this.timer = setInterval(() => this.beat(), this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Lets go (graceful stop), so the next server starts at once. */
+  release(): void {
+    clearInterval(this.timer);
+    if (!this.held) return;
+    this.held = false;
+    if (this.db.open) this.db.prepare('DELETE FROM server_lease WHERE owner = ?').run(this.owner);
+  }
+
+  /** null when this process now holds the lease, else the live holder. */
+  private tryTake(): LeaseHolder | null {
+    return this.db
+      .transaction((): LeaseHolder | null => {
+        const row = this.db.prepare('SELECT owner, host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Row | undefined;
+        const now = this.now();
+        if (row && row.owner !== this.owner) {
+          const dead = now - row.heartbeat_at >= this.staleMs || (row.host === this.host && !processRuns(row.pid));
+          if (!dead) return { host: row.host, pid: row.pid, heartbeatAt: row.heartbeat_at };
+        }
+        this.db
+          .prepare(
+            `INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid,
+               heartbeat_at = excluded.heartbeat_at`,
+          )
+          .run(this.owner, this.host, process.pid, now);
+        return null;
+      })
+      .immediate();
+  }
+
+  private beat(): void {
+    if (!this.db.open) return;
+    const changed = this.db.prepare('UPDATE server_lease SET heartbeat_at = ? WHERE owner = ?').run(this.now(), this.owner).changes;
+    if (changed === 0 && this.held) {
+      this.held = false;
+      clearInterval(this.timer);
+      const row = this.db.prepare('SELECT host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Omit<Row, 'owner'> | undefined;
+      this.opts.onLost?.({ host: row?.host ?? 'unknown', pid: row?.pid ?? 0, heartbeatAt: row?.heartbeat_at ?? 0 });
+    }
+  }
+}
