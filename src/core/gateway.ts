@@ -280,7 +280,8 @@ export class Gateway {
             delete chunk.usage;
           }
         }
-        if (!ctx.client.gone) yield JSON.stringify(chunk);
+        // A usage chunk was changed above; any other one the adapter left as sent goes out as sent.
+        if (!ctx.client.gone) yield event.usage === undefined && event.raw !== undefined ? event.raw : JSON.stringify(chunk);
       }
       if (!ctx.client.gone) yield '[DONE]';
     } catch (err) {

@@ -37,6 +37,11 @@ export interface ChatStreamEvent {
   chunk: JsonObject;
   /** Set on the chunk that carries upstream usage (OpenAI: the final chunk with empty `choices`). */
   usage?: Usage;
+  /**
+   * The event's data exactly as the upstream sent it, when it is `chunk` serialised (the adapter
+   * changed nothing): relayed as is, saving a JSON.stringify per event.
+   */
+  raw?: string;
 }
 
 export interface ChatStream {

@@ -131,9 +131,14 @@ class OpenAiProvider implements Provider {
         const fields = parseOpenAiError(chunk);
         throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
       }
-      if (chunk.model !== undefined) chunk.model = modelId;
+      // Data spread over several `data:` lines arrives joined with \n, which cannot go out as one line.
+      let raw: string | undefined = ev.data.includes('\n') ? undefined : ev.data;
+      if (chunk.model !== undefined && chunk.model !== modelId) {
+        chunk.model = modelId;
+        raw = undefined;
+      }
       const usage = tokenUsage(chunk.usage);
-      yield usage === undefined ? { chunk } : { chunk, usage };
+      yield usage === undefined ? { chunk, raw } : { chunk, usage };
     }
   }
 

@@ -150,6 +150,18 @@ describe('openai provider: chatStream', () => {
     expect(withUsage[0]!.chunk.choices).toEqual([]);
   });
 
+  it('hands over the data as sent (raw) only for chunks it left unchanged and that fit on one line', async () => {
+    const same = '{"object":"chat.completion.chunk","model":"gpt-4.1","choices":[{"index":0,"delta":{"content":"a"}}]}';
+    const renamed = '{"object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[]}';
+    // Two data lines: the event's data is the two joined with \n.
+    const twoLines = '{"object":"chat.completion.chunk",\ndata: "model":"gpt-4.1","choices":[]}';
+    fake.enqueue({ kind: 'sse', events: [same, renamed, twoLines, '[DONE]'] });
+    const stream = await provider.chatStream({ model: plainChatModel, body: { model: 'gpt-4.1', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    expect(events.map((e) => e.raw)).toEqual([same, undefined, undefined]);
+    expect(events.map((e) => e.chunk.model)).toEqual(['gpt-4.1', 'gpt-4.1', 'gpt-4.1']);
+  });
+
   it('yields chunks as they arrive, before the upstream finishes', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
