@@ -122,3 +122,26 @@ describe('lapsed reservations', () => {
     m.close();
   });
 });
+
+describe('sweep', () => {
+  it("forgets yesterday's counters once their window and grace are over, and survives a store that is down", async () => {
+    const { store, down } = flakyStore();
+    const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
+    const m = meter(store, 'closed', clock);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
+    await a.settle(200);
+    const key = 'tg:{acct_1}:api_token:d2026-11-25';
+    expect(await store.get([key], clock.now())).toEqual([200]);
+    clock.set(Date.UTC(2026, 10, 26, 0, 30)); // inside the hour of grace: still there
+    await m.sweep();
+    expect(await store.get([key], clock.now())).toEqual([200]);
+    down(true);
+    clock.set(Date.UTC(2026, 10, 26, 1, 0));
+    await m.sweep(); // logged, not thrown
+    expect(logs).toContain('counter sweep failed');
+    down(false);
+    await m.sweep();
+    expect(await store.get([key], clock.now())).toEqual([0]);
+    m.close();
+  });
+});

@@ -36,6 +36,12 @@ export interface PlanMeterOptions {
   logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
+/**
+ * How often counters past their window (plus grace) and lapsed reservations are dropped from the
+ * store. The embedded limiter keeps counters in memory, so without it yesterday's would stay.
+ */
+const SWEEP_EVERY_MS = 60_000;
+
 /** Charges owed to a store that was unreachable, applied in order once it answers again. */
 const BACKLOG_LIMIT = 100_000;
 
@@ -80,6 +86,7 @@ export class PlanMeter implements Meter {
   private readonly backlog: Array<() => Promise<void>> = [];
   private drainingBacklog = false;
   private readonly timer: NodeJS.Timeout;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly o: PlanMeterOptions) {
     // Only a live process renews its reservations: when it dies, they lapse within the TTL.
@@ -88,6 +95,18 @@ export class PlanMeter implements Meter {
       void this.drainBacklog();
     }, o.renewEveryMs);
     this.timer.unref();
+    this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.sweeper.unref();
+  }
+
+  /** Drops expired counters and lapsed reservations (runs every minute). */
+  async sweep(): Promise<void> {
+    try {
+      await this.o.store.sweep(this.o.clock.now());
+    } catch (err) {
+      // Unreachable store or not: the next sweep tries again; nothing is lost by waiting.
+      this.o.logger.warn({ err }, 'counter sweep failed');
+    }
   }
 
   planOf(account: Pick<Account, 'plan'>): ResolvedPlan {
@@ -355,6 +374,7 @@ export class PlanMeter implements Meter {
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.sweeper);
   }
 }
 
