@@ -76,7 +76,7 @@ function params(q: UsageQuery) {
 }
 
 /**
- * Appends are group-committed: records appended within the same millisecond or so go into one
+ * Appends are group-committed: records appended in the same turn of the event loop go into one
  * SQLite transaction instead of one each (a commit, with its WAL write, per request was the
  * largest single cost on the request path). append() still resolves only once its record is
  * committed, so the durability promise is unchanged.
