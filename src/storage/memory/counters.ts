@@ -13,19 +13,11 @@ import {
   mergeExpiry,
   settleDelta,
   settleSign,
+  type Counter,
+  type Reservation,
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
-
-interface Counter {
-  value: number;
-  expiresAt: number | null;
-}
-
-interface Reservation {
-  ops: StoredOp[];
-  expiresAt: number;
-}
 
 export class MemoryCounterStore implements CounterStore {
   private readonly counters = new Map<string, Counter>();

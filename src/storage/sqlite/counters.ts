@@ -30,6 +30,8 @@ import {
   mergeExpiry,
   settleDelta,
   settleSign,
+  type Counter,
+  type Reservation,
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
@@ -41,16 +43,6 @@ export interface SqliteCounterStoreOptions {
   closeDatabase?: boolean;
   /** The database file, for claimServer(); ':memory:' (the default) cannot be shared, so needs no lease. */
   path?: string;
-}
-
-interface Counter {
-  value: number;
-  expiresAt: number | null;
-}
-
-interface Reservation {
-  ops: StoredOp[];
-  expiresAt: number;
 }
 
 /** A committed change to one counter: `[key, delta, expiresAt]`. */
