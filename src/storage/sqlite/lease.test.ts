@@ -50,6 +50,17 @@ describe('ServerLease (one server per database file)', () => {
     db.close();
   });
 
+  it('takes over at once from an earlier process that ran under this very pid (a restarted container)', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('before-restart', hostname(), process.pid, Date.now());
+    const lease = new ServerLease(db, file, { heartbeatMs: 60_000 });
+    await lease.acquire();
+    expect(db.prepare('SELECT owner FROM server_lease').pluck().get()).not.toBe('before-restart');
+    lease.release();
+    db.close();
+  });
+
   it('waits for a holder on another host to go stale, and takes over then', async () => {
     const file = freshFile();
     const db = openDatabase(`sqlite:${file}`);

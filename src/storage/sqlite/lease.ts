@@ -4,8 +4,10 @@
 // to start instead of quietly doubling the limits.
 //
 // A holder that died without letting go (kill -9, power loss) is recognised two ways: on the same
-// host its pid no longer runs, so the lease is taken over at once; from another host (a shared
-// volume) its heartbeat stops, and the lease is taken over once it is `staleMs` old.
+// host its pid no longer runs (or is this very process, restarted under the same pid, as pid 1 in a
+// container), so the lease is taken over at once; otherwise its heartbeat stops, and the lease is
+// taken over once it is `staleMs` old. A pid that runs is not proof of life (pids are reused), so a
+// holder is only refused once it has heartbeated through the whole wait.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
@@ -46,6 +48,9 @@ interface Row {
   heartbeat_at: number;
 }
 
+/** Owners of the leases this process holds (two gateways in one process are two holders). */
+const heldHere = new Set<string>();
+
 function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -76,19 +81,19 @@ export class ServerLease {
   }
 
   /**
-   * Takes the lease. Throws DatabaseInUseError when a live server holds it: at once for one on
-   * this host, after waiting up to staleMs (plus a heartbeat) for one on another host to go stale.
+   * Takes the lease, waiting up to staleMs (plus a heartbeat) for a holder to go stale. Throws
+   * DatabaseInUseError when the holder kept heartbeating all that time.
    */
   async acquire(): Promise<void> {
     const deadline = this.now() + this.staleMs + this.heartbeatMs;
     for (;;) {
       const holder = this.tryTake();
       if (holder === null) break;
-      // On this host a running pid is known to be alive; elsewhere only its heartbeat can tell.
-      if (holder.host === this.host || this.now() >= deadline) throw new DatabaseInUseError(this.path, holder);
+      if (this.now() >= deadline) throw new DatabaseInUseError(this.path, holder);
       await new Promise((r) => setTimeout(r, Math.min(500, this.heartbeatMs)));
     }
     this.held = true;
+    heldHere.add(this.owner);
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.timer.unref();
   }
@@ -98,6 +103,7 @@ export class ServerLease {
     clearInterval(this.timer);
     if (!this.held) return;
     this.held = false;
+    heldHere.delete(this.owner);
     if (this.db.open) this.db.prepare('DELETE FROM server_lease WHERE owner = ?').run(this.owner);
   }
 
@@ -108,7 +114,9 @@ export class ServerLease {
         const row = this.db.prepare('SELECT owner, host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Row | undefined;
         const now = this.now();
         if (row && row.owner !== this.owner) {
-          const dead = now - row.heartbeat_at >= this.staleMs || (row.host === this.host && !processRuns(row.pid));
+          const sameHost = row.host === this.host;
+          const gone = sameHost && (row.pid === process.pid ? !heldHere.has(row.owner) : !processRuns(row.pid));
+          const dead = gone || now - row.heartbeat_at >= this.staleMs;
           if (!dead) return { host: row.host, pid: row.pid, heartbeatAt: row.heartbeat_at };
         }
         this.db
@@ -128,6 +136,7 @@ export class ServerLease {
     const changed = this.db.prepare('UPDATE server_lease SET heartbeat_at = ? WHERE owner = ?').run(this.now(), this.owner).changes;
     if (changed === 0 && this.held) {
       this.held = false;
+      heldHere.delete(this.owner);
       clearInterval(this.timer);
       const row = this.db.prepare('SELECT host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Omit<Row, 'owner'> | undefined;
       this.opts.onLost?.({ host: row?.host ?? 'unknown', pid: row?.pid ?? 0, heartbeatAt: row?.heartbeat_at ?? 0 });
