@@ -61,3 +61,22 @@ describe('WAL checkpoints in a worker thread', () => {
     expect(() => b.close()).not.toThrow();
   });
 });
+
+describe('closing a store waits for the checkpoint worker', () => {
+  it('leaves the directory with the database file alone once the last store has closed', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { openSqliteStorage } = await import('./index.js');
+    const { openSqliteCounterStore } = await import('./counters.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tg-ckpt-close-'));
+    dirs.push(dir);
+    const url = `sqlite:${join(dir, 'x.db')}`;
+    const storage = openSqliteStorage(url);
+    const counters = openSqliteCounterStore(url);
+    await counters.add('k', 1, null);
+    await storage.close();
+    await counters.close();
+    // The worker's final close removed -wal and -shm before close() resolved: nothing races a delete.
+    expect(readdirSync(dir)).toEqual(['x.db']);
+    rmSync(dir, { recursive: true });
+  });
+});

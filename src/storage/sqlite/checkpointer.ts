@@ -41,6 +41,8 @@ parentPort.on('message', () => {
 
 const betterSqlite = createRequire(import.meta.url).resolve('better-sqlite3');
 const running = new Map<string, { worker: Worker; refs: number }>();
+/** Workers told to stop, until they have exited (their last connection's close touches the files). */
+const stopping = new Map<string, Promise<void>>();
 
 /** Starts (or shares) the checkpoint worker of a database file; returns the release function. */
 export function acquireCheckpointer(path: string): () => void {
@@ -65,6 +67,22 @@ export function acquireCheckpointer(path: string): () => void {
     const e = running.get(path);
     if (!e || --e.refs > 0) return;
     running.delete(path);
+    const exited = new Promise<void>((resolve) => e.worker.once('exit', () => resolve()));
+    stopping.set(path, exited);
+    void exited.then(() => {
+      if (stopping.get(path) === exited) stopping.delete(path);
+    });
+    // Held while it stops: someone may be awaiting checkpointerStopped(), and an unref'd worker
+    // would let the process exit under that await (with exit code 0, whatever was failing).
+    e.worker.ref();
     e.worker.postMessage('stop');
   };
+}
+
+/**
+ * Resolves once no checkpoint worker of `path` is stopping: the worker's final checkpoint and
+ * close (which removes the -wal and -shm files) are done, so the files can be moved or deleted.
+ */
+export async function checkpointerStopped(path: string): Promise<void> {
+  await stopping.get(path);
 }

@@ -35,6 +35,7 @@ import {
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
+import { checkpointerStopped } from './checkpointer.js';
 import { openDatabase, sqlitePath } from './index.js';
 import { ServerLease, type LeaseOptions } from './lease.js';
 
@@ -221,7 +222,10 @@ export class SqliteCounterStore implements CounterStore {
     this.closed = true;
     await this.writes.close();
     this.lease?.release();
-    if (this.closeDatabase && this.db.open) this.db.close();
+    if (this.closeDatabase && this.db.open) {
+      this.db.close();
+      await checkpointerStopped(this.path);
+    }
   }
 
   private open(): void {

@@ -7,7 +7,7 @@ import type { Storage } from '../ports.js';
 import { SqliteAccountStore } from './accounts.js';
 import { SqliteKeyStore } from './keys.js';
 import { SqliteLedger } from './ledger.js';
-import { acquireCheckpointer } from './checkpointer.js';
+import { acquireCheckpointer, checkpointerStopped } from './checkpointer.js';
 import { migrate } from './migrations.js';
 
 /** `sqlite:<path>` → the path, `sqlite::memory:` → `:memory:`. */
@@ -52,6 +52,7 @@ export function openDatabase(url: string): Database.Database {
 }
 
 export function openSqliteStorage(url: string): Storage {
+  const path = sqlitePath(url);
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
   const ledger = new SqliteLedger(db);
@@ -66,6 +67,7 @@ export function openSqliteStorage(url: string): Storage {
       if (!db.open) return;
       await ledger.close();
       db.close();
+      await checkpointerStopped(path);
     },
   };
 }
