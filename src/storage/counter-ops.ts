@@ -19,18 +19,6 @@ export function settleSign(op: CounterOp): 1 | -1 {
   return op.min !== undefined && op.max === undefined ? -1 : 1;
 }
 
-/** A counter held in process memory (the memory store, the embedded limiter). */
-export interface Counter {
-  value: number;
-  expiresAt: number | null;
-}
-
-/** A live reservation held in process memory: its ops and when it lapses unless renewed. */
-export interface Reservation {
-  ops: StoredOp[];
-  expiresAt: number;
-}
-
 /** How much `settle(id, actual)` moves the counter an op touched. */
 export function settleDelta(op: StoredOp, actual: number): number {
   const [, amount, settle, sign] = op;

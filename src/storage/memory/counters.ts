@@ -1,6 +1,7 @@
-// The in-process CounterStore: the reference semantics (storage/counters.ts) in plain Maps, for unit
-// tests. Every method does all its work before its first await, so on Node's one thread each
-// operation is atomic. Nothing survives the process.
+// The in-process CounterStore: the reference semantics (storage/counters.ts) in plain Maps. Every
+// method does all its work on the counters before its first await, so on Node's one thread each
+// operation is atomic. On its own nothing survives the process (unit tests); the embedded limiter
+// (sqlite/counters.ts) is this engine plus a file, through the protected hooks below.
 import {
   breaksBound,
   checkActual,
@@ -13,16 +14,44 @@ import {
   mergeExpiry,
   settleDelta,
   settleSign,
-  type Counter,
-  type Reservation,
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
 
+export interface Counter {
+  value: number;
+  expiresAt: number | null;
+}
+
+/** A live reservation: its ops and when it lapses unless renewed. */
+interface Reservation {
+  ops: StoredOp[];
+  expiresAt: number;
+}
+
+/** A settled change to one counter, for a durable copy: `[key, delta, expiresAt]`. */
+export type CounterChange = [key: string, delta: number, expiresAt: number | null];
+
 export class MemoryCounterStore implements CounterStore {
   private readonly counters = new Map<string, Counter>();
   private readonly reservations = new Map<string, Reservation>();
-  private closed = false;
+  /** No reservation expires before this (a lower bound: renew only pushes expiries later). */
+  private nextExpiry = Infinity;
+  protected closed = false;
+
+  /** A counter not in memory as stored elsewhere (the embedded limiter's file); none here. */
+  protected stored(_key: string): Counter | undefined {
+    return undefined;
+  }
+
+  /** Makes settled changes durable; resolves once they are. Nothing to do here. */
+  protected async commit(_changes: CounterChange[]): Promise<void> {}
+
+  /** Before a sweep: every change committed, so a counter forgotten from memory owes nothing. */
+  protected async flush(): Promise<void> {}
+
+  /** Forgets, wherever else they are kept, counters that expired by `now`. */
+  protected forgetStored(_now: number): void {}
 
   async reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
     this.open();
@@ -30,24 +59,40 @@ export class MemoryCounterStore implements CounterStore {
     this.dropExpired(now);
     if (this.reservations.has(id)) throw new DuplicateReservationError(id);
 
-    // Running values, so an op repeating a key sees the ops before it.
-    const next = new Map<string, number>();
-    for (const [i, op] of ops.entries()) {
-      const before = next.get(op.key) ?? this.value(op.key);
-      if (breaksBound(op, before + op.amount)) return { ok: false, failed: i, value: this.value(op.key) };
-      next.set(op.key, before + op.amount);
-    }
-    for (const op of ops) {
-      const c = this.counters.get(op.key);
-      if (c) {
-        c.value += op.amount;
-        c.expiresAt = mergeExpiry(c.expiresAt, op.expiresAt);
-      } else {
-        this.counters.set(op.key, { value: op.amount, expiresAt: op.expiresAt });
+    // Check every op before applying any, on running values so an op repeating a key sees the ones
+    // before it; a refusal changes nothing.
+    const counters: Counter[] = [];
+    const next: number[] = [];
+    let loaded: string[] | undefined;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      let counter = this.counters.get(op.key);
+      if (!counter) {
+        counter = this.load(op.key, op.expiresAt);
+        (loaded ??= []).push(op.key);
       }
+      let before = counter.value;
+      for (let j = 0; j < i; j++) if (counters[j] === counter) before = next[j]!;
+      if (breaksBound(op, before + op.amount)) {
+        // Counters loaded only for this look hold nothing and owe nothing: let them go, so a
+        // stream of refusals cannot grow memory.
+        if (loaded) for (const key of loaded) this.counters.delete(key);
+        return { ok: false, failed: i, value: counter.value };
+      }
+      counters.push(counter);
+      next.push(before + op.amount);
     }
-    this.reservations.set(id, { ops: ops.map((op) => [op.key, op.amount, op.settle, settleSign(op)]), expiresAt });
-    return { ok: true, values: ops.map((op) => this.value(op.key)) };
+    const stored: StoredOp[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const counter = counters[i]!;
+      counter.value += op.amount;
+      counter.expiresAt = mergeExpiry(counter.expiresAt, op.expiresAt);
+      stored.push([op.key, op.amount, op.settle, settleSign(op)]);
+    }
+    this.reservations.set(id, { ops: stored, expiresAt });
+    if (expiresAt < this.nextExpiry) this.nextExpiry = expiresAt;
+    return { ok: true, values: counters.map((c) => c.value) };
   }
 
   async settle(id: string, actual: number): Promise<boolean> {
@@ -56,7 +101,18 @@ export class MemoryCounterStore implements CounterStore {
     const r = this.reservations.get(id);
     if (!r) return false;
     this.reservations.delete(id);
-    for (const op of r.ops) this.move(op[0], settleDelta(op, actual));
+    const changes: CounterChange[] = [];
+    for (const op of r.ops) {
+      const counter = this.counters.get(op[0]);
+      // A counter sweep already forgot (its window long over) stays forgotten.
+      if (!counter) continue;
+      const delta = settleDelta(op, actual);
+      counter.value += delta;
+      // What stays on the counter once the hold is gone: what a durable copy must learn.
+      const settled = op[1] + delta;
+      if (settled !== 0) changes.push([op[0], settled, counter.expiresAt]);
+    }
+    if (changes.length > 0) await this.commit(changes);
     return true;
   }
 
@@ -82,63 +138,75 @@ export class MemoryCounterStore implements CounterStore {
     keys.forEach(checkKey);
     checkTime('now', now);
     this.dropExpired(now);
-    return keys.map((k) => this.value(k));
+    // A counter not in memory is read where it is stored, without loading it.
+    return keys.map((k) => this.counters.get(k)?.value ?? this.stored(k)?.value ?? 0);
   }
 
   async add(key: string, amount: number, expiresAt: number | null): Promise<number> {
     this.open();
     checkAdd(key, amount, expiresAt);
-    const c = this.counters.get(key);
-    if (!c) {
-      this.counters.set(key, { value: amount, expiresAt });
-      return amount;
-    }
-    c.value += amount;
-    c.expiresAt = mergeExpiry(c.expiresAt, expiresAt);
-    return c.value;
+    const counter = this.load(key, expiresAt);
+    counter.value += amount;
+    counter.expiresAt = mergeExpiry(counter.expiresAt, expiresAt);
+    const value = counter.value;
+    await this.commit([[key, amount, expiresAt]]);
+    return value;
   }
 
   async sweep(now: number): Promise<number> {
     this.open();
     checkTime('now', now);
+    await this.flush();
+    // From here on no await: memory and the durable copy forget together.
     const dropped = this.dropExpired(now);
     for (const [key, c] of this.counters) if (c.expiresAt !== null && c.expiresAt <= now) this.counters.delete(key);
+    this.forgetStored(now);
     return dropped;
   }
 
   async ping(): Promise<void> {}
 
+  /** Live reservations are let go: they die with this process. */
   async close(): Promise<void> {
     this.closed = true;
   }
 
-  private open(): void {
+  protected open(): void {
     if (this.closed) throw new CounterStoreClosedError();
   }
 
-  private value(key: string): number {
-    return this.counters.get(key)?.value ?? 0;
+  /** The counter in memory, from where it is stored on first use (a new one starts at 0). */
+  private load(key: string, expiresAt: number | null): Counter {
+    let counter = this.counters.get(key);
+    if (!counter) {
+      counter = this.stored(key) ?? { value: 0, expiresAt };
+      this.counters.set(key, counter);
+    }
+    return counter;
   }
 
-  /** Gives back to a counter that still exists; one already forgotten by sweep stays forgotten. */
-  private move(key: string, delta: number): void {
-    const c = this.counters.get(key);
-    if (c) c.value += delta;
-  }
-
+  /** Gives back to counters that still exist; one already forgotten by sweep stays forgotten. */
   private giveBack(id: string, r: Reservation): void {
     this.reservations.delete(id);
-    for (const [key, amount] of r.ops) this.move(key, -amount);
+    for (const [key, amount] of r.ops) {
+      const c = this.counters.get(key);
+      if (c) c.value -= amount;
+    }
   }
 
   private dropExpired(now: number): number {
+    if (now < this.nextExpiry) return 0;
     let dropped = 0;
+    let next = Infinity;
     for (const [id, r] of this.reservations) {
       if (r.expiresAt <= now) {
         this.giveBack(id, r);
         dropped++;
+      } else if (r.expiresAt < next) {
+        next = r.expiresAt;
       }
     }
+    this.nextExpiry = next;
     return dropped;
   }
 }
