@@ -68,7 +68,7 @@ export async function buildServices(config: Config, opts: ServiceOptions = {}): 
     throw err;
   }
   const balances = new Balances(counters, () => clock.now());
-  const keys = new KeyService(storage.keys, storage.accounts, clock, ids, {
+  const keys = new KeyService(storage.keys, storage.accounts, () => storage.credentialsVersion(), clock, ids, {
     cacheTtlMs: config.keys.cacheTtlMs,
     cacheSize: config.keys.cacheSize,
     ...(opts.onBackgroundError && { onBackgroundError: opts.onBackgroundError }),

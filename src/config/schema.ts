@@ -174,7 +174,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   keys: z
     .strictObject({
-      /** How long a looked-up key stays cached, ms. Revocation reaches other instances within this. */
+      /** How stale a cached key may be, ms: the credentials version is read this often. Revocation reaches other instances within this. */
       cacheTtlMs: z.number().int().min(0).max(1000).default(500),
       /** Cached keys at most. */
       cacheSize: z.number().int().positive().default(10_000),

@@ -1,6 +1,9 @@
 // API keys: issued from the CSPRNG, stored only as SHA-256 hashes, compared in constant time, and
-// looked up through a small cache. A revocation clears the local entry at once; other instances
-// drop theirs when the entry's TTL (≤ 1 s, config keys.cacheTtlMs) runs out.
+// looked up through a cache. A revocation clears the local entry at once. Everything else — another
+// instance's revocation, the CLI's, a plan change — is seen through the store's credentials version
+// (storage/ports.ts), read at most once per keys.cacheTtlMs (≤ 1 s): when it moved, the whole cache
+// goes. So an entry lives as long as nothing changed, not one TTL: with 1,000 keys each used about
+// once a second, a TTL cache re-read key and account from the store for nearly every request.
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex, type IdGenerator } from '../lib/ids.js';
@@ -10,6 +13,8 @@ import { GatewayError } from '../errors/gateway-error.js';
 const SECRET_SHAPE = /^tg-[0-9A-Za-z]{43}$/;
 /** last_used_at is advisory: written at most once a minute per key, off the response path. */
 const TOUCH_EVERY_MS = 60_000;
+/** Even with no change seen, an entry is re-read after this long: a backstop, not the mechanism. */
+const MAX_AGE_MS = 60_000;
 
 export interface AuthenticatedKey {
   key: ApiKey;
@@ -21,6 +26,7 @@ interface CacheEntry extends AuthenticatedKey {
 }
 
 export interface KeyServiceOptions {
+  /** How stale a cached entry may be: the credentials version is read at most this often. 0 = no cache. */
   cacheTtlMs: number;
   cacheSize: number;
   /** Called when a background write fails; never throws into a request. */
@@ -30,10 +36,17 @@ export interface KeyServiceOptions {
 export class KeyService {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly lastTouched = new Map<string, number>();
+  /** The credentials version the cache matches, and when it was read (epoch ms). */
+  private version: number | undefined;
+  private versionReadAt = -Infinity;
+  private versionRead: Promise<void> | undefined;
+  /** Bumped whenever the cache is cleared: a lookup that started before must not refill it. */
+  private generation = 0;
 
   constructor(
     private readonly keys: KeyStore,
     private readonly accounts: AccountStore,
+    private readonly credentialsVersion: () => Promise<number>,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
     private readonly opts: KeyServiceOptions,
@@ -60,12 +73,14 @@ export class KeyService {
     if (!SECRET_SHAPE.test(secret)) return null;
     const hash = sha256Hex(secret);
     const now = this.clock.now();
+    if (this.opts.cacheTtlMs > 0 && now - this.versionReadAt >= this.opts.cacheTtlMs) await this.checkVersion(now);
     const cached = this.cache.get(hash);
     if (cached && cached.expiresAt > now) {
       this.touch(cached.key.id, now);
       return cached;
     }
     if (cached) this.cache.delete(hash);
+    const generation = this.generation;
 
     const key = await this.keys.findByHash(hash);
     // The lookup is by hash, so timing reveals nothing about the secret; the explicit constant-time
@@ -75,8 +90,9 @@ export class KeyService {
     const account = await this.accounts.get(key.accountId);
     if (!account) return null;
 
-    const entry: CacheEntry = { key, account, expiresAt: now + this.opts.cacheTtlMs };
-    if (this.opts.cacheTtlMs > 0) {
+    const entry: CacheEntry = { key, account, expiresAt: now + MAX_AGE_MS };
+    // A clear while this lookup was reading means what it read may be the old state.
+    if (this.opts.cacheTtlMs > 0 && generation === this.generation) {
       if (this.cache.size >= this.opts.cacheSize) {
         const oldest = this.cache.keys().next();
         if (!oldest.done) this.cache.delete(oldest.value);
@@ -87,16 +103,37 @@ export class KeyService {
     return entry;
   }
 
+  /** Reads the store's credentials version (one read shared by concurrent callers); clears the cache when it moved. */
+  private checkVersion(now: number): Promise<void> {
+    this.versionRead ??= this.credentialsVersion()
+      .then((v) => {
+        if (v !== this.version) this.clear();
+        this.version = v;
+        this.versionReadAt = now;
+      })
+      .finally(() => {
+        this.versionRead = undefined;
+      });
+    return this.versionRead;
+  }
+
+  private clear(): void {
+    this.cache.clear();
+    this.generation++;
+  }
+
   async revoke(id: string): Promise<ApiKey> {
     const key = await this.keys.revoke(id, new Date(this.clock.now()).toISOString());
     if (!key) throw new GatewayError('key_not_found', { vars: { id } });
     this.cache.delete(key.hash);
+    this.generation++;
     return key;
   }
 
   /** Drops cached copies of an account (after a plan or payment change) so the next request sees it. */
   invalidateAccount(accountId: string): void {
     for (const [hash, entry] of this.cache) if (entry.account.id === accountId) this.cache.delete(hash);
+    this.generation++;
   }
 
   private touch(keyId: string, now: number): void {

@@ -133,6 +133,12 @@ export interface Storage {
   accounts: AccountStore;
   keys: KeyStore;
   ledger: Ledger;
+  /**
+   * A number that changes whenever a key or an account changes (revocation, plan, deletion …),
+   * whoever made the change: this process, another instance, the CLI. The key cache keeps entries
+   * while it stays the same (core/keys.ts). last_used_at touches do not change it.
+   */
+  credentialsVersion(): Promise<number>;
   /** Throws when the store cannot serve (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -190,6 +190,28 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect((await store.keys.get('key_1'))?.lastUsedAt).toBe(at(T0, 9000));
         expect((await store.keys.get('key_2'))?.lastUsedAt).toBeNull();
       });
+
+      it('moves the credentials version on revocation, account changes and password changes, never on a touch', async () => {
+        await store.keys.create(newKey('key_1', 'acc_a'));
+        let v = await store.credentialsVersion();
+        const moved = async () => {
+          const next = await store.credentialsVersion();
+          const changed = next !== v;
+          v = next;
+          return changed;
+        };
+        await store.keys.touchLastUsed('key_1', at(T0, 5000));
+        await store.keys.create(newKey('key_2', 'acc_a'));
+        await account('acc_c');
+        expect(await moved()).toBe(false);
+        await store.keys.revoke('key_1', at(T0, 6000));
+        expect(await moved()).toBe(true);
+        await store.accounts.update('acc_a', { plan: 'paid' });
+        expect(await moved()).toBe(true);
+        await store.accounts.setPasswordHash('acc_b', 'scrypt$x');
+        expect(await moved()).toBe(true);
+        expect(await moved()).toBe(false);
+      });
     });
 
     describe('ledger', () => {

@@ -35,6 +35,11 @@ export class PostgresStorage implements Storage {
     this.ledger = new PostgresLedger(pool, opts.ledgerBatch);
   }
 
+  async credentialsVersion(): Promise<number> {
+    const { rows } = await this.pool.query<{ v: string }>('SELECT v FROM credentials_version WHERE id = 1');
+    return Number(rows[0]?.v ?? 0);
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }

@@ -64,6 +64,30 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE accounts ADD COLUMN password_hash text NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'a version number for cached credentials',
+    sql: `
+      -- Bumped by any change a cached key lookup depends on, from any instance, so every instance's
+      -- key cache (core/keys.ts) keeps entries until something changed instead of re-reading every
+      -- key every keys.cacheTtlMs. Not bumped by last_used_at touches.
+      CREATE TABLE credentials_version (
+        id integer PRIMARY KEY CHECK (id = 1),
+        v  bigint NOT NULL
+      );
+      INSERT INTO credentials_version (id, v) VALUES (1, 0);
+      CREATE FUNCTION bump_credentials_version() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE credentials_version SET v = v + 1 WHERE id = 1;
+          RETURN NULL;
+        END;
+      $$;
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at OR DELETE ON api_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
+      CREATE TRIGGER accounts_changed AFTER UPDATE OR DELETE ON accounts
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

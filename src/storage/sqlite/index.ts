@@ -55,11 +55,15 @@ export function openSqliteStorage(url: string): Storage {
   const path = sqlitePath(url);
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
+  const versionStmt = db.prepare('SELECT v FROM credentials_version WHERE id = 1').pluck();
   const ledger = new SqliteLedger(db);
   return {
     accounts: new SqliteAccountStore(db),
     keys: new SqliteKeyStore(db),
     ledger,
+    async credentialsVersion() {
+      return versionStmt.get() as number;
+    },
     async ping() {
       pingStmt.get();
     },

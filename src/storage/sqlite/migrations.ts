@@ -123,6 +123,28 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'a version number for cached credentials',
+    sql: `
+      -- Bumped by any change a cached key lookup depends on, from any connection or process (the
+      -- CLI too), so the key cache (core/keys.ts) can keep entries until something changed instead
+      -- of re-reading every key every keys.cacheTtlMs. Not bumped by last_used_at touches.
+      CREATE TABLE credentials_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        v  INTEGER NOT NULL
+      );
+      INSERT INTO credentials_version (id, v) VALUES (1, 0);
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at ON api_keys
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+      CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+      CREATE TRIGGER accounts_changed AFTER UPDATE ON accounts
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+      CREATE TRIGGER accounts_deleted AFTER DELETE ON accounts
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,0 +1,92 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../lib/clock.js';
+import { randomIds } from '../lib/ids.js';
+import { openSqliteStorage } from '../storage/sqlite/index.js';
+import type { Storage } from '../storage/ports.js';
+import { KeyService } from './keys.js';
+
+const TTL = 500;
+
+describe('KeyService cache', () => {
+  let dir: string;
+  let store: Storage;
+  let other: Storage; // a second connection to the same file: another process, the CLI
+  let clock: ManualClock;
+  let service: KeyService;
+  let reads: number;
+  let gate: Promise<void> | undefined; // when set, lookups read at once but answer only when it resolves
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(os.tmpdir(), 'tollgate-keys-'));
+    const url = `sqlite:${join(dir, 'db.sqlite')}`;
+    store = openSqliteStorage(url);
+    other = openSqliteStorage(url);
+    clock = new ManualClock();
+    reads = 0;
+    // The real store, counting its lookups by hash.
+    const keys: Storage['keys'] = Object.create(store.keys);
+    keys.findByHash = async (h) => {
+      reads++;
+      const found = await store.keys.findByHash(h);
+      await gate;
+      return found;
+    };
+    service = new KeyService(keys, store.accounts, () => store.credentialsVersion(), clock, randomIds, { cacheTtlMs: TTL, cacheSize: 100 });
+    await store.accounts.create({ id: 'acc_1', email: null, plan: 'free', createdAt: new Date(clock.now()).toISOString() });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await other.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps an entry while nothing changed, however long (no re-read per TTL)', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    expect(await service.authenticate(secret)).not.toBeNull();
+    for (let i = 0; i < 20; i++) {
+      clock.advance(TTL * 2);
+      expect((await service.authenticate(secret))?.account.plan).toBe('free');
+    }
+    expect(reads).toBe(1);
+  });
+
+  it("sees another connection's revocation and plan change within one TTL", async () => {
+    const { key, secret } = await service.create('acc_1', 'k');
+    const { secret: second } = await service.create('acc_1', 'k2');
+    await service.authenticate(secret);
+    await service.authenticate(second);
+    await other.accounts.update('acc_1', { plan: 'paid' });
+    await other.keys.revoke(key.id, new Date(clock.now()).toISOString());
+    // Within the TTL the cached entry may still answer; after it, never.
+    clock.advance(TTL);
+    expect(await service.authenticate(secret)).toBeNull();
+    expect((await service.authenticate(second))?.account.plan).toBe('paid');
+  });
+
+  it('a lookup that read before a change does not refill the cache after it was cleared', async () => {
+    const { key, secret } = await service.create('acc_1', 'k');
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const pending = service.authenticate(secret);
+    while (reads === 0) await new Promise((r) => setImmediate(r));
+    // The lookup has read the key; before it answers, the key is revoked (by this process).
+    await service.revoke(key.id);
+    open();
+    gate = undefined;
+    expect(await pending).not.toBeNull(); // it read before the revocation
+    expect(await service.authenticate(secret)).toBeNull(); // and did not put the old state in the cache
+  });
+
+  it('does not move the version with last_used_at touches', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    const v = await store.credentialsVersion();
+    await service.authenticate(secret);
+    clock.advance(120_000);
+    await service.authenticate(secret);
+    expect(await store.credentialsVersion()).toBe(v);
+  });
+});
