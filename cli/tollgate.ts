@@ -54,8 +54,9 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
   try {
     return await fn(services);
   } finally {
-    await services.storage.close();
+    // Counters first: the embedded limiter writes through the storage's connection.
     await services.counters.close();
+    await services.storage.close();
   }
 }
 

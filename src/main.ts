@@ -61,8 +61,9 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
           logger.error({ holder }, 'another server took over this database file: limits are no longer exact; stop one of them'),
       });
     } catch (err) {
-      await services.storage.close();
+      // Counters first: the embedded limiter writes through the storage's connection.
       await services.counters.close();
+      await services.storage.close();
       throw err;
     }
   }
@@ -131,8 +132,9 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       await app.close();
       meter.close();
       await upstream.close();
-      await services.storage.close();
+      // Counters first: the embedded limiter writes through the storage's connection.
       await services.counters.close();
+      await services.storage.close();
     },
   };
 }

@@ -46,12 +46,13 @@ export async function openStorage(url: string): Promise<Storage> {
 
 /**
  * The counter store `limiter.url` names. `embedded` keeps the counters in the same SQLite database
- * as the accounts and the ledger (its own connection), so a restart keeps today's usage and every
- * balance; `redis://` shares them between every instance.
+ * as the accounts and the ledger (on the storage's connection, so a settlement and its ledger row
+ * commit together), so a restart keeps today's usage and every balance; `redis://` shares them
+ * between every instance. Close it before the storage.
  */
-export function openCounters(config: Config): CounterStore {
+export function openCounters(config: Config, storage?: Storage): CounterStore {
   if (config.limiter.url !== 'embedded') return openRedisCounterStore(config.limiter.url);
-  return openSqliteCounterStore(config.storage.url);
+  return openSqliteCounterStore(config.storage.url, storage);
 }
 
 export async function buildServices(config: Config, opts: ServiceOptions = {}): Promise<Services> {
@@ -62,7 +63,7 @@ export async function buildServices(config: Config, opts: ServiceOptions = {}): 
   const storage = await openStorage(config.storage.url);
   let counters: CounterStore;
   try {
-    counters = opts.counters ?? openCounters(config);
+    counters = opts.counters ?? openCounters(config, storage);
   } catch (err) {
     await storage.close();
     throw err;

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { counterStoreContract } from '../contract/counters.contract.js';
 import type { CounterOp } from '../counters.js';
 import { SqliteCounterStore, openSqliteCounterStore } from './counters.js';
-import { openDatabase, sqlitePath } from './index.js';
+import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
 import { migrate, migrations } from './migrations.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-counters-'));
@@ -86,6 +86,28 @@ describe('sqlite counter store specifics', () => {
     expect(stats.flushes - before).toBeLessThan(5);
     expect(read(url, 'day:acc_1:2026-11-25:credits')).toBe(7 * n);
     await store.close();
+  });
+
+  it("shares the storage's connection: a settlement and its ledger row commit in one transaction", async () => {
+    const url = freshUrl();
+    const storage = openSqliteStorage(url);
+    const store = openSqliteCounterStore(url, storage);
+    expect(await store.reserve('r1', [credits(10, 100)], T0 + 60_000, T0)).toMatchObject({ ok: true });
+    const before = store.writeStats();
+    await Promise.all([
+      store.settle('r1', 7),
+      storage.ledger.append({
+        requestId: 'r1', accountId: 'acc_1', keyId: null, model: 'm', surface: 'api', promptTokens: 1,
+        outputTokens: 1, credits: 7, status: 'ok', httpStatus: 200, createdAt: new Date(T0).toISOString(),
+      }),
+    ]);
+    const after = store.writeStats();
+    expect(after.flushes - before.flushes).toBe(1);
+    expect(after.written - before.written).toBe(2);
+    expect(read(url, 'day:acc_1:2026-11-25:credits')).toBe(7);
+    expect(await storage.ledger.query({ accountId: 'acc_1' })).toHaveLength(1);
+    await store.close();
+    await storage.close();
   });
 
   it('reads a counter it has not loaded from the file, and a refusal leaves no counter behind', async () => {

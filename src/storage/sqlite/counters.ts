@@ -18,11 +18,13 @@
 // expire (sweep); get() of a counter not in memory reads the file without caching it. Values in
 // memory = value on disk + amounts held by live reservations.
 import type Database from 'better-sqlite3';
-import { Batcher, type BatcherStats } from '../batcher.js';
+import type { Storage } from '../ports.js';
+import type { BatcherStats } from '../batcher.js';
 import { MemoryCounterStore, type Counter, type CounterChange } from '../memory/counters.js';
 import { checkpointerStopped } from './checkpointer.js';
-import { openDatabase, sqlitePath } from './index.js';
+import { openDatabase, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { ServerLease, type LeaseOptions } from './lease.js';
+import { writerFor, type SqliteWriter } from './writer.js';
 
 export interface SqliteCounterStoreOptions {
   /** Close the database handle on close(): true when the store owns it (openSqliteCounterStore). */
@@ -35,7 +37,8 @@ export class SqliteCounterStore extends MemoryCounterStore {
   private readonly closeDatabase: boolean;
   private readonly path: string;
   private lease: ServerLease | undefined;
-  private readonly writes: Batcher<CounterChange>;
+  private readonly writes: SqliteWriter;
+  private readonly upsert: Database.Statement<[string, number, number | null]>;
   private readonly selectCounter: Database.Statement<[string], { value: number; expires_at: number | null }>;
   private readonly deleteExpiredCounters: Database.Statement<[number]>;
 
@@ -49,18 +52,16 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.selectCounter = db.prepare('SELECT value, expires_at FROM counters WHERE key = ?');
     this.deleteExpiredCounters = db.prepare('DELETE FROM counters WHERE expires_at <= ?');
     // Expiry merge mirrors mergeExpiry in counter-ops.ts: NULL (never) wins, else the later time.
-    const upsert = db.prepare<[string, number, number | null]>(
+    this.upsert = db.prepare<[string, number, number | null]>(
       `INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = value + excluded.value,
          expires_at = CASE WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
                            ELSE MAX(expires_at, excluded.expires_at) END`,
     );
-    const commit = db.transaction((changes: CounterChange[]) => {
-      for (const [key, delta, expiresAt] of changes) upsert.run(key, delta, expiresAt);
-    });
-    // maxDelayMs 0: a batch is whatever arrived in the same turn of the event loop, so an idle
-    // gateway adds no waiting and a busy one writes many settlements per commit.
-    this.writes = new Batcher(async (changes) => commit(changes), { maxRecords: 1000, maxDelayMs: 0 });
+    // Group commit shared with the ledger on this connection (writer.ts): a batch is whatever
+    // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
+    // writes many settlements — and their ledger rows — per commit.
+    this.writes = writerFor(db);
   }
 
   protected override stored(key: string): Counter | undefined {
@@ -68,8 +69,10 @@ export class SqliteCounterStore extends MemoryCounterStore {
     return row && { value: row.value, expiresAt: row.expires_at };
   }
 
-  protected override async commit(changes: CounterChange[]): Promise<void> {
-    await Promise.all(changes.map((c) => this.writes.add(c)));
+  protected override commit(changes: CounterChange[]): Promise<void> {
+    return this.writes.write(() => {
+      for (const [key, delta, expiresAt] of changes) this.upsert.run(key, delta, expiresAt);
+    });
   }
 
   protected override async flush(): Promise<void> {
@@ -105,7 +108,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
   override async close(): Promise<void> {
     if (this.closed) return;
     await super.close();
-    await this.writes.close();
+    await this.writes.flush();
     this.lease?.release();
     if (this.closeDatabase && this.db.open) {
       this.db.close();
@@ -114,7 +117,14 @@ export class SqliteCounterStore extends MemoryCounterStore {
   }
 }
 
-/** A counter store on its own connection to the database behind `url` (created and migrated as needed). */
-export function openSqliteCounterStore(url: string): SqliteCounterStore {
+/**
+ * The counter store of the database behind `url`. Given the SQLite storage of the same database, it
+ * shares that connection — and its group commit, so a request's settlement and ledger row are one
+ * transaction; that storage must then be closed after this store. Otherwise it opens (creating and
+ * migrating as needed) a connection of its own.
+ */
+export function openSqliteCounterStore(url: string, storage?: Storage): SqliteCounterStore {
+  const shared = storage && sqliteDatabaseOf(storage);
+  if (shared && shared.path === sqlitePath(url)) return new SqliteCounterStore(shared.db, { path: shared.path });
   return new SqliteCounterStore(openDatabase(url), { closeDatabase: true, path: sqlitePath(url) });
 }

@@ -51,13 +51,20 @@ export function openDatabase(url: string): Database.Database {
   }
 }
 
+const databases = new WeakMap<Storage, { db: Database.Database; path: string }>();
+
+/** The connection behind a storage openSqliteStorage made (undefined for any other storage). */
+export function sqliteDatabaseOf(storage: Storage): { db: Database.Database; path: string } | undefined {
+  return databases.get(storage);
+}
+
 export function openSqliteStorage(url: string): Storage {
   const path = sqlitePath(url);
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
   const versionStmt = db.prepare('SELECT v FROM credentials_version WHERE id = 1').pluck();
   const ledger = new SqliteLedger(db);
-  return {
+  const storage: Storage = {
     accounts: new SqliteAccountStore(db),
     keys: new SqliteKeyStore(db),
     ledger,
@@ -74,4 +81,6 @@ export function openSqliteStorage(url: string): Storage {
       await checkpointerStopped(path);
     },
   };
+  databases.set(storage, { db, path });
+  return storage;
 }

@@ -1,8 +1,9 @@
 import type Database from 'better-sqlite3';
-import { Batcher, type BatcherOptions } from '../batcher.js';
+import { BatchClosedError } from '../batcher.js';
 import type { Surface } from '../../core/types.js';
 import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
+import { writerFor, type SqliteWriter } from './writer.js';
 
 interface RecordRow {
   request_id: string;
@@ -77,17 +78,19 @@ function params(q: UsageQuery) {
 
 /**
  * Appends are group-committed: records appended in the same turn of the event loop go into one
- * SQLite transaction instead of one each (a commit, with its WAL write, per request was the
- * largest single cost on the request path). append() still resolves only once its record is
- * committed, so the durability promise is unchanged.
+ * SQLite transaction — shared with the embedded limiter's settlements on this connection
+ * (writer.ts) — instead of one each (a commit, with its WAL write, per request was the largest
+ * single cost on the request path). append() still resolves only once its record is committed, so
+ * the durability promise is unchanged.
  */
 export class SqliteLedger implements Ledger {
   private readonly insert: Database.Statement;
-  private readonly batch: Batcher<RowValues>;
+  private readonly writer: SqliteWriter;
+  private closed = false;
   private readonly select: Database.Statement;
   private readonly aggregate: Database.Statement;
 
-  constructor(db: Database.Database, opts: BatcherOptions = { maxRecords: 500, maxDelayMs: 0 }) {
+  constructor(db: Database.Database) {
     this.insert = db.prepare(
       `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
          output_tokens, credits, status, http_status, created_at, day)
@@ -103,17 +106,15 @@ export class SqliteLedger implements Ledger {
        GROUP BY day, account_id, model, surface
        ORDER BY day DESC, account_id, model, surface LIMIT @limit`,
     );
-    // Positional parameters: binding a dozen by name cost more than the insert itself.
-    const insertAll = db.transaction((rows: RowValues[]) => {
-      for (const row of rows) this.insert.run(row);
-    });
-    this.batch = new Batcher(async (rows) => insertAll(rows), opts);
+    this.writer = writerFor(db);
   }
 
   async append(record: UsageRecord): Promise<void> {
     // Validated before it joins a batch, so one bad record cannot fail the others.
+    if (this.closed) throw new BatchClosedError();
     const createdAt = canonicalInstant(record.createdAt);
-    await this.batch.add([
+    // Positional parameters: binding a dozen by name cost more than the insert itself.
+    const row: RowValues = [
       record.requestId,
       record.accountId,
       record.keyId,
@@ -126,12 +127,14 @@ export class SqliteLedger implements Ledger {
       record.httpStatus,
       createdAt,
       createdAt.slice(0, 10),
-    ]);
+    ];
+    await this.writer.write(() => this.insert.run(row));
   }
 
   /** Writes whatever is queued; later appends are refused. */
   async close(): Promise<void> {
-    await this.batch.close();
+    this.closed = true;
+    await this.writer.flush();
   }
 
   async query(q: UsageQuery): Promise<UsageRecord[]> {
