@@ -16,26 +16,51 @@ export interface SseEvent {
 const LF = 10;
 const CR = 13;
 
-export async function* decodeSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder('utf-8', { ignoreBOM: false });
-  let buf = '';
+/**
+ * The decoder as a push parser: feed it the body's chunks, take the events each chunk completed.
+ * A caller that already loops over the body needs no extra async layer per event (decodeSse is
+ * the iterator form).
+ */
+export class SseDecoder {
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: false });
+  private buf = '';
   // A chunk ended in CR: a LF opening the next chunk belongs to the same line terminator.
-  let skipLeadingLf = false;
-  let data: string[] = [];
-  let event: string | undefined;
-  let id: string | undefined;
-  const ready: SseEvent[] = [];
+  private skipLeadingLf = false;
+  private data: string[] = [];
+  private event: string | undefined;
+  private id: string | undefined;
+  private ready: SseEvent[] = [];
 
-  const line = (text: string): void => {
+  /** The events this chunk completed (often none or one); the array is the caller's. */
+  push(chunk: Uint8Array): SseEvent[] {
+    this.feed(this.decoder.decode(chunk, { stream: true }));
+    return this.take();
+  }
+
+  /** At the end of the body: what the last bytes completed. An unterminated event is discarded, as the spec says. */
+  end(): SseEvent[] {
+    const rest = this.decoder.decode();
+    if (rest.length > 0) this.feed(rest);
+    return this.take();
+  }
+
+  private take(): SseEvent[] {
+    if (this.ready.length === 0) return EMPTY;
+    const out = this.ready;
+    this.ready = [];
+    return out;
+  }
+
+  private line(text: string): void {
     if (text.length === 0) {
-      if (data.length > 0) {
-        const e: SseEvent = { data: data.length === 1 ? data[0]! : data.join('\n') };
-        if (event !== undefined) e.event = event;
-        if (id !== undefined) e.id = id;
-        ready.push(e);
+      if (this.data.length > 0) {
+        const e: SseEvent = { data: this.data.length === 1 ? this.data[0]! : this.data.join('\n') };
+        if (this.event !== undefined) e.event = this.event;
+        if (this.id !== undefined) e.id = this.id;
+        this.ready.push(e);
       }
-      data = [];
-      event = undefined;
+      this.data = [];
+      this.event = undefined;
       return;
     }
     const colon = text.indexOf(':');
@@ -45,51 +70,47 @@ export async function* decodeSse(body: AsyncIterable<Uint8Array>): AsyncGenerato
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     switch (field) {
       case 'data':
-        data.push(value);
+        this.data.push(value);
         break;
       case 'event':
-        event = value;
+        this.event = value;
         break;
       case 'id':
-        if (!value.includes('\0')) id = value;
+        if (!value.includes('\0')) this.id = value;
         break;
       // `retry` and unknown fields are ignored: reconnection is not ours to do.
     }
-  };
+  }
 
-  const feed = (text: string): void => {
-    buf = buf.length === 0 ? text : buf + text;
+  private feed(text: string): void {
+    const buf = this.buf.length === 0 ? text : this.buf + text;
     let start = 0;
-    if (skipLeadingLf && buf.length > 0) {
+    if (this.skipLeadingLf && buf.length > 0) {
       if (buf.charCodeAt(0) === LF) start = 1;
-      skipLeadingLf = false;
+      this.skipLeadingLf = false;
     }
     const n = buf.length;
     for (let i = start; i < n; i++) {
       const c = buf.charCodeAt(i);
       if (c !== LF && c !== CR) continue;
-      line(buf.slice(start, i));
+      this.line(buf.slice(start, i));
       if (c === CR) {
         if (i + 1 < n) {
           if (buf.charCodeAt(i + 1) === LF) i++;
         } else {
-          skipLeadingLf = true;
+          this.skipLeadingLf = true;
         }
       }
       start = i + 1;
     }
-    buf = start === 0 ? buf : buf.slice(start);
-  };
-
-  for await (const chunk of body) {
-    feed(decoder.decode(chunk, { stream: true }));
-    if (ready.length > 0) {
-      yield* ready;
-      ready.length = 0;
-    }
+    this.buf = start === 0 ? buf : buf.slice(start);
   }
-  const rest = decoder.decode();
-  if (rest.length > 0) feed(rest);
-  // Whatever an unterminated event left in `buf` / `data` is discarded, as the spec says.
-  if (ready.length > 0) yield* ready;
+}
+
+const EMPTY: SseEvent[] = [];
+
+export async function* decodeSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
+  const decoder = new SseDecoder();
+  for await (const chunk of body) yield* decoder.push(chunk);
+  yield* decoder.end();
 }

@@ -156,15 +156,26 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
     }
 
     const raw = res.body;
-    async function* body(): AsyncGenerator<Uint8Array> {
-      try {
-        for await (const chunk of raw) yield chunk as Uint8Array;
-      } catch (err) {
-        fail(err);
-      } finally {
-        finish();
-      }
-    }
+    // A plain iterator over undici's rather than an async generator: a stream's every chunk passes
+    // here, and a generator adds its own queue and promise per chunk. Errors map as in fail();
+    // the end, an error or an early return() all finish the call.
+    const body = (): AsyncIterator<Uint8Array> & AsyncIterable<Uint8Array> => {
+      const it = raw[Symbol.asyncIterator]();
+      const next = (r: IteratorResult<unknown>): IteratorResult<Uint8Array> => {
+        if (r.done) finish();
+        return r as IteratorResult<Uint8Array>;
+      };
+      return {
+        next: () => it.next().then(next, fail),
+        return: async () => {
+          finish();
+          return (await it.return?.()) ?? { done: true, value: undefined };
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
+    };
     const text = async (): Promise<string> => {
       try {
         return await raw.text();

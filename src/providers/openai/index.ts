@@ -5,7 +5,7 @@
 import { baseHeaders, baseUrlOf } from '../common.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
-import { decodeSse } from '../../lib/sse.js';
+import { SseDecoder, type SseEvent } from '../../lib/sse.js';
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
 import type {
   CallContext,
@@ -111,35 +111,45 @@ class OpenAiProvider implements Provider {
   }
 
   private async *chunks(res: UpstreamResponse, modelId: string): AsyncGenerator<ChatStreamEvent> {
+    // The push decoder inside this loop, not a decoding generator in front of it: one async layer
+    // less for every event of every stream.
+    const decoder = new SseDecoder();
     let done = false;
-    for await (const ev of decodeSse(res.body)) {
+    for await (const bytes of res.body) {
       // After [DONE], read on to the end of the body so the connection goes back to the pool.
       if (done) continue;
-      if (ev.data === '[DONE]') {
-        done = true;
-        continue;
+      for (const ev of decoder.push(bytes)) {
+        if (ev.data === '[DONE]') {
+          done = true;
+          break;
+        }
+        yield this.event(ev, modelId);
       }
-      let chunk: unknown;
-      try {
-        chunk = JSON.parse(ev.data);
-      } catch {
-        throw malformedResponse(this.id, 'a stream event is not JSON');
-      }
-      if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
-      if (chunk.error !== undefined || ev.event === 'error') {
-        // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
-        const fields = parseOpenAiError(chunk);
-        throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
-      }
-      // Data spread over several `data:` lines arrives joined with \n, which cannot go out as one line.
-      let raw: string | undefined = ev.data.includes('\n') ? undefined : ev.data;
-      if (chunk.model !== undefined && chunk.model !== modelId) {
-        chunk.model = modelId;
-        raw = undefined;
-      }
-      const usage = tokenUsage(chunk.usage);
-      yield usage === undefined ? { chunk, raw } : { chunk, usage };
     }
+    if (!done) for (const ev of decoder.end()) if (ev.data !== '[DONE]') yield this.event(ev, modelId);
+  }
+
+  private event(ev: SseEvent, modelId: string): ChatStreamEvent {
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(ev.data);
+    } catch {
+      throw malformedResponse(this.id, 'a stream event is not JSON');
+    }
+    if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
+    if (chunk.error !== undefined || ev.event === 'error') {
+      // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
+      const fields = parseOpenAiError(chunk);
+      throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
+    }
+    // Data spread over several `data:` lines arrives joined with \n, which cannot go out as one line.
+    let raw: string | undefined = ev.data.includes('\n') ? undefined : ev.data;
+    if (chunk.model !== undefined && chunk.model !== modelId) {
+      chunk.model = modelId;
+      raw = undefined;
+    }
+    const usage = tokenUsage(chunk.usage);
+    return usage === undefined ? { chunk, raw } : { chunk, usage };
   }
 
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {

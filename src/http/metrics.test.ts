@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import type { UsageRecord } from '../storage/ports.js';
+import { Metrics } from './metrics.js';
+
+const record = (over: Partial<UsageRecord> = {}): UsageRecord => ({
+  requestId: 'r', accountId: 'a', keyId: 'k', model: 'gpt-4o-mini', surface: 'api', promptTokens: 12,
+  outputTokens: 7, credits: 5, status: 'ok', httpStatus: 200, createdAt: '2026-11-25T12:00:00.000Z', ...over,
+});
+
+const line = (text: string, prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
+
+describe('Metrics', () => {
+  it('counts by label values and reports each increment exactly once across scrapes', async () => {
+    const m = new Metrics();
+    m.observeHttp('/v1/chat/completions', 200, 0.002);
+    m.observeHttp('/v1/chat/completions', 200, 0.003);
+    m.observeHttp('/v1/chat/completions', 429, 0.001);
+    m.observeRecord(record());
+    m.observeRecord(record({ credits: 0, outputTokens: 0, status: 'error' }));
+    let text = await m.registry.metrics();
+    expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="200"}')).toMatch(/ 2$/);
+    expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="429"}')).toMatch(/ 1$/);
+    expect(line(text, 'tollgate_http_request_duration_seconds_count{route="/v1/chat/completions"}')).toMatch(/ 3$/);
+    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api"}')).toMatch(/ 5$/);
+    expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="prompt"}')).toMatch(/ 24$/);
+    expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="output"}')).toMatch(/ 7$/);
+    expect(line(text, 'tollgate_settled_requests_total{model="gpt-4o-mini",surface="api",status="error"}')).toMatch(/ 1$/);
+
+    // A second scrape with nothing new changes nothing; new increments add on.
+    text = await m.registry.metrics();
+    expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="200"}')).toMatch(/ 2$/);
+    m.observeRecord(record({ credits: 3 }));
+    text = await m.registry.metrics();
+    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api"}')).toMatch(/ 8$/);
+  });
+});
