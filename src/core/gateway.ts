@@ -33,10 +33,20 @@ export interface Completed {
   headers: Record<string, string>;
 }
 
+/** Where a stream's events go (the HTTP layer's response). */
+export interface EventSink {
+  /** Sends one SSE `data:` payload; returns a promise only when the client is slow to read (backpressure). */
+  send(data: string): void | Promise<void>;
+}
+
 export interface StreamStarted {
   headers: Record<string, string>;
-  /** SSE `data:` payloads in order, ending with `[DONE]`; settles and records when it ends or is abandoned. */
-  events: AsyncGenerator<string, void, undefined>;
+  /**
+   * Sends the SSE `data:` payloads in order, ending with `[DONE]`, then settles and records; call
+   * it once. Resolves when all of that is done, however the stream ended (a client that left
+   * included: see relay). Never rejects for an upstream failure, which goes out as an error event.
+   */
+  pipe(sink: EventSink): Promise<void>;
 }
 
 export interface GatewayLogger {
@@ -235,18 +245,19 @@ export class Gateway {
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      events: this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage),
+      pipe: (sink) => this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage, sink),
     };
   }
 
   /**
    * Relays upstream chunks to the client as they come. Upstream is always asked for usage; the
    * usage chunk is shown only when the client asked for it, and then carries the credits charged.
-   * The consumer must iterate to the end: when the client has gone, this generator stops
-   * yielding, drains the upstream for its usage (bounded), and ends. Its finally block settles
-   * and records exactly once, however the stream ended.
+   * When the client has gone, it stops sending, drains the upstream for its usage (bounded), and
+   * ends. Its finally block settles and records exactly once, however the stream ended. A loop
+   * pushing into the sink rather than a generator the HTTP layer pulls from: one async hop less
+   * per event.
    */
-  private async *relay(
+  private async relay(
     ctx: RequestContext,
     model: ChatModelConfig,
     stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
@@ -254,7 +265,8 @@ export class Gateway {
     promptTokens: number,
     worstCase: number,
     wantUsage: boolean,
-  ): AsyncGenerator<string, void, undefined> {
+    sink: EventSink,
+  ): Promise<void> {
     let usage: Usage | undefined;
     let producedText = '';
     let status: UsageStatus = 'ok';
@@ -281,15 +293,22 @@ export class Gateway {
           }
         }
         // A usage chunk was changed above; any other one the adapter left as sent goes out as sent.
-        if (!ctx.client.gone) yield event.usage === undefined && event.raw !== undefined ? event.raw : JSON.stringify(chunk);
+        if (!ctx.client.gone) {
+          const slow = sink.send(event.usage === undefined && event.raw !== undefined ? event.raw : JSON.stringify(chunk));
+          if (slow) await slow; // only under backpressure: no extra hop per event otherwise
+        }
       }
-      if (!ctx.client.gone) yield '[DONE]';
+      if (!ctx.client.gone) await sink.send('[DONE]');
     } catch (err) {
       if (!ctx.client.gone) {
         status = 'error';
         httpStatus = statusOf(err);
         this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
-        yield JSON.stringify(streamErrorPayload(err, ctx.requestId));
+        try {
+          await sink.send(JSON.stringify(streamErrorPayload(err, ctx.requestId)));
+        } catch {
+          // The client is gone too; the finally block still settles.
+        }
       }
     } finally {
       clearTimeout(drainTimer);

@@ -29,11 +29,13 @@ export async function sendEventStream(reply: FastifyReply, started: StreamStarte
     'x-accel-buffering': 'no',
   });
   try {
-    for await (const data of started.events) {
-      // Leaving the loop calls the generator's return(), which settles what was sent.
-      if (res.destroyed) break;
-      if (!res.write(`data: ${data}\n\n`)) await waitForDrain(res);
-    }
+    await started.pipe({
+      send(data) {
+        // A client that left is noticed by the gateway (ctx.client), which stops sending and drains.
+        if (res.destroyed) return;
+        if (!res.write(`data: ${data}\n\n`)) return waitForDrain(res);
+      },
+    });
   } finally {
     res.end();
   }

@@ -242,13 +242,14 @@ describe('playground_requests (10 per regular model per day) and playground_conc
     t.openai.enqueue({ kind: 'sse', events: ['{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}', '[DONE]'], holdBeforeIndex: 1, release: new Promise<void>((r) => (release = r)) });
     const ctx = await playgroundContext(t, accountId);
     const started = await t.gw.gateway.chatStream(ctx, { model: 'gpt-4o-mini', messages: hi, stream: true });
-    const first = started.events.next();
+    const sent: string[] = [];
+    const piped = started.pipe({ send: (data) => void sent.push(data) });
     const second = await playgroundChat(t, accountId);
     expect(second).toMatchObject({ status: 429, code: 'concurrency_limit' });
     expect(second.headers!['retry-after']).toBe('1');
     release();
-    await first;
-    for await (const _ of started.events);
+    await piped;
+    expect(sent.at(-1)).toBe('[DONE]');
     expect((await playgroundChat(t, accountId)).status).toBe(200);
   });
 
