@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { closedLoop, once, openLoop } from './lib/load.mjs';
+import { admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -48,7 +49,6 @@ const SOAK_WARM_AT = 10; // RSS "after warm-up" sample, seconds into the memory 
 const CONCURRENCY = Number(args.concurrency);
 const ACCOUNTS = Number(args.accounts);
 const ACTIVE = Math.min(Number(args.active), ACCOUNTS);
-const ADMIN = 'bench-admin-token';
 const PORTKEY_DIR = join(ROOT, 'bench/portkey');
 const PORTKEY_BIN = join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/build/start-server.js');
 const FREE_TIER_DAILY = 50_000;
@@ -93,63 +93,6 @@ async function ensurePortkey() {
     return false;
   }
   return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tollgate set-up: config, accounts and keys through the admin API.
-// ---------------------------------------------------------------------------------------------
-function writeTollgateConfig(file, { dbPath, upstreamUrl }) {
-  writeFileSync(
-    file,
-    [
-      'server: { host: 127.0.0.1 }',
-      `storage: { url: "sqlite:${dbPath}" }`,
-      `admin: { token: "${ADMIN}" }`,
-      'logging: { level: warn }',
-      'providers:',
-      `  - { id: openai, type: openai, baseUrl: "${upstreamUrl}/v1", apiKey: sk-bench }`,
-      'models:',
-      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.6 } }',
-      'plans:',
-      '  free: { preset: free-tier }',
-      '  paid: { preset: pay-as-you-go }',
-      'defaultPlan: free',
-      '',
-    ].join('\n'),
-  );
-}
-
-async function admin(pool, method, path, body) {
-  const r = await pool.request({
-    method,
-    path: `/admin/v1${path}`,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const json = await r.body.json();
-  if (r.statusCode >= 300) throw new Error(`admin ${method} ${path}: ${r.statusCode} ${JSON.stringify(json)}`);
-  return json;
-}
-
-/** `count` free-tier accounts with one key each, `workers` admin calls in flight. Returns [{ id, secret }]. */
-async function createAccounts(url, count, workers = 32) {
-  const pool = new Pool(url, { connections: workers });
-  const out = new Array(count);
-  let next = 0;
-  try {
-    await Promise.all(
-      Array.from({ length: workers }, async () => {
-        while (next < count) {
-          const i = next++;
-          const acct = await admin(pool, 'POST', '/accounts', { plan: 'free' });
-          out[i] = { id: acct.id, secret: (await admin(pool, 'POST', `/accounts/${acct.id}/keys`, {})).key };
-        }
-      }),
-    );
-  } finally {
-    await pool.close();
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ export function percentile(sorted, p) {
 
 function summary(lat, seconds, extra) {
   lat.sort((a, b) => a - b);
-  return { rps: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), n: lat.length, ...extra };
+  return { rps: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), max: lat.at(-1), n: lat.length, ...extra };
 }
 
 /** Tallies non-200 answers: status → count (errors thrown count under their message). */

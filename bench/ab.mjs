@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// A/B of two Tollgate builds, interleaved: how a change moves the CPU a request costs, which is the
+// figure that survives this VM's noise (req/s moves ±20 % between runs; two builds measured side
+// by side, alternating, move together).
+//
+//   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/ && (cd /tmp/base && npx tsc -p .)
+//   npm run build && node bench/ab.mjs --a /tmp/base/dist/cli/tollgate.js [--b dist/cli/tollgate.js]
+//        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000]
+//
+// Both servers run pinned to core 1 (the load generator and the fake upstream on core 0), each with
+// its own SQLite file and the free tier over --accounts accounts with a key each, warmed up at
+// saturation. Each round, per build (order alternating): a fixed rate (open loop, 1 s warm-up + 6 s)
+// then saturation (50 connections, 1 s + 5 s). Prints CPU ms per request (utime+stime ÷ requests)
+// per round and the medians.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { closedLoop, openLoop } from './lib/load.mjs';
+import { CLI, LIB, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
+import { createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string', default: CLI },
+    stream: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '1100' },
+    rounds: { type: 'string', default: '4' },
+    accounts: { type: 'string', default: '1000' },
+  },
+  strict: true,
+});
+if (!args.a) {
+  console.error('usage: node bench/ab.mjs --a <base dist/cli/tollgate.js> [--b <cli>] [--stream] [--rate N] [--rounds N] [--accounts N]');
+  process.exit(2);
+}
+const RATE = Number(args.rate);
+const body = JSON.stringify({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'Say hello.' }],
+  max_tokens: 16,
+  ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
+});
+const median = (xs) => xs.slice().sort((x, y) => x - y)[xs.length >> 1];
+
+installCleanupHandlers();
+const pin = hasTaskset(false);
+if (pin) pinSelf(0);
+const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
+const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
+
+const servers = {};
+for (const [name, cli] of [['A', resolve(args.a)], ['B', resolve(args.b)]]) {
+  const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-ab-')));
+  const cfg = join(tmp, 'tollgate.yaml');
+  writeTollgateConfig(cfg, { dbPath: join(tmp, 'tollgate.db'), upstreamUrl });
+  const port = await freePort();
+  const tg = await spawnNode([cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/readyz`, { child: tg.child });
+  const accounts = await createAccounts(url, Number(args.accounts));
+  const headers = accounts.map((a) => ({ 'content-type': 'application/json', authorization: `Bearer ${a.secret}` }));
+  await closedLoop(url, { headers, body, seconds: 3, warmup: 1, concurrency: 50 }); // JIT and caches
+  servers[name] = { cli, url, pid: tg.child.pid, headers, rate: [], sat: [] };
+}
+
+for (let round = 0; round < Number(args.rounds); round++) {
+  for (const name of round % 2 ? ['B', 'A'] : ['A', 'B']) {
+    const s = servers[name];
+    let c0 = cpuOf(s.pid);
+    const r = await openLoop(s.url, { headers: s.headers, body, rate: RATE, seconds: 6, warmup: 1 });
+    const rateCpu = (1000 * (cpuOf(s.pid) - c0)) / r.total;
+    c0 = cpuOf(s.pid);
+    const q = await closedLoop(s.url, { headers: s.headers, body, seconds: 5, warmup: 1, concurrency: 50 });
+    const satCpu = (1000 * (cpuOf(s.pid) - c0)) / q.total;
+    s.rate.push(rateCpu);
+    s.sat.push(satCpu);
+    console.log(
+      `round ${round} ${name}: ${RATE}/s p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${rateCpu.toFixed(3)} CPU ms/req | saturation ${Math.round(q.rps)} req/s, ${satCpu.toFixed(3)} CPU ms/req`,
+    );
+  }
+}
+const { A, B } = servers;
+console.log(`\n${args.stream ? 'stream' : 'non-stream'}, CPU ms per request, median of ${args.rounds} rounds:`);
+console.log(`A ${A.cli}: fixed rate ${median(A.rate).toFixed(3)}, saturation ${median(A.sat).toFixed(3)}`);
+console.log(`B ${B.cli}: fixed rate ${median(B.rate).toFixed(3)}, saturation ${median(B.sat).toFixed(3)}`);
+const pct = (b, a) => `${b <= a ? '−' : '+'}${Math.abs((100 * (b - a)) / a).toFixed(1)}%`;
+console.log(`B vs A: fixed rate ${pct(median(B.rate), median(A.rate))}, saturation ${pct(median(B.sat), median(A.sat))}`);
+await cleanup();
+process.exit(0);

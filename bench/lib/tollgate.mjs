@@ -1,0 +1,62 @@
+// Tollgate as the benchmarks run it: a config over SQLite with the free tier, and accounts + keys
+// created through the admin API. Shared by run.mjs and ab.mjs.
+import { writeFileSync } from 'node:fs';
+import { Pool } from 'undici';
+
+export const ADMIN = 'bench-admin-token';
+
+/** A config: SQLite at dbPath, the free tier as default plan, one OpenAI provider at the fake upstream. */
+export function writeTollgateConfig(file, { dbPath, upstreamUrl }) {
+  writeFileSync(
+    file,
+    [
+      'server: { host: 127.0.0.1 }',
+      `storage: { url: "sqlite:${dbPath}" }`,
+      `admin: { token: "${ADMIN}" }`,
+      'logging: { level: warn }',
+      'providers:',
+      `  - { id: openai, type: openai, baseUrl: "${upstreamUrl}/v1", apiKey: sk-bench }`,
+      'models:',
+      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.6 } }',
+      'plans:',
+      '  free: { preset: free-tier }',
+      '  paid: { preset: pay-as-you-go }',
+      'defaultPlan: free',
+      '',
+    ].join('\n'),
+  );
+}
+
+export async function admin(pool, method, path, body) {
+  const r = await pool.request({
+    method,
+    path: `/admin/v1${path}`,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const json = await r.body.json();
+  if (r.statusCode >= 300) throw new Error(`admin ${method} ${path}: ${r.statusCode} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** `count` free-tier accounts with one key each, `workers` admin calls in flight. Returns [{ id, secret }]. */
+export async function createAccounts(url, count, workers = 32) {
+  const pool = new Pool(url, { connections: workers });
+  const out = new Array(count);
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        while (next < count) {
+          const i = next++;
+          const acct = await admin(pool, 'POST', '/accounts', { plan: 'free' });
+          out[i] = { id: acct.id, secret: (await admin(pool, 'POST', `/accounts/${acct.id}/keys`, {})).key };
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  return out;
+}
+
