@@ -54,7 +54,7 @@ const servers = {};
 for (const [name, cli] of [['A', resolve(args.a)], ['B', resolve(args.b)]]) {
   const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-ab-')));
   const cfg = join(tmp, 'tollgate.yaml');
-  writeTollgateConfig(cfg, { dbPath: join(tmp, 'tollgate.db'), upstreamUrl });
+  writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const port = await freePort();
   const tg = await spawnNode([cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;

@@ -12,7 +12,7 @@
 //
 // Internal role (spawned by the bench itself): --role upstream
 import { spawn, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -23,11 +23,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import Redis from 'ioredis';
 import pg from 'pg';
+import { ADMIN, writeTollgateConfig } from './lib/tollgate.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
 const CLI = join(ROOT, 'dist/cli/tollgate.js');
-const ADMIN = 'bench-admin-token';
 
 const { values: args } = parseArgs({
   options: {
@@ -324,27 +324,6 @@ async function pgStatements(db) {
 // ---------------------------------------------------------------------------------------------
 // Gateways.
 // ---------------------------------------------------------------------------------------------
-function writeConfig(file, { pgUrl, redisUrl, upstreamUrl }) {
-  writeFileSync(
-    file,
-    [
-      'server: { host: 127.0.0.1 }',
-      `storage: { url: "${pgUrl}" }`,
-      `limiter: { url: "${redisUrl}", onUnavailable: closed }`,
-      `admin: { token: "${ADMIN}" }`,
-      'logging: { level: warn }',
-      'providers:',
-      `  - { id: openai, type: openai, baseUrl: "${upstreamUrl}/v1", apiKey: sk-bench }`,
-      'models:',
-      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.6 } }',
-      'plans:',
-      '  free: { preset: free-tier }',
-      '  paid: { preset: pay-as-you-go }',
-      '',
-    ].join('\n'),
-  );
-}
-
 async function waitHealthy(url, child, timeoutMs = 20_000) {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
@@ -504,7 +483,7 @@ async function main() {
     });
     up.stdout.resume();
     const config = join(tmp, 'tollgate.yaml');
-    writeConfig(config, { pgUrl: db.url, redisUrl: redis.url, upstreamUrl: `http://127.0.0.1:${upPort}` });
+    writeTollgateConfig(config, { storageUrl: db.url, limiterUrl: redis.url, upstreamUrl: `http://127.0.0.1:${upPort}` });
     log(`redis ${redis.url} (appendonly yes, everysec), postgres ${db.version} ${db.url} (fsync on), pg_stat_statements ${db.pss ? 'on' : 'off'}`);
 
     let secrets = null;

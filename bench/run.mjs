@@ -164,7 +164,7 @@ async function main() {
 
   // 3. Tollgate (core 1): SQLite in the temp dir, free tier, 10,000 accounts with a key each.
   const cfg = join(tmp, 'tollgate.yaml');
-  writeTollgateConfig(cfg, { dbPath: join(tmp, 'tollgate.db'), upstreamUrl });
+  writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const tgPort = await freePort();
   const tg = await spawnNode([CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
   const tgUrl = `http://127.0.0.1:${tgPort}`;

@@ -1,17 +1,22 @@
-// Tollgate as the benchmarks run it: a config over SQLite with the free tier, and accounts + keys
-// created through the admin API. Shared by run.mjs and ab.mjs.
+// Tollgate as the benchmarks run it: its config, and accounts + keys created through the admin API.
+// Shared by run.mjs, ab.mjs and cluster.mjs.
 import { writeFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
 export const ADMIN = 'bench-admin-token';
 
-/** A config: SQLite at dbPath, the free tier as default plan, one OpenAI provider at the fake upstream. */
-export function writeTollgateConfig(file, { dbPath, upstreamUrl }) {
+/**
+ * A config: the storage at storageUrl (`sqlite:<path>`, `postgres://…`), the embedded limiter or
+ * the Redis at limiterUrl (fail closed), the free tier as default plan, one OpenAI provider at the
+ * fake upstream.
+ */
+export function writeTollgateConfig(file, { storageUrl, limiterUrl, upstreamUrl }) {
   writeFileSync(
     file,
     [
       'server: { host: 127.0.0.1 }',
-      `storage: { url: "sqlite:${dbPath}" }`,
+      `storage: { url: "${storageUrl}" }`,
+      ...(limiterUrl ? [`limiter: { url: "${limiterUrl}", onUnavailable: closed }`] : []),
       `admin: { token: "${ADMIN}" }`,
       'logging: { level: warn }',
       'providers:',
