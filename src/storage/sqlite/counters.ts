@@ -87,7 +87,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.db.prepare('SELECT 1').get();
   }
 
-  /** Group-commit figures of the durable writes (tests, diagnostics). */
+  /** Group-commit figures of the durable writes on this connection, the ledger's included when shared (tests, diagnostics). */
   writeStats(): BatcherStats {
     return this.writes.stats();
   }
