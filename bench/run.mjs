@@ -109,6 +109,21 @@ async function sanity(t, mode, body) {
   }
 }
 
+/**
+ * Waits until no server under test is still busy (each under 5 % of a core over 250 ms; at most
+ * 15 s): an overloaded target — Portkey at Tollgate's half load — can keep its core busy after its
+ * row ended, and the next row on that core must not pay for it. Returns the seconds waited.
+ */
+async function quiesce(all) {
+  const t0 = performance.now();
+  while (performance.now() - t0 < 15_000) {
+    const before = all.map((t) => cpuOf(t.pid));
+    await sleep(250);
+    if (all.every((t, i) => (cpuOf(t.pid) - before[i]) / 0.25 < 0.05)) break;
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 /** Runs fn while accounting the target's CPU (utime+stime) over the wall time; adds cpuPct and cpuMsPerReq. */
 async function withCpu(t, fn) {
   const c0 = cpuOf(t.pid);
@@ -232,6 +247,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [mode, body] of MODES) {
       for (const t of targets) {
+        await quiesce(targets);
         const r = await withCpu(t, () => closedLoop(t.url, { headers: t.headers, body, seconds: SECONDS, warmup: WARMUP, concurrency: CONCURRENCY }));
         sat.push({ round, target: t.key, mode, ...r });
         log(`round ${round} saturation ${mode} ${t.name}: ${f(r.rps, 0)} req/s p50 ${f(r.p50)} p99 ${f(r.p99)} ms, CPU ${f(r.cpuPct, 0)}% ${f(r.cpuMsPerReq, 2)} ms/req, non-200 ${JSON.stringify(r.byStatus)}`);
@@ -241,6 +257,8 @@ async function main() {
     }
     for (const [mode, body] of MODES) {
       for (const t of targets) {
+        const waited = await quiesce(targets);
+        if (waited > 1) log(`waited ${waited.toFixed(1)} s for the servers to go idle`);
         const r = await withCpu(t, () => openLoop(t.url, { headers: t.headers, body, rate: rates[mode], seconds: RATE_SECONDS, warmup: 1 }));
         fixed.push({ round, target: t.key, mode, ...r });
         log(`round ${round} fixed ${rates[mode]}/s ${mode} ${t.name}: p50 ${f(r.p50)} p99 ${f(r.p99)} ms (generator late p99 ${f(r.lateP99, 2)} ms), non-200 ${JSON.stringify(r.byStatus)}`);
