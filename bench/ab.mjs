@@ -5,7 +5,10 @@
 //
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/ && (cd /tmp/base && npx tsc -p .)
 //   npm run build && node bench/ab.mjs --a /tmp/base/dist/cli/tollgate.js [--b dist/cli/tollgate.js]
-//        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000]
+//        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000] [--a-node-args '…'] [--b-node-args '…']
+//
+// The same build twice with different node flags compares a runtime setting (--a dist/cli/tollgate.js
+// --b-node-args=--v8-pool-size=1; the `=` form, since the value starts with dashes).
 //
 // Both servers run pinned to core 1 (the load generator and the fake upstream on core 0), each with
 // its own SQLite file and the free tier over --accounts accounts with a key each, warmed up at
@@ -28,6 +31,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1100' },
     rounds: { type: 'string', default: '4' },
     accounts: { type: 'string', default: '1000' },
+    'a-node-args': { type: 'string', default: '' },
+    'b-node-args': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -51,18 +56,19 @@ const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, wa
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 
 const servers = {};
-for (const [name, cli] of [['A', resolve(args.a)], ['B', resolve(args.b)]]) {
+const nodeArgs = (flags) => flags.split(' ').filter(Boolean);
+for (const [name, cli, flags] of [['A', resolve(args.a), nodeArgs(args['a-node-args'])], ['B', resolve(args.b), nodeArgs(args['b-node-args'])]]) {
   const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-ab-')));
   const cfg = join(tmp, 'tollgate.yaml');
   writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const port = await freePort();
-  const tg = await spawnNode([cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+  const tg = await spawnNode([...flags, cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/readyz`, { child: tg.child });
   const accounts = await createAccounts(url, Number(args.accounts));
   const headers = accounts.map((a) => ({ 'content-type': 'application/json', authorization: `Bearer ${a.secret}` }));
   await closedLoop(url, { headers, body, seconds: 3, warmup: 1, concurrency: 50 }); // JIT and caches
-  servers[name] = { cli, url, pid: tg.child.pid, headers, rate: [], sat: [] };
+  servers[name] = { cli: [...flags, cli].join(' '), url, pid: tg.child.pid, headers, rate: [], sat: [], p99: [] };
 }
 
 for (let round = 0; round < Number(args.rounds); round++) {
@@ -75,6 +81,7 @@ for (let round = 0; round < Number(args.rounds); round++) {
     const q = await closedLoop(s.url, { headers: s.headers, body, seconds: 5, warmup: 1, concurrency: 50 });
     const satCpu = (1000 * (cpuOf(s.pid) - c0)) / q.total;
     s.rate.push(rateCpu);
+    s.p99.push(r.p99);
     s.sat.push(satCpu);
     console.log(
       `round ${round} ${name}: ${RATE}/s p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${rateCpu.toFixed(3)} CPU ms/req | saturation ${Math.round(q.rps)} req/s, ${satCpu.toFixed(3)} CPU ms/req`,
@@ -83,8 +90,9 @@ for (let round = 0; round < Number(args.rounds); round++) {
 }
 const { A, B } = servers;
 console.log(`\n${args.stream ? 'stream' : 'non-stream'}, CPU ms per request, median of ${args.rounds} rounds:`);
-console.log(`A ${A.cli}: fixed rate ${median(A.rate).toFixed(3)}, saturation ${median(A.sat).toFixed(3)}`);
-console.log(`B ${B.cli}: fixed rate ${median(B.rate).toFixed(3)}, saturation ${median(B.sat).toFixed(3)}`);
+for (const [n, x] of [['A', A], ['B', B]]) {
+  console.log(`${n} ${x.cli}: fixed rate ${median(x.rate).toFixed(3)}, saturation ${median(x.sat).toFixed(3)}; fixed-rate p99 per round ${x.p99.map((v) => v.toFixed(1)).join(' / ')} ms`);
+}
 const pct = (b, a) => `${b <= a ? '−' : '+'}${Math.abs((100 * (b - a)) / a).toFixed(1)}%`;
 console.log(`B vs A: fixed rate ${pct(median(B.rate), median(A.rate))}, saturation ${pct(median(B.sat), median(A.sat))}`);
 await cleanup();

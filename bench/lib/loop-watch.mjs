@@ -14,7 +14,7 @@ setInterval(() => {
   t++;
   const max = h.max / 1e6;
   const big = gcs.filter((g) => Number(g.split(':')[1]) >= 3 || g.startsWith('major'));
-  process.stderr.write(`[loop ${process.pid}] t=${t}s delay p99=${(h.percentile(99) / 1e6).toFixed(1)} max=${max.toFixed(1)} ms · gc n=${gcs.length} ${big.join(' ')}\n`);
+  process.stderr.write(`[loop ${process.pid}] ${new Date().toISOString().slice(11, 19)} t=${t}s delay p99=${(h.percentile(99) / 1e6).toFixed(1)} max=${max.toFixed(1)} ms · gc n=${gcs.length} ${big.join(' ')}\n`);
   h.reset();
   gcs = [];
 }, 1000).unref();
