@@ -54,6 +54,17 @@ describe('KeyService cache', () => {
     expect(reads).toBe(1);
   });
 
+  it('re-reads an unchanged entry only after its backstop age, 30–60 s', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    await service.authenticate(secret);
+    clock.advance(29_999);
+    await service.authenticate(secret);
+    expect(reads).toBe(1);
+    clock.advance(30_002);
+    await service.authenticate(secret);
+    expect(reads).toBe(2);
+  });
+
   it("sees another connection's revocation and plan change within one TTL", async () => {
     const { key, secret } = await service.create('acc_1', 'k');
     const { secret: second } = await service.create('acc_1', 'k2');

@@ -13,8 +13,15 @@ import { GatewayError } from '../errors/gateway-error.js';
 const SECRET_SHAPE = /^tg-[0-9A-Za-z]{43}$/;
 /** last_used_at is advisory: written at most once a minute per key, off the response path. */
 const TOUCH_EVERY_MS = 60_000;
-/** Even with no change seen, an entry is re-read after this long: a backstop, not the mechanism. */
+/**
+ * Even with no change seen, an entry is re-read after 30–60 s (spread by its hash, so keys first used
+ * together are not all re-read together): a backstop, not the mechanism.
+ */
 const MAX_AGE_MS = 60_000;
+
+function maxAgeOf(hash: string): number {
+  return MAX_AGE_MS / 2 + ((parseInt(hash.slice(0, 4), 16) / 0x10000) * MAX_AGE_MS) / 2;
+}
 
 export interface AuthenticatedKey {
   key: ApiKey;
@@ -90,7 +97,7 @@ export class KeyService {
     const account = await this.accounts.get(key.accountId);
     if (!account) return null;
 
-    const entry: CacheEntry = { key, account, expiresAt: now + MAX_AGE_MS };
+    const entry: CacheEntry = { key, account, expiresAt: now + maxAgeOf(hash) };
     // A clear while this lookup was reading means what it read may be the old state.
     if (this.opts.cacheTtlMs > 0 && generation === this.generation) {
       if (this.cache.size >= this.opts.cacheSize) {

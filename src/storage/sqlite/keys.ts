@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { ApiKey, KeyStore, NewApiKey } from '../ports.js';
+import { writerFor, type SqliteWriter } from './writer.js';
 
 interface KeyRow {
   id: string;
@@ -36,8 +37,10 @@ export class SqliteKeyStore implements KeyStore {
   private readonly byAccount: Database.Statement;
   private readonly revokeStmt: Database.Statement;
   private readonly touch: Database.Statement;
+  private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
+    this.writer = writerFor(db);
     this.insert = db.prepare(
       `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at)
        VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt) RETURNING *`,
@@ -74,7 +77,12 @@ export class SqliteKeyStore implements KeyStore {
     return toKeyOrNull(this.revokeStmt.get(at, id));
   }
 
-  async touchLastUsed(id: string, at: string): Promise<void> {
-    this.touch.run({ id, at });
+  /**
+   * Joins the connection's group transaction (writer.ts) rather than committing on its own: a
+   * gateway that started with many keys touches them all about once a minute, and as one
+   * autocommit each they came in a burst of commits on the event loop.
+   */
+  touchLastUsed(id: string, at: string): Promise<void> {
+    return this.writer.write(() => this.touch.run({ id, at }));
   }
 }
