@@ -31,20 +31,20 @@ export class SseDecoder {
   private id: string | undefined;
   private ready: SseEvent[] = [];
 
-  /** The events this chunk completed (often none or one); the array is the caller's. */
-  push(chunk: Uint8Array): SseEvent[] {
+  /** The events this chunk completed (often none or one; then a shared empty array, hence readonly). */
+  push(chunk: Uint8Array): readonly SseEvent[] {
     this.feed(this.decoder.decode(chunk, { stream: true }));
     return this.take();
   }
 
   /** At the end of the body: what the last bytes completed. An unterminated event is discarded, as the spec says. */
-  end(): SseEvent[] {
+  end(): readonly SseEvent[] {
     const rest = this.decoder.decode();
     if (rest.length > 0) this.feed(rest);
     return this.take();
   }
 
-  private take(): SseEvent[] {
+  private take(): readonly SseEvent[] {
     if (this.ready.length === 0) return EMPTY;
     const out = this.ready;
     this.ready = [];
@@ -107,7 +107,7 @@ export class SseDecoder {
   }
 }
 
-const EMPTY: SseEvent[] = [];
+const EMPTY: readonly SseEvent[] = [];
 
 export async function* decodeSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
   const decoder = new SseDecoder();

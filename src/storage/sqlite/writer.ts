@@ -7,19 +7,17 @@
 // "durable". A write that throws rolls back its whole batch and every write() of that batch rejects
 // with the error (Batcher's rule): validate before queuing, as the ledger does.
 import type Database from 'better-sqlite3';
-import { Batcher, type BatcherOptions, type BatcherStats } from '../batcher.js';
-
-/** maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle). */
-const DEFAULTS: BatcherOptions = { maxRecords: 1000, maxDelayMs: 0 };
+import { Batcher, type BatcherStats } from '../batcher.js';
 
 export class SqliteWriter {
   private readonly batch: Batcher<() => void>;
 
-  constructor(db: Database.Database, opts: BatcherOptions = DEFAULTS) {
+  constructor(db: Database.Database) {
     const commit = db.transaction((writes: (() => void)[]) => {
       for (const apply of writes) apply();
     });
-    this.batch = new Batcher(async (writes) => commit(writes), opts);
+    // maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle).
+    this.batch = new Batcher(async (writes) => commit(writes), { maxRecords: 1000, maxDelayMs: 0 });
   }
 
   /** Runs `apply` (synchronous statements) in the next group transaction; resolves once committed. */
