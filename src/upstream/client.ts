@@ -2,8 +2,7 @@
 // enforces the connect, first-byte (headersTimeout) and idle (bodyTimeout) timeouts, and a timer
 // per request enforces the total one by aborting it. Transport failures leave here as catalogue
 // errors (upstream_timeout / upstream_unavailable); the caller's own abort leaves untouched.
-import { EventEmitter } from 'node:events';
-import { Agent, errors as undiciErrors } from 'undici';
+import { Agent, errors as undiciErrors, util as undiciUtil } from 'undici';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from './types.js';
 
@@ -18,20 +17,158 @@ export interface UpstreamClientOptions {
 /** Abort reason of the total timer, recognised by identity. */
 class TotalTimeout extends Error {}
 
-/**
- * A call's cancellation. undici takes an EventEmitter as `signal` as well as an AbortSignal, and an
- * emitter is far cheaper to make than an AbortController (whose signal is an EventTarget): this
- * runs for every upstream call.
- */
-class CallAbort extends EventEmitter {
-  aborted = false;
-  reason: unknown = undefined;
+/** Why a body read fails after cancel(): the caller stopped it (not mapped to the catalogue). */
+const cancelled = () => new undiciErrors.RequestAbortedError('the upstream response was cancelled');
 
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.emit('abort');
+// Chunks queued unread before the socket is paused (backpressure), and how much of an unwanted
+// body dump() reads to keep the connection before closing it instead (as undici's own dump).
+const HIGH_WATER_CHUNKS = 16;
+const DUMP_LIMIT_BYTES = 128 * 1024;
+
+type Waiter<T> = { resolve: (v: T) => void; reject: (err: unknown) => void };
+
+/**
+ * One upstream call as an undici dispatch handler (the callback interface its clients drive:
+ * https://undici.nodejs.org/#/docs/api/Dispatcher?id=dispatcherdispatchoptions-handler). Rather than
+ * `Agent.request`, whose response body is a Readable consumed through its async iterator: a
+ * stream's every chunk went through Readable's buffering, a nextTick and the iterator's events,
+ * and every call paid an AsyncResource. Here a chunk goes straight to the reader waiting for it,
+ * or into a short queue that pauses the socket when it fills.
+ */
+class Call {
+  status = 0;
+  headers: Record<string, string | string[] | undefined> = {};
+  /** Settles when the response head arrives, or with the error that came first. */
+  readonly head: Promise<void>;
+  private headWaiter!: Waiter<void>;
+  private headSeen = false;
+  private abortFn: ((reason: Error) => void) | undefined;
+  private abortReason: Error | undefined;
+  private resumeFn: (() => void) | undefined;
+  private paused = false;
+  private queue: Buffer[] = [];
+  private reader: Waiter<IteratorResult<Uint8Array>> | undefined;
+  private endWaiters: Waiter<void>[] = [];
+  private ended = false;
+  private failure: { err: unknown } | undefined;
+  /** dump(): chunks are dropped as they come. */
+  private discarding = 0;
+  /** text(): the queue holds the whole body, so it never pauses the socket. */
+  private collecting = false;
+
+  constructor(private readonly onDone: () => void) {
+    this.head = new Promise<void>((resolve, reject) => (this.headWaiter = { resolve, reject }));
+  }
+
+  /** Stops the call: before the head the request is aborted, after it the connection is closed. */
+  abort(reason: Error): void {
+    if (this.ended || this.failure) return;
+    if (this.abortFn) this.abortFn(reason);
+    else this.abortReason ??= reason; // not on a socket yet: aborted in onConnect
+  }
+
+  get done(): boolean {
+    return this.ended || this.failure !== undefined;
+  }
+
+  // --- undici's side ---
+
+  onConnect(abort: (reason: Error) => void): void {
+    if (this.abortReason) abort(this.abortReason);
+    else this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: the real head follows
+    this.status = statusCode;
+    this.headers = undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
+    this.resumeFn = resume;
+    this.headSeen = true;
+    this.headWaiter.resolve();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discarding > 0) {
+      this.discarding -= chunk.length;
+      if (this.discarding <= 0) this.abort(cancelled());
+      return true;
+    }
+    const reader = this.reader;
+    if (reader) {
+      this.reader = undefined;
+      reader.resolve({ done: false, value: chunk });
+      return true;
+    }
+    this.queue.push(chunk);
+    if (this.collecting || this.queue.length < HIGH_WATER_CHUNKS) return true;
+    this.paused = true;
+    return false;
+  }
+
+  onComplete(): void {
+    this.ended = true;
+    this.onDone();
+    if (this.reader) this.next().then(this.reader.resolve, this.reader.reject);
+    for (const w of this.endWaiters.splice(0)) w.resolve();
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    this.failure = { err };
+    this.onDone();
+    if (!this.headSeen) this.headWaiter.reject(err);
+    const reader = this.reader;
+    this.reader = undefined;
+    reader?.reject(err);
+    for (const w of this.endWaiters.splice(0)) w.reject(err);
+  }
+
+  // --- the reader's side ---
+
+  /** The next chunk; after the end `done`; a failure rejects (queued chunks are read first). */
+  next(): Promise<IteratorResult<Uint8Array>> {
+    const chunk = this.queue.shift();
+    if (chunk !== undefined) {
+      if (this.paused && this.queue.length === 0) {
+        this.paused = false;
+        this.resumeFn?.();
+      }
+      return Promise.resolve({ done: false, value: chunk });
+    }
+    if (this.failure) return Promise.reject(this.failure.err);
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => (this.reader = { resolve, reject }));
+  }
+
+  /** The whole body as text. */
+  async text(): Promise<string> {
+    this.collecting = true;
+    if (this.paused) {
+      this.paused = false;
+      this.resumeFn?.();
+    }
+    await this.end();
+    const parts = this.queue.splice(0);
+    return (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString('utf8');
+  }
+
+  /** Reads and drops the rest of the body (up to DUMP_LIMIT_BYTES, then closes the connection). */
+  async dump(): Promise<void> {
+    if (this.done) return;
+    this.queue = [];
+    this.discarding = DUMP_LIMIT_BYTES;
+    if (this.paused) {
+      this.paused = false;
+      this.resumeFn?.();
+    }
+    await this.end().catch(() => {});
+  }
+
+  private end(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure.err);
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve, reject) => this.endWaiters.push({ resolve, reject }));
   }
 }
 
@@ -105,6 +242,25 @@ function describe(code: string): string {
   }
 }
 
+/**
+ * Parsed request URLs. Every URL the gateway calls is a configured base URL plus one of a few
+ * endpoint paths, so the set is small and parsing each call's URL again (a WHATWG parse per
+ * request) is waste. Bounded anyway: cleared if it ever grows past the cap.
+ */
+const targets = new Map<string, { origin: string; path: string }>();
+const TARGETS_CAP = 1000;
+
+function targetOf(href: string): { origin: string; path: string } {
+  let t = targets.get(href);
+  if (t === undefined) {
+    const url = new URL(href);
+    t = { origin: url.origin, path: url.pathname + url.search };
+    if (targets.size >= TARGETS_CAP) targets.clear();
+    targets.set(href, t);
+  }
+  return t;
+}
+
 export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClient {
   const agent = new Agent({
     connections: opts.connectionsPerOrigin,
@@ -117,13 +273,8 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
     const caller = req.signal;
     caller?.throwIfAborted();
 
-    // One controller per call, aborted by the caller's signal or the total timer.
-    const ac = new CallAbort();
-    const onCallerAbort = () => ac.abort(caller!.reason);
-    caller?.addEventListener('abort', onCallerAbort, { once: true });
-    const timer = setTimeout(() => ac.abort(new TotalTimeout()), opts.totalTimeoutMs);
-    // The timer must never keep the process alive on its own; `finish` clears it anyway.
-    timer.unref();
+    // The total timer and the caller's signal both end in call.abort(); `finish` runs once the
+    // call is over however it ended, and lets go of both.
     let finished = false;
     const finish = () => {
       if (finished) return;
@@ -131,8 +282,12 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       clearTimeout(timer);
       caller?.removeEventListener('abort', onCallerAbort);
     };
-    // Aborting frees the connection, so nothing is left to time.
-    ac.once('abort', finish);
+    const call = new Call(finish);
+    const onCallerAbort = () => call.abort(caller!.reason instanceof Error ? caller!.reason : new Error(String(caller!.reason)));
+    caller?.addEventListener('abort', onCallerAbort, { once: true });
+    const timer = setTimeout(() => call.abort(new TotalTimeout()), opts.totalTimeoutMs);
+    // The timer must never keep the process alive on its own; `finish` clears it anyway.
+    timer.unref();
 
     const fail = (err: unknown): never => {
       finish();
@@ -140,71 +295,45 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       throw mapTransportError(err, req.provider, opts);
     };
 
-    const url = new URL(req.url);
-    let res: Awaited<ReturnType<Agent['request']>>;
     try {
-      res = await agent.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: req.method,
-        headers: req.headers,
-        body: req.body,
-        signal: ac,
-      });
+      const target = targetOf(req.url);
+      agent.dispatch(
+        { origin: target.origin, path: target.path, method: req.method, headers: req.headers, body: req.body ?? null },
+        call,
+      );
+      await call.head;
     } catch (err) {
       return fail(err);
     }
 
-    const raw = res.body;
-    // A plain iterator over undici's rather than an async generator: a stream's every chunk passes
-    // here, and a generator adds its own queue and promise per chunk. Errors map as in fail();
-    // the end, an error or an early return() all finish the call.
-    const body = (): AsyncIterator<Uint8Array> & AsyncIterable<Uint8Array> => {
-      const it = raw[Symbol.asyncIterator]();
-      const next = (r: IteratorResult<unknown>): IteratorResult<Uint8Array> => {
-        if (r.done) finish();
-        return r as IteratorResult<Uint8Array>;
-      };
-      return {
-        next: () => it.next().then(next, fail),
-        return: async () => {
-          finish();
-          return (await it.return?.()) ?? { done: true, value: undefined };
-        },
-        [Symbol.asyncIterator]() {
-          return this;
-        },
-      };
+    // A plain iterator, not an async generator: a stream's every chunk passes here. Errors map as
+    // in fail(); the end, an error or an early return() all finish the call.
+    const body: AsyncIterator<Uint8Array> & AsyncIterable<Uint8Array> = {
+      next: () => call.next().catch(fail),
+      return: async () => {
+        cancel();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
     };
-    const text = async (): Promise<string> => {
-      try {
-        return await raw.text();
-      } catch (err) {
-        return fail(err);
-      } finally {
-        finish();
-      }
+    const cancel = () => {
+      // Once the body has ended there is nothing to stop; before, the connection is closed.
+      call.abort(cancelled());
+      finish();
     };
 
     return {
-      status: res.statusCode,
-      headers: res.headers,
-      body: body(),
-      text,
-      json: async () => JSON.parse(await text()) as unknown,
-      cancel: () => {
-        // Destroying a body that has ended is a no-op in undici; before the end it aborts the request.
-        raw.destroy();
-        finish();
-      },
+      status: call.status,
+      headers: call.headers,
+      body,
+      text: () => call.text().catch(fail),
+      json: async () => JSON.parse(await call.text().catch(fail)) as unknown,
+      cancel,
       dump: async () => {
-        try {
-          await raw.dump();
-        } catch {
-          // The connection is being discarded either way.
-        } finally {
-          finish();
-        }
+        await call.dump();
+        finish();
       },
     };
   }
