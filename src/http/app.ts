@@ -69,6 +69,9 @@ declare module 'fastify' {
 }
 
 /** Fastify's own errors that are really bad input, mapped into the catalogue. */
+/** The logging levels (config `log.level`) at which the per-request access line is written. */
+const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
+
 function fromFastifyError(err: { code?: string; message: string }, config: Config, req: FastifyRequest): GatewayError | null {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -132,21 +135,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onResponse', (req, reply, done) => {
     const f = req.facts;
     deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    req.log.info(
-      {
-        reqId: req.id,
-        method: req.method,
-        path: req.routeOptions.url ?? req.url.split('?')[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 100) / 100,
-        account: f.principal?.account.id,
-        key: f.principal?.key?.id,
-        model: f.model,
-        credits: f.credits,
-        aborted: f.client.gone || undefined,
-      },
-      'request',
-    );
+    // With the level above info, the line is not even built.
+    if (VERBOSE_LEVELS.has(req.log.level)) {
+      req.log.info(
+        {
+          reqId: req.id,
+          method: req.method,
+          path: req.routeOptions.url ?? req.url.split('?')[0],
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 100) / 100,
+          account: f.principal?.account.id,
+          key: f.principal?.key?.id,
+          model: f.model,
+          credits: f.credits,
+          aborted: f.client.gone || undefined,
+        },
+        'request',
+      );
+    }
     done();
   });
 

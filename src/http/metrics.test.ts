@@ -21,6 +21,13 @@ describe('Metrics', () => {
     expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="200"}')).toMatch(/ 2$/);
     expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="429"}')).toMatch(/ 1$/);
     expect(line(text, 'tollgate_http_request_duration_seconds_count{route="/v1/chat/completions"}')).toMatch(/ 3$/);
+    // Cumulative buckets, as Prometheus reads them.
+    expect(text).toContain('# TYPE tollgate_http_request_duration_seconds histogram');
+    expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="0.001",route="/v1/chat/completions"}')).toMatch(/ 1$/);
+    expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="0.0025",route="/v1/chat/completions"}')).toMatch(/ 2$/);
+    expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="0.005",route="/v1/chat/completions"}')).toMatch(/ 3$/);
+    expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"}')).toMatch(/ 3$/);
+    expect(Number(line(text, 'tollgate_http_request_duration_seconds_sum{route="/v1/chat/completions"}')!.split(' ')[1])).toBeCloseTo(0.006);
     expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api"}')).toMatch(/ 5$/);
     expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="prompt"}')).toMatch(/ 24$/);
     expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="output"}')).toMatch(/ 7$/);
