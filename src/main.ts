@@ -59,6 +59,8 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       await services.counters.claimServer({
         onLost: (holder) =>
           logger.error({ holder }, 'another server took over this database file: limits are no longer exact; stop one of them'),
+        applyEveryMs: config.storage.pendingApplyMs,
+        onWriteError: (err) => logger.error({ err }, 'applying the pending log to the database failed'),
       });
     } catch (err) {
       // Counters first: the embedded limiter writes through the storage's connection.

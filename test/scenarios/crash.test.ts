@@ -4,7 +4,7 @@
 // values in the file, so after the restart the hold is simply gone (with Redis it lapses within
 // the TTL, because nobody renews it: test/scenarios/cluster.test.ts).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -71,7 +71,9 @@ beforeAll(async () => {
     configFile,
     [
       'server: { host: 127.0.0.1, port: 0 }',
-      `storage: { url: "sqlite:${join(dir, 'tollgate.db')}" }`,
+      // The pending log is applied only when the server stops or a read needs it, so a kill -9
+      // right after the answers leaves the writes in the log, to be replayed by the next start.
+      `storage: { url: "sqlite:${join(dir, 'tollgate.db')}", pendingApplyMs: 60000 }`,
       `admin: { token: "${ADMIN}" }`,
       'logging: { level: info }',
       `metering: { reservationTtlMs: ${TTL_MS}, renewEveryMs: ${RENEW_MS} }`,
@@ -155,5 +157,37 @@ describe('kill -9 mid-request, then restart', () => {
     server = await serve(configFile);
     server.proc.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('kill -9 right after the answers', () => {
+  it('replays the pending log: every answered request is in the ledger and counted, exactly once', async () => {
+    const { id: accountId } = JSON.parse(await cli('accounts', 'create', '--json'));
+    const { key: secret } = JSON.parse(await cli('keys', 'create', accountId, '--json'));
+    let server = await serve(configFile);
+    const N = 5;
+    const answers = await Promise.all(Array.from({ length: N }, () => chat(server.url, secret).then(async (r) => [r.status, await r.text()] as const)));
+    expect(answers.map(([status]) => status)).toEqual(Array(N).fill(200));
+
+    // Killed before anything read the tables: the records are only in the log.
+    server.proc.kill('SIGKILL');
+    await server.exited;
+    expect(statSync(join(dir, 'tollgate.db-pending')).size).toBeGreaterThan(0);
+
+    server = await serve(configFile);
+    const rows = await ledger(server.url, accountId);
+    expect(rows).toHaveLength(N);
+    expect(rows.every((r) => r.credits === ACTUAL && r.status === 'ok')).toBe(true);
+    expect(await apiTokenUsed(server.url, secret)).toBe(N * ACTUAL);
+
+    // A clean stop applies the log and removes it; the next start finds the same totals.
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(() => statSync(join(dir, 'tollgate.db-pending'))).toThrow(/ENOENT/);
+    server = await serve(configFile);
+    expect(await ledger(server.url, accountId)).toHaveLength(N);
+    expect(await apiTokenUsed(server.url, secret)).toBe(N * ACTUAL);
+    server.proc.kill('SIGTERM');
+    await server.exited;
   });
 });

@@ -24,7 +24,7 @@ import { MemoryCounterStore, type Counter, type CounterChange } from '../memory/
 import { checkpointerStopped } from './checkpointer.js';
 import { openDatabase, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { ServerLease, type LeaseOptions } from './lease.js';
-import { writerFor, type SqliteWriter } from './writer.js';
+import { writerFor, type SqliteWriter, type WriteOp } from './writer.js';
 
 export interface SqliteCounterStoreOptions {
   /** Close the database handle on close(): true when the store owns it (openSqliteCounterStore). */
@@ -62,17 +62,17 @@ export class SqliteCounterStore extends MemoryCounterStore {
     // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
     // writes many settlements — and their ledger rows — per commit.
     this.writes = writerFor(db);
+    this.writes.define('counter', ([key, delta, expiresAt]) => this.upsert.run(key as string, delta as number, expiresAt as number | null));
   }
 
   protected override stored(key: string): Counter | undefined {
+    this.writes.sync();
     const row = this.selectCounter.get(key);
     return row && { value: row.value, expiresAt: row.expires_at };
   }
 
   protected override commit(changes: CounterChange[]): Promise<void> {
-    return this.writes.write(() => {
-      for (const [key, delta, expiresAt] of changes) this.upsert.run(key, delta, expiresAt);
-    });
+    return this.writes.write(...changes.map((change): WriteOp => ['counter', change]));
   }
 
   protected override async flush(): Promise<void> {
@@ -80,6 +80,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
   }
 
   protected override forgetStored(now: number): void {
+    this.writes.sync();
     this.deleteExpiredCounters.run(now);
   }
 
@@ -97,11 +98,13 @@ export class SqliteCounterStore extends MemoryCounterStore {
    * commands, which only read counters, do not). Throws DatabaseInUseError while another server
    * holds the file.
    */
-  async claimServer(opts: LeaseOptions = {}): Promise<void> {
+  async claimServer(opts: LeaseOptions & { applyEveryMs?: number; onWriteError?: (err: unknown) => void } = {}): Promise<void> {
     if (this.path === ':memory:' || this.lease) return;
     const lease = new ServerLease(this.db, this.path, opts);
     await lease.acquire();
     this.lease = lease;
+    // The only writer of the file now: its durable writes may go through the pending log.
+    await this.writes.useLog(this.db, this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError });
   }
 
   /** Writes what is queued; the held reservations are let go (they die with this process). */
@@ -109,6 +112,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
     if (this.closed) return;
     await super.close();
     await this.writes.flush();
+    if (this.lease) await this.writes.closeLog();
     this.lease?.release();
     if (this.closeDatabase && this.db.open) {
       this.db.close();

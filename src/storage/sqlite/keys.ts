@@ -55,25 +55,31 @@ export class SqliteKeyStore implements KeyStore {
     this.touch = db.prepare(
       'UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, @at), @at) WHERE id = @id',
     );
+    this.writer.define('touch', ([id, at]) => this.touch.run({ id, at }));
   }
 
   async create(key: NewApiKey): Promise<ApiKey> {
     return toKey(this.insert.get(key) as KeyRow);
   }
 
+  // Reads sync() first: a key's last_used_at may still be in the pending log (writer.ts).
   async findByHash(hash: string): Promise<ApiKey | null> {
+    this.writer.sync();
     return toKeyOrNull(this.byHash.get(hash));
   }
 
   async get(id: string): Promise<ApiKey | null> {
+    this.writer.sync();
     return toKeyOrNull(this.byId.get(id));
   }
 
   async listByAccount(accountId: string): Promise<ApiKey[]> {
+    this.writer.sync();
     return (this.byAccount.all(accountId) as KeyRow[]).map(toKey);
   }
 
   async revoke(id: string, at: string): Promise<ApiKey | null> {
+    this.writer.sync();
     return toKeyOrNull(this.revokeStmt.get(at, id));
   }
 
@@ -83,6 +89,6 @@ export class SqliteKeyStore implements KeyStore {
    * autocommit each they came in a burst of commits on the event loop.
    */
   touchLastUsed(id: string, at: string): Promise<void> {
-    return this.writer.write(() => this.touch.run({ id, at }));
+    return this.writer.write(['touch', [id, at]]);
   }
 }

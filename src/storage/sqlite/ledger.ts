@@ -107,6 +107,7 @@ export class SqliteLedger implements Ledger {
        ORDER BY day DESC, account_id, model, surface LIMIT @limit`,
     );
     this.writer = writerFor(db);
+    this.writer.define('ledger', (row) => this.insert.run(row));
   }
 
   async append(record: UsageRecord): Promise<void> {
@@ -128,7 +129,7 @@ export class SqliteLedger implements Ledger {
       createdAt,
       createdAt.slice(0, 10),
     ];
-    await this.writer.write(() => this.insert.run(row));
+    await this.writer.write(['ledger', row]);
   }
 
   /** Writes whatever is queued; later appends are refused. */
@@ -138,10 +139,12 @@ export class SqliteLedger implements Ledger {
   }
 
   async query(q: UsageQuery): Promise<UsageRecord[]> {
+    this.writer.sync();
     return (this.select.all(params(q)) as RecordRow[]).map(toRecord);
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
+    this.writer.sync();
     return (this.aggregate.all(params(q)) as DailyRow[]).map(toDaily);
   }
 }

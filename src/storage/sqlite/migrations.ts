@@ -145,6 +145,19 @@ export const migrations: readonly Migration[] = [
         BEGIN UPDATE credentials_version SET v = v + 1; END;
     `,
   },
+  {
+    version: 7,
+    name: 'pending log position',
+    sql: `
+      -- The highest line of the serving process's pending log (pending-log.ts) already applied to
+      -- the tables, updated in the transaction that applies it: a replay after a crash skips it.
+      CREATE TABLE pending_log_state (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        applied_seq INTEGER NOT NULL
+      );
+      INSERT INTO pending_log_state (id, applied_seq) VALUES (1, 0);
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

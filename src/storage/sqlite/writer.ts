@@ -1,37 +1,90 @@
-// Group commit for every durable write on one SQLite connection. The ledger's rows and the embedded
-// limiter's settled counters are written by the same request, in the same turn of the event loop:
-// queued here, they go out in one transaction (one BEGIN/COMMIT, one WAL append) instead of one per
-// store — at moderate load, where a turn holds a single request, that halves the commits.
+// Every durable write on one SQLite connection goes through here: the ledger's rows, the embedded
+// limiter's settled counters and the keys' last_used_at touches. A write is data — a kind (which
+// statement) and its parameters — so it can be committed at once or logged first.
 //
-// Each write() resolves only once the transaction holding it committed, so "resolved" still means
-// "durable". A write that throws rolls back its whole batch and every write() of that batch rejects
-// with the error (Batcher's rule): validate before queuing, as the ledger does.
+// Group commit: writes that arrive in the same turn of the event loop go out together, in one
+// transaction (one BEGIN/COMMIT, one WAL append) — at moderate load, where a turn holds a single
+// request, a request's settlement and ledger row are one commit instead of two.
+//
+// Once the server holding the database file turns the pending log on (useLog, from claimServer),
+// a turn's writes are appended to that log instead and reach the tables in larger transactions
+// (pending-log.ts says why and how it stays exactly-once). Readers of the tables call sync() first.
+//
+// Either way each write() resolves only once it is durable — committed, or in the log — so
+// "resolved" still means "survives the process". A write that throws on commit rolls back its
+// whole batch and every write() of that batch rejects with the error (Batcher's rule): validate
+// before queuing, as the ledger does.
 import type Database from 'better-sqlite3';
 import { Batcher, type BatcherStats } from '../batcher.js';
+import { PendingLog, type PendingLogOptions, type WriteOp } from './pending-log.js';
+
+export type { WriteOp };
 
 export class SqliteWriter {
-  private readonly batch: Batcher<() => void>;
+  private readonly statements = new Map<string, (args: readonly unknown[]) => void>();
+  private readonly batch: Batcher<readonly WriteOp[]>;
+  private log: PendingLog | undefined;
 
   constructor(db: Database.Database) {
-    const commit = db.transaction((writes: (() => void)[]) => {
-      for (const apply of writes) apply();
+    const commit = db.transaction((groups: (readonly WriteOp[])[]) => {
+      for (const ops of groups) for (const op of ops) this.apply(op);
     });
     // maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle).
-    this.batch = new Batcher(async (writes) => commit(writes), { maxRecords: 1000, maxDelayMs: 0 });
+    this.batch = new Batcher(
+      async (groups) => {
+        if (this.log) this.log.append(groups.flat());
+        else commit(groups);
+      },
+      { maxRecords: 1000, maxDelayMs: 0 },
+    );
   }
 
-  /** Runs `apply` (synchronous statements) in the next group transaction; resolves once committed. */
-  write(apply: () => void): Promise<void> {
-    return this.batch.add(apply);
+  /** Names the statement that applies writes of `kind` (each store defines its own). */
+  define(kind: string, run: (args: readonly unknown[]) => void): void {
+    this.statements.set(kind, run);
   }
 
-  /** Commits everything queued now and waits for it. */
-  flush(): Promise<void> {
-    return this.batch.flush();
+  /** Queues writes for the next group commit, all in it together; resolves once they are durable. */
+  write(...ops: WriteOp[]): Promise<void> {
+    return this.batch.add(ops);
+  }
+
+  /** Before reading a table these writes change: brings the logged ones into the tables. */
+  sync(): void {
+    if (this.log && this.log.waiting > 0) this.log.apply();
+  }
+
+  /** Makes everything queued durable and applied to the tables, and waits for it. */
+  async flush(): Promise<void> {
+    await this.batch.flush();
+    this.sync();
+  }
+
+  /**
+   * From now on, writes go to the pending log of `path` (first replaying what it holds). Only the
+   * process holding the file's server lease may call it.
+   */
+  async useLog(db: Database.Database, path: string, opts: PendingLogOptions = {}): Promise<void> {
+    if (this.log) return;
+    await this.batch.flush();
+    this.log = new PendingLog(db, path, (op) => this.apply(op), opts);
+  }
+
+  /** Applies what the log holds, removes it, and commits directly again. */
+  async closeLog(): Promise<void> {
+    await this.batch.flush();
+    this.log?.close();
+    this.log = undefined;
   }
 
   stats(): BatcherStats {
     return this.batch.stats();
+  }
+
+  private apply([kind, args]: WriteOp): void {
+    const run = this.statements.get(kind);
+    if (!run) throw new Error(`no statement defined for writes of kind ${kind}`);
+    run(args);
   }
 }
 
