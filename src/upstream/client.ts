@@ -319,8 +319,9 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       },
     };
     const cancel = () => {
-      // Once the body has ended there is nothing to stop; before, the connection is closed.
-      call.abort(cancelled());
+      // Once the body has ended there is nothing to stop (the usual case: a stream read to its end
+      // is closed too, so no error is built for it); before, the connection is closed.
+      if (!call.done) call.abort(cancelled());
       finish();
     };
 

@@ -91,10 +91,15 @@ export class PendingLog {
 
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
   append(ops: readonly WriteOp[]): void {
-    const line = Buffer.from(`${JSON.stringify([this.seq + 1, ops])}\n`);
+    const line = `${JSON.stringify([this.seq + 1, ops])}\n`;
+    const bytes = Buffer.byteLength(line);
     try {
-      let off = 0;
-      while (off < line.length) off += writeSync(this.fd, line, off);
+      // A regular file takes the whole string in one write(2); a short write goes on from a copy.
+      let off = writeSync(this.fd, line);
+      if (off < bytes) {
+        const buf = Buffer.from(line);
+        while (off < bytes) off += writeSync(this.fd, buf, off);
+      }
     } catch (err) {
       // Cut a partial line off, so the next append does not glue onto it.
       try {
@@ -105,7 +110,7 @@ export class PendingLog {
       throw err;
     }
     this.seq += 1;
-    this.size += line.length;
+    this.size += bytes;
     for (const op of ops) this.unapplied.push(op);
     if (this.unapplied.length >= this.applyAtOps) this.apply();
     else this.timer ??= setTimeout(() => this.apply(), this.applyEveryMs).unref();
