@@ -7,7 +7,7 @@
 //   npm run bench -- --quick       # build + short run (1 round, 15 s memory run, ~2 min)
 //   node bench/run.mjs [--quick] [--rounds N] [--seconds S] [--warmup W] [--rate-seconds S]
 //                      [--soak-seconds S] [--concurrency C] [--accounts N] [--active N]
-//                      [--no-pin] [--no-portkey] [--out FILE]
+//                      [--no-pin] [--no-portkey] [--no-freeze] [--out FILE]
 //
 // See bench/README.md for what each figure means. Writes the report to stdout and bench/results/latest.md.
 import { spawn } from 'node:child_process';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { closedLoop, once, openLoop } from './lib/load.mjs';
-import { admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     active: { type: 'string', default: '1000' },
     'no-pin': { type: 'boolean', default: false },
     'no-portkey': { type: 'boolean', default: false },
+    'no-freeze': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/latest.md') },
   },
   strict: true,
@@ -114,6 +115,31 @@ async function sanity(t, mode, body) {
  * 15 s): an overloaded target — Portkey at Tollgate's half load — can keep its core busy after its
  * row ended, and the next row on that core must not pay for it. Returns the seconds waited.
  */
+/**
+ * Before a row: the target measured runs, the others are stopped (SIGSTOP) until their own rows.
+ * They share core 1 with it, and an idle server is not idle for V8: a few seconds after its own
+ * row it runs the memory reducer's full GCs — Portkey's after a fixed-rate row it could not keep up
+ * with, hundreds of ms — on the core the next target is being measured on. Stopped, a server's
+ * deferred work waits for its own rows. `--no-freeze` keeps them all running.
+ */
+function focus(target, all) {
+  if (args['no-freeze']) return;
+  for (const t of all) if (t !== target) signal(t.pid, 'SIGSTOP');
+  signal(target.pid, 'SIGCONT');
+}
+
+function thaw(all) {
+  for (const t of all) signal(t.pid, 'SIGCONT');
+}
+
+function signal(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone already: its row fails on its own.
+  }
+}
+
 async function quiesce(all) {
   const t0 = performance.now();
   while (performance.now() - t0 < 15_000) {
@@ -181,7 +207,7 @@ async function main() {
   const cfg = join(tmp, 'tollgate.yaml');
   writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const tgPort = await freePort();
-  const tg = await spawnNode([CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
+  const tg = await spawnNode([...SERVE_FLAGS, CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
   const tgUrl = `http://127.0.0.1:${tgPort}`;
   await waitReady(`${tgUrl}/readyz`, { child: tg.child });
   const t0 = performance.now();
@@ -247,6 +273,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [mode, body] of MODES) {
       for (const t of targets) {
+        focus(t, targets);
         await quiesce(targets);
         const r = await withCpu(t, () => closedLoop(t.url, { headers: t.headers, body, seconds: SECONDS, warmup: WARMUP, concurrency: CONCURRENCY }));
         sat.push({ round, target: t.key, mode, ...r });
@@ -257,6 +284,7 @@ async function main() {
     }
     for (const [mode, body] of MODES) {
       for (const t of targets) {
+        focus(t, targets);
         const waited = await quiesce(targets);
         if (waited > 1) log(`waited ${waited.toFixed(1)} s for the servers to go idle`);
         const r = await withCpu(t, () => openLoop(t.url, { headers: t.headers, body, rate: rates[mode], seconds: RATE_SECONDS, warmup: 1 }));
@@ -266,6 +294,7 @@ async function main() {
     }
   }
   const peak = Object.fromEntries(targets.map((t) => [t.key, memOf(t.pid)]));
+  focus(tollgate, targets);
 
   // 6. Memory run: Tollgate alone at saturation (non-stream), RSS sampled every second.
   log(`memory run: Tollgate alone at saturation for ${SOAK_SECONDS} s …`);
@@ -285,6 +314,7 @@ async function main() {
   const tgRefusals = tgRows.reduce((a, x) => a + refusals(x.byStatus), 0) + refusals(soak.byStatus);
   const tgOther = tgRows.reduce((a, x) => a + otherErrors(x.byStatus), 0) + otherErrors(soak.byStatus);
   const tgRequests = tgRows.reduce((a, x) => a + x.total, 0) + soak.total;
+  thaw(targets);
   await sleep(1500); // let the ledger's batched appends land
   const adminPool = new Pool(tollgate.url, { connections: 1 });
   const usage = (await admin(adminPool, 'GET', `/accounts/${active[0].id}`)).usage;
@@ -310,7 +340,8 @@ async function main() {
       (versions.portkey ? `, @portkey-ai/gateway ${versions.portkey} (@hono/node-server ${versions.honoNodeServer})` : '') +
       '. ' +
       (pin
-        ? 'Pinned with taskset: load generator + fake upstream on core 0; the servers under test (bare proxy, Tollgate, Portkey) on core 1, measured one at a time.'
+        ? 'Pinned with taskset: load generator + fake upstream on core 0; the servers under test (bare proxy, Tollgate, Portkey) on core 1, measured one at a time' +
+          (args['no-freeze'] ? ' (all running: --no-freeze).' : ', the others stopped (SIGSTOP) meanwhile so their idle-time GC does not run on the measured one\'s core.')
         : 'Not pinned (taskset unavailable or --no-pin).'),
   );
   L.push(

@@ -74,10 +74,11 @@ export function spawnNode(argv, { core, pin = false, waitJson = false, stdout = 
   });
 }
 
-/** SIGTERM, SIGKILL after 5 s; waits for the exit. */
+/** SIGCONT + SIGTERM, SIGKILL after 5 s; waits for the exit. */
 export async function stop(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGCONT'); // a benchmark may have stopped it (SIGSTOP); stopped, it would not see SIGTERM
   child.kill('SIGTERM');
   await Promise.race([done, sleep(5000).then(() => child.kill('SIGKILL'))]);
   await Promise.race([done, sleep(2000)]);
