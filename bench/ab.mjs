@@ -7,6 +7,8 @@
 //   npm run build && node bench/ab.mjs --a /tmp/base/dist/cli/tollgate.js [--b dist/cli/tollgate.js]
 //        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000] [--a-node-args '…'] [--b-node-args '…']
 //
+// Both run with the node flags of `npm start` (SERVE_FLAGS); --a-node-args / --b-node-args come
+// after them, and for a flag given twice V8 keeps the last.
 // The same build twice with different node flags compares a runtime setting (--a dist/cli/tollgate.js
 // --b-node-args=--v8-pool-size=1; the `=` form, since the value starts with dashes).
 //
@@ -21,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
-import { createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,7 +64,7 @@ for (const [name, cli, flags] of [['A', resolve(args.a), nodeArgs(args['a-node-a
   const cfg = join(tmp, 'tollgate.yaml');
   writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const port = await freePort();
-  const tg = await spawnNode([...flags, cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+  const tg = await spawnNode([...SERVE_FLAGS, ...flags, cli, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/readyz`, { child: tg.child });
   const accounts = await createAccounts(url, Number(args.accounts));

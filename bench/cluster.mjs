@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import Redis from 'ioredis';
 import pg from 'pg';
-import { ADMIN, writeTollgateConfig } from './lib/tollgate.mjs';
+import { ADMIN, SERVE_FLAGS, writeTollgateConfig } from './lib/tollgate.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
@@ -343,7 +343,7 @@ async function startGateways(n, config) {
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const port = await freePort();
-      const [cmd, argv] = pinned(1, process.execPath, [CLI, 'serve', '--config', config, '--port', String(port)]);
+      const [cmd, argv] = pinned(1, process.execPath, [...SERVE_FLAGS, CLI, 'serve', '--config', config, '--port', String(port)]);
       const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
       const p = track(`tollgate-${n}-${i}`, child);
       const url = `http://127.0.0.1:${port}`;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { CHAT, CHAT_STREAM, closedLoop, once } from './lib/load.mjs';
+import { SERVE_FLAGS } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, spawnNode, stop, trackTempDir, waitReady } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -170,7 +171,7 @@ async function main() {
       const profiling = args.profile && level === 'warn';
       const nodeArgs = profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
       // stdout to /dev/null: at info level pino still formats and writes every line.
-      const { child } = await spawnNode([...nodeArgs, CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+      const { child } = await spawnNode([...SERVE_FLAGS, ...nodeArgs, CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
       const url = `http://127.0.0.1:${port}`;
       await waitReady(`${url}/readyz`);
       await runTarget(`Tollgate (log ${level})`, url, child.pid, secret);

@@ -1,5 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32 --min-semi-space-size=32
 // The `tollgate` command: thin wrappers over the same services the admin API uses (SPEC §9).
+// The shebang's flags are the ones `npm start` runs with (package.json; bench/lib/tollgate.mjs reads
+// them from there): a young generation of a fixed 32 MB per semi-space, so a busy server's
+// short-lived request objects die young instead of being promoted and collected by full GCs, and
+// the space is not shrunk while idle only to be regrown, scavenge after scavenge, when load
+// resumes — both were latency spikes at half load (bench/README.md).
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';

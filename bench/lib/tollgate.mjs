@@ -1,9 +1,16 @@
 // Tollgate as the benchmarks run it: its config, and accounts + keys created through the admin API.
-// Shared by run.mjs, ab.mjs and cluster.mjs.
-import { writeFileSync } from 'node:fs';
+// Shared by run.mjs, ab.mjs, quick-overhead.mjs and cluster.mjs.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Pool } from 'undici';
+import { ROOT } from './proc.mjs';
 
 export const ADMIN = 'bench-admin-token';
+
+/** The node flags `npm start` runs the server with (package.json's start script), so the benchmarks measure that. */
+export const SERVE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+  .scripts.start.split(' ')
+  .filter((w) => w.startsWith('--'));
 
 /**
  * A config: the storage at storageUrl (`sqlite:<path>`, `postgres://…`), the embedded limiter or
