@@ -7,8 +7,9 @@
 //
 // What is durable, and when:
 // - a counter's SETTLED value (credits charged, requests counted, balances, top-ups): settle() and
-//   add() resolve only once their change is committed. Changes are group-committed (many callers,
-//   one transaction, like the ledger), so "resolved" still means "on disk".
+//   add() resolve only once their change is durable: group-committed with the ledger's rows
+//   (writer.ts), or, in the serving process, appended to the pending log (pending-log.ts) that
+//   a restart replays — so "resolved" still means "survives the process".
 // - live reservations are NOT: they are held in memory only. They belong to this process; when it
 //   dies its requests die with it, and after a restart their holds are gone — what the TTL did when
 //   reservations were rows, only sooner. Released reservations never touch the disk at all.

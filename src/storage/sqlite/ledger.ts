@@ -77,11 +77,12 @@ function params(q: UsageQuery) {
 }
 
 /**
- * Appends are group-committed: records appended in the same turn of the event loop go into one
- * SQLite transaction — shared with the embedded limiter's settlements on this connection
- * (writer.ts) — instead of one each (a commit, with its WAL write, per request was the largest
- * single cost on the request path). append() still resolves only once its record is committed, so
- * the durability promise is unchanged.
+ * Appends are grouped: records appended in the same turn of the event loop are written together
+ * with the embedded limiter's settlements on this connection (writer.ts) — one SQLite transaction,
+ * or in the serving process one line of the pending log (pending-log.ts) — instead of a commit
+ * each, which was the largest single cost on the request path. append() still resolves only once
+ * its record is durable, so the durability promise is unchanged; queries apply the pending log
+ * first, so they see every record appended.
  */
 export class SqliteLedger implements Ledger {
   private readonly insert: Database.Statement;
