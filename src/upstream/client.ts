@@ -318,6 +318,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
         return this;
       },
     };
+    const text = () => call.text().catch(fail);
     const cancel = () => {
       // Once the body has ended there is nothing to stop (the usual case: a stream read to its end
       // is closed too, so no error is built for it); before, the connection is closed.
@@ -329,8 +330,8 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       status: call.status,
       headers: call.headers,
       body,
-      text: () => call.text().catch(fail),
-      json: async () => JSON.parse(await call.text().catch(fail)) as unknown,
+      text,
+      json: async () => JSON.parse(await text()) as unknown,
       cancel,
       dump: async () => {
         await call.dump();

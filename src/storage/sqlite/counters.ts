@@ -105,7 +105,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
     await lease.acquire();
     this.lease = lease;
     // The only writer of the file now: its durable writes may go through the pending log.
-    await this.writes.useLog(this.db, this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError });
+    await this.writes.useLog(this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError });
   }
 
   /** Writes what is queued; the held reservations are let go (they die with this process). */

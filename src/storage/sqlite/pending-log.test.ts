@@ -18,7 +18,7 @@ function open(path: string, opts: { onError?: (err: unknown) => void } = {}) {
   const upsert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v + excluded.v');
   const writer = new SqliteWriter(db);
   writer.define('add', ([k, v]) => upsert.run(k, v));
-  const useLog = (applyEveryMs = 60_000) => writer.useLog(db, path, { applyEveryMs, onError: opts.onError });
+  const useLog = (applyEveryMs = 60_000) => writer.useLog(path, { applyEveryMs, onError: opts.onError });
   return { db, writer, useLog };
 }
 

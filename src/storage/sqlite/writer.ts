@@ -25,7 +25,7 @@ export class SqliteWriter {
   private readonly batch: Batcher<readonly WriteOp[]>;
   private log: PendingLog | undefined;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     const commit = db.transaction((groups: (readonly WriteOp[])[]) => {
       for (const ops of groups) for (const op of ops) this.apply(op);
     });
@@ -64,10 +64,10 @@ export class SqliteWriter {
    * From now on, writes go to the pending log of `path` (first replaying what it holds). Only the
    * process holding the file's server lease may call it.
    */
-  async useLog(db: Database.Database, path: string, opts: PendingLogOptions = {}): Promise<void> {
+  async useLog(path: string, opts: PendingLogOptions = {}): Promise<void> {
     if (this.log) return;
     await this.batch.flush();
-    this.log = new PendingLog(db, path, (op) => this.apply(op), opts);
+    this.log = new PendingLog(this.db, path, (op) => this.apply(op), opts);
   }
 
   /** Applies what the log holds, removes it, and commits directly again. */
