@@ -125,6 +125,29 @@ describe('pending log', () => {
     db.close();
   });
 
+  it('a transient failure (busy, disk) loses nothing: the batch stays logged and applies on the next try', async () => {
+    const path = fresh();
+    const errors: unknown[] = [];
+    const { db, writer, useLog } = open(path, { onError: (err) => errors.push(err) });
+    const upsert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v + excluded.v');
+    let busy = true;
+    writer.define('flaky', ([k, v]) => {
+      if (busy) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      upsert.run(k, v);
+    });
+    await useLog();
+    await writer.write(['add', ['a', 1]], ['flaky', ['b', 2]]);
+    writer.sync();
+    expect([value(db, 'a'), value(db, 'b')]).toEqual([undefined, undefined]); // the whole batch rolled back
+    expect(errors).toHaveLength(1);
+    expect(readFileSync(pendingLogPath(path), 'utf8')).not.toBe(''); // still in the file
+    busy = false;
+    writer.sync();
+    expect([value(db, 'a'), value(db, 'b')]).toEqual([1, 2]);
+    await writer.closeLog();
+    db.close();
+  });
+
   it('without the log (no server lease), writes commit directly as before', async () => {
     const path = fresh();
     const { db, writer } = open(path);

@@ -28,7 +28,7 @@ export interface PendingLogOptions {
   applyEveryMs?: number;
   /** …or as soon as this many are waiting. */
   applyAtOps?: number;
-  /** A write the tables refused (it stays out; the others apply), or an apply that failed (retried). */
+  /** A write the tables refused (it stays out; the others apply), or an apply that failed (retried, nothing lost). */
   onError?: (err: unknown) => void;
 }
 
@@ -62,17 +62,23 @@ export class PendingLog {
     this.onError = opts.onError ?? (() => {});
     const readApplied = db.prepare('SELECT applied_seq FROM pending_log_state WHERE id = 1').pluck();
     const setApplied = db.prepare('UPDATE pending_log_state SET applied_seq = ? WHERE id = 1');
-    this.applyTx = db.transaction((ops: readonly WriteOp[], seq: number) => {
+    const tx = db.transaction((ops: readonly WriteOp[], seq: number) => {
       for (const op of ops) {
         try {
           apply(op);
         } catch (err) {
-          // A statement that fails rolls back alone; the rest of the batch still applies.
+          // Only a write the tables can never take is skipped (its statement rolls back alone and
+          // the rest of the batch applies). Anything else — busy, disk full, I/O — rolls the whole
+          // batch back: the writes stay in the file and apply() tries again.
+          if (!refused(err)) throw err;
           this.onError(err);
         }
       }
       setApplied.run(seq);
     });
+    // IMMEDIATE: the write lock is taken at BEGIN, so a busy database fails the batch before any
+    // statement ran.
+    this.applyTx = tx.immediate;
 
     const path = (this.path = pendingLogPath(dbPath));
     const applied = readApplied.get() as number;
@@ -139,9 +145,15 @@ export class PendingLog {
     this.apply();
     clearTimeout(this.timer);
     closeSync(this.fd);
-    // Anything the tables refused to take stays in the file for the next start to replay.
+    // Writes the last apply could not take (busy, disk) stay in the file for the next start to replay.
     if (this.unapplied.length === 0) unlinkSync(this.path);
   }
+}
+
+/** A write the tables refuse whatever the moment: a broken constraint, a value of the wrong type. */
+function refused(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH');
 }
 
 /** The writes of the log's lines numbered above `applied`, and the highest number seen. */
