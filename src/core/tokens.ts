@@ -9,8 +9,32 @@ const TOKENS_PER_MESSAGE = 3;
 const TOKENS_PER_NAME = 1;
 const REPLY_PRIMING = 3;
 
+/**
+ * Text that spells a special token (`<|endoftext|>`, `<|im_start|>`…) is ordinary text to count:
+ * the upstream APIs treat it so, and gpt-tokenizer's default would throw on it (a 500 for a prompt
+ * that merely quotes one). An empty disallow list also skips the library's scan for them.
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
 export function countText(text: string): number {
-  return text.length === 0 ? 0 : countTokens(text);
+  return text.length === 0 ? 0 : countTokens(text, PLAIN_TEXT);
+}
+
+/**
+ * Role names come from a handful of values (`system`, `user`, `assistant`, `tool`, `developer`…),
+ * so their counts are remembered instead of tokenizing one per message. Bounded, in case a client
+ * sends arbitrary roles (the upstream decides whether they are valid).
+ */
+const roleTokens = new Map<string, number>();
+const ROLE_MEMO_SIZE = 32;
+
+function countRole(role: string): number {
+  let n = roleTokens.get(role);
+  if (n === undefined) {
+    n = countText(role);
+    if (roleTokens.size < ROLE_MEMO_SIZE && role.length <= 32) roleTokens.set(role, n);
+  }
+  return n;
 }
 
 function contentText(content: unknown): string {
@@ -35,7 +59,7 @@ export function countChatPrompt(body: Record<string, unknown>): number {
     if (!m || typeof m !== 'object') continue;
     const msg = m as Record<string, unknown>;
     tokens += TOKENS_PER_MESSAGE;
-    if (typeof msg.role === 'string') tokens += countText(msg.role);
+    if (typeof msg.role === 'string') tokens += countRole(msg.role);
     tokens += countText(contentText(msg.content));
     if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name);
     if (Array.isArray(msg.tool_calls)) tokens += countText(JSON.stringify(msg.tool_calls));

@@ -112,6 +112,18 @@ describe('bad input', () => {
     expect(all).toHaveLength(1);
   });
 
+  it('a prompt that spells out special tokens is ordinary text: answered, not a 500', async () => {
+    // gpt-tokenizer's default throws on `<|endoftext|>`; the upstream APIs count it as plain text.
+    const { secret: s } = await t.newAccount();
+    const content = 'What does <|endoftext|> mean, and <|im_start|>?';
+    const answer = await t.client(s).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+    expect(answer.choices[0]!.message.role).toBe('assistant');
+    const stream = await t.client(s).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], stream: true });
+    let chunks = 0;
+    for await (const _ of stream) chunks++;
+    expect(chunks).toBeGreaterThan(0);
+  });
+
   it('the invalid_api_key message points at the Keys page', async () => {
     const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) });
     const json = await res.json();
