@@ -62,16 +62,40 @@ function toDaily(row: DailyRow): DailyUsage {
 /** A usage_records row in INSERT column order. */
 type RowValues = [string, string, string | null, string, string, number, number, number, string, number, string, string];
 
-// NULL parameters disable a filter, so each query is one prepared statement.
-const FILTER = `(@accountId IS NULL OR account_id = @accountId)
-  AND (@from IS NULL OR created_at >= @from)
-  AND (@to IS NULL OR created_at < @to)`;
+/**
+ * The WHERE clause for the filters a query sets. Only set filters are written (not `@x IS NULL OR
+ * …`, which SQLite cannot answer from an index), so an account's usage is a seek on
+ * usage_records(account_id, created_at) and a time range on usage_records(created_at) (migration
+ * 8), whatever the size of the ledger: /v1/usage and the web app's meter run this on the event
+ * loop.
+ */
+function filterOf(q: UsageQuery): string {
+  const conds: string[] = [];
+  if (q.accountId !== undefined) conds.push('account_id = @accountId');
+  if (q.from !== undefined) conds.push('created_at >= @from');
+  if (q.to !== undefined) conds.push('created_at < @to');
+  return conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+}
+
+/** The newest records first. */
+export function recordsSql(q: UsageQuery): string {
+  return `SELECT * FROM usage_records ${filterOf(q)} ORDER BY created_at DESC, id DESC LIMIT @limit`;
+}
+
+/** Totals per day, account, model and surface. */
+export function dailySql(q: UsageQuery): string {
+  return `SELECT day, account_id, model, surface, COUNT(*) AS requests,
+         SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
+       FROM usage_records ${filterOf(q)}
+       GROUP BY day, account_id, model, surface
+       ORDER BY day DESC, account_id, model, surface LIMIT @limit`;
+}
 
 function params(q: UsageQuery) {
   return {
-    accountId: q.accountId ?? null,
-    from: q.from === undefined ? null : canonicalInstant(q.from),
-    to: q.to === undefined ? null : canonicalInstant(q.to),
+    ...(q.accountId !== undefined && { accountId: q.accountId }),
+    ...(q.from !== undefined && { from: canonicalInstant(q.from) }),
+    ...(q.to !== undefined && { to: canonicalInstant(q.to) }),
     limit: clampLimit(q.limit),
   };
 }
@@ -88,24 +112,14 @@ export class SqliteLedger implements Ledger {
   private readonly insert: Database.Statement;
   private readonly writer: SqliteWriter;
   private closed = false;
-  private readonly select: Database.Statement;
-  private readonly aggregate: Database.Statement;
+  /** Prepared queries by SQL text: one per combination of filters (at most eight each). */
+  private readonly statements = new Map<string, Database.Statement>();
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.insert = db.prepare(
       `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
          output_tokens, credits, status, http_status, created_at, day)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.select = db.prepare(
-      `SELECT * FROM usage_records WHERE ${FILTER} ORDER BY created_at DESC, id DESC LIMIT @limit`,
-    );
-    this.aggregate = db.prepare(
-      `SELECT day, account_id, model, surface, COUNT(*) AS requests,
-         SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
-       FROM usage_records WHERE ${FILTER}
-       GROUP BY day, account_id, model, surface
-       ORDER BY day DESC, account_id, model, surface LIMIT @limit`,
     );
     this.writer = writerFor(db);
     this.writer.define('ledger', (row) => this.insert.run(row));
@@ -139,13 +153,19 @@ export class SqliteLedger implements Ledger {
     await this.writer.flush();
   }
 
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt;
+  }
+
   async query(q: UsageQuery): Promise<UsageRecord[]> {
     this.writer.sync();
-    return (this.select.all(params(q)) as RecordRow[]).map(toRecord);
+    return (this.statement(recordsSql(q)).all(params(q)) as RecordRow[]).map(toRecord);
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
     this.writer.sync();
-    return (this.aggregate.all(params(q)) as DailyRow[]).map(toDaily);
+    return (this.statement(dailySql(q)).all(params(q)) as DailyRow[]).map(toDaily);
   }
 }

@@ -158,6 +158,19 @@ export const migrations: readonly Migration[] = [
       INSERT INTO pending_log_state (id, applied_seq) VALUES (1, 0);
     `,
   },
+  {
+    version: 8,
+    name: 'ledger indexes that serve its queries',
+    sql: `
+      -- Every ledger query filters on account_id and/or a created_at range; the day indexes served
+      -- neither, so an account's usage scanned the whole table. The same two indexes as PostgreSQL.
+      -- It builds both indexes once: about 2 s per million records on the 2-core bench machine.
+      DROP INDEX usage_records_account_day;
+      DROP INDEX usage_records_day;
+      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at);
+      CREATE INDEX usage_records_created ON usage_records(created_at);
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { storageContract } from '../contract/storage.contract.js';
 import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
+import { dailySql, recordsSql } from './ledger.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-sqlite-'));
@@ -137,6 +138,23 @@ describe('sqlite specifics', () => {
     await s.ping();
     await s.close();
     await expect(s.ping()).rejects.toThrow();
+  });
+
+  it('answers ledger queries from an index, not by scanning the table', () => {
+    const db = track(openDatabase(freshUrl()));
+    migrate(db);
+    const plan = (sql: string, params: Record<string, unknown>) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ limit: 10, ...params }) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+    const day = { from: '2026-11-25T00:00:00.000Z', to: '2026-11-26T00:00:00.000Z' };
+    for (const build of [recordsSql, dailySql]) {
+      // An account, with or without a range: a seek on (account_id, created_at).
+      expect(plan(build({ accountId: 'a' }), { accountId: 'a' })).toMatch(/SEARCH usage_records USING INDEX usage_records_account_created \(account_id=\?\)/);
+      expect(plan(build({ accountId: 'a', ...day }), { accountId: 'a', ...day })).toMatch(
+        /SEARCH usage_records USING INDEX usage_records_account_created \(account_id=\? AND created_at>\? AND created_at<\?\)/,
+      );
+      // All accounts over a range (the admin API): the created_at index.
+      expect(plan(build(day), day)).toMatch(/SEARCH usage_records USING INDEX usage_records_created \(created_at>\? AND created_at<\?\)/);
+    }
   });
 
   it('rejects a timestamp bound without a zone rather than guessing', async () => {
