@@ -221,6 +221,35 @@ describe('createUpstreamClient', () => {
     expect(await caught(drain(res.body))).toBe(reason);
   });
 
+  it("an abort before the turn's batched dispatch runs never reaches the upstream", async () => {
+    let hits = 0;
+    routes.set('/counted', (_req, res) => {
+      hits++;
+      res.end('{}');
+    });
+    const ac = new AbortController();
+    const reason = new Error('client went away');
+    const c = client();
+    const p = c.request({ ...get('/counted', ac.signal), method: 'POST', body: '{}' });
+    ac.abort(reason); // same turn: the request is still queued (lib/turn-queue.ts)
+    expect(await caught(p)).toBe(reason);
+    // The client still works, and the aborted call was never sent.
+    expect((await (await c.request(get('/counted'))).text())).toBe('{}');
+    expect(hits).toBe(1);
+  });
+
+  it('sends the requests of one turn together, in the order they were made', async () => {
+    const order: string[] = [];
+    routes.set('/order', (req, res) => {
+      order.push(req.headers['x-n'] as string);
+      res.end('ok');
+    });
+    const c = client({ connectionsPerOrigin: 1 }); // one connection: arrival order is send order
+    const calls = ['1', '2', '3'].map((n) => c.request({ ...get('/order'), headers: { 'x-n': n } }).then((r) => r.text()));
+    expect(await Promise.all(calls)).toEqual(['ok', 'ok', 'ok']);
+    expect(order).toEqual(['1', '2', '3']);
+  });
+
   it('rejects at once when the signal is already aborted', async () => {
     const ac = new AbortController();
     ac.abort();

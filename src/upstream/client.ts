@@ -4,6 +4,7 @@
 // errors (upstream_timeout / upstream_unavailable); the caller's own abort leaves untouched.
 import { Agent, errors as undiciErrors, util as undiciUtil } from 'undici';
 import { GatewayError } from '../errors/gateway-error.js';
+import { TurnQueue } from '../lib/turn-queue.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from './types.js';
 
 export interface UpstreamClientOptions {
@@ -262,6 +263,7 @@ function targetOf(href: string): { origin: string; path: string } {
 }
 
 export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClient {
+  const dispatches = new TurnQueue();
   const agent = new Agent({
     connections: opts.connectionsPerOrigin,
     connect: { timeout: opts.connectTimeoutMs },
@@ -297,10 +299,17 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
 
     try {
       const target = targetOf(req.url);
-      agent.dispatch(
-        { origin: target.origin, path: target.path, method: req.method, headers: req.headers, body: req.body ?? null },
-        call,
-      );
+      const options = { origin: target.origin, path: target.path, method: req.method, headers: req.headers, body: req.body ?? null };
+      const send = () => {
+        try {
+          agent.dispatch(options, call);
+        } catch (err) {
+          call.onError(err as Error);
+        }
+      };
+      // Sent with the rest of this turn's upstream requests (lib/turn-queue.ts). A caller abort
+      // in between reaches undici through onConnect, as one before the socket is ready does.
+      dispatches.push(send);
       await call.head;
     } catch (err) {
       return fail(err);
