@@ -3,7 +3,10 @@
 // fast fake OpenAI upstream. Each server runs in its own child process; this process is only the
 // load generator (50 requests in flight, undici Pool). Run `npm run build` first (or `npm run bench:quick`).
 //
-//   node bench/quick-overhead.mjs [--seconds N] [--concurrency C] [--no-info] [--profile]
+//   node bench/quick-overhead.mjs [--seconds N] [--concurrency C] [--no-info] [--profile] [--stack]
+//
+// --stack adds a row for bench/lib/json-proxy.mjs: Tollgate's HTTP stack (Fastify, its upstream
+// client, JSON in and out) with none of the gateway's work, run with the same node flags.
 //
 // Children: bench/lib/upstream.mjs (fake upstream) and bench/lib/proxy.mjs (bare proxy), shared with bench/run.mjs.
 import { execFileSync } from 'node:child_process';
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
     'no-info': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    stack: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -161,6 +165,13 @@ async function main() {
     await runTarget('bare undici proxy', `http://127.0.0.1:${proxy.info.port}`, proxy.child.pid, null);
     await stop(proxy.child);
 
+    // 2b. Tollgate's HTTP stack alone (json-proxy.mjs), on request.
+    if (args.stack) {
+      const stackProxy = await spawnNode([...SERVE_FLAGS, join(LIB, 'json-proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
+      await runTarget('Fastify JSON proxy (stack only)', `http://127.0.0.1:${stackProxy.info.port}`, stackProxy.child.pid, null);
+      await stop(stackProxy.child);
+    }
+
     // 3. Tollgate, at warn and (optionally) info logging.
     const profDir = join(tmp, 'prof');
     const levels = args['no-info'] ? ['warn'] : ['warn', 'info'];
@@ -194,8 +205,9 @@ async function main() {
     lines.push('| target | mode | req/s | p50 ms | p99 ms | vs bare proxy | server CPU | CPU ms/req | CPU/req vs proxy | errors | server RSS now / peak MB |');
     lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of results) {
-      const ratio = r.target.startsWith('Tollgate') ? `${f((100 * r.rps) / proxyRps[r.mode], 0)}%` : r.target === 'bare undici proxy' ? '100%' : '';
-      const cpuRatio = r.target.startsWith('Tollgate') ? `${f(r.cpu / r.rps / proxyCpuPerReq[r.mode], 1)}×` : '';
+      const measured = r.target.startsWith('Tollgate') || r.target.startsWith('Fastify');
+      const ratio = measured ? `${f((100 * r.rps) / proxyRps[r.mode], 0)}%` : r.target === 'bare undici proxy' ? '100%' : '';
+      const cpuRatio = measured ? `${f(r.cpu / r.rps / proxyCpuPerReq[r.mode], 1)}×` : '';
       const mem = r.mem ? `${f(r.mem.rssMb, 0)} / ${f(r.mem.hwmMb, 0)}` : '';
       lines.push(`| ${r.target} | ${r.mode} | ${f(r.rps, 0)} | ${f(r.p50)} | ${f(r.p99)} | ${ratio} | ${Number.isFinite(r.cpu) ? `${f(r.cpu, 0)}%` : ''} | ${Number.isFinite(r.cpu) ? f((r.cpu * 10) / r.rps, 2) : ''} | ${cpuRatio} | ${r.errors} | ${mem} |`);
     }
