@@ -111,6 +111,7 @@ export interface AccountStore {
 
 export interface KeyStore {
   create(key: NewApiKey): Promise<ApiKey>;
+  /** The authentication lookup. Its lastUsedAt may lag the latest touches (get() does not). */
   findByHash(hash: string): Promise<ApiKey | null>;
   get(id: string): Promise<ApiKey | null>;
   /** Oldest first. */

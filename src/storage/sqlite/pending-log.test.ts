@@ -41,6 +41,19 @@ describe('pending log', () => {
     db.close();
   });
 
+  it('syncFor() applies the log only when a write it names is waiting', async () => {
+    const path = fresh();
+    const { db, writer, useLog } = open(path);
+    await useLog();
+    await writer.write(['add', ['b', 1]]);
+    writer.syncFor('add', (args) => args[0] === 'a'); // nothing for `a` waits: no transaction
+    expect(value(db, 'b')).toBeUndefined();
+    writer.syncFor('add', (args) => args[0] === 'b');
+    expect(value(db, 'b')).toBe(1);
+    await writer.closeLog();
+    db.close();
+  });
+
   it('applies on its own after applyEveryMs', async () => {
     const path = fresh();
     const { db, writer, useLog } = open(path);

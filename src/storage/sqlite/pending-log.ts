@@ -95,6 +95,12 @@ export class PendingLog {
     return this.unapplied.length;
   }
 
+  /** Whether a write of `kind` whose arguments pass `test` is waiting to be applied. */
+  holds(kind: string, test: (args: readonly unknown[]) => boolean): boolean {
+    for (const [k, args] of this.unapplied) if (k === kind && test(args)) return true;
+    return false;
+  }
+
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
   append(ops: readonly WriteOp[]): void {
     const line = `${JSON.stringify([this.seq + 1, ops])}\n`;

@@ -54,6 +54,14 @@ export class SqliteWriter {
     if (this.log && this.log.waiting > 0) this.log.apply();
   }
 
+  /**
+   * sync(), only when a logged write of `kind` passes `test`: for a read of one row on the request
+   * path, so a burst of such reads does not apply the log (one transaction) once per read.
+   */
+  syncFor(kind: string, test: (args: readonly unknown[]) => boolean): void {
+    if (this.log && this.log.waiting > 0 && this.log.holds(kind, test)) this.log.apply();
+  }
+
   /** Makes everything queued durable and applied to the tables, and waits for it. */
   async flush(): Promise<void> {
     await this.batch.flush();
