@@ -1,7 +1,8 @@
 // A Fastify JSON proxy on Tollgate's own upstream client: parse the request, send it on, parse the
-// answer, add a `meta` field, reply with the object (a stream is relayed as it came). No auth, no metering, no ledger. It measures
-// what Tollgate's HTTP stack costs by itself, so the distance from it to Tollgate is the gateway's
-// own work (quick-overhead.mjs --stack). Run as its own process after `npm run build`:
+// answer, add a `meta` field, reply with the object (a stream is relayed as it came). No auth, no
+// metering, no ledger. It measures what Tollgate's HTTP stack costs by itself, so the distance from
+// it to Tollgate is the gateway's own work (quick-overhead.mjs --stack). Run as its own process
+// after `npm run build`:
 //
 //   node bench/lib/json-proxy.mjs http://127.0.0.1:UPSTREAM_PORT   → prints {"port":N} on its first stdout line
 import { Readable } from 'node:stream';
