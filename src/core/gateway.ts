@@ -14,7 +14,7 @@ import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
-import { chatRequest, embeddingRequest, imageRequest, parseBody } from './requests.js';
+import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
@@ -154,7 +154,7 @@ export class Gateway {
   }
 
   async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
-    const body = parseBody(chatRequest, rawBody);
+    const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
@@ -225,7 +225,7 @@ export class Gateway {
   }
 
   async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
-    const body = parseBody(chatRequest, rawBody);
+    const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });

@@ -62,6 +62,53 @@ export const falSizePresetPixels: Record<(typeof falSizePresets)[number], { widt
 };
 
 export type ChatRequest = z.infer<typeof chatRequest>;
+
+// The chat body checked by hand, for the request path. zod's parse of a loose object copies it and
+// every message, and runs each field through a chain of checks: 2 % of a request's CPU
+// (bench/README.md). This accepts exactly what `chatRequest` accepts (a test compares the two on
+// hundreds of bodies) and hands the body back as it is; anything it refuses goes to zod, whose
+// issue names the field at fault, so errors are written in one place.
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+const absent = (v: unknown) => v === undefined || v === null;
+const intIn = (v: unknown, min: number, max: number) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const numberIn = (v: unknown, min: number, max: number) => typeof v === 'number' && v >= min && v <= max;
+const typedParts = (v: unknown) => Array.isArray(v) && v.every((p) => isObject(p) && typeof p.type === 'string');
+
+function messageOk(m: unknown): boolean {
+  if (!isObject(m) || typeof m.role !== 'string' || !ROLES.has(m.role)) return false;
+  const c = m.content;
+  if (!(c === undefined || c === null || typeof c === 'string' || typedParts(c))) return false;
+  return m.name === undefined || typeof m.name === 'string';
+}
+
+export function chatBodyOk(b: Record<string, unknown>): boolean {
+  const so = b.stream_options;
+  return (
+    typeof b.model === 'string' &&
+    b.model.length > 0 &&
+    Array.isArray(b.messages) &&
+    b.messages.length > 0 &&
+    b.messages.every(messageOk) &&
+    (absent(b.stream) || typeof b.stream === 'boolean') &&
+    (absent(so) || (isObject(so) && (so.include_usage === undefined || typeof so.include_usage === 'boolean'))) &&
+    (absent(b.max_tokens) || intIn(b.max_tokens, 1, Number.MAX_SAFE_INTEGER)) &&
+    (absent(b.max_completion_tokens) || intIn(b.max_completion_tokens, 1, Number.MAX_SAFE_INTEGER)) &&
+    (absent(b.n) || intIn(b.n, 1, 128)) &&
+    (absent(b.temperature) || numberIn(b.temperature, 0, 2)) &&
+    (absent(b.top_p) || numberIn(b.top_p, 0, 1)) &&
+    (b.tools === undefined || typedParts(b.tools))
+  );
+}
+
+/** A chat body as `parseBody(chatRequest, body)` returns it, without the copy; the same errors. */
+export function parseChatBody(body: unknown): ChatRequest {
+  if (isObject(body) && chatBodyOk(body)) return body as ChatRequest;
+  return parseBody(chatRequest, body);
+}
 export type EmbeddingRequest = z.infer<typeof embeddingRequest>;
 export type ImageRequest = z.infer<typeof imageRequest>;
 

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../errors/gateway-error.js';
+import { chatBodyOk, chatRequest, parseBody, parseChatBody } from './requests.js';
+
+const base = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] };
+
+// Values each field is tried with: valid ones, wrong types, bounds and just past them.
+const any = [undefined, null, true, false, 0, 1, -1, 0.5, 1.5, 2, 2.5, 128, 129, 2 ** 53, '', 'x', [], [1], {}, { a: 1 }];
+const fieldValues: Record<string, unknown[]> = {
+  model: [...any, 'gpt-4o-mini'],
+  messages: [...any, [{ role: 'system', content: 'x' }, { role: 'user', content: null }], [base.messages[0], 'x']],
+  stream: any,
+  stream_options: [...any, { include_usage: true }, { include_usage: 'yes' }, { include_usage: null }, { other: 1 }],
+  max_tokens: any,
+  max_completion_tokens: any,
+  n: any,
+  temperature: [...any, 1.99, 2.0000001],
+  top_p: [...any, 0.999, 1.0000001],
+  tools: [...any, [{ type: 'function', function: {} }], [{ type: 1 }], [{}], [null]],
+  extra_field: any,
+};
+const messageValues: unknown[] = [
+  ...any,
+  ...['system', 'developer', 'user', 'assistant', 'tool', 'function', 'wizard', 1, null].map((role) => ({ role, content: 'x' })),
+  ...[undefined, null, '', 'x', 1, true, {}, [], [{ type: 'text', text: 'x' }], [{ type: 'image_url' }, { type: 'text' }], [{ text: 'x' }], [{ type: 1 }], ['x'], [null], [[]]].map(
+    (content) => ({ role: 'user', content }),
+  ),
+  ...[undefined, null, 'bob', 1, ''].map((name) => ({ role: 'user', content: 'x', name })),
+  { role: 'user' },
+  { role: 'assistant', content: null, tool_calls: [{ id: 'a' }] },
+];
+
+function bodies(): unknown[] {
+  const out: unknown[] = [base, null, [], 'x', 1, [base]];
+  for (const [field, values] of Object.entries(fieldValues)) {
+    for (const v of values) out.push({ ...base, [field]: v });
+  }
+  for (const m of messageValues) {
+    out.push({ ...base, messages: [m] });
+    out.push({ ...base, messages: [base.messages[0], m] });
+  }
+  // Pairs of fields at once, from a fixed seed so a failure replays.
+  let seed = 42;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const fields = Object.keys(fieldValues);
+  for (let i = 0; i < 400; i++) {
+    const b: Record<string, unknown> = { ...base };
+    for (let j = 0; j < 2; j++) {
+      const f = fields[rand(fields.length)]!;
+      b[f] = fieldValues[f]![rand(fieldValues[f]!.length)];
+    }
+    if (rand(3) === 0) b.messages = [messageValues[rand(messageValues.length)]];
+    out.push(b);
+  }
+  return out;
+}
+
+describe('the hand-written chat body check', () => {
+  it('accepts exactly what the chat schema accepts, and returns what it would', () => {
+    const cases = bodies();
+    expect(cases.length).toBeGreaterThan(700);
+    let accepted = 0;
+    for (const body of cases) {
+      const zod = chatRequest.safeParse(body);
+      const mine = typeof body === 'object' && body !== null && !Array.isArray(body) && chatBodyOk(body as Record<string, unknown>);
+      expect({ body, ok: mine }).toEqual({ body, ok: zod.success });
+      if (zod.success) {
+        accepted++;
+        expect(parseChatBody(body)).toStrictEqual(zod.data);
+      }
+    }
+    // Both sides of the comparison are exercised.
+    expect(accepted).toBeGreaterThan(100);
+    expect(cases.length - accepted).toBeGreaterThan(100);
+  });
+
+  it('hands the body back without copying it', () => {
+    const body = { ...base, stream: true, custom: { deep: [1] } };
+    expect(parseChatBody(body)).toBe(body);
+  });
+
+  it('refuses with the schema error, naming the field', () => {
+    for (const [body, param] of [
+      [{ ...base, temperature: 7 }, 'temperature'],
+      [{ ...base, messages: [{ role: 'user', content: [{ text: 'x' }] }] }, 'messages[0].content'],
+      [{ model: 'm', messages: [] }, 'messages'],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        parseChatBody(body);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(GatewayError);
+      expect((thrown as GatewayError).param).toBe(param);
+      expect(() => parseBody(chatRequest, body)).toThrow((thrown as GatewayError).message);
+    }
+  });
+});
