@@ -74,3 +74,27 @@ describe('streams that end early', () => {
     expect(row).toMatchObject({ status: 'ok', promptTokens: countChatPrompt(body), outputTokens: countText('Hello from the fake upstream.') });
   });
 });
+
+describe('a stream’s head', () => {
+  it('carries the request id, the limit headers, the clamp note and the event-stream headers', async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture });
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, max_tokens: 9000 }),
+    });
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    const id = res.headers.get('x-request-id');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+    expect(res.headers.get('x-accel-buffering')).toBe('no');
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_tokens=512');
+    expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+    expect(Number(res.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(50_000);
+    expect(res.headers.get('x-ratelimit-reset-tokens')).toMatch(/^(\d+h)?(\d+m)?\d+s$/);
+    expect(text).toContain('[DONE]');
+  });
+});
