@@ -160,8 +160,8 @@ async function main() {
     // 1. Upstream alone (reference ceiling: what the load generator + fake can do).
     await runTarget('fake upstream (direct)', upstreamUrl, null, null);
 
-    // 2. Bare proxy.
-    const proxy = await spawnNode([join(LIB, 'proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
+    // 2. Bare proxy, with Tollgate's node flags (as in run.mjs).
+    const proxy = await spawnNode([...SERVE_FLAGS, join(LIB, 'proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
     await runTarget('bare undici proxy', `http://127.0.0.1:${proxy.info.port}`, proxy.child.pid, null);
     await stop(proxy.child);
 

@@ -198,8 +198,9 @@ async function main() {
   const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
   const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 
-  // 2. Bare proxy (core 1).
-  const proxy = await spawnNode([join(LIB, 'proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
+  // 2. Bare proxy (core 1), with the node flags Tollgate runs with (npm start): the floor any Node
+  // gateway could reach, GC settings included, so Tollgate's own settings cannot flatter its ratios.
+  const proxy = await spawnNode([...SERVE_FLAGS, join(LIB, 'proxy.mjs'), upstreamUrl], { core: 1, pin, waitJson: true });
   const json = { 'content-type': 'application/json' };
   const targets = [{ name: 'bare undici proxy', key: 'proxy', url: `http://127.0.0.1:${proxy.info.port}`, pid: proxy.child.pid, headers: [json] }];
 
@@ -347,7 +348,8 @@ async function main() {
   L.push(
     `${ROUNDS} round(s), interleaved (each measurement runs proxy → Tollgate → Portkey before the next); figures are medians across rounds. ` +
       `Saturation: ${CONCURRENCY} connections, ${WARMUP} s warm-up + ${SECONDS} s measured. Fixed rate: open loop, 1 s warm-up + ${RATE_SECONDS} s measured, ` +
-      `latency from each request's scheduled start. Tollgate: SQLite (temp dir), free tier enforced, logging warn, ${ACCOUNTS.toLocaleString('en-US')} accounts with a key each ` +
+      `latency from each request's scheduled start. The bare proxy and Tollgate run with the node flags of \`npm start\` (${SERVE_FLAGS.join(' ')}); Portkey as its package starts it. ` +
+      `Tollgate: SQLite (temp dir), free tier enforced, logging warn, ${ACCOUNTS.toLocaleString('en-US')} accounts with a key each ` +
       `(created through the admin API in ${setupS.toFixed(1)} s), requests spread over ${ACTIVE.toLocaleString('en-US')} of them; max_tokens 16.`,
   );
   for (const n of notes) L.push('', `**${n}**`);
