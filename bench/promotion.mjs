@@ -6,11 +6,11 @@
 //
 //   npm run build && node bench/promotion.mjs [--stream] [--rate 800] [--seconds 20] [--accounts 1000]
 //                                             [--target tollgate|proxy] [--cli dist/cli/tollgate.js]
-//                                             [--node-args=…]
+//                                             [--node-args=…] [--keep-trace FILE]
 //
 // Pinned like the other benchmarks: the server on core 1, this load generator and the fake
 // upstream on core 0. Only the measured window's GCs count (after 3 s at saturation to warm up).
-import { mkdtempSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     accounts: { type: 'string', default: '1000' },
     cli: { type: 'string', default: CLI },
     'node-args': { type: 'string', default: '' },
+    'keep-trace': { type: 'string' },
   },
   strict: true,
 });
@@ -98,6 +99,7 @@ const afterFull = full.map((l) => (field(l, 'total_size_after') / 1e6).toFixed(1
 const promoted = scavenges.reduce((a, l) => a + field(l, 'promoted'), 0);
 const pauses = scavenges.map((l) => field(l, 'pause')).sort((a, b) => a - b);
 closeSync(out);
+if (args['keep-trace']) copyFileSync(traceFile, args['keep-trace']);
 
 const mode = args.stream ? 'stream' : 'non-stream';
 console.log(`${args.target} ${mode} at ${args.rate}/s for ${args.seconds} s (${r.total} requests, ${args.target === 'proxy' ? 'no' : args.accounts} accounts):`);
