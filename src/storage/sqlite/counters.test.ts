@@ -110,6 +110,33 @@ describe('sqlite counter store specifics', () => {
     await storage.close();
   });
 
+  it('writes a settlement with the same expiry as an update of the value alone, and still merges a new expiry', async () => {
+    const url = freshUrl();
+    const store = openSqliteCounterStore(url);
+    const row = (key: string) => {
+      const db = new Database(sqlitePath(url), { readonly: true });
+      try {
+        return db.prepare('SELECT value, expires_at FROM counters WHERE key = ?').get(key);
+      } finally {
+        db.close();
+      }
+    };
+    const key = 'day:acc_1:2026-11-25:credits';
+    await store.add(key, 5, END_OF_DAY); // new row: the upsert
+    await store.add(key, 7, END_OF_DAY); // same expiry: the update
+    expect(row(key)).toEqual({ value: 12, expires_at: END_OF_DAY });
+    await store.add(key, 1, END_OF_DAY - 1); // an earlier expiry never shortens the row's
+    expect(row(key)).toEqual({ value: 13, expires_at: END_OF_DAY });
+    await store.add(key, 1, END_OF_DAY + 5); // a later one lengthens it
+    expect(row(key)).toEqual({ value: 14, expires_at: END_OF_DAY + 5 });
+    await store.add(key, 1, null); // never expiring wins…
+    expect(row(key)).toEqual({ value: 15, expires_at: null });
+    await store.add(key, 1, END_OF_DAY); // …and stays
+    await store.add(key, 1, null); // same (null) expiry: the update
+    expect(row(key)).toEqual({ value: 17, expires_at: null });
+    await store.close();
+  });
+
   it('reads a counter it has not loaded from the file, and a refusal leaves no counter behind', async () => {
     const url = freshUrl();
     const writer = openSqliteCounterStore(url);
