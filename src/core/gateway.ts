@@ -6,6 +6,7 @@
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
+import { JsonText } from '../lib/json-text.js';
 import type { CallContext, ChatStreamEvent, Provider } from '../providers/provider.js';
 import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
@@ -28,7 +29,8 @@ export interface RequestContext {
 }
 
 export interface Completed {
-  body: JsonObject;
+  /** The answer's JSON, `meta` included; the HTTP layer sends its text. */
+  body: JsonText;
   credits: number;
   headers: Record<string, string>;
 }
@@ -115,11 +117,11 @@ export class Gateway {
     model: ModelConfig,
     shaped: ShapeOutcome,
     worstCaseCredits: number,
-    call: (upstream: CallContext) => Promise<{ body: JsonObject; usage: Usage }>,
+    call: (upstream: CallContext) => Promise<{ body: JsonText; usage: Usage }>,
     price: (usage: Usage) => number,
   ): Promise<Completed> {
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits });
-    let result: { body: JsonObject; usage: Usage };
+    let result: { body: JsonText; usage: Usage };
     try {
       // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
       // upstream timeouts) and is charged, because the provider charges for it either way.
@@ -136,7 +138,7 @@ export class Gateway {
       admission.settle(credits),
       this.record(ctx, model, result.usage, credits, ctx.client.gone ? 'aborted' : 'ok', ctx.client.gone ? 499 : 200),
     ]);
-    result.body.meta = { usage: { credits_used: credits } };
+    result.body.set('meta', { usage: { credits_used: credits } });
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
 
@@ -210,7 +212,10 @@ export class Gateway {
       model,
       shaped,
       unit * call.n,
-      (upstream) => provider.generateImage(call, upstream),
+      async (upstream) => {
+        const r = await provider.generateImage(call, upstream);
+        return { body: JsonText.of(r.body), usage: r.usage };
+      },
       // Never more images than asked for are charged, whatever the upstream returned.
       (u) => unit * Math.min(u.images ?? 0, call.n),
     );
@@ -351,8 +356,8 @@ function deltaText(chunk: JsonObject): string {
   return text;
 }
 
-function countCompletionOutput(body: JsonObject): number {
-  const choices = body.choices;
+function countCompletionOutput(body: JsonText): number {
+  const choices = body.get('choices');
   if (!Array.isArray(choices)) return 0;
   let text = '';
   for (const c of choices) {

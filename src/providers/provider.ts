@@ -1,6 +1,7 @@
 // The one interface every upstream kind implements. Adapters live in providers/<type>/ and are the
 // only code that knows a wire format; the registry (registry.ts) is the only list of them.
 import type { ImageSize, JsonObject, Usage } from '../core/types.js';
+import type { JsonText } from '../lib/json-text.js';
 import type { ModelConfig, ProviderConfig } from '../config/schema.js';
 import type { UpstreamClient } from '../upstream/types.js';
 
@@ -25,8 +26,11 @@ export interface ChatCall {
 }
 
 export interface ChatResult {
-  /** OpenAI chat.completion object, `model` rewritten to the gateway's id. */
-  body: JsonObject;
+  /**
+   * OpenAI chat.completion object, `model` rewritten to the gateway's id: the upstream's text with
+   * that one member replaced (lib/json-text.ts), not parsed and serialised again.
+   */
+  body: JsonText;
   /** From the upstream's `usage`; undefined when the upstream reported none. */
   usage: Usage | undefined;
 }
@@ -57,7 +61,8 @@ export interface EmbedCall {
 }
 
 export interface EmbedResult {
-  body: JsonObject;
+  /** OpenAI embeddings list, `model` rewritten to the gateway's id (as ChatResult's body). */
+  body: JsonText;
   usage: Usage | undefined;
 }
 

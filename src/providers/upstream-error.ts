@@ -2,6 +2,7 @@
 // Each adapter knows its own error body (`parse`); what every adapter shares — reading the body,
 // surviving HTML or empty bodies, choosing a type from the status — lives here.
 import { UpstreamHttpError } from '../errors/gateway-error.js';
+import { JsonText } from '../lib/json-text.js';
 import type { UpstreamResponse } from '../upstream/types.js';
 
 export type OpenAiError = UpstreamHttpError['body']['error'];
@@ -83,6 +84,22 @@ export async function upstreamError(
 /** A 2xx answer whose body is not what the wire format promises. */
 export function malformedResponse(provider: string, what: string): UpstreamHttpError {
   return buildError(502, provider, { message: `The upstream sent an invalid response: ${what}.`, type: 'api_error', code: 'invalid_upstream_response' });
+}
+
+/**
+ * Reads a 2xx JSON object body as text with its top-level members located (lib/json-text.ts): the
+ * answer can pass to the client without being parsed and serialised again.
+ */
+export async function jsonText(res: UpstreamResponse, provider: string): Promise<JsonText> {
+  const text = await res.text();
+  const body = JsonText.parse(text);
+  if (body) return body;
+  try {
+    JSON.parse(text);
+  } catch {
+    throw malformedResponse(provider, 'the body is not JSON');
+  }
+  throw malformedResponse(provider, 'the body is not a JSON object');
 }
 
 /** Reads a 2xx JSON object body. */

@@ -173,6 +173,10 @@ describe('embeddings', () => {
     const one = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello world' }).withResponse();
     expect(one.data.data).toHaveLength(1);
     expect(one.data.data[0]!.embedding).toHaveLength(8);
+    // The upstream's answer passes through as text with the gateway's members spliced in.
+    expect(one.response.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(one.data.model).toBe('text-embedding-3-small');
+    expect((one.data as unknown as { meta: unknown }).meta).toEqual({ usage: { credits_used: 1 } });
     const three = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b', 'c'] });
     expect(three.data.map((d) => d.index)).toEqual([0, 1, 2]);
     // 4 tokens per input at $0.02/1M = 0.04 credits a token → rounds up to 1 credit per request.

@@ -11,6 +11,7 @@ import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import type { AppDeps } from '../app.js';
+import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
 import { modelEntry, usageRecordView } from '../views.js';
 import { CSRF_COOKIE, CSRF_HEADER, type WebSessions } from '../web-session.js';
@@ -85,7 +86,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
   function completed(req: FastifyRequest, reply: FastifyReply, r: Completed) {
     req.facts.credits = r.credits;
-    return reply.headers(r.headers).send(r.body);
+    return sendCompleted(reply.headers(r.headers), r);
   }
 
   return async (app) => {

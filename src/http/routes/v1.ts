@@ -4,6 +4,7 @@ import type { Completed, RequestContext } from '../../core/gateway.js';
 import { utcDay } from '../../lib/clock.js';
 import type { AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
+import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
 import { modelEntry, summariseDaily } from '../views.js';
 
@@ -25,7 +26,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
 
   function reply200(req: FastifyRequest, reply: FastifyReply, r: Completed) {
     req.facts.credits = r.credits;
-    return reply.headers(r.headers).header(CREDITS_HEADER, String(r.credits)).send(r.body);
+    return sendCompleted(reply.headers(r.headers).header(CREDITS_HEADER, String(r.credits)), r);
   }
 
   return async (app) => {

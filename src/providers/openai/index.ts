@@ -1,6 +1,7 @@
 // `type: openai`: any OpenAI-compatible upstream (OpenAI, Groq, Together, vLLM, Ollama, …).
 // Bodies pass through untouched except `model`; this is the hot path, so each request body is one
-// shallow spread and one JSON.stringify, and parsed responses are edited in place.
+// shallow spread and one JSON.stringify, and an answer is its upstream text with `model` spliced
+// in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
 import { baseHeaders, baseUrlOf } from '../common.js';
 import type { JsonObject, Usage } from '../../core/types.js';
@@ -26,6 +27,7 @@ import {
   codeOf,
   isObject,
   jsonObject,
+  jsonText,
   malformedResponse,
   upstreamError,
   type ErrorFields,
@@ -90,9 +92,9 @@ class OpenAiProvider implements Provider {
 
   async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
     const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
-    const body = await jsonObject(res, this.id);
-    body.model = call.model.id;
-    return { body, usage: tokenUsage(body.usage) };
+    const body = await jsonText(res, this.id);
+    body.set('model', call.model.id);
+    return { body, usage: tokenUsage(body.get('usage')) };
   }
 
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
@@ -154,9 +156,9 @@ class OpenAiProvider implements Provider {
 
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
-    const body = await jsonObject(res, this.id);
-    body.model = call.model.id;
-    const usage = tokenUsage(body.usage);
+    const body = await jsonText(res, this.id);
+    body.set('model', call.model.id);
+    const usage = tokenUsage(body.get('usage'));
     return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };
   }
 

@@ -112,7 +112,8 @@ describe('openai provider: chat', () => {
   });
 
   it("rewrites the response's model to the gateway id and maps usage", async () => {
-    const { body, usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const { body: text, usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const body = JSON.parse(text.toString()) as Record<string, unknown>;
     expect(body.model).toBe('fast-chat');
     expect(body.object).toBe('chat.completion');
     expect((body.choices as { message: { content: string } }[])[0]!.message.content).toBe(FAKE_CONTENT);
@@ -342,10 +343,11 @@ describe('openai provider: transport failures', () => {
 
 describe('openai provider: embeddings and images', () => {
   it('embeds with the upstream model and reports prompt tokens', async () => {
-    const { body, usage } = await provider.embed(
+    const { body: text, usage } = await provider.embed(
       { model: embedModel, body: { model: 'embed', input: ['a', 'b', 'c'], dimensions: 8 } },
       ctx(),
     );
+    const body = JSON.parse(text.toString()) as Record<string, unknown>;
     expect(fake.requests[0]!.path).toBe('/v1/embeddings');
     expect(lastBody()).toEqual({ model: 'text-embedding-3-small', input: ['a', 'b', 'c'], dimensions: 8 });
     expect(body.model).toBe('embed');
