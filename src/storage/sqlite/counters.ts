@@ -62,8 +62,8 @@ export class SqliteCounterStore extends MemoryCounterStore {
     );
     // The usual settlement: a counter already on file with this same expiry (a window's counters
     // all expire at its end). Leaving expires_at out of the SET keeps its index entry untouched;
-    // the upsert rewrote it every time, which was one more b-tree page written per request
-    // (0.1–0.3 pages and 7–15 % of the apply's time per request: bench/sqlite-writes.mjs).
+    // the upsert rewrote it every time, dirtying index pages the apply then wrote out (0.1–0.3
+    // pages and 7–15 % of the apply's time per request: bench/sqlite-writes.mjs).
     this.addSameExpiry = db.prepare<[number, string, number | null]>('UPDATE counters SET value = value + ? WHERE key = ? AND expires_at IS ?');
     // Group commit shared with the ledger on this connection (writer.ts): a batch is whatever
     // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
