@@ -2,6 +2,7 @@
 // through to the upstream untouched (loose objects), as an OpenAI-compatible gateway must.
 import { z } from 'zod';
 import { GatewayError } from '../errors/gateway-error.js';
+import { isObject } from '../lib/is-object.js';
 
 const message = z.looseObject({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
@@ -73,9 +74,6 @@ export type ImageRequest = z.infer<typeof imageRequest>;
 // to zod, whose issue names the field at fault, so errors are written in one place.
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 const absent = (v: unknown) => v === undefined || v === null;
 const intIn = (v: unknown, min: number, max: number) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 const numberIn = (v: unknown, min: number, max: number) => typeof v === 'number' && v >= min && v <= max;

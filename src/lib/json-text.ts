@@ -10,6 +10,8 @@
 // it records are the top level's; like JSON.parse, the last of duplicate keys is the one that counts.
 // Grammar: https://www.rfc-editor.org/rfc/rfc8259 (JSON.parse's own, ECMA-404).
 
+import { isObject } from './is-object.js';
+
 const MAX_DEPTH = 512;
 
 interface Member {
@@ -41,7 +43,7 @@ export class JsonText {
     } catch {
       return undefined;
     }
-    return isPlainObject(value) ? JsonText.of(value) : undefined;
+    return isObject(value) ? JsonText.of(value) : undefined;
   }
 
   /** An object built in code (serialised once, here). */
@@ -97,10 +99,6 @@ export class JsonText {
   toJSON(): Record<string, unknown> {
     return JSON.parse(this.toString()) as Record<string, unknown>;
   }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 // Character codes.

@@ -2,6 +2,7 @@
 // Each adapter knows its own error body (`parse`); what every adapter shares — reading the body,
 // surviving HTML or empty bodies, choosing a type from the status — lives here.
 import { UpstreamHttpError } from '../errors/gateway-error.js';
+import { isObject } from '../lib/is-object.js';
 import { JsonText } from '../lib/json-text.js';
 import type { UpstreamResponse } from '../upstream/types.js';
 
@@ -38,8 +39,6 @@ function textMessage(status: number, text: string): string {
 }
 
 export const asString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-export const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `code` may be a number upstream (e.g. 429); OpenAI's shape wants a string or null. */
 export function codeOf(v: unknown): string | null {

@@ -9,7 +9,8 @@ import type { ProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import type { UpstreamClient } from '../../upstream/types.js';
 import type { CallContext, ImageCall, ImageResult, Provider, ProviderType } from '../provider.js';
-import { asString, isObject, jsonObject, malformedResponse, upstreamError, type ErrorFields } from '../upstream-error.js';
+import { isObject } from '../../lib/is-object.js';
+import { asString, jsonObject, malformedResponse, upstreamError, type ErrorFields } from '../upstream-error.js';
 
 export function parseFalError(json: unknown): ErrorFields {
   if (!isObject(json)) return {};

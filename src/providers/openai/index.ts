@@ -6,6 +6,7 @@
 import { baseHeaders, baseUrlOf } from '../common.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
+import { isObject } from '../../lib/is-object.js';
 import { SseDecoder, type SseEvent } from '../../lib/sse.js';
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
 import type {
@@ -25,7 +26,6 @@ import {
   asString,
   buildError,
   codeOf,
-  isObject,
   jsonObject,
   jsonText,
   malformedResponse,
