@@ -4,8 +4,10 @@ import { z } from 'zod';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
 
+const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
+
 const message = z.looseObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+  role: z.enum(MESSAGE_ROLES),
   content: z.union([z.string(), z.array(z.looseObject({ type: z.string() })), z.null()]).optional(),
   name: z.string().optional(),
 });
@@ -72,7 +74,7 @@ export type ImageRequest = z.infer<typeof imageRequest>;
 // (a test compares the two on 743 bodies) and hands the body back as it is, so the request path
 // may change the parsed request body itself (shaping clamps max_tokens). Anything it refuses goes
 // to zod, whose issue names the field at fault, so errors are written in one place.
-const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+const ROLES: ReadonlySet<string> = new Set(MESSAGE_ROLES);
 
 const absent = (v: unknown) => v === undefined || v === null;
 const intIn = (v: unknown, min: number, max: number) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
