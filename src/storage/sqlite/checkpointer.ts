@@ -86,3 +86,8 @@ export function acquireCheckpointer(path: string): () => void {
 export async function checkpointerStopped(path: string): Promise<void> {
   await stopping.get(path);
 }
+
+/** Resolves once every checkpoint worker told to stop has exited (a test removing its directory). */
+export async function allCheckpointersStopped(): Promise<void> {
+  await Promise.all(stopping.values());
+}

@@ -8,12 +8,18 @@ import type { CounterOp } from '../counters.js';
 import { SqliteCounterStore, openSqliteCounterStore } from './counters.js';
 import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
 import { migrate, migrations } from './migrations.js';
+import { allCheckpointersStopped } from './checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-counters-'));
 let n = 0;
 const freshUrl = () => `sqlite:${join(dir, `c${++n}.db`)}`;
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The workers of closed databases remove their -wal and -shm files as they exit: wait for them,
+// or the removal races them (ENOTEMPTY).
+afterAll(async () => {
+  await allCheckpointersStopped();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 counterStoreContract('sqlite (memory)', () => openSqliteCounterStore('sqlite::memory:'));
 counterStoreContract('sqlite (file)', () => openSqliteCounterStore(freshUrl()));

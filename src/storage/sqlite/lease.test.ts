@@ -5,11 +5,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from './index.js';
 import { DatabaseInUseError, ServerLease } from './lease.js';
+import { allCheckpointersStopped } from './checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-lease-'));
 let n = 0;
 const freshFile = () => join(dir, `l${++n}.db`);
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The workers of closed databases remove their -wal and -shm files as they exit: wait for them,
+// or the removal races them (ENOTEMPTY).
+afterAll(async () => {
+  await allCheckpointersStopped();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** The pid of a process that has exited (so no process runs under it now, barring reuse). */
 function deadPid(): number {

@@ -6,10 +6,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from './index.js';
 import { pendingLogPath } from './pending-log.js';
 import { SqliteWriter } from './writer.js';
+import { allCheckpointersStopped } from './checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-pending-'));
 let n = 0;
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The workers of closed databases remove their -wal and -shm files as they exit: wait for them,
+// or the removal races them (ENOTEMPTY).
+afterAll(async () => {
+  await allCheckpointersStopped();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** A migrated database with a test table, and a writer whose `add` writes add to a row. */
 function open(path: string, opts: { onError?: (err: unknown) => void } = {}) {

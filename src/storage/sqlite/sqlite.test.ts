@@ -7,13 +7,19 @@ import { storageContract } from '../contract/storage.contract.js';
 import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
 import { dailySql, recordsSql } from './ledger.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
+import { allCheckpointersStopped } from './checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-sqlite-'));
 let n = 0;
 /** A fresh file in a not-yet-existing subdirectory, so directory creation is exercised too. */
 const freshUrl = () => `sqlite:${join(dir, `sub${++n}`, 'tollgate.db')}`;
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The workers of closed databases remove their -wal and -shm files as they exit: wait for them,
+// or the removal races them (ENOTEMPTY).
+afterAll(async () => {
+  await allCheckpointersStopped();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 storageContract('sqlite (memory)', () => openSqliteStorage('sqlite::memory:'));
 storageContract('sqlite (file)', () => openSqliteStorage(freshUrl()));
