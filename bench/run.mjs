@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { closedLoop, once, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
-import { CLI, LIB, ROOT, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
+import { CLI, LIB, ROOT, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -108,56 +108,6 @@ async function sanity(t, mode, body) {
   } finally {
     await pool.close();
   }
-}
-
-/**
- * Waits until no server under test is still busy (each under 5 % of a core over 250 ms; at most
- * 15 s): an overloaded target — Portkey at Tollgate's half load — can keep its core busy after its
- * row ended, and the next row on that core must not pay for it. Returns the seconds waited.
- */
-/**
- * Before a row: the target measured runs, the others are stopped (SIGSTOP) until their own rows.
- * They share core 1 with it, and an idle server is not idle for V8: a few seconds after its own
- * row it runs the memory reducer's full GCs — Portkey's after a fixed-rate row it could not keep up
- * with, hundreds of ms — on the core the next target is being measured on. Stopped, a server's
- * deferred work waits for its own rows. `--no-freeze` keeps them all running.
- */
-function focus(target, all) {
-  if (args['no-freeze']) return;
-  for (const t of all) if (t !== target) signal(t.pid, 'SIGSTOP');
-  signal(target.pid, 'SIGCONT');
-}
-
-function thaw(all) {
-  for (const t of all) signal(t.pid, 'SIGCONT');
-}
-
-function signal(pid, sig) {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Gone already: its row fails on its own.
-  }
-}
-
-async function quiesce(all) {
-  const t0 = performance.now();
-  while (performance.now() - t0 < 15_000) {
-    const before = all.map((t) => cpuOf(t.pid));
-    await sleep(250);
-    if (all.every((t, i) => (cpuOf(t.pid) - before[i]) / 0.25 < 0.05)) break;
-  }
-  return (performance.now() - t0) / 1000;
-}
-
-/** Runs fn while accounting the target's CPU (utime+stime) over the wall time; adds cpuPct and cpuMsPerReq. */
-async function withCpu(t, fn) {
-  const c0 = cpuOf(t.pid);
-  const w0 = performance.now();
-  const r = await fn();
-  const cpuS = cpuOf(t.pid) - c0;
-  const wallS = (performance.now() - w0) / 1000;
-  return { ...r, cpuPct: (100 * cpuS) / wallS, cpuMsPerReq: (1000 * cpuS) / r.total };
 }
 
 function refusals(byStatus) {
@@ -274,7 +224,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [mode, body] of MODES) {
       for (const t of targets) {
-        focus(t, targets);
+        focus(t, targets, !args['no-freeze']);
         await quiesce(targets);
         const r = await withCpu(t, () => closedLoop(t.url, { headers: t.headers, body, seconds: SECONDS, warmup: WARMUP, concurrency: CONCURRENCY }));
         sat.push({ round, target: t.key, mode, ...r });
@@ -285,7 +235,7 @@ async function main() {
     }
     for (const [mode, body] of MODES) {
       for (const t of targets) {
-        focus(t, targets);
+        focus(t, targets, !args['no-freeze']);
         const waited = await quiesce(targets);
         if (waited > 1) log(`waited ${waited.toFixed(1)} s for the servers to go idle`);
         const r = await withCpu(t, () => openLoop(t.url, { headers: t.headers, body, rate: rates[mode], seconds: RATE_SECONDS, warmup: 1 }));
@@ -295,7 +245,7 @@ async function main() {
     }
   }
   const peak = Object.fromEntries(targets.map((t) => [t.key, memOf(t.pid)]));
-  focus(tollgate, targets);
+  focus(tollgate, targets, !args['no-freeze']);
 
   // 6. Memory run: Tollgate alone at saturation (non-stream), RSS sampled every second.
   log(`memory run: Tollgate alone at saturation for ${SOAK_SECONDS} s …`);

@@ -153,3 +153,59 @@ export function memOf(pid) {
     return null;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Servers under test that share a core (bench/run.mjs, bench/rate-sweep.mjs); each target is
+// { pid, ... }.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Before a row: the target measured runs, the others are stopped (SIGSTOP) until their own rows.
+ * They share core 1 with it, and an idle server is not idle for V8: a few seconds after its own
+ * row it runs the memory reducer's full GCs — Portkey's after a fixed-rate row it could not keep up
+ * with, hundreds of ms — on the core the next target is being measured on. Stopped, a server's
+ * deferred work waits for its own rows. With `freeze` false (`--no-freeze`) they all keep running.
+ */
+export function focus(target, all, freeze = true) {
+  if (!freeze) return;
+  for (const t of all) if (t !== target) signal(t.pid, 'SIGSTOP');
+  signal(target.pid, 'SIGCONT');
+}
+
+/** Lets every target run again. */
+export function thaw(all) {
+  for (const t of all) signal(t.pid, 'SIGCONT');
+}
+
+function signal(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone already: its row fails on its own.
+  }
+}
+
+/**
+ * Waits until no server under test is still busy (each under 5 % of a core over 250 ms; at most
+ * 15 s): an overloaded target — Portkey at Tollgate's half load — can keep its core busy after its
+ * row ended, and the next row on that core must not pay for it. Returns the seconds waited.
+ */
+export async function quiesce(all) {
+  const t0 = performance.now();
+  while (performance.now() - t0 < 15_000) {
+    const before = all.map((t) => cpuOf(t.pid));
+    await sleep(250);
+    if (all.every((t, i) => (cpuOf(t.pid) - before[i]) / 0.25 < 0.05)) break;
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+/** Runs fn while accounting the target's CPU (utime+stime) over the wall time; adds cpuPct and cpuMsPerReq. */
+export async function withCpu(t, fn) {
+  const c0 = cpuOf(t.pid);
+  const w0 = performance.now();
+  const r = await fn();
+  const cpuS = cpuOf(t.pid) - c0;
+  const wallS = (performance.now() - w0) / 1000;
+  return { ...r, cpuPct: (100 * cpuS) / wallS, cpuMsPerReq: (1000 * cpuS) / r.total };
+}
