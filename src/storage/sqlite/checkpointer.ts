@@ -6,20 +6,37 @@
 // a timer with its own connection. PASSIVE never blocks writers or readers
 // (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html); with synchronous = NORMAL in WAL mode a
 // commit itself never fsyncs, so no fsync is left on the event loop.
+//
+// The same worker applies the serving process's pending log (pending-log.ts) when asked: applying
+// a 50 ms batch took ~2.5 ms of the event loop, the largest stall left at half load. It runs at a
+// lower priority (nice 10) than the serving thread, so on a busy core the event loop comes first.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { logApplier, parseLog, writeRunner } from './apply-writes.js';
 
 /** How often the worker checkpoints, ms. */
 const INTERVAL_MS = 250;
 
 // An eval'd CommonJS worker: no separate file to build or resolve, under tsc and vitest alike.
+// The apply functions come as source text (apply-writes.ts says why); `__name` is the helper a
+// transform that keeps function names may call in them.
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
+const { readFileSync, setPriority } = { ...require('node:fs'), ...require('node:os') };
 const Database = require(workerData.module);
+const __name = (f) => f;
+const writeRunner = ${writeRunner.toString()};
+const logApplier = ${logApplier.toString()};
+const parseLog = ${parseLog.toString()};
+try {
+  // Linux: a thread's id is a pid for setpriority, and the nice value is the thread's own.
+  setPriority(Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]), 10);
+} catch {}
 let db;
 try {
   db = new Database(workerData.path, { fileMustExist: true });
-  db.pragma('busy_timeout = 1000');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
 } catch {
   db = undefined;
 }
@@ -31,7 +48,35 @@ const checkpoint = () => {
   }
 };
 const timer = setInterval(checkpoint, workerData.intervalMs);
-parentPort.on('message', () => {
+const kinds = {};
+let log;
+let refused = [];
+const errorOf = (err) => ({ message: String(err?.message ?? err), code: err?.code });
+const apply = ({ file, upTo }) => {
+  if (!db) throw new Error('the file worker could not open the database');
+  refused = [];
+  log ??= logApplier(db, writeRunner(db, kinds), (err) => refused.push(errorOf(err)));
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    // Gone: the serving thread applied it first (and removed it); the transaction below skips.
+    if (err?.code !== 'ENOENT') throw err;
+  }
+  const { lines } = parseLog(text, () => {});
+  log.apply(lines, upTo);
+  return refused;
+};
+parentPort.on('message', (msg) => {
+  if (msg?.type === 'apply') {
+    Object.assign(kinds, msg.kinds);
+    try {
+      parentPort.postMessage({ type: 'applied', upTo: msg.upTo, refused: apply(msg) });
+    } catch (err) {
+      parentPort.postMessage({ type: 'apply-failed', upTo: msg.upTo, error: errorOf(err) });
+    }
+    return;
+  }
   clearInterval(timer);
   checkpoint();
   try { db?.close(); } catch {}
@@ -40,7 +85,7 @@ parentPort.on('message', () => {
 `;
 
 const betterSqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-const running = new Map<string, { worker: Worker; refs: number }>();
+const running = new Map<string, { worker: Worker; refs: number; exited: Promise<void> }>();
 /** Workers told to stop, until they have exited (their last connection's close touches the files). */
 const stopping = new Map<string, Promise<void>>();
 
@@ -55,28 +100,41 @@ export function acquireCheckpointer(path: string): () => void {
     // Never the reason a process stays alive; a failing worker only means checkpoints stop, and
     // SQLite then keeps appending to the WAL (bounded by the next start's recovery).
     worker.unref();
-    worker.on('error', () => running.delete(path));
-    entry = { worker, refs: 0 };
+    // A worker that failed or exited is forgotten, so the next connection starts a new one.
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const forget = () => {
+      if (running.get(path)?.worker === worker) running.delete(path);
+    };
+    worker.on('error', forget);
+    void exited.then(forget);
+    entry = { worker, refs: 0, exited };
     running.set(path, entry);
   }
   entry.refs++;
+  // This connection's share of *this* worker: if it exited and a new one started for the path,
+  // releasing must not count down the new one.
+  const mine = entry;
   let released = false;
   return () => {
     if (released) return;
     released = true;
-    const e = running.get(path);
-    if (!e || --e.refs > 0) return;
-    running.delete(path);
-    const exited = new Promise<void>((resolve) => e.worker.once('exit', () => resolve()));
+    if (--mine.refs > 0) return;
+    if (running.get(path) === mine) running.delete(path);
+    const exited = mine.exited;
     stopping.set(path, exited);
     void exited.then(() => {
       if (stopping.get(path) === exited) stopping.delete(path);
     });
     // Held while it stops: someone may be awaiting checkpointerStopped(), and an unref'd worker
     // would let the process exit under that await (with exit code 0, whatever was failing).
-    e.worker.ref();
-    e.worker.postMessage('stop');
+    mine.worker.ref();
+    mine.worker.postMessage('stop');
   };
+}
+
+/** The running worker of a database file, for the pending log to hand batches to (undefined: none). */
+export function fileWorker(path: string): Worker | undefined {
+  return running.get(path)?.worker;
 }
 
 /**

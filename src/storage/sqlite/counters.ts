@@ -39,8 +39,6 @@ export class SqliteCounterStore extends MemoryCounterStore {
   private readonly path: string;
   private lease: ServerLease | undefined;
   private readonly writes: SqliteWriter;
-  private readonly upsert: Database.Statement<[string, number, number | null]>;
-  private readonly addSameExpiry: Database.Statement<[number, string, number | null]>;
   private readonly selectCounter: Database.Statement<[string], { value: number; expires_at: number | null }>;
   private readonly deleteExpiredCounters: Database.Statement<[number]>;
 
@@ -53,29 +51,26 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.path = options.path ?? ':memory:';
     this.selectCounter = db.prepare('SELECT value, expires_at FROM counters WHERE key = ?');
     this.deleteExpiredCounters = db.prepare('DELETE FROM counters WHERE expires_at <= ?');
-    // Expiry merge mirrors mergeExpiry in counter-ops.ts: NULL (never) wins, else the later time.
-    this.upsert = db.prepare<[string, number, number | null]>(
-      `INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = value + excluded.value,
-         expires_at = CASE WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-                           ELSE MAX(expires_at, excluded.expires_at) END`,
-    );
-    // The usual settlement: a counter already on file with this same expiry (a window's counters
-    // all expire at its end). Leaving expires_at out of the SET keeps its index entry untouched;
-    // the upsert rewrote it every time, dirtying index pages the apply then wrote out (0.1–0.3
-    // pages and 7–15 % of the apply's time per request: bench/sqlite-writes.mjs).
-    this.addSameExpiry = db.prepare<[number, string, number | null]>('UPDATE counters SET value = value + ? WHERE key = ? AND expires_at IS ?');
     // Group commit shared with the ledger on this connection (writer.ts): a batch is whatever
     // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
-    // writes many settlements — and their ledger rows — per commit.
+    // writes many settlements — and their ledger rows — per commit. A write is [key, delta, expiresAt].
     this.writes = writerFor(db);
-    this.writes.define('counter', ([key, delta, expiresAt]) => {
-      // mergeExpiry(x, x) = x, so when the row's expiry already equals this one the upsert's
-      // result is exactly value + delta with the expiry unchanged.
-      if (this.addSameExpiry.run(delta as number, key as string, expiresAt as number | null).changes === 0) {
-        this.upsert.run(key as string, delta as number, expiresAt as number | null);
-      }
-    });
+    this.writes.define('counter', [
+      // The usual settlement: a counter already on file with this same expiry (a window's counters
+      // all expire at its end). Leaving expires_at out of the SET keeps its index entry untouched;
+      // the upsert rewrote it every time, dirtying index pages the apply then wrote out (0.1–0.3
+      // pages and 7–15 % of the apply's time per request: bench/sqlite-writes.mjs). mergeExpiry(x, x)
+      // = x, so when it matches, the upsert's result is exactly value + delta, expiry unchanged.
+      { sql: 'UPDATE counters SET value = value + ? WHERE key = ? AND expires_at IS ?', args: [1, 0, 2] },
+      // Otherwise the upsert. Its expiry merge mirrors mergeExpiry in counter-ops.ts: NULL (never)
+      // wins, else the later time.
+      {
+        sql: `INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?)
+          ON CONFLICT (key) DO UPDATE SET value = value + excluded.value,
+            expires_at = CASE WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+                              ELSE MAX(expires_at, excluded.expires_at) END`,
+      },
+    ]);
   }
 
   protected override stored(key: string): Counter | undefined {

@@ -36,7 +36,6 @@ export class SqliteKeyStore implements KeyStore {
   private readonly byId: Database.Statement;
   private readonly byAccount: Database.Statement;
   private readonly revokeStmt: Database.Statement;
-  private readonly touch: Database.Statement;
   private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
@@ -51,11 +50,10 @@ export class SqliteKeyStore implements KeyStore {
     this.revokeStmt = db.prepare(
       'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *',
     );
-    // Concurrent requests may settle out of order; last_used_at only moves forward.
-    this.touch = db.prepare(
-      'UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, @at), @at) WHERE id = @id',
-    );
-    this.writer.define('touch', ([id, at]) => this.touch.run({ id, at }));
+    // Concurrent requests may settle out of order; last_used_at only moves forward. A write is [id, at].
+    this.writer.define('touch', [
+      { sql: 'UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ?), ?) WHERE id = ?', args: [1, 1, 0] },
+    ]);
   }
 
   async create(key: NewApiKey): Promise<ApiKey> {

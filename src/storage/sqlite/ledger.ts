@@ -109,20 +109,20 @@ function params(q: UsageQuery) {
  * first, so they see every record appended.
  */
 export class SqliteLedger implements Ledger {
-  private readonly insert: Database.Statement;
   private readonly writer: SqliteWriter;
   private closed = false;
   /** Prepared queries by SQL text: one per combination of filters (at most eight each). */
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(private readonly db: Database.Database) {
-    this.insert = db.prepare(
-      `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
-         output_tokens, credits, status, http_status, created_at, day)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
     this.writer = writerFor(db);
-    this.writer.define('ledger', (row) => this.insert.run(row));
+    this.writer.define('ledger', [
+      {
+        sql: `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
+                output_tokens, credits, status, http_status, created_at, day)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      },
+    ]);
   }
 
   async append(record: UsageRecord): Promise<void> {

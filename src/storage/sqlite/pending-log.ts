@@ -16,12 +16,20 @@
 // acknowledged and is dropped; a failed append is cut off again, so no torn line is ever followed
 // by a good one.
 //
+// Off the event loop: when the database file has a worker thread (checkpointer.ts), a due batch
+// is handed to it. The log file is sealed first (renamed to `-pending.sealed`, appends go on in a
+// fresh file) and the worker reads, applies and acknowledges it; only one batch is in flight. The
+// applied position makes that safe with either thread applying: a read's sync() applies here at
+// once, and whichever transaction comes second skips the lines the first applied. If the worker
+// fails or is gone, this thread applies, as it did before there was a worker.
+//
 // Only the process holding the server lease (lease.ts) may open the log: one writer per file.
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+import { logApplier, parseLog, type LogLine, type WriteKinds, type WriteOp } from './apply-writes.js';
 
-/** One write: the kind names the statement that applies it (SqliteWriter.define), args are its parameters. */
-export type WriteOp = readonly [kind: string, args: readonly unknown[]];
+export type { WriteOp };
 
 export interface PendingLogOptions {
   /** Apply appended writes to the tables at most this long after the first of them, ms. */
@@ -30,74 +38,90 @@ export interface PendingLogOptions {
   applyAtOps?: number;
   /** A write the tables refused (it stays out; the others apply), or an apply that failed (retried, nothing lost). */
   onError?: (err: unknown) => void;
+  /** The database file's worker thread: it applies the batches. Without one, this thread does. */
+  worker?: Worker;
 }
 
 /** The log file of a database file. */
 export const pendingLogPath = (dbPath: string) => `${dbPath}-pending`;
+/** The sealed part of the log a worker is applying (or a crash left). */
+const sealedPathOf = (logPath: string) => `${logPath}.sealed`;
+
+/** Messages of the file worker about a batch (checkpointer.ts). */
+type WorkerReply =
+  | { type: 'applied'; upTo: number; refused: { message: string; code?: string }[] }
+  | { type: 'apply-failed'; upTo: number; error: { message: string; code?: string } };
 
 export class PendingLog {
-  private readonly fd: number;
+  private fd: number;
   private readonly path: string;
+  private readonly sealedPath: string;
+  /** Whether the sealed file exists with lines not known to be applied. */
+  private sealed = false;
   private size: number;
   private seq: number;
-  private unapplied: WriteOp[] = [];
+  /** The lines appended and not known to be applied, oldest first (in the sealed file, then the log). */
+  private lines: LogLine[] = [];
+  private ops = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The last line number of the batch the worker is applying. */
+  private inFlight: number | undefined;
+  private worker: Worker | undefined;
   private readonly applyEveryMs: number;
   private readonly applyAtOps: number;
   private readonly onError: (err: unknown) => void;
-  private readonly applyTx: (ops: readonly WriteOp[], seq: number) => void;
+  private readonly applyLines: (lines: readonly LogLine[], upTo: number) => boolean;
+  private readonly onReply = (msg: WorkerReply) => this.settled(msg);
+  private readonly onWorkerGone = () => this.workerGone();
 
   /**
    * Opens (creating) the log of `dbPath` and replays into the tables whatever it holds that was
-   * not applied yet. `apply` runs one write's statement; it is called inside a transaction.
+   * not applied yet. `run` runs one write's statements (inside a transaction); `kinds` are those
+   * statements as data, for the worker.
    */
   constructor(
     db: Database.Database,
     dbPath: string,
-    apply: (op: WriteOp) => void,
+    run: (op: WriteOp) => void,
+    private readonly kinds: WriteKinds,
     opts: PendingLogOptions = {},
   ) {
     this.applyEveryMs = opts.applyEveryMs ?? 50;
     this.applyAtOps = opts.applyAtOps ?? 1000;
     this.onError = opts.onError ?? (() => {});
-    const readApplied = db.prepare('SELECT applied_seq FROM pending_log_state WHERE id = 1').pluck();
-    const setApplied = db.prepare('UPDATE pending_log_state SET applied_seq = ? WHERE id = 1');
-    const tx = db.transaction((ops: readonly WriteOp[], seq: number) => {
-      for (const op of ops) {
-        try {
-          apply(op);
-        } catch (err) {
-          // Only a write the tables can never take is skipped (its statement rolls back alone and
-          // the rest of the batch applies). Anything else — busy, disk full, I/O — rolls the whole
-          // batch back: the writes stay in the file and apply() tries again.
-          if (!refused(err)) throw err;
-          this.onError(err);
-        }
-      }
-      setApplied.run(seq);
-    });
-    // IMMEDIATE: the write lock is taken at BEGIN, so a busy database fails the batch before any
-    // statement ran.
-    this.applyTx = tx.immediate;
+    const log = logApplier(db, run, this.onError);
+    this.applyLines = log.apply;
 
     const path = (this.path = pendingLogPath(dbPath));
-    const applied = readApplied.get() as number;
-    const { ops, lastSeq } = existsSync(path) ? readLog(readFileSync(path, 'utf8'), applied, this.onError) : { ops: [], lastSeq: applied };
+    this.sealedPath = sealedPathOf(path);
+    const applied = log.applied();
+    // The sealed part's lines come before the log's (numbers only grow).
+    let text = '';
+    for (const file of [this.sealedPath, path]) if (existsSync(file)) text += readFileSync(file, 'utf8');
+    const { lines, lastSeq } = parseLog(text, this.onError);
     this.seq = Math.max(applied, lastSeq);
-    if (ops.length > 0 || lastSeq > applied) this.applyTx(ops, this.seq);
+    if (this.seq > applied) this.applyLines(lines, this.seq);
+    rmSync(this.sealedPath, { force: true });
     this.fd = openSync(path, 'a');
     ftruncateSync(this.fd, 0);
     this.size = 0;
+
+    if (opts.worker) {
+      this.worker = opts.worker;
+      this.worker.on('message', this.onReply);
+      this.worker.once('exit', this.onWorkerGone);
+      this.worker.once('error', this.onWorkerGone);
+    }
   }
 
   /** Writes waiting to be applied to the tables. */
   get waiting(): number {
-    return this.unapplied.length;
+    return this.ops;
   }
 
   /** Whether a write of `kind` whose arguments pass `test` is waiting to be applied. */
   holds(kind: string, test: (args: readonly unknown[]) => boolean): boolean {
-    for (const [k, args] of this.unapplied) if (k === kind && test(args)) return true;
+    for (const [, ops] of this.lines) for (const [k, args] of ops) if (k === kind && test(args)) return true;
     return false;
   }
 
@@ -123,64 +147,102 @@ export class PendingLog {
     }
     this.seq += 1;
     this.size += bytes;
-    for (const op of ops) this.unapplied.push(op);
-    if (this.unapplied.length >= this.applyAtOps) this.apply();
-    else this.timer ??= setTimeout(() => this.apply(), this.applyEveryMs).unref();
+    this.lines.push([this.seq, ops]);
+    this.ops += ops.length;
+    if (this.ops >= this.applyAtOps) this.due();
+    else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
   }
 
-  /** Applies every appended write to the tables now, then empties the file. */
+  /** Applies every appended write to the tables now, on this thread, then empties the files. */
   apply(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.unapplied.length === 0) return;
-    try {
-      this.applyTx(this.unapplied, this.seq);
-    } catch (err) {
-      // Busy or failing: the writes are safe in the file; try again later.
-      this.onError(err);
-      this.timer = setTimeout(() => this.apply(), this.applyEveryMs).unref();
-      return;
+    if (this.lines.length > 0) {
+      try {
+        this.applyLines(this.lines, this.seq);
+      } catch (err) {
+        // Busy or failing: the writes are safe in the files; try again later.
+        this.onError(err);
+        this.timer = setTimeout(() => this.due(), this.applyEveryMs).unref();
+        return;
+      }
+      this.lines = [];
+      this.ops = 0;
+      ftruncateSync(this.fd, 0);
+      this.size = 0;
     }
-    this.unapplied = [];
-    ftruncateSync(this.fd, 0);
-    this.size = 0;
+    if (this.sealed) {
+      rmSync(this.sealedPath, { force: true });
+      this.sealed = false;
+    }
   }
 
   /** Applies what is waiting and removes the file (a clean stop leaves nothing to replay). */
   close(): void {
     this.apply();
     clearTimeout(this.timer);
+    this.detach();
     closeSync(this.fd);
-    // Writes the last apply could not take (busy, disk) stay in the file for the next start to replay.
-    if (this.unapplied.length === 0) unlinkSync(this.path);
+    // Writes the last apply could not take (busy, disk) stay in the files for the next start to replay.
+    if (this.lines.length === 0) unlinkSync(this.path);
   }
-}
 
-/** A write the tables refuse whatever the moment: a broken constraint, a value of the wrong type. */
-function refused(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH');
-}
-
-/** The writes of the log's lines numbered above `applied`, and the highest number seen. */
-function readLog(text: string, applied: number, onError: (err: unknown) => void): { ops: WriteOp[]; lastSeq: number } {
-  const ops: WriteOp[] = [];
-  let lastSeq = applied;
-  const lines = text.split('\n');
-  // The part after the last newline is a line torn by a crash: never acknowledged, so dropped.
-  lines.pop();
-  for (const line of lines) {
-    let entry: unknown;
-    try {
-      entry = JSON.parse(line);
-    } catch (err) {
-      onError(err);
-      continue;
+  /** A batch is due: to the worker if there is one and it is free, else applied here. */
+  private due(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.lines.length === 0) return;
+    // A sealed file not yet applied (the worker failed on it) cannot be sealed over: apply here.
+    if (this.worker === undefined || this.sealed) return this.apply();
+    if (this.inFlight !== undefined) {
+      // The worker is still on the last batch; its reply schedules the next. Should it fall far
+      // behind, this thread applies, so what waits in memory stays bounded.
+      if (this.ops >= this.applyAtOps * 10) this.apply();
+      return;
     }
-    const [seq, batch] = entry as [number, WriteOp[]];
-    if (seq <= applied) continue;
-    for (const op of batch) ops.push(op);
-    lastSeq = Math.max(lastSeq, seq);
+    closeSync(this.fd);
+    renameSync(this.path, this.sealedPath);
+    this.sealed = true;
+    this.fd = openSync(this.path, 'a');
+    this.size = 0;
+    this.inFlight = this.seq;
+    this.worker.postMessage({ type: 'apply', file: this.sealedPath, upTo: this.seq, kinds: this.kinds });
   }
-  return { ops, lastSeq };
+
+  private settled(msg: WorkerReply): void {
+    if (msg.upTo !== this.inFlight) return;
+    this.inFlight = undefined;
+    if (msg.type === 'applied') {
+      for (const err of msg.refused) this.onError(Object.assign(new Error(err.message), { code: err.code }));
+      let n = 0;
+      while (n < this.lines.length && this.lines[n]![0] <= msg.upTo) this.ops -= this.lines[n++]![1].length;
+      this.lines = this.lines.slice(n);
+      if (this.sealed) {
+        rmSync(this.sealedPath, { force: true });
+        this.sealed = false;
+      }
+    } else {
+      this.onError(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
+      this.apply();
+      return;
+    }
+    if (this.lines.length > 0) {
+      if (this.ops >= this.applyAtOps) this.due();
+      else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
+    }
+  }
+
+  /** The worker stopped or failed: this thread applies from now on. */
+  private workerGone(): void {
+    this.detach();
+    this.inFlight = undefined;
+    if (this.lines.length > 0) this.apply();
+  }
+
+  private detach(): void {
+    this.worker?.off('message', this.onReply);
+    this.worker?.off('exit', this.onWorkerGone);
+    this.worker?.off('error', this.onWorkerGone);
+    this.worker = undefined;
+  }
 }

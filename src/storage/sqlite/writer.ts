@@ -16,18 +16,22 @@
 // before queuing, as the ledger does.
 import type Database from 'better-sqlite3';
 import { Batcher, type BatcherStats } from '../batcher.js';
-import { PendingLog, type PendingLogOptions, type WriteOp } from './pending-log.js';
+import { writeRunner, type WriteKinds, type WriteOp, type WriteStatement } from './apply-writes.js';
+import { fileWorker } from './checkpointer.js';
+import { PendingLog, type PendingLogOptions } from './pending-log.js';
 
-export type { WriteOp };
+export type { WriteOp, WriteStatement };
 
 export class SqliteWriter {
-  private readonly statements = new Map<string, (args: readonly unknown[]) => void>();
+  private readonly kinds: WriteKinds = {};
+  private readonly run: (op: WriteOp) => void;
   private readonly batch: Batcher<readonly WriteOp[]>;
   private log: PendingLog | undefined;
 
   constructor(private readonly db: Database.Database) {
+    this.run = writeRunner(db, this.kinds);
     const commit = db.transaction((groups: (readonly WriteOp[])[]) => {
-      for (const ops of groups) for (const op of ops) this.apply(op);
+      for (const ops of groups) for (const op of ops) this.run(op);
     });
     // maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle).
     this.batch = new Batcher(
@@ -39,9 +43,12 @@ export class SqliteWriter {
     );
   }
 
-  /** Names the statement that applies writes of `kind` (each store defines its own). */
-  define(kind: string, run: (args: readonly unknown[]) => void): void {
-    this.statements.set(kind, run);
+  /**
+   * Names the statements that apply writes of `kind` (each store defines its own): run in order
+   * until one changes a row. Data, not a function, so the file's worker thread can run them too.
+   */
+  define(kind: string, statements: readonly WriteStatement[]): void {
+    this.kinds[kind] = statements;
   }
 
   /** Queues writes for the next group commit, all in it together; resolves once they are durable. */
@@ -75,7 +82,7 @@ export class SqliteWriter {
   async useLog(path: string, opts: PendingLogOptions = {}): Promise<void> {
     if (this.log) return;
     await this.batch.flush();
-    this.log = new PendingLog(this.db, path, (op) => this.apply(op), opts);
+    this.log = new PendingLog(this.db, path, this.run, this.kinds, { worker: fileWorker(path), ...opts });
   }
 
   /** Applies what the log holds, removes it, and commits directly again. */
@@ -87,12 +94,6 @@ export class SqliteWriter {
 
   stats(): BatcherStats {
     return this.batch.stats();
-  }
-
-  private apply([kind, args]: WriteOp): void {
-    const run = this.statements.get(kind);
-    if (!run) throw new Error(`no statement defined for writes of kind ${kind}`);
-    run(args);
   }
 }
 
