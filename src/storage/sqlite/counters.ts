@@ -70,14 +70,14 @@ export class SqliteCounterStore extends MemoryCounterStore {
             expires_at = CASE WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
                               ELSE MAX(expires_at, excluded.expires_at) END`,
       },
-    ]);
+    ], { keyed: true });
   }
 
   protected override stored(key: string): Counter | undefined {
     // Only this counter's own logged changes matter to this read. (At 00:00 UTC every active
     // account's day counter misses at once; applying the whole log for each was a transaction per
     // request.)
-    this.writes.syncFor('counter', (args) => args[0] === key);
+    this.writes.syncFor('counter', key);
     const row = this.selectCounter.get(key);
     return row && { value: row.value, expiresAt: row.expires_at };
   }

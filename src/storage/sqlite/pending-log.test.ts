@@ -22,7 +22,7 @@ function open(path: string, opts: { onError?: (err: unknown) => void } = {}) {
   const db = openDatabase(`sqlite:${path}`);
   db.exec('CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL CHECK (v < 1000))');
   const writer = new SqliteWriter(db);
-  writer.define('add', [{ sql: 'INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v + excluded.v' }]);
+  writer.define('add', [{ sql: 'INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v + excluded.v' }], { keyed: true });
   const useLog = (applyEveryMs = 60_000) => writer.useLog(path, { applyEveryMs, onError: opts.onError });
   return { db, writer, useLog };
 }
@@ -51,9 +51,9 @@ describe('pending log', () => {
     const { db, writer, useLog } = open(path);
     await useLog();
     await writer.write(['add', ['b', 1]]);
-    writer.syncFor('add', (args) => args[0] === 'a'); // nothing for `a` waits: no transaction
+    writer.syncFor('add', 'a'); // nothing for `a` waits: no transaction
     expect(value(db, 'b')).toBeUndefined();
-    writer.syncFor('add', (args) => args[0] === 'b');
+    writer.syncFor('add', 'b');
     expect(value(db, 'b')).toBe(1);
     await writer.closeLog();
     db.close();
@@ -85,6 +85,24 @@ describe('pending log', () => {
     expect(readFileSync(pendingLogPath(path), 'utf8')).toMatch(/^\[2,/); // numbering goes on
     await vi.waitFor(() => expect(value(db, 'a')).toBe(5), { timeout: 5000 });
     await writer.closeLog();
+    db.close();
+  });
+
+  it('under a stream of writes, every batch goes to the worker: none is applied on the serving thread', async () => {
+    const path = fresh();
+    const { db, writer, useLog } = open(path);
+    await useLog(2);
+    // Batches come due while the previous one is still in the worker (it has not even started at first).
+    for (let i = 0; i < 300; i++) {
+      await writer.write(['add', [`k${i % 5}`, 1]]);
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    await vi.waitFor(() => expect(value(db, 'k0')).toBe(60), { timeout: 5000 });
+    const applies = writer.logApplies()!;
+    expect(applies.here).toBe(0);
+    expect(applies.byWorker).toBeGreaterThan(0);
+    await writer.closeLog();
+    expect([0, 1, 2, 3, 4].map((k) => value(db, `k${k}`))).toEqual([60, 60, 60, 60, 60]);
     db.close();
   });
 

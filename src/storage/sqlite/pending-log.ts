@@ -59,10 +59,19 @@ export class PendingLog {
   /** Whether the sealed file exists with lines not known to be applied. */
   private sealed = false;
   private size: number;
+  /** The number of the last line appended, and of the last known to be applied. */
   private seq: number;
-  /** The lines appended and not known to be applied, oldest first (in the sealed file, then the log). */
-  private lines: LogLine[] = [];
+  private appliedSeq: number;
+  // The writes themselves are not kept here: they are in the files, which this thread reads back
+  // in the rare apply of its own. Held in memory until applied (50 ms and more), they were the
+  // largest set of objects surviving each scavenge. Kept: how many wait (in the log, and in the
+  // sealed part) and, for the kinds reads ask about (syncFor), their first arguments.
   private ops = 0;
+  private sealedOps = 0;
+  private keys = new Map<string, Set<unknown>>();
+  private sealedKeys = new Map<string, Set<unknown>>();
+  /** Batches applied on this thread (a read's sync, the replay, no worker), and handed to the worker. */
+  readonly applied = { here: 0, byWorker: 0 };
   private timer: NodeJS.Timeout | undefined;
   /** The last line number of the batch the worker is applying. */
   private inFlight: number | undefined;
@@ -84,6 +93,8 @@ export class PendingLog {
     dbPath: string,
     run: (op: WriteOp) => void,
     private readonly kinds: WriteKinds,
+    /** The kinds whose waiting writes syncFor asks about, by their first argument. */
+    private readonly keyed: ReadonlySet<string>,
     opts: PendingLogOptions = {},
   ) {
     this.applyEveryMs = opts.applyEveryMs ?? 50;
@@ -101,6 +112,7 @@ export class PendingLog {
     const { lines, lastSeq } = parseLog(text, this.onError);
     this.seq = Math.max(applied, lastSeq);
     if (this.seq > applied) this.applyLines(lines, this.seq);
+    this.appliedSeq = this.seq;
     rmSync(this.sealedPath, { force: true });
     this.fd = openSync(path, 'a');
     ftruncateSync(this.fd, 0);
@@ -116,13 +128,12 @@ export class PendingLog {
 
   /** Writes waiting to be applied to the tables. */
   get waiting(): number {
-    return this.ops;
+    return this.ops + this.sealedOps;
   }
 
-  /** Whether a write of `kind` whose arguments pass `test` is waiting to be applied. */
-  holds(kind: string, test: (args: readonly unknown[]) => boolean): boolean {
-    for (const [, ops] of this.lines) for (const [k, args] of ops) if (k === kind && test(args)) return true;
-    return false;
+  /** Whether a write of a keyed `kind` whose first argument is `key` is waiting to be applied. */
+  holds(kind: string, key: unknown): boolean {
+    return this.keys.get(kind)?.has(key) === true || this.sealedKeys.get(kind)?.has(key) === true;
   }
 
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
@@ -147,8 +158,13 @@ export class PendingLog {
     }
     this.seq += 1;
     this.size += bytes;
-    this.lines.push([this.seq, ops]);
     this.ops += ops.length;
+    for (const [kind, args] of ops) {
+      if (!this.keyed.has(kind)) continue;
+      let keys = this.keys.get(kind);
+      if (keys === undefined) this.keys.set(kind, (keys = new Set()));
+      keys.add(args[0]);
+    }
     if (this.ops >= this.applyAtOps) this.due();
     else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
   }
@@ -157,17 +173,22 @@ export class PendingLog {
   apply(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.lines.length > 0) {
+    if (this.seq > this.appliedSeq) {
       try {
-        this.applyLines(this.lines, this.seq);
+        let text = this.sealed ? readFileSync(this.sealedPath, 'utf8') : '';
+        text += readFileSync(this.path, 'utf8');
+        this.applyLines(parseLog(text, this.onError).lines, this.seq);
+        this.applied.here++;
       } catch (err) {
         // Busy or failing: the writes are safe in the files; try again later.
         this.onError(err);
         this.timer = setTimeout(() => this.due(), this.applyEveryMs).unref();
         return;
       }
-      this.lines = [];
-      this.ops = 0;
+      this.appliedSeq = this.seq;
+      this.ops = this.sealedOps = 0;
+      this.keys = new Map();
+      this.sealedKeys = new Map();
       ftruncateSync(this.fd, 0);
       this.size = 0;
     }
@@ -184,25 +205,29 @@ export class PendingLog {
     this.detach();
     closeSync(this.fd);
     // Writes the last apply could not take (busy, disk) stay in the files for the next start to replay.
-    if (this.lines.length === 0) unlinkSync(this.path);
+    if (this.seq === this.appliedSeq) unlinkSync(this.path);
   }
 
   /** A batch is due: to the worker if there is one and it is free, else applied here. */
   private due(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.lines.length === 0) return;
-    // A sealed file not yet applied (the worker failed on it) cannot be sealed over: apply here.
-    if (this.worker === undefined || this.sealed) return this.apply();
-    if (this.inFlight !== undefined) {
+    if (this.seq === this.appliedSeq) return;
+    if (this.worker !== undefined && this.inFlight !== undefined) {
       // The worker is still on the last batch; its reply schedules the next. Should it fall far
-      // behind, this thread applies, so what waits in memory stays bounded.
-      if (this.ops >= this.applyAtOps * 10) this.apply();
+      // behind, this thread applies, so the files stay small.
+      if (this.waiting >= this.applyAtOps * 10) this.apply();
       return;
     }
+    // A sealed file the worker did not apply (it failed on it) cannot be sealed over: apply here.
+    if (this.worker === undefined || this.sealed) return this.apply();
     closeSync(this.fd);
     renameSync(this.path, this.sealedPath);
     this.sealed = true;
+    this.sealedOps = this.ops;
+    this.sealedKeys = this.keys;
+    this.ops = 0;
+    this.keys = new Map();
     this.fd = openSync(this.path, 'a');
     this.size = 0;
     this.inFlight = this.seq;
@@ -213,10 +238,11 @@ export class PendingLog {
     if (msg.upTo !== this.inFlight) return;
     this.inFlight = undefined;
     if (msg.type === 'applied') {
+      this.applied.byWorker++;
       for (const err of msg.refused) this.onError(Object.assign(new Error(err.message), { code: err.code }));
-      let n = 0;
-      while (n < this.lines.length && this.lines[n]![0] <= msg.upTo) this.ops -= this.lines[n++]![1].length;
-      this.lines = this.lines.slice(n);
+      this.appliedSeq = Math.max(this.appliedSeq, msg.upTo);
+      this.sealedOps = 0;
+      this.sealedKeys = new Map();
       if (this.sealed) {
         rmSync(this.sealedPath, { force: true });
         this.sealed = false;
@@ -226,7 +252,7 @@ export class PendingLog {
       this.apply();
       return;
     }
-    if (this.lines.length > 0) {
+    if (this.seq > this.appliedSeq) {
       if (this.ops >= this.applyAtOps) this.due();
       else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
     }
@@ -236,7 +262,7 @@ export class PendingLog {
   private workerGone(): void {
     this.detach();
     this.inFlight = undefined;
-    if (this.lines.length > 0) this.apply();
+    if (this.seq > this.appliedSeq) this.apply();
   }
 
   private detach(): void {

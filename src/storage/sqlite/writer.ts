@@ -24,6 +24,7 @@ export type { WriteOp, WriteStatement };
 
 export class SqliteWriter {
   private readonly kinds: WriteKinds = {};
+  private readonly keyed = new Set<string>();
   private readonly run: (op: WriteOp) => void;
   private readonly batch: Batcher<readonly WriteOp[]>;
   private log: PendingLog | undefined;
@@ -46,9 +47,11 @@ export class SqliteWriter {
   /**
    * Names the statements that apply writes of `kind` (each store defines its own): run in order
    * until one changes a row. Data, not a function, so the file's worker thread can run them too.
+   * `keyed`: reads ask whether a write of this kind to one key (its first argument) waits (syncFor).
    */
-  define(kind: string, statements: readonly WriteStatement[]): void {
+  define(kind: string, statements: readonly WriteStatement[], opts: { keyed?: boolean } = {}): void {
     this.kinds[kind] = statements;
+    if (opts.keyed) this.keyed.add(kind);
   }
 
   /** Queues writes for the next group commit, all in it together; resolves once they are durable. */
@@ -62,11 +65,12 @@ export class SqliteWriter {
   }
 
   /**
-   * sync(), only when a logged write of `kind` passes `test`: for a read of one row on the request
-   * path, so a burst of such reads does not apply the log (one transaction) once per read.
+   * sync(), only when a logged write of the keyed `kind` to `key` waits: for a read of one row on
+   * the request path, so a burst of such reads does not apply the log (one transaction) once per read.
    */
-  syncFor(kind: string, test: (args: readonly unknown[]) => boolean): void {
-    if (this.log && this.log.waiting > 0 && this.log.holds(kind, test)) this.log.apply();
+  syncFor(kind: string, key: unknown): void {
+    if (!this.keyed.has(kind)) throw new Error(`writes of kind ${kind} are not keyed (define)`);
+    if (this.log && this.log.waiting > 0 && this.log.holds(kind, key)) this.log.apply();
   }
 
   /** Makes everything queued durable and applied to the tables, and waits for it. */
@@ -82,7 +86,7 @@ export class SqliteWriter {
   async useLog(path: string, opts: PendingLogOptions = {}): Promise<void> {
     if (this.log) return;
     await this.batch.flush();
-    this.log = new PendingLog(this.db, path, this.run, this.kinds, { worker: fileWorker(path), ...opts });
+    this.log = new PendingLog(this.db, path, this.run, this.kinds, this.keyed, { worker: fileWorker(path), ...opts });
   }
 
   /** Applies what the log holds, removes it, and commits directly again. */
@@ -90,6 +94,11 @@ export class SqliteWriter {
     await this.batch.flush();
     this.log?.close();
     this.log = undefined;
+  }
+
+  /** Batches of the pending log applied on this thread and by the file's worker (tests, diagnostics). */
+  logApplies(): { here: number; byWorker: number } | undefined {
+    return this.log && { ...this.log.applied };
   }
 
   stats(): BatcherStats {
