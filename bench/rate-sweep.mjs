@@ -16,7 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closedLoop, openLoop } from './lib/load.mjs';
+import { closedLoop, fixed, median, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
@@ -45,13 +45,7 @@ const body = JSON.stringify({
   ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
 });
 const log = (m) => process.stderr.write(`[sweep] ${m}\n`);
-const median = (xs) => {
-  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const f = fixed;
 
 installCleanupHandlers();
 const pin = hasTaskset(args['no-pin']);

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { closedLoop, once, openLoop } from './lib/load.mjs';
+import { closedLoop, fixed, median, once, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
@@ -63,13 +63,7 @@ const MODES = [
 ];
 
 const log = (m) => process.stderr.write(`[bench] ${m}\n`);
-const median = (xs) => {
-  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const f = fixed;
 
 // ---------------------------------------------------------------------------------------------
 // Portkey: installed on demand into bench/portkey (never a Tollgate dependency).

@@ -21,6 +21,17 @@ export async function once(pool, headers, body, check = false, path = '/v1/chat/
 }
 
 /** Sorted-array percentile (nearest rank). */
+/** The median of the finite values (NaN when none): figures across rounds. */
+export function median(xs) {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** A figure for a table: `d` decimals, or a dash when there is none. */
+export const fixed = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+
 export function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 }

@@ -68,10 +68,10 @@ declare module 'fastify' {
   }
 }
 
-/** Fastify's own errors that are really bad input, mapped into the catalogue. */
 /** The logging levels (config `log.level`) at which the per-request access line is written. */
 const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
 
+/** Fastify's own errors that are really bad input, mapped into the catalogue. */
 function fromFastifyError(err: { code?: string; message: string }, config: Config, req: FastifyRequest): GatewayError | null {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
