@@ -7,6 +7,7 @@ import type { ResolvedPlan } from '../config/plans.js';
 import type { MeasureRule, ModelConfig, Rule } from '../config/schema.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
+import { ChurnMap } from '../lib/churn-map.js';
 import { CounterStoreUnavailableError, type CounterOp, type CounterStore } from '../storage/counters.js';
 import type { Account } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
@@ -82,7 +83,7 @@ function isMeasure(rule: Rule): rule is MeasureRule {
 
 export class PlanMeter implements Meter {
   /** Reservation id → when it was made. */
-  private readonly inflight = new Map<string, number>();
+  private readonly inflight = new ChurnMap<string, number>();
   private readonly backlog: Array<() => Promise<void>> = [];
   private drainingBacklog = false;
   private readonly timer: NodeJS.Timeout;

@@ -17,6 +17,7 @@ import {
   type StoredOp,
 } from '../counter-ops.js';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
+import { ChurnMap } from '../../lib/churn-map.js';
 
 export interface Counter {
   value: number;
@@ -34,7 +35,7 @@ export type CounterChange = [key: string, delta: number, expiresAt: number | nul
 
 export class MemoryCounterStore implements CounterStore {
   private readonly counters = new Map<string, Counter>();
-  private readonly reservations = new Map<string, Reservation>();
+  private readonly reservations = new ChurnMap<string, Reservation>();
   /** No reservation expires before this (a lower bound: renew only pushes expiries later). */
   private nextExpiry = Infinity;
   protected closed = false;
