@@ -3,6 +3,7 @@
 // dropping what scavenges reclaim. Where a steadily growing old generation (`--trace-gc`) comes
 // from, by allocation site. On SIGUSR2 it writes the profile to $PROMOTED_HEAP_OUT (default
 // ./promoted-heap.heapprofile, loadable in Chrome DevTools) and prints the top sites to stderr.
+// $PROMOTED_HEAP_DELAY_MS delays the start of sampling.
 import { writeFileSync } from 'node:fs';
 import inspector from 'node:inspector';
 
@@ -10,7 +11,11 @@ const session = new inspector.Session();
 session.connect();
 const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
 await post('HeapProfiler.enable');
-await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+const start = () => post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+// $PROMOTED_HEAP_DELAY_MS: sample only from then on (what is promoted later in a process's life).
+const delay = Number(process.env.PROMOTED_HEAP_DELAY_MS ?? 0);
+if (delay > 0) setTimeout(start, delay).unref();
+else await start();
 
 process.on('SIGUSR2', async () => {
   const { profile } = await post('HeapProfiler.stopSampling');
