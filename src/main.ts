@@ -7,6 +7,7 @@ import type { Config } from './config/schema.js';
 import { createBillingProvider } from './core/billing.js';
 import { Gateway } from './core/gateway.js';
 import { PlanMeter } from './core/plan-meter.js';
+import { ReceiptDrain } from './core/receipt-drain.js';
 import { Sessions } from './core/sessions.js';
 import { SigninService } from './core/signin.js';
 import { buildApp } from './http/app.js';
@@ -16,6 +17,13 @@ import { buildServices, type ServiceOptions, type Services } from './services.js
 import { SqliteCounterStore } from './storage/sqlite/counters.js';
 import { createUpstreamClient } from './upstream/client.js';
 import type { UpstreamClient } from './upstream/types.js';
+
+/**
+ * A receipt younger than this is left to its own process, which writes the record within a ledger
+ * commit of settling; an older one was left behind (the drain writing a young one is harmless,
+ * only wasted).
+ */
+const RECEIPT_GRACE_MS = 1000;
 
 export interface GatewayOptions extends ServiceOptions {
   config: Config;
@@ -83,6 +91,17 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     onUnavailable: config.limiter.onUnavailable,
     logger,
   });
+  const { receipts } = services.counters;
+  const receiptDrain =
+    receipts &&
+    new ReceiptDrain({
+      receipts,
+      ledger: services.storage.ledger,
+      clock: services.clock,
+      everyMs: config.metering.reservationTtlMs,
+      graceMs: RECEIPT_GRACE_MS,
+      logger,
+    });
   const gateway = new Gateway({
     catalog: services.catalog,
     pricing: services.pricing,
@@ -93,6 +112,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     logger,
     onRecord: (r) => metrics.observeRecord(r),
+    ...(receiptDrain && { receipts: receiptDrain }),
   });
   let sessionSecret = config.web.sessionSecret;
   if (sessionSecret === '') {
@@ -133,6 +153,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       // Stop accepting, let in-flight requests finish (and settle), then release resources.
       await app.close();
       meter.close();
+      await receiptDrain?.close();
       await upstream.close();
       // Counters first: the embedded limiter writes through the storage's connection.
       await services.counters.close();

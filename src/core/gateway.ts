@@ -15,6 +15,7 @@ import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
+import type { ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
@@ -68,6 +69,11 @@ export interface GatewayDeps {
   drainUsageMs: number;
   /** Told of every record after it is appended (metrics). */
   onRecord?: (record: UsageRecord) => void;
+  /**
+   * Present when the counter store keeps receipts (a shared store): settlements then keep their
+   * ledger record as a receipt, and the drain forgets it once the ledger holds it.
+   */
+  receipts?: ReceiptDrain;
 }
 
 export class Gateway {
@@ -81,6 +87,7 @@ export class Gateway {
     return provider;
   }
 
+  /** Appends a request's record; a failed append is logged (it also failing the request would not un-spend it). */
   private async record(
     ctx: RequestContext,
     model: ModelConfig,
@@ -89,7 +96,18 @@ export class Gateway {
     status: UsageStatus,
     httpStatus: number,
   ): Promise<void> {
-    const record: UsageRecord = {
+    await this.append(this.recordOf(ctx, model, usage, credits, status, httpStatus));
+  }
+
+  private recordOf(
+    ctx: RequestContext,
+    model: ModelConfig,
+    usage: Usage,
+    credits: number,
+    status: UsageStatus,
+    httpStatus: number,
+  ): UsageRecord {
+    return {
       requestId: ctx.requestId,
       accountId: ctx.principal.account.id,
       keyId: ctx.principal.key?.id ?? null,
@@ -102,13 +120,34 @@ export class Gateway {
       httpStatus,
       createdAt: new Date(this.deps.clock.now()).toISOString(),
     };
+  }
+
+  /** True once the ledger holds the record. */
+  private async append(record: UsageRecord): Promise<boolean> {
     try {
       await this.deps.ledger.append(record);
       this.deps.onRecord?.(record);
+      return true;
     } catch (err) {
       // The upstream already served the request; failing the response would not un-spend it.
-      this.deps.logger.error({ err, requestId: ctx.requestId }, 'ledger append failed');
+      this.deps.logger.error({ err, requestId: record.requestId, receiptKept: this.deps.receipts !== undefined }, 'ledger append failed');
+      return false;
     }
+  }
+
+  /** Settles the admission to `credits` and records the request, so that neither lands without the other. */
+  private async settleAndRecord(admission: Admission, record: UsageRecord): Promise<void> {
+    const { receipts } = this.deps;
+    if (!receipts) {
+      // The embedded store commits both on one connection: both in flight at once, so a request
+      // waits for one group commit instead of two in a row.
+      await Promise.all([admission.settle(record.credits), this.append(record)]);
+      return;
+    }
+    // A shared store: the settlement keeps the record as a receipt, atomically, before the
+    // ledger is written — a process killed in between leaves the receipt for another to write.
+    await admission.settle(record.credits, JSON.stringify(record));
+    if (await this.append(record)) receipts.recorded(record.requestId);
   }
 
   /** Runs one non-streaming call between admission and settlement. */
@@ -132,12 +171,8 @@ export class Gateway {
       throw err;
     }
     const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
-    // Settlement and ledger row are independent writes: both in flight at once, so a request waits
-    // for one group commit instead of two in a row.
-    await Promise.all([
-      admission.settle(credits),
-      this.record(ctx, model, result.usage, credits, ctx.client.gone ? 'aborted' : 'ok', ctx.client.gone ? 499 : 200),
-    ]);
+    const gone = ctx.client.gone;
+    await this.settleAndRecord(admission, this.recordOf(ctx, model, result.usage, credits, gone ? 'aborted' : 'ok', gone ? 499 : 200));
     result.body.set('meta', { usage: { credits_used: credits } });
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
@@ -327,7 +362,7 @@ export class Gateway {
       // prompt plus the output the upstream produced, counted with the tokenizer.
       const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
       const credits = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
-      await Promise.all([admission.settle(credits), this.record(ctx, model, charged, credits, status, httpStatus)]);
+      await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, credits, status, httpStatus));
     }
   }
 }

@@ -25,8 +25,12 @@ export interface AdmissionRequest {
 export interface Admission {
   /** Rate-limit headers (x-ratelimit-*) for the response, reflecting the settlement once settled. */
   headers(): Record<string, string>;
-  /** Replaces the reservation by the actual cost. Called at most once, or `release` is. */
-  settle(credits: number): Promise<void>;
+  /**
+   * Replaces the reservation by the actual cost. Called at most once, or `release` is. `receipt`
+   * (the serialized ledger record) is kept with the settlement where the counter store keeps
+   * receipts (storage/counters.ts Receipts), so the record outlives this process.
+   */
+  settle(credits: number, receipt?: string): Promise<void>;
   /** Gives the whole reservation back (the upstream failed before producing output). */
   release(): Promise<void>;
 }

@@ -191,11 +191,13 @@ export class PlanMeter implements Meter {
     };
     return {
       headers: () => limitHeaders(slots, values, refund, now),
-      settle: async (actual) => {
+      settle: async (actual, receipt) => {
         finish();
         refund = worstCase - actual;
+        const { receipts } = this.o.store;
         await this.orLater(async () => {
-          if (!(await this.o.store.settle(requestId, actual))) await this.chargeLapsed(requestId, slots, actual);
+          const settled = receipts && receipt !== undefined ? await receipts.settle(requestId, actual, receipt) : await this.o.store.settle(requestId, actual);
+          if (!settled) await this.chargeLapsed(requestId, slots, actual);
         });
       },
       release: async () => {

@@ -65,6 +65,30 @@ export interface CounterStore {
   /** Throws when the store cannot serve (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Present on a store shared by processes (Redis): see Receipts. The embedded store has none —
+   * its settlements and ledger rows commit together, on one SQLite connection.
+   */
+  readonly receipts?: Receipts;
+}
+
+/**
+ * An outbox for ledger records. A store shared by processes cannot commit a settlement and its
+ * ledger row in one transaction, so a process killed between the two would leave a charge that
+ * no record explains (or, the other way round, a record of a charge the counters gave back). A
+ * store with receipts keeps the record with the settlement, in the same atomic step, until the
+ * ledger is known to hold it; whatever a dead process left behind, another one writes.
+ */
+export interface Receipts {
+  /**
+   * As settle(), and atomically with it keeps `receipt` under the reservation's id. Keeps nothing
+   * when the reservation is unknown (the result is then false).
+   */
+  settle(id: string, actual: number, receipt: string): Promise<boolean>;
+  /** Receipts kept and not yet acknowledged, by any process; at most `limit`, in no set order. */
+  pending(limit: number): Promise<Array<{ id: string; receipt: string }>>;
+  /** Forgets these receipts (their records are in the ledger). Unknown ids are ignored. */
+  acknowledge(ids: readonly string[]): Promise<void>;
 }
 
 /**

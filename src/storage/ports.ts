@@ -123,6 +123,11 @@ export interface KeyStore {
 }
 
 export interface Ledger {
+  /**
+   * Stores the record; resolves once it is durable. A record whose requestId is already stored is
+   * ignored, so a record written twice (a receipt drained while its own process also wrote it,
+   * core/receipt-drain.ts) is counted once.
+   */
   append(record: UsageRecord): Promise<void>;
   /** Newest first. */
   query(q: UsageQuery): Promise<UsageRecord[]>;

@@ -221,6 +221,15 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.ledger.query({})).toEqual([r]);
       });
 
+      it('keeps one record per request id: a second append of it, alone or in one batch with the first, is ignored', async () => {
+        const first = usage({ requestId: 'r1', credits: 5 });
+        await store.ledger.append(first);
+        await store.ledger.append({ ...first, credits: 9 });
+        await Promise.all([store.ledger.append(usage({ requestId: 'r2' })), store.ledger.append(usage({ requestId: 'r2' }))]);
+        const rows = await store.ledger.query({});
+        expect(rows.map((r) => [r.requestId, r.credits]).sort()).toEqual([['r1', 5], ['r2', usage().credits]].sort());
+      });
+
       it('returns records newest first', async () => {
         for (const [i, ms] of [0, 3000, 1000, 2000].entries()) {
           await store.ledger.append(usage({ requestId: `r${i}`, createdAt: at(T0, ms) }));

@@ -79,7 +79,8 @@ function where(q: UsageQuery): { sql: string; params: unknown[] } {
 const INSERT = `INSERT INTO usage_records (request_id, account_id, key_id, model, surface,
     prompt_tokens, output_tokens, credits, status, http_status, created_at)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[])`;
+    $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[])
+  ON CONFLICT (request_id) DO NOTHING`;
 
 const INTEGER_FIELDS = ['promptTokens', 'outputTokens', 'credits', 'httpStatus'] as const;
 

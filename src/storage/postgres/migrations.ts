@@ -88,6 +88,16 @@ export const migrations: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
     `,
   },
+  {
+    version: 4,
+    name: 'one ledger record per request',
+    sql: `
+      -- A receipt left by a process that died after settling is written by another process
+      -- (core/receipt-drain.ts), possibly while the first one's own write also lands: the ledger
+      -- keeps one record per request id and ignores the second (INSERT … ON CONFLICT DO NOTHING).
+      CREATE UNIQUE INDEX usage_records_request ON usage_records (request_id);
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

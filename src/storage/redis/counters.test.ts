@@ -71,7 +71,7 @@ describe('redis counter store specifics', () => {
   it('pins every script by its SHA1, as Redis computes it', async () => {
     expect(scriptHashes).toEqual({
       tgReserve: '8bd44097108e4624663237092b7043b4099fd4e7',
-      tgSettle: 'e7877848b47f542ac9ee918991acfb67f32f7d5a',
+      tgSettle: '0aa3d4a2bad6ec1551bac2320ba7d60284398e60',
       tgRelease: 'fa7a350afac7c6c6b0cebeeef8fcce9fb226cfd5',
       tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
       tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
@@ -206,6 +206,43 @@ describe('redis counter store specifics', () => {
     expect(await alive.get([credits('b', 0, 0).key, credits('c', 0, 0).key], T0 + TTL)).toEqual([0, 0]);
     expect(await alive.settle('r4', 5)).toBe(true);
     await alive.close();
+  });
+
+  it('keeps a receipt with its settlement, lists it to any process, and forgets it once acknowledged', async () => {
+    const store = await fresh();
+    await store.reserve('r1', [credits('a', 600, 1000)], T0 + TTL, T0);
+    await store.reserve('r2', [credits('b', 600, 10_000)], T0 + TTL, T0);
+    await store.reserve('r3', [credits('b', 600, 10_000)], T0 + TTL, T0);
+    expect(await store.receipts.settle('r1', 5, '{"requestId":"r1"}')).toBe(true);
+    expect(await store.receipts.settle('r2', 7, '{"requestId":"r2"}')).toBe(true);
+    expect(await store.release('r3')).toBe(true);
+    // Settled as settle() settles; an unknown (here: released) reservation keeps nothing.
+    expect(await store.get([credits('a', 0, 0).key, credits('b', 0, 0).key], T0)).toEqual([5, 7]);
+    expect(await store.receipts.settle('r3', 1, '{"requestId":"r3"}')).toBe(false);
+    expect(await store.receipts.settle('nope', 1, '{"requestId":"nope"}')).toBe(false);
+    expect(await admin.hgetall(`tg:{b}:receipts`)).toEqual({ r2: '{"requestId":"r2"}' });
+
+    // Another process (as after this one died) lists both and acknowledges one.
+    const other = openRedisCounterStore(server.url);
+    const listed = await other.receipts.pending(100);
+    expect(listed.sort((x, y) => x.id.localeCompare(y.id))).toEqual([
+      { id: 'r1', receipt: '{"requestId":"r1"}' },
+      { id: 'r2', receipt: '{"requestId":"r2"}' },
+    ]);
+    expect(await other.receipts.pending(1)).toHaveLength(1);
+    await other.receipts.acknowledge(['r2', 'unknown']);
+    expect(await store.receipts.pending(100)).toEqual([{ id: 'r1', receipt: '{"requestId":"r1"}' }]);
+    // The settling process acknowledges its own without listing first.
+    await store.receipts.acknowledge(['r1']);
+    expect(await other.receipts.pending(100)).toEqual([]);
+    expect(await admin.keys('tg:*:receipts')).toEqual([]);
+    // Plain settle() keeps none.
+    await store.reserve('r4', [credits('a', 1, 1000)], T0 + TTL, T0);
+    expect(await store.settle('r4', 1)).toBe(true);
+    expect(await store.receipts.pending(100)).toEqual([]);
+    await expect(store.receipts.settle('r5', 1, '')).rejects.toThrow(RangeError);
+    await other.close();
+    await store.close();
   });
 
   it('refuses every operation after close', async () => {

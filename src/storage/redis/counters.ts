@@ -27,7 +27,7 @@ import {
   settleSign,
   type StoredOp,
 } from '../counter-ops.js';
-import { CounterStoreUnavailableError, type CounterOp, type CounterStore, type ReserveResult } from '../counters.js';
+import { CounterStoreUnavailableError, type CounterOp, type CounterStore, type Receipts, type ReserveResult } from '../counters.js';
 import { scripts, type ScriptName } from './scripts.js';
 
 /** SHA1 of each script body, as Redis names it (pinned by counters.test.ts). */
@@ -56,8 +56,8 @@ export function hashTag(key: string): string {
 }
 
 /** The bookkeeping keys of one tag (one account). */
-export function tagKeys(tag: string): { resexp: string; cexp: string; resPrefix: string } {
-  return { resexp: `tg:{${tag}}:resexp`, cexp: `tg:{${tag}}:cexp`, resPrefix: `tg:{${tag}}:res:` };
+export function tagKeys(tag: string): { resexp: string; cexp: string; resPrefix: string; receipts: string } {
+  return { resexp: `tg:{${tag}}:resexp`, cexp: `tg:{${tag}}:cexp`, resPrefix: `tg:{${tag}}:res:`, receipts: `tg:{${tag}}:receipts` };
 }
 
 /** Replies that mean "Redis cannot serve now", as opposed to a bug in a script or a key of the wrong type. */
@@ -83,6 +83,21 @@ export class RedisCounterStore implements CounterStore {
   private closed = false;
   /** Reservations this process made and has not settled or released. */
   private readonly mine = new Map<string, Mine>();
+  /** Receipt id → its account's tag, for receipts this process kept or listed and has not acknowledged. */
+  private readonly receiptTags = new Map<string, string>();
+  readonly receipts: Receipts = {
+    settle: async (id, actual, receipt) => {
+      this.open();
+      checkActual(actual);
+      if (receipt === '') throw new RangeError('a receipt cannot be empty');
+      const tag = this.mine.get(id)?.tag;
+      const done = await this.finish('tgSettle', id, [String(actual), receipt]);
+      if (done) this.receiptTags.set(id, tag!);
+      return done;
+    },
+    pending: (limit) => this.pendingReceipts(limit),
+    acknowledge: (ids) => this.acknowledge(ids),
+  };
   private lastError: Error | undefined;
 
   private everReady = false;
@@ -154,7 +169,7 @@ export class RedisCounterStore implements CounterStore {
   async settle(id: string, actual: number): Promise<boolean> {
     this.open();
     checkActual(actual);
-    return this.finish('tgSettle', id, [String(actual)]);
+    return this.finish('tgSettle', id, [String(actual), '']);
   }
 
   async release(id: string): Promise<boolean> {
@@ -260,6 +275,7 @@ export class RedisCounterStore implements CounterStore {
     if (this.closed) return;
     this.closed = true;
     this.mine.clear();
+    this.receiptTags.clear();
     if (this.redis.status === 'ready') {
       try {
         await this.redis.quit();
@@ -278,10 +294,54 @@ export class RedisCounterStore implements CounterStore {
   private async finish(script: 'tgSettle' | 'tgRelease', id: string, extra: string[]): Promise<boolean> {
     const r = this.mine.get(id);
     if (!r) return false;
-    const { resexp, resPrefix } = tagKeys(r.tag);
-    const done = (await this.call(script, 2 + r.keys.length, [resexp, resPrefix + id, ...r.keys, id, ...extra])) === 1;
+    const { resexp, resPrefix, receipts } = tagKeys(r.tag);
+    const head = script === 'tgSettle' ? [resexp, resPrefix + id, receipts] : [resexp, resPrefix + id];
+    const done = (await this.call(script, head.length + r.keys.length, [...head, ...r.keys, id, ...extra])) === 1;
     this.mine.delete(id);
     return done;
+  }
+
+  /** Every account's receipts hash is found by SCAN, as sweep() finds its indexes. */
+  private async pendingReceipts(limit: number): Promise<Array<{ id: string; receipt: string }>> {
+    this.open();
+    const out: Array<{ id: string; receipt: string }> = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await this.guard(() => this.redis.scan(cursor, 'MATCH', 'tg:{*}:receipts', 'COUNT', 1000));
+      cursor = next;
+      for (const key of found) {
+        const tag = hashTag(key);
+        if (key !== tagKeys(tag).receipts) continue;
+        const kept = await this.guard(() => this.redis.hgetall(key));
+        for (const [id, receipt] of Object.entries(kept)) {
+          if (out.length >= limit) return out;
+          this.receiptTags.set(id, tag);
+          out.push({ id, receipt });
+        }
+      }
+    } while (cursor !== '0');
+    return out;
+  }
+
+  private async acknowledge(ids: readonly string[]): Promise<void> {
+    this.open();
+    const byTag = new Map<string, string[]>();
+    for (const id of ids) {
+      const tag = this.receiptTags.get(id);
+      if (tag === undefined) continue;
+      const list = byTag.get(tag);
+      if (list) list.push(id);
+      else byTag.set(tag, [id]);
+    }
+    if (byTag.size === 0) return;
+    await this.guard(async () => {
+      const batch = this.redis.pipeline();
+      for (const [tag, list] of byTag) batch.hdel(tagKeys(tag).receipts, ...list);
+      const replies = (await batch.exec()) ?? [];
+      const failed = replies.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
+    for (const id of ids) this.receiptTags.delete(id);
   }
 
   private call(script: ScriptName, numKeys: number, args: (string | number)[]): Promise<unknown> {

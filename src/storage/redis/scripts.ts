@@ -8,6 +8,8 @@
 //   tg:{tag}:cexp        sorted set: counter keys that expire, scored by e (sweep finds them here)
 //   tg:{tag}:res:<id>    string: the reservation's ops as JSON StoredOp[] (written by the client)
 //   tg:{tag}:resexp      sorted set: live reservation ids, scored by expiresAt
+//   tg:{tag}:receipts    hash: reservation id → ledger record kept with its settlement, until
+//                        acknowledged (the Receipts outbox of storage/counters.ts)
 //
 // Numbers: Redis Lua numbers are doubles, exact for integers below 2^53 (the port's safe
 // integers). Amounts and expiries go back to Redis as the client's own ARGV strings wherever
@@ -134,14 +136,16 @@ return out
 `;
 
 /**
- * KEYS: resexp, reservation record, then the op keys (declared for Cluster; the record names them).
- * ARGV: id, actual. Returns 1, or 0 if the reservation is unknown.
+ * KEYS: resexp, reservation record, receipts, then the op keys (declared for Cluster; the record
+ * names them). ARGV: id, actual, receipt ('' for none: nothing is kept). Returns 1, or 0 if the
+ * reservation is unknown (and then keeps no receipt).
  */
 export const SETTLE = `${helpers}
 local rec = redis.call('GET', KEYS[2])
 if not rec then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
 local actual = tonumber(ARGV[2])
 for _, op in ipairs(cjson.decode(rec)) do
   local amount, settle = op[2], op[3]

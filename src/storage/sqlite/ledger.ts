@@ -120,7 +120,8 @@ export class SqliteLedger implements Ledger {
       {
         sql: `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
                 output_tokens, credits, status, http_status, created_at, day)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              ON CONFLICT (request_id) DO NOTHING`,
       },
     ]);
   }
