@@ -109,8 +109,9 @@ describe('receipt drain', () => {
     await settleAndDie(dead.store, r);
     await storage.ledger.append(r);
     clock.advance(GRACE);
-    expect(await process().drain.drain()).toBe(1);
+    expect(await process().drain.drain()).toBe(0);
     expect(await ledgerRows()).toEqual([['r1', 40]]);
+    expect(await dead.store.receipts.pending(10)).toEqual([]);
   });
 
   it('keeps receipts while the ledger refuses them and writes them on a later round', async () => {
@@ -118,7 +119,8 @@ describe('receipt drain', () => {
     await settleAndDie(store, record('r1', 'a', 40));
     clock.advance(GRACE);
     const ledger = storage.ledger;
-    const refusing = { ...ledger, append: async () => Promise.reject(new Error('ledger down')), query: ledger.query.bind(ledger), daily: ledger.daily.bind(ledger) };
+    const down = async () => Promise.reject(new Error('ledger down'));
+    const refusing = { append: down, appendMissing: down, query: ledger.query.bind(ledger), daily: ledger.daily.bind(ledger) };
     const blocked = new ReceiptDrain({ receipts: store.receipts, ledger: refusing, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
     drains.push(blocked);
     expect(await blocked.drain()).toBe(0);

@@ -86,13 +86,17 @@ export class ReceiptDrain {
           this.o.logger.error({ id, receipt }, 'unreadable receipt dropped');
           unreadable.push(id);
         }
-        const results = await Promise.allSettled(records.map((r) => this.o.ledger.append(r)));
-        const done = records.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.requestId);
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) this.o.logger.warn({ err: failed.reason }, 'writing left-behind receipts to the ledger failed; the next drain retries');
-        await this.o.receipts.acknowledge([...done, ...unreadable]);
-        total += done.length;
-        if (failed || found.length < DRAIN_BATCH || done.length + unreadable.length === 0) return total;
+        let written = 0;
+        try {
+          if (records.length > 0) written = await this.o.ledger.appendMissing(records);
+        } catch (err) {
+          this.o.logger.warn({ err }, 'writing left-behind receipts to the ledger failed; the next drain retries');
+          await this.o.receipts.acknowledge(unreadable);
+          return total;
+        }
+        await this.o.receipts.acknowledge([...records.map((r) => r.requestId), ...unreadable]);
+        total += written;
+        if (found.length < DRAIN_BATCH || records.length + unreadable.length === 0) return total;
       }
     } catch (err) {
       this.o.logger.warn({ err }, 'receipt drain failed; the next one retries');

@@ -123,12 +123,14 @@ export interface KeyStore {
 }
 
 export interface Ledger {
-  /**
-   * Stores the record; resolves once it is durable. A record whose requestId is already stored is
-   * ignored, so a record written twice (a receipt drained while its own process also wrote it,
-   * core/receipt-drain.ts) is counted once.
-   */
+  /** Stores the record; resolves once it is durable. */
   append(record: UsageRecord): Promise<void>;
+  /**
+   * Stores those of `records` whose requestId is not stored yet; resolves with how many, once they
+   * are durable. For receipts (core/receipt-drain.ts), which may reach the ledger twice: drained
+   * while their own process also wrote them, or after it wrote them and died.
+   */
+  appendMissing(records: readonly UsageRecord[]): Promise<number>;
   /** Newest first. */
   query(q: UsageQuery): Promise<UsageRecord[]>;
   /** Aggregates by UTC day, account, model and surface; newest day first, then account, model, surface. */

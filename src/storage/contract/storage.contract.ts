@@ -221,13 +221,15 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.ledger.query({})).toEqual([r]);
       });
 
-      it('keeps one record per request id: a second append of it, alone or in one batch with the first, is ignored', async () => {
-        const first = usage({ requestId: 'r1', credits: 5 });
-        await store.ledger.append(first);
-        await store.ledger.append({ ...first, credits: 9 });
-        await Promise.all([store.ledger.append(usage({ requestId: 'r2' })), store.ledger.append(usage({ requestId: 'r2' }))]);
+      it('appendMissing stores only the records whose request id it does not hold yet', async () => {
+        const stored = usage({ requestId: 'r1', credits: 5, createdAt: at(T0, 1000) });
+        await store.ledger.append(stored);
+        const fresh = [usage({ requestId: 'r2', credits: 6, createdAt: at(T0, 2000) }), usage({ requestId: 'r3', credits: 7, createdAt: at(T0, 1000) })];
+        expect(await store.ledger.appendMissing([{ ...stored, credits: 9 }, ...fresh])).toBe(2);
+        expect(await store.ledger.appendMissing([stored, ...fresh])).toBe(0);
+        expect(await store.ledger.appendMissing([])).toBe(0);
         const rows = await store.ledger.query({});
-        expect(rows.map((r) => [r.requestId, r.credits]).sort()).toEqual([['r1', 5], ['r2', usage().credits]].sort());
+        expect(rows.map((r) => [r.requestId, r.credits]).sort()).toEqual([['r1', 5], ['r2', 6], ['r3', 7]]);
       });
 
       it('returns records newest first', async () => {

@@ -118,6 +118,17 @@ export class PostgresLedger implements Ledger {
     return this.batcher.add(checked(record));
   }
 
+  /** append() already ignores a request id the table holds (its unique index, ON CONFLICT DO NOTHING). */
+  async appendMissing(records: readonly UsageRecord[]): Promise<number> {
+    const { rows } = await this.pool.query<{ request_id: string }>('SELECT request_id FROM usage_records WHERE request_id = ANY($1::text[])', [
+      records.map((r) => r.requestId),
+    ]);
+    const stored = new Set(rows.map((r) => r.request_id));
+    const missing = records.filter((r) => !stored.has(r.requestId));
+    await Promise.all(missing.map((r) => this.append(r)));
+    return missing.length;
+  }
+
   async query(q: UsageQuery): Promise<UsageRecord[]> {
     const { sql, params } = where(q);
     const { rows } = await this.pool.query<RecordRow>(

@@ -95,6 +95,7 @@ export const migrations: readonly Migration[] = [
       -- A receipt left by a process that died after settling is written by another process
       -- (core/receipt-drain.ts), possibly while the first one's own write also lands: the ledger
       -- keeps one record per request id and ignores the second (INSERT … ON CONFLICT DO NOTHING).
+      -- Request ids are UUIDv7s (lib/ids.ts), so the index grows at its right edge.
       CREATE UNIQUE INDEX usage_records_request ON usage_records (request_id);
     `,
   },

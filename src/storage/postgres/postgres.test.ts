@@ -133,6 +133,17 @@ describe('postgres specifics', () => {
       expect(day).toMatchObject({ requests: 2000, promptTokens: 20_000, outputTokens: 10_000, credits: 30_000 });
     });
 
+    it('ignores an append of a request id it holds, in a later batch or in the same one (one writer racing a receipt drain)', async () => {
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      await store.ledger.append(usage(1));
+      await Promise.all([store.ledger.append({ ...usage(1), credits: 99 }), store.ledger.append(usage(2)), store.ledger.append(usage(2))]);
+      expect(store.stats().ledger).toMatchObject({ failed: 0 });
+      const rows = await store.ledger.query({});
+      expect(rows.map((r) => r.requestId).sort()).toEqual([usage(1).requestId, usage(2).requestId].sort());
+      expect(rows.find((r) => r.requestId === usage(1).requestId)!.credits).toBe(usage(1).credits);
+    });
+
     it('flushes a lone append within the delay, and a full batch without waiting for it', async () => {
       const store = track(await openPostgresStorage(await freshDatabase(server.url), { ledgerBatch: { maxRecords: 3, maxDelayMs: 60_000 } }));
       // A full batch goes out at once, even though the delay alone would take a minute.

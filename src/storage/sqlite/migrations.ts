@@ -171,15 +171,6 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX usage_records_created ON usage_records(created_at);
     `,
   },
-  {
-    version: 9,
-    name: 'one ledger record per request',
-    sql: `
-      -- As PostgreSQL's: a receipt written twice (core/receipt-drain.ts, with a Redis limiter) is
-      -- stored once (INSERT … ON CONFLICT DO NOTHING).
-      CREATE UNIQUE INDEX usage_records_request ON usage_records(request_id);
-    `,
-  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
