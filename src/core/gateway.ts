@@ -87,18 +87,6 @@ export class Gateway {
     return provider;
   }
 
-  /** Appends a request's record; a failed append is logged (it also failing the request would not un-spend it). */
-  private async record(
-    ctx: RequestContext,
-    model: ModelConfig,
-    usage: Usage,
-    credits: number,
-    status: UsageStatus,
-    httpStatus: number,
-  ): Promise<void> {
-    await this.append(this.recordOf(ctx, model, usage, credits, status, httpStatus));
-  }
-
   private recordOf(
     ctx: RequestContext,
     model: ModelConfig,
@@ -122,7 +110,7 @@ export class Gateway {
     };
   }
 
-  /** True once the ledger holds the record. */
+  /** True once the ledger holds the record; a failed append is logged (failing the request too would not un-spend it). */
   private async append(record: UsageRecord): Promise<boolean> {
     try {
       await this.deps.ledger.append(record);
@@ -167,7 +155,7 @@ export class Gateway {
       result = await call({ requestId: ctx.requestId });
     } catch (err) {
       await admission.release();
-      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
       throw err;
     }
     const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
@@ -279,7 +267,7 @@ export class Gateway {
       stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId });
     } catch (err) {
       await admission.release();
-      await this.record(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
       throw err;
     }
     const wantUsage = body.stream_options?.include_usage === true;

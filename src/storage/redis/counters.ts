@@ -233,16 +233,11 @@ export class RedisCounterStore implements CounterStore {
     this.open();
     checkTime('now', now);
     const tags = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, found] = await this.guard(() => this.redis.scan(cursor, 'MATCH', 'tg:{*}:*exp', 'COUNT', 1000));
-      cursor = next;
-      for (const key of found) {
-        const tag = hashTag(key);
-        const { resexp, cexp } = tagKeys(tag);
-        if (key === resexp || key === cexp) tags.add(tag);
-      }
-    } while (cursor !== '0');
+    for await (const key of this.scan('tg:{*}:*exp')) {
+      const tag = hashTag(key);
+      const { resexp, cexp } = tagKeys(tag);
+      if (key === resexp || key === cexp) tags.add(tag);
+    }
     let dropped = 0;
     for (const tag of tags) {
       const { resexp, cexp, resPrefix } = tagKeys(tag);
@@ -305,22 +300,27 @@ export class RedisCounterStore implements CounterStore {
   private async pendingReceipts(limit: number): Promise<Array<{ id: string; receipt: string }>> {
     this.open();
     const out: Array<{ id: string; receipt: string }> = [];
+    for await (const key of this.scan('tg:{*}:receipts')) {
+      const tag = hashTag(key);
+      if (key !== tagKeys(tag).receipts) continue;
+      const kept = await this.guard(() => this.redis.hgetall(key));
+      for (const [id, receipt] of Object.entries(kept)) {
+        if (out.length >= limit) return out;
+        this.receiptTags.set(id, tag);
+        out.push({ id, receipt });
+      }
+    }
+    return out;
+  }
+
+  /** Every key matching `pattern`, by SCAN (a key may come twice: SCAN's guarantee). */
+  private async *scan(pattern: string): AsyncGenerator<string> {
     let cursor = '0';
     do {
-      const [next, found] = await this.guard(() => this.redis.scan(cursor, 'MATCH', 'tg:{*}:receipts', 'COUNT', 1000));
+      const [next, found] = await this.guard(() => this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
       cursor = next;
-      for (const key of found) {
-        const tag = hashTag(key);
-        if (key !== tagKeys(tag).receipts) continue;
-        const kept = await this.guard(() => this.redis.hgetall(key));
-        for (const [id, receipt] of Object.entries(kept)) {
-          if (out.length >= limit) return out;
-          this.receiptTags.set(id, tag);
-          out.push({ id, receipt });
-        }
-      }
+      yield* found;
     } while (cursor !== '0');
-    return out;
   }
 
   private async acknowledge(ids: readonly string[]): Promise<void> {
