@@ -67,6 +67,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       await services.counters.claimServer({
         onLost: (holder) =>
           logger.error({ holder }, 'another server took over this database file: limits are no longer exact; stop one of them'),
+        onError: (err) => logger.warn({ err }, 'the server lease heartbeat failed; the next one tries again'),
         applyEveryMs: config.storage.pendingApplyMs,
         onWriteError: (err) => logger.error({ err }, 'applying the pending log to the database failed'),
       });

@@ -51,8 +51,11 @@ export class MemoryCounterStore implements CounterStore {
   /** Before a sweep: every change committed, so a counter forgotten from memory owes nothing. */
   protected async flush(): Promise<void> {}
 
-  /** Forgets, wherever else they are kept, counters that expired by `now`. */
-  protected forgetStored(_now: number): void {}
+  /**
+   * Forgets, wherever else they are kept, counters that expired by `now`. Called after memory has
+   * forgotten them, with no await before; the work itself may finish later (the promise).
+   */
+  protected async forgetStored(_now: number): Promise<void> {}
 
   async reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
     this.open();
@@ -158,10 +161,10 @@ export class MemoryCounterStore implements CounterStore {
     this.open();
     checkTime('now', now);
     await this.flush();
-    // From here on no await: memory and the durable copy forget together.
+    // From here on no await until the durable copy is told: memory and it forget together.
     const dropped = this.dropExpired(now);
     for (const [key, c] of this.counters) if (c.expiresAt !== null && c.expiresAt <= now) this.counters.delete(key);
-    this.forgetStored(now);
+    await this.forgetStored(now);
     return dropped;
   }
 

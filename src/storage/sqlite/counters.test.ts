@@ -166,6 +166,31 @@ describe('sqlite counter store specifics', () => {
     await store.close();
   });
 
+  it('with the pending log on, a sweep logs its deletion behind the settlements instead of writing on the event loop', async () => {
+    const url = freshUrl();
+    const key = 'day:acc_1:2026-11-25:credits';
+    const before = openSqliteCounterStore(url);
+    await before.add(key, 5, END_OF_DAY);
+    await before.close();
+    const store = openSqliteCounterStore(url);
+    await store.claimServer({ applyEveryMs: 60_000 });
+    await store.add('balance', 9, null);
+    // Another connection holds the write lock (as the file's worker does while it applies): a sweep
+    // that wrote here would wait on it with the event loop blocked, and this lock is never let go then.
+    const other = openDatabase(url);
+    other.prepare('BEGIN IMMEDIATE').run();
+    expect(await store.sweep(END_OF_DAY)).toBe(0);
+    other.prepare('COMMIT').run();
+    other.close();
+    // Forgotten now, though the row (on file, with nothing of its own in the log) waits for the
+    // logged deletion: a reload starts from 0.
+    expect(await store.get([key], END_OF_DAY)).toEqual([0]);
+    expect(await store.add(key, 2, END_OF_DAY + 86_400_000)).toBe(2);
+    await store.close();
+    expect(read(url, key)).toBe(2);
+    expect(read(url, 'balance')).toBe(9);
+  });
+
   it('shares a handle without closing it unless it owns it', async () => {
     const db = openDatabase('sqlite::memory:');
     const store = new SqliteCounterStore(db);

@@ -40,7 +40,8 @@ export class SqliteCounterStore extends MemoryCounterStore {
   private lease: ServerLease | undefined;
   private readonly writes: SqliteWriter;
   private readonly selectCounter: Database.Statement<[string], { value: number; expires_at: number | null }>;
-  private readonly deleteExpiredCounters: Database.Statement<[number]>;
+  /** The latest `now` a sweep forgot counters by: rows expired by then are gone, applied or not. */
+  private forgottenUpTo = -Infinity;
 
   constructor(
     private readonly db: Database.Database,
@@ -50,7 +51,6 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.closeDatabase = options.closeDatabase ?? false;
     this.path = options.path ?? ':memory:';
     this.selectCounter = db.prepare('SELECT value, expires_at FROM counters WHERE key = ?');
-    this.deleteExpiredCounters = db.prepare('DELETE FROM counters WHERE expires_at <= ?');
     // Group commit shared with the ledger on this connection (writer.ts): a batch is whatever
     // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
     // writes many settlements — and their ledger rows — per commit. A write is [key, delta, expiresAt].
@@ -71,6 +71,10 @@ export class SqliteCounterStore extends MemoryCounterStore {
                               ELSE MAX(expires_at, excluded.expires_at) END`,
       },
     ], { keyed: true });
+    // A sweep's deletion of expired counters is a logged write like the settlements, applied after
+    // the ones before it: run here on the event loop it applied the whole log first (a sync) and
+    // waited on the write lock of the file's worker thread, stalling every request meanwhile.
+    this.writes.define('forget', [{ sql: 'DELETE FROM counters WHERE expires_at <= ?' }]);
   }
 
   protected override stored(key: string): Counter | undefined {
@@ -79,7 +83,9 @@ export class SqliteCounterStore extends MemoryCounterStore {
     // request.)
     this.writes.syncFor('counter', key);
     const row = this.selectCounter.get(key);
-    return row && { value: row.value, expiresAt: row.expires_at };
+    // A row a sweep forgot whose deletion has not been applied yet is already gone.
+    if (row === undefined || (row.expires_at !== null && row.expires_at <= this.forgottenUpTo)) return undefined;
+    return { value: row.value, expiresAt: row.expires_at };
   }
 
   protected override commit(changes: CounterChange[]): Promise<void> {
@@ -87,12 +93,12 @@ export class SqliteCounterStore extends MemoryCounterStore {
   }
 
   protected override async flush(): Promise<void> {
-    await this.writes.flush();
+    await this.writes.durable();
   }
 
-  protected override forgetStored(now: number): void {
-    this.writes.sync();
-    this.deleteExpiredCounters.run(now);
+  protected override forgetStored(now: number): Promise<void> {
+    this.forgottenUpTo = Math.max(this.forgottenUpTo, now);
+    return this.writes.write(['forget', [now]]);
   }
 
   override async ping(): Promise<void> {

@@ -92,6 +92,31 @@ describe('ServerLease (one server per database file)', () => {
     db.close();
   });
 
+  it('never waits on the write lock to heartbeat: it tries again once the holder (the file worker) lets go', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    const other = openDatabase(`sqlite:${file}`);
+    const errors: unknown[] = [];
+    const lease = new ServerLease(db, file, { heartbeatMs: 10, onError: (err) => errors.push(err) });
+    await lease.acquire();
+    const beatAt = () => db.prepare('SELECT heartbeat_at FROM server_lease').pluck().get() as number;
+    // The lock is held by a connection of this same thread: a heartbeat that waited on it (the
+    // connection's busy timeout is 5 s) would block the event loop, so this lock could never be let
+    // go, and the wait would end in SQLITE_BUSY thrown out of the timer.
+    other.prepare('BEGIN IMMEDIATE').run();
+    const before = beatAt();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(beatAt()).toBe(before);
+    other.prepare('COMMIT').run();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(beatAt()).toBeGreaterThan(before);
+    expect(errors).toEqual([]);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    lease.release();
+    other.close();
+    db.close();
+  });
+
   it('tells the holder when another server took the lease from it', async () => {
     const file = freshFile();
     const db = openDatabase(`sqlite:${file}`);

@@ -79,6 +79,11 @@ export class SqliteWriter {
     this.sync();
   }
 
+  /** Makes everything queued durable (committed, or in the log) without applying the log here. */
+  async durable(): Promise<void> {
+    await this.batch.flush();
+  }
+
   /**
    * From now on, writes go to the pending log of `path` (first replaying what it holds). Only the
    * process holding the file's server lease may call it.
