@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32 --min-semi-space-size=32 --no-memory-reducer --no-allocation-site-pretenuring
+#!/usr/bin/env -S node --max-semi-space-size=32 --min-semi-space-size=32 --no-memory-reducer --no-allocation-site-pretenuring --heap-growing-percent=50
 // The `tollgate` command: thin wrappers over the same services the admin API uses (SPEC §9).
 // The shebang's flags are the ones `npm start` runs with (package.json; bench/lib/tollgate.mjs reads
 // them from there): a young generation of a fixed 32 MB per semi-space, so a busy server's
