@@ -8,7 +8,8 @@
 // full GC (10–25 ms) came every ~45 s. Moving the few live entries to a fresh Map every
 // `renewEvery` deletions keeps the table young: the copy is a handful of entries, a few times a
 // second at most. Measured: 44–63 B per request promoted at 2,500–3,500 req/s in runs of up to a
-// minute; over four minutes ~280 B again, from a source not found yet (bench/README.md, "ChurnMap").
+// minute. (Longer runs at ~280 B again were V8's allocation-site pretenuring, which npm start now
+// turns off: bench/README.md, "--no-allocation-site-pretenuring".)
 export class ChurnMap<K, V> implements Iterable<[K, V]> {
   private map = new Map<K, V>();
   private deletes = 0;

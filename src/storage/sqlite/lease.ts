@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
+import { isBusy, withoutWaiting } from './no-wait.js';
 
 export interface LeaseOptions {
   /** How often the holder refreshes its heartbeat, ms. Default 2000. */
@@ -141,28 +142,23 @@ export class ServerLease {
   }
 
   /**
-   * Never waits for the file's write lock. The lock's usual holder is the file's worker thread
-   * applying the pending log at a lower priority (checkpointer.ts): waiting on it with the
-   * connection's busy timeout slept the event loop (1 + 2 + 5 + … ms steps; 9–54 ms in 7 of 32
-   * heartbeats at 3,000 req/s), and on a saturated core, where that thread gets little CPU, ran
-   * the full 5 s and threw SQLITE_BUSY out of this timer, killing the server. So a busy file
-   * fails at once and the heartbeat tries again shortly; staleMs leaves room for many tries.
+   * Never waits for the file's write lock (no-wait.ts): waiting slept the event loop 9–54 ms in
+   * 7 of 32 heartbeats at 3,000 req/s, and on a saturated core, where the worker holding the lock
+   * gets little CPU, ran the full 5 s and threw SQLITE_BUSY out of this timer, killing the server.
+   * A busy file fails at once and the heartbeat tries again shortly; staleMs leaves room for many tries.
    */
   private beat(): void {
     clearTimeout(this.retry);
     this.retry = undefined;
     if (!this.db.open || !this.held || this.update === undefined) return;
+    const update = this.update;
     let changed: number;
-    const waitMs = this.db.pragma('busy_timeout', { simple: true }) as number;
-    this.db.pragma('busy_timeout = 0');
     try {
-      changed = this.update.run(this.now(), this.owner).changes;
+      changed = withoutWaiting(this.db, () => update.run(this.now(), this.owner).changes);
     } catch (err) {
-      if (String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) this.retry = setTimeout(() => this.beat(), BUSY_RETRY_MS).unref();
+      if (isBusy(err)) this.retry = setTimeout(() => this.beat(), BUSY_RETRY_MS).unref();
       else this.opts.onError?.(err);
       return;
-    } finally {
-      this.db.pragma(`busy_timeout = ${waitMs}`);
     }
     if (changed === 0) {
       this.held = false;

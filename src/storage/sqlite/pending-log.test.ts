@@ -137,6 +137,42 @@ describe('pending log', () => {
     db.close();
   });
 
+  it('takes over from a worker far behind, but never waits for the lock that worker holds', async () => {
+    const path = fresh();
+    const errors: unknown[] = [];
+    const { db, writer } = open(path, { onError: (err) => errors.push(err) });
+    await writer.useLog(path, { applyEveryMs: 1, applyAtOps: 2, onError: (err) => errors.push(err) });
+    // Another connection of this thread holds the write lock, as the lagging worker does. A
+    // takeover that waited for it (the busy timeout is 5 s) would block this thread, which is the
+    // only one that can let it go, and end in SQLITE_BUSY.
+    const other = openDatabase(`sqlite:${path}`);
+    other.exec('BEGIN IMMEDIATE');
+    await writer.write(['add', ['a', 1]]);
+    await vi.waitFor(() => expect(existsSync(`${pendingLogPath(path)}.sealed`)).toBe(true), { timeout: 2000 });
+    // 10 × applyAtOps waiting behind the batch in flight: every later append tries to take over.
+    for (let i = 0; i < 40; i++) {
+      await writer.write(['add', ['a', 1]]);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(value(db, 'a')).toBeUndefined();
+    expect(errors).toEqual([]);
+    other.exec('ROLLBACK');
+    other.close();
+    // Lock free: the next append past the threshold applies everything here.
+    await vi.waitFor(
+      async () => {
+        await writer.write(['add', ['b', 1]]);
+        expect(value(db, 'a')).toBe(41);
+      },
+      { timeout: 5000 },
+    );
+    expect(writer.logApplies()!.here).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await writer.closeLog();
+    expect(value(db, 'a')).toBe(41);
+    db.close();
+  });
+
   it('when the worker is gone, the serving thread applies on its own', async () => {
     const path = fresh();
     const { db, writer, useLog } = open(path);

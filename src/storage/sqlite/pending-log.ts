@@ -28,6 +28,7 @@ import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, renameSyn
 import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { logApplier, parseLog, type LogLine, type WriteKinds, type WriteOp } from './apply-writes.js';
+import { isBusy, withoutWaiting } from './no-wait.js';
 
 export type { WriteOp };
 
@@ -80,6 +81,11 @@ export class PendingLog {
   private readonly applyAtOps: number;
   private readonly onError: (err: unknown) => void;
   private readonly applyLines: (lines: readonly LogLine[], upTo: number) => boolean;
+  /** performance.now() before which this thread does not try again to take over from a lagging worker. */
+  private takeOverAfter = 0;
+  private readonly db: Database.Database;
+  private readonly probeLock: Database.Statement;
+  private readonly rollback: Database.Statement;
   private readonly onReply = (msg: WorkerReply) => this.settled(msg);
   private readonly onWorkerGone = () => this.workerGone();
 
@@ -97,6 +103,9 @@ export class PendingLog {
     private readonly keyed: ReadonlySet<string>,
     opts: PendingLogOptions = {},
   ) {
+    this.db = db;
+    this.probeLock = db.prepare('BEGIN IMMEDIATE');
+    this.rollback = db.prepare('ROLLBACK');
     this.applyEveryMs = opts.applyEveryMs ?? 50;
     this.applyAtOps = opts.applyAtOps ?? 1000;
     this.onError = opts.onError ?? (() => {});
@@ -171,6 +180,10 @@ export class PendingLog {
 
   /** Applies every appended write to the tables now, on this thread, then empties the files. */
   apply(): void {
+    this.applyHere(true);
+  }
+
+  private applyHere(reportBusy: boolean): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.seq > this.appliedSeq) {
@@ -181,7 +194,7 @@ export class PendingLog {
         this.applied.here++;
       } catch (err) {
         // Busy or failing: the writes are safe in the files; try again later.
-        this.onError(err);
+        if (reportBusy || !isBusy(err)) this.onError(err);
         this.timer = setTimeout(() => this.due(), this.applyEveryMs).unref();
         return;
       }
@@ -216,7 +229,7 @@ export class PendingLog {
     if (this.worker !== undefined && this.inFlight !== undefined) {
       // The worker is still on the last batch; its reply schedules the next. Should it fall far
       // behind, this thread applies, so the files stay small.
-      if (this.waiting >= this.applyAtOps * 10) this.apply();
+      if (this.waiting >= this.applyAtOps * 10) this.takeOver();
       return;
     }
     // A sealed file the worker did not apply (it failed on it) cannot be sealed over: apply here.
@@ -232,6 +245,31 @@ export class PendingLog {
     this.size = 0;
     this.inFlight = this.seq;
     this.worker.postMessage({ type: 'apply', file: this.sealedPath, upTo: this.seq, kinds: this.kinds });
+  }
+
+  /**
+   * Applies here what a lagging worker has not, without ever waiting for the write lock the worker
+   * holds while it applies. Waiting slept the event loop for the rest of the worker's transaction
+   * — a large one, slowed by the worker's lower priority on a busy core — so a lock found taken
+   * is left to a later append, at most one try per applyEveryMs. The probe takes and drops the
+   * lock before the files are read; the apply itself runs without waiting too, should the worker
+   * take the lock in between.
+   */
+  private takeOver(): void {
+    const now = performance.now();
+    if (now < this.takeOverAfter) return;
+    this.takeOverAfter = now + this.applyEveryMs;
+    const free = withoutWaiting(this.db, () => {
+      try {
+        this.probeLock.run();
+      } catch (err) {
+        if (isBusy(err)) return false;
+        throw err;
+      }
+      this.rollback.run();
+      return true;
+    });
+    if (free) withoutWaiting(this.db, () => this.applyHere(false));
   }
 
   private settled(msg: WorkerReply): void {
