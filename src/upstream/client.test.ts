@@ -52,6 +52,10 @@ beforeAll(async () => {
     res.write('partial', () => res.socket?.destroy());
   });
   routes.set('/destroy', (req) => req.socket.destroy());
+  routes.set('/huge', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('x'.repeat(4_000_000));
+  });
   routes.set('/big', (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('x'.repeat(200_000));
@@ -100,13 +104,14 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<string> {
 }
 
 /** Spies on the total-timeout timer and reports whether it was cleared. */
-function watchTotalTimer() {
+/** Spies on the native timers of the given durations (default: the total timeout). */
+function watchTotalTimer(durations: readonly number[] = [TOTAL_MS]) {
   const realSet = globalThis.setTimeout;
   const created: unknown[] = [];
   const cleared = new Set<unknown>();
-  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
-    const t = realSet(fn, ms);
-    if (ms === TOTAL_MS) created.push(t);
+  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = realSet(fn, ms, ...args);
+    if (ms !== undefined && durations.includes(ms)) created.push(t);
     return t;
   }) as typeof setTimeout);
   const realClear = globalThis.clearTimeout;
@@ -173,6 +178,39 @@ describe('createUpstreamClient', () => {
   it('times out a body that stalls as "idle", in text()', async () => {
     const res = await client().request(get('/stall'));
     expectGatewayError(await caught(res.text()), 'upstream_timeout', { phase: 'idle' });
+  });
+
+  it('times the first byte and the silences after it each with its own limit', async () => {
+    const c = client({ firstByteTimeoutMs: 5_000, idleTimeoutMs: 200 });
+    const res = await c.request(get('/stall')); // the head came at once: the first-byte limit is done
+    expectGatewayError(await caught(res.text()), 'upstream_timeout', { phase: 'idle', timeoutMs: 200 });
+    const slow = client({ firstByteTimeoutMs: 200, idleTimeoutMs: 5_000 });
+    expectGatewayError(await caught(slow.request(get('/hang'))), 'upstream_timeout', { phase: 'first byte', timeoutMs: 200 });
+  });
+
+  it('a reader slower than the idle timeout is not the upstream being idle (the socket is paused meanwhile)', async () => {
+    const res = await client({ idleTimeoutMs: 100 }).request(get('/huge'));
+    const it = res.body[Symbol.asyncIterator]();
+    let got = Buffer.from(((await it.next()) as IteratorResult<Uint8Array>).value!).length;
+    // More arrives meanwhile, fills the queue (16 chunks) and pauses the socket.
+    await new Promise((r) => setTimeout(r, 400));
+    for (let r = await it.next(); !r.done; r = await it.next()) got += r.value.length;
+    expect(got).toBe(4_000_000);
+  });
+
+  it('first-byte and idle timers are cleared with their call however it ends', async () => {
+    const FIRST_BYTE = 876_543;
+    const IDLE = 765_432;
+    const timers = watchTotalTimer([FIRST_BYTE, IDLE]);
+    const c = client({ firstByteTimeoutMs: FIRST_BYTE, idleTimeoutMs: IDLE, totalTimeoutMs: 300 });
+    await (await c.request(get('/ok'))).json();
+    await drain((await c.request(get('/big'))).body);
+    await (await c.request(get('/big'))).dump();
+    for await (const _ of (await c.request(get('/drip'))).body) break;
+    await caught(drain((await c.request(get('/stall'))).body));
+    await caught(c.request(get('/hang')));
+    expect(timers.count()).toBeGreaterThanOrEqual(6);
+    expect(timers.allCleared()).toBe(true);
   });
 
   it('enforces the total timeout on a body that keeps dripping', async () => {
