@@ -105,7 +105,7 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<string> {
 
 /** Spies on the total-timeout timer and reports whether it was cleared. */
 /** Spies on the native timers of the given durations (default: the total timeout). */
-function watchTotalTimer(durations: readonly number[] = [TOTAL_MS]) {
+function watchTimers(durations: readonly number[] = [TOTAL_MS]) {
   const realSet = globalThis.setTimeout;
   const created: unknown[] = [];
   const cleared = new Set<unknown>();
@@ -123,6 +123,16 @@ function watchTotalTimer(durations: readonly number[] = [TOTAL_MS]) {
     allCleared: () => created.length > 0 && created.every((t) => cleared.has(t)),
     count: () => created.length,
   };
+}
+
+/** Six calls, ended each in its own way: read, streamed, dumped, abandoned, stalled, hung. */
+async function endEveryWay(c: UpstreamClient): Promise<void> {
+    await (await c.request(get('/ok'))).json();
+    await drain((await c.request(get('/big'))).body);
+    await (await c.request(get('/big'))).dump();
+    for await (const _ of (await c.request(get('/drip'))).body) break;
+    await caught(drain((await c.request(get('/stall'))).body));
+    await caught(c.request(get('/hang')));
 }
 
 describe('createUpstreamClient', () => {
@@ -201,14 +211,9 @@ describe('createUpstreamClient', () => {
   it('first-byte and idle timers are cleared with their call however it ends', async () => {
     const FIRST_BYTE = 876_543;
     const IDLE = 765_432;
-    const timers = watchTotalTimer([FIRST_BYTE, IDLE]);
+    const timers = watchTimers([FIRST_BYTE, IDLE]);
     const c = client({ firstByteTimeoutMs: FIRST_BYTE, idleTimeoutMs: IDLE, totalTimeoutMs: 300 });
-    await (await c.request(get('/ok'))).json();
-    await drain((await c.request(get('/big'))).body);
-    await (await c.request(get('/big'))).dump();
-    for await (const _ of (await c.request(get('/drip'))).body) break;
-    await caught(drain((await c.request(get('/stall'))).body));
-    await caught(c.request(get('/hang')));
+    await endEveryWay(c);
     expect(timers.count()).toBeGreaterThanOrEqual(6);
     expect(timers.allCleared()).toBe(true);
   });
@@ -296,14 +301,9 @@ describe('createUpstreamClient', () => {
   });
 
   it('clears the total timer once the body is read, dumped, abandoned or failed', async () => {
-    const timers = watchTotalTimer();
+    const timers = watchTimers();
     const c = client();
-    await (await c.request(get('/ok'))).json();
-    await drain((await c.request(get('/big'))).body);
-    await (await c.request(get('/big'))).dump();
-    for await (const _ of (await c.request(get('/drip'))).body) break;
-    await caught(drain((await c.request(get('/stall'))).body));
-    await caught(c.request(get('/hang')));
+    await endEveryWay(c);
     expect(timers.count()).toBe(6);
     expect(timers.allCleared()).toBe(true);
   });
