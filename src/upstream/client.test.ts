@@ -56,6 +56,10 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('x'.repeat(4_000_000));
   });
+  routes.set('/huge-then-stall', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('x'.repeat(4_000_000));
+  });
   routes.set('/big', (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('x'.repeat(200_000));
@@ -206,6 +210,21 @@ describe('createUpstreamClient', () => {
     await new Promise((r) => setTimeout(r, 400));
     for (let r = await it.next(); !r.done; r = await it.next()) got += r.value.length;
     expect(got).toBe(4_000_000);
+  });
+
+  it('after a pause for a slow reader, a stalled upstream still times out as idle', async () => {
+    const res = await client({ idleTimeoutMs: 100 }).request(get('/huge-then-stall'));
+    const it = res.body[Symbol.asyncIterator]();
+    await it.next();
+    await new Promise((r) => setTimeout(r, 400)); // paused meanwhile: no timeout
+    let got = 0;
+    const err = await caught(
+      (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next()) got += r.value.length;
+      })(),
+    );
+    expect(got).toBeGreaterThan(0);
+    expectGatewayError(err, 'upstream_timeout', { phase: 'idle', timeoutMs: 100 });
   });
 
   it('first-byte and idle timers are cleared with their call however it ends', async () => {

@@ -1,7 +1,7 @@
 // The upstream HTTP client on undici. One Agent pools keep-alive connections per origin; undici
-// enforces the connect timeout, and native timers per call the first-byte, idle and total ones
-// by aborting it. Transport failures leave here as catalogue
-// errors (upstream_timeout / upstream_unavailable); the caller's own abort leaves untouched.
+// enforces the connect timeout, and native timers per call the first-byte, idle and total ones by
+// aborting it. Transport failures leave here as catalogue errors (upstream_timeout /
+// upstream_unavailable); the caller's own abort leaves untouched.
 import { Agent, errors as undiciErrors, util as undiciUtil } from 'undici';
 import { GatewayError } from '../errors/gateway-error.js';
 import { TurnQueue } from '../lib/turn-queue.js';
@@ -96,8 +96,7 @@ class Call {
   onConnect(abort: (reason: Error) => void): void {
     if (this.abortReason) return abort(this.abortReason);
     this.abortFn = abort;
-    this.timer = setTimeout(phaseTimedOut, this.timeouts.firstByteMs, this);
-    this.timer.unref();
+    this.arm(this.timeouts.firstByteMs);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -107,11 +106,7 @@ class Call {
     this.resumeFn = resume;
     this.headSeen = true;
     if (this.timeouts.idleMs === this.timeouts.firstByteMs) this.timer?.refresh();
-    else {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(phaseTimedOut, this.timeouts.idleMs, this);
-      this.timer.unref();
-    }
+    else this.arm(this.timeouts.idleMs);
     this.headWaiter.resolve();
     return true;
   }
@@ -133,12 +128,12 @@ class Call {
     if (this.collecting || this.queue.length < HIGH_WATER_CHUNKS) return true;
     // Paused for our reader, not silent on the upstream's part: no idle timeout until resumed.
     this.paused = true;
-    clearTimeout(this.timer);
+    this.disarm();
     return false;
   }
 
   onComplete(): void {
-    clearTimeout(this.timer);
+    this.disarm();
     this.ended = true;
     this.onDone();
     if (this.reader) this.next().then(this.reader.resolve, this.reader.reject);
@@ -147,7 +142,7 @@ class Call {
 
   onError(err: Error): void {
     if (this.done) return;
-    clearTimeout(this.timer);
+    this.disarm();
     this.failure = { err };
     this.onDone();
     if (!this.headSeen) this.headWaiter.reject(err);
@@ -191,8 +186,20 @@ class Call {
 
   private unpause(): void {
     this.paused = false;
-    this.timer?.refresh();
+    // A cleared Node timer cannot be refreshed back to life: a new one.
+    if (!this.done) this.arm(this.timeouts.idleMs);
     this.resumeFn?.();
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(phaseTimedOut, ms, this);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private end(): Promise<void> {
