@@ -104,8 +104,8 @@ const field = (l, k) => Number(new RegExp(` ${k}=([\\d.]+)`).exec(l)?.[1] ?? NaN
 const scavenges = mine.filter((l) => / gc=s /.test(l));
 const full = mine.filter((l) => / gc=(mc|mmc) /.test(l));
 // The heap left after each full GC: flat across several of them means garbage, not a leak.
-const afterFull = full.map((l) => (field(l, 'total_size_after') / 1e6).toFixed(1));
 const heapMb = (l) => (l === undefined ? NaN : field(l, 'total_size_after') / 1e6);
+const afterFull = full.map((l) => heapMb(l).toFixed(1));
 const promoted = scavenges.reduce((a, l) => a + field(l, 'promoted'), 0);
 const pauses = scavenges.map((l) => field(l, 'pause')).sort((a, b) => a - b);
 closeSync(out);
