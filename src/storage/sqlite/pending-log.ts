@@ -253,23 +253,23 @@ export class PendingLog {
    * — a large one, slowed by the worker's lower priority on a busy core — so a lock found taken
    * is left to a later append, at most one try per applyEveryMs. The probe takes and drops the
    * lock before the files are read; the apply itself runs without waiting too, should the worker
-   * take the lock in between.
+   * take the lock in between. Nothing throws from here: this runs after an append that is already
+   * durable, so a failure is reported (as apply() does), not turned into that append's rejection.
    */
   private takeOver(): void {
     const now = performance.now();
     if (now < this.takeOverAfter) return;
     this.takeOverAfter = now + this.applyEveryMs;
-    const free = withoutWaiting(this.db, () => {
+    withoutWaiting(this.db, () => {
       try {
         this.probeLock.run();
+        this.rollback.run();
       } catch (err) {
-        if (isBusy(err)) return false;
-        throw err;
+        if (!isBusy(err)) this.onError(err);
+        return;
       }
-      this.rollback.run();
-      return true;
+      this.applyHere(false);
     });
-    if (free) withoutWaiting(this.db, () => this.applyHere(false));
   }
 
   private settled(msg: WorkerReply): void {
