@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { Storage } from '../ports.js';
 import { SqliteAccountStore } from './accounts.js';
 import { SqliteKeyStore } from './keys.js';
-import { SqliteLedger } from './ledger.js';
+import { SqliteLedger, type SqliteLedgerOptions } from './ledger.js';
 import { acquireCheckpointer, checkpointerStopped } from './checkpointer.js';
 import { migrate } from './migrations.js';
 
@@ -58,12 +58,12 @@ export function sqliteDatabaseOf(storage: Storage): { db: Database.Database; pat
   return databases.get(storage);
 }
 
-export function openSqliteStorage(url: string): Storage {
+export function openSqliteStorage(url: string, opts: { ledger?: SqliteLedgerOptions } = {}): Storage {
   const path = sqlitePath(url);
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
   const versionStmt = db.prepare('SELECT v FROM credentials_version WHERE id = 1').pluck();
-  const ledger = new SqliteLedger(db);
+  const ledger = new SqliteLedger(db, opts.ledger);
   const storage: Storage = {
     accounts: new SqliteAccountStore(db),
     keys: new SqliteKeyStore(db),

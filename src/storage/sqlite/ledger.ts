@@ -62,31 +62,56 @@ function toDaily(row: DailyRow): DailyUsage {
 /** A usage_records row in INSERT column order. */
 type RowValues = [string, string, string | null, string, string, number, number, number, string, number, string, string];
 
+/** `WHERE` and the conditions, or nothing when there are none. */
+const where = (conds: readonly string[]) => (conds.length ? `WHERE ${conds.join(' AND ')}` : '');
+
 /**
- * The WHERE clause for the filters a query sets. Only set filters are written (not `@x IS NULL OR
- * …`, which SQLite cannot answer from an index), so an account's usage is a seek on
- * usage_records(account_id, created_at) and a time range on usage_records(created_at) (migration
- * 8), whatever the size of the ledger: /v1/usage and the web app's meter run this on the event
- * loop.
+ * The conditions for a query's time range, on the created_at of `table`. Only set filters are
+ * written (not `@x IS NULL OR …`, which SQLite cannot answer from an index).
  */
-function filterOf(q: UsageQuery): string {
+function rangeOf(q: UsageQuery, table = ''): string[] {
   const conds: string[] = [];
-  if (q.accountId !== undefined) conds.push('account_id = @accountId');
-  if (q.from !== undefined) conds.push('created_at >= @from');
-  if (q.to !== undefined) conds.push('created_at < @to');
-  return conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+  if (q.from !== undefined) conds.push(`${table}created_at >= @from`);
+  if (q.to !== undefined) conds.push(`${table}created_at < @to`);
+  return conds;
 }
 
-/** The newest records first. */
+/**
+ * The records usage_records_by_account does not hold yet (migration 9): the newest, a rowid range.
+ * Read NOT INDEXED, or SQLite walks the whole created_at index to merge them in order.
+ */
+const UNINDEXED = 'id > (SELECT indexed_up_to FROM usage_index_state WHERE id = 1)';
+
+/**
+ * The newest records first. An account's are a seek on usage_records_by_account (its newest
+ * @limit entries, in order) plus the few records past indexed_up_to; a time range over every
+ * account is a seek on usage_records(created_at). /v1/usage and the web app run these on the
+ * event loop, so no query scans the ledger for one account, whatever its size.
+ */
 export function recordsSql(q: UsageQuery): string {
-  return `SELECT * FROM usage_records ${filterOf(q)} ORDER BY created_at DESC, id DESC LIMIT @limit`;
+  const order = 'ORDER BY created_at DESC, id DESC LIMIT @limit';
+  if (q.accountId === undefined) return `SELECT * FROM usage_records ${where(rangeOf(q))} ${order}`;
+  return `SELECT * FROM (
+      SELECT * FROM usage_records WHERE id IN (
+        SELECT record_id FROM usage_records_by_account ${where(['account_id = @accountId', ...rangeOf(q)])}
+        ORDER BY created_at DESC, record_id DESC LIMIT @limit)
+      UNION ALL
+      SELECT * FROM usage_records NOT INDEXED ${where([UNINDEXED, 'account_id = @accountId', ...rangeOf(q)])}
+    ) ${order}`;
 }
 
 /** Totals per day, account, model and surface. */
 export function dailySql(q: UsageQuery): string {
+  const source =
+    q.accountId === undefined
+      ? `usage_records ${where(rangeOf(q))}`
+      : `(SELECT r.* FROM usage_records_by_account a CROSS JOIN usage_records r ON r.id = a.record_id
+            ${where(['a.account_id = @accountId', ...rangeOf(q, 'a.')])}
+          UNION ALL
+          SELECT * FROM usage_records NOT INDEXED ${where([UNINDEXED, 'account_id = @accountId', ...rangeOf(q)])})`;
   return `SELECT day, account_id, model, surface, COUNT(*) AS requests,
          SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
-       FROM usage_records ${filterOf(q)}
+       FROM ${source}
        GROUP BY day, account_id, model, surface
        ORDER BY day DESC, account_id, model, surface LIMIT @limit`;
 }
@@ -98,6 +123,14 @@ function params(q: UsageQuery) {
     ...(q.to !== undefined && { to: canonicalInstant(q.to) }),
     limit: clampLimit(q.limit),
   };
+}
+
+export interface SqliteLedgerOptions {
+  /**
+   * Records between two catch-ups of usage_records_by_account (migration 9). Larger writes fewer
+   * pages per record; smaller keeps the unindexed tail an account's query reads by rowid shorter.
+   */
+  indexEvery?: number;
 }
 
 /**
@@ -113,8 +146,15 @@ export class SqliteLedger implements Ledger {
   private closed = false;
   /** Prepared queries by SQL text: one per combination of filters (at most eight each). */
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly indexEvery: number;
+  /** Records appended since the last catch-up was queued (at start: those the file left unindexed). */
+  private unindexed: number;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    opts: SqliteLedgerOptions = {},
+  ) {
+    this.indexEvery = opts.indexEvery ?? 4096;
     this.writer = writerFor(db);
     this.writer.define('ledger', [
       {
@@ -123,6 +163,19 @@ export class SqliteLedger implements Ledger {
               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       },
     ]);
+    // The catch-up is a write like the records, logged behind them: moving indexed_up_to to the
+    // last record fires the trigger that indexes every record it passes (migration 9).
+    this.writer.define('ledger-index', [
+      {
+        sql: `UPDATE usage_index_state
+                SET indexed_up_to = MAX(indexed_up_to, (SELECT COALESCE(MAX(id), 0) FROM usage_records))
+              WHERE id = 1`,
+      },
+    ]);
+    this.unindexed = db
+      .prepare('SELECT (SELECT COALESCE(MAX(id), 0) FROM usage_records) - indexed_up_to FROM usage_index_state WHERE id = 1')
+      .pluck()
+      .get() as number;
   }
 
   async append(record: UsageRecord): Promise<void> {
@@ -144,7 +197,9 @@ export class SqliteLedger implements Ledger {
       createdAt,
       createdAt.slice(0, 10),
     ];
-    await this.writer.write(['ledger', row]);
+    if (++this.unindexed < this.indexEvery) return this.writer.write(['ledger', row]);
+    this.unindexed = 0;
+    return this.writer.write(['ledger', row], ['ledger-index', []]);
   }
 
   /**

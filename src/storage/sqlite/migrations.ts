@@ -171,6 +171,39 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX usage_records_created ON usage_records(created_at);
     `,
   },
+  {
+    version: 9,
+    name: "ledger rows found by account through an index kept in batches",
+    sql: `
+      -- The (account_id, created_at) index put every new record on the last leaf page of its own
+      -- account: about one b-tree page dirtied per record, written to the WAL and copied again by
+      -- the checkpointer. The same entries now reach this table in batches (ledger.ts appends a
+      -- catch-up write every few thousand records), where each page takes many of them: with 1,000
+      -- accounts, 1.61 → 0.66 pages and 31.5 → 23.6 µs of apply per request (bench/sqlite-writes.mjs).
+      -- A query reads the entries here plus the records past indexed_up_to, found by rowid.
+      CREATE TABLE usage_records_by_account (
+        account_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        record_id  INTEGER NOT NULL,
+        PRIMARY KEY (account_id, created_at, record_id)
+      ) WITHOUT ROWID;
+      -- Every record with id <= indexed_up_to, and none above it, is in usage_records_by_account.
+      CREATE TABLE usage_index_state (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_up_to INTEGER NOT NULL
+      );
+      INSERT INTO usage_index_state (id, indexed_up_to) VALUES (1, 0);
+      -- Moving indexed_up_to forward indexes the records it passes, in the same statement.
+      CREATE TRIGGER usage_index_catch_up AFTER UPDATE OF indexed_up_to ON usage_index_state
+      BEGIN
+        INSERT OR IGNORE INTO usage_records_by_account (account_id, created_at, record_id)
+          SELECT account_id, created_at, id FROM usage_records
+          WHERE id > OLD.indexed_up_to AND id <= NEW.indexed_up_to;
+      END;
+      UPDATE usage_index_state SET indexed_up_to = (SELECT COALESCE(MAX(id), 0) FROM usage_records);
+      DROP INDEX usage_records_account_created;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

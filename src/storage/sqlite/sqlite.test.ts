@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { storageContract } from '../contract/storage.contract.js';
-import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
+import { openDatabase, openSqliteStorage, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { dailySql, recordsSql } from './ledger.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 import { allCheckpointersStopped } from './checkpointer.js';
@@ -23,6 +23,8 @@ afterAll(async () => {
 
 storageContract('sqlite (memory)', () => openSqliteStorage('sqlite::memory:'));
 storageContract('sqlite (file)', () => openSqliteStorage(freshUrl()));
+// Every ledger query of the suite then reads records on both sides of indexed_up_to (migration 9).
+storageContract('sqlite (file, account index caught up every 3 records)', () => openSqliteStorage(freshUrl(), { ledger: { indexEvery: 3 } }));
 
 describe('sqlite specifics', () => {
   const opened: Database.Database[] = [];
@@ -153,14 +155,55 @@ describe('sqlite specifics', () => {
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ limit: 10, ...params }) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
     const day = { from: '2026-11-25T00:00:00.000Z', to: '2026-11-26T00:00:00.000Z' };
     for (const build of [recordsSql, dailySql]) {
-      // An account, with or without a range: a seek on (account_id, created_at).
-      expect(plan(build({ accountId: 'a' }), { accountId: 'a' })).toMatch(/SEARCH usage_records USING INDEX usage_records_account_created \(account_id=\?\)/);
+      // An account, with or without a range: a seek on usage_records_by_account, each record by
+      // its rowid, and the unindexed tail as a rowid range. Never a scan.
+      for (const q of [{ accountId: 'a' }, { accountId: 'a', ...day }]) {
+        const p = plan(build(q), q);
+        // (dailySql names the two tables a and r.)
+        expect(p).toMatch(/SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\?/);
+        expect(p).toMatch(/SEARCH (usage_records|r) USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+        expect(p).toMatch(/SEARCH usage_records USING INTEGER PRIMARY KEY \(rowid>\?\)/);
+        expect(p).not.toMatch(/SCAN (usage_records|a|r)\b/);
+      }
       expect(plan(build({ accountId: 'a', ...day }), { accountId: 'a', ...day })).toMatch(
-        /SEARCH usage_records USING INDEX usage_records_account_created \(account_id=\? AND created_at>\? AND created_at<\?\)/,
+        /SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\? AND created_at>\? AND created_at<\?\)/,
       );
       // All accounts over a range (the admin API): the created_at index.
       expect(plan(build(day), day)).toMatch(/SEARCH usage_records USING INDEX usage_records_created \(created_at>\? AND created_at<\?\)/);
     }
+  });
+
+  it('indexes the records of a file by account when it migrates it, and every indexEvery records after', async () => {
+    const url = freshUrl();
+    const old = track(openDatabase(url));
+    old.prepare('DELETE FROM schema_migrations WHERE version = 9').run();
+    old.exec(`DROP TRIGGER usage_index_catch_up; DROP TABLE usage_index_state; DROP TABLE usage_records_by_account;
+      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at);`);
+    const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
+      output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
+    for (let i = 0; i < 5; i++) insert.run(`r${i}`, i % 2 ? 'acc_b' : 'acc_a', i, `2026-11-25T10:00:0${i}.000Z`);
+    old.close();
+
+    const s = openSqliteStorage(url, { ledger: { indexEvery: 2 } });
+    const { db } = sqliteDatabaseOf(s)!;
+    const indexed = () => db.prepare('SELECT indexed_up_to FROM usage_index_state').pluck().get();
+    const entries = () => db.prepare('SELECT COUNT(*) FROM usage_records_by_account').pluck().get();
+    expect([indexed(), entries()]).toEqual([5, 5]);
+    expect(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_records_account_created'").pluck().get()).toBe(0);
+
+    const record = (i: number) => ({
+      requestId: `n${i}`, accountId: 'acc_a', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1,
+      outputTokens: 1, credits: 10, status: 'ok' as const, httpStatus: 200, createdAt: `2026-11-25T11:00:0${i}.000Z`,
+    });
+    await s.ledger.append(record(0));
+    expect([indexed(), entries()]).toEqual([5, 5]); // one record past the last catch-up
+    await s.ledger.append(record(1));
+    expect([indexed(), entries()]).toEqual([7, 7]); // the second: caught up, both indexed
+    await s.ledger.append(record(2));
+    expect((await s.ledger.query({ accountId: 'acc_a' })).map((r) => r.requestId)).toEqual(['n2', 'n1', 'n0', 'r4', 'r2', 'r0']);
+    expect((await s.ledger.query({ accountId: 'acc_a', limit: 2 })).map((r) => r.requestId)).toEqual(['n2', 'n1']);
+    expect(await s.ledger.daily({ accountId: 'acc_a' })).toMatchObject([{ requests: 6, credits: 36 }]);
+    await s.close();
   });
 
   it('rejects a timestamp bound without a zone rather than guessing', async () => {
