@@ -81,6 +81,10 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   const upstream = opts.upstream ?? createUpstreamClient(config.upstream);
   const providers = createProviders(config.providers, upstream);
   const metrics = new Metrics();
+  if (services.counters instanceof SqliteCounterStore) {
+    const counters = services.counters;
+    metrics.watchPendingLog(() => counters.pendingLogStats());
+  }
   const meter = new PlanMeter({
     plans: services.plans,
     defaultPlan: config.defaultPlan,

@@ -1,7 +1,7 @@
 // Prometheus metrics (SPEC §11). One registry per app, not prom-client's global one, so several
 // gateways in one process (tests) do not collide.
 import type { FastifyPluginAsync } from 'fastify';
-import { collectDefaultMetrics, Counter, Registry, type MetricValueWithName } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type MetricValueWithName } from 'prom-client';
 import type { UsageRecord } from '../storage/ports.js';
 
 /**
@@ -123,6 +123,38 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
+  }
+
+  /**
+   * Exports the SQLite server's pending log (storage/sqlite/pending-log.ts): batches applied by
+   * its worker thread and on the event loop, and the writes waiting. Batches applied on the event
+   * loop stall every request meanwhile; a rising count of them under load means the worker falls
+   * behind (docs/operations.md).
+   */
+  watchPendingLog(stats: () => { appliedHere: number; appliedByWorker: number; waiting: number } | undefined): void {
+    const reported = { worker: 0, event_loop: 0 };
+    new Counter({
+      name: 'tollgate_pending_log_applies_total',
+      help: 'Batches of the pending log applied to the SQLite tables, by thread (worker, event_loop).',
+      labelNames: ['thread'] as const,
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        if (s === undefined) return;
+        for (const [thread, total] of [['worker', s.appliedByWorker], ['event_loop', s.appliedHere]] as const) {
+          this.inc({ thread }, total - reported[thread]);
+          reported[thread] = total;
+        }
+      },
+    });
+    new Gauge({
+      name: 'tollgate_pending_log_waiting_writes',
+      help: 'Writes (usage records, counter settlements) in the pending log, not yet applied to the SQLite tables.',
+      registers: [this.registry],
+      collect() {
+        this.set(stats()?.waiting ?? 0);
+      },
+    });
   }
 
   observeHttp(route: string, status: number, seconds: number): void {

@@ -177,6 +177,17 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/tollgate_process_resident_memory_bytes/);
   });
 
+  it("exports the SQLite pending log's applies by thread and its backlog", async () => {
+    const { secret } = await t.newAccount();
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await t.admin('GET', '/usage?limit=1'); // a read applies whatever waits
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const applies = [...text.matchAll(/^tollgate_pending_log_applies_total\{thread="(\w+)"\} (\d+)$/gm)];
+    expect(applies.map((m) => m[1]).sort()).toEqual(['event_loop', 'worker']);
+    expect(applies.reduce((sum, m) => sum + Number(m[2]), 0)).toBeGreaterThan(0);
+    expect(text).toMatch(/^tollgate_pending_log_waiting_writes 0$/m);
+  });
+
   it('sends a browser opening the root to the web app', async () => {
     const res = await fetch(`${t.url}/`, { redirect: 'manual' });
     expect(res.status).toBe(302);

@@ -25,7 +25,7 @@ import { MemoryCounterStore, type Counter, type CounterChange } from '../memory/
 import { checkpointerStopped } from './checkpointer.js';
 import { openDatabase, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { ServerLease, type LeaseOptions } from './lease.js';
-import { writerFor, type SqliteWriter, type WriteOp } from './writer.js';
+import { writerFor, type PendingLogStats, type SqliteWriter, type WriteOp } from './writer.js';
 
 export interface SqliteCounterStoreOptions {
   /** Close the database handle on close(): true when the store owns it (openSqliteCounterStore). */
@@ -75,6 +75,11 @@ export class SqliteCounterStore extends MemoryCounterStore {
     // the ones before it: run here on the event loop it applied the whole log first (a sync) and
     // waited on the write lock of the file's worker thread, stalling every request meanwhile.
     this.writes.define('forget', [{ sql: 'DELETE FROM counters WHERE expires_at <= ?' }]);
+  }
+
+  /** The server's pending log (claimServer turns it on): applies and backlog, for /metrics. */
+  pendingLogStats(): PendingLogStats | undefined {
+    return this.writes.logStats();
   }
 
   protected override stored(key: string): Counter | undefined {

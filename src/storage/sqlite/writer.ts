@@ -22,6 +22,15 @@ import { PendingLog, type PendingLogOptions } from './pending-log.js';
 
 export type { WriteOp, WriteStatement };
 
+export interface PendingLogStats {
+  /** Batches applied on the serving thread: a read's sync, a lagging worker's takeover, no worker. */
+  appliedHere: number;
+  /** Batches the file's worker thread applied. */
+  appliedByWorker: number;
+  /** Writes appended and not yet applied. */
+  waiting: number;
+}
+
 export class SqliteWriter {
   private readonly kinds: WriteKinds = {};
   private readonly keyed = new Set<string>();
@@ -104,6 +113,11 @@ export class SqliteWriter {
   /** Batches of the pending log applied on this thread and by the file's worker (tests, diagnostics). */
   logApplies(): { here: number; byWorker: number } | undefined {
     return this.log && { ...this.log.applied };
+  }
+
+  /** The pending log's applies so far and the writes waiting in it (/metrics), while it is on. */
+  logStats(): PendingLogStats | undefined {
+    return this.log && { appliedHere: this.log.applied.here, appliedByWorker: this.log.applied.byWorker, waiting: this.log.waiting };
   }
 
   stats(): BatcherStats {
