@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { checkpointerStopped, WORKER_NICE } from './checkpointer.js';
 import { openDatabase } from './index.js';
 
 const dirs: string[] = [];
@@ -26,7 +28,30 @@ function rowsInMainFile(path: string): number {
   }
 }
 
+/** The nice values of this process's threads (field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
 describe('WAL checkpoints in a worker thread', () => {
+  it.runIf(process.platform === 'linux')('runs the worker at its lower priority', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-ckpt-'));
+    dirs.push(dir);
+    const path = join(dir, 'tollgate.db');
+    const before = threadNices().filter((n) => n === WORKER_NICE).length;
+    const db = openDatabase(`sqlite:${path}`);
+    try {
+      await expect.poll(() => threadNices().filter((n) => n === WORKER_NICE).length).toBe(before + 1);
+    } finally {
+      db.close();
+      await checkpointerStopped(path);
+    }
+  });
+
   it('turns the inline autocheckpoint off and still moves committed pages into the database file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tg-ckpt-'));
     dirs.push(dir);

@@ -9,7 +9,19 @@
 //
 // The same worker applies the serving process's pending log (pending-log.ts) when asked: applying
 // a 50 ms batch took ~2.5 ms of the event loop, the largest stall left at half load. It runs at a
-// lower priority (nice 10) than the serving thread, so on a busy core the event loop comes first.
+// lower priority than the serving thread (WORKER_NICE), so on a busy core the event loop comes first.
+
+/**
+ * The worker's nice value. Its share of a core the event loop keeps busy is about
+ * its weight / (its weight + the event loop's 1024) — for nice 10, 110 / 1134 ≈ 10 %: at
+ * saturation (~6,000 requests/s on the bench machine) it fell behind, and every ~5 s the event loop
+ * took over a 10,000-write backlog in one stall. At nice 7 (≈ 17 %) it keeps up: `node
+ * bench/promotion.mjs --saturate --seconds 30`, twice each, no takeover
+ * (tollgate_pending_log_applies_total), 201–208 k against 168–187 k requests answered, p99
+ * 14.0–14.9 against 17.6–18.3 ms. At 2,000 requests/s the two were alike (bench/ab.mjs, 6 rounds:
+ * CPU +2.6 %, fixed-rate p99 per round alike).
+ */
+export const WORKER_NICE = 7;
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { logApplier, parseLog, writeRunner } from './apply-writes.js';
@@ -30,7 +42,7 @@ const logApplier = ${logApplier.toString()};
 const parseLog = ${parseLog.toString()};
 try {
   // Linux: a thread's id is a pid for setpriority, and the nice value is the thread's own.
-  setPriority(Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]), 10);
+  setPriority(Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]), ${WORKER_NICE});
 } catch {}
 let db;
 try {
