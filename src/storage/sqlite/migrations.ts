@@ -188,6 +188,8 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (account_id, created_at, record_id)
       ) WITHOUT ROWID;
       -- Every record with id <= indexed_up_to, and none above it, is in usage_records_by_account.
+      -- It holds because record ids only grow (AUTOINCREMENT never reuses one): no record can
+      -- arrive at or below indexed_up_to after the catch-up that passed it.
       CREATE TABLE usage_index_state (
         id            INTEGER PRIMARY KEY CHECK (id = 1),
         indexed_up_to INTEGER NOT NULL
