@@ -173,7 +173,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 9,
-    name: "ledger rows found by account through an index kept in batches",
+    name: 'ledger rows found by account through an index kept in batches',
     sql: `
       -- The (account_id, created_at) index put every new record on the last leaf page of its own
       -- account: about one b-tree page dirtied per record, written to the WAL and copied again by
