@@ -63,24 +63,24 @@ export class SqliteKeyStore implements KeyStore {
   // The authentication lookup reads the table as it is: the pending log (writer.ts) holds only
   // last_used_at touches for keys, which authentication does not read, and applying the log on
   // every cache miss made a burst of misses (a cold start, the cache cleared by a revocation
-  // anywhere) one transaction each. The other reads sync() first, so the admin API and the web
-  // app show every touch.
+  // anywhere) one transaction each. The other reads wait for the log to be applied first
+  // (writer.caughtUp), so the admin API and the web app show every touch.
   async findByHash(hash: string): Promise<ApiKey | null> {
     return toKeyOrNull(this.byHash.get(hash));
   }
 
   async get(id: string): Promise<ApiKey | null> {
-    this.writer.sync();
+    await this.writer.caughtUp();
     return toKeyOrNull(this.byId.get(id));
   }
 
   async listByAccount(accountId: string): Promise<ApiKey[]> {
-    this.writer.sync();
+    await this.writer.caughtUp();
     return (this.byAccount.all(accountId) as KeyRow[]).map(toKey);
   }
 
   async revoke(id: string, at: string): Promise<ApiKey | null> {
-    this.writer.sync();
+    await this.writer.caughtUp();
     return toKeyOrNull(this.revokeStmt.get(at, id));
   }
 

@@ -138,8 +138,8 @@ export interface SqliteLedgerOptions {
  * with the embedded limiter's settlements on this connection (writer.ts) — one SQLite transaction,
  * or in the serving process one line of the pending log (pending-log.ts) — instead of a commit
  * each, which was the largest single cost on the request path. append() still resolves only once
- * its record is durable, so the durability promise is unchanged; queries apply the pending log
- * first, so they see every record appended.
+ * its record is durable, so the durability promise is unchanged; queries wait until the pending
+ * log is applied (writer.caughtUp), so they see every record appended.
  */
 export class SqliteLedger implements Ledger {
   private readonly writer: SqliteWriter;
@@ -210,7 +210,7 @@ export class SqliteLedger implements Ledger {
    */
   async appendMissing(records: readonly UsageRecord[]): Promise<number> {
     if (this.closed) throw new BatchClosedError();
-    this.writer.sync();
+    await this.writer.caughtUp();
     const stored = this.statement('SELECT 1 FROM usage_records WHERE created_at = ? AND request_id = ?');
     const missing = records.filter((r) => stored.get(canonicalInstant(r.createdAt), r.requestId) === undefined);
     await Promise.all(missing.map((r) => this.append(r)));
@@ -230,12 +230,12 @@ export class SqliteLedger implements Ledger {
   }
 
   async query(q: UsageQuery): Promise<UsageRecord[]> {
-    this.writer.sync();
+    await this.writer.caughtUp();
     return (this.statement(recordsSql(q)).all(params(q)) as RecordRow[]).map(toRecord);
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
-    this.writer.sync();
+    await this.writer.caughtUp();
     return (this.statement(dailySql(q)).all(params(q)) as DailyRow[]).map(toDaily);
   }
 }

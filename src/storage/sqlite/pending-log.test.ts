@@ -1,10 +1,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from './index.js';
-import { pendingLogPath } from './pending-log.js';
+import { PendingLog, pendingLogPath } from './pending-log.js';
+import { writeRunner } from './apply-writes.js';
 import { SqliteWriter } from './writer.js';
 import { allCheckpointersStopped, fileWorker } from './checkpointer.js';
 
@@ -93,6 +96,46 @@ describe('pending log', () => {
     expect(readFileSync(pendingLogPath(path), 'utf8')).toMatch(/^\[2,/); // numbering goes on
     await vi.waitFor(() => expect(value(db, 'a')).toBe(5), { timeout: 5000 });
     await writer.closeLog();
+    db.close();
+  });
+
+  it('a read that can wait (caughtUp) has the worker apply the log at once, and nothing is applied on the serving thread', async () => {
+    const path = fresh();
+    const { db, writer, useLog } = open(path);
+    await useLog(); // applyEveryMs 60 s: only the read makes the batch due
+    await writer.write(['add', ['a', 2]]);
+    await writer.caughtUp(); // the test's timeout is far below applyEveryMs
+    expect(value(db, 'a')).toBe(2);
+    expect(writer.logApplies()).toEqual({ here: 0, byWorker: 1 });
+    // Writes appended while the worker holds a batch: the read waits for the next one, sent at once.
+    await writer.write(['add', ['a', 1]]);
+    const first = writer.caughtUp();
+    await writer.write(['add', ['a', 4]]);
+    await Promise.all([first, writer.caughtUp()]);
+    expect(value(db, 'a')).toBe(7);
+    expect(writer.logApplies()!.here).toBe(0);
+    await writer.caughtUp(); // nothing waits: resolves at once
+    await writer.closeLog();
+    db.close();
+  });
+
+  it('a waiting read whose worker does not answer in time is served by applying on this thread', async () => {
+    const path = fresh();
+    const db = openDatabase(`sqlite:${path}`);
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
+    const kinds = { add: [{ sql: 'INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v + excluded.v' }] };
+    const posted: unknown[] = [];
+    // A worker that takes batches and never replies, as one starved of CPU would.
+    const mute = Object.assign(new EventEmitter(), { postMessage: (m: unknown) => posted.push(m) }) as unknown as Worker;
+    const log = new PendingLog(db, path, writeRunner(db, kinds), kinds, new Set(), { applyEveryMs: 60_000, worker: mute });
+    log.append([['add', ['a', 3]]]);
+    const started = performance.now();
+    await log.whenApplied(50);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    expect(posted).toHaveLength(1); // it was asked first
+    expect(value(db, 'a')).toBe(3);
+    expect(log.applied).toEqual({ here: 1, byWorker: 0 });
+    log.close();
     db.close();
   });
 

@@ -19,9 +19,10 @@
 // Off the event loop: when the database file has a worker thread (checkpointer.ts), a due batch
 // is handed to it. The log file is sealed first (renamed to `-pending.sealed`, appends go on in a
 // fresh file) and the worker reads, applies and acknowledges it; only one batch is in flight. The
-// applied position makes that safe with either thread applying: a read's sync() applies here at
-// once, and whichever transaction comes second skips the lines the first applied. If the worker
-// fails or is gone, this thread applies, as it did before there was a worker.
+// applied position makes that safe with either thread applying: a read's sync() (or a waiting
+// read's fallback, whenApplied) applies here at once, and whichever transaction comes second skips
+// the lines the first applied. If the worker fails or is gone, this thread applies, as it did
+// before there was a worker.
 //
 // Only the process holding the server lease (lease.ts) may open the log: one writer per file.
 import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
@@ -86,6 +87,8 @@ export class PendingLog {
   private readonly db: Database.Database;
   private readonly probeLock: Database.Statement;
   private readonly rollback: Database.Statement;
+  /** Reads waiting for the tables to hold every write up to a line (whenApplied). */
+  private readonly waiters = new Set<{ upTo: number; done: () => void }>();
   private readonly onReply = (msg: WorkerReply) => this.settled(msg);
   private readonly onWorkerGone = () => this.workerGone();
 
@@ -183,6 +186,42 @@ export class PendingLog {
     this.applyHere(true);
   }
 
+  /**
+   * Resolves once the tables hold every write appended before the call, for a read that can wait:
+   * the worker applies the batch (sealed now, not applyEveryMs later) while the event loop goes on
+   * serving — applied here, a read's sync stalled every request in flight for the length of the
+   * batch. Without a worker, or when it has not answered within `maxWaitMs` (a core too busy to
+   * give it time), this thread applies, as sync() does.
+   */
+  whenApplied(maxWaitMs = 250): Promise<void> {
+    if (this.seq === this.appliedSeq) return Promise.resolve();
+    if (this.worker === undefined) {
+      this.apply();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const waiter = {
+        upTo: this.seq,
+        done: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.apply();
+        waiter.done(); // also when the apply failed (reported): a read never hangs on the log
+      }, maxWaitMs);
+      this.waiters.add(waiter);
+      if (this.inFlight === undefined) this.due();
+    });
+  }
+
+  /** Lets the reads go whose writes are all applied now. */
+  private release(): void {
+    for (const w of this.waiters) if (w.upTo <= this.appliedSeq) w.done();
+  }
+
   private applyHere(reportBusy: boolean): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -204,6 +243,7 @@ export class PendingLog {
       this.sealedKeys = new Map();
       ftruncateSync(this.fd, 0);
       this.size = 0;
+      this.release();
     }
     if (this.sealed) {
       rmSync(this.sealedPath, { force: true });
@@ -285,13 +325,15 @@ export class PendingLog {
         rmSync(this.sealedPath, { force: true });
         this.sealed = false;
       }
+      this.release();
     } else {
       this.onError(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
       this.apply();
       return;
     }
     if (this.seq > this.appliedSeq) {
-      if (this.ops >= this.applyAtOps) this.due();
+      // A read waiting for lines past this batch wants the next one now.
+      if (this.ops >= this.applyAtOps || this.waiters.size > 0) this.due();
       else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
     }
   }

@@ -74,6 +74,14 @@ export class SqliteWriter {
   }
 
   /**
+   * sync() for a read that can wait: the file's worker applies the log while the event loop goes
+   * on (PendingLog.whenApplied). The admin API's, the web app's and /v1/usage's reads use it.
+   */
+  async caughtUp(): Promise<void> {
+    if (this.log && this.log.waiting > 0) await this.log.whenApplied();
+  }
+
+  /**
    * sync(), only when a logged write of the keyed `kind` to `key` waits: for a read of one row on
    * the request path, so a burst of such reads does not apply the log (one transaction) once per read.
    */
