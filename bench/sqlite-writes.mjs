@@ -5,6 +5,7 @@
 // is what the free tier writes: one ledger row and one settlement of an account's day counter.
 //
 //   npm run build && node bench/sqlite-writes.mjs [--ledger 100000] [--accounts 1000] [--per-apply 55] [--applies 400]
+//     [--index-every 4096]
 //
 // --per-apply is the requests one apply takes: ~55 at 1,100 req/s with the default 50 ms, ~150 at
 // saturation. The ledger is preloaded with --ledger rows first, spread over the same accounts.
@@ -22,6 +23,8 @@ const { values: args } = parseArgs({
     accounts: { type: 'string', default: '1000' },
     'per-apply': { type: 'string', default: '55' },
     applies: { type: 'string', default: '400' },
+    // Records between two catch-ups of the ledger's by-account index (SqliteLedger's indexEvery).
+    'index-every': { type: 'string' },
   },
   strict: true,
 });
@@ -31,7 +34,7 @@ const ACCOUNTS = Array.from({ length: Number(args.accounts) }, (_, i) => `acc_${
 
 const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-sqlite-writes-'));
 const url = `sqlite:${join(dir, 'tollgate.db')}`;
-const storage = openSqliteStorage(url);
+const storage = openSqliteStorage(url, args['index-every'] ? { ledger: { indexEvery: Number(args['index-every']) } } : {});
 const counters = openSqliteCounterStore(url, storage);
 const { db, path } = sqliteDatabaseOf(storage);
 const writer = writerFor(db);
