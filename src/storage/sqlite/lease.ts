@@ -76,7 +76,7 @@ export class ServerLease {
   private timer: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private held = false;
-  private update: Database.Statement<[number, string]> | undefined;
+  private readonly update: Database.Statement<[number, string]>;
 
   constructor(
     private readonly db: Database.Database,
@@ -86,6 +86,7 @@ export class ServerLease {
     this.heartbeatMs = opts.heartbeatMs ?? 2000;
     this.staleMs = opts.staleMs ?? 3 * this.heartbeatMs;
     this.now = opts.now ?? Date.now;
+    this.update = db.prepare('UPDATE server_lease SET heartbeat_at = ? WHERE owner = ?');
   }
 
   /**
@@ -102,7 +103,6 @@ export class ServerLease {
     }
     this.held = true;
     heldHere.add(this.owner);
-    this.update = this.db.prepare('UPDATE server_lease SET heartbeat_at = ? WHERE owner = ?');
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.timer.unref();
   }
@@ -150,11 +150,10 @@ export class ServerLease {
   private beat(): void {
     clearTimeout(this.retry);
     this.retry = undefined;
-    if (!this.db.open || !this.held || this.update === undefined) return;
-    const update = this.update;
+    if (!this.db.open || !this.held) return;
     let changed: number;
     try {
-      changed = withoutWaiting(this.db, () => update.run(this.now(), this.owner).changes);
+      changed = withoutWaiting(this.db, () => this.update.run(this.now(), this.owner).changes);
     } catch (err) {
       if (isBusy(err)) this.retry = setTimeout(() => this.beat(), BUSY_RETRY_MS).unref();
       else this.opts.onError?.(err);
