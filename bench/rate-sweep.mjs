@@ -6,7 +6,7 @@
 // Tollgate with the free tier over --accounts accounts, requests spread over --active of them).
 //
 //   npm run build && node bench/rate-sweep.mjs [--rates 400,800,1200,1600] [--rounds 3] [--seconds 6]
-//                                              [--stream] [--accounts 10000] [--active 1000] [--no-pin]
+//                                              [--stream] [--accounts 10000] [--active 1000] [--no-pin] [--node-args=…]
 //
 // Each round measures every rate, low to high, for both servers (order alternating by round): an
 // open loop (latency from each request's scheduled start), 1 s warm-up + --seconds measured.
@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     accounts: { type: 'string', default: '10000' },
     active: { type: 'string', default: '1000' },
     'no-pin': { type: 'boolean', default: false },
+    // Extra node flags for Tollgate only, after SERVE_FLAGS (e.g. --node-args="--cpu-prof --import=./bench/lib/loop-watch.mjs").
+    'node-args': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -58,7 +60,7 @@ const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-sweep-')));
 const cfg = join(tmp, 'tollgate.yaml');
 writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
 const port = await freePort();
-const tg = await spawnNode([...SERVE_FLAGS, CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+const tg = await spawnNode([...SERVE_FLAGS, ...args['node-args'].split(' ').filter(Boolean), CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
 const tgUrl = `http://127.0.0.1:${port}`;
 await waitReady(`${tgUrl}/readyz`, { child: tg.child });
 const accounts = await createAccounts(tgUrl, ACCOUNTS);

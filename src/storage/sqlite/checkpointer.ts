@@ -29,6 +29,19 @@ import { logApplier, parseLog, writeRunner } from './apply-writes.js';
 /** How often the worker checkpoints, ms. */
 const INTERVAL_MS = 250;
 
+/**
+ * The size the WAL file is cut back to when a write on the worker's connection restarts it, bytes
+ * (SQLite's journal_size_limit, a per-connection setting: the serving connection has none, so it
+ * never truncates). Truncating frees the file's blocks, and on a filesystem mounted with `discard`
+ * (this benchmark machine's ext4) the kernel trims them synchronously inside ftruncate: 90–150 ms.
+ * When the serving thread's lease heartbeat was the write that restarted a WAL grown past the
+ * limit, that was a 120–150 ms stall of the event loop, about once in the first minute of load —
+ * caught with bench/lib/loop-watch.mjs and the thread's kernel stack (ext4_truncate →
+ * ext4_free_blocks → blkdev_issue_discard), and the 100 ms-class half-load p99 rows of the
+ * benchmark. On the worker the same wait only delays one batch's apply.
+ */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
 // An eval'd CommonJS worker: no separate file to build or resolve, under tsc and vitest alike.
 // The apply functions come as source text (apply-writes.ts says why); `__name` is the helper a
 // transform that keeps function names may call in them.
@@ -49,6 +62,7 @@ try {
   db = new Database(workerData.path, { fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
+  db.pragma('journal_size_limit = ${WAL_SIZE_LIMIT}');
 } catch {
   db = undefined;
 }

@@ -32,10 +32,10 @@ export function openDatabase(url: string): Database.Database {
     db.pragma('busy_timeout = 5000');
     migrate(db);
     if (path !== ':memory:') {
-      // Checkpoints run in a worker thread (checkpointer.ts), never inside a request's commit; the
-      // WAL file is truncated back to this size after each reset, bytes.
+      // Checkpoints run in a worker thread (checkpointer.ts), never inside a request's commit. So
+      // does the WAL's truncation after a reset (its journal_size_limit): this connection never
+      // truncates (checkpointer.ts says why).
       db.pragma('wal_autocheckpoint = 0');
-      db.pragma('journal_size_limit = 67108864');
       const release = acquireCheckpointer(path);
       // Every way a connection is closed (stores, tests) releases its share of the worker.
       const close = db.close.bind(db);
