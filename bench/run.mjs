@@ -7,7 +7,7 @@
 //   npm run bench -- --quick       # build + short run (1 round, 15 s memory run, ~2 min)
 //   node bench/run.mjs [--quick] [--rounds N] [--seconds S] [--warmup W] [--rate-seconds S]
 //                      [--soak-seconds S] [--concurrency C] [--accounts N] [--active N]
-//                      [--no-pin] [--no-portkey] [--no-freeze] [--out FILE]
+//                      [--no-pin] [--no-portkey] [--no-freeze] [--node-args=…] [--out FILE]
 //
 // See bench/README.md for what each figure means. Writes the report to stdout and bench/results/latest.md.
 import { spawn } from 'node:child_process';
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     'no-portkey': { type: 'boolean', default: false },
     'no-freeze': { type: 'boolean', default: false },
+    // Extra node flags for Tollgate only, after SERVE_FLAGS, for diagnosis (--node-args="--cpu-prof --cpu-prof-dir=/tmp/p").
+    'node-args': { type: 'string', default: '' },
     out: { type: 'string', default: join(ROOT, 'bench/results/latest.md') },
   },
   strict: true,
@@ -152,7 +154,7 @@ async function main() {
   const cfg = join(tmp, 'tollgate.yaml');
   writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const tgPort = await freePort();
-  const tg = await spawnNode([...SERVE_FLAGS, CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
+  const tg = await spawnNode([...SERVE_FLAGS, ...args['node-args'].split(' ').filter(Boolean), CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
   const tgUrl = `http://127.0.0.1:${tgPort}`;
   await waitReady(`${tgUrl}/readyz`, { child: tg.child });
   const t0 = performance.now();
