@@ -37,8 +37,9 @@ const INTERVAL_MS = 250;
  * When the serving thread's lease heartbeat was the write that restarted a WAL grown past the
  * limit, that was a 120–150 ms stall of the event loop, about once in the first minute of load —
  * caught with bench/lib/loop-watch.mjs and the thread's kernel stack (ext4_truncate →
- * ext4_free_blocks → blkdev_issue_discard), and the 100 ms-class half-load p99 rows of the
- * benchmark. On the worker the same wait only delays one batch's apply.
+ * ext4_free_blocks → blkdev_issue_discard); one cause of the benchmark's 100 ms-class half-load
+ * p99 rows. On the worker the same wait only delays one batch's apply. Without a worker (it failed
+ * to start), nothing cuts the WAL back: it keeps the largest size it reached.
  */
 export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
