@@ -131,7 +131,7 @@ export class Metrics {
    * loop stall every request meanwhile; a rising count of them under load means the worker falls
    * behind (docs/operations.md).
    */
-  watchPendingLog(stats: () => { appliedHere: number; appliedByWorker: number; waiting: number } | undefined): void {
+  watchPendingLog(stats: () => { here: number; byWorker: number; waiting: number } | undefined): void {
     const reported = { worker: 0, event_loop: 0 };
     new Counter({
       name: 'tollgate_pending_log_applies_total',
@@ -141,7 +141,7 @@ export class Metrics {
       collect() {
         const s = stats();
         if (s === undefined) return;
-        for (const [thread, total] of [['worker', s.appliedByWorker], ['event_loop', s.appliedHere]] as const) {
+        for (const [thread, total] of [['worker', s.byWorker], ['event_loop', s.here]] as const) {
           this.inc({ thread }, total - reported[thread]);
           reported[thread] = total;
         }

@@ -106,14 +106,14 @@ describe('pending log', () => {
     await writer.write(['add', ['a', 2]]);
     await writer.caughtUp(); // the test's timeout is far below applyEveryMs
     expect(value(db, 'a')).toBe(2);
-    expect(writer.logApplies()).toEqual({ here: 0, byWorker: 1 });
+    expect(writer.logStats()).toMatchObject({ here: 0, byWorker: 1 });
     // Writes appended while the worker holds a batch: the read waits for the next one, sent at once.
     await writer.write(['add', ['a', 1]]);
     const first = writer.caughtUp();
     await writer.write(['add', ['a', 4]]);
     await Promise.all([first, writer.caughtUp()]);
     expect(value(db, 'a')).toBe(7);
-    expect(writer.logApplies()!.here).toBe(0);
+    expect(writer.logStats()!.here).toBe(0);
     await writer.caughtUp(); // nothing waits: resolves at once
     await writer.closeLog();
     db.close();
@@ -149,7 +149,7 @@ describe('pending log', () => {
       if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
     }
     await vi.waitFor(() => expect(value(db, 'k0')).toBe(60), { timeout: 5000 });
-    const applies = writer.logApplies()!;
+    const applies = writer.logStats()!;
     expect(applies.here).toBe(0);
     expect(applies.byWorker).toBeGreaterThan(0);
     await writer.closeLog();
@@ -209,7 +209,7 @@ describe('pending log', () => {
       },
       { timeout: 5000 },
     );
-    expect(writer.logApplies()!.here).toBeGreaterThan(0);
+    expect(writer.logStats()!.here).toBeGreaterThan(0);
     expect(errors).toEqual([]);
     await writer.closeLog();
     expect(value(db, 'a')).toBe(41);

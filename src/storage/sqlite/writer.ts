@@ -24,9 +24,9 @@ export type { WriteOp, WriteStatement };
 
 export interface PendingLogStats {
   /** Batches applied on the serving thread: a read's sync, a lagging worker's takeover, no worker. */
-  appliedHere: number;
+  here: number;
   /** Batches the file's worker thread applied. */
-  appliedByWorker: number;
+  byWorker: number;
   /** Writes appended and not yet applied. */
   waiting: number;
 }
@@ -118,14 +118,9 @@ export class SqliteWriter {
     this.log = undefined;
   }
 
-  /** Batches of the pending log applied on this thread and by the file's worker (tests, diagnostics). */
-  logApplies(): { here: number; byWorker: number } | undefined {
-    return this.log && { ...this.log.applied };
-  }
-
-  /** The pending log's applies so far and the writes waiting in it (/metrics), while it is on. */
+  /** The pending log's applies so far and the writes waiting in it (/metrics, tests), while it is on. */
   logStats(): PendingLogStats | undefined {
-    return this.log && { appliedHere: this.log.applied.here, appliedByWorker: this.log.applied.byWorker, waiting: this.log.waiting };
+    return this.log && { ...this.log.applied, waiting: this.log.waiting };
   }
 
   stats(): BatcherStats {
