@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
-import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,7 +58,6 @@ const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, wa
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 
 const servers = {};
-const nodeArgs = (flags) => flags.split(' ').filter(Boolean);
 for (const [name, cli, flags] of [['A', resolve(args.a), nodeArgs(args['a-node-args'])], ['B', resolve(args.b), nodeArgs(args['b-node-args'])]]) {
   const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-ab-')));
   const cfg = join(tmp, 'tollgate.yaml');

@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop, openLoop, percentile } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, memOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
-import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,7 +52,7 @@ const body = JSON.stringify({
 });
 // V8 writes --trace-gc-nvp to stdout; the server's stdout goes to a file read after the run.
 const out = openSync(traceFile, 'w');
-const flags = [...SERVE_FLAGS, '--trace-gc-nvp', ...args['node-args'].split(' ').filter(Boolean)];
+const flags = [...SERVE_FLAGS, '--trace-gc-nvp', ...nodeArgs(args['node-args'])];
 let url;
 let pid;
 let headers;

@@ -17,7 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop, fixed, median, openLoop } from './lib/load.mjs';
-import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -60,7 +60,7 @@ const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-sweep-')));
 const cfg = join(tmp, 'tollgate.yaml');
 writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
 const port = await freePort();
-const tg = await spawnNode([...SERVE_FLAGS, ...args['node-args'].split(' ').filter(Boolean), CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
+const tg = await spawnNode([...SERVE_FLAGS, ...nodeArgs(args['node-args']), CLI, 'serve', '--config', cfg, '--port', String(port)], { core: 1, pin, stdout: 'ignore' });
 const tgUrl = `http://127.0.0.1:${port}`;
 await waitReady(`${tgUrl}/readyz`, { child: tg.child });
 const accounts = await createAccounts(tgUrl, ACCOUNTS);

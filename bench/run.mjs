@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { closedLoop, fixed, median, once, openLoop } from './lib/load.mjs';
-import { SERVE_FLAGS, admin, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
+import { SERVE_FLAGS, admin, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -154,7 +154,7 @@ async function main() {
   const cfg = join(tmp, 'tollgate.yaml');
   writeTollgateConfig(cfg, { storageUrl: `sqlite:${join(tmp, 'tollgate.db')}`, upstreamUrl });
   const tgPort = await freePort();
-  const tg = await spawnNode([...SERVE_FLAGS, ...args['node-args'].split(' ').filter(Boolean), CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
+  const tg = await spawnNode([...SERVE_FLAGS, ...nodeArgs(args['node-args']), CLI, 'serve', '--config', cfg, '--port', String(tgPort)], { core: 1, pin, stdout: 'ignore' });
   const tgUrl = `http://127.0.0.1:${tgPort}`;
   await waitReady(`${tgUrl}/readyz`, { child: tg.child });
   const t0 = performance.now();

@@ -1,5 +1,5 @@
 // Tollgate as the benchmarks run it: its config, and accounts + keys created through the admin API.
-// Shared by run.mjs, ab.mjs, quick-overhead.mjs and cluster.mjs.
+// Shared by run.mjs, ab.mjs, promotion.mjs, rate-sweep.mjs, quick-overhead.mjs and cluster.mjs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -11,6 +11,9 @@ export const ADMIN = 'bench-admin-token';
 export const SERVE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
   .scripts.start.split(' ')
   .filter((w) => w.startsWith('--'));
+
+/** A `--node-args="…"` option's flags (space-separated), to go after SERVE_FLAGS. */
+export const nodeArgs = (flags) => flags.split(' ').filter(Boolean);
 
 /**
  * A config: the storage at storageUrl (`sqlite:<path>`, `postgres://…`), the embedded limiter or
