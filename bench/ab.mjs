@@ -21,7 +21,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closedLoop, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
 import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 
@@ -43,12 +43,7 @@ if (!args.a) {
   process.exit(2);
 }
 const RATE = Number(args.rate);
-const body = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [{ role: 'user', content: 'Say hello.' }],
-  max_tokens: 16,
-  ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
-});
+const body = benchChatBody(args.stream);
 const median = (xs) => xs.slice().sort((x, y) => x - y)[xs.length >> 1];
 
 installCleanupHandlers();

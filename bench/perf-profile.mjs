@@ -22,7 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closedLoop, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, stop, trackTempDir, waitReady } from './lib/proc.mjs';
 import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 
@@ -60,12 +60,7 @@ if (pin) pinSelf(0);
 const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-perf-')));
 const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
-const body = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [{ role: 'user', content: 'Say hello.' }],
-  max_tokens: 16,
-  ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
-});
+const body = benchChatBody(args.stream);
 // --perf-basic-prof: V8 writes /tmp/perf-<pid>.map, which names JIT-compiled functions for perf;
 // interpreted frames get a native frame of their own too. The map has no record of code that a
 // full GC moved, so code space is not compacted: without that, hot functions were named after

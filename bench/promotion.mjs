@@ -18,7 +18,7 @@ import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync } from 'no
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closedLoop, openLoop, percentile } from './lib/load.mjs';
+import { benchChatBody, closedLoop, openLoop, percentile } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, memOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
 import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 
@@ -44,12 +44,7 @@ const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-promotion-')));
 const traceFile = join(tmp, 'trace-gc.log');
 const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
-const body = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [{ role: 'user', content: 'Say hello.' }],
-  max_tokens: 16,
-  ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
-});
+const body = benchChatBody(args.stream);
 // V8 writes --trace-gc-nvp to stdout; the server's stdout goes to a file read after the run.
 const out = openSync(traceFile, 'w');
 const flags = [...SERVE_FLAGS, '--trace-gc-nvp', ...nodeArgs(args['node-args'])];

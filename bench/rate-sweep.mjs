@@ -16,7 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closedLoop, fixed, median, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, fixed, median, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
@@ -40,12 +40,7 @@ const ROUNDS = Number(args.rounds);
 const SECONDS = Number(args.seconds);
 const ACCOUNTS = Number(args.accounts);
 const ACTIVE = Math.min(Number(args.active), ACCOUNTS);
-const body = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [{ role: 'user', content: 'Say hello.' }],
-  max_tokens: 16,
-  ...(args.stream && { stream: true, stream_options: { include_usage: true } }),
-});
+const body = benchChatBody(args.stream);
 const log = (m) => process.stderr.write(`[sweep] ${m}\n`);
 const f = fixed;
 

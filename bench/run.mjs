@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { closedLoop, fixed, median, once, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, fixed, median, once, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, admin, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
@@ -57,11 +57,10 @@ const PORTKEY_BIN = join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/build/st
 const FREE_TIER_DAILY = 50_000;
 
 // max_tokens small: the free tier reserves the worst case (prompt estimate + max_tokens) per request.
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 });
-const BODY_STREAM = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16, stream: true, stream_options: { include_usage: true } });
+const BODY = benchChatBody(false);
 const MODES = [
   ['non-stream', BODY],
-  ['stream', BODY_STREAM],
+  ['stream', benchChatBody(true)],
 ];
 
 const log = (m) => process.stderr.write(`[bench] ${m}\n`);

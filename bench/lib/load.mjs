@@ -12,6 +12,15 @@ import { Pool } from 'undici';
 export const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }] });
 export const CHAT_STREAM = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
 
+/** The chat request run.mjs, ab.mjs, promotion.mjs, rate-sweep.mjs and perf-profile.mjs send: max_tokens 16 (12 credits on the free tier). */
+export const benchChatBody = (stream) =>
+  JSON.stringify({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'Say hello.' }],
+    max_tokens: 16,
+    ...(stream && { stream: true, stream_options: { include_usage: true } }),
+  });
+
 /** One request, body fully consumed. Returns the status, or [status, text] when check is set. */
 export async function once(pool, headers, body, check = false, path = '/v1/chat/completions') {
   const r = await pool.request({ method: 'POST', path, headers, body });
