@@ -315,9 +315,9 @@ async function main() {
     }
   }
   // Throughput ratios paired by round: each round's two rows ran seconds apart, on the VM as it
-  // was then. The table's "vs bare proxy" divides medians that may come from different rounds,
-  // and reads high when the proxy's median round is a slow one (2026-12-04 20:34: 73 % against
-  // paired 73 / 47 / 43 %).
+  // was then. The table's "vs bare proxy" divides two medians, which need not make a pair: on
+  // 2026-12-04 at 20:34 both were round 1's, the best pair (73 %), while the rounds' ratios were
+  // 73 / 47 / 43 % (median 47 %).
   const paired = (of, over, mode) =>
     Array.from({ length: ROUNDS }, (_, i) => {
       const g = (k) => sat.find((x) => x.round === i + 1 && x.target === k && x.mode === mode)?.rps;
