@@ -2,9 +2,10 @@
 // Who takes the core from a server's event loop: the scheduler's switches on the server's core are
 // recorded with `perf sched record` for a few seconds, and every time the event loop was switched
 // out while it could still run (preempted, state R) the wait until it ran again is charged to the
-// thread that took its place. A request that arrives meanwhile waits as long, so these waits are
-// a floor under the tail latency that no change to the server's own code moves. On this VM they
-// included the VM agent's threads (tokio-rt-worker, nice −10) for up to 13 ms (bench/README.md).
+// thread that took its place. A request that arrives meanwhile waits as long: these waits are in
+// the tail latency. Some are the server's own threads (its SQLite file's worker, V8's GC and
+// compiler threads), some the machine's: on this VM, once, its agent (tokio-rt-worker, nice −10)
+// for 13 ms (bench/README.md).
 //
 //   taskset -c 0 node bench/lib/sched-steal.mjs <pid> [--seconds 4] [--cpu 1]
 //
