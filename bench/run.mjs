@@ -237,7 +237,7 @@ async function main() {
         const waited = await quiesce(targets);
         if (waited > 1) log(`waited ${waited.toFixed(1)} s for the servers to go idle`);
         const r = await withCpu(t, () => openLoop(t.url, { headers: t.headers, body, rate: rates[round][mode], seconds: RATE_SECONDS, warmup: 1 }));
-        fixed.push({ round, target: t.key, mode, rate: rates[round][mode], ...r });
+        fixed.push({ round, target: t.key, mode, ...r });
         log(`round ${round} fixed ${rates[round][mode]}/s ${mode} ${t.name}: p50 ${f(r.p50)} p99 ${f(r.p99)} ms (generator late p99 ${f(r.lateP99, 2)} ms), non-200 ${JSON.stringify(r.byStatus)}`);
       }
     }
