@@ -47,4 +47,51 @@ describe('token counting', () => {
     expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countText('a') + 3 + 1);
     expect(countEmbeddingInput({})).toBe(0);
   });
+
+  describe('long text', () => {
+    // Realistic text of every shape the tokenizer splits differently: cut only where it breaks
+    // pieces anyway, counting in stretches gives exactly the whole text's count.
+    const prose = 'The quick brown fox jumps over the lazy dog. It\'s 12:30 — time for "lunch", isn\'t it?\n';
+    const code = 'function add(a, b) {\n  return a + b; // sum\n}\n\nconst x = [1, 2, 3].map((n) => n * 2);\n/* path/to/file */\n';
+    const cjk = '今天天气很好，我们去公园散步吧。\n東京は晴れです。\n오늘은 날씨가 좋네요.\n';
+    const json = JSON.stringify({ a: [1, 2, { b: 'c d', e: null }], f: 'g\nh', url: 'https://example.com/x?y=1' });
+    const mixed = `${prose}${code}\t\ttabs  and   spaces\r\n${cjk}${json}\n\n\n  indented line\n/slash after newline\n`;
+    const corpus = { prose, code, cjk, json, mixed, emoji: 'smile 😀 wave 👋🏽 family 👨‍👩‍👧 ok\n' };
+
+    for (const [name, unit] of Object.entries(corpus)) {
+      it(`counts long ${name} exactly as the tokenizer does whole`, () => {
+        for (const reps of [3, 40, 400]) {
+          const text = unit.repeat(reps);
+          expect(countText(text)).toBe(countTokens(text, { disallowedSpecial: new Set() }));
+        }
+      });
+    }
+
+    it('counts a long run with no break in slices: close to the whole count, never below it by more than a token a slice', () => {
+      for (const text of ['x'.repeat(5000), '!'.repeat(5000), '你好世界'.repeat(1000), ' '.repeat(5000), 'ab😀'.repeat(1500)]) {
+        const whole = countTokens(text, { disallowedSpecial: new Set() });
+        const sliced = countText(text);
+        expect(Math.abs(sliced - whole)).toBeLessThanOrEqual(Math.ceil(text.length / 128) + 1);
+      }
+    });
+
+    it('never cuts a surrogate pair in two', () => {
+      // 127 letters, then emoji: a cut at 128 characters would land inside the first pair, and
+      // each lone half would count as a replacement character (218 tokens here instead of 217).
+      const text = `${'a'.repeat(127)}${'😀'.repeat(200)}`;
+      const plain = { disallowedSpecial: new Set<string>() };
+      expect(countTokens(text.slice(0, 128), plain) + countTokens(text.slice(128), plain)).toBe(218);
+      expect(countText(text)).toBe(countTokens(text, plain));
+    });
+
+    it('counts a megabyte with no break at the cost of ordinary text, not its square', () => {
+      // Whole, this takes minutes (the merge step is quadratic in one piece); sliced, well under
+      // the test's timeout. The count stays an over-estimate of the same order.
+      const text = 'x'.repeat(1_000_000);
+      const n = countText(text);
+      expect(n).toBeGreaterThanOrEqual(1_000_000 / 8);
+      expect(n).toBeLessThanOrEqual(1_000_000 / 8 + 1_000_000 / 128);
+    });
+  });
 });
+
