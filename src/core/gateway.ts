@@ -40,6 +40,8 @@ export interface Completed {
 export interface EventSink {
   /** Sends one SSE `data:` payload; returns a promise only when the client is slow to read (backpressure). */
   send(data: string): void | Promise<void>;
+  /** Sends the error event that ends a stream which failed after it started. */
+  fail(err: unknown): void | Promise<void>;
 }
 
 export interface StreamStarted {
@@ -297,6 +299,8 @@ export class Gateway {
   ): Promise<void> {
     let usage: Usage | undefined;
     let producedText = '';
+    /** Whether any output reached the client or the upstream reported usage. */
+    let produced = false;
     let status: UsageStatus = 'ok';
     let httpStatus = 200;
     let drainTimer: NodeJS.Timeout | undefined;
@@ -307,8 +311,13 @@ export class Gateway {
     try {
       for await (const event of stream.events) {
         const chunk = event.chunk;
-        producedText += deltaText(chunk);
+        const delta = deltaText(chunk);
+        if (delta.length > 0) {
+          producedText += delta;
+          produced = true;
+        }
         if (event.usage) {
+          produced = true;
           usage = event.usage;
           if (ctx.client.gone) break;
           const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
@@ -333,7 +342,7 @@ export class Gateway {
         httpStatus = statusOf(err);
         this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
         try {
-          await sink.send(JSON.stringify(streamErrorPayload(err, ctx.requestId)));
+          await sink.fail(err);
         } catch {
           // The client is gone too; the finally block still settles.
         }
@@ -346,11 +355,18 @@ export class Gateway {
         status = 'aborted';
         httpStatus = 499;
       }
-      // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
-      // prompt plus the output the upstream produced, counted with the tokenizer.
-      const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
-      const credits = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
-      await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, credits, status, httpStatus));
+      if (status === 'error' && !produced) {
+        // SPEC §7: an upstream error or timeout before any output releases everything. (A client
+        // that left is charged the prompt: the upstream had taken the request.)
+        await admission.release();
+        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', httpStatus));
+      } else {
+        // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
+        // prompt plus the output the upstream produced, counted with the tokenizer.
+        const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
+        const credits = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, credits, status, httpStatus));
+      }
     }
   }
 }
@@ -389,13 +405,4 @@ function countCompletionOutput(body: JsonText): number {
     if (Array.isArray(m?.tool_calls)) text += JSON.stringify(m.tool_calls);
   }
   return countText(text);
-}
-
-/** OpenAI's mid-stream error event: a data line holding `{ error: {...} }`. */
-function streamErrorPayload(err: unknown, requestId: string): JsonObject {
-  if (err instanceof UpstreamHttpError) return err.body;
-  if (err instanceof GatewayError) {
-    return { error: { message: err.message, type: 'api_error', code: err.code, param: null } };
-  }
-  return { error: { message: `The stream failed. Quote request id ${requestId} when reporting it.`, type: 'api_error', code: 'internal_error', param: null } };
 }

@@ -3,14 +3,28 @@
 // event stream, so the reply is hijacked and written by hand with backpressure.
 import type { FastifyReply } from 'fastify';
 import type { StreamStarted } from '../core/gateway.js';
+import { toErrorResponse } from '../errors/http.js';
+import type { AppDeps } from './app.js';
 
-function waitForDrain(res: NodeJS.WritableStream & { once: Function; off: Function }): Promise<void> {
+/**
+ * Resolves when the client has taken what was written (or has gone). A client that stops reading
+ * would otherwise hold the stream, its reservation and its concurrency slot for as long as it
+ * liked — past the longest request the meter renews a reservation for, after which the slot lapses
+ * while the stream still runs. So a client that takes nothing for `ms` is cut off, and is then
+ * settled like any client that left (the gateway drains the upstream for its usage).
+ */
+function waitForDrain(res: FastifyReply['raw'], ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => {
+      res.destroy();
+      done();
+    }, ms);
     res.once('drain', done);
     res.once('close', done);
   });
@@ -35,17 +49,37 @@ function streamHeaders(fromReply: Record<string, string>, fromStream: Record<str
   return headers;
 }
 
-export async function sendEventStream(reply: FastifyReply, started: StreamStarted): Promise<void> {
+export type StreamDeps = Pick<AppDeps, 'config' | 'clock'>;
+
+export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, started: StreamStarted): Promise<void> {
   reply.hijack();
   const res = reply.raw;
+  const req = reply.request;
   res.writeHead(200, streamHeaders(reply.getHeaders() as Record<string, string>, started.headers));
+  const { idleTimeoutMs, totalTimeoutMs } = deps.config.upstream;
+  // The stream may not outlast the upstream's total timeout because of a slow reader either.
+  const deadline = deps.clock.now() + totalTimeoutMs;
+  const stalled = () => Math.max(0, Math.min(idleTimeoutMs, deadline - deps.clock.now()));
+  const write = (data: string): void | Promise<void> => {
+    // A client that left is noticed by the gateway (ctx.client), which stops sending and drains.
+    if (res.destroyed) return;
+    if (!res.write(`data: ${data}\n\n`)) return waitForDrain(res, stalled());
+  };
   try {
     await started.pipe({
-      send(data) {
-        // A client that left is noticed by the gateway (ctx.client), which stops sending and drains.
-        if (res.destroyed) return;
-        if (!res.write(`data: ${data}\n\n`)) return waitForDrain(res);
-      },
+      send: write,
+      // OpenAI's mid-stream error event: a data line with the error body (SPEC §5's, made in the one place).
+      fail: (err) =>
+        write(
+          JSON.stringify(
+            toErrorResponse(err, {
+              requestId: req.id,
+              path: req.url.split('?')[0] ?? req.url,
+              publicUrl: deps.config.server.publicUrl,
+              now: deps.clock.now(),
+            }).body,
+          ),
+        ),
     });
   } finally {
     res.end();

@@ -243,7 +243,7 @@ describe('playground_requests (10 per regular model per day) and playground_conc
     const ctx = await playgroundContext(t, accountId);
     const started = await t.gw.gateway.chatStream(ctx, { model: 'gpt-4o-mini', messages: hi, stream: true });
     const sent: string[] = [];
-    const piped = started.pipe({ send: (data) => void sent.push(data) });
+    const piped = started.pipe({ send: (data) => void sent.push(data), fail: (err) => void sent.push(String(err)) });
     const second = await playgroundChat(t, accountId);
     expect(second).toMatchObject({ status: 429, code: 'concurrency_limit' });
     expect(second.headers!['retry-after']).toBe('1');

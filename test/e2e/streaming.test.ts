@@ -1,6 +1,8 @@
 // Streams that do not end well: the upstream failing mid-stream or before it starts, or sending no
 // usage. Exactly one ledger record each, charging what was produced. (A client leaving mid-stream:
 // test/e2e/metering.test.ts.)
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countChatPrompt, countText } from '../../src/core/tokens.js';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
@@ -96,5 +98,96 @@ describe('a stream’s head', () => {
     expect(Number(res.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(50_000);
     expect(res.headers.get('x-ratelimit-reset-tokens')).toMatch(/^(\d+h)?(\d+m)?\d+s$/);
     expect(text).toContain('[DONE]');
+  });
+});
+
+describe('streams that fail before any output', () => {
+  // A short idle limit, so the stall cases below end quickly.
+  let s: TestGateway;
+  beforeAll(async () => {
+    s = await startTestGateway({ config: { upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 2000, totalTimeoutMs: 10_000, idleTimeoutMs: 400 } } });
+  });
+  afterAll(async () => s?.close());
+
+  async function streamOnce(secret: string) {
+    const res = await fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    return text.split('\n\n').filter(Boolean).map((l) => l.replace(/^data: /, ''));
+  }
+  async function apiTokenUsed(secret: string) {
+    const u = await (await fetch(`${s.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json();
+    return u.rules.find((r: { id: string }) => r.id === 'api_token').used as number;
+  }
+  async function rows(accountId: string) {
+    for (let i = 0; i < 100; i++) {
+      const data = (await s.admin('GET', `/usage?account=${accountId}`)).body.data;
+      if (data.length > 0) return data;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('ledger row never appeared');
+  }
+
+  const roleOnly = chatStreamFixture[0]!; // the role chunk: no content yet
+  it.each([
+    ['an error event first', [roleOnly, JSON.stringify({ error: { message: 'overloaded', type: 'server_error', code: null, param: null } })], 'overloaded'],
+    ['an event that is not JSON first', [roleOnly, '{not json'], 'invalid_upstream_response'],
+  ] as const)('%s: the full reservation is released, nothing charged', async (_name, events, expected) => {
+    const { accountId, secret } = await s.newAccount();
+    s.openai.enqueue({ kind: 'sse', events: [...events] });
+    const payloads = await streamOnce(secret);
+    expect(JSON.stringify(JSON.parse(payloads.at(-1)!).error)).toContain(expected);
+    expect(await apiTokenUsed(secret)).toBe(0);
+    expect(await rows(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 502 })]);
+  });
+
+  it('an upstream that stalls before any output: released, and the error event carries the catalogue message', async () => {
+    const { accountId, secret } = await s.newAccount();
+    s.openai.enqueue({ kind: 'sse', events: [roleOnly, chatStreamFixture[1]!], holdBeforeIndex: 1, release: new Promise<void>(() => {}) });
+    const payloads = await streamOnce(secret);
+    const last = JSON.parse(payloads.at(-1)!);
+    // SPEC §5's body, made in the one place: the seed's fields and an OpenAI `error` with the rendered message.
+    expect(last).toMatchObject({ statusCode: '504', path: '/v1/chat/completions', error: { code: 'upstream_timeout', type: 'api_error' } });
+    expect(last.error.message).toMatch(/did not answer within 400 ms/);
+    expect(await apiTokenUsed(secret)).toBe(0);
+    expect(await rows(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 504 })]);
+  });
+
+  it('output before the failure is charged (prompt + output), as before', async () => {
+    const { accountId, secret } = await s.newAccount();
+    s.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture.slice(0, 2), '{not json'] });
+    await streamOnce(secret);
+    const [row] = await rows(accountId);
+    expect(row).toMatchObject({ status: 'error', outputTokens: countText('Hello') });
+    expect(row.credits).toBeGreaterThan(0);
+    expect(await apiTokenUsed(secret)).toBe(row.credits);
+  });
+
+  it('a client that stops reading is cut off after the idle limit and settled as a client that left', async () => {
+    const { accountId, secret } = await s.newAccount();
+    // ~16 MB of events: more than the loopback socket buffers hold, so the relay waits for the reader.
+    const big = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'ab '.repeat(2700) }, finish_reason: null }] });
+    s.openai.enqueue({ kind: 'sse', events: [roleOnly, ...Array.from({ length: 2000 }, () => big), '[DONE]'] });
+    const { port } = new URL(s.url);
+    const payload = JSON.stringify(body);
+    const sock = connect(Number(port), '127.0.0.1');
+    await once(sock, 'connect');
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+    );
+    sock.pause(); // never reads (and so never sees the server close the connection either)
+    try {
+      // Cut by the server (the idle limit is 400 ms) and settled, long before the upstream's 10 s total.
+      const [row] = await rows(accountId);
+      expect(row).toMatchObject({ status: 'aborted', httpStatus: 499 });
+      expect(row.credits).toBeGreaterThan(0);
+      expect(await apiTokenUsed(secret)).toBe(row.credits);
+    } finally {
+      sock.destroy();
+    }
   });
 });

@@ -184,7 +184,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const ctx = context(req, '/app/api/playground/chat', body.model);
       // Always streamed, always with the usage chunk: the Playground shows the credits charged.
       const started = await gateway.chatStream(ctx, { ...body, stream: true, stream_options: { include_usage: true } });
-      await sendEventStream(reply, started);
+      await sendEventStream(deps, reply, started);
     });
 
     app.post('/playground/image', async (req, reply) => {

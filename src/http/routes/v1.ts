@@ -37,7 +37,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       }
       // Errors up to here (bad input, refusals, upstream errors before the first byte) are
       // ordinary JSON answers; from here on the answer is an event stream.
-      await sendEventStream(reply, await gateway.chatStream(ctx, req.body));
+      await sendEventStream(deps, reply, await gateway.chatStream(ctx, req.body));
     });
 
     app.post('/embeddings', async (req, reply) => reply200(req, reply, await gateway.embed(await context(req, '/v1/embeddings'), req.body)));
