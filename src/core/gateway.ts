@@ -248,7 +248,9 @@ export class Gateway {
 
   /** Prompt at the input price plus the most output the request allows at the output price. */
   private worstCaseChat(model: ChatModelConfig, body: JsonObject, promptTokens: number): number {
-    const asked = (body.max_completion_tokens ?? body.max_tokens) as number | null | undefined;
+    // Both may be set, and an upstream may honour either (Ollama and older llama.cpp servers read
+    // only max_tokens): the larger is what the request allows.
+    const asked = largest(body.max_completion_tokens, body.max_tokens);
     const maxOutput = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
     const choices = typeof body.n === 'number' ? body.n : 1;
     return this.deps.pricing.chatCredits(model, promptTokens, maxOutput * choices);
@@ -376,6 +378,12 @@ function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<str
   const headers = admission.headers();
   if (shaped.clamped.length > 0) headers['x-tollgate-clamped'] = shaped.clamped.join(', ');
   return headers;
+}
+
+/** The larger of two optional token limits (already checked to be positive integers or absent). */
+function largest(a: unknown, b: unknown): number | undefined {
+  if (typeof a !== 'number') return typeof b === 'number' ? b : undefined;
+  return typeof b === 'number' ? Math.max(a, b) : a;
 }
 
 function statusOf(err: unknown): number {

@@ -35,6 +35,23 @@ describe('token counting', () => {
     expect(countChatPrompt(body)).toBe(expected);
   });
 
+  it('counts everything the upstream bills as input: response format, function calls, other parts', () => {
+    const base = { messages: [{ role: 'user', content: 'hi' }] };
+    const schema = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', description: 'word '.repeat(200) } } } } };
+    expect(countChatPrompt({ ...base, response_format: schema })).toBe(countChatPrompt(base) + countText(JSON.stringify(schema)));
+    // A plain-text format adds nothing.
+    expect(countChatPrompt({ ...base, response_format: { type: 'text' } })).toBe(countChatPrompt(base));
+
+    const call = { name: 'lookup', arguments: '{"q":"weather in Paris"}' };
+    const withCall = { messages: [{ role: 'assistant', content: null, function_call: call }] };
+    expect(countChatPrompt(withCall)).toBe(3 + 3 + countText('assistant') + countText(JSON.stringify(call)));
+
+    const file = { type: 'file', file: { filename: 'a.txt', file_data: 'data:text/plain;base64,aGVsbG8gd29ybGQ=' } };
+    const image = { type: 'image_url', image_url: { url: 'https://example.com/a.png' } };
+    const parts = { messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, file, image] }] };
+    expect(countChatPrompt(parts)).toBe(3 + 3 + countText('user') + countText('see') + countText(JSON.stringify(file)) + 1445);
+  });
+
   it('counts any role, including ones it has not seen, the same as text', () => {
     const roles = Array.from({ length: 40 }, (_, i) => `role-${i}`);
     for (const role of roles) {

@@ -90,21 +90,42 @@ function countRole(role: string): number {
   return n;
 }
 
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
+/**
+ * What an image part counts before the upstream says: OpenAI's largest high-detail figure for
+ * gpt-4o (a 2048×768 image: eight 512-pixel tiles × 170 + 85). Models that bill images at another
+ * rate settle to the upstream's usage; the free tier refuses image input outright.
+ */
+const IMAGE_PART_TOKENS = 1445;
+const IMAGE_PARTS = new Set(['image_url', 'input_image', 'image']);
+
+/** Tokens of a message's content: text parts as text; any other part (file, audio) as its JSON, an over-estimate. */
+function countContent(content: unknown): number {
+  if (typeof content === 'string') return countText(content);
+  if (!Array.isArray(content)) return 0;
   let text = '';
+  let tokens = 0;
   for (const part of content) {
-    if (part && typeof part === 'object') {
-      const p = part as Record<string, unknown>;
-      if (typeof p.text === 'string') text += p.text;
-      else if (typeof p.refusal === 'string') text += p.refusal;
-    }
+    if (!part || typeof part !== 'object') continue;
+    const p = part as Record<string, unknown>;
+    if (typeof p.text === 'string') text += p.text;
+    else if (typeof p.refusal === 'string') text += p.refusal;
+    else if (typeof p.type === 'string' && IMAGE_PARTS.has(p.type)) tokens += IMAGE_PART_TOKENS;
+    else tokens += countText(JSON.stringify(p));
   }
-  return text;
+  return tokens + countText(text);
 }
 
-/** Prompt tokens of a chat request: messages, names, tool calls, and tool definitions. */
+/** The serialised JSON of a structured field, counted as text: a slight over-estimate of its real framing. */
+function countJson(value: unknown): number {
+  return value === undefined || value === null ? 0 : countText(JSON.stringify(value));
+}
+
+/**
+ * Prompt tokens of a chat request: messages (names, tool and function calls), tool and function
+ * definitions, and the response format's schema — everything the upstream bills as input. What this
+ * misses, the settlement charges anyway, but past the reservation: a request could then spend more
+ * than its plan has left (a 100,000-token `response_format` schema once counted as nothing).
+ */
 export function countChatPrompt(body: Record<string, unknown>): number {
   let tokens = REPLY_PRIMING;
   const messages = Array.isArray(body.messages) ? body.messages : [];
@@ -113,14 +134,16 @@ export function countChatPrompt(body: Record<string, unknown>): number {
     const msg = m as Record<string, unknown>;
     tokens += TOKENS_PER_MESSAGE;
     if (typeof msg.role === 'string') tokens += countRole(msg.role);
-    tokens += countText(contentText(msg.content));
+    tokens += countContent(msg.content);
     if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name);
-    if (Array.isArray(msg.tool_calls)) tokens += countText(JSON.stringify(msg.tool_calls));
+    if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls);
+    if (msg.function_call !== undefined) tokens += countJson(msg.function_call);
   }
   // Tool and function definitions count toward the prompt; their exact framing is undocumented,
   // so the serialised JSON is a slight over-estimate, which is the safe side for a reservation.
-  if (Array.isArray(body.tools) && body.tools.length > 0) tokens += countText(JSON.stringify(body.tools));
-  if (Array.isArray(body.functions) && body.functions.length > 0) tokens += countText(JSON.stringify(body.functions));
+  if (Array.isArray(body.tools) && body.tools.length > 0) tokens += countJson(body.tools);
+  if (Array.isArray(body.functions) && body.functions.length > 0) tokens += countJson(body.functions);
+  if (body.response_format !== undefined && (body.response_format as { type?: unknown } | null)?.type !== 'text') tokens += countJson(body.response_format);
   return tokens;
 }
 

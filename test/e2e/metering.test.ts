@@ -134,6 +134,18 @@ describe('streams cut short', () => {
 });
 
 describe('the paid plan', () => {
+  it('reserves for the larger of max_tokens and max_completion_tokens when both are set', async () => {
+    const { accountId, secret } = await t.newAccount();
+    await t.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1000 });
+    // An upstream that reads only max_tokens could produce 16,000 tokens (~19,200 credits).
+    const both = await chat(secret, { ...hi, max_completion_tokens: 1, max_tokens: 16_000 });
+    expect(both.status).toBe(403);
+    expect((await both.json()).error.code).toBe('insufficient_balance');
+    expect((await chat(secret, { ...hi, max_completion_tokens: 16_000, max_tokens: 1 })).status).toBe(403);
+    expect((await chat(secret, { ...hi, max_completion_tokens: 100, max_tokens: 200 })).status).toBe(200);
+  });
+
   it('a payment method moves a free account to paid; requests spend the balance; an empty balance refuses', async () => {
     const { accountId, secret } = await t.newAccount();
     expect((await t.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true })).body.plan).toBe('paid');
