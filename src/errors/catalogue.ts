@@ -163,6 +163,11 @@ export const catalogue = {
     type: 'api_error',
     message: "The provider '{provider}' could not be reached: {detail}",
   },
+  upstream_auth_failed: {
+    status: 502,
+    type: 'api_error',
+    message: "The provider '{provider}' refused this gateway's credentials (HTTP {upstreamStatus}). This is not about your API key: the operator must check the provider's key and access.",
+  },
   provider_not_configured: {
     status: 503,
     type: 'api_error',

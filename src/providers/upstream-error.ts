@@ -1,7 +1,7 @@
 // Turning an upstream's error answer into OpenAI's `{ error: { message, type, code, param } }`.
 // Each adapter knows its own error body (`parse`); what every adapter shares — reading the body,
 // surviving HTML or empty bodies, choosing a type from the status — lives here.
-import { UpstreamHttpError } from '../errors/gateway-error.js';
+import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
 import { JsonText } from '../lib/json-text.js';
 import type { UpstreamResponse } from '../upstream/types.js';
@@ -62,13 +62,20 @@ export function buildError(status: number, provider: string, f: ErrorFields): Up
   );
 }
 
-/** Reads a non-2xx response and normalises it with the adapter's `parse` for JSON bodies. */
+/**
+ * Reads a non-2xx response and normalises it with the adapter's `parse` for JSON bodies. A 401 or
+ * 403 is about the gateway's own provider key, not the caller's: it becomes upstream_auth_failed,
+ * and the provider's message (which may quote part of that key) is kept only as the cause.
+ */
 export async function upstreamError(
   res: UpstreamResponse,
   provider: string,
   parse: (json: unknown) => ErrorFields,
-): Promise<UpstreamHttpError> {
+): Promise<UpstreamHttpError | GatewayError> {
   const text = await res.text();
+  if (res.status === 401 || res.status === 403) {
+    return new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: res.status }, cause: new Error(textMessage(res.status, text)) });
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -39,7 +39,8 @@ describe('request logs', () => {
     // 2 admin calls from newAccount, 3 chat calls, 1 malformed, 1 admin read.
     expect(requests).toHaveLength(7);
     const chat = requests.filter((l) => l.path === '/v1/chat/completions');
-    expect(chat.map((l) => l.status)).toEqual([200, 200, 401, 400]);
+    // The provider's 401 is about the gateway's key: a 502 upstream_auth_failed to the caller.
+    expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 400]);
     expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
     expect(new Set(requests.map((l) => l.reqId)).size).toBe(7);
   });

@@ -80,6 +80,22 @@ describe('failures release the reservation', () => {
   });
 });
 
+describe('the provider refusing the gateway’s own key', () => {
+  it.each([401, 403])('an upstream %i is a 502 upstream_auth_failed that quotes nothing of the provider’s answer; nothing charged', async (status) => {
+    const { accountId, secret } = await t.newAccount();
+    const leaky = 'Incorrect API key provided: sk-upstr*****cret';
+    t.openai.enqueue({ kind: 'json', status, body: { error: { message: leaky, type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
+    const res = await chat(secret);
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(text).not.toContain('sk-upstr');
+    expect(JSON.parse(text).error).toMatchObject({ code: 'upstream_auth_failed', type: 'api_error' });
+    expect(JSON.parse(text).error.message).toMatch(/not about your API key/);
+    expect(apiToken(await usage(secret)).used).toBe(0);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 502 })]);
+  });
+});
+
 describe('streams cut short', () => {
   const body = { ...hi, stream: true };
 

@@ -143,15 +143,13 @@ describe('fal provider: response mapping', () => {
 });
 
 describe('fal provider: errors', () => {
-  it('a missing key is 401 with fal’s detail as the message', async () => {
+  it('a missing or refused key is upstream_auth_failed (502), with fal’s detail only as the cause', async () => {
     const keyless = falProviderType.create({ config: config({ apiKey: undefined }), client });
     expect(keyless.configured).toBe(false);
     const err = await rejection(keyless.generateImage(call(), ctx()));
-    expect(err).toBeInstanceOf(UpstreamHttpError);
-    expect((err as UpstreamHttpError).status).toBe(401);
-    expect((err as UpstreamHttpError).body).toEqual({
-      error: { message: 'Missing authorization header', type: 'authentication_error', code: null, param: null },
-    });
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err).toMatchObject({ code: 'upstream_auth_failed', status: 502, vars: { provider: 'fal', upstreamStatus: 401 } });
+    expect(String((err as GatewayError).cause)).toContain('Missing authorization header');
   });
 
   it('a 422 validation list becomes one message with the field as param', async () => {

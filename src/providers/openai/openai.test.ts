@@ -260,8 +260,8 @@ describe('openai provider: error answers', () => {
     },
     {
       name: 'error object with missing fields and a numeric code',
-      behaviour: { kind: 'json' as const, status: 401, body: { error: { message: 'Incorrect API key', code: 401 } } },
-      error: { message: 'Incorrect API key', type: 'authentication_error', code: '401', param: null },
+      behaviour: { kind: 'json' as const, status: 422, body: { error: { message: 'Unprocessable', code: 422 } } },
+      error: { message: 'Unprocessable', type: 'invalid_request_error', code: '422', param: null },
     },
     {
       name: 'Ollama-style error string',
@@ -294,6 +294,13 @@ describe('openai provider: error answers', () => {
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect((err as UpstreamHttpError).status).toBe(behaviour.status);
     expect((err as UpstreamHttpError).body).toEqual({ error });
+  });
+
+  it.each([401, 403])('a %i (the gateway’s own key refused) is upstream_auth_failed, the answer kept only as the cause', async (status) => {
+    fake.enqueue({ kind: 'json', status, body: { error: { message: 'Incorrect API key provided: sk-abc*****wxyz', code: 'invalid_api_key' } } });
+    const err = await rejection(call());
+    expect(err).toMatchObject({ code: 'upstream_auth_failed', status: 502, vars: { provider: 'oai', upstreamStatus: status } });
+    expect(String((err as Error).cause)).toContain('Incorrect API key');
   });
 
   it('a 200 that is not JSON is a 502 invalid_upstream_response', async () => {
