@@ -197,7 +197,7 @@ export class PlanMeter implements Meter {
         const { receipts } = this.o.store;
         await this.orLater(async () => {
           const settled = receipts && receipt !== undefined ? await receipts.settle(requestId, actual, receipt) : await this.o.store.settle(requestId, actual);
-          if (!settled) await this.chargeLapsed(requestId, slots, actual);
+          if (!settled) await this.chargeLapsed(requestId, slots, actual, receipt);
         });
       },
       release: async () => {
@@ -259,7 +259,7 @@ export class PlanMeter implements Meter {
   private unmetered(requestId: string, slots: Slot[]): Admission {
     return {
       headers: () => ({}),
-      settle: async (actual) => this.queue(() => this.chargeLapsed(requestId, slots, actual)),
+      settle: async (actual, receipt) => this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt)),
       release: async () => {},
     };
   }
@@ -270,13 +270,23 @@ export class PlanMeter implements Meter {
    * did the work, so charge it anyway — without a limit check, as any settlement above the estimate
    * is — to keep the counters equal to the ledger.
    */
-  private async chargeLapsed(requestId: string, slots: Slot[], actual: number): Promise<void> {
+  private async chargeLapsed(requestId: string, slots: Slot[], actual: number, receipt?: string): Promise<void> {
     this.o.logger.warn({ requestId }, 'charging without a live reservation');
-    for (const { op } of slots) {
-      if (op.settle === 'return') continue;
-      const amount = op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual;
-      await this.o.store.add(op.key, amount, op.expiresAt);
+    // Every slot's key, a concurrency slot's with 0: the shared store finds the account by them.
+    const charges = slots.map(({ op }) => ({
+      key: op.key,
+      amount: op.settle === 'return' ? 0 : op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual || 0,
+      expiresAt: op.expiresAt,
+    }));
+    const { receipts } = this.o.store;
+    if (receipts && receipt !== undefined) {
+      // A shared store: every counter and the receipt at once, and once only — this runs again
+      // from the backlog when a reply was lost, and adding per counter would charge twice.
+      await receipts.charge(requestId, charges, receipt);
+      return;
     }
+    // The embedded store answers in-process: no reply is ever lost.
+    for (const c of charges) if (c.amount !== 0) await this.o.store.add(c.key, c.amount, c.expiresAt);
   }
 
   private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number): GatewayError {

@@ -82,9 +82,17 @@ export interface CounterStore {
 export interface Receipts {
   /**
    * As settle(), and atomically with it keeps `receipt` under the reservation's id. Keeps nothing
-   * when the reservation is unknown (the result is then false).
+   * when the reservation is unknown (the result is then false) — unless this id was settled
+   * already, when it answers true and changes nothing (see charge()).
    */
   settle(id: string, actual: number, receipt: string): Promise<boolean>;
+  /**
+   * Charges an id that has no live reservation (it lapsed, or was admitted unmetered): adds each
+   * amount as add() does and keeps `receipt`, atomically, once per id. Settling or charging the
+   * same id again — a retry after a lost reply — changes nothing: settle() then answers true, and
+   * this answers false. The store remembers ids for a bounded time (Redis: 15 minutes).
+   */
+  charge(id: string, charges: ReadonlyArray<{ key: string; amount: number; expiresAt: number | null }>, receipt: string): Promise<boolean>;
   /** Receipts kept and not yet acknowledged, by any process; at most `limit`, in no set order. */
   pending(limit: number): Promise<Array<{ id: string; receipt: string }>>;
   /** Forgets these receipts (their records are in the ledger). Unknown ids are ignored. */

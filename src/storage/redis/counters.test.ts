@@ -5,7 +5,11 @@ import { startRedis, type RedisServer } from '../../../test/helpers/redis.js';
 import { counterStoreContract } from '../contract/counters.contract.js';
 import type { CounterOp } from '../counters.js';
 import { CounterStoreUnavailableError } from '../counters.js';
-import { RedisCounterStore, openRedisCounterStore, scriptHashes } from './counters.js';
+import { RedisCounterStore, SETTLED_MEMORY_MS, openRedisCounterStore, scriptHashes } from './counters.js';
+import { resolvePlans } from '../../config/plans.js';
+import { modelSchema } from '../../config/schema.js';
+import { PlanMeter } from '../../core/plan-meter.js';
+import { ManualClock } from '../../lib/clock.js';
 import { scripts } from './scripts.js';
 
 let server: RedisServer;
@@ -71,11 +75,12 @@ describe('redis counter store specifics', () => {
   it('pins every script by its SHA1, as Redis computes it', async () => {
     expect(scriptHashes).toEqual({
       tgReserve: '8bd44097108e4624663237092b7043b4099fd4e7',
-      tgSettle: '0aa3d4a2bad6ec1551bac2320ba7d60284398e60',
+      tgSettle: '5bdd0626a9120a891c45cfd05a3c184149e22624',
       tgRelease: 'fa7a350afac7c6c6b0cebeeef8fcce9fb226cfd5',
       tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
       tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
       tgAdd: '49de0e29250ffb5173507d48ae1a8e48c04c5066',
+      tgCharge: '340424955cc85053a2c0b3355d09cdeeffc1a653',
       tgSweep: '7a89b0eb4e90f48cdf6b575286f650292731bb7e',
     });
     for (const [name, lua] of Object.entries(scripts)) {
@@ -206,6 +211,77 @@ describe('redis counter store specifics', () => {
     expect(await alive.get([credits('b', 0, 0).key, credits('c', 0, 0).key], T0 + TTL)).toEqual([0, 0]);
     expect(await alive.settle('r4', 5)).toBe(true);
     await alive.close();
+  });
+
+  it('a settlement whose reply was lost, sent again, answers settled and charges once', async () => {
+    await admin.flushall();
+    // A 150 ms command timeout, and Redis holding writes for 400 ms: the settle runs, its reply is too late.
+    const store = openRedisCounterStore(server.url, { commandTimeoutMs: 150 });
+    await store.reserve('r1', [credits('a', 1000, 50_000)], T0 + TTL, T0);
+    await admin.client('PAUSE', 400, 'WRITE');
+    await expect(store.receipts.settle('r1', 400, '{"requestId":"r1"}')).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await store.get([credits('a', 0, 0).key], T0)).toEqual([400]);
+    // The meter's backlog sends it again: settled already, nothing moves.
+    expect(await store.receipts.settle('r1', 400, '{"requestId":"r1"}')).toBe(true);
+    expect(await store.get([credits('a', 0, 0).key], T0)).toEqual([400]);
+    // Nor does a lapsed-charge of the same id.
+    expect(await store.receipts.charge('r1', [{ key: credits('a', 0, 0).key, amount: 400, expiresAt: END_OF_DAY }], '{"requestId":"r1"}')).toBe(false);
+    expect(await store.get([credits('a', 0, 0).key], T0)).toEqual([400]);
+    // The marker expires on its own (SETTLED_MEMORY_MS).
+    expect(await admin.pttl('tg:{a}:done:r1')).toBeGreaterThan(SETTLED_MEMORY_MS - 5000);
+    await store.close();
+  });
+
+  it('charges an id without a reservation once: every counter and the receipt at once', async () => {
+    const store = await fresh();
+    const day = credits('a', 0, 0).key;
+    const balance = `${acct('a')}:balance`;
+    const charges = [
+      { key: day, amount: 300, expiresAt: END_OF_DAY },
+      { key: balance, amount: -300, expiresAt: null },
+      { key: `${acct('a')}:one_at_a_time`, amount: 0, expiresAt: null },
+    ];
+    expect(await store.receipts.charge('r9', charges, '{"requestId":"r9"}')).toBe(true);
+    expect(await store.get([day, balance, `${acct('a')}:one_at_a_time`], T0)).toEqual([300, -300, 0]);
+    expect(await admin.hgetall('tg:{a}:receipts')).toEqual({ r9: '{"requestId":"r9"}' });
+    // Sent again (its reply lost): nothing changes.
+    expect(await store.receipts.charge('r9', charges, '{"requestId":"r9"}')).toBe(false);
+    expect(await store.get([day, balance], T0)).toEqual([300, -300]);
+    // A counter with an expiry gets it, as add() gives it.
+    expect(Number(await admin.hget(day, 'e'))).toBe(END_OF_DAY);
+    await expect(store.receipts.charge('r10', [{ key: day, amount: 1, expiresAt: null }, { key: credits('b', 0, 0).key, amount: 1, expiresAt: null }], 'x')).rejects.toThrow(RangeError);
+    await store.close();
+  });
+
+  it('the meter: a settlement whose reply was lost is charged once after the backlog retries it', async () => {
+    await admin.flushall();
+    const store = openRedisCounterStore(server.url, { commandTimeoutMs: 150 });
+    const clock = new ManualClock(T0);
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 600_000,
+      maxHoldMs: 600_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' }, key: null, surface: 'api' as const };
+    const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 1, output: 1 } });
+    const admission = await m.admit({ requestId: 'req1', principal, model, worstCaseCredits: 1000 });
+    await admin.client('PAUSE', 400, 'WRITE');
+    await admission.settle(400, '{"requestId":"req1"}');
+    expect(m.pendingCharges).toBe(1);
+    await new Promise((r) => setTimeout(r, 600));
+    await m.drainBacklog();
+    expect(m.pendingCharges).toBe(0);
+    const { rules } = await m.status(principal, [model]);
+    expect(rules.find((r) => r.id === 'api_token')!.used).toBe(400);
+    m.close();
+    await store.close();
   });
 
   it('keeps a receipt with its settlement, lists it to any process, and forgets it once acknowledged', async () => {

@@ -10,6 +10,9 @@
 //   tg:{tag}:resexp      sorted set: live reservation ids, scored by expiresAt
 //   tg:{tag}:receipts    hash: reservation id → ledger record kept with its settlement, until
 //                        acknowledged (the Receipts outbox of storage/counters.ts)
+//   tg:{tag}:done:<id>   string with a TTL: this id was settled or charged. A settlement whose
+//                        reply was lost (a command timeout, a dropped connection) is sent again
+//                        later; finding this, the retry knows it ran instead of charging twice.
 //
 // Numbers: Redis Lua numbers are doubles, exact for integers below 2^53 (the port's safe
 // integers). Amounts and expiries go back to Redis as the client's own ARGV strings wherever
@@ -136,13 +139,17 @@ return out
 `;
 
 /**
- * KEYS: resexp, reservation record, receipts, then the op keys (declared for Cluster; the record
- * names them). ARGV: id, actual, receipt ('' for none: nothing is kept). Returns 1, or 0 if the
- * reservation is unknown (and then keeps no receipt).
+ * KEYS: resexp, reservation record, receipts, done marker, then the op keys (declared for Cluster;
+ * the record names them). ARGV: id, actual, receipt ('' for none: nothing is kept), how long the
+ * done marker lasts (ms). Returns 1 — also for a settlement that already ran (its marker is there)
+ * — or 0 if the reservation is unknown (and then keeps no receipt).
  */
 export const SETTLE = `${helpers}
 local rec = redis.call('GET', KEYS[2])
-if not rec then return 0 end
+if not rec then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
+  return 0
+end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
@@ -152,6 +159,29 @@ for _, op in ipairs(cjson.decode(rec)) do
   if settle == 'return' then move(op[1], -amount)
   elseif settle == 'actual' then move(op[1], op[4] * actual - amount) end
 end
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+return 1
+`;
+
+/**
+ * A charge without a reservation (it lapsed, or the request was admitted unmetered), once per id.
+ * KEYS: cexp, receipts, done marker, then the counter keys. ARGV: id, receipt ('' for none), how
+ * long the done marker lasts (ms), then per key: amount, expiresAt ('' for none). Each amount is
+ * added as ADD adds it, the receipt kept, all at once; returns 0 and changes nothing if this id
+ * was settled or charged already.
+ */
+export const CHARGE = `${helpers}
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+for i = 4, #KEYS do
+  local a = 4 + (i - 4) * 2
+  if ARGV[a] ~= '0' then
+    local _, state = load(KEYS[i], KEYS[1], nil)
+    redis.call('HINCRBY', KEYS[i], 'v', ARGV[a])
+    merge_expiry(KEYS[i], KEYS[1], state, ARGV[a + 1] ~= '' and ARGV[a + 1] or false)
+  end
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 return 1
 `;
 
@@ -208,6 +238,7 @@ export const scripts = {
   tgRenew: RENEW,
   tgGet: GET,
   tgAdd: ADD,
+  tgCharge: CHARGE,
   tgSweep: SWEEP,
 } as const;
 
