@@ -119,5 +119,15 @@ describe('tollgate CLI', () => {
     const missing = await tollgate('keys', 'create', 'acct_nope', '--config', configFile);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/No account 'acct_nope'/);
+    // Dates and emails are checked as the admin API checks them: a usage message, not a stack trace.
+    for (const bad of ['garbage', '2026-02-30', '2026-11-25T10:00:00', '0000-12-31']) {
+      const r = await tollgate('usage', 'acct_any', '--from', bad, '--config', configFile);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--from: /);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const email = await tollgate('accounts', 'create', '--email', 'not-an-email', '--config', configFile);
+    expect(email.code).toBe(2);
+    expect(email.stderr).toMatch(/--email: not an email address/);
   });
 });

@@ -17,6 +17,8 @@ import { utcDay } from '../src/lib/clock.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
+import { canonicalInstant } from '../src/storage/time.js';
+import { z } from 'zod';
 import { accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -101,6 +103,8 @@ async function run(argv: string[]): Promise<number> {
       return -1; // keep running
     }
     case 'accounts create':
+      // The admin API's rule for emails, so the CLI makes no account the API would refuse.
+      if (values.email !== undefined && !z.email().max(254).safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
       return withServices(values, async (s) => {
         const a = await s.accounts.create({ email: values.email ?? null, ...(values.plan !== undefined && { plan: values.plan }) });
         print(values, accountView(a), `created account ${a.id} (plan ${a.plan})`);
@@ -127,6 +131,15 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       });
     case 'usage':
+      for (const flag of ['from', 'to'] as const) {
+        const v = values[flag];
+        if (v === undefined) continue;
+        try {
+          canonicalInstant(v);
+        } catch (err) {
+          throw new UsageError(`--${flag}: ${(err as Error).message} (a date such as 2026-11-25, or a timestamp with a zone)`);
+        }
+      }
       return withServices(values, async (s) => {
         const account = await s.accounts.get(arg(positionals, 1, 'ACCOUNT'));
         const rows = await s.storage.ledger.daily({

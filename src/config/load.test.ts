@@ -118,6 +118,26 @@ describe('loadConfig', () => {
     expect(text).toMatch(/defaultPlan: no plan named 'gold'/);
   });
 
+  it('refuses rule ids the limiter uses for its own keys', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          plans: {
+            free: { preset: 'free-tier' },
+            paid: { preset: 'pay-as-you-go', rules: [{ id: 'balance', measure: 'concurrent', limit: 2 }] },
+            team: { rules: [{ id: 'resexp', measure: 'requests', limit: 60, window: 'minute' }, { id: 'receipts_ok', measure: 'concurrent', limit: 1 }] },
+          },
+        },
+      }),
+    );
+    const text = problems.join('\n');
+    expect(text).toMatch(/plans\.paid\.rules\[0\]\.id: this rule id is reserved/);
+    expect(text).toMatch(/plans\.team\.rules\[0\]\.id: this rule id is reserved/);
+    expect(text).not.toMatch(/rules\[1\]/);
+  });
+
   it('reports unreadable files and bad YAML', () => {
     expect(problemsOf(() => loadConfig({ path: '/nonexistent/t.yaml', env: {}, providerTypes }))[0]).toMatch(/cannot read/);
     const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));

@@ -79,9 +79,19 @@ const ruleFilters = {
     .optional(),
 };
 
+/**
+ * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
+ * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
+ */
+const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done']);
+const ruleId = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case')
+  .refine((id) => !RESERVED_RULE_IDS.has(id), { message: `this rule id is reserved for the limiter's own keys (${[...RESERVED_RULE_IDS].join(', ')})` });
+
 /** A counted limit: credits or requests per window, or requests in flight at once. */
 const measureRule = z.strictObject({
-  id: z.string().regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case'),
+  id: ruleId,
   measure: z.enum(['credits', 'requests', 'concurrent']),
   limit: z.number().int().nonnegative(),
   /** Required for credits and requests; ignored for concurrent. */
@@ -92,7 +102,7 @@ const measureRule = z.strictObject({
 
 /** A constraint on the request itself, checked (or applied) before anything is reserved. */
 const shapeRule = z.strictObject({
-  id: z.string().regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case'),
+  id: ruleId,
   shape: z.enum(['max_output_tokens', 'image_input', 'images_per_request', 'image_sizes', 'max_request_cost']),
   /** Tokens (max_output_tokens), images (images_per_request) or credits (max_request_cost). */
   limit: z.number().int().nonnegative().optional(),

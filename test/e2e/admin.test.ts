@@ -161,6 +161,9 @@ describe('usage', () => {
     const future = await t.admin('GET', `/usage?account=${accountId}&from=2999-01-01`);
     expect(future.body.data).toEqual([]);
     expect((await t.admin('GET', '/usage?from=yesterday')).body.error).toMatchObject({ code: 'invalid_request', param: 'from' });
+    // No store holds a year 0 (PostgreSQL answered it with a 500).
+    expect((await t.admin('GET', '/usage?from=0000-01-01')).body.error).toMatchObject({ code: 'invalid_request', param: 'from' });
+    expect((await t.admin('GET', '/usage?to=0000-12-31T00:00:00Z')).body.error).toMatchObject({ code: 'invalid_request', param: 'to' });
   });
 });
 

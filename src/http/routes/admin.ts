@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseBody } from '../../core/requests.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
+import { canonicalInstant } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
 import { accountView, keyView, summariseDaily, usageRecordView } from '../views.js';
@@ -18,7 +19,17 @@ const patchAccount = z.strictObject({
 });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
 const createKey = z.strictObject({ name: z.string().min(1).max(100).optional() });
-const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
+
+/** An instant every store can hold and compare (PostgreSQL has no year 0). */
+function storable(value: string): boolean {
+  try {
+    canonicalInstant(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const usageQuery = z.strictObject({
   account: z.string().optional(),
   from: isoBound.optional(),

@@ -233,6 +233,19 @@ describe('redis counter store specifics', () => {
     await store.close();
   });
 
+  it('a Redis at its maxmemory (OOM) is unavailable, so limiter.onUnavailable decides, not a 500', async () => {
+    const store = await fresh();
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      await expect(store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    expect((await store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0)).ok).toBe(true);
+    await store.close();
+  });
+
   it('charges an id without a reservation once: every counter and the receipt at once', async () => {
     const store = await fresh();
     const day = credits('a', 0, 0).key;

@@ -74,7 +74,8 @@ export function tagKeys(tag: string): { resexp: string; cexp: string; resPrefix:
 export const SETTLED_MEMORY_MS = 15 * 60_000;
 
 /** Replies that mean "Redis cannot serve now", as opposed to a bug in a script or a key of the wrong type. */
-const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF)\b/;
+// OOM: Redis at its maxmemory refuses writes until memory frees up, which is an outage to the gateway, not a bug.
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF|OOM)\b/;
 
 function isConnectivityError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
