@@ -14,6 +14,10 @@ export interface PostgresStorageOptions {
   maxConnections?: number;
   /** Ledger group commit: flush at `maxRecords` queued or after `maxDelayMs`. Defaults 200 / 5 ms. */
   ledgerBatch?: BatcherOptions;
+  /** Give up connecting (or waiting for a free connection) after this long, ms. Default 5,000. */
+  connectTimeoutMs?: number;
+  /** Give up on a query the server has not answered after this long, ms. Default 10,000. */
+  queryTimeoutMs?: number;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -59,16 +63,26 @@ export class PostgresStorage implements Storage {
 /** Connects, migrates to the latest schema, and returns the store. */
 export async function openPostgresStorage(url: string, opts: PostgresStorageOptions = {}): Promise<PostgresStorage> {
   if (!isPostgresUrl(url)) throw new Error(`not a postgres:// storage url: '${url}'`);
-  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10 });
+  // Migrations on a pool of their own, without the serving timeouts: building an index on a large
+  // ledger takes seconds per million records.
+  const migrations = new pg.Pool({ connectionString: url, max: 1 });
+  migrations.on('error', () => {});
+  try {
+    await migrate(migrations);
+  } finally {
+    await migrations.end().catch(() => {});
+  }
+  // A database that stops answering (a frozen host, a network partition) must fail requests, not
+  // hold them: without these, every request waiting on a key or ledger read hung until it came back.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.maxConnections ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+    query_timeout: opts.queryTimeoutMs ?? 10_000,
+  });
   // An idle client whose connection drops emits 'error' on the pool; unhandled, that would crash the
   // process. The next query on a fresh client reports the outage (and /readyz sees it via ping).
   // https://node-postgres.com/apis/pool#events
   pool.on('error', () => {});
-  try {
-    await migrate(pool);
-  } catch (err) {
-    await pool.end().catch(() => {});
-    throw err;
-  }
   return new PostgresStorage(pool, opts);
 }

@@ -51,6 +51,26 @@ describe('postgres specifics', () => {
   };
   const count = async (pool: pg.Pool, sql: string) => Number((await pool.query<{ n: string }>(sql)).rows[0]?.n);
 
+  it('fails a query the database does not answer instead of waiting for ever', async () => {
+    const url = await freshDatabase(server.url);
+    const storage = track(await openPostgresStorage(url, { queryTimeoutMs: 300 }));
+    // Another session holds the table the credentials version lives in: reads of it block, as on a
+    // frozen server.
+    const blocker = rawPool(url);
+    const held = await blocker.connect();
+    try {
+      await held.query('BEGIN');
+      await held.query('LOCK TABLE credentials_version IN ACCESS EXCLUSIVE MODE');
+      const started = Date.now();
+      await expect(storage.credentialsVersion()).rejects.toThrow(/timeout/i);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await held.query('ROLLBACK');
+      held.release();
+    }
+    expect(typeof (await storage.credentialsVersion())).toBe('number');
+  });
+
   it('numbers migrations 1…n', () => {
     expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
     expect(latestVersion).toBe(migrations.length);
