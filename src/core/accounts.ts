@@ -73,13 +73,17 @@ export class AccountService {
       const current = await this.get(id);
       if (current.plan === this.config.defaultPlan && Object.hasOwn(this.config.plans, PAID_PLAN)) plan = PAID_PLAN;
     }
+    // The balance is read before the write (a plan change does not move it): with the limiter
+    // down, the call fails before anything changed, so the caller's retry is safe — read after,
+    // the plan was changed and the call still answered with an error.
+    const balance = await this.balances.get(id);
     const updated = await this.store.update(id, {
       ...(plan !== undefined && { plan }),
       ...(patch.paymentMethod !== undefined && { hasPaymentMethod: patch.paymentMethod }),
     });
     if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
     this.onChange(id);
-    return this.withBalance(updated);
+    return { ...updated, balance };
   }
 
   /** Tops up the prepaid balance (one atomic add in the counter store). */

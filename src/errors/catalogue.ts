@@ -176,7 +176,7 @@ export const catalogue = {
   limiter_unavailable: {
     status: 503,
     type: 'api_error',
-    message: 'The limiter that enforces plan limits cannot be reached, so no request is admitted (limiter.onUnavailable: closed). Try again shortly.',
+    message: 'The limiter that keeps plan limits and balances cannot be reached: no request is admitted and no balance can be read or changed until it is back. Try again shortly.',
   },
   not_ready: {
     status: 503,

@@ -20,7 +20,7 @@ import { toErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Provider } from '../providers/provider.js';
-import type { CounterStore } from '../storage/counters.js';
+import { CounterStoreUnavailableError, type CounterStore } from '../storage/counters.js';
 import type { Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
 import { WebSessions } from './web-session.js';
@@ -91,7 +91,14 @@ function fromFastifyError(err: { code?: string; message: string }, config: Confi
 }
 
 export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const mapped = err instanceof Error ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err) : err;
+  const mapped =
+    err instanceof CounterStoreUnavailableError
+      ? // Admission maps its own (limiter.onUnavailable); any other read or write of a counter — a
+        // balance, a rule's usage — while the limiter is down lands here: an outage, not a bug.
+        new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } })
+      : err instanceof Error
+        ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err)
+        : err;
   const r = toErrorResponse(mapped, {
     requestId: req.id,
     path: req.url.split('?')[0] ?? req.url,

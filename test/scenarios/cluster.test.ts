@@ -216,7 +216,7 @@ describe('three instances, one Redis, one PostgreSQL', () => {
   });
 
   it('closed policy: Redis down → 503 limiter_unavailable; back → requests are admitted again', async () => {
-    const { secret } = await newAccount();
+    const { secret, accountId } = await newAccount();
     expect((await chat(servers[0]!, secret)).status).toBe(200);
     const usedBefore = await usedOf(servers[0]!, secret);
     await redis.stop();
@@ -224,6 +224,15 @@ describe('three instances, one Redis, one PostgreSQL', () => {
     expect(down.status).toBe(503);
     expect(((await down.json()) as any).error.code).toBe('limiter_unavailable');
     expect(down.headers.get('retry-after')).toBe('1');
+    // Reads and writes of balances and rule usage say the same (they were 500s), and a plan change
+    // is refused before it is written, so retrying it is safe.
+    const usage = await fetch(`${servers[1]!.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(usage.status).toBe(503);
+    expect(((await usage.json()) as any).error.code).toBe('limiter_unavailable');
+    expect((await admin('GET', `/accounts/${accountId}`)).status).toBe(503);
+    const patched = await admin('PATCH', `/accounts/${accountId}`, { plan: 'paid' });
+    expect(patched.status).toBe(503);
+    expect(patched.body.error.code).toBe('limiter_unavailable');
     await redis.restart();
     const deadline = Date.now() + 10_000;
     let status = 0;
@@ -232,6 +241,7 @@ describe('three instances, one Redis, one PostgreSQL', () => {
       if (status !== 200) await sleep(200);
     }
     expect(status).toBe(200);
+    expect((await admin('GET', `/accounts/${accountId}`)).body.plan).toBe('free');
     // Redis runs with its append-only file, as production must: today's usage survived.
     expect(await usedOf(servers[2]!, secret)).toBe(usedBefore + ACTUAL);
   });
