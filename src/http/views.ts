@@ -1,6 +1,7 @@
 // JSON shapes of stored objects as the APIs show them. Key hashes never leave the server.
 import type { ModelConfig } from '../config/schema.js';
 import type { AccountInfo } from '../core/accounts.js';
+import type { RuleStatus } from '../core/plan-meter.js';
 import type { Pricing } from '../core/pricing.js';
 import type { ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
 
@@ -61,5 +62,21 @@ export function modelEntry(m: ModelConfig, pricing: Pricing) {
     price: { unit: 'credits', ...pricing.describe(m) },
     ...(m.kind === 'chat' && { vision: m.vision }),
     ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
+  };
+}
+
+/** A rule's limit, usage and reset as /v1/usage and the admin API show it (models never used left out). */
+export function ruleView(r: RuleStatus) {
+  return {
+    id: r.id,
+    measure: r.measure,
+    limit: r.limit,
+    window: r.window,
+    scope: r.scope,
+    surfaces: r.surfaces,
+    used: r.used,
+    remaining: r.remaining,
+    reset: r.reset,
+    ...(r.byModel && { by_model: r.byModel.filter((m) => m.used > 0) }),
   };
 }

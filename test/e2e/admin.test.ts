@@ -54,6 +54,19 @@ describe('accounts', () => {
     const got = await t.admin('GET', `/accounts/${id}`);
     expect(got.body).toMatchObject({ id, plan: 'free', usage: { credits: 0, requests: 0 } });
 
+    // Today's usage per rule (SPEC §9), as /v1/usage shows it to the account's keys.
+    const key = await t.admin('POST', `/accounts/${id}/keys`, {});
+    const chat = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key.body.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(chat.status).toBe(200);
+    const rules = (await t.admin('GET', `/accounts/${id}`)).body.usage.rules;
+    const own = await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${key.body.key}` } })).json();
+    expect(rules).toEqual(own.rules);
+    expect(rules.find((r: { id: string }) => r.id === 'api_token')).toMatchObject({ limit: 50_000, used: 12, remaining: 49_988, window: 'day' });
+
     expect((await t.admin('POST', '/accounts', { email: 'dev@example.com' })).body.error.code).toBe('email_taken');
 
     const paid = await t.admin('PATCH', `/accounts/${id}`, { paymentMethod: true });

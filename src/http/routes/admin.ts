@@ -7,7 +7,7 @@ import { utcDay } from '../../lib/clock.js';
 import { canonicalInstant } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
-import { accountView, keyView, summariseDaily, usageRecordView } from '../views.js';
+import { accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
 
 const createAccount = z.strictObject({
   email: z.email().max(254).nullable().optional(),
@@ -66,8 +66,15 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       const account = await accounts.get(req.params.id);
       const now = clock.now();
       const day = utcDay(now);
-      const today = summariseDaily(await storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) }));
-      return { ...accountView(account), usage: { day, ...today } };
+      const [rows, status] = await Promise.all([
+        storage.ledger.daily({ accountId: account.id, from: day, to: utcDay(now + 86_400_000) }),
+        deps.meter.status({ account, key: null, surface: 'api' }, deps.catalog.models),
+      ]);
+      const today = summariseDaily(rows);
+      // SPEC §9: today's usage per rule. A key-scoped rule counts per key (GET /v1/usage with that
+      // key shows it), so the account's view lists the account-wide rules.
+      const rules = status.rules.filter((r) => r.scope !== 'key').map(ruleView);
+      return { ...accountView(account), usage: { day, ...today, rules } };
     });
 
     app.patch<{ Params: { id: string } }>('/accounts/:id', async (req) => {

@@ -6,7 +6,7 @@ import type { AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
-import { modelEntry, summariseDaily } from '../views.js';
+import { modelEntry, ruleView, summariseDaily } from '../views.js';
 
 const CREDITS_HEADER = 'x-tollgate-credits-used';
 
@@ -78,18 +78,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
         prepaid: status.plan.prepaid,
         balance,
         day,
-        rules: status.rules.map((r) => ({
-          id: r.id,
-          measure: r.measure,
-          limit: r.limit,
-          window: r.window,
-          scope: r.scope,
-          surfaces: r.surfaces,
-          used: r.used,
-          remaining: r.remaining,
-          reset: r.reset,
-          ...(r.byModel && { by_model: r.byModel.filter((m) => m.used > 0) }),
-        })),
+        rules: status.rules.map(ruleView),
         today: { credits: today.credits, requests: today.requests, by_model: today.byModel },
       };
     });
