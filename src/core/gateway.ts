@@ -7,7 +7,7 @@ import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConf
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { JsonText } from '../lib/json-text.js';
-import type { CallContext, ChatStreamEvent, Provider } from '../providers/provider.js';
+import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } from '../providers/provider.js';
 import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 import type { ClientLink } from './client-link.js';
@@ -156,6 +156,12 @@ export class Gateway {
       // upstream timeouts) and is charged, because the provider charges for it either way.
       result = await call({ requestId: ctx.requestId });
     } catch (err) {
+      if (err instanceof BilledFailure) {
+        // The upstream did (and billed) the work before the call failed: charge it, answer the error.
+        const credits = this.chargeable(ctx, price(err.usage), worstCaseCredits);
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error)));
+        throw err.error;
+      }
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
       throw err;

@@ -11,6 +11,9 @@ export function sizeKey(size: ImageSize): string {
   return `${size.width}x${size.height}`;
 }
 
+/** 1024 × 1024 pixels: fal's billing unit for image size. */
+const MEGAPIXEL = 1024 * 1024;
+
 export class Pricing {
   constructor(private readonly perUsd: number) {}
 
@@ -32,7 +35,13 @@ export class Pricing {
   /** Price of one image of `size`; undefined when the model has no price for that size. */
   imageUnitCredits(model: ImageModelConfig, size: ImageSize | undefined): number | undefined {
     const perImage = model.price.perImage;
-    if (typeof perImage === 'number') return Math.ceil(perImage * this.perUsd - 1e-9);
+    if (typeof perImage === 'number') {
+      // One price is for an image of up to a megapixel; a larger one pays per started megapixel, as
+      // fal bills its flux models. A flat price let image_size {width: 100000, height: 100000}
+      // through at the price of 1024×1024.
+      const units = size ? Math.max(1, Math.ceil((size.width * size.height) / MEGAPIXEL)) : 1;
+      return Math.ceil(perImage * units * this.perUsd - 1e-9);
+    }
     const usd = perImage[size ? sizeKey(size) : model.defaultSize];
     return usd === undefined ? undefined : Math.ceil(usd * this.perUsd - 1e-9);
   }

@@ -41,6 +41,9 @@ export const embeddingRequest = z.looseObject({
 
 const falSizePresets = ['square_hd', 'square', 'portrait_4_3', 'portrait_16_9', 'landscape_4_3', 'landscape_16_9'] as const;
 
+/** The longest side a custom image size may have (fal's flux models take up to 14,142 px). */
+const MAX_IMAGE_SIDE = 14_142;
+
 export const imageRequest = z.looseObject({
   model: z.string().min(1),
   prompt: z.string().min(1),
@@ -48,7 +51,7 @@ export const imageRequest = z.looseObject({
   num_images: z.number().int().min(1).max(10).optional(),
   size: z.string().regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512').optional(),
   image_size: z
-    .union([z.enum(falSizePresets), z.strictObject({ width: z.number().int().positive(), height: z.number().int().positive() })])
+    .union([z.enum(falSizePresets), z.strictObject({ width: z.number().int().positive().max(MAX_IMAGE_SIDE), height: z.number().int().positive().max(MAX_IMAGE_SIDE) })])
     .optional(),
   response_format: z.enum(['url', 'b64_json']).optional(),
   image_url: z.string().min(1).optional(),

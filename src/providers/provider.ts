@@ -92,6 +92,21 @@ export interface ImageResult {
   usage: Usage;
 }
 
+/**
+ * A call that failed after the upstream had done (and billed) the work — fal generated the images,
+ * then their download failed. The gateway charges `usage` and answers with `error`, where any other
+ * failure releases everything.
+ */
+export class BilledFailure extends Error {
+  constructor(
+    readonly error: Error,
+    readonly usage: Usage,
+  ) {
+    super(error.message, { cause: error });
+    this.name = 'BilledFailure';
+  }
+}
+
 export interface Provider {
   readonly id: string;
   /** False when the provider lacks credentials: calls answer 503 provider_not_configured. */

@@ -149,6 +149,50 @@ describe('streams cut short', () => {
   });
 });
 
+describe('images', () => {
+  async function image(secret: string, body: unknown) {
+    return fetch(`${t.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+  async function paidAccount(credits: number) {
+    const a = await t.newAccount();
+    await t.admin('PATCH', `/accounts/${a.accountId}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${a.accountId}/credits`, { amount: credits });
+    return a;
+  }
+
+  it('fal made the images but their download failed: the images are charged, the error answered', async () => {
+    const { accountId, secret } = await paidAccount(100_000);
+    // A URL nothing listens on: fal generated (and billed) the image, handing it over fails.
+    t.fal.enqueue({ kind: 'json', body: { images: [{ url: 'http://127.0.0.1:1/lost.jpeg' }], seed: 1 } });
+    const res = await image(secret, { model: 'flux/schnell', prompt: 'a lighthouse', response_format: 'b64_json' });
+    expect(res.status).toBe(502);
+    const [row] = await ledger(accountId);
+    // flux/schnell: $0.003 an image = 6,000 credits.
+    expect(row).toMatchObject({ status: 'error', credits: 6000, httpStatus: 502 });
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(94_000);
+  });
+
+  it('a flat image price is per started megapixel above one (as fal bills): a huge custom size costs its size', async () => {
+    const { accountId, secret } = await paidAccount(1_000_000);
+    // 2048×2048 = 4 MP = 4 × 6,000 credits.
+    const big = await image(secret, { model: 'flux/schnell', prompt: 'a lighthouse', image_size: { width: 2048, height: 2048 } });
+    expect(big.status).toBe(200);
+    expect(big.headers.get('x-tollgate-credits-used')).toBe('24000');
+    // A preset of up to a megapixel pays the flat price.
+    const small = await image(secret, { model: 'flux/schnell', prompt: 'a lighthouse', image_size: 'landscape_16_9' });
+    expect(small.headers.get('x-tollgate-credits-used')).toBe('6000');
+    // Past fal's largest side: refused before anything is reserved.
+    const huge = await image(secret, { model: 'flux/schnell', prompt: 'a lighthouse', image_size: { width: 100_000, height: 100_000 } });
+    expect(huge.status).toBe(400);
+    expect((await huge.json()).error.param).toMatch(/image_size/);
+    expect(sum(await ledger(accountId))).toBe(30_000);
+  });
+});
+
 describe('the paid plan', () => {
   it('reserves for the larger of max_tokens and max_completion_tokens when both are set', async () => {
     const { accountId, secret } = await t.newAccount();

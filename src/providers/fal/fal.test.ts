@@ -6,7 +6,7 @@ import { modelSchema, type ProviderConfig } from '../../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import { createUpstreamClient } from '../../upstream/client.js';
 import type { UpstreamClient } from '../../upstream/types.js';
-import type { CallContext, ImageCall, Provider } from '../provider.js';
+import { BilledFailure, type CallContext, type ImageCall, type Provider } from '../provider.js';
 import { falProviderType } from './index.js';
 
 const flux = modelSchema.parse({
@@ -127,6 +127,32 @@ describe('fal provider: response mapping', () => {
       files.closeAllConnections();
       await new Promise<void>((r) => files.close(() => r()));
     }
+  });
+
+  it('a download that fails after fal made the images is a BilledFailure: the images are charged, the error answered', async () => {
+    const files = createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end('gone');
+    });
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    const fileUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/img.jpeg`;
+    try {
+      fake.enqueue({ kind: 'json', body: { images: [{ url: fileUrl }, { url: fileUrl }], seed: 1 } });
+      const err = await rejection(provider.generateImage(call({ n: 2, responseFormat: 'b64_json' }), ctx()));
+      expect(err).toBeInstanceOf(BilledFailure);
+      expect((err as BilledFailure).usage).toEqual({ promptTokens: 0, outputTokens: 0, images: 2 });
+      expect((err as BilledFailure).error).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+    } finally {
+      files.closeAllConnections();
+      await new Promise<void>((r) => files.close(() => r()));
+    }
+  });
+
+  it('a data URI that does not decode is a 502 invalid_upstream_response, not a crash', async () => {
+    fake.enqueue({ kind: 'json', body: { images: [{ url: 'data:image/png,%E0%A4%A' }], seed: 1 } });
+    const err = await rejection(provider.generateImage(call({ responseFormat: 'b64_json' }), ctx()));
+    expect(err).toBeInstanceOf(BilledFailure);
+    expect((err as BilledFailure).error).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
   });
 
   it('counts the images fal actually returned', async () => {

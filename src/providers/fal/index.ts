@@ -8,7 +8,7 @@ import type { JsonObject } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import type { UpstreamClient } from '../../upstream/types.js';
-import type { CallContext, ImageCall, ImageResult, Provider, ProviderType } from '../provider.js';
+import { BilledFailure, type CallContext, type ImageCall, type ImageResult, type Provider, type ProviderType } from '../provider.js';
 import { isObject } from '../../lib/is-object.js';
 import { asString, jsonObject, malformedResponse, upstreamError, type ErrorFields } from '../upstream-error.js';
 
@@ -85,13 +85,18 @@ class FalProvider implements Provider {
     const answer = await jsonObject(res, this.id);
     if (!Array.isArray(answer.images)) throw malformedResponse(this.id, 'the response has no `images` list');
 
-    const data = await Promise.all(
-      answer.images.map(async (img: unknown) => {
-        const url = isObject(img) ? asString(img.url) : undefined;
-        if (url === undefined) throw malformedResponse(this.id, 'an image has no `url`');
-        return b64 ? { b64_json: await this.base64Of(url, ctx.signal) } : { url };
-      }),
-    );
+    const urls = answer.images.map((img: unknown) => {
+      const url = isObject(img) ? asString(img.url) : undefined;
+      if (url === undefined) throw malformedResponse(this.id, 'an image has no `url`');
+      return url;
+    });
+    let data: JsonObject[];
+    try {
+      data = await Promise.all(urls.map(async (url) => (b64 ? { b64_json: await this.base64Of(url, ctx.signal) } : { url })));
+    } catch (err) {
+      // fal made (and billed) the images; only handing them over failed.
+      throw new BilledFailure(err instanceof Error ? err : new Error(String(err)), { promptTokens: 0, outputTokens: 0, images: urls.length });
+    }
     const body: JsonObject = { created: Math.floor(Date.now() / 1000), data };
     if (answer.seed !== undefined) body.seed = answer.seed;
     return { body, usage: { promptTokens: 0, outputTokens: 0, images: data.length } };
@@ -103,7 +108,12 @@ class FalProvider implements Provider {
       const comma = url.indexOf(',');
       const meta = url.slice(5, comma);
       const payload = url.slice(comma + 1);
-      return meta.endsWith(';base64') ? payload : Buffer.from(decodeURIComponent(payload), 'latin1').toString('base64');
+      if (meta.endsWith(';base64')) return payload;
+      try {
+        return Buffer.from(decodeURIComponent(payload), 'latin1').toString('base64');
+      } catch {
+        throw malformedResponse(this.id, 'an image is a data URI that does not decode');
+      }
     }
     const res = await this.client.request({ provider: this.id, method: 'GET', url, headers: {}, signal });
     if (res.status < 200 || res.status >= 300) {
