@@ -75,7 +75,8 @@ const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
 function fromFastifyError(err: { code?: string; message: string }, config: Config, req: FastifyRequest): GatewayError | null {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new GatewayError('invalid_json', { vars: { detail: 'check quoting, commas and brackets' } });
+      // Fastify says the same for a body that is not JSON and for JSON with a __proto__ key.
+      return new GatewayError('invalid_json', { vars: { detail: 'check quoting, commas and brackets (a __proto__ or constructor.prototype key is refused too)' } });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new GatewayError('invalid_json', { vars: { detail: 'the body is empty' } });
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -127,6 +128,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
 
+  // JSON only: Fastify's default text/plain parser handed a string to the routes, which then said
+  // "the body must be a JSON object" (400, no param) where every other wrong type gets 415. fetch()
+  // and curl send text/plain or a form type when the caller forgets the header.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('facts', null as unknown as RequestFacts);
   // Callback-style hooks: an async hook costs a promise per request on the hot path.
   app.addHook('onRequest', (req, reply, done) => {

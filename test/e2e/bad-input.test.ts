@@ -61,6 +61,7 @@ const cases: Case[] = [
   { name: 'chat model on images', path: '/v1/images/generations', body: { model: 'gpt-4o-mini', prompt: 'x' }, status: 400, code: 'model_kind_mismatch', param: 'model' },
   { name: 'body over the limit', body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }, status: 413, code: 'body_too_large' },
   { name: 'form-encoded body', body: 'model=gpt-4o-mini', contentType: 'application/x-www-form-urlencoded', status: 415, code: 'unsupported_media_type' },
+  { name: 'JSON sent as text/plain (fetch without a content-type)', body: chat, contentType: 'text/plain;charset=UTF-8', status: 415, code: 'unsupported_media_type' },
   { name: 'no key', auth: null, body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'not a bearer header', auth: 'Basic Zm9vOmJhcg==', body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'malformed key', auth: 'Bearer not-a-key', body: chat, status: 401, code: 'invalid_api_key' },
