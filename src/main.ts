@@ -157,7 +157,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       closed = true;
       // Stop accepting, let in-flight requests finish (and settle), then release resources.
       await app.close();
-      meter.close();
+      await meter.close();
       await receiptDrain?.close();
       await upstream.close();
       // Counters first: the embedded limiter writes through the storage's connection.

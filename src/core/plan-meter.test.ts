@@ -70,7 +70,7 @@ describe('limiter.onUnavailable', () => {
     const a = await m.admit({ requestId: 'r2', principal, model, worstCaseCredits: 100 });
     await a.settle(40);
     expect(await used(m)).toBe(40);
-    m.close();
+    await m.close();
   });
 
   it('open: admits unmetered while down and charges the counters when the store returns', async () => {
@@ -87,7 +87,26 @@ describe('limiter.onUnavailable', () => {
     await m.drainBacklog();
     expect(m.pendingCharges).toBe(0);
     expect(await used(m)).toBe(70);
-    m.close();
+    await m.close();
+  });
+
+  it('close() makes a last attempt at queued charges, and logs how many it could not land', async () => {
+    const { store, down } = flakyStore();
+    const m = meter(store, 'open');
+    down(true);
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 100 })).settle(70);
+    down(false);
+    await m.close();
+    expect(m.pendingCharges).toBe(0);
+    expect(await used(m)).toBe(70);
+
+    const m2 = meter(store, 'open');
+    down(true);
+    await (await m2.admit({ requestId: 'r2', principal, model, worstCaseCredits: 100 })).settle(30);
+    logs.length = 0;
+    await m2.close();
+    expect(m2.pendingCharges).toBe(1);
+    expect(logs).toContain('shutting down with charges the limiter never took; the ledger has their records');
   });
 
   it('a settlement that fails because the store went away mid-request is applied later', async () => {
@@ -104,7 +123,7 @@ describe('limiter.onUnavailable', () => {
     down(false);
     await m.drainBacklog();
     expect(await used(m)).toBe(120);
-    m.close();
+    await m.close();
   });
 });
 
@@ -119,7 +138,7 @@ describe('lapsed reservations', () => {
     await a.settle(200);
     expect(await used(m)).toBe(200);
     await expect(a.settle(200)).rejects.toThrow(/settled twice/);
-    m.close();
+    await m.close();
   });
 });
 
@@ -142,6 +161,6 @@ describe('sweep', () => {
     down(false);
     await m.sweep();
     expect(await store.get([key], clock.now())).toEqual([0]);
-    m.close();
+    await m.close();
   });
 });

@@ -385,9 +385,19 @@ export class PlanMeter implements Meter {
     return { plan, rules };
   }
 
-  close(): void {
+  /**
+   * Stops the timers and makes one last attempt at the charges queued for an unreachable store
+   * (fail-open admissions, settlements during an outage); what still cannot land is logged with
+   * its count, since the ledger holds those records and the counters will not.
+   */
+  async close(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.sweeper);
+    if (this.backlog.length === 0) return;
+    await this.drainBacklog();
+    if (this.backlog.length > 0) {
+      this.o.logger.error({ charges: this.backlog.length }, 'shutting down with charges the limiter never took; the ledger has their records');
+    }
   }
 }
 

@@ -293,7 +293,7 @@ describe('redis counter store specifics', () => {
     expect(m.pendingCharges).toBe(0);
     const { rules } = await m.status(principal, [model]);
     expect(rules.find((r) => r.id === 'api_token')!.used).toBe(400);
-    m.close();
+    await m.close();
     await store.close();
   });
 
