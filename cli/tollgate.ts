@@ -90,6 +90,12 @@ async function run(argv: string[]): Promise<number> {
       gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
       if (gw.config.admin.token === '') gw.logger.warn('no admin token configured (TOLLGATE_ADMIN_TOKEN): the admin API refuses every call');
       if (gw.counters instanceof RedisCounterStore) {
+        const tooOld = await gw.counters.versionProblem();
+        if (tooOld) {
+          gw.logger.error(tooOld);
+          await gw.close();
+          return 1;
+        }
         const warning = await gw.counters.persistenceWarning();
         if (warning) gw.logger.warn(warning);
       }

@@ -5,7 +5,7 @@ import { startRedis, type RedisServer } from '../../../test/helpers/redis.js';
 import { counterStoreContract } from '../contract/counters.contract.js';
 import type { CounterOp } from '../counters.js';
 import { CounterStoreUnavailableError } from '../counters.js';
-import { RedisCounterStore, SETTLED_MEMORY_MS, openRedisCounterStore, scriptHashes } from './counters.js';
+import { RedisCounterStore, SETTLED_MEMORY_MS, openRedisCounterStore, redisVersionProblem, scriptHashes } from './counters.js';
 import { resolvePlans } from '../../config/plans.js';
 import { modelSchema } from '../../config/schema.js';
 import { PlanMeter } from '../../core/plan-meter.js';
@@ -72,6 +72,17 @@ function countCommands(store: RedisCounterStore): { names: string[]; reset(): vo
 }
 
 describe('redis counter store specifics', () => {
+  it('knows a Redis too old for its scripts (PEXPIRETIME: 7.0)', async () => {
+    expect(redisVersionProblem('# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n')).toMatch(/Redis 6\.2 is too old/);
+    expect(redisVersionProblem('redis_version:7.0.0\r\n')).toBeNull();
+    expect(redisVersionProblem('redis_version:8.2.1\r\n')).toBeNull();
+    expect(redisVersionProblem('no version here')).toBeNull();
+    // The server the tests start is new enough.
+    const store = await fresh();
+    expect(await store.versionProblem()).toBeNull();
+    await store.close();
+  });
+
   it('pins every script by its SHA1, as Redis computes it', async () => {
     expect(scriptHashes).toEqual({
       tgReserve: '8bd44097108e4624663237092b7043b4099fd4e7',

@@ -280,6 +280,15 @@ export class RedisCounterStore implements CounterStore {
     await this.guard(() => this.redis.ping());
   }
 
+  /** Why this Redis cannot run the scripts (too old), or null (also when it cannot be asked). */
+  async versionProblem(): Promise<string | null> {
+    try {
+      return redisVersionProblem((await this.guard(() => this.redis.info('server'))) as string);
+    } catch {
+      return null;
+    }
+  }
+
   /**
    * Balances live only here, so a Redis that forgets its data on restart forgets money. Returns a
    * warning when the server runs without its append-only file (null when it does, or when CONFIG
@@ -425,6 +434,18 @@ export function redisOptions(opts: RedisCounterStoreOptions = {}): RedisOptions 
  * for it up to `connectTimeoutMs` (use `ready()` to check at start-up), then fail with
  * CounterStoreUnavailableError while Redis is unreachable, and succeed again once it is back.
  */
+/** The oldest Redis the scripts run on: PEXPIRETIME (scripts.ts, expire_after) came in 7.0. */
+export const MIN_REDIS_VERSION = [7, 0] as const;
+
+/** From INFO's text: why this server is too old for the scripts, or null (also for a version it does not state). */
+export function redisVersionProblem(info: string): string | null {
+  const m = /^redis_version:(\d+)\.(\d+)/m.exec(info);
+  if (!m) return null;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > MIN_REDIS_VERSION[0] || (major === MIN_REDIS_VERSION[0] && minor >= MIN_REDIS_VERSION[1])) return null;
+  return `Redis ${major}.${minor} is too old for Tollgate's limiter scripts (they use PEXPIRETIME): every metered request would fail. Use Redis ${MIN_REDIS_VERSION.join('.')} or newer.`;
+}
+
 export function openRedisCounterStore(url: string, opts: RedisCounterStoreOptions = {}): RedisCounterStore {
   return new RedisCounterStore(new Redis(url, redisOptions(opts)), { firstConnectMs: opts.connectTimeoutMs ?? 1000 });
 }
