@@ -178,6 +178,11 @@ export const catalogue = {
     type: 'api_error',
     message: 'The limiter that keeps plan limits and balances cannot be reached: no request is admitted and no balance can be read or changed until it is back. Try again shortly.',
   },
+  storage_unavailable: {
+    status: 503,
+    type: 'api_error',
+    message: "The gateway's database cannot be reached. Try again shortly.",
+  },
   not_ready: {
     status: 503,
     type: 'api_error',

@@ -21,7 +21,7 @@ import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Provider } from '../providers/provider.js';
 import { CounterStoreUnavailableError, type CounterStore } from '../storage/counters.js';
-import type { Storage } from '../storage/ports.js';
+import { StorageUnavailableError, type Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
 import { WebSessions } from './web-session.js';
 import { adminRoutes } from './routes/admin.js';
@@ -91,15 +91,17 @@ function fromFastifyError(err: { code?: string; message: string }, config: Confi
   }
 }
 
+/** The stores' outages as the catalogue names them: a 503 to retry, not a bug's 500. */
+function outageOf(err: unknown): GatewayError | null {
+  // Admission maps the limiter's itself (limiter.onUnavailable); any other read or write of a
+  // counter — a balance, a rule's usage — while the limiter is down lands here.
+  if (err instanceof CounterStoreUnavailableError) return new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
+  if (err instanceof StorageUnavailableError) return new GatewayError('storage_unavailable', { cause: err, headers: { 'retry-after': '1' } });
+  return null;
+}
+
 export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const mapped =
-    err instanceof CounterStoreUnavailableError
-      ? // Admission maps its own (limiter.onUnavailable); any other read or write of a counter — a
-        // balance, a rule's usage — while the limiter is down lands here: an outage, not a bug.
-        new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } })
-      : err instanceof Error
-        ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err)
-        : err;
+  const mapped = outageOf(err) ?? (err instanceof Error ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err) : err);
   const r = toErrorResponse(mapped, {
     requestId: req.id,
     path: req.url.split('?')[0] ?? req.url,

@@ -151,3 +151,14 @@ export interface Storage {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * The database cannot be reached or did not answer in time (a network store that is down, frozen
+ * or out of connections) — an outage, answered 503 storage_unavailable, not a bug's 500.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageUnavailableError';
+  }
+}

@@ -8,6 +8,7 @@ import type { BatcherOptions, BatcherStats } from '../batcher.js';
 import { PostgresKeyStore } from './keys.js';
 import { PostgresLedger } from './ledger.js';
 import { migrate } from './migrations.js';
+import { reportOutages } from './outage.js';
 
 export interface PostgresStorageOptions {
   /** Pool size per gateway instance. Default 10. */
@@ -84,5 +85,5 @@ export async function openPostgresStorage(url: string, opts: PostgresStorageOpti
   // process. The next query on a fresh client reports the outage (and /readyz sees it via ping).
   // https://node-postgres.com/apis/pool#events
   pool.on('error', () => {});
-  return new PostgresStorage(pool, opts);
+  return new PostgresStorage(reportOutages(pool), opts);
 }
