@@ -38,10 +38,17 @@ export class PostgresStorage implements Storage {
     this.accounts = new PostgresAccountStore(pool);
     this.keys = new PostgresKeyStore(pool);
     this.ledger = new PostgresLedger(pool, opts.ledgerBatch);
+    this.queryTimeoutMs = opts.queryTimeoutMs ?? 10_000;
   }
 
+  private readonly queryTimeoutMs: number;
+
   async credentialsVersion(): Promise<number> {
-    const { rows } = await this.pool.query<{ v: string }>('SELECT v FROM credentials_version WHERE id = 1');
+    // Every request with a cached key waits on this read once a second: a database that stops
+    // answering fails them after 2 s (503 storage_unavailable), not after the 10 s of other queries.
+    // pg reads a per-query query_timeout (lib/client.js) that its type declarations leave out.
+    const query = { text: 'SELECT v FROM credentials_version WHERE id = 1', query_timeout: Math.min(2_000, this.queryTimeoutMs) } as pg.QueryConfig;
+    const { rows } = await this.pool.query<{ v: string }>(query);
     return Number(rows[0]?.v ?? 0);
   }
 

@@ -80,6 +80,12 @@ describe('postgres specifics', () => {
       const started = Date.now();
       await expect(storage.credentialsVersion()).rejects.toBeInstanceOf(StorageUnavailableError);
       expect(Date.now() - started).toBeLessThan(5_000);
+      // With the default limits the version read (each request's, once a second) gives up after 2 s.
+      const defaults = track(await openPostgresStorage(url));
+      const t0 = Date.now();
+      await expect(defaults.credentialsVersion()).rejects.toBeInstanceOf(StorageUnavailableError);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
+      expect(Date.now() - t0).toBeLessThan(5_000);
     } finally {
       await held.query('ROLLBACK');
       held.release();
