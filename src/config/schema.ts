@@ -234,6 +234,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** The billing provider of the web app's Billing page (core/billing.ts); `manual` is built in. */
       provider: z.enum(['manual']).default('manual'),
+      /**
+       * manual: whether signed-in users may credit their own balance from the Billing page (demos,
+       * trusted teams). Off by default — with open sign-up anyone could mint credits; the operator
+       * tops up with the admin API or the CLI.
+       */
+      selfTopUp: z.boolean().default(false),
     })
     .prefault({}),
 });

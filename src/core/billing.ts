@@ -18,10 +18,13 @@
 //   config/schema.ts (with its secrets as config keys), and mount `POST /app/api/billing/webhook`
 //   (no session, no CSRF, the raw body kept for the signature) calling handleWebhook.
 import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors/gateway-error.js';
 import type { AccountInfo, AccountService } from './accounts.js';
 
 export interface BillingProvider {
   readonly id: string;
+  /** Whether the Billing page offers a top-up (false: the operator adds credits). */
+  readonly selfTopUp: boolean;
   /** Records a payment method now (`{ account }`), or sends the user to a hosted page. */
   addPaymentMethod(account: AccountInfo): Promise<{ account: AccountInfo } | { redirectUrl: string }>;
   /** Adds `credits` to the prepaid balance now (`{ balance }`), or sends the user to pay first. */
@@ -35,29 +38,34 @@ export interface BillingDeps {
 }
 
 /**
- * No payment processor: "add payment method" is recorded as given (free → paid) and a top-up is
- * credited at once. For self-hosted deployments whose users are trusted (internal teams, demos) or
- * billed outside Tollgate — anyone signed in can give themselves credits.
+ * No payment processor: "add payment method" is recorded as given (free → paid); credits are added
+ * by the operator (admin API, CLI) — or, with `billing.selfTopUp`, by users themselves from the
+ * Billing page, for deployments whose users are trusted (internal teams, demos): then anyone signed
+ * in can give themselves credits, which is why it is off by default.
  */
 export class ManualBilling implements BillingProvider {
   readonly id = 'manual';
 
-  constructor(private readonly accounts: AccountService) {}
+  constructor(
+    private readonly accounts: AccountService,
+    readonly selfTopUp: boolean,
+  ) {}
 
   async addPaymentMethod(account: AccountInfo): Promise<{ account: AccountInfo }> {
     return { account: await this.accounts.update(account.id, { paymentMethod: true }) };
   }
 
   async topUp(account: AccountInfo, credits: number): Promise<{ balance: number }> {
+    if (!this.selfTopUp) throw new GatewayError('top_up_not_offered');
     return { balance: (await this.accounts.addCredits(account.id, credits)).balance };
   }
 }
 
 /** The one list of billing providers, by the id `billing.provider` names. */
-export const billingProviders: Record<Config['billing']['provider'], (deps: BillingDeps) => BillingProvider> = {
-  manual: (deps) => new ManualBilling(deps.accounts),
+export const billingProviders: Record<Config['billing']['provider'], (config: Config['billing'], deps: BillingDeps) => BillingProvider> = {
+  manual: (config, deps) => new ManualBilling(deps.accounts, config.selfTopUp),
 };
 
 export function createBillingProvider(config: Config['billing'], deps: BillingDeps): BillingProvider {
-  return billingProviders[config.provider](deps);
+  return billingProviders[config.provider](config, deps);
 }

@@ -153,6 +153,11 @@ export const catalogue = {
     type: 'rate_limit_error',
     message: 'Too many sign-in attempts. Try again in {retryAfter} s.',
   },
+  top_up_not_offered: {
+    status: 403,
+    type: 'permission_error',
+    message: 'Credits on this gateway are added by its operator. Ask them to top up your balance.',
+  },
   internal_error: {
     status: 500,
     type: 'api_error',

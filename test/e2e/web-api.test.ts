@@ -37,13 +37,16 @@ class Browser {
   cookies = new Map<string, string>();
   setCookies: string[] = [];
 
+  /** The gateway this browser talks to (the file's shared one unless given). */
+  constructor(private readonly base?: string) {}
+
   async fetch(path: string, init: { method?: string; body?: unknown; csrf?: string | null; headers?: Record<string, string> } = {}) {
     const headers: Record<string, string> = { ...init.headers };
     if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     if (init.body !== undefined) headers['content-type'] = 'application/json';
     const csrf = init.csrf === undefined ? this.cookies.get('tg_csrf') : init.csrf;
     if (csrf !== null && csrf !== undefined) headers['x-csrf-token'] = csrf;
-    const res = await fetch(`${t.url}${path}`, {
+    const res = await fetch(`${this.base ?? t.url}${path}`, {
       method: init.method ?? 'GET',
       headers,
       redirect: 'manual',
@@ -457,17 +460,39 @@ describe('Playground', () => {
 });
 
 describe('billing', () => {
-  it('adding a payment method moves free → paid; a top-up shows in the balance', async () => {
-    const { b } = await signedUp();
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual' });
+  it('by default the manual provider lets no user credit themselves: the operator tops up', async () => {
+    const { b, account } = await signedUp();
+    await b.json('/app/api/billing/payment-method', { method: 'POST' });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, provider: 'manual', selfTopUp: false });
+    const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 1e12 } });
+    expect(top.status).toBe(403);
+    expect(top.body.error).toMatchObject({ code: 'top_up_not_offered', type: 'permission_error' });
+    expect((await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 500 })).body.balance).toBe(500);
+    expect((await b.json('/app/api/billing')).body.balance).toBe(500);
+  });
+
+  it('with billing.selfTopUp: adding a payment method moves free → paid; a top-up shows in the balance', async () => {
+    const s = await startTestGateway({ config: { billing: { provider: 'manual', selfTopUp: true } } });
+    try {
+      await selfTopUp(s);
+    } finally {
+      await s.close();
+    }
+  });
+
+  async function selfTopUp(s: TestGateway) {
+    const b = new Browser(s.url);
+    await b.session();
+    expect((await b.json('/app/api/signup', { method: 'POST', body: { email: 'top@example.test', password: PASSWORD } })).status).toBe(201);
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual', selfTopUp: true });
     const pm = await b.json('/app/api/billing/payment-method', { method: 'POST' });
     expect(pm.status).toBe(200);
     expect(pm.body.account).toMatchObject({ plan: 'paid', paymentMethod: true });
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 250_000 } });
     expect(top.body).toEqual({ balance: 250_000 });
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual' });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual', selfTopUp: true });
     expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null });
     const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });
     expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
-  });
+  }
 });

@@ -90,4 +90,6 @@ export interface Billing {
   balance: number;
   paymentMethod: boolean;
   provider: string;
+  /** Whether users top up themselves; otherwise the operator adds credits. */
+  selfTopUp: boolean;
 }

@@ -240,7 +240,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.get('/billing', async (req) => {
       const { account } = signedIn(req);
-      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id };
+      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id, selfTopUp: billing.selfTopUp };
     });
 
     app.post('/billing/payment-method', async (req) => {

@@ -38,7 +38,7 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
       if (res.account) {
         const a = res.account;
         onAccount(a);
-        setBilling((b) => ({ provider: b?.provider ?? 'manual', ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
+        setBilling((b) => ({ provider: b?.provider ?? 'manual', selfTopUp: b?.selfTopUp ?? false, ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
         setNotice(`Payment method added. Your plan is now ${a.plan}.`);
       }
       await load();
@@ -109,6 +109,13 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
           </button>
         </div>`}
         ${prepaid &&
+        !billing.selfTopUp &&
+        html`<div class="card" data-testid="topup-by-operator">
+          <h2>Credits</h2>
+          <p>Credits on this gateway are added by its operator: ask them to top up your balance.</p>
+        </div>`}
+        ${prepaid &&
+        billing.selfTopUp &&
         html`<form class="card inline-form" onSubmit=${topUp}>
           <div class="field grow">
             <label for="topup-amount">Top up (credits)</label>
