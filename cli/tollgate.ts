@@ -86,7 +86,8 @@ async function run(argv: string[]): Promise<number> {
   }
   switch (`${command}${sub && ['accounts', 'keys', 'config'].includes(command) ? ` ${sub}` : ''}`) {
     case 'serve': {
-      const gw = await startGateway({ config: config(values) });
+      // A server that lost its database file to another closes itself; the process then exits with 1.
+      const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });
       gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
       if (gw.config.admin.token === '') gw.logger.warn('no admin token configured (TOLLGATE_ADMIN_TOKEN): the admin API refuses every call');
       if (gw.counters instanceof RedisCounterStore) {

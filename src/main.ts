@@ -31,6 +31,8 @@ export interface GatewayOptions extends ServiceOptions {
   upstream?: UpstreamClient;
   /** The built web app to serve (tests); default web/dist of this checkout. */
   webDistDir?: string;
+  /** Told after the gateway closed itself because it can no longer serve safely (its database file's lease was taken). */
+  onFatal?: () => void;
 }
 
 export interface RunningGateway extends Services {
@@ -62,11 +64,19 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     ...opts,
     onBackgroundError: opts.onBackgroundError ?? ((err) => logger.warn({ err }, 'background write failed')),
   });
+  // Closes once, however often asked (a lost lease, a signal, a test); set up once everything exists.
+  let closeGateway: (() => Promise<void>) | undefined;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => (closing ??= closeGateway?.() ?? Promise.resolve());
   if (services.counters instanceof SqliteCounterStore) {
     try {
       await services.counters.claimServer({
-        onLost: (holder) =>
-          logger.error({ holder }, 'another server took over this database file: limits are no longer exact; stop one of them'),
+        // Fail-stop: the other server now counts and writes for this file; serving on would
+        // admit past every limit and write beside its log. Stop accepting and close.
+        onLost: (holder) => {
+          logger.error({ holder }, 'another server took over this database file: this one stops serving');
+          void close().then(() => opts.onFatal?.());
+        },
         onError: (err) => logger.warn({ err }, 'the server lease heartbeat failed; the next one tries again'),
         applyEveryMs: config.storage.pendingApplyMs,
         onWriteError: (err) => logger.error({ err }, 'applying the pending log to the database failed'),
@@ -144,7 +154,16 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     billing,
     ...(opts.webDistDir !== undefined && { webDistDir: opts.webDistDir }),
   });
-  let closed = false;
+  closeGateway = async () => {
+    // Stop accepting, let in-flight requests finish (and settle), then release resources.
+    await app.close();
+    await meter.close();
+    await receiptDrain?.close();
+    await upstream.close();
+    // Counters first: the embedded limiter writes through the storage's connection.
+    await services.counters.close();
+    await services.storage.close();
+  };
   return {
     ...services,
     app,
@@ -152,18 +171,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     meter,
     logger,
     url: '',
-    async close() {
-      if (closed) return;
-      closed = true;
-      // Stop accepting, let in-flight requests finish (and settle), then release resources.
-      await app.close();
-      await meter.close();
-      await receiptDrain?.close();
-      await upstream.close();
-      // Counters first: the embedded limiter writes through the storage's connection.
-      await services.counters.close();
-      await services.storage.close();
-    },
+    close,
   };
 }
 

@@ -1,6 +1,7 @@
 // The public API end to end: the official openai client → the real gateway → fake upstreams that
 // speak each provider's wire format. Credits are checked to the credit against the ledger.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { chatStreamFixture, FAKE_CONTENT, FAKE_USAGE } from '../helpers/fake-openai.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
@@ -269,5 +270,33 @@ describe('models and usage', () => {
     const body = await res.json();
     expect(body).toMatchObject({ account: accountId, plan: 'free', today: { credits: 12, requests: 1 } });
     expect(body.today.by_model).toEqual([{ model: 'gpt-4o-mini', requests: 1, promptTokens: 12, outputTokens: 7, credits: 12 }]);
+  });
+});
+
+describe('a server whose database file another server took over', () => {
+  it('stops serving (fail-stop) instead of admitting beside the other one', async () => {
+    let fatal = false;
+    const s = await startTestGateway({ gateway: { onFatal: () => void (fatal = true) } });
+    try {
+      const { secret } = await s.newAccount();
+      const chat = () =>
+        fetch(`${s.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+      expect((await chat()).status).toBe(200);
+      // Another server takes the lease (as after this one stalled past the heartbeat's limit).
+      const thief = new Database(s.gw.config.storage.url.replace(/^sqlite:/, ''));
+      thief.prepare("UPDATE server_lease SET owner = 'thief', host = 'elsewhere', pid = 7").run();
+      thief.close();
+      // The next heartbeat (every 2 s) finds it gone: the gateway closes itself.
+      const deadline = Date.now() + 6000;
+      while (!fatal && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(fatal).toBe(true);
+      await expect(chat()).rejects.toThrow();
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -4,7 +4,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from './index.js';
-import { DatabaseInUseError, ServerLease } from './lease.js';
+import { DatabaseInUseError, ServerLease, hostIdentity } from './lease.js';
 import { allCheckpointersStopped } from './checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-lease-'));
@@ -35,7 +35,7 @@ describe('ServerLease (one server per database file)', () => {
       (err: unknown) => err,
     );
     expect(refused).toBeInstanceOf(DatabaseInUseError);
-    expect((refused as DatabaseInUseError).holder).toMatchObject({ pid: process.pid, host: hostname() });
+    expect((refused as DatabaseInUseError).holder).toMatchObject({ pid: process.pid, host: hostIdentity() });
     expect((refused as Error).message).toMatch(/one server per SQLite file/);
     first.release();
     await second.acquire();
@@ -48,7 +48,7 @@ describe('ServerLease (one server per database file)', () => {
     const file = freshFile();
     const db = openDatabase(`sqlite:${file}`);
     const now = Date.now();
-    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('dead', hostname(), deadPid(), now);
+    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('dead', hostIdentity(), deadPid(), now);
     const lease = new ServerLease(db, file, { heartbeatMs: 60_000 });
     await lease.acquire();
     expect(db.prepare('SELECT pid FROM server_lease').pluck().get()).toBe(process.pid);
@@ -59,11 +59,34 @@ describe('ServerLease (one server per database file)', () => {
   it('takes over at once from an earlier process that ran under this very pid (a restarted container)', async () => {
     const file = freshFile();
     const db = openDatabase(`sqlite:${file}`);
-    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('before-restart', hostname(), process.pid, Date.now());
+    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('before-restart', hostIdentity(), process.pid, Date.now());
     const lease = new ServerLease(db, file, { heartbeatMs: 60_000 });
     await lease.acquire();
     expect(db.prepare('SELECT owner FROM server_lease').pluck().get()).not.toBe('before-restart');
     lease.release();
+    db.close();
+  });
+
+  it('does not take over from a holder on this hostname in another pid namespace (its pid means nothing here)', async () => {
+    const file = freshFile();
+    const db = openDatabase(`sqlite:${file}`);
+    let clock = 1_000_000;
+    const insert = db.prepare('INSERT OR REPLACE INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)');
+    // A container sharing the hostname (host networking) whose server runs under a pid not running here.
+    const otherNamespace = `${hostname()} pid:[1]`;
+    insert.run('neighbour', otherNamespace, deadPid(), clock);
+    const lease = new ServerLease(db, file, {
+      heartbeatMs: 10,
+      staleMs: 30,
+      now: () => {
+        clock += 5;
+        insert.run('neighbour', otherNamespace, deadPid(), clock);
+        return clock;
+      },
+    });
+    await expect(lease.acquire()).rejects.toBeInstanceOf(DatabaseInUseError);
+    // This process's own identity names its namespace (Linux).
+    expect(hostIdentity()).toMatch(/ pid:\[\d+\]$/);
     db.close();
   });
 
@@ -87,7 +110,7 @@ describe('ServerLease (one server per database file)', () => {
     // Silent: taken over once its last heartbeat is staleMs old.
     const stale = new ServerLease(db, file, { heartbeatMs: 10, staleMs: 30, now: () => (clock += 5) });
     await stale.acquire();
-    expect(db.prepare('SELECT host FROM server_lease').pluck().get()).toBe(hostname());
+    expect(db.prepare('SELECT host FROM server_lease').pluck().get()).toBe(hostIdentity());
     stale.release();
     db.close();
   });

@@ -4,11 +4,15 @@
 // to start instead of quietly doubling the limits.
 //
 // A holder that died without letting go (kill -9, power loss) is recognised two ways: on the same
-// host its pid no longer runs (or is this very process, restarted under the same pid, as pid 1 in a
-// container), so the lease is taken over at once; otherwise its heartbeat stops, and the lease is
-// taken over once it is `staleMs` old. A pid that runs is not proof of life (pids are reused), so a
-// holder is only refused once it has heartbeated through the whole wait.
+// host and in the same pid namespace its pid no longer runs (or is this very process, restarted
+// under the same pid), so the lease is taken over at once; otherwise its heartbeat stops, and the
+// lease is taken over once it is `staleMs` old. A pid that runs is not proof of life (pids are
+// reused), so a holder is only refused once it has heartbeated through the whole wait. The pid
+// namespace is part of the host's identity: two containers sharing a hostname (host networking)
+// see different processes under one pid, and a server in one took the lease of a live server in
+// the other at once.
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { isBusy, withoutWaiting } from './no-wait.js';
@@ -57,6 +61,15 @@ const BUSY_RETRY_MS = 20;
 /** Owners of the leases this process holds (two gateways in one process are two holders). */
 const heldHere = new Set<string>();
 
+/** This host and pid namespace, e.g. `web-1 pid:[4026531836]` (just the hostname where /proc has no namespaces). */
+export function hostIdentity(): string {
+  try {
+    return `${hostname()} ${readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return hostname();
+  }
+}
+
 function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -69,7 +82,7 @@ function processRuns(pid: number): boolean {
 
 export class ServerLease {
   private readonly owner = randomUUID();
-  private readonly host = hostname();
+  private readonly host = hostIdentity();
   private readonly heartbeatMs: number;
   private readonly staleMs: number;
   private readonly now: () => number;

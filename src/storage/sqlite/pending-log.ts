@@ -126,8 +126,11 @@ export class PendingLog {
     if (this.seq > applied) this.applyLines(lines, this.seq);
     this.appliedSeq = this.seq;
     rmSync(this.sealedPath, { force: true });
+    // A new file, not the old one emptied: a server that held the lease before this one (stalled
+    // past the heartbeat's limit, and not yet aware it lost it) may still hold the old file open,
+    // and what it writes there must not land between this server's lines.
+    rmSync(path, { force: true });
     this.fd = openSync(path, 'a');
-    ftruncateSync(this.fd, 0);
     this.size = 0;
 
     if (opts.worker) {
