@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { counterStoreContract } from '../contract/counters.contract.js';
 import type { CounterOp } from '../counters.js';
 import { SqliteCounterStore, openSqliteCounterStore } from './counters.js';
-import { openDatabase, openSqliteStorage, sqlitePath } from './index.js';
+import { openDatabase, openSqliteStorage, sqliteDatabaseOf, sqlitePath } from './index.js';
+import { writerFor } from './writer.js';
+import { StorageUnavailableError } from '../ports.js';
 import { migrate, migrations } from './migrations.js';
 import { allCheckpointersStopped } from './checkpointer.js';
 
@@ -189,6 +191,38 @@ describe('sqlite counter store specifics', () => {
     await store.close();
     expect(read(url, key)).toBe(2);
     expect(read(url, 'balance')).toBe(9);
+  });
+
+  it('a log that takes no writes (disk full): served requests keep their writes, new ones are refused until it recovers', async () => {
+    const url = freshUrl();
+    const storage = openSqliteStorage(url);
+    const store = openSqliteCounterStore(url, storage);
+    const errors: unknown[] = [];
+    await store.claimServer({ applyEveryMs: 60_000, onWriteError: (err) => errors.push(err) });
+    expect(await store.reserve('r1', [credits(300, 10_000)], T0 + 60_000, T0)).toMatchObject({ ok: true });
+    // The disk fills up: every append throws, as write(2) does with ENOSPC.
+    const log = (writerFor(sqliteDatabaseOf(storage)!.db) as unknown as { log: { append(ops: unknown): void } }).log;
+    const append = log.append.bind(log);
+    log.append = () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+    // The request was served: its settlement and ledger row resolve (held, not dropped, not a 500).
+    const record = { requestId: 'r1', accountId: 'acc_1', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1, outputTokens: 1, credits: 120, status: 'ok' as const, httpStatus: 200, createdAt: new Date(T0).toISOString() };
+    await Promise.all([store.settle('r1', 120), storage.ledger.append(record)]);
+    expect(errors).toHaveLength(1);
+    // No new request while its record could not be kept.
+    await expect(store.reserve('r2', [credits(1, 10_000)], T0 + 60_000, T0)).rejects.toBeInstanceOf(StorageUnavailableError);
+    // Space again: the held writes are appended on the next retry, and requests are admitted.
+    log.append = append;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await store.reserve('r2', [credits(1, 10_000)], T0 + 60_000, T0)).toMatchObject({ ok: true });
+    await store.release('r2');
+    await store.close();
+    await storage.close();
+    expect(read(url, credits(0, 0).key)).toBe(120);
+    const db = new Database(sqlitePath(url), { readonly: true });
+    expect(db.prepare('SELECT credits FROM usage_records WHERE request_id = ?').pluck().get('r1')).toBe(120);
+    db.close();
   });
 
   it('shares a handle without closing it unless it owns it', async () => {

@@ -19,7 +19,8 @@
 // expire (sweep); get() of a counter not in memory reads the file without caching it. Values in
 // memory = value on disk + amounts held by live reservations.
 import type Database from 'better-sqlite3';
-import type { Storage } from '../ports.js';
+import { StorageUnavailableError, type Storage } from '../ports.js';
+import type { CounterOp, ReserveResult } from '../counters.js';
 import type { BatcherStats } from '../batcher.js';
 import { MemoryCounterStore, type Counter, type CounterChange } from '../memory/counters.js';
 import { checkpointerStopped } from './checkpointer.js';
@@ -82,6 +83,16 @@ export class SqliteCounterStore extends MemoryCounterStore {
     return this.writes.logStats();
   }
 
+  /**
+   * While the database file takes no writes (a full disk: writer.ts holds them), no new request is
+   * admitted: one served now could not be recorded. StorageUnavailableError is a 503.
+   */
+  override reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
+    const failure = this.writes.failure;
+    if (failure) return Promise.reject(new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure }));
+    return super.reserve(id, ops, expiresAt, now);
+  }
+
   protected override stored(key: string): Counter | undefined {
     // Only this counter's own logged changes matter to this read. (At 00:00 UTC every active
     // account's day counter misses at once; applying the whole log for each was a transaction per
@@ -107,6 +118,9 @@ export class SqliteCounterStore extends MemoryCounterStore {
   }
 
   override async ping(): Promise<void> {
+    const failure = this.writes.failure;
+    // /readyz: not ready while the file takes no writes (reserve refuses then too).
+    if (failure) throw new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure });
     this.db.prepare('SELECT 1').get();
   }
 

@@ -14,6 +14,13 @@
 // "resolved" still means "survives the process". A write that throws on commit rolls back its
 // whole batch and every write() of that batch rejects with the error (Batcher's rule): validate
 // before queuing, as the ledger does.
+//
+// One exception, a log that cannot be written (disk full, I/O error): the requests those writes
+// belong to were served, so their records and charges are not dropped and the requests not turned
+// into errors. The writes are held here, in order, and appended again every RETRY_MS; everything
+// written meanwhile queues behind them; `failure` says so, and the embedded limiter refuses new
+// requests (503 storage_unavailable) until the log takes writes again. Held writes live only in
+// this process until then.
 import type Database from 'better-sqlite3';
 import { Batcher, type BatcherStats } from '../batcher.js';
 import { writeRunner, type WriteKinds, type WriteOp, type WriteStatement } from './apply-writes.js';
@@ -31,12 +38,21 @@ export interface PendingLogStats {
   waiting: number;
 }
 
+/** How often writes the log refused are appended again, ms. */
+const RETRY_MS = 200;
+
 export class SqliteWriter {
   private readonly kinds: WriteKinds = {};
   private readonly keyed = new Set<string>();
   private readonly run: (op: WriteOp) => void;
   private readonly batch: Batcher<readonly WriteOp[]>;
   private log: PendingLog | undefined;
+  private onLogError: (err: unknown) => void = () => {};
+  /** Writes the log refused, oldest first, waiting to be appended again. */
+  private held: WriteOp[] = [];
+  private retry: NodeJS.Timeout | undefined;
+  /** Why the log takes no writes now (set while writes are held), else undefined. */
+  failure: Error | undefined;
 
   constructor(private readonly db: Database.Database) {
     this.run = writeRunner(db, this.kinds);
@@ -46,11 +62,43 @@ export class SqliteWriter {
     // maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle).
     this.batch = new Batcher(
       async (groups) => {
-        if (this.log) this.log.append(groups.flat());
+        if (this.log) this.append(this.log, groups.flat());
         else commit(groups);
       },
       { maxRecords: 1000, maxDelayMs: 0 },
     );
+  }
+
+  private append(log: PendingLog, ops: WriteOp[]): void {
+    if (this.held.length > 0) {
+      this.held.push(...ops); // behind the held ones: the order of writes is kept
+      return;
+    }
+    try {
+      log.append(ops);
+    } catch (err) {
+      this.held = ops;
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.onLogError(err);
+      this.retry = setTimeout(() => this.appendHeld(), RETRY_MS);
+    }
+  }
+
+  /** Appends the held writes; true once none are left. */
+  private appendHeld(): boolean {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    if (this.held.length === 0 || !this.log) return this.held.length === 0;
+    try {
+      this.log.append(this.held);
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.retry = setTimeout(() => this.appendHeld(), RETRY_MS);
+      return false;
+    }
+    this.held = [];
+    this.failure = undefined;
+    return true;
   }
 
   /**
@@ -109,11 +157,24 @@ export class SqliteWriter {
     if (this.log) return;
     await this.batch.flush();
     this.log = new PendingLog(this.db, path, this.run, this.kinds, this.keyed, { worker: fileWorker(path), ...opts });
+    this.onLogError = opts.onError ?? (() => {});
   }
 
   /** Applies what the log holds, removes it, and commits directly again. */
   async closeLog(): Promise<void> {
     await this.batch.flush();
+    if (!this.appendHeld()) {
+      // Still refused: committed straight to the tables instead, or lost with an error saying how many.
+      const held = this.held;
+      this.held = [];
+      clearTimeout(this.retry);
+      try {
+        this.db.transaction(() => held.forEach(this.run))();
+        this.failure = undefined;
+      } catch (err) {
+        this.onLogError(new Error(`${held.length} writes the pending log refused could not be committed either and are lost`, { cause: err }));
+      }
+    }
     this.log?.close();
     this.log = undefined;
   }
