@@ -228,6 +228,11 @@ export const configSchema = z.strictObject({
       signinAttemptsPerMinute: z.number().int().positive().default(5),
       /** A wrong email or password is answered only after this delay, ms. */
       wrongPasswordDelayMs: z.number().int().min(0).max(60_000).default(400),
+      /**
+       * Accounts one client address may create per hour. Each comes with the free tier's daily
+       * budget, so unlimited sign-up is unlimited free credits (and scrypt work); 0 closes sign-up.
+       */
+      signupsPerHour: z.number().int().min(0).default(10),
     })
     .prefault({}),
   billing: z

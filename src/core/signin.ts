@@ -3,7 +3,7 @@
 // (per email, per client address) that settles as 'keep', so concurrent guesses cannot slip past
 // the limit (STYLE §7: no read-then-write). Both keys carry the one hash tag `{signin}`: a Redis
 // Cluster script may only touch keys of one slot, and the per-address counter must span emails.
-import type { CounterStore } from '../storage/counters.js';
+import type { CounterOp, CounterStore } from '../storage/counters.js';
 import { CounterStoreUnavailableError } from '../storage/counters.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -19,6 +19,8 @@ const GRACE_MS = 60_000;
 
 export interface SigninOptions {
   attemptsPerMinute: number;
+  /** Accounts one client address may create per hour (0: sign-up closed). Default 10. */
+  signupsPerHour?: number;
   wrongPasswordDelayMs: number;
   /** Waits before a wrong answer; injectable so unit tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
@@ -36,7 +38,18 @@ export class SigninService {
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
-  async signUp(email: string, password: string): Promise<AccountInfo> {
+  /** A new free account, or 429 too_many_signups once this address made its hourly share. */
+  async signUp(email: string, password: string, address: string, attemptId: string): Promise<AccountInfo> {
+    const now = this.clock.now();
+    const span = windowAt('hour', now);
+    const op = {
+      key: `tg:{signin}:s:${address}:${span.id}`,
+      amount: 1,
+      max: this.opts.signupsPerHour ?? 10,
+      settle: 'keep' as const,
+      expiresAt: span.endsAt + GRACE_MS,
+    };
+    await this.count(`signup:${attemptId}`, [op], now, span.endsAt, (retryAfter) => new GatewayError('too_many_signups', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
     // The hash goes in with the row: no window in which the account exists without a password.
     return this.accounts.create({ email, passwordHash: await hashPassword(password) });
   }
@@ -64,18 +77,20 @@ export class SigninService {
       { key: `tg:{signin}:e:${sha256Hex(email.toLowerCase())}:${span.id}`, amount: 1, max: limit, settle: 'keep' as const, expiresAt },
       { key: `tg:{signin}:a:${address}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep' as const, expiresAt },
     ];
+    await this.count(`signin:${attemptId}`, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
+  }
+
+  /** Counts one attempt in every op at once, or throws `tooMany` (with the seconds until `resetAt`). */
+  private async count(id: string, ops: CounterOp[], now: number, resetAt: number, tooMany: (retryAfter: string) => GatewayError): Promise<void> {
     let result;
     try {
-      result = await this.counters.reserve(`signin:${attemptId}`, ops, now + 60_000, now);
+      result = await this.counters.reserve(id, ops, now + 60_000, now);
     } catch (err) {
-      // Fail closed: without the counter, guessing would be unlimited.
+      // Fail closed: without the counter, guessing (or sign-up) would be unlimited.
       if (err instanceof CounterStoreUnavailableError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
       throw err;
     }
-    if (!result.ok) {
-      const retryAfter = String(Math.max(1, Math.ceil((span.endsAt - now) / 1000)));
-      throw new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } });
-    }
-    await this.counters.settle(`signin:${attemptId}`, 0);
+    if (!result.ok) throw tooMany(String(Math.max(1, Math.ceil((resetAt - now) / 1000))));
+    await this.counters.settle(id, 0);
   }
 }

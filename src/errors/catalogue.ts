@@ -158,6 +158,11 @@ export const catalogue = {
     type: 'permission_error',
     message: 'Credits on this gateway are added by its operator. Ask them to top up your balance.',
   },
+  too_many_signups: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'Too many accounts were created from your address. Try again in {retryAfter} s.',
+  },
   internal_error: {
     status: 500,
     type: 'api_error',

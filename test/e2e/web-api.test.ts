@@ -163,6 +163,28 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
+  it('sign-up is limited per client address (web.signupsPerHour); 0 closes it', async () => {
+    for (const [limit, allowed] of [[3, 3], [0, 0]] as const) {
+      const s = await startTestGateway({ config: { web: { signupsPerHour: limit } } });
+      try {
+        const statuses: number[] = [];
+        for (let i = 0; i < allowed + 1; i++) {
+          const b = new Browser(s.url);
+          await b.session();
+          statuses.push((await b.json('/app/api/signup', { method: 'POST', body: { email: `s${i}-${limit}@example.test`, password: PASSWORD } })).status);
+        }
+        expect(statuses).toEqual([...Array(allowed).fill(201), 429]);
+        const b = new Browser(s.url);
+        await b.session();
+        const refused = await b.json('/app/api/signup', { method: 'POST', body: { email: `late-${limit}@example.test`, password: PASSWORD } });
+        expect(refused.body.error).toMatchObject({ code: 'too_many_signups', type: 'rate_limit_error' });
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
   it('the 6th sign-in attempt in a minute for one email is 429 too_many_signin_attempts', async () => {
     // Keep the six attempts inside one UTC minute.
     const intoMinute = Date.now() % 60_000;

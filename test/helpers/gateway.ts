@@ -59,6 +59,8 @@ export async function startTestGateway(
       admin: { token: ADMIN_TOKEN },
       upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 2000, totalTimeoutMs: 10_000, idleTimeoutMs: 2000 },
       logging: { level: 'silent' },
+      // Every test signs up from 127.0.0.1; the per-address limit has its own test.
+      web: { signupsPerHour: 100_000 },
       providers: [
         { id: 'openai', type: 'openai', baseUrl: openai.url, apiKey: 'sk-upstream-secret' },
         { id: 'fal', type: 'fal', baseUrl: fal.url, apiKey: 'fal-upstream-secret' },

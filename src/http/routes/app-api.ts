@@ -121,7 +121,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.post('/signup', { config: { public: true } }, async (req, reply) => {
       const body = parseBody(signup, req.body);
-      const account = await signin.signUp(body.email, body.password);
+      const account = await signin.signUp(body.email, body.password, req.ip, req.id);
       web.start(reply, account.id);
       return reply.code(201).send({ account: sessionAccountView(account) });
     });
