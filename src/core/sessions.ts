@@ -1,16 +1,44 @@
-// Web sessions: stateless signed tokens, so any instance that shares `web.sessionSecret` can check
-// one without a store. Token: base64url(`accountId.issuedAt.expiresAt`) + '.' + base64url(HMAC-SHA256).
+// Web sessions: signed tokens, so any instance that shares `web.sessionSecret` can check one.
+// Token: base64url(`accountId.issuedAt.expiresAt.epoch`) + '.' + base64url(HMAC-SHA256).
 // CSRF (double-submit cookie, https://cheatsheetseries.owasp.org/cheatsheets/Cross-Site_Request_Forgery_Prevention_Cheat_Sheet.html#signed-double-submit-cookie-recommended):
 // when signed in the token is HMAC(secret, 'csrf:' + session token), so it is bound to the session
 // and cannot be planted by a sibling subdomain; before sign-in it is a random value.
-// A token cannot be revoked before it expires (sign-out clears the cookie only); keep the TTL modest.
+// Sign-out ends a session for good, not just its cookie: each account has a session epoch in the
+// counter store (SessionEpochs), written into every token issued; signing out moves it on, and a
+// token of an earlier epoch no longer verifies — on every instance, for every device of the account.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
+import type { CounterStore } from '../storage/counters.js';
+import { accountKeyPrefix } from './balances.js';
 
 export interface Session {
   accountId: string;
   issuedAt: number;
   expiresAt: number;
+  /** The account's session epoch when it was issued (SessionEpochs). */
+  epoch: number;
+}
+
+/** Each account's session epoch, one counter: moved on by a sign-out, read by every signed-in request. */
+export class SessionEpochs {
+  constructor(
+    private readonly counters: CounterStore,
+    private readonly clock: Clock,
+  ) {}
+
+  private key(accountId: string): string {
+    return `${accountKeyPrefix(accountId)}:session_epoch`;
+  }
+
+  async current(accountId: string): Promise<number> {
+    const [epoch] = await this.counters.get([this.key(accountId)], this.clock.now());
+    return epoch ?? 0;
+  }
+
+  /** Ends every session of the account issued so far (one atomic add). */
+  async end(accountId: string): Promise<void> {
+    await this.counters.add(this.key(accountId), 1, null);
+  }
 }
 
 export class Sessions {
@@ -29,10 +57,10 @@ export class Sessions {
     return createHmac('sha256', this.key).update(text).digest('base64url');
   }
 
-  issue(accountId: string): { token: string; session: Session } {
+  issue(accountId: string, epoch: number): { token: string; session: Session } {
     const issuedAt = this.clock.now();
-    const session = { accountId, issuedAt, expiresAt: issuedAt + this.ttlMs };
-    const payload = Buffer.from(`${accountId}.${issuedAt}.${session.expiresAt}`, 'utf8').toString('base64url');
+    const session = { accountId, issuedAt, expiresAt: issuedAt + this.ttlMs, epoch };
+    const payload = Buffer.from(`${accountId}.${issuedAt}.${session.expiresAt}.${epoch}`, 'utf8').toString('base64url');
     return { token: `${payload}.${this.mac(payload)}`, session };
   }
 
@@ -44,11 +72,12 @@ export class Sessions {
     const payload = token.slice(0, dot);
     if (!equal(token.slice(dot + 1), this.mac(payload))) return null;
     const parts = Buffer.from(payload, 'base64url').toString('utf8').split('.');
-    if (parts.length !== 3) return null;
-    const [accountId, issuedAt, expiresAt] = [parts[0]!, Number(parts[1]), Number(parts[2])];
-    if (accountId === '' || !Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(expiresAt)) return null;
+    // A token of the three-part form (before epochs) is no longer accepted: one sign-in more.
+    if (parts.length !== 4) return null;
+    const [accountId, issuedAt, expiresAt, epoch] = [parts[0]!, Number(parts[1]), Number(parts[2]), Number(parts[3])];
+    if (accountId === '' || !Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(expiresAt) || !Number.isSafeInteger(epoch)) return null;
     if (this.clock.now() >= expiresAt) return null;
-    return { accountId, issuedAt, expiresAt };
+    return { accountId, issuedAt, expiresAt, epoch };
   }
 
   /** The CSRF token bound to a session token. */

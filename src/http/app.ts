@@ -13,7 +13,7 @@ import type { KeyService } from '../core/keys.js';
 import type { PlanMeter } from '../core/plan-meter.js';
 import type { Principal } from '../core/metering.js';
 import type { Pricing } from '../core/pricing.js';
-import type { Sessions } from '../core/sessions.js';
+import { SessionEpochs, type Sessions } from '../core/sessions.js';
 import type { SigninService } from '../core/signin.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import { toErrorResponse } from '../errors/http.js';
@@ -179,7 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(deps.metrics.routes());
   await app.register(v1Routes(deps), { prefix: '/v1' });
   await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
-  const web = new WebSessions(deps.sessions, config.server.publicUrl);
+  const web = new WebSessions(deps.sessions, new SessionEpochs(deps.counters, deps.clock), config.server.publicUrl);
   await app.register(appApiRoutes(deps, web), { prefix: '/app/api' });
   await app.register(appPageRoutes(web, deps.webDistDir ?? defaultWebDist()));
   return app;

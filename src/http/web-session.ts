@@ -1,7 +1,7 @@
 // Session and CSRF cookies of the web app (docs/web-api.md "Session and CSRF"): shared by the
 // /app/api routes (401 session_required) and the pages (302 to /app/signin).
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Session, Sessions } from '../core/sessions.js';
+import type { Session, SessionEpochs, Sessions } from '../core/sessions.js';
 import { parseCookies, serializeCookie } from './cookies.js';
 
 export const SESSION_COOKIE = 'tg_session';
@@ -13,6 +13,7 @@ export class WebSessions {
 
   constructor(
     readonly sessions: Sessions,
+    private readonly epochs: SessionEpochs,
     publicUrl: string,
   ) {
     this.secure = publicUrl.startsWith('https:');
@@ -22,16 +23,17 @@ export class WebSessions {
     return parseCookies(req.headers.cookie);
   }
 
-  /** The request's valid session and its token, or null. */
-  read(req: FastifyRequest): { token: string; session: Session } | null {
+  /** The request's valid session (signed, unexpired, not signed out) and its token, or null. */
+  async read(req: FastifyRequest): Promise<{ token: string; session: Session } | null> {
     const token = this.cookies(req)[SESSION_COOKIE];
     const session = this.sessions.verify(token);
-    return session && token ? { token, session } : null;
+    if (!session || !token) return null;
+    return session.epoch === (await this.epochs.current(session.accountId)) ? { token, session } : null;
   }
 
   /** Signs in: a new session cookie and the CSRF token bound to it. Returns the CSRF token. */
-  start(reply: FastifyReply, accountId: string): string {
-    const { token } = this.sessions.issue(accountId);
+  async start(reply: FastifyReply, accountId: string): Promise<string> {
+    const { token } = this.sessions.issue(accountId, await this.epochs.current(accountId));
     const csrf = this.sessions.csrfFor(token);
     const maxAge = this.sessions.maxAgeSeconds;
     reply.header('set-cookie', [
@@ -48,7 +50,9 @@ export class WebSessions {
     reply.header('set-cookie', cookies);
   }
 
-  end(reply: FastifyReply): void {
+  /** Signs out: the account's sessions end everywhere (not just this cookie), and the cookies go. */
+  async end(reply: FastifyReply, accountId: string | undefined): Promise<void> {
+    if (accountId !== undefined) await this.epochs.end(accountId);
     reply.header('set-cookie', [
       serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }),
       serializeCookie(CSRF_COOKIE, '', { sameSite: 'Strict', secure: this.secure, maxAge: 0 }),

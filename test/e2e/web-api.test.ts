@@ -143,10 +143,24 @@ describe('sign-up, session and sign-in', () => {
     expect(res.body.account.email).toBe(email);
     expect((await b.session()).authenticated).toBe(true);
 
+    // A second device of the same account, and a copy of this session's cookie kept aside.
+    const other = new Browser();
+    await other.session();
+    expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    const kept = b.cookies.get('tg_session')!;
+
     const out = await b.fetch('/app/api/signout', { method: 'POST' });
     expect(out.status).toBe(204);
     expect(b.cookies.has('tg_session')).toBe(false);
     expect((await b.session()).authenticated).toBe(false);
+    // Signed out for good: the old token no longer works anywhere, nor do the account's other sessions.
+    const replay = await fetch(`${t.url}/app/api/billing`, { headers: { cookie: `tg_session=${kept}` } });
+    expect(replay.status).toBe(401);
+    expect((await other.session()).authenticated).toBe(false);
+    // A new sign-in works again.
+    await b.session();
+    expect((await b.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    expect((await b.session()).authenticated).toBe(true);
   });
 
   it('a wrong password or unknown email answers 401 invalid_credentials, only after the delay', async () => {

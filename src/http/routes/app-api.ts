@@ -59,7 +59,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
   /** The signed-in account (loaded fresh: plan and balance change), or null. */
   async function currentAccount(req: FastifyRequest): Promise<{ account: AccountInfo; token: string } | null> {
-    const found = web.read(req);
+    const found = await web.read(req);
     if (!found) return null;
     const account = await accounts.get(found.session.accountId).catch((err: unknown) => {
       if (err instanceof GatewayError && err.code === 'account_not_found') return null;
@@ -122,19 +122,19 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     app.post('/signup', { config: { public: true } }, async (req, reply) => {
       const body = parseBody(signup, req.body);
       const account = await signin.signUp(body.email, body.password, req.ip, req.id);
-      web.start(reply, account.id);
+      await web.start(reply, account.id);
       return reply.code(201).send({ account: sessionAccountView(account) });
     });
 
     app.post('/signin', { config: { public: true } }, async (req, reply) => {
       const body = parseBody(credentials, req.body);
       const account = await signin.signIn(body.email, body.password, req.ip, req.id);
-      web.start(reply, account.id);
+      await web.start(reply, account.id);
       return { account: sessionAccountView(account) };
     });
 
-    app.post('/signout', async (_req, reply) => {
-      web.end(reply);
+    app.post('/signout', async (req, reply) => {
+      await web.end(reply, req.web?.account.id);
       return reply.code(204).send();
     });
 

@@ -46,7 +46,7 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
     });
 
     const page = (needsSession: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
-      if (needsSession && !web.read(req)) return reply.redirect('/app/signin', 302);
+      if (needsSession && !(await web.read(req))) return reply.redirect('/app/signin', 302);
       let html: string;
       try {
         html = await readFile(indexFile, 'utf8');
