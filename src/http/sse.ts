@@ -57,9 +57,10 @@ export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, sta
   const req = reply.request;
   res.writeHead(200, streamHeaders(reply.getHeaders() as Record<string, string>, started.headers));
   const { idleTimeoutMs, totalTimeoutMs } = deps.config.upstream;
-  // The stream may not outlast the upstream's total timeout because of a slow reader either.
-  const deadline = deps.clock.now() + totalTimeoutMs;
-  const stalled = () => Math.max(0, Math.min(idleTimeoutMs, deadline - deps.clock.now()));
+  // The stream may not outlast the upstream's total timeout because of a slow reader either. Real
+  // time, as the upstream's own timers: the injected clock is business time (windows, ledger).
+  const deadline = performance.now() + totalTimeoutMs;
+  const stalled = () => Math.max(0, Math.min(idleTimeoutMs, deadline - performance.now()));
   const write = (data: string): void | Promise<void> => {
     // A client that left is noticed by the gateway (ctx.client), which stops sending and drains.
     if (res.destroyed) return;

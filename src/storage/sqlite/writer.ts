@@ -51,8 +51,7 @@ export class SqliteWriter {
   /** Writes the log refused, oldest first, waiting to be appended again. */
   private held: WriteOp[] = [];
   private retry: NodeJS.Timeout | undefined;
-  /** Why the log takes no writes now (set while writes are held), else undefined. */
-  failure: Error | undefined;
+  private failed: Error | undefined;
 
   constructor(private readonly db: Database.Database) {
     this.run = writeRunner(db, this.kinds);
@@ -69,6 +68,11 @@ export class SqliteWriter {
     );
   }
 
+  /** Why the log takes no writes now (while writes are held), else undefined. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
   private append(log: PendingLog, ops: WriteOp[]): void {
     if (this.held.length > 0) {
       this.held.push(...ops); // behind the held ones: the order of writes is kept
@@ -78,7 +82,7 @@ export class SqliteWriter {
       log.append(ops);
     } catch (err) {
       this.held = ops;
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failed = err instanceof Error ? err : new Error(String(err));
       this.onLogError(err);
       this.retry = setTimeout(() => this.appendHeld(), RETRY_MS);
     }
@@ -92,12 +96,12 @@ export class SqliteWriter {
     try {
       this.log.append(this.held);
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failed = err instanceof Error ? err : new Error(String(err));
       this.retry = setTimeout(() => this.appendHeld(), RETRY_MS);
       return false;
     }
     this.held = [];
-    this.failure = undefined;
+    this.failed = undefined;
     return true;
   }
 
@@ -170,7 +174,7 @@ export class SqliteWriter {
       clearTimeout(this.retry);
       try {
         this.db.transaction(() => held.forEach(this.run))();
-        this.failure = undefined;
+        this.failed = undefined;
       } catch (err) {
         this.onLogError(new Error(`${held.length} writes the pending log refused could not be committed either and are lost`, { cause: err }));
       }
