@@ -136,6 +136,7 @@ describe('streams that fail before any output', () => {
   it.each([
     ['an error event first', [roleOnly, JSON.stringify({ error: { message: 'overloaded', type: 'server_error', code: null, param: null } })], 'overloaded'],
     ['an event that is not JSON first', [roleOnly, '{not json'], 'invalid_upstream_response'],
+    ['a body that ends with nothing (no [DONE], no finish_reason)', [roleOnly], 'ended before [DONE]'],
   ] as const)('%s: the full reservation is released, nothing charged', async (_name, events, expected) => {
     const { accountId, secret } = await s.newAccount();
     s.openai.enqueue({ kind: 'sse', events: [...events] });

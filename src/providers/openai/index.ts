@@ -117,6 +117,8 @@ class OpenAiProvider implements Provider {
     // less for every event of every stream.
     const decoder = new SseDecoder();
     let done = false;
+    /** Whether a choice has said why it stopped: the answer is whole even without [DONE]. */
+    let finished = false;
     for await (const bytes of res.body) {
       // After [DONE], read on to the end of the body so the connection goes back to the pool.
       if (done) continue;
@@ -125,10 +127,22 @@ class OpenAiProvider implements Provider {
           done = true;
           break;
         }
-        yield this.event(ev, modelId);
+        const event = this.event(ev, modelId);
+        finished ||= hasFinishReason(event.chunk);
+        yield event;
       }
     }
-    if (!done) for (const ev of decoder.end()) if (ev.data !== '[DONE]') yield this.event(ev, modelId);
+    if (done) return;
+    for (const ev of decoder.end()) {
+      if (ev.data === '[DONE]') return;
+      const event = this.event(ev, modelId);
+      finished ||= hasFinishReason(event.chunk);
+      yield event;
+    }
+    // A body that ended with neither [DONE] nor a finish_reason was cut off (a proxy's timeout, a
+    // dropped connection closed cleanly): relayed as complete, the client would take a partial
+    // answer for the whole one.
+    if (!finished) throw malformedResponse(this.id, 'the stream ended before [DONE], with no finish_reason (cut off)');
   }
 
   private event(ev: SseEvent, modelId: string): ChatStreamEvent {
@@ -172,6 +186,13 @@ class OpenAiProvider implements Provider {
     if (!Array.isArray(body.data)) throw malformedResponse(this.id, 'the images response has no `data` list');
     return { body, usage: { promptTokens: 0, outputTokens: 0, images: body.data.length } };
   }
+}
+
+function hasFinishReason(chunk: JsonObject): boolean {
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return false;
+  for (const c of choices) if (isObject(c) && c.finish_reason !== undefined && c.finish_reason !== null) return true;
+  return false;
 }
 
 export const openaiProviderType: ProviderType = {

@@ -184,6 +184,23 @@ describe('openai provider: chatStream', () => {
     expect(await collect(stream.events)).toHaveLength(1);
   });
 
+  it('a stream cut off (no [DONE], no finish_reason) is an error after what came; one with a finish_reason is whole', async () => {
+    const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
+    fake.enqueue({ kind: 'sse', events: [part] });
+    let stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const seen: ChatStreamEvent[] = [];
+    const err = await rejection((async () => {
+      for await (const e of stream.events) seen.push(e);
+    })());
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+    expect((err as UpstreamHttpError).body.error.message).toMatch(/ended before \[DONE\]/);
+    // Some compatible servers omit [DONE]: a finish_reason says the answer is whole.
+    fake.enqueue({ kind: 'sse', events: [part, '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'] });
+    stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(await collect(stream.events)).toHaveLength(2);
+  });
+
   it('throws an UpstreamHttpError from the iterator on a mid-stream error object', async () => {
     fake.enqueue({
       kind: 'sse',
