@@ -1,3 +1,4 @@
+import { scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { dummyHash, hashPassword, verifyPassword } from './passwords.js';
 
@@ -5,7 +6,7 @@ describe('passwords', () => {
   it('hashes as scrypt$N$r$p$salt$hash with a fresh salt each time', async () => {
     const a = await hashPassword('correct horse');
     const b = await hashPassword('correct horse');
-    expect(a).toMatch(/^scrypt\$16384\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+    expect(a).toMatch(/^scrypt\$16384\$8\$5\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
     const [, , , , salt, key] = a.split('$');
     expect(Buffer.from(salt!, 'base64')).toHaveLength(16);
     expect(Buffer.from(key!, 'base64')).toHaveLength(64);
@@ -24,6 +25,11 @@ describe('passwords', () => {
     const parts = h.split('$');
     // A hash made with other parameters does not verify under these.
     expect(await verifyPassword('pw12345678', ['scrypt', '1024', ...parts.slice(2)].join('$'))).toBe(false);
+    // One made before p went from 1 to 5 still verifies by its own parameters.
+    const salt = Buffer.alloc(16, 7);
+    const old = `scrypt$16384$8$1$${salt.toString('base64')}$${scryptSync('pw12345678', salt, 64, { N: 16384, r: 8, p: 1 }).toString('base64')}`;
+    expect(await verifyPassword('pw12345678', old)).toBe(true);
+    expect(await verifyPassword('wrong-password', old)).toBe(false);
   });
 
   it('refuses malformed and hostile hashes without throwing', async () => {

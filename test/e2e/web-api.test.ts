@@ -117,7 +117,7 @@ describe('sign-up, session and sign-in', () => {
     expect(s).toMatchObject({ authenticated: true, account: res.body.account });
     expect(s.csrfToken).toBe(b.cookies.get('tg_csrf'));
     // The stored hash is scrypt, never the password.
-    expect(await t.gw.storage.accounts.getPasswordHash(res.body.account.id)).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(await t.gw.storage.accounts.getPasswordHash(res.body.account.id)).toMatch(/^scrypt\$16384\$8\$5\$/);
 
     const again = await new Browser().json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD }, csrf: 'x', headers: { cookie: 'tg_csrf=x' } });
     expect(again.status).toBe(409);
