@@ -135,8 +135,12 @@ export const configSchema = z.strictObject({
       publicUrl: z.url().default('http://localhost:8080'),
       /** Largest accepted request body, bytes (images sent inline need room). */
       bodyLimitBytes: z.number().int().positive().default(10 * 1024 * 1024),
-      /** Trust X-Forwarded-* from a load balancer in front. */
-      trustProxy: z.boolean().default(false),
+      /**
+       * Whose X-Forwarded-* to believe (Fastify's trustProxy): false, the proxies' addresses or
+       * CIDRs ("10.0.0.0/8,127.0.0.1"), or true — every hop, which lets a client choose its own
+       * address for the per-address limits. (Fastify 5 reads a hop count as "trust none".)
+       */
+      trustProxy: z.union([z.boolean(), z.string().min(1)]).default(false),
     })
     .prefault({}),
   storage: z

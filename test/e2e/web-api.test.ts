@@ -199,6 +199,20 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
+  it('behind a trusted proxy (server.trustProxy: its address) the limits count the client address it forwards', async () => {
+    const s = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', trustProxy: '127.0.0.1' }, web: { signupsPerHour: 1 } } });
+    try {
+      const signUp = async (i: number, forwardedFor: string) => {
+        const b = new Browser(s.url);
+        await b.session();
+        return (await b.json('/app/api/signup', { method: 'POST', body: { email: `p${i}@example.test`, password: PASSWORD }, headers: { 'x-forwarded-for': forwardedFor } })).status;
+      };
+      expect([await signUp(1, '203.0.113.1'), await signUp(2, '203.0.113.2'), await signUp(3, '203.0.113.1')]).toEqual([201, 201, 429]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('the 6th sign-in attempt in a minute for one email is 429 too_many_signin_attempts', async () => {
     // Keep the six attempts inside one UTC minute.
     const intoMinute = Date.now() % 60_000;
