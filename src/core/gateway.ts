@@ -4,7 +4,7 @@
 // HTTP objects never reach here: routes hand in a parsed body and a context, and get back a body,
 // headers and the credits charged (or a stream of SSE payloads).
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
-import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
+import { GatewayError, UpstreamHttpError, notRetryable } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { JsonText } from '../lib/json-text.js';
 import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } from '../providers/provider.js';
@@ -160,7 +160,8 @@ export class Gateway {
         // The upstream did (and billed) the work before the call failed: charge it, answer the error.
         const credits = this.chargeable(ctx, price(err.usage), worstCaseCredits);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error)));
-        throw err.error;
+        // Charged: a retry by the client's SDK would be charged again.
+        throw err.error instanceof GatewayError || err.error instanceof UpstreamHttpError ? notRetryable(err.error) : err.error;
       }
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));

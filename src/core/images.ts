@@ -15,6 +15,11 @@ function parseSize(text: string): ImageSize {
 }
 
 export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest): ImageCall {
+  // Refused before any upstream call: passed through, the provider generated (and billed) images
+  // streamed as events this gateway does not read, and the caller got a 502 and retried.
+  if (req.stream !== undefined && req.stream !== false) {
+    throw new GatewayError('invalid_request', { vars: { detail: 'streamed image generation is not supported; leave stream out' }, param: 'stream' });
+  }
   if (req.n !== undefined && req.num_images !== undefined && req.n !== req.num_images) {
     throw new GatewayError('invalid_request', { vars: { detail: 'n and num_images disagree; send one of them' }, param: 'n' });
   }

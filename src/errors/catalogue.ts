@@ -15,6 +15,11 @@ export interface ErrorSpec {
   type: OpenAiErrorType;
   /** Message template; `{name}` is replaced from the error's vars, `{publicUrl}` from config. */
   message: string;
+  /**
+   * false: a retry cannot succeed soon, so the answer says `x-should-retry: false` (the OpenAI
+   * SDKs retry every 429 and 5xx otherwise, ignoring a Retry-After of more than a minute).
+   */
+  retry?: false;
 }
 
 export const catalogue = {
@@ -137,6 +142,7 @@ export const catalogue = {
     status: 429,
     type: 'rate_limit_error',
     message: 'You have used all {limit} requests per day for {model} [plan.rule:{rule}]. The limit resets at {resetAt}; update your payment method to lift it: {publicUrl}/app/billing',
+    retry: false,
   },
   concurrency_limit: {
     status: 429,
@@ -177,11 +183,13 @@ export const catalogue = {
     status: 502,
     type: 'api_error',
     message: "The provider '{provider}' refused this gateway's credentials (HTTP {upstreamStatus}). This is not about your API key: the operator must check the provider's key and access.",
+    retry: false,
   },
   provider_not_configured: {
     status: 503,
     type: 'api_error',
     message: "The model '{model}' is served by provider '{provider}', which has no API key configured on this gateway. Ask the operator to set it.",
+    retry: false,
   },
   limiter_unavailable: {
     status: 503,

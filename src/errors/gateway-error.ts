@@ -38,8 +38,19 @@ export class UpstreamHttpError extends Error {
     readonly status: number,
     readonly body: { error: { message: string; type: string; code: string | null; param: string | null } },
     readonly provider: string,
+    /** Response headers of the upstream's that the caller needs too (its Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(`upstream ${provider} answered ${status}: ${body.error.message}`);
     this.name = 'UpstreamHttpError';
   }
+}
+
+/**
+ * Marks an error the client must not retry: the OpenAI SDKs retry 408, 409, 429 and 5xx unless the
+ * answer says `x-should-retry: false` — for a failure already charged, a retry is charged again.
+ */
+export function notRetryable<E extends GatewayError | UpstreamHttpError>(err: E): E {
+  err.headers['x-should-retry'] = 'false';
+  return err;
 }

@@ -52,13 +52,13 @@ export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse 
     const rule = err.vars.rule;
     return {
       status: err.status,
-      headers: err.headers,
+      headers: 'retry' in catalogue[err.code] ? { ...err.headers, 'x-should-retry': 'false' } : err.headers,
       body: errorBody(err.code, { vars: err.vars, param: err.param, ...(rule !== undefined && { rule: String(rule) }) }, ctx),
       unexpected: false,
     };
   }
   if (err instanceof UpstreamHttpError) {
-    return { status: err.status, headers: {}, body: err.body, unexpected: false };
+    return { status: err.status, headers: err.headers, body: err.body, unexpected: false };
   }
   return { status: 500, headers: {}, body: errorBody('internal_error', {}, ctx), unexpected: true };
 }

@@ -47,7 +47,14 @@ export function codeOf(v: unknown): string | null {
   return null;
 }
 
-export function buildError(status: number, provider: string, f: ErrorFields): UpstreamHttpError {
+/** The upstream's Retry-After, passed on so the caller's SDK waits as long as the provider asked (SPEC §5). */
+function retryAfterOf(res: UpstreamResponse): Record<string, string> {
+  const v = res.headers['retry-after'];
+  const value = Array.isArray(v) ? v[0] : v;
+  return value !== undefined && /^[\w ,:+-]{1,64}$/.test(value) ? { 'retry-after': value } : {};
+}
+
+export function buildError(status: number, provider: string, f: ErrorFields, headers: Record<string, string> = {}): UpstreamHttpError {
   return new UpstreamHttpError(
     status,
     {
@@ -59,6 +66,7 @@ export function buildError(status: number, provider: string, f: ErrorFields): Up
       },
     },
     provider,
+    headers,
   );
 }
 
@@ -80,11 +88,11 @@ export async function upstreamError(
   try {
     json = JSON.parse(text);
   } catch {
-    return buildError(res.status, provider, { message: textMessage(res.status, text) });
+    return buildError(res.status, provider, { message: textMessage(res.status, text) }, retryAfterOf(res));
   }
   const fields = parse(json);
   if (fields.message === undefined) fields.message = textMessage(res.status, text);
-  return buildError(res.status, provider, fields);
+  return buildError(res.status, provider, fields, retryAfterOf(res));
 }
 
 /** A 2xx answer whose body is not what the wire format promises. */

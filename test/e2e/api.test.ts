@@ -273,6 +273,21 @@ describe('models and usage', () => {
   });
 });
 
+describe('models.retrieve', () => {
+  it('answers GET /v1/models/{id} with the list entry, ids with slashes included; an unknown id is 404 model_not_found', async () => {
+    const { secret } = await t.newAccount();
+    const client = t.client(secret);
+    const list = (await fetch(`${t.url}/v1/models`).then((r) => r.json())).data as Array<{ id: string }>;
+    const mini = await client.models.retrieve('gpt-4o-mini');
+    expect(mini).toMatchObject({ ...list.find((m) => m.id === 'gpt-4o-mini'), available: true });
+    expect((await client.models.retrieve('flux/schnell')).id).toBe('flux/schnell');
+    expect((await fetch(`${t.url}/v1/models/flux/schnell`).then((r) => r.json())).id).toBe('flux/schnell');
+    const missing = await fetch(`${t.url}/v1/models/gpt-9`);
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error).toMatchObject({ code: 'model_not_found', param: 'model' });
+  });
+});
+
 describe('a server whose database file another server took over', () => {
   it('stops serving (fail-stop) instead of admitting beside the other one', async () => {
     let fatal = false;

@@ -64,6 +64,17 @@ describe('windows', () => {
   });
 });
 
+describe('an upstream asking to wait', () => {
+  it("passes a 429's Retry-After on, so the caller's SDK waits as the provider asked", async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 429, headers: { 'retry-after': '2' }, body: { error: { message: 'Rate limit reached', type: 'requests', param: null, code: 'rate_limit_exceeded' } } });
+    const res = await chat(secret);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+    expect(apiToken(await usage(secret)).used).toBe(0);
+  });
+});
+
 describe('failures release the reservation', () => {
   it.each([
     ['an upstream 500', { kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } }, 500],
@@ -91,6 +102,8 @@ describe('the provider refusing the gateway’s own key', () => {
     expect(text).not.toContain('sk-upstr');
     expect(JSON.parse(text).error).toMatchObject({ code: 'upstream_auth_failed', type: 'api_error' });
     expect(JSON.parse(text).error.message).toMatch(/not about your API key/);
+    // No retry can help: the OpenAI SDKs are told not to.
+    expect(res.headers.get('x-should-retry')).toBe('false');
     expect(apiToken(await usage(secret)).used).toBe(0);
     expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 502 })]);
   });
@@ -170,10 +183,22 @@ describe('images', () => {
     t.fal.enqueue({ kind: 'json', body: { images: [{ url: 'http://127.0.0.1:1/lost.jpeg' }], seed: 1 } });
     const res = await image(secret, { model: 'flux/schnell', prompt: 'a lighthouse', response_format: 'b64_json' });
     expect(res.status).toBe(502);
+    // Charged, so the SDK must not send it again (each retry would be charged).
+    expect(res.headers.get('x-should-retry')).toBe('false');
     const [row] = await ledger(accountId);
     // flux/schnell: $0.003 an image = 6,000 credits.
     expect(row).toMatchObject({ status: 'error', credits: 6000, httpStatus: 502 });
     expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(94_000);
+  });
+
+  it('streamed image generation is refused before any upstream call', async () => {
+    const { accountId, secret } = await paidAccount(100_000);
+    const before = t.openai.requests.length;
+    const res = await image(secret, { model: 'dall-e-2', prompt: 'a lighthouse', stream: true, partial_images: 1 });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ code: 'invalid_request', param: 'stream' });
+    expect(t.openai.requests.length).toBe(before);
+    expect(await ledger(accountId)).toEqual([]);
   });
 
   it('a flat image price is per started megapixel above one (as fal bills): a huge custom size costs its size', async () => {

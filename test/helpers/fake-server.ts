@@ -14,7 +14,7 @@ export interface RecordedRequest {
 }
 
 export type Behaviour =
-  | { kind: 'json'; status?: number; body: unknown }
+  | { kind: 'json'; status?: number; body: unknown; headers?: Record<string, string> }
   | {
       kind: 'sse';
       /** Raw `data:` payloads, including "[DONE]" when wanted. */
@@ -45,9 +45,9 @@ export type DefaultHandler = (req: RecordedRequest, res: ServerResponse) => Prom
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -114,7 +114,7 @@ export async function startFakeServer(opts: {
       if (b === undefined) return opts.handle(rec, res);
       switch (b.kind) {
         case 'json':
-          return sendJson(res, b.status ?? 200, b.body);
+          return sendJson(res, b.status ?? 200, b.body, b.headers);
         case 'text': {
           const type = b.body.trimStart().startsWith('<') ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8';
           res.writeHead(b.status, { 'content-type': type });

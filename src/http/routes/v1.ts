@@ -1,6 +1,9 @@
 // The public OpenAI-compatible API (SPEC §6).
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Completed, RequestContext } from '../../core/gateway.js';
+import type { Principal } from '../../core/metering.js';
+import type { ModelConfig } from '../../config/schema.js';
+import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import type { AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
@@ -46,18 +49,27 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       reply200(req, reply, await gateway.image(await context(req, '/v1/images/generations'), req.body)),
     );
 
+    /** A model's /v1/models entry; with a key, whether this key's plan may use it. */
+    const entry = (m: ModelConfig, principal: Principal | null) => ({
+      ...modelEntry(m, deps.pricing),
+      ...(principal && {
+        available: (deps.providers.get(m.provider)?.configured ?? false) && deps.meter.allows(principal.account, 'api', m),
+      }),
+    });
+    // No key needed; a key that is sent must be valid, so a typo is not silently ignored.
+    const optionalKey = async (req: FastifyRequest) => (bearerToken(req) === null ? null : await requireKey(keys, req));
+
     app.get('/models', async (req) => {
-      // No key needed; a key that is sent must be valid, so a typo is not silently ignored.
-      const principal = bearerToken(req) === null ? null : await requireKey(keys, req);
-      return {
-        object: 'list',
-        data: deps.catalog.models.map((m) => ({
-          ...modelEntry(m, deps.pricing),
-          ...(principal && {
-            available: (deps.providers.get(m.provider)?.configured ?? false) && deps.meter.allows(principal.account, 'api', m),
-          }),
-        })),
-      };
+      const principal = await optionalKey(req);
+      return { object: 'list', data: deps.catalog.models.map((m) => entry(m, principal)) };
+    });
+
+    // OpenAI's GET /v1/models/{model} (the SDKs' models.retrieve). A wildcard: ids such as flux/schnell hold slashes.
+    app.get('/models/*', async (req) => {
+      const id = (req.params as { '*': string })['*'];
+      const model = deps.catalog.get(id);
+      if (!model) throw new GatewayError('model_not_found', { vars: { model: id }, param: 'model' });
+      return entry(model, await optionalKey(req));
     });
 
     app.get('/usage', async (req) => {
