@@ -225,6 +225,28 @@ describe('sqlite counter store specifics', () => {
     db.close();
   });
 
+  it('a server whose file another took over lets go of the pending log: the new holder loses nothing', async () => {
+    const url = freshUrl();
+    const key = 'day:acc_1:2026-11-25:credits';
+    const a = openSqliteCounterStore(url);
+    const lostA: unknown[] = [];
+    await a.claimServer({ heartbeatMs: 40, applyEveryMs: 60_000, onLost: (h) => lostA.push(h) });
+    await a.add(key, 1, END_OF_DAY); // in A's log
+    // B takes the file (its clock says A's heartbeat is stale, as after A stalled) and opens a fresh log.
+    const b = openSqliteCounterStore(url);
+    await b.claimServer({ heartbeatMs: 40, applyEveryMs: 60_000, now: () => Date.now() + 60_000 });
+    await b.add(key, 10, END_OF_DAY);
+    // A notices at its next heartbeat and lets go of the files without applying or removing them.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(lostA).toHaveLength(1);
+    await expect(a.reserve('late', [credits(1, 10_000)], T0 + 60_000, T0)).rejects.toBeInstanceOf(StorageUnavailableError);
+    await a.close();
+    // B's log survived A's close, and so does everything B writes after it.
+    await b.add(key, 100, END_OF_DAY);
+    await b.close();
+    expect(read(url, key)).toBe(111);
+  });
+
   it('shares a handle without closing it unless it owns it', async () => {
     const db = openDatabase('sqlite::memory:');
     const store = new SqliteCounterStore(db);

@@ -136,11 +136,18 @@ export class SqliteCounterStore extends MemoryCounterStore {
    */
   async claimServer(opts: LeaseOptions & { applyEveryMs?: number; onWriteError?: (err: unknown) => void } = {}): Promise<void> {
     if (this.path === ':memory:' || this.lease) return;
-    const lease = new ServerLease(this.db, this.path, opts);
+    const lease = new ServerLease(this.db, this.path, {
+      ...opts,
+      // Lost: the pending log lets go of the files (they are the new holder's) before anyone is told.
+      onLost: (holder) => {
+        this.writes.abandonLog();
+        opts.onLost?.(holder);
+      },
+    });
     await lease.acquire();
     this.lease = lease;
     // The only writer of the file now: its durable writes may go through the pending log.
-    await this.writes.useLog(this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError });
+    await this.writes.useLog(this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError, owns: () => lease.holds() });
   }
 
   /** Writes what is queued; the held reservations are let go (they die with this process). */

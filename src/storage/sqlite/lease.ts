@@ -10,7 +10,8 @@
 // reused), so a holder is only refused once it has heartbeated through the whole wait. The pid
 // namespace is part of the host's identity: two containers sharing a hostname (host networking)
 // see different processes under one pid, and a server in one took the lease of a live server in
-// the other at once.
+// the other at once. (So a container restarted in a new pid namespace waits staleMs, 6 s by
+// default, for its predecessor's lease: its pid cannot be checked from there.)
 import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -172,12 +173,29 @@ export class ServerLease {
       else this.opts.onError?.(err);
       return;
     }
-    if (changed === 0) {
-      this.held = false;
-      heldHere.delete(this.owner);
-      clearInterval(this.timer);
-      const row = this.db.prepare('SELECT host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Omit<Row, 'owner'> | undefined;
-      this.opts.onLost?.({ host: row?.host ?? 'unknown', pid: row?.pid ?? 0, heartbeatAt: row?.heartbeat_at ?? 0 });
-    }
+    if (changed === 0) this.lost();
+  }
+
+  /**
+   * Whether this process still holds the lease, read now (a plain read: no write lock). Found
+   * taken, it is lost here as a heartbeat would find it. For what must not happen after a takeover
+   * the next heartbeat has not noticed yet: renaming the pending log (pending-log.ts).
+   */
+  holds(): boolean {
+    if (!this.held) return false;
+    if (!this.db.open) return false;
+    const owner = this.db.prepare('SELECT owner FROM server_lease WHERE id = 1').pluck().get();
+    if (owner === this.owner) return true;
+    this.lost();
+    return false;
+  }
+
+  private lost(): void {
+    if (!this.held) return;
+    this.held = false;
+    heldHere.delete(this.owner);
+    clearInterval(this.timer);
+    const row = this.db.prepare('SELECT host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Omit<Row, 'owner'> | undefined;
+    this.opts.onLost?.({ host: row?.host ?? 'unknown', pid: row?.pid ?? 0, heartbeatAt: row?.heartbeat_at ?? 0 });
   }
 }

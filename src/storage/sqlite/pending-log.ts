@@ -42,6 +42,11 @@ export interface PendingLogOptions {
   onError?: (err: unknown) => void;
   /** The database file's worker thread: it applies the batches. Without one, this thread does. */
   worker?: Worker;
+  /**
+   * Whether this process still holds the file's server lease (lease.ts), asked before the log's
+   * files are renamed: after a takeover, the name is the new holder's file.
+   */
+  owns?: () => boolean;
 }
 
 /** The log file of a database file. */
@@ -89,6 +94,9 @@ export class PendingLog {
   private readonly rollback: Database.Statement;
   /** Reads waiting for the tables to hold every write up to a line (whenApplied). */
   private readonly waiters = new Set<{ upTo: number; done: () => void }>();
+  /** Set once another server took the file: nothing here touches the files or the applied position again. */
+  private abandoned = false;
+  private readonly owns: () => boolean;
   private readonly onReply = (msg: WorkerReply) => this.settled(msg);
   private readonly onWorkerGone = () => this.workerGone();
 
@@ -109,6 +117,7 @@ export class PendingLog {
     this.db = db;
     this.probeLock = db.prepare('BEGIN IMMEDIATE');
     this.rollback = db.prepare('ROLLBACK');
+    this.owns = opts.owns ?? (() => true);
     this.applyEveryMs = opts.applyEveryMs ?? 50;
     this.applyAtOps = opts.applyAtOps ?? 1000;
     this.onError = opts.onError ?? (() => {});
@@ -153,6 +162,7 @@ export class PendingLog {
 
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
   append(ops: readonly WriteOp[]): void {
+    if (this.abandoned) throw new Error('another server holds the database file now: this one logs no more writes');
     const line = `${JSON.stringify([this.seq + 1, ops])}\n`;
     const bytes = Buffer.byteLength(line);
     try {
@@ -180,13 +190,42 @@ export class PendingLog {
       if (keys === undefined) this.keys.set(kind, (keys = new Set()));
       keys.add(args[0]);
     }
-    if (this.ops >= this.applyAtOps) this.due();
-    else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
+    // The line is durable: a failure from here on is the batch's, not this append's (thrown, the
+    // writer would hold and log these writes a second time).
+    try {
+      if (this.ops >= this.applyAtOps) this.due();
+      else this.timer ??= setTimeout(() => this.due(), this.applyEveryMs).unref();
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   /** Applies every appended write to the tables now, on this thread, then empties the files. */
   apply(): void {
+    if (this.abandoned) return;
     this.applyHere(true);
+  }
+
+  /**
+   * Another server took the file (its lease): stops without applying, truncating, renaming or
+   * removing anything — the files by these names are the new holder's now, and so is the applied
+   * position. Writes appended here and not yet applied are in the old file, which the new holder
+   * replayed when it opened (or, written after, are lost with it: the gateway stops at once).
+   */
+  abandon(): void {
+    if (this.abandoned) return;
+    this.abandoned = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.detach();
+    this.inFlight = undefined;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // Already closed.
+    }
+    for (const w of this.waiters) w.done();
+    this.waiters.clear();
   }
 
   /**
@@ -197,7 +236,7 @@ export class PendingLog {
    * give it time), this thread applies, as sync() does.
    */
   whenApplied(maxWaitMs = 250): Promise<void> {
-    if (this.seq === this.appliedSeq) return Promise.resolve();
+    if (this.seq === this.appliedSeq || this.abandoned) return Promise.resolve();
     if (this.worker === undefined) {
       this.apply();
       return Promise.resolve();
@@ -256,6 +295,7 @@ export class PendingLog {
 
   /** Applies what is waiting and removes the file (a clean stop leaves nothing to replay). */
   close(): void {
+    if (this.abandoned) return;
     this.apply();
     clearTimeout(this.timer);
     this.detach();
@@ -268,7 +308,11 @@ export class PendingLog {
   private due(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.seq === this.appliedSeq) return;
+    if (this.seq === this.appliedSeq || this.abandoned) return;
+    if (!this.owns()) {
+      this.abandon();
+      return;
+    }
     if (this.worker !== undefined && this.inFlight !== undefined) {
       // The worker is still on the last batch; its reply schedules the next. Should it fall far
       // behind, this thread applies, so the files stay small.

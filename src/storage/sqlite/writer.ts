@@ -52,6 +52,7 @@ export class SqliteWriter {
   private held: WriteOp[] = [];
   private retry: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
+  private abandoned: Error | undefined;
 
   constructor(private readonly db: Database.Database) {
     this.run = writeRunner(db, this.kinds);
@@ -68,9 +69,9 @@ export class SqliteWriter {
     );
   }
 
-  /** Why the log takes no writes now (while writes are held), else undefined. */
+  /** Why the log takes no writes now (writes are held, or another server took the file), else undefined. */
   get failure(): Error | undefined {
-    return this.failed;
+    return this.failed ?? this.abandoned;
   }
 
   private append(log: PendingLog, ops: WriteOp[]): void {
@@ -162,6 +163,16 @@ export class SqliteWriter {
     await this.batch.flush();
     this.log = new PendingLog(this.db, path, this.run, this.kinds, this.keyed, { worker: fileWorker(path), ...opts });
     this.onLogError = opts.onError ?? (() => {});
+  }
+
+  /**
+   * Another server took the database file: the log stops touching its files (PendingLog.abandon).
+   * Writes from now on are held, so the limiter refuses new requests; closeLog() commits them
+   * straight to the tables (the ledger rows of requests this server did serve).
+   */
+  abandonLog(): void {
+    this.log?.abandon();
+    this.abandoned ??= new Error('another server holds the database file now');
   }
 
   /** Applies what the log holds, removes it, and commits directly again. */
