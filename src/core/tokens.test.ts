@@ -49,7 +49,10 @@ describe('token counting', () => {
     const file = { type: 'file', file: { filename: 'a.txt', file_data: 'data:text/plain;base64,aGVsbG8gd29ybGQ=' } };
     const image = { type: 'image_url', image_url: { url: 'https://example.com/a.png' } };
     const parts = { messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, file, image] }] };
-    expect(countChatPrompt(parts)).toBe(3 + 3 + countText('user') + countText('see') + countText(JSON.stringify(file)) + 1445);
+    expect(countChatPrompt(parts)).toBe(3 + 3 + countText('user') + countText('see') + Math.ceil(JSON.stringify(file).length / 4) + 1445);
+    // A megabyte of base64 audio is counted by length, not run through the tokenizer.
+    const audio = { type: 'input_audio', input_audio: { data: 'QUJD'.repeat(262_144), format: 'wav' } };
+    expect(countChatPrompt({ messages: [{ role: 'user', content: [audio] }] })).toBe(3 + 3 + countText('user') + Math.ceil(JSON.stringify(audio).length / 4));
   });
 
   it('counts any role, including ones it has not seen, the same as text', () => {
