@@ -138,6 +138,17 @@ describe('loadConfig', () => {
     expect(text).not.toMatch(/rules\[1\]/);
   });
 
+  it('checks server.trustProxy at start: addresses and CIDRs, or true/false (also as ${ENV} text)', () => {
+    const load = (trustProxy: unknown) =>
+      loadConfig({ env: {}, providerTypes, input: { server: { trustProxy } as never } }).server.trustProxy;
+    expect(load('10.0.0.0/8, 127.0.0.1,::1,fd00::/8,loopback')).toBe('10.0.0.0/8, 127.0.0.1,::1,fd00::/8,loopback');
+    expect(load('true')).toBe(true);
+    expect(load('false')).toBe(false);
+    for (const bad of ['yes', '10.0.0.0/33', '2', '10.0.0.0/8/1', '', 'fd00::/129']) {
+      expect(problemsOf(() => load(bad)).join('\n'), bad).toMatch(/server\.trustProxy/);
+    }
+  });
+
   it('reports unreadable files and bad YAML', () => {
     expect(problemsOf(() => loadConfig({ path: '/nonexistent/t.yaml', env: {}, providerTypes }))[0]).toMatch(/cannot read/);
     const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));

@@ -1,5 +1,6 @@
 // The one config schema (SPEC §10). Every default carries its unit in a comment. Parsing happens
 // once at start (config/load.ts); the result is deep-frozen and passed down, never re-read.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
@@ -79,6 +80,23 @@ const ruleFilters = {
     .optional(),
 };
 
+const PROXY_LIST_MESSAGE = 'a comma-separated list of IP addresses or CIDRs (10.0.0.0/8), or loopback / linklocal / uniquelocal';
+const PROXY_PRESETS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** What Fastify's trustProxy (proxy-addr) accepts as a string; anything else failed at listen. */
+function isProxyList(text: string): boolean {
+  return text.split(',').every((item) => {
+    const entry = item.trim();
+    if (PROXY_PRESETS.has(entry)) return true;
+    const [address, prefix, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    if (!/^\d{1,3}$/.test(prefix)) return false;
+    return Number(prefix) <= (family === 4 ? 32 : 128);
+  });
+}
+
 /**
  * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
  * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
@@ -140,7 +158,9 @@ export const configSchema = z.strictObject({
        * CIDRs ("10.0.0.0/8,127.0.0.1"), or true — every hop, which lets a client choose its own
        * address for the per-address limits. (Fastify 5 reads a hop count as "trust none".)
        */
-      trustProxy: z.union([z.boolean(), z.string().min(1)]).default(false),
+      trustProxy: z
+        .preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.union([z.boolean(), z.string().refine(isProxyList, PROXY_LIST_MESSAGE)]))
+        .default(false),
     })
     .prefault({}),
   storage: z

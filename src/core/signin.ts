@@ -57,12 +57,15 @@ export class SigninService {
   /** The account, or 401 invalid_credentials after the fixed delay, or 429 too_many_signin_attempts. */
   async signIn(email: string, password: string, address: string, attemptId: string): Promise<AccountInfo> {
     await this.countAttempt(email, address, attemptId);
+    const started = performance.now();
     const account = await this.accounts.findByEmail(email);
     const stored = account ? await this.accounts.passwordHash(account.id) : null;
     // An unknown email costs the same scrypt work as a wrong password.
     const ok = await verifyPassword(password, stored ?? (await dummyHash()));
     if (!account || stored === null || !ok) {
-      await this.sleep(this.opts.wrongPasswordDelayMs);
+      // A wrong answer takes the delay in all (not the delay after the work): hashes made with
+      // other parameters (older accounts) take other times, which must not tell which emails exist.
+      await this.sleep(Math.max(0, this.opts.wrongPasswordDelayMs - (performance.now() - started)));
       throw new GatewayError('invalid_credentials');
     }
     return account;

@@ -52,10 +52,12 @@ export class WebSessions {
 
   /** Signs out: the account's sessions end everywhere (not just this cookie), and the cookies go. */
   async end(reply: FastifyReply, accountId: string | undefined): Promise<void> {
-    if (accountId !== undefined) await this.epochs.end(accountId);
+    // The cookies go first: with the limiter down the epoch cannot move (503), but this browser
+    // is signed out all the same.
     reply.header('set-cookie', [
       serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }),
       serializeCookie(CSRF_COOKIE, '', { sameSite: 'Strict', secure: this.secure, maxAge: 0 }),
     ]);
+    if (accountId !== undefined) await this.epochs.end(accountId);
   }
 }
