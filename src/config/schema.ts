@@ -32,6 +32,12 @@ const chatModel = z.strictObject({
   price: chatPrice,
   /** Output ceiling of the model itself, tokens; the worst case when a request names none. */
   maxOutputTokens: z.number().int().positive().default(16_384),
+  /**
+   * The field a plan's output cap is written into when the request names none. OpenAI's reasoning
+   * models (o-series, gpt-5) refuse `max_tokens`; older compatible servers (Ollama, llama.cpp)
+   * read nothing else.
+   */
+  outputLimitField: z.enum(['max_tokens', 'max_completion_tokens']).default('max_tokens'),
 });
 
 const embeddingModel = z.strictObject({

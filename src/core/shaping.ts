@@ -39,7 +39,7 @@ function parseSize(text: string): ImageSize {
   return { width: Number(w), height: Number(h) };
 }
 
-function shapeChat(rule: ShapeRule, body: JsonObject, clamped: string[]): void {
+function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clamped: string[]): void {
   if (rule.shape === 'max_output_tokens') {
     const limit = rule.limit!;
     const present = OUTPUT_FIELDS.filter((f) => body[f] !== undefined && body[f] !== null);
@@ -51,11 +51,13 @@ function shapeChat(rule: ShapeRule, body: JsonObject, clamped: string[]): void {
       body[field] = limit;
       clamped.push(`${field}=${limit}`);
     }
-    // Absent means "as long as the model allows": cap it, in the field every OpenAI-compatible
-    // server understands.
+    // Absent means "as long as the model allows": cap it, in the field the model's server reads
+    // (outputLimitField: max_tokens, which every OpenAI-compatible server understands, unless the
+    // model refuses it).
     if (present.length === 0) {
-      body.max_tokens = limit;
-      clamped.push(`max_tokens=${limit}`);
+      const field = model.kind === 'chat' ? model.outputLimitField : 'max_tokens';
+      body[field] = limit;
+      clamped.push(`${field}=${limit}`);
     }
     return;
   }
@@ -117,7 +119,7 @@ export function shapeRequest(rules: readonly Rule[], surface: Surface, model: Mo
   let size = target.kind === 'image' ? target.size : undefined;
   for (const rule of rules) {
     if (!('shape' in rule) || rule.shape === 'max_request_cost' || !ruleApplies(rule, surface, model)) continue;
-    if (target.kind === 'chat') shapeChat(rule, target.body, clamped);
+    if (target.kind === 'chat') shapeChat(rule, model, target.body, clamped);
     else if (target.kind === 'image') size = shapeImage(rule, model, target.call, size!, clamped);
   }
   return size ? { clamped, size } : { clamped };

@@ -18,6 +18,8 @@ beforeAll(async () => {
           price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08 } },
         },
         { id: 'gpt-4o', kind: 'chat', provider: 'openai', pro: true, price: { input: 2.5, output: 10 } },
+        // A reasoning model: its server refuses max_tokens, so the cap goes into max_completion_tokens.
+        { id: 'o3-mini', kind: 'chat', provider: 'openai', outputLimitField: 'max_completion_tokens', price: { input: 1.1, output: 4.4 } },
         { id: 'gpt-4.1-nano', kind: 'chat', provider: 'openai', price: { input: 0.1, output: 0.4 } },
       ],
     },
@@ -67,6 +69,20 @@ describe('max_output_tokens (API, chat: clamp to 512)', () => {
     await res.text();
     expect(res.headers.get('x-tollgate-clamped')).toBe('max_tokens=512');
     expect(t.openai.requests.at(-1)!.body).toMatchObject({ max_tokens: 512, stream: true });
+  });
+
+  it('caps a model whose server refuses max_tokens in max_completion_tokens (outputLimitField)', async () => {
+    const { secret } = await t.newAccount();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'o3-mini', messages: hi, reasoning_effort: 'low' }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_completion_tokens=512');
+    const sent = t.openai.requests.at(-1)!.body as Record<string, unknown>;
+    expect(sent).toMatchObject({ max_completion_tokens: 512, reasoning_effort: 'low' });
+    expect(sent).not.toHaveProperty('max_tokens');
   });
 });
 
