@@ -317,9 +317,12 @@ export class Gateway {
       drainTimer = setTimeout(() => stream.close(), this.deps.drainUsageMs);
     };
     const stopListening = ctx.client.onGone(onClientGone);
+    /** The latest chunk: its id and created for a usage chunk made here. */
+    let last: JsonObject | undefined;
     try {
       for await (const event of stream.events) {
         const chunk = event.chunk;
+        last = chunk;
         const delta = deltaText(chunk);
         if (delta.length > 0) {
           producedText += delta;
@@ -344,7 +347,15 @@ export class Gateway {
           if (slow) await slow; // only under backpressure: no extra hop per event otherwise
         }
       }
-      if (!ctx.client.gone) await sink.send('[DONE]');
+      if (!ctx.client.gone) {
+        if (wantUsage && usage === undefined) {
+          // The client asked for the final usage chunk and the upstream sent none (older servers
+          // ignore stream_options): it gets the counted usage, which is what is charged below.
+          usage = { promptTokens, outputTokens: countText(producedText) };
+          await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens))));
+        }
+        await sink.send('[DONE]');
+      }
     } catch (err) {
       if (!ctx.client.gone) {
         status = 'error';
@@ -385,6 +396,19 @@ function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<str
   const headers = admission.headers();
   if (shaped.clamped.length > 0) headers['x-tollgate-clamped'] = shaped.clamped.join(', ');
   return headers;
+}
+
+/** OpenAI's final usage chunk (`choices: []`), for usage the gateway counted itself. */
+function countedUsageChunk(last: JsonObject | undefined, modelId: string, usage: Usage, credits: number): JsonObject {
+  return {
+    id: last?.id ?? null,
+    object: 'chat.completion.chunk',
+    created: last?.created ?? null,
+    model: modelId,
+    choices: [],
+    usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.outputTokens, total_tokens: usage.promptTokens + usage.outputTokens },
+    meta: { usage: { credits_used: credits } },
+  };
 }
 
 /** The larger of two optional token limits (already checked to be positive integers or absent). */

@@ -63,6 +63,24 @@ describe('streams that end early', () => {
     expect(row).toMatchObject({ status: 'error', credits: 0, httpStatus: 400 });
   });
 
+  it('a client that asked for usage gets a final usage chunk even when the upstream sends none: the counted usage, as charged', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture.filter((d) => !d.includes('"usage"')) });
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, stream_options: { include_usage: true } }),
+    });
+    const payloads = (await res.text()).split('\n\n').filter(Boolean).map((l) => l.replace(/^data: /, ''));
+    expect(payloads.at(-1)).toBe('[DONE]');
+    const final = JSON.parse(payloads.at(-2)!);
+    const outputTokens = countText('Hello from the fake upstream.');
+    expect(final).toMatchObject({ object: 'chat.completion.chunk', model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: countChatPrompt(body), completion_tokens: outputTokens } });
+    const [row] = await ledgerRows(accountId, 1);
+    expect(row).toMatchObject({ status: 'ok', promptTokens: countChatPrompt(body), outputTokens });
+    expect(final.meta.usage.credits_used).toBe(row.credits);
+  });
+
   it('an upstream that sends no usage is metered with the tokenizer', async () => {
     const { accountId, secret } = await t.newAccount();
     t.openai.enqueue({ kind: 'sse', events: chatStreamFixture.filter((d) => !d.includes('"usage"')) });
