@@ -67,6 +67,8 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   // Closes once, however often asked (a lost lease, a signal, a test); set up once everything exists.
   let closeGateway: (() => Promise<void>) | undefined;
   let closing: Promise<void> | undefined;
+  /** The lease was lost before the gateway was whole: it closes as soon as it is. */
+  let lostEarly = false;
   const close = (): Promise<void> => (closing ??= closeGateway?.() ?? Promise.resolve());
   if (services.counters instanceof SqliteCounterStore) {
     try {
@@ -75,7 +77,8 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
         // admit past every limit and write beside its log. Stop accepting and close.
         onLost: (holder) => {
           logger.error({ holder }, 'another server took over this database file: this one stops serving');
-          void close().then(() => opts.onFatal?.());
+          if (closeGateway) void close().then(() => opts.onFatal?.());
+          else lostEarly = true;
         },
         onError: (err) => logger.warn({ err }, 'the server lease heartbeat failed; the next one tries again'),
         applyEveryMs: config.storage.pendingApplyMs,
@@ -165,6 +168,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     await services.counters.close();
     await services.storage.close();
   };
+  if (lostEarly) void close().then(() => opts.onFatal?.());
   return {
     ...services,
     app,

@@ -85,7 +85,8 @@ export class PlanMeter implements Meter {
   /** Reservation id → when it was made. */
   private readonly inflight = new ChurnMap<string, number>();
   private readonly backlog: Array<() => Promise<void>> = [];
-  private drainingBacklog = false;
+  /** The backlog's drain while one runs (close() waits for it rather than reading a half-drained backlog). */
+  private draining: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -231,10 +232,16 @@ export class PlanMeter implements Meter {
     this.backlog.push(task);
   }
 
-  /** Applies queued charges in order while the store answers (runs on the renew timer too). */
-  async drainBacklog(): Promise<void> {
-    if (this.drainingBacklog || this.backlog.length === 0) return;
-    this.drainingBacklog = true;
+  /** Applies queued charges in order while the store answers (runs on the renew timer too); one run at a time. */
+  drainBacklog(): Promise<void> {
+    if (this.backlog.length === 0) return Promise.resolve();
+    this.draining ??= this.drainOnce().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  private async drainOnce(): Promise<void> {
     try {
       while (this.backlog.length > 0) {
         await this.backlog[0]!();
@@ -245,8 +252,6 @@ export class PlanMeter implements Meter {
         this.backlog.shift();
         this.o.logger.error({ err }, 'applying a queued charge failed; dropped');
       }
-    } finally {
-      this.drainingBacklog = false;
     }
   }
 
