@@ -165,7 +165,7 @@ export class Gateway {
       }
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
-      throw err;
+      throw withLimitHeaders(err, admission);
     }
     const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
     const gone = ctx.client.gone;
@@ -279,7 +279,7 @@ export class Gateway {
     } catch (err) {
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
-      throw err;
+      throw withLimitHeaders(err, admission);
     }
     const wantUsage = body.stream_options?.include_usage === true;
     return {
@@ -396,6 +396,18 @@ function responseHeaders(admission: Admission, shaped: ShapeOutcome): Record<str
   const headers = admission.headers();
   if (shaped.clamped.length > 0) headers['x-tollgate-clamped'] = shaped.clamped.join(', ');
   return headers;
+}
+
+/**
+ * SPEC §6: every /v1 response carries the limit headers, an upstream's error answer after
+ * admission included (with the reservation given back).
+ */
+function withLimitHeaders(err: unknown, admission: Admission): unknown {
+  if (err instanceof GatewayError || err instanceof UpstreamHttpError) {
+    const headers = admission.headers();
+    for (const k in headers) err.headers[k] ??= headers[k]!;
+  }
+  return err;
 }
 
 /** OpenAI's final usage chunk (`choices: []`), for usage the gateway counted itself. */

@@ -184,6 +184,7 @@ export class PlanMeter implements Meter {
     this.inflight.set(requestId, now);
     const values = result.values;
     let refund = 0;
+    let released = false;
     let done = false;
     const finish = () => {
       if (done) throw new Error(`reservation ${requestId} settled twice`);
@@ -191,7 +192,7 @@ export class PlanMeter implements Meter {
       this.inflight.delete(requestId);
     };
     return {
-      headers: () => limitHeaders(slots, values, refund, now),
+      headers: () => limitHeaders(slots, values, refund, released, now),
       settle: async (actual, receipt) => {
         finish();
         refund = worstCase - actual;
@@ -203,6 +204,9 @@ export class PlanMeter implements Meter {
       },
       release: async () => {
         finish();
+        // Everything given back: the limit headers of the error answer say so.
+        refund = worstCase;
+        released = true;
         await this.orLater(async () => {
           await this.o.store.release(requestId);
         });
@@ -413,7 +417,7 @@ const unlimited: Admission = {
 };
 
 /** OpenAI-style headers for the binding (least remaining) credit budget and request count. */
-function limitHeaders(slots: Slot[], values: number[], refund: number, now: number): Record<string, string> {
+function limitHeaders(slots: Slot[], values: number[], refund: number, released: boolean, now: number): Record<string, string> {
   const headers: Record<string, string> = {};
   let tokens: { limit: number | undefined; remaining: number; reset: number } | undefined;
   let requests: { limit: number; remaining: number; reset: number } | undefined;
@@ -427,7 +431,7 @@ function limitHeaders(slots: Slot[], values: number[], refund: number, now: numb
       const remaining = Math.max(0, slot.limit - value + refund);
       if (!tokens || remaining < tokens.remaining) tokens = { limit: slot.limit, remaining, reset };
     } else if (slot.rule.measure === 'requests') {
-      const remaining = Math.max(0, slot.limit - value);
+      const remaining = Math.max(0, slot.limit - value + (released ? 1 : 0));
       if (!requests || remaining < requests.remaining) requests = { limit: slot.limit, remaining, reset };
     }
   });

@@ -85,6 +85,9 @@ describe('failures release the reservation', () => {
     t.openai.enqueue(behaviour as never);
     const res = await chat(secret);
     expect(res.status).toBe(status);
+    // SPEC §6: the error answer carries the limit headers too, with the reservation given back.
+    expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+    expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe('50000');
     expect(apiToken(await usage(secret)).used).toBe(0);
     const rows = await ledger(accountId);
     expect(rows).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: status })]);
