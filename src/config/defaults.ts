@@ -35,7 +35,8 @@ export const defaultModels: Models = [
   {
     id: 'dall-e-3', kind: 'image', provider: 'openai', ownedBy: 'openai',
     sizes: ['1024x1024', '1024x1792', '1792x1024'], defaultSize: '1024x1024',
-    price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08 } },
+    // OpenAI's prices: standard, and hd at its own price per size.
+    price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08, '1024x1024/hd': 0.08, '1024x1792/hd': 0.12, '1792x1024/hd': 0.12 } },
   },
   // The ten models of the seed's "one image at a time" list, served by fal.
   fal('flux/schnell', 'fal-ai/flux/schnell', 0.003),

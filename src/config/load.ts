@@ -89,6 +89,11 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
         for (const s of priced) {
           if (perImage[s] === undefined) problems.push(`models[${i}].price.perImage: no price for size ${s}`);
         }
+        // A quality's price is a variant of a size's: `1024x1024/hd` needs `1024x1024`.
+        for (const key of Object.keys(perImage)) {
+          const [size, quality] = key.split('/');
+          if (quality !== undefined && perImage[size!] === undefined) problems.push(`models[${i}].price.perImage: ${key} has no plain ${size} price beside it`);
+        }
       }
     }
   });

@@ -10,7 +10,11 @@ const chatPrice = z.strictObject({ input: usdPerMillionTokens, output: usdPerMil
 const embeddingPrice = z.strictObject({ input: usdPerMillionTokens });
 const imagePrice = z.strictObject({
   /** USD per image: one number for every size, or one per `WxH` size. */
-  perImage: z.union([z.number().nonnegative(), z.record(sizeString, z.number().nonnegative())]),
+  /** USD per image: one number, or by size (`1024x1024`) and by size and quality (`1024x1024/hd`). */
+  perImage: z.union([
+    z.number().nonnegative(),
+    z.record(z.string().regex(/^\d+x\d+(\/[a-z]+)?$/, 'a size is WIDTHxHEIGHT, optionally /QUALITY: 1024x1024 or 1024x1024/hd'), z.number().nonnegative()),
+  ]),
 });
 
 const modelBase = {

@@ -232,7 +232,8 @@ export class Gateway {
     const call = normaliseImageRequest(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
     const size = shaped.size ?? pricedSize(model, call);
-    const unit = this.deps.pricing.imageUnitCredits(model, size);
+    const quality = typeof call.extra.quality === 'string' ? call.extra.quality : undefined;
+    const unit = this.deps.pricing.imageUnitCredits(model, size, quality);
     if (unit === undefined) {
       throw new GatewayError('invalid_request', {
         vars: { detail: `${model.id} has no price for size ${size.width}x${size.height}` },

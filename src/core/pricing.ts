@@ -33,7 +33,11 @@ export class Pricing {
   }
 
   /** Price of one image of `size`; undefined when the model has no price for that size. */
-  imageUnitCredits(model: ImageModelConfig, size: ImageSize | undefined): number | undefined {
+  /**
+   * Credits for one image of this size (and quality: dall-e-3's `hd` costs twice its `standard`,
+   * gpt-image-1 prices low / medium / high). A quality with no price of its own costs the size's.
+   */
+  imageUnitCredits(model: ImageModelConfig, size: ImageSize | undefined, quality?: string): number | undefined {
     const perImage = model.price.perImage;
     if (typeof perImage === 'number') {
       // One price is for an image of up to a megapixel; a larger one pays per started megapixel, as
@@ -42,7 +46,8 @@ export class Pricing {
       const units = size ? Math.max(1, Math.ceil((size.width * size.height) / MEGAPIXEL)) : 1;
       return Math.ceil(perImage * units * this.perUsd - 1e-9);
     }
-    const usd = perImage[size ? sizeKey(size) : model.defaultSize];
+    const key = size ? sizeKey(size) : model.defaultSize;
+    const usd = (quality !== undefined ? perImage[`${key}/${quality}`] : undefined) ?? perImage[key];
     return usd === undefined ? undefined : Math.ceil(usd * this.perUsd - 1e-9);
   }
 

@@ -194,6 +194,31 @@ describe('images', () => {
     expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(94_000);
   });
 
+  it('an image quality with a price of its own is charged at it (dall-e-2 here, with an hd price for the test)', async () => {
+    const s = await startTestGateway({
+      config: {
+        models: [
+          {
+            id: 'dall-e-2', kind: 'image', provider: 'openai', sizes: ['1024x1024'], defaultSize: '1024x1024',
+            price: { perImage: { '1024x1024': 0.02, '1024x1024/hd': 0.05 } },
+          },
+        ],
+      },
+    });
+    try {
+      const { accountId, secret } = await s.newAccount();
+      await s.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true });
+      await s.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+      const post = (body: unknown) =>
+        fetch(`${s.url}/v1/images/generations`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await post({ model: 'dall-e-2', prompt: 'a lighthouse', quality: 'hd' })).headers.get('x-tollgate-credits-used')).toBe('100000');
+      expect((await post({ model: 'dall-e-2', prompt: 'a lighthouse', quality: 'standard' })).headers.get('x-tollgate-credits-used')).toBe('40000');
+      expect((s.openai.requests.at(-2)!.body as { quality?: string }).quality).toBe('hd');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('streamed image generation is refused before any upstream call', async () => {
     const { accountId, secret } = await paidAccount(100_000);
     const before = t.openai.requests.length;

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { modelSchema, type ImageModelConfig } from '../config/schema.js';
+import { Pricing } from './pricing.js';
+
+const pricing = new Pricing(2_000_000);
+const image = (price: unknown) => modelSchema.parse({ id: 'img', kind: 'image', provider: 'p', sizes: [], price }) as ImageModelConfig;
+
+describe('image prices', () => {
+  it('prices a quality at its own price where one is given, else at its size', () => {
+    const dalle3 = image({ perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1024x1024/hd': 0.08 } });
+    const square = { width: 1024, height: 1024 };
+    expect(pricing.imageUnitCredits(dalle3, square)).toBe(80_000);
+    expect(pricing.imageUnitCredits(dalle3, square, 'standard')).toBe(80_000);
+    expect(pricing.imageUnitCredits(dalle3, square, 'hd')).toBe(160_000);
+    expect(pricing.imageUnitCredits(dalle3, { width: 1024, height: 1792 }, 'hd')).toBe(160_000);
+    expect(pricing.imageUnitCredits(dalle3, { width: 512, height: 512 })).toBeUndefined();
+  });
+
+  it('a flat price is per started megapixel above one', () => {
+    const flux = image({ perImage: 0.003 });
+    expect(pricing.imageUnitCredits(flux, { width: 1024, height: 1024 })).toBe(6000);
+    expect(pricing.imageUnitCredits(flux, { width: 1024, height: 576 })).toBe(6000);
+    expect(pricing.imageUnitCredits(flux, { width: 1025, height: 1024 })).toBe(12_000);
+    expect(pricing.imageUnitCredits(flux, { width: 2048, height: 2048 })).toBe(24_000);
+    expect(pricing.imageUnitCredits(flux, undefined)).toBe(6000);
+  });
+});
