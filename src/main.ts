@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { createBillingProvider } from './core/billing.js';
+import { createBillingProvider } from './billing/registry.js';
 import { Gateway } from './core/gateway.js';
 import { PlanMeter } from './core/plan-meter.js';
 import { ReceiptDrain } from './core/receipt-drain.js';
@@ -145,7 +145,13 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     signupsPerHour: config.web.signupsPerHour,
     wrongPasswordDelayMs: config.web.wrongPasswordDelayMs,
   });
-  const billing = createBillingProvider(config.billing, { accounts: services.accounts });
+  const billing = createBillingProvider(config.billing, {
+    accounts: services.accounts,
+    counters: services.counters,
+    clock: services.clock,
+    publicUrl: config.server.publicUrl,
+    creditsPerUsd: config.credits.perUsd,
+  });
   const app = await buildApp({
     ...services,
     logger,

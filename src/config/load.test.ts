@@ -149,6 +149,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('needs Stripe’s keys when billing.provider is stripe', () => {
+    const text = problemsOf(() => loadConfig({ env: {}, providerTypes, input: { billing: { provider: 'stripe' } } })).join('\n');
+    expect(text).toMatch(/billing\.stripe\.secretKey: required/);
+    expect(text).toMatch(/billing\.stripe\.webhookSecret: required/);
+    const ok = loadConfig({ env: { SK: 'sk_test_1', WH: 'whsec_1' }, providerTypes, input: { billing: { provider: 'stripe', stripe: { secretKey: '${SK}', webhookSecret: '${WH}' } } } });
+    expect(ok.billing.stripe).toMatchObject({ secretKey: 'sk_test_1', webhookSecret: 'whsec_1', currency: 'usd' });
+  });
+
   it('reports unreadable files and bad YAML', () => {
     expect(problemsOf(() => loadConfig({ path: '/nonexistent/t.yaml', env: {}, providerTypes }))[0]).toMatch(/cannot read/);
     const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));

@@ -97,6 +97,10 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
       }
     }
   });
+  if (config.billing.provider === 'stripe') {
+    if (config.billing.stripe.secretKey === '') problems.push('billing.stripe.secretKey: required with billing.provider stripe');
+    if (config.billing.stripe.webhookSecret === '') problems.push('billing.stripe.webhookSecret: required with billing.provider stripe (the webhook is how payments complete)');
+  }
   problems.push(...resolvePlans(config.plans).problems);
   if (config.limiter.url === 'embedded' && !config.storage.url.startsWith('sqlite:')) {
     problems.push('limiter.url: the embedded limiter keeps its counters in SQLite storage; with PostgreSQL storage use a shared limiter (redis://…)');

@@ -111,7 +111,7 @@ function isProxyList(text: string): boolean {
  * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
  * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
  */
-const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch']);
+const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_event']);
 const ruleId = z
   .string()
   .regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case')
@@ -271,8 +271,19 @@ export const configSchema = z.strictObject({
     .prefault({}),
   billing: z
     .strictObject({
-      /** The billing provider of the web app's Billing page (core/billing.ts); `manual` is built in. */
-      provider: z.enum(['manual']).default('manual'),
+      /** The billing provider of the web app's Billing page: `manual` (core/billing.ts) or `stripe` (billing/stripe.ts). */
+      provider: z.enum(['manual', 'stripe']).default('manual'),
+      /** provider stripe: its keys (use ${ENV}) and the currency top-ups are charged in. */
+      stripe: z
+        .strictObject({
+          /** A secret (sk_…) or restricted key with Checkout Sessions write access. */
+          secretKey: z.string().default(''),
+          /** The webhook endpoint's signing secret (whsec_…), for POST /app/api/billing/webhook. */
+          webhookSecret: z.string().default(''),
+          currency: z.string().regex(/^[a-z]{3}$/).default('usd'),
+          apiBase: z.url().default('https://api.stripe.com'),
+        })
+        .prefault({}),
       /**
        * manual: whether signed-in users may credit their own balance from the Billing page (demos,
        * trusted teams). Off by default — with open sign-up anyone could mint credits; the operator

@@ -2,23 +2,11 @@
 // built-in `manual` provider) or hands back a URL of a hosted checkout and completes later through
 // its signed webhook.
 //
-// How a Stripe provider drops in (no code here depends on Stripe):
-// - addPaymentMethod: create a Checkout Session in `setup` mode for the account's Stripe customer
-//   (https://docs.stripe.com/api/checkout/sessions/create) with `client_reference_id` = account id
-//   and success/cancel URLs under `<publicUrl>/app/billing`; return `{ redirectUrl: session.url }`.
-// - topUp: a Checkout Session in `payment` mode for the credits' price, `metadata.credits` set;
-//   return `{ redirectUrl }`. Nothing is credited yet.
-// - handleWebhook(rawBody, headers): verify the `Stripe-Signature` header against the endpoint
-//   secret over the RAW body (HMAC-SHA256 of `t.rawBody`, timestamp within tolerance —
-//   https://docs.stripe.com/webhooks#verify-events; reject otherwise), then on
-//   `checkout.session.completed` call AccountService.update(id, { paymentMethod: true }) for setup
-//   sessions or AccountService.addCredits(id, credits) for payment ones — idempotently, keyed by the
-//   event id, because Stripe delivers at least once.
-// - Register it in `billingProviders` below and add its id to the `billing.provider` enum in
-//   config/schema.ts (with its secrets as config keys), and mount `POST /app/api/billing/webhook`
-//   (no session, no CSRF, the raw body kept for the signature) calling handleWebhook.
-import type { Config } from '../config/schema.js';
+// The providers: ManualBilling below, StripeBilling in src/billing/stripe.ts; src/billing/registry.ts
+// is the one list.
 import { GatewayError } from '../errors/gateway-error.js';
+import type { Clock } from '../lib/clock.js';
+import type { CounterStore } from '../storage/counters.js';
 import type { AccountInfo, AccountService } from './accounts.js';
 
 export interface BillingProvider {
@@ -35,6 +23,13 @@ export interface BillingProvider {
 
 export interface BillingDeps {
   accounts: AccountService;
+  /** Where a hosted provider's webhook remembers the events it processed (once per event id). */
+  counters: CounterStore;
+  clock: Clock;
+  /** The gateway's public URL (SPEC §10): hosted pages send the user back to its /app/billing. */
+  publicUrl: string;
+  /** credits.perUsd: what a top-up of N credits costs. */
+  creditsPerUsd: number;
 }
 
 /**
@@ -59,13 +54,4 @@ export class ManualBilling implements BillingProvider {
     if (!this.selfTopUp) throw new GatewayError('top_up_not_offered');
     return { balance: (await this.accounts.addCredits(account.id, credits)).balance };
   }
-}
-
-/** The one list of billing providers, by the id `billing.provider` names. */
-export const billingProviders: Record<Config['billing']['provider'], (config: Config['billing'], deps: BillingDeps) => BillingProvider> = {
-  manual: (config, deps) => new ManualBilling(deps.accounts, config.selfTopUp),
-};
-
-export function createBillingProvider(config: Config['billing'], deps: BillingDeps): BillingProvider {
-  return billingProviders[config.provider](config, deps);
 }

@@ -159,6 +159,11 @@ export const catalogue = {
     type: 'rate_limit_error',
     message: 'Too many sign-in attempts. Try again in {retryAfter} s.',
   },
+  webhook_signature_invalid: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: 'The webhook is not signed with this endpoint\'s secret, or its signature is too old.',
+  },
   top_up_not_offered: {
     status: 403,
     type: 'permission_error',

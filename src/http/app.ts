@@ -26,6 +26,7 @@ import type { Metrics } from './metrics.js';
 import { WebSessions } from './web-session.js';
 import { adminRoutes } from './routes/admin.js';
 import { appApiRoutes } from './routes/app-api.js';
+import { billingWebhookRoutes } from './routes/billing-webhook.js';
 import { appPageRoutes, defaultWebDist } from './routes/app-pages.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
@@ -181,6 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
   const web = new WebSessions(deps.sessions, new SessionEpochs(deps.counters, deps.clock), config.server.publicUrl);
   await app.register(appApiRoutes(deps, web), { prefix: '/app/api' });
+  await app.register(billingWebhookRoutes(deps), { prefix: '/app/api/billing' });
   await app.register(appPageRoutes(web, deps.webDistDir ?? defaultWebDist()));
   return app;
 }

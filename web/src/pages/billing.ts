@@ -61,7 +61,13 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
     setError(null);
     setNotice('');
     try {
-      const { balance } = await api<{ balance: number }>('POST', '/billing/topup', { amount: credits });
+      const res = await api<{ balance?: number; redirectUrl?: string }>('POST', '/billing/topup', { amount: credits });
+      // A hosted checkout (Stripe): the balance moves once the payment completes.
+      if (res.redirectUrl) {
+        location.assign(res.redirectUrl);
+        return;
+      }
+      const balance = res.balance ?? 0;
       setBilling((b) => (b ? { ...b, balance } : b));
       setAmount('');
       setNotice(`Added ${fmt(credits)} credits.`);

@@ -1,0 +1,147 @@
+// Stripe as the Billing page's provider (SPEC §8): "add payment method" and "top up" send the user
+// to a Stripe Checkout page, and Stripe's signed webhook completes them. Nothing is credited or
+// marked before the webhook says the session completed.
+// API: https://docs.stripe.com/api/checkout/sessions/create (form-encoded, Bearer secret key).
+// Webhooks: https://docs.stripe.com/webhooks#verify-events — `Stripe-Signature: t=<unix s>,v1=<hex>`,
+// v1 = HMAC-SHA256(endpoint secret, `${t}.${raw body}`), checked in constant time within a tolerance.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { request } from 'undici';
+import type { Config } from '../config/schema.js';
+import type { AccountInfo } from '../core/accounts.js';
+import { accountKeyPrefix } from '../core/balances.js';
+import type { BillingDeps, BillingProvider } from '../core/billing.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import { isObject } from '../lib/is-object.js';
+
+/** How old a webhook's signed timestamp may be, s (Stripe's libraries default to 300). */
+const TOLERANCE_S = 300;
+/** How long a processed event id is remembered: Stripe retries a webhook for up to three days. */
+const EVENT_MEMORY_MS = 7 * 86_400_000;
+const TIMEOUT_MS = 15_000;
+
+/** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
+export function verifyStripeSignature(rawBody: Buffer, header: string | undefined, secret: string, nowMs: number): boolean {
+  if (!header || secret === '') return false;
+  let t: number | undefined;
+  const signatures: string[] = [];
+  for (const part of header.split(',')) {
+    const eq = part.indexOf('=');
+    const key = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (key === 't') t = Number(value);
+    else if (key === 'v1') signatures.push(value);
+  }
+  if (t === undefined || !Number.isSafeInteger(t) || Math.abs(nowMs / 1000 - t) > TOLERANCE_S) return false;
+  const expected = createHmac('sha256', secret).update(`${t}.`).update(rawBody).digest();
+  return signatures.some((s) => {
+    const given = Buffer.from(s, 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
+export class StripeBilling implements BillingProvider {
+  readonly id = 'stripe';
+  /** Users top up themselves: they pay Stripe first. */
+  readonly selfTopUp = true;
+  private readonly conf: Config['billing']['stripe'];
+
+  constructor(
+    config: Config['billing'],
+    private readonly deps: BillingDeps,
+  ) {
+    this.conf = config.stripe;
+  }
+
+  private get returnUrl(): string {
+    return `${this.deps.publicUrl.replace(/\/$/, '')}/app/billing`;
+  }
+
+  /** Creates a Checkout Session; returns its hosted page's URL. */
+  private async checkout(fields: Record<string, string>): Promise<string> {
+    const res = await request(`${this.conf.apiBase.replace(/\/$/, '')}/v1/checkout/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.conf.secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+      headersTimeout: TIMEOUT_MS,
+      bodyTimeout: TIMEOUT_MS,
+    }).catch((err: unknown) => {
+      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: (err as Error).message }, cause: err });
+    });
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const url = isObject(json) && typeof json.url === 'string' ? json.url : undefined;
+    if (res.statusCode < 200 || res.statusCode >= 300 || url === undefined) {
+      // Stripe's message names the problem (a bad key, a currency); the caller gets a 502 without it.
+      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: `Checkout answered HTTP ${res.statusCode}` }, cause: new Error(text.slice(0, 500)) });
+    }
+    return url;
+  }
+
+  async addPaymentMethod(account: AccountInfo): Promise<{ redirectUrl: string }> {
+    const redirectUrl = await this.checkout({
+      mode: 'setup',
+      currency: this.conf.currency,
+      client_reference_id: account.id,
+      'metadata[account]': account.id,
+      success_url: `${this.returnUrl}?checkout=done`,
+      cancel_url: `${this.returnUrl}?checkout=cancelled`,
+    });
+    return { redirectUrl };
+  }
+
+  async topUp(account: AccountInfo, credits: number): Promise<{ redirectUrl: string }> {
+    // The credits' price in the currency's smallest unit (cents), at credits.perUsd.
+    const cents = Math.ceil((credits / this.deps.creditsPerUsd) * 100);
+    const redirectUrl = await this.checkout({
+      mode: 'payment',
+      client_reference_id: account.id,
+      'metadata[account]': account.id,
+      'metadata[credits]': String(credits),
+      'line_items[0][quantity]': '1',
+      'line_items[0][price_data][currency]': this.conf.currency,
+      'line_items[0][price_data][unit_amount]': String(cents),
+      'line_items[0][price_data][product_data][name]': `${credits.toLocaleString('en-US')} credits`,
+      success_url: `${this.returnUrl}?checkout=done`,
+      cancel_url: `${this.returnUrl}?checkout=cancelled`,
+    });
+    return { redirectUrl };
+  }
+
+  /**
+   * Completes a Checkout Session: a setup one marks the payment method (free → paid), a paid one
+   * credits the balance. Once per event id (Stripe delivers at least once); a failure forgets the
+   * id again and throws, so Stripe's retry tries anew.
+   */
+  async handleWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): Promise<void> {
+    const signature = headers['stripe-signature'];
+    if (!verifyStripeSignature(rawBody, typeof signature === 'string' ? signature : undefined, this.conf.webhookSecret, this.deps.clock.now())) {
+      throw new GatewayError('webhook_signature_invalid');
+    }
+    const event = JSON.parse(rawBody.toString('utf8')) as unknown;
+    if (!isObject(event) || typeof event.id !== 'string' || !isObject(event.data) || !isObject(event.data.object)) return;
+    if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') return;
+    const session = event.data.object;
+    const metadata = isObject(session.metadata) ? session.metadata : {};
+    const accountId = typeof session.client_reference_id === 'string' ? session.client_reference_id : typeof metadata.account === 'string' ? metadata.account : undefined;
+    if (accountId === undefined) return;
+    const credits = Number(metadata.credits);
+    const paid = session.mode === 'payment' && session.payment_status === 'paid' && Number.isSafeInteger(credits) && credits > 0;
+    if (session.mode !== 'setup' && !paid) return;
+
+    const seen = `${accountKeyPrefix(accountId)}:stripe_event:${event.id}`;
+    if ((await this.deps.counters.add(seen, 1, this.deps.clock.now() + EVENT_MEMORY_MS)) > 1) return;
+    try {
+      if (session.mode === 'setup') await this.deps.accounts.update(accountId, { paymentMethod: true });
+      else await this.deps.accounts.addCredits(accountId, credits);
+    } catch (err) {
+      await this.deps.counters.add(seen, -1, this.deps.clock.now() + EVENT_MEMORY_MS);
+      if (err instanceof GatewayError && err.code === 'account_not_found') return;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,120 @@
+// Billing through Stripe (SPEC §8): the Billing page's calls create Checkout Sessions on a fake
+// Stripe API (form-encoded, as Stripe takes them), and signed webhooks complete them — a setup
+// session marks the payment method (free → paid), a paid one credits the balance, once per event.
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+const WEBHOOK_SECRET = 'whsec_test_0123456789';
+let t: TestGateway;
+let stripe: Server;
+const sessions: Array<{ auth: string | undefined; form: URLSearchParams }> = [];
+
+beforeAll(async () => {
+  stripe = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"Unrecognized request URL"}}');
+        return;
+      }
+      sessions.push({ auth: req.headers.authorization, form: new URLSearchParams(text) });
+      const id = `cs_test_${sessions.length}`;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id, object: 'checkout.session', url: `https://checkout.stripe.test/c/pay/${id}` }));
+    });
+  });
+  await new Promise<void>((r) => stripe.listen(0, '127.0.0.1', r));
+  const apiBase = `http://127.0.0.1:${(stripe.address() as AddressInfo).port}`;
+  t = await startTestGateway({ config: { billing: { provider: 'stripe', stripe: { secretKey: 'sk_test_abc', webhookSecret: WEBHOOK_SECRET, apiBase, currency: 'usd' } } } });
+});
+afterAll(async () => {
+  await t?.close();
+  stripe?.closeAllConnections();
+  await new Promise((r) => stripe?.close(r));
+});
+
+/** A signed-in browser: cookies and the CSRF header. */
+async function signedIn() {
+  const jar = new Map<string, string>();
+  const call = async (method: string, path: string, body?: unknown) => {
+    const headers: Record<string, string> = {};
+    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    if (jar.has('tg_csrf')) headers['x-csrf-token'] = jar.get('tg_csrf')!;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${t.url}/app/api${path}`, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair!.indexOf('=');
+      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  await call('GET', '/session');
+  const up = await call('POST', '/signup', { email: `s${Math.random().toString(36).slice(2)}@example.test`, password: 'correct horse battery' });
+  expect(up.status).toBe(201);
+  return { call, accountId: up.body.account.id as string };
+}
+
+function webhook(event: object, opts: { secret?: string; t?: number } = {}) {
+  const body = JSON.stringify(event);
+  const ts = opts.t ?? Math.floor(Date.now() / 1000);
+  const sig = createHmac('sha256', opts.secret ?? WEBHOOK_SECRET).update(`${ts}.${body}`).digest('hex');
+  return fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${ts},v1=${sig}` }, body });
+}
+
+const completed = (id: string, session: object) => ({ id, object: 'event', type: 'checkout.session.completed', data: { object: { object: 'checkout.session', ...session } } });
+
+describe('Stripe billing', () => {
+  it('add payment method: a setup Checkout Session, then the signed webhook moves the account to paid', async () => {
+    const { call, accountId } = await signedIn();
+    const pm = await call('POST', '/billing/payment-method');
+    expect(pm.body).toEqual({ redirectUrl: expect.stringMatching(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/) });
+    const sent = sessions.at(-1)!;
+    expect(sent.auth).toBe('Bearer sk_test_abc');
+    expect(Object.fromEntries(sent.form)).toMatchObject({ mode: 'setup', currency: 'usd', client_reference_id: accountId, success_url: 'http://gateway.test/app/billing?checkout=done' });
+    // Nothing changes until Stripe says so.
+    expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'free', paymentMethod: false, provider: 'stripe', selfTopUp: true });
+
+    const res = await webhook(completed(`evt_setup_${accountId}`, { mode: 'setup', client_reference_id: accountId, status: 'complete' }));
+    expect(res.status).toBe(200);
+    expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'paid', paymentMethod: true });
+  });
+
+  it('top up: a payment Checkout Session for the credits’ price; the paid webhook credits once, however often Stripe delivers it', async () => {
+    const { call, accountId } = await signedIn();
+    const top = await call('POST', '/billing/topup', { amount: 250_000 });
+    expect(top.body.redirectUrl).toMatch(/^https:\/\/checkout\.stripe\.test\//);
+    // 250,000 credits at 2,000,000 a dollar: $0.125 → 13 cents (rounded up).
+    expect(Object.fromEntries(sessions.at(-1)!.form)).toMatchObject({
+      mode: 'payment',
+      'metadata[credits]': '250000',
+      'line_items[0][price_data][unit_amount]': '13',
+      'line_items[0][price_data][currency]': 'usd',
+    });
+    expect((await call('GET', '/billing')).body.balance).toBe(0);
+
+    const event = completed(`evt_pay_${accountId}`, { mode: 'payment', payment_status: 'paid', client_reference_id: accountId, metadata: { account: accountId, credits: '250000' } });
+    const deliveries = await Promise.all([webhook(event), webhook(event), webhook(event)]);
+    expect(deliveries.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await call('GET', '/billing')).body.balance).toBe(250_000);
+    // An unpaid session (a delayed payment method) credits nothing yet.
+    await webhook(completed(`evt_unpaid_${accountId}`, { mode: 'payment', payment_status: 'unpaid', client_reference_id: accountId, metadata: { credits: '1000' } }));
+    expect((await call('GET', '/billing')).body.balance).toBe(250_000);
+  });
+
+  it('refuses a webhook not signed with the endpoint secret, or signed too long ago, and acts on nothing in it', async () => {
+    const { call, accountId } = await signedIn();
+    const event = completed(`evt_forged_${accountId}`, { mode: 'payment', payment_status: 'paid', client_reference_id: accountId, metadata: { credits: '999999' } });
+    for (const res of [await webhook(event, { secret: 'whsec_wrong' }), await webhook(event, { t: Math.floor(Date.now() / 1000) - 3600 })]) {
+      expect(res.status).toBe(400);
+      expect((await res.json()).error).toMatchObject({ code: 'webhook_signature_invalid' });
+    }
+    const unsigned = await fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) });
+    expect(unsigned.status).toBe(400);
+    expect((await call('GET', '/billing')).body.balance).toBe(0);
+  });
+});
