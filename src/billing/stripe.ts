@@ -13,6 +13,8 @@ import type { BillingDeps, BillingProvider } from '../core/billing.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
 
+/** Stripe's smallest charge in dollars' cents (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). */
+const MIN_CENTS = 50;
 /** How old a webhook's signed timestamp may be, s (Stripe's libraries default to 300). */
 const TOLERANCE_S = 300;
 /** How long a processed event id is remembered: Stripe retries a webhook for up to three days. */
@@ -94,9 +96,17 @@ export class StripeBilling implements BillingProvider {
     return { redirectUrl };
   }
 
+  /** What `credits` cost in cents, at credits.perUsd (rounded up). */
+  private centsFor(credits: number): number {
+    return Math.ceil((credits / this.deps.creditsPerUsd) * 100);
+  }
+
   async topUp(account: AccountInfo, credits: number): Promise<{ redirectUrl: string }> {
-    // The credits' price in the currency's smallest unit (cents), at credits.perUsd.
-    const cents = Math.ceil((credits / this.deps.creditsPerUsd) * 100);
+    const cents = this.centsFor(credits);
+    if (cents < MIN_CENTS) {
+      const least = Math.ceil((MIN_CENTS / 100) * this.deps.creditsPerUsd);
+      throw new GatewayError('invalid_request', { vars: { detail: `the smallest top-up Stripe charges is $0.50: ${least.toLocaleString('en-US')} credits` }, param: 'amount' });
+    }
     const redirectUrl = await this.checkout({
       mode: 'payment',
       client_reference_id: account.id,
@@ -130,7 +140,15 @@ export class StripeBilling implements BillingProvider {
     const accountId = typeof session.client_reference_id === 'string' ? session.client_reference_id : typeof metadata.account === 'string' ? metadata.account : undefined;
     if (accountId === undefined) return;
     const credits = Number(metadata.credits);
-    const paid = session.mode === 'payment' && session.payment_status === 'paid' && Number.isSafeInteger(credits) && credits > 0;
+    // Credited only as much as was paid for: the session's total must cover the credits' price.
+    const paid =
+      session.mode === 'payment' &&
+      session.payment_status === 'paid' &&
+      Number.isSafeInteger(credits) &&
+      credits > 0 &&
+      session.currency === this.conf.currency &&
+      typeof session.amount_total === 'number' &&
+      session.amount_total >= this.centsFor(credits);
     if (session.mode !== 'setup' && !paid) return;
 
     const seen = `${accountKeyPrefix(accountId)}:stripe_event:${event.id}`;

@@ -280,7 +280,8 @@ export const configSchema = z.strictObject({
           secretKey: z.string().default(''),
           /** The webhook endpoint's signing secret (whsec_…), for POST /app/api/billing/webhook. */
           webhookSecret: z.string().default(''),
-          currency: z.string().regex(/^[a-z]{3}$/).default('usd'),
+          /** usd only: credits are priced in dollars (credits.perUsd), so a top-up is charged in them. */
+          currency: z.literal('usd').default('usd'),
           apiBase: z.url().default('https://api.stripe.com'),
         })
         .prefault({}),

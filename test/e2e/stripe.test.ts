@@ -86,24 +86,29 @@ describe('Stripe billing', () => {
 
   it('top up: a payment Checkout Session for the credits’ price; the paid webhook credits once, however often Stripe delivers it', async () => {
     const { call, accountId } = await signedIn();
-    const top = await call('POST', '/billing/topup', { amount: 250_000 });
+    // Below Stripe's smallest charge ($0.50 = 1,000,000 credits): refused here, not by Stripe.
+    const tiny = await call('POST', '/billing/topup', { amount: 500_000 });
+    expect(tiny.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    const top = await call('POST', '/billing/topup', { amount: 250_000_000 });
     expect(top.body.redirectUrl).toMatch(/^https:\/\/checkout\.stripe\.test\//);
-    // 250,000 credits at 2,000,000 a dollar: $0.125 → 13 cents (rounded up).
+    // 250,000,000 credits at 2,000,000 a dollar: $125.
     expect(Object.fromEntries(sessions.at(-1)!.form)).toMatchObject({
       mode: 'payment',
-      'metadata[credits]': '250000',
-      'line_items[0][price_data][unit_amount]': '13',
+      'metadata[credits]': '250000000',
+      'line_items[0][price_data][unit_amount]': '12500',
       'line_items[0][price_data][currency]': 'usd',
     });
     expect((await call('GET', '/billing')).body.balance).toBe(0);
 
-    const event = completed(`evt_pay_${accountId}`, { mode: 'payment', payment_status: 'paid', client_reference_id: accountId, metadata: { account: accountId, credits: '250000' } });
+    const event = completed(`evt_pay_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12500, client_reference_id: accountId, metadata: { account: accountId, credits: '250000000' } });
     const deliveries = await Promise.all([webhook(event), webhook(event), webhook(event)]);
     expect(deliveries.map((r) => r.status)).toEqual([200, 200, 200]);
-    expect((await call('GET', '/billing')).body.balance).toBe(250_000);
-    // An unpaid session (a delayed payment method) credits nothing yet.
-    await webhook(completed(`evt_unpaid_${accountId}`, { mode: 'payment', payment_status: 'unpaid', client_reference_id: accountId, metadata: { credits: '1000' } }));
-    expect((await call('GET', '/billing')).body.balance).toBe(250_000);
+    expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
+    // An unpaid session (a delayed payment method) credits nothing yet; nor does one whose total
+    // does not cover the credits it names.
+    await webhook(completed(`evt_unpaid_${accountId}`, { mode: 'payment', payment_status: 'unpaid', currency: 'usd', amount_total: 12500, client_reference_id: accountId, metadata: { credits: '250000000' } }));
+    await webhook(completed(`evt_short_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12499, client_reference_id: accountId, metadata: { credits: '250000000' } }));
+    expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
   });
 
   it('refuses a webhook not signed with the endpoint secret, or signed too long ago, and acts on nothing in it', async () => {
