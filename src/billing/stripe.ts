@@ -8,7 +8,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { AccountInfo } from '../core/accounts.js';
-import { accountKeyPrefix } from '../core/balances.js';
+import { accountKeyPrefix, balanceKey } from '../core/balances.js';
+import { DuplicateReservationError } from '../storage/counter-ops.js';
+import type { CounterOp } from '../storage/counters.js';
 import type { BillingDeps, BillingProvider } from '../core/billing.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
@@ -17,8 +19,8 @@ import { isObject } from '../lib/is-object.js';
 const MIN_CENTS = 50;
 /** How old a webhook's signed timestamp may be, s (Stripe's libraries default to 300). */
 const TOLERANCE_S = 300;
-/** How long a processed event id is remembered: Stripe retries a webhook for up to three days. */
-const EVENT_MEMORY_MS = 7 * 86_400_000;
+/** How long a credited session is remembered: Stripe retries a webhook for up to three days. */
+const SESSION_MEMORY_MS = 7 * 86_400_000;
 const TIMEOUT_MS = 15_000;
 
 /** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
@@ -90,6 +92,7 @@ export class StripeBilling implements BillingProvider {
       currency: this.conf.currency,
       client_reference_id: account.id,
       'metadata[account]': account.id,
+      'metadata[tollgate]': this.deps.publicUrl,
       success_url: `${this.returnUrl}?checkout=done`,
       cancel_url: `${this.returnUrl}?checkout=cancelled`,
     });
@@ -102,6 +105,10 @@ export class StripeBilling implements BillingProvider {
   }
 
   async topUp(account: AccountInfo, credits: number): Promise<{ redirectUrl: string }> {
+    // Credits are spent by the prepaid plan a payment method moves the account to; bought before, they would sit unused.
+    if (!account.hasPaymentMethod) {
+      throw new GatewayError('invalid_request', { vars: { detail: 'add a payment method before buying credits' }, param: 'amount' });
+    }
     const cents = this.centsFor(credits);
     if (cents < MIN_CENTS) {
       const least = Math.ceil((MIN_CENTS / 100) * this.deps.creditsPerUsd);
@@ -111,6 +118,7 @@ export class StripeBilling implements BillingProvider {
       mode: 'payment',
       client_reference_id: account.id,
       'metadata[account]': account.id,
+      'metadata[tollgate]': this.deps.publicUrl,
       'metadata[credits]': String(credits),
       'line_items[0][quantity]': '1',
       'line_items[0][price_data][currency]': this.conf.currency,
@@ -123,22 +131,36 @@ export class StripeBilling implements BillingProvider {
   }
 
   /**
-   * Completes a Checkout Session: a setup one marks the payment method (free → paid), a paid one
-   * credits the balance. Once per event id (Stripe delivers at least once); a failure forgets the
-   * id again and throws, so Stripe's retry tries anew.
+   * Completes a Checkout Session this gateway made (metadata.tollgate): a setup one marks the
+   * payment method (free → paid; doing it twice changes nothing), a paid one credits the balance
+   * — once per session, however often Stripe delivers its events (at least once): the session's
+   * mark and the credit are one reservation in the limiter's store, all or nothing, so a crash or
+   * a lost reply between them leaves neither (the reservation lapses) and Stripe's retry tries anew.
    */
   async handleWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): Promise<void> {
     const signature = headers['stripe-signature'];
-    if (!verifyStripeSignature(rawBody, typeof signature === 'string' ? signature : undefined, this.conf.webhookSecret, this.deps.clock.now())) {
+    if (!Buffer.isBuffer(rawBody) || !verifyStripeSignature(rawBody, typeof signature === 'string' ? signature : undefined, this.conf.webhookSecret, this.deps.clock.now())) {
       throw new GatewayError('webhook_signature_invalid');
     }
     const event = JSON.parse(rawBody.toString('utf8')) as unknown;
-    if (!isObject(event) || typeof event.id !== 'string' || !isObject(event.data) || !isObject(event.data.object)) return;
+    if (!isObject(event) || !isObject(event.data) || !isObject(event.data.object)) return;
     if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') return;
     const session = event.data.object;
     const metadata = isObject(session.metadata) ? session.metadata : {};
-    const accountId = typeof session.client_reference_id === 'string' ? session.client_reference_id : typeof metadata.account === 'string' ? metadata.account : undefined;
+    // Only sessions this gateway created: the Stripe account may sell other things, or serve
+    // another instance, and a Payment Link's buyer can set client_reference_id.
+    if (metadata.tollgate !== this.deps.publicUrl || typeof session.id !== 'string') return;
+    const accountId = typeof metadata.account === 'string' ? metadata.account : undefined;
     if (accountId === undefined) return;
+    const account = await this.deps.accounts.get(accountId).catch((err: unknown) => {
+      if (err instanceof GatewayError && err.code === 'account_not_found') return null;
+      throw err;
+    });
+    if (account === null) return;
+    if (session.mode === 'setup') {
+      await this.deps.accounts.update(accountId, { paymentMethod: true });
+      return;
+    }
     const credits = Number(metadata.credits);
     // Credited only as much as was paid for: the session's total must cover the credits' price.
     const paid =
@@ -149,17 +171,23 @@ export class StripeBilling implements BillingProvider {
       session.currency === this.conf.currency &&
       typeof session.amount_total === 'number' &&
       session.amount_total >= this.centsFor(credits);
-    if (session.mode !== 'setup' && !paid) return;
+    if (!paid) return;
 
-    const seen = `${accountKeyPrefix(accountId)}:stripe_event:${event.id}`;
-    if ((await this.deps.counters.add(seen, 1, this.deps.clock.now() + EVENT_MEMORY_MS)) > 1) return;
+    const now = this.deps.clock.now();
+    const id = `stripe:${session.id}`;
+    const ops: CounterOp[] = [
+      { key: `${accountKeyPrefix(accountId)}:stripe_session:${session.id}`, amount: 1, max: 1, settle: 'keep', expiresAt: now + SESSION_MEMORY_MS },
+      { key: balanceKey(accountId), amount: credits, settle: 'keep', expiresAt: null },
+    ];
+    let reserved;
     try {
-      if (session.mode === 'setup') await this.deps.accounts.update(accountId, { paymentMethod: true });
-      else await this.deps.accounts.addCredits(accountId, credits);
+      reserved = await this.deps.counters.reserve(id, ops, now + 60_000, now);
     } catch (err) {
-      await this.deps.counters.add(seen, -1, this.deps.clock.now() + EVENT_MEMORY_MS);
-      if (err instanceof GatewayError && err.code === 'account_not_found') return;
+      // Another delivery of the same session is being applied right now: Stripe will retry.
+      if (err instanceof DuplicateReservationError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '5' } });
       throw err;
     }
+    if (!reserved.ok) return; // credited already
+    await this.deps.counters.settle(id, 0);
   }
 }

@@ -161,7 +161,7 @@ export class Gateway {
         const credits = this.chargeable(ctx, price(err.usage), worstCaseCredits);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error)));
         // Charged: a retry by the client's SDK would be charged again.
-        throw err.error instanceof GatewayError || err.error instanceof UpstreamHttpError ? notRetryable(err.error) : err.error;
+        throw err.error instanceof GatewayError || err.error instanceof UpstreamHttpError ? withLimitHeaders(notRetryable(err.error), admission) : err.error;
       }
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
@@ -232,7 +232,7 @@ export class Gateway {
     const call = normaliseImageRequest(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
     const size = shaped.size ?? pricedSize(model, call);
-    const quality = typeof call.extra.quality === 'string' ? call.extra.quality : undefined;
+    const quality = typeof call.extra.quality === 'string' ? call.extra.quality.toLowerCase() : undefined;
     const unit = this.deps.pricing.imageUnitCredits(model, size, quality);
     if (unit === undefined) {
       throw new GatewayError('invalid_request', {

@@ -66,7 +66,13 @@ function webhook(event: object, opts: { secret?: string; t?: number } = {}) {
   return fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${ts},v1=${sig}` }, body });
 }
 
-const completed = (id: string, session: object) => ({ id, object: 'event', type: 'checkout.session.completed', data: { object: { object: 'checkout.session', ...session } } });
+/** A checkout.session.completed event for a session this gateway made (metadata.tollgate = its public URL). */
+const completed = (id: string, session: { metadata?: Record<string, string>; [k: string]: unknown }) => ({
+  id,
+  object: 'event',
+  type: 'checkout.session.completed',
+  data: { object: { object: 'checkout.session', id: `cs_${id}`, ...session, metadata: { tollgate: 'http://gateway.test', ...session.metadata } } },
+});
 
 describe('Stripe billing', () => {
   it('add payment method: a setup Checkout Session, then the signed webhook moves the account to paid', async () => {
@@ -79,13 +85,16 @@ describe('Stripe billing', () => {
     // Nothing changes until Stripe says so.
     expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'free', paymentMethod: false, provider: 'stripe', selfTopUp: true });
 
-    const res = await webhook(completed(`evt_setup_${accountId}`, { mode: 'setup', client_reference_id: accountId, status: 'complete' }));
+    const res = await webhook(completed(`evt_setup_${accountId}`, { mode: 'setup', client_reference_id: accountId, status: 'complete', metadata: { account: accountId } }));
     expect(res.status).toBe(200);
     expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'paid', paymentMethod: true });
   });
 
   it('top up: a payment Checkout Session for the credits’ price; the paid webhook credits once, however often Stripe delivers it', async () => {
     const { call, accountId } = await signedIn();
+    // Credits are for the prepaid plan: a payment method first.
+    expect((await call('POST', '/billing/topup', { amount: 250_000_000 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    await webhook(completed(`evt_pm_${accountId}`, { mode: 'setup', metadata: { account: accountId } }));
     // Below Stripe's smallest charge ($0.50 = 1,000,000 credits): refused here, not by Stripe.
     const tiny = await call('POST', '/billing/topup', { amount: 500_000 });
     expect(tiny.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
@@ -101,25 +110,34 @@ describe('Stripe billing', () => {
     expect((await call('GET', '/billing')).body.balance).toBe(0);
 
     const event = completed(`evt_pay_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12500, client_reference_id: accountId, metadata: { account: accountId, credits: '250000000' } });
-    const deliveries = await Promise.all([webhook(event), webhook(event), webhook(event)]);
-    expect(deliveries.map((r) => r.status)).toEqual([200, 200, 200]);
+    // Stripe delivers at least once, sometimes together; the same session under another event
+    // (async_payment_succeeded after completed) credits no more either.
+    const again = { ...event, id: `evt_pay2_${accountId}`, type: 'checkout.session.async_payment_succeeded' };
+    const deliveries = await Promise.all([webhook(event), webhook(event), webhook(again)]);
+    expect(deliveries.every((r) => r.status === 200 || r.status === 503)).toBe(true);
+    await webhook(event);
     expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
     // An unpaid session (a delayed payment method) credits nothing yet; nor does one whose total
     // does not cover the credits it names.
-    await webhook(completed(`evt_unpaid_${accountId}`, { mode: 'payment', payment_status: 'unpaid', currency: 'usd', amount_total: 12500, client_reference_id: accountId, metadata: { credits: '250000000' } }));
-    await webhook(completed(`evt_short_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12499, client_reference_id: accountId, metadata: { credits: '250000000' } }));
+    await webhook(completed(`evt_unpaid_${accountId}`, { mode: 'payment', payment_status: 'unpaid', currency: 'usd', amount_total: 12500, metadata: { account: accountId, credits: '250000000' } }));
+    await webhook(completed(`evt_short_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12499, metadata: { account: accountId, credits: '250000000' } }));
+    // Nor one this gateway did not make (another product on the Stripe account, a Payment Link).
+    await webhook(completed(`evt_foreign_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12500, metadata: { tollgate: 'https://elsewhere.test', account: accountId, credits: '250000000' } }));
     expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
   });
 
   it('refuses a webhook not signed with the endpoint secret, or signed too long ago, and acts on nothing in it', async () => {
     const { call, accountId } = await signedIn();
-    const event = completed(`evt_forged_${accountId}`, { mode: 'payment', payment_status: 'paid', client_reference_id: accountId, metadata: { credits: '999999' } });
+    const event = completed(`evt_forged_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 1, metadata: { account: accountId, credits: '999999' } });
     for (const res of [await webhook(event, { secret: 'whsec_wrong' }), await webhook(event, { t: Math.floor(Date.now() / 1000) - 3600 })]) {
       expect(res.status).toBe(400);
       expect((await res.json()).error).toMatchObject({ code: 'webhook_signature_invalid' });
     }
     const unsigned = await fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) });
     expect(unsigned.status).toBe(400);
+    // No body at all: refused as unsigned, not a 500.
+    const empty = await fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'stripe-signature': `t=${Math.floor(Date.now() / 1000)},v1=00` } });
+    expect(empty.status).toBe(400);
     expect((await call('GET', '/billing')).body.balance).toBe(0);
   });
 });
