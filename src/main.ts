@@ -151,6 +151,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     publicUrl: config.server.publicUrl,
     creditsPerUsd: config.credits.perUsd,
+    upstream,
   });
   const app = await buildApp({
     ...services,

@@ -5,7 +5,6 @@
 // Webhooks: https://docs.stripe.com/webhooks#verify-events — `Stripe-Signature: t=<unix s>,v1=<hex>`,
 // v1 = HMAC-SHA256(endpoint secret, `${t}.${raw body}`), checked in constant time within a tolerance.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { request } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { AccountInfo } from '../core/accounts.js';
 import { accountKeyPrefix, balanceKey } from '../core/balances.js';
@@ -21,7 +20,6 @@ const MIN_CENTS = 50;
 const TOLERANCE_S = 300;
 /** How long a credited session is remembered: Stripe retries a webhook for up to three days. */
 const SESSION_MEMORY_MS = 7 * 86_400_000;
-const TIMEOUT_MS = 15_000;
 
 /** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
 export function verifyStripeSignature(rawBody: Buffer, header: string | undefined, secret: string, nowMs: number): boolean {
@@ -60,18 +58,16 @@ export class StripeBilling implements BillingProvider {
     return `${this.deps.publicUrl.replace(/\/$/, '')}/app/billing`;
   }
 
-  /** Creates a Checkout Session; returns its hosted page's URL. */
+  /** Creates a Checkout Session; returns its hosted page's URL. Transport failures and timeouts are the upstream client's (502 / 504). */
   private async checkout(fields: Record<string, string>): Promise<string> {
-    const res = await request(`${this.conf.apiBase.replace(/\/$/, '')}/v1/checkout/sessions`, {
+    const res = await this.deps.upstream.request({
+      provider: 'stripe',
       method: 'POST',
+      url: `${this.conf.apiBase.replace(/\/$/, '')}/v1/checkout/sessions`,
       headers: { authorization: `Bearer ${this.conf.secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(fields).toString(),
-      headersTimeout: TIMEOUT_MS,
-      bodyTimeout: TIMEOUT_MS,
-    }).catch((err: unknown) => {
-      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: (err as Error).message }, cause: err });
     });
-    const text = await res.body.text();
+    const text = await res.text();
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -79,9 +75,9 @@ export class StripeBilling implements BillingProvider {
       json = undefined;
     }
     const url = isObject(json) && typeof json.url === 'string' ? json.url : undefined;
-    if (res.statusCode < 200 || res.statusCode >= 300 || url === undefined) {
+    if (res.status < 200 || res.status >= 300 || url === undefined) {
       // Stripe's message names the problem (a bad key, a currency); the caller gets a 502 without it.
-      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: `Checkout answered HTTP ${res.statusCode}` }, cause: new Error(text.slice(0, 500)) });
+      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: `Checkout answered HTTP ${res.status}` }, cause: new Error(text.slice(0, 500)) });
     }
     return url;
   }

@@ -7,6 +7,7 @@
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { CounterStore } from '../storage/counters.js';
+import type { UpstreamClient } from '../upstream/types.js';
 import type { AccountInfo, AccountService } from './accounts.js';
 
 export interface BillingProvider {
@@ -30,6 +31,8 @@ export interface BillingDeps {
   publicUrl: string;
   /** credits.perUsd: what a top-up of N credits costs. */
   creditsPerUsd: number;
+  /** The gateway's HTTP client (pooling, timeouts, transport errors), for a hosted provider's API. */
+  upstream: UpstreamClient;
 }
 
 /**

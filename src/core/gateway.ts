@@ -309,8 +309,6 @@ export class Gateway {
   ): Promise<void> {
     let usage: Usage | undefined;
     let producedText = '';
-    /** Whether any output reached the client or the upstream reported usage. */
-    let produced = false;
     let status: UsageStatus = 'ok';
     let httpStatus = 200;
     let drainTimer: NodeJS.Timeout | undefined;
@@ -324,13 +322,8 @@ export class Gateway {
       for await (const event of stream.events) {
         const chunk = event.chunk;
         last = chunk;
-        const delta = deltaText(chunk);
-        if (delta.length > 0) {
-          producedText += delta;
-          produced = true;
-        }
+        producedText += deltaText(chunk);
         if (event.usage) {
-          produced = true;
           usage = event.usage;
           if (ctx.client.gone) break;
           const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
@@ -376,7 +369,8 @@ export class Gateway {
         status = 'aborted';
         httpStatus = 499;
       }
-      if (status === 'error' && !produced) {
+      // No output and no usage: nothing was produced.
+      if (status === 'error' && producedText === '' && usage === undefined) {
         // SPEC §7: an upstream error or timeout before any output releases everything. (A client
         // that left is charged the prompt: the upstream had taken the request.)
         await admission.release();

@@ -16,7 +16,7 @@ import type { Pricing } from '../core/pricing.js';
 import { SessionEpochs, type Sessions } from '../core/sessions.js';
 import type { SigninService } from '../core/signin.js';
 import { GatewayError } from '../errors/gateway-error.js';
-import { toErrorResponse } from '../errors/http.js';
+import { toErrorResponse, type ErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import type { Provider } from '../providers/provider.js';
@@ -101,7 +101,8 @@ function outageOf(err: unknown): GatewayError | null {
   return null;
 }
 
-export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+/** An error as this request's answer (SPEC §5): status, headers and body; a bug is logged here. */
+export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyRequest, err: unknown): ErrorResponse {
   const mapped = outageOf(err) ?? (err instanceof Error ? (fromFastifyError(err as Error & { code?: string }, deps.config, req) ?? err) : err);
   const r = toErrorResponse(mapped, {
     requestId: req.id,
@@ -110,6 +111,11 @@ export function sendError(deps: Pick<AppDeps, 'config' | 'clock' | 'logger'>, re
     now: deps.clock.now(),
   });
   if (r.unexpected) req.log.error({ reqId: req.id, err }, 'unexpected error');
+  return r;
+}
+
+export function sendError(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const r = errorAnswer(deps, req, err);
   return reply.code(r.status).headers(r.headers).send(r.body);
 }
 

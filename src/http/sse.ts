@@ -3,8 +3,7 @@
 // event stream, so the reply is hijacked and written by hand with backpressure.
 import type { FastifyReply } from 'fastify';
 import type { StreamStarted } from '../core/gateway.js';
-import { toErrorResponse } from '../errors/http.js';
-import type { AppDeps } from './app.js';
+import { errorAnswer, type AppDeps } from './app.js';
 
 /**
  * Resolves when the client has taken what was written (or has gone). A client that stops reading
@@ -70,17 +69,7 @@ export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, sta
     await started.pipe({
       send: write,
       // OpenAI's mid-stream error event: a data line with the error body (SPEC §5's, made in the one place).
-      fail: (err) =>
-        write(
-          JSON.stringify(
-            toErrorResponse(err, {
-              requestId: req.id,
-              path: req.url.split('?')[0] ?? req.url,
-              publicUrl: deps.config.server.publicUrl,
-              now: deps.clock.now(),
-            }).body,
-          ),
-        ),
+      fail: (err) => write(JSON.stringify(errorAnswer(deps, req, err).body)),
     });
   } finally {
     res.end();

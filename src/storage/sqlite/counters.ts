@@ -88,9 +88,14 @@ export class SqliteCounterStore extends MemoryCounterStore {
    * admitted: one served now could not be recorded. StorageUnavailableError is a 503.
    */
   override reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
+    const unwritable = this.unwritable();
+    return unwritable ? Promise.reject(unwritable) : super.reserve(id, ops, expiresAt, now);
+  }
+
+  /** StorageUnavailableError while the file takes no writes (held, or another server took it), else undefined. */
+  private unwritable(): StorageUnavailableError | undefined {
     const failure = this.writes.failure;
-    if (failure) return Promise.reject(new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure }));
-    return super.reserve(id, ops, expiresAt, now);
+    return failure && new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure });
   }
 
   protected override stored(key: string): Counter | undefined {
@@ -118,9 +123,9 @@ export class SqliteCounterStore extends MemoryCounterStore {
   }
 
   override async ping(): Promise<void> {
-    const failure = this.writes.failure;
     // /readyz: not ready while the file takes no writes (reserve refuses then too).
-    if (failure) throw new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure });
+    const unwritable = this.unwritable();
+    if (unwritable) throw unwritable;
     this.db.prepare('SELECT 1').get();
   }
 
