@@ -135,6 +135,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.server.bodyLimitBytes,
     trustProxy: config.server.trustProxy,
     return503OnClosing: true,
+    // A URL the router refuses before any hook runs (bad percent-encoding, a path parameter over
+    // 100 characters) is bad input like any other: SPEC §5's body and x-request-id, not Fastify's.
+    frameworkErrors: (err, req, reply) => {
+      req.facts = { client: new ClientConnection() };
+      reply.header('x-request-id', req.id);
+      sendError(deps, req, reply, new GatewayError('invalid_request', { vars: { detail: err.message } }));
+    },
   });
 
   // JSON only: Fastify's default text/plain parser handed a string to the routes, which then said

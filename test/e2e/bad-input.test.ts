@@ -70,6 +70,8 @@ const cases: Case[] = [
   { name: 'bad key with bad body', auth: null, body: '{oops', status: 400, code: 'invalid_json' },
   { name: 'unknown route', path: '/v1/completions-typo', body: chat, status: 404, code: 'route_not_found' },
   { name: 'wrong method', method: 'GET', path: '/v1/chat/completions', status: 404, code: 'route_not_found' },
+  { name: 'path with broken percent-encoding', method: 'GET', path: '/v1/models/%E0%A4%A', status: 400, code: 'invalid_request', param: null },
+  { name: 'path parameter over 100 characters', method: 'GET', path: `/admin/v1/accounts/${'a'.repeat(150)}`, status: 400, code: 'invalid_request', param: null },
   { name: 'usage without a key', method: 'GET', path: '/v1/usage', auth: null, status: 401, code: 'invalid_api_key' },
   { name: 'models with a bad key', method: 'GET', path: '/v1/models', auth: 'Bearer tg-nope', status: 401, code: 'invalid_api_key' },
 ];

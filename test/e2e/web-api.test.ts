@@ -351,6 +351,17 @@ describe('pages', () => {
     expect((await fetch(`${t.url}/app/assets/missing.js`)).status).toBe(404);
   });
 
+  it.each(['/app/assets/', '/app/assets/..%2f..%2fpackage.json', '/app/assets/%00'])(
+    '%s (a directory, a climb out of the root, a NUL) is 404 route_not_found, not a 500',
+    async (path) => {
+      const res = await fetch(`${t.url}${path}`);
+      const body = await res.json();
+      expect(res.status).toBe(404);
+      expect(body.error.code).toBe('route_not_found');
+      expect(body.requestId).toBe(res.headers.get('x-request-id'));
+    },
+  );
+
   it('says the web app is not built when web/dist/index.html is missing', async () => {
     const { createGateway } = await import('../../src/main.js');
     const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');

@@ -33,6 +33,13 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
   const indexFile = join(distDir, 'index.html');
 
   return async (app) => {
+    // @fastify/send refuses a path that leaves the root or names a directory (403) or holds a NUL
+    // (400) with an HTTP error: no file is there, so the answer is the 404 of a missing one, not a
+    // logged 500. Set before the plugin registers, so its routes inherit it.
+    app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return reply.callNotFound();
+      throw err;
+    });
     await app.register(fastifyStatic, {
       root: join(distDir, 'assets'),
       prefix: '/app/assets/',
