@@ -2,6 +2,7 @@
 // models, and `serve` answering the official openai client.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,6 +103,39 @@ describe('tollgate CLI', () => {
     expect(revoked.stdout).toMatch(/revoked key_/);
   });
 
+  it('npm start shuts the server down when the process manager signals npm', async () => {
+    // npm forwards SIGTERM to the script's shell; without `exec` the shell died and left the
+    // server running, orphaned, holding the port and the database file's lease.
+    const npm = spawn('npm', ['start', '--silent', '--', '--config', configFile, '--port', '0'], { cwd: root, env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+    let out = '';
+    npm.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let serverPid: number | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        npm.stdout.on('data', () => {
+          const m = /"pid":(\d+)[^\n]*"msg":"tollgate listening"/.exec(out);
+          if (m) {
+            serverPid = Number(m[1]);
+            resolve();
+          }
+        });
+        npm.once('exit', (code) => reject(new Error(`npm start exited ${code}: ${out}`)));
+      });
+      npm.kill('SIGTERM');
+      expect(await new Promise((r) => npm.once('exit', r))).toBe(0);
+      expect(out).toMatch(/"msg":"shutting down"/);
+    } finally {
+      // An orphaned server would outlive the test: stop it by its own pid.
+      if (serverPid !== undefined) {
+        try {
+          process.kill(serverPid, 'SIGKILL');
+        } catch {
+          // Already gone, as it should be.
+        }
+      }
+    }
+  });
+
   it('lists models with prices in credits', async () => {
     const res = await tollgate('models', '--json', '--config', configFile);
     expect(JSON.parse(res.stdout)).toEqual([
@@ -129,5 +163,18 @@ describe('tollgate CLI', () => {
     const email = await tollgate('accounts', 'create', '--email', 'not-an-email', '--config', configFile);
     expect(email.code).toBe(2);
     expect(email.stderr).toMatch(/--email: not an email address/);
+  });
+
+  it('refuses a port in use with exit 1 and a one-line reason', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const res = await tollgate('serve', '--config', configFile, '--port', String((taken.address() as AddressInfo).port));
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/^error: listen EADDRINUSE/m);
+      expect(res.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      taken.close();
+    }
   });
 });

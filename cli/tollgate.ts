@@ -89,7 +89,11 @@ async function run(argv: string[]): Promise<number> {
       // A server that lost its database file to another closes itself; the process then exits with 1.
       const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });
       gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
-      if (gw.config.admin.token === '') gw.logger.warn('no admin token configured (TOLLGATE_ADMIN_TOKEN): the admin API refuses every call');
+      // A config file reads no variable it does not name: TOLLGATE_ADMIN_TOKEN set in the shell is
+      // not enough there, which is what the operator who sees this most likely needs to hear.
+      if (gw.config.admin.token === '') {
+        gw.logger.warn('admin.token is empty: the admin API refuses every call (the built-in config reads TOLLGATE_ADMIN_TOKEN; a config file needs admin: { token: "${TOLLGATE_ADMIN_TOKEN}" })');
+      }
       if (gw.counters instanceof RedisCounterStore) {
         const tooOld = await gw.counters.versionProblem();
         if (tooOld) {
@@ -186,6 +190,11 @@ run(process.argv.slice(2)).then(
       process.exitCode = 1;
     } else if (err instanceof GatewayError) {
       process.stderr.write(`error: ${renderMessage(err.code, err.vars, { publicUrl: '', requestId: '-' })}\n`);
+      process.exitCode = 1;
+    } else if (typeof (err as NodeJS.ErrnoException).syscall === 'string') {
+      // The system refused (a port in use, a database that does not answer): its message says
+      // what and where; a stack trace into the network code would only bury it.
+      process.stderr.write(`error: ${(err as Error).message}\n`);
       process.exitCode = 1;
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);

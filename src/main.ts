@@ -136,7 +136,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   if (sessionSecret === '') {
     sessionSecret = randomBytes(32).toString('base64url');
     logger.warn(
-      'web.sessionSecret is not set (TOLLGATE_SESSION_SECRET): using a random one, so web sign-ins end on restart and do not work across instances',
+      'web.sessionSecret is empty: using a random one, so web sign-ins end on restart and do not work across instances (the built-in config reads TOLLGATE_SESSION_SECRET; a config file needs web: { sessionSecret: "${TOLLGATE_SESSION_SECRET}" })',
     );
   }
   const sessions = new Sessions(sessionSecret, config.web.sessionTtlHours * 3_600_000, services.clock);

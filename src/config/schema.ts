@@ -288,7 +288,7 @@ export const configSchema = z.strictObject({
       /**
        * manual: whether signed-in users may credit their own balance from the Billing page (demos,
        * trusted teams). Off by default — with open sign-up anyone could mint credits; the operator
-       * tops up with the admin API or the CLI.
+       * tops up with the admin API.
        */
       selfTopUp: z.boolean().default(false),
     })

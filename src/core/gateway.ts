@@ -50,8 +50,9 @@ export interface StreamStarted {
    * Sends the SSE `data:` payloads in order, ending with `[DONE]`, then settles and records; call
    * it once. Resolves when all of that is done, however the stream ended (a client that left
    * included: see relay). Never rejects for an upstream failure, which goes out as an error event.
+   * Resolves to the credits charged (for the request log).
    */
-  pipe(sink: EventSink): Promise<void>;
+  pipe(sink: EventSink): Promise<number>;
 }
 
 export interface GatewayLogger {
@@ -96,6 +97,8 @@ export class Gateway {
     credits: number,
     status: UsageStatus,
     httpStatus: number,
+    /** When the request was admitted: the day its counters are on is the day it is recorded on. */
+    at: number,
   ): UsageRecord {
     return {
       requestId: ctx.requestId,
@@ -108,7 +111,7 @@ export class Gateway {
       credits,
       status,
       httpStatus,
-      createdAt: new Date(this.deps.clock.now()).toISOString(),
+      createdAt: new Date(at).toISOString(),
     };
   }
 
@@ -149,7 +152,8 @@ export class Gateway {
     call: (upstream: CallContext) => Promise<{ body: JsonText; usage: Usage }>,
     price: (usage: Usage) => number,
   ): Promise<Completed> {
-    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits });
+    const at = this.deps.clock.now();
+    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits, at });
     let result: { body: JsonText; usage: Usage };
     try {
       // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
@@ -159,17 +163,17 @@ export class Gateway {
       if (err instanceof BilledFailure) {
         // The upstream did (and billed) the work before the call failed: charge it, answer the error.
         const credits = this.chargeable(ctx, price(err.usage), worstCaseCredits);
-        await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error)));
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error), at));
         // Charged: a retry by the client's SDK would be charged again.
         throw err.error instanceof GatewayError || err.error instanceof UpstreamHttpError ? withLimitHeaders(notRetryable(err.error), admission) : err.error;
       }
       await admission.release();
-      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at));
       throw withLimitHeaders(err, admission);
     }
     const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
     const gone = ctx.client.gone;
-    await this.settleAndRecord(admission, this.recordOf(ctx, model, result.usage, credits, gone ? 'aborted' : 'ok', gone ? 499 : 200));
+    await this.settleAndRecord(admission, this.recordOf(ctx, model, result.usage, credits, gone ? 'aborted' : 'ok', gone ? 499 : 200, at));
     result.body.set('meta', { usage: { credits_used: credits } });
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
@@ -192,6 +196,7 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
+    capOutput(model, body, shaped.clamped);
     const promptTokens = countChatPrompt(body);
     return this.run(
       ctx,
@@ -232,6 +237,9 @@ export class Gateway {
     const call = normaliseImageRequest(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
     const size = shaped.size ?? pricedSize(model, call);
+    // The size priced is the size sent: left out, the upstream makes its own default, which may
+    // cost more than (or, on the free tier, be larger than) the model's defaultSize checked here.
+    if (call.size === undefined && typeof model.price.perImage !== 'number') call.size = size;
     const quality = typeof call.extra.quality === 'string' ? call.extra.quality.toLowerCase() : undefined;
     const unit = this.deps.pricing.imageUnitCredits(model, size, quality);
     if (unit === undefined) {
@@ -269,9 +277,11 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
+    capOutput(model, body, shaped.clamped);
     const promptTokens = countChatPrompt(body);
     const worstCase = this.worstCaseChat(model, body, promptTokens);
-    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase });
+    const at = this.deps.clock.now();
+    const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });
     // Not tied to the client either: when the client leaves, the upstream stream is kept open for
     // up to drainUsageMs so its usage chunk can still be read (SPEC §7), then closed (relay).
     let stream;
@@ -279,13 +289,13 @@ export class Gateway {
       stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId });
     } catch (err) {
       await admission.release();
-      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err)));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at));
       throw withLimitHeaders(err, admission);
     }
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      pipe: (sink) => this.relay(ctx, model, stream, admission, promptTokens, worstCase, wantUsage, sink),
+      pipe: (sink) => this.relay(ctx, model, stream, admission, at, promptTokens, worstCase, wantUsage, sink),
     };
   }
 
@@ -302,12 +312,15 @@ export class Gateway {
     model: ChatModelConfig,
     stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
     admission: Admission,
+    /** When it was admitted (its record's date). */
+    at: number,
     promptTokens: number,
     worstCase: number,
     wantUsage: boolean,
     sink: EventSink,
-  ): Promise<void> {
+  ): Promise<number> {
     let usage: Usage | undefined;
+    let creditsCharged = 0;
     let producedText = '';
     let status: UsageStatus = 'ok';
     let httpStatus = 200;
@@ -374,15 +387,16 @@ export class Gateway {
         // SPEC §7: an upstream error or timeout before any output releases everything. (A client
         // that left is charged the prompt: the upstream had taken the request.)
         await admission.release();
-        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', httpStatus));
+        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', httpStatus, at));
       } else {
         // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
         // prompt plus the output the upstream produced, counted with the tokenizer.
         const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
-        const credits = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
-        await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, credits, status, httpStatus));
+        creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
       }
     }
+    return creditsCharged;
   }
 }
 
@@ -416,6 +430,23 @@ function countedUsageChunk(last: JsonObject | undefined, modelId: string, usage:
     usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.outputTokens, total_tokens: usage.promptTokens + usage.outputTokens },
     meta: { usage: { credits_used: credits } },
   };
+}
+
+/**
+ * A limit above the model's output ceiling is lowered to it: the worst case reserves no more than
+ * the ceiling, so an upstream that allows more (gpt-4.1's 32,768, an o-series model's 100,000) could
+ * otherwise spend past the reservation, a prepaid balance or a plan's limit (SPEC §7).
+ */
+function capOutput(model: ChatModelConfig, body: JsonObject, clamped: string[]): void {
+  for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+    const asked = body[field];
+    if (typeof asked === 'number' && asked > model.maxOutputTokens) {
+      body[field] = model.maxOutputTokens;
+      // A plan's cap above the ceiling may have clamped it already: the header names the final value.
+      const i = clamped.findIndex((c) => c.startsWith(`${field}=`));
+      clamped.splice(i < 0 ? clamped.length : i, 1, `${field}=${model.maxOutputTokens}`);
+    }
+  }
 }
 
 /** The larger of two optional token limits (already checked to be positive integers or absent). */

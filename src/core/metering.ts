@@ -20,6 +20,12 @@ export interface AdmissionRequest {
   model: ModelConfig;
   /** Worst-case cost of the shaped request in credits. */
   worstCaseCredits: number;
+  /**
+   * When the request counts (ms; default: the meter's clock now). Its windows are the ones open
+   * then, and the gateway dates the ledger record by the same time, so a request that straddles
+   * UTC midnight lands on one day in both.
+   */
+  at?: number;
 }
 
 export interface Admission {

@@ -158,7 +158,7 @@ export class PlanMeter implements Meter {
 
   async admit(req: AdmissionRequest): Promise<Admission> {
     const { principal, model, worstCaseCredits: worstCase, requestId } = req;
-    const now = this.o.clock.now();
+    const now = req.at ?? this.o.clock.now();
     const plan = this.planOf(principal.account);
     for (const rule of plan.rules) {
       if ('shape' in rule && rule.shape === 'max_request_cost' && ruleApplies(rule, principal.surface, model) && worstCase > rule.limit!) {

@@ -66,7 +66,7 @@ export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, sta
     if (!res.write(`data: ${data}\n\n`)) return waitForDrain(res, stalled());
   };
   try {
-    await started.pipe({
+    req.facts.credits = await started.pipe({
       send: write,
       // OpenAI's mid-stream error event: a data line with the error body (SPEC §5's, made in the one place).
       fail: (err) => write(JSON.stringify(errorAnswer(deps, req, err).body)),

@@ -42,6 +42,8 @@ describe('request logs', () => {
     // The provider's 401 is about the gateway's key: a 502 upstream_auth_failed to the caller.
     expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 400]);
     expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
+    // A stream's line carries its charge too, written once the stream has settled.
+    expect(chat[1]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: expect.any(Number) });
     expect(new Set(requests.map((l) => l.reqId)).size).toBe(7);
   });
 });

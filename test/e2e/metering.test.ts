@@ -62,6 +62,25 @@ describe('windows', () => {
     const today = (await t.admin('GET', `/usage?account=${accountId}&group=day&from=2026-11-26`)).body.data;
     expect(today).toEqual([expect.objectContaining({ day: '2026-11-26', requests: 1, credits: 12 })]);
   });
+
+  it('a stream admitted before midnight and settled after it is counted and recorded on the same day', async () => {
+    clock.set(Date.parse('2026-11-27T23:59:59Z'));
+    const { accountId, secret } = await t.newAccount();
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    const res = await chat(secret, { ...hi, stream: true });
+    expect(res.status).toBe(200);
+    clock.advance(5_000); // 2026-11-28T00:00:04, while the upstream is still streaming
+    release();
+    await res.text();
+    await until(async () => (await ledger(accountId)).length === 1);
+    const [row] = await ledger(accountId);
+    // The day's counter took the charge at admission; the ledger's day is the same one.
+    expect(row!.createdAt).toBe('2026-11-27T23:59:59.000Z');
+    const days = (await t.admin('GET', `/usage?account=${accountId}&group=day&from=2026-11-27&to=2026-11-29`)).body.data;
+    expect(days).toEqual([expect.objectContaining({ day: '2026-11-27', requests: 1, credits: row!.credits })]);
+    expect(apiToken(await usage(secret)).used).toBe(0); // the new day is untouched
+  });
 });
 
 describe('an upstream asking to wait', () => {
@@ -219,6 +238,15 @@ describe('images', () => {
     }
   });
 
+  it("a request naming no size is sent the size it is priced at, not left to the upstream's default", async () => {
+    const { secret } = await paidAccount(100_000);
+    const res = await image(secret, { model: 'dall-e-2', prompt: 'a lighthouse' });
+    // Priced at dall-e-2's defaultSize (1024x1024, 40,000 credits): that is the size asked for, so
+    // an upstream whose own default differs cannot make (or bill) another one.
+    expect(res.headers.get('x-tollgate-credits-used')).toBe('40000');
+    expect((t.openai.requests.at(-1)!.body as { size?: string }).size).toBe('1024x1024');
+  });
+
   it('streamed image generation is refused before any upstream call', async () => {
     const { accountId, secret } = await paidAccount(100_000);
     const before = t.openai.requests.length;
@@ -257,6 +285,21 @@ describe('the paid plan', () => {
     expect((await both.json()).error.code).toBe('insufficient_balance');
     expect((await chat(secret, { ...hi, max_completion_tokens: 16_000, max_tokens: 1 })).status).toBe(403);
     expect((await chat(secret, { ...hi, max_completion_tokens: 100, max_tokens: 200 })).status).toBe(200);
+  });
+
+  it("lowers a max_tokens above the model's output ceiling to it, so the upstream cannot spend past the reservation", async () => {
+    const { accountId, secret } = await t.newAccount();
+    await t.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });
+    // gpt-4o-mini's maxOutputTokens is 16,384: the worst case reserved covers that much output, no more.
+    const res = await chat(secret, { ...hi, max_completion_tokens: 40_000 });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_completion_tokens=16384');
+    expect((t.openai.requests.at(-1)!.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(16_384);
+    const streamed = await chat(secret, { ...hi, max_tokens: 20_000, stream: true });
+    expect(streamed.headers.get('x-tollgate-clamped')).toBe('max_tokens=16384');
+    await streamed.text();
+    expect((t.openai.requests.at(-1)!.body as { max_tokens?: number }).max_tokens).toBe(16_384);
   });
 
   it('a payment method moves a free account to paid; requests spend the balance; an empty balance refuses', async () => {
