@@ -17,6 +17,7 @@ const fieldValues: Record<string, unknown[]> = {
   temperature: [...any, 1.99, 2.0000001],
   top_p: [...any, 0.999, 1.0000001],
   tools: [...any, [{ type: 'function', function: {} }], [{ type: 1 }], [{}], [null]],
+  n_predict: any,
   extra_field: any,
 };
 const messageValues: unknown[] = [
@@ -72,6 +73,12 @@ describe('the hand-written chat body check', () => {
     // Both sides of the comparison are exercised.
     expect(accepted).toBeGreaterThan(100);
     expect(cases.length - accepted).toBeGreaterThan(100);
+  });
+
+  it("refuses llama.cpp's n_predict, which would override the metered max_tokens upstream", () => {
+    expect(() => parseChatBody({ ...base, max_tokens: 16, n_predict: 100_000 })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', param: 'n_predict', vars: { detail: expect.stringMatching(/n_predict: not accepted.*max_tokens/) } }),
+    );
   });
 
   it('hands the body back without copying it', () => {

@@ -25,6 +25,9 @@ export const chatRequest = z.looseObject({
   temperature: z.number().min(0).max(2).nullable().optional(),
   top_p: z.number().min(0).max(1).nullable().optional(),
   tools: z.array(z.looseObject({ type: z.string() })).optional(),
+  // llama.cpp's server reads n_predict before max_tokens: passed through, it would let a request
+  // write past the output cap and the worst case reserved for it.
+  n_predict: z.never({ error: 'not accepted: set the output limit with max_tokens or max_completion_tokens' }).optional(),
 });
 
 export const embeddingRequest = z.looseObject({
@@ -106,7 +109,8 @@ export function chatBodyOk(b: Record<string, unknown>): boolean {
     (absent(b.n) || intIn(b.n, 1, 128)) &&
     (absent(b.temperature) || numberIn(b.temperature, 0, 2)) &&
     (absent(b.top_p) || numberIn(b.top_p, 0, 1)) &&
-    (b.tools === undefined || typedParts(b.tools))
+    (b.tools === undefined || typedParts(b.tools)) &&
+    b.n_predict === undefined
   );
 }
 

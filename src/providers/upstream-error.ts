@@ -54,6 +54,28 @@ function retryAfterOf(res: UpstreamResponse): Record<string, string> {
   return value !== undefined && /^[\w ,:+-]{1,64}$/.test(value) ? { 'retry-after': value } : {};
 }
 
+/**
+ * The validation error list of Python servers built on FastAPI / pydantic (fal, vLLM and others
+ * answer 422 `{ detail: [{ loc, msg, type }] }`): one message naming each field, the first field
+ * as `param` and its error type as `code`. Undefined when `detail` is not such a list.
+ */
+export function validationDetail(detail: unknown): ErrorFields | undefined {
+  if (!Array.isArray(detail)) return undefined;
+  const parts: string[] = [];
+  let param: string | null = null;
+  let code: string | null = null;
+  for (const d of detail) {
+    if (!isObject(d)) continue;
+    // `loc` starts with where the field lives ("body"); the rest is the field path.
+    const loc = Array.isArray(d.loc) ? d.loc.filter((p, i) => !(i === 0 && p === 'body')).join('.') : '';
+    const msg = asString(d.msg) ?? JSON.stringify(d);
+    parts.push(loc ? `${loc}: ${msg}` : msg);
+    param ??= loc || null;
+    code ??= asString(d.type) ?? null;
+  }
+  return parts.length > 0 ? { message: parts.join('; '), param, code } : undefined;
+}
+
 export function buildError(status: number, provider: string, f: ErrorFields, headers: Record<string, string> = {}): UpstreamHttpError {
   return new UpstreamHttpError(
     status,

@@ -10,27 +10,14 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import type { UpstreamClient } from '../../upstream/types.js';
 import { BilledFailure, type CallContext, type ImageCall, type ImageResult, type Provider, type ProviderType } from '../provider.js';
 import { isObject } from '../../lib/is-object.js';
-import { asString, jsonObject, malformedResponse, upstreamError, type ErrorFields } from '../upstream-error.js';
+import { asString, jsonObject, malformedResponse, upstreamError, validationDetail, type ErrorFields } from '../upstream-error.js';
 
 export function parseFalError(json: unknown): ErrorFields {
   if (!isObject(json)) return {};
   const detail = json.detail;
   if (typeof detail === 'string') return { message: detail };
-  if (Array.isArray(detail) && detail.length > 0) {
-    const parts: string[] = [];
-    let param: string | null = null;
-    let code: string | null = null;
-    for (const d of detail) {
-      if (!isObject(d)) continue;
-      // `loc` starts with where the field lives ("body"); the rest is the field path.
-      const loc = Array.isArray(d.loc) ? d.loc.filter((p, i) => !(i === 0 && p === 'body')).join('.') : '';
-      const msg = asString(d.msg) ?? JSON.stringify(d);
-      parts.push(loc ? `${loc}: ${msg}` : msg);
-      param ??= loc || null;
-      code ??= asString(d.type) ?? null;
-    }
-    if (parts.length > 0) return { message: parts.join('; '), param, code };
-  }
+  const listed = validationDetail(detail);
+  if (listed) return listed;
   if (isObject(json.error)) return { message: asString(json.error.message), code: asString(json.error.code) ?? null };
   const message = asString(json.message) ?? asString(json.error);
   return message === undefined ? {} : { message };

@@ -31,6 +31,7 @@ import {
   malformedResponse,
   upstreamError,
   type ErrorFields,
+  validationDetail,
 } from '../upstream-error.js';
 
 /** OpenAI's `{ error: {...} }`, plus the `{ error: "text" }`, `{ message }` and `{ detail }` of other compatible servers. */
@@ -46,6 +47,8 @@ export function parseOpenAiError(json: unknown): ErrorFields {
     };
   }
   if (typeof e === 'string') return { message: e };
+  const listed = validationDetail(json.detail);
+  if (listed) return listed;
   const message = asString(json.message) ?? asString(json.detail);
   return message === undefined ? {} : { message };
 }

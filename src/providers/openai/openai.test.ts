@@ -291,6 +291,15 @@ describe('openai provider: error answers', () => {
       error: { message: 'max_tokens is too large', type: 'invalid_request_error', code: null, param: null },
     },
     {
+      name: 'FastAPI validation list (422)',
+      behaviour: {
+        kind: 'json' as const,
+        status: 422,
+        body: { detail: [{ loc: ['body', 'messages', 0, 'content'], msg: 'Field required', type: 'missing' }, { loc: ['body', 'temperature'], msg: 'Input should be a valid number', type: 'float_parsing' }] },
+      },
+      error: { message: 'messages.0.content: Field required; temperature: Input should be a valid number', type: 'invalid_request_error', code: 'missing', param: 'messages.0.content' },
+    },
+    {
       name: 'HTML page from a proxy',
       behaviour: { kind: 'text' as const, status: 502, body: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>' },
       error: { message: '502 Bad Gateway 502 Bad Gateway nginx', type: 'api_error', code: null, param: null },
