@@ -14,6 +14,7 @@ import { buildApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createProviders } from './providers/registry.js';
 import { buildServices, type ServiceOptions, type Services } from './services.js';
+import { RedisCounterStore } from './storage/redis/counters.js';
 import { SqliteCounterStore } from './storage/sqlite/counters.js';
 import { createUpstreamClient } from './upstream/client.js';
 import type { UpstreamClient } from './upstream/types.js';
@@ -97,6 +98,17 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   if (services.counters instanceof SqliteCounterStore) {
     const counters = services.counters;
     metrics.watchPendingLog(() => counters.pendingLogStats());
+  }
+  if (services.counters instanceof RedisCounterStore) {
+    const refusing = config.limiter.onUnavailable === 'closed';
+    services.counters.watchConnection(
+      (err) =>
+        logger.error(
+          { err: err.message },
+          refusing ? 'limiter (Redis) unreachable: metered requests get 503 limiter_unavailable until it answers' : 'limiter (Redis) unreachable: admitting requests unmetered (limiter.onUnavailable: open) until it answers',
+        ),
+      () => logger.warn('limiter (Redis) answers again'),
+    );
   }
   const meter = new PlanMeter({
     plans: services.plans,

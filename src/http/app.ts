@@ -69,6 +69,9 @@ declare module 'fastify' {
   }
 }
 
+/** An API key's shape (`tg-` + base62, ids.ts), wherever a client put one in a path. */
+const KEY_IN_PATH = /tg-[0-9A-Za-z]+/g;
+
 /** The logging levels (config `log.level`) at which the per-request access line is written. */
 const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
 
@@ -111,6 +114,12 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
     now: deps.clock.now(),
   });
   if (r.unexpected) req.log.error({ reqId: req.id, err }, 'unexpected error');
+  else if (mapped instanceof GatewayError && mapped.code === 'upstream_auth_failed') {
+    // The caller gets a 502 that hides the provider's words (they are about the operator's key):
+    // the operator reads them here. Long key-like runs are masked, in case a provider echoes a key.
+    const detail = mapped.cause instanceof Error ? mapped.cause.message.slice(0, 300).replace(/[\w-]{24,}/g, '[masked]') : undefined;
+    req.log.error({ reqId: req.id, ...mapped.vars, detail }, "the provider refused the gateway's credentials: check its apiKey in providers");
+  }
   return r;
 }
 
@@ -169,7 +178,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         {
           reqId: req.id,
           method: req.method,
-          path: req.routeOptions.url ?? req.url.split('?')[0],
+          // An unmatched path is the client's text: a key pasted into the URL by mistake stays out.
+          path: req.routeOptions.url ?? req.url.split('?')[0]!.replace(KEY_IN_PATH, 'tg-[masked]'),
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 100) / 100,
           account: f.principal?.account.id,

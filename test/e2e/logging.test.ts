@@ -28,22 +28,35 @@ describe('request logs', () => {
     for await (const _ of stream);
     t.openai.enqueue({ kind: 'json', status: 401, body: { error: { message: 'Incorrect API key provided: sk-upstr*****cret', type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch(() => {});
+    // A provider that echoes a whole key in its message: masked in the operator's line.
+    const echoed = 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789';
+    t.openai.enqueue({ kind: 'json', status: 403, body: { error: { message: `Key ${echoed} is disabled`, type: 'invalid_request_error', code: null, param: null } } });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch(() => {});
     await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}x`, 'content-type': 'application/json' }, body: '{' });
     await fetch(`${t.url}/admin/v1/accounts/${accountId}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    await fetch(`${t.url}/v1/${secret}/chat/completions`); // a key pasted into the path: 404, not logged
     await new Promise((r) => setTimeout(r, 50));
 
     const text = JSON.stringify(lines);
-    for (const s of [secret, secret.slice(3), ADMIN_TOKEN, 'sk-upstream-secret', 'fal-upstream-secret']) expect(text).not.toContain(s);
+    for (const s of [secret, secret.slice(3), ADMIN_TOKEN, 'sk-upstream-secret', 'fal-upstream-secret', echoed]) expect(text).not.toContain(s);
+
+    // The caller's 502 hides the provider's words; the operator's log has them, once per refusal.
+    const refused = lines.filter((l) => l.level === 50 && String(l.msg).startsWith("the provider refused the gateway's credentials"));
+    expect(refused).toEqual([
+      expect.objectContaining({ provider: 'openai', upstreamStatus: 401, detail: expect.stringContaining('Incorrect API key provided') }),
+      expect.objectContaining({ provider: 'openai', upstreamStatus: 403, detail: expect.stringContaining('[masked] is disabled') }),
+    ]);
 
     const requests = lines.filter((l) => l.msg === 'request');
-    // 2 admin calls from newAccount, 3 chat calls, 1 malformed, 1 admin read.
-    expect(requests).toHaveLength(7);
+    // 2 admin calls from newAccount, 4 chat calls, 1 malformed, 1 admin read, 1 key in the path.
+    expect(requests).toHaveLength(9);
+    expect(requests.at(-1)).toMatchObject({ status: 404, path: '/v1/tg-[masked]/chat/completions' });
     const chat = requests.filter((l) => l.path === '/v1/chat/completions');
     // The provider's 401 is about the gateway's key: a 502 upstream_auth_failed to the caller.
-    expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 400]);
+    expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 502, 400]);
     expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
     // A stream's line carries its charge too, written once the stream has settled.
     expect(chat[1]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: expect.any(Number) });
-    expect(new Set(requests.map((l) => l.reqId)).size).toBe(7);
+    expect(new Set(requests.map((l) => l.reqId)).size).toBe(9);
   });
 });

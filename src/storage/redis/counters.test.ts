@@ -357,6 +357,11 @@ describe('redis counter store specifics', () => {
     const own = await startRedis();
     try {
       const store = openRedisCounterStore(own.url);
+      const seen: string[] = [];
+      store.watchConnection(
+        () => seen.push('lost'),
+        () => seen.push('back'),
+      );
       expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
       await own.stop();
       const started = Date.now();
@@ -375,6 +380,8 @@ describe('redis counter store specifics', () => {
       }
       expect(result).toBe(1);
       expect(await store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0)).toEqual({ ok: true, values: [1] });
+      // The operator's log hears of the outage once, however many reconnects failed, and of its end.
+      expect(seen).toEqual(['lost', 'back']);
       await store.close();
     } finally {
       await own.stop();

@@ -129,6 +129,9 @@ export class RedisCounterStore implements CounterStore {
   private lastError: Error | undefined;
 
   private everReady = false;
+  /** Whether the connection failed and has not been ready since (watchConnection's state). */
+  private down = false;
+  private readonly watchers: { lost: (err: Error) => void; back: () => void }[] = [];
   private firstConnection: Promise<void> | undefined;
   private readonly firstConnectMs: number;
 
@@ -146,10 +149,30 @@ export class RedisCounterStore implements CounterStore {
     redis.on('error', (err: Error) => {
       this.lastError = err;
     });
+    // 'close' comes with every lost connection and every failed connect (not always an 'error').
+    redis.on('close', () => {
+      if (this.down || this.closed) return;
+      this.down = true;
+      for (const w of this.watchers) w.lost(this.lastError ?? new Error('connection closed'));
+    });
     redis.on('ready', () => {
       this.everReady = true;
+      this.lastError = undefined;
+      if (this.down) {
+        this.down = false;
+        for (const w of this.watchers) w.back();
+      }
     });
     if (redis.status === 'ready') this.everReady = true;
+  }
+
+  /**
+   * Tells `lost` when the connection fails (once per outage: ioredis reports every failed
+   * reconnect) and `back` once it is ready again — for the operator's log, since the store itself
+   * reports an outage only to the calls that meet it.
+   */
+  watchConnection(lost: (err: Error) => void, back: () => void): void {
+    this.watchers.push({ lost, back });
   }
 
   /** Resolves once connected to Redis; CounterStoreUnavailableError if not within `timeoutMs` (for readiness checks). */
