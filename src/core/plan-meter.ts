@@ -81,6 +81,11 @@ function isMeasure(rule: Rule): rule is MeasureRule {
   return 'measure' in rule;
 }
 
+/** A rule that counts a surface's requests whatever their model (no model filter, not per model). */
+function appliesToEveryModel(rule: MeasureRule, surface: Surface): boolean {
+  return !rule.models && rule.scope !== 'account+model' && (!rule.surfaces || rule.surfaces.includes(surface));
+}
+
 export class PlanMeter implements Meter {
   /** Reservation id → when it was made. */
   private readonly inflight = new ChurnMap<string, number>();
@@ -129,14 +134,16 @@ export class PlanMeter implements Meter {
     return !(model.pro && surface === 'api' && !this.planOf(account).proModelsViaApi);
   }
 
-  private slots(principal: Principal, model: ModelConfig, worstCase: number, now: number): Slot[] {
+  /** The counters a request for `model` touches; without a model, those every model's requests touch. */
+  private slots(principal: Principal, model: ModelConfig | undefined, worstCase: number, now: number): Slot[] {
     const plan = this.planOf(principal.account);
     const slots: Slot[] = [];
     for (const rule of plan.rules) {
-      if (!isMeasure(rule) || !ruleApplies(rule, principal.surface, model)) continue;
+      if (!isMeasure(rule)) continue;
+      if (model ? !ruleApplies(rule, principal.surface, model) : !appliesToEveryModel(rule, principal.surface)) continue;
       const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
       const expiresAt = span && Number.isFinite(span.endsAt) ? span.endsAt + COUNTER_GRACE_MS : null;
-      const key = counterKey(rule, principal, model.id, span);
+      const key = counterKey(rule, principal, model?.id ?? '', span);
       const op: CounterOp =
         rule.measure === 'credits'
           ? { key, amount: worstCase, max: rule.limit, settle: 'actual', expiresAt }
@@ -154,6 +161,19 @@ export class PlanMeter implements Meter {
       });
     }
     return slots;
+  }
+
+  /**
+   * The limit headers (SPEC §6) of an answer that reserved nothing — an error before admission,
+   * /v1/usage, /v1/models — from the counters as they stand now: those a request for `model`
+   * touches, or without a model (it was missing or unknown), those every request touches.
+   */
+  async currentHeaders(principal: Principal, model: ModelConfig | undefined): Promise<Record<string, string>> {
+    const now = this.o.clock.now();
+    const slots = this.slots(principal, model, 0, now);
+    if (slots.length === 0) return {};
+    const values = await this.o.store.get(slots.map((s) => s.op.key), now);
+    return limitHeaders(slots, values, 0, false, now);
   }
 
   async admit(req: AdmissionRequest): Promise<Admission> {

@@ -222,6 +222,29 @@ describe('api_token (50,000 credits per UTC day)', () => {
       t.openai.setDefault(undefined);
     }
   });
+
+  it('every answer to a known key carries the budget as it stands (SPEC §6), refusals before admission included', async () => {
+    const { secret } = await t.newAccount();
+    expect((await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: hi })).res.status).toBe(200);
+    const left = String(50_000 - 12);
+    const get = (path: string) => fetch(`${t.url}${path}`, { headers: { authorization: `Bearer ${secret}` } });
+    const answers = [
+      (await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [] })).res, // 400, bad input
+      (await post(secret, '/v1/chat/completions', { model: 'no-such-model', messages: hi })).res, // 404
+      (await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x/y.png' } }] }] })).res, // 400 by shape
+      await get('/v1/usage'),
+      await get('/v1/models'),
+      await get('/v1/models/gpt-4o-mini'),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([400, 404, 400, 200, 200, 200]);
+    for (const res of answers) {
+      expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+      expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe(left);
+      expect(res.headers.get('x-ratelimit-reset-tokens')).toMatch(/^\d+(h|m|s)/);
+    }
+    // No key, no account: nothing to report.
+    expect((await fetch(`${t.url}/v1/models`)).headers.get('x-ratelimit-limit-tokens')).toBeNull();
+  });
 });
 
 describe('playground_requests (10 per regular model per day) and playground_concurrency (one at a time)', () => {

@@ -5,7 +5,7 @@ import type { Principal } from '../../core/metering.js';
 import type { ModelConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
-import type { AppDeps } from '../app.js';
+import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
@@ -32,7 +32,31 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
     return sendCompleted(reply.headers(r.headers).header(CREDITS_HEADER, String(r.credits)), r);
   }
 
+  /**
+   * SPEC §6: every /v1 answer to a known key carries the binding budget's limit headers. Answers
+   * after admission have them from it; the others (bad input, an unknown model, a refusal by shape,
+   * /v1/usage, /v1/models) read them from the counters as they stand. Best effort: a limiter that
+   * does not answer leaves them out rather than turn the answer into another error.
+   */
+  async function addCurrentLimits(req: FastifyRequest, reply: FastifyReply, principal: Principal, model: string | undefined): Promise<void> {
+    try {
+      reply.headers(await deps.meter.currentHeaders(principal, model === undefined ? undefined : deps.catalog.get(model)));
+    } catch {
+      // The answer goes out without them.
+    }
+  }
+  const hasLimits = (err: unknown) => {
+    const headers = (err as { headers?: Record<string, string> } | null)?.headers;
+    return headers !== undefined && Object.keys(headers).some((h) => h.startsWith('x-ratelimit-'));
+  };
+
   return async (app) => {
+    app.setErrorHandler(async (err, req, reply) => {
+      const principal = req.facts?.principal;
+      if (principal && !hasLimits(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
+      return sendError(deps, req, reply, err);
+    });
+
     app.post('/chat/completions', async (req, reply) => {
       const ctx = await context(req, '/v1/chat/completions');
       if ((req.body as { stream?: unknown } | null)?.stream !== true) {
@@ -59,21 +83,25 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
     // No key needed; a key that is sent must be valid, so a typo is not silently ignored.
     const optionalKey = async (req: FastifyRequest) => (bearerToken(req) === null ? null : await requireKey(keys, req));
 
-    app.get('/models', async (req) => {
+    app.get('/models', async (req, reply) => {
       const principal = await optionalKey(req);
+      if (principal) await addCurrentLimits(req, reply, principal, undefined);
       return { object: 'list', data: deps.catalog.models.map((m) => entry(m, principal)) };
     });
 
     // OpenAI's GET /v1/models/{model} (the SDKs' models.retrieve). A wildcard: ids such as flux/schnell hold slashes.
-    app.get('/models/*', async (req) => {
+    app.get('/models/*', async (req, reply) => {
       const id = (req.params as { '*': string })['*'];
       const model = deps.catalog.get(id);
       if (!model) throw new GatewayError('model_not_found', { vars: { model: id }, param: 'model' });
-      return entry(model, await optionalKey(req));
+      const principal = await optionalKey(req);
+      if (principal) await addCurrentLimits(req, reply, principal, id);
+      return entry(model, principal);
     });
 
-    app.get('/usage', async (req) => {
+    app.get('/usage', async (req, reply) => {
       const principal = await requireKey(keys, req);
+      await addCurrentLimits(req, reply, principal, undefined);
       const { account } = principal;
       const now = deps.clock.now();
       const day = utcDay(now);
