@@ -91,6 +91,23 @@ describe('web app in Chromium', () => {
     release();
     await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
 
+    // Stop: the server settles the stream once it has drained the upstream for its usage, after
+    // the browser has stopped reading; the meter catches up by itself, without a reload.
+    const session = await page.evaluate(() => fetch('/app/api/session').then((r) => r.json()));
+    const ledgerRows = async () => (await t.admin('GET', `/usage?account=${session.account.id}`)).body.data.length as number;
+    const rowsBefore = await ledgerRows();
+    let resume!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (resume = r)) });
+    await send(page, 'gpt-4.1-nano', 'stop me');
+    await page.waitForSelector(byTest('busy'));
+    await page.click(byTest('stop'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+    resume();
+    await expect.poll(ledgerRows, { timeout: 10_000 }).toBe(rowsBefore + 1);
+    const settled = await page.evaluate(() => fetch('/app/api/meter?model=gpt-4.1-nano').then((r) => r.json()));
+    const shownLeft = async () => Number((/([\d,]+)\s*credits left/.exec((await page.textContent(byTest('meter-credits'))) ?? '')?.[1] ?? '').replace(/,/g, ''));
+    await expect.poll(shownLeft, { timeout: 10_000 }).toBe(settled.credits.remaining);
+
     // Keys: create one, and it works on /v1 with the official client.
     await page.click(byTest('nav-keys'));
     await page.fill(byTest('key-name'), 'from the browser');

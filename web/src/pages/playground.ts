@@ -30,6 +30,9 @@ interface EmbedResult {
 
 const COMMON_SIZES = ['1024x1024', '512x512', '1024x768', '768x1024'];
 
+/** After Stop, when to read the meter again: the server settles a stopped stream after its drain. */
+const SETTLE_CHECKS_MS = [1_000, 2_500, 5_000];
+
 type Json = Record<string, any>;
 
 function creditsOf(body: Json | null | undefined): number | undefined {
@@ -233,6 +236,10 @@ export function PlaygroundPage() {
       abort.current = null;
       setBusy(false);
       void refreshMeter(modelId);
+      // A stopped stream is settled only after the server has read the upstream a little longer
+      // for its usage (metering.drainUsageMs, 2 s by default): until then the meter shows the
+      // reservation. Look again once that is likely done.
+      if (controller.signal.aborted) for (const ms of SETTLE_CHECKS_MS) setTimeout(() => void refreshMeter(modelId), ms);
     }
   };
 
@@ -355,7 +362,7 @@ export function PlaygroundPage() {
               messages.length > 0 &&
               !busy &&
               html`<button type="button" class="btn btn-quiet" onClick=${() => { setMessages([]); setError(null); }}>New chat</button>`}
-              ${busy && html`<button type="button" class="btn btn-quiet" onClick=${() => abort.current?.abort()}>Stop</button>`}
+              ${busy && html`<button type="button" class="btn btn-quiet" data-testid="stop" onClick=${() => abort.current?.abort()}>Stop</button>`}
               <button type="submit" class="btn btn-primary" data-testid="send" disabled=${busy || !model}>
                 ${type === 'image' ? 'Generate' : type === 'embedding' ? 'Embed' : 'Send'}
               </button>
