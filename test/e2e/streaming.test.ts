@@ -48,6 +48,25 @@ describe('streams that end early', () => {
     expect(row.credits).toBeGreaterThan(0);
   });
 
+  it('an upstream that ignores stream and answers JSON: the client still gets a stream, and it is charged', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue({
+      kind: 'json',
+      body: {
+        id: 'chatcmpl-j', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'All at once.' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 9, completion_tokens: 4, total_tokens: 13 },
+      },
+    });
+    const res = await t.client(secret).chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const c of res) chunks.push(c);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? null)).toEqual(['All at once.', null]);
+    const [row] = await ledgerRows(accountId, 1);
+    expect(row).toMatchObject({ status: 'ok', promptTokens: 9, outputTokens: 4 });
+    expect((chunks.at(-1) as unknown as { meta: { usage: { credits_used: number } } }).meta.usage.credits_used).toBe(row.credits);
+  });
+
   it('upstream error before the stream starts: a JSON error with the upstream status', async () => {
     const { accountId, secret } = await t.newAccount();
     t.openai.enqueue({ kind: 'json', status: 400, body: { error: { message: "Invalid value for 'logit_bias'", type: 'invalid_request_error', param: 'logit_bias', code: null } } });

@@ -110,6 +110,11 @@ class OpenAiProvider implements Provider {
       stream_options: isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true },
     };
     const res = await this.post('/chat/completions', body, ctx.signal);
+    if (isJsonAnswer(res)) {
+      // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
+      // completion: it did, and billed, the work, so it goes out as the stream it would have been.
+      return { events: completionAsChunks(await jsonObject(res, this.id), call.model.id), close: () => {} };
+    }
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
     // stream, and nothing at all to do when the stream was read to its end.
     return { events: this.chunks(res, call.model.id), close: () => res.cancel() };
@@ -189,6 +194,38 @@ class OpenAiProvider implements Provider {
     if (!Array.isArray(body.data)) throw malformedResponse(this.id, 'the images response has no `data` list');
     return { body, usage: { promptTokens: 0, outputTokens: 0, images: body.data.length } };
   }
+}
+
+function isJsonAnswer(res: UpstreamResponse): boolean {
+  const type = res.headers['content-type'];
+  return typeof type === 'string' && /^application\/(?:[\w.+-]*\+)?json\b/i.test(type);
+}
+
+/**
+ * A whole chat completion as the chunks a stream of it carries: one chunk with each choice's
+ * message as its delta and its finish_reason, then the usage chunk (choices: []).
+ */
+async function* completionAsChunks(body: JsonObject, modelId: string): AsyncGenerator<ChatStreamEvent> {
+  const head = { id: body.id ?? null, object: 'chat.completion.chunk', created: body.created ?? null, model: modelId };
+  const choices = Array.isArray(body.choices) ? body.choices.filter(isObject) : [];
+  yield {
+    chunk: {
+      ...head,
+      choices: choices.map((c, i) => {
+        const message = isObject(c.message) ? c.message : {};
+        // A streamed tool call names its place in the list (OpenAI's delta format).
+        const toolCalls = Array.isArray(message.tool_calls) ? message.tool_calls.map((t, index) => (isObject(t) ? { index, ...t } : t)) : undefined;
+        return {
+          index: typeof c.index === 'number' ? c.index : i,
+          delta: { ...message, ...(toolCalls && { tool_calls: toolCalls }) },
+          logprobs: c.logprobs ?? null,
+          finish_reason: c.finish_reason ?? 'stop',
+        };
+      }),
+    },
+  };
+  const usage = tokenUsage(body.usage);
+  if (usage !== undefined) yield { chunk: { ...head, choices: [], usage: body.usage as JsonObject }, usage };
 }
 
 function hasFinishReason(chunk: JsonObject): boolean {

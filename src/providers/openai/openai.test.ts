@@ -201,6 +201,27 @@ describe('openai provider: chatStream', () => {
     expect(await collect(stream.events)).toHaveLength(2);
   });
 
+  it('a server that ignores stream and answers the whole completion as JSON is relayed as its chunks', async () => {
+    fake.enqueue({
+      kind: 'json',
+      body: {
+        id: 'chatcmpl-1', object: 'chat.completion', created: 7, model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }],
+        usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+      },
+    });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx());
+    const events = await collect(stream.events);
+    expect(events.map((e) => e.chunk)).toEqual([
+      {
+        id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 7, model: 'fast-chat',
+        choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, logprobs: null, finish_reason: 'tool_calls' }],
+      },
+      { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 7, model: 'fast-chat', choices: [], usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 } },
+    ]);
+    expect(events[1]!.usage).toEqual({ promptTokens: 5, outputTokens: 3 });
+  });
+
   it('throws an UpstreamHttpError from the iterator on a mid-stream error object', async () => {
     fake.enqueue({
       kind: 'sse',
