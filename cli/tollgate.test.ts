@@ -163,6 +163,15 @@ describe('tollgate CLI', () => {
     const email = await tollgate('accounts', 'create', '--email', 'not-an-email', '--config', configFile);
     expect(email.code).toBe(2);
     expect(email.stderr).toMatch(/--email: not an email address/);
+    // A word too many, and a port that is not a number (Number('') is 0: a random port).
+    const extra = await tollgate('keys', 'revoke', 'key_a', 'key_b', '--config', configFile);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toMatch(/unexpected argument 'key_b'/);
+    for (const port of ['', '8080x', '-1', '1e3']) {
+      const r = await tollgate('serve', '--config', configFile, `--port=${port}`);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--port must be 0-65535/);
+    }
   });
 
   it('refuses a port in use with exit 1 and a one-line reason', async () => {

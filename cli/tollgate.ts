@@ -50,9 +50,22 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositi
 
 class UsageError extends Error {}
 
+/** How many words each command takes, its name included. */
+const ARITY: Record<string, number> = {
+  serve: 1,
+  'accounts create': 2,
+  'accounts show': 3,
+  'keys create': 3,
+  'keys revoke': 3,
+  usage: 2,
+  models: 1,
+  'config check': 3,
+};
+
 function config(values: Values, path?: string): Config {
-  const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
+  // Digits only: Number('') is 0, which would have listened on a random port.
+  const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
+  if (port !== undefined && (!Number.isInteger(port) || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
   return loadConfig({ path: path ?? values.config, providerTypes: [...providerTypes.keys()], overrides: { port } });
 }
 
@@ -84,7 +97,11 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined && !values.help ? 2 : 0;
   }
-  switch (`${command}${sub && ['accounts', 'keys', 'config'].includes(command) ? ` ${sub}` : ''}`) {
+  const name = `${command}${sub && ['accounts', 'keys', 'config'].includes(command) ? ` ${sub}` : ''}`;
+  // A word too many is a mistake (`keys revoke KEY1 KEY2` would revoke only the first): say so.
+  const words = ARITY[name];
+  if (words !== undefined && positionals.length > words) throw new UsageError(`unexpected argument '${positionals[words]}'`);
+  switch (name) {
     case 'serve': {
       // A server that lost its database file to another closes itself; the process then exits with 1.
       const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });

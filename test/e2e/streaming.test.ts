@@ -58,7 +58,7 @@ describe('streams that end early', () => {
         usage: { prompt_tokens: 9, completion_tokens: 4, total_tokens: 13 },
       },
     });
-    const res = await t.client(secret).chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    const res = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Tell me a long story' }], stream: true, stream_options: { include_usage: true } });
     const chunks = [];
     for await (const c of res) chunks.push(c);
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? null)).toEqual(['All at once.', null]);
