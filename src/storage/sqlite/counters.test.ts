@@ -247,6 +247,31 @@ describe('sqlite counter store specifics', () => {
     expect(read(url, key)).toBe(111);
   });
 
+  it('a stalled server that resumes after a takeover keeps the writes it makes before its heartbeat notices', async () => {
+    const url = freshUrl();
+    const key = 'day:acc_1:2026-11-25:credits';
+    let stalledFor = 0;
+    const clock = () => Date.now() + stalledFor;
+    const a = openSqliteCounterStore(url);
+    const lostA: unknown[] = [];
+    // A's heartbeat timer does not run in this test: after a SIGSTOP, the I/O that waited (upstream
+    // answers, so settlements) runs before the overdue timer does.
+    await a.claimServer({ heartbeatMs: 60_000, applyEveryMs: 60_000, now: clock, onLost: (h) => lostA.push(h) });
+    await a.add(key, 1, END_OF_DAY); // in A's log: B replays it
+    stalledFor = 10 * 60_000;
+    const b = openSqliteCounterStore(url);
+    await b.claimServer({ heartbeatMs: 40, applyEveryMs: 60_000, now: clock });
+    await b.add(key, 10, END_OF_DAY);
+    // A resumes: a request served during the stall settles. Appended to the log file B replayed
+    // and removed, it was lost; held instead, A commits it to the tables as it closes.
+    await a.add(key, 100, END_OF_DAY);
+    expect(lostA).toHaveLength(1);
+    await expect(a.reserve('late', [credits(1, 10_000)], T0 + 60_000, T0)).rejects.toBeInstanceOf(StorageUnavailableError);
+    await a.close();
+    await b.close();
+    expect(read(url, key)).toBe(111);
+  });
+
   it('shares a handle without closing it unless it owns it', async () => {
     const db = openDatabase('sqlite::memory:');
     const store = new SqliteCounterStore(db);

@@ -152,7 +152,12 @@ export class SqliteCounterStore extends MemoryCounterStore {
     await lease.acquire();
     this.lease = lease;
     // The only writer of the file now: its durable writes may go through the pending log.
-    await this.writes.useLog(this.path, { applyEveryMs: opts.applyEveryMs, onError: opts.onWriteError, owns: () => lease.holds() });
+    await this.writes.useLog(this.path, {
+      applyEveryMs: opts.applyEveryMs,
+      onError: opts.onWriteError,
+      owns: () => lease.holds(),
+      holdsForWrite: () => lease.holdsForWrite(),
+    });
   }
 
   /** Writes what is queued; the held reservations are let go (they die with this process). */

@@ -90,6 +90,8 @@ export class ServerLease {
   private timer: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private held = false;
+  /** This process's clock when its last heartbeat (or the acquisition) went through. */
+  private lastBeatAt = 0;
   private readonly update: Database.Statement<[number, string]>;
 
   constructor(
@@ -116,6 +118,7 @@ export class ServerLease {
       await new Promise((r) => setTimeout(r, Math.min(500, this.heartbeatMs)));
     }
     this.held = true;
+    this.lastBeatAt = this.now();
     heldHere.add(this.owner);
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.timer.unref();
@@ -166,14 +169,16 @@ export class ServerLease {
     this.retry = undefined;
     if (!this.db.open || !this.held) return;
     let changed: number;
+    const at = this.now();
     try {
-      changed = withoutWaiting(this.db, () => this.update.run(this.now(), this.owner).changes);
+      changed = withoutWaiting(this.db, () => this.update.run(at, this.owner).changes);
     } catch (err) {
       if (isBusy(err)) this.retry = setTimeout(() => this.beat(), BUSY_RETRY_MS).unref();
       else this.opts.onError?.(err);
       return;
     }
     if (changed === 0) this.lost();
+    else this.lastBeatAt = at;
   }
 
   /**
@@ -188,6 +193,19 @@ export class ServerLease {
     if (owner === this.owner) return true;
     this.lost();
     return false;
+  }
+
+  /**
+   * holds() for the path of every write: it reads the file only when no heartbeat went through for
+   * half of staleMs — the process stalled (SIGSTOP, a swapped-out VM), so another server may have
+   * taken over, and the first turn after it resumes runs the I/O that waited (upstream answers, so
+   * settlements and ledger rows) before the overdue heartbeat timer. Otherwise another server
+   * cannot have taken over yet: it waits for the heartbeat to be staleMs old.
+   */
+  holdsForWrite(): boolean {
+    if (!this.held) return false;
+    if (this.now() - this.lastBeatAt < this.staleMs / 2) return true;
+    return this.holds();
   }
 
   private lost(): void {

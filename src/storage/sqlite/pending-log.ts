@@ -47,6 +47,12 @@ export interface PendingLogOptions {
    * files are renamed: after a takeover, the name is the new holder's file.
    */
   owns?: () => boolean;
+  /**
+   * Whether this process still holds the lease, asked before every append (lease.ts holdsForWrite:
+   * cheap unless the heartbeat is overdue). After a takeover the log's file is the new holder's,
+   * who has replayed and removed it: a line appended to the old file would be lost.
+   */
+  holdsForWrite?: () => boolean;
 }
 
 /** The log file of a database file. */
@@ -97,6 +103,7 @@ export class PendingLog {
   /** Set once another server took the file: nothing here touches the files or the applied position again. */
   private abandoned = false;
   private readonly owns: () => boolean;
+  private readonly holdsForWrite: () => boolean;
   private readonly onReply = (msg: WorkerReply) => this.settled(msg);
   private readonly onWorkerGone = () => this.workerGone();
 
@@ -118,6 +125,7 @@ export class PendingLog {
     this.probeLock = db.prepare('BEGIN IMMEDIATE');
     this.rollback = db.prepare('ROLLBACK');
     this.owns = opts.owns ?? (() => true);
+    this.holdsForWrite = opts.holdsForWrite ?? (() => true);
     this.applyEveryMs = opts.applyEveryMs ?? 50;
     this.applyAtOps = opts.applyAtOps ?? 1000;
     this.onError = opts.onError ?? (() => {});
@@ -162,6 +170,8 @@ export class PendingLog {
 
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
   append(ops: readonly WriteOp[]): void {
+    // Thrown, the writes are held by the writer, which commits them to the tables on close.
+    if (!this.abandoned && !this.holdsForWrite()) this.abandon();
     if (this.abandoned) throw new Error('another server holds the database file now: this one logs no more writes');
     const line = `${JSON.stringify([this.seq + 1, ops])}\n`;
     const bytes = Buffer.byteLength(line);
