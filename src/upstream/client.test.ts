@@ -38,6 +38,9 @@ beforeAll(async () => {
     });
   });
   routes.set('/hang', () => {});
+  routes.set('/late-head', (_req, res) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('made and billed'), 50);
+  });
   routes.set('/stall', (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('first part');
@@ -175,6 +178,17 @@ describe('createUpstreamClient', () => {
     const err = await caught(client().request(get('/hang')));
     expectGatewayError(err, 'upstream_timeout', { provider: 'up', timeoutMs: 300, phase: 'first byte' });
     expect((err as GatewayError).status).toBe(504);
+  });
+
+  it('a process that stalled past the timeout still takes the answer waiting on its socket', async () => {
+    const pending = client().request(get('/late-head'));
+    // The event loop stops for longer than the first-byte limit (300 ms) while the answer comes
+    // (50 ms in): on waking, the timer is due and the bytes are readable; timers run first.
+    await new Promise((r) => setTimeout(r, 10));
+    const until = Date.now() + 600;
+    while (Date.now() < until);
+    const res = await pending;
+    expect(await res.text()).toBe('made and billed');
   });
 
   it('times out a body that stalls as "idle", while iterating', async () => {

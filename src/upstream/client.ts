@@ -31,9 +31,18 @@ type Waiter<T> = { resolve: (v: T) => void; reject: (err: unknown) => void };
 /** The first-byte and idle timeouts of one call, ms. */
 type PhaseTimeouts = { firstByteMs: number; idleMs: number };
 
-/** A call's first-byte or idle timer fired: which one, by whether the head has come. */
+/**
+ * A call's first-byte or idle timer fired: which one, by whether the head has come. Decided after
+ * this turn's I/O, not at once: a process that was stalled (SIGSTOP, a paused VM) wakes with its
+ * timers overdue and the upstream's bytes already waiting, and libuv runs timers before it reads
+ * sockets — the answer the provider made and billed for would be thrown away as a timeout.
+ */
 function phaseTimedOut(call: Call): void {
-  call.abort(call.headSeen ? new undiciErrors.BodyTimeoutError() : new undiciErrors.HeadersTimeoutError());
+  const seen = call.progress;
+  setImmediate(() => {
+    if (call.done || call.progress !== seen) return; // the bytes came: onData re-armed the timer
+    call.abort(call.headSeen ? new undiciErrors.BodyTimeoutError() : new undiciErrors.HeadersTimeoutError());
+  });
 }
 
 /**
@@ -51,6 +60,8 @@ class Call {
   readonly head: Promise<void>;
   private headWaiter!: Waiter<void>;
   headSeen = false;
+  /** Counts the head and the body's chunks, so a timer that fired can tell whether bytes came since. */
+  progress = 0;
   /**
    * First byte, then idle: one native timer, armed when undici puts the request on a socket,
    * refreshed by every chunk. undici's own (headersTimeout, bodyTimeout) are off: it allocates a
@@ -105,6 +116,7 @@ class Call {
     this.headers = undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
     this.resumeFn = resume;
     this.headSeen = true;
+    this.progress++;
     if (this.timeouts.idleMs === this.timeouts.firstByteMs) this.timer?.refresh();
     else this.arm(this.timeouts.idleMs);
     this.headWaiter.resolve();
@@ -113,6 +125,7 @@ class Call {
 
   onData(chunk: Buffer): boolean {
     this.timer?.refresh();
+    this.progress++;
     if (this.discarding > 0) {
       this.discarding -= chunk.length;
       if (this.discarding <= 0) this.abort(cancelled());
