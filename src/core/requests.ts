@@ -47,12 +47,22 @@ const falSizePresets = ['square_hd', 'square', 'portrait_4_3', 'portrait_16_9', 
 /** The longest side a custom image size may have (fal's flux models take up to 14,142 px). */
 const MAX_IMAGE_SIDE = 14_142;
 
+function sidesInBounds(size: string): boolean {
+  return size.split('x').every((side) => intIn(Number(side), 1, MAX_IMAGE_SIDE));
+}
+
 export const imageRequest = z.looseObject({
   model: z.string().min(1),
   prompt: z.string().min(1),
   n: z.number().int().min(1).max(10).optional(),
   num_images: z.number().int().min(1).max(10).optional(),
-  size: z.string().regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512').optional(),
+  // Bounded like image_size: a model with any size allowed priced 99999999999x99999999999 at
+  // 5.7e19 credits (past what a counter holds exactly) and sent it upstream.
+  size: z
+    .string()
+    .regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512')
+    .refine(sidesInBounds, `each side must be 1 to ${MAX_IMAGE_SIDE} pixels`)
+    .optional(),
   image_size: z
     .union([z.enum(falSizePresets), z.strictObject({ width: z.number().int().positive().max(MAX_IMAGE_SIDE), height: z.number().int().positive().max(MAX_IMAGE_SIDE) })])
     .optional(),

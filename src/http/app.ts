@@ -19,6 +19,7 @@ import { GatewayError } from '../errors/gateway-error.js';
 import { toErrorResponse, type ErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
+import { nestsDeeperThan } from '../lib/json-depth.js';
 import type { Provider } from '../providers/provider.js';
 import { CounterStoreUnavailableError, type CounterStore } from '../storage/counters.js';
 import { StorageUnavailableError, type Storage } from '../storage/ports.js';
@@ -68,6 +69,20 @@ declare module 'fastify' {
     facts: RequestFacts;
   }
 }
+
+/**
+ * The deepest nesting of objects and arrays a JSON body may have. OpenAI's structured outputs allow
+ * schemas 10 levels deep; at a few thousand, serialising the body again overflows the stack.
+ */
+const MAX_JSON_DEPTH = 256;
+
+/**
+ * How long a client may take to send one whole request, headers and body, ms: a 10 MiB body at about
+ * 1.4 Mbit/s. Fastify's default is none at all, so a body trickled a byte at a time held its socket,
+ * and the part already sent in memory, for ever — before any key was checked. Node enforces it on its
+ * connection check every 30 s; a response (a long stream included) is not bounded by it.
+ */
+const REQUEST_ARRIVAL_MS = 60_000;
 
 /** An API key's shape (`tg-` + base62, ids.ts), wherever a client put one in a path. */
 const KEY_IN_PATH = /tg-[0-9A-Za-z]+/g;
@@ -142,6 +157,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The request id is always ours (SPEC §5: a UUID equal to the body's requestId).
     requestIdHeader: false,
     bodyLimit: config.server.bodyLimitBytes,
+    requestTimeout: REQUEST_ARRIVAL_MS,
     trustProxy: config.server.trustProxy,
     return503OnClosing: true,
     // A URL the router refuses before any hook runs (bad percent-encoding, a path parameter over
@@ -157,6 +173,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // "the body must be a JSON object" (400, no param) where every other wrong type gets 415. fetch()
   // and curl send text/plain or a form type when the caller forgets the header.
   app.removeContentTypeParser('text/plain');
+  // Fastify's JSON parser (which refuses __proto__ keys), behind a check of how deeply the body nests.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body: string, done) => {
+    if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+      done(new GatewayError('invalid_request', { vars: { detail: `the body nests objects and arrays more than ${MAX_JSON_DEPTH} deep` } }), undefined);
+      return;
+    }
+    parseJson(req, body, done);
+  });
   app.decorateRequest('facts', null as unknown as RequestFacts);
   // Callback-style hooks: an async hook costs a promise per request on the hot path.
   app.addHook('onRequest', (req, reply, done) => {

@@ -116,6 +116,18 @@ describe('decodeSse', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('decodes a line of megabytes arriving in small chunks in linear time', async () => {
+    // Rescanning the unterminated rest on every chunk was quadratic: 4 MB in 1 KB chunks took 28 s,
+    // an event-loop stall any upstream could cause with one long line.
+    const piece = enc.encode('a'.repeat(1024));
+    const parts = [enc.encode('data: '), ...Array.from({ length: 4096 }, () => piece), enc.encode('\n\n')];
+    const started = performance.now();
+    const events = await collect(parts);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.data.length).toBe(4096 * 1024);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
   it('propagates an error of the byte source', async () => {
     async function* failing(): AsyncGenerator<Uint8Array> {
       yield enc.encode('data: a\n\n');

@@ -36,6 +36,8 @@ const cases: Case[] = [
   { name: 'malformed JSON', body: '{"model": "gpt-4o-mini", "messages": [', status: 400, code: 'invalid_json' },
   { name: 'empty JSON body', body: '', status: 400, code: 'invalid_json' },
   { name: 'prototype pollution key', body: '{"__proto__": {"x": 1}, "model": "gpt-4o-mini"}', status: 400, code: 'invalid_json' },
+  { name: 'JSON nested 10,000 deep in an unknown field', body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, status: 400, code: 'invalid_request', param: null },
+  { name: 'JSON nested 10,000 deep in a tool', body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","x":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}]}`, status: 400, code: 'invalid_request', param: null },
   { name: 'body is an array', body: [chat], status: 400, code: 'invalid_request', param: null },
   { name: 'body is a string', body: '"hello"', status: 400, code: 'invalid_request', param: null },
   { name: 'missing model', body: { messages: chat.messages }, status: 400, code: 'invalid_request', param: 'model' },
@@ -54,6 +56,8 @@ const cases: Case[] = [
   { name: 'embeddings with empty array', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: [] }, status: 400, code: 'invalid_request', param: 'input' },
   { name: 'image without prompt', path: '/v1/images/generations', body: { model: 'dall-e-2' }, status: 400, code: 'invalid_request', param: 'prompt' },
   { name: 'image size not WxH', path: '/v1/images/generations', body: { model: 'dall-e-2', prompt: 'x', size: 'huge' }, status: 400, code: 'invalid_request', param: 'size' },
+  { name: 'image size past any model (flat price, any size)', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', size: '99999999999x99999999999' }, status: 400, code: 'invalid_request', param: 'size' },
+  { name: 'image size with a side of 0', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', size: '0x1024' }, status: 400, code: 'invalid_request', param: 'size' },
   { name: 'image size the model lacks', path: '/v1/images/generations', body: { model: 'dall-e-2', prompt: 'x', size: '640x480' }, status: 400, code: 'invalid_request', param: 'size' },
   { name: 'n and num_images disagree', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', n: 1, num_images: 2 }, status: 400, code: 'invalid_request', param: 'n' },
   { name: 'unknown fal size preset', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', image_size: 'giant' }, status: 400, code: 'invalid_request', param: 'image_size' },
@@ -125,6 +129,13 @@ describe('bad input', () => {
     let chunks = 0;
     for await (const _ of stream) chunks++;
     expect(chunks).toBeGreaterThan(0);
+  });
+
+  it('a request body trickled in is not waited for for ever', async () => {
+    // Fastify's default is no limit: a byte every few seconds held the socket, and the body so far in
+    // memory, with no key checked yet. Node enforces the limit on its periodic connection check.
+    expect(t.gw.app.server.requestTimeout).toBeGreaterThan(0);
+    expect(t.gw.app.server.requestTimeout).toBeLessThanOrEqual(120_000);
   });
 
   it('the invalid_api_key message points at the Keys page', async () => {
