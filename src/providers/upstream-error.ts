@@ -4,7 +4,7 @@
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
 import { JsonText } from '../lib/json-text.js';
-import type { UpstreamResponse } from '../upstream/types.js';
+import { UpstreamBodyTooLarge, type UpstreamResponse } from '../upstream/types.js';
 
 export type OpenAiError = UpstreamHttpError['body']['error'];
 
@@ -93,6 +93,26 @@ export function buildError(status: number, provider: string, f: ErrorFields, hea
 }
 
 /**
+ * The longest answer body read whole, bytes: a chat completion or an embedding list is kilobytes,
+ * ten b64 images tens of megabytes. A body past it is cut off and answered 502 — an upstream that
+ * sent 300 MB held ~900 MB of memory and the event loop for seconds.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** An error body is read up to this much; a longer one is answered by its status alone. */
+const MAX_ERROR_BYTES = 64 * 1024;
+
+/** A 2xx body read whole, within MAX_ANSWER_BYTES. */
+async function answerText(res: UpstreamResponse, provider: string): Promise<string> {
+  try {
+    return await res.text(MAX_ANSWER_BYTES);
+  } catch (err) {
+    if (err instanceof UpstreamBodyTooLarge) throw malformedResponse(provider, `the body is longer than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
+    throw err;
+  }
+}
+
+/**
  * Reads a non-2xx response and normalises it with the adapter's `parse` for JSON bodies. A 401 or
  * 403 is about the gateway's own provider key, not the caller's: it becomes upstream_auth_failed,
  * and the provider's message (which may quote part of that key) is kept only as the cause.
@@ -102,7 +122,13 @@ export async function upstreamError(
   provider: string,
   parse: (json: unknown) => ErrorFields,
 ): Promise<UpstreamHttpError | GatewayError> {
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await res.text(MAX_ERROR_BYTES);
+  } catch (err) {
+    if (!(err instanceof UpstreamBodyTooLarge)) throw err;
+    text = '';
+  }
   if (res.status === 401 || res.status === 403) {
     return new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: res.status }, cause: new Error(textMessage(res.status, text)) });
   }
@@ -127,7 +153,7 @@ export function malformedResponse(provider: string, what: string): UpstreamHttpE
  * answer can pass to the client without being parsed and serialised again.
  */
 export async function jsonText(res: UpstreamResponse, provider: string): Promise<JsonText> {
-  const text = await res.text();
+  const text = await answerText(res, provider);
   const body = JsonText.parse(text);
   if (body) return body;
   try {
@@ -140,7 +166,7 @@ export async function jsonText(res: UpstreamResponse, provider: string): Promise
 
 /** Reads a 2xx JSON object body. */
 export async function jsonObject(res: UpstreamResponse, provider: string): Promise<Record<string, unknown>> {
-  const text = await res.text();
+  const text = await answerText(res, provider);
   let json: unknown;
   try {
     json = JSON.parse(text);

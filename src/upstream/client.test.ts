@@ -4,7 +4,7 @@ import { errors as undiciErrors } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../errors/gateway-error.js';
 import { createUpstreamClient, mapTransportError, type UpstreamClientOptions } from './client.js';
-import type { UpstreamClient } from './types.js';
+import { UpstreamBodyTooLarge, type UpstreamClient } from './types.js';
 
 const TOTAL_MS = 987_654; // a value no other timer uses, so the spies can find ours
 
@@ -178,6 +178,12 @@ describe('createUpstreamClient', () => {
     const err = await caught(client().request(get('/hang')));
     expectGatewayError(err, 'upstream_timeout', { provider: 'up', timeoutMs: 300, phase: 'first byte' });
     expect((err as GatewayError).status).toBe(504);
+  });
+
+  it('text(maxBytes) cuts a longer body off instead of holding it; within the limit it reads it all', async () => {
+    const c = client();
+    await expect((await c.request(get('/huge'))).text(1_000_000)).rejects.toBeInstanceOf(UpstreamBodyTooLarge);
+    expect((await (await c.request(get('/huge'))).text(4_000_000)).length).toBe(4_000_000);
   });
 
   it('a process that stalled past the timeout still takes the answer waiting on its socket', async () => {

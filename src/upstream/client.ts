@@ -5,7 +5,7 @@
 import { Agent, errors as undiciErrors, util as undiciUtil } from 'undici';
 import { GatewayError } from '../errors/gateway-error.js';
 import { TurnQueue } from '../lib/turn-queue.js';
-import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from './types.js';
+import { UpstreamBodyTooLarge, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from './types.js';
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
@@ -83,6 +83,9 @@ class Call {
   private discarding = 0;
   /** text(): the queue holds the whole body, so it never pauses the socket. */
   private collecting = false;
+  /** text(maxBytes): how much it may hold, and holds. */
+  private collectLimit = Number.POSITIVE_INFINITY;
+  private collected = 0;
 
   constructor(
     private readonly onDone: () => void,
@@ -138,7 +141,15 @@ class Call {
       return true;
     }
     this.queue.push(chunk);
-    if (this.collecting || this.queue.length < HIGH_WATER_CHUNKS) return true;
+    if (this.collecting) {
+      this.collected += chunk.length;
+      if (this.collected > this.collectLimit) {
+        this.queue = [];
+        this.abort(new UpstreamBodyTooLarge(this.collectLimit));
+      }
+      return true;
+    }
+    if (this.queue.length < HIGH_WATER_CHUNKS) return true;
     // Paused for our reader, not silent on the upstream's part: no idle timeout until resumed.
     this.paused = true;
     this.disarm();
@@ -179,9 +190,12 @@ class Call {
     return new Promise((resolve, reject) => (this.reader = { resolve, reject }));
   }
 
-  /** The whole body as text. */
-  async text(): Promise<string> {
+  /** The whole body as text; past `maxBytes` the call is cut off (UpstreamBodyTooLarge). */
+  async text(maxBytes = Number.POSITIVE_INFINITY): Promise<string> {
     this.collecting = true;
+    this.collectLimit = maxBytes;
+    this.collected = this.queue.reduce((n, c) => n + c.length, 0);
+    if (this.collected > maxBytes) this.abort(new UpstreamBodyTooLarge(maxBytes));
     if (this.paused) this.unpause();
     await this.end();
     const parts = this.queue.splice(0);
@@ -378,7 +392,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
         return this;
       },
     };
-    const text = () => call.text().catch(fail);
+    const text = (maxBytes?: number) => call.text(maxBytes).catch(fail);
     const cancel = () => {
       // Once the body has ended there is nothing to stop (the usual case: a stream read to its end
       // is closed too, so no error is built for it); before, the connection is closed.

@@ -17,7 +17,11 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** The body as it arrives, chunk by chunk; consume it or call `dump()`. */
   body: AsyncIterable<Uint8Array>;
-  text(): Promise<string>;
+  /**
+   * The whole body as text. Past `maxBytes` (default: no limit) the call is cut off and this
+   * rejects with UpstreamBodyTooLarge: a broken or hostile upstream cannot fill the memory.
+   */
+  text(maxBytes?: number): Promise<string>;
   json(): Promise<unknown>;
   /** Discard the rest of the body and release the connection. */
   dump(): Promise<void>;
@@ -37,4 +41,11 @@ export interface UpstreamClient {
    */
   request(req: UpstreamRequest): Promise<UpstreamResponse>;
   close(): Promise<void>;
+}
+
+/** An upstream body longer than the reader's limit (UpstreamResponse.text): the call was cut off. */
+export class UpstreamBodyTooLarge extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the upstream body is longer than ${maxBytes} bytes`);
+  }
 }

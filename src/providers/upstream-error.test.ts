@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
+import { UpstreamBodyTooLarge, type UpstreamResponse } from '../upstream/types.js';
+import { jsonText, MAX_ANSWER_BYTES, upstreamError } from './upstream-error.js';
+
+/** A response whose body is `size` bytes of `text`, refused past the reader's limit as the client does. */
+function response(status: number, text: string, size = text.length): UpstreamResponse {
+  return {
+    status,
+    headers: {},
+    body: (async function* () {})(),
+    text: async (maxBytes = Number.POSITIVE_INFINITY) => {
+      if (size > maxBytes) throw new UpstreamBodyTooLarge(maxBytes);
+      return text;
+    },
+    json: async () => JSON.parse(text),
+    dump: async () => {},
+    cancel: () => {},
+  };
+}
+
+describe('reading upstream bodies within limits', () => {
+  it('an answer longer than MAX_ANSWER_BYTES is a 502 invalid_upstream_response, not held whole', async () => {
+    const err = await jsonText(response(200, '{}', MAX_ANSWER_BYTES + 1), 'oai').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).body.error).toMatchObject({ code: 'invalid_upstream_response', message: expect.stringMatching(/longer than 64 MiB/) });
+  });
+
+  it('an error body past its limit is answered by its status alone', async () => {
+    const err = await upstreamError(response(500, 'x', 10 * 1024 * 1024), 'oai', () => ({}));
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).status).toBe(500);
+    const auth = await upstreamError(response(401, 'x', 10 * 1024 * 1024), 'oai', () => ({}));
+    expect(auth).toBeInstanceOf(GatewayError);
+  });
+});
