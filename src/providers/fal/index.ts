@@ -10,7 +10,7 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import type { UpstreamClient } from '../../upstream/types.js';
 import { BilledFailure, type CallContext, type ImageCall, type ImageResult, type Provider, type ProviderType } from '../provider.js';
 import { isObject } from '../../lib/is-object.js';
-import { asString, jsonObject, malformedResponse, upstreamError, validationDetail, type ErrorFields } from '../upstream-error.js';
+import { asString, jsonObject, malformedResponse, MAX_ANSWER_BYTES, upstreamError, validationDetail, type ErrorFields } from '../upstream-error.js';
 
 export function parseFalError(json: unknown): ErrorFields {
   if (!isObject(json)) return {};
@@ -108,7 +108,15 @@ class FalProvider implements Provider {
       throw malformedResponse(this.id, `an image could not be downloaded (HTTP ${res.status})`);
     }
     const parts: Uint8Array[] = [];
-    for await (const chunk of res.body) parts.push(chunk);
+    let size = 0;
+    for await (const chunk of res.body) {
+      parts.push(chunk);
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.cancel();
+        throw malformedResponse(this.id, `an image to download is longer than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
+      }
+    }
     return Buffer.concat(parts).toString('base64');
   }
 }
