@@ -8,6 +8,7 @@ import { GatewayError, UpstreamHttpError, notRetryable } from '../errors/gateway
 import type { Clock } from '../lib/clock.js';
 import { JsonText } from '../lib/json-text.js';
 import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } from '../providers/provider.js';
+import { malformedResponse } from '../providers/upstream-error.js';
 import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 import type { ClientLink } from './client-link.js';
@@ -198,6 +199,7 @@ export class Gateway {
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
     const promptTokens = countChatPrompt(body);
+    const allowance = outputAllowance(model, body);
     return this.run(
       ctx,
       model,
@@ -205,7 +207,8 @@ export class Gateway {
       this.worstCaseChat(model, body, promptTokens),
       async (upstream) => {
         const r = await provider.chat({ model, body }, upstream);
-        return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) } };
+        const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
+        return { body: r.body, usage: { ...usage, outputTokens: this.chargedOutput(ctx, usage.outputTokens, allowance) } };
       },
       (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens),
     );
@@ -264,12 +267,18 @@ export class Gateway {
 
   /** Prompt at the input price plus the most output the request allows at the output price. */
   private worstCaseChat(model: ChatModelConfig, body: JsonObject, promptTokens: number): number {
-    // Both may be set, and an upstream may honour either (Ollama and older llama.cpp servers read
-    // only max_tokens): the larger is what the request allows.
-    const asked = largest(body.max_completion_tokens, body.max_tokens);
-    const maxOutput = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
-    const choices = typeof body.n === 'number' ? body.n : 1;
-    return this.deps.pricing.chatCredits(model, promptTokens, maxOutput * choices);
+    return this.deps.pricing.chatCredits(model, promptTokens, outputAllowance(model, body));
+  }
+
+  /**
+   * The output tokens to charge: what the upstream reports, but never past what the request
+   * allowed it to write. An upstream that ignores max_tokens (a broken or misconfigured server)
+   * would otherwise spend past the reservation, a plan's limit or a prepaid balance, without bound.
+   */
+  private chargedOutput(ctx: RequestContext, reported: number, allowance: number): number {
+    if (reported <= allowance) return reported;
+    this.deps.logger.warn({ requestId: ctx.requestId, reported, allowance }, 'the upstream wrote past the output limit it was sent; charging the limit');
+    return allowance;
   }
 
   async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
@@ -295,7 +304,7 @@ export class Gateway {
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      pipe: (sink) => this.relay(ctx, model, stream, admission, at, promptTokens, worstCase, wantUsage, sink),
+      pipe: (sink) => this.relay(ctx, model, stream, { admission, at, promptTokens, worstCase, allowance: outputAllowance(model, body), wantUsage }, sink),
     };
   }
 
@@ -311,14 +320,13 @@ export class Gateway {
     ctx: RequestContext,
     model: ChatModelConfig,
     stream: { events: AsyncIterable<ChatStreamEvent>; close(): void },
-    admission: Admission,
-    /** When it was admitted (its record's date). */
-    at: number,
-    promptTokens: number,
-    worstCase: number,
-    wantUsage: boolean,
+    held: Held,
     sink: EventSink,
   ): Promise<number> {
+    const { admission, at, promptTokens, worstCase, allowance, wantUsage } = held;
+    // Text past this length is past any output the request allowed (no real text averages 32
+    // characters a token): an upstream writing on regardless is cut off, not relayed without end.
+    const maxText = allowance * 32 + 4096;
     let usage: Usage | undefined;
     let creditsCharged = 0;
     let producedText = '';
@@ -336,10 +344,12 @@ export class Gateway {
         const chunk = event.chunk;
         last = chunk;
         producedText += deltaText(chunk);
+        if (producedText.length > maxText) throw malformedResponse(model.provider, `the stream went on past the output limit (${allowance} tokens)`);
         if (event.usage) {
           usage = event.usage;
           if (ctx.client.gone) break;
-          const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens);
+          // What the settlement below charges (it logs an output past the allowance; this does not).
+          const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance));
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
           } else {
@@ -359,7 +369,7 @@ export class Gateway {
           // The client asked for the final usage chunk and the upstream sent none (older servers
           // ignore stream_options): it gets the counted usage, which is what is charged below.
           usage = { promptTokens, outputTokens: countText(producedText) };
-          await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, usage.outputTokens))));
+          await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)))));
         }
         await sink.send('[DONE]');
       }
@@ -391,7 +401,8 @@ export class Gateway {
       } else {
         // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
         // prompt plus the output the upstream produced, counted with the tokenizer.
-        const charged = usage ?? { promptTokens, outputTokens: countText(producedText) };
+        const counted = usage ?? { promptTokens, outputTokens: countText(producedText) };
+        const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
         creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
       }
@@ -447,6 +458,30 @@ function capOutput(model: ChatModelConfig, body: JsonObject, clamped: string[]):
       clamped.splice(i < 0 ? clamped.length : i, 1, `${field}=${model.maxOutputTokens}`);
     }
   }
+}
+
+/** What a stream's relay holds for its settlement. */
+interface Held {
+  admission: Admission;
+  /** When it was admitted (its record's date). */
+  at: number;
+  promptTokens: number;
+  worstCase: number;
+  /** The most output tokens the request allows, all choices together (outputAllowance). */
+  allowance: number;
+  wantUsage: boolean;
+}
+
+/**
+ * The most output tokens a chat request allows, all its choices together. Both limits may be set,
+ * and an upstream may honour either (Ollama and older llama.cpp servers read only max_tokens): the
+ * larger is what the request allows, never past the model's ceiling.
+ */
+function outputAllowance(model: ChatModelConfig, body: JsonObject): number {
+  const asked = largest(body.max_completion_tokens, body.max_tokens);
+  const maxOutput = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
+  const choices = typeof body.n === 'number' ? body.n : 1;
+  return maxOutput * choices;
 }
 
 /** The larger of two optional token limits (already checked to be positive integers or absent). */

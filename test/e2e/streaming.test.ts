@@ -195,6 +195,27 @@ describe('streams that fail before any output', () => {
     expect(await rows(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 504 })]);
   });
 
+  it('an upstream that writes past the output limit it was sent is cut off and charged the limit', async () => {
+    const { accountId, secret } = await s.newAccount();
+    // The free tier sends max_tokens 512; this upstream writes ~60,000 tokens' worth and claims them.
+    const chunk = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'word '.repeat(1000) }, finish_reason: null }] });
+    const usage = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 12, completion_tokens: 60_000, total_tokens: 60_012 } });
+    s.openai.enqueue({ kind: 'sse', events: [roleOnly, ...Array.from({ length: 60 }, () => chunk), usage, '[DONE]'] });
+    const payloads = await streamOnce(secret);
+    expect(JSON.parse(payloads.at(-1)!).error).toMatchObject({ code: 'invalid_upstream_response', message: expect.stringMatching(/past the output limit \(512 tokens\)/) });
+    const [row] = await rows(accountId);
+    expect(row).toMatchObject({ status: 'error', outputTokens: 512 });
+    expect(row.credits).toBe(await apiTokenUsed(secret));
+    // Non-streaming: the upstream's claim of 60,000 output tokens is charged as the 512 it was allowed.
+    s.openai.enqueue({ kind: 'json', body: { id: 'c', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'long' }, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 60_000, total_tokens: 60_012 } } });
+    const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: false }) });
+    expect(res.status).toBe(200);
+    const all = (await s.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ requestId: string; credits: number }>;
+    const second = all.find((r) => r.requestId === res.headers.get('x-request-id'));
+    expect(second).toMatchObject({ outputTokens: 512, credits: Number(res.headers.get('x-tollgate-credits-used')) });
+    expect(await apiTokenUsed(secret)).toBe(row.credits + second!.credits);
+  });
+
   it('output before the failure is charged (prompt + output), as before', async () => {
     const { accountId, secret } = await s.newAccount();
     s.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture.slice(0, 2), '{not json'] });
@@ -208,7 +229,8 @@ describe('streams that fail before any output', () => {
   it('a client that stops reading is cut off after the idle limit and settled as a client that left', async () => {
     const { accountId, secret } = await s.newAccount();
     // ~16 MB of events: more than the loopback socket buffers hold, so the relay waits for the reader.
-    const big = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'ab '.repeat(2700) }, finish_reason: null }] });
+    // The bulk is logprobs, not text: text past the output limit would be cut off as the upstream's fault.
+    const big = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'ab ' }, logprobs: { pad: 'x'.repeat(8100) }, finish_reason: null }] });
     s.openai.enqueue({ kind: 'sse', events: [roleOnly, ...Array.from({ length: 2000 }, () => big), '[DONE]'] });
     const { port } = new URL(s.url);
     const payload = JSON.stringify(body);
