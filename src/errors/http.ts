@@ -19,9 +19,17 @@ export interface ErrorResponse {
   unexpected: boolean;
 }
 
+/**
+ * The longest a value from the request (a model name, a detail) may be in a message: a 500 KB
+ * `model` was copied twice into its 404 and once into the log line.
+ */
+const MAX_VAR_CHARS = 512;
+
+const clip = (v: string) => (v.length > MAX_VAR_CHARS ? `${v.slice(0, MAX_VAR_CHARS)}…` : v);
+
 export function renderMessage(code: ErrorCode, vars: ErrorVars, ctx: Pick<ErrorContext, 'publicUrl' | 'requestId'>): string {
   const all: ErrorVars = { detail: '', ...vars, publicUrl: ctx.publicUrl.replace(/\/$/, ''), requestId: ctx.requestId };
-  return catalogue[code].message.replace(/\{(\w+)\}/g, (m, name: string) => (name in all ? String(all[name]) : m));
+  return catalogue[code].message.replace(/\{(\w+)\}/g, (m, name: string) => (name in all ? clip(String(all[name])) : m));
 }
 
 export function errorBody(

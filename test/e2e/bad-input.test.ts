@@ -138,6 +138,18 @@ describe('bad input', () => {
     expect(t.gw.app.server.requestTimeout).toBeLessThanOrEqual(120_000);
   });
 
+  it('a huge model name is clipped in the message, not copied whole', async () => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...chat, model: 'm'.repeat(50_000) }),
+    });
+    expect(res.status).toBe(404);
+    const text = await res.text();
+    expect(text.length).toBeLessThan(4_000);
+    expect(JSON.parse(text).error.code).toBe('model_not_found');
+  });
+
   it('the invalid_api_key message points at the Keys page', async () => {
     const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) });
     const json = await res.json();

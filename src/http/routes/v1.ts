@@ -13,9 +13,10 @@ import { modelEntry, ruleView, summariseDaily } from '../views.js';
 
 const CREDITS_HEADER = 'x-tollgate-credits-used';
 
+/** The model a body names, for the access log (clipped: the log line is not the client's to fill). */
 function modelOf(body: unknown): string | undefined {
   const m = (body as { model?: unknown } | null)?.model;
-  return typeof m === 'string' ? m : undefined;
+  return typeof m !== 'string' ? undefined : m.length > 256 ? `${m.slice(0, 256)}…` : m;
 }
 
 export function v1Routes(deps: AppDeps): FastifyPluginAsync {
