@@ -181,7 +181,7 @@ export class Gateway {
 
   /** The credits to charge for an actual cost (what settlement and the ledger must both record). */
   private chargeable(ctx: RequestContext, credits: number, worstCase: number): number {
-    if (!Number.isSafeInteger(credits) || credits < 0) {
+    if (usableCredits(credits, worstCase) !== credits) {
       // Only a broken price or usage gets here; charge the reservation rather than fail to settle.
       this.deps.logger.error({ requestId: ctx.requestId, credits }, 'unusable actual cost; charging the worst case');
       credits = worstCase;
@@ -348,8 +348,8 @@ export class Gateway {
         if (event.usage) {
           usage = event.usage;
           if (ctx.client.gone) break;
-          // What the settlement below charges (it logs an output past the allowance; this does not).
-          const credits = this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance));
+          // What the settlement below charges (it logs what it corrects; this does not).
+          const credits = usableCredits(this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)), worstCase);
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
           } else {
@@ -458,6 +458,11 @@ function capOutput(model: ChatModelConfig, body: JsonObject, clamped: string[]):
       clamped.splice(i < 0 ? clamped.length : i, 1, `${field}=${model.maxOutputTokens}`);
     }
   }
+}
+
+/** An actual cost as charged: the worst case stands in for one no counter can hold (negative, fractional, past 2^53). */
+function usableCredits(credits: number, worstCase: number): number {
+  return Number.isSafeInteger(credits) && credits >= 0 ? credits : worstCase;
 }
 
 /** What a stream's relay holds for its settlement. */

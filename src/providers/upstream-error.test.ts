@@ -33,4 +33,12 @@ describe('reading upstream bodies within limits', () => {
     const auth = await upstreamError(response(401, 'x', 10 * 1024 * 1024), 'oai', () => ({}));
     expect(auth).toBeInstanceOf(GatewayError);
   });
+
+  it('a redirect is a 502 naming where it pointed, not a 3xx passed on', async () => {
+    const res = { ...response(302, ''), headers: { location: 'https://api.example.com/v2/chat/completions' } };
+    const err = (await upstreamError(res, 'oai', () => ({})));
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).status).toBe(502);
+    expect((err as UpstreamHttpError).body.error).toMatchObject({ code: 'upstream_redirect', message: expect.stringContaining('to https://api.example.com/v2/chat/completions') });
+  });
 });

@@ -129,6 +129,12 @@ export async function upstreamError(
     if (!(err instanceof UpstreamBodyTooLarge)) throw err;
     text = '';
   }
+  if (res.status >= 300 && res.status < 400) {
+    // undici does not follow redirects: a provider URL that moved is the operator's to fix, and a
+    // 3xx passed on would send the caller's SDK somewhere it cannot follow either.
+    const location = typeof res.headers.location === 'string' ? ` to ${res.headers.location.slice(0, 200)}` : '';
+    return buildError(502, provider, { message: `The upstream redirected (HTTP ${res.status}${location}); check the provider's baseUrl.`, type: 'api_error', code: 'upstream_redirect' });
+  }
   if (res.status === 401 || res.status === 403) {
     return new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: res.status }, cause: new Error(textMessage(res.status, text)) });
   }

@@ -173,6 +173,12 @@ class OpenAiProvider implements Provider {
       raw = undefined;
     }
     const usage = tokenUsage(chunk.usage);
+    if (usage === undefined && isObject(chunk.usage)) {
+      // Usage the gateway cannot read (negative or text counts) is not passed on: the client would
+      // see it beside the counted usage chunk the gateway sends, and it is not what is charged.
+      delete chunk.usage;
+      raw = undefined;
+    }
     return usage === undefined ? { chunk, raw } : { chunk, usage };
   }
 

@@ -201,6 +201,16 @@ describe('openai provider: chatStream', () => {
     expect(await collect(stream.events)).toHaveLength(2);
   });
 
+  it('drops usage it cannot read from a chunk (the gateway counts instead), and keeps usage: null as sent', async () => {
+    const nulled = '{"object":"chat.completion.chunk","model":"fast-chat","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}],"usage":null}';
+    const bad = '{"object":"chat.completion.chunk","model":"fast-chat","choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":"many"}}';
+    fake.enqueue({ kind: 'sse', events: [nulled, bad, '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    expect(events[0]!.raw).toBe(nulled);
+    expect(events[1]).toEqual({ chunk: { object: 'chat.completion.chunk', model: 'fast-chat', choices: [] }, raw: undefined });
+  });
+
   it('a server that ignores stream and answers the whole completion as JSON is relayed as its chunks', async () => {
     fake.enqueue({
       kind: 'json',
