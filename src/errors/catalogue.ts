@@ -133,6 +133,16 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: 'The request body is larger than the {limit}-byte limit.',
   },
+  headers_too_large: {
+    status: 431,
+    type: 'invalid_request_error',
+    message: 'The request headers are larger than the {limit}-byte limit.',
+  },
+  request_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    message: 'The request did not arrive whole within {seconds} seconds.',
+  },
   unsupported_media_type: {
     status: 415,
     type: 'invalid_request_error',

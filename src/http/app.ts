@@ -1,5 +1,7 @@
 // Builds the Fastify app: request ids, the one error handler, one log line per request, routes.
 // Routes translate HTTP ⇄ core calls and nothing else.
+import { STATUS_CODES, maxHeaderSize as httpMaxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -138,6 +140,33 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
   return r;
 }
 
+/**
+ * An error Node's HTTP parser raised on a connection (clientError): answered on the raw socket,
+ * which is then closed, as Fastify's default handler does — with SPEC §5's body and a request id.
+ */
+function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids'>, err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+  // A client that left, or a socket already answered: nothing to say, nobody to say it to.
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new GatewayError('headers_too_large', { vars: { limit: httpMaxHeaderSize } })
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new GatewayError('request_timeout', { vars: { seconds: REQUEST_ARRIVAL_MS / 1000 } })
+        : new GatewayError('invalid_request', { vars: { detail: 'the HTTP request is malformed' } });
+  const requestId = deps.ids.requestId();
+  const packet = Buffer.isBuffer(err.rawPacket) ? err.rawPacket.toString('latin1', 0, 2048) : '';
+  const path = /^[A-Z]+ ([^\s?]+)/.exec(packet)?.[1] ?? '';
+  const r = toErrorResponse(error, { requestId, path, publicUrl: deps.config.server.publicUrl, now: deps.clock.now() });
+  const body = JSON.stringify(r.body);
+  socket.end(
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export function sendError(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const r = errorAnswer(deps, req, err);
   return reply.code(r.status).headers(r.headers).send(r.body);
@@ -160,6 +189,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: REQUEST_ARRIVAL_MS,
     trustProxy: config.server.trustProxy,
     return503OnClosing: true,
+    // What Node's HTTP parser refuses before Fastify sees a request (bad framing, headers too
+    // large, a request that never arrived whole) answers in SPEC §5's shape too, not Fastify's.
+    clientErrorHandler: (err, socket) => answerClientError(deps, err, socket),
     // A URL the router refuses before any hook runs (bad percent-encoding, a path parameter over
     // 100 characters) is bad input like any other: SPEC §5's body and x-request-id, not Fastify's.
     frameworkErrors: (err, req, reply) => {

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 // Every kind of bad input gets its documented 4xx in the SPEC §5 shape and never reaches an
 // upstream. One table, one assertion routine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +138,22 @@ describe('bad input', () => {
     // memory, with no key checked yet. Node enforces the limit on its periodic connection check.
     expect(t.gw.app.server.requestTimeout).toBeGreaterThan(0);
     expect(t.gw.app.server.requestTimeout).toBeLessThanOrEqual(120_000);
+  });
+
+  it.each([
+    ['headers over the limit', `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    ['Content-Length and Transfer-Encoding together', 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'invalid_request'],
+  ])('%s: refused by the HTTP parser in SPEC §5 shape, with a request id', async (_name, raw, status, code) => {
+    const sock = connect(Number(new URL(t.url).port), '127.0.0.1');
+    await once(sock, 'connect');
+    sock.end(raw);
+    let text = '';
+    for await (const c of sock) text += (c as Buffer).toString();
+    const [head, body] = text.split('\r\n\r\n');
+    expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    const json = JSON.parse(body!);
+    expect(json).toMatchObject({ statusCode: String(status), error: { code } });
+    expect(head).toContain(`x-request-id: ${json.requestId}`);
   });
 
   it('a huge model name is clipped in the message, not copied whole', async () => {
