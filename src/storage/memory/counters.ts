@@ -57,6 +57,20 @@ export class MemoryCounterStore implements CounterStore {
    */
   protected async forgetStored(_now: number): Promise<void> {}
 
+  /**
+   * Changes another writer already made where counters are stored (the embedded limiter's file):
+   * memory follows for the counters it holds, without committing them again. A counter not held
+   * here needs nothing: it is loaded from the stored copy, which includes them.
+   */
+  protected followStored(changes: readonly CounterChange[]): void {
+    for (const [key, delta, expiresAt] of changes) {
+      const counter = this.counters.get(key);
+      if (!counter) continue;
+      counter.value += delta;
+      counter.expiresAt = mergeExpiry(counter.expiresAt, expiresAt);
+    }
+  }
+
   async reserve(id: string, ops: readonly CounterOp[], expiresAt: number, now: number): Promise<ReserveResult> {
     this.open();
     checkReserve(id, ops, expiresAt, now);

@@ -250,6 +250,8 @@ describe('sqlite counter store specifics', () => {
   it('a stalled server that resumes after a takeover keeps the writes it makes before its heartbeat notices', async () => {
     const url = freshUrl();
     const key = 'day:acc_1:2026-11-25:credits';
+    const balance = 'tg:{acc_1}:balance';
+    const debit = (amount: number): CounterOp => ({ key: balance, amount: -amount, min: 0, settle: 'actual', expiresAt: null });
     let stalledFor = 0;
     const clock = () => Date.now() + stalledFor;
     const a = openSqliteCounterStore(url);
@@ -258,18 +260,79 @@ describe('sqlite counter store specifics', () => {
     // answers, so settlements) runs before the overdue timer does.
     await a.claimServer({ heartbeatMs: 60_000, applyEveryMs: 60_000, now: clock, onLost: (h) => lostA.push(h) });
     await a.add(key, 1, END_OF_DAY); // in A's log: B replays it
+    await a.add(balance, 1000, null);
+    // In flight when A stalls: 300 credits held on the day and on the prepaid balance.
+    expect(await a.reserve('in-flight', [credits(300, 10_000), debit(300)], T0 + 60_000, T0)).toMatchObject({ ok: true });
     stalledFor = 10 * 60_000;
     const b = openSqliteCounterStore(url);
     await b.claimServer({ heartbeatMs: 40, applyEveryMs: 60_000, now: clock });
     await b.add(key, 10, END_OF_DAY);
-    // A resumes: a request served during the stall settles. Appended to the log file B replayed
-    // and removed, it was lost; held instead, A commits it to the tables as it closes.
+    // B holds both counters in memory, as it does once it serves the account.
+    expect(await b.reserve('look', [debit(1)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [999] });
+    await b.release('look');
+    // A resumes: the request in flight settles, and another write follows. Appended to the log file
+    // B replayed and removed, they were lost; they are committed to the tables instead.
+    await a.settle('in-flight', 250);
     await a.add(key, 100, END_OF_DAY);
     expect(lostA).toHaveLength(1);
     await expect(a.reserve('late', [credits(1, 10_000)], T0 + 60_000, T0)).rejects.toBeInstanceOf(StorageUnavailableError);
     await a.close();
+    // B's own counters take A's late charges within a heartbeat: it admitted as if they had not
+    // happened (11 credits used and 1,000 left, until it restarted).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await b.get([key, balance], T0)).toEqual([361, 750]);
+    expect(await b.reserve('over', [credits(40, 400)], T0 + 60_000, T0)).toEqual({ ok: false, failed: 0, value: 361 });
+    expect(await b.reserve('overdrawn', [debit(751)], T0 + 60_000, T0)).toEqual({ ok: false, failed: 0, value: 750 });
+    expect(await b.reserve('fits', [credits(39, 400), debit(750)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [400, 0] });
+    await b.release('fits');
     await b.close();
-    expect(read(url, key)).toBe(111);
+    // Memory followed; the table was not written twice.
+    expect(read(url, key)).toBe(361);
+    expect(read(url, balance)).toBe(750);
+  });
+
+  it('after a takeover, a late write to a counter the new holder loads before taking it counts once', async () => {
+    const url = freshUrl();
+    const key = 'day:acc_1:2026-11-25:credits';
+    let stalledFor = 0;
+    const clock = () => Date.now() + stalledFor;
+    const a = openSqliteCounterStore(url);
+    await a.claimServer({ heartbeatMs: 60_000, applyEveryMs: 60_000, now: clock });
+    await a.add(key, 1, END_OF_DAY);
+    stalledFor = 10 * 60_000;
+    const b = openSqliteCounterStore(url);
+    await b.claimServer({ heartbeatMs: 40, applyEveryMs: 60_000, now: clock });
+    await a.add(key, 100, END_OF_DAY); // late: on file, not yet taken by B
+    // B loads the counter now, before its heartbeat takes the row (no timer runs in between): the
+    // row's amount is left out, and added when taken.
+    expect(await b.reserve('r', [credits(5, 1000)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [6] });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await b.get([key], T0)).toEqual([106]);
+    await b.settle('r', 5);
+    await a.close();
+    await b.close();
+    expect(read(url, key)).toBe(106);
+    // A server starting later finds nothing left to take, and the same value.
+    const c = openSqliteCounterStore(url);
+    await c.claimServer({ heartbeatMs: 40 });
+    expect(await c.get([key], T0)).toEqual([106]);
+    await c.close();
+  });
+
+  it('late writes no server took before it stopped are cleared by the next holder, counted once', async () => {
+    const url = freshUrl();
+    const key = 'day:acc_1:2026-11-25:credits';
+    const db = openDatabase(url);
+    // As a server that lost the file leaves them: the change in counters, and its row.
+    db.prepare('INSERT INTO counters (key, value, expires_at) VALUES (?, 42, ?)').run(key, END_OF_DAY);
+    db.prepare('INSERT INTO late_counter_writes (key, amount, expires_at) VALUES (?, 40, ?)').run(key, END_OF_DAY);
+    db.close();
+    const store = openSqliteCounterStore(url);
+    await store.claimServer({ heartbeatMs: 40 });
+    expect(await store.reserve('r', [credits(1, 1000)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [43] });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await store.get([key], T0)).toEqual([43]);
+    await store.close();
   });
 
   it('shares a handle without closing it unless it owns it', async () => {

@@ -18,6 +18,14 @@
 // loaded from it the first time a reserve or add touches them and stay in memory until they
 // expire (sweep); get() of a counter not in memory reads the file without caching it. Values in
 // memory = value on disk + amounts held by live reservations.
+//
+// A server that lost the file (it stalled past its lease, lease.ts) and resumes still settles its
+// requests in flight; those charges are committed to the counters table with a row each in
+// late_counter_writes (writer.ts, define's `late`). The server holding the file takes the rows on
+// its heartbeat and adds them to the counters it holds in memory, so the equation above holds
+// again within a heartbeat — until then a counter it loads leaves them out, as its memory does.
+// Without this it admitted as if they had not happened: in a reviewer's repro, 57,960 of a free
+// account's 50,000 daily credits used, and a prepaid balance at −9,123.
 import type Database from 'better-sqlite3';
 import { StorageUnavailableError, type Storage } from '../ports.js';
 import type { CounterOp, ReserveResult } from '../counters.js';
@@ -26,6 +34,7 @@ import { MemoryCounterStore, type Counter, type CounterChange } from '../memory/
 import { checkpointerStopped } from './checkpointer.js';
 import { openDatabase, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { ServerLease, type LeaseOptions } from './lease.js';
+import { isBusy, withoutWaiting } from './no-wait.js';
 import { writerFor, type PendingLogStats, type SqliteWriter, type WriteOp } from './writer.js';
 
 export interface SqliteCounterStoreOptions {
@@ -35,12 +44,20 @@ export interface SqliteCounterStoreOptions {
   path?: string;
 }
 
+/** How soon taking the late counter writes tries again after finding the file's write lock taken, ms. */
+const LATE_RETRY_MS = 20;
+
 export class SqliteCounterStore extends MemoryCounterStore {
   private readonly closeDatabase: boolean;
   private readonly path: string;
   private lease: ServerLease | undefined;
   private readonly writes: SqliteWriter;
   private readonly selectCounter: Database.Statement<[string], { value: number; expires_at: number | null }>;
+  /** selectCounter for the lease holder: the value without the late writes it has not taken yet. */
+  private readonly selectCounterHeld: Database.Statement<[string], { value: number; expires_at: number | null }>;
+  private readonly lateWaiting: Database.Statement<[], number>;
+  private readonly takeLate: { immediate: () => CounterChange[] };
+  private lateRetry: NodeJS.Timeout | undefined;
   /** The latest `now` a sweep forgot counters by: rows expired by then are gone, applied or not. */
   private forgottenUpTo = -Infinity;
 
@@ -52,6 +69,23 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.closeDatabase = options.closeDatabase ?? false;
     this.path = options.path ?? ':memory:';
     this.selectCounter = db.prepare('SELECT value, expires_at FROM counters WHERE key = ?');
+    // The late amounts are already in the row's value; the holder's memory gains them when it takes
+    // them (takeLateWrites), so a counter loaded before then must start without them. One statement:
+    // one snapshot of both tables, and the late writer commits a row and its change together.
+    this.selectCounterHeld = db.prepare(
+      `SELECT value - (SELECT COALESCE(SUM(amount), 0) FROM late_counter_writes l WHERE l.key = counters.key) AS value,
+         expires_at FROM counters WHERE key = ?`,
+    );
+    this.lateWaiting = db.prepare('SELECT 1 FROM late_counter_writes LIMIT 1').pluck() as Database.Statement<[], number>;
+    const selectLate = db.prepare('SELECT key, amount, expires_at FROM late_counter_writes ORDER BY id').raw();
+    const deleteLate = db.prepare('DELETE FROM late_counter_writes');
+    // Read and deleted in one transaction (IMMEDIATE: the write lock from BEGIN, so none is added
+    // between the two): each row is taken exactly once.
+    this.takeLate = db.transaction((): CounterChange[] => {
+      const rows = selectLate.all() as CounterChange[];
+      deleteLate.run();
+      return rows;
+    });
     // Group commit shared with the ledger on this connection (writer.ts): a batch is whatever
     // arrived in the same turn of the event loop, so an idle gateway adds no waiting and a busy one
     // writes many settlements — and their ledger rows — per commit. A write is [key, delta, expiresAt].
@@ -71,7 +105,11 @@ export class SqliteCounterStore extends MemoryCounterStore {
             expires_at = CASE WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
                               ELSE MAX(expires_at, excluded.expires_at) END`,
       },
-    ], { keyed: true });
+    ], {
+      keyed: true,
+      // Committed by a server that lost the file: noted for the holder's memory (takeLateWrites).
+      late: [{ sql: 'INSERT INTO late_counter_writes (key, amount, expires_at) VALUES (?, ?, ?)' }],
+    });
     // A sweep's deletion of expired counters is a logged write like the settlements, applied after
     // the ones before it: run here on the event loop it applied the whole log first (a sync) and
     // waited on the write lock of the file's worker thread, stalling every request meanwhile.
@@ -103,7 +141,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
     // account's day counter misses at once; applying the whole log for each was a transaction per
     // request.)
     this.writes.syncFor('counter', key);
-    const row = this.selectCounter.get(key);
+    const row = (this.lease ? this.selectCounterHeld : this.selectCounter).get(key);
     // A row a sweep forgot whose deletion has not been applied yet is already gone.
     if (row === undefined || (row.expires_at !== null && row.expires_at <= this.forgottenUpTo)) return undefined;
     return { value: row.value, expiresAt: row.expires_at };
@@ -129,6 +167,29 @@ export class SqliteCounterStore extends MemoryCounterStore {
     this.db.prepare('SELECT 1').get();
   }
 
+  /**
+   * Takes the counter changes a server that lost this file committed after the takeover
+   * (late_counter_writes): the table holds them already, so only memory learns them. On the
+   * heartbeat, on the event loop: it never waits for the write lock (no-wait.ts), and a busy file is
+   * tried again shortly. Usually the table is empty, and this one read of it is all.
+   */
+  private takeLateWrites(lease: ServerLease, onError: (err: unknown) => void): void {
+    clearTimeout(this.lateRetry);
+    this.lateRetry = undefined;
+    if (this.closed || !this.db.open) return;
+    // A retry can come after this process stalled in turn: the rows are then the next holder's.
+    if (!lease.holdsForWrite()) return;
+    let changes: CounterChange[];
+    try {
+      changes = withoutWaiting(this.db, () => (this.lateWaiting.get() === undefined ? [] : this.takeLate.immediate()));
+    } catch (err) {
+      if (isBusy(err)) this.lateRetry = setTimeout(() => this.takeLateWrites(lease, onError), LATE_RETRY_MS).unref();
+      else onError(err);
+      return;
+    }
+    this.followStored(changes);
+  }
+
   /** Group-commit figures of the durable writes on this connection, the ledger's included when shared (tests, diagnostics). */
   writeStats(): BatcherStats {
     return this.writes.stats();
@@ -141,6 +202,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
    */
   async claimServer(opts: LeaseOptions & { applyEveryMs?: number; onWriteError?: (err: unknown) => void } = {}): Promise<void> {
     if (this.path === ':memory:' || this.lease) return;
+    const onError = opts.onError ?? (() => {});
     const lease = new ServerLease(this.db, this.path, {
       ...opts,
       // Lost: the pending log lets go of the files (they are the new holder's) before anyone is told.
@@ -148,8 +210,19 @@ export class SqliteCounterStore extends MemoryCounterStore {
         this.writes.abandonLog();
         opts.onLost?.(holder);
       },
+      onBeat: () => this.takeLateWrites(lease, onError),
     });
     await lease.acquire();
+    // Rows a server that lost the file earlier left, none having taken them. A counter loaded
+    // before now (without the lease) has them in its value, so they are cleared, not followed — in
+    // the turn that makes this store the holder: from then on a counter loaded leaves untaken rows
+    // out, and memory gains them when the heartbeat takes them.
+    try {
+      this.takeLate.immediate();
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
     this.lease = lease;
     // The only writer of the file now: its durable writes may go through the pending log.
     await this.writes.useLog(this.path, {
@@ -163,6 +236,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
   /** Writes what is queued; the held reservations are let go (they die with this process). */
   override async close(): Promise<void> {
     if (this.closed) return;
+    clearTimeout(this.lateRetry);
     await super.close();
     await this.writes.flush();
     if (this.lease) await this.writes.closeLog();

@@ -27,6 +27,11 @@ export interface LeaseOptions {
   onLost?: (holder: LeaseHolder) => void;
   /** Told when a heartbeat failed for another reason than a busy file (I/O, disk); the next one tries again. */
   onError?: (err: unknown) => void;
+  /**
+   * Told after each heartbeat that found the lease still held: for the holder's own periodic look
+   * at the file (sqlite/counters.ts takes the counter changes a server that lost the file made).
+   */
+  onBeat?: () => void;
   now?: () => number;
 }
 
@@ -177,8 +182,16 @@ export class ServerLease {
       else this.opts.onError?.(err);
       return;
     }
-    if (changed === 0) this.lost();
-    else this.lastBeatAt = at;
+    if (changed === 0) {
+      this.lost();
+      return;
+    }
+    this.lastBeatAt = at;
+    try {
+      this.opts.onBeat?.();
+    } catch (err) {
+      this.opts.onError?.(err);
+    }
   }
 
   /**

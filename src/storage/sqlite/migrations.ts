@@ -206,6 +206,27 @@ export const migrations: readonly Migration[] = [
       DROP INDEX usage_records_account_created;
     `,
   },
+  {
+    version: 10,
+    name: 'counter changes a server makes after another took the file over',
+    sql: `
+      -- A server that stalled past its lease and resumes commits its in-flight requests' settlements
+      -- straight to counters (writer.ts), where the new holder, which loaded those counters into
+      -- memory already, would never see them. Each such change is also noted here, in the same
+      -- transaction; the holder adds the rows to the counters it holds in memory on its heartbeat
+      -- and deletes them (sqlite/counters.ts). Nearly always empty.
+      CREATE TABLE late_counter_writes (
+        id         INTEGER PRIMARY KEY,
+        key        TEXT NOT NULL,
+        -- the delta already added to counters.value
+        amount     INTEGER NOT NULL,
+        -- the write's expiry, already merged into counters.expires_at
+        expires_at INTEGER
+      );
+      -- A counter loaded before the holder took the rows leaves their amounts out (they are added when taken).
+      CREATE INDEX late_counter_writes_key ON late_counter_writes(key);
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -347,6 +347,22 @@ describe('pending log', () => {
     db.close();
   });
 
+  it("closing after another server took the file leaves that server's log alone", async () => {
+    const path = fresh();
+    const { db, writer } = open(path);
+    let owner = true;
+    await writer.useLog(path, { applyEveryMs: 60_000, owns: () => owner });
+    await writer.write(['add', ['a', 1]]);
+    // Another server took over (this one stalled): it replayed the old file and writes its own by
+    // the same name.
+    owner = false;
+    rmSync(pendingLogPath(path));
+    writeFileSync(pendingLogPath(path), 'the new holder\n');
+    await writer.closeLog();
+    expect(readFileSync(pendingLogPath(path), 'utf8')).toBe('the new holder\n');
+    db.close();
+  });
+
   it('without the log (no server lease), writes commit directly as before', async () => {
     const path = fresh();
     const { db, writer } = open(path);

@@ -170,7 +170,7 @@ export class PendingLog {
 
   /** Appends one turn's writes as one line; durable once this returns. Throws if the file write fails. */
   append(ops: readonly WriteOp[]): void {
-    // Thrown, the writes are held by the writer, which commits them to the tables on close.
+    // Thrown, the writer commits the writes straight to the tables instead (writer.ts).
     if (!this.abandoned && !this.holdsForWrite()) this.abandon();
     if (this.abandoned) throw new Error('another server holds the database file now: this one logs no more writes');
     const line = `${JSON.stringify([this.seq + 1, ops])}\n`;
@@ -306,6 +306,12 @@ export class PendingLog {
   /** Applies what is waiting and removes the file (a clean stop leaves nothing to replay). */
   close(): void {
     if (this.abandoned) return;
+    // A server closing after another took the file (it stalled, and nothing told it yet): the
+    // file by this name is the new holder's, not this one's to apply or remove.
+    if (!this.owns()) {
+      this.abandon();
+      return;
+    }
     this.apply();
     clearTimeout(this.timer);
     this.detach();

@@ -176,9 +176,10 @@ describe('sqlite specifics', () => {
   it('indexes the records of a file by account when it migrates it, and every indexEvery records after', async () => {
     const url = freshUrl();
     const old = track(openDatabase(url));
-    old.prepare('DELETE FROM schema_migrations WHERE version = 9').run();
+    // A file at version 8: the migrations after it undone.
+    old.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
     old.exec(`DROP TRIGGER usage_index_catch_up; DROP TABLE usage_index_state; DROP TABLE usage_records_by_account;
-      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at);`);
+      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at); DROP TABLE late_counter_writes;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
     for (let i = 0; i < 5; i++) insert.run(`r${i}`, i % 2 ? 'acc_b' : 'acc_a', i, `2026-11-25T10:00:0${i}.000Z`);

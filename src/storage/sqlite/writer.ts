@@ -21,6 +21,13 @@
 // written meanwhile queues behind them; `failure` says so, and the embedded limiter refuses new
 // requests (503 storage_unavailable) until the log takes writes again. Held writes live only in
 // this process until then.
+//
+// After another server took the file over (this one stalled past its lease: lease.ts), the log is
+// the new holder's and takes nothing more from this one. What this server's requests in flight
+// still write is committed straight to the tables — the ledger rows are then where the new holder
+// reads them — and a kind defined with `late` statements (the limiter's counters) also runs those,
+// in the same transaction: the new holder keeps such values in memory and learns of a change it did
+// not make only through them (sqlite/counters.ts).
 import type Database from 'better-sqlite3';
 import { Batcher, type BatcherStats } from '../batcher.js';
 import { writeRunner, type WriteKinds, type WriteOp, type WriteStatement } from './apply-writes.js';
@@ -43,12 +50,17 @@ const RETRY_MS = 200;
 
 export class SqliteWriter {
   private readonly kinds: WriteKinds = {};
+  /** The kinds' `late` statements (define): kept apart, so neither the log nor the worker runs them. */
+  private readonly lateKinds: WriteKinds = {};
   private readonly keyed = new Set<string>();
   private readonly run: (op: WriteOp) => void;
+  private readonly runLate: (op: WriteOp) => void;
+  /** One transaction of writes straight to the tables (with their late statements once abandoned). */
+  private readonly commit: (ops: readonly WriteOp[]) => void;
   private readonly batch: Batcher<readonly WriteOp[]>;
   private log: PendingLog | undefined;
   private onLogError: (err: unknown) => void = () => {};
-  /** Writes the log refused, oldest first, waiting to be appended again. */
+  /** Writes the log refused (or, after a takeover, the tables), oldest first, waiting to be written again. */
   private held: WriteOp[] = [];
   private retry: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
@@ -56,14 +68,20 @@ export class SqliteWriter {
 
   constructor(private readonly db: Database.Database) {
     this.run = writeRunner(db, this.kinds);
-    const commit = db.transaction((groups: (readonly WriteOp[])[]) => {
-      for (const ops of groups) for (const op of ops) this.run(op);
+    this.runLate = writeRunner(db, this.lateKinds);
+    this.commit = db.transaction((ops: readonly WriteOp[]) => {
+      const late = this.abandoned !== undefined;
+      for (const op of ops) {
+        this.run(op);
+        if (late && this.lateKinds[op[0]] !== undefined) this.runLate(op);
+      }
     });
     // maxDelayMs 0: a batch is whatever arrived in one turn of the event loop (no wait when idle).
     this.batch = new Batcher(
       async (groups) => {
-        if (this.log) this.append(this.log, groups.flat());
-        else commit(groups);
+        if (this.abandoned !== undefined) this.commitAbandoned(groups.flat());
+        else if (this.log) this.append(this.log, groups.flat());
+        else this.commit(groups.flat());
       },
       { maxRecords: 1000, maxDelayMs: 0 },
     );
@@ -82,6 +100,11 @@ export class SqliteWriter {
     try {
       log.append(ops);
     } catch (err) {
+      // The append found the lease taken (the heartbeat had not noticed yet): not a failing log.
+      if (this.abandoned !== undefined) {
+        this.commitAbandoned(ops);
+        return;
+      }
       this.held = ops;
       this.failed = err instanceof Error ? err : new Error(String(err));
       this.onLogError(err);
@@ -94,11 +117,35 @@ export class SqliteWriter {
     clearTimeout(this.retry);
     this.retry = undefined;
     if (this.held.length === 0 || !this.log) return this.held.length === 0;
+    if (this.abandoned !== undefined) return this.commitAbandoned([]);
     try {
       this.log.append(this.held);
     } catch (err) {
+      if (this.abandoned !== undefined) return this.commitAbandoned([]);
       this.failed = err instanceof Error ? err : new Error(String(err));
       this.retry = setTimeout(() => this.appendHeld(), RETRY_MS);
+      return false;
+    }
+    this.held = [];
+    this.failed = undefined;
+    return true;
+  }
+
+  /**
+   * Another server holds the file: the held writes, then `ops`, are committed straight to the
+   * tables, in order, with their late statements. True once none are left; a commit that fails
+   * (the file busy past the busy timeout, I/O) keeps them held for closeLog to try once more.
+   */
+  private commitAbandoned(ops: readonly WriteOp[]): boolean {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    const all = this.held.length > 0 ? [...this.held, ...ops] : ops;
+    try {
+      this.commit(all);
+    } catch (err) {
+      this.held = [...all];
+      this.failed = err instanceof Error ? err : new Error(String(err));
+      this.onLogError(err);
       return false;
     }
     this.held = [];
@@ -110,10 +157,14 @@ export class SqliteWriter {
    * Names the statements that apply writes of `kind` (each store defines its own): run in order
    * until one changes a row. Data, not a function, so the file's worker thread can run them too.
    * `keyed`: reads ask whether a write of this kind to one key (its first argument) waits (syncFor).
+   * `late`: statements run too, with the same arguments and in the same transaction, when this
+   * server commits a write of this kind after another server took the file over — for a store
+   * whose values the new holder keeps in memory, to tell it of the change.
    */
-  define(kind: string, statements: readonly WriteStatement[], opts: { keyed?: boolean } = {}): void {
+  define(kind: string, statements: readonly WriteStatement[], opts: { keyed?: boolean; late?: readonly WriteStatement[] } = {}): void {
     this.kinds[kind] = statements;
     if (opts.keyed) this.keyed.add(kind);
+    if (opts.late) this.lateKinds[kind] = opts.late;
   }
 
   /** Queues writes for the next group commit, all in it together; resolves once they are durable. */
@@ -167,8 +218,9 @@ export class SqliteWriter {
 
   /**
    * Another server took the database file: the log stops touching its files (PendingLog.abandon).
-   * Writes from now on are held, so the limiter refuses new requests; closeLog() commits them
-   * straight to the tables (the ledger rows of requests this server did serve).
+   * `failure` says so from now on, so the limiter refuses new requests; what the requests this
+   * server did serve still write (their ledger rows and charges) is committed straight to the
+   * tables, with the late statements of its kind (define).
    */
   abandonLog(): void {
     this.log?.abandon();
@@ -184,7 +236,7 @@ export class SqliteWriter {
       this.held = [];
       clearTimeout(this.retry);
       try {
-        this.db.transaction(() => held.forEach(this.run))();
+        this.commit(held);
         this.failed = undefined;
       } catch (err) {
         this.onLogError(new Error(`${held.length} writes the pending log refused could not be committed either and are lost`, { cause: err }));
