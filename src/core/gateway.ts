@@ -330,6 +330,8 @@ export class Gateway {
     let usage: Usage | undefined;
     let creditsCharged = 0;
     let producedText = '';
+    /** The upstream's stream ended well and everything before [DONE] went out. */
+    let complete = false;
     let status: UsageStatus = 'ok';
     let httpStatus = 200;
     let drainTimer: NodeJS.Timeout | undefined;
@@ -371,7 +373,9 @@ export class Gateway {
           usage = { promptTokens, outputTokens: countText(producedText) };
           await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)))));
         }
-        await sink.send('[DONE]');
+        // [DONE] waits for the settlement below: a client holding the whole answer has its record
+        // (a crash in between would leave a complete stream with no charge and no ledger row).
+        complete = true;
       }
     } catch (err) {
       if (!ctx.client.gone) {
@@ -405,6 +409,13 @@ export class Gateway {
         const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
         creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
+      }
+    }
+    if (complete && !ctx.client.gone) {
+      try {
+        await sink.send('[DONE]');
+      } catch {
+        // The client left at the last moment; it is settled either way.
       }
     }
     return creditsCharged;
