@@ -132,6 +132,14 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       graceMs: RECEIPT_GRACE_MS,
       logger,
     });
+  if (receiptDrain && services.counters instanceof RedisCounterStore) {
+    // Charges owed since Redis went away (kept in the ledger, storage/ports.ts OwedCharges) land as
+    // soon as it answers, not a drain period later: until they do, the counters miss them.
+    services.counters.watchConnection(
+      () => {},
+      () => receiptDrain.soon(),
+    );
+  }
   const gateway = new Gateway({
     catalog: services.catalog,
     pricing: services.pricing,

@@ -9,7 +9,7 @@ import type { Clock } from '../lib/clock.js';
 import { JsonText } from '../lib/json-text.js';
 import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } from '../providers/provider.js';
 import { malformedResponse } from '../providers/upstream-error.js';
-import type { Ledger, UsageRecord, UsageStatus } from '../storage/ports.js';
+import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 import type { ClientLink } from './client-link.js';
 import { normaliseImageRequest, pricedSize } from './images.js';
@@ -116,10 +116,14 @@ export class Gateway {
     };
   }
 
-  /** True once the ledger holds the record; a failed append is logged (failing the request too would not un-spend it). */
-  private async append(record: UsageRecord): Promise<boolean> {
+  /**
+   * True once the ledger holds the record (and `owed`, with it); a failed append is logged (failing
+   * the request too would not un-spend it).
+   */
+  private async append(record: UsageRecord, owed?: OwedCharge): Promise<boolean> {
     try {
-      await this.deps.ledger.append(record);
+      if (owed) await this.deps.ledger.owed!.append(record, owed);
+      else await this.deps.ledger.append(record);
       this.deps.onRecord?.(record);
       return true;
     } catch (err) {
@@ -140,8 +144,16 @@ export class Gateway {
     }
     // A shared store: the settlement keeps the record as a receipt, atomically, before the
     // ledger is written — a process killed in between leaves the receipt for another to write.
-    await admission.settle(record.credits, JSON.stringify(record));
-    if (await this.append(record)) receipts.recorded(record.requestId);
+    // If the store cannot be reached, the charge it could not take is written with the record
+    // instead (keep), so that a process killed before the store is back leaves it to another too.
+    const { owed } = this.deps.ledger;
+    let written: boolean | undefined;
+    const keep = owed && (async (charge: OwedCharge) => (written = await this.append(record, charge)));
+    await admission.settle(record.credits, JSON.stringify(record), keep);
+    // Tried with the charge and failed: the meter holds the charge, and its settlement will keep
+    // the record as a receipt once the store answers; the same append again would only fail again.
+    written ??= await this.append(record);
+    if (written) receipts.recorded(record.requestId);
   }
 
   /** Runs one non-streaming call between admission and settlement. */

@@ -3,7 +3,7 @@
 // upstream call, and settled to the actual cost (or released) after it. core/plan-meter.ts is the
 // implementation; the gateway only sees this interface.
 import type { ModelConfig } from '../config/schema.js';
-import type { Account, ApiKey } from '../storage/ports.js';
+import type { Account, ApiKey, OwedCharge } from '../storage/ports.js';
 import type { ShapeOutcome, ShapeTarget } from './shaping.js';
 import type { Surface } from './types.js';
 
@@ -35,11 +35,21 @@ export interface Admission {
    * Replaces the reservation by the actual cost. Called at most once, or `release` is. `receipt`
    * (the serialized ledger record) is kept with the settlement where the counter store keeps
    * receipts (storage/counters.ts Receipts), so the record outlives this process.
+   *
+   * When the counter store cannot be reached, the charge has to wait for it. With `keep`, the
+   * meter hands the charge over instead of holding it in memory (where it would die with this
+   * process): `keep` stores it with the request's ledger record, durably, and answers true — the
+   * record is then written, and any process applies the charge (storage/ports.ts OwedCharges) — or
+   * answers false (nothing stored), and the meter holds the charge as it would without `keep`.
+   * Called at most once, before this resolves; never when the store took the settlement.
    */
-  settle(credits: number, receipt?: string): Promise<void>;
+  settle(credits: number, receipt?: string, keep?: KeepOwed): Promise<void>;
   /** Gives the whole reservation back (the upstream failed before producing output). */
   release(): Promise<void>;
 }
+
+/** Stores an owed charge with its request's ledger record; true once both are durable, false if neither was stored. */
+export type KeepOwed = (owed: OwedCharge) => Promise<boolean>;
 
 export interface Meter {
   /** Applies the plan's shape rules (may change the request); throws a GatewayError to refuse. */

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { resolvePlans } from '../config/plans.js';
 import type { ModelConfig } from '../config/schema.js';
 import { ManualClock } from '../lib/clock.js';
-import { CounterStoreUnavailableError, type CounterStore } from '../storage/counters.js';
+import { CounterStoreUnavailableError, type CounterStore, type Receipts } from '../storage/counters.js';
+import type { OwedCharge } from '../storage/ports.js';
 import { MemoryCounterStore } from '../storage/memory/counters.js';
 import { PlanMeter } from './plan-meter.js';
 import type { Principal } from './metering.js';
@@ -38,6 +39,25 @@ function flakyStore(): { store: CounterStore; down: (d: boolean) => void } {
     close: () => inner.close(),
   };
   return { store, down: (d) => (isDown = d) };
+}
+
+/** flakyStore with Receipts, as a store shared by processes has (charge once per id; receipts unused here). */
+function sharedFlakyStore(): { store: CounterStore; down: (d: boolean) => void } {
+  const { store, down } = flakyStore();
+  const charged = new Set<string>();
+  const receipts: Receipts = {
+    settle: (id, actual) => store.settle(id, actual),
+    charge: async (id, charges) => {
+      await store.ping();
+      if (charged.has(id)) return false;
+      charged.add(id);
+      for (const c of charges) if (c.amount !== 0) await store.add(c.key, c.amount, c.expiresAt);
+      return true;
+    },
+    pending: async () => [],
+    acknowledge: async () => {},
+  };
+  return { store: { ...store, receipts }, down };
 }
 
 const logs: string[] = [];
@@ -107,6 +127,49 @@ describe('limiter.onUnavailable', () => {
     await m2.close();
     expect(m2.pendingCharges).toBe(1);
     expect(logs).toContain('shutting down with charges the limiter never took; the ledger has their records');
+  });
+
+  it('a charge the store cannot take is handed to the ledger with its record, not held in memory', async () => {
+    const { store, down } = sharedFlakyStore();
+    const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
+    const m = meter(store, 'closed', clock);
+    const kept: OwedCharge[] = [];
+    const keep = async (owed: OwedCharge) => (kept.push(owed), true);
+    // The store answers: nothing is handed over.
+    await (await m.admit({ requestId: 'r0', principal, model, worstCaseCredits: 500 })).settle(50, '{}', keep);
+    expect(kept).toEqual([]);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
+    down(true);
+    await a.settle(120, '{}', keep);
+    expect(m.pendingCharges).toBe(0);
+    expect(kept).toEqual([
+      {
+        requestId: 'r1',
+        accountId: 'acct_1',
+        charges: [{ key: 'tg:{acct_1}:api_token:d2026-11-25', amount: 120, expiresAt: Date.parse('2026-11-26T01:00:00.000Z') }],
+        createdAt: '2026-11-25T12:00:00.000Z',
+      },
+    ]);
+    // Not this process's to apply any more: the store comes back and the backlog has nothing.
+    down(false);
+    await m.drainBacklog();
+    expect(await used(m)).toBe(50 + 500);
+    // Whoever drains the ledger applies it (core/receipt-drain.ts); the reservation lapsed meanwhile.
+    clock.advance(31_000);
+    await store.receipts!.charge(kept[0]!.requestId, kept[0]!.charges, '');
+    expect(await used(m)).toBe(50 + 120);
+
+    // A ledger that could not store it (false, or a throw): held in memory as before.
+    const b = await m.admit({ requestId: 'r2', principal, model, worstCaseCredits: 500 });
+    const c = await m.admit({ requestId: 'r3', principal, model, worstCaseCredits: 500 });
+    down(true);
+    await b.settle(10, '{}', async () => false);
+    await c.settle(20, '{}', async () => Promise.reject(new Error('database down')));
+    expect(m.pendingCharges).toBe(2);
+    down(false);
+    await m.drainBacklog();
+    expect(await used(m)).toBe(50 + 120 + 10 + 20);
+    await m.close();
   });
 
   it('a settlement that fails because the store went away mid-request is applied later', async () => {

@@ -8,10 +8,10 @@ import type { MeasureRule, ModelConfig, Rule } from '../config/schema.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { ChurnMap } from '../lib/churn-map.js';
-import { CounterStoreUnavailableError, type CounterOp, type CounterStore } from '../storage/counters.js';
+import { CounterStoreUnavailableError, type Charge, type CounterOp, type CounterStore } from '../storage/counters.js';
 import type { Account } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
-import type { Admission, AdmissionRequest, Meter, Principal } from './metering.js';
+import type { Admission, AdmissionRequest, KeepOwed, Meter, Principal } from './metering.js';
 import { ruleApplies, shapeRequest, type ShapeOutcome, type ShapeTarget } from './shaping.js';
 import type { Surface } from './types.js';
 import { resetDuration, windowAt, type WindowSpan } from './windows.js';
@@ -197,7 +197,7 @@ export class PlanMeter implements Meter {
         throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
       }
       this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
-      return this.unmetered(requestId, slots);
+      return this.unmetered(requestId, principal, slots);
     }
     if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, model, now);
 
@@ -213,14 +213,17 @@ export class PlanMeter implements Meter {
     };
     return {
       headers: () => limitHeaders(slots, values, refund, released, now),
-      settle: async (actual, receipt) => {
+      settle: async (actual, receipt, keep) => {
         finish();
         refund = worstCase - actual;
         const { receipts } = this.o.store;
-        await this.orLater(async () => {
-          const settled = receipts && receipt !== undefined ? await receipts.settle(requestId, actual, receipt) : await this.o.store.settle(requestId, actual);
-          if (!settled) await this.chargeLapsed(requestId, slots, actual, receipt);
-        });
+        await this.orLater(
+          async () => {
+            const settled = receipts && receipt !== undefined ? await receipts.settle(requestId, actual, receipt) : await this.o.store.settle(requestId, actual);
+            if (!settled) await this.chargeLapsed(requestId, slots, actual, receipt);
+          },
+          () => this.handOver(keep, requestId, principal, slots, actual),
+        );
       },
       release: async () => {
         finish();
@@ -235,16 +238,43 @@ export class PlanMeter implements Meter {
   }
 
   /**
-   * Runs a settlement now, or — if the store is unreachable — queues it for when it answers: the
-   * request was served, so its charge must land eventually (a lapsed reservation is charged by
-   * chargeLapsed). Other errors are bugs and propagate.
+   * Runs a settlement now, or — if the store is unreachable — hands it over (see handOver) or
+   * queues it for when the store answers: the request was served, so its charge must land
+   * eventually (a lapsed reservation is charged by chargeLapsed). Other errors are bugs and
+   * propagate.
    */
-  private async orLater(task: () => Promise<void>): Promise<void> {
+  private async orLater(task: () => Promise<void>, handOver?: () => Promise<boolean>): Promise<void> {
     try {
       await task();
     } catch (err) {
       if (!(err instanceof CounterStoreUnavailableError)) throw err;
+      if (handOver && (await handOver())) return;
       this.queue(task);
+    }
+  }
+
+  /**
+   * Gives a charge the store could not take to `keep` (Admission.settle), which stores it with the
+   * request's ledger record: the backlog dies with this process, the ledger does not. Once kept the
+   * charge is no longer this process's to apply — it is never queued here, so whichever process
+   * drains owed charges first (core/receipt-drain.ts) applies it, this one included, and no two
+   * apply it. Only with a store that has Receipts: they are what applies it (Receipts.charge); the
+   * embedded store is never unreachable.
+   */
+  private async handOver(keep: KeepOwed | undefined, requestId: string, principal: Principal, slots: Slot[], actual: number): Promise<boolean> {
+    if (!keep || !this.o.store.receipts) return false;
+    const owed = {
+      requestId,
+      accountId: principal.account.id,
+      charges: lapsedCharges(slots, actual),
+      createdAt: new Date(this.o.clock.now()).toISOString(),
+    };
+    try {
+      return await keep(owed);
+    } catch (err) {
+      // Not stored: held in memory instead, as without `keep`.
+      this.o.logger.error({ err, requestId }, 'storing an owed charge with its record failed; holding it in memory');
+      return false;
     }
   }
 
@@ -285,10 +315,13 @@ export class PlanMeter implements Meter {
   }
 
   /** Fail-open admission: nothing reserved; the actual cost is charged once the store is back. */
-  private unmetered(requestId: string, slots: Slot[]): Admission {
+  private unmetered(requestId: string, principal: Principal, slots: Slot[]): Admission {
     return {
       headers: () => ({}),
-      settle: async (actual, receipt) => this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt)),
+      settle: async (actual, receipt, keep) => {
+        if (await this.handOver(keep, requestId, principal, slots, actual)) return;
+        this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt));
+      },
       release: async () => {},
     };
   }
@@ -301,12 +334,7 @@ export class PlanMeter implements Meter {
    */
   private async chargeLapsed(requestId: string, slots: Slot[], actual: number, receipt?: string): Promise<void> {
     this.o.logger.warn({ requestId }, 'charging without a live reservation');
-    // Every slot's key, a concurrency slot's with 0: the shared store finds the account by them.
-    const charges = slots.map(({ op }) => ({
-      key: op.key,
-      amount: op.settle === 'return' ? 0 : op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual || 0,
-      expiresAt: op.expiresAt,
-    }));
+    const charges = lapsedCharges(slots, actual);
     const { receipts } = this.o.store;
     if (receipts && receipt !== undefined) {
       // A shared store: every counter and the receipt at once, and once only — this runs again
@@ -417,7 +445,7 @@ export class PlanMeter implements Meter {
   /**
    * Stops the timers and makes one last attempt at the charges queued for an unreachable store
    * (fail-open admissions, settlements during an outage); what still cannot land is logged with
-   * its count, since the ledger holds those records and the counters will not.
+   * its count. Charges handed over to the ledger (handOver) are not here: they outlive this process.
    */
   async close(): Promise<void> {
     clearInterval(this.timer);
@@ -428,6 +456,19 @@ export class PlanMeter implements Meter {
       this.o.logger.error({ charges: this.backlog.length }, 'shutting down with charges the limiter never took; the ledger has their records');
     }
   }
+}
+
+/**
+ * What a request costs each of its counters when no reservation is there to settle: what settling
+ * its reservation would have left. Every slot's key, a concurrency slot's with 0: the shared store
+ * finds the account by them.
+ */
+function lapsedCharges(slots: readonly Slot[], actual: number): Charge[] {
+  return slots.map(({ op }) => ({
+    key: op.key,
+    amount: op.settle === 'return' ? 0 : op.settle === 'keep' ? op.amount : Math.sign(op.amount) * actual || 0,
+    expiresAt: op.expiresAt,
+  }));
 }
 
 const unlimited: Admission = {

@@ -4,8 +4,12 @@
 // receipt nobody forgets — its process was killed between settling and the ledger's commit, or
 // the ledger refused the append — is written by the periodic drain of whichever instance runs it
 // first. Writing one twice is harmless: the ledger keeps one record per request id.
+//
+// The other way round too: a request that settled while the counter store was unreachable had its
+// charge written to the ledger with its record (storage/ports.ts OwedCharges), and the drain
+// applies such owed charges to the store once it answers, whoever served them.
 import type { Clock } from '../lib/clock.js';
-import type { Receipts } from '../storage/counters.js';
+import { CounterStoreUnavailableError, type Receipts } from '../storage/counters.js';
 import type { Ledger, UsageRecord } from '../storage/ports.js';
 
 export interface ReceiptDrainOptions {
@@ -22,6 +26,9 @@ export interface ReceiptDrainOptions {
 /** Receipts read per drain round; a longer backlog takes several rounds, each in one ledger batch. */
 const DRAIN_BATCH = 500;
 
+/** Owed charges taken per ledger transaction (each is one counter-store call while it is open). */
+const OWED_BATCH = 100;
+
 export class ReceiptDrain {
   private readonly timer: NodeJS.Timeout;
   /** Ids whose records the ledger holds, forgotten together at the end of the event-loop turn. */
@@ -30,6 +37,9 @@ export class ReceiptDrain {
   /** One acknowledgement in flight at a time; what arrives meanwhile goes in the next. */
   private acking: Promise<void> = Promise.resolve();
   private draining: Promise<number> | undefined;
+  /** soon() came during a round: another follows it. */
+  private again = false;
+  private closed = false;
 
   constructor(private readonly o: ReceiptDrainOptions) {
     this.timer = setInterval(() => void this.drain(), o.everyMs);
@@ -60,15 +70,82 @@ export class ReceiptDrain {
   }
 
   /**
-   * Writes receipts older than the grace to the ledger and forgets them; returns how many were
-   * written. One round at a time; a call during a round joins it.
+   * Writes receipts older than the grace to the ledger and forgets them, then applies owed charges
+   * (applyOwed); returns how many receipts were written. One round at a time; a call during a round
+   * joins it.
    */
   drain(): Promise<number> {
-    this.draining ??= this.round().finally(() => (this.draining = undefined));
+    this.draining ??= this.round().finally(() => {
+      this.draining = undefined;
+      if (this.again && !this.closed) {
+        this.again = false;
+        void this.drain();
+      }
+    });
     return this.draining;
   }
 
+  /**
+   * A round now, or straight after the one running (which may have met the outage that just
+   * ended): for when the counter store answers again, so the charges owed since it went away
+   * land at once rather than a period later — until they do, the counters miss them.
+   */
+  soon(): void {
+    if (this.closed) return;
+    if (this.draining) this.again = true;
+    else void this.drain();
+  }
+
   private async round(): Promise<number> {
+    const written = await this.writeReceipts();
+    await this.applyOwed();
+    return written;
+  }
+
+  /**
+   * Applies owed charges (storage/ports.ts OwedCharges) to the counter store; returns how many.
+   * Each is applied by Receipts.charge, once per request id: a charge whose settlement did land
+   * after all (its reply was lost in the outage) answers false and is done too. No age to wait
+   * for: a charge is in the ledger only once its process handed it over (core/plan-meter.ts
+   * handOver) and will never apply it itself, and the ledger lets one process take it at a time.
+   */
+  async applyOwed(): Promise<number> {
+    const owed = this.o.ledger.owed;
+    if (!owed) return 0;
+    let total = 0;
+    try {
+      for (;;) {
+        let unreachable = false;
+        const forgotten = await owed.settle(OWED_BATCH, async (due) => {
+          const applied: string[] = [];
+          for (const o of due) {
+            try {
+              await this.o.receipts.charge(o.requestId, o.charges, '');
+              applied.push(o.requestId);
+            } catch (err) {
+              // Still (or again) down: what was applied so far is forgotten, the rest waits.
+              if (err instanceof CounterStoreUnavailableError) {
+                unreachable = true;
+                break;
+              }
+              // Only a bug or a hand-edited row gets here, and it would fail the same way every round.
+              this.o.logger.error({ err, owed: o }, 'an owed charge the counter store refuses; dropped');
+              applied.push(o.requestId);
+            }
+          }
+          return applied;
+        });
+        total += forgotten;
+        if (unreachable || forgotten < OWED_BATCH) break;
+      }
+    } catch (err) {
+      this.o.logger.warn({ err }, 'applying owed charges failed; the next drain retries');
+    }
+    if (total > 0) this.o.logger.warn({ charges: total }, 'applied charges owed since the limiter was unreachable');
+    return total;
+  }
+
+  private async writeReceipts(): Promise<number> {
     let total = 0;
     try {
       for (;;) {
@@ -106,6 +183,7 @@ export class ReceiptDrain {
 
   /** Stops the timer and forgets the receipts of what was written so far. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     await this.draining;
     this.acking = this.acking.then(() => this.flush());

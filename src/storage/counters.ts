@@ -26,6 +26,13 @@ export interface CounterOp {
   expiresAt: number | null;
 }
 
+/** An amount added to a counter without a limit check (storage/counters.ts Receipts.charge). */
+export interface Charge {
+  key: string;
+  amount: number;
+  expiresAt: number | null;
+}
+
 export type ReserveResult =
   | {
       ok: true;
@@ -91,8 +98,13 @@ export interface Receipts {
    * amount as add() does and keeps `receipt`, atomically, once per id. Settling or charging the
    * same id again — a retry after a lost reply — changes nothing: settle() then answers true, and
    * this answers false. The store remembers ids for a bounded time (Redis: 15 minutes).
+   *
+   * A reservation still recorded under `id` is given back in the same step: the charge is the
+   * request's whole cost and replaces it. So a settlement of `id` that reaches the store only after
+   * this (sent before an outage, run when the store resumed) finds it settled and changes nothing,
+   * instead of settling the reservation on top of the charge.
    */
-  charge(id: string, charges: ReadonlyArray<{ key: string; amount: number; expiresAt: number | null }>, receipt: string): Promise<boolean>;
+  charge(id: string, charges: readonly Charge[], receipt: string): Promise<boolean>;
   /** Receipts kept and not yet acknowledged, by any process; at most `limit`, in no set order. */
   pending(limit: number): Promise<Array<{ id: string; receipt: string }>>;
   /** Forgets these receipts (their records are in the ledger). Unknown ids are ignored. */

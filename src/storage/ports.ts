@@ -2,6 +2,7 @@
 // PostgreSQL drops in behind the same interfaces. Every implementation passes storage/contract/.
 // All methods are async so a networked store fits the same shape.
 import type { Surface } from '../core/types.js';
+import type { Charge } from './counters.js';
 
 /** Prepaid balances are not here: they are counters in the CounterStore (storage/counters.ts). */
 export interface Account {
@@ -135,6 +136,46 @@ export interface Ledger {
   query(q: UsageQuery): Promise<UsageRecord[]>;
   /** Aggregates by UTC day, account, model and surface; newest day first, then account, model, surface. */
   daily(q: UsageQuery): Promise<DailyUsage[]>;
+  /**
+   * Present on a ledger shared by processes (PostgreSQL), next to a counter store shared by them
+   * (Redis): see OwedCharges. SQLite has none: its limiter is in-process and never unreachable.
+   */
+  readonly owed?: OwedCharges;
+}
+
+/**
+ * A served request's charge that the counter store could not take (it was unreachable when the
+ * request settled): every counter of its plan with the amount to add, as Receipts.charge takes it.
+ */
+export interface OwedCharge {
+  requestId: string;
+  accountId: string;
+  charges: Charge[];
+  /** ISO 8601 UTC: when it was first owed. */
+  createdAt: string;
+}
+
+/**
+ * Owed charges kept with their ledger records, so a charge is exactly as durable as the record it
+ * belongs to. A process that settles during a counter-store outage would otherwise hold the charge
+ * only in memory: killed or stopped before the store is back, the record would stay and the charge
+ * be lost (the reservation lapses and gives the worst case back). Once stored here a charge belongs
+ * to no process: whichever drains first applies it (core/receipt-drain.ts).
+ */
+export interface OwedCharges {
+  /**
+   * As Ledger.append, and in the same transaction keeps `owed` (one per request id; a second is
+   * ignored). Resolves once both are durable; if it rejects, neither is stored.
+   */
+  append(record: UsageRecord, owed: OwedCharge): Promise<void>;
+  /**
+   * Takes up to `limit` owed charges no concurrent call holds (oldest first), hands them to
+   * `apply`, and forgets those whose ids it returns — in one transaction with the taking, so two
+   * processes never apply the same charge at once, and a process that dies while applying leaves
+   * every charge it took to the next. If `apply` throws, nothing is forgotten. Returns how many
+   * were forgotten.
+   */
+  settle(limit: number, apply: (owed: readonly OwedCharge[]) => Promise<readonly string[]>): Promise<number>;
 }
 
 export interface Storage {

@@ -4,7 +4,7 @@
 // issued after an append() resolved sees that record (each statement reads a fresh snapshot).
 import type pg from 'pg';
 import type { Surface } from '../../core/types.js';
-import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
+import type { DailyUsage, Ledger, OwedCharge, OwedCharges, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
 import { Batcher, type BatcherOptions, type BatcherStats } from '../batcher.js';
 
@@ -82,6 +82,20 @@ const INSERT = `INSERT INTO usage_records (request_id, account_id, key_id, model
     $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[])
   ON CONFLICT (request_id) DO NOTHING`;
 
+// The same records and, in the same statement (so in one transaction), the charges they owe.
+// Data-modifying statements in WITH: https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING
+const INSERT_OWING = `WITH records AS (${INSERT})
+  INSERT INTO owed_charges (request_id, account_id, charges, created_at)
+  SELECT * FROM unnest($12::text[], $13::text[], $14::jsonb[], $15::timestamptz[])
+  ON CONFLICT (request_id) DO NOTHING`;
+
+interface OwedRow {
+  request_id: string;
+  account_id: string;
+  charges: OwedCharge['charges'];
+  created_at: Date;
+}
+
 const INTEGER_FIELDS = ['promptTokens', 'outputTokens', 'credits', 'httpStatus'] as const;
 
 /**
@@ -102,12 +116,20 @@ function checked(record: UsageRecord): UsageRecord {
 
 export class PostgresLedger implements Ledger {
   private readonly batcher: Batcher<UsageRecord>;
+  /** Records that owe a charge, group-committed apart: only an outage fills it, so append() stays as it was. */
+  private readonly owing: Batcher<{ record: UsageRecord; owed: OwedCharge }>;
+  readonly owed: OwedCharges;
 
   constructor(
     private readonly pool: pg.Pool,
     batch: BatcherOptions = {},
   ) {
-    this.batcher = new Batcher((records) => this.insert(records), batch);
+    this.batcher = new Batcher((records) => this.insert(INSERT, records), batch);
+    this.owing = new Batcher((items) => this.insert(INSERT_OWING, items.map((i) => i.record), items.map((i) => i.owed)), batch);
+    this.owed = {
+      append: async (record, owed) => this.owing.add({ record: checked(record), owed: { ...owed, createdAt: canonicalInstant(owed.createdAt) } }),
+      settle: (limit, apply) => this.settleOwed(limit, apply),
+    };
   }
 
   /**
@@ -155,16 +177,60 @@ export class PostgresLedger implements Ledger {
 
   /** Stops accepting records and writes every queued one. */
   async close(): Promise<void> {
-    await this.batcher.close();
+    await Promise.all([this.batcher.close(), this.owing.close()]);
   }
 
   stats(): BatcherStats {
     return this.batcher.stats();
   }
 
-  private async insert(records: UsageRecord[]): Promise<void> {
+  /**
+   * Row locks make the taking exclusive: SKIP LOCKED leaves rows another instance holds to it
+   * (https://www.postgresql.org/docs/15/sql-select.html#SQL-FOR-UPDATE-SHARE), and a process that
+   * dies mid-way rolls back, handing its rows to the next drain. The transaction stays open while
+   * `apply` talks to the counter store: a handful of short calls, and only after an outage.
+   */
+  private async settleOwed(limit: number, apply: (owed: readonly OwedCharge[]) => Promise<readonly string[]>): Promise<number> {
+    // Outside an outage's aftermath the table is empty: one read, no transaction, every drain.
+    const { rows: any } = await this.pool.query<{ owed: boolean }>('SELECT EXISTS (SELECT 1 FROM owed_charges) AS owed');
+    if (!any[0]?.owed) return 0;
+    const client = await this.pool.connect();
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      try {
+        const { rows } = await client.query<OwedRow>(
+          'SELECT request_id, account_id, charges, created_at FROM owed_charges ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED',
+          [limit],
+        );
+        let forgotten = 0;
+        if (rows.length > 0) {
+          const applied = await apply(
+            rows.map((r) => ({ requestId: r.request_id, accountId: r.account_id, charges: r.charges, createdAt: r.created_at.toISOString() })),
+          );
+          if (applied.length > 0) {
+            forgotten = (await client.query('DELETE FROM owed_charges WHERE request_id = ANY($1::text[])', [applied])).rowCount ?? 0;
+          }
+        }
+        await client.query('COMMIT');
+        return forgotten;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
+        throw err;
+      }
+    } finally {
+      // A connection whose ROLLBACK failed is in an unknown state: the pool drops it.
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
+  private async insert(sql: string, records: UsageRecord[], owed: OwedCharge[] = []): Promise<void> {
     const col = <K extends keyof UsageRecord>(k: K) => records.map((r) => r[k]);
-    await this.pool.query(INSERT, [
+    const owing =
+      owed.length === 0
+        ? []
+        : [owed.map((o) => o.requestId), owed.map((o) => o.accountId), owed.map((o) => JSON.stringify(o.charges)), owed.map((o) => o.createdAt)];
+    await this.pool.query(sql, [
       col('requestId'),
       col('accountId'),
       col('keyId'),
@@ -176,6 +242,7 @@ export class PostgresLedger implements Ledger {
       col('status'),
       col('httpStatus'),
       col('createdAt'),
+      ...owing,
     ]);
   }
 }

@@ -99,6 +99,23 @@ export const migrations: readonly Migration[] = [
       CREATE UNIQUE INDEX usage_records_request ON usage_records (request_id);
     `,
   },
+  {
+    version: 5,
+    name: 'charges owed to an unreachable limiter',
+    sql: `
+      -- A request that settled while Redis was unreachable: its charge (every counter of its plan
+      -- and the amount to add, storage/counters.ts Charge[]) is written with its usage record in one
+      -- statement, so it outlives the process that served it, and deleted by whichever instance
+      -- applies it to Redis (core/receipt-drain.ts). Empty outside an outage.
+      CREATE TABLE owed_charges (
+        request_id text PRIMARY KEY,
+        account_id text NOT NULL,
+        charges    jsonb NOT NULL,
+        created_at timestamptz NOT NULL
+      );
+      CREATE INDEX owed_charges_created ON owed_charges (created_at);
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

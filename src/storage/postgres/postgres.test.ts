@@ -161,6 +161,68 @@ describe('postgres specifics', () => {
     }
   });
 
+  describe('owed charges', () => {
+    const owed = (i: number) => ({
+      requestId: usage(i).requestId,
+      accountId: 'acc_a',
+      charges: [
+        { key: 'tg:{acc_a}:api_token:2026-11-25', amount: 15, expiresAt: Date.parse('2026-11-26T01:00:00.000Z') },
+        { key: 'tg:{acc_a}:balance', amount: -15, expiresAt: null },
+      ],
+      createdAt: usage(i).createdAt,
+    });
+
+    it('keeps an owed charge with its record, in the same statement: both or neither', async () => {
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      await Promise.all([store.ledger.owed.append(usage(1), owed(1)), store.ledger.owed.append(usage(2), owed(2)), store.ledger.append(usage(3))]);
+      const pool = rawPool(url);
+      expect(await count(pool, 'SELECT COUNT(*) AS n FROM usage_records')).toBe(3);
+      expect((await pool.query('SELECT request_id, charges FROM owed_charges ORDER BY request_id')).rows).toEqual([
+        { request_id: 'r1', charges: owed(1).charges },
+        { request_id: 'r2', charges: owed(2).charges },
+      ]);
+      // A record the database refuses takes its owed charge down with it.
+      const bad = { ...usage(4), accountId: null as unknown as string };
+      await expect(store.ledger.owed.append(bad, owed(4))).rejects.toThrow();
+      expect(await count(pool, "SELECT COUNT(*) AS n FROM owed_charges WHERE request_id = 'r4'")).toBe(0);
+      expect(await count(pool, "SELECT COUNT(*) AS n FROM usage_records WHERE request_id = 'r4'")).toBe(0);
+    });
+
+    it('hands each owed charge to one taker at a time, and forgets only what it applied', async () => {
+      const url = await freshDatabase(server.url);
+      const one = track(await openPostgresStorage(url));
+      const two = track(await openPostgresStorage(url));
+      await Promise.all(Array.from({ length: 10 }, (_, i) => one.ledger.owed.append(usage(i), owed(i))));
+      expect(await one.ledger.owed.settle(100, async () => [])).toBe(0);
+      // Nothing forgotten when applying throws (the counter store went away mid-way).
+      await expect(one.ledger.owed.settle(100, async () => Promise.reject(new Error('down')))).rejects.toThrow('down');
+      // Two instances draining at once: while one holds its rows, the other takes the rest.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const seen: string[][] = [];
+      const first = one.ledger.owed.settle(4, async (due) => {
+        seen.push(due.map((o) => o.requestId));
+        await held;
+        return due.map((o) => o.requestId);
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const second = await two.ledger.owed.settle(100, async (due) => {
+        seen.push(due.map((o) => o.requestId));
+        // Applied all but the last (the store stopped answering).
+        return due.slice(0, -1).map((o) => o.requestId);
+      });
+      release();
+      expect(await first).toBe(4);
+      expect(second).toBe(5);
+      expect(seen[0]).toEqual(['r0', 'r1', 'r2', 'r3']);
+      expect(seen[1]).toEqual(['r4', 'r5', 'r6', 'r7', 'r8', 'r9']);
+      const left: unknown[] = [];
+      expect(await one.ledger.owed.settle(100, async (due) => (left.push(...due), []))).toBe(0);
+      expect(left).toEqual([owed(9)]);
+    });
+  });
+
   describe('ledger batching', () => {
     it('writes 2,000 concurrent appends in far fewer INSERTs', async () => {
       const url = await freshDatabase(server.url);

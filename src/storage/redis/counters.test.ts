@@ -91,7 +91,7 @@ describe('redis counter store specifics', () => {
       tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
       tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
       tgAdd: '49de0e29250ffb5173507d48ae1a8e48c04c5066',
-      tgCharge: '340424955cc85053a2c0b3355d09cdeeffc1a653',
+      tgCharge: '6a95fa85c384062a7c21b6cacba59d13465a48a0',
       tgSweep: '7a89b0eb4e90f48cdf6b575286f650292731bb7e',
     });
     for (const [name, lua] of Object.entries(scripts)) {
@@ -276,6 +276,34 @@ describe('redis counter store specifics', () => {
     expect(Number(await admin.hget(day, 'e'))).toBe(END_OF_DAY);
     await expect(store.receipts.charge('r10', [{ key: day, amount: 1, expiresAt: null }, { key: credits('b', 0, 0).key, amount: 1, expiresAt: null }], 'x')).rejects.toThrow(RangeError);
     await store.close();
+  });
+
+  it('a charge replaces a reservation still recorded under its id: the owner settling after it changes nothing', async () => {
+    // An owed charge applied by another process (core/receipt-drain.ts) while the owner's settlement
+    // of the same id was still on its way (sent into the outage, run when Redis resumed).
+    const owner = await fresh();
+    const other = openRedisCounterStore(server.url);
+    const day = credits('a', 0, 0).key;
+    const balance = `${acct('a')}:balance`;
+    await owner.add(balance, 5000, null);
+    const ops: CounterOp[] = [credits('a', 1000, 50_000), { key: balance, amount: -1000, min: 0, settle: 'actual', expiresAt: null }];
+    await owner.reserve('r1', ops, T0 + TTL, T0);
+    expect(await owner.get([day, balance], T0)).toEqual([1000, 4000]);
+    const charges = [
+      { key: day, amount: 400, expiresAt: END_OF_DAY },
+      { key: balance, amount: -400, expiresAt: null },
+    ];
+    expect(await other.receipts.charge('r1', charges, '')).toBe(true);
+    // The reservation is gone with its worst case: the counters hold the actual cost once.
+    expect(await other.get([day, balance], T0)).toEqual([400, 4600]);
+    expect(await admin.exists('tg:{a}:res:r1')).toBe(0);
+    expect(await admin.zscore('tg:{a}:resexp', 'r1')).toBeNull();
+    // The owner's settlement lands afterwards: already charged, nothing moves.
+    expect(await owner.receipts.settle('r1', 400, '{"requestId":"r1"}')).toBe(true);
+    expect(await owner.get([day, balance], T0 + 2 * TTL)).toEqual([400, 4600]);
+    expect(await admin.hgetall('tg:{a}:receipts')).toEqual({});
+    await other.close();
+    await owner.close();
   });
 
   it('the meter: a settlement whose reply was lost is charged once after the backlog retries it', async () => {

@@ -115,10 +115,11 @@ export class RedisCounterStore implements CounterStore {
       for (const c of charges) checkAdd(c.key, c.amount, c.expiresAt);
       const tag = hashTag(charges[0]?.key ?? '');
       if (charges.some((c) => hashTag(c.key) !== tag)) throw new RangeError(`every key of a charge must share one hash tag ({${tag}})`);
-      const { cexp, receipts, donePrefix } = tagKeys(tag);
-      const args: string[] = [cexp, receipts, donePrefix + id, ...charges.map((c) => c.key), id, receipt, String(SETTLED_MEMORY_MS)];
+      const { cexp, receipts, donePrefix, resexp, resPrefix } = tagKeys(tag);
+      const head = [cexp, receipts, donePrefix + id, resexp, resPrefix + id];
+      const args: string[] = [...head, ...charges.map((c) => c.key), id, receipt, String(SETTLED_MEMORY_MS)];
       for (const c of charges) args.push(String(c.amount), c.expiresAt === null ? '' : String(c.expiresAt));
-      const charged = (await this.call('tgCharge', 3 + charges.length, args)) === 1;
+      const charged = (await this.call('tgCharge', head.length + charges.length, args)) === 1;
       this.mine.delete(id);
       if (charged && receipt !== '') this.receiptTags.set(id, tag);
       return charged;

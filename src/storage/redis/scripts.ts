@@ -165,15 +165,24 @@ return 1
 
 /**
  * A charge without a reservation (it lapsed, or the request was admitted unmetered), once per id.
- * KEYS: cexp, receipts, done marker, then the counter keys. ARGV: id, receipt ('' for none), how
- * long the done marker lasts (ms), then per key: amount, expiresAt ('' for none). Each amount is
- * added as ADD adds it, the receipt kept, all at once; returns 0 and changes nothing if this id
- * was settled or charged already.
+ * KEYS: cexp, receipts, done marker, resexp, reservation record, then the counter keys. ARGV: id,
+ * receipt ('' for none), how long the done marker lasts (ms), then per key: amount, expiresAt (''
+ * for none). Each amount is added as ADD adds it, the receipt kept, all at once; returns 0 and
+ * changes nothing if this id was settled or charged already. A reservation still recorded under
+ * the id (not yet dropped by expiry) is given back first, as RELEASE does: the charge replaces it,
+ * so a SETTLE of the same id arriving later finds only the done marker (a charge another process
+ * applied for an owed ledger row, core/receipt-drain.ts, while the owner's SETTLE was in transit).
  */
 export const CHARGE = `${helpers}
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-for i = 4, #KEYS do
-  local a = 4 + (i - 4) * 2
+local rec = redis.call('GET', KEYS[5])
+if rec then
+  for _, op in ipairs(cjson.decode(rec)) do move(op[1], -op[2]) end
+  redis.call('DEL', KEYS[5])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+for i = 6, #KEYS do
+  local a = 4 + (i - 6) * 2
   if ARGV[a] ~= '0' then
     local _, state = load(KEYS[i], KEYS[1], nil)
     redis.call('HINCRBY', KEYS[i], 'v', ARGV[a])
