@@ -37,6 +37,13 @@ const chatModel = z.strictObject({
   /** Output ceiling of the model itself, tokens; the worst case when a request names none. */
   maxOutputTokens: z.number().int().positive().default(16_384),
   /**
+   * What one image part of a message can cost, tokens: the worst case reserved for it before the
+   * upstream says. OpenAI's largest high-detail figure differs by model: 1,445 for gpt-4o (85 + 8
+   * tiles × 170), 48,169 for gpt-4o-mini (2,833 + 8 × 5,667), 1,536 patches × a multiplier for the
+   * gpt-4.1 family. Too low, a request with images is charged past its reservation.
+   */
+  imageInputTokens: z.number().int().nonnegative().default(1_445),
+  /**
    * The field a plan's output cap is written into when the request names none. OpenAI's reasoning
    * models (o-series, gpt-5) refuse `max_tokens`; older compatible servers (Ollama, llama.cpp)
    * read nothing else.

@@ -210,7 +210,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body);
+    const promptTokens = countChatPrompt(body, model.imageInputTokens);
     const allowance = outputAllowance(model, body);
     return this.run(
       ctx,
@@ -299,7 +299,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body);
+    const promptTokens = countChatPrompt(body, model.imageInputTokens);
     const worstCase = this.worstCaseChat(model, body, promptTokens);
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });

@@ -50,6 +50,8 @@ describe('token counting', () => {
     const image = { type: 'image_url', image_url: { url: 'https://example.com/a.png' } };
     const parts = { messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, file, image] }] };
     expect(countChatPrompt(parts)).toBe(3 + 3 + countText('user') + countText('see') + Math.ceil(JSON.stringify(file).length / 4) + 1445);
+    // A model that bills images at another rate says so (imageInputTokens): gpt-4o-mini's worst case.
+    expect(countChatPrompt(parts, 48_169) - countChatPrompt(parts)).toBe(48_169 - 1445);
     // A megabyte of base64 audio is counted by length, not run through the tokenizer.
     const audio = { type: 'input_audio', input_audio: { data: 'QUJD'.repeat(262_144), format: 'wav' } };
     expect(countChatPrompt({ messages: [{ role: 'user', content: [audio] }] })).toBe(3 + 3 + countText('user') + Math.ceil(JSON.stringify(audio).length / 4));

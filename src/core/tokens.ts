@@ -110,15 +110,15 @@ function countRole(role: string): number {
 }
 
 /**
- * What an image part counts before the upstream says: OpenAI's largest high-detail figure for
- * gpt-4o (a 2048×768 image: eight 512-pixel tiles × 170 + 85). Models that bill images at another
- * rate settle to the upstream's usage; the free tier refuses image input outright.
+ * What an image part counts before the upstream says, unless the model says otherwise (its
+ * `imageInputTokens`): OpenAI's largest high-detail figure for gpt-4o (a 2048×768 image: eight
+ * 512-pixel tiles × 170 + 85). The free tier refuses image input outright.
  */
-const IMAGE_PART_TOKENS = 1445;
+export const IMAGE_PART_TOKENS = 1445;
 const IMAGE_PARTS = new Set(['image_url', 'input_image', 'image']);
 
-/** Tokens of a message's content: text parts as text; images at a fixed figure; files and audio by their JSON's length. */
-function countContent(content: unknown): number {
+/** Tokens of a message's content: text parts as text; images at `imageTokens` each; files and audio by their JSON's length. */
+function countContent(content: unknown, imageTokens: number): number {
   if (typeof content === 'string') return countText(content);
   if (!Array.isArray(content)) return 0;
   let text = '';
@@ -128,7 +128,7 @@ function countContent(content: unknown): number {
     const p = part as Record<string, unknown>;
     if (typeof p.text === 'string') text += p.text;
     else if (typeof p.refusal === 'string') text += p.refusal;
-    else if (typeof p.type === 'string' && IMAGE_PARTS.has(p.type)) tokens += IMAGE_PART_TOKENS;
+    else if (typeof p.type === 'string' && IMAGE_PARTS.has(p.type)) tokens += imageTokens;
     // A file or audio part, mostly base64: a quarter token per character of its JSON, an
     // over-estimate found without the tokenizer (1 MB of base64 took it seconds).
     else tokens += Math.ceil(JSON.stringify(p).length / 4);
@@ -147,7 +147,7 @@ function countJson(value: unknown): number {
  * misses, the settlement charges anyway, but past the reservation: a request could then spend more
  * than its plan has left (a 100,000-token `response_format` schema once counted as nothing).
  */
-export function countChatPrompt(body: Record<string, unknown>): number {
+export function countChatPrompt(body: Record<string, unknown>, imageTokens = IMAGE_PART_TOKENS): number {
   let tokens = REPLY_PRIMING;
   const messages = Array.isArray(body.messages) ? body.messages : [];
   for (const m of messages) {
@@ -155,7 +155,7 @@ export function countChatPrompt(body: Record<string, unknown>): number {
     const msg = m as Record<string, unknown>;
     tokens += TOKENS_PER_MESSAGE;
     if (typeof msg.role === 'string') tokens += countRole(msg.role);
-    tokens += countContent(msg.content);
+    tokens += countContent(msg.content, imageTokens);
     if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name);
     if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls);
     if (msg.function_call !== undefined) tokens += countJson(msg.function_call);
