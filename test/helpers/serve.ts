@@ -43,3 +43,38 @@ export async function serve(configFile: string, env: NodeJS.ProcessEnv = process
 export function killAll(): void {
   for (const child of children) child.kill('SIGKILL');
 }
+
+/**
+ * tollgate.yaml for instances sharing PostgreSQL and Redis, as the distributed scenarios run them:
+ * `providers`, `models` and `plans` are YAML flow lines for those sections (the free and paid
+ * presets are always there).
+ */
+export function sharedStoresConfig(o: {
+  publicUrl: string;
+  storageUrl: string;
+  limiterUrl: string;
+  adminToken: string;
+  reservationTtlMs: number;
+  providers: string[];
+  models: string[];
+  plans?: string[];
+}): string {
+  return [
+    `server: { port: 0, publicUrl: "${o.publicUrl}" }`,
+    `storage: { url: "${o.storageUrl}" }`,
+    `limiter: { url: "${o.limiterUrl}", onUnavailable: closed }`,
+    `admin: { token: "${o.adminToken}" }`,
+    'logging: { level: info }',
+    `metering: { reservationTtlMs: ${o.reservationTtlMs}, renewEveryMs: 300 }`,
+    'upstream: { connectTimeoutMs: 1000, firstByteTimeoutMs: 5000, totalTimeoutMs: 10000, idleTimeoutMs: 5000 }',
+    'providers:',
+    ...o.providers.map((l) => `  - ${l}`),
+    'models:',
+    ...o.models.map((l) => `  - ${l}`),
+    'plans:',
+    '  free: { preset: free-tier }',
+    '  paid: { preset: pay-as-you-go }',
+    ...(o.plans ?? []).map((l) => `  ${l}`),
+  ].join('\n');
+}
+

@@ -9,7 +9,7 @@ import { countChatPrompt } from '../../src/core/tokens.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
-import { killAll, serve, type Server } from '../helpers/serve.js';
+import { killAll, serve, sharedStoresConfig, type Server } from '../helpers/serve.js';
 
 const ADMIN = 'cluster-admin-token';
 const TTL_MS = 1500;
@@ -81,25 +81,16 @@ beforeAll(async () => {
   configFile = join(dir, 'tollgate.yaml');
   writeFileSync(
     configFile,
-    [
-      'server: { port: 0, publicUrl: "http://cluster.test" }',
-      `storage: { url: "${pg.url}" }`,
-      `limiter: { url: "${redis.url}", onUnavailable: closed }`,
-      `admin: { token: "${ADMIN}" }`,
-      'logging: { level: info }',
-      `metering: { reservationTtlMs: ${TTL_MS}, renewEveryMs: 300 }`,
-      'upstream: { connectTimeoutMs: 1000, firstByteTimeoutMs: 5000, totalTimeoutMs: 10000, idleTimeoutMs: 5000 }',
-      'providers:',
-      `  - { id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: sk-fake }`,
-      `  - { id: solo, type: openai, baseUrl: "${soloUpstream.url}", apiKey: sk-fake }`,
-      'models:',
-      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }',
-      '  - { id: solo-model, kind: chat, provider: solo, price: { input: 0.15, output: 0.60 } }',
-      'plans:',
-      '  free: { preset: free-tier }',
-      '  paid: { preset: pay-as-you-go }',
-      '  solo: { rules: [ { id: one_at_a_time, measure: concurrent, limit: 1 } ] }',
-    ].join('\n'),
+    sharedStoresConfig({
+      publicUrl: 'http://cluster.test',
+      storageUrl: pg.url,
+      limiterUrl: redis.url,
+      adminToken: ADMIN,
+      reservationTtlMs: TTL_MS,
+      providers: [`{ id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: sk-fake }`, `{ id: solo, type: openai, baseUrl: "${soloUpstream.url}", apiKey: sk-fake }`],
+      models: ['{ id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }', '{ id: solo-model, kind: chat, provider: solo, price: { input: 0.15, output: 0.60 } }'],
+      plans: ['solo: { rules: [ { id: one_at_a_time, measure: concurrent, limit: 1 } ] }'],
+    }),
   );
   servers = await Promise.all([serve(configFile), serve(configFile), serve(configFile)]);
 }, 60_000);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
-import { killAll, serve, type Server } from '../helpers/serve.js';
+import { killAll, serve, sharedStoresConfig, type Server } from '../helpers/serve.js';
 
 const ADMIN = 'owed-admin-token';
 const TTL_MS = 1500;
@@ -83,22 +83,15 @@ beforeAll(async () => {
   configFile = join(dir, 'tollgate.yaml');
   writeFileSync(
     configFile,
-    [
-      'server: { port: 0, publicUrl: "http://owed.test" }',
-      `storage: { url: "${postgres.url}" }`,
-      `limiter: { url: "${redis.url}", onUnavailable: closed }`,
-      `admin: { token: "${ADMIN}" }`,
-      'logging: { level: info }',
-      `metering: { reservationTtlMs: ${TTL_MS}, renewEveryMs: 300 }`,
-      'upstream: { connectTimeoutMs: 1000, firstByteTimeoutMs: 5000, totalTimeoutMs: 10000, idleTimeoutMs: 5000 }',
-      'providers:',
-      `  - { id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: sk-fake }`,
-      'models:',
-      '  - { id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }',
-      'plans:',
-      '  free: { preset: free-tier }',
-      '  paid: { preset: pay-as-you-go }',
-    ].join('\n'),
+    sharedStoresConfig({
+      publicUrl: 'http://owed.test',
+      storageUrl: postgres.url,
+      limiterUrl: redis.url,
+      adminToken: ADMIN,
+      reservationTtlMs: TTL_MS,
+      providers: [`{ id: openai, type: openai, baseUrl: "${upstream.url}", apiKey: sk-fake }`],
+      models: ['{ id: gpt-4o-mini, kind: chat, provider: openai, price: { input: 0.15, output: 0.60 } }'],
+    }),
   );
   servers = await Promise.all([serve(configFile), serve(configFile)]);
   db = new pg.Client({ connectionString: postgres.url });
