@@ -336,9 +336,10 @@ export class Gateway {
     sink: EventSink,
   ): Promise<number> {
     const { admission, at, promptTokens, worstCase, allowance, wantUsage } = held;
-    // Text past this length is past any output the request allowed (no real text averages 32
-    // characters a token): an upstream writing on regardless is cut off, not relayed without end.
-    const maxText = allowance * 32 + 4096;
+    // Text past this length is past any output the request allowed (no token of o200k_base is
+    // longer than 128 characters, 128 spaces; JSON mode can write whitespace up to the limit):
+    // an upstream writing on regardless is cut off, not relayed without end.
+    const maxText = allowance * 128 + 4096;
     let usage: Usage | undefined;
     let creditsCharged = 0;
     let producedText = '';
@@ -530,9 +531,19 @@ function deltaText(chunk: JsonObject): string {
   for (const c of choices) {
     const delta = (c as { delta?: { content?: unknown; tool_calls?: unknown } }).delta;
     if (typeof delta?.content === 'string') text += delta.content;
-    if (Array.isArray(delta?.tool_calls)) text += JSON.stringify(delta.tool_calls);
+    if (Array.isArray(delta?.tool_calls)) for (const call of delta.tool_calls) text += toolCallText(call);
   }
   return text;
+}
+
+/**
+ * What a streamed tool call's delta wrote: its name and its piece of the arguments. Not the delta's
+ * JSON: a stream sends the arguments a token a chunk, each in its own ~40-character wrapper, which
+ * counted ten times the output written and cut a 480-token call off as past a 512-token limit.
+ */
+function toolCallText(call: unknown): string {
+  const f = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
+  return (typeof f?.name === 'string' ? f.name : '') + (typeof f?.arguments === 'string' ? f.arguments : '');
 }
 
 function countCompletionOutput(body: JsonText): number {

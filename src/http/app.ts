@@ -145,8 +145,11 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
  * which is then closed, as Fastify's default handler does — with SPEC §5's body and a request id.
  */
 function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids'>, err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
-  // A client that left, or a socket already answered: nothing to say, nobody to say it to.
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  // A client that left, or a socket already answered: nothing to say, nobody to say it to. Nor on
+  // a socket whose response has begun (a request pipelined behind a stream): a status line in its
+  // body would corrupt it. Node's own handler checks the same (lib/_http_server.js socketOnError).
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }

@@ -41,4 +41,11 @@ describe('reading upstream bodies within limits', () => {
     expect((err as UpstreamHttpError).status).toBe(502);
     expect((err as UpstreamHttpError).body.error).toMatchObject({ code: 'upstream_redirect', message: expect.stringContaining('to https://api.example.com/v2/chat/completions') });
   });
+
+  it("a redirect's query (a signed URL, a key in the provider's URL) does not reach the caller", async () => {
+    const res = { ...response(307, ''), headers: { location: 'https://api.example.com/v1/chat/completions?key=AIzaSySecretKey#frag' } };
+    const err = (await upstreamError(res, 'oai', () => ({}))) as UpstreamHttpError;
+    expect(err.body.error).toMatchObject({ code: 'upstream_redirect', message: expect.stringContaining('to https://api.example.com/v1/chat/completions)') });
+    expect(JSON.stringify(err.body)).not.toContain('AIzaSySecretKey');
+  });
 });

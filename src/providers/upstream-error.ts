@@ -131,8 +131,9 @@ export async function upstreamError(
   }
   if (res.status >= 300 && res.status < 400) {
     // undici does not follow redirects: a provider URL that moved is the operator's to fix, and a
-    // 3xx passed on would send the caller's SDK somewhere it cannot follow either.
-    const location = typeof res.headers.location === 'string' ? ` to ${res.headers.location.slice(0, 200)}` : '';
+    // 3xx passed on would send the caller's SDK somewhere it cannot follow either. The caller sees
+    // where, without the query: a signed URL's, or a key the provider's baseUrl carries.
+    const location = typeof res.headers.location === 'string' ? ` to ${res.headers.location.split(/[?#]/)[0]!.slice(0, 200)}` : '';
     return buildError(502, provider, { message: `The upstream redirected (HTTP ${res.status}${location}); check the provider's baseUrl.`, type: 'api_error', code: 'upstream_redirect' });
   }
   if (res.status === 401 || res.status === 403) {

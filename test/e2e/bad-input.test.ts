@@ -156,6 +156,27 @@ describe('bad input', () => {
     expect(head).toContain(`x-request-id: ${json.requestId}`);
   });
 
+  it('a malformed request pipelined behind a stream does not write its answer into the stream', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const chunk = (content: string, finish: string | null) =>
+      JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content }, finish_reason: finish }] });
+    t.openai.enqueue({ kind: 'sse', events: [chunk('one ', null), chunk('two', 'stop'), '[DONE]'], holdBeforeIndex: 1, release: held });
+    const payload = JSON.stringify({ ...chat, stream: true });
+    const sock = connect(Number(new URL(t.url).port), '127.0.0.1');
+    await once(sock, 'connect');
+    let text = '';
+    sock.on('data', (c: Buffer) => (text += c.toString()));
+    sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+    while (!text.includes('one ')) await new Promise((r) => setTimeout(r, 10));
+    sock.write('NOT HTTP\r\n\r\n');
+    await once(sock, 'close');
+    release();
+    // The stream's head went out: a second status line in its body would corrupt it (Node's own
+    // handler writes nothing once a response has begun).
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+  });
+
   it('a huge model name is clipped in the message, not copied whole', async () => {
     const res = await fetch(`${t.url}/v1/chat/completions`, {
       method: 'POST',

@@ -216,6 +216,29 @@ describe('streams that fail before any output', () => {
     expect(await apiTokenUsed(secret)).toBe(row.credits + second!.credits);
   });
 
+  it('a stream within its output limit is not cut off: a long tool call, or a run of whitespace', async () => {
+    const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
+    const delta = (d: object, finish: string | null = null) => JSON.stringify({ ...head, choices: [{ index: 0, delta: d, logprobs: null, finish_reason: finish }] });
+    const usage = (n: number) => JSON.stringify({ ...head, choices: [], usage: { prompt_tokens: 12, completion_tokens: n, total_tokens: 12 + n } });
+    // OpenAI streams a tool call's arguments a token a chunk, each in its own tool_calls wrapper.
+    const toolCall = [
+      delta({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'write', arguments: '' } }] }),
+      ...Array.from({ length: 480 }, () => delta({ tool_calls: [{ index: 0, function: { arguments: ' word' } }] })),
+      delta({}, 'tool_calls'),
+      usage(481),
+      '[DONE]',
+    ];
+    // JSON mode's documented failure: whitespace up to the limit; o200k_base holds 128 spaces in one token.
+    const whitespace = [roleOnly, ...Array.from({ length: 511 }, () => delta({ content: ' '.repeat(125) })), delta({}, 'length'), usage(511), '[DONE]'];
+    for (const events of [toolCall, whitespace]) {
+      const { accountId, secret } = await s.newAccount();
+      s.openai.enqueue({ kind: 'sse', events });
+      const payloads = await streamOnce(secret);
+      expect(payloads.at(-1)).toBe('[DONE]');
+      expect((await rows(accountId))[0]).toMatchObject({ status: 'ok' });
+    }
+  });
+
   it('output before the failure is charged (prompt + output), as before', async () => {
     const { accountId, secret } = await s.newAccount();
     s.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture.slice(0, 2), '{not json'] });

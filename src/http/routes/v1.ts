@@ -4,6 +4,7 @@ import type { Completed, RequestContext } from '../../core/gateway.js';
 import type { Principal } from '../../core/metering.js';
 import type { ModelConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
+import { CounterStoreUnavailableError } from '../../storage/counters.js';
 import { utcDay } from '../../lib/clock.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
@@ -12,6 +13,9 @@ import { sendEventStream } from '../sse.js';
 import { modelEntry, ruleView, summariseDaily } from '../views.js';
 
 const CREDITS_HEADER = 'x-tollgate-credits-used';
+
+/** How long an answer that reserved nothing waits for the counters behind its limit headers, ms. */
+const LIMITS_READ_MS = 100;
 
 /** The model a body names, for the access log (clipped: the log line is not the client's to fill). */
 function modelOf(body: unknown): string | undefined {
@@ -40,21 +44,34 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
    * does not answer leaves them out rather than turn the answer into another error.
    */
   async function addCurrentLimits(req: FastifyRequest, reply: FastifyReply, principal: Principal, model: string | undefined): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      reply.headers(await deps.meter.currentHeaders(principal, model === undefined ? undefined : deps.catalog.get(model)));
+      const read = deps.meter.currentHeaders(principal, model === undefined ? undefined : deps.catalog.get(model));
+      // A limiter that hangs (not down: slow) must not hold a plain 400 for its command timeout.
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), LIMITS_READ_MS);
+      });
+      const headers = await Promise.race([read, late]);
+      if (headers) reply.headers(headers);
+      else read.catch(() => {}); // answered without them; a later failure is nobody's to handle
     } catch {
       // The answer goes out without them.
+    } finally {
+      clearTimeout(timer);
     }
   }
   const hasLimits = (err: unknown) => {
     const headers = (err as { headers?: Record<string, string> } | null)?.headers;
     return headers !== undefined && Object.keys(headers).some((h) => h.startsWith('x-ratelimit-'));
   };
+  // The limiter has just not answered: asking it again for headers would hold the 503 for another
+  // command timeout (a hung Redis: 2 s more).
+  const limiterDown = (err: unknown) => err instanceof CounterStoreUnavailableError || (err instanceof GatewayError && err.code === 'limiter_unavailable');
 
   return async (app) => {
     app.setErrorHandler(async (err, req, reply) => {
       const principal = req.facts?.principal;
-      if (principal && !hasLimits(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
+      if (principal && !hasLimits(err) && !limiterDown(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
       return sendError(deps, req, reply, err);
     });
 
