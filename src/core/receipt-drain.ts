@@ -29,6 +29,15 @@ const DRAIN_BATCH = 500;
 /** Owed charges taken per ledger transaction (each is one counter-store call while it is open). */
 const OWED_BATCH = 100;
 
+/**
+ * How long the counter store remembers an owed charge it applied (Receipts.charge). A drain that
+ * applied some of its batch and then went silent — its host lost power or the network, so no FIN
+ * reaches PostgreSQL — keeps the rows locked until PostgreSQL gives up on the connection (TCP
+ * keepalive: about 2 h 11 min by default), and the next drain applies them again then. With the
+ * store's usual 15 minutes it had forgotten them, and counted them twice.
+ */
+const OWED_MEMORY_MS = 24 * 3_600_000;
+
 export class ReceiptDrain {
   private readonly timer: NodeJS.Timeout;
   /** Ids whose records the ledger holds, forgotten together at the end of the event-loop turn. */
@@ -120,7 +129,7 @@ export class ReceiptDrain {
           const applied: string[] = [];
           for (const o of due) {
             try {
-              await this.o.receipts.charge(o.requestId, o.charges, '');
+              await this.o.receipts.charge(o.requestId, o.charges, '', OWED_MEMORY_MS);
               applied.push(o.requestId);
             } catch (err) {
               // Still (or again) down: what was applied so far is forgotten, the rest waits.

@@ -97,14 +97,15 @@ export interface Receipts {
    * Charges an id that has no live reservation (it lapsed, or was admitted unmetered): adds each
    * amount as add() does and keeps `receipt`, atomically, once per id. Settling or charging the
    * same id again — a retry after a lost reply — changes nothing: settle() then answers true, and
-   * this answers false. The store remembers ids for a bounded time (Redis: 15 minutes).
+   * this answers false. The store remembers ids for a bounded time (Redis: 15 minutes), or for
+   * `rememberMs` when given: a caller that may apply the same charge again much later says so.
    *
    * A reservation still recorded under `id` is given back in the same step: the charge is the
    * request's whole cost and replaces it. So a settlement of `id` that reaches the store only after
    * this (sent before an outage, run when the store resumed) finds it settled and changes nothing,
    * instead of settling the reservation on top of the charge.
    */
-  charge(id: string, charges: readonly Charge[], receipt: string): Promise<boolean>;
+  charge(id: string, charges: readonly Charge[], receipt: string, rememberMs?: number): Promise<boolean>;
   /** Receipts kept and not yet acknowledged, by any process; at most `limit`, in no set order. */
   pending(limit: number): Promise<Array<{ id: string; receipt: string }>>;
   /** Forgets these receipts (their records are in the ledger). Unknown ids are ignored. */

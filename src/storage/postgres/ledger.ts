@@ -196,9 +196,22 @@ export class PostgresLedger implements Ledger {
     if (!any[0]?.owed) return 0;
     const client = await this.pool.connect();
     let broken: unknown;
+    // While `apply` runs the session is idle in its transaction, and the server may end it then
+    // (idle_in_transaction_session_timeout, a restart): pg reports that as an 'error' event on the
+    // client, which the pool listens for only while the client is idle in the pool — unheard, it
+    // crashed the process. The next statement (or COMMIT) fails with it, and nothing is forgotten.
+    const ended = (err: Error) => (broken = err);
+    client.on('error', ended);
     try {
       await client.query('BEGIN');
       try {
+        // A drain whose host dies silently (no FIN reaches the server) would hold its rows until
+        // TCP keepalive gives up, about 2 h: unless the operator set a limit of their own, the
+        // server ends the session after a minute idle instead, and the next drain takes them
+        // (applying twice is harmless: Receipts.charge remembers each id for a day).
+        await client.query(
+          "SELECT set_config('idle_in_transaction_session_timeout', '60s', true) WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')",
+        );
         const { rows } = await client.query<OwedRow>(
           'SELECT request_id, account_id, charges, created_at FROM owed_charges ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED',
           [limit],
@@ -219,7 +232,8 @@ export class PostgresLedger implements Ledger {
         throw err;
       }
     } finally {
-      // A connection whose ROLLBACK failed is in an unknown state: the pool drops it.
+      client.off('error', ended);
+      // A connection whose ROLLBACK failed (or that the server ended) is in an unknown state: the pool drops it.
       client.release(broken instanceof Error ? broken : undefined);
     }
   }

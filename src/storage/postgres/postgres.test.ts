@@ -221,6 +221,23 @@ describe('postgres specifics', () => {
       expect(await one.ledger.owed.settle(100, async (due) => (left.push(...due), []))).toBe(0);
       expect(left).toEqual([owed(9)]);
     });
+    it('a session the server ends while a batch is applied fails that batch, not the process', async () => {
+      const url = await freshDatabase(server.url);
+      // As an operator (or a managed service) may set it: the drain's transaction waits on the
+      // counter store between its statements, so the server ends it.
+      const setup = rawPool(url);
+      await setup.query(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = 200', current_database()); END $$`);
+      const store = track(await openPostgresStorage(url));
+      await store.ledger.owed.append(usage(1), owed(1));
+      const settling = store.ledger.owed.settle(100, async (due) => {
+        await new Promise((r) => setTimeout(r, 600)); // a slow counter store
+        return due.map((o) => o.requestId);
+      });
+      await expect(settling).rejects.toThrow();
+      // Nothing forgotten: the next drain applies it again (once per id: Receipts.charge).
+      expect(await count(setup, 'SELECT COUNT(*) AS n FROM owed_charges')).toBe(1);
+      expect(await store.ledger.owed.settle(100, async (due) => due.map((o) => o.requestId))).toBe(1);
+    });
   });
 
   describe('ledger batching', () => {

@@ -109,7 +109,7 @@ export class RedisCounterStore implements CounterStore {
       if (done) this.receiptTags.set(id, tag!);
       return done;
     },
-    charge: async (id, charges, receipt) => {
+    charge: async (id, charges, receipt, rememberMs = SETTLED_MEMORY_MS) => {
       this.open();
       if (charges.length === 0 && receipt === '') return false;
       for (const c of charges) checkAdd(c.key, c.amount, c.expiresAt);
@@ -117,7 +117,7 @@ export class RedisCounterStore implements CounterStore {
       if (charges.some((c) => hashTag(c.key) !== tag)) throw new RangeError(`every key of a charge must share one hash tag ({${tag}})`);
       const { cexp, receipts, donePrefix, resexp, resPrefix } = tagKeys(tag);
       const head = [cexp, receipts, donePrefix + id, resexp, resPrefix + id];
-      const args: string[] = [...head, ...charges.map((c) => c.key), id, receipt, String(SETTLED_MEMORY_MS)];
+      const args: string[] = [...head, ...charges.map((c) => c.key), id, receipt, String(rememberMs)];
       for (const c of charges) args.push(String(c.amount), c.expiresAt === null ? '' : String(c.expiresAt));
       const charged = (await this.call('tgCharge', head.length + charges.length, args)) === 1;
       this.mine.delete(id);
