@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { modelSchema, type ChatModelConfig } from '../config/schema.js';
+import { capOutput, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+
+const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', maxOutputTokens: 1000, price: { input: 1, output: 1 } }) as ChatModelConfig;
+
+describe('output limits', () => {
+  it("lowers either limit above the model's ceiling, and the header names the final value", () => {
+    const body = { max_tokens: 5000, max_completion_tokens: 20 };
+    const clamped: string[] = [];
+    capOutput(model, body, clamped);
+    expect(body).toEqual({ max_tokens: 1000, max_completion_tokens: 20 });
+    expect(clamped).toEqual(['max_tokens=1000']);
+    // A plan's clamp already named the field: replaced, not listed twice.
+    const both = { max_tokens: 4000, max_completion_tokens: 3000 };
+    const planned = ['max_tokens=4000'];
+    capOutput(model, both, planned);
+    expect(planned).toEqual(['max_tokens=1000', 'max_completion_tokens=1000']);
+  });
+
+  it('allows the larger of the two limits, never past the ceiling, for every choice', () => {
+    expect(outputAllowance(model, {})).toBe(1000);
+    expect(outputAllowance(model, { max_tokens: 10, max_completion_tokens: 30 })).toBe(30);
+    expect(outputAllowance(model, { max_tokens: 50_000, n: 3 })).toBe(3000);
+  });
+
+  it('stands the worst case in for a cost no counter can hold', () => {
+    expect(usableCredits(42, 100)).toBe(42);
+    for (const bad of [-1, 0.5, Number.NaN, 2 ** 53, 1e300]) expect(usableCredits(bad, 100)).toBe(100);
+  });
+});
+
+describe('what a stream chunk wrote', () => {
+  it("counts text and a tool call's name and arguments, not the JSON wrapping them", () => {
+    const chunk = {
+      choices: [
+        { index: 0, delta: { content: 'Hi ' } },
+        { index: 1, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"q":' } }] } },
+      ],
+    };
+    expect(deltaText(chunk)).toBe('Hi lookup{"q":');
+    expect(deltaText({ choices: [] })).toBe('');
+    expect(deltaText({})).toBe('');
+  });
+});

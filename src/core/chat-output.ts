@@ -1,0 +1,94 @@
+// What a chat answer may write and what it wrote: the output limits a request is held to, and the
+// text and usage read from an answer or a stream's chunks, for metering (SPEC §7).
+import type { ChatModelConfig } from '../config/schema.js';
+import type { JsonText } from '../lib/json-text.js';
+import { countText } from './tokens.js';
+import type { JsonObject, Usage } from './types.js';
+
+/** OpenAI's final usage chunk (`choices: []`), for usage the gateway counted itself. */
+export function countedUsageChunk(last: JsonObject | undefined, modelId: string, usage: Usage, credits: number): JsonObject {
+  return {
+    id: last?.id ?? null,
+    object: 'chat.completion.chunk',
+    created: last?.created ?? null,
+    model: modelId,
+    choices: [],
+    usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.outputTokens, total_tokens: usage.promptTokens + usage.outputTokens },
+    meta: { usage: { credits_used: credits } },
+  };
+}
+
+/**
+ * A limit above the model's output ceiling is lowered to it: the worst case reserves no more than
+ * the ceiling, so an upstream that allows more (gpt-4.1's 32,768, an o-series model's 100,000) could
+ * otherwise spend past the reservation, a prepaid balance or a plan's limit (SPEC §7).
+ */
+export function capOutput(model: ChatModelConfig, body: JsonObject, clamped: string[]): void {
+  for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+    const asked = body[field];
+    if (typeof asked === 'number' && asked > model.maxOutputTokens) {
+      body[field] = model.maxOutputTokens;
+      // A plan's cap above the ceiling may have clamped it already: the header names the final value.
+      const i = clamped.findIndex((c) => c.startsWith(`${field}=`));
+      clamped.splice(i < 0 ? clamped.length : i, 1, `${field}=${model.maxOutputTokens}`);
+    }
+  }
+}
+
+/** An actual cost as charged: the worst case stands in for one no counter can hold (negative, fractional, past 2^53). */
+export function usableCredits(credits: number, worstCase: number): number {
+  return Number.isSafeInteger(credits) && credits >= 0 ? credits : worstCase;
+}
+
+/**
+ * The most output tokens a chat request allows, all its choices together. Both limits may be set,
+ * and an upstream may honour either (Ollama and older llama.cpp servers read only max_tokens): the
+ * larger is what the request allows, never past the model's ceiling.
+ */
+export function outputAllowance(model: ChatModelConfig, body: JsonObject): number {
+  const asked = largest(body.max_completion_tokens, body.max_tokens);
+  const maxOutput = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
+  const choices = typeof body.n === 'number' ? body.n : 1;
+  return maxOutput * choices;
+}
+
+/** The larger of two optional token limits (already checked to be positive integers or absent). */
+function largest(a: unknown, b: unknown): number | undefined {
+  if (typeof a !== 'number') return typeof b === 'number' ? b : undefined;
+  return typeof b === 'number' ? Math.max(a, b) : a;
+}
+
+
+export function deltaText(chunk: JsonObject): string {
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return '';
+  let text = '';
+  for (const c of choices) {
+    const delta = (c as { delta?: { content?: unknown; tool_calls?: unknown } }).delta;
+    if (typeof delta?.content === 'string') text += delta.content;
+    if (Array.isArray(delta?.tool_calls)) for (const call of delta.tool_calls) text += toolCallText(call);
+  }
+  return text;
+}
+
+/**
+ * What a streamed tool call's delta wrote: its name and its piece of the arguments. Not the delta's
+ * JSON: a stream sends the arguments a token a chunk, each in its own ~40-character wrapper, which
+ * counted ten times the output written and cut a 480-token call off as past a 512-token limit.
+ */
+function toolCallText(call: unknown): string {
+  const f = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
+  return (typeof f?.name === 'string' ? f.name : '') + (typeof f?.arguments === 'string' ? f.arguments : '');
+}
+
+export function countCompletionOutput(body: JsonText): number {
+  const choices = body.get('choices');
+  if (!Array.isArray(choices)) return 0;
+  let text = '';
+  for (const c of choices) {
+    const m = (c as { message?: { content?: unknown; tool_calls?: unknown } }).message;
+    if (typeof m?.content === 'string') text += m.content;
+    if (Array.isArray(m?.tool_calls)) text += JSON.stringify(m.tool_calls);
+  }
+  return countText(text);
+}
