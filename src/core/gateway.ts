@@ -211,7 +211,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body, model.imageInputTokens);
+    const promptTokens = countChatPrompt(body, model.imageInputTokens, this.promptCap(ctx, model));
     const allowance = outputAllowance(model, body);
     return this.run(
       ctx,
@@ -232,7 +232,7 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'embedding', body });
-    const promptTokens = countEmbeddingInput(body.input);
+    const promptTokens = countEmbeddingInput(body.input, this.promptCap(ctx, model));
     return this.run(
       ctx,
       model,
@@ -278,6 +278,14 @@ export class Gateway {
     );
   }
 
+  /**
+   * Past how many prompt tokens counting can stop: no budget the request could be admitted under
+   * pays for more (a free key sending 10 MB of text held the event loop 1.6 s to be refused).
+   */
+  private promptCap(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig): number {
+    return this.deps.pricing.inputTokensOver(model, this.deps.meter.creditCeiling(ctx.principal, model));
+  }
+
   /** Prompt at the input price plus the most output the request allows at the output price. */
   private worstCaseChat(model: ChatModelConfig, body: JsonObject, promptTokens: number): number {
     return this.deps.pricing.chatCredits(model, promptTokens, outputAllowance(model, body));
@@ -300,7 +308,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body, model.imageInputTokens);
+    const promptTokens = countChatPrompt(body, model.imageInputTokens, this.promptCap(ctx, model));
     const worstCase = this.worstCaseChat(model, body, promptTokens);
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });

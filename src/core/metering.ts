@@ -56,4 +56,10 @@ export interface Meter {
   shape(principal: Principal, model: ModelConfig, target: ShapeTarget): ShapeOutcome;
   /** Reserves the worst case on every applicable counter, or throws a GatewayError naming the rule. */
   admit(req: AdmissionRequest): Promise<Admission>;
+  /**
+   * The most credits a request for `model` could ever be admitted under: the smallest credits
+   * limit among the rules that apply (whatever is used of it). Infinity when no rule caps credits
+   * (a prepaid balance has no fixed ceiling).
+   */
+  creditCeiling(principal: Principal, model: ModelConfig): number;
 }

@@ -129,6 +129,14 @@ export class PlanMeter implements Meter {
     return shapeRequest(plan.rules, principal.surface, model, target);
   }
 
+  creditCeiling(principal: Principal, model: ModelConfig): number {
+    let ceiling = Number.POSITIVE_INFINITY;
+    for (const rule of this.planOf(principal.account).rules) {
+      if (isMeasure(rule) && rule.measure === 'credits' && ruleApplies(rule, principal.surface, model)) ceiling = Math.min(ceiling, rule.limit);
+    }
+    return ceiling;
+  }
+
   /** The model is usable by this account through this surface (for /v1/models). */
   allows(account: Account, surface: Surface, model: ModelConfig): boolean {
     return !(model.pro && surface === 'api' && !this.planOf(account).proModelsViaApi);

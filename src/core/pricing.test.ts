@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modelSchema, type ImageModelConfig } from '../config/schema.js';
+import { modelSchema, type ChatModelConfig, type ImageModelConfig } from '../config/schema.js';
 import { Pricing } from './pricing.js';
 
 const pricing = new Pricing(2_000_000);
@@ -23,5 +23,18 @@ describe('image prices', () => {
     expect(pricing.imageUnitCredits(flux, { width: 1025, height: 1024 })).toBe(12_000);
     expect(pricing.imageUnitCredits(flux, { width: 2048, height: 2048 })).toBe(24_000);
     expect(pricing.imageUnitCredits(flux, undefined)).toBe(6000);
+  });
+});
+
+describe('inputTokensOver', () => {
+  it('is the fewest input tokens whose price alone passes a budget', () => {
+    const pricing = new Pricing(2_000_000);
+    const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 0.15, output: 0.6 } }) as ChatModelConfig;
+    const over = pricing.inputTokensOver(model, 50_000);
+    expect(pricing.chatCredits(model, over, 0)).toBeGreaterThan(50_000);
+    expect(pricing.chatCredits(model, over - 1, 0)).toBeLessThanOrEqual(50_000);
+    expect(pricing.inputTokensOver(model, Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY);
+    const free = modelSchema.parse({ id: 'f', kind: 'chat', provider: 'p', price: { input: 0, output: 0.6 } }) as ChatModelConfig;
+    expect(pricing.inputTokensOver(free, 50_000)).toBe(Number.POSITIVE_INFINITY);
   });
 });

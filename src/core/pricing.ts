@@ -28,6 +28,17 @@ export class Pricing {
     return Math.ceil(microCredits / 1_000_000);
   }
 
+  /**
+   * The fewest input tokens of `model` that cost more than `credits` on their own: a prompt's count
+   * past them tells nothing more, since no budget of `credits` can admit it. Infinity for a free
+   * input price or an unbounded budget.
+   */
+  inputTokensOver(model: ChatModelConfig | EmbeddingModelConfig, credits: number): number {
+    const perMillion = this.perMillion(model.price.input);
+    if (perMillion === 0 || !Number.isFinite(credits)) return Number.POSITIVE_INFINITY;
+    return Math.floor((credits * 1_000_000) / perMillion) + 1;
+  }
+
   embeddingCredits(model: EmbeddingModelConfig, promptTokens: number): number {
     return Math.ceil((promptTokens * this.perMillion(model.price.input)) / 1_000_000);
   }

@@ -64,6 +64,22 @@ describe('token counting', () => {
     }
   });
 
+  it('with a cap, stops once past it: exact below the cap, some number above it past the cap', () => {
+    const text = 'The quick brown fox jumps over the lazy dog. '.repeat(20_000); // ~900 KB
+    const full = countText(text);
+    expect(countText(text, full)).toBe(full);
+    const capped = countText(text, 1_000);
+    expect(capped).toBeGreaterThan(1_000);
+    expect(capped).toBeLessThan(full / 10); // it stopped early, not at the end
+    const body = { messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: text }, { role: 'user', content: text }] };
+    expect(countChatPrompt(body, 1445, Number.POSITIVE_INFINITY)).toBe(countChatPrompt(body));
+    const cappedPrompt = countChatPrompt(body, 1445, 5_000);
+    expect(cappedPrompt).toBeGreaterThan(5_000);
+    expect(cappedPrompt).toBeLessThan(full / 10);
+    expect(countEmbeddingInput([text, text], 2_000)).toBeGreaterThan(2_000);
+    expect(countEmbeddingInput([text, text], 2_000)).toBeLessThan(full / 10);
+  });
+
   it('counts embedding input: strings, token arrays and single tokens', () => {
     expect(countEmbeddingInput('one two')).toBe(countText('one two'));
     expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countText('a') + 3 + 1);

@@ -223,6 +223,16 @@ describe('api_token (50,000 credits per UTC day)', () => {
     }
   });
 
+  it('a prompt past what the day budget could ever pay for is refused without counting all of it', async () => {
+    const { secret } = await t.newAccount();
+    const before = t.openai.requests.length;
+    // ~3 MB of text: ~600,000 tokens at gpt-4o-mini's input price is ~180,000 credits, past 50,000.
+    const r = await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'lorem ipsum dolor sit amet '.repeat(110_000) }] });
+    expect(r.res.status).toBe(403);
+    expect(r.json.error).toMatchObject({ code: 'resource_exhausted', rule: 'api_token' });
+    expect(t.openai.requests.length).toBe(before);
+  });
+
   it('every answer to a known key carries the budget as it stands (SPEC §6), refusals before admission included', async () => {
     const { secret } = await t.newAccount();
     expect((await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: hi })).res.status).toBe(200);
