@@ -138,6 +138,43 @@ describe('loadConfig', () => {
     expect(text).not.toMatch(/rules\[1\]/);
   });
 
+  it('lists every problem of a plan rule by path, not one "Invalid input" per rule', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          models: [{ id: 'm', kind: 'chat', provider: 'openai', price: { input: 1, output: 1 } }],
+          plans: {
+            free: { preset: 'free-tier', rules: [{ id: 'team_rpm', measure: 'requests', limit: 5, window: 'day' }, { id: 'team_rpm', measure: 'requests', limit: 7, window: 'hour' }] },
+            team: {
+              rules: [
+                { id: 'weekly', measure: 'credits', limit: 5, window: 'week', models: { kinds: ['video'] } },
+                { id: 'typo', measure: 'credits', limit: 5, window: 'day', models: { ids: ['m', 'gpt-4o-mini-typo'] } },
+                { id: 'cost', shape: 'max_request_cost', limit: 100, onExceed: 'clamp' },
+                { id: 'images', shape: 'image_input', onExceed: 'clamp' },
+                { id: 'none_out', shape: 'max_output_tokens', limit: 0, onExceed: 'clamp' },
+                { id: 'none_in', shape: 'images_per_request', limit: 0, onExceed: 'clamp' },
+                { id: 'tiny', shape: 'image_sizes', maxSize: '0x512' },
+              ],
+            },
+          },
+        },
+      }),
+    );
+    expect(problems).toEqual([
+      "plans.free.rules[1].id: duplicate rule id 'team_rpm' (also rules[0])",
+      expect.stringMatching(/^plans\.team\.rules\[0\]\.window: Invalid option/),
+      expect.stringMatching(/^plans\.team\.rules\[0\]\.models\.kinds\[0\]: Invalid option/),
+      'plans.team.rules[2].onExceed: the max_request_cost shape cannot be clamped, only rejected',
+      'plans.team.rules[3].onExceed: the image_input shape cannot be clamped, only rejected',
+      'plans.team.rules[4].limit: the max_output_tokens shape needs a limit of at least 1',
+      'plans.team.rules[5].limit: the images_per_request shape needs a limit of at least 1',
+      'plans.team.rules[6].maxSize: a size WxH, e.g. 512x512',
+      "plans.team.rules[1].models.ids[1]: no model with id 'gpt-4o-mini-typo'",
+    ]);
+  });
+
   it('checks server.trustProxy at start: addresses and CIDRs, or true/false (also as ${ENV} text)', () => {
     const load = (trustProxy: unknown) =>
       loadConfig({ env: {}, providerTypes, input: { server: { trustProxy } as never } }).server.trustProxy;

@@ -102,6 +102,17 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
     if (config.billing.stripe.webhookSecret === '') problems.push('billing.stripe.webhookSecret: required with billing.provider stripe (the webhook is how payments complete)');
   }
   problems.push(...resolvePlans(config.plans).problems);
+  // A rule for a model the catalog does not have applies to nothing: a typo would switch a limit
+  // off without a word. Only the plan's own entries: a preset names the default catalog's models.
+  for (const [name, plan] of Object.entries(config.plans)) {
+    plan.rules.forEach((entry, i) => {
+      const ids: unknown = (entry as { models?: { ids?: unknown } }).models?.ids;
+      if (!Array.isArray(ids)) return;
+      ids.forEach((id, j) => {
+        if (typeof id === 'string' && !modelIds.has(id)) problems.push(`plans.${name}.rules[${i}].models.ids[${j}]: no model with id '${id}'`);
+      });
+    });
+  }
   if (config.limiter.url === 'embedded' && !config.storage.url.startsWith('sqlite:')) {
     problems.push('limiter.url: the embedded limiter keeps its counters in SQLite storage; with PostgreSQL storage use a shared limiter (redis://…)');
   }

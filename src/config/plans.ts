@@ -1,7 +1,10 @@
 // Resolves configured plans into complete rule lists: a preset's rules, each overridable by id
 // with a partial rule, plus the plan's own rules. Run at config load so a bad plan fails the start.
 import { presets } from './presets.js';
-import { ruleSchema, type PlanConfig, type Rule } from './schema.js';
+import { measureRule, shapeRule, type PlanConfig, type Rule } from './schema.js';
+
+/** Shapes that can only refuse: nothing in a request can be cut down to pass them. */
+const REJECT_ONLY = new Set(['image_input', 'max_request_cost']);
 
 export interface ResolvedPlan {
   name: string;
@@ -16,26 +19,45 @@ export function resolvePlans(plans: Readonly<Record<string, PlanConfig>>): { pla
   for (const [name, plan] of Object.entries(plans)) {
     const preset = plan.preset ? presets[plan.preset] : undefined;
     const rules: Rule[] = preset ? preset.rules.map((r) => ({ ...r })) : [];
+    const own = new Map<string, number>();
     plan.rules.forEach((entry, i) => {
-      const at = rules.findIndex((r) => r.id === entry.id);
-      const candidate = at >= 0 ? { ...rules[at], ...entry } : entry;
-      const parsed = ruleSchema.safeParse(candidate);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        problems.push(`plans.${name}.rules[${i}]${issue.path.length ? `.${issue.path.join('.')}` : ''}: ${issue.message}`);
+      const at = `plans.${name}.rules[${i}]`;
+      // Overriding a preset's rule is what an id already there means; twice in the plan's own list
+      // it is a mistake, and the later entry would silently merge into the earlier.
+      const first = own.get(entry.id);
+      if (first !== undefined) {
+        problems.push(`${at}.id: duplicate rule id '${entry.id}' (also rules[${first}])`);
         return;
       }
-      const rule = parsed.data;
+      own.set(entry.id, i);
+      const index = rules.findIndex((r) => r.id === entry.id);
+      const candidate = index >= 0 ? { ...rules[index], ...entry } : entry;
+      // Parsed against its own kind, so each problem is named (a union only says "Invalid input").
+      const parsed = ('shape' in candidate ? shapeRule : measureRule).safeParse(candidate);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          problems.push(`${at}${issue.path.map((seg) => (typeof seg === 'number' ? `[${seg}]` : `.${String(seg)}`)).join('')}: ${issue.message}`);
+        }
+        return;
+      }
+      const rule: Rule = parsed.data;
       if ('measure' in rule && rule.measure !== 'concurrent' && rule.window === undefined) {
-        problems.push(`plans.${name}.rules[${i}].window: a ${rule.measure} rule needs a window (minute, hour, day, month, lifetime)`);
+        problems.push(`${at}.window: a ${rule.measure} rule needs a window (minute, hour, day, month, lifetime)`);
       }
       if ('shape' in rule) {
         const needsLimit = rule.shape === 'max_output_tokens' || rule.shape === 'images_per_request' || rule.shape === 'max_request_cost';
-        if (needsLimit && rule.limit === undefined) problems.push(`plans.${name}.rules[${i}].limit: a ${rule.shape} rule needs a limit`);
-        if (rule.shape === 'image_sizes' && rule.maxSize === undefined) problems.push(`plans.${name}.rules[${i}].maxSize: an image_sizes rule needs maxSize`);
+        if (needsLimit && rule.limit === undefined) problems.push(`${at}.limit: a ${rule.shape} rule needs a limit`);
+        // 0 output tokens or 0 images is no request at all (upstreams refuse max_tokens 0; n 0 is no image).
+        if ((rule.shape === 'max_output_tokens' || rule.shape === 'images_per_request') && rule.limit === 0) {
+          problems.push(`${at}.limit: the ${rule.shape} shape needs a limit of at least 1`);
+        }
+        if (REJECT_ONLY.has(rule.shape) && rule.onExceed === 'clamp') {
+          problems.push(`${at}.onExceed: the ${rule.shape} shape cannot be clamped, only rejected`);
+        }
+        if (rule.shape === 'image_sizes' && rule.maxSize === undefined) problems.push(`${at}.maxSize: an image_sizes rule needs maxSize`);
       }
-      // An id already in the list (from the preset or an earlier entry) is overridden in place.
-      if (at >= 0) rules[at] = rule;
+      // An id of the preset's is overridden in place.
+      if (index >= 0) rules[index] = rule;
       else rules.push(rule);
     });
     resolved.set(name, {

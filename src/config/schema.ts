@@ -125,7 +125,7 @@ const ruleId = z
   .refine((id) => !RESERVED_RULE_IDS.has(id), { message: `this rule id is reserved for the limiter's own keys (${[...RESERVED_RULE_IDS].join(', ')})` });
 
 /** A counted limit: credits or requests per window, or requests in flight at once. */
-const measureRule = z.strictObject({
+export const measureRule = z.strictObject({
   id: ruleId,
   measure: z.enum(['credits', 'requests', 'concurrent']),
   limit: z.number().int().nonnegative(),
@@ -136,13 +136,13 @@ const measureRule = z.strictObject({
 });
 
 /** A constraint on the request itself, checked (or applied) before anything is reserved. */
-const shapeRule = z.strictObject({
+export const shapeRule = z.strictObject({
   id: ruleId,
   shape: z.enum(['max_output_tokens', 'image_input', 'images_per_request', 'image_sizes', 'max_request_cost']),
   /** Tokens (max_output_tokens), images (images_per_request) or credits (max_request_cost). */
   limit: z.number().int().nonnegative().optional(),
   /** image_sizes: the largest allowed size, `WxH`. */
-  maxSize: z.string().regex(/^\d+x\d+$/).optional(),
+  maxSize: z.string().regex(/^[1-9]\d*x[1-9]\d*$/, 'a size WxH, e.g. 512x512').optional(),
   onExceed: z.enum(['clamp', 'reject']).default('reject'),
   ...ruleFilters,
 });

@@ -227,3 +227,55 @@ describe('sweep', () => {
     await m.close();
   });
 });
+
+describe('refusals', () => {
+  function planMeter(rules: unknown[], clock: ManualClock) {
+    return new PlanMeter({
+      plans: resolvePlans({ free: { rules: rules as never } }).plans,
+      defaultPlan: 'free',
+      store: new MemoryCounterStore(),
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+  }
+  const refusal = (m: PlanMeter, requestId: string, worstCaseCredits = 10) =>
+    m.admit({ requestId, principal, model, worstCaseCredits }).then(
+      () => undefined,
+      (err: { code: string; status: number; vars: { rule: string }; headers: Record<string, string> }) => ({ code: err.code, status: err.status, rule: err.vars.rule, headers: err.headers }),
+    );
+
+  it('where several rules are spent, the one whose window ends last answers, so Retry-After is when the request can pass', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00Z'));
+    // Listed shortest window first: the order of the plan must not decide which refusal is sent.
+    const m = planMeter(
+      [
+        { id: 'rpm', measure: 'requests', limit: 1, window: 'minute' },
+        { id: 'hourly', measure: 'credits', limit: 20, window: 'hour' },
+        { id: 'daily', measure: 'credits', limit: 40, window: 'day' },
+      ],
+      clock,
+    );
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 20 })).settle(20);
+    // All three are spent: only the next UTC day lets it pass.
+    expect(await refusal(m, 'r2', 25)).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'daily', headers: { 'x-tollgate-reset-at': '2027-03-11T00:00:00.000Z' } });
+    clock.set(Date.parse('2027-03-11T00:00:30Z'));
+    await (await m.admit({ requestId: 'r3', principal, model, worstCaseCredits: 5 })).settle(5);
+    // The minute's one request and the hour's credits are spent, the day's are not: the hour answers.
+    expect(await refusal(m, 'r4', 20)).toMatchObject({ code: 'rate_limit_exceeded', status: 429, rule: 'hourly', headers: { 'retry-after': '3570' } });
+    await m.close();
+  });
+
+  it('a spent lifetime request count is a 403 with no Retry-After: it never frees up', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00Z'));
+    const m = planMeter([{ id: 'trial', measure: 'requests', limit: 1, window: 'lifetime' }], clock);
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 10 })).settle(10);
+    const refused = await refusal(m, 'r2');
+    expect(refused).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'trial', headers: { 'x-ratelimit-remaining-requests': '0', 'x-tollgate-reset-at': 'never' } });
+    expect(refused?.headers['retry-after']).toBeUndefined();
+    await m.close();
+  });
+});

@@ -81,6 +81,25 @@ function isMeasure(rule: Rule): rule is MeasureRule {
   return 'measure' in rule;
 }
 
+/**
+ * Where several rules refuse a request, the store names the first in the list, so the list runs
+ * from the window that frees up last to the one that frees up first: UTC periods nest (the current
+ * minute ends no later than its hour, day, month), so the refusal's Retry-After and reset time are
+ * then when the request can pass — not when one of its limits lifts while another still holds it.
+ */
+const WINDOW_ORDER = { lifetime: 0, month: 1, day: 2, hour: 3, minute: 4 } as const;
+const rank = (rule: MeasureRule) => (rule.measure === 'concurrent' ? 5 : WINDOW_ORDER[rule.window!]);
+const byLongestWindow = new WeakMap<ResolvedPlan, MeasureRule[]>();
+function measuredRules(plan: ResolvedPlan): MeasureRule[] {
+  let rules = byLongestWindow.get(plan);
+  if (!rules) {
+    // Array.prototype.sort is stable: rules of one window keep the plan's order.
+    rules = plan.rules.filter(isMeasure).sort((a, b) => rank(a) - rank(b));
+    byLongestWindow.set(plan, rules);
+  }
+  return rules;
+}
+
 /** A rule that counts a surface's requests whatever their model (no model filter, not per model). */
 function appliesToEveryModel(rule: MeasureRule, surface: Surface): boolean {
   return !rule.models && rule.scope !== 'account+model' && (!rule.surfaces || rule.surfaces.includes(surface));
@@ -146,8 +165,7 @@ export class PlanMeter implements Meter {
   private slots(principal: Principal, model: ModelConfig | undefined, worstCase: number, now: number): Slot[] {
     const plan = this.planOf(principal.account);
     const slots: Slot[] = [];
-    for (const rule of plan.rules) {
-      if (!isMeasure(rule)) continue;
+    for (const rule of measuredRules(plan)) {
       if (model ? !ruleApplies(rule, principal.surface, model) : !appliesToEveryModel(rule, principal.surface)) continue;
       const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
       const expiresAt = span && Number.isFinite(span.endsAt) ? span.endsAt + COUNTER_GRACE_MS : null;
@@ -385,12 +403,16 @@ export class PlanMeter implements Meter {
       }
       return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase }, headers });
     }
-    const headers = {
+    const counted = {
       'x-ratelimit-limit-requests': String(rule.limit),
       'x-ratelimit-remaining-requests': String(remaining),
       'x-ratelimit-reset-requests': resetDuration(untilReset),
-      'retry-after': retryAfter,
     };
+    if (rule.window === 'lifetime') {
+      // A lifetime count never frees up: there is no Retry-After to give, so it is no 429 (SPEC §5).
+      return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase }, headers: { ...counted, 'x-tollgate-reset-at': resetAt } });
+    }
+    const headers = { ...counted, 'retry-after': retryAfter };
     if (rule.window === 'day') {
       return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, model: model.id, resetAt }, headers });
     }

@@ -91,7 +91,9 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
     const fits = (s: ImageSize) => s.width <= max.width && s.height <= max.height;
     if (fits(size)) return size;
     const sizes = model.kind === 'image' ? model.sizes : [];
-    const allowed = sizes.map(parseSize).filter(fits);
+    // No `sizes` means the model takes any size: maxSize itself is then the largest allowed.
+    const anySize = sizes.length === 0;
+    const allowed = anySize ? [max] : sizes.map(parseSize).filter(fits);
     if (rule.onExceed === 'clamp' && allowed.length > 0) {
       const largest = allowed.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
       call.size = largest;
@@ -101,10 +103,9 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
     }
     const detail =
       allowed.length > 0
-        ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use size ${allowed.map(sizeKey).join(' or ')} (the request asked for ${sizeKey(size)}).`
-        : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows` +
-          (sizes.length > 0 ? ` (its sizes are ${sizes.join(', ')})` : '') +
-          `, so it cannot be used on this plan. Update your payment method to use it.`;
+        ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use ${anySize ? `a size within ${rule.maxSize}` : `size ${allowed.map(sizeKey).join(' or ')}`} (the request asked for ${sizeKey(size)}).`
+        : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows (its sizes are ${sizes.join(', ')}), ` +
+          `so it cannot be used on this plan. Update your payment method to use it.`;
     throw new GatewayError('image_size_not_allowed', {
       vars: { rule: rule.id, detail },
       param: call.sizePreset !== undefined ? 'image_size' : 'size',

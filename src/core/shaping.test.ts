@@ -1,0 +1,43 @@
+// Shape rules on image sizes: a model with a list of sizes is cut down to one of them; a model
+// that takes any size (no `sizes`, like fal's flux) to the plan's maxSize itself.
+import { describe, expect, it } from 'vitest';
+import type { ImageModelConfig, ShapeRule } from '../config/schema.js';
+import type { ImageCall } from '../providers/provider.js';
+import { shapeRequest } from './shaping.js';
+
+const flux: ImageModelConfig = { id: 'flux/schnell', kind: 'image', provider: 'fal', upstream: 'fal-ai/flux/schnell', pro: false, sizes: [], defaultSize: '1024x1024', imageToImage: false, price: { perImage: 0.003 } };
+const dalle2: ImageModelConfig = { ...flux, id: 'dall-e-2', provider: 'openai', upstream: 'dall-e-2', sizes: ['256x256', '512x512', '1024x1024'], price: { perImage: { '256x256': 0.016, '512x512': 0.018, '1024x1024': 0.02 } } };
+const rule = (onExceed: 'clamp' | 'reject'): ShapeRule => ({ id: 'small_images', shape: 'image_sizes', maxSize: '512x512', onExceed });
+
+function shape(model: ImageModelConfig, onExceed: 'clamp' | 'reject', preset?: string) {
+  const size = { width: 1024, height: 768 };
+  const call: ImageCall = { model, prompt: 'x', n: 1, size, sizePreset: preset, responseFormat: undefined, imageUrl: undefined, extra: {} };
+  try {
+    return { outcome: shapeRequest([rule(onExceed)], 'api', model, { kind: 'image', call, size }), call };
+  } catch (err) {
+    return { error: err as { code: string; message: string; vars: { detail: string }; param: string } };
+  }
+}
+
+describe('image_sizes', () => {
+  it('clamps a model that takes any size to maxSize', () => {
+    const { outcome, call } = shape(flux, 'clamp', 'landscape_4_3');
+    expect(outcome).toEqual({ clamped: ['size=512x512'], size: { width: 512, height: 512 } });
+    expect(call).toMatchObject({ size: { width: 512, height: 512 }, sizePreset: undefined });
+  });
+
+  it('clamps a model with a list of sizes to the largest that fits', () => {
+    expect(shape(dalle2, 'clamp').outcome).toEqual({ clamped: ['size=512x512'], size: { width: 512, height: 512 } });
+  });
+
+  it('refuses a model that takes any size by naming the size to ask for, not by calling it unusable', () => {
+    const { error } = shape(flux, 'reject', 'landscape_4_3');
+    expect(error).toMatchObject({ code: 'image_size_not_allowed', param: 'image_size' });
+    expect(error!.vars.detail).toBe('Your plan allows flux/schnell images up to 512x512: use a size within 512x512 (the request asked for 1024x768).');
+  });
+
+  it('refuses a model with no size within maxSize as unusable on the plan', () => {
+    const { error } = shape({ ...dalle2, sizes: ['1024x1024'] }, 'clamp');
+    expect(error!.vars.detail).toMatch(/^dall-e-2 has no size within 512x512, the largest your plan allows \(its sizes are 1024x1024\), so it cannot be used/);
+  });
+});
