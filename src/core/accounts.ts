@@ -2,6 +2,7 @@
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
+import { CounterOverflowError } from '../storage/counter-ops.js';
 import type { Account, AccountStore } from '../storage/ports.js';
 import type { Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -90,7 +91,17 @@ export class AccountService {
   async addCredits(id: string, amount: number): Promise<AccountInfo> {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
-    const balance = await this.balances.add(id, amount);
+    let balance;
+    try {
+      balance = await this.balances.add(id, amount);
+    } catch (err) {
+      // Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits).
+      if (!(err instanceof CounterOverflowError)) throw err;
+      throw new GatewayError('invalid_request', {
+        vars: { detail: `a balance holds at most ${Number.MAX_SAFE_INTEGER} credits; this one holds ${err.value}` },
+        param: 'amount',
+      });
+    }
     return { ...account, balance };
   }
 }

@@ -83,6 +83,22 @@ export function breaksBound(op: CounterOp, next: number): boolean {
   return (op.max !== undefined && next > op.max) || (op.min !== undefined && next < op.min);
 }
 
+/**
+ * An add() whose result a counter cannot hold exactly (past Number.MAX_SAFE_INTEGER). Refused, not
+ * applied: past 2^53 a double rounds each later charge to the nearest representable value, so a
+ * balance drifts from its top-ups minus its ledger (and from its own durable copy, which adds exactly).
+ */
+export class CounterOverflowError extends RangeError {
+  constructor(
+    readonly key: string,
+    readonly value: number,
+    readonly amount: number,
+  ) {
+    super(`counter '${key}' at ${value} cannot take ${amount}: the result would pass ${Number.MAX_SAFE_INTEGER}`);
+    this.name = 'CounterOverflowError';
+  }
+}
+
 export class DuplicateReservationError extends Error {
   constructor(readonly id: string) {
     super(`reservation '${id}' already exists: reservation ids must be unique`);

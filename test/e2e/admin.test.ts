@@ -87,6 +87,11 @@ describe('accounts', () => {
     const { accountId } = await t.newAccount();
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -5 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1.5 })).status).toBe(400);
+    // Ten top-ups of the largest amount pass 2^53: refused with a 400, not rounded into the balance.
+    for (let i = 0; i < 9; i++) expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1e15 })).status).toBe(200);
+    const over = await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1e15 });
+    expect(over.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(9e15);
     expect((await t.admin('GET', '/accounts/acct_missing')).status).toBe(404);
     expect((await t.admin('GET', '/accounts/acct_missing')).body.error.code).toBe('account_not_found');
     expect((await t.admin('POST', '/accounts/acct_missing/keys', {})).body.error.code).toBe('account_not_found');

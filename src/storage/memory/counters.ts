@@ -9,6 +9,7 @@ import {
   checkKey,
   checkReserve,
   checkTime,
+  CounterOverflowError,
   CounterStoreClosedError,
   DuplicateReservationError,
   mergeExpiry,
@@ -164,6 +165,7 @@ export class MemoryCounterStore implements CounterStore {
     this.open();
     checkAdd(key, amount, expiresAt);
     const counter = this.load(key, expiresAt);
+    if (!Number.isSafeInteger(counter.value + amount)) throw new CounterOverflowError(key, counter.value, amount);
     counter.value += amount;
     counter.expiresAt = mergeExpiry(counter.expiresAt, expiresAt);
     const value = counter.value;
