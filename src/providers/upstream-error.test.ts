@@ -30,6 +30,7 @@ describe('reading upstream bodies within limits', () => {
     const err = await upstreamError(response(500, 'x', 10 * 1024 * 1024), 'oai', () => ({}));
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect((err as UpstreamHttpError).status).toBe(500);
+    expect((err as UpstreamHttpError).body.error.message).toBe('The upstream answered HTTP 500 with an error body longer than 64 KiB.');
     const auth = await upstreamError(response(401, 'x', 10 * 1024 * 1024), 'oai', () => ({}));
     expect(auth).toBeInstanceOf(GatewayError);
   });

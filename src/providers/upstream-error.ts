@@ -127,7 +127,8 @@ export async function upstreamError(
     text = await res.text(MAX_ERROR_BYTES);
   } catch (err) {
     if (!(err instanceof UpstreamBodyTooLarge)) throw err;
-    text = '';
+    // Not read: what it says is unknown, and "an empty body" would be wrong.
+    text = `The upstream answered HTTP ${res.status} with an error body longer than ${MAX_ERROR_BYTES / 1024} KiB.`;
   }
   if (res.status >= 300 && res.status < 400) {
     // undici does not follow redirects: a provider URL that moved is the operator's to fix, and a

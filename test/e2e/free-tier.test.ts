@@ -245,8 +245,9 @@ describe('api_token (50,000 credits per UTC day)', () => {
       await get('/v1/usage'),
       await get('/v1/models'),
       await get('/v1/models/gpt-4o-mini'),
+      await get('/v1/models/no-such-model'),
     ];
-    expect(answers.map((r) => r.status)).toEqual([400, 404, 400, 200, 200, 200]);
+    expect(answers.map((r) => r.status)).toEqual([400, 404, 400, 200, 200, 200, 404]);
     for (const res of answers) {
       expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
       expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe(left);

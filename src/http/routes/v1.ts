@@ -110,9 +110,10 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
     // OpenAI's GET /v1/models/{model} (the SDKs' models.retrieve). A wildcard: ids such as flux/schnell hold slashes.
     app.get('/models/*', async (req, reply) => {
       const id = (req.params as { '*': string })['*'];
+      // The key first: a 404 to a valid key carries its limit headers too (the error handler adds them).
+      const principal = await optionalKey(req);
       const model = deps.catalog.get(id);
       if (!model) throw new GatewayError('model_not_found', { vars: { model: id }, param: 'model' });
-      const principal = await optionalKey(req);
       if (principal) await addCurrentLimits(req, reply, principal, id);
       return entry(model, principal);
     });
