@@ -205,7 +205,12 @@ export class Gateway {
     return credits;
   }
 
-  async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
+  /**
+   * What a chat request, streamed or not, is before its upstream call: validated, its model and
+   * provider, shaped by the plan and capped at the model's ceiling, its prompt counted, the output
+   * it allows and the worst case that prices both.
+   */
+  private prepareChat(ctx: RequestContext, rawBody: unknown) {
     const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
@@ -213,11 +218,18 @@ export class Gateway {
     capOutput(model, body, shaped.clamped);
     const promptTokens = countChatPrompt(body, model.imageInputTokens, this.promptCap(ctx, model));
     const allowance = outputAllowance(model, body);
+    // Prompt at the input price plus the most output the request allows at the output price.
+    const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);
+    return { body, model, provider, shaped, promptTokens, allowance, worstCase };
+  }
+
+  async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
+    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = this.prepareChat(ctx, rawBody);
     return this.run(
       ctx,
       model,
       shaped,
-      this.worstCaseChat(model, body, promptTokens),
+      worstCase,
       async (upstream) => {
         const r = await provider.chat({ model, body }, upstream);
         const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
@@ -286,11 +298,6 @@ export class Gateway {
     return this.deps.pricing.inputTokensOver(model, this.deps.meter.creditCeiling(ctx.principal, model));
   }
 
-  /** Prompt at the input price plus the most output the request allows at the output price. */
-  private worstCaseChat(model: ChatModelConfig, body: JsonObject, promptTokens: number): number {
-    return this.deps.pricing.chatCredits(model, promptTokens, outputAllowance(model, body));
-  }
-
   /**
    * The output tokens to charge: what the upstream reports, but never past what the request
    * allowed it to write. An upstream that ignores max_tokens (a broken or misconfigured server)
@@ -303,13 +310,7 @@ export class Gateway {
   }
 
   async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
-    const body = parseChatBody(rawBody);
-    const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
-    const provider = this.providerFor(model);
-    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
-    capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body, model.imageInputTokens, this.promptCap(ctx, model));
-    const worstCase = this.worstCaseChat(model, body, promptTokens);
+    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = this.prepareChat(ctx, rawBody);
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });
     // Not tied to the client either: when the client leaves, the upstream stream is kept open for
@@ -325,7 +326,7 @@ export class Gateway {
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      pipe: (sink) => this.relay(ctx, model, stream, { admission, at, promptTokens, worstCase, allowance: outputAllowance(model, body), wantUsage }, sink),
+      pipe: (sink) => this.relay(ctx, model, stream, { admission, at, promptTokens, worstCase, allowance, wantUsage }, sink),
     };
   }
 
