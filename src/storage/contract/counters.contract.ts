@@ -69,6 +69,18 @@ export function counterStoreContract(name: string, open: () => Promise<CounterSt
         expect(await values('balance:a', 'balance:b')).toEqual([-250, 0]);
       });
 
+      it('refuses an add whose result it cannot hold exactly, and changes nothing', async () => {
+        // Past 2^53 each later settlement rounds: a balance of 2^53 + 1 charged 483 drifted by credits.
+        await store.add('balance:a', Number.MAX_SAFE_INTEGER - 10, null);
+        await expect(store.add('balance:a', 11, null)).rejects.toMatchObject({ name: 'CounterOverflowError' });
+        await expect(store.add('balance:a', Number.MAX_SAFE_INTEGER, null)).rejects.toMatchObject({ name: 'CounterOverflowError' });
+        expect(await values('balance:a')).toEqual([Number.MAX_SAFE_INTEGER - 10]);
+        expect(await store.add('balance:a', 10, null)).toBe(Number.MAX_SAFE_INTEGER);
+        await store.add('balance:b', -Number.MAX_SAFE_INTEGER, null);
+        await expect(store.add('balance:b', -1, null)).rejects.toMatchObject({ name: 'CounterOverflowError' });
+        expect(await values('balance:b')).toEqual([-Number.MAX_SAFE_INTEGER]);
+      });
+
       it('sums concurrent top-ups exactly', async () => {
         const amounts = Array.from({ length: 200 }, (_, i) => (i % 4 === 3 ? -(i + 1) : i + 1));
         await Promise.all(amounts.map((a) => store.add('balance:a', a, null)));

@@ -90,7 +90,7 @@ describe('redis counter store specifics', () => {
       tgRelease: 'fa7a350afac7c6c6b0cebeeef8fcce9fb226cfd5',
       tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
       tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
-      tgAdd: '49de0e29250ffb5173507d48ae1a8e48c04c5066',
+      tgAdd: 'e652069d9bfc4bae28d82beb8b6427b1eaa8e396',
       tgCharge: '6a95fa85c384062a7c21b6cacba59d13465a48a0',
       tgSweep: '7a89b0eb4e90f48cdf6b575286f650292731bb7e',
     });

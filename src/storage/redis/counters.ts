@@ -22,6 +22,7 @@ import {
   checkKey,
   checkReserve,
   checkTime,
+  CounterOverflowError,
   CounterStoreClosedError,
   DuplicateReservationError,
   settleSign,
@@ -274,7 +275,9 @@ export class RedisCounterStore implements CounterStore {
     this.open();
     checkAdd(key, amount, expiresAt);
     const args = [key, tagKeys(hashTag(key)).cexp, String(amount), expiresAt === null ? '' : String(expiresAt)];
-    return (await this.call('tgAdd', 2, args)) as number;
+    const [added, value] = (await this.call('tgAdd', 2, args)) as [0 | 1, number];
+    if (added === 0) throw new CounterOverflowError(key, value, amount);
+    return value;
   }
 
   /**

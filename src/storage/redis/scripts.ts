@@ -222,12 +222,20 @@ end
 return out
 `;
 
-/** KEYS: counter key, cexp. ARGV: amount, expiresAt ('' for none). Returns the new value. */
+/**
+ * KEYS: counter key, cexp. ARGV: amount, expiresAt ('' for none).
+ * Returns {1, the new value} | {0, the value before} when the result would pass 2^53 - 1 either way:
+ * HINCRBY itself holds 64 bits, but every script reads the value back as a double, so past 2^53 each
+ * later settlement would round (counter-ops.ts CounterOverflowError). Both operands are safe
+ * integers, so a sum past the bound rounds to at least 2^53 and the comparison is exact.
+ */
 export const ADD = `${helpers}
-local _, state = load(KEYS[1], KEYS[2], nil)
+local before, state = load(KEYS[1], KEYS[2], nil)
+local after = before + tonumber(ARGV[1])
+if after > 9007199254740991 or after < -9007199254740991 then return {0, before} end
 local v = redis.call('HINCRBY', KEYS[1], 'v', ARGV[1])
 merge_expiry(KEYS[1], KEYS[2], state, ARGV[2] ~= '' and ARGV[2] or false)
-return v
+return {1, v}
 `;
 
 /** KEYS: resexp, cexp. ARGV: now, record key prefix. Returns the reservations dropped. */
