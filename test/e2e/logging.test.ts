@@ -48,12 +48,13 @@ describe('request logs', () => {
     ]);
 
     const requests = lines.filter((l) => l.msg === 'request');
-    // 2 admin calls from newAccount, 4 chat calls, 1 malformed, 1 admin read, 1 key in the path.
+    // 2 admin calls from newAccount, 4 chat calls, 1 with a wrong key (refused before its malformed
+    // body is read), 1 admin read, 1 key in the path.
     expect(requests).toHaveLength(9);
     expect(requests.at(-1)).toMatchObject({ status: 404, path: '/v1/tg-[masked]/chat/completions' });
     const chat = requests.filter((l) => l.path === '/v1/chat/completions');
     // The provider's 401 is about the gateway's key: a 502 upstream_auth_failed to the caller.
-    expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 502, 400]);
+    expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 502, 401]);
     expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
     // A stream's line carries its charge too, written once the stream has settled.
     expect(chat[1]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: expect.any(Number) });
