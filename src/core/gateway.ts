@@ -19,6 +19,7 @@ import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
 import type { ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
+import { countPrompt } from './prompt-count.js';
 import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
@@ -210,13 +211,13 @@ export class Gateway {
    * provider, shaped by the plan and capped at the model's ceiling, its prompt counted, the output
    * it allows and the worst case that prices both.
    */
-  private prepareChat(ctx: RequestContext, rawBody: unknown) {
+  private async prepareChat(ctx: RequestContext, rawBody: unknown) {
     const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = countChatPrompt(body, model.imageInputTokens, this.promptCap(ctx, model));
+    const promptTokens = await this.countPrompt(ctx, model, (cap) => countChatPrompt(body, model.imageInputTokens, cap));
     const allowance = outputAllowance(model, body);
     // Prompt at the input price plus the most output the request allows at the output price.
     const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);
@@ -224,7 +225,7 @@ export class Gateway {
   }
 
   async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
-    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = this.prepareChat(ctx, rawBody);
+    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
     return this.run(
       ctx,
       model,
@@ -244,7 +245,7 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'embedding', body });
-    const promptTokens = countEmbeddingInput(body.input, this.promptCap(ctx, model));
+    const promptTokens = await this.countPrompt(ctx, model, (cap) => countEmbeddingInput(body.input, cap));
     return this.run(
       ctx,
       model,
@@ -298,6 +299,14 @@ export class Gateway {
     return this.deps.pricing.inputTokensOver(model, this.deps.meter.creditCeiling(ctx.principal, model));
   }
 
+  /** The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts). */
+  private countPrompt(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig, count: (cap: number) => number): Promise<number> {
+    return countPrompt(count, this.promptCap(ctx, model), async () => {
+      const balance = await this.deps.meter.prepaidBalance(ctx.principal);
+      return balance && { tokensOver: this.deps.pricing.inputTokensOver(model, balance.credits), refuse: balance.refuse };
+    });
+  }
+
   /**
    * The output tokens to charge: what the upstream reports, but never past what the request
    * allowed it to write. An upstream that ignores max_tokens (a broken or misconfigured server)
@@ -310,7 +319,7 @@ export class Gateway {
   }
 
   async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
-    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = this.prepareChat(ctx, rawBody);
+    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });
     // Not tied to the client either: when the client leaves, the upstream stream is kept open for

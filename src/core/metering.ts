@@ -62,4 +62,16 @@ export interface Meter {
    * (a prepaid balance has no fixed ceiling).
    */
   creditCeiling(principal: Principal, model: ModelConfig): number;
+  /**
+   * A prepaid plan's balance as it stands (one counter read), with the refusal its reservation
+   * would give: for a prompt too long to count in full before knowing what it may cost
+   * (core/prompt-count.ts). Undefined for a plan without a balance, or a limiter that does not answer.
+   */
+  prepaidBalance(principal: Principal): Promise<PrepaidBalance | undefined>;
+}
+
+export interface PrepaidBalance {
+  credits: number;
+  /** Throws insufficient_balance, as a reservation refused by this balance would. */
+  refuse(): never;
 }

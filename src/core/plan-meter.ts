@@ -11,7 +11,7 @@ import { ChurnMap } from '../lib/churn-map.js';
 import { CounterStoreUnavailableError, type Charge, type CounterOp, type CounterStore } from '../storage/counters.js';
 import type { Account } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
-import type { Admission, AdmissionRequest, KeepOwed, Meter, Principal } from './metering.js';
+import type { Admission, AdmissionRequest, KeepOwed, Meter, PrepaidBalance, Principal } from './metering.js';
 import { ruleApplies, shapeRequest, type ShapeOutcome, type ShapeTarget } from './shaping.js';
 import type { Surface } from './types.js';
 import { resetDuration, windowAt, type WindowSpan } from './windows.js';
@@ -154,6 +154,23 @@ export class PlanMeter implements Meter {
       if (isMeasure(rule) && rule.measure === 'credits' && ruleApplies(rule, principal.surface, model)) ceiling = Math.min(ceiling, rule.limit);
     }
     return ceiling;
+  }
+
+  async prepaidBalance(principal: Principal): Promise<PrepaidBalance | undefined> {
+    if (!this.planOf(principal.account).prepaid) return undefined;
+    let value: number;
+    try {
+      [value = 0] = await this.o.store.get([balanceKey(principal.account.id)], this.o.clock.now());
+    } catch (err) {
+      if (err instanceof CounterStoreUnavailableError) return undefined;
+      throw err;
+    }
+    return {
+      credits: Math.max(0, value),
+      refuse: () => {
+        throw insufficientBalance(value);
+      },
+    };
   }
 
   /** The model is usable by this account through this surface (for /v1/models). */
@@ -373,12 +390,7 @@ export class PlanMeter implements Meter {
   }
 
   private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number): GatewayError {
-    if (slot.rule === 'balance') {
-      return new GatewayError('insufficient_balance', {
-        vars: { rule: 'balance' },
-        headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)) },
-      });
-    }
+    if (slot.rule === 'balance') return insufficientBalance(value);
     const rule = slot.rule;
     const remaining = Math.max(0, slot.limit - value);
     const untilReset = slot.span ? slot.span.endsAt - now : 1000;
@@ -537,4 +549,12 @@ function limitHeaders(slots: Slot[], values: number[], refund: number, released:
     headers['x-ratelimit-reset-requests'] = resetDuration(requests.reset);
   }
   return headers;
+}
+
+/** The refusal of a prepaid balance holding `value` credits (SPEC §4). */
+function insufficientBalance(value: number): GatewayError {
+  return new GatewayError('insufficient_balance', {
+    vars: { rule: 'balance' },
+    headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)) },
+  });
 }

@@ -332,6 +332,36 @@ describe('the paid plan', () => {
     expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1000 - sum(rows));
   });
 
+  it('a long prompt the balance cannot pay for is refused as the reservation would refuse it; one it can is served', async () => {
+    // gpt-4o-mini input: 0.3 credits a token, so 20,000 credits pay for ~66,666 prompt tokens. The
+    // prompt is counted only that far (core/prompt-count.ts), then refused with the balance's answer.
+    const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 20_000 });
+    const calls = t.upstreamCalls();
+    const long = ' hello'.repeat(200_000);
+    const refused = await chat(secret, { ...hi, max_tokens: 16, messages: [{ role: 'user', content: long }] });
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).error.code).toBe('insufficient_balance');
+    expect(refused.headers.get('x-ratelimit-remaining-tokens')).toBe('20000');
+    const embed = await fetch(`${t.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: [long, long, long, long, long, long] }),
+    });
+    // text-embedding-3-small: 0.04 credits a token; 20,000 credits pay for 500,000 tokens, not 1.2 M.
+    expect(embed.status).toBe(403);
+    expect((await embed.json()).error.code).toBe('insufficient_balance');
+    expect(t.upstreamCalls()).toBe(calls);
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(20_000);
+
+    // 20,000 tokens (6,000 credits): past the quick count, within the balance, served and charged.
+    const ok = await chat(secret, { ...hi, max_tokens: 16, messages: [{ role: 'user', content: ' hello'.repeat(20_000) }] });
+    expect(ok.status).toBe(200);
+    const rows = await ledger(accountId);
+    expect(rows).toHaveLength(1);
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(20_000 - sum(rows));
+  });
+
   it('moving back to free brings the daily budget back into force on the next request', async () => {
     const { accountId, secret } = await t.newAccount({ plan: 'paid' });
     await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });
