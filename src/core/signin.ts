@@ -3,6 +3,7 @@
 // (per email, per client address) that settles as 'keep', so concurrent guesses cannot slip past
 // the limit (STYLE §7: no read-then-write). Both keys carry the one hash tag `{signin}`: a Redis
 // Cluster script may only touch keys of one slot, and the per-address counter must span emails.
+import { isIPv4, isIPv6 } from 'node:net';
 import type { CounterOp, CounterStore } from '../storage/counters.js';
 import { CounterStoreUnavailableError } from '../storage/counters.js';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -16,6 +17,35 @@ import { windowAt } from './windows.js';
 const PER_ADDRESS_FACTOR = 4;
 /** Counters outlive their minute by this much before a sweep may forget them, ms. */
 const GRACE_MS = 60_000;
+
+/**
+ * What the per-address limits count a client address as. An IPv6 client holds a whole /64 (RFC 6177:
+ * one per subscriber; its privacy addresses rotate inside it, RFC 8981), so counted address by
+ * address every client could pick a fresh one per request and sign up, or guess, without limit: it
+ * counts as its /64. An IPv4-mapped address (`::ffff:203.0.113.1`, what a dual-stack listener or
+ * proxy reports for an IPv4 client) counts as the IPv4 address, not as the /64 all of them share.
+ */
+export function addressBucket(address: string): string {
+  const ip = address.split('%')[0]!.toLowerCase(); // a zone id (fe80::1%eth0) names no other client
+  if (!isIPv6(ip)) return address;
+  // The 16-bit groups of one side of `::`; a trailing dotted IPv4 part is two of them.
+  const hextets = (part: string): number[] =>
+    part === ''
+      ? []
+      : part.split(':').flatMap((g) => {
+          if (!isIPv4(g)) return [parseInt(g, 16)];
+          const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+          return [a * 256 + b, c * 256 + d];
+        });
+  const [head = '', tail] = ip.split('::');
+  const before = hextets(head);
+  const after = tail === undefined ? [] : hextets(tail);
+  const groups = [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.');
+  }
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+}
 
 export interface SigninOptions {
   attemptsPerMinute: number;
@@ -43,7 +73,7 @@ export class SigninService {
     const now = this.clock.now();
     const span = windowAt('hour', now);
     const op = {
-      key: `tg:{signin}:s:${address}:${span.id}`,
+      key: `tg:{signin}:s:${addressBucket(address)}:${span.id}`,
       amount: 1,
       max: this.opts.signupsPerHour ?? 10,
       settle: 'keep' as const,
@@ -78,7 +108,7 @@ export class SigninService {
     const limit = this.opts.attemptsPerMinute;
     const ops = [
       { key: `tg:{signin}:e:${sha256Hex(email.toLowerCase())}:${span.id}`, amount: 1, max: limit, settle: 'keep' as const, expiresAt },
-      { key: `tg:{signin}:a:${address}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep' as const, expiresAt },
+      { key: `tg:{signin}:a:${addressBucket(address)}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep' as const, expiresAt },
     ];
     await this.count(`signin:${attemptId}`, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
   }

@@ -213,6 +213,35 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
+  it('an IPv6 client is counted by its /64: rotating addresses inside it does not reset the sign-up and sign-in limits', async () => {
+    const s = await startTestGateway({
+      config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', trustProxy: '127.0.0.1' }, web: { signupsPerHour: 2, signinAttemptsPerMinute: 1 } },
+    });
+    try {
+      const call = async (path: string, email: string, forwardedFor: string) => {
+        const b = new Browser(s.url);
+        await b.session();
+        return (await b.json(path, { method: 'POST', body: { email, password: PASSWORD }, headers: { 'x-forwarded-for': forwardedFor } })).status;
+      };
+      // One subscriber's /64 (RFC 6177), its privacy addresses changing with every request.
+      const signUps = [];
+      for (let i = 1; i <= 4; i++) signUps.push(await call('/app/api/signup', `v6-${i}@example.test`, `2001:db8:1:2::${i.toString(16)}`));
+      expect(signUps).toEqual([201, 201, 429, 429]);
+      // Another /64 has its own share; IPv4 clients behind a dual-stack listener (::ffff:a.b.c.d) are not all one /64.
+      expect(await call('/app/api/signup', 'v6-other@example.test', '2001:db8:1:3::1')).toBe(201);
+      expect(await call('/app/api/signup', 'v4-a@example.test', '::ffff:198.51.100.1')).toBe(201);
+      expect(await call('/app/api/signup', 'v4-b@example.test', '::ffff:198.51.100.2')).toBe(201);
+      // Sign-in: 4 attempts a minute per address (4 × 1 per email), spread over four emails and eight addresses.
+      const intoMinute = Date.now() % 60_000;
+      if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 50));
+      const signIns = [];
+      for (let i = 1; i <= 5; i++) signIns.push(await call('/app/api/signin', `spray-${i}@example.test`, `2001:db8:5:6:${i.toString(16)}::${i.toString(16)}`));
+      expect(signIns).toEqual([401, 401, 401, 401, 429]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('the 6th sign-in attempt in a minute for one email is 429 too_many_signin_attempts', async () => {
     // Keep the six attempts inside one UTC minute.
     const intoMinute = Date.now() % 60_000;

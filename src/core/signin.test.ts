@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { addressBucket } from './signin.js';
+
+describe('addressBucket (what the per-address sign-in and sign-up limits count)', () => {
+  it('counts an IPv6 address as its /64, however it is written', () => {
+    for (const a of ['2001:db8:1:2::1', '2001:DB8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0:0:0:9', '2001:db8:1:2::1.2.3.4', '2001:db8:1:2::7%eth0']) {
+      expect(addressBucket(a), a).toBe('2001:db8:1:2::/64');
+    }
+    expect(addressBucket('::1')).toBe('0:0:0:0::/64');
+    expect(addressBucket('fe80::1')).toBe('fe80:0:0:0::/64');
+    expect(addressBucket('2001:db8::')).toBe('2001:db8:0:0::/64');
+  });
+
+  it('counts an IPv4 address, mapped into IPv6 or not, as itself', () => {
+    expect(addressBucket('203.0.113.7')).toBe('203.0.113.7');
+    expect(addressBucket('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressBucket('::FFFF:cb00:7107')).toBe('203.0.113.7');
+    expect(addressBucket('0:0:0:0:0:ffff:203.0.113.8')).toBe('203.0.113.8');
+  });
+
+  it('leaves anything else as it is', () => {
+    expect(addressBucket('unknown')).toBe('unknown');
+  });
+});
