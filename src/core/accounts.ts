@@ -67,6 +67,11 @@ export class AccountService {
     return this.store.getPasswordHash(id);
   }
 
+  /** Replaces the password hash (a sign-in upgrading a hash made with older parameters). */
+  async setPasswordHash(id: string, hash: string): Promise<void> {
+    if (!(await this.store.setPasswordHash(id, hash))) throw new GatewayError('account_not_found', { vars: { id } });
+  }
+
   async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<AccountInfo> {
     let plan = patch.plan;
     if (plan !== undefined) this.checkPlan(plan);

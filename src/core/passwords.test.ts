@@ -1,6 +1,6 @@
 import { scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { dummyHash, hashPassword, verifyPassword } from './passwords.js';
+import { dummyHash, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 
 describe('passwords', () => {
   it('hashes as scrypt$N$r$p$salt$hash with a fresh salt each time', async () => {
@@ -30,6 +30,12 @@ describe('passwords', () => {
     const old = `scrypt$16384$8$1$${salt.toString('base64')}$${scryptSync('pw12345678', salt, 64, { N: 16384, r: 8, p: 1 }).toString('base64')}`;
     expect(await verifyPassword('pw12345678', old)).toBe(true);
     expect(await verifyPassword('wrong-password', old)).toBe(false);
+  });
+
+  it('needsRehash: a hash of other parameters than today\'s is due for replacement', async () => {
+    expect(needsRehash(await hashPassword('pw12345678'))).toBe(false);
+    expect(needsRehash(`scrypt$16384$8$1$${Buffer.alloc(16).toString('base64')}$${'A'.repeat(88)}`)).toBe(true);
+    expect(needsRehash(`scrypt$1048576$8$5$${Buffer.alloc(16).toString('base64')}$${'A'.repeat(88)}`)).toBe(true);
   });
 
   it('refuses malformed and hostile hashes without throwing', async () => {

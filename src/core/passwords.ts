@@ -29,6 +29,15 @@ export async function hashPassword(password: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
+/**
+ * Whether `stored` (a hash that verified) was made with other parameters than hashPassword's today:
+ * then it is replaced at sign-in, the one moment the password is at hand — else an account made
+ * before a raise (p=1) would keep the weaker hash for ever.
+ */
+export function needsRehash(stored: string): boolean {
+  return !stored.startsWith(`scrypt$${N}$${R}$${P}$`);
+}
+
 /** True when `password` matches `stored`; false for any malformed or foreign hash. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');

@@ -10,7 +10,7 @@ import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex } from '../lib/ids.js';
 import type { AccountInfo, AccountService } from './accounts.js';
-import { dummyHash, hashPassword, verifyPassword } from './passwords.js';
+import { dummyHash, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import { windowAt } from './windows.js';
 
 /** Attempts per client address per minute, as a multiple of the per-email limit (NAT, offices). */
@@ -98,6 +98,7 @@ export class SigninService {
       await this.sleep(Math.max(0, this.opts.wrongPasswordDelayMs - (performance.now() - started)));
       throw new GatewayError('invalid_credentials');
     }
+    if (needsRehash(stored)) await this.accounts.setPasswordHash(account.id, await hashPassword(password));
     return account;
   }
 

@@ -1,10 +1,12 @@
 // The web app's server side (docs/web-api.md): sessions and CSRF by cookie, sign-in limits, pages,
 // account isolation, keys that work on /v1, the Playground metered under surface `playground`,
 // and billing. Cookies are handled by hand, as a browser would.
+import { scryptSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyPassword } from '../../src/core/passwords.js';
 import { decodeSse } from '../../src/lib/sse.js';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
@@ -161,6 +163,25 @@ describe('sign-up, session and sign-in', () => {
     await b.session();
     expect((await b.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
     expect((await b.session()).authenticated).toBe(true);
+  });
+
+  it('a sign-in replaces a hash made with weaker scrypt parameters (p=1, before p=5) by one made with the current ones', async () => {
+    const { email, account } = await signedUp();
+    const salt = Buffer.alloc(16, 3);
+    const old = `scrypt$16384$8$1$${salt.toString('base64')}$${scryptSync(PASSWORD, salt, 64, { N: 16384, r: 8, p: 1 }).toString('base64')}`;
+    await t.gw.storage.accounts.setPasswordHash(account.id, old);
+    const b = new Browser();
+    await b.session();
+    expect((await b.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    const upgraded = await t.gw.storage.accounts.getPasswordHash(account.id);
+    expect(upgraded).toMatch(/^scrypt\$16384\$8\$5\$/);
+    expect(await verifyPassword(PASSWORD, upgraded!)).toBe(true);
+    // A wrong password changes nothing; a hash already current is left as it is.
+    const other = new Browser();
+    await other.session();
+    expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: 'wrong password' } })).status).toBe(401);
+    expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    expect(await t.gw.storage.accounts.getPasswordHash(account.id)).toBe(upgraded);
   });
 
   it('a wrong password or unknown email answers 401 invalid_credentials, only after the delay', async () => {
