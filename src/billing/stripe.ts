@@ -18,8 +18,13 @@ import { isObject } from '../lib/is-object.js';
 const MIN_CENTS = 50;
 /** How old a webhook's signed timestamp may be, s (Stripe's libraries default to 300). */
 const TOLERANCE_S = 300;
-/** How long a credited session is remembered: Stripe retries a webhook for up to three days. */
-const SESSION_MEMORY_MS = 7 * 86_400_000;
+/**
+ * How long a credited session is remembered. Stripe retries a webhook for up to three days, but an
+ * operator can resend any event it still keeps — 30 days (Dashboard "Resend", or the List Events
+ * API of docs.stripe.com/webhooks/process-undelivered-events) — with a fresh signature: remembered
+ * 7 days, such a resend credited the session again. An event older than this is not acted on.
+ */
+const SESSION_MEMORY_MS = 35 * 86_400_000;
 
 /** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
 export function verifyStripeSignature(rawBody: Buffer, header: string | undefined, secret: string, nowMs: number): boolean {
@@ -141,6 +146,8 @@ export class StripeBilling implements BillingProvider {
     const event = JSON.parse(rawBody.toString('utf8')) as unknown;
     if (!isObject(event) || !isObject(event.data) || !isObject(event.data.object)) return;
     if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') return;
+    // Its session may be forgotten already (SESSION_MEMORY_MS); Stripe keeps no event this old.
+    if (typeof event.created === 'number' && this.deps.clock.now() - event.created * 1000 > SESSION_MEMORY_MS) return;
     const session = event.data.object;
     const metadata = isObject(session.metadata) ? session.metadata : {};
     // Only sessions this gateway created: the Stripe account may sell other things, or serve

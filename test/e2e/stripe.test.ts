@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const WEBHOOK_SECRET = 'whsec_test_0123456789';
@@ -59,11 +60,11 @@ async function signedIn() {
   return { call, accountId: up.body.account.id as string };
 }
 
-function webhook(event: object, opts: { secret?: string; t?: number } = {}) {
+function webhook(event: object, opts: { secret?: string; t?: number; gateway?: TestGateway } = {}) {
   const body = JSON.stringify(event);
   const ts = opts.t ?? Math.floor(Date.now() / 1000);
   const sig = createHmac('sha256', opts.secret ?? WEBHOOK_SECRET).update(`${ts}.${body}`).digest('hex');
-  return fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${ts},v1=${sig}` }, body });
+  return fetch(`${(opts.gateway ?? t).url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${ts},v1=${sig}` }, body });
 }
 
 /** A checkout.session.completed event for a session this gateway made (metadata.tollgate = its public URL). */
@@ -124,6 +125,36 @@ describe('Stripe billing', () => {
     // Nor one this gateway did not make (another product on the Stripe account, a Payment Link).
     await webhook(completed(`evt_foreign_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12500, metadata: { tollgate: 'https://elsewhere.test', account: accountId, credits: '250000000' } }));
     expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
+  });
+
+  it('a paid session redelivered weeks later (a Dashboard resend: Stripe keeps events 30 days) credits no more', async () => {
+    const clock = new ManualClock(Date.now());
+    const s = await startTestGateway({
+      config: { billing: { provider: 'stripe', stripe: { secretKey: 'sk_test_abc', webhookSecret: WEBHOOK_SECRET, apiBase: 'http://127.0.0.1:9', currency: 'usd' } } },
+      gateway: { clock },
+    });
+    try {
+      const accountId = (await s.admin('POST', '/accounts', {})).body.id as string;
+      await s.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true });
+      const event = completed(`evt_late_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 50, metadata: { account: accountId, credits: '1000000' } });
+      const deliver = async () => (await webhook(event, { gateway: s, t: Math.floor(clock.now() / 1000) })).status;
+      expect(await deliver()).toBe(200);
+      for (const days of [3, 5, 10, 10, 5]) {
+        clock.advance(days * 86_400_000);
+        // The sweep a running gateway does now and then, forgetting counters past their expiry.
+        await s.gw.counters.sweep(clock.now());
+        expect(await deliver()).toBe(200);
+        expect((await s.admin('GET', `/accounts/${accountId}`)).body.balance, `after ${days} more days`).toBe(1_000_000);
+      }
+      // An event older than the memory (Stripe keeps none this old) is not acted on.
+      const created = Math.floor(clock.now() / 1000);
+      const old = completed(`evt_old_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 50, metadata: { account: accountId, credits: '1000000' } });
+      clock.advance(36 * 86_400_000);
+      expect((await webhook({ ...old, created }, { gateway: s, t: Math.floor(clock.now() / 1000) })).status).toBe(200);
+      expect((await s.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
+    } finally {
+      await s.close();
+    }
   });
 
   it('refuses a webhook not signed with the endpoint secret, or signed too long ago, and acts on nothing in it', async () => {
