@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
+import { openSqliteStorage } from '../src/storage/sqlite/index.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -20,7 +21,8 @@ let upstream: FakeOpenAI;
 
 async function tollgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run('node', [bin, ...args], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+    // A large buffer: a usage report of 10,000 days is about 2 MB of JSON.
+    const { stdout, stderr } = await run('node', [bin, ...args], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' }, maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -134,6 +136,33 @@ describe('tollgate CLI', () => {
         }
       }
     }
+  });
+
+  it('usage reports every day of an account, however many (not the newest 1,000 or 10,000 rows)', async () => {
+    const account = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout).id as string;
+    // 10,002 days of one record each, more (day, model, surface) rows than one ledger query returns,
+    // and a second model on 1990-01-03, whose two rows the first 10,000 rows cut apart.
+    const storage = openSqliteStorage(`sqlite:${join(dir, 'db/tollgate.db')}`);
+    try {
+      const first = Date.parse('1990-01-01T12:00:00.000Z');
+      const record = (i: number, model: string) => ({
+        requestId: `r${i}${model}`, accountId: account, keyId: null, model, surface: 'api' as const, promptTokens: 1,
+        outputTokens: 1, credits: 1, status: 'ok' as const, httpStatus: 200, createdAt: new Date(first + i * 86_400_000).toISOString(),
+      });
+      await Promise.all([
+        ...Array.from({ length: 10_002 }, (_, i) => storage.ledger.append(record(i, 'gpt-4o-mini'))),
+        storage.ledger.append(record(2, 'text-embedding-3-small')),
+      ]);
+    } finally {
+      await storage.close();
+    }
+    const rows = JSON.parse((await tollgate('usage', account, '--json', '--config', configFile)).stdout) as { day: string; model: string; credits: number }[];
+    expect(rows).toHaveLength(10_003);
+    expect(new Set(rows.map((r) => `${r.day} ${r.model}`)).size).toBe(10_003);
+    expect(rows.at(-1)?.day).toBe('1990-01-01');
+    expect(rows.reduce((sum, r) => sum + r.credits, 0)).toBe(10_003);
+    const text = await tollgate('usage', account, '--config', configFile);
+    expect(text.stdout.trim().split('\n')).toHaveLength(10_003);
   });
 
   it('lists models with prices in credits', async () => {
