@@ -17,8 +17,8 @@ import { utcDay } from '../src/lib/clock.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
-import { canonicalInstant, MAX_QUERY_LIMIT } from '../src/storage/time.js';
-import type { DailyUsage, Ledger, UsageQuery } from '../src/storage/ports.js';
+import { canonicalInstant } from '../src/storage/time.js';
+import { allDaily } from '../src/storage/all-daily.js';
 import { z } from 'zod';
 import { accountView, keyView, summariseDaily } from '../src/http/views.js';
 
@@ -83,27 +83,6 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
 
 function print(values: Values, json: unknown, text: string): void {
   process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
-}
-
-/**
- * Every daily row of an account's usage, newest day first. One ledger query answers at most
- * MAX_QUERY_LIMIT rows (the newest), and a report of those alone silently lost the older days; so a
- * page that comes back full is kept up to its oldest day, of which it may hold only part, and the
- * next page ends after that day.
- */
-async function allDaily(ledger: Ledger, q: UsageQuery): Promise<DailyUsage[]> {
-  const rows: DailyUsage[] = [];
-  let to = q.to;
-  for (;;) {
-    const page = await ledger.daily({ ...q, ...(to !== undefined && { to }), limit: MAX_QUERY_LIMIT });
-    if (page.length < MAX_QUERY_LIMIT) return [...rows, ...page];
-    const oldest = page.at(-1)!.day;
-    const newer = page.filter((r) => r.day !== oldest);
-    // Only a single day with MAX_QUERY_LIMIT models and surfaces could fill a page alone.
-    if (newer.length === 0) throw new Error(`more than ${MAX_QUERY_LIMIT} usage rows on ${oldest}; narrow with --from/--to`);
-    rows.push(...newer);
-    to = new Date(Date.parse(`${oldest}T00:00:00.000Z`) + 86_400_000).toISOString();
-  }
 }
 
 function arg(positionals: string[], i: number, what: string): string {

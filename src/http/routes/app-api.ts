@@ -10,6 +10,7 @@ import { parseBody } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
+import { allDaily } from '../../storage/all-daily.js';
 import type { AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
@@ -221,7 +222,8 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const { account } = signedIn(req);
       const now = clock.now();
       const [rows, records] = await Promise.all([
-        storage.ledger.daily({ accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) }),
+        // Up to 366 days of every model on both surfaces: more than one page of the ledger's answer.
+        allDaily(storage.ledger, { accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) }),
         storage.ledger.query({ accountId: account.id, limit: 100 }),
       ]);
       return {
