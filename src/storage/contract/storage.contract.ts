@@ -322,6 +322,16 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
           row('2026-11-25', 'acc_a', 'gpt-4o', 'api', [3, 11, 12, 23]),
         ]);
         expect(await store.ledger.daily({ to: '2026-11-24' })).toEqual([]);
+        // A range that cuts days counts only the records inside it.
+        expect(await store.ledger.daily({ accountId: 'acc_a', from: '2026-11-24T08:30:00.000Z', to: '2026-11-25T00:30:00.000Z' })).toEqual([
+          row('2026-11-25', 'acc_a', 'gpt-4o', 'api', [1, 5, 5, 10]),
+          row('2026-11-24', 'acc_a', 'gpt-4o', 'api', [1, 20, 2, 22]),
+          row('2026-11-24', 'acc_a', 'mini', 'api', [1, 100, 0, 1]),
+        ]);
+        expect(await store.ledger.daily({ from: '2026-11-25T02:00:00.000Z' })).toEqual([
+          row('2026-11-25', 'acc_a', 'gpt-4o', 'api', [1, 0, 0, 0]),
+          row('2026-11-25', 'acc_b', 'mini', 'playground', [1, 1, 1, 2]),
+        ]);
       });
     });
   });

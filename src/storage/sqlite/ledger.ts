@@ -100,8 +100,30 @@ export function recordsSql(q: UsageQuery): string {
     ) ${order}`;
 }
 
-/** Totals per day, account, model and surface. */
+/** Whether a bound is absent or a UTC midnight, so that it falls between two days' totals. */
+const dayAligned = (bound: string | undefined) => bound === undefined || canonicalInstant(bound).endsWith('T00:00:00.000Z');
+
+/**
+ * Totals per day, account, model and surface. Over whole days (every query the server makes), the
+ * totals kept in usage_daily (migration 11) plus the unindexed tail's records, grouped again; over
+ * any other range, the records themselves.
+ */
 export function dailySql(q: UsageQuery): string {
+  if (dayAligned(q.from) && dayAligned(q.to)) {
+    const days: string[] = [];
+    if (q.from !== undefined) days.push('day >= substr(@from, 1, 10)');
+    if (q.to !== undefined) days.push('day < substr(@to, 1, 10)');
+    const account = q.accountId === undefined ? [] : ['account_id = @accountId'];
+    return `SELECT day, account_id, model, surface, SUM(requests) AS requests,
+           SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
+         FROM (SELECT day, account_id, model, surface, requests, prompt_tokens, output_tokens, credits
+                 FROM usage_daily ${where([...account, ...days])}
+               UNION ALL
+               SELECT day, account_id, model, surface, 1, prompt_tokens, output_tokens, credits
+                 FROM usage_records NOT INDEXED ${where([UNINDEXED, ...account, ...rangeOf(q)])})
+         GROUP BY day, account_id, model, surface
+         ORDER BY day DESC, account_id, model, surface LIMIT @limit`;
+  }
   const source =
     q.accountId === undefined
       ? `usage_records ${where(rangeOf(q))}`

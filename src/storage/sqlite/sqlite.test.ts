@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { storageContract } from '../contract/storage.contract.js';
 import { openDatabase, openSqliteStorage, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { dailySql, recordsSql } from './ledger.js';
+import type { UsageQuery } from '../ports.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 import { allCheckpointersStopped } from './checkpointer.js';
 
@@ -154,22 +155,32 @@ describe('sqlite specifics', () => {
     const plan = (sql: string, params: Record<string, unknown>) =>
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ limit: 10, ...params }) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
     const day = { from: '2026-11-25T00:00:00.000Z', to: '2026-11-26T00:00:00.000Z' };
-    for (const build of [recordsSql, dailySql]) {
-      // An account, with or without a range: a seek on usage_records_by_account, each record by
-      // its rowid, and the unindexed tail as a rowid range. Never a scan.
-      for (const q of [{ accountId: 'a' }, { accountId: 'a', ...day }]) {
-        const p = plan(build(q), q);
-        // (dailySql names the two tables a and r.)
-        expect(p).toMatch(/SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\?/);
-        expect(p).toMatch(/SEARCH (usage_records|r) USING INTEGER PRIMARY KEY \(rowid=\?\)/);
-        expect(p).toMatch(/SEARCH usage_records USING INTEGER PRIMARY KEY \(rowid>\?\)/);
-        expect(p).not.toMatch(/SCAN (usage_records|a|r)\b/);
-      }
-      expect(plan(build({ accountId: 'a', ...day }), { accountId: 'a', ...day })).toMatch(
-        /SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\? AND created_at>\? AND created_at<\?\)/,
-      );
-      // All accounts over a range (the admin API): the created_at index.
-      expect(plan(build(day), day)).toMatch(/SEARCH usage_records USING INDEX usage_records_created \(created_at>\? AND created_at<\?\)/);
+    // Whole days: dailySql reads the totals kept per day (migration 11), not one row per record.
+    for (const q of [{ accountId: 'a' }, { accountId: 'a', ...day }]) {
+      const p = plan(dailySql(q), q);
+      expect(p).toMatch(/SEARCH usage_daily USING PRIMARY KEY \(account_id=\?/);
+      expect(p).toMatch(/SEARCH usage_records USING INTEGER PRIMARY KEY \(rowid>\?\)/);
+      expect(p).not.toMatch(/usage_records_by_account|SCAN usage_records\b|SCAN usage_daily\b|usage_records USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+    }
+    expect(plan(dailySql({ accountId: 'a', ...day }), { accountId: 'a', ...day })).toMatch(/SEARCH usage_daily USING PRIMARY KEY \(account_id=\? AND day>\? AND day<\?\)/);
+    expect(plan(dailySql(day), day)).toMatch(/SEARCH usage_daily USING INDEX usage_daily_day \(day>\? AND day<\?\)/);
+    expect(plan(dailySql(day), day)).not.toMatch(/SCAN usage_records\b/);
+    // Records, and daily totals over a range that cuts a day: an account's are a seek on
+    // usage_records_by_account, each record by its rowid, and the unindexed tail as a rowid range;
+    // every account's, the created_at index. Never a scan.
+    const hours = { from: '2026-11-25T06:00:00.000Z', to: '2026-11-25T18:00:00.000Z' };
+    const cases: Array<[(q: UsageQuery) => string, Record<string, string>]> = [[recordsSql, {}], [recordsSql, day], [dailySql, hours]];
+    for (const [build, range] of cases) {
+      const q = { accountId: 'a', ...range };
+      const p = plan(build(q), q);
+      // (dailySql names the two tables a and r.)
+      expect(p).toMatch(/SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\?/);
+      expect(p).toMatch(/SEARCH (usage_records|r) USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+      expect(p).toMatch(/SEARCH usage_records USING INTEGER PRIMARY KEY \(rowid>\?\)/);
+      expect(p).not.toMatch(/SCAN (usage_records|a|r)\b/);
+      if (range.from === undefined) continue;
+      expect(p).toMatch(/SEARCH (usage_records_by_account|a) USING PRIMARY KEY \(account_id=\? AND created_at>\? AND created_at<\?\)/);
+      expect(plan(build(range), range)).toMatch(/SEARCH usage_records USING INDEX usage_records_created \(created_at>\? AND created_at<\?\)/);
     }
   });
 
@@ -178,7 +189,7 @@ describe('sqlite specifics', () => {
     const old = track(openDatabase(url));
     // A file at version 8: the migrations after it undone.
     old.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
-    old.exec(`DROP TRIGGER usage_index_catch_up; DROP TABLE usage_index_state; DROP TABLE usage_records_by_account;
+    old.exec(`DROP TRIGGER usage_index_catch_up; DROP TABLE usage_index_state; DROP TABLE usage_records_by_account; DROP TABLE usage_daily;
       CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at); DROP TABLE late_counter_writes;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
@@ -191,6 +202,9 @@ describe('sqlite specifics', () => {
     const entries = () => db.prepare('SELECT COUNT(*) FROM usage_records_by_account').pluck().get();
     expect([indexed(), entries()]).toEqual([5, 5]);
     expect(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_records_account_created'").pluck().get()).toBe(0);
+    // Migration 11 totalled the records the catch-up had indexed, per account and day.
+    const totals = () => db.prepare('SELECT account_id, requests, credits FROM usage_daily ORDER BY account_id').all();
+    expect(totals()).toEqual([{ account_id: 'acc_a', requests: 3, credits: 6 }, { account_id: 'acc_b', requests: 2, credits: 4 }]);
 
     const record = (i: number) => ({
       requestId: `n${i}`, accountId: 'acc_a', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1,
@@ -200,6 +214,7 @@ describe('sqlite specifics', () => {
     expect([indexed(), entries()]).toEqual([5, 5]); // one record past the last catch-up
     await s.ledger.append(record(1));
     expect([indexed(), entries()]).toEqual([7, 7]); // the second: caught up, both indexed
+    expect(totals()).toEqual([{ account_id: 'acc_a', requests: 5, credits: 26 }, { account_id: 'acc_b', requests: 2, credits: 4 }]);
     await s.ledger.append(record(2));
     expect((await s.ledger.query({ accountId: 'acc_a' })).map((r) => r.requestId)).toEqual(['n2', 'n1', 'n0', 'r4', 'r2', 'r0']);
     expect((await s.ledger.query({ accountId: 'acc_a', limit: 2 })).map((r) => r.requestId)).toEqual(['n2', 'n1']);
