@@ -1,6 +1,7 @@
 import { countTokens } from 'gpt-tokenizer';
+import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
+import { countChatPrompt, countEmbeddingInput, countEmbeddingText, countText } from './tokens.js';
 
 describe('token counting', () => {
   it('counts text with the o200k encoding', () => {
@@ -81,9 +82,18 @@ describe('token counting', () => {
   });
 
   it('counts embedding input: strings, token arrays and single tokens', () => {
-    expect(countEmbeddingInput('one two')).toBe(countText('one two'));
-    expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countText('a') + 3 + 1);
+    expect(countEmbeddingInput('one two')).toBe(countEmbeddingText('one two'));
+    expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countEmbeddingText('a') + 3 + 1);
     expect(countEmbeddingInput({})).toBe(0);
+  });
+
+  it('counts embedding text in cl100k_base, the encoding OpenAI bills its embedding models in', () => {
+    // o200k_base counts this Hindi sentence at about a quarter of what text-embedding-3-small bills.
+    const hindi = 'भारत एक विशाल देश है जिसमें अनेक भाषाएँ बोली जाती हैं। '.repeat(20);
+    const plain = { disallowedSpecial: new Set<string>() };
+    expect(countEmbeddingInput(hindi)).toBe(countCl100k(hindi, plain));
+    expect(countEmbeddingInput([hindi, hindi])).toBe(2 * countCl100k(hindi, plain));
+    expect(countEmbeddingInput(hindi)).toBeGreaterThan(3 * countText(hindi));
   });
 
   describe('long text', () => {
@@ -101,6 +111,7 @@ describe('token counting', () => {
         for (const reps of [3, 40, 400]) {
           const text = unit.repeat(reps);
           expect(countText(text)).toBe(countTokens(text, { disallowedSpecial: new Set() }));
+          expect(countEmbeddingText(text)).toBe(countCl100k(text, { disallowedSpecial: new Set() }));
         }
       });
     }

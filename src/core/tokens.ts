@@ -1,7 +1,10 @@
-// Token counting with gpt-tokenizer (o200k_base, the encoding of current OpenAI models). Used for
-// the worst-case estimate before a call and as the fallback when an upstream reports no usage.
-// For non-OpenAI models it is an approximation; upstream usage always wins when present.
+// Token counting with gpt-tokenizer: o200k_base, the encoding of current OpenAI chat models, and
+// cl100k_base for embeddings (every OpenAI embedding model, text-embedding-3-* and ada-002, bills
+// its input in it). Used for the worst-case estimate before a call and as the fallback when an
+// upstream reports no usage. For non-OpenAI models it is an approximation; upstream usage always
+// wins when present.
 import { countTokens } from 'gpt-tokenizer';
+import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 
 // OpenAI's published accounting for chat: every message costs a few framing tokens and every
 // reply is primed with a few more (openai-cookbook "How to count tokens with tiktoken").
@@ -67,9 +70,21 @@ function hasLongRun(text: string): boolean {
  * the cap rather than the text — a 10 MB prompt from a free key took 1.6 s of the event loop.
  */
 export function countText(text: string, cap = Number.POSITIVE_INFINITY): number {
-  if (text.length <= SLICE) return text.length === 0 ? 0 : countTokens(text, PLAIN_TEXT);
+  return countWith(countTokens, text, cap);
+}
+
+/** One encoding's whole-text count. */
+type Encoding = (text: string, options: typeof PLAIN_TEXT) => number;
+
+/**
+ * countText in a given encoding. The cuts below are exact for cl100k_base too: its pieces, like
+ * o200k_base's, only ever begin with a space and never run on past a newline into anything but
+ * more whitespace (src/core/tokens.test.ts checks both).
+ */
+function countWith(encode: Encoding, text: string, cap: number): number {
+  if (text.length <= SLICE) return text.length === 0 ? 0 : encode(text, PLAIN_TEXT);
   // The common case, whole: a prompt of ordinary text up to WINDOW long.
-  if (text.length <= WINDOW && !hasLongRun(text)) return countTokens(text, PLAIN_TEXT);
+  if (text.length <= WINDOW && !hasLongRun(text)) return encode(text, PLAIN_TEXT);
   // Counted in stretches cut where the tokenizer breaks pieces anyway (exact), each at most WINDOW
   // long; a run of SLICE characters with no such break is cut where it stands, which may count a
   // token or two more than the whole would (the safe side for a reservation) but keeps the cost
@@ -80,18 +95,18 @@ export function countText(text: string, cap = Number.POSITIVE_INFINITY): number 
   for (let i = 1; i < text.length; i++) {
     if (breaksBefore(text, i)) {
       if (i - start > WINDOW && lastBreak > start) {
-        tokens += countTokens(text.slice(start, lastBreak), PLAIN_TEXT);
+        tokens += encode(text.slice(start, lastBreak), PLAIN_TEXT);
         if (tokens > cap) return tokens;
         start = lastBreak;
       }
       lastBreak = i;
     } else if (i - Math.max(lastBreak, start) >= SLICE && !isLowSurrogate(text.charCodeAt(i))) {
-      tokens += countTokens(text.slice(start, i), PLAIN_TEXT);
+      tokens += encode(text.slice(start, i), PLAIN_TEXT);
       if (tokens > cap) return tokens;
       start = lastBreak = i;
     }
   }
-  return tokens + countTokens(text.slice(start), PLAIN_TEXT);
+  return tokens + encode(text.slice(start), PLAIN_TEXT);
 }
 
 /** The second half of a UTF-16 pair: never cut before it. */
@@ -177,13 +192,23 @@ export function countChatPrompt(body: Record<string, unknown>, imageTokens = IMA
   return tokens;
 }
 
-/** Input tokens of an embeddings request (`input`: string, string[], or token arrays). */
+/** Tokens of embedding input text, in cl100k_base (see the top of this file). */
+export function countEmbeddingText(text: string, cap = Number.POSITIVE_INFINITY): number {
+  return countWith(countCl100k, text, cap);
+}
+
+/**
+ * Input tokens of an embeddings request (`input`: string, string[], or token arrays), in the
+ * encoding OpenAI bills embeddings in: counted in o200k_base, Hindi text came to a quarter of what
+ * text-embedding-3-small charges (Russian, Arabic, Korean about half), so a burst of such requests
+ * reserved a quarter of its cost and spent past a plan's limit several times over.
+ */
 export function countEmbeddingInput(input: unknown, cap = Number.POSITIVE_INFINITY): number {
-  if (typeof input === 'string') return countText(input, cap);
+  if (typeof input === 'string') return countEmbeddingText(input, cap);
   if (!Array.isArray(input)) return 0;
   let tokens = 0;
   for (const item of input) {
-    if (typeof item === 'string') tokens += countText(item, cap - tokens);
+    if (typeof item === 'string') tokens += countEmbeddingText(item, cap - tokens);
     else if (typeof item === 'number') tokens += 1;
     else if (Array.isArray(item)) tokens += item.length;
     if (tokens > cap) return tokens;

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatModelConfig } from '../../src/config/schema.js';
 import { Pricing } from '../../src/core/pricing.js';
+import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countChatPrompt } from '../../src/core/tokens.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { playgroundChat } from '../helpers/playground.js';
@@ -241,5 +242,40 @@ describe('exactness under parallel load', () => {
     const rows = await ledger(t, accountId);
     expect(rows).toHaveLength(1 + admitted.length);
     expect(sum(rows.map((r) => r.credits))).toBe((1 + admitted.length) * over);
+  });
+
+  it('embeddings: a parallel burst of Hindi text billed as OpenAI bills it stays within a small credits limit', async () => {
+    // OpenAI bills text-embedding-3-small input in cl100k_base: 1,141 tokens here (46 credits at
+    // 0.02 USD per 1M), where o200k_base counts 281 (12 credits). Reserved at the o200k count, ~83
+    // requests fit a 1,000-credit day at once and then spent ~3,800.
+    const input = 'भारत एक विशाल देश है जिसमें अनेक भाषाएँ बोली जाती हैं। '.repeat(20);
+    const billed = countCl100k(input, { disallowedSpecial: new Set() });
+    const LIMIT = 1_000;
+    t = await startTestGateway({
+      upstreamDelayMs: 50,
+      config: { plans: { free: { preset: 'free-tier' }, small: { rules: [{ id: 'daily', measure: 'credits', limit: LIMIT, window: 'day', scope: 'account' }] } } },
+    });
+    t.openai.setDefault({
+      kind: 'json',
+      body: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.5] }], model: 'text-embedding-3-small', usage: { prompt_tokens: billed, total_tokens: billed } },
+    });
+    const { accountId, secret } = await t.newAccount({ plan: 'small' });
+    const burst = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const res = await fetch(`${t!.url}/v1/embeddings`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'text-embedding-3-small', input }),
+        });
+        await res.text();
+        return { status: res.status, credits: Number(res.headers.get('x-tollgate-credits-used') ?? 0) };
+      }),
+    );
+    const admitted = burst.filter((o) => o.status === 200);
+    expect(burst.filter((o) => o.status !== 200 && o.status !== 403)).toEqual([]);
+    expect(admitted.length).toBeGreaterThan(0);
+    for (const o of admitted) expect(o.credits).toBe(Math.ceil((billed * 40_000) / 1_000_000));
+    expect(sum(admitted.map((o) => o.credits))).toBeLessThanOrEqual(LIMIT);
+    expect(sum((await ledger(t, accountId)).map((r) => r.credits))).toBeLessThanOrEqual(LIMIT);
   });
 });
