@@ -30,14 +30,29 @@ export const chatRequest = z.looseObject({
   n_predict: z.never({ error: 'not accepted: set the output limit with max_tokens or max_completion_tokens' }).optional(),
 });
 
+/** A token id as the schema's `z.number().int()` takes it. */
+const tokenId = (v: unknown) => Number.isSafeInteger(v);
+
+/**
+ * An embeddings `input`: a string, or a non-empty array of strings, of token ids, or of non-empty
+ * token arrays. Checked by hand in one pass: as a zod union of those four shapes, each branch that
+ * did not match walked the whole array and made an issue per element first — 2.4 million token
+ * arrays (a 9.6 MB body, any valid key) held the event loop 18 s before anything was counted.
+ */
+export function embeddingInputOk(v: unknown): v is string | string[] | number[] | number[][] {
+  if (typeof v === 'string') return true;
+  if (!Array.isArray(v) || v.length === 0) return false;
+  const first: unknown = v[0];
+  if (typeof first === 'string') return v.every((x) => typeof x === 'string');
+  if (typeof first === 'number') return v.every(tokenId);
+  return v.every((x) => Array.isArray(x) && x.length > 0 && x.every(tokenId));
+}
+
 export const embeddingRequest = z.looseObject({
   model: z.string().min(1),
-  input: z.union([
-    z.string(),
-    z.array(z.string()).min(1),
-    z.array(z.number().int()).min(1),
-    z.array(z.array(z.number().int()).min(1)).min(1),
-  ]),
+  input: z.custom<string | string[] | number[] | number[][]>(embeddingInputOk, {
+    error: 'expected a string, or a non-empty array of strings, of token ids (integers) or of non-empty token arrays',
+  }),
   encoding_format: z.enum(['float', 'base64']).optional(),
   dimensions: z.number().int().positive().optional(),
 });
