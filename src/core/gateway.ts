@@ -274,7 +274,7 @@ export class Gateway {
     if (unit === undefined) {
       throw new GatewayError('invalid_request', {
         vars: { detail: `${model.id} has no price for size ${size.width}x${size.height}` },
-        param: call.sizePreset !== undefined ? 'image_size' : 'size',
+        param: call.params?.size ?? (call.sizePreset !== undefined ? 'image_size' : 'size'),
       });
     }
     return this.run(

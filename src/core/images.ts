@@ -27,7 +27,7 @@ export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest
 
   let size: ImageSize | undefined;
   let sizePreset: string | undefined;
-  let param = 'size';
+  let param: 'size' | 'image_size' = 'size';
   if (req.size !== undefined && req.image_size !== undefined) {
     throw new GatewayError('invalid_request', { vars: { detail: 'size and image_size both given; send one of them' }, param: 'size' });
   }
@@ -59,6 +59,7 @@ export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest
     n,
     size,
     sizePreset,
+    params: { count: req.n === undefined && req.num_images !== undefined ? 'num_images' : 'n', size: param },
     responseFormat: req.response_format,
     imageUrl: req.image_url,
     extra,

@@ -80,7 +80,7 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
     const limit = rule.limit!;
     if (call.n <= limit) return size;
     if (rule.onExceed === 'reject') {
-      throw new GatewayError('too_many_images', { vars: { rule: rule.id, limit, model: model.id, n: call.n }, param: 'n' });
+      throw new GatewayError('too_many_images', { vars: { rule: rule.id, limit, model: model.id, n: call.n }, param: call.params?.count ?? 'n' });
     }
     call.n = limit;
     clamped.push(`n=${limit}`);
@@ -108,7 +108,7 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
           `so it cannot be used on this plan. Update your payment method to use it.`;
     throw new GatewayError('image_size_not_allowed', {
       vars: { rule: rule.id, detail },
-      param: call.sizePreset !== undefined ? 'image_size' : 'size',
+      param: call.params?.size ?? (call.sizePreset !== undefined ? 'image_size' : 'size'),
     });
   }
   return size;

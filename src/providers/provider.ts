@@ -79,6 +79,11 @@ export interface ImageCall {
   size: ImageSize | undefined;
   /** The name the client used for the size, when it used a fal preset such as `square_hd`. */
   sizePreset: string | undefined;
+  /**
+   * The fields the client named the count and the size in (`n` or `num_images`, `size` or
+   * `image_size`), for the `param` of a refusal; absent: `n`, and `image_size` only for a preset.
+   */
+  params?: { count: 'n' | 'num_images'; size: 'size' | 'image_size' };
   responseFormat: 'url' | 'b64_json' | undefined;
   /** Source image for image-to-image models. */
   imageUrl: string | undefined;

@@ -113,10 +113,11 @@ describe('images_per_request (the seed ten models: one image at a time)', () => 
   it('refuses n > 1 and num_images > 1, serves one', async () => {
     const { secret } = await t.newAccount();
     const before = t.upstreamCalls();
-    for (const extra of [{ n: 2 }, { num_images: 4 }]) {
+    // The refusal names the field the client sent (the fal-style name included).
+    for (const [extra, param] of [[{ n: 2 }, 'n'], [{ num_images: 4 }, 'num_images'], [{ n: 3, num_images: 3 }, 'n']] as const) {
       const { res, json } = await post(secret, '/v1/images/generations', { model: 'flux/schnell', prompt: 'a fox', ...extra });
       expect(res.status).toBe(400);
-      expect(json.error).toMatchObject({ code: 'too_many_images', rule: 'images_per_request', param: 'n' });
+      expect(json.error).toMatchObject({ code: 'too_many_images', rule: 'images_per_request', param });
     }
     expect(t.upstreamCalls()).toBe(before);
     const ok = await post(secret, '/v1/images/generations', { model: 'flux/schnell', prompt: 'a fox', n: 1 });
@@ -136,10 +137,16 @@ describe('images_per_request (the seed ten models: one image at a time)', () => 
 describe('image_resolution (dall-e-2 and dall-e-3 up to 512x512)', () => {
   it('refuses dall-e-2 above 512x512 and lists the allowed sizes', async () => {
     const { secret } = await t.newAccount();
-    for (const body of [{ size: '1024x1024' }, {}]) {
+    for (const [body, param] of [
+      [{ size: '1024x1024' }, 'size'],
+      [{}, 'size'],
+      // fal-style, as a preset and as {width, height}: the refusal names image_size.
+      [{ image_size: 'square_hd' }, 'image_size'],
+      [{ image_size: { width: 1024, height: 1024 } }, 'image_size'],
+    ] as const) {
       const { res, json } = await post(secret, '/v1/images/generations', { model: 'dall-e-2', prompt: 'x', ...body });
       expect(res.status).toBe(400);
-      expect(json.error).toMatchObject({ code: 'image_size_not_allowed', rule: 'image_resolution', param: 'size' });
+      expect(json.error).toMatchObject({ code: 'image_size_not_allowed', rule: 'image_resolution', param });
       expect(json.message).toMatch(/256x256 or 512x512/);
     }
   });
