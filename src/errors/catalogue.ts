@@ -216,6 +216,11 @@ export const catalogue = {
     type: 'api_error',
     message: "The gateway's database cannot be reached. Try again shortly.",
   },
+  shutting_down: {
+    status: 503,
+    type: 'api_error',
+    message: 'This gateway is shutting down and takes no new requests. Retry the request: another instance, or this one once restarted, will answer.',
+  },
   not_ready: {
     status: 503,
     type: 'api_error',

@@ -191,7 +191,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.server.bodyLimitBytes,
     requestTimeout: REQUEST_ARRIVAL_MS,
     trustProxy: config.server.trustProxy,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing has its own body and no request id; the onRequest hook below
+    // answers those requests in SPEC §5's shape instead.
+    return503OnClosing: false,
     // What Node's HTTP parser refuses before Fastify sees a request (bad framing, headers too
     // large, a request that never arrived whole) answers in SPEC §5's shape too, not Fastify's.
     clientErrorHandler: (err, socket) => answerClientError(deps, err, socket),
@@ -219,6 +221,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     parseJson(req, body, done);
   });
   app.decorateRequest('facts', null as unknown as RequestFacts);
+  /**
+   * Set once close() began (a signal): the listener is closed, but a keep-alive connection still
+   * carries requests — the next one after a stream that was in flight — until Fastify closes it.
+   */
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   // Callback-style hooks: an async hook costs a promise per request on the hot path.
   app.addHook('onRequest', (req, reply, done) => {
     const client = new ClientConnection();
@@ -227,6 +238,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (!reply.raw.writableFinished) client.markGone();
     });
     reply.header('x-request-id', req.id);
+    if (closing) {
+      // Fastify has already set `Connection: close`, so the retry opens a connection elsewhere.
+      sendError(deps, req, reply, new GatewayError('shutting_down', { headers: { 'retry-after': '1' } }));
+      return;
+    }
     done();
   });
 
