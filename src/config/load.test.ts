@@ -186,6 +186,34 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses URLs the gateway cannot call or link to: http(s) only', () => {
+    // `localhost:11434/v1` (the scheme forgotten) parses as a URL of scheme `localhost:`; it passed,
+    // and every request to the provider's models answered 500 internal_error.
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          server: { publicUrl: 'mailto:ops@example.com' },
+          providers: [
+            { id: 'ollama', type: 'openai', baseUrl: 'localhost:11434/v1', apiKey: 'x' },
+            { id: 'files', type: 'openai', baseUrl: 'ftp://example.com/v1', apiKey: 'x' },
+          ],
+          models: [],
+          billing: { stripe: { apiBase: 'javascript:alert(1)' } },
+        },
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^server\.publicUrl: /),
+      expect.stringMatching(/^providers\[0\]\.baseUrl: .*https?:\/\//),
+      expect.stringMatching(/^providers\[1\]\.baseUrl: /),
+      expect.stringMatching(/^billing\.stripe\.apiBase: /),
+    ]);
+    const ok = loadConfig({ env: {}, providerTypes, input: { providers: [{ id: 'local', type: 'openai', baseUrl: 'http://127.0.0.1:11434/v1', apiKey: 'x' }], models: [] } });
+    expect(ok.providers[0]?.baseUrl).toBe('http://127.0.0.1:11434/v1');
+  });
+
   it('needs Stripe’s keys when billing.provider is stripe', () => {
     const text = problemsOf(() => loadConfig({ env: {}, providerTypes, input: { billing: { provider: 'stripe' } } })).join('\n');
     expect(text).toMatch(/billing\.stripe\.secretKey: required/);

@@ -3,6 +3,13 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
+/**
+ * What the gateway calls or links to: http or https. WHATWG URL parsing accepts any scheme, so
+ * `localhost:11434/v1` (the scheme forgotten) passed as a URL of scheme `localhost:` and every call
+ * to that provider failed with a 500.
+ */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
 const usdPerMillionTokens = z.number().nonnegative();
 
@@ -75,7 +82,7 @@ export const providerSchema = z.strictObject({
   id: z.string().min(1),
   /** A provider type from providers/registry.ts (`openai`, `fal`). Checked against the registry in load.ts. */
   type: z.string().min(1),
-  baseUrl: z.url(),
+  baseUrl: httpUrl(),
   /** Empty or absent: the provider is listed but its models answer 503 provider_not_configured. */
   apiKey: z.string().optional(),
   /** Extra headers sent upstream on every call (e.g. OpenAI-Organization). */
@@ -167,7 +174,7 @@ export const configSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65_535).default(8080),
       /** Where users reach the gateway; used in error messages and links. */
-      publicUrl: z.url().default('http://localhost:8080'),
+      publicUrl: httpUrl().default('http://localhost:8080'),
       /** Largest accepted request body, bytes (images sent inline need room). */
       bodyLimitBytes: z.number().int().positive().default(10 * 1024 * 1024),
       /**
@@ -289,7 +296,7 @@ export const configSchema = z.strictObject({
           webhookSecret: z.string().default(''),
           /** usd only: credits are priced in dollars (credits.perUsd), so a top-up is charged in them. */
           currency: z.literal('usd').default('usd'),
-          apiBase: z.url().default('https://api.stripe.com'),
+          apiBase: httpUrl().default('https://api.stripe.com'),
         })
         .prefault({}),
       /**
