@@ -214,6 +214,13 @@ describe('loadConfig', () => {
     expect(ok.providers[0]?.baseUrl).toBe('http://127.0.0.1:11434/v1');
   });
 
+  it('refuses a storage url that names no database, as serve would', () => {
+    // `sqlite:` passed config check; serve then failed with a stack trace.
+    expect(problemsOf(() => loadConfig({ env: {}, providerTypes, input: { storage: { url: 'sqlite:' } } }))).toEqual([expect.stringMatching(/^storage\.url: /)]);
+    expect(problemsOf(() => loadConfig({ env: { DB: '' }, providerTypes, input: { storage: { url: 'sqlite:${DB:-}' } } }))).toEqual([expect.stringMatching(/^storage\.url: /)]);
+    expect(loadConfig({ env: {}, providerTypes, input: { storage: { url: 'sqlite::memory:' } } }).storage.url).toBe('sqlite::memory:');
+  });
+
   it('needs Stripe’s keys when billing.provider is stripe', () => {
     const text = problemsOf(() => loadConfig({ env: {}, providerTypes, input: { billing: { provider: 'stripe' } } })).join('\n');
     expect(text).toMatch(/billing\.stripe\.secretKey: required/);

@@ -189,8 +189,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   storage: z
     .strictObject({
-      /** `sqlite:<path>` (`sqlite::memory:` for tests). */
-      url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…').default('sqlite:./data/tollgate.db'),
+      /** `sqlite:<path>` (`sqlite::memory:` for tests). A bare `sqlite:` names no file: refused here, not at open. */
+      url: z.string().regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…').default('sqlite:./data/tollgate.db'),
       /** SQLite, serving process: how long writes may wait in the pending log before they are applied to the tables, ms. */
       pendingApplyMs: z.number().int().min(1).max(60_000).default(50),
     })
