@@ -81,6 +81,21 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
   }
 }
 
+/**
+ * The storage URL as the start line names it. node-postgres takes the password up to the last `@`
+ * (an unencoded `p@ss` showed `ss` past a mask to the first one) and also from a `password=`
+ * parameter, as libpq does: user, password and query are all left out.
+ */
+function storageForLog(url: string): string {
+  if (url.startsWith('sqlite:')) return url;
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.username || u.password ? '…@' : ''}${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return `${url.slice(0, url.indexOf(':') + 1)}//…`;
+  }
+}
+
 function print(values: Values, json: unknown, text: string): void {
   process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
 }
@@ -106,7 +121,7 @@ async function run(argv: string[]): Promise<number> {
     case 'serve': {
       // A server that lost its database file to another closes itself; the process then exits with 1.
       const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });
-      gw.logger.info({ url: gw.url, storage: gw.config.storage.url.replace(/\/\/[^@]*@/, '//…@') }, 'tollgate listening');
+      gw.logger.info({ url: gw.url, storage: storageForLog(gw.config.storage.url) }, 'tollgate listening');
       // A config file reads no variable it does not name: TOLLGATE_ADMIN_TOKEN set in the shell is
       // not enough there, which is what the operator who sees this most likely needs to hear.
       if (gw.config.admin.token === '') {
