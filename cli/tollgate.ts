@@ -121,6 +121,15 @@ async function run(argv: string[]): Promise<number> {
     case 'serve': {
       // A server that lost its database file to another closes itself; the process then exits with 1.
       const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });
+      // Before anything else is awaited: the Redis checks below take round trips after the server
+      // listens, and a signal meanwhile killed the process instead of closing it.
+      const stop = async (signal: string) => {
+        gw.logger.info({ signal }, 'shutting down');
+        await gw.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       gw.logger.info({ url: gw.url, storage: storageForLog(gw.config.storage.url) }, 'tollgate listening');
       // A config file reads no variable it does not name: TOLLGATE_ADMIN_TOKEN set in the shell is
       // not enough there, which is what the operator who sees this most likely needs to hear.
@@ -137,13 +146,6 @@ async function run(argv: string[]): Promise<number> {
         const warning = await gw.counters.persistenceWarning();
         if (warning) gw.logger.warn(warning);
       }
-      const stop = async (signal: string) => {
-        gw.logger.info({ signal }, 'shutting down');
-        await gw.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
       return -1; // keep running
     }
     case 'accounts create':
