@@ -203,6 +203,18 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it('refuses a database file it cannot open with exit 1 and a one-line reason naming it', async () => {
+    // A directory where the file should be (as root, the one way to make SQLite refuse a path;
+    // a read-only file as another user fails the same way).
+    const file = join(dir, 'not-a-file.yaml');
+    writeFileSync(file, `storage: { url: "sqlite:${dir}" }\n`);
+    for (const args of [['serve', '--port', '0'], ['accounts', 'create']]) {
+      const res = await tollgate(...args, '--config', file);
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim().split('\n')).toEqual([`cannot open the SQLite database ${dir}: unable to open database file`]);
+    }
+  });
+
   it('refuses a port in use with exit 1 and a one-line reason', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

@@ -16,6 +16,7 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
+import { DatabaseOpenError } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
@@ -220,7 +221,7 @@ run(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DatabaseInUseError) {
+    if (err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof DatabaseOpenError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
     } else if (err instanceof GatewayError) {

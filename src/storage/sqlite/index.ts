@@ -18,11 +18,26 @@ export function sqlitePath(url: string): string {
   return path;
 }
 
+/** SQLite refused the database file itself (a directory, read-only, not a database): the operator's to fix. */
+export class DatabaseOpenError extends Error {
+  constructor(path: string, cause: Error) {
+    super(`cannot open the SQLite database ${path}: ${cause.message}`, { cause });
+    this.name = 'DatabaseOpenError';
+  }
+}
+
 /** Opens (creating and migrating as needed) the database behind `url` with the gateway's pragmas. */
 export function openDatabase(url: string): Database.Database {
   const path = sqlitePath(url);
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  // better-sqlite3's messages name no file ("unable to open database file", "attempt to write a
+  // readonly database"): said with the path, the start fails with one line instead of a stack trace.
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw err instanceof Database.SqliteError ? new DatabaseOpenError(path, err) : err;
+  }
   try {
     // WAL: readers never block the writer; NORMAL is durable in WAL except for the last commits on
     // power loss (https://www.sqlite.org/pragma.html#pragma_synchronous).
@@ -47,7 +62,7 @@ export function openDatabase(url: string): Database.Database {
     return db;
   } catch (err) {
     db.close();
-    throw err;
+    throw err instanceof Database.SqliteError ? new DatabaseOpenError(path, err) : err;
   }
 }
 
