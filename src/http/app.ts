@@ -268,6 +268,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         'request',
       );
     }
+    // Closing: the listener closed the connections idle at the time, but this one was busy. Left
+    // open, it would hold the close (and the process) until the keep-alive timeout, 72 s after the
+    // last stream ended. Next tick: Node detaches the response from its socket on the same event.
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
     done();
   });
 

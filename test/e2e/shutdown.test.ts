@@ -1,7 +1,8 @@
 // A graceful stop (SIGTERM → RunningGateway.close()): streams in flight finish, and a request that
-// still reaches the server meanwhile — on a keep-alive connection whose stream just ended, the way
-// every SDK reuses its connections — is refused in SPEC §5's shape, not Fastify's own 503 body.
-import { connect } from 'node:net';
+// still reaches the server meanwhile — on a connection that was busy, such as one pipelined behind
+// a stream — is refused in SPEC §5's shape, not Fastify's own 503 body; and the close does not wait
+// for a busy keep-alive connection to time out once nothing is in flight on it.
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -15,7 +16,7 @@ afterAll(async () => t?.close());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('graceful shutdown', () => {
-  it('finishes the stream in flight and refuses the next request on its connection with shutting_down', async () => {
+  it('finishes the stream in flight and refuses the request pipelined behind it with shutting_down', async () => {
     const { secret } = await t.newAccount();
     let release!: () => void;
     t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
@@ -32,10 +33,10 @@ describe('graceful shutdown', () => {
 
     const closed = t.gw.close();
     await sleep(50);
-    release();
-    for (let i = 0; i < 100 && !out.includes('data: [DONE]'); i++) await sleep(20);
-    // The stream's connection is still open: the client sends its next request on it.
+    // The client's next request, pipelined on the stream's connection: answered once the stream is.
     socket.write('GET /v1/models HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await sleep(50);
+    release();
     await ended;
     await closed;
 
@@ -52,5 +53,39 @@ describe('graceful shutdown', () => {
       statusCode: '503',
       error: { type: 'api_error', code: 'shutting_down' },
     });
+  });
+
+  it('closes once the last stream ends, without waiting for its keep-alive connection to idle out', async () => {
+    const g = await startTestGateway();
+    let socket: Socket | undefined;
+    try {
+      const { secret } = await g.newAccount();
+      let release!: () => void;
+      g.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+      const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      socket = connect(Number(new URL(g.url).port), '127.0.0.1');
+      let out = '';
+      socket.on('data', (d: Buffer) => (out += d.toString()));
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      for (let i = 0; i < 100 && !out.includes('data: '); i++) await sleep(20);
+      let closedAt = 0;
+      const closed = g.gw.close().then(() => (closedAt = Date.now()));
+      await sleep(50);
+      release();
+      for (let i = 0; i < 100 && !out.includes('data: [DONE]'); i++) await sleep(20);
+      const doneAt = Date.now();
+      // The client keeps its connection open and sends nothing more (Fastify's keep-alive timeout
+      // is 72 s: the close used to wait that long, past most process managers' grace periods).
+      await Promise.race([closed, sleep(5000)]);
+      expect(closedAt, 'close() still waiting 5 s after the last stream ended').toBeGreaterThan(0);
+      expect(closedAt - doneAt).toBeLessThan(2000);
+      expect(out).toContain('data: [DONE]');
+    } finally {
+      socket?.destroy();
+      await g.close();
+    }
   });
 });
