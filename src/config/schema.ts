@@ -56,6 +56,12 @@ const chatModel = z.strictObject({
    * read nothing else.
    */
   outputLimitField: z.enum(['max_tokens', 'max_completion_tokens']).default('max_tokens'),
+  /**
+   * The model's context window, tokens: a prompt counted past it is refused with 400
+   * context_length_exceeded before the upstream call, and counting stops there (9 MB of text
+   * counted 215 ms in full, 15 ms to 128,000 tokens). Absent: no such check.
+   */
+  contextTokens: z.number().int().positive().optional(),
 });
 
 const embeddingModel = z.strictObject({

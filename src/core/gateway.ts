@@ -217,7 +217,9 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const promptTokens = await this.countPrompt(ctx, model, (cap) => countChatPrompt(body, model.imageInputTokens, cap));
+    const context = model.contextTokens ?? Number.POSITIVE_INFINITY;
+    const promptTokens = await this.countPrompt(ctx, model, (cap) => countChatPrompt(body, model.imageInputTokens, Math.min(cap, context)));
+    if (promptTokens > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
     const allowance = outputAllowance(model, body);
     // Prompt at the input price plus the most output the request allows at the output price.
     const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);

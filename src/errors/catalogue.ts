@@ -38,6 +38,11 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: "The model '{model}' is a {kind} model and cannot be used with {path}; use a {expected} model.",
   },
+  context_length_exceeded: {
+    status: 400,
+    type: 'invalid_request_error',
+    message: "This model's maximum context length is {limit} tokens, and the messages alone come to more than that. Shorten the messages or use a model with a longer context.",
+  },
   image_input_not_allowed: {
     status: 400,
     type: 'invalid_request_error',

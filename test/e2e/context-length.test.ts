@@ -1,0 +1,48 @@
+// A chat prompt longer than the model's context window (catalog `contextTokens`) is refused before
+// the upstream call with OpenAI's own code, and is counted no further than the window.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+
+let t: TestGateway;
+
+beforeAll(async () => {
+  const models = testModels().map((m) => (m.id === 'gpt-4o-mini' ? { ...m, contextTokens: 20_000 } : m));
+  t = await startTestGateway({ config: { models } });
+});
+afterAll(async () => t?.close());
+
+const ask = (secret: string, content: string) =>
+  fetch(`${t.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content }] }),
+  });
+
+it('refuses a prompt past the context window with context_length_exceeded, before any upstream call or charge', async () => {
+  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+  const calls = t.upstreamCalls();
+  // ' hello' is one token: 20,001 of them plus the message framing.
+  const res = await ask(secret, ' hello'.repeat(20_001));
+  expect(res.status).toBe(400);
+  const json = await res.json();
+  expect(json.error).toMatchObject({ code: 'context_length_exceeded', type: 'invalid_request_error', param: 'messages' });
+  expect(json.message).toContain('20000 tokens');
+  expect(json.statusCode).toBe('400');
+  // A valid key's error carries its limit headers (SPEC §6); nothing was reserved or charged.
+  expect(t.upstreamCalls()).toBe(calls);
+  expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
+
+  // Just inside the window (19,990 tokens with the framing): served.
+  const ok = await ask(secret, ' hello'.repeat(19_990));
+  expect(ok.status).toBe(200);
+  expect(t.upstreamCalls()).toBe(calls + 1);
+});
+
+it('on the free tier, a prompt past the window is refused the same way', async () => {
+  const { secret } = await t.newAccount();
+  const res = await ask(secret, ' hello'.repeat(30_000));
+  expect(res.status).toBe(400);
+  expect((await res.json()).error.code).toBe('context_length_exceeded');
+  expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+});
