@@ -36,6 +36,10 @@ import {
 
 /** OpenAI's `{ error: {...} }`, plus the `{ error: "text" }`, `{ message }` and `{ detail }` of other compatible servers. */
 export function parseOpenAiError(json: unknown): ErrorFields {
+  // Google's OpenAI-compatible endpoint answers its errors inside a list,
+  // `[{ "error": { "code": 400, "message": "…", "status": "INVALID_ARGUMENT" } }]`
+  // (https://github.com/FuzzAnything/PromptFuzz/issues/42).
+  if (Array.isArray(json)) return json.length > 0 ? parseOpenAiError(json[0]) : {};
   if (!isObject(json)) return {};
   const e = json.error;
   if (isObject(e)) {
@@ -47,7 +51,9 @@ export function parseOpenAiError(json: unknown): ErrorFields {
     };
   }
   if (typeof e === 'string') return { message: e };
-  const listed = validationDetail(json.detail);
+  // Mistral puts its pydantic list one level down: `{ object: "error", message: { detail: [...] }, type, … }`
+  // (https://github.com/avante-corp/avante.nvim/issues/2347).
+  const listed = validationDetail(json.detail) ?? (isObject(json.message) ? validationDetail(json.message.detail) : undefined);
   if (listed) return listed;
   const message = asString(json.message) ?? asString(json.detail);
   return message === undefined ? {} : { message };

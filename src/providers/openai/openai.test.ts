@@ -331,6 +331,30 @@ describe('openai provider: error answers', () => {
       error: { message: 'messages.0.content: Field required; temperature: Input should be a valid number', type: 'invalid_request_error', code: 'missing', param: 'messages.0.content' },
     },
     {
+      name: 'Mistral validation error (the list under message)',
+      behaviour: {
+        kind: 'json' as const,
+        status: 422,
+        body: {
+          object: 'error',
+          message: { detail: [{ type: 'extra_forbidden', loc: ['body', 'stream_options', 'include_usage'], msg: 'Extra inputs are not permitted', input: true }] },
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        },
+      },
+      error: { message: 'stream_options.include_usage: Extra inputs are not permitted', type: 'invalid_request_error', code: 'extra_forbidden', param: 'stream_options.include_usage' },
+    },
+    {
+      name: "Gemini's error inside a list",
+      behaviour: {
+        kind: 'json' as const,
+        status: 400,
+        body: [{ error: { code: 400, message: 'Invalid JSON payload received. Unknown name "web_search_options": Cannot find field.', status: 'INVALID_ARGUMENT' } }],
+      },
+      error: { message: 'Invalid JSON payload received. Unknown name "web_search_options": Cannot find field.', type: 'invalid_request_error', code: '400', param: null },
+    },
+    {
       name: 'HTML page from a proxy',
       behaviour: { kind: 'text' as const, status: 502, body: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>' },
       error: { message: '502 Bad Gateway 502 Bad Gateway nginx', type: 'api_error', code: null, param: null },
