@@ -4,6 +4,7 @@
 // in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
 import { baseHeaders, baseUrlOf } from '../common.js';
+import { UpstreamHttpError } from '../../errors/gateway-error.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { isObject } from '../../lib/is-object.js';
@@ -75,6 +76,11 @@ class OpenAiProvider implements Provider {
   readonly configured: boolean;
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  /**
+   * The upstream refused `stream_options` (refusesStreamOptions): streams are asked for without it
+   * from then on.
+   */
+  private streamOptionsRefused = false;
 
   constructor(
     config: ProviderConfig,
@@ -107,15 +113,15 @@ class OpenAiProvider implements Provider {
   }
 
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
-    const clientOptions = call.body.stream_options;
-    // Usage is always asked for: metering needs it even when the client did not ask.
-    const body: JsonObject = {
-      ...call.body,
-      model: call.model.upstream ?? call.model.id,
-      stream: true,
-      stream_options: isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true },
-    };
-    const res = await this.post('/chat/completions', body, ctx.signal);
+    let res: UpstreamResponse;
+    try {
+      res = await this.post('/chat/completions', this.streamBody(call), ctx.signal);
+    } catch (err) {
+      if (this.streamOptionsRefused || !refusesStreamOptions(err)) throw err;
+      // Refused before any work (nothing billed): asked again without it, and never again after.
+      this.streamOptionsRefused = true;
+      res = await this.post('/chat/completions', this.streamBody(call), ctx.signal);
+    }
     if (isJsonAnswer(res)) {
       // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
       // completion: it did, and billed, the work, so it goes out as the stream it would have been.
@@ -124,6 +130,16 @@ class OpenAiProvider implements Provider {
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
     // stream, and nothing at all to do when the stream was read to its end.
     return { events: this.chunks(res, call.model.id), close: () => res.cancel() };
+  }
+
+  private streamBody(call: ChatCall): JsonObject {
+    const { stream_options: clientOptions, ...rest } = call.body;
+    const body: JsonObject = { ...rest, model: call.model.upstream ?? call.model.id, stream: true };
+    // Usage is always asked for: metering needs it even when the client did not ask. An upstream
+    // that refuses the field is not sent it at all (the client's own options included): the usage
+    // it sends unasked, or else the gateway's count, is what is charged and shown.
+    if (!this.streamOptionsRefused) body.stream_options = isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true };
+    return body;
   }
 
   private async *chunks(res: UpstreamResponse, modelId: string): AsyncGenerator<ChatStreamEvent> {
@@ -206,6 +222,20 @@ class OpenAiProvider implements Provider {
     if (!Array.isArray(body.data)) throw malformedResponse(this.id, 'the images response has no `data` list');
     return { body, usage: { promptTokens: 0, outputTokens: 0, images: body.data.length } };
   }
+}
+
+/**
+ * An error answer that refuses the `stream_options` the gateway adds to every stream. Mistral's API
+ * forbids unknown fields and has no such one: 422 `extra_forbidden` at `stream_options.include_usage`,
+ * while it sends usage in its last chunk unasked (https://github.com/avante-corp/avante.nvim/issues/2347,
+ * https://github.com/Portkey-AI/gateway/issues/1259); older Azure OpenAI API versions answer 400
+ * "Unrecognized request argument supplied: stream_options". An error naming another member of the
+ * client's own options (`stream_options.foo`) is about that member, and passes on as it is.
+ */
+function refusesStreamOptions(err: unknown): boolean {
+  if (!(err instanceof UpstreamHttpError) || (err.status !== 400 && err.status !== 422)) return false;
+  const { message, param } = err.body.error;
+  return /\bstream_options(?!\.(?!include_usage\b))/.test(`${param ?? ''} ${message}`);
 }
 
 function isJsonAnswer(res: UpstreamResponse): boolean {

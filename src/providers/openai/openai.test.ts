@@ -151,6 +151,37 @@ describe('openai provider: chatStream', () => {
     expect(withUsage[0]!.chunk.choices).toEqual([]);
   });
 
+  it('an upstream that refuses stream_options (Mistral: 422 extra_forbidden) is asked again without it, and never sent it again', async () => {
+    const p = openaiProviderType.create({ config: config(), client });
+    const refusal = {
+      object: 'error',
+      message: { detail: [{ type: 'extra_forbidden', loc: ['body', 'stream_options', 'include_usage'], msg: 'Extra inputs are not permitted', input: true }] },
+      type: 'invalid_request_error',
+      param: null,
+      code: null,
+    };
+    fake.enqueue({ kind: 'json', status: 422, body: refusal });
+    const body = { model: 'fast-chat', messages: [], stream: true, stream_options: { include_usage: true } };
+    const events = await collect((await p.chatStream({ model: chatModel, body }, ctx())).events);
+    expect(events.map((e) => (e.chunk.choices as { delta?: { content?: string } }[])[0]?.delta?.content ?? '').join('')).toBe(FAKE_CONTENT);
+    expect(fake.requests.map((r) => (r.body as Record<string, unknown>).stream_options)).toEqual([{ include_usage: true }, undefined]);
+    await collect((await p.chatStream({ model: chatModel, body }, ctx())).events);
+    expect(fake.requests).toHaveLength(3);
+    expect(lastBody()).not.toHaveProperty('stream_options');
+    expect(lastBody()).toMatchObject({ model: 'gpt-4o-mini', stream: true });
+  });
+
+  it("an error about another member of the client's stream_options passes on, and stream_options stays", async () => {
+    const p = openaiProviderType.create({ config: config(), client });
+    fake.enqueue({ kind: 'json', status: 400, body: { error: { message: 'stream_options.continuous_usage_stats: Input should be a valid boolean', type: 'invalid_request_error', param: null, code: null } } });
+    const body = { model: 'fast-chat', messages: [], stream: true, stream_options: { continuous_usage_stats: 5 } };
+    const err = await rejection(p.chatStream({ model: chatModel, body }, ctx()));
+    expect((err as UpstreamHttpError).status).toBe(400);
+    expect(fake.requests).toHaveLength(1);
+    await collect((await p.chatStream({ model: chatModel, body }, ctx())).events);
+    expect(lastBody().stream_options).toEqual({ continuous_usage_stats: 5, include_usage: true });
+  });
+
   it('hands over the data as sent (raw) only for chunks it left unchanged and that fit on one line', async () => {
     const same = '{"object":"chat.completion.chunk","model":"gpt-4.1","choices":[{"index":0,"delta":{"content":"a"}}]}';
     const renamed = '{"object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[]}';
