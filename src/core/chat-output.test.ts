@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { modelSchema, type ChatModelConfig } from '../config/schema.js';
-import { capOutput, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+import { JsonText } from '../lib/json-text.js';
+import { capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+import { countText } from './tokens.js';
 
 const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', maxOutputTokens: 1000, price: { input: 1, output: 1 } }) as ChatModelConfig;
 
@@ -41,5 +43,19 @@ describe('what a stream chunk wrote', () => {
     expect(deltaText(chunk)).toBe('Hi lookup{"q":');
     expect(deltaText({ choices: [] })).toBe('');
     expect(deltaText({})).toBe('');
+  });
+
+  it('reads the reasoning written beside the text (reasoning_content or reasoning, one of them when both)', () => {
+    expect(deltaReasoning({ choices: [{ index: 0, delta: { content: null, reasoning_content: 'Think.' } }] })).toBe('Think.');
+    expect(deltaReasoning({ choices: [{ index: 0, delta: { reasoning: 'Hmm.' } }, { index: 1, delta: { reasoning_content: 'So.', reasoning: 'So.' } }] })).toBe('Hmm.So.');
+    expect(deltaReasoning({ choices: [{ index: 0, delta: { content: 'x' } }] })).toBe('');
+    expect(deltaReasoning({ choices: [null] })).toBe('');
+  });
+});
+
+describe('what a whole answer wrote', () => {
+  it('counts the reasoning with the content', () => {
+    const body = JsonText.parse(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', reasoning_content: 'First, add one and two.', content: 'Three.' } }] }))!;
+    expect(countCompletionOutput(body)).toBe(countText('First, add one and two.Three.'));
   });
 });

@@ -81,12 +81,38 @@ function toolCallText(call: unknown): string {
   return (typeof f?.name === 'string' ? f.name : '') + (typeof f?.arguments === 'string' ? f.arguments : '');
 }
 
+/**
+ * The reasoning a chunk's choices wrote beside their content: output the upstream bills at the
+ * output price, so output the gateway counts when the upstream's usage does not come (a client
+ * that left before it, an upstream that sends none). DeepSeek and llama.cpp name it
+ * `reasoning_content`
+ * (https://api-docs.deepseek.com/guides/thinking_mode_api_example_streaming); vLLM renamed it
+ * `reasoning`, as OpenRouter and Ollama call it, and may send both with the same text
+ * (https://github.com/vllm-project/vllm/pull/27752): one of the two is counted.
+ * Apart from deltaText: DeepSeek's reasoning is not bounded by max_tokens, so it is not held to
+ * the relay's output length limit.
+ */
+export function deltaReasoning(chunk: JsonObject): string {
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return '';
+  let text = '';
+  for (const c of choices) text += reasoningOf((c as { delta?: unknown } | null)?.delta);
+  return text;
+}
+
+function reasoningOf(m: unknown): string {
+  const r = m as { reasoning_content?: unknown; reasoning?: unknown } | null | undefined;
+  if (typeof r?.reasoning_content === 'string') return r.reasoning_content;
+  return typeof r?.reasoning === 'string' ? r.reasoning : '';
+}
+
 export function countCompletionOutput(body: JsonText): number {
   const choices = body.get('choices');
   if (!Array.isArray(choices)) return 0;
   let text = '';
   for (const c of choices) {
     const m = (c as { message?: { content?: unknown; tool_calls?: unknown } }).message;
+    text += reasoningOf(m);
     if (typeof m?.content === 'string') text += m.content;
     if (Array.isArray(m?.tool_calls)) text += JSON.stringify(m.tool_calls);
   }

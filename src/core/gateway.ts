@@ -11,7 +11,7 @@ import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } 
 import { malformedResponse } from '../providers/upstream-error.js';
 import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
-import { capOutput, countCompletionOutput, countedUsageChunk, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+import { capOutput, countCompletionOutput, countedUsageChunk, deltaReasoning, deltaText, outputAllowance, usableCredits } from './chat-output.js';
 import type { ClientLink } from './client-link.js';
 import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
@@ -364,6 +364,9 @@ export class Gateway {
     let usage: Usage | undefined;
     let creditsCharged = 0;
     let producedText = '';
+    /** Reasoning written beside the text (deltaReasoning): billed output too, counted with it. */
+    let reasoningText = '';
+    const countedOutput = () => countText(reasoningText) + countText(producedText);
     /** The upstream's stream ended well and everything before [DONE] went out. */
     let complete = false;
     let status: UsageStatus = 'ok';
@@ -380,6 +383,7 @@ export class Gateway {
         const chunk = event.chunk;
         last = chunk;
         producedText += deltaText(chunk);
+        reasoningText += deltaReasoning(chunk);
         if (producedText.length > maxText) throw malformedResponse(model.provider, `the stream went on past the output limit (${allowance} tokens)`);
         if (event.usage) {
           usage = event.usage;
@@ -404,7 +408,7 @@ export class Gateway {
         if (wantUsage && usage === undefined) {
           // The client asked for the final usage chunk and the upstream sent none (older servers
           // ignore stream_options): it gets the counted usage, which is what is charged below.
-          usage = { promptTokens, outputTokens: countText(producedText) };
+          usage = { promptTokens, outputTokens: countedOutput() };
           await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)))));
         }
         // [DONE] waits for the settlement below: a client holding the whole answer has its record
@@ -431,7 +435,7 @@ export class Gateway {
         httpStatus = 499;
       }
       // No output and no usage: nothing was produced.
-      if (status === 'error' && producedText === '' && usage === undefined) {
+      if (status === 'error' && producedText === '' && reasoningText === '' && usage === undefined) {
         // SPEC §7: an upstream error or timeout before any output releases everything. (A client
         // that left is charged the prompt: the upstream had taken the request.)
         await admission.release();
@@ -439,7 +443,7 @@ export class Gateway {
       } else {
         // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
         // prompt plus the output the upstream produced, counted with the tokenizer.
-        const counted = usage ?? { promptTokens, outputTokens: countText(producedText) };
+        const counted = usage ?? { promptTokens, outputTokens: countedOutput() };
         const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
         creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));

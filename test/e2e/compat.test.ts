@@ -2,11 +2,13 @@
 // DeepSeek, vLLM, Gemini's and Anthropic's compatible endpoints, …), end to end through the
 // official openai client: relayed so it can read them, and charged what the provider bills.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countChatPrompt, countText } from '../../src/core/tokens.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 let t: TestGateway;
 beforeAll(async () => {
-  t = await startTestGateway();
+  // A short drain window: the tests of a client that left wait it out.
+  t = await startTestGateway({ config: { metering: { drainUsageMs: 200 } } });
 });
 afterAll(async () => t?.close());
 
@@ -24,6 +26,55 @@ async function ledgerRows(accountId: string) {
 const chunk = (delta: Record<string, unknown>, finish: string | null = null, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ id: 'cmpl-1', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta, finish_reason: finish }], ...extra });
 
+describe('DeepSeek: reasoning_content before the answer', () => {
+  // https://api-docs.deepseek.com/guides/thinking_mode_api_example_streaming: the chain of thought
+  // streams as delta.reasoning_content (content null), billed as output.
+  const reasoning = 'First I list the numbers one by one, then I check each of them twice. '.repeat(20);
+
+  it('a client that leaves mid-reasoning is charged the reasoning written, not the prompt alone', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({
+      kind: 'sse',
+      events: [chunk({ role: 'assistant', content: null, reasoning_content: '' }), chunk({ content: null, reasoning_content: reasoning }), chunk({ content: null, reasoning_content: 'Done.' }), chunk({ content: '1, 2, 3.' }), '[DONE]'],
+      // The upstream goes on thinking past the drain window: its usage never comes.
+      holdBeforeIndex: 3,
+      release: new Promise(() => {}),
+    });
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages, stream: true }),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('Done.')) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    const [row] = await ledgerRows(accountId);
+    const outputTokens = countText(`${reasoning}Done.`);
+    expect(row).toMatchObject({ status: 'aborted', promptTokens: countChatPrompt({ messages }), outputTokens });
+    // gpt-4o-mini: $0.15 / $0.60 per 1M tokens, 2,000,000 credits per $.
+    expect(row.credits).toBe(Math.ceil((row.promptTokens * 300_000 + outputTokens * 1_200_000) / 1e6));
+  });
+
+  it('an upstream error mid-reasoning charges the reasoning written: it was output, and billed', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({
+      kind: 'sse',
+      events: [chunk({ role: 'assistant', content: null, reasoning_content: reasoning }), JSON.stringify({ error: { message: 'Service is too busy.', type: 'server_error', param: null, code: null } })],
+    });
+    const stream = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
+    await expect((async () => {
+      for await (const _ of stream);
+    })()).rejects.toThrow(/too busy/);
+    const [row] = await ledgerRows(accountId);
+    expect(row).toMatchObject({ status: 'error', outputTokens: countText(reasoning) });
+    expect(row.credits).toBeGreaterThan(0);
+  });
+});
+
+// Last: the refusal is remembered by the provider, which every test here shares.
 describe('Mistral: stream_options refused, usage in the last chunk unasked', () => {
   // https://github.com/avante-corp/avante.nvim/issues/2347 (the 422),
   // https://github.com/Portkey-AI/gateway/issues/1259 (usage on the finish_reason chunk).
