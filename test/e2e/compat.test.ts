@@ -74,6 +74,22 @@ describe('DeepSeek: reasoning_content before the answer', () => {
   });
 });
 
+describe('vLLM behind RunPod: an error answered with HTTP 200', () => {
+  // https://github.com/runpod-workers/worker-vllm/issues/57
+  const vllmError = { code: 404, message: 'The model `gpt-4o-mini` does not exist.', object: 'error', param: null, type: 'NotFoundError' };
+
+  it('the client gets the error with its status, and nothing is charged', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({ kind: 'json', body: vllmError });
+    await expect(t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/does not exist/) });
+    t.openai.enqueue({ kind: 'json', body: vllmError });
+    await expect(t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })).rejects.toMatchObject({ status: 404 });
+    await ledgerRows(accountId);
+    const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data;
+    expect(rows.map((r: { status: string; credits: number; httpStatus: number }) => [r.status, r.httpStatus, r.credits])).toEqual([['error', 404, 0], ['error', 404, 0]]);
+  });
+});
+
 // Last: the refusal is remembered by the provider, which every test here shares.
 describe('Mistral: stream_options refused, usage in the last chunk unasked', () => {
   // https://github.com/avante-corp/avante.nvim/issues/2347 (the 422),

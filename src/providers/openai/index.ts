@@ -4,7 +4,7 @@
 // in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
 import { baseHeaders, baseUrlOf } from '../common.js';
-import { UpstreamHttpError } from '../../errors/gateway-error.js';
+import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { isObject } from '../../lib/is-object.js';
@@ -108,6 +108,7 @@ class OpenAiProvider implements Provider {
   async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
     const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
+    if (!Array.isArray(body.get('choices'))) throwIfError(JSON.parse(body.toString()), this.id);
     body.set('model', call.model.id);
     return { body, usage: tokenUsage(body.get('usage')) };
   }
@@ -125,7 +126,9 @@ class OpenAiProvider implements Provider {
     if (isJsonAnswer(res)) {
       // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
       // completion: it did, and billed, the work, so it goes out as the stream it would have been.
-      return { events: completionAsChunks(await jsonObject(res, this.id), call.model.id), close: () => {} };
+      const answer = await jsonObject(res, this.id);
+      throwIfError(answer, this.id);
+      return { events: completionAsChunks(answer, call.model.id), close: () => {} };
     }
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
     // stream, and nothing at all to do when the stream was read to its end.
@@ -207,6 +210,7 @@ class OpenAiProvider implements Provider {
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
+    if (!Array.isArray(body.get('data'))) throwIfError(JSON.parse(body.toString()), this.id);
     body.set('model', call.model.id);
     const usage = tokenUsage(body.get('usage'));
     return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };
@@ -236,6 +240,25 @@ function refusesStreamOptions(err: unknown): boolean {
   if (!(err instanceof UpstreamHttpError) || (err.status !== 400 && err.status !== 422)) return false;
   const { message, param } = err.body.error;
   return /\bstream_options(?!\.(?!include_usage\b))/.test(`${param ?? ''} ${message}`);
+}
+
+/**
+ * Throws the error a 2xx answer is. vLLM behind RunPod's OpenAI-compatible endpoint answered HTTP
+ * 200 with vLLM's error object, `{ object: "error", message, type, param, code: 404 }`
+ * (https://github.com/runpod-workers/worker-vllm/issues/57): relayed, the client's SDK took it for
+ * an answer without choices, and the prompt was charged. It gets the error, with the status the
+ * body names (else 502); one naming 401 or 403 is about the gateway's own key, as in upstreamError.
+ */
+function throwIfError(json: unknown, provider: string): void {
+  if (!isObject(json) || Array.isArray(json.choices) || (json.error === undefined && json.object !== 'error')) return;
+  const code = isObject(json.error) ? json.error.code : json.code;
+  const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
+  const fields = parseOpenAiError(json);
+  const message = fields.message ?? `The upstream answered an error with HTTP 200: ${JSON.stringify(json).slice(0, 300)}`;
+  if (status === 401 || status === 403) {
+    throw new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: status }, cause: new Error(message) });
+  }
+  throw buildError(status, provider, { ...fields, message });
 }
 
 function isJsonAnswer(res: UpstreamResponse): boolean {

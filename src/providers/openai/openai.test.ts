@@ -415,6 +415,23 @@ describe('openai provider: error answers', () => {
     expect(String((err as Error).cause)).toContain('Incorrect API key');
   });
 
+  it('a 200 carrying an error object (vLLM behind RunPod) is that error, with the status its code names', async () => {
+    const vllm = { object: 'error', message: 'The model `llama9` does not exist.', type: 'NotFoundError', param: null, code: 404 };
+    fake.enqueue({ kind: 'json', status: 200, body: vllm });
+    let err = await rejection(call());
+    expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).status).toBe(404);
+    expect((err as UpstreamHttpError).body.error).toEqual({ message: 'The model `llama9` does not exist.', type: 'not_found_error', code: null, param: null });
+    fake.enqueue({ kind: 'json', status: 200, body: vllm });
+    err = await rejection(provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx()));
+    expect((err as UpstreamHttpError).status).toBe(404);
+    fake.enqueue({ kind: 'json', status: 200, body: { error: { message: 'overloaded', type: 'server_error' } } });
+    err = await rejection(provider.embed({ model: embedModel, body: { model: 'embed', input: 'a' } }, ctx()));
+    expect(err).toMatchObject({ status: 502, body: { error: { message: 'overloaded', type: 'server_error' } } });
+    fake.enqueue({ kind: 'json', status: 200, body: { error: { message: 'Incorrect API key provided: sk-abc*****wxyz', code: 401 } } });
+    expect(await rejection(call())).toMatchObject({ code: 'upstream_auth_failed', status: 502 });
+  });
+
   it('a 200 that is not JSON is a 502 invalid_upstream_response', async () => {
     fake.enqueue({ kind: 'text', status: 200, body: 'surprise' });
     const err = await rejection(call());
