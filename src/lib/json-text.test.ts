@@ -171,6 +171,14 @@ describe('JsonText', () => {
     expect(JSON.parse(deep.toString())).toEqual({ ...JSON.parse(deepText), model: 'b' });
   });
 
+  it('says whether a member is an array without parsing it, as Array.isArray of its value would', () => {
+    const t = JsonText.parse('{"a": [1], "b":\n  [ ], "c": {"d": []}, "e": "[x]", "f": null, "a2": 1}')!;
+    for (const k of ['a', 'b', 'c', 'd', 'e', 'f', 'a2', 'missing']) expect(t.isArray(k), k).toBe(Array.isArray(t.get(k)));
+    t.set('e', []);
+    t.set('a', {});
+    expect([t.isArray('e'), t.isArray('a')]).toEqual([true, false]);
+  });
+
   it('serialises through JSON.stringify as the object it holds', () => {
     const t = JsonText.parse('{"a":[1,2]}')!;
     t.set('b', true);

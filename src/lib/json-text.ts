@@ -65,6 +65,19 @@ export class JsonText {
     return m === undefined ? undefined : JSON.parse(this.text.slice(m.start, m.end));
   }
 
+  /**
+   * Whether a top-level member is an array, read from its first character: no parse (an
+   * embeddings answer's `data` is thousands of numbers).
+   */
+  isArray(key: string): boolean {
+    if (this.edits.has(key)) return Array.isArray(this.edits.get(key));
+    const m = this.members.get(key);
+    if (m === undefined) return false;
+    let i = m.start;
+    while (i < m.end && /\s/.test(this.text[i]!)) i++;
+    return this.text.charCodeAt(i) === 0x5b;
+  }
+
   /** Replaces a top-level member's value, or adds the member at the end. */
   set(key: string, value: {} | null): void {
     this.edits.set(key, value);

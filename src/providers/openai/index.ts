@@ -108,7 +108,7 @@ class OpenAiProvider implements Provider {
   async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
     const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!Array.isArray(body.get('choices'))) throwIfError(JSON.parse(body.toString()), this.id);
+    if (!body.isArray('choices')) throwIfError(JSON.parse(body.toString()), this.id);
     body.set('model', call.model.id);
     return { body, usage: tokenUsage(body.get('usage')) };
   }
@@ -116,12 +116,14 @@ class OpenAiProvider implements Provider {
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
     let res: UpstreamResponse;
     try {
-      res = await this.post('/chat/completions', this.streamBody(call), ctx.signal);
+      res = await this.post('/chat/completions', this.streamBody(call, !this.streamOptionsRefused), ctx.signal);
     } catch (err) {
       if (this.streamOptionsRefused || !refusesStreamOptions(err)) throw err;
-      // Refused before any work (nothing billed): asked again without it, and never again after.
+      // Refused before any work (nothing billed): asked again without it, and never again once
+      // that was accepted — so an error that merely mentions the field (a client's own bad input
+      // failing the same way again) cannot switch usage off for every later stream.
+      res = await this.post('/chat/completions', this.streamBody(call, false), ctx.signal);
       this.streamOptionsRefused = true;
-      res = await this.post('/chat/completions', this.streamBody(call), ctx.signal);
     }
     if (isJsonAnswer(res)) {
       // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
@@ -135,13 +137,13 @@ class OpenAiProvider implements Provider {
     return { events: this.chunks(res, call.model.id), close: () => res.cancel() };
   }
 
-  private streamBody(call: ChatCall): JsonObject {
+  private streamBody(call: ChatCall, withOptions: boolean): JsonObject {
     const { stream_options: clientOptions, ...rest } = call.body;
     const body: JsonObject = { ...rest, model: call.model.upstream ?? call.model.id, stream: true };
     // Usage is always asked for: metering needs it even when the client did not ask. An upstream
     // that refuses the field is not sent it at all (the client's own options included): the usage
     // it sends unasked, or else the gateway's count, is what is charged and shown.
-    if (!this.streamOptionsRefused) body.stream_options = isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true };
+    if (withOptions) body.stream_options = isObject(clientOptions) ? { ...clientOptions, include_usage: true } : { include_usage: true };
     return body;
   }
 
@@ -210,7 +212,7 @@ class OpenAiProvider implements Provider {
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!Array.isArray(body.get('data'))) throwIfError(JSON.parse(body.toString()), this.id);
+    if (!body.isArray('data')) throwIfError(JSON.parse(body.toString()), this.id);
     body.set('model', call.model.id);
     const usage = tokenUsage(body.get('usage'));
     return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };

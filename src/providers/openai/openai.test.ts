@@ -171,6 +171,20 @@ describe('openai provider: chatStream', () => {
     expect(lastBody()).toMatchObject({ model: 'gpt-4o-mini', stream: true });
   });
 
+  it('an error naming stream_options that the request without it gets again is passed on, and usage is still asked for after', async () => {
+    // Only an upstream that accepts the request once the field is gone has refused the field: an
+    // error that merely names it (a client's own bad input failing again) must not switch usage off.
+    const p = openaiProviderType.create({ config: config(), client });
+    const named = { error: { message: "Invalid input near 'stream_options'", type: 'invalid_request_error', param: null, code: null } };
+    fake.enqueue({ kind: 'json', status: 400, body: named });
+    fake.enqueue({ kind: 'json', status: 400, body: named });
+    const body = { model: 'fast-chat', messages: [], stream: true };
+    expect(((await rejection(p.chatStream({ model: chatModel, body }, ctx()))) as UpstreamHttpError).status).toBe(400);
+    expect(fake.requests).toHaveLength(2);
+    await collect((await p.chatStream({ model: chatModel, body }, ctx())).events);
+    expect(lastBody().stream_options).toEqual({ include_usage: true });
+  });
+
   it("an error about another member of the client's stream_options passes on, and stream_options stays", async () => {
     const p = openaiProviderType.create({ config: config(), client });
     fake.enqueue({ kind: 'json', status: 400, body: { error: { message: 'stream_options.continuous_usage_stats: Input should be a valid boolean', type: 'invalid_request_error', param: null, code: null } } });
