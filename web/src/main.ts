@@ -41,7 +41,12 @@ function App() {
   }, []);
 
   useEffect(() => {
-    onUnauthorized(() => setSession((s) => (s ? { ...s, authenticated: false } : s)));
+    onUnauthorized(() => {
+      setSession((s) => (s ? { ...s, authenticated: false } : s));
+      // A session that expired took its CSRF cookie with it (same max-age): fetch a fresh one for
+      // the sign-in form, or signing in again from this tab is refused with csrf_failed.
+      void loadSession();
+    });
     void loadSession();
   }, [loadSession]);
 
