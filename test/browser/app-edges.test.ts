@@ -1,9 +1,11 @@
-// The web app in Debian's Chromium, at its edges: a session that runs out while a page is open.
-// Each test has its own gateway (this one needs sessions that last two seconds).
+// The web app in Debian's Chromium, at its edges: a session that runs out while a page is open,
+// and the Playground's meter when the model is changed while a request runs. Each test has its own
+// gateway (the first one needs sessions that last two seconds).
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { chatStreamFixture } from '../helpers/fake-openai.js';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -57,6 +59,35 @@ describe('web app edges in Chromium', () => {
     await page.fill(byTest('password'), 'correct horse battery');
     await page.click(byTest('submit'));
     await page.waitForURL(/\/app\/playground/, { timeout: 10_000 });
+    await page.context().close();
+  }, 60_000);
+
+  it("shows the selected model's requests left after a request to another model ends", async () => {
+    const t = await gateway({
+      config: { models: [...testModels(), { id: 'gpt-4.1-nano', kind: 'chat', provider: 'openai', price: { input: 0.1, output: 0.4 } }] },
+    });
+    const page = await signUp(t, 'meter@example.com', 'correct horse battery');
+    await page.selectOption(byTest('model-select'), 'gpt-4o-mini');
+    for (const text of ['one', 'two']) {
+      await page.fill(byTest('prompt'), text);
+      await page.click(byTest('send'));
+      await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+    }
+    // A third to gpt-4o-mini runs while the user picks gpt-4.1-nano, untouched today.
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    await page.fill(byTest('prompt'), 'three');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'));
+    await page.selectOption(byTest('model-select'), 'gpt-4.1-nano');
+    await expect.poll(() => page.textContent(byTest('meter-requests'))).toMatch(/^10 of 10 requests left today for gpt-4\.1-nano$/);
+    release();
+    await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+    const api = await page.evaluate(() => fetch('/app/api/meter?model=gpt-4.1-nano').then((r) => r.json()));
+    expect(api.requests.remaining).toBe(10);
+    // The meter read after the request must be gpt-4.1-nano's, not gpt-4o-mini's (7 left).
+    await page.waitForTimeout(1_000);
+    expect(await page.textContent(byTest('meter-requests'))).toBe('10 of 10 requests left today for gpt-4.1-nano');
     await page.context().close();
   }, 60_000);
 });

@@ -93,6 +93,10 @@ export function PlaygroundPage() {
   const promptRef = useRef<HTMLTextAreaElement>(null);
 
   const model = models?.find((m) => m.id === modelId);
+  // The model selected now: a request's meter reads happen after it ends (and after a Stop, seconds
+  // later), by which time another model may be selected; the meter shows the selected one's count.
+  const selectedId = useRef(modelId);
+  selectedId.current = modelId;
 
   useEffect(() => {
     api<{ data: Model[] }>('GET', '/models')
@@ -235,11 +239,11 @@ export function PlaygroundPage() {
     } finally {
       abort.current = null;
       setBusy(false);
-      void refreshMeter(modelId);
+      void refreshMeter(selectedId.current);
       // A stopped stream is settled only after the server has read the upstream a little longer
       // for its usage (metering.drainUsageMs, 2 s by default): until then the meter shows the
       // reservation. Look again once that is likely done.
-      if (controller.signal.aborted) for (const ms of SETTLE_CHECKS_MS) setTimeout(() => void refreshMeter(modelId), ms);
+      if (controller.signal.aborted) for (const ms of SETTLE_CHECKS_MS) setTimeout(() => void refreshMeter(selectedId.current), ms);
     }
   };
 
