@@ -61,7 +61,7 @@ export function modelEntry(m: ModelConfig, pricing: Pricing) {
     pro: m.pro,
     price: { unit: 'credits', ...pricing.describe(m) },
     ...(m.kind === 'chat' && { vision: m.vision }),
-    ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize }),
+    ...(m.kind === 'image' && { sizes: m.sizes, default_size: m.defaultSize, ...(m.imageToImage && { image_to_image: true }) }),
   };
 }
 

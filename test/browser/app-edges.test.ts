@@ -1,5 +1,5 @@
 // The web app in Debian's Chromium, at its edges: a session that runs out while a page is open,
-// and the Playground's meter when the model is changed while a request runs. Each test has its own
+// the Playground's meter when the model is changed while a request runs, and an image-to-image model. Each test has its own
 // gateway (the first one needs sessions that last two seconds).
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -88,6 +88,22 @@ describe('web app edges in Chromium', () => {
     // The meter read after the request must be gpt-4.1-nano's, not gpt-4o-mini's (7 left).
     await page.waitForTimeout(1_000);
     expect(await page.textContent(byTest('meter-requests'))).toBe('10 of 10 requests left today for gpt-4.1-nano');
+    await page.context().close();
+  }, 60_000);
+
+  it('an image-to-image model asks for its source image and sends it', async () => {
+    // Priced within the free tier's 512-credit image ceiling (the test catalog's 0.03 USD is 60,000 credits).
+    const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' ? { ...m, price: { perImage: 0.0002 } } : m));
+    const t = await gateway({ config: { models } });
+    const page = await signUp(t, 'i2i@example.com', 'correct horse battery');
+    await page.selectOption(byTest('model-select'), 'flux/dev/image-to-image');
+    // Without the field every request to this model was a 400 (image_url is required).
+    await page.fill('#image-url', 'https://example.com/source.png');
+    await page.fill(byTest('prompt'), 'the same, in watercolour');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached', timeout: 10_000 });
+    await page.locator('img[alt^="Generated image 1"]').waitFor({ timeout: 10_000 });
+    expect(t.fal.requests.at(-1)!.body).toMatchObject({ image_url: 'https://example.com/source.png', prompt: 'the same, in watercolour' });
     await page.context().close();
   }, 60_000);
 });

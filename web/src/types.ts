@@ -24,6 +24,8 @@ export interface Model {
   available?: boolean;
   sizes?: string[];
   default_size?: string;
+  /** Image-to-image: the request needs a source image (`image_url`). */
+  image_to_image?: boolean;
 }
 
 export interface Window {

@@ -29,7 +29,7 @@ const chatBody = z.strictObject({
   temperature: z.unknown().optional(),
   top_p: z.unknown().optional(),
 });
-const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional() });
+const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional(), image_url: z.unknown().optional() });
 const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
 const createKey = z.strictObject({ name: z.string().trim().min(1).max(100) });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });

@@ -80,6 +80,7 @@ export function PlaygroundPage() {
   const [temperature, setTemperature] = useState(1);
   const [topP, setTopP] = useState(1);
   const [size, setSize] = useState('');
+  const [imageUrl, setImageUrl] = useState('');
 
   const [messages, setMessages] = useState<Message[]>([]);
   const [imageResult, setImageResult] = useState<ImageResult | null>(null);
@@ -194,7 +195,8 @@ export function PlaygroundPage() {
   };
 
   const runImage = async (text: string, signal: AbortSignal) => {
-    const res = await send('POST', '/playground/image', { model: modelId, prompt: text, ...(size && { size }) }, signal);
+    const source = model?.image_to_image ? imageUrl.trim() : '';
+    const res = await send('POST', '/playground/image', { model: modelId, prompt: text, ...(size && { size }), ...(source && { image_url: source }) }, signal);
     const body = (await res.json()) as Json;
     const data: Json[] = Array.isArray(body?.data) ? body.data : [];
     const images = data
@@ -345,6 +347,19 @@ export function PlaygroundPage() {
               <select id="image-size" value=${size} onChange=${(e: Event) => setSize((e.currentTarget as HTMLSelectElement).value)}>
                 ${sizesFor(model).map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
               </select>
+            </div>`}
+            ${type === 'image' &&
+            model?.image_to_image &&
+            html`<div class="field">
+              <label for="image-url">Source image URL</label>
+              <input
+                id="image-url"
+                type="url"
+                required
+                placeholder="https://…/photo.png"
+                value=${imageUrl}
+                onInput=${(e: Event) => setImageUrl((e.currentTarget as HTMLInputElement).value)}
+              />
             </div>`}
             <div class="field">
               <label for="prompt">${type === 'chat' ? 'Message' : type === 'image' ? 'Image prompt' : 'Text to embed'}</label>
