@@ -254,18 +254,18 @@ describe('refusals', () => {
     const m = planMeter(
       [
         { id: 'rpm', measure: 'requests', limit: 1, window: 'minute' },
-        { id: 'hourly', measure: 'credits', limit: 20, window: 'hour' },
+        { id: 'hourly', measure: 'credits', limit: 30, window: 'hour' },
         { id: 'daily', measure: 'credits', limit: 40, window: 'day' },
       ],
       clock,
     );
-    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 20 })).settle(20);
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 25 })).settle(25);
     // All three are spent: only the next UTC day lets it pass.
-    expect(await refusal(m, 'r2', 25)).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'daily', headers: { 'x-tollgate-reset-at': '2027-03-11T00:00:00.000Z' } });
+    expect(await refusal(m, 'r2', 20)).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'daily', headers: { 'x-tollgate-reset-at': '2027-03-11T00:00:00.000Z' } });
     clock.set(Date.parse('2027-03-11T00:00:30Z'));
     await (await m.admit({ requestId: 'r3', principal, model, worstCaseCredits: 5 })).settle(5);
     // The minute's one request and the hour's credits are spent, the day's are not: the hour answers.
-    expect(await refusal(m, 'r4', 20)).toMatchObject({ code: 'rate_limit_exceeded', status: 429, rule: 'hourly', headers: { 'retry-after': '3570' } });
+    expect(await refusal(m, 'r4', 26)).toMatchObject({ code: 'rate_limit_exceeded', status: 429, rule: 'hourly', headers: { 'retry-after': '3570' } });
     await m.close();
   });
 
@@ -276,6 +276,38 @@ describe('refusals', () => {
     const refused = await refusal(m, 'r2');
     expect(refused).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'trial', headers: { 'x-ratelimit-remaining-requests': '0', 'x-tollgate-reset-at': 'never' } });
     expect(refused?.headers['retry-after']).toBeUndefined();
+    await m.close();
+  });
+
+  it('a request that alone is more than a limit is refused for good, with no Retry-After to wait out', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:30Z'));
+    const m = planMeter(
+      [
+        { id: 'tpm', measure: 'credits', limit: 500, window: 'minute' },
+        { id: 'no_images', measure: 'requests', limit: 0, window: 'hour', models: { kinds: ['image'] } },
+        { id: 'no_embeddings', measure: 'concurrent', limit: 0, models: { kinds: ['embedding'] } },
+      ],
+      clock,
+    );
+    // 617 credits of worst case against 500 a minute: no minute ever has room for it, so the
+    // 429 "try again in 30 s" it got was a promise the next minute broke, for ever.
+    const tooBig = await refusal(m, 'r1', 617);
+    expect(tooBig).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'tpm', headers: { 'x-ratelimit-limit-tokens': '500', 'x-tollgate-reset-at': 'never' } });
+    expect(tooBig?.headers['retry-after']).toBeUndefined();
+    clock.advance(60_000);
+    expect(await refusal(m, 'r2', 617)).toMatchObject({ code: 'resource_exhausted', rule: 'tpm' });
+    // One that fits is admitted as ever.
+    expect(await refusal(m, 'r3', 500)).toBeUndefined();
+
+    const image: ModelConfig = { id: 'img', kind: 'image', provider: 'p', pro: false, sizes: [], defaultSize: '1024x1024', imageToImage: false, price: { perImage: 0.001 } };
+    const zero = await m.admit({ requestId: 'r4', principal, model: image, worstCaseCredits: 1 }).catch((err: { code: string; headers: Record<string, string> }) => err);
+    expect(zero).toMatchObject({ code: 'resource_exhausted', headers: { 'x-ratelimit-limit-requests': '0', 'x-tollgate-reset-at': 'never' } });
+    expect((zero as { headers: Record<string, string> }).headers['retry-after']).toBeUndefined();
+
+    const embedding: ModelConfig = { id: 'emb', kind: 'embedding', provider: 'p', pro: false, price: { input: 1 } };
+    const none = await m.admit({ requestId: 'r5', principal, model: embedding, worstCaseCredits: 1 }).catch((err: { code: string; headers: Record<string, string> }) => err);
+    expect(none).toMatchObject({ code: 'resource_exhausted', status: 403 });
+    expect((none as { headers: Record<string, string> }).headers['retry-after']).toBeUndefined();
     await m.close();
   });
 });

@@ -230,6 +230,12 @@ export class PlanMeter implements Meter {
     }
     const slots = this.slots(principal, model, worstCase, now);
     if (slots.length === 0) return unlimited;
+    // A request that alone is more than a rule allows in a whole window (a worst case above a
+    // credits limit; any request under a limit of 0) passes in no window: a 429 with a Retry-After
+    // would have the client wait it out and be refused again, for ever. Refused for good instead,
+    // by the limits alone (no counter read), the longest window first as below.
+    const never = slots.find((s) => s.rule !== 'balance' && s.op.amount > s.limit);
+    if (never) throw this.refusal(never, 0, worstCase, model, now, true);
 
     let result;
     try {
@@ -389,17 +395,19 @@ export class PlanMeter implements Meter {
     for (const c of charges) if (c.amount !== 0) await this.o.store.add(c.key, c.amount, c.expiresAt);
   }
 
-  private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number): GatewayError {
+  /** `forGood`: the request alone is more than the rule's limit, so no reset lets it pass. */
+  private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number, forGood = false): GatewayError {
     if (slot.rule === 'balance') return insufficientBalance(value);
     const rule = slot.rule;
     const remaining = Math.max(0, slot.limit - value);
     const untilReset = slot.span ? slot.span.endsAt - now : 1000;
     const retryAfter = String(Math.max(1, Math.ceil(untilReset / 1000)));
-    const resetAt = slot.span && Number.isFinite(slot.span.endsAt) ? new Date(slot.span.endsAt).toISOString() : 'never';
+    const resetAt = !forGood && slot.span && Number.isFinite(slot.span.endsAt) ? new Date(slot.span.endsAt).toISOString() : 'never';
     if (rule.measure === 'concurrent') {
+      if (forGood) return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase } });
       return new GatewayError('concurrency_limit', { vars: { rule: rule.id, limit: rule.limit }, headers: { 'retry-after': '1' } });
     }
-    const short = rule.window === 'minute' || rule.window === 'hour';
+    const short = !forGood && (rule.window === 'minute' || rule.window === 'hour');
     if (rule.measure === 'credits') {
       const headers = {
         'x-ratelimit-limit-tokens': String(rule.limit),
@@ -420,7 +428,7 @@ export class PlanMeter implements Meter {
       'x-ratelimit-remaining-requests': String(remaining),
       'x-ratelimit-reset-requests': resetDuration(untilReset),
     };
-    if (rule.window === 'lifetime') {
+    if (rule.window === 'lifetime' || forGood) {
       // A lifetime count never frees up: there is no Retry-After to give, so it is no 429 (SPEC §5).
       return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase }, headers: { ...counted, 'x-tollgate-reset-at': resetAt } });
     }
