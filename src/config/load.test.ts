@@ -175,6 +175,43 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses one rule id counting credits in one plan and requests in another: they would be one counter', () => {
+    // An account moved from `a` to `b` after 10 requests (120 credits) was refused its first
+    // request on `b`: "You have used all 100 requests per day", the 120 credits counted as requests.
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          plans: {
+            free: { preset: 'free-tier' },
+            a: { rules: [{ id: 'daily', measure: 'credits', limit: 50_000, window: 'day' }] },
+            b: { rules: [{ id: 'rpm', measure: 'requests', limit: 60, window: 'minute' }, { id: 'daily', measure: 'requests', limit: 100, window: 'day' }] },
+            c: { rules: [{ id: 'api_token', measure: 'requests', limit: 100, window: 'day' }] },
+          },
+        },
+      }),
+    );
+    expect(problems).toEqual([
+      "plans.b.rules[1].measure: rule 'daily' counts requests here but credits in plan 'a', with the same scope and window, so both would be one counter (an account changing plan keeps a rule's use by id): give one of them another id",
+      "plans.c.rules[0].measure: rule 'api_token' counts requests here but credits in plan 'free', with the same scope and window, so both would be one counter (an account changing plan keeps a rule's use by id): give one of them another id",
+    ]);
+    // The same id with the same measure is one budget shared on purpose; another window or scope is another counter.
+    expect(() =>
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          plans: {
+            free: { preset: 'free-tier' },
+            team: { rules: [{ id: 'api_token', measure: 'credits', limit: 2_000_000, window: 'day' }, { id: 'quota', measure: 'credits', limit: 5, window: 'month' }] },
+            pro: { rules: [{ id: 'quota', measure: 'requests', limit: 5, window: 'day' }, { id: 'api_token', measure: 'requests', limit: 9, window: 'day', scope: 'key' }] },
+          },
+        },
+      }),
+    ).not.toThrow();
+  });
+
   it('checks server.trustProxy at start: addresses and CIDRs, or true/false (also as ${ENV} text)', () => {
     const load = (trustProxy: unknown) =>
       loadConfig({ env: {}, providerTypes, input: { server: { trustProxy } as never } }).server.trustProxy;

@@ -1,7 +1,7 @@
 // Resolves configured plans into complete rule lists: a preset's rules, each overridable by id
 // with a partial rule, plus the plan's own rules. Run at config load so a bad plan fails the start.
 import { presets } from './presets.js';
-import { measureRule, shapeRule, type PlanConfig, type Rule } from './schema.js';
+import { measureRule, shapeRule, type MeasureRule, type PlanConfig, type Rule } from './schema.js';
 
 /** Shapes that can only refuse: nothing in a request can be cut down to pass them. */
 const REJECT_ONLY = new Set(['image_input', 'max_request_cost']);
@@ -67,5 +67,37 @@ export function resolvePlans(plans: Readonly<Record<string, PlanConfig>>): { pla
       proModelsViaApi: plan.proModelsViaApi ?? preset?.proModelsViaApi ?? true,
     });
   }
+  problems.push(...sharedCounterProblems(plans, resolved));
   return { plans: resolved, problems };
+}
+
+/**
+ * A counter's key is the rule's id, scope and window, not its plan: an account moving between
+ * plans keeps the use its rules of the same id counted (a free account's `api_token` credits follow
+ * it to a plan that overrides the number). So one id must count one thing in every plan: a credits
+ * rule and a requests rule of one id, scope and window would be one counter, and an account moved
+ * from one to the other found its credits counted as requests (120 credits used: "all 100
+ * requests per day" spent, without one request made).
+ */
+function sharedCounterProblems(plans: Readonly<Record<string, PlanConfig>>, resolved: ReadonlyMap<string, ResolvedPlan>): string[] {
+  const problems: string[] = [];
+  const first = new Map<string, { plan: string; rule: MeasureRule }>();
+  for (const [name, plan] of resolved) {
+    for (const rule of plan.rules) {
+      if (!('measure' in rule) || rule.measure === 'concurrent') continue;
+      const counter = `${rule.id} ${rule.scope} ${rule.window ?? ''}`;
+      const seen = first.get(counter);
+      if (!seen) {
+        first.set(counter, { plan: name, rule });
+        continue;
+      }
+      if (seen.rule.measure === rule.measure) continue;
+      const own = plans[name]!.rules.findIndex((entry) => entry.id === rule.id);
+      problems.push(
+        `plans.${name}.${own >= 0 ? `rules[${own}]` : 'preset'}.measure: rule '${rule.id}' counts ${rule.measure} here but ${seen.rule.measure} in plan '${seen.plan}', ` +
+          `with the same scope and window, so both would be one counter (an account changing plan keeps a rule's use by id): give one of them another id`,
+      );
+    }
+  }
+  return problems;
 }
