@@ -7,6 +7,7 @@ import { ManualClock } from '../lib/clock.js';
 import { CounterStoreUnavailableError, type CounterStore, type Receipts } from '../storage/counters.js';
 import type { OwedCharge } from '../storage/ports.js';
 import { MemoryCounterStore } from '../storage/memory/counters.js';
+import { renderMessage } from '../errors/http.js';
 import { PlanMeter } from './plan-meter.js';
 import type { Principal } from './metering.js';
 
@@ -276,6 +277,32 @@ describe('refusals', () => {
     const refused = await refusal(m, 'r2');
     expect(refused).toMatchObject({ code: 'resource_exhausted', status: 403, rule: 'trial', headers: { 'x-ratelimit-remaining-requests': '0', 'x-tollgate-reset-at': 'never' } });
     expect(refused?.headers['retry-after']).toBeUndefined();
+    await m.close();
+  });
+
+  it("a spent day count names whose requests it counted: the model's only for a per-model rule", async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00Z'));
+    const m = planMeter(
+      [
+        { id: 'per_model', measure: 'requests', limit: 1, window: 'day', scope: 'account+model', models: { ids: ['m'] } },
+        { id: 'per_key', measure: 'requests', limit: 2, window: 'day', scope: 'key' },
+        { id: 'daily', measure: 'requests', limit: 3, window: 'day' },
+      ],
+      clock,
+    );
+    const other: ModelConfig = { ...model, id: 'other' } as ModelConfig;
+    const keyed: Principal = { ...principal, key: { id: 'key_1' } as Principal['key'] };
+    const message = (err: unknown) => {
+      const e = err as { code: 'requests_per_day_exceeded'; vars: Record<string, string | number> };
+      return renderMessage(e.code, e.vars, { publicUrl: 'http://gateway.test', requestId: 'r' });
+    };
+    await (await m.admit({ requestId: 'r1', principal: keyed, model, worstCaseCredits: 1 })).settle(1);
+    expect(message(await m.admit({ requestId: 'r2', principal: keyed, model, worstCaseCredits: 1 }).catch((e: unknown) => e))).toMatch(/^You have used all 1 requests per day for m \[plan\.rule:per_model\]/);
+    await (await m.admit({ requestId: 'r3', principal: keyed, model: other, worstCaseCredits: 1 })).settle(1);
+    expect(message(await m.admit({ requestId: 'r4', principal: keyed, model: other, worstCaseCredits: 1 }).catch((e: unknown) => e))).toMatch(/^You have used all 2 requests per day for this API key \[plan\.rule:per_key\]/);
+    await (await m.admit({ requestId: 'r5', principal, model: other, worstCaseCredits: 1 })).settle(1);
+    // Three requests made, one with `other`: the count spent is the account's, not other's.
+    expect(message(await m.admit({ requestId: 'r6', principal, model: other, worstCaseCredits: 1 }).catch((e: unknown) => e))).toMatch(/^You have used all 3 requests per day for this account \[plan\.rule:daily\]/);
     await m.close();
   });
 

@@ -235,7 +235,7 @@ export class PlanMeter implements Meter {
     // would have the client wait it out and be refused again, for ever. Refused for good instead,
     // by the limits alone (no counter read), the longest window first as below.
     const never = slots.find((s) => s.rule !== 'balance' && s.op.amount > s.limit);
-    if (never) throw this.refusal(never, 0, worstCase, model, now, true);
+    if (never) throw this.refusal(never, 0, worstCase, principal, model, now, true);
 
     let result;
     try {
@@ -248,7 +248,7 @@ export class PlanMeter implements Meter {
       this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
       return this.unmetered(requestId, principal, slots);
     }
-    if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, model, now);
+    if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, principal, model, now);
 
     this.inflight.set(requestId, now);
     const values = result.values;
@@ -396,7 +396,7 @@ export class PlanMeter implements Meter {
   }
 
   /** `forGood`: the request alone is more than the rule's limit, so no reset lets it pass. */
-  private refusal(slot: Slot, value: number, worstCase: number, model: ModelConfig, now: number, forGood = false): GatewayError {
+  private refusal(slot: Slot, value: number, worstCase: number, principal: Principal, model: ModelConfig, now: number, forGood = false): GatewayError {
     if (slot.rule === 'balance') return insufficientBalance(value);
     const rule = slot.rule;
     const remaining = Math.max(0, slot.limit - value);
@@ -434,7 +434,10 @@ export class PlanMeter implements Meter {
     }
     const headers = { ...counted, 'retry-after': retryAfter };
     if (rule.window === 'day') {
-      return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, model: model.id, resetAt }, headers });
+      // Whose requests the spent count is: only a per-model count is this model's (an account-wide
+      // one said "all 100 requests per day for text-embedding-3-small" after 100 chat requests).
+      const whose = rule.scope === 'account+model' ? model.id : rule.scope === 'key' ? (principal.key ? 'this API key' : 'the Playground') : 'this account';
+      return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, whose, resetAt }, headers });
     }
     return new GatewayError('rate_limit_exceeded', {
       vars: { rule: rule.id, limit: rule.limit, unit: 'requests', window: rule.window!, retryAfter },
