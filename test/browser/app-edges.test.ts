@@ -93,7 +93,7 @@ describe('web app edges in Chromium', () => {
 
   it('an image-to-image model asks for its source image and sends it', async () => {
     // Priced within the free tier's 512-credit image ceiling (the test catalog's 0.03 USD is 60,000 credits).
-    const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' ? { ...m, price: { perImage: 0.0002 } } : m));
+    const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' && m.kind === 'image' ? { ...m, price: { perImage: 0.0002 } } : m));
     const t = await gateway({ config: { models } });
     const page = await signUp(t, 'i2i@example.com', 'correct horse battery');
     await page.selectOption(byTest('model-select'), 'flux/dev/image-to-image');
