@@ -191,6 +191,13 @@ export const configSchema = z.strictObject({
       trustProxy: z
         .preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.union([z.boolean(), z.string().refine(isProxyList, PROXY_LIST_MESSAGE)]))
         .default(false),
+      /**
+       * Browser origins that may call /v1 (CORS, as OpenAI's API allows any): `*`, or exact origins
+       * such as `https://app.example.com`; `[]` sends no CORS headers at all (http/cors.ts).
+       */
+      corsOrigins: z
+        .array(z.union([z.literal('*'), z.string().regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme://host[:port], no path')]))
+        .default(['*']),
     })
     .prefault({}),
   storage: z

@@ -1,7 +1,10 @@
 // The web app in Debian's Chromium, at its edges: a session that runs out while a page is open,
-// the Playground's meter when the model is changed while a request runs, and an image-to-image model. Each test has its own
+// the Playground's meter when the model is changed while a request runs, an image-to-image model,
+// and a page on another origin calling /v1 (CORS). Each test has its own
 // gateway (the first one needs sessions that last two seconds).
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
@@ -89,6 +92,35 @@ describe('web app edges in Chromium', () => {
     await page.waitForTimeout(1_000);
     expect(await page.textContent(byTest('meter-requests'))).toBe('10 of 10 requests left today for gpt-4.1-nano');
     await page.context().close();
+  }, 60_000);
+
+  it('a page on another origin calls /v1 with a key and reads the answer and its limit headers', async () => {
+    const t = await gateway();
+    const { secret } = await t.newAccount();
+    // Another origin: a page served by a server of its own.
+    const other = createServer((_req, res) => res.setHeader('content-type', 'text/html').end('<!doctype html><title>other</title>'));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+      const got = await page.evaluate(
+        async ({ url, key }) => {
+          const res = await fetch(`${url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-stainless-lang': 'js' },
+            body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+          });
+          return { status: res.status, object: (await res.json()).object, remaining: res.headers.get('x-ratelimit-remaining-tokens') };
+        },
+        { url: t.url, key: secret },
+      );
+      expect(got.status).toBe(200);
+      expect(got.object).toBe('chat.completion');
+      expect(Number(got.remaining)).toBeGreaterThan(0);
+      await page.context().close();
+    } finally {
+      other.close();
+    }
   }, 60_000);
 
   it('an image-to-image model asks for its source image and sends it', async () => {

@@ -30,7 +30,13 @@ beforeAll(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  // The pages' Content-Security-Policy (http/routes/app-pages.ts) must block nothing the app does.
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
 }, 60_000);
+
+const cspViolations: string[] = [];
 
 afterAll(async () => {
   await browser?.close();
@@ -131,5 +137,6 @@ describe('web app in Chromium', () => {
     await page.click(byTest('add-payment-method'));
     await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/paid/);
     await shot('billing');
+    expect(cspViolations).toEqual([]);
   }, 120_000);
 });

@@ -390,6 +390,11 @@ describe('pages', () => {
     const res = await fetch(`${t.url}${path}`, { redirect: 'manual' });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe(INDEX);
+    // Never framed (clickjacking), only its own scripts and origin; images from anywhere (a model's pictures).
+    const csp = res.headers.get('content-security-policy')!;
+    for (const d of ["frame-ancestors 'none'", "script-src 'self'", "connect-src 'self'", 'img-src * data: blob:', "object-src 'none'"]) expect(csp).toContain(d);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it('serves assets publicly with long cache headers', async () => {

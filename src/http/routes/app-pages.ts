@@ -10,6 +10,21 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSessions } from '../web-session.js';
 
 const PUBLIC_PAGES = ['/app/signin', '/app/signup'];
+
+/**
+ * Headers of every page. The page is never framed (clickjacking the Keys or Billing page), runs only
+ * its own scripts and talks only to its own origin; images may come from anywhere, since a model's
+ * pictures are links to its provider's storage (or data: URLs for b64_json). Styles are set through
+ * the DOM, never inline markup.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src * data: blob:; connect-src 'self'; " +
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
+};
 const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing'];
 
 const NOT_BUILT = `<!doctype html>
@@ -60,7 +75,7 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
       } catch {
         html = NOT_BUILT;
       }
-      return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
+      return reply.headers(PAGE_HEADERS).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
     };
     for (const path of PUBLIC_PAGES) app.get(path, page(false));
     for (const path of PRIVATE_PAGES) app.get(path, page(true));

@@ -8,6 +8,7 @@ import { CounterStoreUnavailableError } from '../../storage/counters.js';
 import { utcDay } from '../../lib/clock.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
+import { Cors } from '../cors.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
 import { modelEntry, ruleView, summariseDaily } from '../views.js';
@@ -75,6 +76,14 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
   const limiterDown = (err: unknown) => err instanceof CounterStoreUnavailableError || (err instanceof GatewayError && err.code === 'limiter_unavailable');
 
   return async (app) => {
+    if (deps.config.server.corsOrigins.length > 0) {
+      const cors = new Cors(deps.config.server.corsOrigins);
+      app.addHook('onRequest', (req, reply, done) => {
+        cors.onRequest(req, reply);
+        done();
+      });
+      app.options('/*', async (req, reply) => cors.preflight(req, reply));
+    }
     app.setErrorHandler(async (err, req, reply) => {
       const principal = req.facts?.principal;
       if (principal && !hasLimits(err) && !limiterDown(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
