@@ -1,6 +1,6 @@
 // The web app in Debian's Chromium, at its edges: a session that runs out while a page is open,
 // the Playground's meter when the model is changed while a request runs, an image-to-image model,
-// and a page on another origin calling /v1 (CORS). Each test has its own
+// a page on another origin calling /v1 (CORS), and where an error points at Billing. Each test has its own
 // gateway (the first one needs sessions that last two seconds).
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -121,6 +121,30 @@ describe('web app edges in Chromium', () => {
     } finally {
       other.close();
     }
+  }, 60_000);
+
+  it('points at Billing only for refusals a plan or a top-up lifts', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'hint@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    // A provider's failure: nothing Billing can do about it.
+    t.openai.enqueue({ kind: 'json', status: 500, body: { error: { message: 'upstream broke', type: 'server_error', code: null, param: null } } });
+    await page.fill(byTest('prompt'), 'hello');
+    await page.click(byTest('send'));
+    const box = page.locator(byTest('error-message'));
+    await box.waitFor({ timeout: 10_000 });
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
+    // The day's credits, spent by two 40,000-credit images: a payment method lifts that.
+    await page.selectOption(byTest('model-select'), 'dall-e-2');
+    await page.selectOption('#image-size', '1024x1024');
+    for (const prompt of ['a lighthouse', 'another lighthouse']) {
+      await page.fill(byTest('prompt'), prompt);
+      await page.click(byTest('send'));
+      await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    }
+    await expect.poll(() => box.getAttribute('data-code')).toBe('resource_exhausted');
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(1);
+    await page.context().close();
   }, 60_000);
 
   it('an image-to-image model asks for its source image and sends it', async () => {

@@ -1,13 +1,32 @@
 import { html } from 'htm/preact';
 import type { ApiError } from '../api';
 
-/** A refusal, shown as the gateway's message (never a raw body), with a way forward. */
+/**
+ * Refusals a paid plan or a top-up can lift (docs/errors.md): only these point at Billing. A bad
+ * request, an unknown model or a provider's failure is not the account's to pay its way out of.
+ */
+const LIFTED_BY_BILLING = new Set([
+  'resource_exhausted',
+  'requests_per_day_exceeded',
+  'rate_limit_exceeded',
+  'concurrency_limit',
+  'insufficient_balance',
+  'request_cost_exceeded',
+  'model_not_in_plan',
+  'image_input_not_allowed',
+  'too_many_images',
+  'image_size_not_allowed',
+  'max_output_tokens_exceeded',
+]);
+
+/** A refusal, shown as the gateway's message (never a raw body), with a way forward when Billing is one. */
 export function ErrorBox({ error, billingLink = true }: { error: ApiError | null; billingLink?: boolean }) {
   if (!error) return null;
   return html`
     <div class="error-box" role="alert" data-testid="error-message" data-code=${error.code}>
       <p class="error-text">${error.message}</p>
       ${billingLink &&
+      LIFTED_BY_BILLING.has(error.code) &&
       html`<p class="error-actions">
         <a href="/app/billing">Go to Billing</a> to add a payment method or top up your balance.
       </p>`}
