@@ -333,7 +333,8 @@ describe('refusals', () => {
 
     const embedding: ModelConfig = { id: 'emb', kind: 'embedding', provider: 'p', pro: false, price: { input: 1 } };
     const none = await m.admit({ requestId: 'r5', principal, model: embedding, worstCaseCredits: 1 }).catch((err: { code: string; headers: Record<string, string> }) => err);
-    expect(none).toMatchObject({ code: 'resource_exhausted', status: 403 });
+    // Exhaustion for good says so like every other (SPEC §5: 403 exhaustion carries its reset time).
+    expect(none).toMatchObject({ code: 'resource_exhausted', status: 403, headers: { 'x-tollgate-reset-at': 'never' } });
     expect((none as { headers: Record<string, string> }).headers['retry-after']).toBeUndefined();
     await m.close();
   });

@@ -404,7 +404,7 @@ export class PlanMeter implements Meter {
     const retryAfter = String(Math.max(1, Math.ceil(untilReset / 1000)));
     const resetAt = !forGood && slot.span && Number.isFinite(slot.span.endsAt) ? new Date(slot.span.endsAt).toISOString() : 'never';
     if (rule.measure === 'concurrent') {
-      if (forGood) return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase } });
+      if (forGood) return new GatewayError('resource_exhausted', { vars: { rule: rule.id, worstCase }, headers: { 'x-tollgate-reset-at': 'never' } });
       return new GatewayError('concurrency_limit', { vars: { rule: rule.id, limit: rule.limit }, headers: { 'retry-after': '1' } });
     }
     const short = !forGood && (rule.window === 'minute' || rule.window === 'hour');
