@@ -360,6 +360,16 @@ describe('redis counter store specifics', () => {
     expect(await other.receipts.pending(1)).toHaveLength(1);
     await other.receipts.acknowledge(['r2', 'unknown']);
     expect(await store.receipts.pending(100)).toEqual([{ id: 'r1', receipt: '{"requestId":"r1"}' }]);
+    // What a process remembers of receipts it listed but another acknowledged (r2 here) is gone
+    // after two more listings, not kept for ever.
+    const remembered = (s: unknown) => {
+      const { receiptTags, olderReceiptTags } = s as { receiptTags: Map<string, string>; olderReceiptTags: Map<string, string> };
+      return new Set([...receiptTags.keys(), ...olderReceiptTags.keys()]);
+    };
+    expect(remembered(store).has('r2')).toBe(true);
+    await store.receipts.pending(100);
+    expect(remembered(store).has('r2')).toBe(false);
+    expect(remembered(store).has('r1')).toBe(true);
     // The settling process acknowledges its own without listing first.
     await store.receipts.acknowledge(['r1']);
     expect(await other.receipts.pending(100)).toEqual([]);

@@ -98,8 +98,14 @@ export class RedisCounterStore implements CounterStore {
   private closed = false;
   /** Reservations this process made and has not settled or released. */
   private readonly mine = new Map<string, Mine>();
-  /** Receipt id → its account's tag, for receipts this process kept or listed and has not acknowledged. */
-  private readonly receiptTags = new Map<string, string>();
+  /**
+   * Receipt id → its account's tag, for receipts this process kept or listed and has not
+   * acknowledged, in two generations: each listing starts a new one and drops the one before last.
+   * A receipt listed here but acknowledged by another instance (or listed while too young to drain)
+   * was otherwise kept for ever; one still in Redis is found again, tag and all, by the next listing.
+   */
+  private receiptTags = new Map<string, string>();
+  private olderReceiptTags = new Map<string, string>();
   readonly receipts: Receipts = {
     settle: async (id, actual, receipt) => {
       this.open();
@@ -335,6 +341,7 @@ export class RedisCounterStore implements CounterStore {
     this.closed = true;
     this.mine.clear();
     this.receiptTags.clear();
+    this.olderReceiptTags.clear();
     if (this.redis.status === 'ready') {
       try {
         await this.redis.quit();
@@ -364,6 +371,8 @@ export class RedisCounterStore implements CounterStore {
   /** Every account's receipts hash is found by SCAN, as sweep() finds its indexes. */
   private async pendingReceipts(limit: number): Promise<Array<{ id: string; receipt: string }>> {
     this.open();
+    this.olderReceiptTags = this.receiptTags;
+    this.receiptTags = new Map();
     const out: Array<{ id: string; receipt: string }> = [];
     for await (const key of this.scan('tg:{*}:receipts')) {
       const tag = hashTag(key);
@@ -392,7 +401,7 @@ export class RedisCounterStore implements CounterStore {
     this.open();
     const byTag = new Map<string, string[]>();
     for (const id of ids) {
-      const tag = this.receiptTags.get(id);
+      const tag = this.receiptTags.get(id) ?? this.olderReceiptTags.get(id);
       if (tag === undefined) continue;
       const list = byTag.get(tag);
       if (list) list.push(id);
@@ -406,7 +415,10 @@ export class RedisCounterStore implements CounterStore {
       const failed = replies.find(([err]) => err);
       if (failed) throw failed[0];
     });
-    for (const id of ids) this.receiptTags.delete(id);
+    for (const id of ids) {
+      this.receiptTags.delete(id);
+      this.olderReceiptTags.delete(id);
+    }
   }
 
   private call(script: ScriptName, numKeys: number, args: (string | number)[]): Promise<unknown> {
