@@ -147,6 +147,22 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('a key needs a name before it is created (no raw validation text from the server)', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'keyname@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), '   ');
+    await page.click(byTest('create-key'));
+    expect(await page.locator(`${byTest('key-name')}:invalid`).count()).toBe(1);
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    expect(await page.locator(byTest('new-secret')).count()).toBe(0);
+    await page.fill(byTest('key-name'), 'laptop');
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
+    await page.context().close();
+  }, 60_000);
+
   it('an image-to-image model asks for its source image and sends it', async () => {
     // Priced within the free tier's 512-credit image ceiling (the test catalog's 0.03 USD is 60,000 credits).
     const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' && m.kind === 'image' ? { ...m, price: { perImage: 0.0002 } } : m));

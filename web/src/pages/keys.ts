@@ -110,7 +110,8 @@ export function KeysPage() {
       <form class="card inline-form" onSubmit=${create}>
         <div class="field grow">
           <label for="key-name">Key name</label>
-          <input id="key-name" data-testid="key-name" type="text" maxLength="100" placeholder="e.g. laptop, CI"
+          <input id="key-name" data-testid="key-name" type="text" required maxLength="100" placeholder="e.g. laptop, CI"
+            pattern=".*\\S.*" title="Name the key: where it will be used."
             value=${name} onInput=${(e: Event) => setName((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <button type="submit" class="btn btn-primary" data-testid="create-key" disabled=${busy}>${busy ? 'Creating…' : 'Create key'}</button>
