@@ -20,7 +20,7 @@ import type { Pricing } from './pricing.js';
 import type { ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { countPrompt } from './prompt-count.js';
-import { countChatPrompt, countEmbeddingInput, countText } from './tokens.js';
+import { countChatPrompt, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
 export interface RequestContext {
@@ -217,7 +217,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
-    const context = model.contextTokens ?? Number.POSITIVE_INFINITY;
+    const context = model.contextTokens !== undefined && !hasNonTextParts(body) ? model.contextTokens : Number.POSITIVE_INFINITY;
     const promptTokens = await this.countPrompt(ctx, model, (cap) => countChatPrompt(body, model.imageInputTokens, Math.min(cap, context)));
     if (promptTokens > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
     const allowance = outputAllowance(model, body);

@@ -1,7 +1,7 @@
 import { countTokens } from 'gpt-tokenizer';
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt, countEmbeddingInput, countEmbeddingText, countText } from './tokens.js';
+import { countChatPrompt, countEmbeddingInput, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
 
 describe('token counting', () => {
   it('counts text with the o200k encoding', () => {
@@ -144,3 +144,13 @@ describe('token counting', () => {
   });
 });
 
+
+describe('hasNonTextParts', () => {
+  it('is true for an image, file or audio part anywhere, false for text, refusals and plain strings', () => {
+    const msg = (content: unknown) => ({ messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content }] });
+    expect(hasNonTextParts(msg('hi'))).toBe(false);
+    expect(hasNonTextParts(msg([{ type: 'text', text: 'hi' }, { type: 'refusal', refusal: 'no' }]))).toBe(false);
+    for (const type of ['image_url', 'input_image', 'file', 'input_audio']) expect(hasNonTextParts(msg([{ type: 'text', text: 'x' }, { type }])), type).toBe(true);
+    expect(hasNonTextParts({})).toBe(false);
+  });
+});

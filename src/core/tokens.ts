@@ -158,6 +158,25 @@ function countContent(content: unknown, imageTokens: number, cap: number): numbe
   return tokens + countText(text, cap - tokens);
 }
 
+/**
+ * Whether a message holds a part that is not text (an image, a file, audio). Those are counted at
+ * a worst case (imageInputTokens, a quarter token per character of a file's JSON) that says what
+ * they may cost, not what they take of a context window, so a prompt with them is not held to
+ * the model's contextTokens (the upstream decides).
+ */
+export function hasNonTextParts(body: Record<string, unknown>): boolean {
+  if (!Array.isArray(body.messages)) return false;
+  for (const m of body.messages) {
+    const content = (m as { content?: unknown } | null)?.content;
+    if (!Array.isArray(content)) continue;
+    for (const part of content) {
+      const type = (part as { type?: unknown } | null)?.type;
+      if (type !== 'text' && type !== 'refusal') return true;
+    }
+  }
+  return false;
+}
+
 /** The serialised JSON of a structured field, counted as text: a slight over-estimate of its real framing. */
 function countJson(value: unknown, cap = Number.POSITIVE_INFINITY): number {
   return value === undefined || value === null ? 0 : countText(JSON.stringify(value), cap);

@@ -39,6 +39,23 @@ it('refuses a prompt past the context window with context_length_exceeded, befor
   expect(t.upstreamCalls()).toBe(calls + 1);
 });
 
+it('a prompt with an image is left to the upstream: its worst case is a price, not a share of the window', async () => {
+  // gpt-4o-mini counts an image part at 48,169 tokens to price it; three would pass a 128,000
+  // window that OpenAI may well accept them in.
+  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+  const res = await fetch(`${t.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'gpt-4o-mini',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: [{ type: 'text', text: ' hello'.repeat(19_000) }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] }],
+    }),
+  });
+  expect(res.status).toBe(200);
+});
+
 it('on the free tier, a prompt past the window is refused the same way', async () => {
   const { secret } = await t.newAccount();
   const res = await ask(secret, ' hello'.repeat(30_000));
