@@ -42,6 +42,9 @@ describe('what a stream chunk wrote', () => {
     };
     expect(deltaText(chunk)).toBe('Hi lookup{"q":');
     expect(deltaText({ choices: [] })).toBe('');
+    // A structured-output refusal and a legacy `functions` call are output too.
+    expect(deltaText({ choices: [{ index: 0, delta: { content: null, refusal: "I can't." } }] })).toBe("I can't.");
+    expect(deltaText({ choices: [{ index: 0, delta: { content: null, function_call: { name: 'lookup', arguments: '{"q":1}' } } }] })).toBe('lookup{"q":1}');
     expect(deltaText({})).toBe('');
   });
 
@@ -57,5 +60,12 @@ describe('what a whole answer wrote', () => {
   it('counts the reasoning with the content', () => {
     const body = JsonText.parse(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', reasoning_content: 'First, add one and two.', content: 'Three.' } }] }))!;
     expect(countCompletionOutput(body)).toBe(countText('First, add one and two.Three.'));
+  });
+
+  it('counts a refusal and a legacy function call', () => {
+    const refusal = JsonText.parse(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: "I'm sorry, I can't help with that." } }] }))!;
+    expect(countCompletionOutput(refusal)).toBe(countText("I'm sorry, I can't help with that."));
+    const call = JsonText.parse(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, function_call: { name: 'lookup', arguments: '{"q":"weather in Paris"}' } } }] }))!;
+    expect(countCompletionOutput(call)).toBe(countText('lookup{"q":"weather in Paris"}'));
   });
 });

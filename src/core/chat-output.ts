@@ -59,14 +59,21 @@ function largest(a: unknown, b: unknown): number | undefined {
 }
 
 
+/**
+ * The output a chunk's choices wrote: content, a refusal (structured outputs answer with
+ * `refusal` instead of content) and tool calls, the legacy `function_call` included — all of it
+ * written under max_tokens and billed as output.
+ */
 export function deltaText(chunk: JsonObject): string {
   const choices = chunk.choices;
   if (!Array.isArray(choices)) return '';
   let text = '';
   for (const c of choices) {
-    const delta = (c as { delta?: { content?: unknown; tool_calls?: unknown } }).delta;
+    const delta = (c as { delta?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } }).delta;
     if (typeof delta?.content === 'string') text += delta.content;
+    if (typeof delta?.refusal === 'string') text += delta.refusal;
     if (Array.isArray(delta?.tool_calls)) for (const call of delta.tool_calls) text += toolCallText(call);
+    text += functionText(delta?.function_call);
   }
   return text;
 }
@@ -77,8 +84,13 @@ export function deltaText(chunk: JsonObject): string {
  * counted ten times the output written and cut a 480-token call off as past a 512-token limit.
  */
 function toolCallText(call: unknown): string {
-  const f = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
-  return (typeof f?.name === 'string' ? f.name : '') + (typeof f?.arguments === 'string' ? f.arguments : '');
+  return functionText((call as { function?: unknown } | null)?.function);
+}
+
+/** A function call's name and arguments (a tool call's `function`, or the legacy `function_call`). */
+function functionText(f: unknown): string {
+  const fn = f as { name?: unknown; arguments?: unknown } | null | undefined;
+  return (typeof fn?.name === 'string' ? fn.name : '') + (typeof fn?.arguments === 'string' ? fn.arguments : '');
 }
 
 /**
@@ -111,10 +123,12 @@ export function countCompletionOutput(body: JsonText): number {
   if (!Array.isArray(choices)) return 0;
   let text = '';
   for (const c of choices) {
-    const m = (c as { message?: { content?: unknown; tool_calls?: unknown } }).message;
+    const m = (c as { message?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } }).message;
     text += reasoningOf(m);
     if (typeof m?.content === 'string') text += m.content;
+    if (typeof m?.refusal === 'string') text += m.refusal;
     if (Array.isArray(m?.tool_calls)) text += JSON.stringify(m.tool_calls);
+    text += functionText(m?.function_call);
   }
   return countText(text);
 }

@@ -100,6 +100,27 @@ describe('streams that end early', () => {
     expect(final.meta.usage.credits_used).toBe(row.credits);
   });
 
+  it('a refusal or a legacy function call streamed without usage is metered as output, not free', async () => {
+    const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
+    const delta = (d: object, finish: string | null = null) => JSON.stringify({ ...head, choices: [{ index: 0, delta: d, logprobs: null, finish_reason: finish }] });
+    const refusal = "I'm sorry, but I can't help with that request. ".repeat(10);
+    const args = JSON.stringify({ city: 'Paris', notes: 'a long note '.repeat(40) });
+    const cases = [
+      { events: [delta({ role: 'assistant', content: null, refusal: '' }), delta({ refusal }), delta({}, 'stop'), '[DONE]'], output: refusal },
+      { events: [delta({ role: 'assistant', content: null, function_call: { name: 'get_weather', arguments: '' } }), delta({ function_call: { arguments: args } }), delta({}, 'function_call'), '[DONE]'], output: `get_weather${args}` },
+    ];
+    for (const { events, output } of cases) {
+      const { accountId, secret } = await t.newAccount();
+      t.openai.enqueue({ kind: 'sse', events });
+      const stream = t.client(secret).chat.completions.stream({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Tell me a long story' }], stream_options: { include_usage: true } });
+      const final = await stream.finalChatCompletion();
+      const [row] = await ledgerRows(accountId, 1);
+      expect(row).toMatchObject({ status: 'ok', outputTokens: countText(output) });
+      expect(final.usage?.completion_tokens).toBe(countText(output));
+      expect((final as unknown as { meta: { usage: { credits_used: number } } }).meta.usage.credits_used).toBe(row.credits);
+    }
+  });
+
   it('an upstream that sends no usage is metered with the tokenizer', async () => {
     const { accountId, secret } = await t.newAccount();
     t.openai.enqueue({ kind: 'sse', events: chatStreamFixture.filter((d) => !d.includes('"usage"')) });
