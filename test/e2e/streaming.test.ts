@@ -237,6 +237,19 @@ describe('streams that fail before any output', () => {
     expect(await apiTokenUsed(secret)).toBe(row.credits + second!.credits);
   });
 
+  it('an upstream that holds its body open after [DONE]: the client gets [DONE] at once, the answer is not failed', async () => {
+    const { accountId, secret } = await s.newAccount();
+    s.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture, ': keep-alive'], holdBeforeIndex: chatStreamFixture.length, release: new Promise<void>(() => {}) });
+    const started = performance.now();
+    const stream = await s.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: body.messages as [{ role: 'user'; content: string }], stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('Hello from the fake upstream.');
+    // Not after the 400 ms idle limit, with an error event in place of [DONE].
+    expect(performance.now() - started).toBeLessThan(350);
+    expect(await rows(accountId)).toEqual([expect.objectContaining({ status: 'ok', httpStatus: 200, credits: 12 })]);
+  });
+
   it('a stream within its output limit is not cut off: a long tool call, or a run of whitespace', async () => {
     const head = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
     const delta = (d: object, finish: string | null = null) => JSON.stringify({ ...head, choices: [{ index: 0, delta: d, logprobs: null, finish_reason: finish }] });

@@ -133,8 +133,10 @@ class OpenAiProvider implements Provider {
       return { events: completionAsChunks(answer, call.model.id), close: () => {} };
     }
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
-    // stream, and nothing at all to do when the stream was read to its end.
-    return { events: this.chunks(res, call.model.id), close: () => res.cancel() };
+    // stream, and nothing at all to do when the stream was read to its end. Not once [DONE] came:
+    // the rest of the body is then being read for the connection's sake (chunks).
+    const read = { done: false };
+    return { events: this.chunks(res, call.model.id, read), close: () => read.done || res.cancel() };
   }
 
   private streamBody(call: ChatCall, withOptions: boolean): JsonObject {
@@ -147,27 +149,31 @@ class OpenAiProvider implements Provider {
     return body;
   }
 
-  private async *chunks(res: UpstreamResponse, modelId: string): AsyncGenerator<ChatStreamEvent> {
+  private async *chunks(res: UpstreamResponse, modelId: string, read: { done: boolean }): AsyncGenerator<ChatStreamEvent> {
     // The push decoder inside this loop, not a decoding generator in front of it: one async layer
     // less for every event of every stream.
     const decoder = new SseDecoder();
-    let done = false;
     /** Whether a choice has said why it stopped: the answer is whole even without [DONE]. */
     let finished = false;
-    for await (const bytes of res.body) {
-      // After [DONE], read on to the end of the body so the connection goes back to the pool.
-      if (done) continue;
-      for (const ev of decoder.push(bytes)) {
+    // Not for-await: leaving that loop at [DONE] would cancel the body (its return()). Whatever
+    // else ends this generator, the caller's close() cancels it.
+    const body = res.body[Symbol.asyncIterator]();
+    for (let next = await body.next(); !next.done; next = await body.next()) {
+      for (const ev of decoder.push(next.value)) {
         if (ev.data === '[DONE]') {
-          done = true;
-          break;
+          // The answer is whole: the stream ends here. The rest of the body is read and dropped
+          // apart from it, so the connection goes back to the pool — read in line, an upstream
+          // that held the body open after [DONE] held the client's [DONE] too, up to the idle
+          // timeout, which then failed the whole answer with an error event.
+          read.done = true;
+          void res.dump();
+          return;
         }
         const event = this.event(ev, modelId);
         finished ||= hasFinishReason(event.chunk);
         yield event;
       }
     }
-    if (done) return;
     for (const ev of decoder.end()) {
       if (ev.data === '[DONE]') return;
       const event = this.event(ev, modelId);

@@ -229,6 +229,16 @@ describe('openai provider: chatStream', () => {
     expect(await collect(stream.events)).toHaveLength(1);
   });
 
+  it('ends at [DONE] though the upstream holds its body open after it', async () => {
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '[DONE]', '{"choices":[]}'], holdBeforeIndex: 2, release: new Promise(() => {}) });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const started = performance.now();
+    expect(await collect(stream.events)).toHaveLength(1);
+    // At once, not after the 400 ms idle limit (which failed the whole answer).
+    expect(performance.now() - started).toBeLessThan(300);
+    stream.close();
+  });
+
   it('a stream cut off (no [DONE], no finish_reason) is an error after what came; one with a finish_reason is whole', async () => {
     const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
     fake.enqueue({ kind: 'sse', events: [part] });
