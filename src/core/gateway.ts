@@ -372,8 +372,15 @@ export class Gateway {
     let status: UsageStatus = 'ok';
     let httpStatus = 200;
     let drainTimer: NodeJS.Timeout | undefined;
+    /** The drain ran out and the gateway closed the upstream itself: what ends the loop then is no upstream failure. */
+    let drained = false;
+    /** The upstream failed after the client had left (the drain reads on). */
+    let failedUnseen = false;
     const onClientGone = () => {
-      drainTimer = setTimeout(() => stream.close(), this.deps.drainUsageMs);
+      drainTimer = setTimeout(() => {
+        drained = true;
+        stream.close();
+      }, this.deps.drainUsageMs);
     };
     const stopListening = ctx.client.onGone(onClientGone);
     /** The latest chunk: its id and created for a usage chunk made here. */
@@ -416,7 +423,8 @@ export class Gateway {
         complete = true;
       }
     } catch (err) {
-      if (!ctx.client.gone) {
+      if (ctx.client.gone) failedUnseen = !drained;
+      else {
         status = 'error';
         httpStatus = statusOf(err);
         this.deps.logger.warn({ err, requestId: ctx.requestId }, 'stream failed after it started');
@@ -435,11 +443,12 @@ export class Gateway {
         httpStatus = 499;
       }
       // No output and no usage: nothing was produced.
-      if (status === 'error' && producedText === '' && reasoningText === '' && usage === undefined) {
-        // SPEC §7: an upstream error or timeout before any output releases everything. (A client
-        // that left is charged the prompt: the upstream had taken the request.)
+      if ((status === 'error' || failedUnseen) && producedText === '' && reasoningText === '' && usage === undefined) {
+        // SPEC §7: an upstream error or timeout before any output releases everything, whether or
+        // not the client is still there. (A client that left while the upstream still worked is
+        // charged the prompt once the drain runs out: the upstream had taken the request.)
         await admission.release();
-        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', httpStatus, at));
+        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, status, httpStatus, at));
       } else {
         // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
         // prompt plus the output the upstream produced, counted with the tokenizer.

@@ -171,6 +171,27 @@ describe('streams cut short', () => {
     expect(await ledger(accountId)).toHaveLength(1);
   });
 
+  it('client abort, then an upstream error before any output: nothing charged (SPEC §7), recorded as aborted', async () => {
+    const { accountId, secret } = await t.newAccount();
+    let release!: () => void;
+    const failure = JSON.stringify({ error: { message: 'The server is overloaded', type: 'server_error', param: null, code: null } });
+    t.openai.enqueue({ kind: 'sse', events: [chatStreamFixture[0]!, failure], holdBeforeIndex: 1, release: new Promise<void>((r) => (release = r)) });
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: abort.signal,
+    });
+    await res.body!.getReader().read(); // the role chunk: no output yet
+    abort.abort();
+    await new Promise((r) => setTimeout(r, 100));
+    release(); // within the drain window, the upstream fails
+    await until(async () => (await ledger(accountId)).length === 1);
+    expect((await ledger(accountId))[0]).toMatchObject({ status: 'aborted', credits: 0, outputTokens: 0 });
+    expect(apiToken(await usage(secret)).used).toBe(0);
+  });
+
   it("client abort: drains the upstream's usage when it comes within the drain window", async () => {
     const { accountId, secret } = await t.newAccount();
     const { release } = await abortMidStream(secret);
