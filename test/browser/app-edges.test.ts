@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+import { ManualClock } from '../../src/lib/clock.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -38,8 +39,11 @@ async function gateway(config: Parameters<typeof startTestGateway>[0] = {}): Pro
   return t;
 }
 
-async function signUp(t: TestGateway, email: string, password: string): Promise<Page> {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+/** `browserTime`: what the page's clock reads (Date), where it must differ from the gateway's. */
+async function signUp(t: TestGateway, email: string, password: string, browserTime?: number): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (browserTime !== undefined) await context.clock.setFixedTime(browserTime);
+  const page = await context.newPage();
   await page.goto(`${t.url}/app/signup`);
   await page.fill(byTest('email'), email);
   await page.fill(byTest('password'), password);
@@ -160,6 +164,26 @@ describe('web app edges in Chromium', () => {
     await page.fill(byTest('key-name'), 'laptop');
     await page.click(byTest('create-key'));
     await page.locator(byTest('new-secret')).waitFor();
+    await page.context().close();
+  }, 60_000);
+
+  it("shows the gateway's day on Usage, not the browser's: the page read just after midnight by the browser's clock", async () => {
+    // The gateway is 10 s before UTC midnight; the browser's clock already past it (the answer
+    // arrived after midnight, or the computer's clock runs a little ahead).
+    const clock = new ManualClock(Date.parse('2026-11-25T23:59:50Z'));
+    const t = await gateway({ gateway: { clock } });
+    const page = await signUp(t, 'midnight@example.com', 'correct horse battery', Date.parse('2026-11-26T00:00:05Z'));
+    page.setDefaultTimeout(10_000);
+    await page.fill(byTest('prompt'), 'hi');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    const usage = await page.evaluate(() => fetch('/app/api/usage').then((r) => r.json()));
+    const spent = usage.days.reduce((a: number, r: { credits: number }) => a + r.credits, 0);
+    expect(spent).toBeGreaterThan(0);
+    await page.click(byTest('nav-usage'));
+    // The day the gateway counts in (its Playground meter, its budget) is still 2026-11-25: its
+    // credits are today's. The browser's own date showed 0 and a chart a day off.
+    await expect.poll(() => page.textContent(byTest('usage-today'))).toMatch(new RegExp(`^${spent} credits`));
     await page.context().close();
   }, 60_000);
 

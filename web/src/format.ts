@@ -9,8 +9,3 @@ export function fmtDate(iso: string | null | undefined, empty = '—'): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
-
-/** Today's UTC date, YYYY-MM-DD (the gateway's day window). */
-export function utcToday(): string {
-  return new Date().toISOString().slice(0, 10);
-}

@@ -83,6 +83,8 @@ export interface UsageRecord {
 }
 
 export interface Usage {
+  /** The gateway's UTC day when it answered: the last of `days`. */
+  day: string;
   days: DailyRow[];
   records: UsageRecord[];
 }

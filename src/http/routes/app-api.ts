@@ -227,6 +227,9 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
         storage.ledger.query({ accountId: account.id, limit: 100 }),
       ]);
       return {
+        // The UTC day the range ends on: the page's "today" and the last bar of its chart. The
+        // browser's own date is another day for a page read across midnight or on a clock that is off.
+        day: utcDay(now),
         days: rows.map((r) => ({
           day: r.day,
           model: r.model,

@@ -2,15 +2,19 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
-import { fmt, fmtDate, utcToday } from '../format';
+import { fmt, fmtDate } from '../format';
 import type { Usage } from '../types';
 
 const DAYS = 30;
 
-/** The last `n` UTC dates, oldest first. */
-function lastDays(n: number): string[] {
-  const today = Date.parse(`${utcToday()}T00:00:00Z`);
-  return Array.from({ length: n }, (_, i) => new Date(today - (n - 1 - i) * 86_400_000).toISOString().slice(0, 10));
+/**
+ * The `n` UTC dates up to `today`, oldest first. `today` is the gateway's (Usage.day): the browser's
+ * clock may be on another day (just past midnight, or a clock that is off), which showed "Today" as
+ * 0 and the chart a day off from the days the gateway answered.
+ */
+function lastDays(n: number, today: string): string[] {
+  const last = Date.parse(`${today}T00:00:00Z`);
+  return Array.from({ length: n }, (_, i) => new Date(last - (n - 1 - i) * 86_400_000).toISOString().slice(0, 10));
 }
 
 function UsageChart({ usage }: { usage: Usage }) {
@@ -18,7 +22,7 @@ function UsageChart({ usage }: { usage: Usage }) {
   useEffect(() => {
     let chart: { destroy(): void } | null = null;
     let cancelled = false;
-    const days = lastDays(DAYS);
+    const days = lastDays(DAYS, usage.day);
     const models = [...new Set(usage.days.map((d) => d.model))].sort();
     const series = models.map((model) => ({
       label: model,
@@ -48,8 +52,7 @@ export function UsagePage() {
       .catch((e) => setError(toApiError(e)));
   }, []);
 
-  const today = utcToday();
-  const todayRows = usage?.days.filter((d) => d.day === today) ?? [];
+  const todayRows = usage?.days.filter((d) => d.day === usage.day) ?? [];
   const sum = (rows: { credits: number; requests: number }[]) =>
     rows.reduce((a, r) => ({ credits: a.credits + r.credits, requests: a.requests + r.requests }), { credits: 0, requests: 0 });
   const totalToday = sum(todayRows);
