@@ -165,6 +165,26 @@ describe('tollgate CLI', () => {
     expect(text.stdout.trim().split('\n')).toHaveLength(10_003);
   });
 
+  it("accounts show counts today's usage only, not records dated after today (as the admin API's account view)", async () => {
+    const account = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout).id as string;
+    const storage = openSqliteStorage(`sqlite:${join(dir, 'db/tollgate.db')}`);
+    const now = Date.now();
+    try {
+      // A record of today, and one at the next UTC midnight: another instance whose clock is a
+      // moment ahead of this host's wrote it, or a request admitted after this command read the time.
+      const record = (id: string, at: number, credits: number) => ({
+        requestId: id, accountId: account, keyId: null, model: 'gpt-4o-mini', surface: 'api' as const, promptTokens: 1,
+        outputTokens: 1, credits, status: 'ok' as const, httpStatus: 200, createdAt: new Date(at).toISOString(),
+      });
+      const tomorrow = Date.parse(new Date(now + 86_400_000).toISOString().slice(0, 10));
+      await Promise.all([storage.ledger.append(record('today', now, 5)), storage.ledger.append(record('tomorrow', tomorrow, 7))]);
+    } finally {
+      await storage.close();
+    }
+    const shown = JSON.parse((await tollgate('accounts', 'show', account, '--json', '--config', configFile)).stdout);
+    expect(shown.usage).toMatchObject({ day: new Date(now).toISOString().slice(0, 10), credits: 5, requests: 1 });
+  });
+
   it('lists models with prices in credits', async () => {
     const res = await tollgate('models', '--json', '--config', configFile);
     expect(JSON.parse(res.stdout)).toEqual([

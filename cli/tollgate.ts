@@ -160,8 +160,11 @@ async function run(argv: string[]): Promise<number> {
     case 'accounts show':
       return withServices(values, async (s) => {
         const a = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
-        const day = utcDay(s.clock.now());
-        const today = summariseDaily(await s.storage.ledger.daily({ accountId: a.id, from: day }));
+        const now = s.clock.now();
+        const day = utcDay(now);
+        // Up to the next UTC midnight, as the admin API's account view: without it a record dated
+        // after today (another instance's clock a moment ahead) was summed into "today".
+        const today = summariseDaily(await s.storage.ledger.daily({ accountId: a.id, from: day, to: utcDay(now + 86_400_000) }));
         print(values, { ...accountView(a), usage: { day, ...today } }, `${a.id}  plan ${a.plan}  balance ${a.balance}  today ${today.credits} credits in ${today.requests} requests`);
         return 0;
       });
