@@ -17,7 +17,7 @@ import { normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
-import type { ReceiptDrain } from './receipt-drain.js';
+import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { countPrompt } from './prompt-count.js';
 import { countChatPrompt, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
@@ -151,7 +151,7 @@ export class Gateway {
     const { owed } = this.deps.ledger;
     let written: boolean | undefined;
     const keep = owed && (async (charge: OwedCharge) => (written = await this.append(record, charge)));
-    await admission.settle(record.credits, JSON.stringify(record), keep);
+    await admission.settle(record.credits, receiptOf(record, this.deps.clock.now()), keep);
     // Tried with the charge and failed: the meter holds the charge, and its settlement will keep
     // the record as a receipt once the store answers; the same append again would only fail again.
     written ??= await this.append(record);

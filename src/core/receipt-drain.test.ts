@@ -8,7 +8,7 @@ import type { CounterOp } from '../storage/counters.js';
 import type { Storage, UsageRecord } from '../storage/ports.js';
 import { openRedisCounterStore, type RedisCounterStore } from '../storage/redis/counters.js';
 import { openSqliteStorage } from '../storage/sqlite/index.js';
-import { ReceiptDrain } from './receipt-drain.js';
+import { ReceiptDrain, receiptOf } from './receipt-drain.js';
 
 const GRACE = 1000;
 let server: RedisServer;
@@ -89,6 +89,23 @@ describe('receipt drain', () => {
     expect(await alive.store.get(['tg:{a}:credits', 'tg:{b}:credits'], clock.now())).toEqual([40, 60]);
     expect(await alive.store.receipts.pending(10)).toEqual([]);
     expect(await alive.drain.drain()).toBe(0);
+  });
+
+  it('counts the grace from when the receipt was kept, not from the admission its record is dated by', async () => {
+    // A 30 s stream: admitted (createdAt) at T, settled with its receipt at T + 30 s. Its own
+    // process is writing it now; the drain must not write it too.
+    const dead = process();
+    const alive = process();
+    const r = record('long', 'a', 40);
+    clock.advance(30_000);
+    const now = clock.now();
+    expect(await dead.store.reserve(r.requestId, [op('a')], now + 30_000, now)).toMatchObject({ ok: true });
+    expect(await dead.store.receipts.settle(r.requestId, r.credits, receiptOf(r, now))).toBe(true);
+    expect(await alive.drain.drain()).toBe(0);
+    clock.advance(GRACE);
+    expect(await alive.drain.drain()).toBe(1);
+    // Written as the record it holds, without the time it was kept.
+    expect((await storage.ledger.query({}))[0]).toEqual(r);
   });
 
   it('forgets a receipt once its own process recorded it', async () => {

@@ -23,6 +23,16 @@ export interface ReceiptDrainOptions {
   logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
+/**
+ * A settlement's receipt: its ledger record and when it was kept (ms). The drain's grace counts
+ * from then, not from the record's createdAt, which is the admission: a 30 s stream's receipt was
+ * otherwise due the moment it was kept, and written by the drain while its own process was still
+ * writing it (a second ledger row on a store without a unique request id).
+ */
+export function receiptOf(record: UsageRecord, keptAt: number): string {
+  return JSON.stringify({ ...record, keptAt });
+}
+
 /** Receipts read per drain round; a longer backlog takes several rounds, each in one ledger batch. */
 const DRAIN_BATCH = 500;
 
@@ -163,9 +173,10 @@ export class ReceiptDrain {
         const records: UsageRecord[] = [];
         const unreadable: string[] = [];
         for (const { id, receipt } of found) {
-          const record = parse(receipt);
-          if (record) {
-            if (Date.parse(record.createdAt) <= due) records.push(record);
+          const kept = parse(receipt);
+          if (kept) {
+            const { keptAt, ...record } = kept;
+            if ((keptAt ?? Date.parse(record.createdAt)) <= due) records.push(record);
             continue;
           }
           // Only something other than Tollgate writes such a value; the log keeps it.
@@ -200,10 +211,12 @@ export class ReceiptDrain {
   }
 }
 
-function parse(receipt: string): UsageRecord | null {
+/** A receipt's record and when it was kept (absent in receipts written before keptAt existed). */
+function parse(receipt: string): (UsageRecord & { keptAt?: number }) | null {
   try {
-    const r = JSON.parse(receipt) as UsageRecord;
-    return typeof r?.requestId === 'string' && typeof r.createdAt === 'string' && Number.isFinite(Date.parse(r.createdAt)) ? r : null;
+    const r = JSON.parse(receipt) as UsageRecord & { keptAt?: unknown };
+    if (r?.keptAt !== undefined && !Number.isFinite(r.keptAt)) delete r.keptAt;
+    return typeof r?.requestId === 'string' && typeof r.createdAt === 'string' && Number.isFinite(Date.parse(r.createdAt)) ? (r as UsageRecord & { keptAt?: number }) : null;
   } catch {
     return null;
   }
