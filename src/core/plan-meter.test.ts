@@ -338,4 +338,35 @@ describe('refusals', () => {
     expect((none as { headers: Record<string, string> }).headers['retry-after']).toBeUndefined();
     await m.close();
   });
+
+  it('a request refused for good reports what the window has left, not its whole limit', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:30Z'));
+    const m = planMeter([{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }], clock);
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 400 })).settle(120);
+    // 120 of 500 spent: 380 left, whatever the refused request asked for (it said 500 left).
+    expect(await refusal(m, 'r2', 617)).toMatchObject({
+      code: 'resource_exhausted',
+      headers: { 'x-ratelimit-limit-tokens': '500', 'x-ratelimit-remaining-tokens': '380', 'x-tollgate-reset-at': 'never' },
+    });
+    await m.close();
+    // A store that does not answer: still refused for good, without a figure for what is left.
+    const { store, down } = flakyStore();
+    const off = new PlanMeter({
+      plans: resolvePlans({ free: { rules: [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }] as never } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'open',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    down(true);
+    const refused = await refusal(off, 'r3', 617);
+    expect(refused).toMatchObject({ code: 'resource_exhausted', headers: { 'x-ratelimit-limit-tokens': '500', 'x-tollgate-reset-at': 'never' } });
+    expect(refused?.headers['x-ratelimit-remaining-tokens']).toBeUndefined();
+    down(false);
+    await off.close();
+  });
 });

@@ -233,9 +233,10 @@ export class PlanMeter implements Meter {
     // A request that alone is more than a rule allows in a whole window (a worst case above a
     // credits limit; any request under a limit of 0) passes in no window: a 429 with a Retry-After
     // would have the client wait it out and be refused again, for ever. Refused for good instead,
-    // by the limits alone (no counter read), the longest window first as below.
+    // by the limits alone, the longest window first as below; its counter is read only for the
+    // headers, which say what the window has left (not the whole limit).
     const never = slots.find((s) => s.rule !== 'balance' && s.op.amount > s.limit);
-    if (never) throw this.refusal(never, 0, worstCase, principal, model, now, true);
+    if (never) throw await this.refusalForGood(never, worstCase, principal, model, now);
 
     let result;
     try {
@@ -393,6 +394,23 @@ export class PlanMeter implements Meter {
     }
     // The embedded store answers in-process: no reply is ever lost.
     for (const c of charges) if (c.amount !== 0) await this.o.store.add(c.key, c.amount, c.expiresAt);
+  }
+
+  /**
+   * The refusal of a request that alone is more than `slot`'s limit, with the counter as it stands
+   * in its headers. A store that does not answer changes nothing about the refusal: its headers
+   * then leave out what is left rather than say the whole limit is.
+   */
+  private async refusalForGood(slot: Slot, worstCase: number, principal: Principal, model: ModelConfig, now: number): Promise<GatewayError> {
+    let value: number | undefined;
+    try {
+      [value = 0] = await this.o.store.get([slot.op.key], now);
+    } catch (err) {
+      if (!(err instanceof CounterStoreUnavailableError)) throw err;
+    }
+    const refused = this.refusal(slot, value ?? 0, worstCase, principal, model, now, true);
+    if (value === undefined) for (const h of Object.keys(refused.headers)) if (h.startsWith('x-ratelimit-remaining-')) delete refused.headers[h];
+    return refused;
   }
 
   /** `forGood`: the request alone is more than the rule's limit, so no reset lets it pass. */
