@@ -40,6 +40,18 @@ describe('CORS on /v1, any origin (the default)', () => {
     expect(models.headers.get('access-control-allow-origin')).toBe('*');
   });
 
+  it('lets the page read a 404 too: an endpoint or method the gateway does not serve', async () => {
+    // The openai SDK's client.responses.create() from a page: without the headers the browser
+    // hides the 404 and the SDK reports a connection error.
+    const headers = { origin: 'https://app.example', authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
+    for (const [method, path] of [['POST', '/v1/responses'], ['GET', '/v1/chat/completions']] as const) {
+      const res = await fetch(`${t.url}${path}`, { method, headers, ...(method === 'POST' && { body: chat }) });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
+    }
+  });
+
   it('sends nothing of it to a caller that is not a browser on another origin', async () => {
     const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: chat });
     expect(res.status).toBe(200);

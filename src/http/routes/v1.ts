@@ -84,6 +84,11 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       });
       app.options('/*', async (req, reply) => cors.preflight(req, reply));
     }
+    // Here, not only the app's: a 404 under /v1 (an endpoint or method not served) runs this
+    // plugin's hooks, so a page reads it as it reads every other /v1 error.
+    app.setNotFoundHandler((req, reply) =>
+      sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } })),
+    );
     app.setErrorHandler(async (err, req, reply) => {
       const principal = req.facts?.principal;
       if (principal && !hasLimits(err) && !limiterDown(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
