@@ -41,17 +41,22 @@ export class Cors {
     return this.origins.has(origin) ? origin : undefined;
   }
 
-  /** Adds the CORS headers an actual request's answer needs (errors included: set before the handler runs). */
+  /**
+   * Adds the CORS headers an actual request's answer needs (errors included: set before the handler
+   * runs). With origins listed, every answer varies by Origin, the ones without CORS headers too:
+   * a shared cache must not hand the answer made for another origin (or none) to a listed one.
+   */
   onRequest(req: FastifyRequest, reply: FastifyReply): void {
+    if (!this.any) reply.header('vary', 'Origin');
     const allow = this.allowed(req.headers.origin);
     if (allow === undefined) return;
     reply.header('access-control-allow-origin', allow).header('access-control-expose-headers', EXPOSED);
-    if (allow !== '*') reply.header('vary', 'Origin');
   }
 
   /** Answers a preflight (OPTIONS with Access-Control-Request-Method): 204, with or without permission. */
   preflight(req: FastifyRequest, reply: FastifyReply): FastifyReply {
     const allow = this.allowed(req.headers.origin);
+    // (Vary: set by onRequest, which runs before this as before every /v1 answer.)
     reply.code(204);
     if (allow === undefined) return reply.send();
     const asked = req.headers['access-control-request-headers'];
@@ -62,7 +67,6 @@ export class Cors {
       // the key decides what the request may do, not its headers.
       .header('access-control-allow-headers', typeof asked === 'string' && asked.length <= 2048 ? asked : 'authorization, content-type')
       .header('access-control-max-age', String(PREFLIGHT_MAX_AGE_S));
-    if (allow !== '*') reply.header('vary', 'Origin');
     return reply.send();
   }
 }

@@ -84,6 +84,14 @@ describe('CORS on /v1, narrowed or off', () => {
     const other = await preflight(t.url, 'https://evil.example');
     expect(other.status).toBe(204);
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    // The answer depends on the Origin whatever it was, so a shared cache must key it by Origin:
+    // else the one made for another origin (or none) is served to the listed one, unreadable.
+    expect(other.headers.get('vary')).toMatch(/Origin/);
+    for (const origin of ['https://evil.example', undefined]) {
+      const models = await fetch(`${t.url}/v1/models`, { headers: origin ? { origin } : {} });
+      expect(models.headers.get('access-control-allow-origin')).toBeNull();
+      expect(models.headers.get('vary')).toMatch(/Origin/);
+    }
   });
 
   it('with none listed, answers no preflight and sends no CORS headers', async () => {
