@@ -175,6 +175,12 @@ export function sendError(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyR
   return reply.code(r.status).headers(r.headers).send(r.body);
 }
 
+/** The 404 of a path or method nothing serves (the app's, and /v1's so that its hooks run). */
+export function routeNotFound(deps: AppDeps) {
+  return (req: FastifyRequest, reply: FastifyReply) =>
+    sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } }));
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -276,9 +282,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err, req, reply) => sendError(deps, req, reply, err));
-  app.setNotFoundHandler((req, reply) =>
-    sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } })),
-  );
+  app.setNotFoundHandler(routeNotFound(deps));
 
   await app.register(healthRoutes(deps));
   await app.register(deps.metrics.routes());

@@ -6,7 +6,7 @@ import type { ModelConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { CounterStoreUnavailableError } from '../../storage/counters.js';
 import { utcDay } from '../../lib/clock.js';
-import { sendError, type AppDeps } from '../app.js';
+import { routeNotFound, sendError, type AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
 import { Cors } from '../cors.js';
 import { sendCompleted } from '../completed.js';
@@ -86,9 +86,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
     }
     // Here, not only the app's: a 404 under /v1 (an endpoint or method not served) runs this
     // plugin's hooks, so a page reads it as it reads every other /v1 error.
-    app.setNotFoundHandler((req, reply) =>
-      sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } })),
-    );
+    app.setNotFoundHandler(routeNotFound(deps));
     app.setErrorHandler(async (err, req, reply) => {
       const principal = req.facts?.principal;
       if (principal && !hasLimits(err) && !limiterDown(err)) await addCurrentLimits(req, reply, principal, req.facts.model ?? modelOf(req.body));
