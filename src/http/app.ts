@@ -101,7 +101,8 @@ function fromFastifyError(err: { code?: string; message: string }, config: Confi
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new GatewayError('invalid_json', { vars: { detail: 'the body is empty' } });
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError('body_too_large', { vars: { limit: config.server.bodyLimitBytes } });
+      // The route's own limit where it has one (sign-up and sign-in take less than the server's).
+      return new GatewayError('body_too_large', { vars: { limit: req.routeOptions.bodyLimit ?? config.server.bodyLimitBytes } });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new GatewayError('unsupported_media_type', { vars: { contentType: String(req.headers['content-type'] ?? '') } });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

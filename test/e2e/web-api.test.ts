@@ -136,6 +136,20 @@ describe('sign-up, session and sign-in', () => {
     expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
   });
 
+  it('sign-up and sign-in take small bodies only: anyone can mint the anonymous CSRF token, so 10 MiB was anyone\'s to send', async () => {
+    const b = new Browser();
+    await b.session();
+    for (const path of ['/app/api/signup', '/app/api/signin']) {
+      const big = await b.json(path, { method: 'POST', body: { email: freshEmail(), password: 'x'.repeat(20_000) } });
+      expect(big.status).toBe(413);
+      expect(big.body.error.code).toBe('body_too_large');
+      expect(big.body.error.message).toBe('The request body is larger than the 16384-byte limit.');
+    }
+    // The longest credentials the schema takes still fit: 254-character email, 1,024 four-byte characters.
+    const longest = await b.json('/app/api/signin', { method: 'POST', body: { email: `${'a'.repeat(242)}@example.com`, password: '𝄞'.repeat(512) } });
+    expect(longest.status).toBe(401);
+  });
+
   it('signs in with the right password and out again', async () => {
     const { email } = await signedUp();
     const b = new Browser();
