@@ -62,9 +62,10 @@ function sharedFlakyStore(): { store: CounterStore; down: (d: boolean) => void }
 }
 
 const logs: string[] = [];
-function meter(store: CounterStore, onUnavailable: 'closed' | 'open', clock = new ManualClock()) {
+/** A meter on `store` for the free tier, or for a plan of `rules` alone. */
+function meter(store: CounterStore, onUnavailable: 'closed' | 'open', clock = new ManualClock(), rules?: unknown[]) {
   return new PlanMeter({
-    plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
+    plans: resolvePlans({ free: rules ? { rules: rules as never } : { preset: 'free-tier', rules: [] } }).plans,
     defaultPlan: 'free',
     store,
     clock,
@@ -351,17 +352,7 @@ describe('refusals', () => {
     await m.close();
     // A store that does not answer: still refused for good, without a figure for what is left.
     const { store, down } = flakyStore();
-    const off = new PlanMeter({
-      plans: resolvePlans({ free: { rules: [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }] as never } }).plans,
-      defaultPlan: 'free',
-      store,
-      clock,
-      reservationTtlMs: 30_000,
-      renewEveryMs: 60_000,
-      maxHoldMs: 120_000,
-      onUnavailable: 'open',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    const off = meter(store, 'open', clock, [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }]);
     down(true);
     const refused = await refusal(off, 'r3', 617);
     expect(refused).toMatchObject({ code: 'resource_exhausted', headers: { 'x-ratelimit-limit-tokens': '500', 'x-tollgate-reset-at': 'never' } });

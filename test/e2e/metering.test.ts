@@ -135,12 +135,13 @@ describe('streams cut short', () => {
   const body = { ...hi, stream: true };
 
   /**
-   * Starts a stream whose upstream sends role + "Hello" + " from" + " the" and then stalls until
-   * released; the client reads up to " the" and goes away.
+   * Starts a stream whose upstream sends `events` up to `holdBeforeIndex` (by default role + "Hello"
+   * + " from" + " the") and then stalls until released; the client reads until its text holds
+   * `until` and goes away.
    */
-  async function abortMidStream(secret: string): Promise<{ release: () => void }> {
+  async function abortMidStream(secret: string, events = chatStreamFixture, holdBeforeIndex = 4, until = ' the'): Promise<{ release: () => void }> {
     let release!: () => void;
-    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 4, release: new Promise<void>((r) => (release = r)) });
+    t.openai.enqueue({ kind: 'sse', events, holdBeforeIndex, release: new Promise<void>((r) => (release = r)) });
     const abort = new AbortController();
     const res = await fetch(`${t.url}/v1/chat/completions`, {
       method: 'POST',
@@ -152,7 +153,7 @@ describe('streams cut short', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();
     let text = '';
-    while (!text.includes(' the')) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes(until)) text += new TextDecoder().decode((await reader.read()).value);
     abort.abort();
     return { release };
   }
@@ -173,18 +174,9 @@ describe('streams cut short', () => {
 
   it('client abort, then an upstream error before any output: nothing charged (SPEC §7), recorded as aborted', async () => {
     const { accountId, secret } = await t.newAccount();
-    let release!: () => void;
     const failure = JSON.stringify({ error: { message: 'The server is overloaded', type: 'server_error', param: null, code: null } });
-    t.openai.enqueue({ kind: 'sse', events: [chatStreamFixture[0]!, failure], holdBeforeIndex: 1, release: new Promise<void>((r) => (release = r)) });
-    const abort = new AbortController();
-    const res = await fetch(`${t.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: abort.signal,
-    });
-    await res.body!.getReader().read(); // the role chunk: no output yet
-    abort.abort();
+    // The client reads the role chunk (no output yet) and leaves.
+    const { release } = await abortMidStream(secret, [chatStreamFixture[0]!, failure], 1, 'data:');
     await new Promise((r) => setTimeout(r, 100));
     release(); // within the drain window, the upstream fails
     await until(async () => (await ledger(accountId)).length === 1);
