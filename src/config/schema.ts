@@ -68,6 +68,11 @@ const embeddingModel = z.strictObject({
   ...modelBase,
   kind: z.literal('embedding'),
   price: embeddingPrice,
+  /**
+   * The most inputs one request may embed (OpenAI's embedding models take 2,048): more is refused
+   * with 400 before anything is counted. Absent: no such check (the upstream decides).
+   */
+  maxInputs: z.number().int().positive().optional(),
 });
 
 const imageModel = z.strictObject({

@@ -247,6 +247,12 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'embedding', body });
+    // Before counting: 2.4 million short strings took the free tier's count ~0.9 s of event loop,
+    // for a request OpenAI refuses past 2,048 inputs anyway. A lone token array is one input.
+    const inputs = Array.isArray(body.input) && typeof body.input[0] !== 'number' ? body.input.length : 1;
+    if (model.maxInputs !== undefined && inputs > model.maxInputs) {
+      throw new GatewayError('invalid_request', { vars: { detail: `input: ${model.id} embeds at most ${model.maxInputs} inputs per request; this one has ${inputs}` }, param: 'input' });
+    }
     const promptTokens = await this.countPrompt(ctx, model, (cap) => countEmbeddingInput(body.input, cap));
     return this.run(
       ctx,

@@ -1,5 +1,6 @@
-// A chat prompt longer than the model's context window (catalog `contextTokens`) is refused before
-// the upstream call with OpenAI's own code, and is counted no further than the window.
+// A model's own limits, checked before the upstream call: a chat prompt longer than its context
+// window (catalog `contextTokens`) is refused with OpenAI's own code and counted no further than the
+// window; an embeddings request with more inputs than it takes (`maxInputs`) is refused uncounted.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
@@ -62,4 +63,29 @@ it('on the free tier, a prompt past the window is refused the same way', async (
   expect(res.status).toBe(400);
   expect((await res.json()).error.code).toBe('context_length_exceeded');
   expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
+});
+
+it('an embeddings request past the model maxInputs is refused before anything is counted or sent', async () => {
+  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, maxInputs: 3 } : m));
+  const g = await startTestGateway({ config: { models } });
+  try {
+    const { secret } = await g.newAccount();
+    const embed = (input: unknown) =>
+      fetch(`${g.url}/v1/embeddings`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'text-embedding-3-small', input }),
+      });
+    const calls = g.upstreamCalls();
+    const refused = await embed(['a', 'b', 'c', 'd']);
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error).toMatchObject({ code: 'invalid_request', param: 'input', message: expect.stringContaining('at most 3 inputs') });
+    expect(g.upstreamCalls()).toBe(calls);
+    // Three inputs, and one token array of ten tokens (one input): served.
+    expect((await embed(['a', 'b', 'c'])).status).toBe(200);
+    expect((await embed([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).status).toBe(200);
+    expect((await embed([[1, 2], [3], [4], [5]])).status).toBe(400);
+  } finally {
+    await g.close();
+  }
 });
