@@ -20,7 +20,7 @@ import type { Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { countPrompt } from './prompt-count.js';
-import { countChatPrompt, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
+import { countChatPromptParts, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
 export interface RequestContext {
@@ -217,9 +217,16 @@ export class Gateway {
     const provider = this.providerFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
+    // The context window holds text-only messages to it; tool definitions and a response schema
+    // are counted as their JSON (more than OpenAI counts them), so they do not decide a refusal.
     const context = model.contextTokens !== undefined && !hasNonTextParts(body) ? model.contextTokens : Number.POSITIVE_INFINITY;
-    const promptTokens = await this.countPrompt(ctx, model, (cap) => countChatPrompt(body, model.imageInputTokens, Math.min(cap, context)));
-    if (promptTokens > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
+    let inMessages = 0;
+    const promptTokens = await this.countPrompt(ctx, model, (cap) => {
+      const counted = countChatPromptParts(body, model.imageInputTokens, cap, context);
+      inMessages = counted.messages;
+      return counted.total;
+    });
+    if (inMessages > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
     const allowance = outputAllowance(model, body);
     // Prompt at the input price plus the most output the request allows at the output price.
     const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);

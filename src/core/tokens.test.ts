@@ -1,7 +1,7 @@
 import { countTokens } from 'gpt-tokenizer';
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt, countEmbeddingInput, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
+import { countChatPrompt, countChatPromptParts, countEmbeddingInput, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
 
 describe('token counting', () => {
   it('counts text with the o200k encoding', () => {
@@ -152,5 +152,19 @@ describe('hasNonTextParts', () => {
     expect(hasNonTextParts(msg([{ type: 'text', text: 'hi' }, { type: 'refusal', refusal: 'no' }]))).toBe(false);
     for (const type of ['image_url', 'input_image', 'file', 'input_audio']) expect(hasNonTextParts(msg([{ type: 'text', text: 'x' }, { type }])), type).toBe(true);
     expect(hasNonTextParts({})).toBe(false);
+  });
+});
+
+describe('countChatPromptParts', () => {
+  it('gives the messages their own share, and stops them at their own cap', () => {
+    const body = { messages: [{ role: 'user', content: ' hello'.repeat(1_000) }], tools: [{ type: 'function', function: { name: 'f', description: ' x'.repeat(500) } }] };
+    const parts = countChatPromptParts(body);
+    expect(parts.total).toBe(countChatPrompt(body));
+    expect(parts.messages).toBe(countChatPrompt({ messages: body.messages }));
+    expect(parts.total).toBeGreaterThan(parts.messages + 500);
+    // Stopped past 100 message tokens: some number above it, the tools not counted.
+    const stopped = countChatPromptParts(body, undefined, Number.POSITIVE_INFINITY, 100);
+    expect(stopped.messages).toBeGreaterThan(100);
+    expect(stopped.total).toBe(stopped.messages);
   });
 });

@@ -189,26 +189,43 @@ function countJson(value: unknown, cap = Number.POSITIVE_INFINITY): number {
  * than its plan has left (a 100,000-token `response_format` schema once counted as nothing).
  */
 export function countChatPrompt(body: Record<string, unknown>, imageTokens = IMAGE_PART_TOKENS, cap = Number.POSITIVE_INFINITY): number {
+  return countChatPromptParts(body, imageTokens, cap).total;
+}
+
+/**
+ * countChatPrompt, with the messages' share apart: the part OpenAI counts as this does (tool and
+ * function definitions and a response schema are counted as their JSON, an over-estimate). The
+ * messages stop counting past `messagesCap` too (a context window): `messages` is then some number
+ * above it, as `total` is above `cap` when that stops the count.
+ */
+export function countChatPromptParts(
+  body: Record<string, unknown>,
+  imageTokens = IMAGE_PART_TOKENS,
+  cap = Number.POSITIVE_INFINITY,
+  messagesCap = Number.POSITIVE_INFINITY,
+): { messages: number; total: number } {
   let tokens = REPLY_PRIMING;
   const messages = Array.isArray(body.messages) ? body.messages : [];
+  const stop = Math.min(cap, messagesCap);
   for (const m of messages) {
     if (!m || typeof m !== 'object') continue;
     const msg = m as Record<string, unknown>;
     tokens += TOKENS_PER_MESSAGE;
     if (typeof msg.role === 'string') tokens += countRole(msg.role);
-    tokens += countContent(msg.content, imageTokens, cap - tokens);
-    if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name, cap - tokens);
-    if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls, cap - tokens);
-    if (msg.function_call !== undefined) tokens += countJson(msg.function_call, cap - tokens);
+    tokens += countContent(msg.content, imageTokens, stop - tokens);
+    if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name, stop - tokens);
+    if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls, stop - tokens);
+    if (msg.function_call !== undefined) tokens += countJson(msg.function_call, stop - tokens);
     // Past the cap, the rest cannot make the request admissible (countText says why).
-    if (tokens > cap) return tokens;
+    if (tokens > stop) return { messages: tokens, total: tokens };
   }
+  const inMessages = tokens;
   // Tool and function definitions count toward the prompt; their exact framing is undocumented,
   // so the serialised JSON is a slight over-estimate, which is the safe side for a reservation.
   if (Array.isArray(body.tools) && body.tools.length > 0) tokens += countJson(body.tools, cap - tokens);
   if (Array.isArray(body.functions) && body.functions.length > 0) tokens += countJson(body.functions, cap - tokens);
   if (body.response_format !== undefined && (body.response_format as { type?: unknown } | null)?.type !== 'text') tokens += countJson(body.response_format, cap - tokens);
-  return tokens;
+  return { messages: inMessages, total: tokens };
 }
 
 /** Tokens of embedding input text, in cl100k_base (see the top of this file). */

@@ -57,6 +57,24 @@ it('a prompt with an image is left to the upstream: its worst case is a price, n
   expect(res.status).toBe(200);
 });
 
+it('tool definitions do not decide a refusal: they are counted as their JSON, more than OpenAI counts them', async () => {
+  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+  // 19,000 tokens of messages, inside the 20,000 window, and ~2,000 more of a tool's schema.
+  const description = ' detail'.repeat(2_000);
+  const res = await fetch(`${t.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'gpt-4o-mini',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: ' hello'.repeat(19_000) }],
+      tools: [{ type: 'function', function: { name: 'lookup', description, parameters: { type: 'object', properties: {} } } }],
+    }),
+  });
+  expect(res.status).toBe(200);
+});
+
 it('on the free tier, a prompt past the window is refused the same way', async () => {
   const { secret } = await t.newAccount();
   const res = await ask(secret, ' hello'.repeat(30_000));
