@@ -12,16 +12,23 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const ask = (secret: string, content: string) =>
+/** A chat request of one user message with `content`, and `extra` fields. */
+const ask = (secret: string, content: unknown, extra: Record<string, unknown> = {}) =>
   fetch(`${t.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content }] }),
+    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content }], ...extra }),
   });
 
-it('refuses a prompt past the context window with context_length_exceeded, before any upstream call or charge', async () => {
+/** A paid account with credits enough for anything here. */
+async function paid() {
   const { accountId, secret } = await t.newAccount({ plan: 'paid' });
   await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+  return { accountId, secret };
+}
+
+it('refuses a prompt past the context window with context_length_exceeded, before any upstream call or charge', async () => {
+  const { accountId, secret } = await paid();
   const calls = t.upstreamCalls();
   // ' hello' is one token: 20,001 of them plus the message framing.
   const res = await ask(secret, ' hello'.repeat(20_001));
@@ -43,36 +50,17 @@ it('refuses a prompt past the context window with context_length_exceeded, befor
 it('a prompt with an image is left to the upstream: its worst case is a price, not a share of the window', async () => {
   // gpt-4o-mini counts an image part at 48,169 tokens to price it; three would pass a 128,000
   // window that OpenAI may well accept them in.
-  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
-  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
-  const res = await fetch(`${t.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: [{ type: 'text', text: ' hello'.repeat(19_000) }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] }],
-    }),
-  });
+  const { secret } = await paid();
+  const res = await ask(secret, [{ type: 'text', text: ' hello'.repeat(19_000) }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }]);
   expect(res.status).toBe(200);
 });
 
 it('tool definitions do not decide a refusal: they are counted as their JSON, more than OpenAI counts them', async () => {
-  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
-  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+  const { secret } = await paid();
   // 19,000 tokens of messages, inside the 20,000 window, and ~2,000 more of a tool's schema.
   const description = ' detail'.repeat(2_000);
-  const res = await fetch(`${t.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: ' hello'.repeat(19_000) }],
-      tools: [{ type: 'function', function: { name: 'lookup', description, parameters: { type: 'object', properties: {} } } }],
-    }),
-  });
-  expect(res.status).toBe(200);
+  const tools = [{ type: 'function', function: { name: 'lookup', description, parameters: { type: 'object', properties: {} } } }];
+  expect((await ask(secret, ' hello'.repeat(19_000), { tools })).status).toBe(200);
 });
 
 it('on the free tier, a prompt past the window is refused the same way', async () => {
