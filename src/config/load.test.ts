@@ -16,6 +16,10 @@ function problemsOf(fn: () => unknown): string[] {
   throw new Error('expected a ConfigError');
 }
 
+/** The problems loadConfig lists for a config of `input` (no file), with `env`. */
+const inputProblems = (input: NonNullable<Parameters<typeof loadConfig>[0]['input']>, env: Record<string, string> = {}) =>
+  problemsOf(() => loadConfig({ env, providerTypes, input }));
+
 describe('loadConfig', () => {
   it('starts from the built-in default with no file', () => {
     const c = loadConfig({ env: {}, providerTypes });
@@ -68,21 +72,15 @@ describe('loadConfig', () => {
   });
 
   it('lists every problem by path', () => {
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          server: { port: 'eighty', colour: 'blue' },
-          admin: { token: '${MISSING_TOKEN}' },
-          providers: [
-            { id: 'p', type: 'bogus', baseUrl: 'http://x' },
-            { id: 'p', type: 'openai', baseUrl: 'not a url' },
-          ],
-          models: [{ id: 'm', kind: 'chat', provider: 'p', price: { input: -1, output: 1 } }],
-        },
-      }),
-    );
+    const problems = inputProblems({
+      server: { port: 'eighty', colour: 'blue' },
+      admin: { token: '${MISSING_TOKEN}' },
+      providers: [
+        { id: 'p', type: 'bogus', baseUrl: 'http://x' },
+        { id: 'p', type: 'openai', baseUrl: 'not a url' },
+      ],
+      models: [{ id: 'm', kind: 'chat', provider: 'p', price: { input: -1, output: 1 } }],
+    });
     const text = problems.join('\n');
     expect(text).toMatch(/admin\.token: environment variable MISSING_TOKEN is not set/);
     expect(text).toMatch(/server\.port/);
@@ -92,23 +90,17 @@ describe('loadConfig', () => {
   });
 
   it('cross-checks references', () => {
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          providers: [
-            { id: 'p', type: 'bogus', baseUrl: 'http://x' },
-            { id: 'p', type: 'openai', baseUrl: 'http://y' },
-          ],
-          models: [
-            { id: 'm', kind: 'chat', provider: 'nope', price: { input: 1, output: 1 } },
-            { id: 'm', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '512x512', price: { perImage: { '256x256': 1 } } },
-          ],
-          defaultPlan: 'gold',
-        },
-      }),
-    );
+    const problems = inputProblems({
+      providers: [
+        { id: 'p', type: 'bogus', baseUrl: 'http://x' },
+        { id: 'p', type: 'openai', baseUrl: 'http://y' },
+      ],
+      models: [
+        { id: 'm', kind: 'chat', provider: 'nope', price: { input: 1, output: 1 } },
+        { id: 'm', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '512x512', price: { perImage: { '256x256': 1 } } },
+      ],
+      defaultPlan: 'gold',
+    });
     const text = problems.join('\n');
     expect(text).toMatch(/providers\[0\]\.type: unknown provider type 'bogus'/);
     expect(text).toMatch(/providers\[1\]\.id: duplicate/);
@@ -119,19 +111,13 @@ describe('loadConfig', () => {
   });
 
   it('refuses rule ids the limiter uses for its own keys', () => {
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          plans: {
-            free: { preset: 'free-tier' },
-            paid: { preset: 'pay-as-you-go', rules: [{ id: 'balance', measure: 'concurrent', limit: 2 }] },
-            team: { rules: [{ id: 'resexp', measure: 'requests', limit: 60, window: 'minute' }, { id: 'receipts_ok', measure: 'concurrent', limit: 1 }] },
-          },
-        },
-      }),
-    );
+    const problems = inputProblems({
+      plans: {
+        free: { preset: 'free-tier' },
+        paid: { preset: 'pay-as-you-go', rules: [{ id: 'balance', measure: 'concurrent', limit: 2 }] },
+        team: { rules: [{ id: 'resexp', measure: 'requests', limit: 60, window: 'minute' }, { id: 'receipts_ok', measure: 'concurrent', limit: 1 }] },
+      },
+    });
     const text = problems.join('\n');
     expect(text).toMatch(/plans\.paid\.rules\[0\]\.id: this rule id is reserved/);
     expect(text).toMatch(/plans\.team\.rules\[0\]\.id: this rule id is reserved/);
@@ -139,29 +125,23 @@ describe('loadConfig', () => {
   });
 
   it('lists every problem of a plan rule by path, not one "Invalid input" per rule', () => {
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          models: [{ id: 'm', kind: 'chat', provider: 'openai', price: { input: 1, output: 1 } }],
-          plans: {
-            free: { preset: 'free-tier', rules: [{ id: 'team_rpm', measure: 'requests', limit: 5, window: 'day' }, { id: 'team_rpm', measure: 'requests', limit: 7, window: 'hour' }] },
-            team: {
-              rules: [
-                { id: 'weekly', measure: 'credits', limit: 5, window: 'week', models: { kinds: ['video'] } },
-                { id: 'typo', measure: 'credits', limit: 5, window: 'day', models: { ids: ['m', 'gpt-4o-mini-typo'] } },
-                { id: 'cost', shape: 'max_request_cost', limit: 100, onExceed: 'clamp' },
-                { id: 'images', shape: 'image_input', onExceed: 'clamp' },
-                { id: 'none_out', shape: 'max_output_tokens', limit: 0, onExceed: 'clamp' },
-                { id: 'none_in', shape: 'images_per_request', limit: 0, onExceed: 'clamp' },
-                { id: 'tiny', shape: 'image_sizes', maxSize: '0x512' },
-              ],
-            },
-          },
+    const problems = inputProblems({
+      models: [{ id: 'm', kind: 'chat', provider: 'openai', price: { input: 1, output: 1 } }],
+      plans: {
+        free: { preset: 'free-tier', rules: [{ id: 'team_rpm', measure: 'requests', limit: 5, window: 'day' }, { id: 'team_rpm', measure: 'requests', limit: 7, window: 'hour' }] },
+        team: {
+          rules: [
+            { id: 'weekly', measure: 'credits', limit: 5, window: 'week', models: { kinds: ['video'] } },
+            { id: 'typo', measure: 'credits', limit: 5, window: 'day', models: { ids: ['m', 'gpt-4o-mini-typo'] } },
+            { id: 'cost', shape: 'max_request_cost', limit: 100, onExceed: 'clamp' },
+            { id: 'images', shape: 'image_input', onExceed: 'clamp' },
+            { id: 'none_out', shape: 'max_output_tokens', limit: 0, onExceed: 'clamp' },
+            { id: 'none_in', shape: 'images_per_request', limit: 0, onExceed: 'clamp' },
+            { id: 'tiny', shape: 'image_sizes', maxSize: '0x512' },
+          ],
         },
-      }),
-    );
+      },
+    });
     expect(problems).toEqual([
       "plans.free.rules[1].id: duplicate rule id 'team_rpm' (also rules[0])",
       expect.stringMatching(/^plans\.team\.rules\[0\]\.window: Invalid option/),
@@ -178,20 +158,14 @@ describe('loadConfig', () => {
   it('refuses one rule id counting credits in one plan and requests in another: they would be one counter', () => {
     // An account moved from `a` to `b` after 10 requests (120 credits) was refused its first
     // request on `b`: "You have used all 100 requests per day", the 120 credits counted as requests.
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          plans: {
-            free: { preset: 'free-tier' },
-            a: { rules: [{ id: 'daily', measure: 'credits', limit: 50_000, window: 'day' }] },
-            b: { rules: [{ id: 'rpm', measure: 'requests', limit: 60, window: 'minute' }, { id: 'daily', measure: 'requests', limit: 100, window: 'day' }] },
-            c: { rules: [{ id: 'api_token', measure: 'requests', limit: 100, window: 'day' }] },
-          },
-        },
-      }),
-    );
+    const problems = inputProblems({
+      plans: {
+        free: { preset: 'free-tier' },
+        a: { rules: [{ id: 'daily', measure: 'credits', limit: 50_000, window: 'day' }] },
+        b: { rules: [{ id: 'rpm', measure: 'requests', limit: 60, window: 'minute' }, { id: 'daily', measure: 'requests', limit: 100, window: 'day' }] },
+        c: { rules: [{ id: 'api_token', measure: 'requests', limit: 100, window: 'day' }] },
+      },
+    });
     expect(problems).toEqual([
       "plans.b.rules[1].measure: rule 'daily' counts requests here but credits in plan 'a', with the same scope and window, so both would be one counter (an account changing plan keeps a rule's use by id): give one of them another id",
       "plans.c.rules[0].measure: rule 'api_token' counts requests here but credits in plan 'free', with the same scope and window, so both would be one counter (an account changing plan keeps a rule's use by id): give one of them another id",
@@ -226,21 +200,15 @@ describe('loadConfig', () => {
   it('refuses URLs the gateway cannot call or link to: http(s) only', () => {
     // `localhost:11434/v1` (the scheme forgotten) parses as a URL of scheme `localhost:`; it passed,
     // and every request to the provider's models answered 500 internal_error.
-    const problems = problemsOf(() =>
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          server: { publicUrl: 'mailto:ops@example.com' },
-          providers: [
-            { id: 'ollama', type: 'openai', baseUrl: 'localhost:11434/v1', apiKey: 'x' },
-            { id: 'files', type: 'openai', baseUrl: 'ftp://example.com/v1', apiKey: 'x' },
-          ],
-          models: [],
-          billing: { stripe: { apiBase: 'javascript:alert(1)' } },
-        },
-      }),
-    );
+    const problems = inputProblems({
+      server: { publicUrl: 'mailto:ops@example.com' },
+      providers: [
+        { id: 'ollama', type: 'openai', baseUrl: 'localhost:11434/v1', apiKey: 'x' },
+        { id: 'files', type: 'openai', baseUrl: 'ftp://example.com/v1', apiKey: 'x' },
+      ],
+      models: [],
+      billing: { stripe: { apiBase: 'javascript:alert(1)' } },
+    });
     expect(problems).toEqual([
       expect.stringMatching(/^server\.publicUrl: /),
       expect.stringMatching(/^providers\[0\]\.baseUrl: .*https?:\/\//),
@@ -253,13 +221,13 @@ describe('loadConfig', () => {
 
   it('refuses a storage url that names no database, as serve would', () => {
     // `sqlite:` passed config check; serve then failed with a stack trace.
-    expect(problemsOf(() => loadConfig({ env: {}, providerTypes, input: { storage: { url: 'sqlite:' } } }))).toEqual([expect.stringMatching(/^storage\.url: /)]);
-    expect(problemsOf(() => loadConfig({ env: { DB: '' }, providerTypes, input: { storage: { url: 'sqlite:${DB:-}' } } }))).toEqual([expect.stringMatching(/^storage\.url: /)]);
+    expect(inputProblems({ storage: { url: 'sqlite:' } })).toEqual([expect.stringMatching(/^storage\.url: /)]);
+    expect(inputProblems({ storage: { url: 'sqlite:${DB:-}' } }, { DB: '' })).toEqual([expect.stringMatching(/^storage\.url: /)]);
     expect(loadConfig({ env: {}, providerTypes, input: { storage: { url: 'sqlite::memory:' } } }).storage.url).toBe('sqlite::memory:');
   });
 
   it('needs Stripe’s keys when billing.provider is stripe', () => {
-    const text = problemsOf(() => loadConfig({ env: {}, providerTypes, input: { billing: { provider: 'stripe' } } })).join('\n');
+    const text = inputProblems({ billing: { provider: 'stripe' } }).join('\n');
     expect(text).toMatch(/billing\.stripe\.secretKey: required/);
     expect(text).toMatch(/billing\.stripe\.webhookSecret: required/);
     const ok = loadConfig({ env: { SK: 'sk_test_1', WH: 'whsec_1' }, providerTypes, input: { billing: { provider: 'stripe', stripe: { secretKey: '${SK}', webhookSecret: '${WH}' } } } });
