@@ -51,6 +51,27 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => upstream?.close());
 
+/** `tollgate serve` on the suite's config, on a free port: its URL, and a stop that resolves to its exit code. */
+async function serve(): Promise<{ url: string; stop: () => Promise<unknown> }> {
+  const server = spawn('node', [bin, 'serve', '--config', configFile, '--port', '0'], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    server.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+  });
+  return {
+    url,
+    stop: () => {
+      server.kill('SIGTERM');
+      return new Promise((r) => server.once('exit', r));
+    },
+  };
+}
+
 describe('tollgate CLI', () => {
   it('config check accepts a good file and lists every problem of a bad one', async () => {
     const ok = await tollgate('config', 'check', configFile);
@@ -76,24 +97,13 @@ describe('tollgate CLI', () => {
     const secret = JSON.parse(key.stdout).key as string;
     expect(secret).toMatch(/^tg-/);
 
-    const server = spawn('node', [bin, 'serve', '--config', configFile, '--port', '0'], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } });
+    const server = await serve();
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        server.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        server.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
-      });
-      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: secret, maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: secret, maxRetries: 0 });
       const answer = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
       expect(answer.choices[0]?.message.content).toBe('Hello from the fake upstream.');
     } finally {
-      server.kill('SIGTERM');
-      const code = await new Promise((r) => server.once('exit', r));
-      expect(code).toBe(0);
+      expect(await server.stop()).toBe(0);
     }
 
     const usage = await tollgate('usage', id, '--json', '--config', configFile);
@@ -103,6 +113,86 @@ describe('tollgate CLI', () => {
 
     const revoked = await tollgate('keys', 'revoke', JSON.parse(key.stdout).id, '--config', configFile);
     expect(revoked.stdout).toMatch(/revoked key_/);
+  });
+
+  it('tops up, changes plans and lists keys beside a running server, which sees each change', async () => {
+    const id = JSON.parse((await tollgate('accounts', 'create', '--plan', 'paid', '--json', '--config', configFile)).stdout).id as string;
+    const key = JSON.parse((await tollgate('keys', 'create', id, '--name', 'ci', '--json', '--config', configFile)).stdout);
+    const server = await serve();
+    try {
+      const ask = (maxTokens: number | null = 16) =>
+        fetch(`${server.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gpt-4o-mini', ...(maxTokens !== null && { max_tokens: maxTokens }), messages: [{ role: 'user', content: 'hi' }] }),
+        });
+      // A balance the server's own admin API tops up, spent until refused: the server now holds it
+      // in its memory (a counter only looked at and refused would have been let go).
+      const own = await fetch(`${server.url}/admin/v1/accounts/${id}/credits`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer adm', 'content-type': 'application/json' },
+        body: JSON.stringify({ amount: 100 }),
+      });
+      expect(own.status).toBe(200);
+      let refused: Response | undefined;
+      for (let i = 0; i < 20 && refused === undefined; i++) {
+        const res = await ask();
+        if (res.status !== 200) refused = res;
+      }
+      expect(refused?.status).toBe(403);
+      expect((await refused?.json()).error.code).toBe('insufficient_balance');
+      const left = JSON.parse((await tollgate('accounts', 'show', id, '--json', '--config', configFile)).stdout).balance as number;
+
+      const topUp = await tollgate('accounts', 'credits', id, '200000', '--json', '--config', configFile);
+      expect(topUp.code).toBe(0);
+      expect(JSON.parse(topUp.stdout)).toMatchObject({ id, balance: left + 200_000 });
+      // Written beside the server: it learns of the top-up on its lease heartbeat (every 2 s).
+      // Without that it kept refusing on the balance it had loaded, until restarted.
+      let served: Response | undefined;
+      for (const deadline = Date.now() + 8_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+        served = await ask();
+        if (served.status === 200) break;
+      }
+      expect(served?.status).toBe(200);
+      expect(served?.headers.get('x-tollgate-clamped')).toBeNull();
+      const charged = Number(served?.headers.get('x-tollgate-credits-used'));
+      expect(charged).toBeGreaterThan(0);
+      const shown = await tollgate('accounts', 'show', id, '--json', '--config', configFile);
+      expect(JSON.parse(shown.stdout).balance).toBe(left + 200_000 - charged);
+
+      const moved = await tollgate('accounts', 'update', id, '--plan', 'free', '--json', '--config', configFile);
+      expect(JSON.parse(moved.stdout)).toMatchObject({ id, plan: 'free' });
+      let clamped: string | null = null;
+      for (const deadline = Date.now() + 8_000; clamped === null && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+        clamped = (await ask(null)).headers.get('x-tollgate-clamped');
+      }
+      expect(clamped).toBe('max_tokens=512');
+      const marked = await tollgate('accounts', 'update', id, '--payment-method', '--config', configFile);
+      expect(marked.stdout).toMatch(/plan paid {2}payment method yes/);
+
+      const listed = await tollgate('keys', 'list', id, '--json', '--config', configFile);
+      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: key.id, name: 'ci', revokedAt: null })]);
+      expect(listed.stdout).not.toContain(key.key);
+      expect((await tollgate('keys', 'list', id, '--config', configFile)).stdout).toMatch(new RegExp(`^${key.id}  tg-`));
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('refuses a top-up that is not a whole positive number of credits, and an update that changes nothing', async () => {
+    // A negative number reads as an option: still a usage error.
+    expect((await tollgate('accounts', 'credits', 'acct_x', '-5', '--config', configFile)).code).toBe(2);
+    for (const amount of ['0', '1.5', '1e6', '10000000000000001', 'lots']) {
+      const res = await tollgate('accounts', 'credits', 'acct_x', amount, '--config', configFile);
+      expect(res.code, amount).toBe(2);
+      expect(res.stderr).toMatch(/AMOUNT must be a whole number of credits/);
+    }
+    const nothing = await tollgate('accounts', 'update', 'acct_x', '--config', configFile);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/needs --plan P or --payment-method/);
+    const unknown = await tollgate('accounts', 'credits', 'acct_nope', '5', '--config', configFile);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/acct_nope/);
   });
 
   it('npm start shuts the server down when the process manager signals npm', async () => {

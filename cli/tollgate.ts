@@ -28,7 +28,11 @@ const USAGE = `Usage: tollgate <command> [options]
   serve [--config F] [--port N]                      run the gateway
   accounts create [--plan P] [--email E] [--json]    create an account
   accounts show ACCOUNT [--json]                     an account with today's usage
+  accounts update ACCOUNT [--plan P] [--payment-method] [--json]
+                                                     change the plan; mark a payment method (free → paid)
+  accounts credits ACCOUNT AMOUNT [--json]           top up the prepaid balance by AMOUNT credits
   keys create ACCOUNT [--name N] [--json]            create an API key (the secret is shown once)
+  keys list ACCOUNT [--json]                         an account's keys (never their secrets)
   keys revoke KEY                                    revoke a key
   usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
   models [--json]                                    the model catalog with prices in credits
@@ -44,6 +48,7 @@ const options = {
   name: { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
+  'payment-method': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -57,7 +62,10 @@ const ARITY: Record<string, number> = {
   serve: 1,
   'accounts create': 2,
   'accounts show': 3,
+  'accounts update': 3,
+  'accounts credits': 4,
   'keys create': 3,
+  'keys list': 3,
   'keys revoke': 3,
   usage: 2,
   models: 1,
@@ -166,6 +174,37 @@ async function run(argv: string[]): Promise<number> {
         // after today (another instance's clock a moment ahead) was summed into "today".
         const today = summariseDaily(await s.storage.ledger.daily({ accountId: a.id, from: day, to: utcDay(now + 86_400_000) }));
         print(values, { ...accountView(a), usage: { day, ...today } }, `${a.id}  plan ${a.plan}  balance ${a.balance}  today ${today.credits} credits in ${today.requests} requests`);
+        return 0;
+      });
+    case 'accounts update': {
+      if (values.plan === undefined && !values['payment-method']) throw new UsageError('accounts update needs --plan P or --payment-method');
+      return withServices(values, async (s) => {
+        const a = await s.accounts.update(arg(positionals, 2, 'ACCOUNT'), {
+          ...(values.plan !== undefined && { plan: values.plan }),
+          ...(values['payment-method'] && { paymentMethod: true }),
+        });
+        print(values, accountView(a), `${a.id}  plan ${a.plan}  payment method ${a.hasPaymentMethod ? 'yes' : 'no'}  balance ${a.balance}`);
+        return 0;
+      });
+    }
+    case 'accounts credits': {
+      const id = arg(positionals, 2, 'ACCOUNT');
+      const text = arg(positionals, 3, 'AMOUNT');
+      // The admin API's bounds: a whole number of credits, 1 to 10^15.
+      const amount = /^[1-9]\d{0,15}$/.test(text) ? Number(text) : Number.NaN;
+      if (!(amount <= 1e15)) throw new UsageError(`AMOUNT must be a whole number of credits from 1 to 1000000000000000, not '${text}'`);
+      return withServices(values, async (s) => {
+        const a = await s.accounts.addCredits(id, amount);
+        print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
+        return 0;
+      });
+    }
+    case 'keys list':
+      return withServices(values, async (s) => {
+        const account = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
+        const rows = (await s.storage.keys.listByAccount(account.id)).map(keyView);
+        const lines = rows.map((k) => `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`);
+        print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;
       });
     case 'keys create':

@@ -335,6 +335,36 @@ describe('sqlite counter store specifics', () => {
     await store.close();
   });
 
+  it("a top-up by a process that does not hold the file (the CLI) reaches the holder's memory, and counts once", async () => {
+    const url = freshUrl();
+    const key = 'balance:acc_1';
+    const debit = (amount: number): CounterOp => ({ key, amount: -amount, min: 0, settle: 'actual', expiresAt: null });
+    const server = openSqliteCounterStore(url);
+    await server.claimServer({ heartbeatMs: 40 });
+    await server.add(key, 10, null);
+    expect(await server.reserve('a', [debit(10)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [0] });
+    await server.settle('a', 10); // the server now holds the emptied balance in memory
+    const cli = openSqliteCounterStore(url);
+    expect(await cli.add(key, 500, null)).toBe(500);
+    await cli.close();
+    // Before: the server went on refusing on the balance it held until it restarted.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await server.reserve('b', [debit(500)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [0] });
+    await server.settle('b', 0);
+    expect(await server.get([key], T0)).toEqual([500]);
+    await server.close();
+    expect(read(url, key)).toBe(500);
+    // With no server holding the file, the next one to claim it clears the row: counted once.
+    const idle = openSqliteCounterStore(url);
+    await idle.add(key, 7, null);
+    await idle.close();
+    const next = openSqliteCounterStore(url);
+    await next.claimServer({ heartbeatMs: 40 });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await next.get([key], T0)).toEqual([507]);
+    await next.close();
+  });
+
   it('shares a handle without closing it unless it owns it', async () => {
     const db = openDatabase('sqlite::memory:');
     const store = new SqliteCounterStore(db);

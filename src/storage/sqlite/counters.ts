@@ -114,6 +114,9 @@ export class SqliteCounterStore extends MemoryCounterStore {
     // the ones before it: run here on the event loop it applied the whole log first (a sync) and
     // waited on the write lock of the file's worker thread, stalling every request meanwhile.
     this.writes.define('forget', [{ sql: 'DELETE FROM counters WHERE expires_at <= ?' }]);
+    // A store of a file that is not claimed (claimServer) is a CLI command's, writing beside the
+    // server that may hold the file: its top-ups must reach that server's memory.
+    if (this.path !== ':memory:') this.writes.visit();
   }
 
   /** The server's pending log (claimServer turns it on): applies and backlog, for /metrics. */
@@ -213,6 +216,7 @@ export class SqliteCounterStore extends MemoryCounterStore {
       onBeat: () => this.takeLateWrites(lease, onError),
     });
     await lease.acquire();
+    this.writes.visit(false);
     // Rows a server that lost the file earlier left, none having taken them. A counter loaded
     // before now (without the lease) has them in its value, so they are cleared, not followed — in
     // the turn that makes this store the holder: from then on a counter loaded leaves untaken rows

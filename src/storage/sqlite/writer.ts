@@ -65,12 +65,14 @@ export class SqliteWriter {
   private retry: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
   private abandoned: Error | undefined;
+  /** Set by visit(): this process writes a file a server may hold, without its log (a CLI command). */
+  private visiting = false;
 
   constructor(private readonly db: Database.Database) {
     this.run = writeRunner(db, this.kinds);
     this.runLate = writeRunner(db, this.lateKinds);
     this.commit = db.transaction((ops: readonly WriteOp[]) => {
-      const late = this.abandoned !== undefined;
+      const late = this.abandoned !== undefined || (this.visiting && this.log === undefined);
       for (const op of ops) {
         this.run(op);
         if (late && this.lateKinds[op[0]] !== undefined) this.runLate(op);
@@ -157,14 +159,26 @@ export class SqliteWriter {
    * Names the statements that apply writes of `kind` (each store defines its own): run in order
    * until one changes a row. Data, not a function, so the file's worker thread can run them too.
    * `keyed`: reads ask whether a write of this kind to one key (its first argument) waits (syncFor).
-   * `late`: statements run too, with the same arguments and in the same transaction, when this
-   * server commits a write of this kind after another server took the file over — for a store
-   * whose values the new holder keeps in memory, to tell it of the change.
+   * `late`: statements run too, with the same arguments and in the same transaction, when a write
+   * of this kind is committed by a process that does not hold the file — a server after another
+   * took the file over, or a visitor (visit()) — for a store whose values the holder keeps in
+   * memory, to tell it of the change.
    */
   define(kind: string, statements: readonly WriteStatement[], opts: { keyed?: boolean; late?: readonly WriteStatement[] } = {}): void {
     this.kinds[kind] = statements;
     if (opts.keyed) this.keyed.add(kind);
     if (opts.late) this.lateKinds[kind] = opts.late;
+  }
+
+  /**
+   * This process writes the file without serving from it (a CLI command: `tollgate accounts
+   * credits`): until it takes the pending log (useLog), its commits run the late statements too, so
+   * a server holding the file learns of them on its heartbeat. With no server holding it, the next
+   * one to claim it clears them (their values are on file already). visit(false): this process
+   * holds the file now; what it writes its own memory knows already.
+   */
+  visit(on = true): void {
+    this.visiting = on;
   }
 
   /** Queues writes for the next group commit, all in it together; resolves once they are durable. */
