@@ -245,11 +245,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (!reply.raw.writableFinished) client.markGone();
     });
     reply.header('x-request-id', req.id);
-    if (closing) {
-      // Fastify has already set `Connection: close`, so the retry opens a connection elsewhere.
-      sendError(deps, req, reply, new GatewayError('shutting_down', { headers: { 'retry-after': '1' } }));
-      return;
-    }
     done();
   });
 
@@ -260,6 +255,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // token and the web session (a stranger's unknown /admin or /app/api path stays a 401).
   const notFound = routeNotFound(deps);
   app.addHook('preParsing', (req, reply, _payload, done) => {
+    if (closing) {
+      // Here, not in onRequest, for the same reason: /v1's CORS headers let a page read the 503 and
+      // its Retry-After. Fastify has already set `Connection: close`, so the retry opens a
+      // connection elsewhere.
+      sendError(deps, req, reply, new GatewayError('shutting_down', { headers: { 'retry-after': '1' } }));
+      return;
+    }
     if (req.is404) {
       notFound(req, reply);
       return;

@@ -34,7 +34,7 @@ describe('graceful shutdown', () => {
     const closed = t.gw.close();
     await sleep(50);
     // The client's next request, pipelined on the stream's connection: answered once the stream is.
-    socket.write('GET /v1/models HTTP/1.1\r\nHost: gw\r\n\r\n');
+    socket.write('GET /v1/models HTTP/1.1\r\nHost: gw\r\nOrigin: https://app.example\r\n\r\n');
     await sleep(50);
     release();
     await ended;
@@ -47,6 +47,9 @@ describe('graceful shutdown', () => {
     const [head, text] = second!.split('\r\n\r\n') as [string, string];
     const requestId = /\r\nx-request-id: ([^\r]+)/i.exec(head)?.[1];
     expect(head).toMatch(/\r\nretry-after: 1\r\n/i);
+    // A page's fetch can read the refusal, and its Retry-After, as any other /v1 answer.
+    expect(head).toMatch(/\r\naccess-control-allow-origin: \*\r\n/i);
+    expect(head).toMatch(/\r\naccess-control-expose-headers: [^\r]*retry-after/i);
     expect(JSON.parse(text)).toMatchObject({
       path: '/v1/models',
       requestId,
