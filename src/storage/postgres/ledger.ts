@@ -1,5 +1,5 @@
-// The usage ledger on PostgreSQL: append-only rows, daily totals by GROUP BY (no hot counter rows),
-// and appends group-committed by a Batcher so a busy gateway writes one INSERT per few ms instead of
+// The usage ledger on PostgreSQL: append-only rows, daily totals kept by a trigger in the inserting
+// transaction (migration 6; a GROUP BY over the records for part of a day), and appends group-committed by a Batcher so a busy gateway writes one INSERT per few ms instead of
 // one per request. append() resolves only after its batch is committed, so every query or daily
 // issued after an append() resolved sees that record (each statement reads a fresh snapshot).
 import type pg from 'pg';
@@ -61,6 +61,9 @@ function toDaily(row: DailyRow): DailyUsage {
     credits: Number(row.credits),
   };
 }
+
+/** A bound at a UTC midnight (or none): a daily query of whole days reads the kept totals. */
+const dayAligned = (bound: string | undefined) => bound === undefined || canonicalInstant(bound).endsWith('T00:00:00.000Z');
 
 /** WHERE clause and parameters for a query's filters; the limit is the last parameter. */
 function where(q: UsageQuery): { sql: string; params: unknown[] } {
@@ -161,14 +164,30 @@ export class PostgresLedger implements Ledger {
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
-    const { sql, params } = where(q);
     // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const order = 'ORDER BY day DESC, account_id COLLATE "C", model COLLATE "C", surface COLLATE "C"';
+    if (dayAligned(q.from) && dayAligned(q.to)) {
+      // Whole days: the totals the ledger's trigger keeps (migration 6), one row per group.
+      const params: unknown[] = [];
+      const conds: string[] = [];
+      if (q.accountId !== undefined) conds.push(`account_id = $${params.push(q.accountId)}`);
+      if (q.from !== undefined) conds.push(`day >= $${params.push(canonicalInstant(q.from).slice(0, 10))}::date`);
+      if (q.to !== undefined) conds.push(`day < $${params.push(canonicalInstant(q.to).slice(0, 10))}::date`);
+      const { rows } = await this.pool.query<DailyRow>(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, requests, prompt_tokens, output_tokens, credits
+         FROM usage_daily ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} ${order} LIMIT $${params.length + 1}`,
+        [...params, clampLimit(q.limit)],
+      );
+      return rows.map(toDaily);
+    }
+    // Part of a day: the records themselves.
+    const { sql, params } = where(q);
     const { rows } = await this.pool.query<DailyRow>(
       `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, COUNT(*) AS requests,
          SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
        FROM usage_records ${sql}
        GROUP BY usage_records.day, account_id, model, surface
-       ORDER BY usage_records.day DESC, account_id COLLATE "C", model COLLATE "C", surface COLLATE "C"
+       ${order.replace('day DESC', 'usage_records.day DESC')}
        LIMIT $${params.length + 1}`,
       [...params, clampLimit(q.limit)],
     );

@@ -47,6 +47,9 @@ describe('postgres specifics', () => {
   /** A raw pool on `url`, closed after the test. */
   const rawPool = (url: string) => {
     const pool = new pg.Pool({ connectionString: url, max: 2 });
+    // pool.end() resolves before its clients' sockets close: a server stopped right after (the
+    // suite's last test) ends them mid-way, and the 57P01 that client then emits went unheard.
+    pool.on('connect', (client) => client.on('error', () => {}));
     track({ close: () => pool.end() });
     return pool;
   };
@@ -263,6 +266,10 @@ describe('postgres specifics', () => {
       const rows = await store.ledger.query({});
       expect(rows.map((r) => r.requestId).sort()).toEqual([usage(1).requestId, usage(2).requestId].sort());
       expect(rows.find((r) => r.requestId === usage(1).requestId)!.credits).toBe(usage(1).credits);
+      // The kept daily totals count each stored record once.
+      expect(await store.ledger.daily({ from: '2026-11-25', to: '2026-11-26' })).toEqual([
+        expect.objectContaining({ requests: 2, credits: 2 * usage(1).credits }),
+      ]);
     });
 
     it('flushes a lone append within the delay, and a full batch without waiting for it', async () => {
@@ -331,6 +338,81 @@ describe('postgres specifics', () => {
     expect(await b.accounts.get('acc_1')).toMatchObject({ plan: 'paid', createdAt: '2026-11-25T00:00:00.000Z' });
     expect(await b.ledger.daily({ accountId: 'acc_1' })).toMatchObject([{ day: '2026-11-25', credits: 3 }]);
     expect((await b.ledger.query({ from: '2026-11-25T23:30:00.000Z' }))[0]?.createdAt).toBe('2026-11-25T23:30:00.000Z');
+  });
+
+  describe('daily totals (migration 6)', () => {
+    const GROUPED = `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, COUNT(*)::int AS requests,
+        SUM(prompt_tokens)::int AS prompt_tokens, SUM(output_tokens)::int AS output_tokens, SUM(credits)::int AS credits
+      FROM usage_records GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`;
+    const KEPT = `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, requests::int,
+        prompt_tokens::int, output_tokens::int, credits::int FROM usage_daily ORDER BY 1, 2, 3, 4`;
+    const spread = (i: number): UsageRecord =>
+      usage(i, {
+        accountId: `acc_${i % 7}`,
+        model: i % 2 ? 'gpt-4o' : 'gpt-4o-mini',
+        surface: i % 3 ? 'api' : 'playground',
+        promptTokens: i % 11,
+        outputTokens: i % 5,
+        credits: i % 13,
+        createdAt: new Date(Date.parse('2026-11-25T23:59:59.000Z') + (i % 4) * 600).toISOString(),
+      });
+
+    it('keeps them equal to the records, with instances appending the same accounts at once (no deadlock)', async () => {
+      const url = await freshDatabase(server.url);
+      const stores = await Promise.all(Array.from({ length: 3 }, () => openPostgresStorage(url, { ledgerBatch: { maxRecords: 25 } })));
+      stores.forEach(track);
+      // Each instance appends 600 records over the same 7 accounts, both days; every 10th request
+      // id is appended by two instances (a receipt drain racing the writer), stored once.
+      await Promise.all(
+        stores.map((store, n) =>
+          Promise.all(Array.from({ length: 600 }, (_, j) => store.ledger.append(spread(j % 10 === 0 && n > 0 ? j : n * 10_000 + j)))),
+        ),
+      );
+      for (const store of stores) expect(store.stats().ledger.failed).toBe(0);
+      const pool = rawPool(url);
+      expect(await count(pool, 'SELECT COUNT(*) AS n FROM usage_records')).toBe(3 * 600 - 2 * 60);
+      const grouped = (await pool.query(GROUPED)).rows;
+      expect((await pool.query(KEPT)).rows).toEqual(grouped);
+      expect(grouped.length).toBeGreaterThan(50);
+      const days = await stores[0]!.ledger.daily({ accountId: 'acc_3', from: '2026-11-25', to: '2026-11-27' });
+      expect(days.map((d) => [d.day, d.model, d.surface, d.requests, d.credits])).toEqual(
+        grouped
+          .filter((r) => r.account_id === 'acc_3')
+          .map((r) => [r.day, r.model, r.surface, r.requests, r.credits])
+          .sort((a, b) => (a[0] === b[0] ? (a[1] === b[1] ? String(a[2]).localeCompare(String(b[2])) : String(a[1]).localeCompare(String(b[1]))) : String(b[0]).localeCompare(String(a[0])))),
+      );
+    });
+
+    it('answers whole days from the kept totals and part of a day from the records', async () => {
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      await Promise.all(Array.from({ length: 10 }, (_, i) => store.ledger.append(usage(i))));
+      // A mark only the kept row carries, to see which one a query read.
+      await rawPool(url).query('UPDATE usage_daily SET credits = 12345');
+      expect((await store.ledger.daily({ accountId: 'acc_a', from: '2026-11-25', to: '2026-11-26' }))[0]?.credits).toBe(12345);
+      expect((await store.ledger.daily({}))[0]?.credits).toBe(12345);
+      expect((await store.ledger.daily({ from: '2026-11-25T00:00:00+00:00' }))[0]?.credits).toBe(12345);
+      expect((await store.ledger.daily({ accountId: 'acc_a', from: '2026-11-25T06:00:00.000Z' }))[0]).toMatchObject({ requests: 10, credits: 150 });
+    });
+
+    it('totals the records a database already holds when it migrates, once', async () => {
+      const url = await freshDatabase(server.url);
+      const pool = rawPool(url);
+      await migrate(pool, migrations.slice(0, 5));
+      for (let i = 0; i < 40; i++) {
+        const r = spread(i);
+        await pool.query(
+          `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens, output_tokens, credits, status, http_status, created_at)
+           VALUES ($1, $2, 'key_a', $3, $4, $5, $6, $7, 'ok', 200, $8)`,
+          [r.requestId, r.accountId, r.model, r.surface, r.promptTokens, r.outputTokens, r.credits, r.createdAt],
+        );
+      }
+      expect(await migrate(pool)).toEqual([6]);
+      expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+      const store = track(await openPostgresStorage(url));
+      await Promise.all(Array.from({ length: 40 }, (_, i) => store.ledger.append(spread(40 + i))));
+      expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+    });
   });
 
   it('round-trips credits past the 32-bit range', async () => {
