@@ -12,7 +12,7 @@
 //
 // Internal role (spawned by the bench itself): --role upstream
 import { spawn, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,8 +22,8 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import Redis from 'ioredis';
-import pg from 'pg';
 import { ADMIN, SERVE_FLAGS, writeTollgateConfig } from './lib/tollgate.mjs';
+import { startPostgres as startPostgres_ } from './lib/postgres.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
@@ -220,71 +220,12 @@ async function startRedis() {
   return { url: `redis://127.0.0.1:${port}`, client, pid: child.pid };
 }
 
-function pgBinDir() {
-  const root = '/usr/lib/postgresql';
-  const v = existsSync(root) ? readdirSync(root).filter((x) => /^\d+$/.test(x) && existsSync(join(root, x, 'bin', 'postgres'))).sort((a, b) => b - a)[0] : undefined;
-  if (v) return join(root, v, 'bin');
-  throw new Error('PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin');
-}
-
 async function startPostgres() {
-  const bin = pgBinDir();
-  const root = process.getuid?.() === 0;
-  const prefix = root ? ['runuser', '-u', 'postgres', '--'] : [];
-  const dir = join(tmp, 'pg');
-  execFileSync('mkdir', ['-p', dir]);
-  if (root) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(tmp, uid, gid); // runuser must be able to traverse the temp dir
-    chownSync(dir, uid, gid);
-  }
-  const dataDir = join(dir, 'data');
-  const [h, ...rest] = [...prefix, join(bin, 'initdb'), '-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'];
-  execFileSync(h, rest, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const havePss = existsSync(join(bin, '..', 'lib', 'pg_stat_statements.so'));
-  const port = await freePort();
-  // Durability as shipped (fsync on, synchronous_commit on): the ledger batches its inserts.
-  const pgArgs = [
-    '-D', dataDir, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1',
-    ...(havePss ? ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'] : []),
-  ];
-  const [head, ...tail] = [...prefix, join(bin, 'postgres'), ...pgArgs];
-  const [cmd, argv] = pinned(1, head, tail);
-  const child = spawn(cmd, argv, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (c) => (log = (log + c).slice(-4000)));
-  const p = track('postgres', child, { stopSignal: 'SIGINT' });
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      await c.query('CREATE DATABASE tollgate');
-      await c.end();
-      break;
-    } catch (err) {
-      await c.end().catch(() => {});
-      if (Date.now() > end || child.exitCode !== null) throw new Error(`postgres did not start: ${err}\n${log}`);
-      await sleep(100);
-    }
-  }
-  const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  p.stopPid = postmaster;
-  const url = `postgres://postgres@127.0.0.1:${port}/tollgate`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  let pss = false;
-  if (havePss) {
-    try {
-      await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-      pss = true;
-    } catch {}
-  }
-  const version = (await client.query('SHOW server_version')).rows[0].server_version;
-  return { url, client, pid: postmaster, pss, version };
+  let p;
+  // The postmaster is the pid to stop (a taskset wrapper execs it, runuser does not).
+  const db = await startPostgres_(tmp, { wrap: (cmd, argv) => pinned(1, cmd, argv), onSpawn: (child) => (p = track('postgres', child, { stopSignal: 'SIGINT' })) });
+  p.stopPid = db.pid;
+  return db;
 }
 
 /**
