@@ -115,16 +115,18 @@ async function answerText(res: UpstreamResponse, provider: string): Promise<stri
 /**
  * Reads a non-2xx response and normalises it with the adapter's `parse` for JSON bodies. A 401 or
  * 403 is about the gateway's own provider key, not the caller's: it becomes upstream_auth_failed,
- * and the provider's message (which may quote part of that key) is kept only as the cause.
+ * and the provider's message (which may quote part of that key) is kept only as the cause. `mask`
+ * (common.ts credentialMask) takes the provider's credentials out of everything read first.
  */
 export async function upstreamError(
   res: UpstreamResponse,
   provider: string,
   parse: (json: unknown) => ErrorFields,
+  mask: (text: string) => string = (text) => text,
 ): Promise<UpstreamHttpError | GatewayError> {
   let text: string;
   try {
-    text = await res.text(MAX_ERROR_BYTES);
+    text = mask(await res.text(MAX_ERROR_BYTES));
   } catch (err) {
     if (!(err instanceof UpstreamBodyTooLarge)) throw err;
     // Not read: what it says is unknown, and "an empty body" would be wrong.
@@ -134,7 +136,7 @@ export async function upstreamError(
     // undici does not follow redirects: a provider URL that moved is the operator's to fix, and a
     // 3xx passed on would send the caller's SDK somewhere it cannot follow either. The caller sees
     // where, without the query: a signed URL's, or a key the provider's baseUrl carries.
-    const location = typeof res.headers.location === 'string' ? ` to ${res.headers.location.split(/[?#]/)[0]!.slice(0, 200)}` : '';
+    const location = typeof res.headers.location === 'string' ? ` to ${mask(res.headers.location.split(/[?#]/)[0]!).slice(0, 200)}` : '';
     return buildError(502, provider, { message: `The upstream redirected (HTTP ${res.status}${location}); check the provider's baseUrl.`, type: 'api_error', code: 'upstream_redirect' });
   }
   if (res.status === 401 || res.status === 403) {

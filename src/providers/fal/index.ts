@@ -3,7 +3,7 @@
 // content_type }], seed, … }`, translated here to OpenAI's `{ created, data: [{ url } | { b64_json }] }`.
 // Errors are FastAPI-style: `{ detail: "text" }` or `{ detail: [{ loc, msg, type }] }` (422).
 // https://docs.fal.ai/model-apis/model-endpoints/synchronous-requests
-import { baseHeaders, baseUrlOf } from '../common.js';
+import { baseHeaders, baseUrlOf, credentialMask } from '../common.js';
 import type { JsonObject } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
@@ -30,6 +30,7 @@ class FalProvider implements Provider {
   readonly configured: boolean;
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly mask: (text: string) => string;
 
   constructor(
     config: ProviderConfig,
@@ -39,6 +40,7 @@ class FalProvider implements Provider {
     this.configured = Boolean(config.apiKey);
     this.base = baseUrlOf(config);
     this.headers = baseHeaders(config, (key) => `Key ${key}`);
+    this.mask = credentialMask(config);
   }
 
   chat(): Promise<never> {
@@ -68,7 +70,7 @@ class FalProvider implements Provider {
       body: JSON.stringify(req),
       signal: ctx.signal,
     });
-    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseFalError);
+    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseFalError, this.mask);
     const answer = await jsonObject(res, this.id);
     if (!Array.isArray(answer.images)) throw malformedResponse(this.id, 'the response has no `images` list');
 

@@ -3,7 +3,7 @@
 // shallow spread and one JSON.stringify, and an answer is its upstream text with `model` spliced
 // in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
-import { baseHeaders, baseUrlOf } from '../common.js';
+import { baseHeaders, baseUrlOf, credentialMask } from '../common.js';
 import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
@@ -76,6 +76,8 @@ class OpenAiProvider implements Provider {
   readonly configured: boolean;
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  /** Takes this provider's credentials out of an upstream's error text (common.ts). */
+  private readonly mask: (text: string) => string;
   /**
    * The upstream refused `stream_options` (refusesStreamOptions): streams are asked for without it
    * from then on.
@@ -90,6 +92,7 @@ class OpenAiProvider implements Provider {
     this.configured = Boolean(config.apiKey);
     this.base = baseUrlOf(config);
     this.headers = baseHeaders(config, (key) => `Bearer ${key}`);
+    this.mask = credentialMask(config);
   }
 
   private async post(path: string, body: JsonObject, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
@@ -101,14 +104,14 @@ class OpenAiProvider implements Provider {
       body: JSON.stringify(body),
       signal,
     });
-    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseOpenAiError);
+    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseOpenAiError, this.mask);
     return res;
   }
 
   async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
     const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!body.isArray('choices')) throwIfError(JSON.parse(body.toString()), this.id);
+    if (!body.isArray('choices')) throwIfError(JSON.parse(body.toString()), this.id, this.mask);
     body.set('model', call.model.id);
     return { body, usage: tokenUsage(body.get('usage')) };
   }
@@ -129,7 +132,7 @@ class OpenAiProvider implements Provider {
       // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
       // completion: it did, and billed, the work, so it goes out as the stream it would have been.
       const answer = await jsonObject(res, this.id);
-      throwIfError(answer, this.id);
+      throwIfError(answer, this.id, this.mask);
       return { events: completionAsChunks(answer, call.model.id), close: () => {} };
     }
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
@@ -197,7 +200,7 @@ class OpenAiProvider implements Provider {
     if (chunk.error !== undefined || ev.event === 'error') {
       // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
       const fields = parseOpenAiError(chunk);
-      throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
+      throw buildError(502, this.id, { ...fields, message: this.mask(fields.message ?? 'The upstream failed mid-stream.') });
     }
     // Data spread over several `data:` lines arrives joined with \n, which cannot go out as one line.
     let raw: string | undefined = ev.data.includes('\n') ? undefined : ev.data;
@@ -218,7 +221,7 @@ class OpenAiProvider implements Provider {
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!body.isArray('data')) throwIfError(JSON.parse(body.toString()), this.id);
+    if (!body.isArray('data')) throwIfError(JSON.parse(body.toString()), this.id, this.mask);
     body.set('model', call.model.id);
     const usage = tokenUsage(body.get('usage'));
     return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };
@@ -257,12 +260,12 @@ function refusesStreamOptions(err: unknown): boolean {
  * an answer without choices, and the prompt was charged. It gets the error, with the status the
  * body names (else 502); one naming 401 or 403 is about the gateway's own key, as in upstreamError.
  */
-function throwIfError(json: unknown, provider: string): void {
+function throwIfError(json: unknown, provider: string, mask: (text: string) => string): void {
   if (!isObject(json) || Array.isArray(json.choices) || (json.error === undefined && json.object !== 'error')) return;
   const code = isObject(json.error) ? json.error.code : json.code;
   const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
   const fields = parseOpenAiError(json);
-  const message = fields.message ?? `The upstream answered an error with HTTP 200: ${JSON.stringify(json).slice(0, 300)}`;
+  const message = mask(fields.message ?? `The upstream answered an error with HTTP 200: ${JSON.stringify(json).slice(0, 300)}`);
   if (status === 401 || status === 403) {
     throw new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: status }, cause: new Error(message) });
   }
