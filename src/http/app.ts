@@ -89,6 +89,12 @@ const REQUEST_ARRIVAL_MS = 60_000;
 /** An API key's shape (`tg-` + base62, ids.ts), wherever a client put one in a path. */
 const KEY_IN_PATH = /tg-[0-9A-Za-z]+/g;
 
+/**
+ * A whole key (43 base62 characters) in a model name: a model id may hold `tg-` itself
+ * (`qwen-stg-7b`), and only a key's length of characters after it is masked.
+ */
+const KEY_IN_TEXT = /tg-[0-9A-Za-z]{43}/g;
+
 /** The logging levels (config `log.level`) at which the per-request access line is written. */
 const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
 
@@ -284,7 +290,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           ms: Math.round(reply.elapsedTime * 100) / 100,
           account: f.principal?.account.id,
           key: f.principal?.key?.id,
-          model: f.model,
+          // The client's text too (an unknown model is logged as sent): a key pasted there stays out.
+          model: f.model !== undefined && f.model.length >= 46 ? f.model.replace(KEY_IN_TEXT, 'tg-[masked]') : f.model,
           credits: f.credits,
           aborted: f.client.gone || undefined,
         },

@@ -61,3 +61,18 @@ describe('request logs', () => {
     expect(new Set(requests.map((l) => l.reqId)).size).toBe(9);
   });
 });
+
+describe('a key in a body field', () => {
+  it('pasted as the model (a 404 model_not_found) is masked in the access line', async () => {
+    const { secret } = await t.newAccount();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `openai/${secret}`, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
+    expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: 'openai/tg-[masked]' });
+  });
+});
