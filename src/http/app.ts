@@ -188,6 +188,32 @@ export function routeNotFound(deps: AppDeps) {
     sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } }));
 }
 
+/** An answered request in the metrics and, at info level and below, its one access line. */
+function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply: FastifyReply): void {
+  const f = req.facts;
+  deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  // With the level above info, the line is not even built.
+  if (VERBOSE_LEVELS.has(req.log.level)) {
+    req.log.info(
+      {
+        reqId: req.id,
+        method: req.method,
+        // An unmatched path is the client's text: a key pasted into the URL by mistake stays out.
+        path: req.routeOptions.url ?? req.url.split('?')[0]!.replace(KEY_IN_PATH, 'tg-[masked]'),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        account: f.principal?.account.id,
+        key: f.principal?.key?.id,
+        // The client's text too (an unknown model is logged as sent): a key pasted there stays out.
+        model: f.model !== undefined && f.model.length >= 46 ? f.model.replace(KEY_IN_TEXT, 'tg-[masked]') : f.model,
+        credits: f.credits,
+        aborted: f.client.gone || undefined,
+      },
+      'request',
+    );
+  }
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -216,6 +242,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       req.facts = { client: new ClientConnection() };
       reply.header('x-request-id', req.id);
       sendError(deps, req, reply, new GatewayError('invalid_request', { vars: { detail: err.message } }));
+      // No hook runs for these (Fastify's onBadUrl): without this, a request refused here left no
+      // access line and no count in /metrics.
+      recordAnswer(deps, req, reply);
     },
   });
 
@@ -276,28 +305,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onResponse', (req, reply, done) => {
-    const f = req.facts;
-    deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    // With the level above info, the line is not even built.
-    if (VERBOSE_LEVELS.has(req.log.level)) {
-      req.log.info(
-        {
-          reqId: req.id,
-          method: req.method,
-          // An unmatched path is the client's text: a key pasted into the URL by mistake stays out.
-          path: req.routeOptions.url ?? req.url.split('?')[0]!.replace(KEY_IN_PATH, 'tg-[masked]'),
-          status: reply.statusCode,
-          ms: Math.round(reply.elapsedTime * 100) / 100,
-          account: f.principal?.account.id,
-          key: f.principal?.key?.id,
-          // The client's text too (an unknown model is logged as sent): a key pasted there stays out.
-          model: f.model !== undefined && f.model.length >= 46 ? f.model.replace(KEY_IN_TEXT, 'tg-[masked]') : f.model,
-          credits: f.credits,
-          aborted: f.client.gone || undefined,
-        },
-        'request',
-      );
-    }
+    recordAnswer(deps, req, reply);
     // Closing: the listener closed the connections idle at the time, but this one was busy. Left
     // open, it would hold the close (and the process) until the keep-alive timeout, 72 s after the
     // last stream ended. Next tick: Node detaches the response from its socket on the same event.

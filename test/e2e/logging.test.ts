@@ -76,3 +76,18 @@ describe('a key in a body field', () => {
     expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: 'openai/tg-[masked]' });
   });
 });
+
+describe('a URL the router refuses', () => {
+  it('(bad percent-encoding) still gets its access line and its count in /metrics', async () => {
+    const { secret } = await t.newAccount();
+    const before = lines.length;
+    const res = await fetch(`${t.url}/v1/%zz/${secret}`);
+    expect(res.status).toBe(400);
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.slice(before).find((l) => l.msg === 'request');
+    expect(line).toMatchObject({ reqId: res.headers.get('x-request-id'), status: 400, path: '/v1/%zz/tg-[masked]' });
+    expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="400"} 1');
+  });
+});
