@@ -151,7 +151,7 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
  * An error Node's HTTP parser raised on a connection (clientError): answered on the raw socket,
  * which is then closed, as Fastify's default handler does — with SPEC §5's body and a request id.
  */
-function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids'>, err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids' | 'logger' | 'metrics'>, err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
   // A client that left, or a socket already answered: nothing to say, nobody to say it to. Nor on
   // a socket whose response has begun (a request pipelined behind a stream): a status line in its
   // body would corrupt it. Node's own handler checks the same (lib/_http_server.js socketOnError).
@@ -168,13 +168,19 @@ function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids'>, err:
         : new GatewayError('invalid_request', { vars: { detail: 'the HTTP request is malformed' } });
   const requestId = deps.ids.requestId();
   const packet = Buffer.isBuffer(err.rawPacket) ? err.rawPacket.toString('latin1', 0, 2048) : '';
-  const path = /^[A-Z]+ ([^\s?]+)/.exec(packet)?.[1] ?? '';
+  const [, method = '', path = ''] = /^([A-Z]+) ([^\s?]+)/.exec(packet) ?? [];
   const r = toErrorResponse(error, { requestId, path, publicUrl: deps.config.server.publicUrl, now: deps.clock.now() });
   const body = JSON.stringify(r.body);
   socket.end(
     `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
   );
+  // No Fastify request exists, so no hook runs: the access line and the count are written here, or
+  // a flood of oversized or trickled requests (431, 408) left no trace in the log or /metrics.
+  deps.metrics.observeHttp('unmatched', r.status, 0);
+  if (VERBOSE_LEVELS.has(deps.logger.level)) {
+    deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0 }, 'request');
+  }
 }
 
 export function sendError(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {

@@ -1,5 +1,7 @@
 // One JSON log line per request, and no secret in any of them: API keys, the admin token and the
 // providers' keys never reach the log, on success or failure paths.
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,5 +91,24 @@ describe('a URL the router refuses', () => {
     expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="400"} 1');
+  });
+});
+
+describe("a request Node's HTTP parser refuses", () => {
+  it('(headers over the limit: 431) still gets its access line and its count in /metrics', async () => {
+    const { secret } = await t.newAccount();
+    const before = lines.length;
+    const sock = connect(Number(new URL(t.url).port), '127.0.0.1');
+    await once(sock, 'connect');
+    sock.end(`GET /v1/models/${secret}?q=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    let text = '';
+    for await (const c of sock) text += (c as Buffer).toString();
+    const requestId = /x-request-id: (\S+)/.exec(text)?.[1];
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.slice(before).find((l) => l.msg === 'request');
+    expect(line).toMatchObject({ reqId: requestId, method: 'GET', path: '/v1/models/tg-[masked]', status: 431 });
+    expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="431"} 1');
   });
 });
