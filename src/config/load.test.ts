@@ -78,10 +78,12 @@ describe('loadConfig', () => {
       providers: [
         { id: 'p', type: 'bogus', baseUrl: 'http://x' },
         { id: 'p', type: 'openai', baseUrl: 'not a url' },
+        { id: 'q', type: 'openai', baseUrl: 'https://user:pass@llm.example/v1' },
       ],
       models: [{ id: 'm', kind: 'chat', provider: 'p', price: { input: -1, output: 1 } }],
     });
     const text = problems.join('\n');
+    expect(text).toMatch(/providers\[2\]\.baseUrl: credentials in the URL are not sent/);
     expect(text).toMatch(/admin\.token: environment variable MISSING_TOKEN is not set/);
     expect(text).toMatch(/server\.port/);
     expect(text).toMatch(/server.*colour/);

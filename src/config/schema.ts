@@ -93,7 +93,9 @@ export const providerSchema = z.strictObject({
   id: z.string().min(1),
   /** A provider type from providers/registry.ts (`openai`, `fal`). Checked against the registry in load.ts. */
   type: z.string().min(1),
-  baseUrl: httpUrl(),
+  // Credentials in the URL would be dropped without a word (the client sends origin and path only),
+  // and the operator would see upstream_auth_failed with no reason: refused here instead.
+  baseUrl: httpUrl().refine((u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u), 'credentials in the URL are not sent: use apiKey or headers (e.g. authorization: "Basic …")'),
   /** Empty or absent: the provider is listed but its models answer 503 provider_not_configured. */
   apiKey: z.string().optional(),
   /** Extra headers sent upstream on every call (e.g. OpenAI-Organization). */
