@@ -84,6 +84,10 @@ describe('loadConfig', () => {
     });
     const text = problems.join('\n');
     expect(text).toMatch(/providers\[2\]\.baseUrl: credentials in the URL are not sent/);
+    const urls = inputProblems({ storage: { url: 'postgres://u:s3cret@127.0.0.1:99999/db' }, limiter: { url: 'redis://127.0.0.1:99999' } }).join('\n');
+    expect(urls).toMatch(/storage\.url: not a valid URL/);
+    expect(urls).toMatch(/limiter\.url: not a valid URL/);
+    expect(urls).not.toContain('s3cret');
     expect(text).toMatch(/admin\.token: environment variable MISSING_TOKEN is not set/);
     expect(text).toMatch(/server\.port/);
     expect(text).toMatch(/server.*colour/);

@@ -8,6 +8,8 @@ import { z } from 'zod';
  * `localhost:11434/v1` (the scheme forgotten) passed as a URL of scheme `localhost:` and every call
  * to that provider failed with a 500.
  */
+/** Not the URL itself: it may hold a password. The client libraries threw a stack trace at start instead. */
+const NOT_A_URL = 'not a valid URL (check the port, 0-65535, and that reserved characters in the user or password are percent-encoded)';
 const httpUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
@@ -210,7 +212,11 @@ export const configSchema = z.strictObject({
   storage: z
     .strictObject({
       /** `sqlite:<path>` (`sqlite::memory:` for tests). A bare `sqlite:` names no file: refused here, not at open. */
-      url: z.string().regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…').default('sqlite:./data/tollgate.db'),
+      url: z
+        .string()
+        .regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…')
+        .refine((u) => u.startsWith('sqlite:') || URL.canParse(u), NOT_A_URL)
+        .default('sqlite:./data/tollgate.db'),
       /** SQLite, serving process: how long writes may wait in the pending log before they are applied to the tables, ms. */
       pendingApplyMs: z.number().int().min(1).max(60_000).default(50),
     })
@@ -218,7 +224,11 @@ export const configSchema = z.strictObject({
   limiter: z
     .strictObject({
       /** `embedded` (counters in this process's SQLite database) or `redis://host:6379` (shared by every instance). */
-      url: z.string().regex(/^(embedded$|rediss?:\/\/)/, 'use embedded or redis://host:port').default('embedded'),
+      url: z
+        .string()
+        .regex(/^(embedded$|rediss?:\/\/)/, 'use embedded or redis://host:port')
+        .refine((u) => u === 'embedded' || URL.canParse(u), NOT_A_URL)
+        .default('embedded'),
       /**
        * When the limiter cannot be reached: `closed` refuses requests with 503 limiter_unavailable;
        * `open` admits them unmetered, logs it, and charges their counters once it is back.
