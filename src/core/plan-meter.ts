@@ -244,6 +244,7 @@ export class PlanMeter implements Meter {
     } catch (err) {
       if (!(err instanceof CounterStoreUnavailableError)) throw err;
       if (this.o.onUnavailable === 'closed') {
+        this.giveBackLost(requestId);
         throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
       }
       this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
@@ -326,6 +327,21 @@ export class PlanMeter implements Meter {
       this.o.logger.error({ err, requestId }, 'storing an owed charge with its record failed; holding it in memory');
       return false;
     }
+  }
+
+  /**
+   * A refused request's reservation whose reply was lost: lost is not undone. A store that stalled
+   * past its command timeout runs the reservation once it resumes, and no request is left to settle
+   * it — it held the account's worst case and concurrency slots until its TTL lapsed, so the
+   * client's retry (Retry-After: 1) was refused with nothing in flight. Given back as soon as the
+   * store answers; on a connection to it, after the reservation, in order. (Admitted unmetered
+   * instead, the request's own charge gives it back: Receipts.charge.) Not awaited: the 503 does not
+   * wait out a second timeout.
+   */
+  private giveBackLost(requestId: string): void {
+    this.orLater(async () => {
+      await this.o.store.release(requestId);
+    }).catch((err: unknown) => this.o.logger.error({ err, requestId }, 'giving back a reservation whose reply was lost failed'));
   }
 
   private queue(task: () => Promise<void>): void {

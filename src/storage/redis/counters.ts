@@ -218,7 +218,15 @@ export class RedisCounterStore implements CounterStore {
     for (const op of ops) {
       args.push(String(op.amount), bound(op.max), bound(op.min), op.expiresAt === null ? '' : String(op.expiresAt));
     }
-    const reply = (await this.call('tgReserve', 3 + ops.length, args)) as number[];
+    let reply: number[];
+    try {
+      reply = (await this.call('tgReserve', 3 + ops.length, args)) as number[];
+    } catch (err) {
+      // Only the reply may be lost: Redis may run the script after the command timeout. Remembered,
+      // so release(id) can give back what it may hold (PlanMeter gives back a lost reservation).
+      if (err instanceof CounterStoreUnavailableError) this.mine.set(id, { tag, keys: [...new Set(keys)], expiresAt });
+      throw err;
+    }
     if (reply[0] === -1) throw new DuplicateReservationError(id);
     if (reply[0] === 0) return { ok: false, failed: reply[1]!, value: reply[2]! };
     this.mine.set(id, { tag, keys: [...new Set(keys)], expiresAt });

@@ -1,0 +1,73 @@
+// Scenario: the shared limiter (Redis) stalls past the command timeout while a reservation is in
+// its queue (CLIENT PAUSE). The gateway answers 503 limiter_unavailable, but Redis runs the
+// reservation once the stall ends: a reservation nobody owns. Nobody renews it, so the TTL would
+// give it back — until then it holds the account's concurrency slot and its worst case, and the
+// client's retry (Retry-After: 1) was refused with capacity free (SPEC §7).
+import { createConnection } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+
+let redis: RedisServer;
+let t: TestGateway;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  t = await startTestGateway({
+    config: {
+      limiter: { url: redis.url, onUnavailable: 'closed' },
+      // The default TTL (30 s): what the abandoned reservation would otherwise hold the slot for.
+      plans: {
+        free: { preset: 'free-tier' },
+        solo: { rules: [{ id: 'one_at_a_time', measure: 'concurrent', limit: 1 }, { id: 'daily', measure: 'credits', limit: 5000, window: 'day' }] },
+      },
+    },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await redis?.stop();
+});
+
+function redisCommand(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(redis.port, '127.0.0.1');
+    sock.once('error', reject);
+    sock.once('data', (d) => {
+      resolve(d.toString());
+      sock.end();
+    });
+    sock.write(`${command}\r\n`);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a reservation whose reply was lost', () => {
+  it('is given back once the limiter answers again, not held until its TTL', async () => {
+    const { secret } = await t.newAccount({ plan: 'solo' });
+    const ask = () =>
+      fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 512 }),
+      });
+    expect((await ask()).status).toBe(200);
+    // Longer than the 2 s command timeout: the reserve is answered 503, then runs when the pause ends.
+    expect(await redisCommand('CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
+    const lost = await ask();
+    expect(lost.status).toBe(503);
+    expect(((await lost.json()) as { error: { code: string } }).error.code).toBe('limiter_unavailable');
+    await sleep(1000); // the pause is over; the client retries after its Retry-After
+    const retry = await ask();
+    expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
+    expect(retry.status).toBe(200);
+    // Nothing is left held: the day's counter is what the two served requests cost.
+    const usage = (await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as {
+      rules: Array<{ id: string; used: number }>;
+      today: { credits: number };
+    };
+    expect(usage.rules.find((r) => r.id === 'one_at_a_time')!.used).toBe(0);
+    expect(usage.rules.find((r) => r.id === 'daily')!.used).toBe(usage.today.credits);
+  });
+});
