@@ -27,6 +27,7 @@ import { CounterStoreUnavailableError, type CounterStore } from '../storage/coun
 import { StorageUnavailableError, type Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
 import { WebSessions } from './web-session.js';
+import { Connections } from './connections.js';
 import { adminRoutes } from './routes/admin.js';
 import { appApiRoutes } from './routes/app-api.js';
 import { billingWebhookRoutes } from './routes/billing-webhook.js';
@@ -274,15 +275,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
    * carries requests — the next one after a stream that was in flight — until Fastify closes it.
    */
   let closing = false;
+  const connections = new Connections(app.server);
   app.addHook('preClose', (done) => {
     closing = true;
+    connections.closeUnused();
     done();
   });
   // Callback-style hooks: an async hook costs a promise per request on the hot path.
   app.addHook('onRequest', (req, reply, done) => {
     const client = new ClientConnection();
     req.facts = { client };
+    const socket = req.raw.socket;
+    connections.enter(socket);
     reply.raw.once('close', () => {
+      connections.leave(socket);
       if (!reply.raw.writableFinished) client.markGone();
     });
     reply.header('x-request-id', req.id);
