@@ -190,6 +190,8 @@ describe('postgres specifics', () => {
       await expect(store.ledger.owed.append(bad, owed(4))).rejects.toThrow();
       expect(await count(pool, "SELECT COUNT(*) AS n FROM owed_charges WHERE request_id = 'r4'")).toBe(0);
       expect(await count(pool, "SELECT COUNT(*) AS n FROM usage_records WHERE request_id = 'r4'")).toBe(0);
+      // The records written with their charges count in the kept daily totals too (migration 6).
+      expect(await store.ledger.daily({ from: '2026-11-25', to: '2026-11-26' })).toEqual([expect.objectContaining({ requests: 3, credits: 3 * usage(1).credits })]);
     });
 
     it('hands each owed charge to one taker at a time, and forgets only what it applied', async () => {
