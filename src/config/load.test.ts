@@ -95,6 +95,20 @@ describe('loadConfig', () => {
     expect(text).toMatch(/models\[0\]\.price\.input/);
   });
 
+  it("accepts every storage URL form pg connects with, a Unix socket's included", () => {
+    // pg reads an empty host after the credentials (`user:pass@/db?host=/socket/dir`) as the socket
+    // the `host` parameter names; the URL check must not refuse what the client would connect to.
+    for (const url of [
+      'postgres://tollgate:s3cret@/tollgate?host=/var/run/postgresql',
+      'postgres://tollgate@/tollgate?host=/var/run/postgresql',
+      'postgres:///tollgate?host=/var/run/postgresql',
+      'postgresql://%2Fvar%2Frun%2Fpostgresql/tollgate',
+    ]) {
+      const c = loadConfig({ env: {}, providerTypes, input: { storage: { url }, limiter: { url: 'redis://127.0.0.1:6379' }, admin: { token: 'x' } } });
+      expect(c.storage.url).toBe(url);
+    }
+  });
+
   it('cross-checks references', () => {
     const problems = inputProblems({
       providers: [

@@ -10,6 +10,12 @@ import { z } from 'zod';
  */
 /** Not the URL itself: it may hold a password. The client libraries threw a stack trace at start instead. */
 const NOT_A_URL = 'not a valid URL (check the port, 0-65535, and that reserved characters in the user or password are percent-encoded)';
+/**
+ * Whether pg can read `u`: it parses as a URL, or — pg's own fallback (pg-connection-string) — it
+ * does with a placeholder for an empty host after the credentials, `user:pass@/db?host=/socket/dir`:
+ * a Unix socket, which URL alone refuses ("credentials without a host").
+ */
+const postgresUrlParses = (u: string) => URL.canParse(u) || URL.canParse(u.replace('@/', '@socket/'));
 const httpUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
@@ -215,7 +221,7 @@ export const configSchema = z.strictObject({
       url: z
         .string()
         .regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…')
-        .refine((u) => u.startsWith('sqlite:') || URL.canParse(u), NOT_A_URL)
+        .refine((u) => u.startsWith('sqlite:') || postgresUrlParses(u), NOT_A_URL)
         .default('sqlite:./data/tollgate.db'),
       /** SQLite, serving process: how long writes may wait in the pending log before they are applied to the tables, ms. */
       pendingApplyMs: z.number().int().min(1).max(60_000).default(50),
