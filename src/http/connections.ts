@@ -4,13 +4,16 @@
 // balancer's TCP health check, a browser's preconnect, a client's spare pool socket. Each held a
 // graceful close until Node's request timeout gave up on it, 60–90 s (a reviewer's shutdown after a
 // burst of aborted requests took 67 s). Those are destroyed when closing begins; a connection with a
-// request in flight is left to finish it.
+// request in flight is left to finish it, and so is one whose next request has begun to arrive
+// (its headers not yet whole): it gets 503 shutting_down, not a reset mid-request.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Requests in flight on a socket (set on the socket: one property, no map lookup per request). */
 const IN_FLIGHT = Symbol('tollgate.inFlight');
-type Tracked = Socket & { [IN_FLIGHT]?: number };
+/** socket.bytesRead when its last request in flight ended: more read since is a request arriving. */
+const READ_WHEN_IDLE = Symbol('tollgate.readWhenIdle');
+type Tracked = Socket & { [IN_FLIGHT]?: number; [READ_WHEN_IDLE]?: number };
 
 export class Connections {
   private readonly open = new Set<Tracked>();
@@ -36,12 +39,17 @@ export class Connections {
   /** Its response ended, or its connection did. */
   leave(socket: Socket): void {
     const s = socket as Tracked;
-    s[IN_FLIGHT] = (s[IN_FLIGHT] ?? 1) - 1;
+    const left = (s[IN_FLIGHT] ?? 1) - 1;
+    s[IN_FLIGHT] = left;
+    if (left === 0) s[READ_WHEN_IDLE] = s.bytesRead;
   }
 
-  /** From now on: every connection without a request in flight, and every new one, is closed. */
+  /**
+   * From now on: every connection without a request in flight or arriving, and every new one, is
+   * closed. One whose request is still arriving is left to Node's request timeout, as before.
+   */
   closeUnused(): void {
     this.closing = true;
-    for (const socket of this.open) if (!socket[IN_FLIGHT]) socket.destroy();
+    for (const socket of this.open) if (!socket[IN_FLIGHT] && socket.bytesRead === (socket[READ_WHEN_IDLE] ?? 0)) socket.destroy();
   }
 }

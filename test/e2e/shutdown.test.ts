@@ -134,4 +134,48 @@ describe('graceful shutdown', () => {
       await g.close();
     }
   });
+
+  it('answers a request whose headers were arriving when the stop began with shutting_down, not a reset', async () => {
+    const g = await startTestGateway();
+    const sockets: Socket[] = [];
+    try {
+      const port = Number(new URL(g.url).port);
+      const open = async () => {
+        const s = connect(port, '127.0.0.1');
+        sockets.push(s);
+        await new Promise((r) => s.once('connect', r));
+        return s;
+      };
+      // A keep-alive connection that has served a request, and a new one: on each, the next
+      // request's first header lines have arrived, the rest is on its way.
+      const used = await open();
+      let usedOut = '';
+      used.on('data', (d: Buffer) => (usedOut += d.toString()));
+      used.write('GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n');
+      for (let i = 0; i < 100 && !usedOut.includes('\r\n\r\n'); i++) await sleep(20);
+      expect(usedOut).toMatch(/^HTTP\/1.1 200/);
+      usedOut = '';
+      const fresh = await open();
+      let freshOut = '';
+      fresh.on('data', (d: Buffer) => (freshOut += d.toString()));
+      for (const s of [used, fresh]) s.write('GET /v1/models HTTP/1.1\r\nHost: gw\r\n');
+      await sleep(50);
+      const closed = g.gw.close();
+      await sleep(50);
+      // Destroyed as request-less, the client saw its request reset mid-way; it gets the documented
+      // 503 and its Retry-After instead.
+      for (const s of [used, fresh]) if (!s.destroyed) s.write('Accept: application/json\r\n\r\n');
+      const ended = (s: Socket) => new Promise<void>((r) => (s.readyState === 'closed' ? r() : s.once('close', () => r())));
+      await Promise.race([Promise.all([ended(used), ended(fresh)]), sleep(3000)]);
+      for (const out of [usedOut, freshOut]) {
+        expect(out).toMatch(/^HTTP\/1.1 503/);
+        expect(out).toMatch(/\r\nretry-after: 1\r\n/i);
+        expect(out).toContain('"shutting_down"');
+      }
+      await Promise.race([closed, sleep(3000)]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await g.close();
+    }
+  });
 });
