@@ -336,6 +336,43 @@ describe('redis counter store specifics', () => {
     await store.close();
   });
 
+  it('the meter: a reservation refused before it was sent (Redis down) leaves nothing to give back', async () => {
+    // Only a reservation Redis may still run needs giving back (a stall past the command timeout).
+    // One never written to the connection (down: no offline queue) queued a release per refused
+    // request — during an outage, a backlog entry and a remembered reservation for every 503, the
+    // backlog full ("dropping a charge" logged per request) and the memory growing till Redis returned.
+    const own = await startRedis();
+    const store = openRedisCounterStore(own.url, { commandTimeoutMs: 150, reconnectEveryMs: 60_000 });
+    const errors: string[] = [];
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock: new ManualClock(T0),
+      reservationTtlMs: 30_000,
+      renewEveryMs: 600_000,
+      maxHoldMs: 600_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: (_o, msg) => errors.push(msg) },
+    });
+    try {
+      const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' }, key: null, surface: 'api' as const };
+      const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 1, output: 1 } });
+      await (await m.admit({ requestId: 'req0', principal, model, worstCaseCredits: 100 })).release();
+      await own.stop();
+      for (let i = 1; i <= 50; i++) {
+        await expect(m.admit({ requestId: `req${i}`, principal, model, worstCaseCredits: 100 })).rejects.toMatchObject({ code: 'limiter_unavailable' });
+      }
+      await new Promise((r) => setTimeout(r, 20));
+      expect(m.pendingCharges).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await m.close();
+      await store.close();
+      await own.stop();
+    }
+  });
+
   it('keeps a receipt with its settlement, lists it to any process, and forgets it once acknowledged', async () => {
     const store = await fresh();
     await store.reserve('r1', [credits('a', 600, 1000)], T0 + TTL, T0);

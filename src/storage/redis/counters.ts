@@ -219,12 +219,19 @@ export class RedisCounterStore implements CounterStore {
       args.push(String(op.amount), bound(op.max), bound(op.min), op.expiresAt === null ? '' : String(op.expiresAt));
     }
     let reply: number[];
+    /** Whether the script went out: without an offline queue ioredis writes a command only while ready. */
+    let sent = false;
     try {
-      reply = (await this.call('tgReserve', 3 + ops.length, args)) as number[];
+      reply = (await this.guard(() => {
+        sent = this.redis.status === 'ready';
+        return (this.redis as unknown as Record<ScriptName, ScriptFn>).tgReserve.call(this.redis, 3 + ops.length, ...args);
+      })) as number[];
     } catch (err) {
       // Only the reply may be lost: Redis may run the script after the command timeout. Remembered,
       // so release(id) can give back what it may hold (PlanMeter gives back a lost reservation).
-      if (err instanceof CounterStoreUnavailableError) this.mine.set(id, { tag, keys: [...new Set(keys)], expiresAt });
+      // Not one that never left (Redis down): there is nothing to give back, and remembering each
+      // refused request's queued a release per 503 for as long as the outage lasted.
+      if (sent && err instanceof CounterStoreUnavailableError) this.mine.set(id, { tag, keys: [...new Set(keys)], expiresAt });
       throw err;
     }
     if (reply[0] === -1) throw new DuplicateReservationError(id);
