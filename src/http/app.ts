@@ -177,7 +177,10 @@ function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids' | 'log
       `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
   );
   // No Fastify request exists, so no hook runs: the access line and the count are written here, or
-  // a flood of oversized or trickled requests (431, 408) left no trace in the log or /metrics.
+  // a flood of oversized or trickled requests (431, 408) left no trace in the log or /metrics. Not
+  // for a connection that sent nothing (Node times out a preconnect or a TCP health check too):
+  // no request was made, and each was a 408 in the log and /metrics.
+  if ((socket as Duplex & { bytesRead?: number }).bytesRead === 0) return;
   deps.metrics.observeHttp('unmatched', r.status, 0);
   if (VERBOSE_LEVELS.has(deps.logger.level)) {
     deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0 }, 'request');

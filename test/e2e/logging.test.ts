@@ -112,3 +112,23 @@ describe("a request Node's HTTP parser refuses", () => {
     expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="431"} 1');
   });
 });
+
+describe('a connection that never sent a request', () => {
+  it("(Node's request timeout on a silent connection: a preconnect, a TCP health check) is no request in the log or /metrics", async () => {
+    const server = t.gw.app.server;
+    const accepted = once(server, 'connection') as Promise<[import('node:net').Socket]>;
+    const sock = connect(Number(new URL(t.url).port), '127.0.0.1');
+    await once(sock, 'connect');
+    const [serverSide] = await accepted;
+    const before = lines.length;
+    // What Node does 60-90 s after such a connection opened (lib/_http_server.js onRequestTimeout).
+    server.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), serverSide);
+    let text = '';
+    for await (const c of sock) text += (c as Buffer).toString();
+    expect(text).toMatch(/^HTTP\/1.1 408/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.slice(before).filter((l) => l.msg === 'request')).toEqual([]);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).not.toContain('status="408"');
+  });
+});
