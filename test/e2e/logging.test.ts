@@ -77,6 +77,21 @@ describe('a key in a body field', () => {
     expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
     expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: 'openai/tg-[masked]' });
   });
+
+  it('across the 256-character cut of a long model name is masked before the cut', async () => {
+    const { secret } = await t.newAccount();
+    const model = `${'m'.repeat(230)}/${secret}`;
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 50));
+    // The cut used to leave `tg-` and 22 of the key's characters, which no mask of a whole key matched.
+    expect(JSON.stringify(lines)).not.toContain(secret.slice(3, 20));
+    expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: `${'m'.repeat(230)}/tg-[masked]` });
+  });
 });
 
 describe('a URL the router refuses', () => {

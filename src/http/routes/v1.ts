@@ -21,7 +21,12 @@ const LIMITS_READ_MS = 100;
 /** The model a body names, for the access log (clipped: the log line is not the client's to fill). */
 function modelOf(body: unknown): string | undefined {
   const m = (body as { model?: unknown } | null)?.model;
-  return typeof m !== 'string' ? undefined : m.length > 256 ? `${m.slice(0, 256)}…` : m;
+  // A key pasted as the model is masked before the cut, which would leave the access line's mask a
+  // partial key to miss.
+  if (typeof m !== 'string') return undefined;
+  if (m.length <= 256) return m;
+  const masked = m.replace(/tg-[0-9A-Za-z]{43}/g, 'tg-[masked]');
+  return masked.length > 256 ? `${masked.slice(0, 256)}…` : masked;
 }
 
 export function v1Routes(deps: AppDeps): FastifyPluginAsync {

@@ -265,7 +265,8 @@ function throwIfError(json: unknown, provider: string, mask: (text: string) => s
   const code = isObject(json.error) ? json.error.code : json.code;
   const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
   const fields = parseOpenAiError(json);
-  const message = mask(fields.message ?? `The upstream answered an error with HTTP 200: ${JSON.stringify(json).slice(0, 300)}`);
+  // Masked before it is cut: a key across the cut kept its first characters.
+  const message = fields.message !== undefined ? mask(fields.message) : `The upstream answered an error with HTTP 200: ${mask(JSON.stringify(json)).slice(0, 300)}`;
   if (status === 401 || status === 403) {
     throw new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: status }, cause: new Error(message) });
   }
