@@ -167,15 +167,18 @@ export class PostgresLedger implements Ledger {
     // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
     const order = 'ORDER BY day DESC, account_id COLLATE "C", model COLLATE "C", surface COLLATE "C"';
     if (dayAligned(q.from) && dayAligned(q.to)) {
-      // Whole days: the totals the ledger's trigger keeps (migration 6), one row per group.
+      // Whole days: the totals the ledger's trigger keeps (migration 6), a row per group and database session.
       const params: unknown[] = [];
       const conds: string[] = [];
       if (q.accountId !== undefined) conds.push(`account_id = $${params.push(q.accountId)}`);
       if (q.from !== undefined) conds.push(`day >= $${params.push(canonicalInstant(q.from).slice(0, 10))}::date`);
       if (q.to !== undefined) conds.push(`day < $${params.push(canonicalInstant(q.to).slice(0, 10))}::date`);
       const { rows } = await this.pool.query<DailyRow>(
-        `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, requests, prompt_tokens, output_tokens, credits
-         FROM usage_daily ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} ${order} LIMIT $${params.length + 1}`,
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, SUM(requests) AS requests,
+           SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits
+         FROM usage_daily ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''}
+         GROUP BY usage_daily.day, account_id, model, surface
+         ${order.replace('day DESC', 'usage_daily.day DESC')} LIMIT $${params.length + 1}`,
         [...params, clampLimit(q.limit)],
       );
       return rows.map(toDaily);

@@ -121,32 +121,34 @@ export const migrations: readonly Migration[] = [
     name: 'daily totals kept by the ledger insert',
     sql: `
       -- Daily totals were a GROUP BY over every record of the period: an account with 200,000
-      -- records today cost each /v1/usage (any key may call it) 64-69 ms of database time, and
-      -- every account's day grows with the whole day's traffic. They are kept here instead, added by
-      -- a statement trigger in the transaction that inserts the records, from any instance and any
-      -- version, so they are exactly the records' sums whenever those are visible. A batch touches
-      -- each of its (account, day, model, surface) rows once, in key order: two instances' batches
-      -- wait for each other on a row they share, and never deadlock.
+      -- records today cost each /v1/usage (any key may call it) 220 ms of database time, and every
+      -- account's day grows with the whole day's traffic. They are kept here instead, added by a
+      -- statement trigger in the transaction that inserts the records, from any instance and any
+      -- version, so they are exactly the records' sums whenever those are visible.
+      -- Each database session adds to rows of its own (backend = its pid): a row shared by every
+      -- session is a lock each batch holds to its commit, so instances' batches over the same busy
+      -- accounts would queue behind one another's fsync. Readers add the sessions' rows up: a few
+      -- dozen per account and day.
       CREATE TABLE usage_daily (
         account_id    text NOT NULL,
         day           date NOT NULL,
         model         text NOT NULL,
         surface       text NOT NULL,
+        backend       integer NOT NULL,
         requests      bigint NOT NULL,
         prompt_tokens bigint NOT NULL,
         output_tokens bigint NOT NULL,
         credits       bigint NOT NULL,
-        PRIMARY KEY (account_id, day, model, surface)
+        PRIMARY KEY (account_id, day, model, surface, backend)
       );
       -- Every account's totals for a range of days (the admin API without an account).
       CREATE INDEX usage_daily_day ON usage_daily (day);
       CREATE FUNCTION usage_daily_add() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          INSERT INTO usage_daily AS d (account_id, day, model, surface, requests, prompt_tokens, output_tokens, credits)
-            SELECT account_id, day, model, surface, COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
+          INSERT INTO usage_daily AS d (account_id, day, model, surface, backend, requests, prompt_tokens, output_tokens, credits)
+            SELECT account_id, day, model, surface, pg_backend_pid(), COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
             FROM inserted GROUP BY account_id, day, model, surface
-            ORDER BY account_id COLLATE "C", day, model COLLATE "C", surface COLLATE "C"
-          ON CONFLICT (account_id, day, model, surface) DO UPDATE SET
+          ON CONFLICT (account_id, day, model, surface, backend) DO UPDATE SET
             requests = d.requests + excluded.requests,
             prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
             output_tokens = d.output_tokens + excluded.output_tokens,
@@ -160,8 +162,8 @@ export const migrations: readonly Migration[] = [
       -- Only the rows an INSERT … ON CONFLICT DO NOTHING actually inserted are in the transition table.
       CREATE TRIGGER usage_records_daily AFTER INSERT ON usage_records
         REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION usage_daily_add();
-      INSERT INTO usage_daily (account_id, day, model, surface, requests, prompt_tokens, output_tokens, credits)
-        SELECT account_id, day, model, surface, COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
+      INSERT INTO usage_daily (account_id, day, model, surface, backend, requests, prompt_tokens, output_tokens, credits)
+        SELECT account_id, day, model, surface, 0, COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
         FROM usage_records GROUP BY account_id, day, model, surface;
     `,
   },

@@ -346,8 +346,9 @@ describe('postgres specifics', () => {
     const GROUPED = `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, COUNT(*)::int AS requests,
         SUM(prompt_tokens)::int AS prompt_tokens, SUM(output_tokens)::int AS output_tokens, SUM(credits)::int AS credits
       FROM usage_records GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`;
-    const KEPT = `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, requests::int,
-        prompt_tokens::int, output_tokens::int, credits::int FROM usage_daily ORDER BY 1, 2, 3, 4`;
+    const KEPT = `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, SUM(requests)::int AS requests,
+        SUM(prompt_tokens)::int AS prompt_tokens, SUM(output_tokens)::int AS output_tokens, SUM(credits)::int AS credits
+      FROM usage_daily GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`;
     const spread = (i: number): UsageRecord =>
       usage(i, {
         accountId: `acc_${i % 7}`,
@@ -385,12 +386,45 @@ describe('postgres specifics', () => {
       );
     });
 
+    it("never makes one session's insert wait for another's commit (no shared row)", async () => {
+      // A row shared by every session is a lock a batch holds to its commit: instances' batches over
+      // the same accounts would queue behind each other's fsync.
+      const url = await freshDatabase(server.url);
+      track(await openPostgresStorage(url));
+      const pool = new pg.Pool({ connectionString: url, max: 2 });
+      pool.on('connect', (client) => client.on('error', () => {}));
+      track({ close: () => pool.end() });
+      const insert = (c: pg.PoolClient, id: string) =>
+        c.query(
+          `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens, output_tokens, credits, status, http_status, created_at)
+           VALUES ($1, 'acc_a', 'key_a', 'gpt-4o', 'api', 1, 1, 1, 'ok', 200, '2026-11-25T12:00:00Z')`,
+          [id],
+        );
+      const a = await pool.connect();
+      const b = await pool.connect();
+      try {
+        await insert(a, 'first');
+        await insert(b, 'second'); // both sessions have a row of their own now
+        await a.query('BEGIN');
+        await insert(a, 'held');
+        await b.query("SET statement_timeout = '2s'");
+        await insert(b, 'beside'); // used to wait for a's commit, here for ever: statement timeout
+        await a.query('COMMIT');
+      } finally {
+        a.release();
+        b.release();
+      }
+      expect((await pool.query('SELECT SUM(requests)::int AS n FROM usage_daily')).rows[0].n).toBe(4);
+    });
+
     it('answers whole days from the kept totals and part of a day from the records', async () => {
       const url = await freshDatabase(server.url);
       const store = track(await openPostgresStorage(url));
       await Promise.all(Array.from({ length: 10 }, (_, i) => store.ledger.append(usage(i))));
       // A mark only the kept row carries, to see which one a query read.
-      await rawPool(url).query('UPDATE usage_daily SET credits = 12345');
+      const pool = rawPool(url);
+      await pool.query('UPDATE usage_daily SET credits = 0');
+      await pool.query('UPDATE usage_daily SET credits = 12345 WHERE ctid = (SELECT MIN(ctid) FROM usage_daily)');
       expect((await store.ledger.daily({ accountId: 'acc_a', from: '2026-11-25', to: '2026-11-26' }))[0]?.credits).toBe(12345);
       expect((await store.ledger.daily({}))[0]?.credits).toBe(12345);
       expect((await store.ledger.daily({ from: '2026-11-25T00:00:00+00:00' }))[0]?.credits).toBe(12345);
