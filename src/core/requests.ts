@@ -145,6 +145,16 @@ export function parseChatBody(body: unknown): ChatRequest {
   return parseBody(chatRequest, body);
 }
 
+/**
+ * A name a store keeps (an API key's): PostgreSQL's text cannot hold U+0000, so one with it is bad
+ * input on every store alike (it was a 500 on PostgreSQL, stored as sent on SQLite).
+ */
+export const storedName = z
+  .string()
+  .min(1)
+  .max(100)
+  .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
+
 function paramOf(path: readonly PropertyKey[]): string | null {
   if (path.length === 0) return null;
   return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');

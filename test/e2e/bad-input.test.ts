@@ -238,6 +238,13 @@ describe('bad input', () => {
     expect(statuses).toEqual(['401', '200']);
   });
 
+  it('a key name holding U+0000 is refused, naming the field: PostgreSQL cannot store one (it was a 500 there)', async () => {
+    const { accountId } = await t.newAccount();
+    const res = await t.admin('POST', `/accounts/${accountId}/keys`, { name: 'laptop\u0000' });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'name' });
+  });
+
   it('the invalid_api_key message points at the Keys page', async () => {
     const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) });
     const json = await res.json();

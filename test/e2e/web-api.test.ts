@@ -474,6 +474,14 @@ describe('keys and usage are per account', () => {
     expect(err).toMatchObject({ status: 401 });
   });
 
+  it('a key name holding U+0000 is refused, naming the field (PostgreSQL cannot store one: it was a 500 there)', async () => {
+    const { b } = await signedUp();
+    const res = await b.json('/app/api/keys', { method: 'POST', body: { name: 'laptop\u0000' } });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'name' });
+    expect((await b.json('/app/api/keys')).body.data).toEqual([]);
+  });
+
   it("account A cannot list or revoke account B's keys, nor see B's usage", async () => {
     const a = await signedUp();
     const bAcc = await signedUp();

@@ -1,7 +1,7 @@
 // The admin API (SPEC §9): bearer TOLLGATE_ADMIN_TOKEN, refused entirely when none is configured.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parseBody } from '../../core/requests.js';
+import { parseBody, storedName } from '../../core/requests.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { canonicalInstant } from '../../storage/time.js';
@@ -18,7 +18,7 @@ const patchAccount = z.strictObject({
   paymentMethod: z.boolean().optional(),
 });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
-const createKey = z.strictObject({ name: z.string().min(1).max(100).optional() });
+const createKey = z.strictObject({ name: storedName.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
 
 /** An instant every store can hold and compare (PostgreSQL has no year 0). */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
 import type { Principal } from '../../core/metering.js';
-import { parseBody } from '../../core/requests.js';
+import { parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -38,7 +38,7 @@ const chatBody = z.strictObject({
 });
 const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional(), image_url: z.unknown().optional() });
 const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
-const createKey = z.strictObject({ name: z.string().trim().min(1).max(100) });
+const createKey = z.strictObject({ name: z.string().trim().pipe(storedName) });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });

@@ -70,6 +70,17 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.accounts.update('nope', { plan: 'paid' })).toBeNull();
       });
 
+      // A client names these ids and emails (a path, sign-in): one holding U+0000, which no store
+      // ever issued, is as unknown as any other — PostgreSQL refuses such text in a query outright.
+      it('returns null for an id or email holding U+0000', async () => {
+        await account('acc_1', 'ann@example.com');
+        expect(await store.accounts.get('acc_1\u0000')).toBeNull();
+        expect(await store.accounts.update('\u0000', { plan: 'paid' })).toBeNull();
+        expect(await store.accounts.findByEmail('ann@example.com\u0000')).toBeNull();
+        expect(await store.accounts.getPasswordHash('acc_1\u0000')).toBeNull();
+        expect(await store.accounts.setPasswordHash('acc_1\u0000', 'h')).toBe(false);
+      });
+
       it('updates only the patched fields', async () => {
         await account('acc_1');
         const paid = await store.accounts.update('acc_1', { plan: 'paid' });
@@ -152,6 +163,13 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.keys.revoke('nope', T0)).toBeNull();
         expect(await store.keys.listByAccount('nope')).toEqual([]);
         await expect(store.keys.touchLastUsed('nope', T0)).resolves.toBeUndefined();
+      });
+
+      it('returns null or nothing for ids holding U+0000', async () => {
+        await store.keys.create(newKey('key_1', 'acc_a'));
+        expect(await store.keys.get('key_1\u0000')).toBeNull();
+        expect(await store.keys.revoke('key_1\u0000', T0)).toBeNull();
+        expect(await store.keys.listByAccount('acc_a\u0000')).toEqual([]);
       });
 
       it('refuses a key for an unknown account and a duplicate hash', async () => {
@@ -264,6 +282,8 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         const rows = await store.ledger.query({ accountId: 'acc_a' });
         expect(rows.map((r) => r.requestId)).toEqual(['a2', 'a1']);
         expect(await store.ledger.query({ accountId: 'acc_none' })).toEqual([]);
+        expect(await store.ledger.query({ accountId: 'acc_a\u0000' })).toEqual([]);
+        expect(await store.ledger.daily({ accountId: 'acc_a\u0000' })).toEqual([]);
       });
 
       it('limits to the newest rows, 1000 by default', async () => {

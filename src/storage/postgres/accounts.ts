@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { GatewayError } from '../../errors/gateway-error.js';
 import type { Account, AccountPatch, AccountStore, NewAccount } from '../ports.js';
+import { unstorable } from './text.js';
 
 interface AccountRow {
   id: string;
@@ -49,11 +50,13 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async get(id: string): Promise<Account | null> {
+    if (unstorable(id)) return null;
     const { rows } = await this.pool.query<AccountRow>('SELECT * FROM accounts WHERE id = $1', [id]);
     return toAccount(rows[0]);
   }
 
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
+    if (unstorable(id)) return null;
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
     const { rows } = await this.pool.query<AccountRow>(
       `UPDATE accounts SET plan = COALESCE($2, plan),
@@ -65,17 +68,20 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async findByEmail(email: string): Promise<Account | null> {
+    if (unstorable(email)) return null;
     // Emails are stored lowercased (UNIQUE index on email), so this is an index lookup.
     const { rows } = await this.pool.query<AccountRow>('SELECT * FROM accounts WHERE email = $1', [email.toLowerCase()]);
     return toAccount(rows[0]);
   }
 
   async setPasswordHash(id: string, hash: string | null): Promise<boolean> {
+    if (unstorable(id)) return false;
     const r = await this.pool.query('UPDATE accounts SET password_hash = $2 WHERE id = $1', [id, hash]);
     return (r.rowCount ?? 0) > 0;
   }
 
   async getPasswordHash(id: string): Promise<string | null> {
+    if (unstorable(id)) return null;
     const { rows } = await this.pool.query<{ password_hash: string | null }>('SELECT password_hash FROM accounts WHERE id = $1', [id]);
     return rows[0]?.password_hash ?? null;
   }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { ApiKey, KeyStore, NewApiKey } from '../ports.js';
+import { unstorable } from './text.js';
 
 interface KeyRow {
   id: string;
@@ -46,10 +47,12 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<ApiKey | null> {
+    if (unstorable(id)) return null;
     return first((await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id])).rows);
   }
 
   async listByAccount(accountId: string): Promise<ApiKey[]> {
+    if (unstorable(accountId)) return [];
     // COLLATE "C": byte order for the id tie-break, as in SQLite, whatever the database locale.
     const { rows } = await this.pool.query<KeyRow>(
       'SELECT * FROM api_keys WHERE account_id = $1 ORDER BY created_at, id COLLATE "C"',
@@ -59,6 +62,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async revoke(id: string, at: string): Promise<ApiKey | null> {
+    if (unstorable(id)) return null;
     const { rows } = await this.pool.query<KeyRow>(
       'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *',
       [id, at],

@@ -7,6 +7,7 @@ import type { Surface } from '../../core/types.js';
 import type { DailyUsage, Ledger, OwedCharge, OwedCharges, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
 import { Batcher, type BatcherOptions, type BatcherStats } from '../batcher.js';
+import { unstorable } from './text.js';
 
 interface RecordRow {
   request_id: string;
@@ -155,6 +156,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async query(q: UsageQuery): Promise<UsageRecord[]> {
+    if (q.accountId !== undefined && unstorable(q.accountId)) return [];
     const { sql, params } = where(q);
     const { rows } = await this.pool.query<RecordRow>(
       `SELECT * FROM usage_records ${sql} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1}`,
@@ -164,6 +166,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
+    if (q.accountId !== undefined && unstorable(q.accountId)) return [];
     // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
     const order = 'ORDER BY day DESC, account_id COLLATE "C", model COLLATE "C", surface COLLATE "C"';
     if (dayAligned(q.from) && dayAligned(q.to)) {
