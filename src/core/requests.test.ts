@@ -106,6 +106,19 @@ describe('the hand-written chat body check', () => {
   });
 });
 
+describe('parseBody', () => {
+  it('names a field a strict schema does not take in param, as it names a field of the wrong type', () => {
+    const strict = z.strictObject({ a: z.string(), inner: z.strictObject({ b: z.number() }).optional() });
+    for (const [body, param] of [
+      [{ a: 'x', colour: 'red' }, 'colour'],
+      [{ a: 'x', inner: { b: 1, c: 2 } }, 'inner.c'],
+      [{ a: 1 }, 'a'],
+    ] as const) {
+      expect(() => parseBody(strict, body)).toThrow(expect.objectContaining({ code: 'invalid_request', param }));
+    }
+  });
+});
+
 describe('the embeddings input check', () => {
   // The four shapes OpenAI's `input` takes, as a zod union: what the check must accept, exactly.
   const union = z.union([

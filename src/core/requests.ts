@@ -168,6 +168,8 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const param = paramOf(issue.path);
+  // A key a strict schema does not take is reported on the object holding it: the key itself is
+  // the field at fault (SPEC §5), as `stream` sent to the Playground, where the message names it.
+  const param = paramOf(issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path);
   throw new GatewayError('invalid_request', { vars: { detail: param ? `${param}: ${issue.message}` : issue.message }, param });
 }

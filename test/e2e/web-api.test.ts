@@ -586,7 +586,8 @@ describe('Playground', () => {
     expect(rows.map((r: { surface: string }) => r.surface)).toEqual(['playground', 'playground']);
     // Playground bodies are limited to the documented fields.
     const extra = await b.json('/app/api/playground/embed', { method: 'POST', body: { model: 'text-embedding-3-small', input: 'x', dimensions: 4 } });
-    expect(extra.body.error.code).toBe('invalid_request');
+    // …and name the one not taken in param (SPEC §5), as a wrong type is named.
+    expect(extra.body.error).toMatchObject({ code: 'invalid_request', param: 'dimensions' });
   });
 
   it('lists models with available', async () => {
