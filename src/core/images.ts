@@ -7,7 +7,8 @@ import { falSizePresetPixels, type ImageRequest } from './requests.js';
 import { sizeKey } from './pricing.js';
 import type { ImageSize, JsonObject } from './types.js';
 
-const OWN_FIELDS = new Set(['model', 'prompt', 'n', 'num_images', 'size', 'image_size', 'response_format', 'image_url']);
+// `stream` too: only its default (false, or null, which OpenAI reads so) gets past the check below.
+const OWN_FIELDS = new Set(['model', 'prompt', 'n', 'num_images', 'size', 'image_size', 'response_format', 'image_url', 'stream']);
 
 function parseSize(text: string): ImageSize {
   const [w, h] = text.split('x');
@@ -17,7 +18,7 @@ function parseSize(text: string): ImageSize {
 export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest): ImageCall {
   // Refused before any upstream call: passed through, the provider generated (and billed) images
   // streamed as events this gateway does not read, and the caller got a 502 and retried.
-  if (req.stream !== undefined && req.stream !== false) {
+  if (req.stream !== undefined && req.stream !== null && req.stream !== false) {
     throw new GatewayError('invalid_request', { vars: { detail: 'streamed image generation is not supported; leave stream out' }, param: 'stream' });
   }
   if (req.n !== undefined && req.num_images !== undefined && req.n !== req.num_images) {

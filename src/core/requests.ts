@@ -66,22 +66,29 @@ function sidesInBounds(size: string): boolean {
   return size.split('x').every((side) => intIn(Number(side), 1, MAX_IMAGE_SIDE));
 }
 
+/**
+ * An optional field OpenAI's images API also takes as null, read as absent: the SDKs' own types
+ * allow it (`n?: number | null`), and clients generated from its OpenAPI spec send null for unset.
+ */
+const orNull = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
+
 export const imageRequest = z.looseObject({
   model: z.string().min(1),
   prompt: z.string().min(1),
-  n: z.number().int().min(1).max(10).optional(),
+  n: orNull(z.number().int().min(1).max(10)),
   num_images: z.number().int().min(1).max(10).optional(),
   // Bounded like image_size: a model with any size allowed priced 99999999999x99999999999 at
   // 5.7e19 credits (past what a counter holds exactly) and sent it upstream.
-  size: z
-    .string()
-    .regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512')
-    .refine(sidesInBounds, `each side must be 1 to ${MAX_IMAGE_SIDE} pixels`)
-    .optional(),
+  size: orNull(
+    z
+      .string()
+      .regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 512x512')
+      .refine(sidesInBounds, `each side must be 1 to ${MAX_IMAGE_SIDE} pixels`),
+  ),
   image_size: z
     .union([z.enum(falSizePresets), z.strictObject({ width: z.number().int().positive().max(MAX_IMAGE_SIDE), height: z.number().int().positive().max(MAX_IMAGE_SIDE) })])
     .optional(),
-  response_format: z.enum(['url', 'b64_json']).optional(),
+  response_format: orNull(z.enum(['url', 'b64_json'])),
   image_url: z.string().min(1).optional(),
 });
 

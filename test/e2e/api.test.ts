@@ -232,6 +232,21 @@ describe('images', () => {
     expect(rows.map((r) => r.credits)).toEqual([6000, 6000]);
   });
 
+  it("takes null for the fields OpenAI's images API lets be null (n, size, response_format, stream), as absent", async () => {
+    // The SDKs' own types allow it (`n?: number | null`), and clients generated from OpenAI's
+    // OpenAPI spec send null for what is not set: each was a 400 here.
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    const nulls = { n: null, size: null, response_format: null, stream: null };
+    const openai = await t.client(secret).images.generate({ model: 'dall-e-2', prompt: 'a kite', ...nulls } as never);
+    expect(openai.data).toHaveLength(1);
+    // Priced and sent at the model's default size, one image.
+    expect(t.openai.requests.at(-1)!.body).toMatchObject({ model: 'dall-e-2', n: 1, size: '1024x1024' });
+    const fal = await t.client(secret).images.generate({ model: 'flux/schnell', prompt: 'a kite', ...nulls } as never);
+    expect(fal.data).toHaveLength(1);
+    expect(t.fal.requests.at(-1)!.body).toMatchObject({ num_images: 1 });
+    expect((await ledger(accountId)).map((r) => r.credits)).toEqual([6000, 40_000]);
+  });
+
   it('sends image_url to an image-to-image model', async () => {
     const { secret } = await t.newAccount({ plan: 'open' });
     const res = await fetch(`${t.url}/v1/images/generations`, {
