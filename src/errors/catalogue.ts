@@ -151,7 +151,7 @@ export const catalogue = {
   unsupported_media_type: {
     status: 415,
     type: 'invalid_request_error',
-    message: "Unsupported Content-Type '{contentType}'; send application/json.",
+    message: "Unsupported {header} '{value}'; send {expected}.",
   },
   requests_per_day_exceeded: {
     status: 429,

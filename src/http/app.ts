@@ -111,7 +111,7 @@ function fromFastifyError(err: { code?: string; message: string }, config: Confi
       // The route's own limit where it has one (sign-up and sign-in take less than the server's).
       return new GatewayError('body_too_large', { vars: { limit: req.routeOptions.bodyLimit ?? config.server.bodyLimitBytes } });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError('unsupported_media_type', { vars: { contentType: String(req.headers['content-type'] ?? '') } });
+      return new GatewayError('unsupported_media_type', { vars: { header: 'Content-Type', value: String(req.headers['content-type'] ?? ''), expected: 'application/json' } });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new GatewayError('invalid_request', { vars: { detail: 'Content-Length does not match the body' } });
     default:
@@ -266,6 +266,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body: string, done) => {
+    // Bodies are read as sent (Fastify decodes no Content-Encoding): a gzipped one was answered
+    // "not valid JSON: check quoting…", and a plain one labelled compressed was served regardless.
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      done(new GatewayError('unsupported_media_type', { vars: { header: 'Content-Encoding', value: encoding, expected: 'the JSON body uncompressed' } }), undefined);
+      return;
+    }
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
       done(new GatewayError('invalid_request', { vars: { detail: `the body nests objects and arrays more than ${MAX_JSON_DEPTH} deep` } }), undefined);
       return;

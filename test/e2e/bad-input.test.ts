@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 // Every kind of bad input gets its documented 4xx in the SPEC §5 shape and never reaches an
 // upstream. One table, one assertion routine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,8 @@ interface Case {
   /** A string is sent as is; anything else as JSON. */
   body?: unknown;
   contentType?: string;
+  /** Content-Encoding header; with `gzip` the body is gzipped. */
+  contentEncoding?: string;
   /** Authorization header; default: a valid key. null: none. */
   auth?: string | null | (() => string);
   status: number;
@@ -68,6 +71,10 @@ const cases: Case[] = [
   { name: 'body over the limit', body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }, status: 413, code: 'body_too_large' },
   { name: 'form-encoded body', body: 'model=gpt-4o-mini', contentType: 'application/x-www-form-urlencoded', status: 415, code: 'unsupported_media_type' },
   { name: 'JSON sent as text/plain (fetch without a content-type)', body: chat, contentType: 'text/plain;charset=UTF-8', status: 415, code: 'unsupported_media_type' },
+  // Bodies are read as sent: a gzipped one was answered "not valid JSON: check quoting, commas and
+  // brackets", and a plain one labelled gzip was served as if the label were not there.
+  { name: 'gzipped body', body: chat, contentEncoding: 'gzip', status: 415, code: 'unsupported_media_type' },
+  { name: 'plain body labelled as compressed', body: chat, contentEncoding: 'br', status: 415, code: 'unsupported_media_type' },
   { name: 'no key', auth: null, body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'not a bearer header', auth: 'Basic Zm9vOmJhcg==', body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'malformed key', auth: 'Bearer not-a-key', body: chat, status: 401, code: 'invalid_api_key' },
@@ -98,10 +105,14 @@ describe('bad input', () => {
     const auth = c.auth === undefined ? `Bearer ${secret}` : typeof c.auth === 'function' ? c.auth() : c.auth;
     const headers: Record<string, string> = {};
     if (auth !== null) headers.authorization = auth;
-    let body: string | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (c.body !== undefined) {
       body = typeof c.body === 'string' ? c.body : JSON.stringify(c.body);
       headers['content-type'] = c.contentType ?? 'application/json';
+    }
+    if (c.contentEncoding !== undefined) {
+      headers['content-encoding'] = c.contentEncoding;
+      if (c.contentEncoding === 'gzip' && body !== undefined) body = new Uint8Array(gzipSync(body));
     }
     const res = await fetch(`${t.url}${c.path ?? '/v1/chat/completions'}`, { method: c.method ?? 'POST', headers, ...(body !== undefined && { body }) });
     const json = await res.json();
