@@ -15,6 +15,9 @@ const IN_FLIGHT = Symbol('tollgate.inFlight');
 const READ_WHEN_IDLE = Symbol('tollgate.readWhenIdle');
 type Tracked = Socket & { [IN_FLIGHT]?: number; [READ_WHEN_IDLE]?: number };
 
+/** How long a request that had begun to arrive when the stop began may take to arrive whole, ms. */
+const ARRIVING_GRACE_MS = 1_000;
+
 export class Connections {
   private readonly open = new Set<Tracked>();
   private closing = false;
@@ -46,10 +49,23 @@ export class Connections {
 
   /**
    * From now on: every connection without a request in flight or arriving, and every new one, is
-   * closed. One whose request is still arriving is left to Node's request timeout, as before.
+   * closed. One whose request is arriving gets ARRIVING_GRACE_MS to finish it (and be answered 503
+   * shutting_down), then is closed too.
    */
   closeUnused(): void {
     this.closing = true;
-    for (const socket of this.open) if (!socket[IN_FLIGHT] && socket.bytesRead === (socket[READ_WHEN_IDLE] ?? 0)) socket.destroy();
+    const arriving: Tracked[] = [];
+    for (const socket of this.open) {
+      if (socket[IN_FLIGHT]) continue;
+      if (socket.bytesRead === (socket[READ_WHEN_IDLE] ?? 0)) socket.destroy();
+      else arriving.push(socket);
+    }
+    // A request still arriving after this long is a trickle, not a client about to be answered:
+    // left to Node's request timeout it held the stop 60–90 s (or longer for a partial request line).
+    if (arriving.length > 0) {
+      setTimeout(() => {
+        for (const socket of arriving) if (!socket[IN_FLIGHT]) socket.destroy();
+      }, ARRIVING_GRACE_MS).unref();
+    }
   }
 }

@@ -178,4 +178,46 @@ describe('graceful shutdown', () => {
       await g.close();
     }
   });
+
+  it.each([
+    ['sent nothing yet (a browser or load balancer pre-connecting)', ''],
+    ['sent part of a request line', 'POST /v1/chat/comp'],
+    ['sent headers without their end', 'GET /healthz HTTP/1.1\r\nHost: gw\r\n'],
+  ])('does not wait for a connection that %s: it is closed within a second, while a stream in flight still finishes', async (_name, bytes) => {
+    // Such a connection is not "idle" to Node, so server.close() left it to the request timeout:
+    // close() took 60–90 s (the 60 s limit, checked every 30 s), past most process managers' grace.
+    // One that sent nothing is closed at once; one whose request is arriving gets a second to
+    // finish it (and its 503 shutting_down), then is closed.
+    const g = await startTestGateway();
+    const sockets: Socket[] = [];
+    try {
+      const { secret } = await g.newAccount();
+      let release!: () => void;
+      g.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+      const stream = fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+      }).then((res) => res.text());
+      while (g.openai.inFlight === 0) await sleep(10);
+      const quiet = connect(Number(new URL(g.url).port), '127.0.0.1');
+      sockets.push(quiet);
+      quiet.on('error', () => {});
+      await new Promise((r) => quiet.once('connect', r));
+      if (bytes) quiet.write(bytes);
+      const ended = new Promise<void>((r) => quiet.once('close', () => r()));
+      await sleep(50);
+      let closedAt = 0;
+      const closed = g.gw.close().then(() => (closedAt = Date.now()));
+      await Promise.race([ended, sleep(2000)]);
+      expect(quiet.destroyed, 'the quiet connection is still open 2 s into close()').toBe(true);
+      release();
+      expect(await stream).toContain('data: [DONE]');
+      await Promise.race([closed, sleep(3000)]);
+      expect(closedAt, 'close() still waiting 3 s after the stream ended').toBeGreaterThan(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await g.close();
+    }
+  });
 });
