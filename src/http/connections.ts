@@ -4,8 +4,9 @@
 // balancer's TCP health check, a browser's preconnect, a client's spare pool socket. Each held a
 // graceful close until Node's request timeout gave up on it, 60–90 s (a reviewer's shutdown after a
 // burst of aborted requests took 67 s). Those are destroyed when closing begins; a connection with a
-// request in flight is left to finish it, and so is one whose next request has begun to arrive
-// (its headers not yet whole): it gets 503 shutting_down, not a reset mid-request.
+// request in flight is left to finish it, and one whose next request has begun to arrive (its
+// headers not yet whole) gets a second to finish sending it and be answered 503 shutting_down,
+// not a reset mid-request; a trickle past that is closed.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
