@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogue } from '../../src/errors/catalogue.js';
 import type { Behaviour } from '../helpers/fake-server.js';
 import { startTestGateway, ADMIN_TOKEN, type TestGateway } from '../helpers/gateway.js';
+import { seededRandom } from '../../src/lib/prng.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const CASES = Number(process.env.FUZZ_CASES ?? 1200);
@@ -17,18 +18,6 @@ const CASES = Number(process.env.FUZZ_CASES ?? 1200);
 const PARALLEL = 4;
 const BODY_LIMIT = 256 * 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** mulberry32: small, fast, and the same sequence on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** JSON text written as is (numbers JSON.stringify cannot write: 1e400, -0, 1e-400). */
 class Raw {
@@ -489,7 +478,7 @@ async function mismatches(): Promise<string[]> {
 
 describe('fuzz', () => {
   it(`each classic wrong value at every field, then ${CASES} seeded requests: < 500, SPEC §5 errors; counters equal the ledger after`, async () => {
-    const r = prng(SEED);
+    const r = seededRandom(SEED);
     const shots = [...gridShots(), ...Array.from({ length: CASES }, () => makeShot(r))];
     const findings: Finding[] = [];
     let next = 0;

@@ -139,3 +139,19 @@ export async function startRedis(opts: { persistent?: boolean } = {}): Promise<R
   });
   return server;
 }
+
+/**
+ * One command on a connection of its own, its reply's first bytes: for what a test does to the
+ * server behind the client's back (CLIENT PAUSE), without going through the client under test.
+ */
+export function redisCommand(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(port, '127.0.0.1');
+    sock.once('error', reject);
+    sock.once('data', (d) => {
+      resolve(d.toString());
+      sock.end();
+    });
+    sock.write(`${command}\r\n`);
+  });
+}

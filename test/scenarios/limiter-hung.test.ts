@@ -1,10 +1,9 @@
 // Scenario: the shared limiter (Redis) is reachable but does not answer (CLIENT PAUSE: a hung
 // server, a stalled network). Admission waits out its command timeout once and answers 503; the
 // answer does not then wait for the same limiter again to read limit headers (SPEC §6).
-import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
 let t: TestGateway;
@@ -18,19 +17,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** One command on a connection of its own, its reply's first bytes. */
-function redisCommand(command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(redis.port, '127.0.0.1');
-    sock.once('error', reject);
-    sock.once('data', (d) => {
-      resolve(d.toString());
-      sock.end();
-    });
-    sock.write(`${command}\r\n`);
-  });
-}
-
 describe('a hung limiter', () => {
   it('503 limiter_unavailable after one command timeout (2 s), not two', async () => {
     const { secret } = await t.newAccount();
@@ -41,7 +27,7 @@ describe('a hung limiter', () => {
         body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
       });
     expect((await ask()).status).toBe(200);
-    expect(await redisCommand('CLIENT PAUSE 6000 ALL')).toMatch(/^\+OK/);
+    expect(await redisCommand(redis.port, 'CLIENT PAUSE 6000 ALL')).toMatch(/^\+OK/);
     const started = Date.now();
     const res = await ask();
     const elapsed = Date.now() - started;

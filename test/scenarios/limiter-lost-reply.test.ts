@@ -3,10 +3,9 @@
 // reservation once the stall ends: a reservation nobody owns. Nobody renews it, so the TTL would
 // give it back — until then it holds the account's concurrency slot and its worst case, and the
 // client's retry (Retry-After: 1) was refused with capacity free (SPEC §7).
-import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
 let t: TestGateway;
@@ -29,18 +28,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function redisCommand(command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(redis.port, '127.0.0.1');
-    sock.once('error', reject);
-    sock.once('data', (d) => {
-      resolve(d.toString());
-      sock.end();
-    });
-    sock.write(`${command}\r\n`);
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a reservation whose reply was lost', () => {
@@ -54,7 +41,7 @@ describe('a reservation whose reply was lost', () => {
       });
     expect((await ask()).status).toBe(200);
     // Longer than the 2 s command timeout: the reserve is answered 503, then runs when the pause ends.
-    expect(await redisCommand('CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
+    expect(await redisCommand(redis.port, 'CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
     const lost = await ask();
     expect(lost.status).toBe(503);
     expect(((await lost.json()) as { error: { code: string } }).error.code).toBe('limiter_unavailable');

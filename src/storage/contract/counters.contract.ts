@@ -4,6 +4,7 @@
 // `now` argument — nothing here sleeps or reads the clock.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CounterOp, CounterStore, ReserveResult } from '../counters.js';
+import { seededRandom } from '../../lib/prng.js';
 
 /** 2026-11-25T12:00:00Z: an arbitrary "now"; tests move time by passing T0 + ms. */
 const T0 = Date.UTC(2026, 10, 25, 12);
@@ -24,18 +25,6 @@ const balance = (key: string, amount: number): CounterOp => ({
   settle: 'actual',
   expiresAt: null,
 });
-
-/** Deterministic PRNG (mulberry32), so a failing random scenario replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Lets other pending operations run: a few macrotask-free turns of the microtask queue. */
 async function yieldTurns(n: number): Promise<void> {
@@ -323,7 +312,7 @@ export function counterStoreContract(name: string, open: () => Promise<CounterSt
       });
 
       it('ends exact with three counters reserved and settled concurrently in random order', async () => {
-        const random = rng(20261125);
+        const random = seededRandom(20261125);
         const CREDITS_MAX = 20_000;
         const REQUESTS_MAX = 60;
         const N = 600;
