@@ -76,6 +76,15 @@ export function validationDetail(detail: unknown): ErrorFields | undefined {
   return parts.length > 0 ? { message: parts.join('; '), param, code } : undefined;
 }
 
+/**
+ * Every field of an error read from a body that was parsed before it was masked (a 200-wrapped
+ * error, a mid-stream event): an upstream may quote the key in `type`, `code` or `param` as well.
+ */
+export function maskFields(f: ErrorFields, mask: (text: string) => string): ErrorFields {
+  const m = <T extends string | null | undefined>(v: T): T => (typeof v === 'string' ? (mask(v) as T) : v);
+  return { message: m(f.message), type: m(f.type), code: m(f.code), param: m(f.param) };
+}
+
 export function buildError(status: number, provider: string, f: ErrorFields, headers: Record<string, string> = {}): UpstreamHttpError {
   return new UpstreamHttpError(
     status,

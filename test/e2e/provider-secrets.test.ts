@@ -61,6 +61,21 @@ describe("the providers' keys stay out of answers and logs", () => {
     expect(streamed).not.toContain(OPENAI_KEY);
   });
 
+  it('the key quoted in the type, code or param of a 200-wrapped or mid-stream error is masked too', async () => {
+    const { secret } = await t.newAccount({ plan: 'open' });
+    const quoted = { message: 'refused', type: `bad_key_${OPENAI_KEY}`, code: `key:${OPENAI_KEY}`, param: `header.${OPENAI_KEY}` };
+    t.openai.enqueue({ kind: 'json', status: 200, body: { error: quoted } });
+    const res = await chat(secret);
+    const text = await res.text();
+    expect(res.status, text).toBe(502);
+    expect(text).not.toContain(OPENAI_KEY);
+    expect(JSON.parse(text).error).toMatchObject({ type: 'bad_key_[redacted]', code: 'key:[redacted]', param: 'header.[redacted]' });
+    t.openai.enqueue({ kind: 'sse', events: [JSON.stringify({ error: quoted })] });
+    const streamed = await (await chat(secret, true)).text();
+    expect(streamed).toContain('key:[redacted]');
+    expect(streamed).not.toContain(OPENAI_KEY);
+  });
+
   it("fal's pydantic 422 echoing its `Key …` header reaches the caller masked", async () => {
     const { secret } = await t.newAccount({ plan: 'open' });
     t.fal.enqueue({ kind: 'json', status: 422, body: { detail: [{ loc: ['header', 'authorization'], msg: `invalid value Key ${FAL_KEY}`, type: 'value_error' }] } });

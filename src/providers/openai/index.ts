@@ -30,6 +30,7 @@ import {
   jsonObject,
   jsonText,
   malformedResponse,
+  maskFields,
   upstreamError,
   type ErrorFields,
   validationDetail,
@@ -199,8 +200,8 @@ class OpenAiProvider implements Provider {
     if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
     if (chunk.error !== undefined || ev.event === 'error') {
       // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
-      const fields = parseOpenAiError(chunk);
-      throw buildError(502, this.id, { ...fields, message: this.mask(fields.message ?? 'The upstream failed mid-stream.') });
+      const fields = maskFields(parseOpenAiError(chunk), this.mask);
+      throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });
     }
     // Data spread over several `data:` lines arrives joined with \n, which cannot go out as one line.
     let raw: string | undefined = ev.data.includes('\n') ? undefined : ev.data;
@@ -264,9 +265,9 @@ function throwIfError(json: unknown, provider: string, mask: (text: string) => s
   if (!isObject(json) || Array.isArray(json.choices) || (json.error === undefined && json.object !== 'error')) return;
   const code = isObject(json.error) ? json.error.code : json.code;
   const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
-  const fields = parseOpenAiError(json);
+  const fields = maskFields(parseOpenAiError(json), mask);
   // Masked before it is cut: a key across the cut kept its first characters.
-  const message = fields.message !== undefined ? mask(fields.message) : `The upstream answered an error with HTTP 200: ${mask(JSON.stringify(json)).slice(0, 300)}`;
+  const message = fields.message ?? `The upstream answered an error with HTTP 200: ${mask(JSON.stringify(json)).slice(0, 300)}`;
   if (status === 401 || status === 403) {
     throw new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: status }, cause: new Error(message) });
   }
