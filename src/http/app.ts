@@ -27,6 +27,7 @@ import { CounterStoreUnavailableError, type CounterStore } from '../storage/coun
 import { StorageUnavailableError, type Storage } from '../storage/ports.js';
 import type { Metrics } from './metrics.js';
 import { WebSessions } from './web-session.js';
+import { charsetOf, UTF8_CHARSETS } from './charset.js';
 import { Connections } from './connections.js';
 import { adminRoutes } from './routes/admin.js';
 import { appApiRoutes } from './routes/app-api.js';
@@ -271,6 +272,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
       done(new GatewayError('unsupported_media_type', { vars: { header: 'Content-Encoding', value: encoding, expected: 'the JSON body uncompressed' } }), undefined);
+      return;
+    }
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== undefined && !UTF8_CHARSETS.has(charset)) {
+      done(new GatewayError('unsupported_media_type', { vars: { header: 'Content-Type charset', value: charset, expected: 'the JSON body in UTF-8' } }), undefined);
       return;
     }
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {

@@ -75,6 +75,10 @@ const cases: Case[] = [
   // brackets", and a plain one labelled gzip was served as if the label were not there.
   { name: 'gzipped body', body: chat, contentEncoding: 'gzip', status: 415, code: 'unsupported_media_type' },
   { name: 'plain body labelled as compressed', body: chat, contentEncoding: 'br', status: 415, code: 'unsupported_media_type' },
+  // JSON on the wire is UTF-8 (RFC 8259 §8.1); a body declared in another charset was decoded as
+  // UTF-8 regardless, and its non-ASCII characters reached the model as U+FFFD.
+  { name: 'body declared in latin-1', body: chat, contentType: 'application/json; charset=iso-8859-1', status: 415, code: 'unsupported_media_type' },
+  { name: 'body declared in UTF-16', body: chat, contentType: 'application/json;charset="utf-16"', status: 415, code: 'unsupported_media_type' },
   { name: 'no key', auth: null, body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'not a bearer header', auth: 'Basic Zm9vOmJhcg==', body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'malformed key', auth: 'Bearer not-a-key', body: chat, status: 401, code: 'invalid_api_key' },
@@ -140,6 +144,15 @@ describe('bad input', () => {
     expect(rows).toHaveLength(1);
     const all = (await t.admin('GET', '/usage')).body.data;
     expect(all).toHaveLength(1);
+  });
+
+  it('a body declared as UTF-8 or US-ASCII, in any spelling, is served', async () => {
+    const { secret: s } = await t.newAccount();
+    for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8', 'application/json; charset=us-ascii']) {
+      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${s}`, 'content-type': type }, body: JSON.stringify(chat) });
+      expect(res.status, type).toBe(200);
+      await res.arrayBuffer();
+    }
   });
 
   it('a prompt that spells out special tokens is ordinary text: answered, not a 500', async () => {
