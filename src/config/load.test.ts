@@ -260,4 +260,12 @@ describe('loadConfig', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'server: [unclosed');
     expect(problemsOf(() => loadConfig({ path: join(dir, 'bad.yaml'), env: {}, providerTypes }))[0]).toMatch(/not valid YAML/);
   });
+
+  it('a YAML error names the line and column without quoting the file: that line may hold a literal key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-config-'));
+    writeFileSync(join(dir, 'bad.yaml'), 'server: { port: 8080 }\nproviders:\n  - { id: openai, type: openai, apiKey: "sk-literal-0123456789"\nmodels: [\n');
+    const [problem] = problemsOf(() => loadConfig({ path: join(dir, 'bad.yaml'), env: {}, providerTypes }));
+    expect(problem).toMatch(/^not valid YAML: .* at line \d+, column \d+$/);
+    expect(problem).not.toContain('sk-literal');
+  });
 });

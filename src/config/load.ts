@@ -139,7 +139,11 @@ export function loadConfig(opts: LoadOptions): Config {
     try {
       raw = parseYaml(text) ?? {};
     } catch (err) {
-      throw new ConfigError(source, [`not valid YAML: ${(err as Error).message}`]);
+      // The parser's message ends with an excerpt of the file, which may hold a literal key; the
+      // line and column it names are enough to find the mistake, and `config check` output and
+      // start-up logs get pasted into tickets.
+      const where = (err as Error).message.split('\n')[0]!.replace(/:$/, '');
+      throw new ConfigError(source, [`not valid YAML: ${where}`]);
     }
   } else {
     raw = structuredClone(defaultConfig);
