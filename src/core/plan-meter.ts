@@ -335,8 +335,8 @@ export class PlanMeter implements Meter {
    * it — it held the account's worst case and concurrency slots until its TTL lapsed, so the
    * client's retry (Retry-After: 1) was refused with nothing in flight. Given back as soon as the
    * store answers; on a connection to it, after the reservation, in order. (Admitted unmetered
-   * instead, the request's own charge gives it back: Receipts.charge.) Not awaited: the 503 does not
-   * wait out a second timeout.
+   * instead, the request's own charge gives it back — Receipts.charge — or, if it failed, its
+   * release.) Not awaited: the 503 does not wait out a second timeout.
    */
   private giveBackLost(requestId: string): void {
     this.orLater(async () => {
@@ -388,7 +388,10 @@ export class PlanMeter implements Meter {
         if (await this.handOver(keep, requestId, principal, slots, actual)) return;
         this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt));
       },
-      release: async () => {},
+      // Nothing charged, so no charge gives back a reservation whose reply was lost: give it back
+      // here, or it held the account's slots until its TTL. (A store that never received it has
+      // nothing to give back, and answers that without a round trip.)
+      release: async () => this.giveBackLost(requestId),
     };
   }
 

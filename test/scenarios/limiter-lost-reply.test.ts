@@ -9,12 +9,13 @@ import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.js'
 
 let redis: RedisServer;
 let t: TestGateway;
+/** The same, with limiter.onUnavailable: open (a request whose reply was lost is admitted unmetered). */
+let open: TestGateway;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  t = await startTestGateway({
+const gateway = (onUnavailable: 'closed' | 'open') =>
+  startTestGateway({
     config: {
-      limiter: { url: redis.url, onUnavailable: 'closed' },
+      limiter: { url: redis.url, onUnavailable },
       // The default TTL (30 s): what the abandoned reservation would otherwise hold the slot for.
       plans: {
         free: { preset: 'free-tier' },
@@ -22,13 +23,27 @@ beforeAll(async () => {
       },
     },
   });
+
+beforeAll(async () => {
+  redis = await startRedis();
+  t = await gateway('closed');
+  open = await gateway('open');
 });
 afterAll(async () => {
   await t?.close();
+  await open?.close();
   await redis?.stop();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const used = async (g: TestGateway, secret: string) => {
+  const usage = (await (await fetch(`${g.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as {
+    rules: Array<{ id: string; used: number }>;
+    today: { credits: number };
+  };
+  return { concurrent: usage.rules.find((r) => r.id === 'one_at_a_time')!.used, daily: usage.rules.find((r) => r.id === 'daily')!.used, ledger: usage.today.credits };
+};
 
 describe('a reservation whose reply was lost', () => {
   it('is given back once the limiter answers again, not held until its TTL', async () => {
@@ -50,11 +65,31 @@ describe('a reservation whose reply was lost', () => {
     expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
     expect(retry.status).toBe(200);
     // Nothing is left held: the day's counter is what the two served requests cost.
-    const usage = (await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as {
-      rules: Array<{ id: string; used: number }>;
-      today: { credits: number };
-    };
-    expect(usage.rules.find((r) => r.id === 'one_at_a_time')!.used).toBe(0);
-    expect(usage.rules.find((r) => r.id === 'daily')!.used).toBe(usage.today.credits);
+    const u = await used(t, secret);
+    expect(u.concurrent).toBe(0);
+    expect(u.daily).toBe(u.ledger);
+  });
+
+  it('admitted unmetered (onUnavailable: open) and then failed upstream, is given back too', async () => {
+    const { secret } = await open.newAccount({ plan: 'solo' });
+    const ask = () =>
+      fetch(`${open.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 512 }),
+      });
+    expect((await ask()).status).toBe(200);
+    expect(await redisCommand(redis.port, 'CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
+    // Admitted without a reservation after the 2 s timeout; the upstream then fails, so nothing is
+    // charged — and no charge gives the lost reservation back either.
+    open.openai.enqueue({ kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error' } } });
+    expect((await ask()).status).toBe(500);
+    await sleep(1000);
+    const retry = await ask();
+    expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
+    expect(retry.status).toBe(200);
+    const u = await used(open, secret);
+    expect(u.concurrent).toBe(0);
+    expect(u.daily).toBe(u.ledger);
   });
 });
