@@ -109,6 +109,23 @@ describe('loadConfig', () => {
     }
   });
 
+  it('an image model priced per size without `sizes` takes the sizes it is priced at (SPEC §10 dall-e-3)', () => {
+    const c = loadConfig({
+      env: {},
+      providerTypes,
+      input: {
+        providers: [{ id: 'openai', type: 'openai', baseUrl: 'http://x' }],
+        models: [
+          { id: 'dall-e-3', kind: 'image', provider: 'openai', price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08, '1024x1024/hd': 0.08 } } },
+          { id: 'flux/schnell', kind: 'image', provider: 'openai', price: { perImage: 0.003 } },
+        ],
+      },
+    });
+    const sizes = c.models.map((m) => (m.kind === 'image' ? m.sizes : null));
+    // One flat price: any size, as before.
+    expect(sizes).toEqual([['1024x1024', '1024x1792', '1792x1024'], []]);
+  });
+
   it('cross-checks references', () => {
     const problems = inputProblems({
       providers: [

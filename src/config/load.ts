@@ -168,5 +168,13 @@ export function loadConfig(opts: LoadOptions): Config {
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
   const crossProblems = crossCheck(parsed.data, opts.providerTypes);
   if (crossProblems.length > 0) throw new ConfigError(source, crossProblems);
+  for (const m of parsed.data.models) {
+    // A size with no price cannot be served, so a per-size price map left without `sizes` (SPEC
+    // §10's dall-e-3) lists the model's sizes: otherwise it took any size, and the free tier's
+    // image_resolution told a dall-e-3 caller to "use a size within 512x512", which then had no price.
+    if (m.kind === 'image' && m.sizes.length === 0 && typeof m.price.perImage === 'object') {
+      m.sizes = [...new Set(Object.keys(m.price.perImage).map((key) => key.split('/')[0]!))];
+    }
+  }
   return deepFreeze(parsed.data);
 }

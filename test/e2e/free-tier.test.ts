@@ -13,10 +13,8 @@ beforeAll(async () => {
         // Cheap enough (400 credits) to pass the free tier's 512-credit image ceiling.
         { id: 'flux/schnell', kind: 'image', provider: 'fal', upstream: 'fal-ai/flux/schnell', price: { perImage: 0.0002 } },
         { id: 'flux-pro', kind: 'image', provider: 'fal', upstream: 'fal-ai/flux-pro', pro: true, price: { perImage: 0.0002 } },
-        {
-          id: 'dall-e-3', kind: 'image', provider: 'openai', sizes: ['1024x1024', '1024x1792', '1792x1024'], defaultSize: '1024x1024',
-          price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08 } },
-        },
+        // As SPEC §10's example writes it: no `sizes`, its sizes are the ones it is priced at.
+        { id: 'dall-e-3', kind: 'image', provider: 'openai', price: { perImage: { '1024x1024': 0.04, '1024x1792': 0.08, '1792x1024': 0.08 } } },
         { id: 'gpt-4o', kind: 'chat', provider: 'openai', pro: true, price: { input: 2.5, output: 10 } },
         // A reasoning model: its server refuses max_tokens, so the cap goes into max_completion_tokens.
         { id: 'o3-mini', kind: 'chat', provider: 'openai', outputLimitField: 'max_completion_tokens', price: { input: 1.1, output: 4.4 } },
