@@ -13,7 +13,7 @@ import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/po
 import type { Catalog } from './catalog.js';
 import { capOutput, countCompletionOutput, countedUsageChunk, deltaReasoning, deltaText, outputAllowance, usableCredits } from './chat-output.js';
 import type { ClientLink } from './client-link.js';
-import { normaliseImageRequest, pricedSize } from './images.js';
+import { checkModelSize, normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
@@ -280,6 +280,7 @@ export class Gateway {
     const provider = this.providerFor(model);
     const call = normaliseImageRequest(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
+    checkModelSize(model, call);
     const size = shaped.size ?? pricedSize(model, call);
     // The size priced is the size sent: left out, the upstream makes its own default, which may
     // cost more than (or, on the free tier, be larger than) the model's defaultSize checked here.

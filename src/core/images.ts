@@ -42,12 +42,6 @@ export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest
     size = { width: req.image_size.width, height: req.image_size.height };
     param = 'image_size';
   }
-  if (size && model.sizes.length > 0 && !model.sizes.includes(sizeKey(size))) {
-    throw new GatewayError('invalid_request', {
-      vars: { detail: `${param}: ${model.id} supports ${model.sizes.join(', ')}, not ${sizeKey(size)}` },
-      param,
-    });
-  }
   if (model.imageToImage && req.image_url === undefined) {
     throw new GatewayError('invalid_request', { vars: { detail: `image_url: ${model.id} transforms an image; send image_url` }, param: 'image_url' });
   }
@@ -65,6 +59,23 @@ export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest
     imageUrl: req.image_url,
     extra,
   };
+}
+
+/**
+ * Refuses a size the model does not take. Run after the plan's shape rules: a plan that allows no
+ * size of the model, or none this large, explains that (image_size_not_allowed, with the sizes that
+ * pass) rather than sending the caller from one refusal to the next (SPEC §3, §4: every dall-e-3
+ * request on the free plan, a 512x512 one included).
+ */
+export function checkModelSize(model: ImageModelConfig, call: ImageCall): void {
+  const size = call.size;
+  if (size && model.sizes.length > 0 && !model.sizes.includes(sizeKey(size))) {
+    const param = call.params?.size ?? 'size';
+    throw new GatewayError('invalid_request', {
+      vars: { detail: `${param}: ${model.id} supports ${model.sizes.join(', ')}, not ${sizeKey(size)}` },
+      param,
+    });
+  }
 }
 
 /** The size an image request is priced at: the one asked for, else the model's default. */

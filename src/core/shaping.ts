@@ -89,11 +89,12 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
   if (rule.shape === 'image_sizes') {
     const max = parseSize(rule.maxSize!);
     const fits = (s: ImageSize) => s.width <= max.width && s.height <= max.height;
-    if (fits(size)) return size;
     const sizes = model.kind === 'image' ? model.sizes : [];
     // No `sizes` means the model takes any size: maxSize itself is then the largest allowed.
     const anySize = sizes.length === 0;
     const allowed = anySize ? [max] : sizes.map(parseSize).filter(fits);
+    // A model with no size within maxSize cannot pass whatever size is asked for, a small one too.
+    if (fits(size) && allowed.length > 0) return size;
     if (rule.onExceed === 'clamp' && allowed.length > 0) {
       const largest = allowed.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
       call.size = largest;

@@ -141,6 +141,8 @@ describe('image_resolution (dall-e-2 and dall-e-3 up to 512x512)', () => {
       // fal-style, as a preset and as {width, height}: the refusal names image_size.
       [{ image_size: 'square_hd' }, 'image_size'],
       [{ image_size: { width: 1024, height: 1024 } }, 'image_size'],
+      // Above 512x512 and not a dall-e-2 size either: still the plan's refusal, which lists what passes.
+      [{ size: '2048x2048' }, 'size'],
     ] as const) {
       const { res, json } = await post(secret, '/v1/images/generations', { model: 'dall-e-2', prompt: 'x', ...body });
       expect(res.status).toBe(400);
@@ -151,7 +153,8 @@ describe('image_resolution (dall-e-2 and dall-e-3 up to 512x512)', () => {
 
   it('explains that dall-e-3 has no size within 512x512', async () => {
     const { secret } = await t.newAccount();
-    for (const size of [undefined, '1024x1024', '1792x1024']) {
+    // Every request (SPEC §4), one for a size within 512x512 included: no size it has can pass.
+    for (const size of [undefined, '1024x1024', '1792x1024', '512x512', '256x256']) {
       const { res, json } = await post(secret, '/v1/images/generations', { model: 'dall-e-3', prompt: 'x', ...(size && { size }) });
       expect(res.status).toBe(400);
       expect(json.error.code).toBe('image_size_not_allowed');
