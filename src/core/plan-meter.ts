@@ -603,6 +603,7 @@ function limitHeaders(slots: Slot[], values: number[], refund: number, released:
 function insufficientBalance(value: number): GatewayError {
   return new GatewayError('insufficient_balance', {
     vars: { rule: 'balance' },
-    headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)) },
+    // As limitHeaders says it for a balance: no limit, and nothing resets it.
+    headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)), 'x-ratelimit-reset-tokens': resetDuration(Number.POSITIVE_INFINITY) },
   });
 }

@@ -287,6 +287,45 @@ describe('images', () => {
   });
 });
 
+describe("an operator's plan (docs/plans.md's team: credits per day, requests per minute per key)", () => {
+  it('a request refused by the minute count still carries the credit budget headers (SPEC §6: every /v1 answer)', async () => {
+    const s = await startTestGateway({
+      gateway: { clock },
+      config: {
+        plans: {
+          free: { preset: 'free-tier' },
+          team: {
+            rules: [
+              { id: 'daily_credits', measure: 'credits', limit: 2_000_000, window: 'day' },
+              { id: 'rpm', measure: 'requests', limit: 2, window: 'minute', scope: 'key' },
+            ],
+          },
+        },
+      },
+    });
+    try {
+      const { secret } = await s.newAccount({ plan: 'team' });
+      const post = () =>
+        fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ ...hi, max_tokens: 5 }) });
+      expect((await post()).status).toBe(200);
+      const second = await post();
+      expect(second.status).toBe(200);
+      const left = second.headers.get('x-ratelimit-remaining-tokens');
+      const third = await post();
+      expect(third.status).toBe(429);
+      expect((await third.json()).error).toMatchObject({ code: 'rate_limit_exceeded', rule: 'rpm' });
+      expect(third.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(third.headers.get('x-ratelimit-limit-requests')).toBe('2');
+      expect(third.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+      expect(third.headers.get('x-ratelimit-limit-tokens')).toBe('2000000');
+      expect(third.headers.get('x-ratelimit-remaining-tokens')).toBe(left);
+      expect(third.headers.get('x-ratelimit-reset-tokens')).toMatch(/^\d+(h|m|s)/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('the paid plan', () => {
   it('reserves for the larger of max_tokens and max_completion_tokens when both are set', async () => {
     const { accountId, secret } = await t.newAccount();
@@ -324,6 +363,9 @@ describe('the paid plan', () => {
     const json = await refused.json();
     expect(json.error).toMatchObject({ code: 'insufficient_balance', type: 'permission_error' });
     expect(json.message).toBe("You've run out of credits. Please top up your balance or update your payment method to continue: http://gateway.test/app/billing");
+    // The budget headers as every paid answer has them: a balance has no limit and no reset.
+    expect(refused.headers.get('x-ratelimit-remaining-tokens')).toBe('0');
+    expect(refused.headers.get('x-ratelimit-reset-tokens')).toBe('never');
 
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1000 })).body.balance).toBe(1000);
     // The paid plan clamps nothing, so the worst case is the model's own output ceiling (16,384

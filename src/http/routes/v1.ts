@@ -72,9 +72,12 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       clearTimeout(timer);
     }
   }
+  // The credit budget's headers, which every answer to a key carries (SPEC §6). A refusal by a
+  // requests rule has only its own x-ratelimit-*-requests (the store reports just the counter that
+  // did not fit): the budget is read for it, and the refusal's own headers then go over what is read.
   const hasLimits = (err: unknown) => {
     const headers = (err as { headers?: Record<string, string> } | null)?.headers;
-    return headers !== undefined && Object.keys(headers).some((h) => h.startsWith('x-ratelimit-'));
+    return headers !== undefined && headers['x-ratelimit-reset-tokens'] !== undefined;
   };
   // The limiter has just not answered: asking it again for headers would hold the 503 for another
   // command timeout (a hung Redis: 2 s more).
