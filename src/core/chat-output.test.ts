@@ -17,7 +17,7 @@ describe('output limits', () => {
     const both = { max_tokens: 4000, max_completion_tokens: 3000 };
     const planned = ['max_tokens=4000'];
     capOutput(model, both, planned);
-    expect(planned).toEqual(['max_tokens=1000', 'max_completion_tokens=1000']);
+    expect(planned).toEqual(['max_tokens=1000']);
   });
 
   it('allows the larger of the two limits, never past the ceiling, for every choice', () => {

@@ -2,6 +2,7 @@
 // text and usage read from an answer or a stream's chunks, for metering (SPEC §7).
 import type { ChatModelConfig } from '../config/schema.js';
 import type { JsonText } from '../lib/json-text.js';
+import { OUTPUT_CAP } from './shaping.js';
 import { countText } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
@@ -24,15 +25,18 @@ export function countedUsageChunk(last: JsonObject | undefined, modelId: string,
  * otherwise spend past the reservation, a prepaid balance or a plan's limit (SPEC §7).
  */
 export function capOutput(model: ChatModelConfig, body: JsonObject, clamped: string[]): void {
+  let cut = false;
   for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
     const asked = body[field];
     if (typeof asked === 'number' && asked > model.maxOutputTokens) {
       body[field] = model.maxOutputTokens;
-      // A plan's cap above the ceiling may have clamped it already: the header names the final value.
-      const i = clamped.findIndex((c) => c.startsWith(`${field}=`));
-      clamped.splice(i < 0 ? clamped.length : i, 1, `${field}=${model.maxOutputTokens}`);
+      cut = true;
     }
   }
+  if (!cut) return;
+  // A plan's cap above the ceiling may have clamped it already: the header names the final value.
+  const i = clamped.findIndex((c) => c.startsWith(`${OUTPUT_CAP}=`));
+  clamped.splice(i < 0 ? clamped.length : i, 1, `${OUTPUT_CAP}=${model.maxOutputTokens}`);
 }
 
 /** An actual cost as charged: the worst case stands in for one no counter can hold (negative, fractional, past 2^53). */

@@ -33,6 +33,8 @@ export function ruleApplies(rule: Rule, surface: Surface, model: ModelConfig): b
 
 const IMAGE_PART_TYPES = new Set(['image_url', 'input_image', 'image']);
 const OUTPUT_FIELDS = ['max_tokens', 'max_completion_tokens'] as const;
+/** The name `x-tollgate-clamped` gives an output cap, in either field. */
+export const OUTPUT_CAP = 'max_tokens';
 
 function parseSize(text: string): ImageSize {
   const [w, h] = text.split('x');
@@ -43,13 +45,14 @@ function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clampe
   if (rule.shape === 'max_output_tokens') {
     const limit = rule.limit!;
     const present = OUTPUT_FIELDS.filter((f) => body[f] !== undefined && body[f] !== null);
+    let cut = false;
     for (const field of present) {
       if ((body[field] as number) <= limit) continue;
       if (rule.onExceed === 'reject') {
         throw new GatewayError('max_output_tokens_exceeded', { vars: { rule: rule.id, limit }, param: field });
       }
       body[field] = limit;
-      clamped.push(`${field}=${limit}`);
+      cut = true;
     }
     // Absent means "as long as the model allows": cap it, in the field the model's server reads
     // (outputLimitField: max_tokens, which every OpenAI-compatible server understands, unless the
@@ -57,8 +60,11 @@ function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clampe
     if (present.length === 0) {
       const field = model.kind === 'chat' ? model.outputLimitField : 'max_tokens';
       body[field] = limit;
-      clamped.push(`${field}=${limit}`);
+      cut = true;
     }
+    // SPEC §3 names the output cap `max_tokens=512` whichever field carried it: the caller knows
+    // which one it sent, and a literal client of the contract checks that one header value.
+    if (cut) clamped.push(`${OUTPUT_CAP}=${limit}`);
     return;
   }
   if (rule.shape === 'image_input') {

@@ -40,7 +40,9 @@ describe('max_output_tokens (API, chat: clamp to 512)', () => {
   it.each([
     ['absent', {}, { max_tokens: 512 }, 'max_tokens=512'],
     ['above', { max_tokens: 4000 }, { max_tokens: 512 }, 'max_tokens=512'],
-    ['max_completion_tokens above', { max_completion_tokens: 1000 }, { max_completion_tokens: 512 }, 'max_completion_tokens=512'],
+    // SPEC §3 names the cap max_tokens=512 in the header whichever field the request used.
+    ['max_completion_tokens above', { max_completion_tokens: 1000 }, { max_completion_tokens: 512 }, 'max_tokens=512'],
+    ['both above', { max_tokens: 1000, max_completion_tokens: 2000 }, { max_tokens: 512, max_completion_tokens: 512 }, 'max_tokens=512'],
     ['null', { max_tokens: null }, { max_tokens: 512 }, 'max_tokens=512'],
   ])('%s → upstream gets 512 and the response says so', async (_n, extra, expected, header) => {
     const { secret } = await t.newAccount();
@@ -77,7 +79,7 @@ describe('max_output_tokens (API, chat: clamp to 512)', () => {
       body: JSON.stringify({ model: 'o3-mini', messages: hi, reasoning_effort: 'low' }),
     });
     expect(res.status).toBe(200);
-    expect(res.headers.get('x-tollgate-clamped')).toBe('max_completion_tokens=512');
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_tokens=512');
     const sent = t.openai.requests.at(-1)!.body as Record<string, unknown>;
     expect(sent).toMatchObject({ max_completion_tokens: 512, reasoning_effort: 'low' });
     expect(sent).not.toHaveProperty('max_tokens');

@@ -346,7 +346,7 @@ describe('the paid plan', () => {
     // gpt-4o-mini's maxOutputTokens is 16,384: the worst case reserved covers that much output, no more.
     const res = await chat(secret, { ...hi, max_completion_tokens: 40_000 });
     expect(res.status).toBe(200);
-    expect(res.headers.get('x-tollgate-clamped')).toBe('max_completion_tokens=16384');
+    expect(res.headers.get('x-tollgate-clamped')).toBe('max_tokens=16384');
     expect((t.openai.requests.at(-1)!.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(16_384);
     const streamed = await chat(secret, { ...hi, max_tokens: 20_000, stream: true });
     expect(streamed.headers.get('x-tollgate-clamped')).toBe('max_tokens=16384');
