@@ -4,16 +4,11 @@ import type { ImageModelConfig } from '../config/schema.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { ImageCall } from '../providers/provider.js';
 import { falSizePresetPixels, type ImageRequest } from './requests.js';
-import { sizeKey } from './pricing.js';
+import { parseSize, sizeKey } from './pricing.js';
 import type { ImageSize, JsonObject } from './types.js';
 
 // `stream` too: only its default (false, or null, which OpenAI reads so) gets past the check below.
 const OWN_FIELDS = new Set(['model', 'prompt', 'n', 'num_images', 'size', 'image_size', 'response_format', 'image_url', 'stream']);
-
-function parseSize(text: string): ImageSize {
-  const [w, h] = text.split('x');
-  return { width: Number(w), height: Number(h) };
-}
 
 export function normaliseImageRequest(model: ImageModelConfig, req: ImageRequest): ImageCall {
   // Refused before any upstream call: passed through, the provider generated (and billed) images

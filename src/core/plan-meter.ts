@@ -173,11 +173,6 @@ export class PlanMeter implements Meter {
     };
   }
 
-  /** The model is usable by this account through this surface (for /v1/models). */
-  allows(account: Account, surface: Surface, model: ModelConfig): boolean {
-    return !(model.pro && surface === 'api' && !this.planOf(account).proModelsViaApi);
-  }
-
   /** The counters a request for `model` touches; without a model, those every model's requests touch. */
   private slots(principal: Principal, model: ModelConfig | undefined, worstCase: number, now: number): Slot[] {
     const plan = this.planOf(principal.account);

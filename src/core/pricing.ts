@@ -11,6 +11,12 @@ export function sizeKey(size: ImageSize): string {
   return `${size.width}x${size.height}`;
 }
 
+/** A `WxH` size the config schema or the request schema has already checked. */
+export function parseSize(text: string): ImageSize {
+  const [w, h] = text.split('x');
+  return { width: Number(w), height: Number(h) };
+}
+
 /** 1024 × 1024 pixels: fal's billing unit for image size. */
 const MEGAPIXEL = 1024 * 1024;
 

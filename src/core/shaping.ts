@@ -4,7 +4,7 @@
 import type { ModelConfig, Rule, ShapeRule } from '../config/schema.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { ImageCall } from '../providers/provider.js';
-import { sizeKey } from './pricing.js';
+import { parseSize, sizeKey } from './pricing.js';
 import type { ImageSize, JsonObject, Surface } from './types.js';
 
 export type ShapeTarget =
@@ -35,11 +35,6 @@ const IMAGE_PART_TYPES = new Set(['image_url', 'input_image', 'image']);
 const OUTPUT_FIELDS = ['max_tokens', 'max_completion_tokens'] as const;
 /** The name `x-tollgate-clamped` gives an output cap, in either field. */
 export const OUTPUT_CAP = 'max_tokens';
-
-function parseSize(text: string): ImageSize {
-  const [w, h] = text.split('x');
-  return { width: Number(w), height: Number(h) };
-}
 
 function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clamped: string[]): void {
   if (rule.shape === 'max_output_tokens') {

@@ -179,6 +179,29 @@ describe('image_cost (a request above 512 credits is not processed)', () => {
   });
 });
 
+describe('/v1/models says which models the plan can serve at all', () => {
+  it('an image model every request of which the free tier refuses is not available through the API', async () => {
+    const { secret } = await t.newAccount();
+    const models = (await (await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { data: Array<{ id: string; available: boolean }> };
+    const available = Object.fromEntries(models.data.map((m) => [m.id, m.available]));
+    expect(available).toMatchObject({
+      // Its cheapest size, 256x256, costs 32,000 credits: above image_cost's 512.
+      'dall-e-2': false,
+      // No size within image_resolution's 512x512.
+      'dall-e-3': false,
+      // 400 credits: within the ceiling.
+      'flux/schnell': true,
+      // $0.03 = 60,000 credits: above the ceiling and the day's 50,000.
+      'flux/dev/image-to-image': false,
+      'gpt-4o-mini': true,
+      'text-embedding-3-small': true,
+    });
+    // Each one marked so is refused, as the flag said.
+    expect((await post(secret, '/v1/images/generations', { model: 'dall-e-3', prompt: 'x' })).res.status).toBe(400);
+    expect((await post(secret, '/v1/images/generations', { model: 'dall-e-2', prompt: 'x', size: '256x256' })).res.status).toBe(403);
+  });
+});
+
 describe('api_token (50,000 credits per UTC day)', () => {
   it('refuses with the seed body once the worst case no longer fits, and says when it resets', async () => {
     const { accountId, secret } = await t.newAccount();

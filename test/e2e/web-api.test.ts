@@ -595,6 +595,10 @@ describe('Playground', () => {
     const models = (await b.json('/app/api/models')).body.data;
     expect(models.find((m: { id: string }) => m.id === 'gpt-4o')).toMatchObject({ pro: true, available: true, type: 'chat' });
     expect(models.find((m: { id: string }) => m.id === 'unkeyed-chat')).toMatchObject({ available: false });
+    // The free tier's image rules are the API's (SPEC §3): dall-e-2 at 32,000 credits is served
+    // here. flux/dev/image-to-image, at 60,000, is past the day's 50,000 on every surface.
+    expect(models.find((m: { id: string }) => m.id === 'dall-e-2')).toMatchObject({ available: true });
+    expect(models.find((m: { id: string }) => m.id === 'flux/dev/image-to-image')).toMatchObject({ available: false });
   });
 });
 

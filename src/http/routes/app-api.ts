@@ -4,6 +4,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
+import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
 import type { Principal } from '../../core/metering.js';
 import { parseBody, storedName } from '../../core/requests.js';
@@ -151,7 +152,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       return {
         data: catalog.models.map((m) => ({
           ...modelEntry(m, deps.pricing),
-          available: (deps.providers.get(m.provider)?.configured ?? false) && meter.allows(account, 'playground', m),
+          available: (deps.providers.get(m.provider)?.configured ?? false) && planServes(meter.planOf(account), 'playground', m, deps.pricing),
         })),
       };
     });
