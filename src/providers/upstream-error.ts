@@ -86,6 +86,9 @@ export function maskFields(f: ErrorFields, mask: (text: string) => string): Erro
 }
 
 export function buildError(status: number, provider: string, f: ErrorFields, headers: Record<string, string> = {}): UpstreamHttpError {
+  // SPEC §5: a 429 carries Retry-After. A provider that sent none (or an error object under HTTP 200
+  // naming 429) gets the shortest wait one can say; the SDKs back off further on their own.
+  if (status === 429 && headers['retry-after'] === undefined) headers = { ...headers, 'retry-after': '1' };
   return new UpstreamHttpError(
     status,
     {

@@ -92,6 +92,19 @@ describe('an upstream asking to wait', () => {
     expect(res.headers.get('retry-after')).toBe('2');
     expect(apiToken(await usage(secret)).used).toBe(0);
   });
+
+  it('a 429 without one (or an error object under HTTP 200 naming 429) gets Retry-After: 1 (SPEC §5: every 429 carries it)', async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 429, body: { error: { message: 'Rate limit reached', type: 'requests', param: null, code: 'rate_limit_exceeded' } } });
+    const res = await chat(secret);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('1');
+    t.openai.enqueue({ kind: 'json', status: 200, body: { object: 'error', message: 'busy', type: 'RateLimitError', code: 429 } });
+    const wrapped = await chat(secret);
+    expect(wrapped.status).toBe(429);
+    expect(wrapped.headers.get('retry-after')).toBe('1');
+    expect(apiToken(await usage(secret)).used).toBe(0);
+  });
 });
 
 describe('failures release the reservation', () => {
