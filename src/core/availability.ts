@@ -42,4 +42,3 @@ export function planServes(plan: ResolvedPlan, surface: Surface, model: ModelCon
   if (cheapest === undefined) return false;
   return !rules.some((r) => (('shape' in r && r.shape === 'max_request_cost') || ('measure' in r && r.measure === 'credits')) && cheapest > r.limit!);
 }
-
