@@ -45,15 +45,25 @@ const used = async (g: TestGateway, secret: string) => {
   return { concurrent: usage.rules.find((r) => r.id === 'one_at_a_time')!.used, daily: usage.rules.find((r) => r.id === 'daily')!.used, ledger: usage.today.credits };
 };
 
+/** One chat request of `secret` to `g`, as the client sends and retries it. */
+const asker = (g: TestGateway, secret: string) => () =>
+  fetch(`${g.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 512 }),
+  });
+
+/** The retry after the stall: served, not refused. */
+const servedAgain = async (ask: () => Promise<Response>) => {
+  const retry = await ask();
+  expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
+  expect(retry.status).toBe(200);
+};
+
 describe('a reservation whose reply was lost', () => {
   it('is given back once the limiter answers again, not held until its TTL', async () => {
     const { secret } = await t.newAccount({ plan: 'solo' });
-    const ask = () =>
-      fetch(`${t.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 512 }),
-      });
+    const ask = asker(t, secret);
     expect((await ask()).status).toBe(200);
     // Longer than the 2 s command timeout: the reserve is answered 503, then runs when the pause ends.
     expect(await redisCommand(redis.port, 'CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
@@ -61,9 +71,7 @@ describe('a reservation whose reply was lost', () => {
     expect(lost.status).toBe(503);
     expect(((await lost.json()) as { error: { code: string } }).error.code).toBe('limiter_unavailable');
     await sleep(1000); // the pause is over; the client retries after its Retry-After
-    const retry = await ask();
-    expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
-    expect(retry.status).toBe(200);
+    await servedAgain(ask);
     // Nothing is left held: the day's counter is what the two served requests cost.
     const u = await used(t, secret);
     expect(u.concurrent).toBe(0);
@@ -72,12 +80,7 @@ describe('a reservation whose reply was lost', () => {
 
   it('admitted unmetered (onUnavailable: open) and then failed upstream, is given back too', async () => {
     const { secret } = await open.newAccount({ plan: 'solo' });
-    const ask = () =>
-      fetch(`${open.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 512 }),
-      });
+    const ask = asker(open, secret);
     expect((await ask()).status).toBe(200);
     expect(await redisCommand(redis.port, 'CLIENT PAUSE 2500 ALL')).toMatch(/^\+OK/);
     // Admitted without a reservation after the 2 s timeout; the upstream then fails, so nothing is
@@ -85,9 +88,7 @@ describe('a reservation whose reply was lost', () => {
     open.openai.enqueue({ kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error' } } });
     expect((await ask()).status).toBe(500);
     await sleep(1000);
-    const retry = await ask();
-    expect(((await retry.clone().json()) as { error?: { code: string } }).error?.code).toBeUndefined();
-    expect(retry.status).toBe(200);
+    await servedAgain(ask);
     const u = await used(open, secret);
     expect(u.concurrent).toBe(0);
     expect(u.daily).toBe(u.ledger);
