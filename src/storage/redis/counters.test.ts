@@ -244,6 +244,31 @@ describe('redis counter store specifics', () => {
     await store.close();
   });
 
+  it('warns at start of a Redis that would drop its data: no append-only file, or keys evicted at maxmemory', async () => {
+    const store = await fresh();
+    // The test server runs without its append-only file.
+    expect(await store.persistenceWarning()).toMatch(/without appendonly/);
+    await admin.config('SET', 'appendonly', 'yes');
+    try {
+      expect(await store.persistenceWarning()).toBeNull();
+      // A Redis set up as a cache evicts keys at its maxmemory: prepaid balances and today's
+      // counters vanish (a balance of 5,000,000 credits read 0), and nothing said so.
+      await admin.config('SET', 'maxmemory', '64mb');
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      expect(await store.persistenceWarning()).toMatch(/maxmemory-policy allkeys-lru.*noeviction/);
+      await admin.config('SET', 'maxmemory-policy', 'volatile-lru');
+      expect(await store.persistenceWarning()).toMatch(/maxmemory-policy volatile-lru/);
+      // No maxmemory: nothing is ever evicted, whatever the policy says.
+      await admin.config('SET', 'maxmemory', '0');
+      expect(await store.persistenceWarning()).toBeNull();
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'appendonly', 'no');
+    }
+    await store.close();
+  });
+
   it('a Redis at its maxmemory (OOM) is unavailable, so limiter.onUnavailable decides, not a 500', async () => {
     const store = await fresh();
     await admin.config('SET', 'maxmemory-policy', 'noeviction');

@@ -338,17 +338,33 @@ export class RedisCounterStore implements CounterStore {
   }
 
   /**
-   * Balances live only here, so a Redis that forgets its data on restart forgets money. Returns a
-   * warning when the server runs without its append-only file (null when it does, or when CONFIG
-   * is not allowed, as on some managed services).
+   * Balances live only here, so a Redis that forgets its data forgets money. Returns a warning when
+   * the server runs without its append-only file (a restart loses everything), or evicts keys once
+   * it reaches its maxmemory (a Redis set up as a cache: at the limit it drops balances, today's
+   * counters, session epochs and settled-request markers, silently) — null when neither, or when
+   * CONFIG is not allowed, as on some managed services.
    */
   async persistenceWarning(): Promise<string | null> {
+    let conf: Record<string, string>;
     try {
-      const reply = (await this.guard(() => this.redis.config('GET', 'appendonly'))) as string[];
-      return reply[1] === 'yes' ? null : 'Redis runs without appendonly: a restart loses every counter and prepaid balance. Set appendonly yes.';
+      // CONFIG GET takes several parameters since Redis 7.0 (the oldest the scripts run on).
+      const reply = (await this.guard(() => this.redis.config('GET', 'appendonly', 'maxmemory', 'maxmemory-policy'))) as string[];
+      conf = {};
+      for (let i = 0; i + 1 < reply.length; i += 2) conf[reply[i]!] = reply[i + 1]!;
     } catch {
       return null;
     }
+    const warnings: string[] = [];
+    if (conf.appendonly !== undefined && conf.appendonly !== 'yes') {
+      warnings.push('Redis runs without appendonly: a restart loses every counter and prepaid balance. Set appendonly yes.');
+    }
+    const policy = conf['maxmemory-policy'];
+    if (policy !== undefined && policy !== 'noeviction' && conf.maxmemory !== undefined && conf.maxmemory !== '0') {
+      warnings.push(
+        `Redis runs with maxmemory-policy ${policy}: at its maxmemory it evicts keys — limit counters (limits start over) and the markers that keep a settlement from counting twice${policy.startsWith('allkeys-') ? ', prepaid balances and sign-outs' : ''}. Set maxmemory-policy noeviction (at the limit Redis then refuses writes, an outage limiter.onUnavailable handles).`,
+      );
+    }
+    return warnings.length > 0 ? warnings.join(' ') : null;
   }
 
   async close(): Promise<void> {
