@@ -73,18 +73,18 @@ export class AccountService {
   }
 
   async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<AccountInfo> {
-    let plan = patch.plan;
+    const { plan } = patch;
     if (plan !== undefined) this.checkPlan(plan);
-    if (patch.paymentMethod === true && plan === undefined) {
-      const current = await this.get(id);
-      if (current.plan === this.config.defaultPlan && Object.hasOwn(this.config.plans, PAID_PLAN)) plan = PAID_PLAN;
-    }
+    // Free → paid is decided by the write (planFrom), not on a plan read before it: another
+    // instance's plan change landing in between was otherwise overwritten with paid.
+    const upgrade = patch.paymentMethod === true && plan === undefined && Object.hasOwn(this.config.plans, PAID_PLAN);
     // The balance is read before the write (a plan change does not move it): with the limiter
     // down, the call fails before anything changed, so the caller's retry is safe — read after,
     // the plan was changed and the call still answered with an error.
     const balance = await this.balances.get(id);
     const updated = await this.store.update(id, {
       ...(plan !== undefined && { plan }),
+      ...(upgrade && { plan: PAID_PLAN, planFrom: this.config.defaultPlan }),
       ...(patch.paymentMethod !== undefined && { hasPaymentMethod: patch.paymentMethod }),
     });
     if (!updated) throw new GatewayError('account_not_found', { vars: { id } });

@@ -25,6 +25,11 @@ export interface NewAccount {
 
 export interface AccountPatch {
   plan?: string;
+  /**
+   * With `plan`: change it only from this plan, decided by the write itself (a payment method
+   * moves the default plan to paid; read first, a plan change landing in between was overwritten).
+   */
+  planFrom?: string;
   hasPaymentMethod?: boolean;
 }
 

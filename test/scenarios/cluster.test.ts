@@ -174,6 +174,21 @@ describe('three instances, one Redis, one PostgreSQL', () => {
     }
   });
 
+  it('a payment method marked on one instance while another changes the plan: the plan change stands', async () => {
+    // Either order of the two calls ends on `solo` (a payment method moves only a free account to
+    // paid); one read the plan, the other wrote solo, then the first wrote paid over it.
+    for (let i = 0; i < 20; i++) {
+      const { accountId } = await newAccount();
+      const [plan, card] = await Promise.all([
+        admin('PATCH', `/accounts/${accountId}`, { plan: 'solo' }, servers[0]),
+        admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true }, servers[1]),
+      ]);
+      expect([plan.status, card.status]).toEqual([200, 200]);
+      const after = (await admin('GET', `/accounts/${accountId}`, undefined, servers[2])).body;
+      expect({ plan: after.plan, paymentMethod: after.paymentMethod }).toEqual({ plan: 'solo', paymentMethod: true });
+    }
+  });
+
   it('SIGKILL of one instance mid-load loses no ledger record of a completed request and leaves nothing reserved past the TTL', async () => {
     const { accountId, secret } = await newAccount('paid');
     await admin('POST', `/accounts/${accountId}/credits`, { amount: 10_000_000 });

@@ -94,6 +94,17 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(untouched).toMatchObject({ plan: 'free', hasPaymentMethod: false });
       });
 
+      it('changes the plan from the one named by planFrom only, in the same write', async () => {
+        await account('acc_1');
+        await account('acc_2');
+        await store.accounts.update('acc_2', { plan: 'team' });
+        const upgraded = await store.accounts.update('acc_1', { plan: 'paid', planFrom: 'free', hasPaymentMethod: true });
+        expect(upgraded).toMatchObject({ plan: 'paid', hasPaymentMethod: true });
+        const kept = await store.accounts.update('acc_2', { plan: 'paid', planFrom: 'free', hasPaymentMethod: true });
+        expect(kept).toMatchObject({ plan: 'team', hasPaymentMethod: true });
+        expect(await store.accounts.get('acc_2')).toMatchObject({ plan: 'team', hasPaymentMethod: true });
+      });
+
       it('refuses a taken email, case-insensitively, with email_taken', async () => {
         const first = await account('acc_1', 'Ann@Example.com');
         expect(first.email).toBe('ann@example.com');

@@ -59,10 +59,10 @@ export class PostgresAccountStore implements AccountStore {
     if (unstorable(id)) return null;
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
     const { rows } = await this.pool.query<AccountRow>(
-      `UPDATE accounts SET plan = COALESCE($2, plan),
+      `UPDATE accounts SET plan = CASE WHEN $4::text IS NULL OR plan = $4 THEN COALESCE($2, plan) ELSE plan END,
          has_payment_method = COALESCE($3, has_payment_method)
        WHERE id = $1 RETURNING *`,
-      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null],
+      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null],
     );
     return toAccount(rows[0]);
   }

@@ -45,7 +45,7 @@ export class SqliteAccountStore implements AccountStore {
     this.byId = db.prepare('SELECT * FROM accounts WHERE id = ?');
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
     this.patch = db.prepare(
-      `UPDATE accounts SET plan = COALESCE(@plan, plan),
+      `UPDATE accounts SET plan = CASE WHEN @planFrom IS NULL OR plan = @planFrom THEN COALESCE(@plan, plan) ELSE plan END,
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method)
        WHERE id = @id RETURNING *`,
     );
@@ -74,7 +74,7 @@ export class SqliteAccountStore implements AccountStore {
 
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
-    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, hasPaymentMethod }) as AccountRow | undefined);
+    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod }) as AccountRow | undefined);
   }
 
   async findByEmail(email: string): Promise<Account | null> {
