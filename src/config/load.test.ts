@@ -95,6 +95,12 @@ describe('loadConfig', () => {
     expect(text).toMatch(/models\[0\]\.price\.input/);
   });
 
+  it('keeps the key cache short enough for a revocation to land everywhere within one second (SPEC §9)', () => {
+    // The cache TTL plus the credentials-version read that follows it: 1000 ms left no room for the read.
+    expect(inputProblems({ keys: { cacheTtlMs: 1000 } }).join('\n')).toMatch(/keys\.cacheTtlMs/);
+    expect(loadConfig({ env: {}, providerTypes, input: { keys: { cacheTtlMs: 900 } } }).keys.cacheTtlMs).toBe(900);
+  });
+
   it("accepts every storage URL form pg connects with, a Unix socket's included", () => {
     // pg reads an empty host after the credentials (`user:pass@/db?host=/socket/dir`) as the socket
     // the `host` parameter names; the URL check must not refuse what the client would connect to.

@@ -140,7 +140,7 @@ describe('keys', () => {
 
   it('revocation reaches a second gateway on the same store within one second', async () => {
     // Another instance with its own key cache over the same SQLite file: it only learns of the
-    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 1000 ms). It gets counters of its
+    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 900 ms). It gets counters of its
     // own: a second server may not hold the file's embedded limiter (storage/sqlite/lease.ts).
     const { keyId, secret } = await t.newAccount();
     const { createGateway } = await import('../../src/main.js');
