@@ -356,7 +356,7 @@ export class RedisCounterStore implements CounterStore {
     }
     const warnings: string[] = [];
     if (conf.appendonly !== undefined && conf.appendonly !== 'yes') {
-      warnings.push('Redis runs without appendonly: a restart loses every counter and prepaid balance. Set appendonly yes.');
+      warnings.push('Redis runs without appendonly: a restart loses every counter, every prepaid balance and every sign-out (signed-out web sessions work again). Set appendonly yes.');
     }
     const policy = conf['maxmemory-policy'];
     if (policy !== undefined && policy !== 'noeviction' && conf.maxmemory !== undefined && conf.maxmemory !== '0') {
