@@ -223,8 +223,8 @@ export const configSchema = z.strictObject({
         .regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'use sqlite:<path> or postgres://…')
         .refine((u) => u.startsWith('sqlite:') || postgresUrlParses(u), NOT_A_URL)
         .default('sqlite:./data/tollgate.db'),
-      /** SQLite, serving process: how long writes may wait in the pending log before they are applied to the tables, ms. */
-      pendingApplyMs: z.number().int().min(1).max(60_000).default(50),
+      /** SQLite, serving process: how long writes may wait in the pending log before they are applied to the tables, ms (200: bench/README.md "Profile-driven changes"). */
+      pendingApplyMs: z.number().int().min(1).max(60_000).default(200),
     })
     .prefault({}),
   limiter: z

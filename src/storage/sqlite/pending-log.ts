@@ -127,7 +127,7 @@ export class PendingLog {
     this.owns = opts.owns ?? (() => true);
     this.holdsForWrite = opts.holdsForWrite ?? (() => true);
     this.applyEveryMs = opts.applyEveryMs ?? 50;
-    this.applyAtOps = opts.applyAtOps ?? 1000;
+    this.applyAtOps = opts.applyAtOps ?? 4000;
     this.onError = opts.onError ?? (() => {});
     const log = logApplier(db, run, this.onError);
     this.applyLines = log.apply;
