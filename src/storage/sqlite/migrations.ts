@@ -272,6 +272,22 @@ export const migrations: readonly Migration[] = [
   },
 ];
 
+/**
+ * Migrations that shipped and were then taken out of the list, by the version they held: a file
+ * that recorded one has that version number without the migration now under it, and the next
+ * migration that builds on it fails (9's trigger, dropped by 11: "no such trigger"), so the file no
+ * longer opened. Each is undone and replaced by the version's current migration before migrating.
+ */
+const withdrawn: readonly { version: number; name: string; undo: string }[] = [
+  {
+    // e2f3b87 → 9b2aa0e (2026-12-04): CREATE UNIQUE INDEX usage_records_request ON
+    // usage_records(request_id). The ledger dedupes drained receipts by lookup instead.
+    version: 9,
+    name: 'one ledger record per request',
+    undo: 'DROP INDEX IF EXISTS usage_records_request;',
+  },
+];
+
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
 
 function currentVersion(db: Database.Database): number {
@@ -295,11 +311,27 @@ export function migrate(
     name       TEXT NOT NULL,
     applied_at TEXT NOT NULL
   )`);
+  const recorded = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ? AND name = ?');
+  const replace = db.prepare('UPDATE schema_migrations SET name = ?, applied_at = ? WHERE version = ?');
+  const applied: number[] = [];
+  for (const w of withdrawn) {
+    const current = list[w.version - 1];
+    // Read first, so opening a current file takes no write lock (a CLI beside a busy server).
+    if (current === undefined || recorded.get(w.version, w.name) === undefined) continue;
+    // The version's current migration is applied in its place, not left to the loop below: a
+    // start that failed on such a file has recorded the versions after it already.
+    db.transaction(() => {
+      if (recorded.get(w.version, w.name) === undefined) return;
+      db.exec(w.undo);
+      db.exec(current.sql);
+      replace.run(current.name, now(), w.version);
+      applied.push(w.version);
+    }).immediate();
+  }
   const found = currentVersion(db);
   if (found > known) throw new SchemaTooNewError(found, known);
 
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-  const applied: number[] = [];
   for (const m of list) {
     if (m.version <= found) continue;
     const apply = db.transaction(() => {

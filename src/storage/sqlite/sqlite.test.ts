@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { storageContract } from '../contract/storage.contract.js';
@@ -219,6 +219,31 @@ describe('sqlite specifics', () => {
     expect((await s.ledger.query({ accountId: 'acc_a' })).map((r) => r.requestId)).toEqual(['n2', 'n1', 'n0', 'r4', 'r2', 'r0']);
     expect((await s.ledger.query({ accountId: 'acc_a', limit: 2 })).map((r) => r.requestId)).toEqual(['n2', 'n1']);
     expect(await s.ledger.daily({ accountId: 'acc_a' })).toMatchObject([{ requests: 6, credits: 36 }]);
+    await s.close();
+  });
+
+  // A start of this version before the fix failed on migration 11 after recording 10.
+  it.each([['as that build left it', 9], ['after a start that failed on it', 10]])('opens a file that recorded the withdrawn migration 9 (unique request ids, shipped by e2f3b87), %s', async (_, upTo) => {
+    const url = freshUrl();
+    mkdirSync(dirname(sqlitePath(url)), { recursive: true });
+    const old = track(new Database(sqlitePath(url)));
+    // The schema of the builds that shipped it: migrations 1-8, then that 9, nothing after.
+    const withdrawn9 = { version: 9, name: 'one ledger record per request', sql: 'CREATE UNIQUE INDEX usage_records_request ON usage_records(request_id);' };
+    migrate(old, [...migrations.slice(0, 8), withdrawn9, ...migrations.slice(9, upTo)]);
+    old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
+      output_tokens, credits, status, http_status, created_at, day) VALUES ('r1', 'acc_a', NULL, 'm', 'api', 1, 1, 7, 'ok', 200,
+      '2026-11-25T10:00:00.000Z', '2026-11-25')`).run();
+    old.close();
+
+    const s = openSqliteStorage(url);
+    const { db } = sqliteDatabaseOf(s)!;
+    expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toEqual(
+      migrations.map((m) => ({ version: m.version, name: m.name })),
+    );
+    // Its index is gone, as on a file that never had it; today's migrations 9-11 indexed and totalled the record.
+    expect(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_records_request'").pluck().get()).toBe(0);
+    expect(db.prepare('SELECT indexed_up_to FROM usage_index_state').pluck().get()).toBe(1);
+    expect(await s.ledger.daily({ accountId: 'acc_a' })).toMatchObject([{ requests: 1, credits: 7 }]);
     await s.close();
   });
 
