@@ -8,6 +8,24 @@ import { SchemaTooNewError, type Migration } from '../migration.js';
 
 export { SchemaTooNewError, type Migration };
 
+/**
+ * The body of the trigger function that adds a statement's records to their daily totals, one row
+ * per database session (migration 6; migration 7 puts it on databases that took 6's first form).
+ */
+const USAGE_DAILY_ADD = `$$
+        BEGIN
+          INSERT INTO usage_daily AS d (account_id, day, model, surface, backend, requests, prompt_tokens, output_tokens, credits)
+            SELECT account_id, day, model, surface, pg_backend_pid(), COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
+            FROM inserted GROUP BY account_id, day, model, surface
+          ON CONFLICT (account_id, day, model, surface, backend) DO UPDATE SET
+            requests = d.requests + excluded.requests,
+            prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
+            output_tokens = d.output_tokens + excluded.output_tokens,
+            credits = d.credits + excluded.credits;
+          RETURN NULL;
+        END;
+      $$`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -143,19 +161,7 @@ export const migrations: readonly Migration[] = [
       );
       -- Every account's totals for a range of days (the admin API without an account).
       CREATE INDEX usage_daily_day ON usage_daily (day);
-      CREATE FUNCTION usage_daily_add() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO usage_daily AS d (account_id, day, model, surface, backend, requests, prompt_tokens, output_tokens, credits)
-            SELECT account_id, day, model, surface, pg_backend_pid(), COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
-            FROM inserted GROUP BY account_id, day, model, surface
-          ON CONFLICT (account_id, day, model, surface, backend) DO UPDATE SET
-            requests = d.requests + excluded.requests,
-            prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
-            output_tokens = d.output_tokens + excluded.output_tokens,
-            credits = d.credits + excluded.credits;
-          RETURN NULL;
-        END;
-      $$;
+      CREATE FUNCTION usage_daily_add() RETURNS trigger LANGUAGE plpgsql AS ${USAGE_DAILY_ADD};
       -- Inserts wait from here to the commit (an instance of the previous version included), so
       -- the totals below and the trigger's additions see every record exactly once.
       LOCK TABLE usage_records IN SHARE MODE;
@@ -165,6 +171,34 @@ export const migrations: readonly Migration[] = [
       INSERT INTO usage_daily (account_id, day, model, surface, backend, requests, prompt_tokens, output_tokens, credits)
         SELECT account_id, day, model, surface, 0, COUNT(*), SUM(prompt_tokens), SUM(output_tokens), SUM(credits)
         FROM usage_records GROUP BY account_id, day, model, surface;
+    `,
+  },
+  {
+    version: 7,
+    name: 'daily totals per database session on databases that took migration 6 before it was',
+    sql: `
+      -- Migration 6 shipped first (faa6758, 2026-12-05 04:43) with one row per account, day, model
+      -- and surface shared by every session, and was rewritten an hour later (63dbf02) to keep rows
+      -- per session. A database migrated in between kept the shared rows, which every instance's
+      -- ledger batch locks until its commit (434 against 1,787 req/s over three instances, busy
+      -- machine). Its totals stay right; this gives it the per-session form. Current databases
+      -- already have the column and are left alone.
+      DO $migration$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'usage_daily' AND column_name = 'backend') THEN
+          RETURN;
+        END IF;
+        -- First: no insert is inside the old trigger (whose ON CONFLICT names the old key) when the
+        -- key changes; those that wait here run the new function after the commit.
+        LOCK TABLE usage_records IN SHARE MODE;
+        ALTER TABLE usage_daily ADD COLUMN backend integer NOT NULL DEFAULT 0;
+        ALTER TABLE usage_daily ALTER COLUMN backend DROP DEFAULT;
+        ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_pkey;
+        ALTER TABLE usage_daily ADD PRIMARY KEY (account_id, day, model, surface, backend);
+        CREATE OR REPLACE FUNCTION usage_daily_add() RETURNS trigger LANGUAGE plpgsql AS ${USAGE_DAILY_ADD};
+      END
+      $migration$;
     `,
   },
 ];

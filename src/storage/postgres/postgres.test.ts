@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type PostgresServer, startPostgres } from '../../../test/helpers/postgres.js';
@@ -443,11 +444,41 @@ describe('postgres specifics', () => {
           [r.requestId, r.accountId, r.model, r.surface, r.promptTokens, r.outputTokens, r.credits, r.createdAt],
         );
       }
-      expect(await migrate(pool)).toEqual([6]);
+      // 7 finds the per-session form in place and changes nothing.
+      expect(await migrate(pool)).toEqual([6, 7]);
       expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
       const store = track(await openPostgresStorage(url));
       await Promise.all(Array.from({ length: 40 }, (_, i) => store.ledger.append(spread(40 + i))));
       expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+    });
+
+    it("gives a database that took migration 6's first form (rows shared by every session) rows per session, totals kept (migration 7)", async () => {
+      const url = await freshDatabase(server.url);
+      const pool = rawPool(url);
+      const firstForm = { ...migrations[5]!, sql: readFileSync(new URL('./migration-6-first-form.test.sql', import.meta.url), 'utf8') };
+      await migrate(pool, [...migrations.slice(0, 5), firstForm]);
+      // The first form's trigger keeps these (two statements: one shared row is added to twice).
+      for (const part of [0, 1]) {
+        const rows = Array.from({ length: 20 }, (_, i) => spread(part * 20 + i));
+        await pool.query(
+          `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens, output_tokens, credits, status, http_status, created_at)
+           SELECT * FROM json_to_recordset($1) AS r(request_id text, account_id text, key_id text, model text, surface text, prompt_tokens bigint, output_tokens bigint, credits bigint, status text, http_status integer, created_at timestamptz)`,
+          [JSON.stringify(rows.map((r) => ({ request_id: r.requestId, account_id: r.accountId, key_id: 'key_a', model: r.model, surface: r.surface, prompt_tokens: r.promptTokens, output_tokens: r.outputTokens, credits: r.credits, status: 'ok', http_status: 200, created_at: r.createdAt })))],
+        );
+      }
+      expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+      expect(await migrate(pool)).toEqual([7]);
+      const key = (await pool.query(`SELECT string_agg(a.attname, ',' ORDER BY k.ord) AS cols
+        FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = 'usage_daily'::regclass AND i.indisprimary`)).rows[0].cols;
+      expect(key).toBe('account_id,day,model,surface,backend');
+      expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+      // Two instances append the same accounts at once: each session adds to rows of its own.
+      const stores = [track(await openPostgresStorage(url)), track(await openPostgresStorage(url))];
+      await Promise.all(Array.from({ length: 80 }, (_, i) => stores[i % 2]!.ledger.append(spread(40 + i))));
+      expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+      expect(Number((await pool.query('SELECT COUNT(DISTINCT backend) AS n FROM usage_daily WHERE backend <> 0')).rows[0].n)).toBeGreaterThanOrEqual(2);
     });
   });
 
