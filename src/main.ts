@@ -100,14 +100,20 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     metrics.watchPendingLog(() => counters.pendingLogStats());
   }
   if (services.counters instanceof RedisCounterStore) {
+    const counters = services.counters;
     const refusing = config.limiter.onUnavailable === 'closed';
-    services.counters.watchConnection(
+    counters.watchConnection(
       (err) =>
         logger.error(
           { err: err.message },
           refusing ? 'limiter (Redis) unreachable: metered requests get 503 limiter_unavailable until it answers' : 'limiter (Redis) unreachable: admitting requests unmetered (limiter.onUnavailable: open) until it answers',
         ),
-      () => logger.warn('limiter (Redis) answers again'),
+      () => {
+        logger.warn('limiter (Redis) answers again');
+        // What `serve` checked at start may have changed with the restart (a Redis started without
+        // its config file runs without appendonly, and loses every balance on its next restart).
+        void counters.persistenceWarning().then((warning) => warning && logger.warn(warning));
+      },
     );
   }
   const meter = new PlanMeter({
