@@ -14,13 +14,13 @@ import { buildServices, type Services } from '../src/services.js';
 import { GatewayError } from '../src/errors/gateway-error.js';
 import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
+import { emailAddress } from '../src/lib/email.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
-import { z } from 'zod';
 import { accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -159,7 +159,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'accounts create':
       // The admin API's rule for emails, so the CLI makes no account the API would refuse.
-      if (values.email !== undefined && !z.email().max(254).safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
+      if (values.email !== undefined && !emailAddress.safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
       return withServices(values, async (s) => {
         const a = await s.accounts.create({ email: values.email ?? null, ...(values.plan !== undefined && { plan: values.plan }) });
         print(values, accountView(a), `created account ${a.id} (plan ${a.plan})`);

@@ -83,6 +83,7 @@ describe('accounts', () => {
   it('validates its input', async () => {
     expect((await t.admin('POST', '/accounts', { plan: 'gold' })).body.error).toMatchObject({ code: 'invalid_request', param: 'plan' });
     expect((await t.admin('POST', '/accounts', { email: 'not-an-email' })).body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
+    expect((await t.admin('POST', '/accounts', { email: 'ops@corp' })).status).toBe(201);
     expect((await t.admin('POST', '/accounts', { colour: 'red' })).body.error).toMatchObject({ code: 'invalid_request', param: 'colour' });
     const { accountId } = await t.newAccount();
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -5 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });

@@ -4,13 +4,14 @@ import { z } from 'zod';
 import { parseBody, storedName } from '../../core/requests.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
+import { emailAddress } from '../../lib/email.js';
 import { canonicalInstant } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
 import { accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
 
 const createAccount = z.strictObject({
-  email: z.email().max(254).nullable().optional(),
+  email: emailAddress.nullable().optional(),
   plan: z.string().min(1).optional(),
 });
 const patchAccount = z.strictObject({

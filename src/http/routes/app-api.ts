@@ -11,6 +11,7 @@ import { parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
+import { emailAddress } from '../../lib/email.js';
 import { allDaily } from '../../storage/all-daily.js';
 import type { AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
@@ -29,7 +30,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const CREDENTIALS_BODY_LIMIT = 16 * 1024;
 
 const credentials = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(1024) });
-const signup = z.strictObject({ email: z.email().max(254), password: z.string().min(8, 'at least 8 characters').max(1024) });
+const signup = z.strictObject({ email: emailAddress, password: z.string().min(8, 'at least 8 characters').max(1024) });
 const chatBody = z.strictObject({
   model: z.string(),
   messages: z.array(z.unknown()),
