@@ -81,6 +81,20 @@ describe('token counting', () => {
     expect(countEmbeddingInput([text, text], 2_000)).toBeLessThan(full / 10);
   });
 
+  it('remembers the counts of long texts it has seen, exactly, but never a count the cap stopped', () => {
+    // Unique to this test, so no other test's count is in the memo; past WINDOW, so a cap stops it.
+    const text = `${Date.now()} `.concat('A prompt that a chat client sends again on its next turn. '.repeat(400));
+    const partial = countText(text, 100);
+    expect(partial).toBeGreaterThan(100);
+    expect(partial).toBeLessThan(countTokens(text)); // the count stopped early, and was not kept
+    expect(countText(text)).toBe(countTokens(text)); // counted whole, and kept
+    expect(countText(JSON.parse(JSON.stringify(text)) as string)).toBe(countTokens(text)); // an equal string from a new body
+    expect(countText(text, 100)).toBe(countTokens(text)); // exact, and above the cap: what a cap asks for
+    const input = `${Date.now()} `.concat('Text to embed, embedded again. '.repeat(20));
+    expect(countEmbeddingText(input)).toBe(countCl100k(input, { disallowedSpecial: new Set() }));
+    expect(countEmbeddingText(input)).toBe(countCl100k(input, { disallowedSpecial: new Set() }));
+  });
+
   it('counts embedding input: strings, token arrays and single tokens', () => {
     expect(countEmbeddingInput('one two')).toBe(countEmbeddingText('one two'));
     expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countEmbeddingText('a') + 3 + 1);
