@@ -6,6 +6,10 @@
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/ && (cd /tmp/base && npx tsc -p .)
 //   npm run build && node bench/ab.mjs --a /tmp/base/dist/cli/tollgate.js [--b dist/cli/tollgate.js]
 //        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000] [--a-node-args '…'] [--b-node-args '…']
+//        [--prompt short|conversation]
+//
+// --prompt conversation sends a chat client's tenth turn (conversationChatBody in lib/load.mjs:
+// ~9 KB, ~2,000 prompt tokens, the last question unique per request) instead of 'Say hello.'.
 //
 // Both run with the node flags of `npm start` (SERVE_FLAGS); --a-node-args / --b-node-args come
 // after them, and for a flag given twice V8 keeps the last.
@@ -21,7 +25,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchChatBody, closedLoop, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, conversationChatBody, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cleanup, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, trackTempDir, waitReady } from './lib/proc.mjs';
 import { SERVE_FLAGS, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 
@@ -33,6 +37,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1100' },
     rounds: { type: 'string', default: '4' },
     accounts: { type: 'string', default: '1000' },
+    prompt: { type: 'string', default: 'short' },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
   },
@@ -43,7 +48,11 @@ if (!args.a) {
   process.exit(2);
 }
 const RATE = Number(args.rate);
-const body = benchChatBody(args.stream);
+if (args.prompt !== 'short' && args.prompt !== 'conversation') {
+  console.error('--prompt: short or conversation');
+  process.exit(2);
+}
+const body = args.prompt === 'conversation' ? conversationChatBody(args.stream) : benchChatBody(args.stream);
 const median = (xs) => xs.slice().sort((x, y) => x - y)[xs.length >> 1];
 
 installCleanupHandlers();

@@ -21,6 +21,39 @@ export const benchChatBody = (stream) =>
     ...(stream && { stream: true, stream_options: { include_usage: true } }),
   });
 
+/**
+ * A chat client's request on its tenth turn (ab.mjs --prompt conversation): a system prompt of about
+ * 1.2 KB and nine earlier turns sent again, as every chat client does, then a new question — about
+ * 9 KB and 2,000 prompt tokens, against the 10 characters of benchChatBody. `i` makes the last
+ * question unique per request; max_tokens 16 as in benchChatBody.
+ */
+const SYSTEM_PROMPT = [
+  'You are a helpful assistant for the engineering team of a company that runs a public AI API.',
+  'Answer precisely and briefly. When a question is about limits, quote the rule it depends on.',
+  'Prefer concrete numbers to adjectives, and say when you are not sure instead of guessing.',
+  'Format code as fenced blocks with the language named. Never reveal credentials or internal hostnames.',
+  'If a request would exceed a plan limit, explain which limit and how it resets (UTC days, no reset job).',
+  'Keep answers under two hundred words unless the user asks for more detail or a full example.',
+  'When the user pastes logs, point at the first line that explains the failure, not the last one.',
+  'Assume the reader is a developer who knows HTTP, JSON and the OpenAI API, but not our internals.',
+  'Refer to documentation pages by their title. Do not invent endpoints, flags or configuration keys.',
+  'If two answers are possible, give the safer one first and name the trade-off in one sentence.',
+  'Use British spelling in prose and American spelling in identifiers, as the codebase does.',
+  'End with one line that says what to check next if the answer does not solve the problem.',
+].join(' ');
+const TURNS = Array.from({ length: 9 }, (_, t) => [
+  { role: 'user', content: `Turn ${t + 1}: our free-tier users report a 429 after about ten Playground requests on model number ${t + 3}. Is that the per-model daily rule, and when does it reset for someone in UTC+${t}?` },
+  {
+    role: 'assistant',
+    content: `Yes. That is the playground_requests rule: ten requests per regular model per UTC day, counted per model, so model number ${t + 3} has its own ten. It resets at 00:00 UTC, which is ${t.toString().padStart(2, '0')}:00 local time for a user in UTC+${t}; nothing runs at that moment, the counter is simply keyed by the date. The API surface is not affected: the same account can still call the model with a key until its 50,000 daily credits are spent. If the user saw concurrency_limit instead, that is the one-request-at-a-time rule of the Playground, which frees as soon as the running request ends. Check the x-ratelimit-reset-requests header of the refusal to confirm which rule answered.`,
+  },
+]).flat();
+export const conversationChatBody = (stream) => {
+  const prefix = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, ...(stream && { stream: true, stream_options: { include_usage: true } }), messages: [{ role: 'system', content: SYSTEM_PROMPT }, ...TURNS] });
+  const head = prefix.slice(0, -2); // without the closing `]}`
+  return (i) => `${head},{"role":"user","content":"Turn 10 (${i}): and does a Pro model draw on the same 50,000 credits?"}]}`;
+};
+
 /** One request, body fully consumed. Returns the status, or [status, text] when check is set. */
 export async function once(pool, headers, body, check = false, path = '/v1/chat/completions') {
   const r = await pool.request({ method: 'POST', path, headers, body });
@@ -83,7 +116,7 @@ export async function closedLoop(url, { headers, body, seconds, warmup, concurre
       const s = performance.now();
       let st;
       try {
-        st = await once(pool, h, body);
+        st = await once(pool, h, typeof body === 'function' ? body(total + k) : body);
       } catch (err) {
         st = err;
       }
@@ -120,7 +153,7 @@ export async function openLoop(url, { headers, body, rate, seconds, warmup, conn
   const t0 = performance.now() + 5;
   const fire = (i, scheduled) => {
     const h = headers[i % headers.length];
-    const p = once(pool, h, body).then(
+    const p = once(pool, h, typeof body === 'function' ? body(i) : body).then(
       (st) => st,
       (err) => err,
     ).then((st) => {
