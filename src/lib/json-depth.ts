@@ -16,12 +16,20 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      // To the closing quote; an escaped one (\" or \\\") does not close the string.
-      for (i++; i < text.length; i++) {
-        const s = text.charCodeAt(i);
-        if (s === BACKSLASH) i++;
-        else if (s === QUOTE) break;
+      // To the closing quote, found with indexOf: a request's text is mostly inside strings, and
+      // a loop over their characters here cost three times the JSON.parse after it (a 9 KB chat
+      // conversation: 34 against 12 µs; with indexOf 2.4 µs, `node bench/json-scan.mjs`). A quote
+      // after an odd run of backslashes is escaped and does not close the string (the run cannot
+      // reach back past the opening quote). No closing quote: JSON.parse refuses the text anyway.
+      let close = i;
+      for (;;) {
+        close = text.indexOf('"', close + 1);
+        if (close === -1) return false;
+        let k = close - 1;
+        while (text.charCodeAt(k) === BACKSLASH) k--;
+        if ((close - 1 - k) % 2 === 0) break;
       }
+      i = close;
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       if (++depth > max) return true;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
