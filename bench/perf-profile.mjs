@@ -7,6 +7,7 @@
 //
 //   npm run bench:perf -- [--rate 2000] [--seconds 8] [--stream]      (builds, then runs this)
 //                    [--target both|tollgate|proxy] [--folded DIR] [--cli dist/cli/tollgate.js] [--top 40]
+//                    [--prompt short|conversation]   (conversation: a chat client's tenth turn, lib/load.mjs)
 //
 // Needs `perf` (Debian: linux-perf) and permission to profile (root, or kernel.perf_event_paranoid ≤ 1).
 // --folded DIR writes each target's stacks in the folded format flame-graph tools read
@@ -22,7 +23,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchChatBody, closedLoop, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, conversationChatBody, openLoop } from './lib/load.mjs';
 import { CLI, LIB, cpuOf, freePort, hasTaskset, installCleanupHandlers, pinSelf, spawnNode, stop, trackTempDir, waitReady } from './lib/proc.mjs';
 import { SERVE_FLAGS, createAccounts, writeTollgateConfig } from './lib/tollgate.mjs';
 
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     cli: { type: 'string', default: CLI },
     top: { type: 'string', default: '40' },
     accounts: { type: 'string', default: '1000' },
+    prompt: { type: 'string', default: 'short' },
   },
   strict: true,
 });
@@ -60,7 +62,11 @@ if (pin) pinSelf(0);
 const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-perf-')));
 const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
-const body = benchChatBody(args.stream);
+if (args.prompt !== 'short' && args.prompt !== 'conversation') {
+  console.error('--prompt: short or conversation');
+  process.exit(2);
+}
+const body = args.prompt === 'conversation' ? conversationChatBody(args.stream) : benchChatBody(args.stream);
 // --perf-basic-prof: V8 writes /tmp/perf-<pid>.map, which names JIT-compiled functions for perf;
 // interpreted frames get a native frame of their own too. The map has no record of code that a
 // full GC moved, so code space is not compacted: without that, hot functions were named after
