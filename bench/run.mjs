@@ -8,6 +8,7 @@
 //   node bench/run.mjs [--quick] [--rounds N] [--seconds S] [--warmup W] [--rate-seconds S]
 //                      [--soak-seconds S] [--concurrency C] [--accounts N] [--active N]
 //                      [--no-pin] [--no-portkey] [--no-freeze] [--node-args=…] [--out FILE]
+//                      [--prompt short|conversation]
 //
 // See bench/README.md for what each figure means. Writes the report to stdout and bench/results/latest.md.
 import { spawn } from 'node:child_process';
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { benchChatBody, closedLoop, fixed, median, once, openLoop } from './lib/load.mjs';
+import { benchChatBody, closedLoop, conversationChatBody, fixed, median, once, openLoop } from './lib/load.mjs';
 import { SERVE_FLAGS, admin, createAccounts, nodeArgs, writeTollgateConfig } from './lib/tollgate.mjs';
 import { CLI, LIB, ROOT, cleanup, focus, freePort, hasTaskset, installCleanupHandlers, memOf, pinSelf, quiesce, spawnNode, thaw, trackTempDir, waitReady, withCpu } from './lib/proc.mjs';
 
@@ -35,6 +36,8 @@ const { values: args } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     'no-portkey': { type: 'boolean', default: false },
     'no-freeze': { type: 'boolean', default: false },
+    // short: 'Say hello.' (the issue's figures); conversation: a chat client's tenth turn, ~9 KB.
+    prompt: { type: 'string', default: 'short' },
     // Extra node flags for Tollgate only, after SERVE_FLAGS, for diagnosis (--node-args="--cpu-prof --cpu-prof-dir=/tmp/p").
     'node-args': { type: 'string', default: '' },
     out: { type: 'string', default: join(ROOT, 'bench/results/latest.md') },
@@ -57,10 +60,16 @@ const PORTKEY_BIN = join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/build/st
 const FREE_TIER_DAILY = 50_000;
 
 // max_tokens small: the free tier reserves the worst case (prompt estimate + max_tokens) per request.
-const BODY = benchChatBody(false);
+if (args.prompt !== 'short' && args.prompt !== 'conversation') {
+  console.error('--prompt: short or conversation');
+  process.exit(2);
+}
+const CONVERSATION = args.prompt === 'conversation';
+const chatBody = CONVERSATION ? conversationChatBody : benchChatBody;
+const BODY = chatBody(false);
 const MODES = [
   ['non-stream', BODY],
-  ['stream', benchChatBody(true)],
+  ['stream', chatBody(true)],
 ];
 
 const log = (m) => process.stderr.write(`[bench] ${m}\n`);
@@ -97,7 +106,7 @@ async function ensurePortkey() {
 async function sanity(t, mode, body) {
   const pool = new Pool(t.url, { connections: 1 });
   try {
-    const [status, text] = await once(pool, t.headers[0], body, true);
+    const [status, text] = await once(pool, t.headers[0], typeof body === 'function' ? body(0) : body, true);
     const ok = status === 200 && text.includes('"completion_tokens":7') && (mode === 'non-stream' || text.includes('[DONE]'));
     if (!ok) throw new Error(`${t.name} ${mode}: answered ${status}: ${text.slice(0, 400)}`);
   } finally {
@@ -282,7 +291,7 @@ async function main() {
       .join(' / ');
   const L = [];
   const cpuModel = os.cpus()[0]?.model.trim();
-  L.push(`## Tollgate vs bare proxy vs Portkey — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${Q ? ' (quick mode)' : ''}`);
+  L.push(`## Tollgate vs bare proxy vs Portkey — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${Q ? ' (quick mode)' : ''}${CONVERSATION ? ', a chat conversation as the prompt' : ''}`);
   L.push('');
   L.push(
     `Machine: ${os.cpus().length} cores (${cpuModel}), Node ${versions.node}` +
@@ -298,7 +307,8 @@ async function main() {
       `Saturation: ${CONCURRENCY} connections, ${WARMUP} s warm-up + ${SECONDS} s measured. Fixed rate: open loop, 1 s warm-up + ${RATE_SECONDS} s measured, ` +
       `latency from each request's scheduled start. The bare proxy and Tollgate run with the node flags of \`npm start\` (${SERVE_FLAGS.join(' ')}); Portkey as its package starts it. ` +
       `Tollgate: SQLite (temp dir), free tier enforced, logging warn, ${ACCOUNTS.toLocaleString('en-US')} accounts with a key each ` +
-      `(created through the admin API in ${setupS.toFixed(1)} s), requests spread over ${ACTIVE.toLocaleString('en-US')} of them; max_tokens 16.`,
+      `(created through the admin API in ${setupS.toFixed(1)} s), requests spread over ${ACTIVE.toLocaleString('en-US')} of them; max_tokens 16; ` +
+      (CONVERSATION ? `the prompt a chat client's tenth turn (system prompt + nine turns sent again + a new question: ${BODY(0).length.toLocaleString('en-US')} bytes, ~2,000 tokens).` : `the prompt 'Say hello.'.`),
   );
   for (const n of notes) L.push('', `**${n}**`);
   L.push('', '### Saturation', '');
