@@ -223,12 +223,30 @@ function skipWs(text: string, i: number): number {
   return i;
 }
 
+/**
+ * A run of characters a JSON string holds as they are: anything but a quote, a backslash or a
+ * control character. Matched by the regexp engine past the first few characters of a string: a
+ * model's answer is one long string, and with every character in the loop below a 2 KB answer's
+ * parse took 5.7 µs against 3.3 (medians of 5 runs, 2026-12-05); the benchmark's short answer
+ * 1.8 µs either way.
+ */
+const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
+/** Characters of a string scanned one by one before the regexp takes over: keys and short values end sooner. */
+const SHORT_STRING = 16;
+
 /** The index after the string starting at `i` (a quote), or -1 if it is not a valid JSON string. */
 function scanString(text: string, i: number): number {
   const n = text.length;
   sawEscape = false;
   i += 1;
+  const short = i + SHORT_STRING;
   while (i < n) {
+    if (i >= short) {
+      PLAIN_RUN.lastIndex = i;
+      PLAIN_RUN.test(text); // always matches, if only the empty run
+      i = PLAIN_RUN.lastIndex;
+      if (i >= n) return -1;
+    }
     const c = text.charCodeAt(i);
     if (c === QUOTE) return i + 1;
     if (c < 0x20) return -1;
