@@ -146,7 +146,7 @@ function isProxyList(text: string): boolean {
  * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
  * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
  */
-const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session']);
+const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session', 'keys_created']);
 const ruleId = z
   .string()
   .regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case')
@@ -321,6 +321,12 @@ export const configSchema = z.strictObject({
        * budget, so unlimited sign-up is unlimited free credits (and scrypt work); 0 closes sign-up.
        */
       signupsPerHour: z.number().int().min(0).default(10),
+      /**
+       * API keys one account may create per UTC day in the web app (the admin API is not limited).
+       * Unlimited, one free account made 300,000 in minutes, and each list of them (GET
+       * /app/api/keys) then held the event loop 3.6 s; 0: only the operator creates keys.
+       */
+      keysPerDay: z.number().int().min(0).default(50),
     })
     .prefault({}),
   billing: z

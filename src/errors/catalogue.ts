@@ -189,6 +189,11 @@ export const catalogue = {
     type: 'rate_limit_error',
     message: 'Too many accounts were created from your address. Try again in {retryAfter} s.',
   },
+  too_many_keys: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: 'Your account created {limit} API keys today, the most one account may create in a day. Try again in {retryAfter} s, or revoke and reuse the keys you have.',
+  },
   internal_error: {
     status: 500,
     type: 'api_error',

@@ -485,6 +485,41 @@ describe('keys and usage are per account', () => {
     expect((await b.json('/app/api/keys')).body.data).toEqual([]);
   });
 
+  it('an account creates at most web.keysPerDay keys a UTC day in the web app (one made 300,000: each list of them held the event loop 3.6 s)', async () => {
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 100, keysPerDay: 3 } } });
+    try {
+      const signUp = async (i: number) => {
+        const b = new Browser(s.url);
+        await b.session();
+        const res = await b.json('/app/api/signup', { method: 'POST', body: { email: `keys${i}@example.test`, password: PASSWORD } });
+        expect(res.status).toBe(201);
+        await b.session();
+        return { b, accountId: res.body.account.id as string };
+      };
+      const { b, accountId } = await signUp(1);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await b.json('/app/api/keys', { method: 'POST', body: { name: `k${i}` } })).status);
+      expect(statuses).toEqual([201, 201, 201, 429]);
+      // A revoked key does not give its place back: create-and-revoke is what grew the list.
+      const first = (await b.json('/app/api/keys')).body.data[0];
+      expect((await b.json(`/app/api/keys/${first.id}`, { method: 'DELETE' })).status).toBe(200);
+      const refused = await b.json('/app/api/keys', { method: 'POST', body: { name: 'late' } });
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toMatchObject({ code: 'too_many_keys', type: 'rate_limit_error' });
+      expect(refused.body.error.message).toContain('3 API keys');
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(86_400);
+      expect((await b.json('/app/api/keys')).body.data).toHaveLength(3);
+      // Per account; the operator's admin API is not limited.
+      const other = await signUp(2);
+      expect((await other.b.json('/app/api/keys', { method: 'POST', body: { name: 'x' } })).status).toBe(201);
+      expect((await s.admin('POST', `/accounts/${accountId}/keys`, { name: 'ops' })).status).toBe(201);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("account A cannot list or revoke account B's keys, nor see B's usage", async () => {
     const a = await signedUp();
     const bAcc = await signedUp();

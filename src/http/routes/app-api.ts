@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
 import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
+import { KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
 import { parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
@@ -66,6 +67,7 @@ function clientKeyView(k: { id: string; name: string; prefix: string; createdAt:
 
 export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsync {
   const { accounts, gateway, keys, storage, clock, meter, catalog, signin, billing } = deps;
+  const keyQuota = new KeyQuota(deps.counters, clock, deps.config.web.keysPerDay);
 
   /** The signed-in account (loaded fresh: plan and balance change), or null. */
   async function currentAccount(req: FastifyRequest): Promise<{ account: AccountInfo; token: string } | null> {
@@ -214,7 +216,9 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.post('/keys', async (req, reply) => {
       const body = parseBody(createKey, req.body ?? {});
-      const { key, secret } = await keys.create(signedIn(req).account.id, body.name);
+      const accountId = signedIn(req).account.id;
+      await keyQuota.take(accountId, req.id);
+      const { key, secret } = await keys.create(accountId, body.name);
       return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, key: secret });
     });
 
