@@ -130,6 +130,12 @@ export class KeyService {
   }
 
   async revoke(id: string): Promise<ApiKey> {
+    // Revoked already: nothing to write. The write would move the credentials version anyway (the
+    // stores' triggers fire on any UPDATE of revoked_at, PostgreSQL's once per statement even when
+    // no row changes), and every instance would empty its whole key cache for nothing — a signed-in
+    // user repeating one DELETE emptied them all, for every customer, as often as it liked.
+    const current = await this.keys.get(id);
+    if (current?.revokedAt) return current;
     const key = await this.keys.revoke(id, new Date(this.clock.now()).toISOString());
     if (!key) throw new GatewayError('key_not_found', { vars: { id } });
     this.cache.delete(key.hash);

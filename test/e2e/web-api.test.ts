@@ -520,6 +520,17 @@ describe('keys and usage are per account', () => {
     }
   });
 
+  it("revoking a key already revoked writes nothing: every instance's key cache stays (each such call emptied all of them)", async () => {
+    const { b } = await signedUp();
+    const key = (await b.json('/app/api/keys', { method: 'POST', body: { name: 'k' } })).body;
+    expect((await b.json(`/app/api/keys/${key.id}`, { method: 'DELETE' })).status).toBe(200);
+    const version = await t.gw.storage.credentialsVersion();
+    const again = await b.json(`/app/api/keys/${key.id}`, { method: 'DELETE' });
+    expect(again.status).toBe(200);
+    expect(again.body.revokedAt).not.toBeNull();
+    expect(await t.gw.storage.credentialsVersion()).toBe(version);
+  });
+
   it("account A cannot list or revoke account B's keys, nor see B's usage", async () => {
     const a = await signedUp();
     const bAcc = await signedUp();
