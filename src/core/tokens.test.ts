@@ -43,6 +43,13 @@ describe('token counting', () => {
     // A plain-text format adds nothing.
     expect(countChatPrompt({ ...base, response_format: { type: 'text' } })).toBe(countChatPrompt(base));
 
+    // An assistant turn's reasoning sent back: the longer of the two names, as a client may send both.
+    const reasoning = 'first I think, then I answer. '.repeat(20);
+    const turn = (extra: object) => ({ messages: [{ role: 'assistant', content: 'ok', ...extra }] });
+    expect(countChatPrompt(turn({ reasoning_content: reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
+    expect(countChatPrompt(turn({ reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
+    expect(countChatPrompt(turn({ reasoning_content: '', reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
+
     const call = { name: 'lookup', arguments: '{"q":"weather in Paris"}' };
     const withCall = { messages: [{ role: 'assistant', content: null, function_call: call }] };
     expect(countChatPrompt(withCall)).toBe(3 + 3 + countText('assistant') + countText(JSON.stringify(call)));

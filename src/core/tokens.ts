@@ -205,6 +205,17 @@ export function hasNonTextParts(body: Record<string, unknown>): boolean {
   return false;
 }
 
+/**
+ * The reasoning a message carries, under either name (vLLM renamed `reasoning_content` to
+ * `reasoning`; a client may send both, the same text): the longer, so that an empty one beside
+ * the other hides nothing.
+ */
+function reasoningSent(msg: Record<string, unknown>): string {
+  const a = typeof msg.reasoning_content === 'string' ? msg.reasoning_content : '';
+  const b = typeof msg.reasoning === 'string' ? msg.reasoning : '';
+  return b.length > a.length ? b : a;
+}
+
 /** The serialised JSON of a structured field, counted as text: a slight over-estimate of its real framing. */
 function countJson(value: unknown, cap = Number.POSITIVE_INFINITY): number {
   return value === undefined || value === null ? 0 : countText(JSON.stringify(value), cap);
@@ -242,6 +253,11 @@ export function countChatPromptParts(
     if (typeof msg.role === 'string') tokens += countRole(msg.role);
     tokens += countContent(msg.content, imageTokens, stop - tokens);
     if (typeof msg.name === 'string') tokens += TOKENS_PER_NAME + countText(msg.name, stop - tokens);
+    // An assistant turn's reasoning sent back: DeepSeek asks for it within a tool-calling turn, and
+    // vLLM's and Ollama's chat templates render it into the prompt, which the upstream bills.
+    // Uncounted, 600,000 tokens of it rode on a one-word prompt past the free tier's reservation.
+    const reasoning = reasoningSent(msg);
+    if (reasoning !== '') tokens += countText(reasoning, stop - tokens);
     if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls, stop - tokens);
     if (msg.function_call !== undefined) tokens += countJson(msg.function_call, stop - tokens);
     // Past the cap, the rest cannot make the request admissible (countText says why).

@@ -266,6 +266,25 @@ describe('api_token (50,000 credits per UTC day)', () => {
     expect(t.openai.requests.length).toBe(before);
   });
 
+  it("counts an assistant turn's reasoning sent back (reasoning_content, reasoning): vLLM's and Ollama's chat templates bill it as prompt", async () => {
+    const { secret } = await t.newAccount();
+    const before = t.openai.requests.length;
+    // ~600,000 tokens hidden beside a one-word prompt: counted as nothing, the request was admitted
+    // on a worst case of ~650 credits and the upstream billed ~180,000.
+    const hidden = 'lorem ipsum dolor sit amet '.repeat(110_000);
+    for (const field of ['reasoning_content', 'reasoning']) {
+      const messages = [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'ok', [field]: hidden },
+        { role: 'user', content: 'go on' },
+      ];
+      const r = await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages });
+      expect(r.res.status, field).toBe(403);
+      expect(r.json.error).toMatchObject({ code: 'resource_exhausted', rule: 'api_token' });
+    }
+    expect(t.openai.requests.length).toBe(before);
+  });
+
   it('every answer to a known key carries the budget as it stands (SPEC §6), refusals before admission included', async () => {
     const { secret } = await t.newAccount();
     expect((await post(secret, '/v1/chat/completions', { model: 'gpt-4o-mini', messages: hi })).res.status).toBe(200);
