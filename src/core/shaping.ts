@@ -31,7 +31,12 @@ export function ruleApplies(rule: Rule, surface: Surface, model: ModelConfig): b
   return true;
 }
 
-const IMAGE_PART_TYPES = new Set(['image_url', 'input_image', 'image']);
+/**
+ * The parts the `image_input` rule refuses. A video is frames of images, billed per frame by the
+ * servers that take it (vLLM's `video_url`): left out, a free key sent video where no image passed,
+ * reserved as a few tokens of JSON.
+ */
+const IMAGE_PART_TYPES = new Set(['image_url', 'input_image', 'image', 'video_url']);
 const OUTPUT_FIELDS = ['max_tokens', 'max_completion_tokens'] as const;
 /** The name `x-tollgate-clamped` gives an output cap, in either field. */
 export const OUTPUT_CAP = 'max_tokens';

@@ -90,7 +90,8 @@ describe('image_input (API, chat)', () => {
   it('refuses a message with an image part, naming it', async () => {
     const { secret } = await t.newAccount();
     const before = t.upstreamCalls();
-    for (const part of [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }, { type: 'input_image', image_url: 'https://x/y.png' }]) {
+    const video = { type: 'video_url', video_url: { url: 'https://x/y.mp4' } }; // frames of images (vLLM)
+    for (const part of [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }, { type: 'input_image', image_url: 'https://x/y.png' }, video]) {
       const { res, json } = await post(secret, '/v1/chat/completions', {
         model: 'gpt-4o-mini',
         messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, part] }],
