@@ -1,0 +1,85 @@
+// The docs are a contract: every YAML example in README.md and docs/ loads through the real config
+// loader (an operator pastes them), the complete example in docs/config.md counts what the page says
+// it does, and every metric docs/operations.md lists is served at /metrics with the labels it names.
+// Errors have their own check (src/errors/errors.test.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import { providerTypes } from '../../src/providers/registry.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+const root = new URL('../../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
+const pages = ['README.md', ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+/** Every ```yaml block of a page, with the line it starts on (for the failure message). */
+function yamlBlocks(page: string): Array<{ where: string; text: string }> {
+  const text = read(page);
+  return [...text.matchAll(/^```ya?ml\n([\s\S]*?)^```/gm)].map((m) => ({
+    where: `${page}:${text.slice(0, m.index).split('\n').length}`,
+    text: m[1]!,
+  }));
+}
+
+/** Every `${VAR}` an example names, set: the examples are checked, not the machine's environment. */
+function envFor(text: string): Record<string, string> {
+  return Object.fromEntries([...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => [m[1]!, 'x']));
+}
+
+const load = (text: string) => loadConfig({ input: parseYaml(text) ?? {}, env: envFor(text), providerTypes: [...providerTypes.keys()] });
+
+describe('YAML in the docs', () => {
+  const blocks = pages.flatMap(yamlBlocks);
+
+  it('finds the examples', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it.each(blocks)('$where loads through the config loader', ({ text }) => {
+    expect(() => load(text)).not.toThrow();
+  });
+
+  it("docs/config.md's complete example is what the page says config check prints", () => {
+    const page = read('docs/config.md');
+    const claim = /ok \((\d+) providers, (\d+) models, plans: ([^)]+)\)/.exec(page);
+    expect(claim, 'docs/config.md names the config check result of its complete example').not.toBeNull();
+    const complete = yamlBlocks('docs/config.md').at(-1)!;
+    const config = load(complete.text);
+    expect([config.providers.length, config.models.length, Object.keys(config.plans).join(', ')]).toEqual([Number(claim![1]), Number(claim![2]), claim![3]]);
+  });
+});
+
+describe('metrics in docs/operations.md', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startTestGateway();
+  });
+  afterAll(async () => t?.close());
+
+  it('are all served, with the labels the table names', async () => {
+    const page = read('docs/operations.md');
+    const table = page.slice(page.indexOf('## Metrics'), page.indexOf('## Logs'));
+    const rows = [...table.matchAll(/^\| (`tollgate_[^|]*)\|([^|]*)\|/gm)].flatMap((m) =>
+      [...m[1]!.matchAll(/`(tollgate_[a-z_*]+)`/g)].map((n) => ({ name: n[1]!, labels: [...m[2]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!).sort() })),
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(9);
+
+    // One settled request, so the ledger's series have samples.
+    const { secret } = await t.newAccount();
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const types = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+    for (const { name, labels } of rows) {
+      if (name.endsWith('*')) {
+        expect(types.some((n) => n.startsWith(name.slice(0, -1))), `${name} at /metrics`).toBe(true);
+        continue;
+      }
+      expect(types, `${name} at /metrics`).toContain(name);
+      const sample = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `) || l.startsWith(`${name}_count{`) || l.startsWith(`${name}_count `));
+      expect(sample, `a sample of ${name}`).toBeDefined();
+      const served = [...(/\{(.*)\}/.exec(sample!)?.[1] ?? '').matchAll(/([a-z_]+)="/g)].map((l) => l[1]!).filter((l) => l !== 'le').sort();
+      expect(served, `labels of ${name}`).toEqual(labels);
+    }
+  });
+});
