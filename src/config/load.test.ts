@@ -153,6 +153,15 @@ describe('loadConfig', () => {
     expect(text).toMatch(/defaultPlan: no plan named 'gold'/);
   });
 
+  it('names the built-in catalog when a file lists providers without those its models need', () => {
+    // The common first file: the built-in openai provider pointed at another server, no `models`.
+    // Each built-in fal model was one problem at an index of a list the file does not have.
+    const problems = inputProblems({ providers: [{ id: 'openai', type: 'openai', baseUrl: 'http://127.0.0.1:11434/v1', apiKey: 'x' }] });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^models: absent, so the built-in catalog is served; its models flux\/schnell, .*recraft-v3 need a provider 'fal', which providers does not list/);
+    expect(problems[0]).toMatch(/list the models to serve/);
+  });
+
   it('refuses rule ids the limiter uses for its own keys', () => {
     const problems = inputProblems({
       plans: {

@@ -64,7 +64,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Cross-field rules the schema cannot express. */
-function crossCheck(config: Config, providerTypes: readonly string[]): string[] {
+function crossCheck(config: Config, providerTypes: readonly string[], builtInModels: boolean): string[] {
   const problems: string[] = [];
   const providerIds = new Set<string>();
   config.providers.forEach((p, i) => {
@@ -75,10 +75,15 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
     }
   });
   const modelIds = new Set<string>();
+  /** Built-in catalog models by the provider they need and the file does not list. */
+  const unserved = new Map<string, string[]>();
   config.models.forEach((m, i) => {
     if (modelIds.has(m.id)) problems.push(`models[${i}].id: duplicate model id '${m.id}'`);
     modelIds.add(m.id);
-    if (!providerIds.has(m.provider)) problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
+    if (!providerIds.has(m.provider)) {
+      if (builtInModels) unserved.set(m.provider, [...(unserved.get(m.provider) ?? []), m.id]);
+      else problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
+    }
     if (m.kind === 'image') {
       if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
         problems.push(`models[${i}].defaultSize: '${m.defaultSize}' is not one of sizes`);
@@ -97,6 +102,14 @@ function crossCheck(config: Config, providerTypes: readonly string[]): string[] 
       }
     }
   });
+  // A file that lists providers but no models (the built-in openai pointed at a local server) gets
+  // the built-in catalog, fal's models included: one line per missing provider, saying where the
+  // models come from, rather than one per model at an index of a list the file does not have.
+  for (const [provider, ids] of unserved) {
+    problems.push(
+      `models: absent, so the built-in catalog is served; its models ${ids.join(', ')} need a provider '${provider}', which providers does not list: add it, or list the models to serve under models`,
+    );
+  }
   if (config.billing.provider === 'stripe') {
     if (config.billing.stripe.secretKey === '') problems.push('billing.stripe.secretKey: required with billing.provider stripe');
     if (config.billing.stripe.webhookSecret === '') problems.push('billing.stripe.webhookSecret: required with billing.provider stripe (the webhook is how payments complete)');
@@ -154,7 +167,8 @@ export function loadConfig(opts: LoadOptions): Config {
   const obj = raw as Record<string, unknown>;
   // No providers/models in the file: serve the built-in catalog.
   if (obj.providers === undefined) obj.providers = structuredClone(defaultProviders);
-  if (obj.models === undefined) obj.models = structuredClone(defaultModels);
+  const builtInModels = obj.models === undefined;
+  if (builtInModels) obj.models = structuredClone(defaultModels);
   if (opts.overrides?.port !== undefined) {
     obj.server = { ...(obj.server as object | undefined), port: opts.overrides.port };
   }
@@ -166,7 +180,7 @@ export function loadConfig(opts: LoadOptions): Config {
     for (const issue of parsed.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
-  const crossProblems = crossCheck(parsed.data, opts.providerTypes);
+  const crossProblems = crossCheck(parsed.data, opts.providerTypes, builtInModels);
   if (crossProblems.length > 0) throw new ConfigError(source, crossProblems);
   for (const m of parsed.data.models) {
     // A size with no price cannot be served, so a per-size price map left without `sizes` (SPEC
