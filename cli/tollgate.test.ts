@@ -325,6 +325,46 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it('says where a relative SQLite file is, when a command makes it and when the server starts on it', async () => {
+    // The default storage.url is relative to the working directory: the CLI run from another
+    // directory than the server's made a new, empty database there without a word, and a key
+    // created in it answered 401 at the server.
+    const cwd = mkdtempSync(join(tmpdir(), 'tollgate-cwd-'));
+    const file = join(cwd, 'relative.yaml');
+    writeFileSync(file, 'server: { port: 0 }\nstorage: { url: "sqlite:./data/tollgate.db" }\n');
+    const inCwd = async (...args: string[]) => {
+      try {
+        return { code: 0, ...(await run('node', [bin, ...args, '--config', file], { cwd, env: { ...process.env, TOLLGATE_CONFIG: '' } })) };
+      } catch (err) {
+        return err as { code: number; stdout: string; stderr: string };
+      }
+    };
+    const absolute = join(cwd, 'data/tollgate.db');
+    const first = await inCwd('accounts', 'show', 'acct_nobody');
+    expect(first.code).toBe(1);
+    expect(first.stderr).toContain(`note: no database at ${absolute} (storage.url sqlite:./data/tollgate.db, relative to the working directory): made a new, empty one`);
+    const again = await inCwd('accounts', 'create');
+    expect(again.code).toBe(0);
+    expect(again.stderr).toBe('');
+
+    const server = spawn('node', [bin, 'serve', '--config', file], { cwd, env: { ...process.env, TOLLGATE_CONFIG: '' } });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const l = out.split('\n').find((x) => x.includes('"tollgate listening"'));
+          if (l) resolve(l);
+        });
+        server.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+      });
+      expect(JSON.parse(line).storage).toBe(`sqlite:${absolute}`);
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+  });
+
   it('refuses a port in use with exit 1 and a one-line reason', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

@@ -5,6 +5,8 @@
 // short-lived request objects die young instead of being promoted and collected by full GCs, and
 // the space is not shrunk while idle only to be regrown, scavenge after scavenge, when load
 // resumes — both were latency spikes at half load (bench/README.md).
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
@@ -17,7 +19,7 @@ import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
-import { DatabaseOpenError } from '../src/storage/sqlite/index.js';
+import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
@@ -79,8 +81,27 @@ function config(values: Values, path?: string): Config {
   return loadConfig({ path: path ?? values.config, providerTypes: [...providerTypes.keys()], overrides: { port } });
 }
 
+/** The SQLite file of `url` as an absolute path (`:memory:` as it is). */
+function sqliteFile(url: string): string {
+  const path = sqlitePath(url);
+  return path === ':memory:' ? path : resolve(path);
+}
+
 async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>): Promise<T> {
-  const services = await buildServices(config(values));
+  const cfg = config(values);
+  // The default storage.url is relative to the working directory: run from another directory than
+  // the server's, a command made a new, empty database there without a word (a key created in it
+  // answered 401 at the server). Still made — a first account may come before the first start —
+  // but said, with the path.
+  const url = cfg.storage.url;
+  const made = url.startsWith('sqlite:') && sqliteFile(url) !== ':memory:' && !existsSync(sqliteFile(url)) ? sqliteFile(url) : undefined;
+  const services = await buildServices(cfg);
+  if (made !== undefined) {
+    const relative = isAbsolute(sqlitePath(url)) ? '' : ', relative to the working directory';
+    process.stderr.write(
+      `note: no database at ${made} (storage.url ${url}${relative}): made a new, empty one. A server keeps its own: run this where the server runs, with its --config.\n`,
+    );
+  }
   try {
     return await fn(services);
   } finally {
@@ -96,7 +117,9 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
  * parameter, as libpq does: user, password and query are all left out.
  */
 function storageForLog(url: string): string {
-  if (url.startsWith('sqlite:')) return url;
+  // The file's absolute path: a relative one says nothing of where the data is (a process manager's
+  // working directory).
+  if (url.startsWith('sqlite:')) return `sqlite:${sqliteFile(url)}`;
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.username || u.password ? '…@' : ''}${u.host}${u.pathname}${u.search ? '?…' : ''}`;
