@@ -64,6 +64,18 @@ describe('loadConfig', () => {
     expect(c.models[0]).toMatchObject({ id: 'llama', pro: false, vision: false, maxOutputTokens: 16_384 });
   });
 
+  it('links to the port it serves on when publicUrl is not set', () => {
+    // `tollgate serve --port 9000` on the built-in default sent every 401's "Keys page" link, and
+    // every other link of an error, to http://localhost:8080.
+    expect(loadConfig({ env: {}, providerTypes, overrides: { port: 9000 } }).server.publicUrl).toBe('http://localhost:9000');
+    expect(loadConfig({ env: {}, providerTypes, input: { server: { port: 9001 } } }).server.publicUrl).toBe('http://localhost:9001');
+    expect(loadConfig({ env: {}, providerTypes }).server.publicUrl).toBe('http://localhost:8080');
+    // Any free port: which one is known only once listening, so the default stays.
+    expect(loadConfig({ env: {}, providerTypes, overrides: { port: 0 } }).server.publicUrl).toBe('http://localhost:8080');
+    const set = { server: { port: 9002, publicUrl: 'https://ai.example.com' } };
+    expect(loadConfig({ env: {}, providerTypes, input: set }).server.publicUrl).toBe('https://ai.example.com');
+  });
+
   it('is frozen', () => {
     const c = loadConfig({ env: {}, providerTypes });
     expect(Object.isFrozen(c)).toBe(true);

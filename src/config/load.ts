@@ -172,6 +172,16 @@ export function loadConfig(opts: LoadOptions): Config {
   if (opts.overrides?.port !== undefined) {
     obj.server = { ...(obj.server as object | undefined), port: opts.overrides.port };
   }
+  // publicUrl unset: this server on localhost at the port it listens on (the schema's default is
+  // port 8080's). A fixed :8080 sent the links in errors of a server on another port (`--port 9000`)
+  // to a page that is not there. Port 0 is any free port, known only once listening: the default stays.
+  const server = obj.server;
+  if (server !== null && typeof server === 'object' && !Array.isArray(server)) {
+    const { port, publicUrl } = server as { port?: unknown; publicUrl?: unknown };
+    if (publicUrl === undefined && typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65_535) {
+      obj.server = { ...server, publicUrl: `http://localhost:${port}` };
+    }
+  }
 
   const problems: string[] = [];
   const substituted = substitute(obj, env, '', problems);
