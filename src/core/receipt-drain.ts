@@ -84,7 +84,7 @@ export class ReceiptDrain {
       await this.o.receipts.acknowledge(ids);
     } catch (err) {
       // Kept receipts are only written again (a no-op in the ledger) by a later drain.
-      this.o.logger.warn({ err, receipts: ids.length }, 'forgetting written receipts failed; the drain will');
+      this.o.logger.warn({ err, receipts: ids.length }, 'forgetting written receipts failed; a later drain retries');
     }
   }
 

@@ -2,7 +2,7 @@
 // loader (an operator pastes them), the complete example in docs/config.md counts what the page says
 // it does, and every metric docs/operations.md lists is served at /metrics with the labels it names.
 // Errors have their own check (src/errors/errors.test.ts).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
@@ -81,5 +81,52 @@ describe('metrics in docs/operations.md', () => {
       const served = [...(/\{(.*)\}/.exec(sample!)?.[1] ?? '').matchAll(/([a-z_]+)="/g)].map((l) => l[1]!).filter((l) => l !== 'le').sort();
       expect(served, `labels of ${name}`).toEqual(labels);
     }
+  });
+});
+
+/** Every .ts file (tests left out) under `dir`. */
+function sources(dir: URL): URL[] {
+  return readdirSync(dir).flatMap((name) => {
+    const url = new URL(name, dir);
+    if (statSync(url).isDirectory()) return sources(new URL(`${name}/`, dir));
+    return name.endsWith('.ts') && !name.endsWith('.test.ts') ? [url] : [];
+  });
+}
+
+/**
+ * The messages of every `logger.<level>(…)` / `log.<level>(…)` call: the quoted strings among its
+ * arguments outside `{…}` (both sides of a `cond ? 'a' : 'b'` included). Template literals are
+ * left out: their text is not fixed.
+ */
+function loggedMessages(text: string): string[] {
+  const found: string[] = [];
+  for (const call of text.matchAll(/\b(?:logger|log)\.(?:fatal|error|warn|info)\(/g)) {
+    let depth = 0;
+    let braces = 0;
+    for (let i = call.index + call[0].length; i < text.length; i++) {
+      const c = text[i]!;
+      if (c === "'" || c === '"' || c === '`') {
+        let j = i + 1;
+        while (text[j] !== c) j += text[j] === '\\' ? 2 : 1;
+        if (c !== '`' && braces === 0) found.push(text.slice(i + 1, j));
+        i = j;
+      } else if (c === '{') braces++;
+      else if (c === '}') braces--;
+      else if (c === '(') depth++;
+      else if (c === ')' && depth-- === 0) break;
+    }
+  }
+  return found;
+}
+
+describe('log lines in docs/operations.md', () => {
+  it('names every message the code logs', () => {
+    const page = read('docs/operations.md');
+    const logs = page.slice(page.indexOf('## Logs'), page.indexOf('## API keys')).replace(/\s+/g, ' ');
+    const messages = [...sources(new URL('src/', root)), ...sources(new URL('cli/', root))].flatMap((f) => loggedMessages(readFileSync(f, 'utf8')));
+    expect(messages.length).toBeGreaterThanOrEqual(30);
+    // A message is named whole, or by its head with what follows as `…` (`limiter (Redis) unreachable: …`).
+    const missing = messages.filter((m) => !logs.includes(`\`${m.split(': ')[0]}`) && !logs.includes(`"msg":"${m}"`));
+    expect(missing).toEqual([]);
   });
 });
