@@ -325,6 +325,22 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it('revokes a key by its secret, as found leaked, without knowing its id or account', async () => {
+    const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
+    const created = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout);
+    const revoked = await tollgate('keys', 'revoke', created.key, '--config', configFile);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(new RegExp(`^revoked ${created.id} at `));
+    const listed = JSON.parse((await tollgate('keys', 'list', id, '--json', '--config', configFile)).stdout);
+    expect(listed[0].revokedAt).not.toBeNull();
+    // An unknown secret is not echoed back in full: the refusal names its display prefix.
+    const unknown = `tg-${'Z'.repeat(43)}`;
+    const res = await tollgate('keys', 'revoke', unknown, '--config', configFile);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("No key 'tg-ZZZZ…'");
+    expect(res.stderr).not.toContain(unknown);
+  });
+
   it('says where a relative SQLite file is, when a command makes it and when the server starts on it', async () => {
     // The default storage.url is relative to the working directory: the CLI run from another
     // directory than the server's made a new, empty database there without a word, and a key

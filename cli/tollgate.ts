@@ -35,7 +35,7 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts credits ACCOUNT AMOUNT [--json]           top up the prepaid balance by AMOUNT credits
   keys create ACCOUNT [--name N] [--json]            create an API key (the secret is shown once)
   keys list ACCOUNT [--json]                         an account's keys (never their secrets)
-  keys revoke KEY                                    revoke a key
+  keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
   usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
   models [--json]                                    the model catalog with prices in credits
   config check F                                     validate a config file
@@ -238,7 +238,7 @@ async function run(argv: string[]): Promise<number> {
       });
     case 'keys revoke':
       return withServices(values, async (s) => {
-        const key = await s.keys.revoke(arg(positionals, 2, 'KEY'));
+        const key = await s.keys.revoke(await s.keys.idOf(arg(positionals, 2, 'KEY')));
         print(values, keyView(key), `revoked ${key.id} at ${key.revokedAt}`);
         return 0;
       });

@@ -129,6 +129,18 @@ export class KeyService {
     this.generation++;
   }
 
+  /**
+   * The id of the key `idOrSecret` names: an id as it is, or the key a secret belongs to (a leaked
+   * key is found as its secret, with neither its id nor its account at hand). An unknown secret is
+   * key_not_found named by its display prefix, never in full.
+   */
+  async idOf(idOrSecret: string): Promise<string> {
+    if (!SECRET_SHAPE.test(idOrSecret)) return idOrSecret;
+    const key = await this.keys.findByHash(sha256Hex(idOrSecret));
+    if (!key) throw new GatewayError('key_not_found', { vars: { id: `${idOrSecret.slice(0, 7)}…` } });
+    return key.id;
+  }
+
   async revoke(id: string): Promise<ApiKey> {
     // Revoked already: nothing to write. The write would move the credentials version anyway (the
     // stores' triggers fire on any UPDATE of revoked_at, PostgreSQL's once per statement even when
