@@ -205,6 +205,67 @@ describe('lapsed reservations', () => {
     await expect(a.settle(200)).rejects.toThrow(/settled twice/);
     await m.close();
   });
+
+  it('a settlement after the TTL debits a prepaid balance (never credits it) and still counts the request', async () => {
+    const store = new MemoryCounterStore();
+    const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: { preset: 'pay-as-you-go', rules: [{ id: 'daily_requests', measure: 'requests', limit: 5, window: 'day' }] as never } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    const keys = ['tg:{acct_1}:balance', 'tg:{acct_1}:daily_requests:d2026-11-25'];
+    await store.add(keys[0]!, 1000, null);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
+    expect(await store.get(keys, clock.now())).toEqual([500, 1]);
+    clock.advance(31_000);
+    expect(await store.get(keys, clock.now())).toEqual([1000, 0]); // expired and given back
+    await a.settle(200);
+    expect(await store.get(keys, clock.now())).toEqual([800, 1]);
+    await m.close();
+  });
+
+  it('a live request is renewed past the TTL, but not past maxHoldMs: a request path that never settles cannot pin a counter', async () => {
+    const store = new MemoryCounterStore();
+    const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: { rules: [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }] as never } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 2,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    const renewed = () => new Promise((resolve) => setTimeout(resolve, 30));
+    const fits = async (id: string) => {
+      const admitted = await m.admit({ requestId: id, principal, model, worstCaseCredits: 500 }).catch(() => undefined);
+      await admitted?.release();
+      return admitted !== undefined;
+    };
+    await m.admit({ requestId: 'stuck', principal, model, worstCaseCredits: 500 });
+    for (let s = 10; s <= 120; s += 10) {
+      clock.advance(10_000);
+      await renewed();
+    }
+    // Two minutes in, four TTLs: still held, because this process is alive and renews it.
+    expect(await fits('r1')).toBe(false);
+    for (let s = 130; s <= 160; s += 10) {
+      clock.advance(10_000);
+      await renewed();
+    }
+    // Past maxHoldMs it was no longer renewed, and lapsed within a TTL.
+    expect(await fits('r2')).toBe(true);
+    await m.close();
+  });
 });
 
 describe('sweep', () => {
@@ -340,6 +401,23 @@ describe('refusals', () => {
     await m.close();
   });
 
+  it('a request costing exactly the image_cost ceiling is processed; one credit more is not (SPEC §3: "above 512 credits")', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00Z'));
+    const m = planMeter([{ id: 'image_cost', shape: 'max_request_cost', limit: 512, onExceed: 'reject' }], clock);
+    expect(await refusal(m, 'r1', 512)).toBeUndefined();
+    expect(await refusal(m, 'r2', 513)).toMatchObject({ code: 'request_cost_exceeded', status: 403, rule: 'image_cost' });
+    await m.close();
+  });
+
+  it('Retry-After rounds a part second up: waiting it out is never refused again for being early', async () => {
+    // Half a second into a minute: 59.5 s are left, and a client waiting 59 s would be refused again.
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00.500Z'));
+    const m = planMeter([{ id: 'rpm', measure: 'requests', limit: 1, window: 'minute' }], clock);
+    await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 1 })).settle(1);
+    expect(await refusal(m, 'r2', 1)).toMatchObject({ code: 'rate_limit_exceeded', status: 429, headers: { 'retry-after': '60', 'x-ratelimit-reset-requests': '1m0s' } });
+    await m.close();
+  });
+
   it('a request refused for good reports what the window has left, not its whole limit', async () => {
     const clock = new ManualClock(Date.parse('2027-03-10T10:30:30Z'));
     const m = planMeter([{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }], clock);
@@ -359,5 +437,42 @@ describe('refusals', () => {
     expect(refused?.headers['x-ratelimit-remaining-tokens']).toBeUndefined();
     down(false);
     await off.close();
+  });
+});
+
+describe('limit headers', () => {
+  function planMeter(rules: unknown[]) {
+    return new PlanMeter({
+      plans: resolvePlans({ free: { rules: rules as never } }).plans,
+      defaultPlan: 'free',
+      store: new MemoryCounterStore(),
+      clock: new ManualClock(Date.parse('2027-03-10T10:30:00Z')),
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+  }
+
+  it('name the binding credit budget: the one with the least left, whatever the order of the plan (SPEC §6)', async () => {
+    const m = planMeter([
+      { id: 'daily', measure: 'credits', limit: 100, window: 'day' },
+      { id: 'hourly', measure: 'credits', limit: 30, window: 'hour' },
+    ]);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 10 });
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-limit-tokens': '30', 'x-ratelimit-remaining-tokens': '20' });
+    await a.settle(4);
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-limit-tokens': '30', 'x-ratelimit-remaining-tokens': '26' });
+    await m.close();
+  });
+
+  it('a released request gives its request back in the headers too, as it does on the counter', async () => {
+    const m = planMeter([{ id: 'rpm', measure: 'requests', limit: 3, window: 'minute' }]);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 10 });
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-limit-requests': '3', 'x-ratelimit-remaining-requests': '2' });
+    await a.release();
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-remaining-requests': '3' });
+    await m.close();
   });
 });
