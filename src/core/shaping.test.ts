@@ -1,7 +1,8 @@
 // Shape rules on image sizes: a model with a list of sizes is cut down to one of them; a model
-// that takes any size (no `sizes`, like fal's flux) to the plan's maxSize itself.
+// that takes any size (no `sizes`, like fal's flux) to the plan's maxSize itself. And the output
+// cap at its boundary: a limit equal to the cap is no clamp.
 import { describe, expect, it } from 'vitest';
-import type { ImageModelConfig, ShapeRule } from '../config/schema.js';
+import { modelSchema, type ChatModelConfig, type ImageModelConfig, type ShapeRule } from '../config/schema.js';
 import type { ImageCall } from '../providers/provider.js';
 import { shapeRequest } from './shaping.js';
 
@@ -39,5 +40,39 @@ describe('image_sizes', () => {
   it('refuses a model with no size within maxSize as unusable on the plan', () => {
     const { error } = shape({ ...dalle2, sizes: ['1024x1024'] }, 'clamp');
     expect(error!.vars.detail).toMatch(/^dall-e-2 has no size within 512x512, the largest your plan allows \(its sizes are 1024x1024\), so it cannot be used/);
+  });
+});
+
+describe('max_output_tokens', () => {
+  const chat = modelSchema.parse({ id: 'gpt-4o-mini', kind: 'chat', provider: 'openai', price: { input: 0.15, output: 0.6 } }) as ChatModelConfig;
+  const cap: ShapeRule = { id: 'max_output_tokens', shape: 'max_output_tokens', limit: 512, onExceed: 'clamp' };
+  const shapeChat = (body: Record<string, unknown>) => shapeRequest([cap], 'api', chat, { kind: 'chat', body });
+
+  it('leaves a limit equal to the cap alone: nothing was clamped, so the response does not say so (SPEC §3)', () => {
+    for (const field of ['max_tokens', 'max_completion_tokens']) {
+      const body = { [field]: 512 };
+      expect(shapeChat(body)).toEqual({ clamped: [] });
+      expect(body).toEqual({ [field]: 512 });
+    }
+  });
+
+  it('clamps one token above it', () => {
+    const body = { max_tokens: 513 };
+    expect(shapeChat(body)).toEqual({ clamped: ['max_tokens=512'] });
+    expect(body).toEqual({ max_tokens: 512 });
+  });
+});
+
+describe('image_sizes on both sides', () => {
+  it('holds the height to maxSize as well as the width: a tall image is no smaller than a wide one', () => {
+    const call: ImageCall = { model: flux, prompt: 'x', n: 1, size: { width: 512, height: 4096 }, sizePreset: undefined, responseFormat: undefined, imageUrl: undefined, extra: {} };
+    let refused: unknown;
+    try {
+      shapeRequest([rule('reject')], 'api', flux, { kind: 'image', call: { ...call }, size: call.size! });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toMatchObject({ code: 'image_size_not_allowed' });
+    expect(shapeRequest([rule('clamp')], 'api', flux, { kind: 'image', call, size: call.size! })).toEqual({ clamped: ['size=512x512'], size: { width: 512, height: 512 } });
   });
 });

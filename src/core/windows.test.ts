@@ -35,6 +35,9 @@ describe('resetDuration', () => {
     expect(resetDuration(45_000)).toBe('45s');
     expect(resetDuration(6 * 60_000)).toBe('6m0s');
     expect(resetDuration(3_723_000)).toBe('1h2m3s');
+    // A part second rounds up: a client that waits the header out is not refused again for being early.
+    expect(resetDuration(1_500)).toBe('2s');
+    expect(resetDuration(3_599_001)).toBe('1h0m0s');
     expect(resetDuration(Infinity)).toBe('never');
   });
 });
