@@ -67,6 +67,24 @@ describe('sqlite counter store specifics', () => {
     await b.close();
   });
 
+  it('keeps a settled request count across a restart, as it keeps credits (a restart does not hand out another day of requests)', async () => {
+    const url = freshUrl();
+    const a = openSqliteCounterStore(url);
+    const ops: CounterOp[] = [
+      { key: 'day:acc_1:2026-11-25:m:requests', amount: 1, max: 10, settle: 'keep', expiresAt: END_OF_DAY },
+      { key: 'acc_1:concurrent', amount: 1, max: 1, settle: 'return', expiresAt: null },
+      credits(300, 10_000),
+    ];
+    for (const id of ['r1', 'r2']) {
+      expect(await a.reserve(id, ops, T0 + 60_000, T0)).toMatchObject({ ok: true });
+      expect(await a.settle(id, 20)).toBe(true);
+    }
+    await a.close();
+    const b = openSqliteCounterStore(url);
+    expect(await b.get(['day:acc_1:2026-11-25:m:requests', 'acc_1:concurrent', 'day:acc_1:2026-11-25:credits'], T0)).toEqual([2, 0, 40]);
+    await b.close();
+  });
+
   it('has a settlement and a top-up on file by the time they resolve, and a reservation never', async () => {
     const url = freshUrl();
     const store = openSqliteCounterStore(url);
