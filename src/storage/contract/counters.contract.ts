@@ -273,6 +273,15 @@ export function counterStoreContract(name: string, open: () => Promise<CounterSt
         expect(await store.settle('r1', 40)).toBe(true);
         expect(await store.get(['credits'], T0 + 4 * TTL)).toEqual([40]);
       });
+
+      it('renew never brings an expiry earlier (the heartbeat only pushes it)', async () => {
+        await store.reserve('r1', [usage('credits', 100, 1000)], T0 + 3 * TTL, T0);
+        await store.reserve('r2', [usage('other', 5, 1000)], T0 + TTL, T0);
+        await store.renew(['r1', 'r2'], T0 + TTL);
+        // r2 lapses on time; r1 keeps the later expiry it had.
+        expect(await store.get(['credits', 'other'], T0 + 2 * TTL)).toEqual([100, 0]);
+        expect(await store.settle('r1', 40)).toBe(true);
+      });
     });
 
     describe('expiry of counters', () => {
