@@ -20,6 +20,19 @@ describe('output limits', () => {
     expect(planned).toEqual(['max_tokens=1000']);
   });
 
+  it('lowers a limit one token past the ceiling, and leaves one at it alone', () => {
+    const over = { max_completion_tokens: 1001 };
+    const clamped: string[] = [];
+    capOutput(model, over, clamped);
+    expect(over).toEqual({ max_completion_tokens: 1000 });
+    expect(clamped).toEqual(['max_tokens=1000']);
+    const at = { max_tokens: 1000 };
+    const none: string[] = [];
+    capOutput(model, at, none);
+    expect(at).toEqual({ max_tokens: 1000 });
+    expect(none).toEqual([]);
+  });
+
   it('allows the larger of the two limits, never past the ceiling, for every choice', () => {
     expect(outputAllowance(model, {})).toBe(1000);
     expect(outputAllowance(model, { max_tokens: 10, max_completion_tokens: 30 })).toBe(30);
