@@ -295,6 +295,27 @@ describe('pending log', () => {
     third.db.close();
   });
 
+  it('a crash between applying and emptying the log, with later lines behind it: only those are replayed', async () => {
+    const path = fresh();
+    const first = open(path);
+    await first.useLog();
+    await first.writer.write(['add', ['a', 3]]);
+    const applied = readFileSync(pendingLogPath(path), 'utf8');
+    first.writer.sync(); // line 1 applied, its position stored with it
+    await first.writer.write(['add', ['a', 4]]);
+    const waiting = readFileSync(pendingLogPath(path), 'utf8');
+    expect(waiting).not.toContain(applied);
+    // The truncation "never happened": the applied line is still in the log, ahead of line 2.
+    writeFileSync(pendingLogPath(path), applied + waiting);
+    first.db.close();
+
+    const second = open(path);
+    await second.useLog();
+    expect(value(second.db, 'a')).toBe(7);
+    await second.writer.closeLog();
+    second.db.close();
+  });
+
   it('drops a line torn by a crash mid-write (it was never acknowledged)', async () => {
     const path = fresh();
     const first = open(path);
