@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { ManualClock } from '../lib/clock.js';
 import type { CounterOp } from '../storage/counters.js';
-import type { Storage, UsageRecord } from '../storage/ports.js';
+import type { OwedCharge, OwedCharges, Storage, UsageRecord } from '../storage/ports.js';
 import { openRedisCounterStore, type RedisCounterStore } from '../storage/redis/counters.js';
 import { openSqliteStorage } from '../storage/sqlite/index.js';
 import { ReceiptDrain, receiptOf } from './receipt-drain.js';
@@ -164,5 +164,31 @@ describe('receipt drain', () => {
     clock.advance(GRACE);
     expect(await process().drain.drain()).toBe(1200);
     expect(await storage.ledger.query({ limit: 10_000 })).toHaveLength(1200);
+  });
+
+  it('applies every owed charge in one round, past one batch: the counters do not miss the rest for a period each', async () => {
+    const store = openRedisCounterStore(server.url);
+    stores.push(store);
+    // The ledger's side of OwedCharges (PostgreSQL's in production), as a list taken oldest first.
+    const owed: OwedCharge[] = Array.from({ length: 250 }, (_, i) => ({
+      requestId: `r${i}`,
+      accountId: 'acct1',
+      charges: [{ key: 'tg:{acct1}:credits', amount: 2, expiresAt: null }],
+      createdAt: new Date(clock.now()).toISOString(),
+    }));
+    const owedCharges: OwedCharges = {
+      append: async () => {},
+      settle: async (limit, apply) => {
+        const done = new Set(await apply(owed.slice(0, limit)));
+        const before = owed.length;
+        owed.splice(0, owed.length, ...owed.filter((o) => !done.has(o.requestId)));
+        return before - owed.length;
+      },
+    };
+    const drain = new ReceiptDrain({ receipts: store.receipts, ledger: { ...storage.ledger, owed: owedCharges }, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
+    drains.push(drain);
+    expect(await drain.applyOwed()).toBe(250);
+    expect(owed).toEqual([]);
+    expect(await store.get(['tg:{acct1}:credits'], clock.now())).toEqual([500]);
   });
 });
