@@ -144,6 +144,35 @@ describe('the provider refusing the gateway’s own key', () => {
   });
 });
 
+describe('what a whole answer is charged', () => {
+  const answer = (content: string, usage?: object) => ({
+    id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+    ...(usage && { usage }),
+  });
+
+  it('an answer without usage is charged its prompt and its output counted with the tokenizer (SPEC §7)', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const content = 'A reply of several words that the upstream did not count for us.';
+    t.openai.enqueue({ kind: 'json', body: answer(content) });
+    const res = await chat(secret);
+    expect(res.status).toBe(200);
+    const expected = Math.ceil((countChatPrompt(hi) * 300_000 + countText(content) * 1_200_000) / 1e6);
+    expect(res.headers.get('x-tollgate-credits-used')).toBe(String(expected));
+    expect((await ledger(accountId))[0]).toMatchObject({ credits: expected, outputTokens: countText(content) });
+  });
+
+  it('an upstream reporting output past the max_tokens it was sent is charged the limit, not its report', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', body: answer('a long answer', { prompt_tokens: 8, completion_tokens: 5000, total_tokens: 5008 }) });
+    const res = await chat(secret, { ...hi, max_tokens: 10 });
+    expect(res.status).toBe(200);
+    // 8 prompt tokens at 300,000 credits per 1M, 10 output tokens (not 5,000) at 1,200,000.
+    expect(res.headers.get('x-tollgate-credits-used')).toBe('15');
+    expect((await ledger(accountId))[0]).toMatchObject({ credits: 15, outputTokens: 10 });
+  });
+});
+
 describe('streams cut short', () => {
   const body = { ...hi, stream: true };
 
