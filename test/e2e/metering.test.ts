@@ -124,6 +124,19 @@ describe('failures release the reservation', () => {
     const rows = await ledger(accountId);
     expect(rows).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: status })]);
   });
+
+  it.each([
+    ['an upstream 500', { kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } }, 500],
+    ['a dropped connection', { kind: 'destroy' }, 502],
+  ] as const)('a stream the upstream refuses before it starts (%s) charges nothing and leaves nothing reserved', async (_name, behaviour, status) => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(behaviour as never);
+    const res = await chat(secret, { ...hi, stream: true });
+    expect(res.status).toBe(status);
+    expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe('50000');
+    expect(apiToken(await usage(secret)).used).toBe(0);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: status })]);
+  });
 });
 
 describe('the provider refusing the gateway’s own key', () => {
