@@ -475,4 +475,27 @@ describe('limit headers', () => {
     expect(a.headers()).toMatchObject({ 'x-ratelimit-remaining-requests': '3' });
     await m.close();
   });
+
+  it('a prepaid balance an actual cost overran reads 0 remaining, as the refusal that follows says it', async () => {
+    const store = new MemoryCounterStore();
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: { preset: 'pay-as-you-go', rules: [] } }).plans,
+      defaultPlan: 'free',
+      store,
+      clock: new ManualClock(Date.parse('2027-03-10T10:30:00Z')),
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    await store.add('tg:{acct_1}:balance', 100, null);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 100 });
+    // The upstream counted more prompt than the estimate: charged, and the balance is below 0.
+    await a.settle(150);
+    expect(a.headers()).toEqual({ 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': 'never' });
+    const refused = await m.admit({ requestId: 'r2', principal, model, worstCaseCredits: 1 }).catch((err: { code: string; headers: Record<string, string> }) => err);
+    expect(refused).toMatchObject({ code: 'insufficient_balance', headers: { 'x-ratelimit-remaining-tokens': '0' } });
+    await m.close();
+  });
 });

@@ -571,7 +571,9 @@ function limitHeaders(slots: Slot[], values: number[], refund: number, released:
     const value = values[i]!;
     const reset = slot.span ? slot.span.endsAt - now : Number.POSITIVE_INFINITY;
     if (slot.rule === 'balance') {
-      const remaining = value + refund;
+      // An actual cost above the worst case can take a balance below 0: nothing is left, as the
+      // refusal of the next request says (insufficientBalance).
+      const remaining = Math.max(0, value + refund);
       if (!tokens || remaining < tokens.remaining) tokens = { limit: undefined, remaining, reset };
     } else if (slot.rule.measure === 'credits') {
       const remaining = Math.max(0, slot.limit - value + refund);
