@@ -5,7 +5,7 @@
 // = 300,000 credits per 1M tokens, so 10 tokens cost exactly 3 credits, not 3.0000000000000004
 // rounded up to 4. A request's total is rounded up to a whole credit, once.
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
-import type { ImageSize, Usage } from './types.js';
+import type { ImageSize } from './types.js';
 
 export function sizeKey(size: ImageSize): string {
   return `${size.width}x${size.height}`;
@@ -49,7 +49,6 @@ export class Pricing {
     return Math.ceil((promptTokens * this.perMillion(model.price.input)) / 1_000_000);
   }
 
-  /** Price of one image of `size`; undefined when the model has no price for that size. */
   /**
    * Credits for one image of this size (and quality: dall-e-3's `hd` costs twice its `standard`,
    * gpt-image-1 prices low / medium / high). A quality with no price of its own costs the size's.
@@ -66,22 +65,6 @@ export class Pricing {
     const key = size ? sizeKey(size) : model.defaultSize;
     const usd = (quality !== undefined ? perImage[`${key}/${quality}`] : undefined) ?? perImage[key];
     return usd === undefined ? undefined : Math.ceil(usd * this.perUsd - 1e-9);
-  }
-
-  imageCredits(model: ImageModelConfig, size: ImageSize | undefined, images: number): number {
-    return (this.imageUnitCredits(model, size) ?? 0) * images;
-  }
-
-  /** Credits for measured usage of any model kind. */
-  creditsFor(model: ModelConfig, usage: Usage, size?: ImageSize): number {
-    switch (model.kind) {
-      case 'chat':
-        return this.chatCredits(model, usage.promptTokens, usage.outputTokens);
-      case 'embedding':
-        return this.embeddingCredits(model, usage.promptTokens);
-      case 'image':
-        return this.imageCredits(model, size, usage.images ?? 0);
-    }
   }
 
   /** Public per-unit prices in credits, for /v1/models. */
