@@ -7,6 +7,7 @@
 //   npm run build && node bench/ab.mjs --a /tmp/base/dist/cli/tollgate.js [--b dist/cli/tollgate.js]
 //        [--stream] [--rate 1100] [--rounds 4] [--accounts 1000] [--a-node-args '…'] [--b-node-args '…']
 //        [--prompt short|conversation]
+//        [--chunks N] [--upstream-model NAME]   (the fake upstream's stream length and model name: lib/upstream.mjs)
 //
 // --prompt conversation sends a chat client's tenth turn (conversationChatBody in lib/load.mjs:
 // ~9 KB, ~2,000 prompt tokens, the last question unique per request) instead of 'Say hello.'.
@@ -38,6 +39,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '4' },
     accounts: { type: 'string', default: '1000' },
     prompt: { type: 'string', default: 'short' },
+    chunks: { type: 'string', default: '5' },
+    'upstream-model': { type: 'string', default: 'gpt-4o-mini' },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
   },
@@ -58,7 +61,7 @@ const median = (xs) => xs.slice().sort((x, y) => x - y)[xs.length >> 1];
 installCleanupHandlers();
 const pin = hasTaskset(false);
 if (pin) pinSelf(0);
-const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
+const upstream = await spawnNode([join(LIB, 'upstream.mjs'), '--chunks', args.chunks, '--model', args['upstream-model']], { core: 0, pin, waitJson: true });
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 
 const servers = {};

@@ -8,6 +8,7 @@
 //   npm run bench:perf -- [--rate 2000] [--seconds 8] [--stream]      (builds, then runs this)
 //                    [--target both|tollgate|proxy] [--folded DIR] [--cli dist/cli/tollgate.js] [--top 40]
 //                    [--prompt short|conversation]   (conversation: a chat client's tenth turn, lib/load.mjs)
+//        [--chunks N] [--upstream-model NAME]   (the fake upstream's stream length and model name: lib/upstream.mjs)
 //
 // Needs `perf` (Debian: linux-perf) and permission to profile (root, or kernel.perf_event_paranoid ≤ 1).
 // --folded DIR writes each target's stacks in the folded format flame-graph tools read
@@ -38,6 +39,8 @@ const { values: args } = parseArgs({
     top: { type: 'string', default: '40' },
     accounts: { type: 'string', default: '1000' },
     prompt: { type: 'string', default: 'short' },
+    chunks: { type: 'string', default: '5' },
+    'upstream-model': { type: 'string', default: 'gpt-4o-mini' },
   },
   strict: true,
 });
@@ -60,7 +63,7 @@ installCleanupHandlers();
 const pin = hasTaskset(false);
 if (pin) pinSelf(0);
 const tmp = trackTempDir(mkdtempSync(join(os.tmpdir(), 'tollgate-perf-')));
-const upstream = await spawnNode([join(LIB, 'upstream.mjs')], { core: 0, pin, waitJson: true });
+const upstream = await spawnNode([join(LIB, 'upstream.mjs'), '--chunks', args.chunks, '--model', args['upstream-model']], { core: 0, pin, waitJson: true });
 const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
 if (args.prompt !== 'short' && args.prompt !== 'conversation') {
   console.error('--prompt: short or conversation');

@@ -1,17 +1,22 @@
 // Fast fake OpenAI-compatible upstream, shared by the benchmarks. Run as its own process:
 //
-//   node bench/lib/upstream.mjs          → prints {"port":N} on its first stdout line
+//   node bench/lib/upstream.mjs [--chunks N] [--model NAME]   → prints {"port":N} on its first stdout line
 //
 // POST …/chat/completions answers a fixed chat.completion (usage 12/7); with `stream: true` an SSE
 // of a role chunk + 5 content chunks + finish chunk + usage chunk + [DONE], one write per event.
+// --chunks N streams N content chunks instead (a real answer's length: OpenAI sends about one per
+// token); --model NAME names another model in the answers than the one asked for, as OpenAI names
+// the dated snapshot (`gpt-4o-mini-2024-07-18`) that served `gpt-4o-mini`.
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 export const USAGE = { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 };
 
-export function runUpstream() {
-  const words = ['Hello', ' from', ' the', ' fake', ' upstream.'];
-  const base = { id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1727000000, model: 'gpt-4o-mini', system_fingerprint: 'fp_bench' };
+export function runUpstream({ chunks = 5, model = 'gpt-4o-mini' } = {}) {
+  const five = ['Hello', ' from', ' the', ' fake', ' upstream.'];
+  const words = Array.from({ length: chunks }, (_, i) => five[i % five.length]);
+  const base = { id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1727000000, model, system_fingerprint: 'fp_bench' };
   const chunk = (choices, extra = {}) => `data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`;
   const events = [
     chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
@@ -24,7 +29,7 @@ export function runUpstream() {
     id: 'chatcmpl-bench',
     object: 'chat.completion',
     created: 1727000000,
-    model: 'gpt-4o-mini',
+    model,
     choices: [{ index: 0, message: { role: 'assistant', content: words.join(''), refusal: null }, logprobs: null, finish_reason: 'stop' }],
     usage: USAGE,
     system_fingerprint: 'fp_bench',
@@ -58,4 +63,7 @@ export function runUpstream() {
   server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) runUpstream();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { chunks: { type: 'string', default: '5' }, model: { type: 'string', default: 'gpt-4o-mini' } }, strict: true });
+  runUpstream({ chunks: Number(values.chunks), model: values.model });
+}
