@@ -64,15 +64,20 @@ function sharedFlakyStore(): { store: CounterStore; down: (d: boolean) => void }
 const logs: string[] = [];
 /** A meter on `store` for the free tier, or for a plan of `rules` alone. */
 function meter(store: CounterStore, onUnavailable: 'closed' | 'open', clock = new ManualClock(), rules?: unknown[]) {
+  return meterOn(store, rules ? { rules } : { preset: 'free-tier', rules: [] }, clock, { onUnavailable });
+}
+
+/** A meter on `store` whose default plan is `plan` (a plan's config: a preset and/or rules). */
+function meterOn(store: CounterStore, plan: unknown, clock: ManualClock, opts: { onUnavailable?: 'closed' | 'open'; renewEveryMs?: number } = {}) {
   return new PlanMeter({
-    plans: resolvePlans({ free: rules ? { rules: rules as never } : { preset: 'free-tier', rules: [] } }).plans,
+    plans: resolvePlans({ free: plan as never }).plans,
     defaultPlan: 'free',
     store,
     clock,
     reservationTtlMs: 30_000,
-    renewEveryMs: 60_000,
+    renewEveryMs: opts.renewEveryMs ?? 60_000,
     maxHoldMs: 120_000,
-    onUnavailable,
+    onUnavailable: opts.onUnavailable ?? 'closed',
     logger: { warn: (_o, m) => logs.push(m), error: (_o, m) => logs.push(m) },
   });
 }
@@ -209,17 +214,7 @@ describe('lapsed reservations', () => {
   it('a settlement after the TTL debits a prepaid balance (never credits it) and still counts the request', async () => {
     const store = new MemoryCounterStore();
     const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
-    const m = new PlanMeter({
-      plans: resolvePlans({ free: { preset: 'pay-as-you-go', rules: [{ id: 'daily_requests', measure: 'requests', limit: 5, window: 'day' }] as never } }).plans,
-      defaultPlan: 'free',
-      store,
-      clock,
-      reservationTtlMs: 30_000,
-      renewEveryMs: 60_000,
-      maxHoldMs: 120_000,
-      onUnavailable: 'closed',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    const m = meterOn(store, { preset: 'pay-as-you-go', rules: [{ id: 'daily_requests', measure: 'requests', limit: 5, window: 'day' }] }, clock);
     const keys = ['tg:{acct_1}:balance', 'tg:{acct_1}:daily_requests:d2026-11-25'];
     await store.add(keys[0]!, 1000, null);
     const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 500 });
@@ -234,17 +229,7 @@ describe('lapsed reservations', () => {
   it('a live request is renewed past the TTL, but not past maxHoldMs: a request path that never settles cannot pin a counter', async () => {
     const store = new MemoryCounterStore();
     const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
-    const m = new PlanMeter({
-      plans: resolvePlans({ free: { rules: [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }] as never } }).plans,
-      defaultPlan: 'free',
-      store,
-      clock,
-      reservationTtlMs: 30_000,
-      renewEveryMs: 2,
-      maxHoldMs: 120_000,
-      onUnavailable: 'closed',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    const m = meterOn(store, { rules: [{ id: 'daily', measure: 'credits', limit: 500, window: 'day' }] }, clock, { renewEveryMs: 2 });
     const renewed = () => new Promise((resolve) => setTimeout(resolve, 30));
     const fits = async (id: string) => {
       const admitted = await m.admit({ requestId: id, principal, model, worstCaseCredits: 500 }).catch(() => undefined);
@@ -293,17 +278,7 @@ describe('sweep', () => {
 
 describe('refusals', () => {
   function planMeter(rules: unknown[], clock: ManualClock) {
-    return new PlanMeter({
-      plans: resolvePlans({ free: { rules: rules as never } }).plans,
-      defaultPlan: 'free',
-      store: new MemoryCounterStore(),
-      clock,
-      reservationTtlMs: 30_000,
-      renewEveryMs: 60_000,
-      maxHoldMs: 120_000,
-      onUnavailable: 'closed',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    return meterOn(new MemoryCounterStore(), { rules }, clock);
   }
   const refusal = (m: PlanMeter, requestId: string, worstCaseCredits = 10) =>
     m.admit({ requestId, principal, model, worstCaseCredits }).then(
@@ -442,17 +417,7 @@ describe('refusals', () => {
 
 describe('limit headers', () => {
   function planMeter(rules: unknown[]) {
-    return new PlanMeter({
-      plans: resolvePlans({ free: { rules: rules as never } }).plans,
-      defaultPlan: 'free',
-      store: new MemoryCounterStore(),
-      clock: new ManualClock(Date.parse('2027-03-10T10:30:00Z')),
-      reservationTtlMs: 30_000,
-      renewEveryMs: 60_000,
-      maxHoldMs: 120_000,
-      onUnavailable: 'closed',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    return meterOn(new MemoryCounterStore(), { rules }, new ManualClock(Date.parse('2027-03-10T10:30:00Z')));
   }
 
   it('name the binding credit budget: the one with the least left, whatever the order of the plan (SPEC §6)', async () => {
@@ -478,17 +443,7 @@ describe('limit headers', () => {
 
   it('a prepaid balance an actual cost overran reads 0 remaining, as the refusal that follows says it', async () => {
     const store = new MemoryCounterStore();
-    const m = new PlanMeter({
-      plans: resolvePlans({ free: { preset: 'pay-as-you-go', rules: [] } }).plans,
-      defaultPlan: 'free',
-      store,
-      clock: new ManualClock(Date.parse('2027-03-10T10:30:00Z')),
-      reservationTtlMs: 30_000,
-      renewEveryMs: 60_000,
-      maxHoldMs: 120_000,
-      onUnavailable: 'closed',
-      logger: { warn: () => {}, error: () => {} },
-    });
+    const m = meterOn(store, { preset: 'pay-as-you-go', rules: [] }, new ManualClock(Date.parse('2027-03-10T10:30:00Z')));
     await store.add('tg:{acct_1}:balance', 100, null);
     const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 100 });
     // The upstream counted more prompt than the estimate: charged, and the balance is below 0.
