@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../src/core/passwords.js';
 import { decodeSse } from '../../src/lib/sse.js';
+import { StorageUnavailableError } from '../../src/storage/ports.js';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
@@ -515,6 +516,30 @@ describe('keys and usage are per account', () => {
       const other = await signUp(2);
       expect((await other.b.json('/app/api/keys', { method: 'POST', body: { name: 'x' } })).status).toBe(201);
       expect((await s.admin('POST', `/accounts/${accountId}/keys`, { name: 'ops' })).status).toBe(201);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a key creation that fails (a storage outage) does not spend the account\'s daily quota', async () => {
+    // The quota was taken before the key was written: during an outage each retry answered 503 and
+    // still counted, and web.keysPerDay of them locked the account out of new keys until midnight.
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 100, keysPerDay: 2 } } });
+    try {
+      const b = new Browser(s.url);
+      await b.session();
+      expect((await b.json('/app/api/signup', { method: 'POST', body: { email: 'outage@example.test', password: PASSWORD } })).status).toBe(201);
+      await b.session();
+      const keyStore = s.gw.storage.keys;
+      const create = keyStore.create.bind(keyStore);
+      keyStore.create = async () => {
+        throw new StorageUnavailableError('the database did not answer');
+      };
+      for (let i = 0; i < 3; i++) expect((await b.json('/app/api/keys', { method: 'POST', body: { name: 'k' } })).status).toBe(503);
+      keyStore.create = create;
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await b.json('/app/api/keys', { method: 'POST', body: { name: `k${i}` } })).status);
+      expect(statuses).toEqual([201, 201, 429]);
     } finally {
       await s.close();
     }

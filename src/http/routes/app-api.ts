@@ -217,8 +217,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     app.post('/keys', async (req, reply) => {
       const body = parseBody(createKey, req.body ?? {});
       const accountId = signedIn(req).account.id;
-      await keyQuota.take(accountId, req.id);
-      const { key, secret } = await keys.create(accountId, body.name);
+      const { key, secret } = await keyQuota.create(accountId, req.id, () => keys.create(accountId, body.name));
       return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, key: secret });
     });
 
