@@ -2,8 +2,8 @@
 // limit one free account made 300,000 keys in minutes: every list of them (GET /app/api/keys) then
 // held the event loop 3.6 s and 560 MB, and each create-and-revoke emptied every instance's key
 // cache. Counted like sign-ups: one atomic reserve that settles as 'keep' (no read-then-write), so
-// concurrent creations cannot pass the limit; a revocation gives nothing back, a failed creation
-// gives its count back.
+// concurrent creations cannot pass the limit. The reservation is settled (kept) once the key is
+// made and released if making it fails; a revocation gives nothing back.
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { CounterStoreUnavailableError, type CounterOp, type CounterStore } from '../storage/counters.js';
@@ -27,19 +27,25 @@ export class KeyQuota {
    * the account out of new keys until midnight, with none made.
    */
   async create<T>(accountId: string, attemptId: string, create: () => Promise<T>): Promise<T> {
-    const op = await this.take(accountId, attemptId);
+    const id = await this.take(accountId, attemptId);
+    let made: T;
     try {
-      return await create();
+      made = await create();
     } catch (err) {
-      // The creation's own error is the answer; a give-back the limiter refuses leaves the count
-      // spent (the side of the limit, as before).
-      await this.counters.add(op.key, -1, op.expiresAt).catch(() => undefined);
+      // The creation's own error is the answer; a release the limiter refuses leaves the count held
+      // until the reservation's TTL gives it back.
+      await this.counters.release(id).catch(() => undefined);
       throw err;
     }
+    // The key exists and its secret is shown only in this answer: a settlement the limiter refuses
+    // must not turn it into an error. Unsettled, the reservation lapses after its TTL and the count
+    // is given back (one key more that day, at most).
+    await this.counters.settle(id, 0).catch(() => undefined);
+    return made;
   }
 
-  /** Counts one key creation of the account (the counter it counted in), or throws too_many_keys. */
-  private async take(accountId: string, attemptId: string): Promise<CounterOp> {
+  /** Reserves one key creation of the account (the reservation's id), or throws too_many_keys. */
+  private async take(accountId: string, attemptId: string): Promise<string> {
     const now = this.clock.now();
     const day = windowAt('day', now);
     const id = `keys:${attemptId}`;
@@ -56,7 +62,6 @@ export class KeyQuota {
       const retryAfter = String(Math.max(1, Math.ceil((day.endsAt - now) / 1000)));
       throw new GatewayError('too_many_keys', { vars: { limit: this.perDay, retryAfter }, headers: { 'retry-after': retryAfter } });
     }
-    await this.counters.settle(id, 0);
-    return op;
+    return id;
   }
 }

@@ -192,7 +192,7 @@ export const catalogue = {
   too_many_keys: {
     status: 429,
     type: 'rate_limit_error',
-    message: 'Your account created {limit} API keys today, the most one account may create in a day. Try again in {retryAfter} s, or revoke and reuse the keys you have.',
+    message: 'Your account created {limit} API keys today, the most one account may create in a day. Try again in {retryAfter} s (at 00:00 UTC); revoking a key does not give its place back, and the keys you have keep working.',
   },
   internal_error: {
     status: 500,
