@@ -49,6 +49,11 @@ describe('token counting', () => {
     expect(countChatPrompt(turn({ reasoning_content: reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
     expect(countChatPrompt(turn({ reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
     expect(countChatPrompt(turn({ reasoning_content: '', reasoning }))).toBe(countChatPrompt(turn({})) + countText(reasoning));
+    // Priced, but not the context window's: the common templates drop earlier turns' reasoning.
+    const withReasoning = countChatPromptParts(turn({ reasoning_content: reasoning }), 1445, Number.POSITIVE_INFINITY, countChatPrompt(turn({})));
+    expect(withReasoning).toEqual({ messages: countChatPrompt(turn({})), total: countChatPrompt(turn({})) + countText(reasoning) });
+    // Past the price cap it stops, whatever the window says.
+    expect(countChatPromptParts(turn({ reasoning_content: reasoning }), 1445, 50).total).toBeGreaterThan(50);
 
     const call = { name: 'lookup', arguments: '{"q":"weather in Paris"}' };
     const withCall = { messages: [{ role: 'assistant', content: null, function_call: call }] };

@@ -244,6 +244,14 @@ export function countChatPromptParts(
   messagesCap = Number.POSITIVE_INFINITY,
 ): { messages: number; total: number } {
   let tokens = REPLY_PRIMING;
+  /**
+   * Reasoning sent back with earlier assistant turns, apart: priced (an upstream may bill it) but
+   * not held against the context window — the templates of the common reasoning models (Qwen3 on
+   * vLLM, DeepSeek-R1, gpt-oss) drop it from turns before the last user message, and a client that
+   * pushes each returned message back into its history got context_length_exceeded for text the
+   * model never saw.
+   */
+  let reasoningTokens = 0;
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const stop = Math.min(cap, messagesCap);
   for (const m of messages) {
@@ -257,13 +265,14 @@ export function countChatPromptParts(
     // vLLM's and Ollama's chat templates render it into the prompt, which the upstream bills.
     // Uncounted, 600,000 tokens of it rode on a one-word prompt past the free tier's reservation.
     const reasoning = reasoningSent(msg);
-    if (reasoning !== '') tokens += countText(reasoning, stop - tokens);
+    if (reasoning !== '') reasoningTokens += countText(reasoning, cap - tokens - reasoningTokens);
     if (Array.isArray(msg.tool_calls)) tokens += countJson(msg.tool_calls, stop - tokens);
     if (msg.function_call !== undefined) tokens += countJson(msg.function_call, stop - tokens);
     // Past the cap, the rest cannot make the request admissible (countText says why).
-    if (tokens > stop) return { messages: tokens, total: tokens };
+    if (tokens > stop || tokens + reasoningTokens > cap) return { messages: tokens, total: tokens + reasoningTokens };
   }
   const inMessages = tokens;
+  tokens += reasoningTokens;
   // Tool and function definitions count toward the prompt; their exact framing is undocumented,
   // so the serialised JSON is a slight over-estimate, which is the safe side for a reservation.
   if (Array.isArray(body.tools) && body.tools.length > 0) tokens += countJson(body.tools, cap - tokens);
