@@ -1,17 +1,14 @@
 // How many API keys an account may create per UTC day in the web app (web.keysPerDay). Without a
 // limit one free account made 300,000 keys in minutes: every list of them (GET /app/api/keys) then
 // held the event loop 3.6 s and 560 MB, and each create-and-revoke emptied every instance's key
-// cache. Counted like sign-ups: one atomic reserve that settles as 'keep' (no read-then-write), so
-// concurrent creations cannot pass the limit. The reservation is settled (kept) once the key is
+// cache. Counted like sign-ups (action-count.ts): the reservation is settled (kept) once the key is
 // made and released if making it fails; a revocation gives nothing back.
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
-import { CounterStoreUnavailableError, type CounterOp, type CounterStore } from '../storage/counters.js';
+import type { CounterStore } from '../storage/counters.js';
+import { ACTION_COUNT_GRACE_MS, reserveAction } from './action-count.js';
 import { accountKeyPrefix } from './balances.js';
 import { windowAt } from './windows.js';
-
-/** The counter outlives its day by this much before a sweep may forget it, ms. */
-const GRACE_MS = 60_000;
 
 export class KeyQuota {
   constructor(
@@ -49,19 +46,10 @@ export class KeyQuota {
     const now = this.clock.now();
     const day = windowAt('day', now);
     const id = `keys:${attemptId}`;
-    const op: CounterOp = { key: `${accountKeyPrefix(accountId)}:keys_created:${day.id}`, amount: 1, max: this.perDay, settle: 'keep', expiresAt: day.endsAt + GRACE_MS };
-    let result;
-    try {
-      result = await this.counters.reserve(id, [op], now + 60_000, now);
-    } catch (err) {
-      // Fail closed: without the counter, creation would be unlimited.
-      if (err instanceof CounterStoreUnavailableError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
-      throw err;
-    }
-    if (!result.ok) {
-      const retryAfter = String(Math.max(1, Math.ceil((day.endsAt - now) / 1000)));
-      throw new GatewayError('too_many_keys', { vars: { limit: this.perDay, retryAfter }, headers: { 'retry-after': retryAfter } });
-    }
+    const op = { key: `${accountKeyPrefix(accountId)}:keys_created:${day.id}`, amount: 1, max: this.perDay, settle: 'keep' as const, expiresAt: day.endsAt + ACTION_COUNT_GRACE_MS };
+    await reserveAction(this.counters, id, [op], now, day.endsAt, (retryAfter) =>
+      new GatewayError('too_many_keys', { vars: { limit: this.perDay, retryAfter }, headers: { 'retry-after': retryAfter } }),
+    );
     return id;
   }
 }

@@ -5,18 +5,16 @@
 // Cluster script may only touch keys of one slot, and the per-address counter must span emails.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { CounterOp, CounterStore } from '../storage/counters.js';
-import { CounterStoreUnavailableError } from '../storage/counters.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex } from '../lib/ids.js';
 import type { AccountInfo, AccountService } from './accounts.js';
+import { ACTION_COUNT_GRACE_MS as GRACE_MS, reserveAction } from './action-count.js';
 import { dummyHash, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import { windowAt } from './windows.js';
 
 /** Attempts per client address per minute, as a multiple of the per-email limit (NAT, offices). */
 const PER_ADDRESS_FACTOR = 4;
-/** Counters outlive their minute by this much before a sweep may forget them, ms. */
-const GRACE_MS = 60_000;
 
 /**
  * What the per-address limits count a client address as. An IPv6 client holds a whole /64 (RFC 6177:
@@ -116,15 +114,7 @@ export class SigninService {
 
   /** Counts one attempt in every op at once, or throws `tooMany` (with the seconds until `resetAt`). */
   private async count(id: string, ops: CounterOp[], now: number, resetAt: number, tooMany: (retryAfter: string) => GatewayError): Promise<void> {
-    let result;
-    try {
-      result = await this.counters.reserve(id, ops, now + 60_000, now);
-    } catch (err) {
-      // Fail closed: without the counter, guessing (or sign-up) would be unlimited.
-      if (err instanceof CounterStoreUnavailableError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
-      throw err;
-    }
-    if (!result.ok) throw tooMany(String(Math.max(1, Math.ceil((resetAt - now) / 1000))));
+    await reserveAction(this.counters, id, ops, now, resetAt, tooMany);
     await this.counters.settle(id, 0);
   }
 }
