@@ -94,7 +94,8 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
   // answered 401 at the server). Still made — a first account may come before the first start —
   // but said, with the path.
   const url = cfg.storage.url;
-  const made = url.startsWith('sqlite:') && sqliteFile(url) !== ':memory:' && !existsSync(sqliteFile(url)) ? sqliteFile(url) : undefined;
+  const file = url.startsWith('sqlite:') ? sqliteFile(url) : ':memory:';
+  const made = file !== ':memory:' && !existsSync(file) ? file : undefined;
   const services = await buildServices(cfg);
   if (made !== undefined) {
     const relative = isAbsolute(sqlitePath(url)) ? '' : ', relative to the working directory';
