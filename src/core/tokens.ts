@@ -82,8 +82,8 @@ type Encoding = (text: string, options: typeof PLAIN_TEXT) => number;
  * again on every turn, and most requests repeat a system prompt or tool definitions, so most of a
  * real prompt's text was counted before: looking a text up costs about a tenth of counting it
  * or less (a fresh 4 KB string from the request body: 7.2 against 75 µs, 1 KB 1.5 against 20 µs;
- * `node bench/token-memo.mjs`). Below MEMO_MIN_CHARS a count costs about a microsecond and is not kept; above
- * MEMO_MAX_CHARS a text would take a large share of the memo for one entry.
+ * `node bench/token-memo.mjs`). Below MEMO_MIN_CHARS a count costs about a microsecond and is not
+ * kept; above MEMO_MAX_CHARS a text would take a large share of the memo for one entry.
  */
 const MEMO_CHARS = 2_000_000;
 const MEMO_MIN_CHARS = 64;
