@@ -169,6 +169,10 @@ describe('openai provider: chatStream', () => {
     expect(fake.requests).toHaveLength(3);
     expect(lastBody()).not.toHaveProperty('stream_options');
     expect(lastBody()).toMatchObject({ model: 'gpt-4o-mini', stream: true });
+    // Sent without the field now: an error that still names it is not the field's, and is not asked twice.
+    fake.enqueue({ kind: 'json', status: 422, body: refusal });
+    expect(((await rejection(p.chatStream({ model: chatModel, body }, ctx()))) as UpstreamHttpError).status).toBe(422);
+    expect(fake.requests).toHaveLength(4);
   });
 
   it('an error naming stream_options that the request without it gets again is passed on, and usage is still asked for after', async () => {
@@ -239,6 +243,23 @@ describe('openai provider: chatStream', () => {
     stream.close();
   });
 
+  it('reads away what an upstream sends after [DONE], so its connection serves the next call', async () => {
+    // One connection: left paused with the unread rest, it would hold the next call until the total timeout.
+    const one = createUpstreamClient({ connectTimeoutMs: 1_000, firstByteTimeoutMs: 5_000, totalTimeoutMs: 10_000, idleTimeoutMs: 5_000, connectionsPerOrigin: 1 });
+    try {
+      const p = openaiProviderType.create({ config: config(), client: one });
+      fake.enqueue({ kind: 'sse', events: ['{"choices":[]}', '[DONE]', ...Array<string>(40).fill('{"choices":[]}')], intervalMs: 2 });
+      const stream = await p.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+      expect(await collect(stream.events)).toHaveLength(1);
+      stream.close();
+      const started = performance.now();
+      await p.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('a stream cut off (no [DONE], no finish_reason) is an error after what came; one with a finish_reason is whole', async () => {
     const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
     fake.enqueue({ kind: 'sse', events: [part] });
@@ -287,6 +308,14 @@ describe('openai provider: chatStream', () => {
     expect(events[1]!.usage).toEqual({ promptTokens: 5, outputTokens: 3 });
   });
 
+  it('a whole completion relayed as chunks says why it stopped, with stop when the server named no reason', async () => {
+    fake.enqueue({ kind: 'json', body: { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' } }] } });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx());
+    const events = await collect(stream.events);
+    expect(events).toHaveLength(1);
+    expect((events[0]!.chunk.choices as { finish_reason: unknown }[])[0]!.finish_reason).toBe('stop');
+  });
+
   it('throws an UpstreamHttpError from the iterator on a mid-stream error object', async () => {
     fake.enqueue({
       kind: 'sse',
@@ -303,6 +332,18 @@ describe('openai provider: chatStream', () => {
     expect(e.status).toBe(502);
     expect(e.provider).toBe('oai');
     expect(e.body.error).toEqual({ message: 'The server is overloaded', type: 'server_error', code: 'overloaded', param: null });
+  });
+
+  it('an `event: error` is an error though its data has no `error` member, not a chunk relayed before [DONE]', async () => {
+    // The fake writes `data: <event>\n\n`: the first event carries the named error event after it.
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[]}\n\nevent: error\ndata: {"message":"The model is overloaded"}', '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const seen: ChatStreamEvent[] = [];
+    const err = await rejection((async () => {
+      for await (const e of stream.events) seen.push(e);
+    })());
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, body: { error: { message: 'The model is overloaded' } } });
   });
 
   it('rejects a stream whose event is not JSON', async () => {
@@ -456,6 +497,11 @@ describe('openai provider: error answers', () => {
     expect(await rejection(call())).toMatchObject({ code: 'upstream_auth_failed', status: 502 });
   });
 
+  it("a 200 carrying a 403 error object is the gateway's own key refused (upstream_auth_failed), not the caller's 403", async () => {
+    fake.enqueue({ kind: 'json', status: 200, body: { error: { message: 'Project sk-abc does not have access to model gpt-4o-mini', code: 403 } } });
+    expect(await rejection(call())).toMatchObject({ code: 'upstream_auth_failed', status: 502 });
+  });
+
   it('a 200 that is not JSON is a 502 invalid_upstream_response', async () => {
     fake.enqueue({ kind: 'text', status: 200, body: 'surprise' });
     const err = await rejection(call());
@@ -513,6 +559,13 @@ describe('openai provider: embeddings and images', () => {
     expect(body.model).toBe('embed');
     expect((body.data as { embedding: number[] }[])[1]!.embedding).toEqual(fakeEmbedding(1));
     expect(usage).toEqual({ promptTokens: 12, outputTokens: 0 });
+  });
+
+  it('charges embeddings for their input only, and a fractional count rounds up', async () => {
+    // An embedding has no output: a completion count some compatible servers add is not charged.
+    fake.enqueue({ kind: 'json', body: { object: 'list', data: [], model: 'x', usage: { prompt_tokens: 3.2, completion_tokens: 5, total_tokens: 8.2 } } });
+    const { usage } = await provider.embed({ model: embedModel, body: { model: 'embed', input: 'a' } }, ctx());
+    expect(usage).toEqual({ promptTokens: 4, outputTokens: 0 });
   });
 
   it('sends n, size as WxH, response_format and extra fields for images', async () => {
