@@ -11,6 +11,12 @@ describe('credentialMask', () => {
     );
   });
 
+  it('masks a header value that holds the apiKey whole, not just the key inside it', () => {
+    // Shortest first, the key inside went first and the rest of the header value (its own secret) stayed.
+    const mask = credentialMask(provider('sk-0123456789', { 'x-proxy-auth': 'sk-0123456789:proxy-secret-42' }));
+    expect(mask('sent x-proxy-auth sk-0123456789:proxy-secret-42')).toBe('sent x-proxy-auth [redacted]');
+  });
+
   it("leaves a local server's placeholder key alone: masking `x` would garble every message", () => {
     const mask = credentialMask(provider('x', { 'OpenAI-Beta': 'v2' }));
     expect(mask('max_tokens exceeds the context')).toBe('max_tokens exceeds the context');

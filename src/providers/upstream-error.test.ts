@@ -50,3 +50,32 @@ describe('reading upstream bodies within limits', () => {
     expect(JSON.stringify(err.body)).not.toContain('AIzaSySecretKey');
   });
 });
+
+describe('upstream error answers', () => {
+  const withHeaders = (res: UpstreamResponse, headers: Record<string, string>): UpstreamResponse => ({ ...res, headers });
+
+  it('a 429 passes on the Retry-After the provider sent, JSON body or not, and one without gets 1 (SPEC §5)', async () => {
+    const json = (await upstreamError(withHeaders(response(429, '{"error":{"message":"slow down"}}'), { 'retry-after': '30' }), 'oai', () => ({ message: 'slow down' }))) as UpstreamHttpError;
+    expect(json.headers['retry-after']).toBe('30');
+    const html = (await upstreamError(withHeaders(response(429, '<html>Too Many Requests</html>'), { 'retry-after': '20' }), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(html.headers['retry-after']).toBe('20');
+    const none = (await upstreamError(response(429, '{}'), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(none.headers['retry-after']).toBe('1');
+  });
+
+  it("a Retry-After that is not a delay or a date is not passed on", async () => {
+    const err = (await upstreamError(withHeaders(response(503, '{}'), { 'retry-after': '<script>alert(1)</script>' }), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(err.headers['retry-after']).toBeUndefined();
+  });
+
+  it("a proxy's HTML error page reaches the caller as its text, cut to 300 characters", async () => {
+    const err = (await upstreamError(response(502, `<html><body><h1>Bad Gateway</h1>${'x'.repeat(2000)}</body></html>`), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(err.body.error.message).toBe(`Bad Gateway ${'x'.repeat(288)}…`);
+  });
+
+  it('a 300 Multiple Choices is a redirect too, never passed on', async () => {
+    const err = (await upstreamError(response(300, ''), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(err.status).toBe(502);
+    expect(err.body.error.code).toBe('upstream_redirect');
+  });
+});
