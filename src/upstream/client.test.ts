@@ -38,6 +38,10 @@ beforeAll(async () => {
     });
   });
   routes.set('/hang', () => {});
+  routes.set('/late-head-then-rest', (_req, res) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).write('made '), 50);
+    setTimeout(() => res.end('and billed'), 800);
+  });
   routes.set('/late-head', (_req, res) => {
     setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('made and billed'), 50);
   });
@@ -186,10 +190,40 @@ describe('createUpstreamClient', () => {
     expect((await (await c.request(get('/huge'))).text(4_000_000)).length).toBe(4_000_000);
   });
 
+  it('text(maxBytes) refuses a body one byte past the limit', async () => {
+    await expect((await client().request(get('/huge'))).text(3_999_999)).rejects.toBeInstanceOf(UpstreamBodyTooLarge);
+  });
+
+  it('text() reads a body that had already filled its queue and paused the socket', async () => {
+    const res = await client({ idleTimeoutMs: 5_000 }).request(get('/huge'));
+    await new Promise((r) => setTimeout(r, 100)); // 4 MB unread: the queue fills and the socket pauses
+    const started = performance.now();
+    expect((await res.text()).length).toBe(4_000_000);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('dump() drops a long rest by closing the connection, not by reading it all', async () => {
+    const c = client({ idleTimeoutMs: 5_000 });
+    const res = await c.request(get('/huge-then-stall'));
+    const started = performance.now();
+    await res.dump();
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('a process that stalled past the timeout still takes the answer waiting on its socket', async () => {
     const pending = client().request(get('/late-head'));
     // The event loop stops for longer than the first-byte limit (300 ms) while the answer comes
     // (50 ms in): on waking, the timer is due and the bytes are readable; timers run first.
+    await new Promise((r) => setTimeout(r, 10));
+    const until = Date.now() + 600;
+    while (Date.now() < until);
+    const res = await pending;
+    expect(await res.text()).toBe('made and billed');
+  });
+
+  it('a process that stalled past the timeout still takes a stream whose head and first bytes wait on its socket', async () => {
+    // As above, but the body is not whole on waking: the call is not done, only its bytes say it is alive.
+    const pending = client().request(get('/late-head-then-rest'));
     await new Promise((r) => setTimeout(r, 10));
     const until = Date.now() + 600;
     while (Date.now() < until);
@@ -357,6 +391,8 @@ describe('createUpstreamClient', () => {
     expectGatewayError(m(dns), 'upstream_unavailable', { detail: 'host name not found' });
     const eyeballs = new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })]);
     expectGatewayError(m(eyeballs), 'upstream_unavailable', { detail: 'connection refused' });
+    // A reset (a provider's load balancer dropping the connection) is the upstream's failure, not a bug (500).
+    for (const code of ['ECONNRESET', 'EPIPE']) expectGatewayError(m(Object.assign(new Error(code), { code })), 'upstream_unavailable', { detail: 'connection reset' });
     const bug = new TypeError('bug');
     expect(m(bug)).toBe(bug);
   });
