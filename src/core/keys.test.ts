@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,34 @@ describe('KeyService cache', () => {
     gate = undefined;
     expect(await pending).not.toBeNull(); // it read before the revocation
     expect(await service.authenticate(secret)).toBeNull(); // and did not put the old state in the cache
+  });
+
+  it("invalidateAccount makes this process's next request see the account's change at once, not after the TTL", async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    await service.authenticate(secret);
+    await store.accounts.update('acc_1', { plan: 'paid' });
+    service.invalidateAccount('acc_1');
+    expect((await service.authenticate(secret))?.account.plan).toBe('paid');
+  });
+
+  it('writes last_used_at at most once a minute per key, not on every request', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    const touch = vi.spyOn(store.keys, 'touchLastUsed');
+    for (let i = 0; i < 5; i++) {
+      await service.authenticate(secret);
+      clock.advance(10_000);
+    }
+    expect(touch).toHaveBeenCalledTimes(1);
+    clock.advance(20_000);
+    await service.authenticate(secret);
+    expect(touch).toHaveBeenCalledTimes(2);
+  });
+
+  it('names an unknown secret by its display prefix only, never in full (errors are logged)', async () => {
+    const secret = `tg-${'a'.repeat(43)}`;
+    const err = await service.idOf(secret).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'key_not_found' });
+    expect(JSON.stringify({ message: (err as Error).message, vars: (err as { vars: unknown }).vars })).not.toContain(secret);
   });
 
   it('does not move the version with last_used_at touches', async () => {
