@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { addressBucket } from './signin.js';
+import { ManualClock } from '../lib/clock.js';
+import { MemoryCounterStore } from '../storage/memory/counters.js';
+import type { AccountService } from './accounts.js';
+import { addressBucket, SigninService } from './signin.js';
 
 describe('addressBucket (what the per-address sign-in and sign-up limits count)', () => {
   it('counts an IPv6 address as its /64, however it is written', () => {
@@ -20,5 +23,17 @@ describe('addressBucket (what the per-address sign-in and sign-up limits count)'
 
   it('leaves anything else as it is', () => {
     expect(addressBucket('unknown')).toBe('unknown');
+  });
+});
+
+describe('SigninService attempt limits', () => {
+  it("counts an email's attempts however its letters are cased: each casing is not a fresh allowance", async () => {
+    const noAccount = { findByEmail: async () => null, passwordHash: async () => null } as unknown as AccountService;
+    const signin = new SigninService(noAccount, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    // From different addresses, so only the per-email count can refuse.
+    const attempt = (email: string, i: number) => signin.signIn(email, 'guess', `203.0.113.${i}`, `a${i}`).catch((err: { code: string }) => err.code);
+    expect(await attempt('alice@example.com', 1)).toBe('invalid_credentials');
+    expect(await attempt('Alice@example.com', 2)).toBe('invalid_credentials');
+    expect(await attempt('ALICE@example.com', 3)).toBe('too_many_signin_attempts');
   });
 });
