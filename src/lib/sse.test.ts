@@ -61,6 +61,10 @@ describe('decodeSse', () => {
     expect(events).toEqual([{ data: 'a\nb' }]);
   });
 
+  it('keeps the lines of one CRLF event together when they arrive in one chunk (Windows servers)', async () => {
+    expect(await decodeString('event: delta\r\ndata: {"a":\r\ndata: 1}\r\n\r\n')).toEqual([{ event: 'delta', data: '{"a":\n1}' }]);
+  });
+
   it('treats a lone CR at a chunk end followed by another line as a terminator', async () => {
     const events = await collect([enc.encode('data: a\r'), enc.encode('\r'), enc.encode('data: b\r\r')]);
     expect(events).toEqual([{ data: 'a' }, { data: 'b' }]);
