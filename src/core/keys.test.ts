@@ -120,6 +120,11 @@ describe('KeyService cache', () => {
     expect(JSON.stringify({ message: (err as Error).message, vars: (err as { vars: unknown }).vars })).not.toContain(secret);
   });
 
+  it('answers a token not shaped like a key without a store lookup (a flood of junk tokens costs no reads)', async () => {
+    for (const junk of ['sk-proj-abc', `tg-${'a'.repeat(42)}`, `tg-${'a'.repeat(42)}!`, '']) expect(await service.authenticate(junk)).toBeNull();
+    expect(reads).toBe(0);
+  });
+
   it('does not move the version with last_used_at touches', async () => {
     const { secret } = await service.create('acc_1', 'k');
     const v = await store.credentialsVersion();
