@@ -210,6 +210,17 @@ describe('redis counter store specifics', () => {
     await store.close();
   });
 
+  it('sweep deletes a counter past its expiry, and giving back to it later does not bring it back (a key with no TTL)', async () => {
+    const store = await fresh();
+    const op = { ...credits('a', 5, 100), expiresAt: T0 + 1_000 };
+    await store.reserve('r1', [op], T0 + TTL, T0);
+    await store.sweep(T0 + 2_000);
+    expect(await admin.exists(op.key)).toBe(0);
+    expect(await store.release('r1')).toBe(true);
+    expect(await admin.exists(op.key)).toBe(0);
+    await store.close();
+  });
+
   it("gives back a dead process's reservation on the account's next reserve, and sweep finds every account", async () => {
     const dead = await fresh();
     await dead.reserve('r1', [credits('a', 600, 1000)], T0 + TTL, T0);
