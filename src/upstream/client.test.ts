@@ -291,6 +291,17 @@ describe('createUpstreamClient', () => {
     expect(timers.allCleared()).toBe(true);
   });
 
+  it('a body that keeps dripping is not idle: each chunk restarts the idle limit', async () => {
+    const res = await client().request(get('/drip'));
+    const started = performance.now();
+    let bytes = 0;
+    for await (const c of res.body) {
+      bytes += c.length;
+      if (performance.now() - started > 900) break; // three idle limits (300 ms) of steady bytes
+    }
+    expect(bytes).toBeGreaterThan(10);
+  });
+
   it('enforces the total timeout on a body that keeps dripping', async () => {
     const c = client({ totalTimeoutMs: 250, idleTimeoutMs: 5_000 });
     const res = await c.request(get('/drip'));
