@@ -108,6 +108,12 @@ function expectGatewayError(err: unknown, code: string, vars: Record<string, unk
   expect(g.vars).toMatchObject(vars);
 }
 
+/** Holds the event loop for `ms`, as a process stopped by SIGSTOP or a paused VM would be held. */
+function stallEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until);
+}
+
 async function drain(body: AsyncIterable<Uint8Array>): Promise<string> {
   let s = '';
   for await (const c of body) s += Buffer.from(c).toString();
@@ -215,8 +221,7 @@ describe('createUpstreamClient', () => {
     // The event loop stops for longer than the first-byte limit (300 ms) while the answer comes
     // (50 ms in): on waking, the timer is due and the bytes are readable; timers run first.
     await new Promise((r) => setTimeout(r, 10));
-    const until = Date.now() + 600;
-    while (Date.now() < until);
+    stallEventLoop(600);
     const res = await pending;
     expect(await res.text()).toBe('made and billed');
   });
@@ -225,8 +230,7 @@ describe('createUpstreamClient', () => {
     // As above, but the body is not whole on waking: the call is not done, only its bytes say it is alive.
     const pending = client().request(get('/late-head-then-rest'));
     await new Promise((r) => setTimeout(r, 10));
-    const until = Date.now() + 600;
-    while (Date.now() < until);
+    stallEventLoop(600);
     const res = await pending;
     expect(await res.text()).toBe('made and billed');
   });

@@ -48,6 +48,15 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
+/** A stream read until it fails: the events that came first, and the failure. */
+async function readUntilFailure(events: AsyncIterable<ChatStreamEvent>): Promise<{ seen: ChatStreamEvent[]; err: unknown }> {
+  const seen: ChatStreamEvent[] = [];
+  const err = await rejection((async () => {
+    for await (const e of events) seen.push(e);
+  })());
+  return { seen, err };
+}
+
 async function collect(events: AsyncIterable<ChatStreamEvent>): Promise<ChatStreamEvent[]> {
   const out: ChatStreamEvent[] = [];
   for await (const e of events) out.push(e);
@@ -264,10 +273,7 @@ describe('openai provider: chatStream', () => {
     const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
     fake.enqueue({ kind: 'sse', events: [part] });
     let stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
-    const seen: ChatStreamEvent[] = [];
-    const err = await rejection((async () => {
-      for await (const e of stream.events) seen.push(e);
-    })());
+    const { seen, err } = await readUntilFailure(stream.events);
     expect(seen).toHaveLength(1);
     expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
     expect((err as UpstreamHttpError).body.error.message).toMatch(/ended before \[DONE\]/);
@@ -322,10 +328,7 @@ describe('openai provider: chatStream', () => {
       events: ['{"choices":[{"index":0,"delta":{"content":"par"}}]}', '{"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":"overloaded"}}'],
     });
     const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
-    const seen: ChatStreamEvent[] = [];
-    const err = await rejection((async () => {
-      for await (const e of stream.events) seen.push(e);
-    })());
+    const { seen, err } = await readUntilFailure(stream.events);
     expect(seen).toHaveLength(1);
     expect(err).toBeInstanceOf(UpstreamHttpError);
     const e = err as UpstreamHttpError;
@@ -338,10 +341,7 @@ describe('openai provider: chatStream', () => {
     // The fake writes `data: <event>\n\n`: the first event carries the named error event after it.
     fake.enqueue({ kind: 'sse', events: ['{"choices":[]}\n\nevent: error\ndata: {"message":"The model is overloaded"}', '[DONE]'] });
     const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
-    const seen: ChatStreamEvent[] = [];
-    const err = await rejection((async () => {
-      for await (const e of stream.events) seen.push(e);
-    })());
+    const { seen, err } = await readUntilFailure(stream.events);
     expect(seen).toHaveLength(1);
     expect(err).toMatchObject({ status: 502, body: { error: { message: 'The model is overloaded' } } });
   });
