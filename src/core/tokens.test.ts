@@ -28,12 +28,37 @@ describe('token counting', () => {
     const expected =
       3 +
       (3 + countText('system') + countText('You are terse.')) +
-      (3 + countText('user') + countText('Hi there') + 1 + countText('ann')) +
+      (3 + countText('user') + countText('Hi ') + 1 + countText('there') + 1 + countText('ann')) +
       (3 + countText('assistant') + countText(JSON.stringify(body.messages[2]!.tool_calls))) +
       countText(JSON.stringify(body.tools));
     expect(countChatPrompt(body)).toBe(expected);
     // The same again: remembered role counts give the same answer.
     expect(countChatPrompt(body)).toBe(expected);
+  });
+
+  it('counts text parts at least as any upstream joining them does: apart, plus a token per boundary', () => {
+    const contentTokens = (content: unknown) =>
+      countChatPrompt({ messages: [{ role: 'user', content }] }) - countChatPrompt({ messages: [{ role: 'user', content: '' }] });
+    const textParts = (texts: string[]) => texts.map((text) => ({ type: 'text', text }));
+    // vLLM joins a message's text parts with newlines; run together, 40,000 a's are 5,000 tokens.
+    const many = Array.from({ length: 40_000 }, () => 'a');
+    expect(contentTokens(textParts(many))).toBeGreaterThanOrEqual(countTokens(many.join('\n')));
+    expect(countTokens(many.join(''))).toBeLessThan(countTokens(many.join('\n')) / 10);
+    // Whitespace at a boundary merges into one piece when joined; the bound still holds.
+    const samples = ['Hello ', ' world', '\n', '  \n', 'x  ', 'def f():\n    return 1\n', '日本語のテキスト', '1234', '!!!', 'a', '\t', "'s", '}\n'];
+    for (const a of samples) {
+      for (const b of samples) {
+        for (const c of samples) {
+          const counted = contentTokens(textParts([a, b, c]));
+          expect(counted).toBe(countText(a) + countText(b) + countText(c) + 2);
+          for (const sep of ['\n', '', ' ', '\n\n']) expect(counted).toBeGreaterThanOrEqual(countTokens([a, b, c].join(sep)));
+        }
+      }
+    }
+    // A cap stops the count between parts too.
+    const capped = countChatPrompt({ messages: [{ role: 'user', content: textParts(many) }] }, 1445, 1000);
+    expect(capped).toBeGreaterThan(1000);
+    expect(capped).toBeLessThan(1100);
   });
 
   it('counts everything the upstream bills as input: response format, function calls, other parts', () => {
