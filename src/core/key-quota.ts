@@ -19,11 +19,13 @@ export class KeyQuota {
 
   /**
    * Makes one key through `create`, counted against the account's day, or throws 429 too_many_keys
-   * (with Retry-After: the next UTC day). A creation that throws gives its count back: during a
+   * (with Retry-After: the next UTC day), or 403 key_creation_closed at a limit of 0. A creation that throws gives its count back: during a
    * storage outage each retry answered 503 and still counted, and web.keysPerDay of them locked
    * the account out of new keys until midnight, with none made.
    */
   async create<T>(accountId: string, attemptId: string, create: () => Promise<T>): Promise<T> {
+    // Closed, not spent: a 429 would say "try again tomorrow" to a form that never opens.
+    if (!this.open) throw new GatewayError('key_creation_closed');
     const id = await this.take(accountId, attemptId);
     let made: T;
     try {
@@ -39,6 +41,11 @@ export class KeyQuota {
     // is given back (one key more that day, at most).
     await this.counters.settle(id, 0).catch(() => undefined);
     return made;
+  }
+
+  /** Whether accounts make their own keys: web.keysPerDay 0 leaves key creation to the operator. */
+  get open(): boolean {
+    return this.perDay > 0;
   }
 
   /** Reserves one key creation of the account (the reservation's id), or throws too_many_keys. */

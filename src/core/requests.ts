@@ -162,6 +162,9 @@ export const storedName = z
   .max(100)
   .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
 
+/** A web sign-in password being set (sign-up, or the operator through the admin API). */
+export const newPassword = z.string().min(8, 'at least 8 characters').max(1024);
+
 function paramOf(path: readonly PropertyKey[]): string | null {
   if (path.length === 0) return null;
   return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');

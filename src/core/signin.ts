@@ -66,8 +66,17 @@ export class SigninService {
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
-  /** A new free account, or 429 too_many_signups once this address made its hourly share. */
+  /** Whether anyone may sign up: web.signupsPerHour 0 leaves account creation to the operator. */
+  get signupOpen(): boolean {
+    return (this.opts.signupsPerHour ?? 10) > 0;
+  }
+
+  /**
+   * A new free account, or 429 too_many_signups once this address made its hourly share, or 403
+   * signup_closed when sign-up is closed (a 429 would say "try again" to a form that never opens).
+   */
   async signUp(email: string, password: string, address: string, attemptId: string): Promise<AccountInfo> {
+    if (!this.signupOpen) throw new GatewayError('signup_closed');
     const now = this.clock.now();
     const span = windowAt('hour', now);
     const op = {

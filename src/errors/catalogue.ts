@@ -184,6 +184,16 @@ export const catalogue = {
     type: 'permission_error',
     message: 'Credits on this gateway are added by its operator. Ask them to top up your balance.',
   },
+  signup_closed: {
+    status: 403,
+    type: 'permission_error',
+    message: 'Accounts on this gateway are created by its operator. Ask them for one.',
+  },
+  key_creation_closed: {
+    status: 403,
+    type: 'permission_error',
+    message: 'API keys on this gateway are created by its operator. Ask them for one; the keys you have keep working.',
+  },
   too_many_signups: {
     status: 429,
     type: 'rate_limit_error',

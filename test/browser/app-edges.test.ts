@@ -1,6 +1,7 @@
 // The web app in Debian's Chromium, at its edges: a session that runs out while a page is open,
 // the Playground's meter when the model is changed while a request runs, an image-to-image model,
-// a page on another origin calling /v1 (CORS), and where an error points at Billing. Each test has its own
+// a page on another origin calling /v1 (CORS), where an error points at Billing, and a gateway that
+// leaves accounts and keys to its operator. Each test has its own
 // gateway (the first one needs sessions that last two seconds).
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -164,6 +165,30 @@ describe('web app edges in Chromium', () => {
     await page.fill(byTest('key-name'), 'laptop');
     await page.click(byTest('create-key'));
     await page.locator(byTest('new-secret')).waitFor();
+    await page.context().close();
+  }, 60_000);
+
+  it('with sign-up and key creation closed, offers neither form; the operator\'s account signs in and revokes its key', async () => {
+    const t = await gateway({ config: { web: { signupsPerHour: 0, keysPerDay: 0 } } });
+    const made = await t.admin('POST', '/accounts', { email: 'closed@example.com', password: 'correct horse battery' });
+    await t.admin('POST', `/accounts/${made.body.id}/keys`, { name: 'from ops' });
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.setDefaultTimeout(10_000);
+    // The sign-up page is the sign-in form, and nothing links to a sign-up that would be refused.
+    await page.goto(`${t.url}/app/signup`);
+    await page.locator('h1', { hasText: 'Sign in' }).waitFor();
+    expect(await page.locator(byTest('switch-to-signup')).count()).toBe(0);
+    expect(await page.locator(byTest('switch')).textContent()).toContain('created by its operator');
+    await page.fill(byTest('email'), 'closed@example.com');
+    await page.fill(byTest('password'), 'correct horse battery');
+    await page.click(byTest('submit'));
+    await page.waitForURL(/\/app\/playground/);
+    await page.click(byTest('nav-keys'));
+    await page.locator(byTest('keys-by-operator')).waitFor();
+    expect(await page.locator(byTest('create-key')).count()).toBe(0);
+    page.once('dialog', (d) => void d.accept());
+    await page.click(byTest('revoke'));
+    await page.locator('.status-bad', { hasText: 'Revoked' }).waitFor();
     await page.context().close();
   }, 60_000);
 

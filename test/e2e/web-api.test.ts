@@ -100,7 +100,7 @@ describe('sign-up, session and sign-in', () => {
   it('signs up: session cookie httpOnly + SameSite, csrf cookie readable; GET /session authenticated', async () => {
     const b = new Browser();
     const anon = await b.session();
-    expect(anon).toEqual({ authenticated: false, csrfToken: expect.any(String) });
+    expect(anon).toEqual({ authenticated: false, csrfToken: expect.any(String), signup: true, keyCreation: true });
     expect(b.cookies.get('tg_csrf')).toBe(anon.csrfToken);
     const csrfCookie = b.setCookies.find((c) => c.startsWith('tg_csrf='))!;
     expect(csrfCookie).toMatch(/SameSite=Strict/);
@@ -216,25 +216,64 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
-  it('sign-up is limited per client address (web.signupsPerHour); 0 closes it', async () => {
-    for (const [limit, allowed] of [[3, 3], [0, 0]] as const) {
-      const s = await startTestGateway({ config: { web: { signupsPerHour: limit } } });
-      try {
-        const statuses: number[] = [];
-        for (let i = 0; i < allowed + 1; i++) {
-          const b = new Browser(s.url);
-          await b.session();
-          statuses.push((await b.json('/app/api/signup', { method: 'POST', body: { email: `s${i}-${limit}@example.test`, password: PASSWORD } })).status);
-        }
-        expect(statuses).toEqual([...Array(allowed).fill(201), 429]);
+  it('sign-up is limited per client address (web.signupsPerHour)', async () => {
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 3 } } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
         const b = new Browser(s.url);
-        await b.session();
-        const refused = await b.json('/app/api/signup', { method: 'POST', body: { email: `late-${limit}@example.test`, password: PASSWORD } });
-        expect(refused.body.error).toMatchObject({ code: 'too_many_signups', type: 'rate_limit_error' });
-        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-      } finally {
-        await s.close();
+        expect((await b.session()).signup).toBe(true);
+        statuses.push((await b.json('/app/api/signup', { method: 'POST', body: { email: `s${i}@example.test`, password: PASSWORD } })).status);
       }
+      expect(statuses).toEqual([201, 201, 201, 429]);
+      const b = new Browser(s.url);
+      await b.session();
+      const refused = await b.json('/app/api/signup', { method: 'POST', body: { email: 'late@example.test', password: PASSWORD } });
+      expect(refused.body.error).toMatchObject({ code: 'too_many_signups', type: 'rate_limit_error' });
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('web.signupsPerHour 0 closes sign-up: the session says so and a sign-up is 403 signup_closed, not a 429 to try again', async () => {
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 0 } } });
+    try {
+      const b = new Browser(s.url);
+      expect(await b.session()).toMatchObject({ authenticated: false, signup: false, keyCreation: true });
+      const refused = await b.json('/app/api/signup', { method: 'POST', body: { email: 'closed@example.test', password: PASSWORD } });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error).toMatchObject({ code: 'signup_closed', type: 'permission_error' });
+      expect(refused.headers.get('retry-after')).toBeNull();
+      expect(b.cookies.has('tg_session')).toBe(false);
+      // The operator's accounts get in with the password it sets (admin API), and a password it
+      // sets again ends the sessions signed in with the old one.
+      const made = await s.admin('POST', '/accounts', { email: 'ops-made@example.test', password: 'first-password' });
+      expect(made.status).toBe(201);
+      const signIn = async (password: string) => {
+        const c = new Browser(s.url);
+        await c.session();
+        return { c, status: (await c.json('/app/api/signin', { method: 'POST', body: { email: 'ops-made@example.test', password } })).status };
+      };
+      const first = await signIn('first-password');
+      expect(first.status).toBe(200);
+      expect((await first.c.json('/app/api/keys')).status).toBe(200);
+      expect((await s.admin('PATCH', `/accounts/${made.body.id}`, { password: 'second-password' })).status).toBe(200);
+      expect((await first.c.json('/app/api/keys')).status).toBe(401);
+      expect((await signIn('first-password')).status).toBe(401);
+      expect((await signIn('second-password')).status).toBe(200);
+      // A password needs an email to sign in with, and the sign-up rule's length.
+      for (const [path, method, body] of [
+        ['/accounts', 'POST', { password: 'long-enough' }],
+        ['/accounts', 'POST', { email: 'short@example.test', password: 'short' }],
+        [`/accounts/${(await s.admin('POST', '/accounts', {})).body.id}`, 'PATCH', { password: 'long-enough' }],
+      ] as const) {
+        const res = await s.admin(method, path, body);
+        expect(res.status).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'password' });
+      }
+    } finally {
+      await s.close();
     }
   });
 
@@ -516,6 +555,26 @@ describe('keys and usage are per account', () => {
       const other = await signUp(2);
       expect((await other.b.json('/app/api/keys', { method: 'POST', body: { name: 'x' } })).status).toBe(201);
       expect((await s.admin('POST', `/accounts/${accountId}/keys`, { name: 'ops' })).status).toBe(201);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('web.keysPerDay 0 leaves keys to the operator: the session says so, a creation is 403 key_creation_closed, revoking still works', async () => {
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 100, keysPerDay: 0 } } });
+    try {
+      const b = new Browser(s.url);
+      await b.session();
+      const res = await b.json('/app/api/signup', { method: 'POST', body: { email: 'nokeys@example.test', password: PASSWORD } });
+      expect(res.status).toBe(201);
+      expect(await b.session()).toMatchObject({ authenticated: true, signup: true, keyCreation: false });
+      const refused = await b.json('/app/api/keys', { method: 'POST', body: { name: 'mine' } });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error).toMatchObject({ code: 'key_creation_closed', type: 'permission_error' });
+      expect(refused.headers.get('retry-after')).toBeNull();
+      const made = await s.admin('POST', `/accounts/${res.body.account.id}/keys`, { name: 'ops' });
+      expect(made.status).toBe(201);
+      expect((await b.json(`/app/api/keys/${made.body.id}`, { method: 'DELETE' })).status).toBe(200);
     } finally {
       await s.close();
     }

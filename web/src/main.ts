@@ -105,7 +105,7 @@ function App() {
   if (onAuthPage || !authed) {
     if (!onAuthPage) return html`<main class="center-page" ref=${main}><p class="muted" role="status">Redirecting to sign in…</p></main>`;
     return html`<main class="center-page" ref=${main}>
-      <${SignInPage} mode=${path === '/app/signup' ? 'signup' : 'signin'} onSignedIn=${signedIn} />
+      <${SignInPage} mode=${path === '/app/signup' && session.signup !== false ? 'signup' : 'signin'} signupOpen=${session.signup !== false} onSignedIn=${signedIn} />
     </main>`;
   }
 
@@ -116,7 +116,7 @@ function App() {
       page = html`<${PlaygroundPage} />`;
       break;
     case '/app/keys':
-      page = html`<${KeysPage} />`;
+      page = html`<${KeysPage} creation=${session.keyCreation !== false} />`;
       break;
     case '/app/usage':
       page = html`<${UsagePage} />`;

@@ -12,6 +12,10 @@ export interface Session {
   authenticated: boolean;
   csrfToken: string;
   account?: Account;
+  /** Whether anyone may sign up; false: accounts are made by the operator. */
+  signup?: boolean;
+  /** Whether accounts make their own API keys; false: keys are made by the operator. */
+  keyCreation?: boolean;
 }
 
 export type ModelType = 'chat' | 'image' | 'embedding';

@@ -1,7 +1,9 @@
 // The admin API (SPEC §9): bearer TOLLGATE_ADMIN_TOKEN, refused entirely when none is configured.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parseBody, storedName } from '../../core/requests.js';
+import { hashPassword } from '../../core/passwords.js';
+import { newPassword, parseBody, storedName } from '../../core/requests.js';
+import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
@@ -10,14 +12,19 @@ import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
 import { accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
 
+// `password` gives the account a web sign-in: with sign-up closed (web.signupsPerHour 0) the
+// operator's accounts had no way into the web app.
 const createAccount = z.strictObject({
   email: emailAddress.nullable().optional(),
   plan: z.string().min(1).optional(),
+  password: newPassword.optional(),
 });
 const patchAccount = z.strictObject({
   plan: z.string().min(1).optional(),
   paymentMethod: z.boolean().optional(),
+  password: newPassword.optional(),
 });
+const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
 const createKey = z.strictObject({ name: storedName.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
@@ -42,6 +49,7 @@ const usageQuery = z.strictObject({
 export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
   const { accounts, keys, storage, clock } = deps;
   const token = deps.config.admin.token;
+  const epochs = new SessionEpochs(deps.counters, clock);
 
   return async (app) => {
     app.addHook('onRequest', async (req) => {
@@ -59,7 +67,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.post('/accounts', async (req, reply) => {
       const body = parseBody(createAccount, req.body ?? {});
-      const account = await accounts.create({ email: body.email ?? null, ...(body.plan !== undefined && { plan: body.plan }) });
+      if (body.password !== undefined && !body.email) throw noEmail();
+      const account = await accounts.create({
+        email: body.email ?? null,
+        ...(body.plan !== undefined && { plan: body.plan }),
+        ...(body.password !== undefined && { passwordHash: await hashPassword(body.password) }),
+      });
       return reply.code(201).send(accountView(account));
     });
 
@@ -80,6 +93,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.patch<{ Params: { id: string } }>('/accounts/:id', async (req) => {
       const body = parseBody(patchAccount, req.body ?? {});
+      if (body.password !== undefined) {
+        if (!(await accounts.get(req.params.id)).email) throw noEmail();
+        await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));
+        // A password set for someone is a reset: the sessions signed in with the old one end.
+        await epochs.end(req.params.id);
+      }
       const account = await accounts.update(req.params.id, {
         ...(body.plan !== undefined && { plan: body.plan }),
         ...(body.paymentMethod !== undefined && { paymentMethod: body.paymentMethod }),

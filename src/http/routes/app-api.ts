@@ -8,7 +8,7 @@ import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
 import { KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
-import { parseBody, storedName } from '../../core/requests.js';
+import { newPassword, parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -31,7 +31,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const CREDENTIALS_BODY_LIMIT = 16 * 1024;
 
 const credentials = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(1024) });
-const signup = z.strictObject({ email: emailAddress, password: z.string().min(8, 'at least 8 characters').max(1024) });
+const signup = z.strictObject({ email: emailAddress, password: newPassword });
 const chatBody = z.strictObject({
   model: z.string(),
   messages: z.array(z.unknown()),
@@ -68,6 +68,8 @@ function clientKeyView(k: { id: string; name: string; prefix: string; createdAt:
 export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsync {
   const { accounts, gateway, keys, storage, clock, meter, catalog, signin, billing } = deps;
   const keyQuota = new KeyQuota(deps.counters, clock, deps.config.web.keysPerDay);
+  /** What the web app must not offer (docs/web-api.md): a form that can only be refused. */
+  const offered = { signup: signin.signupOpen, keyCreation: keyQuota.open };
 
   /** The signed-in account (loaded fresh: plan and balance change), or null. */
   async function currentAccount(req: FastifyRequest): Promise<{ account: AccountInfo; token: string } | null> {
@@ -124,11 +126,11 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       if (req.web) {
         const csrfToken = deps.sessions.csrfFor(req.web.token);
         web.issueCsrf(reply, csrfToken, false);
-        return { authenticated: true, csrfToken, account: sessionAccountView(req.web.account) };
+        return { authenticated: true, csrfToken, account: sessionAccountView(req.web.account), ...offered };
       }
       const csrfToken = deps.sessions.anonymousCsrf();
       web.issueCsrf(reply, csrfToken, web.cookies(req).tg_session !== undefined);
-      return { authenticated: false, csrfToken };
+      return { authenticated: false, csrfToken, ...offered };
     });
 
     app.post('/signup', { config: { public: true }, bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {

@@ -52,7 +52,8 @@ function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => voi
   `;
 }
 
-export function KeysPage() {
+/** `creation`: whether this account may make its own keys (false: the operator makes them). */
+export function KeysPage({ creation }: { creation: boolean }) {
   const [keys, setKeys] = useState<ApiKey[] | null>(null);
   const [name, setName] = useState('');
   const [secret, setSecret] = useState<NewKey | null>(null);
@@ -107,7 +108,8 @@ export function KeysPage() {
         <p class="muted">Use a key as <code>Authorization: Bearer tg-…</code> with any OpenAI SDK, base URL <code>${location.origin}/v1</code>.</p>
       </div>
 
-      <form class="card inline-form" onSubmit=${create}>
+      ${creation
+        ? html`<form class="card inline-form" onSubmit=${create}>
         <div class="field grow">
           <label for="key-name">Key name</label>
           <input id="key-name" data-testid="key-name" type="text" required maxLength="100" placeholder="e.g. laptop, CI"
@@ -115,7 +117,8 @@ export function KeysPage() {
             value=${name} onInput=${(e: Event) => setName((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <button type="submit" class="btn btn-primary" data-testid="create-key" disabled=${busy}>${busy ? 'Creating…' : 'Create key'}</button>
-      </form>
+      </form>`
+        : html`<p class="card muted" data-testid="keys-by-operator">API keys on this service are created by its operator: ask them for one.</p>`}
 
       ${secret && html`<${SecretBox} secret=${secret} onDismiss=${() => setSecret(null)} />`}
       <${ErrorBox} error=${error} billingLink=${false} />
@@ -124,7 +127,7 @@ export function KeysPage() {
         ${keys === null
           ? html`<p class="muted" role="status">Loading keys…</p>`
           : keys.length === 0
-            ? html`<p class="muted">No keys yet. Create one above.</p>`
+            ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
             : html`<div class="table-scroll"><table>
                 <caption class="sr-only">Your API keys</caption>
                 <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>

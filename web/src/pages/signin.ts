@@ -4,7 +4,7 @@ import { api, toApiError } from '../api';
 import { navigate } from '../router';
 import type { Account } from '../types';
 
-export function SignInPage({ mode, onSignedIn }: { mode: 'signin' | 'signup'; onSignedIn: (a: Account) => Promise<void> }) {
+export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 'signup'; signupOpen: boolean; onSignedIn: (a: Account) => Promise<void> }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -69,10 +69,12 @@ export function SignInPage({ mode, onSignedIn }: { mode: 'signin' | 'signup'; on
           ${busy ? 'Please wait…' : signup ? 'Create account' : 'Sign in'}
         </button>
       </form>
-      <p class="switch">
+      <p class="switch" data-testid="switch">
         ${signup
           ? html`Already have an account?${' '}<button type="button" class="link-button" data-testid="switch-to-signin" onClick=${() => switchTo('signin')}>Sign in</button>`
-          : html`New here?${' '}<button type="button" class="link-button" data-testid="switch-to-signup" onClick=${() => switchTo('signup')}>Create an account</button>`}
+          : signupOpen
+            ? html`New here?${' '}<button type="button" class="link-button" data-testid="switch-to-signup" onClick=${() => switchTo('signup')}>Create an account</button>`
+            : 'Accounts on this service are created by its operator: ask them for one.'}
       </p>
     </div>
   `;
