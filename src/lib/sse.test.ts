@@ -101,6 +101,13 @@ describe('decodeSse', () => {
     expect(await decodeString('\uFEFFretry: 10\nfoo: bar\ndata: ok\n\n')).toEqual([{ data: 'ok' }]);
   });
 
+  it("reads llama.cpp's `error:` field as an error event (its mid-stream failures before ggml-org/llama.cpp#16109)", async () => {
+    expect(await decodeString('error: {"code":400,"message":"too long"}\n\ndata: [DONE]\n\n')).toEqual([
+      { event: 'error', data: '{"code":400,"message":"too long"}' },
+      { data: '[DONE]' },
+    ]);
+  });
+
   it('yields an event as soon as its blank line arrives', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

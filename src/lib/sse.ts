@@ -4,6 +4,7 @@
 // dispatched by a blank line and an unterminated event at end of stream is discarded.
 // Bytes may split anywhere (inside a UTF-8 character, between CR and LF); the decoder keeps state.
 // `[DONE]` and other sentinels are plain data: interpreting them is the caller's job.
+// One departure, for a dialect an upstream speaks: an `error:` field (see line()).
 
 export interface SseEvent {
   /** The `event:` field; undefined when the event named none (the spec's default "message"). */
@@ -77,6 +78,14 @@ export class SseDecoder {
         break;
       case 'id':
         if (!value.includes('\0')) this.id = value;
+        break;
+      // llama.cpp's server wrote a failure mid-stream (a prompt past the context size) as an
+      // `error:` field, then `data: [DONE]`, until ggml-org/llama.cpp#16109 (2025-09). Ignored as
+      // the spec says, the stream read as a whole, empty answer: the prompt was charged and the
+      // server's message lost. Read as `event: error` with that data.
+      case 'error':
+        this.event = 'error';
+        this.data.push(value);
         break;
       // `retry` and unknown fields are ignored: reconnection is not ours to do.
     }

@@ -1,6 +1,7 @@
 // OpenAI-compatible servers where they depart from OpenAI's wire format (SPEC §10: Mistral, Groq,
 // DeepSeek, vLLM, Gemini's and Anthropic's compatible endpoints, …), end to end through the
 // official openai client: relayed so it can read them, and charged what the provider bills.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countChatPrompt, countText } from '../../src/core/tokens.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -87,6 +88,24 @@ describe('vLLM behind RunPod: an error answered with HTTP 200', () => {
     await ledgerRows(accountId);
     const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data;
     expect(rows.map((r: { status: string; credits: number; httpStatus: number }) => [r.status, r.httpStatus, r.credits])).toEqual([['error', 404, 0], ['error', 404, 0]]);
+  });
+});
+
+describe('llama.cpp server: a failure mid-stream as an `error:` field, then [DONE]', () => {
+  // Builds before ggml-org/llama.cpp#16109 (2025-09) write `error: {...}` instead of a data line
+  // (https://github.com/ggml-org/llama.cpp/pull/16109, transcript from
+  // https://github.com/coddy-project/coddy-agent/pull/106): a prompt past the context size.
+  const transcript = readFileSync(new URL('../fixtures/openai/llamacpp-context-exceeded.sse', import.meta.url), 'utf8');
+
+  it("the client gets the server's error, not an empty answer, and nothing is charged", async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({ kind: 'transcript', text: transcript });
+    const stream = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } });
+    await expect((async () => {
+      for await (const _ of stream);
+    })()).rejects.toThrow(/exceeds the available context size/);
+    const [row] = await ledgerRows(accountId);
+    expect(row).toMatchObject({ status: 'error', httpStatus: 502, promptTokens: 0, outputTokens: 0, credits: 0 });
   });
 });
 

@@ -24,6 +24,8 @@ export type Behaviour =
       holdBeforeIndex?: number;
       release?: Promise<void>;
     }
+  /** An event stream written byte for byte as given (a recorded transcript, dialects included). */
+  | { kind: 'transcript'; text: string }
   | { kind: 'hang' }
   | { kind: 'destroy' }
   | { kind: 'text'; status: number; body: string };
@@ -123,6 +125,10 @@ export async function startFakeServer(opts: {
         }
         case 'sse':
           return sendSse(res, b.events, b);
+        case 'transcript':
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+          res.end(b.text);
+          return;
       }
     })().catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: { message: String(err), type: 'fake_server_error' } });
