@@ -198,7 +198,9 @@ class OpenAiProvider implements Provider {
       throw malformedResponse(this.id, 'a stream event is not JSON');
     }
     if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
-    if (chunk.error !== undefined || ev.event === 'error') {
+    // A truthy `error`, as the official SDKs test it (openai-node core/streaming.ts): a server that
+    // writes `"error": null` on every chunk is not failing.
+    if (chunk.error || ev.event === 'error') {
       // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
       const fields = maskFields(parseOpenAiError(chunk), this.mask);
       throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });

@@ -337,6 +337,17 @@ describe('openai provider: chatStream', () => {
     expect(e.body.error).toEqual({ message: 'The server is overloaded', type: 'server_error', code: 'overloaded', param: null });
   });
 
+  it('a chunk whose `error` member is null (or another empty value) is a chunk, as the official SDKs read it', async () => {
+    // openai-node's Stream throws only for a truthy `data.error` (core/streaming.ts); a server that
+    // serialises a nullable `error` on every chunk streams fine straight to the SDK.
+    const chunk = (error: unknown, delta: object, finish: string | null = null) =>
+      JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta, finish_reason: finish }], error });
+    fake.enqueue({ kind: 'sse', events: [chunk(null, { content: 'hi' }), chunk('', {}, 'stop'), '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    expect(events.map((e) => (e.chunk.choices as { delta: { content?: string } }[])[0]!.delta.content)).toEqual(['hi', undefined]);
+  });
+
   it('an `event: error` is an error though its data has no `error` member, not a chunk relayed before [DONE]', async () => {
     // The fake writes `data: <event>\n\n`: the first event carries the named error event after it.
     fake.enqueue({ kind: 'sse', events: ['{"choices":[]}\n\nevent: error\ndata: {"message":"The model is overloaded"}', '[DONE]'] });
