@@ -70,6 +70,14 @@ const chatModel = z.strictObject({
    * counted 215 ms in full, 15 ms to 128,000 tokens). Absent: no such check.
    */
   contextTokens: z.number().int().positive().optional(),
+  /**
+   * The `service_tier` values a request may name (absent or null always passes): `price` is one
+   * tier's, and upstreams bill others at their own rates — OpenAI's `priority` at about 1.75× the
+   * standard price (https://openai.com/api-priority-processing/), Groq's `performance` by contract.
+   * Any other value is refused with 400 before anything is reserved. Default: the standard tiers
+   * and the cheaper `flex` (OpenAI's `auto` and `default`, Groq's `on_demand`).
+   */
+  serviceTiers: z.array(z.string().min(1)).default(['auto', 'default', 'flex', 'on_demand']),
 });
 
 const embeddingModel = z.strictObject({

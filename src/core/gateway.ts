@@ -19,6 +19,7 @@ import type { ShapeOutcome } from './shaping.js';
 import type { Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
+import { checkServiceTier } from './service-tier.js';
 import { countPrompt } from './prompt-count.js';
 import { countChatPromptParts, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
@@ -215,6 +216,7 @@ export class Gateway {
     const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
+    checkServiceTier(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
     // The context window holds text-only messages to it; tool definitions and a response schema
