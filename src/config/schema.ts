@@ -21,7 +21,18 @@ const httpUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// 
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
 const usdPerMillionTokens = z.number().nonnegative();
 
-const chatPrice = z.strictObject({ input: usdPerMillionTokens, output: usdPerMillionTokens });
+const chatPrice = z
+  .strictObject({
+    input: usdPerMillionTokens,
+    output: usdPerMillionTokens,
+    /**
+     * Prompt tokens the upstream served from its prompt cache, which OpenAI, DeepSeek and others
+     * bill at a discount (gpt-4o-mini: 0.075 against 0.15). Absent: they cost `input`.
+     */
+    cachedInput: usdPerMillionTokens.optional(),
+  })
+  // The worst case prices every prompt token at `input`: a dearer cached price could pass it.
+  .refine((p) => p.cachedInput === undefined || p.cachedInput <= p.input, { message: 'cachedInput must not be above input', path: ['cachedInput'] });
 const embeddingPrice = z.strictObject({ input: usdPerMillionTokens });
 const imagePrice = z.strictObject({
   /** USD per image: one number for every size, or one per `WxH` size. */

@@ -247,7 +247,7 @@ export class Gateway {
         const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
         return { body: r.body, usage: { ...usage, outputTokens: this.chargedOutput(ctx, usage.outputTokens, allowance) } };
       },
-      (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens),
+      (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens, u.cachedPromptTokens),
     );
   }
 
@@ -412,7 +412,7 @@ export class Gateway {
           usage = event.usage;
           if (ctx.client.gone) break;
           // What the settlement below charges (it logs what it corrects; this does not).
-          const credits = usableCredits(this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)), worstCase);
+          const credits = usableCredits(this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance), usage.cachedPromptTokens), worstCase);
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
           } else {
@@ -470,7 +470,7 @@ export class Gateway {
         // prompt plus the output the upstream produced, counted with the tokenizer.
         const counted = usage ?? { promptTokens, outputTokens: countedOutput() };
         const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
-        creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens), worstCase);
+        creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens, charged.cachedPromptTokens), worstCase);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
       }
     }

@@ -38,3 +38,21 @@ describe('inputTokensOver', () => {
     expect(pricing.inputTokensOver(free, 50_000)).toBe(Number.POSITIVE_INFINITY);
   });
 });
+
+describe('chat prices', () => {
+  const chat = (price: unknown) => modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price }) as ChatModelConfig;
+
+  it('charges cached prompt tokens at cachedInput, and at input for a model without one', () => {
+    const cached = chat({ input: 0.15, cachedInput: 0.075, output: 0.6 });
+    expect(pricing.chatCredits(cached, 100_000, 1_000)).toBe(31_200);
+    expect(pricing.chatCredits(cached, 100_000, 1_000, 80_000)).toBe(19_200);
+    expect(pricing.chatCredits(cached, 100_000, 1_000, 100_000)).toBe(16_200);
+    expect(pricing.chatCredits(chat({ input: 0.15, output: 0.6 }), 100_000, 1_000, 80_000)).toBe(31_200);
+  });
+
+  it('refuses a cachedInput above input: the worst case prices the prompt at input', () => {
+    const parsed = modelSchema.safeParse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 0.15, cachedInput: 0.3, output: 0.6 } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues[0]).toMatchObject({ path: ['price', 'cachedInput'], message: 'cachedInput must not be above input' });
+  });
+});

@@ -28,9 +28,15 @@ export class Pricing {
     return Math.round(usdPerMillion * this.perUsd);
   }
 
-  chatCredits(model: ChatModelConfig, promptTokens: number, outputTokens: number): number {
-    const microCredits =
-      promptTokens * this.perMillion(model.price.input) + outputTokens * this.perMillion(model.price.output);
+  /**
+   * `cachedTokens` of the prompt's (the upstream's prompt cache served them) cost `cachedInput`
+   * where the model has one. A worst case names none: every prompt token at `input`.
+   */
+  chatCredits(model: ChatModelConfig, promptTokens: number, outputTokens: number, cachedTokens = 0): number {
+    const { input, cachedInput, output } = model.price;
+    const cached = cachedInput === undefined ? 0 : cachedTokens;
+    let microCredits = (promptTokens - cached) * this.perMillion(input) + outputTokens * this.perMillion(output);
+    if (cached > 0) microCredits += cached * this.perMillion(cachedInput!);
     return Math.ceil(microCredits / 1_000_000);
   }
 
@@ -73,6 +79,7 @@ export class Pricing {
       case 'chat':
         return {
           input_per_1m_tokens: this.perMillion(model.price.input),
+          ...(model.price.cachedInput !== undefined && { cached_input_per_1m_tokens: this.perMillion(model.price.cachedInput) }),
           output_per_1m_tokens: this.perMillion(model.price.output),
         };
       case 'embedding':

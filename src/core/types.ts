@@ -8,6 +8,11 @@ export type Surface = 'api' | 'playground';
 export interface Usage {
   promptTokens: number;
   outputTokens: number;
+  /**
+   * Of `promptTokens`, those the upstream served from its prompt cache (billed at the model's
+   * `price.cachedInput`). Absent: none, or the upstream did not say.
+   */
+  cachedPromptTokens?: number;
   /** Images actually produced (image models only). */
   images?: number;
 }

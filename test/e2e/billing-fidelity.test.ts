@@ -9,6 +9,8 @@ beforeAll(async () => {
   const models = [
     ...testModels(),
     // An operator whose price for this model is OpenAI's priority one, and who lets callers ask for it.
+    // OpenAI's list price: cached input at half the input price.
+    { id: 'gpt-4o-mini-cached', upstream: 'gpt-4o-mini', kind: 'chat' as const, provider: 'openai', price: { input: 0.15, cachedInput: 0.075, output: 0.6 } },
     { id: 'gpt-4o-mini-priority', upstream: 'gpt-4o-mini', kind: 'chat' as const, provider: 'openai', price: { input: 0.25, output: 1 }, serviceTiers: ['priority'] },
   ];
   t = await startTestGateway({ config: { models } });
@@ -60,5 +62,73 @@ describe('service_tier', () => {
     expect((t.openai.requests.at(-1)!.body as { service_tier?: unknown }).service_tier).toBe('priority');
     // Its own list replaces the default one.
     expect((await chat(secret, { service_tier: 'flex' }, 'gpt-4o-mini-priority')).status).toBe(400);
+  });
+});
+
+/** A chat completion answer with `usage`, as OpenAI (or DeepSeek) writes it. */
+const answer = (usage: Record<string, unknown>) => ({
+  kind: 'json' as const,
+  body: {
+    id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+    usage,
+  },
+});
+const streamOf = (usage: Record<string, unknown>) => ({
+  kind: 'sse' as const,
+  events: [
+    JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }] }),
+    JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [], usage }),
+    '[DONE]',
+  ],
+});
+const charged = (res: Response) => Number(res.headers.get('x-tollgate-credits-used'));
+
+describe('cached prompt tokens', () => {
+  // 100,000 prompt tokens, 80,000 of them from the cache, and 1,000 output: at 0.15 / 0.075 / 0.6
+  // USD per 1M (300,000 / 150,000 / 1,200,000 credits) that is 6,000 + 12,000 + 1,200 credits.
+  const cachedUsage = { prompt_tokens: 100_000, completion_tokens: 1_000, total_tokens: 101_000, prompt_tokens_details: { cached_tokens: 80_000 } };
+
+  it('are charged at the model price.cachedInput (OpenAI prompt_tokens_details.cached_tokens)', async () => {
+    const { secret } = await paid();
+    t.openai.enqueue(answer(cachedUsage));
+    const res = await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached');
+    expect(res.status).toBe(200);
+    expect(charged(res)).toBe(19_200);
+    expect((await res.json()).meta.usage.credits_used).toBe(19_200);
+  });
+
+  it('/v1/models lists the cached price beside the others', async () => {
+    const models = (await (await fetch(`${t.url}/v1/models`)).json()).data as Array<{ id: string; price: unknown }>;
+    expect(models.find((m) => m.id === 'gpt-4o-mini-cached')!.price).toEqual({ unit: 'credits',  input_per_1m_tokens: 300_000, cached_input_per_1m_tokens: 150_000, output_per_1m_tokens: 1_200_000 });
+    expect(models.find((m) => m.id === 'gpt-4o-mini')!.price).toEqual({ unit: 'credits',  input_per_1m_tokens: 300_000, output_per_1m_tokens: 1_200_000 });
+  });
+
+  it("DeepSeek's prompt_cache_hit_tokens count the same", async () => {
+    const { secret } = await paid();
+    t.openai.enqueue(answer({ prompt_tokens: 100_000, completion_tokens: 1_000, total_tokens: 101_000, prompt_cache_hit_tokens: 80_000, prompt_cache_miss_tokens: 20_000 }));
+    expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(19_200);
+  });
+
+  it('in a stream too, in the usage chunk and in what is charged', async () => {
+    const { accountId, secret } = await paid();
+    t.openai.enqueue(streamOf(cachedUsage));
+    const res = await chat(secret, { max_tokens: 1_000, stream: true, stream_options: { include_usage: true } }, 'gpt-4o-mini-cached');
+    const text = await res.text();
+    expect(text).toContain('"credits_used":19200');
+    const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number }>;
+    expect(rows.map((r) => r.credits)).toEqual([19_200]);
+  });
+
+  it('a model without cachedInput charges them at the input price; a count past prompt_tokens or unreadable counts as none cached', async () => {
+    const { secret } = await paid();
+    t.openai.enqueue(answer(cachedUsage));
+    expect(charged(await chat(secret, { max_tokens: 1_000 }))).toBe(31_200);
+    t.openai.enqueue(answer({ ...cachedUsage, prompt_tokens_details: { cached_tokens: 500_000 } }));
+    expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(31_200);
+    t.openai.enqueue(answer({ ...cachedUsage, prompt_tokens_details: { cached_tokens: '80000' } }));
+    expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(31_200);
+    t.openai.enqueue(answer({ ...cachedUsage, prompt_tokens_details: { cached_tokens: -5 } }));
+    expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(31_200);
   });
 });

@@ -69,7 +69,22 @@ function tokenCount(v: unknown): number | undefined {
 function tokenUsage(u: unknown): Usage | undefined {
   const promptTokens = isObject(u) ? tokenCount(u.prompt_tokens) : undefined;
   if (promptTokens === undefined) return undefined;
-  return { promptTokens, outputTokens: tokenCount((u as Record<string, unknown>).completion_tokens) ?? 0 };
+  const usage: Usage = { promptTokens, outputTokens: tokenCount((u as Record<string, unknown>).completion_tokens) ?? 0 };
+  const cached = cachedTokens(u as Record<string, unknown>);
+  // More cached than prompted is a broken report: it must not lower the charge.
+  if (cached !== undefined && cached > 0 && cached <= promptTokens) usage.cachedPromptTokens = cached;
+  return usage;
+}
+
+/**
+ * The prompt tokens an answer says came from the prompt cache, a part of prompt_tokens: OpenAI's
+ * `prompt_tokens_details.cached_tokens`, or
+ * DeepSeek's `prompt_cache_hit_tokens` (https://api-docs.deepseek.com/guides/kv_cache).
+ */
+function cachedTokens(u: Record<string, unknown>): number | undefined {
+  const details = u.prompt_tokens_details;
+  const cached = isObject(details) ? tokenCount(details.cached_tokens) : undefined;
+  return cached ?? tokenCount(u.prompt_cache_hit_tokens);
 }
 
 class OpenAiProvider implements Provider {
