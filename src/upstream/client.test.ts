@@ -38,6 +38,9 @@ beforeAll(async () => {
     });
   });
   routes.set('/hang', () => {});
+  routes.set('/answer-after-600ms', (_req, res) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('the whole answer'), 600);
+  });
   routes.set('/late-head-then-rest', (_req, res) => {
     setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).write('made '), 50);
     setTimeout(() => res.end('and billed'), 800);
@@ -310,6 +313,19 @@ describe('createUpstreamClient', () => {
     const c = client({ totalTimeoutMs: 250, idleTimeoutMs: 5_000 });
     const res = await c.request(get('/drip'));
     expectGatewayError(await caught(drain(res.body)), 'upstream_timeout', { phase: 'total', timeoutMs: 250 });
+  });
+
+  it('waits for a whole answer past the first-byte limit (its head comes only when it is made), bounded by the total limit', async () => {
+    // A non-streaming model call: a long answer's head came after 60 s and was thrown away as a
+    // timeout once the provider had billed it.
+    const res = await client().request({ ...get('/answer-after-600ms'), wholeAnswer: true });
+    expect(await res.text()).toBe('the whole answer');
+    expectGatewayError(await caught(client().request(get('/answer-after-600ms'))), 'upstream_timeout', { phase: 'first byte', timeoutMs: 300 });
+    const bounded = client({ totalTimeoutMs: 150 });
+    expectGatewayError(await caught(bounded.request({ ...get('/hang'), wholeAnswer: true })), 'upstream_timeout', { phase: 'total', timeoutMs: 150 });
+    // Once the head came, the body's silences are timed as ever.
+    const stalled = await client({ idleTimeoutMs: 200 }).request({ ...get('/stall'), wholeAnswer: true });
+    expectGatewayError(await caught(stalled.text()), 'upstream_timeout', { phase: 'idle', timeoutMs: 200 });
   });
 
   it('enforces the total timeout before headers', async () => {

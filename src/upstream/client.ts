@@ -218,8 +218,13 @@ class Call {
     this.resumeFn?.();
   }
 
+  /** Arms the phase timer; 0: no timer for this phase (the total timer still runs). */
   private arm(ms: number): void {
     clearTimeout(this.timer);
+    if (ms === 0) {
+      this.timer = undefined;
+      return;
+    }
     this.timer = setTimeout(phaseTimedOut, ms, this);
     this.timer.unref();
   }
@@ -335,6 +340,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
     bodyTimeout: 0,
   });
   const phases: PhaseTimeouts = { firstByteMs: opts.firstByteTimeoutMs, idleMs: opts.idleTimeoutMs };
+  const wholeAnswerPhases: PhaseTimeouts = { firstByteMs: 0, idleMs: opts.idleTimeoutMs };
 
   async function request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const caller = req.signal;
@@ -349,7 +355,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
       clearTimeout(timer);
       caller?.removeEventListener('abort', onCallerAbort);
     };
-    const call = new Call(finish, phases);
+    const call = new Call(finish, req.wholeAnswer === true ? wholeAnswerPhases : phases);
     const onCallerAbort = () => call.abort(caller!.reason instanceof Error ? caller!.reason : new Error(String(caller!.reason)));
     caller?.addEventListener('abort', onCallerAbort, { once: true });
     const timer = setTimeout(() => call.abort(new TotalTimeout()), opts.totalTimeoutMs);

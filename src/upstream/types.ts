@@ -10,6 +10,14 @@ export interface UpstreamRequest {
   body?: string;
   /** The caller's cancellation, if it has one. Aborting it aborts the upstream call. */
   signal?: AbortSignal | undefined;
+  /**
+   * The upstream answers with its head only once the whole answer is made (a model call that does
+   * not stream: OpenAI writes nothing before), so the first-byte timeout does not apply and only
+   * the total one bounds the wait. At 60 s a long answer (a paid plan's 16,384 tokens, a reasoning
+   * model, gpt-image-1) failed with 504 after the provider had billed the operator for it, three
+   * times over with the SDKs' two retries, while its caller was charged nothing.
+   */
+  wholeAnswer?: boolean;
 }
 
 export interface UpstreamResponse {

@@ -69,6 +69,8 @@ class FalProvider implements Provider {
       headers: this.headers,
       body: JSON.stringify(req),
       signal: ctx.signal,
+      // fal's synchronous endpoint answers when the images are made.
+      wholeAnswer: true,
     });
     if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseFalError, this.mask);
     const answer = await jsonObject(res, this.id);

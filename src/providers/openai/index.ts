@@ -111,7 +111,8 @@ class OpenAiProvider implements Provider {
     this.mask = credentialMask(config);
   }
 
-  private async post(path: string, body: JsonObject, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
+  /** `stream`: the answer is a stream, whose head comes at once; otherwise it comes with the whole answer. */
+  private async post(path: string, body: JsonObject, signal: AbortSignal | undefined, stream = false): Promise<UpstreamResponse> {
     const res = await this.client.request({
       provider: this.id,
       method: 'POST',
@@ -119,6 +120,7 @@ class OpenAiProvider implements Provider {
       headers: this.headers,
       body: JSON.stringify(body),
       signal,
+      wholeAnswer: !stream,
     });
     if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseOpenAiError, this.mask);
     return res;
@@ -135,13 +137,13 @@ class OpenAiProvider implements Provider {
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
     let res: UpstreamResponse;
     try {
-      res = await this.post('/chat/completions', this.streamBody(call, !this.streamOptionsRefused), ctx.signal);
+      res = await this.post('/chat/completions', this.streamBody(call, !this.streamOptionsRefused), ctx.signal, true);
     } catch (err) {
       if (this.streamOptionsRefused || !refusesStreamOptions(err)) throw err;
       // Refused before any work (nothing billed): asked again without it, and never again once
       // that was accepted — so an error that merely mentions the field (a client's own bad input
       // failing the same way again) cannot switch usage off for every later stream.
-      res = await this.post('/chat/completions', this.streamBody(call, false), ctx.signal);
+      res = await this.post('/chat/completions', this.streamBody(call, false), ctx.signal, true);
       this.streamOptionsRefused = true;
     }
     if (isJsonAnswer(res)) {

@@ -524,19 +524,22 @@ describe('openai provider: error answers', () => {
 describe('openai provider: transport failures', () => {
   const call = (p = provider) => p.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
 
-  it('an upstream that never answers is upstream_timeout (first byte)', async () => {
+  it('a stream that never starts is upstream_timeout (first byte): its head comes at once from a live upstream', async () => {
     fake.enqueue({ kind: 'hang' });
-    const err = await rejection(call());
+    const err = await rejection(provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx()));
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).code).toBe('upstream_timeout');
     expect((err as GatewayError).vars).toEqual({ provider: 'oai', timeoutMs: 400, phase: 'first byte' });
   });
 
-  it('a slow upstream (delayMs) is upstream_timeout too', async () => {
-    const slow = await startFakeOpenAI({ delayMs: 2_000 });
+  it('a non-streaming answer is waited for past the first-byte limit (OpenAI writes its head with the whole answer), up to the total one', async () => {
+    const slow = await startFakeOpenAI({ delayMs: 1_000 });
     try {
       const p = openaiProviderType.create({ config: { ...config(), baseUrl: slow.url }, client });
-      expect(((await rejection(call(p))) as GatewayError).code).toBe('upstream_timeout');
+      expect((await call(p)).usage).toBeDefined();
+      const bounded = createUpstreamClient({ connectTimeoutMs: 1_000, firstByteTimeoutMs: 400, totalTimeoutMs: 600, idleTimeoutMs: 400, connectionsPerOrigin: 1 });
+      const err = await rejection(call(openaiProviderType.create({ config: { ...config(), baseUrl: slow.url }, client: bounded })));
+      expect((err as GatewayError).vars).toEqual({ provider: 'oai', timeoutMs: 600, phase: 'total' });
     } finally {
       await slow.close();
     }
