@@ -30,6 +30,16 @@ async function tollgate(...args: string[]): Promise<{ code: number; stdout: stri
   }
 }
 
+/** `tollgate` with `input` piped to its stdin. */
+function tollgateWithInput(input: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('node', [bin, ...args], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm' } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin!.end(input);
+  });
+}
+
 beforeAll(async () => {
   // The binary under test is the build output, built once for the suite by test/global-setup.ts.
   upstream = await startFakeOpenAI();
@@ -312,6 +322,33 @@ describe('tollgate CLI', () => {
       expect(r.stderr).toMatch(/--port must be 0-65535/);
     }
   });
+
+  it('creates an account with a web password read from stdin (never from argv), which signs in to the web app', async () => {
+    const made = await tollgateWithInput('cli password 1\n', 'accounts', 'create', '--email', 'cli-web@example.com', '--password-stdin', '--json', '--config', configFile);
+    expect(made.code).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ email: 'cli-web@example.com' });
+    const short = await tollgateWithInput('short\n', 'accounts', 'create', '--email', 'short@example.com', '--password-stdin', '--config', configFile);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toMatch(/--password-stdin: the password needs at least 8 characters/);
+    const noEmail = await tollgateWithInput('long enough\n', 'accounts', 'create', '--password-stdin', '--config', configFile);
+    expect(noEmail.code).toBe(2);
+    expect(noEmail.stderr).toMatch(/--password-stdin needs --email/);
+    const server = await serve();
+    try {
+      const session = await fetch(`${server.url}/app/api/session`);
+      const csrf = /tg_csrf=([^;]+)/.exec(session.headers.get('set-cookie') ?? '')![1]!;
+      const signIn = (password: string) =>
+        fetch(`${server.url}/app/api/signin`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', cookie: `tg_csrf=${csrf}`, 'x-csrf-token': csrf },
+          body: JSON.stringify({ email: 'cli-web@example.com', password }),
+        });
+      expect((await signIn('cli password 1')).status).toBe(200);
+      expect((await signIn('cli password 2')).status).toBe(401);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 
   it('refuses a database file it cannot open with exit 1 and a one-line reason naming it', async () => {
     // A directory where the file should be (as root, the one way to make SQLite refuse a path;

@@ -17,6 +17,8 @@ import { GatewayError } from '../src/errors/gateway-error.js';
 import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
+import { hashPassword } from '../src/core/passwords.js';
+import { newPassword } from '../src/core/requests.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
@@ -28,7 +30,9 @@ import { accountView, keyView, summariseDaily } from '../src/http/views.js';
 const USAGE = `Usage: tollgate <command> [options]
 
   serve [--config F] [--port N]                      run the gateway
-  accounts create [--plan P] [--email E] [--json]    create an account
+  accounts create [--plan P] [--email E] [--password-stdin] [--json]
+                                                     create an account (a password read from stdin
+                                                     lets it sign in to the web app)
   accounts show ACCOUNT [--json]                     an account with today's usage
   accounts update ACCOUNT [--plan P] [--payment-method] [--json]
                                                      change the plan; mark a payment method (free → paid)
@@ -51,6 +55,7 @@ const options = {
   from: { type: 'string' },
   to: { type: 'string' },
   'payment-method': { type: 'boolean', default: false },
+  'password-stdin': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -133,6 +138,16 @@ function print(values: Values, json: unknown, text: string): void {
   process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
 }
 
+/** The password piped to --password-stdin: the first line, held to the sign-up rule. */
+async function readPassword(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  const password = text.split(/\r?\n/)[0] ?? '';
+  const checked = newPassword.safeParse(password);
+  if (!checked.success) throw new UsageError(`--password-stdin: the password needs ${checked.error.issues[0]?.message ?? 'a valid value'}`);
+  return password;
+}
+
 function arg(positionals: string[], i: number, what: string): string {
   const v = positionals[i];
   if (v === undefined) throw new UsageError(`missing ${what}`);
@@ -181,14 +196,22 @@ async function run(argv: string[]): Promise<number> {
       }
       return -1; // keep running
     }
-    case 'accounts create':
-      // The admin API's rule for emails, so the CLI makes no account the API would refuse.
+    case 'accounts create': {
+      // The admin API's rules for emails and passwords, so the CLI makes no account the API would refuse.
       if (values.email !== undefined && !emailAddress.safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
+      // From stdin, not an argument: a password in argv is in the shell's history and in `ps`.
+      const password = values['password-stdin'] ? await readPassword() : undefined;
+      if (password !== undefined && values.email === undefined) throw new UsageError('--password-stdin needs --email: the web app signs in with it');
       return withServices(values, async (s) => {
-        const a = await s.accounts.create({ email: values.email ?? null, ...(values.plan !== undefined && { plan: values.plan }) });
+        const a = await s.accounts.create({
+          email: values.email ?? null,
+          ...(values.plan !== undefined && { plan: values.plan }),
+          ...(password !== undefined && { passwordHash: await hashPassword(password) }),
+        });
         print(values, accountView(a), `created account ${a.id} (plan ${a.plan})`);
         return 0;
       });
+    }
     case 'accounts show':
       return withServices(values, async (s) => {
         const a = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
