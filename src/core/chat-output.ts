@@ -105,8 +105,9 @@ function functionText(f: unknown): string {
  * (https://api-docs.deepseek.com/guides/thinking_mode_api_example_streaming); vLLM renamed it
  * `reasoning`, as OpenRouter and Ollama call it, and may send both with the same text
  * (https://github.com/vllm-project/vllm/pull/27752): one of the two is counted.
- * Apart from deltaText: DeepSeek's reasoning is not bounded by max_tokens, so it is not held to
- * the relay's output length limit.
+ * Apart from deltaText: deepseek-reasoner's first versions did not bound their reasoning by
+ * max_tokens (its docs now count it in), nor may other servers, so it is not held to the relay's
+ * output length limit.
  */
 export function deltaReasoning(chunk: JsonObject): string {
   const choices = chunk.choices;
