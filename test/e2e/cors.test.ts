@@ -26,6 +26,21 @@ describe('CORS on /v1, any origin (the default)', () => {
     expect(res.headers.get('access-control-max-age')).toBe('86400');
   });
 
+  it("answers a preflight without reading its body: a stranger's OPTIONS had up to 10 MiB of JSON parsed", async () => {
+    // Not JSON at all: parsed, it was a 400 invalid_json, so a 9 MB body was parsed too (~100 ms
+    // of the event loop each, with no key asked for).
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'content-type': 'application/json' },
+      body: `{"model": "${'x'.repeat(100_000)}`,
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    // The connection still serves the next request.
+    expect((await fetch(`${t.url}/v1/models`)).status).toBe(200);
+  });
+
   it('lets the page read the answer, its limit headers and its errors', async () => {
     const headers = { origin: 'https://app.example', authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
     const ok = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers, body: chat });
