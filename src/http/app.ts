@@ -97,6 +97,16 @@ const KEY_IN_PATH = /tg-[0-9A-Za-z]+/g;
  */
 const KEY_IN_TEXT = /tg-[0-9A-Za-z]{43}/g;
 
+/**
+ * A model name as the access line records it: the client's text, clipped (the line is not the
+ * client's to fill) after any key in it is masked (a cut could leave part of a key no mask matches).
+ */
+export function loggedModel(model: string): string {
+  if (model.length <= 256) return model;
+  const masked = model.replace(KEY_IN_TEXT, 'tg-[masked]');
+  return masked.length > 256 ? `${masked.slice(0, 256)}…` : masked;
+}
+
 /** The logging levels (config `log.level`) at which the per-request access line is written. */
 const VERBOSE_LEVELS = new Set(['info', 'debug', 'trace']);
 

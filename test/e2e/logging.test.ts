@@ -94,6 +94,33 @@ describe('a key in a body field', () => {
   });
 });
 
+describe('a model name from the Playground', () => {
+  it('is clipped in the access line as on /v1: a signed-in user wrote a 2 MB model whole into the log per request', async () => {
+    const cookie = (res: Response) => Object.fromEntries(res.headers.getSetCookie().map((c) => c.split(';')[0]!.split('=') as [string, string]));
+    const { tg_csrf: anonymous } = cookie(await fetch(`${t.url}/app/api/session`));
+    const signup = await fetch(`${t.url}/app/api/signup`, {
+      method: 'POST',
+      headers: { cookie: `tg_csrf=${anonymous}`, 'x-csrf-token': anonymous!, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `long-model-${Date.now()}@example.com`, password: 'correct horse battery' }),
+    });
+    expect(signup.status).toBe(201);
+    const { tg_session: session, tg_csrf: csrf } = cookie(signup);
+    const { secret } = await t.newAccount();
+    const model = `${'m'.repeat(230)}/${secret}/${'m'.repeat(2_000_000)}`;
+    const res = await fetch(`${t.url}/app/api/playground/chat`, {
+      method: 'POST',
+      headers: { cookie: `tg_session=${session}; tg_csrf=${csrf}`, 'x-csrf-token': csrf!, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.at(-1)!;
+    expect(line).toMatchObject({ msg: 'request', path: '/app/api/playground/chat', status: 404 });
+    expect(line.model).toBe(`${'m'.repeat(230)}/tg-[masked]/${'m'.repeat(256 - 243)}…`);
+    expect(JSON.stringify(lines)).not.toContain(secret.slice(3, 20));
+  });
+});
+
 describe('a URL the router refuses', () => {
   it('(bad percent-encoding) still gets its access line and its count in /metrics', async () => {
     const { secret } = await t.newAccount();

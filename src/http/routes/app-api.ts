@@ -14,7 +14,7 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
 import { allDaily } from '../../storage/all-daily.js';
-import type { AppDeps } from '../app.js';
+import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
 import { modelEntry, usageRecordView } from '../views.js';
@@ -94,7 +94,9 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
   }
 
   function context(req: FastifyRequest, path: string, model: string): RequestContext {
-    req.facts.model = model;
+    // Clipped as /v1's: a Playground body is up to server.bodyLimitBytes too, and a 10 MB `model`
+    // (an unknown one: a 404 that counts against nothing) was written whole into the access line.
+    req.facts.model = loggedModel(model);
     return { requestId: req.id, principal: principal(req), client: req.facts.client, path };
   }
 

@@ -7,7 +7,7 @@ import type { ModelConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { CounterStoreUnavailableError } from '../../storage/counters.js';
 import { utcDay } from '../../lib/clock.js';
-import { routeNotFound, sendError, type AppDeps } from '../app.js';
+import { loggedModel, routeNotFound, sendError, type AppDeps } from '../app.js';
 import { bearerToken, requireKey } from '../auth.js';
 import { Cors } from '../cors.js';
 import { sendCompleted } from '../completed.js';
@@ -19,15 +19,10 @@ const CREDITS_HEADER = 'x-tollgate-credits-used';
 /** How long an answer that reserved nothing waits for the counters behind its limit headers, ms. */
 const LIMITS_READ_MS = 100;
 
-/** The model a body names, for the access log (clipped: the log line is not the client's to fill). */
+/** The model a body names, for the access log (loggedModel). */
 function modelOf(body: unknown): string | undefined {
   const m = (body as { model?: unknown } | null)?.model;
-  // A key pasted as the model is masked before the cut, which would leave the access line's mask a
-  // partial key to miss.
-  if (typeof m !== 'string') return undefined;
-  if (m.length <= 256) return m;
-  const masked = m.replace(/tg-[0-9A-Za-z]{43}/g, 'tg-[masked]');
-  return masked.length > 256 ? `${masked.slice(0, 256)}…` : masked;
+  return typeof m === 'string' ? loggedModel(m) : undefined;
 }
 
 export function v1Routes(deps: AppDeps): FastifyPluginAsync {
