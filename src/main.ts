@@ -26,6 +26,9 @@ import type { UpstreamClient } from './upstream/types.js';
  */
 const RECEIPT_GRACE_MS = 1000;
 
+/** The shortest admin token or session secret that passes without a warning (256 bits of base64). */
+const MIN_SECRET_CHARS = 32;
+
 export interface GatewayOptions extends ServiceOptions {
   config: Config;
   logger?: Logger;
@@ -164,6 +167,13 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     logger.warn(
       'web.sessionSecret is empty: using a random one, so web sign-ins end on restart and do not work across instances (the built-in config reads TOLLGATE_SESSION_SECRET; a config file needs web: { sessionSecret: "${TOLLGATE_SESSION_SECRET}" })',
     );
+  }
+  // Both are guessed offline or online by whoever has time: a session cookie is an HMAC under the
+  // secret, so a short secret is found from one's own cookie, and then any account's session forged.
+  for (const [name, value] of [['web.sessionSecret', config.web.sessionSecret], ['admin.token', config.admin.token]] as const) {
+    if (value !== '' && value.length < MIN_SECRET_CHARS) {
+      logger.warn(`${name} is ${value.length} characters: use at least ${MIN_SECRET_CHARS} random ones (e.g. openssl rand -base64 32)`);
+    }
   }
   const sessions = new Sessions(sessionSecret, config.web.sessionTtlHours * 3_600_000, services.clock);
   const signin = new SigninService(services.accounts, services.counters, services.clock, {

@@ -21,6 +21,24 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
+describe('start warnings', () => {
+  it('a short admin token or session secret is named at start with its length, never its value', async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const out = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l) seen.push(JSON.parse(l));
+        done();
+      },
+    });
+    const g = await startTestGateway({ config: { admin: { token: 'short-admin-token' }, web: { sessionSecret: 'short-secret' } }, gateway: { logger: pino({ level: 'info' }, out) } });
+    await g.close();
+    const warnings = seen.filter((l) => l.level === 40).map((l) => String(l.msg));
+    expect(warnings).toContain('web.sessionSecret is 12 characters: use at least 32 random ones (e.g. openssl rand -base64 32)');
+    expect(warnings).toContain('admin.token is 17 characters: use at least 32 random ones (e.g. openssl rand -base64 32)');
+    expect(JSON.stringify(seen)).not.toMatch(/short-admin-token|short-secret/);
+  });
+});
+
 describe('request logs', () => {
   it('writes one line per request with the request id, and never a secret', async () => {
     const { secret, accountId } = await t.newAccount();
