@@ -58,6 +58,7 @@ export const defaultModels: Models = [
 
 /** What `npm start` runs with no config file: everything else comes from the schema defaults. */
 export const defaultConfig: ConfigInput = {
+  server: { metricsToken: '${TOLLGATE_METRICS_TOKEN:-}' },
   admin: { token: '${TOLLGATE_ADMIN_TOKEN:-}' },
   web: { sessionSecret: '${TOLLGATE_SESSION_SECRET:-}' },
 };

@@ -232,6 +232,11 @@ export const configSchema = z.strictObject({
       corsOrigins: z
         .array(z.union([z.literal('*'), z.string().regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme://host[:port], no path')]))
         .default(['*']),
+      /**
+       * Bearer token GET /metrics requires (Prometheus: `authorization: { credentials: … }`); empty:
+       * open. Its counters are the operator's business (credits and requests by model).
+       */
+      metricsToken: z.string().default(''),
     })
     .prefault({}),
   storage: z

@@ -73,6 +73,11 @@ export const catalogue = {
     type: 'authentication_error',
     message: 'The admin API requires `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.{detail}',
   },
+  metrics_unauthorized: {
+    status: 401,
+    type: 'authentication_error',
+    message: '/metrics requires `Authorization: Bearer <server.metricsToken>`.',
+  },
   session_required: {
     status: 401,
     type: 'authentication_error',

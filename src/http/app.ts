@@ -355,7 +355,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler(notFound);
 
   await app.register(healthRoutes(deps));
-  await app.register(deps.metrics.routes());
+  await app.register(deps.metrics.routes(config.server.metricsToken));
   await app.register(v1Routes(deps), { prefix: '/v1' });
   await app.register(adminRoutes(deps), { prefix: '/admin/v1' });
   const web = new WebSessions(deps.sessions, new SessionEpochs(deps.counters, deps.clock), config.server.publicUrl);

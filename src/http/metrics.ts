@@ -2,7 +2,9 @@
 // gateways in one process (tests) do not collide.
 import type { FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type MetricValueWithName } from 'prom-client';
+import { GatewayError } from '../errors/gateway-error.js';
 import type { UsageRecord } from '../storage/ports.js';
+import { bearerToken, secretsEqual } from './auth.js';
 
 /**
  * A counter whose per-request increments are plain additions: prom-client hashes and validates
@@ -169,9 +171,16 @@ export class Metrics {
     if (r.outputTokens > 0) this.tokens.inc([r.model, 'output'], r.outputTokens);
   }
 
-  routes(): FastifyPluginAsync {
+  /** GET /metrics; with a `token`, only for `Authorization: Bearer <token>` (compared in constant time). */
+  routes(token = ''): FastifyPluginAsync {
     return async (app) => {
-      app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
+      app.get('/metrics', async (req, reply) => {
+        if (token !== '') {
+          const given = bearerToken(req);
+          if (given === null || !secretsEqual(given, token)) throw new GatewayError('metrics_unauthorized');
+        }
+        return reply.type(this.registry.contentType).send(await this.registry.metrics());
+      });
     };
   }
 }

@@ -199,6 +199,23 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/tollgate_process_resident_memory_bytes/);
   });
 
+  it('with server.metricsToken, serves /metrics only for that bearer token (401 metrics_unauthorized otherwise)', async () => {
+    const token = 'metrics-token-0123456789abcdefghijklmn';
+    const g = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', metricsToken: token } } });
+    try {
+      for (const authorization of [undefined, 'Bearer wrong', `Bearer ${token}x`, token]) {
+        const res = await fetch(`${g.url}/metrics`, { headers: authorization ? { authorization } : {} });
+        expect(res.status).toBe(401);
+        expect((await res.json()).error).toMatchObject({ code: 'metrics_unauthorized', type: 'authentication_error' });
+      }
+      const ok = await fetch(`${g.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toMatch(/tollgate_http_requests_total/);
+    } finally {
+      await g.close();
+    }
+  });
+
   it("exports the SQLite pending log's applies by thread and its backlog", async () => {
     const { secret } = await t.newAccount();
     await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
