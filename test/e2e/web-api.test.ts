@@ -236,6 +236,27 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
+  it('an admin PATCH refused for its plan or a missing email changes nothing: the password and the sessions stay', async () => {
+    // The password was set (and every session ended) before the plan was checked: the operator got
+    // a 400 for a typo in the plan, and the account's password had changed all the same.
+    const { b, account, email } = await signedUp();
+    const signIn = async (password: string) => {
+      const c = new Browser();
+      await c.session();
+      return (await c.json('/app/api/signin', { method: 'POST', body: { email, password } })).status;
+    };
+    const refused = await t.admin('PATCH', `/accounts/${account.id}`, { password: 'another-password', plan: 'no-such-plan' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'invalid_request', param: 'plan' });
+    expect((await b.json('/app/api/keys')).status).toBe(200);
+    expect(await signIn(PASSWORD)).toBe(200);
+    // An account without an email keeps its plan when the password is refused for it.
+    const bare = await t.admin('POST', '/accounts', {});
+    const noEmail = await t.admin('PATCH', `/accounts/${bare.body.id}`, { plan: 'paid', password: 'long-enough' });
+    expect(noEmail.status).toBe(400);
+    expect((await t.admin('GET', `/accounts/${bare.body.id}`)).body.plan).toBe('free');
+  });
+
   it('web.signupsPerHour 0 closes sign-up: the session says so and a sign-up is 403 signup_closed, not a 429 to try again', async () => {
     const s = await startTestGateway({ config: { web: { signupsPerHour: 0 } } });
     try {

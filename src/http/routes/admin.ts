@@ -93,16 +93,19 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.patch<{ Params: { id: string } }>('/accounts/:id', async (req) => {
       const body = parseBody(patchAccount, req.body ?? {});
-      if (body.password !== undefined) {
-        if (!(await accounts.get(req.params.id)).email) throw noEmail();
-        await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));
-        // A password set for someone is a reset: the sessions signed in with the old one end.
-        await epochs.end(req.params.id);
-      }
+      if (body.password !== undefined && !(await accounts.get(req.params.id)).email) throw noEmail();
+      // The update first: it refuses an unknown plan before it changes anything, so a refused
+      // PATCH leaves the password and the sessions as they were (set first, a typo in the plan
+      // answered 400 after the password had changed and every session had ended).
       const account = await accounts.update(req.params.id, {
         ...(body.plan !== undefined && { plan: body.plan }),
         ...(body.paymentMethod !== undefined && { paymentMethod: body.paymentMethod }),
       });
+      if (body.password !== undefined) {
+        await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));
+        // A password set for someone is a reset: the sessions signed in with the old one end.
+        await epochs.end(req.params.id);
+      }
       return accountView(account);
     });
 
