@@ -12,8 +12,9 @@ export const defaultProviders: Providers = [
   { id: 'fal', type: 'fal', baseUrl: 'https://fal.run', apiKey: '${FAL_KEY:-}' },
 ];
 
-const chat = (id: string, input: number, output: number, extra: { vision?: boolean; pro?: boolean; maxOutputTokens?: number; imageInputTokens?: number; contextTokens?: number } = {}) =>
-  ({ id, kind: 'chat', provider: 'openai', ownedBy: 'openai', price: { input, output }, ...extra }) as const;
+/** `cachedInput`: OpenAI's price for prompt tokens its prompt cache served (price.cachedInput). */
+const chat = (id: string, input: number, cachedInput: number, output: number, extra: { vision?: boolean; pro?: boolean; maxOutputTokens?: number; imageInputTokens?: number; contextTokens?: number } = {}) =>
+  ({ id, kind: 'chat', provider: 'openai', ownedBy: 'openai', price: { input, cachedInput, output }, ...extra }) as const;
 
 /** A fal image model priced per image (fal prices most of these per megapixel; 1 MP ≈ 1024x1024). */
 const fal = (id: string, upstream: string, perImage: number, extra: { pro?: boolean; imageToImage?: boolean } = {}) =>
@@ -23,12 +24,12 @@ export const defaultModels: Models = [
   // Images in a prompt, at most (OpenAI's vision pricing): gpt-4o-mini bills an image ~33× gpt-4o's
   // tokens (2,833 + 5,667 per tile, 8 tiles); the gpt-4.1 family 1,536 patches × 1 / 1.62 / 2.46.
   // Context windows: 128,000 tokens for gpt-4o and gpt-4o-mini, 1,047,576 for the gpt-4.1 family.
-  chat('gpt-4o-mini', 0.15, 0.6, { vision: true, imageInputTokens: 48_169, contextTokens: 128_000 }),
-  chat('gpt-4o', 2.5, 10, { vision: true, pro: true, contextTokens: 128_000 }),
+  chat('gpt-4o-mini', 0.15, 0.075, 0.6, { vision: true, imageInputTokens: 48_169, contextTokens: 128_000 }),
+  chat('gpt-4o', 2.5, 1.25, 10, { vision: true, pro: true, contextTokens: 128_000 }),
   // The gpt-4.1 family writes up to 32,768 tokens (the schema's default ceiling is 16,384).
-  chat('gpt-4.1-mini', 0.4, 1.6, { vision: true, maxOutputTokens: 32_768, imageInputTokens: 2_489, contextTokens: 1_047_576 }),
-  chat('gpt-4.1-nano', 0.1, 0.4, { vision: true, maxOutputTokens: 32_768, imageInputTokens: 3_779, contextTokens: 1_047_576 }),
-  chat('gpt-4.1', 2, 8, { vision: true, pro: true, maxOutputTokens: 32_768, imageInputTokens: 1_536, contextTokens: 1_047_576 }),
+  chat('gpt-4.1-mini', 0.4, 0.1, 1.6, { vision: true, maxOutputTokens: 32_768, imageInputTokens: 2_489, contextTokens: 1_047_576 }),
+  chat('gpt-4.1-nano', 0.1, 0.025, 0.4, { vision: true, maxOutputTokens: 32_768, imageInputTokens: 3_779, contextTokens: 1_047_576 }),
+  chat('gpt-4.1', 2, 0.5, 8, { vision: true, pro: true, maxOutputTokens: 32_768, imageInputTokens: 1_536, contextTokens: 1_047_576 }),
   // OpenAI embeds at most 2,048 inputs per request.
   { id: 'text-embedding-3-small', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.02 }, maxInputs: 2048 },
   { id: 'text-embedding-3-large', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.13 }, maxInputs: 2048 },

@@ -33,6 +33,14 @@ describe('loadConfig', () => {
     expect(c.admin.token).toBe('');
   });
 
+  it("prices the built-in OpenAI chat models' cached prompt tokens at OpenAI's cached-input list price", () => {
+    // Without it, a default install charged a prompt OpenAI served from its cache at the full
+    // input price: up to 2x what OpenAI billed for gpt-4o(-mini), 4x for the gpt-4.1 family.
+    const c = loadConfig({ env: {}, providerTypes });
+    const cached = Object.fromEntries(c.models.flatMap((m) => (m.kind === 'chat' && m.provider === 'openai' ? [[m.id, m.price.cachedInput]] : [])));
+    expect(cached).toEqual({ 'gpt-4o-mini': 0.075, 'gpt-4o': 1.25, 'gpt-4.1-mini': 0.1, 'gpt-4.1-nano': 0.025, 'gpt-4.1': 0.5 });
+  });
+
   it('substitutes ${ENV} and ${ENV:-default}', () => {
     const c = loadConfig({
       env: { OPENAI_API_KEY: 'sk-test', TOLLGATE_ADMIN_TOKEN: 'adm' },
