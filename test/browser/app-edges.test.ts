@@ -139,6 +139,18 @@ describe('web app edges in Chromium', () => {
     const box = page.locator(byTest('error-message'));
     await box.waitFor({ timeout: 10_000 });
     expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
+    // The provider's own rate limit: OpenAI's code is the one of a plan's rate rule, but no plan
+    // refused it and no payment lifts it.
+    t.openai.enqueue({
+      kind: 'json',
+      status: 429,
+      headers: { 'retry-after': '20' },
+      body: { error: { message: 'Rate limit reached for gpt-4o-mini on tokens per min.', type: 'tokens', code: 'rate_limit_exceeded', param: null } },
+    });
+    await page.fill(byTest('prompt'), 'hello again');
+    await page.click(byTest('send'));
+    await expect.poll(() => box.getAttribute('data-code')).toBe('rate_limit_exceeded');
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
     // The day's credits, spent by two 40,000-credit images: a payment method lifts that.
     await page.selectOption(byTest('model-select'), 'dall-e-2');
     await page.selectOption('#image-size', '1024x1024');

@@ -7,12 +7,19 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly requestId: string | undefined;
-  constructor(status: number, code: string, message: string, requestId?: string) {
+  /**
+   * The plan rule that refused the call (`error.rule`): set only on the gateway's own plan
+   * refusals. A provider's error passes through with the provider's code (OpenAI's 429 is
+   * `rate_limit_exceeded` too) and never names a rule.
+   */
+  readonly rule: string | undefined;
+  constructor(status: number, code: string, message: string, requestId?: string, rule?: string) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    this.rule = rule;
   }
 }
 
@@ -70,7 +77,8 @@ async function errorFrom(res: Response): Promise<ApiError> {
   const code = (err && typeof err.code === 'string' && err.code) || `http_${res.status}`;
   const requestId =
     (isObject(body) && typeof body.requestId === 'string' && body.requestId) || res.headers.get('x-request-id') || undefined;
-  return new ApiError(res.status, code, message, requestId);
+  const rule = (err && typeof err.rule === 'string' && err.rule) || undefined;
+  return new ApiError(res.status, code, message, requestId, rule);
 }
 
 /** Sends a call and returns the raw response when it is OK; throws ApiError otherwise. */

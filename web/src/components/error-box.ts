@@ -2,8 +2,10 @@ import { html } from 'htm/preact';
 import type { ApiError } from '../api';
 
 /**
- * Refusals a paid plan or a top-up can lift (docs/errors.md): only these point at Billing. A bad
- * request, an unknown model or a provider's failure is not the account's to pay its way out of.
+ * Refusals a paid plan or a top-up can lift (docs/errors.md): only these point at Billing, and only
+ * when the gateway's plan made them (the error names its rule). A bad request, an unknown model or
+ * a provider's failure is not the account's to pay its way out of — nor a provider's own rate limit,
+ * which passes through as OpenAI's `rate_limit_exceeded`, the code of a plan's rate rule.
  */
 const LIFTED_BY_BILLING = new Set([
   'resource_exhausted',
@@ -26,6 +28,7 @@ export function ErrorBox({ error, billingLink = true }: { error: ApiError | null
     <div class="error-box" role="alert" data-testid="error-message" data-code=${error.code}>
       <p class="error-text">${error.message}</p>
       ${billingLink &&
+      error.rule !== undefined &&
       LIFTED_BY_BILLING.has(error.code) &&
       html`<p class="error-actions">
         <a href="/app/billing">Go to Billing</a> to add a payment method or top up your balance.
