@@ -164,6 +164,44 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('keeps the keyboard focus on the next control after Send, Stop, creating and revoking a key', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'keyboard@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.tagName.toLowerCase());
+    // Send from the keyboard: Send is disabled while the answer streams, Stop takes the focus; Stop
+    // goes when pressed, the message box takes it back. Both used to drop it to the page's body.
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    await page.fill(byTest('prompt'), 'a long one');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('send');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(byTest('busy'));
+    await expect.poll(focused).toBe('stop');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    release();
+    await expect.poll(focused).toBe('prompt');
+    // Create key: the focus goes to the new key, shown once.
+    await page.click(byTest('nav-keys'));
+    for (const name of ['laptop', 'ci']) {
+      await page.fill(byTest('key-name'), name);
+      await page.keyboard.press('Tab');
+      expect(await focused()).toBe('create-key');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.evaluate(() => document.activeElement?.closest('.secret-box')?.textContent ?? '')).toContain(`“${name}” created`);
+    }
+    // Revoke: on to the other key's Revoke button.
+    page.on('dialog', (d) => void d.accept());
+    await page.locator(byTest('revoke')).first().focus();
+    await page.keyboard.press('Enter');
+    await page.locator('.status-bad', { hasText: 'Revoked' }).waitFor();
+    await expect.poll(focused).toBe('revoke');
+    expect(await page.locator(byTest('revoke')).count()).toBe(1);
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

@@ -1,7 +1,8 @@
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
+import { useRefocusWhen } from '../focus';
 import { fmt } from '../format';
 import type { Account, Billing } from '../types';
 
@@ -11,6 +12,11 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
   const [busy, setBusy] = useState(false);
   const [amount, setAmount] = useState('');
   const [notice, setNotice] = useState('');
+  const amountField = useRef<HTMLInputElement>(null);
+
+  // Top up is disabled while it runs, Add payment method goes once one is added: the focus moves to
+  // the amount field (or the page's heading) rather than fall to the page's body.
+  useRefocusWhen(!busy, () => amountField.current);
 
   const load = async () => {
     try {
@@ -125,7 +131,7 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
         html`<form class="card inline-form" onSubmit=${topUp}>
           <div class="field grow">
             <label for="topup-amount">Top up (credits)</label>
-            <input id="topup-amount" data-testid="topup-amount" type="number" min="1" step="1" inputMode="numeric"
+            <input id="topup-amount" data-testid="topup-amount" ref=${amountField} type="number" min="1" step="1" inputMode="numeric"
               value=${amount} onInput=${(e: Event) => setAmount((e.currentTarget as HTMLInputElement).value)} />
           </div>
           <button type="submit" class="btn btn-primary" data-testid="topup" disabled=${busy}>Top up</button>

@@ -2,12 +2,18 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
+import { focusFirst, useRefocusWhen } from '../focus';
 import { fmtDate } from '../format';
 import type { ApiKey, NewKey } from '../types';
 
 function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => void }) {
   const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
   const code = useRef<HTMLElement>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  // Shown once: take the focus to each new key, so a keyboard or screen-reader user lands on it
+  // (Create key was disabled while it was made, which dropped the focus).
+  useEffect(() => heading.current?.focus(), [secret.id]);
 
   const selectText = () => {
     const el = code.current;
@@ -38,7 +44,7 @@ function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => voi
 
   return html`
     <div class="card secret-box" role="region" aria-label="Your new API key">
-      <h2>Key “${secret.name}” created</h2>
+      <h2 tabindex="-1" ref=${heading}>Key “${secret.name}” created</h2>
       <p class="warning"><strong>Copy it now:</strong> this secret will not be shown again. Store it somewhere safe.</p>
       <div class="secret-row">
         <code class="secret" data-testid="new-secret" ref=${code} tabindex="0" onFocus=${selectText}>${secret.key}</code>
@@ -59,6 +65,11 @@ export function KeysPage({ creation }: { creation: boolean }) {
   const [secret, setSecret] = useState<NewKey | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  const nameField = useRef<HTMLInputElement>(null);
+  const table = useRef<HTMLTableElement>(null);
+
+  // Create key is disabled while a key is made: if it failed, the focus goes back to it.
+  useRefocusWhen(!busy, () => nameField.current);
 
   const load = async () => {
     try {
@@ -90,15 +101,26 @@ export function KeysPage({ creation }: { creation: boolean }) {
     }
   };
 
-  const revoke = async (key: ApiKey) => {
+  const revoke = async (key: ApiKey, button: HTMLButtonElement) => {
     if (!confirm(`Revoke the key “${key.name || key.prefix}”? Requests using it will be refused at once. This cannot be undone.`)) return;
     setError(null);
     try {
       await api('DELETE', `/keys/${encodeURIComponent(key.id)}`);
+      // Its Revoke button goes with the reload: move on to the next key's (revoking several in a
+      // row), else the previous one's, else the name field.
+      const buttons = [...(table.current?.querySelectorAll<HTMLButtonElement>('[data-testid="revoke"]') ?? [])];
+      const at = buttons.indexOf(button);
+      if (document.activeElement === button) focusFirst(buttons[at + 1] ?? buttons[at - 1], nameField.current);
       await load();
     } catch (err) {
       setError(toApiError(err));
     }
+  };
+
+  const dismissSecret = () => {
+    // Its button goes with it: back to the name field, for the next key.
+    focusFirst(nameField.current);
+    setSecret(null);
   };
 
   return html`
@@ -112,7 +134,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
         ? html`<form class="card inline-form" onSubmit=${create}>
         <div class="field grow">
           <label for="key-name">Key name</label>
-          <input id="key-name" data-testid="key-name" type="text" required maxLength="100" placeholder="e.g. laptop, CI"
+          <input id="key-name" data-testid="key-name" ref=${nameField} type="text" required maxLength="100" placeholder="e.g. laptop, CI"
             pattern=".*\\S.*" title="Name the key: where it will be used."
             value=${name} onInput=${(e: Event) => setName((e.currentTarget as HTMLInputElement).value)} />
         </div>
@@ -120,7 +142,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
       </form>`
         : html`<p class="card muted" data-testid="keys-by-operator">API keys on this service are created by its operator: ask them for one.</p>`}
 
-      ${secret && html`<${SecretBox} secret=${secret} onDismiss=${() => setSecret(null)} />`}
+      ${secret && html`<${SecretBox} secret=${secret} onDismiss=${dismissSecret} />`}
       <${ErrorBox} error=${error} billingLink=${false} />
 
       <div class="card table-card">
@@ -128,7 +150,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
           ? html`<p class="muted" role="status">Loading keys…</p>`
           : keys.length === 0
             ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
-            : html`<div class="table-scroll"><table>
+            : html`<div class="table-scroll"><table ref=${table}>
                 <caption class="sr-only">Your API keys</caption>
                 <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
                 <tbody>
@@ -140,7 +162,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
                       <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
                       <td>${k.revokedAt ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>` : html`<span class="status status-ok">Active</span>`}</td>
                       <td class="actions">${!k.revokedAt &&
-                      html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${() => revoke(k)}
+                      html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
                         aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
                     </tr>`,
                   )}

@@ -4,6 +4,7 @@ import { ApiError, api, send, sseData, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { Meter } from '../components/meter';
 import { ModelPicker } from '../components/model-picker';
+import { useRefocusWhen } from '../focus';
 import { fmt } from '../format';
 import type { Meter as MeterData, Model } from '../types';
 
@@ -92,6 +93,7 @@ export function PlaygroundPage() {
   const meterSeq = useRef(0);
   const logEnd = useRef<HTMLDivElement>(null);
   const promptRef = useRef<HTMLTextAreaElement>(null);
+  const stopRef = useRef<HTMLButtonElement>(null);
 
   const model = models?.find((m) => m.id === modelId);
   // The model selected now: a request's meter reads happen after it ends (and after a Stop, seconds
@@ -138,6 +140,11 @@ export function PlaygroundPage() {
   useEffect(() => {
     logEnd.current?.scrollIntoView?.({ block: 'nearest' });
   }, [messages]);
+
+  // Send is disabled while a request runs, and Stop goes when it ends: the focus they held moves to
+  // Stop, then back to the message box for the next one.
+  useRefocusWhen(busy, () => stopRef.current);
+  useRefocusWhen(!busy, () => promptRef.current);
 
   const runChat = async (text: string, signal: AbortSignal) => {
     const history: Message[] = [...messages, { role: 'user', content: text }];
@@ -381,7 +388,7 @@ export function PlaygroundPage() {
               messages.length > 0 &&
               !busy &&
               html`<button type="button" class="btn btn-quiet" onClick=${() => { setMessages([]); setError(null); }}>New chat</button>`}
-              ${busy && html`<button type="button" class="btn btn-quiet" data-testid="stop" onClick=${() => abort.current?.abort()}>Stop</button>`}
+              ${busy && html`<button type="button" class="btn btn-quiet" data-testid="stop" ref=${stopRef} onClick=${() => abort.current?.abort()}>Stop</button>`}
               <button type="submit" class="btn btn-primary" data-testid="send" disabled=${busy || !model}>
                 ${type === 'image' ? 'Generate' : type === 'embedding' ? 'Embed' : 'Send'}
               </button>

@@ -1,6 +1,7 @@
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, toApiError } from '../api';
+import { useRefocusWhen } from '../focus';
 import { navigate } from '../router';
 import type { Account } from '../types';
 
@@ -10,6 +11,10 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const signup = mode === 'signup';
+  const passwordField = useRef<HTMLInputElement>(null);
+
+  // The submit button is disabled while it runs: after a refusal the focus returns to the password.
+  useRefocusWhen(!busy, () => passwordField.current);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -58,7 +63,7 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
         </div>
         <div class="field">
           <label for="password">Password</label>
-          <input id="password" data-testid="password" type="password" required
+          <input id="password" data-testid="password" ref=${passwordField} type="password" required
             autocomplete=${signup ? 'new-password' : 'current-password'}
             aria-describedby=${signup ? 'password-hint' : undefined}
             value=${password} onInput=${(e: Event) => setPassword((e.currentTarget as HTMLInputElement).value)} />
