@@ -202,6 +202,31 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('a link to Billing followed while signed out opens Billing after sign-in, and only an app page is followed', async () => {
+    const t = await gateway();
+    await t.admin('POST', '/accounts', { email: 'link@example.com', password: 'correct horse battery' });
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.setDefaultTimeout(10_000);
+    const signIn = async () => {
+      await page.fill(byTest('email'), 'link@example.com');
+      await page.fill(byTest('password'), 'correct horse battery');
+      await page.click(byTest('submit'));
+    };
+    // The link in an insufficient_balance or resource_exhausted message.
+    await page.goto(`${t.url}/app/billing`);
+    await page.waitForURL(/\/app\/signin/);
+    await signIn();
+    await page.waitForURL(/\/app\/billing$/);
+    await page.locator(byTest('plan')).waitFor();
+    await page.click(byTest('signout'));
+    await page.waitForURL(/\/app\/signin$/);
+    // Another address in `next` is not followed.
+    await page.goto(`${t.url}/app/signin?next=${encodeURIComponent('//example.com/app/keys')}`);
+    await signIn();
+    await page.waitForURL(/\/app\/playground$/);
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

@@ -22,6 +22,21 @@ const TITLES: Record<string, string> = {
   '/app/signup': 'Sign up',
 };
 
+/**
+ * The sign-in page for a visitor without a session on `path`: a signed-in page other than the
+ * Playground is named in `next` (as the gateway's own redirect does), to be opened after sign-in.
+ */
+function signInFor(path: string): string {
+  const page = Object.hasOwn(TITLES, path) && !AUTH_PAGES.has(path) && path !== '/app' && path !== '/app/playground';
+  return page ? `/app/signin?next=${encodeURIComponent(path)}` : '/app/signin';
+}
+
+/** Where sign-in leads: the page in `?next=` when it is one of the app's signed-in pages (never another site). */
+function afterSignIn(): string {
+  const next = new URLSearchParams(location.search).get('next');
+  return next !== null && Object.hasOwn(TITLES, next) && !AUTH_PAGES.has(next) ? next : '/app/playground';
+}
+
 function App() {
   const path = useRoute();
   const [session, setSession] = useState<Session | null>(null);
@@ -55,9 +70,9 @@ function App() {
 
   useEffect(() => {
     if (!session) return;
-    if (!authed && !onAuthPage) navigate('/app/signin', true);
-    else if (authed && onAuthPage) navigate('/app/playground', true);
-  }, [session, authed, onAuthPage]);
+    if (!authed && !onAuthPage) navigate(signInFor(path), true);
+    else if (authed && onAuthPage) navigate(afterSignIn(), true);
+  }, [session, authed, onAuthPage, path]);
 
   useEffect(() => {
     document.title = `${TITLES[path] ?? 'Not found'} · Tollgate`;
@@ -72,10 +87,12 @@ function App() {
 
   const signedIn = useCallback(
     async (account: Account) => {
+      // Read before the URL changes: signed in, the app leaves the sign-in page by itself.
+      const to = afterSignIn();
       setAccount(account);
       // The CSRF token is re-bound to the new session: fetch it again.
       await loadSession();
-      navigate('/app/playground');
+      navigate(to);
     },
     [setAccount, loadSession],
   );

@@ -26,6 +26,7 @@ const PAGE_HEADERS = {
   'referrer-policy': 'same-origin',
 };
 const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing'];
+const PLAYGROUND = new Set(['/app', '/app/', '/app/playground']);
 
 const NOT_BUILT = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tollgate</title></head>
@@ -67,8 +68,14 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
       maxAge: '365d',
     });
 
-    const page = (needsSession: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
-      if (needsSession && !(await web.read(req))) return reply.redirect('/app/signin', 302);
+    /**
+     * `signIn`: where a visitor without a session is sent. A signed-in page other than the
+     * Playground (where sign-in leads anyway) is named in `next`, for the app to open after sign-in:
+     * the links in the gateway's errors (…/app/billing, …/app/keys) led a signed-out developer to
+     * the Playground instead.
+     */
+    const page = (signIn: string | null) => async (req: FastifyRequest, reply: FastifyReply) => {
+      if (signIn !== null && !(await web.read(req))) return reply.redirect(signIn, 302);
       let html: string;
       try {
         html = await readFile(indexFile, 'utf8');
@@ -77,8 +84,10 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
       }
       return reply.headers(PAGE_HEADERS).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
     };
-    for (const path of PUBLIC_PAGES) app.get(path, page(false));
-    for (const path of PRIVATE_PAGES) app.get(path, page(true));
+    for (const path of PUBLIC_PAGES) app.get(path, page(null));
+    for (const path of PRIVATE_PAGES) {
+      app.get(path, page(PLAYGROUND.has(path) ? '/app/signin' : `/app/signin?next=${encodeURIComponent(path)}`));
+    }
     // A person opening the gateway's address in a browser lands in the web app.
     app.get('/', async (_req, reply) => reply.redirect('/app'));
   };

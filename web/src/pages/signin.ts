@@ -47,7 +47,8 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
 
   const switchTo = (m: 'signin' | 'signup') => {
     setError(null);
-    navigate(m === 'signup' ? '/app/signup' : '/app/signin', true);
+    // The query (`next`: the page to open once signed in) goes along.
+    navigate((m === 'signup' ? '/app/signup' : '/app/signin') + location.search, true);
   };
 
   return html`
