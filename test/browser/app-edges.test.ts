@@ -227,6 +227,21 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("an image's prompt of one long word (a URL) stays within a phone's screen", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'phone@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.selectOption(byTest('model-select'), 'flux/schnell');
+    await page.fill(byTest('prompt'), `in the style of https://example.com/gallery/${'a'.repeat(300)}.png`);
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    await page.locator('.result').waitFor();
+    // The caption repeats the prompt: unbroken, it made the page ~2,000 px wide.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');
