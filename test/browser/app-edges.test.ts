@@ -227,7 +227,7 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it("an image's prompt of one long word (a URL) stays within a phone's screen", async () => {
+  it("long words (an image's prompt holding a URL, a key's name) stay within a phone's screen", async () => {
     const t = await gateway();
     const page = await signUp(t, 'phone@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
@@ -238,6 +238,12 @@ describe('web app edges in Chromium', () => {
     await page.waitForSelector(byTest('busy'), { state: 'detached' });
     await page.locator('.result').waitFor();
     // The caption repeats the prompt: unbroken, it made the page ~2,000 px wide.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    // A new key's box names it: 100 characters without a space made the page ~1,200 px wide.
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), 'k'.repeat(100));
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.context().close();
   }, 60_000);
