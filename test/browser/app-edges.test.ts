@@ -288,6 +288,38 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('an answer stopped before its first word is not sent back as an empty assistant turn; a bad email is marked on its field', async () => {
+    const t = await gateway({ config: { upstream: { connectTimeoutMs: 1000, firstByteTimeoutMs: 500, totalTimeoutMs: 5000, idleTimeoutMs: 500 } } });
+    const page = await signUp(t, 'stopped@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    t.openai.enqueue({ kind: 'hang' });
+    await page.fill(byTest('prompt'), 'first');
+    await page.click(byTest('send'));
+    await page.click(byTest('stop'));
+    // The held slot frees when the upstream's first-byte limit ends the call (0.5 s here).
+    await page.waitForTimeout(1_500);
+    await page.fill(byTest('prompt'), 'second');
+    await page.click(byTest('send'));
+    await expect.poll(() => t.openai.requests.length).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => (t.openai.requests.at(-1)!.body as { messages: unknown[] }).messages.length).toBe(2);
+    expect((t.openai.requests.at(-1)!.body as { messages: unknown[] }).messages).toEqual([
+      { role: 'user', content: 'first' },
+      { role: 'user', content: 'second' },
+    ]);
+    await page.context().close();
+
+    const signin = await (await browser.newContext()).newPage();
+    await signin.goto(`${t.url}/app/signin`);
+    await signin.fill(byTest('email'), 'not an email');
+    await signin.fill(byTest('password'), 'whatever');
+    await signin.click(byTest('submit'));
+    await signin.locator('#auth-error').waitFor();
+    expect(await signin.getAttribute(byTest('email'), 'aria-invalid')).toBe('true');
+    expect(await signin.getAttribute(byTest('email'), 'aria-describedby')).toBe('auth-error');
+    expect(await signin.getAttribute(byTest('password'), 'aria-invalid')).toBeNull();
+    await signin.context().close();
+  }, 60_000);
+
   it("shows the gateway's day on Usage, not the browser's: the page read just after midnight by the browser's clock", async () => {
     // The gateway is 10 s before UTC midnight; the browser's clock already past it (the answer
     // arrived after midnight, or the computer's clock runs a little ahead).

@@ -59,8 +59,8 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
     e.preventDefault();
     if (busy) return;
     const credits = Number(amount);
-    if (!Number.isInteger(credits) || credits <= 0) {
-      setError(new ApiError(0, 'invalid_request', 'Enter a whole number of credits above zero.'));
+    if (!Number.isInteger(credits) || credits <= 0 || credits > 1e12) {
+      setError(new ApiError(0, 'invalid_request', 'Enter a whole number of credits from 1 to 1,000,000,000,000.'));
       return;
     }
     setBusy(true);
@@ -131,7 +131,7 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
         html`<form class="card inline-form" onSubmit=${topUp}>
           <div class="field grow">
             <label for="topup-amount">Top up (credits)</label>
-            <input id="topup-amount" data-testid="topup-amount" ref=${amountField} type="number" min="1" step="1" inputMode="numeric"
+            <input id="topup-amount" data-testid="topup-amount" ref=${amountField} type="number" min="1" max="1000000000000" step="1" inputMode="numeric"
               value=${amount} onInput=${(e: Event) => setAmount((e.currentTarget as HTMLInputElement).value)} />
           </div>
           <button type="submit" class="btn btn-primary" data-testid="topup" disabled=${busy}>Top up</button>

@@ -158,7 +158,9 @@ export function PlaygroundPage() {
         '/playground/chat',
         {
           model: modelId,
-          messages: history.map(({ role, content }) => ({ role, content })),
+          // An answer stopped before its first word is no turn: some upstreams refuse an empty
+          // assistant message.
+          messages: history.filter((m) => m.role !== 'assistant' || m.content !== '').map(({ role, content }) => ({ role, content })),
           max_tokens: maxTokens,
           temperature,
           top_p: topP,

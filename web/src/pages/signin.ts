@@ -9,6 +9,8 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
+  /** The field a client-side error is about: marked invalid and described by the error. */
+  const [badField, setBadField] = useState<'email' | 'password' | null>(null);
   const [busy, setBusy] = useState(false);
   const signup = mode === 'signup';
   const passwordField = useRef<HTMLInputElement>(null);
@@ -20,12 +22,15 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
     e.preventDefault();
     if (busy) return;
     setError(null);
+    setBadField(null);
     if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) {
       setError('Enter a valid email address.');
+      setBadField('email');
       return;
     }
     if (signup && password.length < 8) {
       setError('Choose a password of at least 8 characters.');
+      setBadField('password');
       return;
     }
     setBusy(true);
@@ -60,13 +65,15 @@ export function SignInPage({ mode, signupOpen, onSignedIn }: { mode: 'signin' | 
         <div class="field">
           <label for="email">Email</label>
           <input id="email" data-testid="email" type="email" autocomplete="email" required
+            aria-invalid=${badField === 'email' ? 'true' : undefined} aria-describedby=${badField === 'email' ? 'auth-error' : undefined}
             value=${email} onInput=${(e: Event) => setEmail((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <div class="field">
           <label for="password">Password</label>
           <input id="password" data-testid="password" ref=${passwordField} type="password" required
             autocomplete=${signup ? 'new-password' : 'current-password'}
-            aria-describedby=${signup ? 'password-hint' : undefined}
+            aria-invalid=${badField === 'password' ? 'true' : undefined}
+            aria-describedby=${[signup ? 'password-hint' : '', badField === 'password' ? 'auth-error' : ''].filter(Boolean).join(' ') || undefined}
             value=${password} onInput=${(e: Event) => setPassword((e.currentTarget as HTMLInputElement).value)} />
           ${signup && html`<p id="password-hint" class="hint">At least 8 characters.</p>`}
         </div>

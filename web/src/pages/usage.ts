@@ -72,12 +72,12 @@ export function UsagePage() {
           <div class="card stat">
             <p class="stat-label">Today</p>
             <p class="stat-value" data-testid="usage-today">${fmt(totalToday.credits)} <span class="unit">credits</span></p>
-            <p class="muted small">${fmt(totalToday.requests)} requests</p>
+            <p class="muted small">${fmt(totalToday.requests)} ${totalToday.requests === 1 ? 'request' : 'requests'}</p>
           </div>
           <div class="card stat">
             <p class="stat-label">Last ${DAYS} days</p>
             <p class="stat-value">${fmt(total30.credits)} <span class="unit">credits</span></p>
-            <p class="muted small">${fmt(total30.requests)} requests</p>
+            <p class="muted small">${fmt(total30.requests)} ${total30.requests === 1 ? 'request' : 'requests'}</p>
           </div>
         </div>
         <div class="card">
