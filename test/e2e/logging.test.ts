@@ -2,18 +2,13 @@
 // providers' keys never reach the log, on success or failure paths.
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const lines: Array<Record<string, unknown>> = [];
-const sink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-    done();
-  },
-});
+const sink = jsonLines(lines);
 
 let t: TestGateway;
 beforeAll(async () => {
@@ -24,12 +19,7 @@ afterAll(async () => t?.close());
 describe('start warnings', () => {
   it('a short admin token or session secret is named at start with its length, never its value', async () => {
     const seen: Array<Record<string, unknown>> = [];
-    const out = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split('\n')) if (l) seen.push(JSON.parse(l));
-        done();
-      },
-    });
+    const out = jsonLines(seen);
     const g = await startTestGateway({ config: { admin: { token: 'short-admin-token' }, web: { sessionSecret: 'short-secret' } }, gateway: { logger: pino({ level: 'info' }, out) } });
     await g.close();
     const warnings = seen.filter((l) => l.level === 40).map((l) => String(l.msg));

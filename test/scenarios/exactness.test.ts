@@ -1,7 +1,6 @@
 // Scenario tier: many requests at once at one account, and exact totals afterwards (SPEC §7
 // "Exactness"). Each scenario runs against its own gateway so the fake upstream's counters
 // (requests, maxInFlight) belong to that scenario alone.
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChatModelConfig } from '../../src/config/schema.js';
@@ -9,6 +8,7 @@ import { Pricing } from '../../src/core/pricing.js';
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countChatPrompt } from '../../src/core/tokens.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { jsonLines } from '../helpers/log-lines.js';
 import { playgroundChat } from '../helpers/playground.js';
 
 // gpt-4o-mini as test/helpers/gateway.ts configures it, priced the way the gateway prices it.
@@ -194,12 +194,7 @@ describe('exactness under parallel load', () => {
 
   it('overrun: an actual cost above the worst case is charged, logged, and bounded by the overrun', async () => {
     const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-        done();
-      },
-    });
+    const sink = jsonLines(lines);
     t = await startTestGateway({ upstreamDelayMs: 5, gateway: { logger: pino({ level: 'warn' }, sink) } });
     // The upstream counts 1,000 prompt tokens more than the gateway's estimate.
     const overPrompt = PROMPT + 1000;

@@ -3,19 +3,14 @@
 // once; a Redis restarted later with another config (a restart without its config file loses every
 // balance and counter again on the next one) was never mentioned. The gateway checks again each
 // time the limiter answers again.
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { jsonLines } from '../helpers/log-lines.js';
 import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.js';
 
 const lines: Array<{ msg?: string }> = [];
-const sink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-    done();
-  },
-});
+const sink = jsonLines(lines);
 
 let redis: RedisServer;
 let t: TestGateway;
