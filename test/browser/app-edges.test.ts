@@ -320,6 +320,39 @@ describe('web app edges in Chromium', () => {
     await signin.context().close();
   }, 60_000);
 
+  it('follows a streaming answer only while the reader is at its end: scrolled up, the page stays put', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'scroll@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.setViewportSize({ width: 1000, height: 500 });
+    const chunk = (delta: object, extra: object = {}) =>
+      JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 1} of a long answer`).join('\n');
+    let release!: () => void;
+    t.openai.enqueue({
+      kind: 'sse',
+      events: [
+        chunk({ role: 'assistant', content: '' }),
+        chunk({ content: lines(60) }),
+        chunk({ content: `\n${lines(60)}` }),
+        JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 5, completion_tokens: 400, total_tokens: 405 } }),
+        '[DONE]',
+      ],
+      holdBeforeIndex: 2,
+      release: new Promise<void>((r) => (release = r)),
+    });
+    await page.fill(byTest('prompt'), 'a long one, please');
+    await page.click(byTest('send'));
+    // The first part is followed down to its end.
+    await expect.poll(() => page.evaluate(() => window.scrollY)).toBeGreaterThan(200);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(100);
+    release();
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    expect(await page.evaluate(() => window.scrollY)).toBeLessThan(50);
+    await page.context().close();
+  }, 60_000);
+
   it("shows the gateway's day on Usage, not the browser's: the page read just after midnight by the browser's clock", async () => {
     // The gateway is 10 s before UTC midnight; the browser's clock already past it (the answer
     // arrived after midnight, or the computer's clock runs a little ahead).

@@ -14,20 +14,22 @@ type Candidate = HTMLElement | null | undefined;
 
 /** Focuses the first of `candidates` on the page, else the page's heading. */
 export function focusFirst(...candidates: Candidate[]): void {
+  focusFirstWith({}, ...candidates);
+}
+
+function focusFirstWith(options: FocusOptions, ...candidates: Candidate[]): void {
   const target = candidates.find((el) => el?.isConnected) ?? document.querySelector<HTMLElement>('main h1');
-  target?.focus();
+  target?.focus(options);
 }
 
-/** focusFirst, only if the focus was lost. */
-export function refocus(...candidates: Candidate[]): void {
-  if (focusLost()) focusFirst(...candidates);
-}
-
-/** After the render where `condition` turns true (not the first render), refocus on `target()`. */
-export function useRefocusWhen(condition: boolean, target: () => Candidate): void {
+/**
+ * After the render where `condition` turns true (not the first render), moves a lost focus to
+ * `target()`. `keepScroll()` true: without scrolling to it (a reader who scrolled away from it).
+ */
+export function useRefocusWhen(condition: boolean, target: () => Candidate, keepScroll: () => boolean = () => false): void {
   const last = useRef(condition);
   useEffect(() => {
-    if (condition && !last.current) refocus(target());
+    if (condition && !last.current && focusLost()) focusFirstWith({ preventScroll: keepScroll() }, target());
     last.current = condition;
   }, [condition]);
 }

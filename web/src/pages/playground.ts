@@ -137,14 +137,24 @@ export function PlaygroundPage() {
     setError(null);
   }, [modelId, model?.type]);
 
+  // The answer is followed as it streams while the reader is at its end; one who scrolled up to
+  // read an earlier turn is left there (every chunk pulled the page back down). A send follows again.
+  const follow = useRef(true);
   useEffect(() => {
-    logEnd.current?.scrollIntoView?.({ block: 'nearest' });
+    const onScroll = () => {
+      follow.current = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
+    };
+    window.addEventListener('scroll', onScroll, { passive: true });
+    return () => window.removeEventListener('scroll', onScroll);
+  }, []);
+  useEffect(() => {
+    if (follow.current) logEnd.current?.scrollIntoView?.({ block: 'nearest' });
   }, [messages]);
 
   // Send is disabled while a request runs, and Stop goes when it ends: the focus they held moves to
   // Stop, then back to the message box for the next one.
   useRefocusWhen(busy, () => stopRef.current);
-  useRefocusWhen(!busy, () => promptRef.current);
+  useRefocusWhen(!busy, () => promptRef.current, () => !follow.current);
 
   const runChat = async (text: string, signal: AbortSignal) => {
     const history: Message[] = [...messages, { role: 'user', content: text }];
@@ -237,6 +247,7 @@ export function PlaygroundPage() {
     }
     setError(null);
     setBusy(true);
+    follow.current = true;
     const controller = new AbortController();
     abort.current = controller;
     if (model.type === 'chat') setPrompt('');
