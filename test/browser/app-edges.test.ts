@@ -288,7 +288,7 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it('an answer stopped before its first word is not sent back as an empty assistant turn; a bad email is marked on its field', async () => {
+  it('an answer stopped before its first word: the slot it holds is explained, and it is not sent back as an empty assistant turn; a bad email is marked on its field', async () => {
     const t = await gateway({ config: { upstream: { connectTimeoutMs: 1000, firstByteTimeoutMs: 500, totalTimeoutMs: 5000, idleTimeoutMs: 500 } } });
     const page = await signUp(t, 'stopped@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
@@ -296,6 +296,14 @@ describe('web app edges in Chromium', () => {
     await page.fill(byTest('prompt'), 'first');
     await page.click(byTest('send'));
     await page.click(byTest('stop'));
+    // Sent again at once, the stopped call still holds the Playground's one slot: said so, and
+    // not as a plan refusal with a way to Billing.
+    await page.fill(byTest('prompt'), 'too soon');
+    await page.click(byTest('send'));
+    const box = page.locator(byTest('error-message'));
+    await expect.poll(() => box.getAttribute('data-code')).toBe('concurrency_limit');
+    expect(await box.textContent()).toContain('The request you stopped is still finishing');
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
     // The held slot frees when the upstream's first-byte limit ends the call (0.5 s here).
     await page.waitForTimeout(1_500);
     await page.fill(byTest('prompt'), 'second');

@@ -33,6 +33,8 @@ const COMMON_SIZES = ['1024x1024', '512x512', '1024x768', '768x1024'];
 
 /** After Stop, when to read the meter again: the server settles a stopped stream after its drain. */
 const SETTLE_CHECKS_MS = [1_000, 2_500, 5_000];
+/** How long after a Stop a one-at-a-time refusal is put down to the stopped request (the first-byte limit's 60 s, and some). */
+const STOPPED_RECENTLY_MS = 90_000;
 
 type Json = Record<string, any>;
 
@@ -67,6 +69,17 @@ function Rules() {
       <p class="muted small">Days are UTC. Add a payment method on <a href="/app/billing">Billing</a> to lift the daily limits.</p>
     </details>
   `;
+}
+
+/**
+ * A refusal for running one request at a time, right after a Stop: the request stopped is still
+ * finishing at the provider (the gateway lets a started call end, and reads a stopped stream's usage
+ * a little longer), so the plan's slot is not free yet. Said so, rather than the plan's message and
+ * a way to Billing, which read as if something else were running.
+ */
+function afterStop(err: ApiError, stoppedAt: number): ApiError {
+  if (err.code !== 'concurrency_limit' || Date.now() - stoppedAt > STOPPED_RECENTLY_MS) return err;
+  return new ApiError(err.status, err.code, 'The request you stopped is still finishing at the provider, and the Playground runs one at a time: try again in a moment.', err.requestId);
 }
 
 export function PlaygroundPage() {
@@ -140,6 +153,8 @@ export function PlaygroundPage() {
   // The answer is followed as it streams while the reader is at its end; one who scrolled up to
   // read an earlier turn is left there (every chunk pulled the page back down). A send follows again.
   const follow = useRef(true);
+  /** When the last request was stopped (epoch ms): its upstream call may still hold the plan's one slot. */
+  const stoppedAt = useRef(0);
   useEffect(() => {
     const onScroll = () => {
       follow.current = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
@@ -257,8 +272,9 @@ export function PlaygroundPage() {
       else await runEmbed(text, controller.signal);
     } catch (err) {
       const apiErr = toApiError(err);
-      if (apiErr.code !== 'aborted') setError(apiErr);
+      if (apiErr.code !== 'aborted') setError(afterStop(apiErr, stoppedAt.current));
     } finally {
+      if (controller.signal.aborted) stoppedAt.current = Date.now();
       abort.current = null;
       setBusy(false);
       void refreshMeter(selectedId.current);
