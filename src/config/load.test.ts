@@ -41,6 +41,11 @@ describe('loadConfig', () => {
     expect(cached).toEqual({ 'gpt-4o-mini': 0.075, 'gpt-4o': 1.25, 'gpt-4.1-mini': 0.1, 'gpt-4.1-nano': 0.025, 'gpt-4.1': 0.5 });
   });
 
+  it('reads the built-in config\'s metrics token from TOLLGATE_METRICS_TOKEN; without it /metrics is open', () => {
+    expect(loadConfig({ env: { TOLLGATE_METRICS_TOKEN: 'metrics-secret' }, providerTypes }).server.metricsToken).toBe('metrics-secret');
+    expect(loadConfig({ env: {}, providerTypes }).server.metricsToken).toBe('');
+  });
+
   it('substitutes ${ENV} and ${ENV:-default}', () => {
     const c = loadConfig({
       env: { OPENAI_API_KEY: 'sk-test', TOLLGATE_ADMIN_TOKEN: 'adm' },

@@ -47,6 +47,8 @@ describe('chat prices', () => {
     expect(pricing.chatCredits(cached, 100_000, 1_000)).toBe(31_200);
     expect(pricing.chatCredits(cached, 100_000, 1_000, 80_000)).toBe(19_200);
     expect(pricing.chatCredits(cached, 100_000, 1_000, 100_000)).toBe(16_200);
+    // A single cached token is charged too, at its cached price (rounded up to a credit).
+    expect(pricing.chatCredits(cached, 1, 0, 1)).toBe(1);
     expect(pricing.chatCredits(chat({ input: 0.15, output: 0.6 }), 100_000, 1_000, 80_000)).toBe(31_200);
   });
 

@@ -36,4 +36,12 @@ describe('SigninService attempt limits', () => {
     expect(await attempt('Alice@example.com', 2)).toBe('invalid_credentials');
     expect(await attempt('ALICE@example.com', 3)).toBe('too_many_signin_attempts');
   });
+
+  it('sign-up is open by default (10 an hour) and closed only at signupsPerHour 0', () => {
+    const service = (signupsPerHour?: number) =>
+      new SigninService({} as AccountService, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, ...(signupsPerHour !== undefined && { signupsPerHour }) });
+    expect(service().signupOpen).toBe(true);
+    expect(service(1).signupOpen).toBe(true);
+    expect(service(0).signupOpen).toBe(false);
+  });
 });

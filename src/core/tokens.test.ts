@@ -55,10 +55,19 @@ describe('token counting', () => {
         }
       }
     }
+    // A refusal part is text like any other, boundary included.
+    expect(contentTokens([{ type: 'text', text: 'Hi ' }, { type: 'refusal', refusal: 'I cannot help with that.' }])).toBe(
+      countText('Hi ') + 1 + countText('I cannot help with that.'),
+    );
     // A cap stops the count between parts too.
     const capped = countChatPrompt({ messages: [{ role: 'user', content: textParts(many) }] }, 1445, 1000);
     expect(capped).toBeGreaterThan(1000);
     expect(capped).toBeLessThan(1100);
+    // And inside a part: one long part is counted only up to the cap, not whole.
+    const long = 'The quick brown fox jumps over the lazy dog. '.repeat(20_000);
+    const cappedPart = countChatPrompt({ messages: [{ role: 'user', content: textParts(['hi', long]) }] }, 1445, 1000);
+    expect(cappedPart).toBeGreaterThan(1000);
+    expect(cappedPart).toBeLessThan(countText(long) / 10);
   });
 
   it('counts everything the upstream bills as input: response format, function calls, other parts', () => {

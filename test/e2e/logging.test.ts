@@ -27,6 +27,13 @@ describe('start warnings', () => {
     expect(warnings).toContain('admin.token is 17 characters: use at least 32 random ones (e.g. openssl rand -base64 32)');
     expect(JSON.stringify(seen)).not.toMatch(/short-admin-token|short-secret/);
   });
+
+  it('an empty admin token or session secret is not called short (the admin API is off; the secret is made at random)', async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const g = await startTestGateway({ config: { admin: { token: '' }, web: { sessionSecret: '' } }, gateway: { logger: pino({ level: 'info' }, jsonLines(seen)) } });
+    await g.close();
+    expect(seen.filter((l) => l.level === 40).map((l) => String(l.msg))).not.toContainEqual(expect.stringMatching(/is 0 characters/));
+  });
 });
 
 describe('request logs', () => {
@@ -99,6 +106,18 @@ describe('a key in a body field', () => {
     // The cut used to leave `tg-` and 22 of the key's characters, which no mask of a whole key matched.
     expect(JSON.stringify(lines)).not.toContain(secret.slice(3, 20));
     expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: `${'m'.repeat(230)}/tg-[masked]` });
+  });
+
+  it('a long model name is clipped at 256 characters: the line is not the client\'s to fill', async () => {
+    const { secret } = await t.newAccount();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm'.repeat(100_000), messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 404, model: `${'m'.repeat(256)}…` });
   });
 });
 

@@ -215,6 +215,16 @@ describe('fal provider: errors', () => {
     expect((dropped as GatewayError).code).toBe('upstream_unavailable');
   });
 
+  it('waits for the images past the first-byte limit (the synchronous endpoint answers when they are made), up to the total one', async () => {
+    const slow = await startFakeFal({ delayMs: 1_000 });
+    try {
+      const p = falProviderType.create({ config: config({ baseUrl: slow.url }), client });
+      expect((await p.generateImage(call(), ctx())).usage.images).toBe(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('refuses chat and embeddings with invalid_request', async () => {
     for (const p of [
       provider.chat({ model: chatModel, body: {} }, ctx()),

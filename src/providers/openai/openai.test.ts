@@ -129,6 +129,15 @@ describe('openai provider: chat', () => {
     expect(usage).toEqual({ promptTokens: 12, outputTokens: 7 });
   });
 
+  it('maps the cached part of the prompt, all of it included, and drops a report of more than the prompt', async () => {
+    const answer = (usage: unknown) => ({ id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [], usage });
+    const usageOf = async () => (await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx())).usage;
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 1_024, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 1_024 } }) });
+    expect(await usageOf()).toEqual({ promptTokens: 1_024, outputTokens: 7, cachedPromptTokens: 1_024 });
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 1_024, completion_tokens: 7, prompt_cache_hit_tokens: 1_025 }) });
+    expect(await usageOf()).toEqual({ promptTokens: 1_024, outputTokens: 7 });
+  });
+
   it('reports undefined usage when the upstream sends none', async () => {
     fake.enqueue({ kind: 'json', body: { id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [] } });
     const { usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
