@@ -333,18 +333,21 @@ describe('tollgate CLI', () => {
     const noEmail = await tollgateWithInput('long enough\n', 'accounts', 'create', '--password-stdin', '--config', configFile);
     expect(noEmail.code).toBe(2);
     expect(noEmail.stderr).toMatch(/--password-stdin needs --email/);
+    // A line ended CRLF (a file written on Windows): the password is the line without its \r.
+    expect((await tollgateWithInput('cli password 3\r\n', 'accounts', 'create', '--email', 'cli-crlf@example.com', '--password-stdin', '--config', configFile)).code).toBe(0);
     const server = await serve();
     try {
       const session = await fetch(`${server.url}/app/api/session`);
       const csrf = /tg_csrf=([^;]+)/.exec(session.headers.get('set-cookie') ?? '')![1]!;
-      const signIn = (password: string) =>
+      const signIn = (password: string, email = 'cli-web@example.com') =>
         fetch(`${server.url}/app/api/signin`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', cookie: `tg_csrf=${csrf}`, 'x-csrf-token': csrf },
-          body: JSON.stringify({ email: 'cli-web@example.com', password }),
+          body: JSON.stringify({ email, password }),
         });
       expect((await signIn('cli password 1')).status).toBe(200);
       expect((await signIn('cli password 2')).status).toBe(401);
+      expect((await signIn('cli password 3', 'cli-crlf@example.com')).status).toBe(200);
     } finally {
       await server.stop();
     }

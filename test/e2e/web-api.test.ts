@@ -286,6 +286,7 @@ describe('sign-up, session and sign-in', () => {
       // A password needs an email to sign in with, and the sign-up rule's length.
       for (const [path, method, body] of [
         ['/accounts', 'POST', { password: 'long-enough' }],
+        ['/accounts', 'POST', { email: null, password: 'long-enough' }],
         ['/accounts', 'POST', { email: 'short@example.test', password: 'short' }],
         [`/accounts/${(await s.admin('POST', '/accounts', {})).body.id}`, 'PATCH', { password: 'long-enough' }],
       ] as const) {
