@@ -207,9 +207,12 @@ describe('fal provider: errors', () => {
   });
 
   it('transport failures map to the catalogue', async () => {
+    // A hung call waits for the total limit (the answer's head comes with the images): a short one here.
+    const bounded = createUpstreamClient({ connectTimeoutMs: 1_000, firstByteTimeoutMs: 400, totalTimeoutMs: 500, idleTimeoutMs: 400, connectionsPerOrigin: 1 });
     fake.enqueue({ kind: 'hang' });
-    const timeout = await rejection(provider.generateImage(call(), ctx()));
+    const timeout = await rejection(falProviderType.create({ config: config(), client: bounded }).generateImage(call(), ctx()));
     expect((timeout as GatewayError).code).toBe('upstream_timeout');
+    expect((timeout as GatewayError).vars).toMatchObject({ phase: 'total', timeoutMs: 500 });
     fake.enqueue({ kind: 'destroy' });
     const dropped = await rejection(provider.generateImage(call(), ctx()));
     expect((dropped as GatewayError).code).toBe('upstream_unavailable');
