@@ -19,9 +19,10 @@ export class KeyQuota {
 
   /**
    * Makes one key through `create`, counted against the account's day, or throws 429 too_many_keys
-   * (with Retry-After: the next UTC day), or 403 key_creation_closed at a limit of 0. A creation that throws gives its count back: during a
-   * storage outage each retry answered 503 and still counted, and web.keysPerDay of them locked
-   * the account out of new keys until midnight, with none made.
+   * (with Retry-After: the next UTC day), or 403 key_creation_closed at a limit of 0. A creation
+   * that throws gives its count back: during a storage outage each retry answered 503 and still
+   * counted, and web.keysPerDay of them locked the account out of new keys until midnight, with
+   * none made.
    */
   async create<T>(accountId: string, attemptId: string, create: () => Promise<T>): Promise<T> {
     // Closed, not spent: a 429 would say "try again tomorrow" to a form that never opens.

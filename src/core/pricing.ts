@@ -33,10 +33,9 @@ export class Pricing {
    * where the model has one. A worst case names none: every prompt token at `input`.
    */
   chatCredits(model: ChatModelConfig, promptTokens: number, outputTokens: number, cachedTokens = 0): number {
-    const { input, cachedInput, output } = model.price;
-    const cached = cachedInput === undefined ? 0 : cachedTokens;
-    let microCredits = (promptTokens - cached) * this.perMillion(input) + outputTokens * this.perMillion(output);
-    if (cached > 0) microCredits += cached * this.perMillion(cachedInput!);
+    const { input, cachedInput = input, output } = model.price;
+    const microCredits =
+      (promptTokens - cachedTokens) * this.perMillion(input) + cachedTokens * this.perMillion(cachedInput) + outputTokens * this.perMillion(output);
     return Math.ceil(microCredits / 1_000_000);
   }
 
