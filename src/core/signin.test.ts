@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../lib/clock.js';
 import { MemoryCounterStore } from '../storage/memory/counters.js';
-import type { AccountService } from './accounts.js';
+import type { AccountInfo, AccountService } from './accounts.js';
+import { hashPassword } from './passwords.js';
 import { addressBucket, SigninService } from './signin.js';
 
 describe('addressBucket (what the per-address sign-in and sign-up limits count)', () => {
@@ -30,11 +31,51 @@ describe('SigninService attempt limits', () => {
   it("counts an email's attempts however its letters are cased: each casing is not a fresh allowance", async () => {
     const noAccount = { findByEmail: async () => null, passwordHash: async () => null } as unknown as AccountService;
     const signin = new SigninService(noAccount, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
-    // From different addresses, so only the per-email count can refuse.
-    const attempt = (email: string, i: number) => signin.signIn(email, 'guess', `203.0.113.${i}`, `a${i}`).catch((err: { code: string }) => err.code);
+    // From one address: its count for this email is what refuses.
+    const attempt = (email: string, i: number) => signin.signIn(email, 'guess', '203.0.113.1', `a${i}`).catch((err: { code: string }) => err.code);
     expect(await attempt('alice@example.com', 1)).toBe('invalid_credentials');
     expect(await attempt('Alice@example.com', 2)).toBe('invalid_credentials');
     expect(await attempt('ALICE@example.com', 3)).toBe('too_many_signin_attempts');
+  });
+
+  it("one address cannot lock an account out: its wrong guesses spend its own allowance, the owner's right password still works elsewhere", async () => {
+    const owner = { id: 'acc_1', email: 'alice@example.com' } as unknown as AccountInfo;
+    const stored = await hashPassword('right password');
+    const accounts = { findByEmail: async () => owner, passwordHash: async () => stored } as unknown as AccountService;
+    const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    const attempt = (password: string, address: string, i: number) =>
+      signin.signIn('alice@example.com', password, address, `a${i}`).then(() => 'ok', (err: { code: string }) => err.code);
+    expect(await attempt('guess 1', '203.0.113.66', 1)).toBe('invalid_credentials');
+    expect(await attempt('guess 2', '203.0.113.66', 2)).toBe('invalid_credentials');
+    // The attacker's address is out of attempts for this email, even with the right password…
+    expect(await attempt('right password', '203.0.113.66', 3)).toBe('too_many_signin_attempts');
+    // …and the owner, elsewhere, is not.
+    expect(await attempt('right password', '198.51.100.7', 4)).toBe('ok');
+  });
+
+  it('wrong guesses spread over many addresses meet the email-wide ceiling (4x the limit); right passwords do not count toward it', async () => {
+    const owner = { id: 'acc_1', email: 'alice@example.com' } as unknown as AccountInfo;
+    const stored = await hashPassword('right password');
+    const accounts = { findByEmail: async () => owner, passwordHash: async () => stored } as unknown as AccountService;
+    const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    const attempt = (password: string, i: number) =>
+      signin.signIn('alice@example.com', password, `203.0.113.${i}`, `a${i}`).then(() => 'ok', (err: { code: string }) => err.code);
+    // Three right sign-ins: were they counted, the sixth wrong guess below would be refused.
+    for (let i = 1; i <= 3; i++) expect(await attempt('right password', i)).toBe('ok');
+    // Eight wrong guesses from eight more addresses, one each, all answered (the ceiling is 8)…
+    for (let i = 4; i <= 11; i++) expect(await attempt('guess', i)).toBe('invalid_credentials');
+    // …and then the email is closed for the minute, from a fresh address too.
+    expect(await attempt('right password', 12)).toBe('too_many_signin_attempts');
+  });
+
+  it('guesses fired at once cannot pass the email-wide ceiling: each is reserved before its password is checked', async () => {
+    const accounts = { findByEmail: async () => null, passwordHash: async () => null } as unknown as AccountService;
+    const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => signin.signIn('bob@example.com', 'guess', `203.0.113.${i + 1}`, `p${i}`).then(() => 'ok', (err: { code: string }) => err.code)),
+    );
+    expect(results.filter((r) => r === 'invalid_credentials')).toHaveLength(8);
+    expect(results.filter((r) => r === 'too_many_signin_attempts')).toHaveLength(32);
   });
 
   it('sign-up is open by default (10 an hour) and closed only at signupsPerHour 0', () => {

@@ -1,8 +1,8 @@
 // Web sign-up and sign-in: credentials checked against scrypt hashes, attempts limited in the
-// counter store. Every attempt — right or wrong — is ONE atomic reserve of two request counters
-// (per email, per client address) that settles as 'keep', so concurrent guesses cannot slip past
-// the limit (STYLE §7: no read-then-write). Both keys carry the one hash tag `{signin}`: a Redis
-// Cluster script may only touch keys of one slot, and the per-address counter must span emails.
+// counter store. Every attempt — right or wrong — is ONE atomic reserve of its counters before the
+// password is checked, so concurrent guesses cannot slip past a limit (STYLE §7: no
+// read-then-write). Every key carries the one hash tag `{signin}`: a Redis Cluster script may only
+// touch keys of one slot, and the per-address counter must span emails.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { CounterOp, CounterStore } from '../storage/counters.js';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -15,6 +15,16 @@ import { windowAt } from './windows.js';
 
 /** Attempts per client address per minute, as a multiple of the per-email limit (NAT, offices). */
 const PER_ADDRESS_FACTOR = 4;
+
+/**
+ * Wrong attempts at one email per minute from all addresses together, as a multiple of the
+ * per-email limit. The per-email limit is counted per client address: counted over all addresses,
+ * anyone could keep anyone out of their account with five wrong guesses a minute from one address.
+ * This ceiling is what stops guessing spread over many addresses; it counts only wrong attempts
+ * (reserved before the check, given back when the password was right), so locking an account out
+ * now takes this many wrong guesses a minute from at least this many addresses.
+ */
+const EMAIL_FAILURES_FACTOR = 4;
 
 /**
  * What the per-address limits count a client address as. An IPv6 client holds a whole /64 (RFC 6177:
@@ -93,32 +103,46 @@ export class SigninService {
 
   /** The account, or 401 invalid_credentials after the fixed delay, or 429 too_many_signin_attempts. */
   async signIn(email: string, password: string, address: string, attemptId: string): Promise<AccountInfo> {
-    await this.countAttempt(email, address, attemptId);
-    const started = performance.now();
-    const account = await this.accounts.findByEmail(email);
-    const stored = account ? await this.accounts.passwordHash(account.id) : null;
-    // An unknown email costs the same scrypt work as a wrong password.
-    const ok = await verifyPassword(password, stored ?? (await dummyHash()));
-    if (!account || stored === null || !ok) {
-      // A wrong answer takes the delay in all (not the delay after the work): hashes made with
-      // other parameters (older accounts) take other times, which must not tell which emails exist.
-      await this.sleep(Math.max(0, this.opts.wrongPasswordDelayMs - (performance.now() - started)));
-      throw new GatewayError('invalid_credentials');
+    const id = `signin:${attemptId}`;
+    await this.reserveAttempt(id, email, address);
+    let ok = false;
+    try {
+      const started = performance.now();
+      const account = await this.accounts.findByEmail(email);
+      const stored = account ? await this.accounts.passwordHash(account.id) : null;
+      // An unknown email costs the same scrypt work as a wrong password.
+      const verified = await verifyPassword(password, stored ?? (await dummyHash()));
+      if (!account || stored === null || !verified) {
+        // A wrong answer takes the delay in all (not the delay after the work): hashes made with
+        // other parameters (older accounts) take other times, which must not tell which emails exist.
+        await this.sleep(Math.max(0, this.opts.wrongPasswordDelayMs - (performance.now() - started)));
+        throw new GatewayError('invalid_credentials');
+      }
+      ok = true;
+      if (needsRehash(stored)) await this.accounts.setPasswordHash(account.id, await hashPassword(password));
+      return account;
+    } finally {
+      // Every attempt stays counted for its address; the email's wrong-attempt ceiling only the wrong
+      // ones (an attempt that failed for another reason — the store, scrypt — counts as wrong: safe).
+      // A settlement the store refuses leaves the reservation to its TTL, counted meanwhile; the
+      // answer is still the attempt's own.
+      await this.counters.settle(id, ok ? 0 : 1).catch(() => false);
     }
-    if (needsRehash(stored)) await this.accounts.setPasswordHash(account.id, await hashPassword(password));
-    return account;
   }
 
-  private async countAttempt(email: string, address: string, attemptId: string): Promise<void> {
+  private async reserveAttempt(id: string, email: string, address: string): Promise<void> {
     const now = this.clock.now();
     const span = windowAt('minute', now);
     const expiresAt = span.endsAt + GRACE_MS;
     const limit = this.opts.attemptsPerMinute;
-    const ops = [
-      { key: `tg:{signin}:e:${sha256Hex(email.toLowerCase())}:${span.id}`, amount: 1, max: limit, settle: 'keep' as const, expiresAt },
-      { key: `tg:{signin}:a:${addressBucket(address)}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep' as const, expiresAt },
+    const emailHash = sha256Hex(email.toLowerCase());
+    const bucket = addressBucket(address);
+    const ops: CounterOp[] = [
+      { key: `tg:{signin}:e:${emailHash}:${bucket}:${span.id}`, amount: 1, max: limit, settle: 'keep', expiresAt },
+      { key: `tg:{signin}:a:${bucket}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep', expiresAt },
+      { key: `tg:{signin}:f:${emailHash}:${span.id}`, amount: 1, max: limit * EMAIL_FAILURES_FACTOR, settle: 'actual', expiresAt },
     ];
-    await this.count(`signin:${attemptId}`, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
+    await reserveAction(this.counters, id, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
   }
 
   /** Counts one attempt in every op at once, or throws `tooMany` (with the seconds until `resetAt`). */
