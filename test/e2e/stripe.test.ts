@@ -164,6 +164,10 @@ describe('Stripe billing', () => {
       expect(res.status).toBe(400);
       expect((await res.json()).error).toMatchObject({ code: 'webhook_signature_invalid' });
     }
+    // A body past 1 MiB is refused before it is hashed.
+    const big = await fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': 't=1,v1=00' }, body: JSON.stringify({ ...event, pad: 'x'.repeat(1024 * 1024) }) });
+    expect(big.status).toBe(413);
+    expect((await big.json()).error).toMatchObject({ code: 'body_too_large' });
     const unsigned = await fetch(`${t.url}/app/api/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) });
     expect(unsigned.status).toBe(400);
     // No body at all: refused as unsigned, not a 500.
