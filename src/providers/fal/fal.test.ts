@@ -129,6 +129,18 @@ describe('fal provider: response mapping', () => {
     }
   });
 
+  it('downloads over https only, or over http from baseUrl\'s own host: an answer naming an internal address is not fetched', async () => {
+    for (const url of ['http://169.254.169.254/latest/meta-data/iam', 'http://localhost/admin', 'file:///etc/passwd', 'ftp://fal.media/x.jpeg', 'not a url']) {
+      const before = fake.requests.length;
+      fake.enqueue({ kind: 'json', body: { images: [{ url }], seed: 1 } });
+      const err = await rejection(provider.generateImage(call({ responseFormat: 'b64_json' }), ctx()));
+      // fal made (and billed) the image: charged, and the caller told why it has none.
+      expect(err, url).toBeInstanceOf(BilledFailure);
+      expect((err as BilledFailure).error, url).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+      expect(fake.requests.length, url).toBe(before + 1);
+    }
+  });
+
   it('a download that fails after fal made the images is a BilledFailure: the images are charged, the error answered', async () => {
     const files = createServer((_req, res) => {
       res.statusCode = 404;

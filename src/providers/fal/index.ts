@@ -29,6 +29,8 @@ class FalProvider implements Provider {
   readonly id: string;
   readonly configured: boolean;
   private readonly base: string;
+  /** The host of baseUrl: a file there may be fetched over plain http (a self-hosted mirror, tests). */
+  private readonly baseHost: string;
   private readonly headers: Record<string, string>;
   private readonly mask: (text: string) => string;
 
@@ -39,6 +41,7 @@ class FalProvider implements Provider {
     this.id = config.id;
     this.configured = Boolean(config.apiKey);
     this.base = baseUrlOf(config);
+    this.baseHost = new URL(this.base).hostname;
     this.headers = baseHeaders(config, (key) => `Key ${key}`);
     this.mask = credentialMask(config);
   }
@@ -105,6 +108,18 @@ class FalProvider implements Provider {
       } catch {
         throw malformedResponse(this.id, 'an image is a data URI that does not decode');
       }
+    }
+    // The URL comes from the upstream's answer, and the file goes back to the caller: fetched from
+    // anywhere, an answer naming http://169.254.169.254/… or an internal service would hand its
+    // content out. fal's files are on its https CDN; plain http only from baseUrl's own host.
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw malformedResponse(this.id, 'an image URL is not a URL');
+    }
+    if (target.protocol !== 'https:' && !(target.protocol === 'http:' && target.hostname === this.baseHost)) {
+      throw malformedResponse(this.id, `an image URL is not https (${target.protocol}//${target.host}), so it is not downloaded`);
     }
     const res = await this.client.request({ provider: this.id, method: 'GET', url, headers: {}, signal });
     if (res.status < 200 || res.status >= 300) {
