@@ -168,6 +168,7 @@ describe('loadConfig', () => {
         { id: 'm', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '512x512', price: { perImage: { '256x256': 1 } } },
       ],
       defaultPlan: 'gold',
+      upstream: { answerTimeoutMs: 700_000 },
     });
     const text = problems.join('\n');
     expect(text).toMatch(/providers\[0\]\.type: unknown provider type 'bogus'/);
@@ -176,6 +177,7 @@ describe('loadConfig', () => {
     expect(text).toMatch(/models\[1\]\.id: duplicate/);
     expect(text).toMatch(/models\[1\]\.defaultSize/);
     expect(text).toMatch(/defaultPlan: no plan named 'gold'/);
+    expect(text).toMatch(/upstream\.answerTimeoutMs: 700000 is above totalTimeoutMs \(600000\)/);
   });
 
   it('names the built-in catalog when a file lists providers without those its models need', () => {

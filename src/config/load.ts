@@ -132,6 +132,10 @@ function crossCheck(config: Config, providerTypes: readonly string[], builtInMod
   if (!Object.hasOwn(config.plans, config.defaultPlan)) {
     problems.push(`defaultPlan: no plan named '${config.defaultPlan}'`);
   }
+  const { answerTimeoutMs, totalTimeoutMs } = config.upstream;
+  if (answerTimeoutMs !== undefined && answerTimeoutMs > totalTimeoutMs) {
+    problems.push(`upstream.answerTimeoutMs: ${answerTimeoutMs} is above totalTimeoutMs (${totalTimeoutMs}), which ends every call first`);
+  }
   return problems;
 }
 

@@ -286,6 +286,8 @@ export const configSchema = z.strictObject({
       firstByteTimeoutMs: z.number().int().positive().default(60_000),
       /** Whole call including the body or stream, ms. */
       totalTimeoutMs: z.number().int().positive().default(600_000),
+      /** Request sent → answer, for a call that does not stream, ms; absent: totalTimeoutMs alone. */
+      answerTimeoutMs: z.number().int().positive().optional(),
       /** Longest silence between two body chunks of a stream, ms. */
       idleTimeoutMs: z.number().int().positive().default(60_000),
       /** Keep-alive connections per upstream origin. */

@@ -328,6 +328,17 @@ describe('createUpstreamClient', () => {
     expectGatewayError(await caught(stalled.text()), 'upstream_timeout', { phase: 'idle', timeoutMs: 200 });
   });
 
+  it('answerTimeoutMs bounds a whole answer on its own (a provider that took the call and never answers lets its reservation go sooner), and leaves streams to the first-byte limit', async () => {
+    const c = client({ answerTimeoutMs: 150, firstByteTimeoutMs: 5_000 });
+    expectGatewayError(await caught(c.request({ ...get('/hang'), wholeAnswer: true })), 'upstream_timeout', { phase: 'answer', timeoutMs: 150 });
+    // The same client still waits past 150 ms for a stream's head: only the answer's limit moved.
+    const streamed = await c.request(get('/answer-after-600ms'));
+    expect(await streamed.text()).toBe('the whole answer');
+    // And an answer within the limit comes through.
+    const patient = client({ answerTimeoutMs: 2_000 });
+    expect(await (await patient.request({ ...get('/answer-after-600ms'), wholeAnswer: true })).text()).toBe('the whole answer');
+  });
+
   it('enforces the total timeout before headers', async () => {
     const c = client({ totalTimeoutMs: 150, firstByteTimeoutMs: 5_000 });
     expectGatewayError(await caught(c.request(get('/hang'))), 'upstream_timeout', { phase: 'total' });

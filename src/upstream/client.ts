@@ -12,11 +12,15 @@ export interface UpstreamClientOptions {
   firstByteTimeoutMs: number;
   totalTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Request sent → answer, for a call that does not stream (wholeAnswer); absent: the total limit alone. */
+  answerTimeoutMs?: number | undefined;
   connectionsPerOrigin: number;
 }
 
 /** Abort reason of the total timer, recognised by identity. */
 class TotalTimeout extends Error {}
+/** Abort reason of a whole-answer call whose answer did not come within answerTimeoutMs. */
+class AnswerTimeout extends Error {}
 
 /** Why a body read fails after cancel(): the caller stopped it (not mapped to the catalogue). */
 const cancelled = () => new undiciErrors.RequestAbortedError('the upstream response was cancelled');
@@ -28,8 +32,8 @@ const DUMP_LIMIT_BYTES = 128 * 1024;
 
 type Waiter<T> = { resolve: (v: T) => void; reject: (err: unknown) => void };
 
-/** The first-byte and idle timeouts of one call, ms. */
-type PhaseTimeouts = { firstByteMs: number; idleMs: number };
+/** The first-byte and idle timeouts of one call, ms (0: none); wholeAnswer: the head is the answer. */
+type PhaseTimeouts = { firstByteMs: number; idleMs: number; wholeAnswer: boolean };
 
 /**
  * A call's first-byte or idle timer fired: which one, by whether the head has come. Decided after
@@ -41,7 +45,7 @@ function phaseTimedOut(call: Call): void {
   const seen = call.progress;
   setImmediate(() => {
     if (call.done || call.progress !== seen) return; // the bytes came: onData re-armed the timer
-    call.abort(call.headSeen ? new undiciErrors.BodyTimeoutError() : new undiciErrors.HeadersTimeoutError());
+    call.abort(call.headSeen ? new undiciErrors.BodyTimeoutError() : call.wholeAnswer ? new AnswerTimeout() : new undiciErrors.HeadersTimeoutError());
   });
 }
 
@@ -99,6 +103,10 @@ class Call {
     if (this.ended || this.failure) return;
     if (this.abortFn) this.abortFn(reason);
     else this.abortReason ??= reason; // not on a socket yet: aborted in onConnect
+  }
+
+  get wholeAnswer(): boolean {
+    return this.timeouts.wholeAnswer;
   }
 
   get done(): boolean {
@@ -277,6 +285,7 @@ export function mapTransportError(err: unknown, provider: string, opts: Upstream
   const timeout = (timeoutMs: number, phase: string) =>
     new GatewayError('upstream_timeout', { vars: { provider, timeoutMs, phase }, cause: err });
   if (err instanceof TotalTimeout) return timeout(opts.totalTimeoutMs, 'total');
+  if (err instanceof AnswerTimeout) return timeout(opts.answerTimeoutMs ?? opts.totalTimeoutMs, 'answer');
   const code = errorCode(err);
   if (err instanceof undiciErrors.ConnectTimeoutError || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return timeout(opts.connectTimeoutMs, 'connect');
@@ -339,8 +348,11 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
     headersTimeout: 0,
     bodyTimeout: 0,
   });
-  const phases: PhaseTimeouts = { firstByteMs: opts.firstByteTimeoutMs, idleMs: opts.idleTimeoutMs };
-  const wholeAnswerPhases: PhaseTimeouts = { firstByteMs: 0, idleMs: opts.idleTimeoutMs };
+  const phases: PhaseTimeouts = { firstByteMs: opts.firstByteTimeoutMs, idleMs: opts.idleTimeoutMs, wholeAnswer: false };
+  // A call that does not stream gets its head only with the whole answer, so the first-byte limit
+  // (made for a stream's head, which a live upstream sends at once) would cut long answers the
+  // provider made and billed; its own limit, or none but the total one.
+  const wholeAnswerPhases: PhaseTimeouts = { firstByteMs: opts.answerTimeoutMs ?? 0, idleMs: opts.idleTimeoutMs, wholeAnswer: true };
 
   async function request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const caller = req.signal;

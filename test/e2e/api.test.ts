@@ -151,6 +151,8 @@ describe('chat completions', () => {
     expect(res.status).toBe(504);
     const body = await res.json();
     expect(body.error.code).toBe('upstream_timeout');
+    // upstream.answerTimeoutMs (2 s in these tests), not the 10 s total limit.
+    expect(body.error.message).toBe("The provider 'openai' did not answer within 2000 ms (answer).");
     expect(body.requestId).toBe(res.headers.get('x-request-id'));
     expect((await ledger(accountId))[0]).toMatchObject({ status: 'error', httpStatus: 504, credits: 0 });
   });

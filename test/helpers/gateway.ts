@@ -57,7 +57,8 @@ export async function startTestGateway(
       server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test' },
       storage: { url: `sqlite:${join(dir, 'tollgate.db')}` },
       admin: { token: ADMIN_TOKEN },
-      upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 2000, totalTimeoutMs: 10_000, idleTimeoutMs: 2000 },
+      // A hung call that does not stream ends at answerTimeoutMs (2 s), not at the total limit.
+      upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 2000, totalTimeoutMs: 10_000, answerTimeoutMs: 2000, idleTimeoutMs: 2000 },
       logging: { level: 'silent' },
       // Every test signs up from 127.0.0.1; the per-address limit has its own test.
       web: { signupsPerHour: 100_000 },
