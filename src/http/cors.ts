@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 const EXPOSED = [
   'x-request-id',
   'retry-after',
+  'retry-after-ms',
   'x-should-retry',
   'x-ratelimit-limit-tokens',
   'x-ratelimit-remaining-tokens',

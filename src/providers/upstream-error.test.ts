@@ -63,6 +63,13 @@ describe('upstream error answers', () => {
     expect(none.headers['retry-after']).toBe('1');
   });
 
+  it('a fractional Retry-After and retry-after-ms pass on as sent (the SDKs read both)', async () => {
+    const err = (await upstreamError(withHeaders(response(429, '{}'), { 'retry-after': '0.5', 'retry-after-ms': '450' }), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(err.headers).toMatchObject({ 'retry-after': '0.5', 'retry-after-ms': '450' });
+    const odd = (await upstreamError(withHeaders(response(429, '{}'), { 'retry-after-ms': 'soon' }), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(odd.headers['retry-after-ms']).toBeUndefined();
+  });
+
   it("a Retry-After that is not a delay or a date is not passed on", async () => {
     const err = (await upstreamError(withHeaders(response(503, '{}'), { 'retry-after': '<script>alert(1)</script>' }), 'oai', () => ({}))) as UpstreamHttpError;
     expect(err.headers['retry-after']).toBeUndefined();

@@ -47,11 +47,20 @@ export function codeOf(v: unknown): string | null {
   return null;
 }
 
-/** The upstream's Retry-After, passed on so the caller's SDK waits as long as the provider asked (SPEC §5). */
+const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * The upstream's Retry-After, passed on so the caller's SDK waits as long as the provider asked
+ * (SPEC §5): seconds (some providers send fractions, "0.5", which the SDKs read with parseFloat)
+ * or an HTTP date; and `retry-after-ms`, which openai-node and openai-python read first.
+ */
 function retryAfterOf(res: UpstreamResponse): Record<string, string> {
-  const v = res.headers['retry-after'];
-  const value = Array.isArray(v) ? v[0] : v;
-  return value !== undefined && /^[\w ,:+-]{1,64}$/.test(value) ? { 'retry-after': value } : {};
+  const out: Record<string, string> = {};
+  const value = first(res.headers['retry-after']);
+  if (value !== undefined && /^[\w .,:+-]{1,64}$/.test(value)) out['retry-after'] = value;
+  const ms = first(res.headers['retry-after-ms']);
+  if (ms !== undefined && /^\d{1,9}(\.\d{1,6})?$/.test(ms)) out['retry-after-ms'] = ms;
+  return out;
 }
 
 /**
