@@ -248,6 +248,29 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("the usage chart's legend names a long model id whole, within a phone's screen, with its credits", async () => {
+    const long = 'accounts/fireworks/models/llama-v3p1-405b-instruct-long-context';
+    const t = await gateway({ config: { models: [...testModels(), { id: long, kind: 'chat', provider: 'openai', price: { input: 3, output: 3 } }] } });
+    const page = await signUp(t, 'legend@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.selectOption(byTest('model-select'), long);
+    await page.fill(byTest('prompt'), 'hello');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    await page.click(byTest('nav-usage'));
+    const legend = page.locator(byTest('usage-legend'));
+    await legend.waitFor();
+    // Drawn on the canvas, the id was cut at its edge; here it is whole, and wraps.
+    expect(await legend.locator('.legend-model').allTextContents()).toEqual([long]);
+    const spent = await page.textContent(byTest('usage-today'));
+    expect(await legend.locator('.legend-total').textContent()).toBe(spent!.replace(/ credits$/, '').trim());
+    const box = (await legend.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(375);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

@@ -1,9 +1,10 @@
 // chart.js with only what the usage chart needs registered (tree-shaken; loaded lazily).
-import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
+// Its legend is the page's own HTML list (pages/usage.ts): drawn on the canvas, a long model id
+// was cut at the canvas's edge on a phone, and screen readers could not read it.
+import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip } from 'chart.js';
+import { seriesColor } from './palette';
 
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
-
-const PALETTE = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#dc2626', '#0891b2', '#db2777', '#65a30d', '#7c3aed', '#ea580c'];
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 
 export interface Series {
   label: string;
@@ -21,7 +22,7 @@ export function stackedBars(canvas: HTMLCanvasElement, labels: string[], series:
       datasets: series.map((s, i) => ({
         label: s.label,
         data: s.data,
-        backgroundColor: PALETTE[i % PALETTE.length],
+        backgroundColor: seriesColor(i),
         borderWidth: 0,
       })),
     },
@@ -31,7 +32,7 @@ export function stackedBars(canvas: HTMLCanvasElement, labels: string[], series:
       animation: false,
       interaction: { mode: 'index', intersect: false },
       plugins: {
-        legend: { position: 'bottom', labels: { color: text, boxWidth: 12 } },
+        legend: { display: false },
         tooltip: {
           callbacks: { label: (ctx) => `${ctx.dataset.label ?? ''}: ${Number(ctx.parsed.y).toLocaleString('en-US')} credits` },
         },

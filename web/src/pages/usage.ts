@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { fmt, fmtDate } from '../format';
+import { seriesColor } from '../palette';
 import type { Usage } from '../types';
 
 const DAYS = 30;
@@ -17,17 +18,22 @@ function lastDays(n: number, today: string): string[] {
   return Array.from({ length: n }, (_, i) => new Date(last - (n - 1 - i) * 86_400_000).toISOString().slice(0, 10));
 }
 
+/** The models of the period (sorted: each keeps its colour from day to day) and their credits per day. */
+function seriesOf(usage: Usage, days: string[]): { label: string; data: number[] }[] {
+  const models = [...new Set(usage.days.map((d) => d.model))].sort();
+  return models.map((model) => ({
+    label: model,
+    data: days.map((day) => usage.days.filter((r) => r.day === day && r.model === model).reduce((s, r) => s + r.credits, 0)),
+  }));
+}
+
 function UsageChart({ usage }: { usage: Usage }) {
   const canvas = useRef<HTMLCanvasElement>(null);
+  const days = lastDays(DAYS, usage.day);
+  const series = seriesOf(usage, days);
   useEffect(() => {
     let chart: { destroy(): void } | null = null;
     let cancelled = false;
-    const days = lastDays(DAYS, usage.day);
-    const models = [...new Set(usage.days.map((d) => d.model))].sort();
-    const series = models.map((model) => ({
-      label: model,
-      data: days.map((day) => usage.days.filter((r) => r.day === day && r.model === model).reduce((s, r) => s + r.credits, 0)),
-    }));
     void import('../chart').then(({ stackedBars }) => {
       if (cancelled || !canvas.current) return;
       chart = stackedBars(canvas.current, days.map((d) => d.slice(5)), series);
@@ -38,8 +44,18 @@ function UsageChart({ usage }: { usage: Usage }) {
     };
   }, [usage]);
   return html`<div class="chart-box">
-    <canvas data-testid="usage-chart" ref=${canvas} role="img" aria-label="Credits per day over the last 30 days, stacked by model"></canvas>
-  </div>`;
+      <canvas data-testid="usage-chart" ref=${canvas} role="img" aria-label="Credits per day over the last 30 days, stacked by model"></canvas>
+    </div>
+    ${series.length > 0 &&
+    html`<ul class="chart-legend" data-testid="usage-legend" aria-label="Models, with their credits over the ${DAYS} days">
+      ${series.map(
+        (s, i) => html`<li key=${s.label}>
+          <span class="swatch" style=${`background:${seriesColor(i)}`} aria-hidden="true"></span>
+          <span class="legend-model">${s.label}</span>
+          <span class="muted legend-total">${fmt(s.data.reduce((a, b) => a + b, 0))}</span>
+        </li>`,
+      )}
+    </ul>`}`;
 }
 
 export function UsagePage() {
