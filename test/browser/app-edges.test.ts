@@ -271,6 +271,25 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('an open Billing page shows what the operator changed once the reader comes back to the tab', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'returning@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.click(byTest('nav-billing'));
+    await expect.poll(() => page.textContent(byTest('plan'))).toBe('free');
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 5000 });
+    // Still what it read when it opened…
+    expect(await page.textContent(byTest('plan'))).toBe('free');
+    // …until the tab is shown again (another tab, a Stripe Checkout, was in front meanwhile).
+    await page.waitForTimeout(1_100);
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await expect.poll(() => page.textContent(byTest('plan'))).toBe('paid');
+    expect(await page.getAttribute(byTest('balance'), 'data-value')).toBe('5000');
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

@@ -4,6 +4,7 @@ import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { useRefocusWhen } from '../focus';
 import { fmt } from '../format';
+import { useReloadOnReturn } from '../on-return';
 import type { Account, Billing } from '../types';
 
 export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) {
@@ -29,6 +30,7 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
   useEffect(() => {
     void load();
   }, []);
+  useReloadOnReturn(() => void load());
 
   const addPaymentMethod = async () => {
     if (busy) return;

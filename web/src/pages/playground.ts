@@ -6,6 +6,7 @@ import { Meter } from '../components/meter';
 import { ModelPicker } from '../components/model-picker';
 import { useRefocusWhen } from '../focus';
 import { fmt } from '../format';
+import { useReloadOnReturn } from '../on-return';
 import type { Meter as MeterData, Model } from '../types';
 
 interface Message {
@@ -141,6 +142,7 @@ export function PlaygroundPage() {
   useEffect(() => {
     void refreshMeter(modelId);
   }, [modelId, refreshMeter]);
+  useReloadOnReturn(() => void refreshMeter(modelId));
 
   useEffect(() => {
     if (model?.type === 'image') {

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { fmt, fmtDate } from '../format';
+import { useReloadOnReturn } from '../on-return';
 import { seriesColor } from '../palette';
 import type { Usage } from '../types';
 
@@ -62,11 +63,16 @@ export function UsagePage() {
   const [usage, setUsage] = useState<Usage | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
 
-  useEffect(() => {
+  const load = () => {
     api<Usage>('GET', `/usage?days=${DAYS}`)
-      .then(setUsage)
+      .then((u) => {
+        setUsage(u);
+        setError(null);
+      })
       .catch((e) => setError(toApiError(e)));
-  }, []);
+  };
+  useEffect(load, []);
+  useReloadOnReturn(load);
 
   const todayRows = usage?.days.filter((d) => d.day === usage.day) ?? [];
   const sum = (rows: { credits: number; requests: number }[]) =>
