@@ -31,8 +31,8 @@ export const defaultModels: Models = [
   chat('gpt-4.1-nano', 0.1, 0.025, 0.4, { vision: true, maxOutputTokens: 32_768, imageInputTokens: 3_779, contextTokens: 1_047_576 }),
   chat('gpt-4.1', 2, 0.5, 8, { vision: true, pro: true, maxOutputTokens: 32_768, imageInputTokens: 1_536, contextTokens: 1_047_576 }),
   // OpenAI embeds at most 2,048 inputs per request.
-  { id: 'text-embedding-3-small', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.02 }, maxInputs: 2048 },
-  { id: 'text-embedding-3-large', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.13 }, maxInputs: 2048 },
+  { id: 'text-embedding-3-small', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.02 }, maxInputs: 2048, contextTokens: 8192 },
+  { id: 'text-embedding-3-large', kind: 'embedding', provider: 'openai', ownedBy: 'openai', price: { input: 0.13 }, maxInputs: 2048, contextTokens: 8192 },
   {
     id: 'dall-e-2', kind: 'image', provider: 'openai', ownedBy: 'openai',
     sizes: ['256x256', '512x512', '1024x1024'], defaultSize: '1024x1024',

@@ -100,6 +100,12 @@ const embeddingModel = z.strictObject({
    * with 400 before anything is counted. Absent: no such check (the upstream decides).
    */
   maxInputs: z.number().int().positive().optional(),
+  /**
+   * Tokens one input may hold (OpenAI's embedding models take 8,192): an input past it is refused
+   * with 400 before the upstream call, and counting stops there — one 1 MB input of Hindi took
+   * ~540 ms of the event loop to count in full. Absent: no such check.
+   */
+  contextTokens: z.number().int().positive().optional(),
 });
 
 const imageModel = z.strictObject({

@@ -21,7 +21,7 @@ import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
 import { countPrompt } from './prompt-count.js';
-import { countChatPromptParts, countEmbeddingInput, countText, hasNonTextParts } from './tokens.js';
+import { countChatPromptParts, countEmbeddingInputs, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
 export interface RequestContext {
@@ -262,7 +262,19 @@ export class Gateway {
     if (model.maxInputs !== undefined && inputs > model.maxInputs) {
       throw new GatewayError('invalid_request', { vars: { detail: `input: ${model.id} embeds at most ${model.maxInputs} inputs per request; this one has ${inputs}` }, param: 'input' });
     }
-    const promptTokens = await this.countPrompt(ctx, model, (cap) => countEmbeddingInput(body.input, cap));
+    // Each input must fit the model's window (contextTokens): counted no further than that, and
+    // refused here rather than sent to a provider that refuses it.
+    const perInput = model.contextTokens ?? Number.POSITIVE_INFINITY;
+    let tooLong: number | undefined;
+    const promptTokens = await this.countPrompt(ctx, model, (cap) => {
+      const counted = countEmbeddingInputs(body.input, cap, perInput);
+      tooLong = counted.tooLong;
+      return counted.tokens;
+    });
+    if (tooLong !== undefined) {
+      const which = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number') ? 'input' : `input[${tooLong}]`;
+      throw new GatewayError('invalid_request', { vars: { detail: `${which}: ${model.id} embeds at most ${perInput} tokens per input; this one has more` }, param: 'input' });
+    }
     return this.run(
       ctx,
       model,

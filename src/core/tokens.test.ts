@@ -1,7 +1,7 @@
 import { countTokens } from 'gpt-tokenizer';
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt, countChatPromptParts, countEmbeddingInput, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
+import { countChatPrompt, countChatPromptParts, countEmbeddingInput, countEmbeddingInputs, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
 
 describe('token counting', () => {
   it('counts text with the o200k encoding', () => {
@@ -139,6 +139,21 @@ describe('token counting', () => {
     const input = `${Date.now()} `.concat('Text to embed, embedded again. '.repeat(20));
     expect(countEmbeddingText(input)).toBe(countCl100k(input, { disallowedSpecial: new Set() }));
     expect(countEmbeddingText(input)).toBe(countCl100k(input, { disallowedSpecial: new Set() }));
+  });
+
+  it("finds an embedding input past the model's window, counting no further than the window", () => {
+    const long = 'word '.repeat(200_000);
+    expect(countEmbeddingInputs(['a', long, 'b'], Number.POSITIVE_INFINITY, 8_192)).toMatchObject({ tooLong: 1 });
+    // It stopped near the window, not at the end of the million characters.
+    expect(countEmbeddingInputs(['a', long, 'b'], Number.POSITIVE_INFINITY, 8_192).tokens).toBeLessThan(20_000);
+    expect(countEmbeddingInputs(long, Number.POSITIVE_INFINITY, 8_192).tooLong).toBe(0);
+    expect(countEmbeddingInputs([[1, 2, 3], [1, 2]], Number.POSITIVE_INFINITY, 2)).toEqual({ tokens: 3, tooLong: 0 });
+    expect(countEmbeddingInputs([1, 2, 3], Number.POSITIVE_INFINITY, 2)).toEqual({ tokens: 3, tooLong: 0 });
+    expect(countEmbeddingInputs([1, 2], Number.POSITIVE_INFINITY, 2)).toEqual({ tokens: 2, tooLong: undefined });
+    // Within the window each, counted whole.
+    expect(countEmbeddingInputs(['one two', 'three'], Number.POSITIVE_INFINITY, 8_192)).toEqual({ tokens: countEmbeddingText('one two') + countEmbeddingText('three'), tooLong: undefined });
+    // The budget's cap still stops the count first when it is lower.
+    expect(countEmbeddingInputs([long], 100, 8_192)).toMatchObject({ tooLong: undefined });
   });
 
   it('counts embedding input: strings, token arrays and single tokens', () => {

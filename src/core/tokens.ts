@@ -302,14 +302,33 @@ export function countEmbeddingText(text: string, cap = Number.POSITIVE_INFINITY)
  * reserved a quarter of its cost and spent past a plan's limit several times over.
  */
 export function countEmbeddingInput(input: unknown, cap = Number.POSITIVE_INFINITY): number {
-  if (typeof input === 'string') return countEmbeddingText(input, cap);
-  if (!Array.isArray(input)) return 0;
+  return countEmbeddingInputs(input, cap).tokens;
+}
+
+/**
+ * countEmbeddingInput, and the index of the first input longer than `perInput` tokens (the model's
+ * window: OpenAI's embedding models take 8,192 tokens an input and refuse the request past it).
+ * Counting stops there, so one 10 MB input costs the count of a window, not of the whole text.
+ */
+export function countEmbeddingInputs(
+  input: unknown,
+  cap = Number.POSITIVE_INFINITY,
+  perInput = Number.POSITIVE_INFINITY,
+): { tokens: number; tooLong: number | undefined } {
+  const items: readonly unknown[] = typeof input === 'string' ? [input] : Array.isArray(input) && typeof input[0] !== 'number' ? input : [];
+  // A lone token array is one input.
+  if (items.length === 0 && Array.isArray(input)) return input.length > perInput ? { tokens: input.length, tooLong: 0 } : { tokens: input.length, tooLong: undefined };
   let tokens = 0;
-  for (const item of input) {
-    if (typeof item === 'string') tokens += countEmbeddingText(item, cap - tokens);
-    else if (typeof item === 'number') tokens += 1;
-    else if (Array.isArray(item)) tokens += item.length;
-    if (tokens > cap) return tokens;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    const left = cap - tokens;
+    let n = 0;
+    if (typeof item === 'string') n = countEmbeddingText(item, Math.min(left, perInput));
+    else if (typeof item === 'number') n = 1;
+    else if (Array.isArray(item)) n = item.length;
+    tokens += n;
+    if (n > perInput) return { tokens, tooLong: i };
+    if (tokens > cap) return { tokens, tooLong: undefined };
   }
-  return tokens;
+  return { tokens, tooLong: undefined };
 }

@@ -1,6 +1,7 @@
 // A model's own limits, checked before the upstream call: a chat prompt longer than its context
 // window (catalog `contextTokens`) is refused with OpenAI's own code and counted no further than the
-// window; an embeddings request with more inputs than it takes (`maxInputs`) is refused uncounted.
+// window; an embeddings request with more inputs than it takes (`maxInputs`) is refused uncounted,
+// and one with an input longer than the model's window (`contextTokens`) counted no further than it.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
@@ -91,6 +92,36 @@ it('an embeddings request past the model maxInputs is refused before anything is
     expect((await embed(['a', 'b', 'c'])).status).toBe(200);
     expect((await embed([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).status).toBe(200);
     expect((await embed([[1, 2], [3], [4], [5]])).status).toBe(400);
+  } finally {
+    await g.close();
+  }
+});
+
+it('an embeddings input past the model window (contextTokens) is refused, naming it, and counted no further than the window', async () => {
+  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, contextTokens: 1_000 } : m));
+  const g = await startTestGateway({ config: { models } });
+  try {
+    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
+    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    const embed = (input: unknown) =>
+      fetch(`${g.url}/v1/embeddings`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'text-embedding-3-small', input }),
+      });
+    const calls = g.upstreamCalls();
+    // ' hello' is one cl100k token: the second input has 1,001.
+    const refused = await embed(['short', ' hello'.repeat(1_001), 'short']);
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error).toMatchObject({ code: 'invalid_request', param: 'input', message: expect.stringContaining('input[1]: text-embedding-3-small embeds at most 1000 tokens per input') });
+    const single = await embed(' hello'.repeat(5_000));
+    expect((await single.json()).error).toMatchObject({ code: 'invalid_request', param: 'input', message: expect.stringContaining('Invalid request: input: text-embedding-3-small') });
+    const tokens = await embed(Array.from({ length: 1_001 }, () => 7));
+    expect(tokens.status).toBe(400);
+    expect(g.upstreamCalls()).toBe(calls);
+    expect((await g.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
+    // Inputs each within the window, however many tokens together: served.
+    expect((await embed([' hello'.repeat(1_000), ' hello'.repeat(1_000), ' hello'.repeat(999)])).status).toBe(200);
   } finally {
     await g.close();
   }
