@@ -89,6 +89,12 @@ const chatModel = z.strictObject({
    * and the cheaper `flex` (OpenAI's `auto` and `default`, Groq's `on_demand`).
    */
   serviceTiers: z.array(z.string().min(1)).default(['auto', 'default', 'flex', 'on_demand']),
+  /**
+   * Media in a prompt by URL (`any`), or only inline as data: URIs (`inline`): for a server inside
+   * the operator's network that fetches URLs itself (vLLM, llama.cpp, Ollama), where a URL lets any
+   * key holder reach internal addresses through it (core/media-urls.ts).
+   */
+  mediaUrls: z.enum(['any', 'inline']).default('any'),
 });
 
 const embeddingModel = z.strictObject({

@@ -20,6 +20,7 @@ import type { Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
+import { checkMediaUrls } from './media-urls.js';
 import { countPrompt } from './prompt-count.js';
 import { countChatPromptParts, countEmbeddingInputs, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
@@ -217,6 +218,7 @@ export class Gateway {
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
     const provider = this.providerFor(model);
     checkServiceTier(model, body);
+    checkMediaUrls(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
     capOutput(model, body, shaped.clamped);
     // The context window holds text-only messages to it; tool definitions and a response schema

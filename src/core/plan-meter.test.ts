@@ -11,7 +11,7 @@ import { renderMessage } from '../errors/http.js';
 import { PlanMeter } from './plan-meter.js';
 import type { Principal } from './metering.js';
 
-const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, imageInputTokens: 1445, outputLimitField: 'max_tokens', serviceTiers: [], price: { input: 1, output: 1 } };
+const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, imageInputTokens: 1445, outputLimitField: 'max_tokens', serviceTiers: [], mediaUrls: 'any', price: { input: 1, output: 1 } };
 const principal: Principal = {
   account: { id: 'acct_1', email: null, plan: 'free', hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' },
   key: null,

@@ -126,3 +126,28 @@ it('an embeddings input past the model window (contextTokens) is refused, naming
     await g.close();
   }
 });
+
+it('a model with mediaUrls: inline refuses an image by URL before the upstream call, and takes it inline', async () => {
+  const models = testModels().map((m) => (m.id === 'gpt-4o-mini' && m.kind === 'chat' ? { ...m, vision: true, mediaUrls: 'inline' as const } : m));
+  const g = await startTestGateway({ config: { models } });
+  try {
+    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
+    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    const look = (url: string) =>
+      fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url } }] }] }),
+      });
+    const calls = g.upstreamCalls();
+    const refused = await look('http://169.254.169.254/latest/meta-data/iam/security-credentials/');
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error).toMatchObject({ code: 'invalid_request', param: 'messages[0].content[1]', message: expect.stringContaining('inline only') });
+    expect(g.upstreamCalls()).toBe(calls);
+    expect((await g.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
+    expect((await look('data:image/png;base64,iVBORw0KGgo=')).status).toBe(200);
+    expect(g.upstreamCalls()).toBe(calls + 1);
+  } finally {
+    await g.close();
+  }
+});
