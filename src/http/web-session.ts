@@ -4,12 +4,26 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Session, SessionEpochs, Sessions } from '../core/sessions.js';
 import { parseCookies, serializeCookie } from './cookies.js';
 
-export const SESSION_COOKIE = 'tg_session';
-export const CSRF_COOKIE = 'tg_csrf';
+const SESSION_COOKIE = 'tg_session';
+const CSRF_COOKIE = 'tg_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
+
+/**
+ * Over https the cookies carry the `__Host-` prefix: a browser takes such a cookie only from this
+ * host itself, Secure, for path /, with no Domain. Unprefixed, a page on any sibling subdomain
+ * (user-content.example.com beside gateway.example.com) could set a tg_csrf or tg_session cookie
+ * for the parent domain, which the browser sends here too: the anonymous CSRF token it chose (a
+ * forged sign-in into the attacker's account), or a session of its own. Plain http cannot use the
+ * prefix (it requires Secure), so a local gateway keeps the plain names.
+ * https://developer.mozilla.org/en-US/docs/Web/HTTP/Reference/Headers/Set-Cookie#cookie_prefixes
+ */
+const HOST_PREFIX = '__Host-';
 
 export class WebSessions {
   private readonly secure: boolean;
+  /** The cookies' names on this deployment (prefixed over https). */
+  readonly sessionCookie: string;
+  readonly csrfCookie: string;
 
   constructor(
     readonly sessions: Sessions,
@@ -17,6 +31,9 @@ export class WebSessions {
     publicUrl: string,
   ) {
     this.secure = publicUrl.startsWith('https:');
+    const prefix = this.secure ? HOST_PREFIX : '';
+    this.sessionCookie = `${prefix}${SESSION_COOKIE}`;
+    this.csrfCookie = `${prefix}${CSRF_COOKIE}`;
   }
 
   cookies(req: FastifyRequest): Record<string, string> {
@@ -25,7 +42,7 @@ export class WebSessions {
 
   /** The request's valid session (signed, unexpired, not signed out) and its token, or null. */
   async read(req: FastifyRequest): Promise<{ token: string; session: Session } | null> {
-    const token = this.cookies(req)[SESSION_COOKIE];
+    const token = this.cookies(req)[this.sessionCookie];
     const session = this.sessions.verify(token);
     if (!session || !token) return null;
     return session.epoch === (await this.epochs.current(session.accountId)) ? { token, session } : null;
@@ -37,16 +54,16 @@ export class WebSessions {
     const csrf = this.sessions.csrfFor(token);
     const maxAge = this.sessions.maxAgeSeconds;
     reply.header('set-cookie', [
-      serializeCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge }),
-      serializeCookie(CSRF_COOKIE, csrf, { sameSite: 'Strict', secure: this.secure, maxAge }),
+      serializeCookie(this.sessionCookie, token, { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge }),
+      serializeCookie(this.csrfCookie, csrf, { sameSite: 'Strict', secure: this.secure, maxAge }),
     ]);
     return csrf;
   }
 
   /** Sets the CSRF cookie (and, when `clearSession`, deletes the session cookie). */
   issueCsrf(reply: FastifyReply, csrf: string, clearSession: boolean): void {
-    const cookies = [serializeCookie(CSRF_COOKIE, csrf, { sameSite: 'Strict', secure: this.secure, maxAge: this.sessions.maxAgeSeconds })];
-    if (clearSession) cookies.unshift(serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }));
+    const cookies = [serializeCookie(this.csrfCookie, csrf, { sameSite: 'Strict', secure: this.secure, maxAge: this.sessions.maxAgeSeconds })];
+    if (clearSession) cookies.unshift(serializeCookie(this.sessionCookie, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }));
     reply.header('set-cookie', cookies);
   }
 
@@ -55,8 +72,8 @@ export class WebSessions {
     // The cookies go first: with the limiter down the epoch cannot move (503), but this browser
     // is signed out all the same.
     reply.header('set-cookie', [
-      serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }),
-      serializeCookie(CSRF_COOKIE, '', { sameSite: 'Strict', secure: this.secure, maxAge: 0 }),
+      serializeCookie(this.sessionCookie, '', { httpOnly: true, sameSite: 'Lax', secure: this.secure, maxAge: 0 }),
+      serializeCookie(this.csrfCookie, '', { sameSite: 'Strict', secure: this.secure, maxAge: 0 }),
     ]);
     if (accountId !== undefined) await this.epochs.end(accountId);
   }

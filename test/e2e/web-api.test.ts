@@ -47,7 +47,7 @@ class Browser {
     const headers: Record<string, string> = { ...init.headers };
     if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     if (init.body !== undefined) headers['content-type'] = 'application/json';
-    const csrf = init.csrf === undefined ? this.cookies.get('tg_csrf') : init.csrf;
+    const csrf = init.csrf === undefined ? (this.cookies.get('tg_csrf') ?? this.cookies.get('__Host-tg_csrf')) : init.csrf;
     if (csrf !== null && csrf !== undefined) headers['x-csrf-token'] = csrf;
     const res = await fetch(`${this.base ?? t.url}${path}`, {
       method: init.method ?? 'GET',
@@ -97,6 +97,34 @@ async function readStream(res: Response): Promise<string[]> {
 const chat = (model = 'gpt-4o-mini') => ({ model, messages: [{ role: 'user', content: 'hi' }] });
 
 describe('sign-up, session and sign-in', () => {
+  it('over https the cookies are __Host- prefixed, and unprefixed ones (a sibling subdomain can set those) are not read', async () => {
+    const s = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'https://gateway.test' } } });
+    try {
+      const b = new Browser(s.url);
+      const anon = await b.session();
+      const csrfCookie = b.setCookies.find((c) => c.startsWith('__Host-tg_csrf='))!;
+      expect(csrfCookie).toMatch(/; Secure/);
+      expect(csrfCookie).toMatch(/Path=\//);
+      expect(csrfCookie).not.toMatch(/Domain=/i);
+      expect(b.cookies.get('__Host-tg_csrf')).toBe(anon.csrfToken);
+      const res = await b.json('/app/api/signup', { method: 'POST', body: { email: freshEmail(), password: PASSWORD } });
+      expect(res.status).toBe(201);
+      expect(b.setCookies.find((c) => c.startsWith('__Host-tg_session='))).toMatch(/HttpOnly.*; Secure|; Secure.*HttpOnly/);
+      expect(await b.session()).toMatchObject({ authenticated: true });
+      // The same values under the plain names: what a cookie tossed from a sibling subdomain looks like.
+      const token = b.cookies.get('__Host-tg_session')!;
+      const tossed = new Browser(s.url);
+      tossed.cookies.set('tg_session', token);
+      expect(await tossed.session()).toMatchObject({ authenticated: false });
+      // An anonymous CSRF token of the attacker's choosing, as a plain cookie: refused.
+      const forged = await new Browser(s.url).json('/app/api/signin', { method: 'POST', body: { email: 'a@example.com', password: 'x' }, csrf: 'chosen', headers: { cookie: 'tg_csrf=chosen' } });
+      expect(forged.status).toBe(403);
+      expect(forged.body.error.code).toBe('csrf_failed');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('signs up: session cookie httpOnly + SameSite, csrf cookie readable; GET /session authenticated', async () => {
     const b = new Browser();
     const anon = await b.session();

@@ -46,7 +46,8 @@ function readCookie(name: string): string | null {
 }
 
 function csrfToken(): string {
-  return readCookie('tg_csrf') ?? csrfFallback;
+  // `__Host-tg_csrf` on a gateway served over https (the server's web-session.ts says why).
+  return readCookie('__Host-tg_csrf') ?? readCookie('tg_csrf') ?? csrfFallback;
 }
 
 let unauthorizedHandler: (() => void) | null = null;

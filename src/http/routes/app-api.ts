@@ -18,7 +18,7 @@ import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
 import { modelEntry, usageRecordView } from '../views.js';
-import { CSRF_COOKIE, CSRF_HEADER, type WebSessions } from '../web-session.js';
+import { CSRF_HEADER, type WebSessions } from '../web-session.js';
 
 const DAY_MS = 86_400_000;
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -117,7 +117,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const given = typeof header === 'string' ? header : '';
       // Signed in: the token must be the one bound to this session. Before sign-in: double submit,
       // the header must repeat the cookie (a cross-site page can send neither).
-      const expected = req.web ? deps.sessions.csrfFor(req.web.token) : (web.cookies(req)[CSRF_COOKIE] ?? '');
+      const expected = req.web ? deps.sessions.csrfFor(req.web.token) : (web.cookies(req)[web.csrfCookie] ?? '');
       if (given === '' || expected === '' || !equal(given, expected)) throw new GatewayError('csrf_failed');
     });
     app.addHook('onSend', async (_req, reply) => {
@@ -131,7 +131,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
         return { authenticated: true, csrfToken, account: sessionAccountView(req.web.account), ...offered };
       }
       const csrfToken = deps.sessions.anonymousCsrf();
-      web.issueCsrf(reply, csrfToken, web.cookies(req).tg_session !== undefined);
+      web.issueCsrf(reply, csrfToken, web.cookies(req)[web.sessionCookie] !== undefined);
       return { authenticated: false, csrfToken, ...offered };
     });
 
