@@ -54,8 +54,25 @@ const modelBase = {
   ownedBy: z.string().optional(),
 };
 
+/**
+ * How a prompt's count before the call becomes the model's own tokens. Prompts are counted in
+ * OpenAI's encodings (o200k_base for chat, cl100k_base for embeddings); a model whose tokenizer
+ * splits text finer (a 32,000-token vocabulary: Llama 2, Mistral 7B), or whose server adds a chat
+ * template's preamble (tool instructions on vLLM: 100–200 tokens), bills more than was counted,
+ * and its settlement then charges past the reservation: concurrent requests could pass a limit
+ * by the difference. The count is multiplied by the factor, plus the overhead, before it prices the
+ * reservation (and the charge, when the upstream reports no usage). The context window check
+ * (contextTokens) uses the count itself. Settlement logs 'actual cost above the reserved worst
+ * case' wherever these are too low.
+ */
+const promptEstimate = {
+  promptTokenFactor: z.number().min(1).max(10).default(1),
+  promptOverheadTokens: z.number().int().nonnegative().max(1_000_000).default(0),
+};
+
 const chatModel = z.strictObject({
   ...modelBase,
+  ...promptEstimate,
   kind: z.literal('chat'),
   /** Accepts image parts in messages. */
   vision: z.boolean().default(false),
@@ -99,6 +116,7 @@ const chatModel = z.strictObject({
 
 const embeddingModel = z.strictObject({
   ...modelBase,
+  ...promptEstimate,
   kind: z.literal('embedding'),
   price: embeddingPrice,
   /**

@@ -21,7 +21,7 @@ import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
 import { checkMediaUrls } from './media-urls.js';
-import { countPrompt } from './prompt-count.js';
+import { countPrompt, inModelTokens } from './prompt-count.js';
 import { countChatPromptParts, countEmbeddingInputs, countText, hasNonTextParts } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
 
@@ -333,7 +333,7 @@ export class Gateway {
 
   /** The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts). */
   private countPrompt(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig, count: (cap: number) => number): Promise<number> {
-    return countPrompt(count, this.promptCap(ctx, model), async () => {
+    return countPrompt(inModelTokens(model.promptTokenFactor, model.promptOverheadTokens, count), this.promptCap(ctx, model), async () => {
       const balance = await this.deps.meter.prepaidBalance(ctx.principal);
       return balance && { tokensOver: this.deps.pricing.inputTokensOver(model, balance.credits), refuse: balance.refuse };
     });

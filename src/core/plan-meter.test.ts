@@ -11,7 +11,7 @@ import { renderMessage } from '../errors/http.js';
 import { PlanMeter } from './plan-meter.js';
 import type { Principal } from './metering.js';
 
-const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, imageInputTokens: 1445, outputLimitField: 'max_tokens', serviceTiers: [], mediaUrls: 'any', price: { input: 1, output: 1 } };
+const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, imageInputTokens: 1445, outputLimitField: 'max_tokens', serviceTiers: [], mediaUrls: 'any', promptTokenFactor: 1, promptOverheadTokens: 0, price: { input: 1, output: 1 } };
 const principal: Principal = {
   account: { id: 'acct_1', email: null, plan: 'free', hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' },
   key: null,
@@ -368,7 +368,7 @@ describe('refusals', () => {
     expect(zero).toMatchObject({ code: 'resource_exhausted', headers: { 'x-ratelimit-limit-requests': '0', 'x-tollgate-reset-at': 'never' } });
     expect((zero as { headers: Record<string, string> }).headers['retry-after']).toBeUndefined();
 
-    const embedding: ModelConfig = { id: 'emb', kind: 'embedding', provider: 'p', pro: false, price: { input: 1 } };
+    const embedding: ModelConfig = { id: 'emb', kind: 'embedding', provider: 'p', pro: false, promptTokenFactor: 1, promptOverheadTokens: 0, price: { input: 1 } };
     const none = await m.admit({ requestId: 'r5', principal, model: embedding, worstCaseCredits: 1 }).catch((err: { code: string; headers: Record<string, string> }) => err);
     // Exhaustion for good says so like every other (SPEC §5: 403 exhaustion carries its reset time).
     expect(none).toMatchObject({ code: 'resource_exhausted', status: 403, headers: { 'x-tollgate-reset-at': 'never' } });

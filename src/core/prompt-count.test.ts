@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countPrompt, QUICK_COUNT, type PromptBudget } from './prompt-count.js';
+import { countPrompt, inModelTokens, QUICK_COUNT, type PromptBudget } from './prompt-count.js';
 
 /** A prompt of `tokens` tokens whose counter stops just past its cap, as countText may; records each cap. */
 function prompt(tokens: number) {
@@ -68,5 +68,28 @@ describe('countPrompt', () => {
     const larger = prompt(50_000);
     expect(await countPrompt(larger.count, 40_000, budget(90_000).read)).toBe(40_001);
     expect(larger.caps).toEqual([QUICK_COUNT, 40_000]);
+  });
+});
+
+describe('inModelTokens (catalog promptTokenFactor and promptOverheadTokens)', () => {
+  it('scales the count and adds the overhead, and stays exact up to its cap', () => {
+    for (const [factor, overhead] of [[1.3, 0], [1, 150], [1.25, 120], [2, 7]] as const) {
+      for (const tokens of [0, 1, 99, 100, 101, 1_000, 54_321]) {
+        const scaled = Math.ceil(tokens * factor) + overhead;
+        const count = inModelTokens(factor, overhead, prompt(tokens).count);
+        expect(count(Number.POSITIVE_INFINITY)).toBe(scaled);
+        for (const cap of [0, overhead, scaled - 1, scaled, scaled + 1, 10 * scaled + 5]) {
+          const got = count(cap);
+          // Exact whenever the scaled count is within the cap; past it, some number past the cap.
+          if (scaled <= cap) expect(got, `${factor} ${overhead} ${tokens} ${cap}`).toBe(scaled);
+          else expect(got, `${factor} ${overhead} ${tokens} ${cap}`).toBeGreaterThan(cap);
+        }
+      }
+    }
+  });
+
+  it('is the count itself at factor 1 and no overhead', () => {
+    const { count } = prompt(10);
+    expect(inModelTokens(1, 0, count)).toBe(count);
   });
 });

@@ -36,3 +36,17 @@ export async function countPrompt(
   if (tokens >= b.tokensOver) b.refuse();
   return tokens;
 }
+
+/**
+ * `count` (exact up to its cap, in OpenAI's encoding) as a count of the model's own tokens: times
+ * `factor`, plus `overhead` (the catalog's promptTokenFactor and promptOverheadTokens). Exact up to
+ * its cap as well: the raw count is asked for as far as the scaled cap allows, and a raw count that
+ * stopped past that is, scaled, past the cap.
+ */
+export function inModelTokens(factor: number, overhead: number, count: (cap: number) => number): (cap: number) => number {
+  if (factor === 1 && overhead === 0) return count;
+  return (cap) => {
+    const raw = count(Number.isFinite(cap) ? Math.max(0, Math.floor((cap - overhead) / factor)) : cap);
+    return Math.ceil(raw * factor) + overhead;
+  };
+}

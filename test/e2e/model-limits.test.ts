@@ -3,6 +3,7 @@
 // window; an embeddings request with more inputs than it takes (`maxInputs`) is refused uncounted,
 // and one with an input longer than the model's window (`contextTokens`) counted no further than it.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { countChatPrompt } from '../../src/core/tokens.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
 let t: TestGateway;
@@ -147,6 +148,40 @@ it('a model with mediaUrls: inline refuses an image by URL before the upstream c
     expect((await g.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
     expect((await look('data:image/png;base64,iVBORw0KGgo=')).status).toBe(200);
     expect(g.upstreamCalls()).toBe(calls + 1);
+  } finally {
+    await g.close();
+  }
+});
+
+it("promptTokenFactor and promptOverheadTokens make the count the model's own tokens: in the reservation, and in the charge when the upstream reports no usage", async () => {
+  const models = testModels().map((m) => (m.id === 'gpt-4o-mini' && m.kind === 'chat' ? { ...m, promptTokenFactor: 2, promptOverheadTokens: 100 } : m));
+  const g = await startTestGateway({ config: { models } });
+  try {
+    const body = { model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+    const scaled = countChatPrompt(body) * 2 + 100;
+    const call = (secret: string) =>
+      fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    // gpt-4o-mini: 0.3 credits a prompt token, 1.2 an output token. Counted as is, the worst case
+    // (prompt + 10 output tokens) is under 20 credits; in the model's tokens it is over 40.
+    const raw = Math.ceil(countChatPrompt(body) * 0.3 + 12);
+    const worst = Math.ceil(scaled * 0.3 + 12);
+    expect(raw).toBeLessThan(20);
+    expect(worst).toBeGreaterThan(40);
+    const poor = await g.newAccount({ plan: 'paid' });
+    await g.admin('POST', `/accounts/${poor.accountId}/credits`, { amount: 30 });
+    const calls = g.upstreamCalls();
+    const refused = await call(poor.secret);
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).error.code).toBe('insufficient_balance');
+    expect(g.upstreamCalls()).toBe(calls);
+
+    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
+    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000 });
+    g.openai.enqueue({ kind: 'json', body: { id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'Hello' }, finish_reason: 'stop' }] } });
+    const res = await call(secret);
+    expect(res.status).toBe(200);
+    const [row] = (await g.admin('GET', `/usage?account=${accountId}`)).body.data;
+    expect(row).toMatchObject({ promptTokens: scaled });
   } finally {
     await g.close();
   }
