@@ -25,6 +25,15 @@ export interface ErrorResponse {
  */
 const MAX_VAR_CHARS = 512;
 
+/**
+ * The longest wait a Retry-After may ask of a client that retries by itself. openai-node (v5 on)
+ * sleeps for whatever Retry-After says, uncapped (client.ts retryRequest), and retries twice by
+ * default: an hour or month window's 429 held an SDK call for hours before it failed. A longer
+ * wait is said with `x-should-retry: false`, so the SDK surfaces the 429 at once (the Python SDK
+ * caps its own wait at 60 s).
+ */
+const LONGEST_RETRY_WAIT_S = 60;
+
 const clip = (v: string) => (v.length > MAX_VAR_CHARS ? `${v.slice(0, MAX_VAR_CHARS)}…` : v);
 
 export function renderMessage(code: ErrorCode, vars: ErrorVars, ctx: Pick<ErrorContext, 'publicUrl' | 'requestId'>): string {
@@ -58,9 +67,10 @@ export function errorBody(
 export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse {
   if (err instanceof GatewayError) {
     const rule = err.vars.rule;
+    const noRetry = 'retry' in catalogue[err.code] || Number(err.headers['retry-after']) > LONGEST_RETRY_WAIT_S;
     return {
       status: err.status,
-      headers: 'retry' in catalogue[err.code] ? { ...err.headers, 'x-should-retry': 'false' } : err.headers,
+      headers: noRetry ? { ...err.headers, 'x-should-retry': 'false' } : err.headers,
       body: errorBody(err.code, { vars: err.vars, param: err.param, ...(rule !== undefined && { rule: String(rule) }) }, ctx),
       unexpected: false,
     };

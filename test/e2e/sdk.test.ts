@@ -1,0 +1,56 @@
+// The official openai client (v6) against the gateway where it acts on its own: retries, helpers
+// and error classes. What it does here is read in node_modules/openai/src/client.ts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+let t: TestGateway;
+beforeAll(async () => {
+  t = await startTestGateway({
+    config: {
+      plans: {
+        free: { preset: 'free-tier' },
+        paid: { preset: 'pay-as-you-go' },
+        // A month window: its Retry-After is past a minute but in the month's last one.
+        monthly: { rules: [{ id: 'per_month', measure: 'requests', limit: 1, window: 'month' }] },
+      },
+    },
+  });
+});
+afterAll(async () => t?.close());
+
+const hi = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+describe('retries the SDK makes by itself', () => {
+  it('a 429 whose Retry-After is past a minute fails at once: the SDK neither sleeps that long nor retries', async () => {
+    const { secret } = await t.newAccount({ plan: 'monthly' });
+    let calls = 0;
+    // The SDK's defaults: two retries, each after the Retry-After the answer gives, however long
+    // (an hour window's held the call for an hour, twice; a month's overflows setTimeout, so the
+    // retries came at once).
+    const client = new OpenAI({
+      baseURL: `${t.url}/v1`,
+      apiKey: secret,
+      timeout: 10_000,
+      fetch: (url, init) => {
+        calls++;
+        return fetch(url, init);
+      },
+    });
+    await client.chat.completions.create(hi);
+    calls = 0;
+    const refused = await Promise.race([
+      client.chat.completions.create(hi).then(
+        () => 'admitted',
+        (err: unknown) => err,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3000)),
+    ]);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const err = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(err.code).toBe('rate_limit_exceeded');
+    expect(Number(err.headers.get('retry-after'))).toBeGreaterThan(60);
+    expect(err.headers.get('x-should-retry')).toBe('false');
+    expect(calls).toBe(1);
+  });
+});
