@@ -78,6 +78,12 @@ export class JsonText {
     return this.text.charCodeAt(i) === 0x5b;
   }
 
+  /** A top-level member's text as it arrived (edits aside), or undefined when absent: no parse. */
+  textOf(key: string): string | undefined {
+    const m = this.members.get(key);
+    return m === undefined ? undefined : this.text.slice(m.start, m.end);
+  }
+
   /** Replaces a top-level member's value, or adds the member at the end. */
   set(key: string, value: {} | null): void {
     this.edits.set(key, value);

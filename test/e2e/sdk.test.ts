@@ -11,6 +11,7 @@ beforeAll(async () => {
       plans: {
         free: { preset: 'free-tier' },
         paid: { preset: 'pay-as-you-go' },
+        open: {},
         // A month window: its Retry-After is past a minute but in the month's last one.
         monthly: { rules: [{ id: 'per_month', measure: 'requests', limit: 1, window: 'month' }] },
       },
@@ -52,5 +53,21 @@ describe('retries the SDK makes by itself', () => {
     expect(Number(err.headers.get('retry-after'))).toBeGreaterThan(60);
     expect(err.headers.get('x-should-retry')).toBe('false');
     expect(calls).toBe(1);
+  });
+});
+
+describe('embeddings as the SDK asks for them', () => {
+  it('base64, its default: an upstream that answers floats regardless (Ollama, TEI) still gives the SDK its vectors', async () => {
+    const { secret } = await t.newAccount({ plan: 'open' });
+    const vector = [0.5, -0.25, 0.125, 3];
+    t.openai.enqueue({
+      kind: 'json',
+      body: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: vector }], model: 'nomic-embed-text', usage: { prompt_tokens: 2, total_tokens: 2 } },
+    });
+    const before = t.openai.requests.length;
+    const r = await t.client(secret).embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
+    // The SDK sent base64 without being told to, and decodes what it gets as base64.
+    expect(t.openai.requests[before]!.body).toMatchObject({ encoding_format: 'base64' });
+    expect(r.data[0]!.embedding).toEqual(vector);
   });
 });

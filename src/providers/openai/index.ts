@@ -9,6 +9,7 @@ import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { isObject } from '../../lib/is-object.js';
 import { SseDecoder, type SseEvent } from '../../lib/sse.js';
+import { encodeFloatEmbeddings } from './base64-embeddings.js';
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
 import type {
   CallContext,
@@ -242,6 +243,7 @@ class OpenAiProvider implements Provider {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
     if (!body.isArray('data')) throwIfError(JSON.parse(body.toString()), this.id, this.mask);
+    if (call.body.encoding_format === 'base64') encodeFloatEmbeddings(body);
     body.set('model', call.model.id);
     const usage = tokenUsage(body.get('usage'));
     return { body, usage: usage && { promptTokens: usage.promptTokens, outputTokens: 0 } };
