@@ -226,6 +226,12 @@ export const catalogue = {
     message: "The provider '{provider}' refused this gateway's credentials (HTTP {upstreamStatus}). This is not about your API key: the operator must check the provider's key and access.",
     retry: false,
   },
+  upstream_quota_exhausted: {
+    status: 502,
+    type: 'api_error',
+    message: "The provider '{provider}' refused the request: this gateway's account with it has run out of quota or credit (HTTP {upstreamStatus}). This is not about your plan or balance: the operator must top up the provider account.",
+    retry: false,
+  },
   provider_not_configured: {
     status: 503,
     type: 'api_error',

@@ -150,11 +150,12 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
     now: deps.clock.now(),
   });
   if (r.unexpected) req.log.error({ reqId: req.id, err }, 'unexpected error');
-  else if (mapped instanceof GatewayError && mapped.code === 'upstream_auth_failed') {
-    // The caller gets a 502 that hides the provider's words (they are about the operator's key):
-    // the operator reads them here. Long key-like runs are masked, in case a provider echoes a key.
+  else if (mapped instanceof GatewayError && (mapped.code === 'upstream_auth_failed' || mapped.code === 'upstream_quota_exhausted')) {
+    // The caller gets a 502 that hides the provider's words (they are about the operator's key or
+    // account): the operator reads them here. Long key-like runs are masked, in case a provider echoes a key.
     const detail = mapped.cause instanceof Error ? mapped.cause.message.slice(0, 300).replace(/[\w-]{24,}/g, '[masked]') : undefined;
-    req.log.error({ reqId: req.id, ...mapped.vars, detail }, "the provider refused the gateway's credentials: check its apiKey in providers");
+    const what = mapped.code === 'upstream_auth_failed' ? "the provider refused the gateway's credentials: check its apiKey in providers" : "the provider account behind the gateway's key is out of quota or credit: top it up";
+    req.log.error({ reqId: req.id, ...mapped.vars, detail }, what);
   }
   return r;
 }

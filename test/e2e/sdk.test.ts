@@ -71,3 +71,36 @@ describe('embeddings as the SDK asks for them', () => {
     expect(r.data[0]!.embedding).toEqual(vector);
   });
 });
+
+describe("the provider account's own limits", () => {
+  it("OpenAI's insufficient_quota (the operator's account is out of credit) is no 429 about the caller's plan, and is not retried", async () => {
+    const { secret } = await t.newAccount({ plan: 'open' });
+    // OpenAI's answer when the account behind the gateway's key has no credit left.
+    const quota = {
+      error: {
+        message: 'You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.',
+        type: 'insufficient_quota',
+        param: null,
+        code: 'insufficient_quota',
+      },
+    };
+    t.openai.setDefault({ kind: 'json', status: 429, body: quota });
+    try {
+      const client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: secret, timeout: 10_000 }); // two retries, as shipped
+      const before = t.openai.requests.length;
+      const err = await client.chat.completions.create(hi).then(
+        () => undefined,
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(err!.status).toBe(502);
+      expect(err!.code).toBe('upstream_quota_exhausted');
+      expect(err!.message).not.toMatch(/your current quota|check your plan/i);
+      expect(err!.message).toMatch(/operator/);
+      expect(err!.headers?.get('x-should-retry')).toBe('false');
+      expect(t.openai.requests.length - before).toBe(1);
+    } finally {
+      t.openai.setDefault(undefined);
+    }
+  });
+});

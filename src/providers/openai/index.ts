@@ -123,7 +123,7 @@ class OpenAiProvider implements Provider {
       signal,
       wholeAnswer: !stream,
     });
-    if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseOpenAiError, this.mask);
+    if (res.status < 200 || res.status >= 300) throw quotaOf(await upstreamError(res, this.id, parseOpenAiError, this.mask));
     return res;
   }
 
@@ -273,6 +273,20 @@ function refusesStreamOptions(err: unknown): boolean {
   if (!(err instanceof UpstreamHttpError) || (err.status !== 400 && err.status !== 422)) return false;
   const { message, param } = err.body.error;
   return /\bstream_options(?!\.(?!include_usage\b))/.test(`${param ?? ''} ${message}`);
+}
+
+/**
+ * OpenAI's 429 `insufficient_quota` is about the account behind the gateway's key (no credit
+ * left), not the caller's rate: passed on, it told the caller to check their plan and billing,
+ * and the SDKs retried it as a rate limit. The provider's words go to the operator's log only
+ * (http/app.ts), as upstream_auth_failed's do.
+ * https://platform.openai.com/docs/guides/error-codes/api-errors
+ */
+function quotaOf(err: UpstreamHttpError | GatewayError): UpstreamHttpError | GatewayError {
+  if (!(err instanceof UpstreamHttpError) || err.status !== 429) return err;
+  const { code, type, message } = err.body.error;
+  if (code !== 'insufficient_quota' && type !== 'insufficient_quota') return err;
+  return new GatewayError('upstream_quota_exhausted', { vars: { provider: err.provider, upstreamStatus: err.status }, cause: new Error(message) });
 }
 
 /**
