@@ -122,7 +122,7 @@ export const catalogue = {
   route_not_found: {
     status: 404,
     type: 'not_found_error',
-    message: 'No route {method} {path}.',
+    message: 'No route {method} {path}.{detail}',
   },
   account_not_found: {
     status: 404,

@@ -204,10 +204,20 @@ export function sendError(deps: Pick<AppDeps, 'config' | 'clock'>, req: FastifyR
   return reply.code(r.status).headers(r.headers).send(r.body);
 }
 
+/**
+ * What /v1 serves, said in its 404s: an SDK user's first call is often one of OpenAI's endpoints
+ * this gateway does not serve (client.responses.create, moderations, audio), and "No route" alone
+ * did not say which call to make instead.
+ */
+const V1_SERVED = ' This API serves POST /v1/chat/completions, POST /v1/embeddings, POST /v1/images/generations, GET /v1/models and GET /v1/usage; the rest of OpenAI\'s API (the Responses API included) is not served.';
+
 /** The 404 of a path or method nothing serves (the app's, and /v1's so that its hooks run). */
 export function routeNotFound(deps: AppDeps) {
-  return (req: FastifyRequest, reply: FastifyReply) =>
-    sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path: req.url.split('?')[0] ?? '' } }));
+  return (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?')[0] ?? '';
+    const detail = path.startsWith('/v1/') ? V1_SERVED : '';
+    sendError(deps, req, reply, new GatewayError('route_not_found', { vars: { method: req.method, path, detail } }));
+  };
 }
 
 /** An answered request in the metrics and, at info level and below, its one access line. */

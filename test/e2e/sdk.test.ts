@@ -104,3 +104,25 @@ describe("the provider account's own limits", () => {
     }
   });
 });
+
+describe("OpenAI's endpoints the gateway does not serve", () => {
+  it('client.responses.create and the like: NotFoundError saying which calls are served', async () => {
+    const { secret } = await t.newAccount({ plan: 'open' });
+    const client = t.client(secret);
+    const calls = [
+      () => client.responses.create({ model: 'gpt-4o-mini', input: 'hi' }),
+      () => client.moderations.create({ input: 'hi' }),
+      () => client.images.edit({ model: 'dall-e-2', prompt: 'x', image: new File([Buffer.from('png')], 'a.png', { type: 'image/png' }) }),
+    ];
+    for (const call of calls) {
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e as InstanceType<typeof OpenAI.NotFoundError>,
+      );
+      expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+      expect(err!.code).toBe('route_not_found');
+      expect(err!.requestID).toMatch(/^[0-9a-f-]{36}$/);
+      expect(err!.message).toMatch(/serves POST \/v1\/chat\/completions/);
+    }
+  });
+});
