@@ -17,8 +17,8 @@ export interface ErrorSpec {
   message: string;
   /**
    * false: a retry cannot succeed soon, so the answer says `x-should-retry: false` (the OpenAI
-   * SDKs retry every 429 and 5xx otherwise). Any answer whose Retry-After is over a minute says so
-   * too (errors/http.ts).
+   * SDKs retry every 429 and 5xx otherwise). An error whose Retry-After is over a minute says so
+   * too, whatever its code (errors/http.ts).
    */
   retry?: false;
 }

@@ -68,6 +68,19 @@ describe('toErrorResponse', () => {
     expect(r).toMatchObject({ status: 429, body, unexpected: false });
   });
 
+  it('tells the SDKs not to retry an error whose Retry-After is past a minute (openai-node sleeps for any)', () => {
+    const limit = (retryAfter: string) => new GatewayError('rate_limit_exceeded', { vars: { rule: 'r', limit: 1, unit: 'requests', window: 'hour', retryAfter }, headers: { 'retry-after': retryAfter } });
+    expect(toErrorResponse(limit('60'), ctx).headers['x-should-retry']).toBeUndefined();
+    expect(toErrorResponse(limit('61'), ctx).headers['x-should-retry']).toBe('false');
+    const body = { error: { message: 'tokens per day', type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null } };
+    const upstream = (retryAfter: string) => toErrorResponse(new UpstreamHttpError(429, body, 'groq', { 'retry-after': retryAfter }), ctx).headers;
+    expect(upstream('7')).toEqual({ 'retry-after': '7' });
+    expect(upstream('3600')).toEqual({ 'retry-after': '3600', 'x-should-retry': 'false' });
+    // An HTTP date, as a provider may send it: two hours after ctx.now.
+    expect(upstream(new Date(ctx.now + 7_200_000).toUTCString())['x-should-retry']).toBe('false');
+    expect(upstream(new Date(ctx.now + 30_000).toUTCString())['x-should-retry']).toBeUndefined();
+  });
+
   it('hides internal messages behind internal_error', () => {
     const r = toErrorResponse(new Error('SQLITE_CORRUPT at /var/secret/path'), ctx);
     expect(r.status).toBe(500);

@@ -29,10 +29,18 @@ const MAX_VAR_CHARS = 512;
  * The longest wait a Retry-After may ask of a client that retries by itself. openai-node (v5 on)
  * sleeps for whatever Retry-After says, uncapped (client.ts retryRequest), and retries twice by
  * default: an hour or month window's 429 held an SDK call for hours before it failed. A longer
- * wait is said with `x-should-retry: false`, so the SDK surfaces the 429 at once (the Python SDK
- * caps its own wait at 60 s).
+ * wait, the gateway's or an upstream's, is said with `x-should-retry: false` too, so the SDK
+ * surfaces the 429 at once (the Python SDK caps its own wait at 60 s).
  */
 const LONGEST_RETRY_WAIT_S = 60;
+
+/** Whether a Retry-After (seconds, or an HTTP date as an upstream may send) asks for a longer wait. */
+function waitsLong(retryAfter: string | undefined, now: number): boolean {
+  if (retryAfter === undefined) return false;
+  const seconds = Number(retryAfter);
+  const ms = Number.isNaN(seconds) ? Date.parse(retryAfter) - now : seconds * 1000;
+  return ms > LONGEST_RETRY_WAIT_S * 1000;
+}
 
 const clip = (v: string) => (v.length > MAX_VAR_CHARS ? `${v.slice(0, MAX_VAR_CHARS)}…` : v);
 
@@ -67,7 +75,7 @@ export function errorBody(
 export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse {
   if (err instanceof GatewayError) {
     const rule = err.vars.rule;
-    const noRetry = 'retry' in catalogue[err.code] || Number(err.headers['retry-after']) > LONGEST_RETRY_WAIT_S;
+    const noRetry = 'retry' in catalogue[err.code] || waitsLong(err.headers['retry-after'], ctx.now);
     return {
       status: err.status,
       headers: noRetry ? { ...err.headers, 'x-should-retry': 'false' } : err.headers,
@@ -76,7 +84,9 @@ export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse 
     };
   }
   if (err instanceof UpstreamHttpError) {
-    return { status: err.status, headers: err.headers, body: err.body, unexpected: false };
+    // A provider's own long Retry-After (a daily token limit) held the SDK call as long.
+    const headers = waitsLong(err.headers['retry-after'], ctx.now) ? { ...err.headers, 'x-should-retry': 'false' } : err.headers;
+    return { status: err.status, headers, body: err.body, unexpected: false };
   }
   return { status: 500, headers: {}, body: errorBody('internal_error', {}, ctx), unexpected: true };
 }
