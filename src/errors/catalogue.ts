@@ -37,7 +37,7 @@ export const catalogue = {
   model_kind_mismatch: {
     status: 400,
     type: 'invalid_request_error',
-    message: "The model '{model}' is a {kind} model and cannot be used with {path}; use a {expected} model.",
+    message: "The model '{model}' is of type {kind} and cannot be used with {path}; use a model of type {expected}.",
   },
   context_length_exceeded: {
     status: 400,
