@@ -63,11 +63,15 @@ describe('upstream error answers', () => {
     expect(none.headers['retry-after']).toBe('1');
   });
 
-  it('a fractional Retry-After and retry-after-ms pass on as sent (the SDKs read both)', async () => {
+  it('a fractional Retry-After, retry-after-ms and x-should-retry pass on as sent (the SDKs read them)', async () => {
     const err = (await upstreamError(withHeaders(response(429, '{}'), { 'retry-after': '0.5', 'retry-after-ms': '450' }), 'oai', () => ({}))) as UpstreamHttpError;
     expect(err.headers).toMatchObject({ 'retry-after': '0.5', 'retry-after-ms': '450' });
-    const odd = (await upstreamError(withHeaders(response(429, '{}'), { 'retry-after-ms': 'soon' }), 'oai', () => ({}))) as UpstreamHttpError;
+    const odd = (await upstreamError(withHeaders(response(429, '{}'), { 'retry-after-ms': 'soon', 'x-should-retry': 'maybe' }), 'oai', () => ({}))) as UpstreamHttpError;
     expect(odd.headers['retry-after-ms']).toBeUndefined();
+    expect(odd.headers['x-should-retry']).toBeUndefined();
+    // OpenAI's own say on retrying, which the SDKs obey.
+    const final = (await upstreamError(withHeaders(response(500, '{}'), { 'x-should-retry': 'false' }), 'oai', () => ({}))) as UpstreamHttpError;
+    expect(final.headers['x-should-retry']).toBe('false');
   });
 
   it("a Retry-After that is not a delay or a date is not passed on", async () => {

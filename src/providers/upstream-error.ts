@@ -50,16 +50,19 @@ export function codeOf(v: unknown): string | null {
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /**
- * The upstream's Retry-After, passed on so the caller's SDK waits as long as the provider asked
- * (SPEC §5): seconds (some providers send fractions, "0.5", which the SDKs read with parseFloat)
- * or an HTTP date; and `retry-after-ms`, which openai-node and openai-python read first.
+ * The upstream's word on retrying, passed on so the caller's SDK does as the provider asked (SPEC
+ * §5): Retry-After in seconds (some providers send fractions, "0.5", which the SDKs read with
+ * parseFloat) or as an HTTP date; `retry-after-ms`, which openai-node and openai-python read
+ * first; and `x-should-retry`, OpenAI's own say on whether a retry can succeed, which both obey.
  */
-function retryAfterOf(res: UpstreamResponse): Record<string, string> {
+function retryHeadersOf(res: UpstreamResponse): Record<string, string> {
   const out: Record<string, string> = {};
   const value = first(res.headers['retry-after']);
   if (value !== undefined && /^[\w .,:+-]{1,64}$/.test(value)) out['retry-after'] = value;
   const ms = first(res.headers['retry-after-ms']);
   if (ms !== undefined && /^\d{1,9}(\.\d{1,6})?$/.test(ms)) out['retry-after-ms'] = ms;
+  const should = first(res.headers['x-should-retry']);
+  if (should === 'true' || should === 'false') out['x-should-retry'] = should;
   return out;
 }
 
@@ -167,11 +170,11 @@ export async function upstreamError(
   try {
     json = JSON.parse(text);
   } catch {
-    return buildError(res.status, provider, { message: textMessage(res.status, text) }, retryAfterOf(res));
+    return buildError(res.status, provider, { message: textMessage(res.status, text) }, retryHeadersOf(res));
   }
   const fields = parse(json);
   if (fields.message === undefined) fields.message = textMessage(res.status, text);
-  return buildError(res.status, provider, fields, retryAfterOf(res));
+  return buildError(res.status, provider, fields, retryHeadersOf(res));
 }
 
 /** A 2xx answer whose body is not what the wire format promises. */
