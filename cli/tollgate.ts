@@ -171,13 +171,21 @@ async function run(argv: string[]): Promise<number> {
       const gw = await startGateway({ config: config(values), onFatal: () => void (process.exitCode = 1) });
       // Before anything else is awaited: the Redis checks below take round trips after the server
       // listens, and a signal meanwhile killed the process instead of closing it.
+      // Every signal of the stop is handled, not just the first: with `once`, the second restored
+      // the default action and killed the process mid-stop, cutting the streams in flight and their
+      // records. Ctrl-C on `npm start` always sends two — the terminal signals npm and the server,
+      // and npm forwards its copy — as systemd's stop does to every process of the unit. The stop
+      // is under way; a repeat changes nothing (kill -9 cuts it short).
+      let stopping = false;
       const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
         gw.logger.info({ signal }, 'shutting down');
         await gw.close();
         process.exit(0);
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       gw.logger.info({ url: gw.url, storage: storageForLog(gw.config.storage.url) }, 'tollgate listening');
       // A config file reads no variable it does not name: TOLLGATE_ADMIN_TOKEN set in the shell is
       // not enough there, which is what the operator who sees this most likely needs to hear.

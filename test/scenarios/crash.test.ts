@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
+import { chatStreamFixture, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { bin, killAll, serve } from '../helpers/serve.js';
 
 const run = promisify(execFile);
@@ -187,6 +187,37 @@ describe('kill -9 right after the answers', () => {
     server = await serve(configFile);
     expect(await ledger(server.url, accountId)).toHaveLength(N);
     expect(await apiTokenUsed(server.url, secret)).toBe(N * ACTUAL);
+    server.proc.kill('SIGTERM');
+    await server.exited;
+  });
+});
+
+describe('a stop signal delivered twice', () => {
+  it('still lets the stream in flight finish and record its usage (Ctrl-C on npm start: the terminal and npm both send SIGINT)', async () => {
+    const { id: accountId } = JSON.parse(await cli('accounts', 'create', '--json'));
+    const { key: secret } = JSON.parse(await cli('keys', 'create', accountId, '--json'));
+    let server = await serve(configFile);
+    let release!: () => void;
+    upstream.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+    });
+    expect(res.status).toBe(200);
+    const text = res.text().catch((err: Error) => `cut: ${err.message}`);
+
+    server.proc.kill('SIGINT');
+    await until('the stop to begin', 5000, () => server.output().includes('"msg":"shutting down"'));
+    // npm's forwarded copy, after the server handled the terminal's: it used to kill the process.
+    server.proc.kill('SIGINT');
+    await sleep(100);
+    release();
+    expect(await text).toContain('data: [DONE]');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+
+    server = await serve(configFile);
+    expect(await ledger(server.url, accountId)).toEqual([expect.objectContaining({ status: 'ok', credits: ACTUAL })]);
     server.proc.kill('SIGTERM');
     await server.exited;
   });
