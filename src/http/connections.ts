@@ -7,7 +7,7 @@
 // request in flight is left to finish it, and one whose next request has begun to arrive (its
 // headers not yet whole) gets a second to finish sending it and be answered 503 shutting_down,
 // not a reset mid-request; a trickle past that is closed.
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Requests in flight on a socket (set on the socket: one property, no map lookup per request). */
@@ -57,7 +57,15 @@ export class Connections {
     this.closing = true;
     const arriving: Tracked[] = [];
     for (const socket of this.open) {
-      if (socket[IN_FLIGHT]) continue;
+      if (socket[IN_FLIGHT]) {
+        // Its answer, not yet begun, says the connection ends with it: with `keep-alive` a client's
+        // pool sent its next request on this connection as the server closed it, and got a reset
+        // (behind a proxy, a 502 for a POST) instead of opening a connection elsewhere. (Node's
+        // response on the socket; one pipelined behind it is answered 503 shutting_down, closing.)
+        const res = (socket as Tracked & { _httpMessage?: ServerResponse | null })._httpMessage;
+        if (res && !res.headersSent) res.setHeader('connection', 'close');
+        continue;
+      }
       if (socket.bytesRead === (socket[READ_WHEN_IDLE] ?? 0)) socket.destroy();
       else arriving.push(socket);
     }

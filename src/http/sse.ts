@@ -42,7 +42,8 @@ function streamHeaders(fromReply: Record<string, string>, fromStream: Record<str
   for (const k in fromStream) headers[k] = fromStream[k]!;
   headers['content-type'] = 'text/event-stream; charset=utf-8';
   headers['cache-control'] = 'no-cache';
-  headers.connection = 'keep-alive';
+  // Unless a stop that began before the stream's first byte asked for close (connections.ts).
+  headers.connection ??= 'keep-alive';
   // Tell proxies such as nginx not to buffer the stream.
   headers['x-accel-buffering'] = 'no';
   return headers;

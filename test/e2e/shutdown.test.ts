@@ -92,6 +92,44 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('answers the requests in flight with Connection: close, so no client sends another on a connection about to close', async () => {
+    // Answered after the stop began: with `keep-alive` (and Keep-Alive: timeout=72) a client's pool
+    // sent its next request on the connection the server closed a moment later, and got a reset
+    // (a proxy in front, a 502 for a POST) instead of opening one elsewhere.
+    const g = await startTestGateway({ upstreamDelayMs: 400 });
+    const sockets: Socket[] = [];
+    try {
+      const { secret } = await g.newAccount();
+      const answers = [false, true].map((stream) => {
+        const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream });
+        const socket = connect(Number(new URL(g.url).port), '127.0.0.1');
+        sockets.push(socket);
+        let out = '';
+        socket.on('data', (d: Buffer) => (out += d.toString()));
+        socket.write(
+          `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
+        return new Promise<string>((r) => socket.once('close', () => r(out)));
+      });
+      for (let i = 0; i < 100 && g.openai.inFlight < 2; i++) await sleep(20);
+      const closed = g.gw.close();
+      const [plain, stream] = (await Promise.all(answers)) as [string, string];
+      await closed;
+      for (const out of [plain, stream]) {
+        const head = out.split('\r\n\r\n')[0]!;
+        expect(head).toMatch(/^HTTP\/1\.1 200 /);
+        expect(head).toMatch(/^connection: close$/im);
+        expect(head).not.toMatch(/^keep-alive:/im);
+      }
+      expect(plain).toContain('"credits_used"');
+      expect(stream).toContain('data: [DONE]');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await g.close();
+    }
+  });
+
   it('answers a request whose headers were arriving when the stop began with shutting_down, not a reset', async () => {
     const g = await startTestGateway();
     const sockets: Socket[] = [];
