@@ -220,10 +220,13 @@ export function routeNotFound(deps: AppDeps) {
   };
 }
 
+/** The status logged for a request whose client left before any response was sent (nginx's, and the ledger's). */
+const CLIENT_CLOSED = 499;
+
 /** An answered request in the metrics and, at info level and below, its one access line. */
-function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply: FastifyReply): void {
+function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply: FastifyReply, status = reply.statusCode): void {
   const f = req.facts;
-  deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', status, reply.elapsedTime / 1000);
   // With the level above info, the line is not even built.
   if (VERBOSE_LEVELS.has(req.log.level)) {
     req.log.info(
@@ -232,7 +235,7 @@ function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply
         method: req.method,
         // An unmatched path is the client's text: a key pasted into the URL by mistake stays out.
         path: req.routeOptions.url ?? req.url.split('?')[0]!.replace(KEY_IN_PATH, 'tg-[masked]'),
-        status: reply.statusCode,
+        status,
         ms: Math.round(reply.elapsedTime * 100) / 100,
         account: f.principal?.account.id,
         key: f.principal?.key?.id,
@@ -326,7 +329,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     connections.enter(socket);
     reply.raw.once('close', () => {
       connections.leave(socket);
-      if (!reply.raw.writableFinished) client.markGone();
+      if (!reply.raw.writableFinished) {
+        client.markGone();
+        // Fastify runs onResponse on the response's 'finish', which a response the client left
+        // never emits: such a request had no access line and no count in /metrics (`aborted` was
+        // never logged). Its line is written now; what it is charged, once settled, is in the ledger.
+        recordAnswer(deps, req, reply, reply.raw.headersSent ? reply.statusCode : CLIENT_CLOSED);
+      }
     });
     reply.header('x-request-id', req.id);
     done();

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { jsonLines } from '../helpers/log-lines.js';
+import { chatStreamFixture } from '../helpers/fake-openai.js';
 
 const lines: Array<Record<string, unknown>> = [];
 const sink = jsonLines(lines);
@@ -199,5 +200,43 @@ describe('a connection that never sent a request', () => {
     expect(lines.slice(before).filter((l) => l.msg === 'request')).toEqual([]);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).not.toContain('status="408"');
+  });
+});
+
+describe('a request the client left', () => {
+  it('still gets its access line, with aborted: true, and its count in /metrics (499 when nothing was sent)', async () => {
+    const { secret } = await t.newAccount();
+    const before = lines.length;
+    // A stream cut off after its first chunks, and a call left before its answer.
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    t.openai.enqueue({ kind: 'hang' });
+    const ids: string[] = [];
+    for (const stream of [true, false]) {
+      const ac = new AbortController();
+      const res = fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        signal: ac.signal,
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream }),
+      });
+      if (stream) {
+        const r = await res;
+        ids.push(r.headers.get('x-request-id')!);
+        await r.body!.getReader().read();
+      } else {
+        for (let i = 0; i < 100 && t.openai.inFlight < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      }
+      ac.abort();
+      await res.catch(() => {});
+    }
+    release();
+    await new Promise((r) => setTimeout(r, 200));
+    const seen = lines.slice(before).filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toMatchObject({ reqId: ids[0], status: 200, aborted: true, model: 'gpt-4o-mini' });
+    expect(seen[1]).toMatchObject({ status: 499, aborted: true, model: 'gpt-4o-mini' });
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('tollgate_http_requests_total{route="/v1/chat/completions",status="499"} 1');
   });
 });
