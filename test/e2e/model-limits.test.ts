@@ -22,6 +22,14 @@ const ask = (secret: string, content: unknown, extra: Record<string, unknown> = 
     body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content }], ...extra }),
   });
 
+/** Embeddings of text-embedding-3-small through gateway `g` with key `secret`. */
+const embedder = (g: TestGateway, secret: string) => (input: unknown) =>
+  fetch(`${g.url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'text-embedding-3-small', input }),
+  });
+
 /** A paid account with credits enough for anything here. */
 async function paid() {
   const { accountId, secret } = await t.newAccount({ plan: 'paid' });
@@ -78,12 +86,7 @@ it('an embeddings request past the model maxInputs is refused before anything is
   const g = await startTestGateway({ config: { models } });
   try {
     const { secret } = await g.newAccount();
-    const embed = (input: unknown) =>
-      fetch(`${g.url}/v1/embeddings`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'text-embedding-3-small', input }),
-      });
+    const embed = embedder(g, secret);
     const calls = g.upstreamCalls();
     const refused = await embed(['a', 'b', 'c', 'd']);
     expect(refused.status).toBe(400);
@@ -104,12 +107,7 @@ it('an embeddings input past the model window (contextTokens) is refused, naming
   try {
     const { accountId, secret } = await g.newAccount({ plan: 'paid' });
     await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
-    const embed = (input: unknown) =>
-      fetch(`${g.url}/v1/embeddings`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'text-embedding-3-small', input }),
-      });
+    const embed = embedder(g, secret);
     const calls = g.upstreamCalls();
     // ' hello' is one cl100k token: the second input has 1,001.
     const refused = await embed(['short', ' hello'.repeat(1_001), 'short']);
