@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { modelSchema, type ChatModelConfig } from '../config/schema.js';
 import { JsonText } from '../lib/json-text.js';
-import { capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+import { capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import { countText } from './tokens.js';
 
 const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', maxOutputTokens: 1000, price: { input: 1, output: 1 } }) as ChatModelConfig;
@@ -42,6 +42,24 @@ describe('output limits', () => {
   it('stands the worst case in for a cost no counter can hold', () => {
     expect(usableCredits(42, 100)).toBe(42);
     for (const bad of [-1, 0.5, Number.NaN, 2 ** 53, 1e300]) expect(usableCredits(bad, 100)).toBe(100);
+  });
+});
+
+describe('predictionTokens (Predicted Outputs: what the model does not use is billed as output)', () => {
+  const code = 'function add(a, b) {\n  return a + b;\n}\n'.repeat(50);
+  it('counts a prediction given as text or as text parts, and nothing without one', () => {
+    expect(predictionTokens({ prediction: { type: 'content', content: code } }, Number.POSITIVE_INFINITY)).toBe(countText(code));
+    expect(predictionTokens({ prediction: { type: 'content', content: [{ type: 'text', text: code }, { type: 'text', text: 'x' }] } }, Number.POSITIVE_INFINITY)).toBe(countText(code) + countText('x'));
+    expect(predictionTokens({}, Number.POSITIVE_INFINITY)).toBe(0);
+    expect(predictionTokens({ prediction: null }, Number.POSITIVE_INFINITY)).toBe(0);
+    expect(predictionTokens({ prediction: { type: 'content', content: 42 } }, Number.POSITIVE_INFINITY)).toBe(0);
+  });
+
+  it('stops past its cap', () => {
+    const long = code.repeat(40);
+    const capped = predictionTokens({ prediction: { type: 'content', content: [{ type: 'text', text: long }, { type: 'text', text: long }] } }, 100);
+    expect(capped).toBeGreaterThan(100);
+    expect(capped).toBeLessThan(countText(long) / 4);
   });
 });
 

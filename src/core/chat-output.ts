@@ -56,6 +56,29 @@ export function outputAllowance(model: ChatModelConfig, body: JsonObject): numbe
   return maxOutput * choices;
 }
 
+/**
+ * Tokens of a Predicted Outputs `prediction` (`{ type: 'content', content: text or text parts }`),
+ * counted up to `cap`. The part of a prediction the model does not use is billed as output
+ * (OpenAI's `rejected_prediction_tokens`, in completion_tokens) on top of what max_tokens allows:
+ * the allowance holds it, or an answer built on a long prediction was charged only up to
+ * max_tokens and the operator paid the rest.
+ * https://platform.openai.com/docs/guides/predicted-outputs
+ */
+export function predictionTokens(body: JsonObject, cap: number): number {
+  const prediction = body.prediction;
+  if (prediction === null || typeof prediction !== 'object') return 0;
+  const content = (prediction as { content?: unknown }).content;
+  if (typeof content === 'string') return countText(content, cap);
+  if (!Array.isArray(content)) return 0;
+  let tokens = 0;
+  for (const part of content) {
+    const text = (part as { text?: unknown } | null)?.text;
+    if (typeof text === 'string') tokens += countText(text, cap - tokens);
+    if (tokens > cap) break;
+  }
+  return tokens;
+}
+
 /** The larger of two optional token limits (already checked to be positive integers or absent). */
 function largest(a: unknown, b: unknown): number | undefined {
   if (typeof a !== 'number') return typeof b === 'number' ? b : undefined;

@@ -11,7 +11,7 @@ import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } 
 import { malformedResponse } from '../providers/upstream-error.js';
 import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
-import { capOutput, countCompletionOutput, countedUsageChunk, deltaReasoning, deltaText, outputAllowance, usableCredits } from './chat-output.js';
+import { capOutput, countCompletionOutput, countedUsageChunk, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import type { ClientLink } from './client-link.js';
 import { checkModelSize, normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
@@ -231,7 +231,9 @@ export class Gateway {
       return counted.total;
     });
     if (inMessages > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
-    const allowance = outputAllowance(model, body);
+    // A prediction's unused tokens are billed as output too (chat-output.ts predictionTokens):
+    // counted as far as the plan's ceiling could pay for them, or the context window holds them.
+    const allowance = outputAllowance(model, body) + (body.prediction === undefined ? 0 : this.predictionAllowance(ctx, model, body));
     // Prompt at the input price plus the most output the request allows at the output price.
     const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);
     return { body, model, provider, shaped, promptTokens, allowance, worstCase };
@@ -329,6 +331,11 @@ export class Gateway {
    */
   private promptCap(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig): number {
     return this.deps.pricing.inputTokensOver(model, this.deps.meter.creditCeiling(ctx.principal, model));
+  }
+
+  private predictionAllowance(ctx: RequestContext, model: ChatModelConfig, body: JsonObject): number {
+    const ceiling = this.deps.meter.creditCeiling(ctx.principal, model);
+    return predictionTokens(body, Math.min(this.deps.pricing.outputTokensOver(model, ceiling), model.contextTokens ?? Number.POSITIVE_INFINITY));
   }
 
   /** The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts). */

@@ -50,6 +50,13 @@ export class Pricing {
     return Math.floor((credits * 1_000_000) / perMillion) + 1;
   }
 
+  /** As inputTokensOver, for output tokens of a chat model. */
+  outputTokensOver(model: ChatModelConfig, credits: number): number {
+    const perMillion = this.perMillion(model.price.output);
+    if (perMillion === 0 || !Number.isFinite(credits)) return Number.POSITIVE_INFINITY;
+    return Math.floor((credits * 1_000_000) / perMillion) + 1;
+  }
+
   embeddingCredits(model: EmbeddingModelConfig, promptTokens: number): number {
     return Math.ceil((promptTokens * this.perMillion(model.price.input)) / 1_000_000);
   }

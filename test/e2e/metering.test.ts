@@ -184,6 +184,22 @@ describe('what a whole answer is charged', () => {
     expect(res.headers.get('x-tollgate-credits-used')).toBe('15');
     expect((await ledger(accountId))[0]).toMatchObject({ credits: 15, outputTokens: 10 });
   });
+
+  it("a prediction's unused tokens, billed as output past max_tokens, are reserved and charged (Predicted Outputs)", async () => {
+    const { accountId, secret } = await t.newAccount();
+    const predicted = 'const total = items.reduce((sum, item) => sum + item.price, 0);\n'.repeat(20);
+    const rejected = countText(predicted);
+    // OpenAI counts the rejected prediction tokens in completion_tokens, past the 10 asked for.
+    t.openai.enqueue({
+      kind: 'json',
+      body: answer('short', { prompt_tokens: 8, completion_tokens: 10 + rejected, total_tokens: 18 + rejected, completion_tokens_details: { rejected_prediction_tokens: rejected } }),
+    });
+    const res = await chat(secret, { ...hi, max_tokens: 10, prediction: { type: 'content', content: predicted } });
+    expect(res.status).toBe(200);
+    const expected = Math.ceil((8 * 300_000 + (10 + rejected) * 1_200_000) / 1e6);
+    expect(res.headers.get('x-tollgate-credits-used')).toBe(String(expected));
+    expect((await ledger(accountId))[0]).toMatchObject({ credits: expected, outputTokens: 10 + rejected });
+  });
 });
 
 describe('streams cut short', () => {
