@@ -172,6 +172,7 @@ function paramOf(path: readonly PropertyKey[]): string | null {
 
 /** Parses a body or throws `invalid_request` naming the first field at fault. */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (body === undefined) throw new GatewayError('invalid_request', { vars: { detail: 'the body is empty: send a JSON object' } });
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new GatewayError('invalid_request', { vars: { detail: 'the body must be a JSON object' } });
   }

@@ -303,6 +303,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       done(new GatewayError('unsupported_media_type', { vars: { header: 'Content-Type charset', value: charset, expected: 'the JSON body in UTF-8' } }), undefined);
       return;
     }
+    // No body at all is no body, whatever the header says: many HTTP clients label every request
+    // JSON, and a DELETE or an optional-body POST (a key's name) sent that way was refused as
+    // "the body is empty". A route that needs a body says so itself (parseBody).
+    if (body.length === 0) {
+      done(null, undefined);
+      return;
+    }
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
       done(new GatewayError('invalid_request', { vars: { detail: `the body nests objects and arrays more than ${MAX_JSON_DEPTH} deep` } }), undefined);
       return;

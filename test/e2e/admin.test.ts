@@ -118,6 +118,22 @@ describe('keys', () => {
     expect(JSON.stringify(stored)).not.toContain(created.body.key.slice(3));
   });
 
+  it('takes calls labelled JSON with no body where the body is optional (clients that label every request)', async () => {
+    const { accountId } = await t.newAccount();
+    const call = (method: string, path: string) =>
+      fetch(`${t.url}/admin/v1${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } });
+    const created = await call('POST', `/accounts/${accountId}/keys`);
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const revoked = await call('DELETE', `/keys/${id}`);
+    expect(revoked.status).toBe(200);
+    expect((await revoked.json()).revokedAt).toEqual(expect.any(String));
+    // A body that is required says it is missing.
+    const topUp = await call('POST', `/accounts/${accountId}/credits`);
+    expect(topUp.status).toBe(400);
+    expect((await topUp.json()).error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('the body is empty') });
+  });
+
   it('a revoked key fails with 401 within one second', async () => {
     const { keyId, secret } = await t.newAccount();
     const client = t.client(secret);

@@ -39,7 +39,7 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'malformed JSON', body: '{"model": "gpt-4o-mini", "messages": [', status: 400, code: 'invalid_json' },
-  { name: 'empty JSON body', body: '', status: 400, code: 'invalid_json' },
+  { name: 'empty JSON body', body: '', status: 400, code: 'invalid_request', param: null },
   { name: 'prototype pollution key', body: '{"__proto__": {"x": 1}, "model": "gpt-4o-mini"}', status: 400, code: 'invalid_json' },
   { name: 'JSON nested 10,000 deep in an unknown field', body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, status: 400, code: 'invalid_request', param: null },
   { name: 'JSON nested 10,000 deep in a tool', body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","x":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}]}`, status: 400, code: 'invalid_request', param: null },
