@@ -182,6 +182,12 @@ describe('keys', () => {
 });
 
 describe('usage', () => {
+  it('an unknown account is 404 account_not_found, not an empty list', async () => {
+    const res = await t.admin('GET', '/usage?account=acct_does_not_exist');
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('account_not_found');
+  });
+
   it('lists ledger rows and daily aggregates, filtered by account and time', async () => {
     const { accountId, secret } = await t.newAccount();
     const client = t.client(secret);
