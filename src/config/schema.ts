@@ -30,6 +30,15 @@ const chatPrice = z
      * bill at a discount (gpt-4o-mini: 0.075 against 0.15). Absent: they cost `input`.
      */
     cachedInput: usdPerMillionTokens.optional(),
+    /**
+     * Audio tokens, which OpenAI's audio models bill at their own rates (gpt-4o-audio-preview: 40
+     * in, 80 out, against 2.50 / 10 for text): `input_audio` parts of a prompt and the audio of an
+     * answer asked for with `modalities: ["audio"]`, as `usage` reports them
+     * (`prompt_tokens_details.audio_tokens`, `completion_tokens_details.audio_tokens`). Absent:
+     * they cost `input` / `output`.
+     */
+    audioInput: usdPerMillionTokens.optional(),
+    audioOutput: usdPerMillionTokens.optional(),
   })
   // The worst case prices every prompt token at `input`: a dearer cached price could pass it.
   .refine((p) => p.cachedInput === undefined || p.cachedInput <= p.input, { message: 'cachedInput must not be above input', path: ['cachedInput'] });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { modelSchema, type ChatModelConfig } from '../config/schema.js';
 import { JsonText } from '../lib/json-text.js';
-import { capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
+import { audioUse, capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import { countText } from './tokens.js';
 
 const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', maxOutputTokens: 1000, price: { input: 1, output: 1 } }) as ChatModelConfig;
@@ -60,6 +60,17 @@ describe('predictionTokens (Predicted Outputs: what the model does not use is bi
     const capped = predictionTokens({ prediction: { type: 'content', content: [{ type: 'text', text: long }, { type: 'text', text: long }] } }, 100);
     expect(capped).toBeGreaterThan(100);
     expect(capped).toBeLessThan(countText(long) / 4);
+  });
+});
+
+describe('audioUse (which audio prices a worst case takes)', () => {
+  const say = (content: unknown) => ({ messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content }] });
+  it('finds audio asked for out (modalities, or an audio format) and audio parts in the prompt', () => {
+    expect(audioUse({ ...say('hi'), modalities: ['text', 'audio'] })).toEqual({ input: false, output: true });
+    expect(audioUse({ ...say('hi'), audio: { voice: 'alloy', format: 'wav' } })).toEqual({ input: false, output: true });
+    expect(audioUse(say([{ type: 'text', text: 'what is said?' }, { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }]))).toEqual({ input: true, output: false });
+    expect(audioUse({ ...say('hi'), modalities: ['text'], audio: null })).toEqual({ input: false, output: false });
+    expect(audioUse({ messages: [null, { role: 'user' }] })).toEqual({ input: false, output: false });
   });
 });
 

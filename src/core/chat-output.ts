@@ -2,6 +2,7 @@
 // text and usage read from an answer or a stream's chunks, for metering (SPEC §7).
 import type { ChatModelConfig } from '../config/schema.js';
 import type { JsonText } from '../lib/json-text.js';
+import type { AudioUse } from './pricing.js';
 import { OUTPUT_CAP } from './shaping.js';
 import { countText } from './tokens.js';
 import type { JsonObject, Usage } from './types.js';
@@ -77,6 +78,27 @@ export function predictionTokens(body: JsonObject, cap: number): number {
     if (tokens > cap) break;
   }
   return tokens;
+}
+
+/**
+ * Whether a chat request has audio in its prompt (an `input_audio` part) and asks for audio out
+ * (`modalities` naming `audio`, or an `audio` output format): its tokens may then be the dearer
+ * audio ones, which the worst case must price (pricing.ts chatWorstCase).
+ */
+export function audioUse(body: JsonObject): AudioUse {
+  const modalities = body.modalities;
+  const output = (Array.isArray(modalities) && modalities.includes('audio')) || (body.audio !== undefined && body.audio !== null);
+  let input = false;
+  if (Array.isArray(body.messages)) {
+    for (const m of body.messages) {
+      const content = (m as { content?: unknown } | null)?.content;
+      if (Array.isArray(content) && content.some((p) => (p as { type?: unknown } | null)?.type === 'input_audio')) {
+        input = true;
+        break;
+      }
+    }
+  }
+  return { input, output };
 }
 
 /** The larger of two optional token limits (already checked to be positive integers or absent). */

@@ -11,12 +11,12 @@ import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } 
 import { malformedResponse } from '../providers/upstream-error.js';
 import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
-import { capOutput, countCompletionOutput, countedUsageChunk, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
+import { capOutput, countCompletionOutput, countedUsageChunk, audioUse, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import type { ClientLink } from './client-link.js';
 import { checkModelSize, normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
-import type { Pricing } from './pricing.js';
+import { NO_AUDIO, type Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
@@ -234,8 +234,10 @@ export class Gateway {
     // A prediction's unused tokens are billed as output too (chat-output.ts predictionTokens):
     // counted as far as the plan's ceiling could pay for them, or the context window holds them.
     const allowance = outputAllowance(model, body) + (body.prediction === undefined ? 0 : this.predictionAllowance(ctx, model, body));
-    // Prompt at the input price plus the most output the request allows at the output price.
-    const worstCase = this.deps.pricing.chatCredits(model, promptTokens, allowance);
+    // Prompt at the input price plus the most output the request allows at the output price (the
+    // audio prices where the model has them and the request uses audio: chat-output.ts audioUse).
+    const audio = model.price.audioInput === undefined && model.price.audioOutput === undefined ? NO_AUDIO : audioUse(body);
+    const worstCase = this.deps.pricing.chatWorstCase(model, promptTokens, allowance, audio);
     return { body, model, provider, shaped, promptTokens, allowance, worstCase };
   }
 
@@ -251,7 +253,7 @@ export class Gateway {
         const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
         return { body: r.body, usage: { ...usage, outputTokens: this.chargedOutput(ctx, usage.outputTokens, allowance) } };
       },
-      (u) => this.deps.pricing.chatCredits(model, u.promptTokens, u.outputTokens, u.cachedPromptTokens),
+      (u) => this.deps.pricing.chatCredits(model, u),
     );
   }
 
@@ -433,7 +435,7 @@ export class Gateway {
           usage = event.usage;
           if (ctx.client.gone) break;
           // What the settlement below charges (it logs what it corrects; this does not).
-          const credits = usableCredits(this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance), usage.cachedPromptTokens), worstCase);
+          const credits = usableCredits(this.deps.pricing.chatCredits(model, { ...usage, outputTokens: Math.min(usage.outputTokens, allowance) }), worstCase);
           if (wantUsage) {
             chunk.meta = { usage: { credits_used: credits } };
           } else {
@@ -453,7 +455,7 @@ export class Gateway {
           // The client asked for the final usage chunk and the upstream sent none (older servers
           // ignore stream_options): it gets the counted usage, which is what is charged below.
           usage = { promptTokens, outputTokens: countedOutput() };
-          await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, usage.promptTokens, Math.min(usage.outputTokens, allowance)))));
+          await sink.send(JSON.stringify(countedUsageChunk(last, model.id, usage, this.deps.pricing.chatCredits(model, { promptTokens: usage.promptTokens, outputTokens: Math.min(usage.outputTokens, allowance) }))));
         }
         // [DONE] waits for the settlement below: a client holding the whole answer has its record
         // (a crash in between would leave a complete stream with no charge and no ledger row).
@@ -491,7 +493,7 @@ export class Gateway {
         // prompt plus the output the upstream produced, counted with the tokenizer.
         const counted = usage ?? { promptTokens, outputTokens: countedOutput() };
         const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
-        creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged.promptTokens, charged.outputTokens, charged.cachedPromptTokens), worstCase);
+        creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged), worstCase);
         await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
       }
     }

@@ -31,8 +31,8 @@ describe('inputTokensOver', () => {
     const pricing = new Pricing(2_000_000);
     const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 0.15, output: 0.6 } }) as ChatModelConfig;
     const over = pricing.inputTokensOver(model, 50_000);
-    expect(pricing.chatCredits(model, over, 0)).toBeGreaterThan(50_000);
-    expect(pricing.chatCredits(model, over - 1, 0)).toBeLessThanOrEqual(50_000);
+    expect(pricing.chatCredits(model, { promptTokens: over, outputTokens: 0 })).toBeGreaterThan(50_000);
+    expect(pricing.chatCredits(model, { promptTokens: over - 1, outputTokens: 0 })).toBeLessThanOrEqual(50_000);
     expect(pricing.inputTokensOver(model, Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY);
     const free = modelSchema.parse({ id: 'f', kind: 'chat', provider: 'p', price: { input: 0, output: 0.6 } }) as ChatModelConfig;
     expect(pricing.inputTokensOver(free, 50_000)).toBe(Number.POSITIVE_INFINITY);
@@ -44,12 +44,32 @@ describe('chat prices', () => {
 
   it('charges cached prompt tokens at cachedInput, and at input for a model without one', () => {
     const cached = chat({ input: 0.15, cachedInput: 0.075, output: 0.6 });
-    expect(pricing.chatCredits(cached, 100_000, 1_000)).toBe(31_200);
-    expect(pricing.chatCredits(cached, 100_000, 1_000, 80_000)).toBe(19_200);
-    expect(pricing.chatCredits(cached, 100_000, 1_000, 100_000)).toBe(16_200);
+    expect(pricing.chatCredits(cached, { promptTokens: 100_000, outputTokens: 1_000 })).toBe(31_200);
+    expect(pricing.chatCredits(cached, { promptTokens: 100_000, outputTokens: 1_000, cachedPromptTokens: 80_000 })).toBe(19_200);
+    expect(pricing.chatCredits(cached, { promptTokens: 100_000, outputTokens: 1_000, cachedPromptTokens: 100_000 })).toBe(16_200);
     // A single cached token is charged too, at its cached price (rounded up to a credit).
-    expect(pricing.chatCredits(cached, 1, 0, 1)).toBe(1);
-    expect(pricing.chatCredits(chat({ input: 0.15, output: 0.6 }), 100_000, 1_000, 80_000)).toBe(31_200);
+    expect(pricing.chatCredits(cached, { promptTokens: 1, outputTokens: 0, cachedPromptTokens: 1 })).toBe(1);
+    expect(pricing.chatCredits(chat({ input: 0.15, output: 0.6 }), { promptTokens: 100_000, outputTokens: 1_000, cachedPromptTokens: 80_000 })).toBe(31_200);
+  });
+
+  it('charges audio tokens at audioInput / audioOutput, and at input / output for a model without them', () => {
+    // gpt-4o-audio-preview: text 2.50 / 10, audio 40 / 80 USD per 1M.
+    const audio = chat({ input: 2.5, output: 10, audioInput: 40, audioOutput: 80 });
+    // 1,000 prompt tokens (400 of them audio), 500 output (300 audio).
+    const usage = { promptTokens: 1_000, outputTokens: 500, audioPromptTokens: 400, audioOutputTokens: 300 };
+    expect(pricing.chatCredits(audio, usage)).toBe(600 * 5 + 400 * 80 + 200 * 20 + 300 * 160);
+    expect(pricing.chatCredits(chat({ input: 2.5, output: 10 }), usage)).toBe(1_000 * 5 + 500 * 20);
+    // An audio count past its total is a broken report: the whole total is taken as audio, no more.
+    expect(pricing.chatCredits(audio, { promptTokens: 10, outputTokens: 10, audioPromptTokens: 50, audioOutputTokens: 50 })).toBe(10 * 80 + 10 * 160);
+  });
+
+  it('prices the worst case at the audio price only where the request uses audio and it is dearer', () => {
+    const audio = chat({ input: 2.5, output: 10, audioInput: 40, audioOutput: 80 });
+    expect(pricing.chatWorstCase(audio, 1_000, 100)).toBe(1_000 * 5 + 100 * 20);
+    expect(pricing.chatWorstCase(audio, 1_000, 100, { input: false, output: true })).toBe(1_000 * 5 + 100 * 160);
+    expect(pricing.chatWorstCase(audio, 1_000, 100, { input: true, output: true })).toBe(1_000 * 80 + 100 * 160);
+    // A (hypothetical) cheaper audio price never lowers the worst case.
+    expect(pricing.chatWorstCase(chat({ input: 2.5, output: 10, audioOutput: 1 }), 1_000, 100, { input: true, output: true })).toBe(1_000 * 5 + 100 * 20);
   });
 
   it('refuses a cachedInput above input: the worst case prices the prompt at input', () => {

@@ -5,7 +5,17 @@
 // = 300,000 credits per 1M tokens, so 10 tokens cost exactly 3 credits, not 3.0000000000000004
 // rounded up to 4. A request's total is rounded up to a whole credit, once.
 import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConfig } from '../config/schema.js';
-import type { ImageSize } from './types.js';
+import type { ImageSize, Usage } from './types.js';
+
+/** The token counts a chat call is priced by (a Usage, or a worst case's two totals). */
+export type ChatTokens = Pick<Usage, 'promptTokens' | 'outputTokens' | 'cachedPromptTokens' | 'audioPromptTokens' | 'audioOutputTokens'>;
+
+/** Whether a chat request has audio in its prompt, and asks for audio out. */
+export interface AudioUse {
+  input: boolean;
+  output: boolean;
+}
+export const NO_AUDIO: AudioUse = { input: false, output: false };
 
 export function sizeKey(size: ImageSize): string {
   return `${size.width}x${size.height}`;
@@ -29,14 +39,36 @@ export class Pricing {
   }
 
   /**
-   * `cachedTokens` of the prompt's (the upstream's prompt cache served them) cost `cachedInput`
-   * where the model has one. A worst case names none: every prompt token at `input`.
+   * What a chat call's tokens cost: prompt tokens the upstream's prompt cache served at
+   * `cachedInput` and audio tokens at `audioInput` / `audioOutput`, where the model has those
+   * prices; the rest at `input` / `output`.
    */
-  chatCredits(model: ChatModelConfig, promptTokens: number, outputTokens: number, cachedTokens = 0): number {
-    const { input, cachedInput = input, output } = model.price;
+  chatCredits(model: ChatModelConfig, usage: ChatTokens): number {
+    const { promptTokens, outputTokens } = usage;
+    const { input, cachedInput = input, output, audioInput = input, audioOutput = output } = model.price;
+    const cached = usage.cachedPromptTokens ?? 0;
+    // Parts of the totals, never more than the totals (a broken report cannot lower a charge).
+    const audioIn = Math.min(usage.audioPromptTokens ?? 0, promptTokens - cached);
+    const audioOut = Math.min(usage.audioOutputTokens ?? 0, outputTokens);
     const microCredits =
-      (promptTokens - cachedTokens) * this.perMillion(input) + cachedTokens * this.perMillion(cachedInput) + outputTokens * this.perMillion(output);
+      (promptTokens - cached - audioIn) * this.perMillion(input) +
+      cached * this.perMillion(cachedInput) +
+      audioIn * this.perMillion(audioInput) +
+      (outputTokens - audioOut) * this.perMillion(output) +
+      audioOut * this.perMillion(audioOutput);
     return Math.ceil(microCredits / 1_000_000);
+  }
+
+  /**
+   * A chat request's worst case: every prompt token at `input` and the output allowance at
+   * `output` — or at the audio price where it is dearer and the request has audio in (`audio.input`)
+   * or asks for it out (`audio.output`): its usage cannot be known to be text before the answer.
+   */
+  chatWorstCase(model: ChatModelConfig, promptTokens: number, allowance: number, audio: AudioUse = NO_AUDIO): number {
+    const { input, output, audioInput = input, audioOutput = output } = model.price;
+    const inPrice = audio.input ? Math.max(input, audioInput) : input;
+    const outPrice = audio.output ? Math.max(output, audioOutput) : output;
+    return Math.ceil((promptTokens * this.perMillion(inPrice) + allowance * this.perMillion(outPrice)) / 1_000_000);
   }
 
   /**
@@ -87,6 +119,8 @@ export class Pricing {
           input_per_1m_tokens: this.perMillion(model.price.input),
           ...(model.price.cachedInput !== undefined && { cached_input_per_1m_tokens: this.perMillion(model.price.cachedInput) }),
           output_per_1m_tokens: this.perMillion(model.price.output),
+          ...(model.price.audioInput !== undefined && { audio_input_per_1m_tokens: this.perMillion(model.price.audioInput) }),
+          ...(model.price.audioOutput !== undefined && { audio_output_per_1m_tokens: this.perMillion(model.price.audioOutput) }),
         };
       case 'embedding':
         return { input_per_1m_tokens: this.perMillion(model.price.input) };

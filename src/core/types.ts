@@ -13,6 +13,9 @@ export interface Usage {
    * `price.cachedInput`). Absent: none, or the upstream did not say.
    */
   cachedPromptTokens?: number;
+  /** Of `promptTokens` and `outputTokens`, the audio ones (billed at `price.audioInput` / `audioOutput`). */
+  audioPromptTokens?: number;
+  audioOutputTokens?: number;
   /** Images actually produced (image models only). */
   images?: number;
 }

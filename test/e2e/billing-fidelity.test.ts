@@ -12,6 +12,8 @@ beforeAll(async () => {
     // OpenAI's list price: cached input at half the input price.
     { id: 'gpt-4o-mini-cached', upstream: 'gpt-4o-mini', kind: 'chat' as const, provider: 'openai', price: { input: 0.15, cachedInput: 0.075, output: 0.6 } },
     { id: 'gpt-4o-mini-priority', upstream: 'gpt-4o-mini', kind: 'chat' as const, provider: 'openai', price: { input: 0.25, output: 1 }, serviceTiers: ['priority'] },
+    // gpt-4o-audio-preview's list prices: text 2.50 / 10, audio 40 / 80 USD per 1M tokens.
+    { id: 'gpt-4o-audio-preview', kind: 'chat' as const, provider: 'openai', price: { input: 2.5, output: 10, audioInput: 40, audioOutput: 80 } },
   ];
   t = await startTestGateway({ config: { models } });
 });
@@ -130,5 +132,50 @@ describe('cached prompt tokens', () => {
     expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(31_200);
     t.openai.enqueue(answer({ ...cachedUsage, prompt_tokens_details: { cached_tokens: -5 } }));
     expect(charged(await chat(secret, { max_tokens: 1_000 }, 'gpt-4o-mini-cached'))).toBe(31_200);
+  });
+});
+
+describe('audio tokens', () => {
+  // Credits per token at 2,000,000 a dollar: text 5 in / 20 out, audio 80 in / 160 out.
+  const audioUsage = {
+    prompt_tokens: 1_000, completion_tokens: 500, total_tokens: 1_500,
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 400 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 300 },
+  };
+  const speak = { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' }, max_tokens: 500 };
+
+  it('are charged at price.audioInput / audioOutput (prompt_tokens_details / completion_tokens_details.audio_tokens)', async () => {
+    const { secret } = await paid();
+    t.openai.enqueue(answer(audioUsage));
+    const res = await chat(secret, speak, 'gpt-4o-audio-preview');
+    expect(res.status).toBe(200);
+    expect(charged(res)).toBe(600 * 5 + 400 * 80 + 200 * 20 + 300 * 160);
+  });
+
+  it('a request asking for audio out is reserved at the audio output price: a balance that covers only text refuses it', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+    // 'hi' is a handful of prompt tokens; 500 output tokens are 10,000 credits as text, 80,000 as audio.
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 20_000 });
+    const calls = t.upstreamCalls();
+    const refused = await chat(secret, speak, 'gpt-4o-audio-preview');
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).error.code).toBe('insufficient_balance');
+    expect(t.upstreamCalls()).toBe(calls);
+    // Text only, the same balance serves it.
+    t.openai.enqueue(answer({ prompt_tokens: 8, completion_tokens: 5, total_tokens: 13 }));
+    expect((await chat(secret, { max_tokens: 500 }, 'gpt-4o-audio-preview')).status).toBe(200);
+  });
+
+  it('in a stream too, and /v1/models lists the audio prices', async () => {
+    const { accountId, secret } = await paid();
+    t.openai.enqueue(streamOf(audioUsage));
+    const res = await chat(secret, { ...speak, stream: true, stream_options: { include_usage: true } }, 'gpt-4o-audio-preview');
+    await res.text();
+    const rows = (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number }>;
+    expect(rows.map((r) => r.credits)).toEqual([600 * 5 + 400 * 80 + 200 * 20 + 300 * 160]);
+    const models = (await (await fetch(`${t.url}/v1/models`)).json()).data as Array<{ id: string; price: unknown }>;
+    expect(models.find((m) => m.id === 'gpt-4o-audio-preview')!.price).toEqual({
+      unit: 'credits', input_per_1m_tokens: 5_000_000, output_per_1m_tokens: 20_000_000, audio_input_per_1m_tokens: 80_000_000, audio_output_per_1m_tokens: 160_000_000,
+    });
   });
 });

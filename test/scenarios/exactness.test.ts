@@ -14,7 +14,7 @@ import { playgroundChat } from '../helpers/playground.js';
 // gpt-4o-mini as test/helpers/gateway.ts configures it, priced the way the gateway prices it.
 const MINI = { price: { input: 0.15, output: 0.6 } } as ChatModelConfig;
 const pricing = new Pricing(2_000_000);
-const credits = (prompt: number, output: number) => pricing.chatCredits(MINI, prompt, output);
+const credits = (prompt: number, output: number) => pricing.chatCredits(MINI, { promptTokens: prompt, outputTokens: output });
 
 // max_tokens 512: the free plan clamps to it anyway, and on the paid plan it keeps the worst case
 // the same size (the paid plan clamps nothing, the model's ceiling would be 16,384).

@@ -74,6 +74,14 @@ function tokenUsage(u: unknown): Usage | undefined {
   const cached = cachedTokens(u as Record<string, unknown>);
   // More cached than prompted is a broken report: it must not lower the charge.
   if (cached !== undefined && cached > 0 && cached <= promptTokens) usage.cachedPromptTokens = cached;
+  // Audio tokens of the prompt and the answer (OpenAI's audio models bill them at their own rates);
+  // a count past its total is broken, and pricing holds it to the total.
+  const promptDetails = (u as Record<string, unknown>).prompt_tokens_details;
+  const audioIn = isObject(promptDetails) ? tokenCount(promptDetails.audio_tokens) : undefined;
+  if (audioIn !== undefined && audioIn > 0) usage.audioPromptTokens = audioIn;
+  const outputDetails = (u as Record<string, unknown>).completion_tokens_details;
+  const audioOut = isObject(outputDetails) ? tokenCount(outputDetails.audio_tokens) : undefined;
+  if (audioOut !== undefined && audioOut > 0) usage.audioOutputTokens = audioOut;
   return usage;
 }
 
