@@ -39,6 +39,12 @@ const chatPrice = z
      */
     audioInput: usdPerMillionTokens.optional(),
     audioOutput: usdPerMillionTokens.optional(),
+    /**
+     * USD per call on top of the tokens: the fee some models add to every request (OpenAI's search
+     * models: a web search per call, $25–30 per 1,000; Perplexity's request fee). In the worst case
+     * and in every charge of a call the upstream answered. Absent: none.
+     */
+    perRequest: z.number().nonnegative().optional(),
   })
   // The worst case prices every prompt token at `input`: a dearer cached price could pass it.
   .refine((p) => p.cachedInput === undefined || p.cachedInput <= p.input, { message: 'cachedInput must not be above input', path: ['cachedInput'] });

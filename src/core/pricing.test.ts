@@ -63,6 +63,15 @@ describe('chat prices', () => {
     expect(pricing.chatCredits(audio, { promptTokens: 10, outputTokens: 10, audioPromptTokens: 50, audioOutputTokens: 50 })).toBe(10 * 80 + 10 * 160);
   });
 
+  it('adds price.perRequest to every charge and to the worst case, rounded up to a credit', () => {
+    // A search model's fee: $0.03 a call = 60,000 credits; tokens at 2.50 / 10 = 5 / 20 credits each.
+    const search = chat({ input: 2.5, output: 10, perRequest: 0.03 });
+    expect(pricing.chatCredits(search, { promptTokens: 100, outputTokens: 10 })).toBe(500 + 200 + 60_000);
+    expect(pricing.chatWorstCase(search, 100, 50)).toBe(500 + 1_000 + 60_000);
+    expect(pricing.chatCredits(chat({ input: 0, output: 0, perRequest: 0.0000001 }), { promptTokens: 0, outputTokens: 0 })).toBe(1);
+    expect(pricing.describe(search)).toMatchObject({ per_request: 60_000 });
+  });
+
   it('prices the worst case at the audio price only where the request uses audio and it is dearer', () => {
     const audio = chat({ input: 2.5, output: 10, audioInput: 40, audioOutput: 80 });
     expect(pricing.chatWorstCase(audio, 1_000, 100)).toBe(1_000 * 5 + 100 * 20);

@@ -56,7 +56,13 @@ export class Pricing {
       audioIn * this.perMillion(audioInput) +
       (outputTokens - audioOut) * this.perMillion(output) +
       audioOut * this.perMillion(audioOutput);
-    return Math.ceil(microCredits / 1_000_000);
+    return Math.ceil(microCredits / 1_000_000) + this.requestFee(model);
+  }
+
+  /** The model's fee per call, in credits (price.perRequest), rounded up. */
+  private requestFee(model: ChatModelConfig): number {
+    const fee = model.price.perRequest;
+    return fee === undefined ? 0 : Math.ceil(fee * this.perUsd - 1e-9);
   }
 
   /**
@@ -68,7 +74,7 @@ export class Pricing {
     const { input, output, audioInput = input, audioOutput = output } = model.price;
     const inPrice = audio.input ? Math.max(input, audioInput) : input;
     const outPrice = audio.output ? Math.max(output, audioOutput) : output;
-    return Math.ceil((promptTokens * this.perMillion(inPrice) + allowance * this.perMillion(outPrice)) / 1_000_000);
+    return Math.ceil((promptTokens * this.perMillion(inPrice) + allowance * this.perMillion(outPrice)) / 1_000_000) + this.requestFee(model);
   }
 
   /**
@@ -121,6 +127,7 @@ export class Pricing {
           output_per_1m_tokens: this.perMillion(model.price.output),
           ...(model.price.audioInput !== undefined && { audio_input_per_1m_tokens: this.perMillion(model.price.audioInput) }),
           ...(model.price.audioOutput !== undefined && { audio_output_per_1m_tokens: this.perMillion(model.price.audioOutput) }),
+          ...(model.price.perRequest !== undefined && { per_request: this.requestFee(model) }),
         };
       case 'embedding':
         return { input_per_1m_tokens: this.perMillion(model.price.input) };

@@ -14,6 +14,8 @@ beforeAll(async () => {
     { id: 'gpt-4o-mini-priority', upstream: 'gpt-4o-mini', kind: 'chat' as const, provider: 'openai', price: { input: 0.25, output: 1 }, serviceTiers: ['priority'] },
     // gpt-4o-audio-preview's list prices: text 2.50 / 10, audio 40 / 80 USD per 1M tokens.
     { id: 'gpt-4o-audio-preview', kind: 'chat' as const, provider: 'openai', price: { input: 2.5, output: 10, audioInput: 40, audioOutput: 80 } },
+    // A search model's fee per call on top of its tokens ($0.03 = 60,000 credits).
+    { id: 'gpt-4o-search-preview', kind: 'chat' as const, provider: 'openai', price: { input: 2.5, output: 10, perRequest: 0.03 } },
   ];
   t = await startTestGateway({ config: { models } });
 });
@@ -177,5 +179,21 @@ describe('audio tokens', () => {
     expect(models.find((m) => m.id === 'gpt-4o-audio-preview')!.price).toEqual({
       unit: 'credits', input_per_1m_tokens: 5_000_000, output_per_1m_tokens: 20_000_000, audio_input_per_1m_tokens: 80_000_000, audio_output_per_1m_tokens: 160_000_000,
     });
+  });
+});
+
+describe('a fee per request (price.perRequest)', () => {
+  it('is charged with the tokens, and reserved: a balance short of the fee refuses the call', async () => {
+    const { accountId, secret } = await paid();
+    t.openai.enqueue(answer({ prompt_tokens: 100, completion_tokens: 10, total_tokens: 110 }));
+    const res = await chat(secret, {}, 'gpt-4o-search-preview');
+    expect(res.status).toBe(200);
+    expect(charged(res)).toBe(100 * 5 + 10 * 20 + 60_000);
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000 - 60_700);
+    const poor = await t.newAccount({ plan: 'paid' });
+    await t.admin('POST', `/accounts/${poor.accountId}/credits`, { amount: 50_000 });
+    const refused = await chat(poor.secret, {}, 'gpt-4o-search-preview');
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).error.code).toBe('insufficient_balance');
   });
 });
