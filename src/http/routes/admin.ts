@@ -130,7 +130,8 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     app.get('/usage', async (req) => {
       const q = parseBody(usageQuery, req.query);
       // An id with a typo is 404 account_not_found, as on every other account call, not an empty list.
-      if (q.account !== undefined) await accounts.get(q.account);
+      // The stored row only: the ledger must stay readable while the limiter (the balance) is down.
+      if (q.account !== undefined && !(await storage.accounts.get(q.account))) throw new GatewayError('account_not_found', { vars: { id: q.account } });
       const filter = {
         ...(q.account !== undefined && { accountId: q.account }),
         ...(q.from !== undefined && { from: q.from }),
