@@ -8,7 +8,8 @@ import { SqliteAccountStore } from './accounts.js';
 import { SqliteKeyStore } from './keys.js';
 import { SqliteLedger, type SqliteLedgerOptions } from './ledger.js';
 import { acquireCheckpointer, checkpointerStopped } from './checkpointer.js';
-import { migrate } from './migrations.js';
+import { latestVersion, migrate, pendingFrom } from './migrations.js';
+import { refuseWhileServed } from './lease.js';
 
 /** `sqlite:<path>` → the path, `sqlite::memory:` → `:memory:`. */
 export function sqlitePath(url: string): string {
@@ -45,6 +46,8 @@ export function openDatabase(url: string): Database.Database {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    const found = path === ':memory:' ? null : pendingFrom(db);
+    if (found !== null) refuseWhileServed(db, path, { found, latest: latestVersion });
     migrate(db);
     if (path !== ':memory:') {
       // Checkpoints run in a worker thread (checkpointer.ts), never inside a request's commit. So

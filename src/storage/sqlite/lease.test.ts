@@ -1,9 +1,12 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from './index.js';
+import { latestVersion, migrate, migrations } from './migrations.js';
 import { DatabaseInUseError, ServerLease, hostIdentity } from './lease.js';
 import { allCheckpointersStopped } from './checkpointer.js';
 
@@ -152,5 +155,65 @@ describe('ServerLease (one server per database file)', () => {
     lease.release();
     expect(db.prepare('SELECT owner FROM server_lease').pluck().get()).toBe('thief');
     db.close();
+  });
+});
+
+describe('opening a file at an older schema version while a server serves from it', () => {
+  /** A file at migration 8 (builds of 2026-11-25) whose lease row is `lease`, as its server left it. */
+  function olderFile(lease: { host: string; pid: number; heartbeatAt: number }): string {
+    const file = freshFile();
+    const db = new Database(file);
+    migrate(db, migrations.slice(0, 8));
+    db.prepare('INSERT INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)').run('old', lease.host, lease.pid, lease.heartbeatAt);
+    db.close();
+    return file;
+  }
+  const versionOf = (file: string) => {
+    const db = new Database(file, { readonly: true });
+    const v = db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get();
+    db.close();
+    return v;
+  };
+
+  // Migrated under it, the older server ran on a schema it does not know, and could never start on
+  // the file again (SchemaTooNewError) — though the new server then refused to start and the
+  // operator upgraded nothing. A CLI command of the new version did the same.
+  it('refuses, leaving the file as it was, while the holder heartbeats', async () => {
+    const file = olderFile({ host: 'old-server', pid: 1, heartbeatAt: Date.now() });
+    // The older server: another process heartbeating every 50 ms.
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    const holder = spawn(process.execPath, ['-e', `
+      const db = new (require(${JSON.stringify(sqlite)}))(${JSON.stringify(file)});
+      db.pragma('busy_timeout = 5000');
+      setInterval(() => db.prepare('UPDATE server_lease SET heartbeat_at = ?').run(Date.now()), 50);
+      console.log('beating');`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((resolve) => holder.stdout!.once('data', resolve));
+      const refused = (() => {
+        try {
+          openDatabase(`sqlite:${file}`).close();
+          return null;
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(refused).toBeInstanceOf(DatabaseInUseError);
+      expect(refused).toMatchObject({ holder: { host: 'old-server', pid: 1 }, migration: { found: 8, latest: latestVersion } });
+      expect((refused as Error).message).toMatch(/would migrate to version \d+ under it: stop that server first/);
+      expect(versionOf(file)).toBe(8);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('migrates it at once when the holder on this host is gone (kill -9), or its heartbeat is stale', () => {
+    for (const lease of [
+      { host: hostIdentity(), pid: deadPid(), heartbeatAt: Date.now() },
+      { host: 'old-server', pid: 1, heartbeatAt: Date.now() - 60_000 },
+    ]) {
+      const file = olderFile(lease);
+      openDatabase(`sqlite:${file}`).close();
+      expect(versionOf(file)).toBe(latestVersion);
+    }
   });
 });

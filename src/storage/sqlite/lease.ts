@@ -45,10 +45,16 @@ export class DatabaseInUseError extends Error {
   constructor(
     readonly path: string,
     readonly holder: LeaseHolder,
+    /** Set when this process was to migrate the file: the server holding it may be an older Tollgate. */
+    readonly migration?: { found: number; latest: number },
   ) {
     super(
-      `another Tollgate server (pid ${holder.pid} on ${holder.host}) is serving from ${path}: run one server per ` +
-        'SQLite file, or give several servers storage.url postgres://… and limiter.url redis://…',
+      migration
+        ? `another Tollgate server (pid ${holder.pid} on ${holder.host}) is serving from ${path}, whose schema ` +
+            `(version ${migration.found}) this Tollgate would migrate to version ${migration.latest} under it: stop that ` +
+            'server first, then start this one (the file is left as it was; an older Tollgate cannot open it once migrated)'
+        : `another Tollgate server (pid ${holder.pid} on ${holder.host}) is serving from ${path}: run one server per ` +
+            'SQLite file, or give several servers storage.url postgres://… and limiter.url redis://…',
     );
     this.name = 'DatabaseInUseError';
   }
@@ -83,6 +89,46 @@ function processRuns(pid: number): boolean {
   } catch (err) {
     // EPERM: it runs, as another user.
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** Whether the holder in `row` is gone: its process no longer runs here, or its heartbeat is `staleMs` old. */
+function holderDead(row: Row, host: string, now: number, staleMs: number): boolean {
+  const gone = row.host === host && (row.pid === process.pid ? !heldHere.has(row.owner) : !processRuns(row.pid));
+  return gone || now - row.heartbeat_at >= staleMs;
+}
+
+/**
+ * Throws DatabaseInUseError while a live server holds the file's lease — one whose heartbeat moves
+ * while this waits, or that is not found dead within staleMs plus a heartbeat — for a process about
+ * to migrate the file. The holder may be an older Tollgate still serving (the new one started, or
+ * its CLI run, before the old one was stopped): migrated under it, that server runs on a schema it
+ * does not know, and cannot start on the file again (SchemaTooNewError) — though nothing was
+ * upgraded, since the new server then refuses the lease. Blocks the thread while it waits: it runs
+ * while the file is opened, before anything serves.
+ */
+export function refuseWhileServed(
+  db: Database.Database,
+  path: string,
+  migration: { found: number; latest: number },
+  opts: { heartbeatMs?: number; staleMs?: number } = {},
+): void {
+  const hasLease = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'server_lease'").get();
+  if (hasLease === undefined) return; // a file from before leases (migration 5): nothing to ask
+  const heartbeatMs = opts.heartbeatMs ?? 2000;
+  const staleMs = opts.staleMs ?? 3 * heartbeatMs;
+  const read = db.prepare('SELECT owner, host, pid, heartbeat_at FROM server_lease WHERE id = 1');
+  const host = hostIdentity();
+  const first = read.get() as Row | undefined;
+  const deadline = Date.now() + staleMs + heartbeatMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let row = first; row !== undefined; row = read.get() as Row | undefined) {
+    if (holderDead(row, host, Date.now(), staleMs)) return;
+    const beating = row.owner !== first!.owner || row.heartbeat_at !== first!.heartbeat_at;
+    if (beating || Date.now() >= deadline) {
+      throw new DatabaseInUseError(path, { host: row.host, pid: row.pid, heartbeatAt: row.heartbeat_at }, migration);
+    }
+    Atomics.wait(pause, 0, 0, Math.min(250, heartbeatMs));
   }
 }
 
@@ -145,11 +191,8 @@ export class ServerLease {
       .transaction((): LeaseHolder | null => {
         const row = this.db.prepare('SELECT owner, host, pid, heartbeat_at FROM server_lease WHERE id = 1').get() as Row | undefined;
         const now = this.now();
-        if (row && row.owner !== this.owner) {
-          const sameHost = row.host === this.host;
-          const gone = sameHost && (row.pid === process.pid ? !heldHere.has(row.owner) : !processRuns(row.pid));
-          const dead = gone || now - row.heartbeat_at >= this.staleMs;
-          if (!dead) return { host: row.host, pid: row.pid, heartbeatAt: row.heartbeat_at };
+        if (row && row.owner !== this.owner && !holderDead(row, this.host, now, this.staleMs)) {
+          return { host: row.host, pid: row.pid, heartbeatAt: row.heartbeat_at };
         }
         this.db
           .prepare(

@@ -290,6 +290,13 @@ const withdrawn: readonly { version: number; name: string; undo: string }[] = [
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);
 
+/** The version `db` is at (0 for a new file) when migrate() would change it, else null. */
+export function pendingFrom(db: Database.Database): number | null {
+  const tracked = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  const found = tracked === undefined ? 0 : currentVersion(db);
+  return found < latestVersion ? found : null;
+}
+
 function currentVersion(db: Database.Database): number {
   const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
   return row.v ?? 0;
