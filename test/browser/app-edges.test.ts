@@ -271,6 +271,27 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  // A deploy replaces the build's hashed files: a tab opened before it still runs the old build, and
+  // the chart's chunk it asks for on its first visit to Usage is gone (404). The chart stayed blank
+  // until the reader reloaded by hand.
+  it('a tab open across a deploy draws the Usage chart: a chunk of its build found gone loads the new build', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'deploy@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.route('**/app/assets/chart-*.js', (route) => route.fulfill({ status: 404, body: 'Not Found' }), { times: 1 });
+    const chartLoaded = page.waitForResponse((r) => /\/app\/assets\/chart-[^/]*\.js$/.test(r.url()) && r.status() === 200);
+    await page.click(byTest('nav-usage'));
+    await chartLoaded;
+    await expect.poll(() => page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="usage-chart"]');
+      if (!canvas) return false;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      return data.some((v) => v !== 0);
+    })).toBe(true);
+    expect(new URL(page.url()).pathname).toBe('/app/usage');
+    await page.context().close();
+  }, 60_000);
+
   it('an open Billing page shows what the operator changed once the reader comes back to the tab', async () => {
     const t = await gateway();
     const page = await signUp(t, 'returning@example.com', 'correct horse battery');

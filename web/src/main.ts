@@ -157,4 +157,17 @@ function App() {
 
 interceptLinks();
 const root = document.getElementById('app');
+// A deploy replaces the build's hashed files, so a tab opened before it finds a chunk it loads
+// later (the Usage chart) gone: the page loads the new build instead of leaving the chart blank.
+// At most once a minute, so a chunk missing from the current build too does not reload for ever.
+// https://vite.dev/guide/build#load-error-handling
+const RELOADED_AT = 'tg_chunk_reload_at';
+window.addEventListener('vite:preloadError', (event) => {
+  const last = Number(sessionStorage.getItem(RELOADED_AT) ?? 0);
+  if (Date.now() - last < 60_000) return;
+  sessionStorage.setItem(RELOADED_AT, String(Date.now()));
+  event.preventDefault();
+  location.reload();
+});
+
 if (root) render(html`<${App} />`, root);
