@@ -232,8 +232,8 @@ export class Gateway {
     });
     if (inMessages > context) throw new GatewayError('context_length_exceeded', { vars: { limit: context }, param: 'messages' });
     // A prediction's unused tokens are billed as output too (chat-output.ts predictionTokens):
-    // counted as far as the plan's ceiling could pay for them, or the context window holds them.
-    const allowance = outputAllowance(model, body) + (body.prediction === undefined ? 0 : this.predictionAllowance(ctx, model, body));
+    // counted as far as the plan's ceiling or the balance could pay for them, or the context window holds them.
+    const allowance = outputAllowance(model, body) + (body.prediction === undefined ? 0 : await this.predictionAllowance(ctx, model, body));
     // Prompt at the input price plus the most output the request allows at the output price (the
     // audio prices where the model has them and the request uses audio: chat-output.ts audioUse).
     const audio = model.price.audioInput === undefined && model.price.audioOutput === undefined ? NO_AUDIO : audioUse(body);
@@ -335,9 +335,18 @@ export class Gateway {
     return this.deps.pricing.inputTokensOver(model, this.deps.meter.creditCeiling(ctx.principal, model));
   }
 
-  private predictionAllowance(ctx: RequestContext, model: ChatModelConfig, body: JsonObject): number {
+  /**
+   * A prediction's tokens, counted as a prompt is (core/prompt-count.ts): a prepaid plan has no fixed
+   * ceiling, so without the balance's bound a key with an empty balance had a 9 MB prediction
+   * counted whole (~140 ms of the event loop) before its refusal.
+   */
+  private predictionAllowance(ctx: RequestContext, model: ChatModelConfig, body: JsonObject): Promise<number> {
     const ceiling = this.deps.meter.creditCeiling(ctx.principal, model);
-    return predictionTokens(body, Math.min(this.deps.pricing.outputTokensOver(model, ceiling), model.contextTokens ?? Number.POSITIVE_INFINITY));
+    const cap = Math.min(this.deps.pricing.outputTokensOver(model, ceiling), model.contextTokens ?? Number.POSITIVE_INFINITY);
+    return countPrompt((c) => predictionTokens(body, c), cap, async () => {
+      const balance = await this.deps.meter.prepaidBalance(ctx.principal);
+      return balance && { tokensOver: this.deps.pricing.outputTokensOver(model, balance.credits), refuse: balance.refuse };
+    });
   }
 
   /** The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts). */
