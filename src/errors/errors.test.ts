@@ -81,6 +81,15 @@ describe('toErrorResponse', () => {
     expect(upstream(new Date(ctx.now + 30_000).toUTCString())['x-should-retry']).toBeUndefined();
   });
 
+  it("counts an upstream's retry-after-ms too: openai-node reads it before Retry-After and sleeps for it", () => {
+    const body = { error: { message: 'tokens per day', type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null } };
+    const upstream = (headers: Record<string, string>) => toErrorResponse(new UpstreamHttpError(429, body, 'azure', headers), ctx).headers;
+    expect(upstream({ 'retry-after-ms': '3600000' })['x-should-retry']).toBe('false');
+    expect(upstream({ 'retry-after': '2', 'retry-after-ms': '3600000' })['x-should-retry']).toBe('false');
+    expect(upstream({ 'retry-after-ms': '60000' })['x-should-retry']).toBeUndefined();
+    expect(upstream({ 'retry-after': '1', 'retry-after-ms': '450' })['x-should-retry']).toBeUndefined();
+  });
+
   it('hides internal messages behind internal_error', () => {
     const r = toErrorResponse(new Error('SQLITE_CORRUPT at /var/secret/path'), ctx);
     expect(r.status).toBe(500);

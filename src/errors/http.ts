@@ -34,8 +34,14 @@ const MAX_VAR_CHARS = 512;
  */
 const LONGEST_RETRY_WAIT_S = 60;
 
-/** Whether a Retry-After (seconds, or an HTTP date as an upstream may send) asks for a longer wait. */
-function waitsLong(retryAfter: string | undefined, now: number): boolean {
+/**
+ * Whether an answer's Retry-After (seconds, or an HTTP date as an upstream may send) or an upstream's
+ * `retry-after-ms` (passed on: providers/upstream-error.ts), which openai-node reads first, asks
+ * for a longer wait.
+ */
+function waitsLong(headers: Record<string, string>, now: number): boolean {
+  if (Number(headers['retry-after-ms']) > LONGEST_RETRY_WAIT_S * 1000) return true;
+  const retryAfter = headers['retry-after'];
   if (retryAfter === undefined) return false;
   const seconds = Number(retryAfter);
   const ms = Number.isNaN(seconds) ? Date.parse(retryAfter) - now : seconds * 1000;
@@ -75,7 +81,7 @@ export function errorBody(
 export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse {
   if (err instanceof GatewayError) {
     const rule = err.vars.rule;
-    const noRetry = 'retry' in catalogue[err.code] || waitsLong(err.headers['retry-after'], ctx.now);
+    const noRetry = 'retry' in catalogue[err.code] || waitsLong(err.headers, ctx.now);
     return {
       status: err.status,
       headers: noRetry ? { ...err.headers, 'x-should-retry': 'false' } : err.headers,
@@ -85,7 +91,7 @@ export function toErrorResponse(err: unknown, ctx: ErrorContext): ErrorResponse 
   }
   if (err instanceof UpstreamHttpError) {
     // A provider's own long Retry-After (a daily token limit) held the SDK call as long.
-    const headers = waitsLong(err.headers['retry-after'], ctx.now) ? { ...err.headers, 'x-should-retry': 'false' } : err.headers;
+    const headers = waitsLong(err.headers, ctx.now) ? { ...err.headers, 'x-should-retry': 'false' } : err.headers;
     return { status: err.status, headers, body: err.body, unexpected: false };
   }
   return { status: 500, headers: {}, body: errorBody('internal_error', {}, ctx), unexpected: true };
