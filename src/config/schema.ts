@@ -76,7 +76,8 @@ const modelBase = {
  * template's preamble (tool instructions on vLLM: 100–200 tokens), bills more than was counted,
  * and its settlement then charges past the reservation: concurrent requests could pass a limit
  * by the difference. The count is multiplied by the factor, plus the overhead, before it prices the
- * reservation (and the charge, when the upstream reports no usage). The context window check
+ * reservation (and the charge, when the upstream reports no usage); an embedding model's overhead
+ * is per input (the special tokens a server adds to each). The context window check
  * (contextTokens) uses the count itself. Settlement logs 'actual cost above the reserved worst
  * case' wherever these are too low.
  */

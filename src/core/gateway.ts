@@ -272,11 +272,16 @@ export class Gateway {
     // refused here rather than sent to a provider that refuses it.
     const perInput = model.contextTokens ?? Number.POSITIVE_INFINITY;
     let tooLong: number | undefined;
-    const promptTokens = await this.countPrompt(ctx, model, (cap) => {
-      const counted = countEmbeddingInputs(body.input, cap, perInput);
-      tooLong = counted.tooLong;
-      return counted.tokens;
-    });
+    const promptTokens = await this.countPrompt(
+      ctx,
+      model,
+      (cap) => {
+        const counted = countEmbeddingInputs(body.input, cap, perInput);
+        tooLong = counted.tooLong;
+        return counted.tokens;
+      },
+      inputs,
+    );
     if (tooLong !== undefined) {
       const which = typeof body.input === 'string' || (Array.isArray(body.input) && typeof body.input[0] === 'number') ? 'input' : `input[${tooLong}]`;
       throw new GatewayError('invalid_request', { vars: { detail: `${which}: ${model.id} embeds at most ${perInput} tokens per input; this one has more` }, param: 'input' });
@@ -349,9 +354,13 @@ export class Gateway {
     });
   }
 
-  /** The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts). */
-  private countPrompt(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig, count: (cap: number) => number): Promise<number> {
-    return countPrompt(inModelTokens(model.promptTokenFactor, model.promptOverheadTokens, count), this.promptCap(ctx, model), async () => {
+  /**
+   * The prompt's tokens, counted no further than its plan could pay for (core/prompt-count.ts), in
+   * the model's own tokens: promptOverheadTokens is added `overheads` times (once per embedding
+   * input: embedding servers add their special tokens to each).
+   */
+  private countPrompt(ctx: RequestContext, model: ChatModelConfig | EmbeddingModelConfig, count: (cap: number) => number, overheads = 1): Promise<number> {
+    return countPrompt(inModelTokens(model.promptTokenFactor, model.promptOverheadTokens * overheads, count), this.promptCap(ctx, model), async () => {
       const balance = await this.deps.meter.prepaidBalance(ctx.principal);
       return balance && { tokensOver: this.deps.pricing.inputTokensOver(model, balance.credits), refuse: balance.refuse };
     });

@@ -184,3 +184,19 @@ it("promptTokenFactor and promptOverheadTokens make the count the model's own to
     await g.close();
   }
 });
+
+it("an embedding model's promptOverheadTokens is added per input: a server adds its special tokens to each", async () => {
+  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, promptOverheadTokens: 2 } : m));
+  const g = await startTestGateway({ config: { models } });
+  try {
+    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
+    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    // The fake answers with no usage: the charge is the reservation's count, one ' hello' (1 token) + 2 per input.
+    g.openai.enqueue({ kind: 'json', body: { object: 'list', data: [0, 1, 2].map((index) => ({ object: 'embedding', index, embedding: [0.5] })), model: 'text-embedding-3-small' } });
+    expect((await embedder(g, secret)([' hello', ' hello', ' hello'])).status).toBe(200);
+    const [row] = (await g.admin('GET', `/usage?account=${accountId}`)).body.data;
+    expect(row).toMatchObject({ promptTokens: 3 * (1 + 2) });
+  } finally {
+    await g.close();
+  }
+});
