@@ -30,10 +30,10 @@ const embedder = (g: TestGateway, secret: string) => (input: unknown) =>
     body: JSON.stringify({ model: 'text-embedding-3-small', input }),
   });
 
-/** A paid account with credits enough for anything here. */
-async function paid() {
-  const { accountId, secret } = await t.newAccount({ plan: 'paid' });
-  await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+/** A paid account on gateway `g` with credits enough for anything here. */
+async function paid(g: TestGateway = t) {
+  const { accountId, secret } = await g.newAccount({ plan: 'paid' });
+  await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
   return { accountId, secret };
 }
 
@@ -105,8 +105,7 @@ it('an embeddings input past the model window (contextTokens) is refused, naming
   const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, contextTokens: 1_000 } : m));
   const g = await startTestGateway({ config: { models } });
   try {
-    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
-    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    const { accountId, secret } = await paid(g);
     const embed = embedder(g, secret);
     const calls = g.upstreamCalls();
     // ' hello' is one cl100k token: the second input has 1,001.
@@ -130,8 +129,7 @@ it('a model with mediaUrls: inline refuses an image by URL before the upstream c
   const models = testModels().map((m) => (m.id === 'gpt-4o-mini' && m.kind === 'chat' ? { ...m, vision: true, mediaUrls: 'inline' as const } : m));
   const g = await startTestGateway({ config: { models } });
   try {
-    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
-    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    const { accountId, secret } = await paid(g);
     const look = (url: string) =>
       fetch(`${g.url}/v1/chat/completions`, {
         method: 'POST',
@@ -189,8 +187,7 @@ it("an embedding model's promptOverheadTokens is added per input: a server adds 
   const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, promptOverheadTokens: 2 } : m));
   const g = await startTestGateway({ config: { models } });
   try {
-    const { accountId, secret } = await g.newAccount({ plan: 'paid' });
-    await g.admin('POST', `/accounts/${accountId}/credits`, { amount: 1_000_000 });
+    const { accountId, secret } = await paid(g);
     // The fake answers with no usage: the charge is the reservation's count, one ' hello' (1 token) + 2 per input.
     g.openai.enqueue({ kind: 'json', body: { object: 'list', data: [0, 1, 2].map((index) => ({ object: 'embedding', index, embedding: [0.5] })), model: 'text-embedding-3-small' } });
     expect((await embedder(g, secret)([' hello', ' hello', ' hello'])).status).toBe(200);
