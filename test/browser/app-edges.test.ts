@@ -289,7 +289,7 @@ describe('web app edges in Chromium', () => {
       if (!canvas) return false;
       const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
       return data.some((v) => v !== 0);
-    })).toBe(true);
+    }), { timeout: 10_000 }).toBe(true);
     expect(new URL(page.url()).pathname).toBe('/app/usage');
     await page.context().close();
   }, 60_000);
