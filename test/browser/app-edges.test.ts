@@ -299,7 +299,7 @@ describe('web app edges in Chromium', () => {
     const page = await signUp(t, 'returning@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
     await page.click(byTest('nav-billing'));
-    await expect.poll(() => page.textContent(byTest('plan'))).toBe('free');
+    await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('free');
     const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
     await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
     await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 5000 });
@@ -308,7 +308,7 @@ describe('web app edges in Chromium', () => {
     // …until the tab is shown again (another tab, a Stripe Checkout, was in front meanwhile).
     await page.waitForTimeout(1_100);
     await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
-    await expect.poll(() => page.textContent(byTest('plan'))).toBe('paid');
+    await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('paid');
     expect(await page.getAttribute(byTest('balance'), 'data-value')).toBe('5000');
     await page.context().close();
   }, 60_000);
