@@ -22,6 +22,16 @@ const ask = (secret: string, content: unknown, extra: Record<string, unknown> = 
     body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content }], ...extra }),
   });
 
+/** Runs `run` against a gateway of its own whose model `id` has `patch` over the test catalog's. */
+async function withModel(id: string, patch: Record<string, unknown>, run: (g: TestGateway) => Promise<void>): Promise<void> {
+  const g = await startTestGateway({ config: { models: testModels().map((m) => (m.id === id ? { ...m, ...patch } : m)) } });
+  try {
+    await run(g);
+  } finally {
+    await g.close();
+  }
+}
+
 /** Embeddings of text-embedding-3-small through gateway `g` with key `secret`. */
 const embedder = (g: TestGateway, secret: string) => (input: unknown) =>
   fetch(`${g.url}/v1/embeddings`, {
@@ -82,9 +92,7 @@ it('on the free tier, a prompt past the window is refused the same way', async (
 });
 
 it('an embeddings request past the model maxInputs is refused before anything is counted or sent', async () => {
-  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, maxInputs: 3 } : m));
-  const g = await startTestGateway({ config: { models } });
-  try {
+  await withModel('text-embedding-3-small', { maxInputs: 3 }, async (g) => {
     const { secret } = await g.newAccount();
     const embed = embedder(g, secret);
     const calls = g.upstreamCalls();
@@ -96,15 +104,11 @@ it('an embeddings request past the model maxInputs is refused before anything is
     expect((await embed(['a', 'b', 'c'])).status).toBe(200);
     expect((await embed([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).status).toBe(200);
     expect((await embed([[1, 2], [3], [4], [5]])).status).toBe(400);
-  } finally {
-    await g.close();
-  }
+  });
 });
 
 it('an embeddings input past the model window (contextTokens) is refused, naming it, and counted no further than the window', async () => {
-  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, contextTokens: 1_000 } : m));
-  const g = await startTestGateway({ config: { models } });
-  try {
+  await withModel('text-embedding-3-small', { contextTokens: 1_000 }, async (g) => {
     const { accountId, secret } = await paid(g);
     const embed = embedder(g, secret);
     const calls = g.upstreamCalls();
@@ -120,15 +124,11 @@ it('an embeddings input past the model window (contextTokens) is refused, naming
     expect((await g.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
     // Inputs each within the window, however many tokens together: served.
     expect((await embed([' hello'.repeat(1_000), ' hello'.repeat(1_000), ' hello'.repeat(999)])).status).toBe(200);
-  } finally {
-    await g.close();
-  }
+  });
 });
 
 it('a model with mediaUrls: inline refuses an image by URL before the upstream call, and takes it inline', async () => {
-  const models = testModels().map((m) => (m.id === 'gpt-4o-mini' && m.kind === 'chat' ? { ...m, vision: true, mediaUrls: 'inline' as const } : m));
-  const g = await startTestGateway({ config: { models } });
-  try {
+  await withModel('gpt-4o-mini', { vision: true, mediaUrls: 'inline' }, async (g) => {
     const { accountId, secret } = await paid(g);
     const look = (url: string) =>
       fetch(`${g.url}/v1/chat/completions`, {
@@ -144,15 +144,11 @@ it('a model with mediaUrls: inline refuses an image by URL before the upstream c
     expect((await g.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1_000_000);
     expect((await look('data:image/png;base64,iVBORw0KGgo=')).status).toBe(200);
     expect(g.upstreamCalls()).toBe(calls + 1);
-  } finally {
-    await g.close();
-  }
+  });
 });
 
 it("promptTokenFactor and promptOverheadTokens make the count the model's own tokens: in the reservation, and in the charge when the upstream reports no usage", async () => {
-  const models = testModels().map((m) => (m.id === 'gpt-4o-mini' && m.kind === 'chat' ? { ...m, promptTokenFactor: 2, promptOverheadTokens: 100 } : m));
-  const g = await startTestGateway({ config: { models } });
-  try {
+  await withModel('gpt-4o-mini', { promptTokenFactor: 2, promptOverheadTokens: 100 }, async (g) => {
     const body = { model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
     const scaled = countChatPrompt(body) * 2 + 100;
     const call = (secret: string) =>
@@ -178,22 +174,16 @@ it("promptTokenFactor and promptOverheadTokens make the count the model's own to
     expect(res.status).toBe(200);
     const [row] = (await g.admin('GET', `/usage?account=${accountId}`)).body.data;
     expect(row).toMatchObject({ promptTokens: scaled });
-  } finally {
-    await g.close();
-  }
+  });
 });
 
 it("an embedding model's promptOverheadTokens is added per input: a server adds its special tokens to each", async () => {
-  const models = testModels().map((m) => (m.id === 'text-embedding-3-small' && m.kind === 'embedding' ? { ...m, promptOverheadTokens: 2 } : m));
-  const g = await startTestGateway({ config: { models } });
-  try {
+  await withModel('text-embedding-3-small', { promptOverheadTokens: 2 }, async (g) => {
     const { accountId, secret } = await paid(g);
     // The fake answers with no usage: the charge is the reservation's count, one ' hello' (1 token) + 2 per input.
     g.openai.enqueue({ kind: 'json', body: { object: 'list', data: [0, 1, 2].map((index) => ({ object: 'embedding', index, embedding: [0.5] })), model: 'text-embedding-3-small' } });
     expect((await embedder(g, secret)([' hello', ' hello', ' hello'])).status).toBe(200);
     const [row] = (await g.admin('GET', `/usage?account=${accountId}`)).body.data;
     expect(row).toMatchObject({ promptTokens: 3 * (1 + 2) });
-  } finally {
-    await g.close();
-  }
+  });
 });
