@@ -83,14 +83,16 @@ export class Pricing {
    * input price or an unbounded budget.
    */
   inputTokensOver(model: ChatModelConfig | EmbeddingModelConfig, credits: number): number {
-    const perMillion = this.perMillion(model.price.input);
-    if (perMillion === 0 || !Number.isFinite(credits)) return Number.POSITIVE_INFINITY;
-    return Math.floor((credits * 1_000_000) / perMillion) + 1;
+    return this.tokensOver(model.price.input, credits);
   }
 
   /** As inputTokensOver, for output tokens of a chat model. */
   outputTokensOver(model: ChatModelConfig, credits: number): number {
-    const perMillion = this.perMillion(model.price.output);
+    return this.tokensOver(model.price.output, credits);
+  }
+
+  private tokensOver(usdPerMillion: number, credits: number): number {
+    const perMillion = this.perMillion(usdPerMillion);
     if (perMillion === 0 || !Number.isFinite(credits)) return Number.POSITIVE_INFINITY;
     return Math.floor((credits * 1_000_000) / perMillion) + 1;
   }

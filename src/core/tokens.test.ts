@@ -1,7 +1,7 @@
 import { countTokens } from 'gpt-tokenizer';
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt, countChatPromptParts, countEmbeddingInput, countEmbeddingInputs, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
+import { countChatPrompt, countChatPromptParts, countEmbeddingInputs, countEmbeddingText, countText, hasNonTextParts } from './tokens.js';
 
 describe('token counting', () => {
   it('counts text with the o200k encoding', () => {
@@ -123,8 +123,8 @@ describe('token counting', () => {
     const cappedPrompt = countChatPrompt(body, 1445, 5_000);
     expect(cappedPrompt).toBeGreaterThan(5_000);
     expect(cappedPrompt).toBeLessThan(full / 10);
-    expect(countEmbeddingInput([text, text], 2_000)).toBeGreaterThan(2_000);
-    expect(countEmbeddingInput([text, text], 2_000)).toBeLessThan(full / 10);
+    expect(countEmbeddingInputs([text, text], 2_000).tokens).toBeGreaterThan(2_000);
+    expect(countEmbeddingInputs([text, text], 2_000).tokens).toBeLessThan(full / 10);
   });
 
   it('remembers the counts of long texts it has seen, exactly, but never a count the cap stopped', () => {
@@ -157,18 +157,18 @@ describe('token counting', () => {
   });
 
   it('counts embedding input: strings, token arrays and single tokens', () => {
-    expect(countEmbeddingInput('one two')).toBe(countEmbeddingText('one two'));
-    expect(countEmbeddingInput(['a', [1, 2, 3], 7])).toBe(countEmbeddingText('a') + 3 + 1);
-    expect(countEmbeddingInput({})).toBe(0);
+    expect(countEmbeddingInputs('one two').tokens).toBe(countEmbeddingText('one two'));
+    expect(countEmbeddingInputs(['a', [1, 2, 3], 7]).tokens).toBe(countEmbeddingText('a') + 3 + 1);
+    expect(countEmbeddingInputs({}).tokens).toBe(0);
   });
 
   it('counts embedding text in cl100k_base, the encoding OpenAI bills its embedding models in', () => {
     // o200k_base counts this Hindi sentence at about a quarter of what text-embedding-3-small bills.
     const hindi = 'भारत एक विशाल देश है जिसमें अनेक भाषाएँ बोली जाती हैं। '.repeat(20);
     const plain = { disallowedSpecial: new Set<string>() };
-    expect(countEmbeddingInput(hindi)).toBe(countCl100k(hindi, plain));
-    expect(countEmbeddingInput([hindi, hindi])).toBe(2 * countCl100k(hindi, plain));
-    expect(countEmbeddingInput(hindi)).toBeGreaterThan(3 * countText(hindi));
+    expect(countEmbeddingInputs(hindi).tokens).toBe(countCl100k(hindi, plain));
+    expect(countEmbeddingInputs([hindi, hindi]).tokens).toBe(2 * countCl100k(hindi, plain));
+    expect(countEmbeddingInputs(hindi).tokens).toBeGreaterThan(3 * countText(hindi));
   });
 
   describe('long text', () => {

@@ -300,15 +300,10 @@ export function countEmbeddingText(text: string, cap = Number.POSITIVE_INFINITY)
  * encoding OpenAI bills embeddings in: counted in o200k_base, Hindi text came to a quarter of what
  * text-embedding-3-small charges (Russian, Arabic, Korean about half), so a burst of such requests
  * reserved a quarter of its cost and spent past a plan's limit several times over.
- */
-export function countEmbeddingInput(input: unknown, cap = Number.POSITIVE_INFINITY): number {
-  return countEmbeddingInputs(input, cap).tokens;
-}
-
-/**
- * countEmbeddingInput, and the index of the first input longer than `perInput` tokens (the model's
- * window: OpenAI's embedding models take 8,192 tokens an input and refuse the request past it).
- * Counting stops there, so one 10 MB input costs the count of a window, not of the whole text.
+ *
+ * With the index of the first input longer than `perInput` tokens (the model's window: OpenAI's
+ * embedding models take 8,192 tokens an input and refuse the request past it). Counting stops
+ * there, so one 10 MB input costs the count of a window, not of the whole text.
  */
 export function countEmbeddingInputs(
   input: unknown,
