@@ -7,9 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
 import { openSqliteStorage } from '../src/storage/sqlite/index.js';
+
+// Each `tollgate` run is a fresh node process loading the whole app (~0.5 s on this machine, several
+// times that beside other suites): tests of a dozen runs came within seconds of the default 30 s.
+vi.setConfig({ testTimeout: 90_000 });
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -184,6 +188,43 @@ describe('tollgate CLI', () => {
       expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: key.id, name: 'ci', revokedAt: null })]);
       expect(listed.stdout).not.toContain(key.key);
       expect((await tollgate('keys', 'list', id, '--config', configFile)).stdout).toMatch(new RegExp(`^${key.id}  tg-`));
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('suspends an account beside a running server, which refuses its key, lists it, and lifts the suspension', async () => {
+    const email = `sus-${Date.now()}@example.com`;
+    const id = JSON.parse((await tollgate('accounts', 'create', '--email', email, '--json', '--config', configFile)).stdout).id as string;
+    const key = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout);
+    const server = await serve();
+    try {
+      const status = async () => (await fetch(`${server.url}/v1/usage`, { headers: { authorization: `Bearer ${key.key}` } })).status;
+      expect(await status()).toBe(200);
+      const suspended = await tollgate('accounts', 'suspend', id, '--reason', 'chargeback', '--config', configFile);
+      expect(suspended.code).toBe(0);
+      expect(suspended.stdout).toMatch(new RegExp(`^${id}  suspended at \\S+: chargeback`));
+      // Written beside the server: its key cache drops the account when the credentials version moves.
+      let seen = 200;
+      for (const deadline = Date.now() + 3_000; seen === 200 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) seen = await status();
+      expect(seen).toBe(403);
+
+      const listed = JSON.parse((await tollgate('accounts', 'list', '--suspended', '--json', '--config', configFile)).stdout);
+      expect(listed.data).toEqual([expect.objectContaining({ id, email, suspendedReason: 'chargeback' })]);
+      const byEmail = await tollgate('accounts', 'list', '--email', email.toUpperCase(), '--config', configFile);
+      expect(byEmail.stdout).toMatch(new RegExp(`^${id}  \\S+  free  ${email}  suspended `));
+      const all = JSON.parse((await tollgate('accounts', 'list', '--limit', '1', '--json', '--config', configFile)).stdout);
+      expect(all).toMatchObject({ hasMore: true, data: [{ id }] });
+      const next = JSON.parse((await tollgate('accounts', 'list', '--before', id, '--json', '--config', configFile)).stdout);
+      expect(next.data.map((a: { id: string }) => a.id)).not.toContain(id);
+
+      expect((await tollgate('accounts', 'unsuspend', id, '--json', '--config', configFile)).stdout).toMatch(/"suspendedAt": null/);
+      for (const deadline = Date.now() + 3_000; seen !== 200 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) seen = await status();
+      expect(seen).toBe(200);
+      // Mistakes are usage errors (exit 2).
+      expect((await tollgate('accounts', 'unsuspend', id, '--reason', 'x', '--config', configFile)).code).toBe(2);
+      expect((await tollgate('accounts', 'list', '--limit', '0', '--config', configFile)).code).toBe(2);
+      expect((await tollgate('accounts', 'list', '--limit', '1001', '--config', configFile)).code).toBe(2);
     } finally {
       expect(await server.stop()).toBe(0);
     }

@@ -25,7 +25,7 @@ import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
-import { accountView, keyView, summariseDaily } from '../src/http/views.js';
+import { accountSummaryView, accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
 
@@ -37,6 +37,12 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts update ACCOUNT [--plan P] [--payment-method] [--json]
                                                      change the plan; mark a payment method (free → paid)
   accounts credits ACCOUNT AMOUNT [--json]           top up the prepaid balance by AMOUNT credits
+  accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
+                                                     account_suspended); R is for operators only
+  accounts unsuspend ACCOUNT [--json]                lift a suspension
+  accounts list [--email E] [--suspended] [--limit N] [--before ACCOUNT] [--json]
+                                                     accounts, newest first (100 unless --limit, at
+                                                     most 1000); the next page: --before <last id>
   keys create ACCOUNT [--name N] [--json]            create an API key (the secret is shown once)
   keys list ACCOUNT [--json]                         an account's keys (never their secrets)
   keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
@@ -54,6 +60,10 @@ const options = {
   name: { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
+  reason: { type: 'string' },
+  limit: { type: 'string' },
+  before: { type: 'string' },
+  suspended: { type: 'boolean', default: false },
   'payment-method': { type: 'boolean', default: false },
   'password-stdin': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
@@ -71,6 +81,9 @@ const ARITY: Record<string, number> = {
   'accounts show': 3,
   'accounts update': 3,
   'accounts credits': 4,
+  'accounts suspend': 3,
+  'accounts unsuspend': 3,
+  'accounts list': 2,
   'keys create': 3,
   'keys list': 3,
   'keys revoke': 3,
@@ -251,6 +264,40 @@ async function run(argv: string[]): Promise<number> {
       return withServices(values, async (s) => {
         const a = await s.accounts.addCredits(id, amount);
         print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
+        return 0;
+      });
+    }
+    case 'accounts suspend':
+    case 'accounts unsuspend': {
+      const suspend = name === 'accounts suspend';
+      if (!suspend && values.reason !== undefined) throw new UsageError('--reason goes with accounts suspend');
+      // The admin API's rule for the reason (PostgreSQL's text cannot hold U+0000).
+      if (values.reason !== undefined && (values.reason === '' || values.reason.length > 500 || values.reason.includes('\u0000'))) {
+        throw new UsageError('--reason: 1 to 500 characters, without U+0000');
+      }
+      return withServices(values, async (s) => {
+        const a = await s.accounts.update(arg(positionals, 2, 'ACCOUNT'), {
+          suspended: suspend,
+          ...(values.reason !== undefined && { suspendedReason: values.reason }),
+        });
+        print(values, accountView(a), suspend ? `${a.id}  suspended at ${a.suspendedAt}${a.suspendedReason === null ? '' : `: ${a.suspendedReason}`}` : `${a.id}  not suspended`);
+        return 0;
+      });
+    }
+    case 'accounts list': {
+      const limit = values.limit === undefined ? 100 : /^[1-9]\d{0,3}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
+      if (!(limit <= 1000)) throw new UsageError(`--limit must be a whole number from 1 to 1000, not '${values.limit}'`);
+      return withServices(values, async (s) => {
+        const page = await s.accounts.list({
+          limit,
+          ...(values.email !== undefined && { email: values.email }),
+          ...(values.suspended && { suspended: true }),
+          ...(values.before !== undefined && { before: values.before }),
+        });
+        const rows = page.map(accountSummaryView);
+        const line = (a: (typeof rows)[number]) =>
+          `${a.id}  ${a.createdAt}  ${a.plan}  ${a.email ?? '-'}${a.suspendedAt === null ? '' : `  suspended ${a.suspendedAt}`}`;
+        print(values, { object: 'list', data: rows, hasMore: page.length === limit }, rows.map(line).join('\n') || 'no accounts');
         return 0;
       });
     }

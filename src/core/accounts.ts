@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import { CounterOverflowError } from '../storage/counter-ops.js';
-import type { Account, AccountStore } from '../storage/ports.js';
+import type { Account, AccountListQuery, AccountStore } from '../storage/ports.js';
 import type { Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
@@ -63,6 +63,26 @@ export class AccountService {
     return account ? this.withBalance(account) : null;
   }
 
+  /**
+   * Accounts newest first, without balances (a page of them would be a limiter read each). Pages on:
+   * `before` names the last account of the previous page. An email names one account at most.
+   */
+  async list(q: { email?: string; suspended?: boolean; before?: string; limit: number }): Promise<Account[]> {
+    let before: AccountListQuery['before'];
+    if (q.before !== undefined) {
+      const last = await this.store.get(q.before);
+      if (!last) throw new GatewayError('account_not_found', { vars: { id: q.before } });
+      before = { createdAt: last.createdAt, id: last.id };
+    }
+    if (q.email !== undefined) {
+      // The email's own unique index, not a walk of the listing's order.
+      const a = await this.store.findByEmail(q.email);
+      const after = before === undefined || a === null || a.createdAt < before.createdAt || (a.createdAt === before.createdAt && a.id < before.id);
+      return a !== null && after && (q.suspended !== true || a.suspendedAt !== null) ? [a] : [];
+    }
+    return this.store.list({ limit: q.limit, ...(q.suspended !== undefined && { suspended: q.suspended }), ...(before !== undefined && { before }) });
+  }
+
   async passwordHash(id: string): Promise<string | null> {
     return this.store.getPasswordHash(id);
   }
@@ -72,7 +92,7 @@ export class AccountService {
     if (!(await this.store.setPasswordHash(id, hash))) throw new GatewayError('account_not_found', { vars: { id } });
   }
 
-  async update(id: string, patch: { plan?: string; paymentMethod?: boolean }): Promise<AccountInfo> {
+  async update(id: string, patch: { plan?: string; paymentMethod?: boolean; suspended?: boolean; suspendedReason?: string }): Promise<AccountInfo> {
     const { plan } = patch;
     if (plan !== undefined) this.checkPlan(plan);
     // Free → paid is decided by the write (planFrom), not on a plan read before it: another
@@ -86,6 +106,9 @@ export class AccountService {
       ...(plan !== undefined && { plan }),
       ...(upgrade && { plan: PAID_PLAN, planFrom: this.config.defaultPlan }),
       ...(patch.paymentMethod !== undefined && { hasPaymentMethod: patch.paymentMethod }),
+      ...(patch.suspended !== undefined && {
+        suspension: patch.suspended ? { at: new Date(this.clock.now()).toISOString(), reason: patch.suspendedReason ?? null } : null,
+      }),
     });
     if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
     this.onChange(id);

@@ -13,7 +13,7 @@ import type { Principal } from './metering.js';
 
 const model: ModelConfig = { id: 'm', kind: 'chat', provider: 'p', pro: false, vision: false, maxOutputTokens: 1000, imageInputTokens: 1445, outputLimitField: 'max_tokens', serviceTiers: [], mediaUrls: 'any', promptTokenFactor: 1, promptOverheadTokens: 0, price: { input: 1, output: 1 } };
 const principal: Principal = {
-  account: { id: 'acct_1', email: null, plan: 'free', hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' },
+  account: { id: 'acct_1', email: null, plan: 'free', hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z', suspendedAt: null, suspendedReason: null },
   key: null,
   surface: 'api',
 };

@@ -39,7 +39,7 @@ describe('SigninService attempt limits', () => {
   });
 
   it("one address cannot lock an account out: its wrong guesses spend its own allowance, the owner's right password still works elsewhere", async () => {
-    const owner = { id: 'acc_1', email: 'alice@example.com' } as unknown as AccountInfo;
+    const owner = { id: 'acc_1', email: 'alice@example.com', suspendedAt: null } as unknown as AccountInfo;
     const stored = await hashPassword('right password');
     const accounts = { findByEmail: async () => owner, passwordHash: async () => stored } as unknown as AccountService;
     const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
@@ -54,7 +54,7 @@ describe('SigninService attempt limits', () => {
   });
 
   it('wrong guesses spread over many addresses meet the email-wide ceiling (4x the limit); right passwords do not count toward it', async () => {
-    const owner = { id: 'acc_1', email: 'alice@example.com' } as unknown as AccountInfo;
+    const owner = { id: 'acc_1', email: 'alice@example.com', suspendedAt: null } as unknown as AccountInfo;
     const stored = await hashPassword('right password');
     const accounts = { findByEmail: async () => owner, passwordHash: async () => stored } as unknown as AccountService;
     const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });

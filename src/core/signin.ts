@@ -119,6 +119,8 @@ export class SigninService {
         throw new GatewayError('invalid_credentials');
       }
       ok = true;
+      // Told only to whoever knows the password: to anyone else a suspended account is a wrong guess.
+      if (account.suspendedAt !== null) throw new GatewayError('account_suspended');
       if (needsRehash(stored)) await this.accounts.setPasswordHash(account.id, await hashPassword(password));
       return account;
     } finally {

@@ -69,7 +69,12 @@ export const catalogue = {
     type: 'authentication_error',
     message: 'This request requires a valid API key. You can create a new API key on the Keys page: {publicUrl}/app/keys',
   },
-  admin_unauthorized: {
+  account_suspended: {
+    status: 403,
+    type: 'permission_error',
+    message: 'This account is suspended: its API keys and the web app are refused. If you think this is a mistake, contact the operator of {publicUrl}.',
+  },
+    admin_unauthorized: {
     status: 401,
     type: 'authentication_error',
     message: 'The admin API requires `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.{detail}',

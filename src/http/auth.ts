@@ -17,6 +17,8 @@ export async function requireKey(keys: KeyService, req: FastifyRequest): Promise
   const token = bearerToken(req);
   const found = token === null ? null : await keys.authenticate(token);
   if (!found) throw new GatewayError('invalid_api_key');
+  // A key is valid for who holds it; the account behind it may not be (the operator's decision).
+  if (found.account.suspendedAt !== null) throw new GatewayError('account_suspended');
   const principal: Principal = { account: found.account, key: found.key, surface: 'api' };
   req.facts.principal = principal;
   return principal;

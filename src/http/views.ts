@@ -3,16 +3,22 @@ import type { ModelConfig } from '../config/schema.js';
 import type { AccountInfo } from '../core/accounts.js';
 import type { RuleStatus } from '../core/plan-meter.js';
 import type { Pricing } from '../core/pricing.js';
-import type { ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
+import type { Account, ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
 
 export function accountView(a: AccountInfo) {
+  return { ...accountSummaryView(a), balance: a.balance };
+}
+
+/** An account without its balance (a listing: each balance is a read of the limiter). */
+export function accountSummaryView(a: Account) {
   return {
     id: a.id,
     email: a.email,
     plan: a.plan,
-    balance: a.balance,
     paymentMethod: a.hasPaymentMethod,
     createdAt: a.createdAt,
+    suspendedAt: a.suspendedAt,
+    suspendedReason: a.suspendedReason,
   };
 }
 

@@ -12,6 +12,10 @@ export interface Account {
   hasPaymentMethod: boolean;
   /** ISO 8601 UTC. */
   createdAt: string;
+  /** When the operator suspended the account (ISO 8601 UTC), or null: its keys and web sign-in are refused. */
+  suspendedAt: string | null;
+  /** The operator's note on why; shown to operators only, never to the account. */
+  suspendedReason: string | null;
 }
 
 export interface NewAccount {
@@ -31,6 +35,17 @@ export interface AccountPatch {
    */
   planFrom?: string;
   hasPaymentMethod?: boolean;
+  /** Suspends (at, with its reason) or, with null, lifts a suspension. */
+  suspension?: { at: string; reason: string | null } | null;
+}
+
+/** A page of accounts, newest first (admin listing). */
+export interface AccountListQuery {
+  /** Only suspended accounts. */
+  suspended?: boolean;
+  /** Accounts created before this one (its id), for the next page. */
+  before?: { createdAt: string; id: string };
+  limit: number;
 }
 
 export interface ApiKey {
@@ -109,6 +124,8 @@ export interface AccountStore {
   update(id: string, patch: AccountPatch): Promise<Account | null>;
   /** The account with this email, compared case-insensitively; null when none. */
   findByEmail(email: string): Promise<Account | null>;
+  /** Newest first (created_at, then id), at most `limit`. */
+  list(q: AccountListQuery): Promise<Account[]>;
   /** Replaces the password hash; false when no account matches. */
   setPasswordHash(id: string, hash: string | null): Promise<boolean>;
   /** The stored password hash; null when the account has none or does not exist. */

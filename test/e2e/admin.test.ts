@@ -181,6 +181,109 @@ describe('keys', () => {
   });
 });
 
+describe('suspension', () => {
+  it("refuses a suspended account's keys with 403 account_suspended, never showing the reason, until it is lifted", async () => {
+    const { accountId, secret } = await t.newAccount({ email: `sus-${Date.now()}@example.com` });
+    const client = t.client(secret);
+    const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await ask(); // warms the key cache: the suspension must clear it
+    const suspended = await t.admin('PATCH', `/accounts/${accountId}`, { suspended: true, suspendedReason: 'card testing from 203.0.113.7' });
+    expect(suspended.status).toBe(200);
+    expect(suspended.body).toMatchObject({ id: accountId, suspendedAt: expect.any(String), suspendedReason: 'card testing from 203.0.113.7' });
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body).toMatchObject({ suspendedAt: suspended.body.suspendedAt });
+
+    const before = t.upstreamCalls();
+    const err = await ask().catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 403, code: 'account_suspended', type: 'permission_error' });
+    const res = await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(res.status).toBe(403);
+    const body = await res.json();
+    expect(body).toMatchObject({ statusCode: '403', requestId: res.headers.get('x-request-id'), error: { code: 'account_suspended' } });
+    expect(JSON.stringify(body)).not.toContain('card testing');
+    // A model list with the key is the key's too.
+    expect((await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(403);
+    expect(t.upstreamCalls()).toBe(before);
+    // Nothing was charged for the refusals.
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.usage).toMatchObject({ requests: 1 });
+
+    const lifted = await t.admin('PATCH', `/accounts/${accountId}`, { suspended: false });
+    expect(lifted.body).toMatchObject({ suspendedAt: null, suspendedReason: null });
+    await expect(ask()).resolves.toMatchObject({ object: 'chat.completion' });
+  });
+
+  it('reaches a second gateway on the same store within one second', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const { createGateway } = await import('../../src/main.js');
+    const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
+    const { pino } = await import('pino');
+    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), counters: new MemoryCounterStore() });
+    try {
+      const ask = () => second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } });
+      expect((await ask()).statusCode).toBe(200);
+      await t.admin('PATCH', `/accounts/${accountId}`, { suspended: true });
+      const at = Date.now();
+      let status = 200;
+      while (Date.now() - at < 1000 && status !== 403) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (await ask()).statusCode;
+      }
+      expect(status).toBe(403);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('validates the patch', async () => {
+    const { accountId } = await t.newAccount();
+    const alone = await t.admin('PATCH', `/accounts/${accountId}`, { suspendedReason: 'spam' });
+    expect(alone.body.error).toMatchObject({ code: 'invalid_request', param: 'suspendedReason' });
+    const lifting = await t.admin('PATCH', `/accounts/${accountId}`, { suspended: false, suspendedReason: 'spam' });
+    expect(lifting.body.error).toMatchObject({ code: 'invalid_request', param: 'suspendedReason' });
+    const long = await t.admin('PATCH', `/accounts/${accountId}`, { suspended: true, suspendedReason: 'x'.repeat(501) });
+    expect(long.body.error).toMatchObject({ code: 'invalid_request', param: 'suspendedReason' });
+    expect((await t.admin('PATCH', `/accounts/${accountId}`, { suspended: 'yes' })).body.error).toMatchObject({ param: 'suspended' });
+    expect((await t.admin('PATCH', '/accounts/acct_missing', { suspended: true })).body.error.code).toBe('account_not_found');
+    // Nothing refused changed anything.
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.suspendedAt).toBeNull();
+  });
+});
+
+describe('account listing', () => {
+  it('lists accounts newest first, by email or suspended, a page at a time', async () => {
+    const tag = `list-${Date.now()}`;
+    const created: { id: string; createdAt: string }[] = [];
+    for (let i = 0; i < 5; i++) created.push((await t.admin('POST', '/accounts', { email: `${tag}-${i}@example.com` })).body);
+    const made = created.map((a) => a.id);
+    // Newest first; two made in the same millisecond go by id (random), the listing's tie-break.
+    const newest = created
+      .slice()
+      .sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1))
+      .map((a) => a.id);
+    const page1 = await t.admin('GET', '/accounts?limit=2');
+    expect(page1.body).toMatchObject({ object: 'list', hasMore: true });
+    expect(page1.body.data.map((a: { id: string }) => a.id)).toEqual(newest.slice(0, 2));
+    // A listing has no balances: each would be a read of the limiter.
+    expect(page1.body.data[0]).not.toHaveProperty('balance');
+    expect(page1.body.data[0]).toMatchObject({ id: newest[0], email: expect.stringContaining(tag), plan: 'free', suspendedAt: null });
+    const page2 = await t.admin('GET', `/accounts?limit=2&before=${newest[1]}`);
+    expect(page2.body.data.map((a: { id: string }) => a.id)).toEqual(newest.slice(2, 4));
+
+    const byEmail = await t.admin('GET', `/accounts?email=${encodeURIComponent(`${tag}-3@EXAMPLE.com`)}`);
+    expect(byEmail.body).toMatchObject({ hasMore: false, data: [{ id: made[3] }] });
+    expect((await t.admin('GET', '/accounts?email=nobody%40example.com')).body.data).toEqual([]);
+
+    await t.admin('PATCH', `/accounts/${made[1]}`, { suspended: true, suspendedReason: 'spam' });
+    const suspended = await t.admin('GET', '/accounts?suspended=true&limit=1000');
+    expect(suspended.body.data.map((a: { id: string }) => a.id)).toContain(made[1]);
+    expect(suspended.body.data.every((a: { suspendedAt: string | null }) => a.suspendedAt !== null)).toBe(true);
+
+    expect((await t.admin('GET', '/accounts?limit=0')).body.error).toMatchObject({ code: 'invalid_request', param: 'limit' });
+    expect((await t.admin('GET', '/accounts?limit=1001')).body.error).toMatchObject({ code: 'invalid_request', param: 'limit' });
+    expect((await t.admin('GET', '/accounts?suspended=false')).body.error).toMatchObject({ code: 'invalid_request', param: 'suspended' });
+    expect((await t.admin('GET', '/accounts?before=acct_missing')).body.error.code).toBe('account_not_found');
+  });
+});
+
 describe('usage', () => {
   it('an unknown account is 404 account_not_found, not an empty list', async () => {
     const res = await t.admin('GET', '/usage?account=acct_does_not_exist');

@@ -211,6 +211,33 @@ describe('sign-up, session and sign-in', () => {
     expect((await b.session()).authenticated).toBe(true);
   });
 
+  it('a suspended account is signed out, and only the right password hears why; lifted, its sessions come back', async () => {
+    const { b, account, email } = await signedUp();
+    expect((await b.session()).authenticated).toBe(true);
+    expect((await t.admin('PATCH', `/accounts/${account.id}`, { suspended: true, suspendedReason: 'abuse' })).status).toBe(200);
+    // The next call of the signed-in browser: the account is read fresh on every call.
+    const keys = await b.json('/app/api/keys');
+    expect(keys.status).toBe(401);
+    expect(keys.body.error.code).toBe('session_required');
+    const kept = b.cookies.get('tg_session')!;
+    expect((await b.session()).authenticated).toBe(false);
+    const other = new Browser();
+    await other.session();
+    const wrong = await other.json('/app/api/signin', { method: 'POST', body: { email, password: 'wrong password' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error.code).toBe('invalid_credentials');
+    const right = await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } });
+    expect(right.status).toBe(403);
+    expect(right.body.error.code).toBe('account_suspended');
+    expect(JSON.stringify(right.body)).not.toContain('abuse');
+    expect(other.cookies.has('tg_session')).toBe(false);
+
+    await t.admin('PATCH', `/accounts/${account.id}`, { suspended: false });
+    const back = await fetch(`${t.url}/app/api/billing`, { headers: { cookie: `tg_session=${kept}` } });
+    expect(back.status).toBe(200);
+    expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+  });
+
   it('a sign-in replaces a hash made with weaker scrypt parameters (p=1, before p=5) by one made with the current ones', async () => {
     const { email, account } = await signedUp();
     const salt = Buffer.alloc(16, 3);

@@ -10,7 +10,7 @@ import { emailAddress } from '../../lib/email.js';
 import { canonicalInstant } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
-import { accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
+import { accountSummaryView, accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
 
 // `password` gives the account a web sign-in: with sign-up closed (web.signupsPerHour 0) the
 // operator's accounts had no way into the web app.
@@ -19,10 +19,23 @@ const createAccount = z.strictObject({
   plan: z.string().min(1).optional(),
   password: newPassword.optional(),
 });
+const suspendedReason = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
 const patchAccount = z.strictObject({
   plan: z.string().min(1).optional(),
   paymentMethod: z.boolean().optional(),
   password: newPassword.optional(),
+  suspended: z.boolean().optional(),
+  suspendedReason: suspendedReason.optional(),
+});
+const listAccounts = z.strictObject({
+  email: z.string().min(1).optional(),
+  suspended: z.enum(['true']).optional(),
+  before: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
@@ -76,6 +89,18 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       return reply.code(201).send(accountView(account));
     });
 
+    // Newest first; the next page is `before=<the last id of this one>`.
+    app.get('/accounts', async (req) => {
+      const q = parseBody(listAccounts, req.query);
+      const page = await accounts.list({
+        limit: q.limit,
+        ...(q.email !== undefined && { email: q.email }),
+        ...(q.suspended !== undefined && { suspended: true }),
+        ...(q.before !== undefined && { before: q.before }),
+      });
+      return { object: 'list', data: page.map(accountSummaryView), hasMore: page.length === q.limit };
+    });
+
     app.get<{ Params: { id: string } }>('/accounts/:id', async (req) => {
       const account = await accounts.get(req.params.id);
       const now = clock.now();
@@ -93,6 +118,9 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.patch<{ Params: { id: string } }>('/accounts/:id', async (req) => {
       const body = parseBody(patchAccount, req.body ?? {});
+      if (body.suspendedReason !== undefined && body.suspended !== true) {
+        throw new GatewayError('invalid_request', { vars: { detail: 'suspendedReason goes with suspended: true' }, param: 'suspendedReason' });
+      }
       if (body.password !== undefined && !(await accounts.get(req.params.id)).email) throw noEmail();
       // The update first: it refuses an unknown plan before it changes anything, so a refused
       // PATCH leaves the password and the sessions as they were (set first, a typo in the plan
@@ -100,6 +128,8 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       const account = await accounts.update(req.params.id, {
         ...(body.plan !== undefined && { plan: body.plan }),
         ...(body.paymentMethod !== undefined && { paymentMethod: body.paymentMethod }),
+        ...(body.suspended !== undefined && { suspended: body.suspended }),
+        ...(body.suspendedReason !== undefined && { suspendedReason: body.suspendedReason }),
       });
       if (body.password !== undefined) {
         await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));

@@ -79,7 +79,8 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       if (err instanceof GatewayError && err.code === 'account_not_found') return null;
       throw err;
     });
-    return account ? { account, token: found.token } : null;
+    // A suspended account is signed out: its session stands, unusable, until the suspension is lifted.
+    return account && account.suspendedAt === null ? { account, token: found.token } : null;
   }
 
   function signedIn(req: FastifyRequest): { account: AccountInfo; token: string } {

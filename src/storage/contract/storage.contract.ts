@@ -61,6 +61,8 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
           plan: 'free',
           hasPaymentMethod: false,
           createdAt: T0,
+          suspendedAt: null,
+          suspendedReason: null,
         });
         expect(await store.accounts.get('acc_1')).toEqual(created);
       });
@@ -144,8 +146,38 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
 
       it('creates an account with its password hash in one step', async () => {
         const created = await store.accounts.create({ id: 'acc_1', email: 'a@b.c', plan: 'free', createdAt: T0, passwordHash: 'scrypt$h' });
-        expect(created).toEqual({ id: 'acc_1', email: 'a@b.c', plan: 'free', hasPaymentMethod: false, createdAt: T0 });
+        expect(created).toEqual({ id: 'acc_1', email: 'a@b.c', plan: 'free', hasPaymentMethod: false, createdAt: T0, suspendedAt: null, suspendedReason: null });
         expect(await store.accounts.getPasswordHash('acc_1')).toBe('scrypt$h');
+      });
+
+      it('suspends with a reason, keeps the rest, and lifts a suspension', async () => {
+        await account('acc_1', 'ann@example.com', 'paid');
+        const suspended = await store.accounts.update('acc_1', { suspension: { at: at(T0, 1000), reason: 'chargeback' } });
+        expect(suspended).toMatchObject({ plan: 'paid', email: 'ann@example.com', suspendedAt: at(T0, 1000), suspendedReason: 'chargeback' });
+        // Another patch leaves the suspension alone.
+        expect(await store.accounts.update('acc_1', { plan: 'free' })).toMatchObject({ plan: 'free', suspendedAt: at(T0, 1000), suspendedReason: 'chargeback' });
+        expect(await store.accounts.findByEmail('ANN@example.com')).toMatchObject({ suspendedAt: at(T0, 1000) });
+        const again = await store.accounts.update('acc_1', { suspension: { at: at(T0, 2000), reason: null } });
+        expect(again).toMatchObject({ suspendedAt: at(T0, 2000), suspendedReason: null });
+        const lifted = await store.accounts.update('acc_1', { suspension: null });
+        expect(lifted).toMatchObject({ plan: 'free', suspendedAt: null, suspendedReason: null });
+        expect(await store.accounts.get('acc_1')).toEqual(lifted);
+      });
+
+      it('lists accounts newest first, suspended only, a page after another', async () => {
+        for (let i = 1; i <= 5; i++) await store.accounts.create({ id: `acc_${i}`, email: `u${i}@example.com`, plan: 'free', createdAt: at(T0, i * 1000) });
+        // Two created in the same millisecond: the id orders them, so no page skips or repeats one.
+        await store.accounts.create({ id: 'acc_6a', email: null, plan: 'free', createdAt: at(T0, 6000) });
+        await store.accounts.create({ id: 'acc_6b', email: null, plan: 'free', createdAt: at(T0, 6000) });
+        const ids = async (q: Parameters<typeof store.accounts.list>[0]) => (await store.accounts.list(q)).map((a) => a.id);
+        expect(await ids({ limit: 100 })).toEqual(['acc_6b', 'acc_6a', 'acc_5', 'acc_4', 'acc_3', 'acc_2', 'acc_1']);
+        expect(await ids({ limit: 2 })).toEqual(['acc_6b', 'acc_6a']);
+        expect(await ids({ limit: 2, before: { createdAt: at(T0, 6000), id: 'acc_6b' } })).toEqual(['acc_6a', 'acc_5']);
+        expect(await ids({ limit: 3, before: { createdAt: at(T0, 3000), id: 'acc_3' } })).toEqual(['acc_2', 'acc_1']);
+        await store.accounts.update('acc_2', { suspension: { at: at(T0, 9000), reason: null } });
+        await store.accounts.update('acc_5', { suspension: { at: at(T0, 9000), reason: 'spam' } });
+        expect(await ids({ limit: 10, suspended: true })).toEqual(['acc_5', 'acc_2']);
+        expect(await ids({ limit: 1, suspended: true, before: { createdAt: at(T0, 5000), id: 'acc_5' } })).toEqual(['acc_2']);
       });
 
       it('allows any number of accounts without an email', async () => {
@@ -236,6 +268,8 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         await store.keys.revoke('key_1', at(T0, 6000));
         expect(await moved()).toBe(true);
         await store.accounts.update('acc_a', { plan: 'paid' });
+        expect(await moved()).toBe(true);
+        await store.accounts.update('acc_a', { suspension: { at: at(T0, 7000), reason: null } });
         expect(await moved()).toBe(true);
         await store.accounts.setPasswordHash('acc_b', 'scrypt$x');
         expect(await moved()).toBe(true);

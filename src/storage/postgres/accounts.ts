@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { GatewayError } from '../../errors/gateway-error.js';
-import type { Account, AccountPatch, AccountStore, NewAccount } from '../ports.js';
+import type { Account, AccountListQuery, AccountPatch, AccountStore, NewAccount } from '../ports.js';
 import { unstorable } from './text.js';
 
 interface AccountRow {
@@ -9,6 +9,8 @@ interface AccountRow {
   plan: string;
   has_payment_method: boolean;
   created_at: Date;
+  suspended_at: Date | null;
+  suspended_reason: string | null;
 }
 
 function toAccount(row: AccountRow | undefined): Account | null {
@@ -19,6 +21,8 @@ function toAccount(row: AccountRow | undefined): Account | null {
     plan: row.plan,
     hasPaymentMethod: row.has_payment_method,
     createdAt: row.created_at.toISOString(),
+    suspendedAt: row.suspended_at === null ? null : row.suspended_at.toISOString(),
+    suspendedReason: row.suspended_reason,
   };
 }
 
@@ -58,13 +62,28 @@ export class PostgresAccountStore implements AccountStore {
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
     if (unstorable(id)) return null;
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
+    const s = patch.suspension;
     const { rows } = await this.pool.query<AccountRow>(
       `UPDATE accounts SET plan = CASE WHEN $4::text IS NULL OR plan = $4 THEN COALESCE($2, plan) ELSE plan END,
-         has_payment_method = COALESCE($3, has_payment_method)
+         has_payment_method = COALESCE($3, has_payment_method),
+         suspended_at = CASE $5::int WHEN 1 THEN $6::timestamptz WHEN 0 THEN NULL ELSE suspended_at END,
+         suspended_reason = CASE $5::int WHEN 1 THEN $7::text WHEN 0 THEN NULL ELSE suspended_reason END
        WHERE id = $1 RETURNING *`,
-      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null],
+      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null],
     );
     return toAccount(rows[0]);
+  }
+
+  async list(q: AccountListQuery): Promise<Account[]> {
+    // The cursor is (created_at, id), the order of migration 8's indexes; the suspended accounts'
+    // partial index serves only a query whose own WHERE says suspended_at IS NOT NULL.
+    const suspended = q.suspended === true ? 'suspended_at IS NOT NULL AND' : '';
+    const { rows } = await this.pool.query<AccountRow>(
+      `SELECT * FROM accounts WHERE ${suspended} ($1::timestamptz IS NULL OR (created_at, id) < ($1::timestamptz, $2::text))
+       ORDER BY created_at DESC, id DESC LIMIT $3`,
+      [q.before?.createdAt ?? null, q.before?.id ?? null, q.limit],
+    );
+    return rows.map((r) => toAccount(r) as Account);
   }
 
   async findByEmail(email: string): Promise<Account | null> {

@@ -200,6 +200,19 @@ export const migrations: readonly Migration[] = [
       END
       $migration$;
     `,
+  },  {
+    version: 8,
+    name: 'account suspension, and accounts listed newest first',
+    sql: `
+      -- Set by the operator (admin API, CLI): the account's keys get 403 account_suspended and its
+      -- web sign-in is refused. An UPDATE of accounts already moves credentials_version (migration
+      -- 3), so every instance's key cache drops the account within keys.cacheTtlMs.
+      ALTER TABLE accounts ADD COLUMN suspended_at timestamptz NULL;
+      ALTER TABLE accounts ADD COLUMN suspended_reason text NULL;
+      -- The admin listing's order and page cursor: without them a page sorted every account.
+      CREATE INDEX accounts_created ON accounts (created_at, id);
+      CREATE INDEX accounts_suspended ON accounts (created_at, id) WHERE suspended_at IS NOT NULL;
+    `,
   },
 ];
 

@@ -357,7 +357,7 @@ describe('redis counter store specifics', () => {
       onUnavailable: 'closed',
       logger: { warn: () => {}, error: () => {} },
     });
-    const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' }, key: null, surface: 'api' as const };
+    const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z', suspendedAt: null, suspendedReason: null }, key: null, surface: 'api' as const };
     const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 1, output: 1 } });
     const admission = await m.admit({ requestId: 'req1', principal, model, worstCaseCredits: 1000 });
     await admin.client('PAUSE', 400, 'WRITE');
@@ -392,7 +392,7 @@ describe('redis counter store specifics', () => {
       logger: { warn: () => {}, error: (_o, msg) => errors.push(msg) },
     });
     try {
-      const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z' }, key: null, surface: 'api' as const };
+      const principal = { account: { id: 'acc1', plan: 'free', email: null, hasPaymentMethod: false, createdAt: '2026-11-25T00:00:00.000Z', suspendedAt: null, suspendedReason: null }, key: null, surface: 'api' as const };
       const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', price: { input: 1, output: 1 } });
       await (await m.admit({ requestId: 'req0', principal, model, worstCaseCredits: 100 })).release();
       await own.stop();

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { GatewayError } from '../../errors/gateway-error.js';
-import type { Account, AccountPatch, AccountStore, NewAccount } from '../ports.js';
+import type { Account, AccountListQuery, AccountPatch, AccountStore, NewAccount } from '../ports.js';
 
 interface AccountRow {
   id: string;
@@ -8,6 +8,8 @@ interface AccountRow {
   plan: string;
   has_payment_method: number;
   created_at: string;
+  suspended_at: string | null;
+  suspended_reason: string | null;
 }
 
 function toAccount(row: AccountRow | undefined): Account | null {
@@ -18,6 +20,8 @@ function toAccount(row: AccountRow | undefined): Account | null {
     plan: row.plan,
     hasPaymentMethod: row.has_payment_method !== 0,
     createdAt: row.created_at,
+    suspendedAt: row.suspended_at,
+    suspendedReason: row.suspended_reason,
   };
 }
 
@@ -29,6 +33,17 @@ function isUniqueEmailViolation(err: unknown): boolean {
   );
 }
 
+/**
+ * The admin listing's page. The cursor is (created_at, id), the order of migration 12's indexes,
+ * compared as a row value so a page seeks to it; suspended accounts have a partial index of their
+ * own, so listing the few of them reads no others. One statement per shape: an `@x IS NULL OR …`
+ * filter would keep SQLite from using either index for it.
+ */
+export function accountPageSql(suspended: boolean, before: boolean): string {
+  const filters = [...(suspended ? ['suspended_at IS NOT NULL'] : []), ...(before ? ['(created_at, id) < (@beforeAt, @beforeId)'] : [])];
+  return `SELECT * FROM accounts ${filters.length > 0 ? `WHERE ${filters.join(' AND ')} ` : ''}ORDER BY created_at DESC, id DESC LIMIT @limit`;
+}
+
 export class SqliteAccountStore implements AccountStore {
   private readonly insert: Database.Statement;
   private readonly byId: Database.Statement;
@@ -36,6 +51,8 @@ export class SqliteAccountStore implements AccountStore {
   private readonly byEmail: Database.Statement;
   private readonly setHash: Database.Statement;
   private readonly getHash: Database.Statement;
+  /** The listing's statements: [all, all before, suspended, suspended before]. */
+  private readonly pages: Database.Statement[];
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
@@ -46,9 +63,12 @@ export class SqliteAccountStore implements AccountStore {
     // NULL parameters leave the column as it is, so one statement serves every patch shape.
     this.patch = db.prepare(
       `UPDATE accounts SET plan = CASE WHEN @planFrom IS NULL OR plan = @planFrom THEN COALESCE(@plan, plan) ELSE plan END,
-         has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method)
+         has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method),
+         suspended_at = CASE @suspend WHEN 1 THEN @suspendedAt WHEN 0 THEN NULL ELSE suspended_at END,
+         suspended_reason = CASE @suspend WHEN 1 THEN @suspendedReason WHEN 0 THEN NULL ELSE suspended_reason END
        WHERE id = @id RETURNING *`,
     );
+    this.pages = [accountPageSql(false, false), accountPageSql(false, true), accountPageSql(true, false), accountPageSql(true, true)].map((sql) => db.prepare(sql));
     // Emails are stored lowercased, so lowercasing the argument makes the lookup case-insensitive.
     this.byEmail = db.prepare('SELECT * FROM accounts WHERE email = ?');
     this.setHash = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
@@ -74,7 +94,15 @@ export class SqliteAccountStore implements AccountStore {
 
   async update(id: string, patch: AccountPatch): Promise<Account | null> {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
-    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod }) as AccountRow | undefined);
+    const s = patch.suspension;
+    const suspension = { suspend: s === undefined ? null : s === null ? 0 : 1, suspendedAt: s?.at ?? null, suspendedReason: s?.reason ?? null };
+    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod, ...suspension }) as AccountRow | undefined);
+  }
+
+  async list(q: AccountListQuery): Promise<Account[]> {
+    const page = this.pages[(q.suspended === true ? 2 : 0) + (q.before === undefined ? 0 : 1)]!;
+    const args = q.before === undefined ? { limit: q.limit } : { limit: q.limit, beforeAt: q.before.createdAt, beforeId: q.before.id };
+    return (page.all(args) as AccountRow[]).map((r) => toAccount(r) as Account);
   }
 
   async findByEmail(email: string): Promise<Account | null> {

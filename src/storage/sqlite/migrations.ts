@@ -269,6 +269,19 @@ export const migrations: readonly Migration[] = [
         FROM usage_records WHERE id <= (SELECT indexed_up_to FROM usage_index_state WHERE id = 1)
         GROUP BY account_id, day, model, surface;
     `,
+  },  {
+    version: 12,
+    name: 'account suspension, and accounts listed newest first',
+    sql: `
+      -- Set by the operator (admin API, CLI): the account's keys get 403 account_suspended and its
+      -- web sign-in is refused. An UPDATE of accounts already moves credentials_version (migration
+      -- 6), so every server's key cache drops the account within keys.cacheTtlMs.
+      ALTER TABLE accounts ADD COLUMN suspended_at TEXT NULL;
+      ALTER TABLE accounts ADD COLUMN suspended_reason TEXT NULL;
+      -- The admin listing's order and page cursor: without them a page sorted every account.
+      CREATE INDEX accounts_created ON accounts(created_at, id);
+      CREATE INDEX accounts_suspended ON accounts(created_at, id) WHERE suspended_at IS NOT NULL;
+    `,
   },
 ];
 

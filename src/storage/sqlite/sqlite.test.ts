@@ -7,6 +7,7 @@ import { storageContract } from '../contract/storage.contract.js';
 import { openDatabase, openSqliteStorage, sqliteDatabaseOf, sqlitePath } from './index.js';
 import { dailySql, recordsSql } from './ledger.js';
 import type { UsageQuery } from '../ports.js';
+import { accountPageSql } from './accounts.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 import { allCheckpointersStopped } from './checkpointer.js';
 
@@ -149,11 +150,20 @@ describe('sqlite specifics', () => {
     await expect(s.ping()).rejects.toThrow();
   });
 
-  it('answers ledger queries from an index, not by scanning the table', () => {
+  it('answers ledger and account-listing queries from an index, not by scanning the table', () => {
     const db = track(openDatabase(freshUrl()));
     migrate(db);
     const plan = (sql: string, params: Record<string, unknown>) =>
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ limit: 10, ...params }) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+    // The admin listing of accounts: every shape walks an index in its order, none sorts the table.
+    for (const suspended of [false, true]) {
+      for (const before of [false, true]) {
+        const p = plan(accountPageSql(suspended, before), before ? { beforeAt: '2026-11-25T00:00:00.000Z', beforeId: 'acct_x' } : {});
+        expect(p).toMatch(suspended ? /accounts USING INDEX accounts_suspended/ : /accounts USING INDEX accounts_created/);
+        if (before) expect(p).toMatch(/SEARCH accounts USING INDEX \w+ \(\(created_at,id\)<\(\?,\?\)\)/);
+        expect(p).not.toMatch(/TEMP B-TREE/);
+      }
+    }
     const day = { from: '2026-11-25T00:00:00.000Z', to: '2026-11-26T00:00:00.000Z' };
     // Whole days: dailySql reads the totals kept per day (migration 11), not one row per record.
     for (const q of [{ accountId: 'a' }, { accountId: 'a', ...day }]) {
@@ -190,7 +200,8 @@ describe('sqlite specifics', () => {
     // A file at version 8: the migrations after it undone.
     old.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
     old.exec(`DROP TRIGGER usage_index_catch_up; DROP TABLE usage_index_state; DROP TABLE usage_records_by_account; DROP TABLE usage_daily;
-      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at); DROP TABLE late_counter_writes;`);
+      CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at); DROP TABLE late_counter_writes;
+      DROP INDEX accounts_created; DROP INDEX accounts_suspended; ALTER TABLE accounts DROP COLUMN suspended_at; ALTER TABLE accounts DROP COLUMN suspended_reason;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
     for (let i = 0; i < 5; i++) insert.run(`r${i}`, i % 2 ? 'acc_b' : 'acc_a', i, `2026-11-25T10:00:0${i}.000Z`);
