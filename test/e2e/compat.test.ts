@@ -75,6 +75,48 @@ describe('DeepSeek: reasoning_content before the answer', () => {
   });
 });
 
+describe("Gemini's OpenAI-compatible endpoint: usage on every chunk, thinking only in total_tokens", () => {
+  // https://discuss.ai.google.dev/t/endpoint-https-generativelanguage-googleapis-com-v1beta-openai-chat-completions-is-not-compliant-with-api-specs/127400:
+  // each chunk carries the usage so far; completion_tokens counts the visible text, total_tokens
+  // the thinking too (103 - 9 - 1 = 93 thought tokens before the first word), billed as output.
+  const geminiStream = [
+    chunk({ role: 'assistant', content: '1' }, null, { usage: { completion_tokens: 1, prompt_tokens: 9, total_tokens: 103 } }),
+    chunk({ content: ', 2' }, null, { usage: { completion_tokens: 3, prompt_tokens: 9, total_tokens: 105 } }),
+    chunk({ content: ', 3' }, 'stop', { usage: { completion_tokens: 5, prompt_tokens: 9, total_tokens: 107 } }),
+    '[DONE]',
+  ];
+
+  it('a stream is charged the thinking with the text, as the last chunk counts them', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({ kind: 'sse', events: geminiStream });
+    const stream = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('1, 2, 3');
+    const [row] = await ledgerRows(accountId);
+    expect(row).toMatchObject({ status: 'ok', promptTokens: 9, outputTokens: 98 });
+    // gpt-4o-mini: $0.15 / $0.60 per 1M tokens, 2,000,000 credits per $.
+    expect(row.credits).toBe(Math.ceil((9 * 300_000 + 98 * 1_200_000) / 1e6));
+    expect((chunks.at(-1) as unknown as { meta: { usage: { credits_used: number } } }).meta.usage.credits_used).toBe(row.credits);
+  });
+
+  it('an answer that does not stream is charged the same way', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({
+      kind: 'json',
+      body: {
+        id: 'g', object: 'chat.completion', created: 1, model: 'gemini-2.5-flash',
+        choices: [{ index: 0, message: { role: 'assistant', content: '1, 2, 3' }, finish_reason: 'stop' }],
+        usage: { completion_tokens: 5, prompt_tokens: 9, total_tokens: 107 },
+      },
+    });
+    const answer = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages });
+    const [row] = await ledgerRows(accountId);
+    expect(row).toMatchObject({ status: 'ok', promptTokens: 9, outputTokens: 98 });
+    expect((answer as unknown as { meta: { usage: { credits_used: number } } }).meta.usage.credits_used).toBe(row.credits);
+  });
+});
+
 describe('vLLM behind RunPod: an error answered with HTTP 200', () => {
   // https://github.com/runpod-workers/worker-vllm/issues/57
   const vllmError = { code: 404, message: 'The model `gpt-4o-mini` does not exist.', object: 'error', param: null, type: 'NotFoundError' };

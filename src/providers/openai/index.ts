@@ -70,7 +70,7 @@ function tokenCount(v: unknown): number | undefined {
 function tokenUsage(u: unknown): Usage | undefined {
   const promptTokens = isObject(u) ? tokenCount(u.prompt_tokens) : undefined;
   if (promptTokens === undefined) return undefined;
-  const usage: Usage = { promptTokens, outputTokens: tokenCount((u as Record<string, unknown>).completion_tokens) ?? 0 };
+  const usage: Usage = { promptTokens, outputTokens: outputTokens(u as Record<string, unknown>, promptTokens) };
   const cached = cachedTokens(u as Record<string, unknown>);
   // More cached than prompted is a broken report: it must not lower the charge.
   if (cached !== undefined && cached > 0 && cached <= promptTokens) usage.cachedPromptTokens = cached;
@@ -83,6 +83,23 @@ function tokenUsage(u: unknown): Usage | undefined {
   const audioOut = isObject(outputDetails) ? tokenCount(outputDetails.audio_tokens) : undefined;
   if (audioOut !== undefined && audioOut > 0) usage.audioOutputTokens = audioOut;
   return usage;
+}
+
+/**
+ * The output tokens an answer reports: completion_tokens, or all that total_tokens counts past the
+ * prompt when that is more. OpenAI counts reasoning in completion_tokens; xAI's and Gemini's
+ * OpenAI-compatible endpoints leave it out of completion_tokens, count it in total_tokens, and bill
+ * it as output (xAI: "counted separately from completion_tokens, but will be counted in the
+ * total_tokens", https://docs.x.ai/docs/key-information/consumption-and-rate-limits; a Gemini
+ * stream's `{ completion_tokens: 1, prompt_tokens: 9, total_tokens: 103 }`:
+ * https://discuss.ai.google.dev/t/endpoint-https-generativelanguage-googleapis-com-v1beta-openai-chat-completions-is-not-compliant-with-api-specs/127400).
+ * Read as completion_tokens alone, a thinking model's answer was charged its visible words and the
+ * operator paid for the rest. The charge stays within the request's output allowance (chargedOutput).
+ */
+function outputTokens(u: Record<string, unknown>, promptTokens: number): number {
+  const completion = tokenCount(u.completion_tokens) ?? 0;
+  const total = tokenCount(u.total_tokens);
+  return total !== undefined && total - promptTokens > completion ? total - promptTokens : completion;
 }
 
 /**

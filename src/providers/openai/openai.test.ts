@@ -138,6 +138,20 @@ describe('openai provider: chat', () => {
     expect(await usageOf()).toEqual({ promptTokens: 1_024, outputTokens: 7 });
   });
 
+  it('charges the reasoning an answer counts only in total_tokens (xAI, Gemini) as output', async () => {
+    const answer = (usage: unknown) => ({ id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [], usage });
+    const usageOf = async () => (await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx())).usage;
+    // xAI: completion_tokens is the visible text, reasoning_tokens come on top of it.
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 32, completion_tokens: 9, total_tokens: 135, completion_tokens_details: { reasoning_tokens: 94 } }) });
+    expect(await usageOf()).toEqual({ promptTokens: 32, outputTokens: 103 });
+    // No completion_tokens at all: what the total says past the prompt.
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 9, total_tokens: 17 }) });
+    expect(await usageOf()).toEqual({ promptTokens: 9, outputTokens: 8 });
+    // A total below prompt + completion (a broken report) does not lower the completion count.
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 9, completion_tokens: 8, total_tokens: 10 }) });
+    expect(await usageOf()).toEqual({ promptTokens: 9, outputTokens: 8 });
+  });
+
   it('reports undefined usage when the upstream sends none', async () => {
     fake.enqueue({ kind: 'json', body: { id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [] } });
     const { usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
