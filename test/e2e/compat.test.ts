@@ -117,6 +117,36 @@ describe("Gemini's OpenAI-compatible endpoint: usage on every chunk, thinking on
   });
 });
 
+describe("Gemini's OpenAI-compatible endpoint: streamed tool calls without an index", () => {
+  // https://github.com/THU-MAIC/OpenMAIC/issues/1556 (a measured chunk): each call whole in one
+  // delta, with no `index`, and Gemini 3's thought signature beside it.
+  const call = (id: string, name: string, args: object) =>
+    JSON.stringify({
+      choices: [{ delta: { role: 'assistant', tool_calls: [{ extra_content: { google: { thought_signature: `sig-${id}` } }, function: { arguments: JSON.stringify(args), name }, id, type: 'function' }] }, index: 0 }],
+      created: 1, id: 'g1', model: 'gemini-2.5-flash', object: 'chat.completion.chunk',
+    });
+
+  it("the SDK's stream helper gets every call, in order, with its signature", async () => {
+    const { secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({
+      kind: 'sse',
+      events: [
+        call('call_1', 'get_weather', { city: 'Paris' }),
+        call('call_2', 'get_time', { tz: 'CET' }),
+        JSON.stringify({ choices: [{ delta: { role: 'assistant' }, finish_reason: 'tool_calls', index: 0 }], created: 1, id: 'g1', model: 'gemini-2.5-flash', object: 'chat.completion.chunk' }),
+        '[DONE]',
+      ],
+    });
+    const tool = (name: string) => ({ type: 'function' as const, function: { name, parameters: { type: 'object', properties: {} } } });
+    const stream = t.client(secret).chat.completions.stream({ model: 'gpt-4o-mini', messages, tools: [tool('get_weather'), tool('get_time')] });
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]!.message.tool_calls).toMatchObject([
+      { id: 'call_1', function: { name: 'get_weather', arguments: '{"city":"Paris"}' }, extra_content: { google: { thought_signature: 'sig-call_1' } } },
+      { id: 'call_2', function: { name: 'get_time', arguments: '{"tz":"CET"}' }, extra_content: { google: { thought_signature: 'sig-call_2' } } },
+    ]);
+  });
+});
+
 describe('vLLM behind RunPod: an error answered with HTTP 200', () => {
   // https://github.com/runpod-workers/worker-vllm/issues/57
   const vllmError = { code: 404, message: 'The model `gpt-4o-mini` does not exist.', object: 'error', param: null, type: 'NotFoundError' };

@@ -202,6 +202,8 @@ class OpenAiProvider implements Provider {
     const decoder = new SseDecoder();
     /** Whether a choice has said why it stopped: the answer is whole even without [DONE]. */
     let finished = false;
+    /** Each choice's next tool-call place, for a stream whose tool calls come without one (placeToolCalls). */
+    let places: number[] | undefined;
     // Not for-await: leaving that loop at [DONE] would cancel the body (its return()). Whatever
     // else ends this generator, the caller's close() cancels it.
     const body = res.body[Symbol.asyncIterator]();
@@ -218,6 +220,7 @@ class OpenAiProvider implements Provider {
         }
         const event = this.event(ev, modelId);
         finished ||= hasFinishReason(event.chunk);
+        places = placeToolCalls(event, places);
         yield event;
       }
     }
@@ -225,6 +228,7 @@ class OpenAiProvider implements Provider {
       if (ev.data === '[DONE]') return;
       const event = this.event(ev, modelId);
       finished ||= hasFinishReason(event.chunk);
+      places = placeToolCalls(event, places);
       yield event;
     }
     // A body that ended with neither [DONE] nor a finish_reason was cut off (a proxy's timeout, a
@@ -371,6 +375,35 @@ function hasFinishReason(chunk: JsonObject): boolean {
   if (!Array.isArray(choices)) return false;
   for (const c of choices) if (isObject(c) && c.finish_reason !== undefined && c.finish_reason !== null) return true;
   return false;
+}
+
+/**
+ * Gemini's OpenAI-compatible endpoint streams each tool call whole in one delta, without the
+ * `index` that places it in OpenAI's delta format (https://github.com/THU-MAIC/OpenMAIC/issues/1556,
+ * https://github.com/openai/openai-python/issues/2806). The official SDKs' stream helpers file such
+ * a delta under `tool_calls[undefined]`: openai-node's finalChatCompletion() answered
+ * `tool_calls: []`, the calls lost though charged, and openai-python's raised. A delta without an
+ * index is read as Vercel's AI SDK reads it ("google does not send index": `index ??
+ * toolCalls.length`), a new call at its choice's next place. `places` holds those next places,
+ * made only for a stream that needs them.
+ */
+function placeToolCalls(event: ChatStreamEvent, places: number[] | undefined): number[] | undefined {
+  const choices = event.chunk.choices;
+  if (!Array.isArray(choices)) return places;
+  for (const c of choices) {
+    const calls = isObject(c) && isObject(c.delta) ? c.delta.tool_calls : undefined;
+    if (!Array.isArray(calls)) continue;
+    const choice = typeof c.index === 'number' ? c.index : 0;
+    for (const call of calls) {
+      if (!isObject(call) || typeof call.index === 'number') continue;
+      places ??= [];
+      const place = places[choice] ?? 0;
+      call.index = place;
+      places[choice] = place + 1;
+      event.raw = undefined;
+    }
+  }
+  return places;
 }
 
 export const openaiProviderType: ProviderType = {

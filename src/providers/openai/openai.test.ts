@@ -244,6 +244,19 @@ describe('openai provider: chatStream', () => {
     expect(events.map((e) => e.chunk.model)).toEqual(['gpt-4.1', 'gpt-4.1', 'gpt-4.1']);
   });
 
+  it('places tool-call deltas sent without an index (Gemini) one after another, per choice, and leaves placed ones alone', async () => {
+    const call = (choice: number, id: string, name: string, index?: number) => ({ ...(index !== undefined && { index }), id, type: 'function', function: { name, arguments: '{}' } });
+    const chunk = (choice: number, calls: object[]) => JSON.stringify({ object: 'chat.completion.chunk', model: 'fast-chat', choices: [{ index: choice, delta: { role: 'assistant', tool_calls: calls } }] });
+    const placed = chunk(0, [call(0, 'call_p', 'p', 0)]);
+    fake.enqueue({ kind: 'sse', events: [chunk(0, [call(0, 'call_a', 'a')]), chunk(1, [call(1, 'call_x', 'x')]), chunk(0, [call(0, 'call_b', 'b'), call(0, 'call_c', 'c')]), placed, '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    const places = events.map((e) => (e.chunk.choices as { index: number; delta: { tool_calls: { id: string; index: number }[] } }[]).map((c) => [c.index, c.delta.tool_calls.map((t) => `${t.id}@${t.index}`)]));
+    expect(places).toEqual([[[0, ['call_a@0']]], [[1, ['call_x@0']]], [[0, ['call_b@1', 'call_c@2']]], [[0, ['call_p@0']]]]);
+    // Changed chunks go out serialised again; one left as sent keeps its text.
+    expect(events.map((e) => e.raw)).toEqual([undefined, undefined, undefined, placed]);
+  });
+
   it('yields chunks as they arrive, before the upstream finishes', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
