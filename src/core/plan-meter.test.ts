@@ -432,6 +432,21 @@ describe('limit headers', () => {
     await m.close();
   });
 
+  it('count the time to reset from when they are sent, not from the admission', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:40Z'));
+    const m = meterOn(new MemoryCounterStore(), { rules: [{ id: 'rpm', measure: 'requests', limit: 1, window: 'minute' }, { id: 'daily', measure: 'credits', limit: 100, window: 'day' }] }, clock);
+    const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 10 });
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-reset-requests': '20s', 'x-ratelimit-reset-tokens': '13h29m20s' });
+    // A 15 s call: the answer's minute resets 5 s after it is sent, not 20.
+    clock.advance(15_000);
+    await a.settle(4);
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '5s', 'x-ratelimit-reset-tokens': '13h29m5s' });
+    // Answered after its minute ended: that minute's count resets now, not 20 s from now.
+    clock.advance(30_000);
+    expect(a.headers()).toMatchObject({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '0ms' });
+    await m.close();
+  });
+
   it('a released request gives its request back in the headers too, as it does on the counter', async () => {
     const m = planMeter([{ id: 'rpm', measure: 'requests', limit: 3, window: 'minute' }]);
     const a = await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 10 });

@@ -258,7 +258,10 @@ export class PlanMeter implements Meter {
       this.inflight.delete(requestId);
     };
     return {
-      headers: () => limitHeaders(slots, values, refund, released, now),
+      // The reset times count from when the headers go out — after the upstream call, for an answer
+      // that does not stream — not from the admission: a 40 s completion otherwise said its minute
+      // reset 40 s later than it did (and, answered after the minute ended, that it was yet to).
+      headers: () => limitHeaders(slots, values, refund, released, this.o.clock.now()),
       settle: async (actual, receipt, keep) => {
         finish();
         refund = worstCase - actual;
