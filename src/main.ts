@@ -126,7 +126,10 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     reservationTtlMs: config.metering.reservationTtlMs,
     renewEveryMs: config.metering.renewEveryMs,
-    maxHoldMs: config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
+    // Two rounds of upstream calls, each bounded by totalTimeoutMs on its own: an image answer that
+    // names files, then their downloads (b64_json). Bounded by one round, the reservation of a call
+    // still downloading lapsed, and the credits or balance it held were admitted again meanwhile.
+    maxHoldMs: 2 * config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
     onUnavailable: config.limiter.onUnavailable,
     logger,
   });
