@@ -48,6 +48,17 @@ beforeAll(async () => {
   routes.set('/late-head', (_req, res) => {
     setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('made and billed'), 50);
   });
+  // A reasoning model's stream: the head at once, then nothing while it thinks, then the events.
+  routes.set('/think-then-stream', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    setTimeout(() => res.write('data: 1\n\n'), 600);
+    setTimeout(() => res.end('data: 2\n\n'), 700);
+  });
+  routes.set('/head-then-hang', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+  });
   routes.set('/stall', (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('first part');
@@ -337,6 +348,22 @@ describe('createUpstreamClient', () => {
     // And an answer within the limit comes through.
     const patient = client({ answerTimeoutMs: 2_000 });
     expect(await (await patient.request({ ...get('/answer-after-600ms'), wholeAnswer: true })).text()).toBe('the whole answer');
+  });
+
+  it("waits for a stream's first event under the answer's limit, not the idle one (a reasoning model thinks before it streams)", async () => {
+    // Before: the idle limit ran from the head, and a stream silent for a minute while the model
+    // thought was cut as "idle", though the provider went on to make (and bill) the answer.
+    const res = await client({ idleTimeoutMs: 200 }).request(get('/think-then-stream'));
+    expect(await res.text()).toBe('data: 1\n\ndata: 2\n\n');
+    const bounded = client({ idleTimeoutMs: 5_000, answerTimeoutMs: 200 });
+    const hung = await bounded.request(get('/head-then-hang'));
+    expectGatewayError(await caught(hung.text()), 'upstream_timeout', { phase: 'answer', timeoutMs: 200 });
+    // Unset, the total limit bounds the wait.
+    const total = await client({ idleTimeoutMs: 100, totalTimeoutMs: 400 }).request(get('/head-then-hang'));
+    expectGatewayError(await caught(total.text()), 'upstream_timeout', { phase: 'total', timeoutMs: 400 });
+    // Once the first event came, the silences after it are idle as ever (/stall: one part, then none).
+    const stalled = await client({ idleTimeoutMs: 200, answerTimeoutMs: 5_000 }).request(get('/stall'));
+    expectGatewayError(await caught(stalled.text()), 'upstream_timeout', { phase: 'idle', timeoutMs: 200 });
   });
 
   it('enforces the total timeout before headers', async () => {

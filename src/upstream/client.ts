@@ -32,8 +32,11 @@ const DUMP_LIMIT_BYTES = 128 * 1024;
 
 type Waiter<T> = { resolve: (v: T) => void; reject: (err: unknown) => void };
 
-/** The first-byte and idle timeouts of one call, ms (0: none); wholeAnswer: the head is the answer. */
-type PhaseTimeouts = { firstByteMs: number; idleMs: number; wholeAnswer: boolean };
+/**
+ * The timeouts of one call's phases, ms (0: none): the head, the body's first chunk after it, and
+ * each silence after that; wholeAnswer: the head is the answer.
+ */
+type PhaseTimeouts = { firstByteMs: number; firstChunkMs: number; idleMs: number; wholeAnswer: boolean };
 
 /**
  * A call's first-byte or idle timer fired: which one, by whether the head has come. Decided after
@@ -45,7 +48,14 @@ function phaseTimedOut(call: Call): void {
   const seen = call.progress;
   setImmediate(() => {
     if (call.done || call.progress !== seen) return; // the bytes came: onData re-armed the timer
-    call.abort(call.headSeen ? new undiciErrors.BodyTimeoutError() : call.wholeAnswer ? new AnswerTimeout() : new undiciErrors.HeadersTimeoutError());
+    const reason = !call.headSeen
+      ? call.wholeAnswer
+        ? new AnswerTimeout()
+        : new undiciErrors.HeadersTimeoutError()
+      : call.bodySeen || call.wholeAnswer
+        ? new undiciErrors.BodyTimeoutError()
+        : new AnswerTimeout(); // a stream's head came, its first event did not
+    call.abort(reason);
   });
 }
 
@@ -64,6 +74,8 @@ class Call {
   readonly head: Promise<void>;
   private headWaiter!: Waiter<void>;
   headSeen = false;
+  /** Whether a chunk of the body has come (the first starts the idle phase). */
+  bodySeen = false;
   /** Counts the head and the body's chunks, so a timer that fired can tell whether bytes came since. */
   progress = 0;
   /**
@@ -128,14 +140,16 @@ class Call {
     this.resumeFn = resume;
     this.headSeen = true;
     this.progress++;
-    if (this.timeouts.idleMs === this.timeouts.firstByteMs) this.timer?.refresh();
-    else this.arm(this.timeouts.idleMs);
+    if (this.timeouts.firstChunkMs === this.timeouts.firstByteMs) this.timer?.refresh();
+    else this.arm(this.timeouts.firstChunkMs);
     this.headWaiter.resolve();
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    this.timer?.refresh();
+    if (this.bodySeen || this.timeouts.firstChunkMs === this.timeouts.idleMs) this.timer?.refresh();
+    else this.arm(this.timeouts.idleMs);
+    this.bodySeen = true;
     this.progress++;
     if (this.discarding > 0) {
       this.discarding -= chunk.length;
@@ -348,11 +362,15 @@ export function createUpstreamClient(opts: UpstreamClientOptions): UpstreamClien
     headersTimeout: 0,
     bodyTimeout: 0,
   });
-  const phases: PhaseTimeouts = { firstByteMs: opts.firstByteTimeoutMs, idleMs: opts.idleTimeoutMs, wholeAnswer: false };
+  // A stream's head comes at once, but its first event only when the model has an answer to begin:
+  // OpenAI's Chat Completions sends nothing while a reasoning model thinks, often past a minute
+  // (https://github.com/mezmo/aura/issues/62). The idle limit there cut streams the provider made
+  // and billed; the wait for the first event has the answer's limit, or none but the total one.
+  const phases: PhaseTimeouts = { firstByteMs: opts.firstByteTimeoutMs, firstChunkMs: opts.answerTimeoutMs ?? 0, idleMs: opts.idleTimeoutMs, wholeAnswer: false };
   // A call that does not stream gets its head only with the whole answer, so the first-byte limit
   // (made for a stream's head, which a live upstream sends at once) would cut long answers the
-  // provider made and billed; its own limit, or none but the total one.
-  const wholeAnswerPhases: PhaseTimeouts = { firstByteMs: opts.answerTimeoutMs ?? 0, idleMs: opts.idleTimeoutMs, wholeAnswer: true };
+  // provider made and billed; its own limit, or none but the total one. Its body follows its head.
+  const wholeAnswerPhases: PhaseTimeouts = { firstByteMs: opts.answerTimeoutMs ?? 0, firstChunkMs: opts.idleTimeoutMs, idleMs: opts.idleTimeoutMs, wholeAnswer: true };
 
   async function request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const caller = req.signal;
