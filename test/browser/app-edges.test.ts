@@ -202,6 +202,23 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('"Skip to content" takes the keyboard past the header to the page', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'skip@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.goto(`${t.url}/app/keys`);
+    await page.locator(byTest('key-name')).waitFor();
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.textContent?.trim());
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    // The router took the link for a page change and dropped its #main: the next Tab was the header's first link.
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('key-name');
+    expect(new URL(page.url()).pathname).toBe('/app/keys');
+    await page.context().close();
+  }, 60_000);
+
   it('a link to Billing followed while signed out opens Billing after sign-in, and only an app page is followed', async () => {
     const t = await gateway();
     await t.admin('POST', '/accounts', { email: 'link@example.com', password: 'correct horse battery' });

@@ -40,6 +40,10 @@ export function interceptLinks(): void {
     if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
     const a = e.target instanceof Element ? e.target.closest('a') : null;
     if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
+    // A link to a place on this page ("Skip to content": #main) is the browser's to follow, which
+    // moves the keyboard's starting point there. Routed, its fragment was dropped and the next Tab
+    // went back to the header.
+    if (a.hash !== '' && a.pathname === location.pathname && a.search === location.search) return;
     if (!/^\/app(\/|$)/.test(a.pathname) || a.pathname.startsWith('/app/api') || a.pathname.startsWith('/app/assets')) return;
     e.preventDefault();
     navigate(a.pathname + a.search);
