@@ -219,6 +219,34 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("the Playground's limits box states the plan's own numbers: an operator's free tier, a team plan", async () => {
+    const t = await gateway({
+      config: {
+        plans: {
+          free: { preset: 'free-tier', rules: [{ id: 'api_token', limit: 100_000 }, { id: 'playground_requests', limit: 25 }] },
+          paid: { preset: 'pay-as-you-go' },
+          team: { rules: [{ id: 'daily_credits', measure: 'credits', limit: 2_000_000, window: 'day' }] },
+        } as never,
+      },
+    });
+    const page = await signUp(t, 'limits@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const box = page.locator(byTest('plan-limits'));
+    // It said "10 requests per day" and "50,000 credits per day" beside a meter of 25 and 100,000.
+    await expect.poll(() => box.locator('li').allTextContents()).toEqual([
+      'Regular models: 25 requests per day each. Pro models are not counted.',
+      'One request at a time.',
+      'All models, regular or Pro: 100,000 credits per day, shared with your API keys.',
+    ]);
+    // A team plan has no Playground request count and no one-at-a-time rule.
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    await t.admin('PATCH', `/accounts/${account.id}`, { plan: 'team' });
+    await page.reload();
+    await expect.poll(() => box.locator('li').allTextContents()).toEqual(['All models, regular or Pro: 2,000,000 credits per day, shared with your API keys.']);
+    expect(await page.textContent(byTest('meter-requests'))).toBe('No daily request limit for gpt-4o-mini on your plan');
+    await page.context().close();
+  }, 60_000);
+
   it('a link to Billing followed while signed out opens Billing after sign-in, and only an app page is followed', async () => {
     const t = await gateway();
     await t.admin('POST', '/accounts', { email: 'link@example.com', password: 'correct horse battery' });

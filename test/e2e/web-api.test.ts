@@ -726,6 +726,11 @@ describe('Playground', () => {
       balance: 0,
       credits: { limit: 50_000, used: 0, remaining: 50_000, reset: expect.any(String) },
       requests: { limit: 10, used: 0, remaining: 10, reset: expect.any(String) },
+      limits: [
+        { measure: 'credits', limit: 50_000, window: 'day', perModel: false, pro: true, api: true },
+        { measure: 'requests', limit: 10, window: 'day', perModel: true, pro: false, api: false },
+        { measure: 'concurrent', limit: 1, window: null, perModel: false, pro: true, api: false },
+      ],
     });
 
     const res = await b.fetch('/app/api/playground/chat', { method: 'POST', body: chat() });
@@ -845,7 +850,7 @@ describe('billing', () => {
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 250_000 } });
     expect(top.body).toEqual({ balance: 250_000 });
     expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual', selfTopUp: true });
-    expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null });
+    expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null, limits: [] });
     const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });
     expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
   }

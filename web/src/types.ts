@@ -39,12 +39,27 @@ export interface Window {
   reset: string;
 }
 
+/** One of the plan's Playground rules (GET /meter `limits`). */
+export interface Limit {
+  measure: 'credits' | 'requests' | 'concurrent';
+  limit: number;
+  /** minute, hour, day, month, lifetime; null for `concurrent`. */
+  window: string | null;
+  /** Counted per model (scope account+model). */
+  perModel: boolean;
+  /** Counts Pro models too. */
+  pro: boolean;
+  /** Shared with the account's API keys. */
+  api: boolean;
+}
+
 export interface Meter {
   day: string;
   plan: string;
   balance: number;
   credits: Window | null;
   requests: Window | null;
+  limits: Limit[];
 }
 
 export interface ApiKey {

@@ -187,12 +187,23 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
           }
         }
       }
+      // The plan's Playground rules, for the page's summary of them: an operator sets its own numbers
+      // (docs/plans.md), and another plan has other rules or none.
+      const limits = forPlayground.map((r) => ({
+        measure: r.measure,
+        limit: r.limit,
+        window: r.window,
+        perModel: r.scope === 'account+model',
+        pro: status.plan.rules.find((x) => x.id === r.id)?.models?.pro !== false,
+        api: r.surfaces.includes('api'),
+      }));
       return {
         day: utcDay(now),
         plan: status.plan.name,
         balance,
         credits: credits ? { limit: credits.limit, used: credits.used, remaining: credits.remaining, reset: credits.reset } : null,
         requests,
+        limits,
       };
     });
 

@@ -33,8 +33,8 @@ export function Meter({ meter, model, error }: { meter: MeterData | null; model:
         <p data-testid="meter-requests">
           ${requests
             ? html`<strong>${fmt(requests.remaining)}</strong> of ${fmt(requests.limit)} requests left today for ${model.id}`
-            : model.pro
-              ? 'Pro model: not counted toward the 10 daily requests'
+            : model.pro && meter.limits.some((r) => r.measure === 'requests' && r.perModel && !r.pro)
+              ? "Pro model: not counted toward the Playground's request limit"
               : `No daily request limit for ${model.id} on your plan`}
         </p>
         ${requests && html`<${Bar} used=${requests.used} limit=${requests.limit} label=${`Requests used today for ${model.id}`} />`}

@@ -7,7 +7,7 @@ import { ModelPicker } from '../components/model-picker';
 import { useRefocusWhen } from '../focus';
 import { fmt } from '../format';
 import { useReloadOnReturn } from '../on-return';
-import type { Meter as MeterData, Model } from '../types';
+import type { Limit, Meter as MeterData, Model } from '../types';
 
 interface Message {
   role: 'user' | 'assistant';
@@ -58,14 +58,35 @@ function defaultModel(models: Model[]): string {
   return pick?.id ?? '';
 }
 
-function Rules() {
+const PER: Record<string, string> = { minute: 'per minute', hour: 'per hour', day: 'per day', month: 'per month', lifetime: 'in all' };
+/** The box's order: what a reader meets first (a model's count, one at a time), then the budget. */
+const ORDER: Limit['measure'][] = ['requests', 'concurrent', 'credits'];
+
+function ruleLine(r: Limit) {
+  const n = fmt(r.limit);
+  const per = PER[r.window ?? ''] ?? '';
+  const shared = r.api ? ', shared with your API keys' : '';
+  if (r.measure === 'concurrent') return html`<strong>${r.limit === 1 ? 'One request' : `${n} requests`} at a time.</strong>`;
+  if (r.measure === 'requests' && r.perModel) {
+    return html`${r.pro ? 'Every model' : 'Regular models'}: <strong>${n} requests ${per}</strong> each.${r.pro ? '' : ' Pro models are not counted.'}`;
+  }
+  const unit = r.measure === 'requests' ? 'requests' : 'credits';
+  return html`${r.pro ? 'All models, regular or Pro' : 'Regular models'}: <strong>${n} ${unit} ${per}</strong>${r.perModel ? ' each' : ''}${shared}.`;
+}
+
+/**
+ * The plan's Playground limits, as the gateway counts them. Written out as the free-tier preset's
+ * numbers, it told a developer whose operator set 25 requests and 100,000 credits (or who is on a
+ * team plan with none of those rules) "10 requests" and "50,000 credits", beside a meter saying otherwise.
+ */
+function Rules({ meter }: { meter: MeterData }) {
+  const limits = [...meter.limits].sort((a, b) => ORDER.indexOf(a.measure) - ORDER.indexOf(b.measure));
+  if (limits.length === 0) return null;
   return html`
-    <details class="rules card" open>
-      <summary>Free Tier limits in the Playground</summary>
+    <details class="rules card" open data-testid="plan-limits">
+      <summary>Limits of the ${meter.plan} plan in the Playground</summary>
       <ul>
-        <li>Regular models: <strong>10 requests per day</strong> each. Pro models are not counted.</li>
-        <li><strong>One request at a time.</strong></li>
-        <li>All models, regular or Pro: <strong>50,000 credits per day</strong>, shared with your API keys.</li>
+        ${limits.map((r, i) => html`<li key=${i}>${ruleLine(r)}</li>`)}
       </ul>
       <p class="muted small">Days are UTC. Add a payment method on <a href="/app/billing">Billing</a> to lift the daily limits.</p>
     </details>
@@ -334,7 +355,7 @@ export function PlaygroundPage() {
               <input id="top-p" type="range" min="0" max="1" step="0.05" value=${topP} onInput=${num(setTopP)} />
             </div>
           </fieldset>`}
-          ${meter?.plan !== 'paid' && html`<${Rules} />`}
+          ${meter && html`<${Rules} meter=${meter} />`}
         </aside>
 
         <div class="pg-main">
