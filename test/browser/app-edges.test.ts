@@ -359,6 +359,31 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('back from a hosted checkout, Billing says so and shows the change once the webhook lands, without a reload', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'checkout@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    let reads = 0;
+    page.on('response', (r) => void (new URL(r.url()).pathname === '/app/api/billing' && reads++));
+    // Stripe sends the reader to its success_url; its webhook may come after.
+    await page.goto(`${t.url}/app/billing?checkout=done`);
+    await expect.poll(() => page.textContent(byTest('plan'))).toBe('free');
+    expect(await page.textContent('.notice')).toContain('Payment submitted');
+    await expect.poll(() => reads).toBeGreaterThanOrEqual(2);
+    // The webhook lands (the manual provider's admin call makes the same change): the page read the
+    // account once, and showed "free" and the button to pay again until the reader reloaded.
+    await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
+    await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('paid');
+    expect(await page.locator(byTest('add-payment-method')).count()).toBe(0);
+    expect(await page.textContent('.notice')).toBe('Payment confirmed.');
+    expect(new URL(page.url()).search).toBe('');
+    // A cancelled checkout is said to be one.
+    await page.goto(`${t.url}/app/billing?checkout=cancelled`);
+    await expect.poll(() => page.textContent('.notice')).toBe('Checkout cancelled: nothing was charged.');
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

@@ -7,6 +7,10 @@ import { fmt } from '../format';
 import { useReloadOnReturn } from '../on-return';
 import type { Account, Billing } from '../types';
 
+/** After a hosted checkout, how often and how many times the page reads the account again. */
+const CHECKOUT_POLL_MS = 2_000;
+const CHECKOUT_POLLS = 30;
+
 export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) {
   const [billing, setBilling] = useState<Billing | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -31,6 +35,44 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
     void load();
   }, []);
   useReloadOnReturn(() => void load());
+
+  // Back from a hosted checkout (Stripe: ?checkout=done or cancelled). Its webhook, which moves
+  // the plan or the balance, may land after the reader does: the page showed the old plan or
+  // balance and the button to pay again, with no word of the payment just made. It says so, and
+  // reads the account again until the gateway's answer moves (or for a minute).
+  useEffect(() => {
+    const checkout = new URLSearchParams(location.search).get('checkout');
+    if (checkout === null) return;
+    // For this return only: a reload or a bookmark of the address does not say it again.
+    history.replaceState(history.state, '', location.pathname);
+    if (checkout !== 'done') {
+      setNotice('Checkout cancelled: nothing was charged.');
+      return;
+    }
+    setNotice('Payment submitted: your plan and balance change here once the payment provider confirms it, usually within seconds.');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let gone = false;
+    let first: string | null = null;
+    const poll = async (left: number) => {
+      const b = await api<Billing>('GET', '/billing').catch(() => null);
+      if (gone) return;
+      if (b) {
+        setBilling(b);
+        const seen = JSON.stringify(b);
+        first ??= seen;
+        if (seen !== first) {
+          setNotice('Payment confirmed.');
+          return;
+        }
+      }
+      if (left > 1) timer = setTimeout(() => void poll(left - 1), CHECKOUT_POLL_MS);
+    };
+    void poll(CHECKOUT_POLLS);
+    return () => {
+      gone = true;
+      clearTimeout(timer);
+    };
+  }, []);
 
   const addPaymentMethod = async () => {
     if (busy) return;
