@@ -99,7 +99,12 @@ export const catalogue = {
     type: 'permission_error',
     message: 'The request is missing its CSRF token or the token does not match. Reload the page and try again.',
   },
-  resource_exhausted: {
+  session_changed: {
+    status: 409,
+    type: 'invalid_request_error',
+    message: 'This page was opened for another account: someone signed in or out in another tab or window. The page now shows the account signed in; nothing was changed.',
+  },
+    resource_exhausted: {
     status: 403,
     type: 'rate_limit_error',
     message: 'You have exhausted the available [plan.rule:{rule}] resource limit. Update your payment method to continue using the service. For more information please visit {publicUrl}/app/billing',

@@ -532,4 +532,36 @@ describe('web app edges in Chromium', () => {
     expect(t.fal.requests.at(-1)!.body).toMatchObject({ image_url: 'https://example.com/source.png', prompt: 'the same, in watercolour' });
     await page.context().close();
   }, 60_000);
+
+  it('a page open for one account, after another tab signed in as someone else, creates nothing for that one and shows who is signed in', async () => {
+    const t = await gateway({ config: { web: { signupsPerHour: 100_000 } } });
+    const first = await signUp(t, 'first@example.com', 'correct horse battery');
+    await first.goto(`${t.url}/app/keys`);
+    await first.locator(byTest('key-name')).waitFor();
+    // Another tab of the same browser (same cookies) signs out and signs up as someone else.
+    const other = await first.context().newPage();
+    await other.goto(`${t.url}/app/keys`);
+    await other.click(byTest('signout'));
+    await other.waitForURL(/\/app\/signin/);
+    await other.goto(`${t.url}/app/signup`);
+    await other.fill(byTest('email'), 'second@example.com');
+    await other.fill(byTest('password'), 'correct horse battery');
+    await other.click(byTest('submit'));
+    await other.waitForURL(/\/app\/playground/);
+    const second = (await t.admin('GET', `/accounts?email=second%40example.com`)).body.data[0].id as string;
+
+    // The first tab still shows first@: a key made from it must not land in second@'s account.
+    await first.fill(byTest('key-name'), 'meant for first');
+    await first.click(byTest('create-key'));
+    await expect.poll(() => first.locator(byTest('session-notice')).textContent(), { timeout: 10_000 }).toMatch(/another account/);
+    await expect.poll(() => first.locator('.who').textContent()).toMatch(/second@example\.com/);
+    expect((await t.admin('GET', `/accounts/${second}/keys`)).body.data.map((k: { name: string }) => k.name)).not.toContain('meant for first');
+    // From here on the tab is second@'s, and acts as such.
+    await first.fill(byTest('key-name'), 'made as second');
+    await first.click(byTest('create-key'));
+    await expect
+      .poll(async () => (await t.admin('GET', `/accounts/${second}/keys`)).body.data.map((k: { name: string }) => k.name), { timeout: 10_000 })
+      .toContain('made as second');
+    await first.context().close();
+  }, 60_000);
 });

@@ -238,6 +238,26 @@ describe('sign-up, session and sign-in', () => {
     expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
   });
 
+  it("a page loaded for one account is refused a change (409 session_changed) once the browser's session is another's, and told whose answers it gets", async () => {
+    const { b, account: first } = await signedUp();
+    const { b: other, account: second } = await signedUp();
+    // Whose answer it is, on every signed-in call.
+    expect((await b.fetch('/app/api/keys')).headers.get('x-tollgate-account')).toBe(first.id);
+    // The second tab's sign-in replaced the browser's cookies; the first page still names first@.
+    b.cookies = new Map(other.cookies);
+    const refused = await b.json('/app/api/keys', { method: 'POST', body: { name: 'meant for first' }, headers: { 'x-tollgate-account': first.id } });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('session_changed');
+    expect(refused.headers.get('x-tollgate-account')).toBe(second.id);
+    const keys = await b.json('/app/api/keys');
+    expect(keys.body.data.map((k: { name: string }) => k.name)).not.toContain('meant for first');
+    // Naming the session's own account (or none: a client that does not say) changes nothing.
+    expect((await b.json('/app/api/keys', { method: 'POST', body: { name: 'as second' }, headers: { 'x-tollgate-account': second.id } })).status).toBe(201);
+    expect((await b.json('/app/api/keys', { method: 'POST', body: { name: 'unnamed' } })).status).toBe(201);
+    // Signed out, no account is named.
+    expect((await new Browser().fetch('/app/api/session')).headers.get('x-tollgate-account')).toBeNull();
+  });
+
   it('a sign-in replaces a hash made with weaker scrypt parameters (p=1, before p=5) by one made with the current ones', async () => {
     const { email, account } = await signedUp();
     const salt = Buffer.alloc(16, 3);

@@ -50,6 +50,26 @@ function csrfToken(): string {
   return readCookie('__Host-tg_csrf') ?? readCookie('tg_csrf') ?? csrfFallback;
 }
 
+/**
+ * The account this page was loaded for (null: signed out). Sent with every call, and checked
+ * against whose answer comes back: another tab that signs in as someone else changes the session
+ * (a cookie) under this page too, which would otherwise go on acting for an account it does not show.
+ */
+let loadedFor: string | null = null;
+let sessionChangedHandler: (() => void) | null = null;
+
+export function setLoadedAccount(id: string | null): void {
+  loadedFor = id;
+}
+
+/** Called when the browser's session turns out to be another account's than this page's. */
+export function onSessionChanged(handler: () => void): void {
+  sessionChangedHandler = handler;
+}
+
+const ACCOUNT_HEADER = 'x-tollgate-account';
+const SESSION_CHANGED = 'This page was opened for another account: someone signed in or out in another tab or window. The page now shows the account signed in; nothing was changed.';
+
 let unauthorizedHandler: (() => void) | null = null;
 
 /** Called when a call answers 401 outside sign-in (the session expired or was revoked). */
@@ -87,6 +107,9 @@ export async function send(method: string, path: string, body?: unknown, signal?
   const headers: Record<string, string> = { accept: 'application/json, text/event-stream' };
   if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = csrfToken();
   if (body !== undefined) headers['content-type'] = 'application/json';
+  // The server refuses a change (409 session_changed) for a page loaded for another account.
+  const expected = loadedFor;
+  if (expected !== null) headers[ACCOUNT_HEADER] = expected;
   let res: Response;
   try {
     res = await fetch(API_BASE + path, {
@@ -99,8 +122,15 @@ export async function send(method: string, path: string, body?: unknown, signal?
   } catch (e) {
     throw toApiError(e);
   }
+  // A read answered for another account than the page shows: its data is not this page's to show.
+  const answeredFor = res.headers.get(ACCOUNT_HEADER);
+  if (expected !== null && path !== '/session' && answeredFor !== null && answeredFor !== expected) {
+    sessionChangedHandler?.();
+    throw new ApiError(409, 'session_changed', SESSION_CHANGED);
+  }
   if (!res.ok) {
     const error = await errorFrom(res);
+    if (error.code === 'session_changed') sessionChangedHandler?.();
     if (res.status === 401 && path !== '/signin' && path !== '/signup' && unauthorizedHandler) unauthorizedHandler();
     throw error;
   }

@@ -1,6 +1,6 @@
 import { html, render } from 'htm/preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, onUnauthorized, setCsrfToken, toApiError } from './api';
+import { api, onSessionChanged, onUnauthorized, setCsrfToken, setLoadedAccount, toApiError } from './api';
 import { Nav } from './components/nav';
 import { BillingPage } from './pages/billing';
 import { KeysPage } from './pages/keys';
@@ -41,6 +41,8 @@ function App() {
   const path = useRoute();
   const [session, setSession] = useState<Session | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
+  /** Said once the page has followed a sign-in made in another tab. */
+  const [notice, setNotice] = useState<string | null>(null);
   const main = useRef<HTMLElement>(null);
   const firstRender = useRef(true);
 
@@ -49,6 +51,7 @@ function App() {
     try {
       const s = await api<Session>('GET', '/session');
       setCsrfToken(s.csrfToken);
+      setLoadedAccount(s.authenticated && s.account ? s.account.id : null);
       setSession(s);
     } catch (e) {
       setLoadError(toApiError(e).message);
@@ -61,6 +64,9 @@ function App() {
       // A session that expired took its CSRF cookie with it (same max-age): fetch a fresh one for
       // the sign-in form, or signing in again from this tab is refused with csrf_failed.
       void loadSession();
+    });
+    onSessionChanged(() => {
+      void loadSession().then(() => setNotice('You were signed in as another account in another tab or window: this page now shows that account. Nothing was changed.'));
     });
     void loadSession();
   }, [loadSession]);
@@ -76,6 +82,7 @@ function App() {
 
   useEffect(() => {
     document.title = `${TITLES[path] ?? 'Not found'} · Tollgate`;
+    setNotice(null);
     // Move focus to the new page's heading after client-side navigation (not on first load).
     if (firstRender.current) firstRender.current = false;
     else main.current?.querySelector<HTMLElement>('h1')?.focus();
@@ -98,6 +105,8 @@ function App() {
   );
 
   const signOut = useCallback(async () => {
+    // Out, whoever the browser's session now belongs to.
+    setLoadedAccount(null);
     try {
       await api('POST', '/signout');
     } catch {
@@ -151,7 +160,10 @@ function App() {
   return html`
     <a class="skip-link" href="#main">Skip to content</a>
     <${Nav} path=${path} account=${session.account} onSignOut=${signOut} />
-    <main id="main" class="container" ref=${main}>${page}</main>
+    <main id="main" class="container" ref=${main} key=${session.account?.id}>
+      ${notice && html`<p class="notice card" role="status" data-testid="session-notice">${notice}</p>`}
+      ${page}
+    </main>
   `;
 }
 

@@ -65,6 +65,9 @@ function clientKeyView(k: { id: string; name: string; prefix: string; createdAt:
   return { id: k.id, name: k.name, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt };
 }
 
+/** The account a web app page was loaded for (request), and the session's account (response). */
+const ACCOUNT_HEADER = 'x-tollgate-account';
+
 export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsync {
   const { accounts, gateway, keys, storage, clock, meter, catalog, signin, billing } = deps;
   const keyQuota = new KeyQuota(deps.counters, clock, deps.config.web.keysPerDay);
@@ -120,9 +123,16 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       // the header must repeat the cookie (a cross-site page can send neither).
       const expected = req.web ? deps.sessions.csrfFor(req.web.token) : (web.cookies(req)[web.csrfCookie] ?? '');
       if (given === '' || expected === '' || !equal(given, expected)) throw new GatewayError('csrf_failed');
+      // The page names the account it was loaded for: a sign-in as another account in another tab
+      // would otherwise have this page act (create a key, run a chat, top up) for an account it
+      // does not show. Refused before anything is done.
+      const loadedFor = req.headers[ACCOUNT_HEADER];
+      if (req.web && typeof loadedFor === 'string' && loadedFor !== req.web.account.id) throw new GatewayError('session_changed');
     });
-    app.addHook('onSend', async (_req, reply) => {
+    app.addHook('onSend', async (req, reply) => {
       reply.header('cache-control', 'no-store');
+      // Whose answer this is, so a page loaded for another account sees that its reads changed hands.
+      if (req.web) reply.header(ACCOUNT_HEADER, req.web.account.id);
     });
 
     app.get('/session', { config: { public: true } }, async (req, reply) => {
