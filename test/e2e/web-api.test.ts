@@ -541,6 +541,21 @@ describe('pages', () => {
     expect(await page.text()).toBe(INDEX);
   });
 
+  it("a page's address with a trailing slash goes to the page; another address under /app is the app's own 404 page, the API's stays JSON", async () => {
+    const slash = await fetch(`${t.url}/app/keys/?x=1`, { redirect: 'manual' });
+    expect(slash.status).toBe(301);
+    expect(slash.headers.get('location')).toBe('/app/keys?x=1');
+    expect((await fetch(`${t.url}/app/signin/`, { redirect: 'manual' })).headers.get('location')).toBe('/app/signin');
+    const missing = await fetch(`${t.url}/app/settings`, { redirect: 'manual' });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await missing.text()).toBe(INDEX);
+    expect(missing.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const api = await fetch(`${t.url}/app/api/nope`);
+    expect(api.status).toBe(404);
+    expect((await api.json()).error.code).toBe('route_not_found');
+  });
+
   it.each(['/app/signin', '/app/signup'])('%s is served without a session', async (path) => {
     const res = await fetch(`${t.url}${path}`, { redirect: 'manual' });
     expect(res.status).toBe(200);

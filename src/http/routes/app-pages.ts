@@ -74,8 +74,9 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
      * the links in the gateway's errors (…/app/billing, …/app/keys) led a signed-out developer to
      * the Playground instead.
      */
-    const page = (signIn: string | null) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const page = (signIn: string | null, status = 200) => async (req: FastifyRequest, reply: FastifyReply) => {
       if (signIn !== null && !(await web.read(req))) return reply.redirect(signIn, 302);
+      reply.code(status);
       let html: string;
       try {
         html = await readFile(indexFile, 'utf8');
@@ -88,6 +89,19 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
     for (const path of PRIVATE_PAGES) {
       app.get(path, page(PLAYGROUND.has(path) ? '/app/signin' : `/app/signin?next=${encodeURIComponent(path)}`));
     }
+    // A page's address with a trailing slash (`/app/keys/`) goes to the page. Any other address
+    // under /app that is neither the API nor an asset is the app's own "Page not found", with a
+    // 404: a person who typed or followed a wrong address got the API's JSON error instead.
+    const pages = [...PUBLIC_PAGES, ...PRIVATE_PAGES];
+    for (const path of pages) {
+      if (path.endsWith('/') || pages.includes(`${path}/`)) continue;
+      app.get(`${path}/`, async (req, reply) => reply.redirect(path + req.url.slice(path.length + 1), 301));
+    }
+    const notAPage = page(null, 404);
+    app.get('/app/*', async (req, reply) => {
+      if (req.url.startsWith('/app/api/') || req.url.startsWith('/app/assets/')) return reply.callNotFound();
+      return notAPage(req, reply);
+    });
     // A person opening the gateway's address in a browser lands in the web app.
     app.get('/', async (_req, reply) => reply.redirect('/app'));
   };
