@@ -375,6 +375,8 @@ describe('web app edges in Chromium', () => {
     // account once, and showed "free" and the button to pay again until the reader reloaded.
     await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
     await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('paid');
+    // The header's plan too: it kept saying "free" until a reload.
+    await expect.poll(() => page.textContent('header .plan-tag')).toBe('paid');
     expect(await page.locator(byTest('add-payment-method')).count()).toBe(0);
     expect(await page.textContent('.notice')).toBe('Payment confirmed.');
     expect(new URL(page.url()).search).toBe('');

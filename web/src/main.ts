@@ -92,6 +92,11 @@ function App() {
     setSession((s) => ({ csrfToken: s?.csrfToken ?? '', ...s, authenticated: true, account }));
   }, []);
 
+  /** What a page learned of the signed-in account (Billing: plan and balance), for the header. */
+  const patchAccount = useCallback((patch: Partial<Account>) => {
+    setSession((s) => (s?.account ? { ...s, account: { ...s.account, ...patch } } : s));
+  }, []);
+
   const signedIn = useCallback(
     async (account: Account) => {
       // Read before the URL changes: signed in, the app leaves the sign-in page by itself.
@@ -148,7 +153,7 @@ function App() {
       page = html`<${UsagePage} />`;
       break;
     case '/app/billing':
-      page = html`<${BillingPage} onAccount=${setAccount} />`;
+      page = html`<${BillingPage} onAccount=${patchAccount} />`;
       break;
     default:
       page = html`<section class="page">

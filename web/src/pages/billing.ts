@@ -11,7 +11,7 @@ import type { Account, Billing } from '../types';
 const CHECKOUT_POLL_MS = 2_000;
 const CHECKOUT_POLLS = 30;
 
-export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) {
+export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>) => void }) {
   const [billing, setBilling] = useState<Billing | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
@@ -34,6 +34,11 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
   useEffect(() => {
     void load();
   }, []);
+  // The header shows the plan too: what this page reads (a top-up, the return from a checkout, a
+  // plan the operator changed) goes there as well, not only to this page.
+  useEffect(() => {
+    if (billing) onAccount({ plan: billing.plan, balance: billing.balance, paymentMethod: billing.paymentMethod });
+  }, [billing?.plan, billing?.balance, billing?.paymentMethod]);
   useReloadOnReturn(() => void load());
 
   // Back from a hosted checkout (Stripe: ?checkout=done or cancelled). Its webhook, which moves
@@ -87,7 +92,6 @@ export function BillingPage({ onAccount }: { onAccount: (a: Account) => void }) 
       }
       if (res.account) {
         const a = res.account;
-        onAccount(a);
         setBilling((b) => ({ provider: b?.provider ?? 'manual', selfTopUp: b?.selfTopUp ?? false, ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
         setNotice(`Payment method added. Your plan is now ${a.plan}.`);
       }
