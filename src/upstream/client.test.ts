@@ -462,6 +462,12 @@ describe('createUpstreamClient', () => {
     expectGatewayError(m(eyeballs), 'upstream_unavailable', { detail: 'connection refused' });
     // A reset (a provider's load balancer dropping the connection) is the upstream's failure, not a bug (500).
     for (const code of ['ECONNRESET', 'EPIPE']) expectGatewayError(m(Object.assign(new Error(code), { code })), 'upstream_unavailable', { detail: 'connection reset' });
+    // The gateway's own limits (ulimit -n, ephemeral ports) are no bug of the request's either.
+    for (const code of ['EMFILE', 'ENFILE', 'EADDRNOTAVAIL']) {
+      expectGatewayError(m(Object.assign(new Error(`connect ${code}`), { code, syscall: 'connect' })), 'upstream_unavailable', {
+        detail: `the gateway could not open a connection (${code}: out of file descriptors, ports or memory)`,
+      });
+    }
     const bug = new TypeError('bug');
     expect(m(bug)).toBe(bug);
   });

@@ -263,6 +263,8 @@ class Call {
   }
 }
 
+const LOCAL_EXHAUSTION = ['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'ENOBUFS', 'ENOMEM'] as const;
+
 // Error codes that mean "the upstream could not be reached or dropped us" (node net/dns + undici).
 const unavailableCodes = new Set([
   'ECONNREFUSED',
@@ -278,6 +280,9 @@ const unavailableCodes = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_DESTROYED',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  // The gateway's own side out of file descriptors, memory or local ports: the call could not be
+  // made, which is no bug of the request's (it was a logged 500 internal_error).
+  ...LOCAL_EXHAUSTION,
 ]);
 
 function errorCode(err: unknown): string | undefined {
@@ -329,6 +334,12 @@ function describe(code: string): string {
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
       return 'connection closed before the response was complete';
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'EADDRNOTAVAIL':
+    case 'ENOBUFS':
+    case 'ENOMEM':
+      return `the gateway could not open a connection (${code}: out of file descriptors, ports or memory)`;
     default:
       return code.startsWith('HPE_') ? 'invalid HTTP response' : code;
   }
