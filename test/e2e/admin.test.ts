@@ -9,6 +9,33 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
+/**
+ * The status a second gateway on the same store answers `secret` on /v1/usage with, polled for up
+ * to a second after `change` until it is `expected`. The second one has its own key cache, so it
+ * learns of a change only when its cache entry expires (keys.cacheTtlMs ≤ 900 ms); it gets counters
+ * of its own: a second server may not hold the file's embedded limiter (storage/sqlite/lease.ts).
+ */
+async function secondGatewayAnswers(secret: string, change: () => Promise<unknown>, expected: number): Promise<number> {
+  const { createGateway } = await import('../../src/main.js');
+  const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
+  const { pino } = await import('pino');
+  const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), counters: new MemoryCounterStore() });
+  try {
+    const ask = async () => (await second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } })).statusCode;
+    expect(await ask()).toBe(200);
+    await change();
+    const changedAt = Date.now();
+    let status = 200;
+    while (Date.now() - changedAt < 1000 && status !== expected) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await ask();
+    }
+    return status;
+  } finally {
+    await second.close();
+  }
+}
+
 describe('admin auth', () => {
   it.each([
     ['no header', undefined],
@@ -156,29 +183,10 @@ describe('keys', () => {
   });
 
   it('revocation reaches a second gateway on the same store within one second', async () => {
-    // Another instance with its own key cache over the same SQLite file: it only learns of the
-    // revocation when its cache entry expires (keys.cacheTtlMs ≤ 900 ms). It gets counters of its
-    // own: a second server may not hold the file's embedded limiter (storage/sqlite/lease.ts).
     const { keyId, secret } = await t.newAccount();
-    const { createGateway } = await import('../../src/main.js');
-    const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
-    const { pino } = await import('pino');
-    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), counters: new MemoryCounterStore() });
-    try {
-      const ask = () => second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } });
-      expect((await ask()).statusCode).toBe(200);
-      await t.admin('DELETE', `/keys/${keyId}`);
-      const revokedAt = Date.now();
-      let status = 200;
-      while (Date.now() - revokedAt < 1000 && status !== 401) {
-        await new Promise((r) => setTimeout(r, 50));
-        status = (await ask()).statusCode;
-      }
-      expect(status).toBe(401);
-    } finally {
-      await second.close();
-    }
+    expect(await secondGatewayAnswers(secret, () => t.admin('DELETE', `/keys/${keyId}`), 401)).toBe(401);
   });
+
 });
 
 describe('suspension', () => {
@@ -213,25 +221,9 @@ describe('suspension', () => {
 
   it('reaches a second gateway on the same store within one second', async () => {
     const { accountId, secret } = await t.newAccount();
-    const { createGateway } = await import('../../src/main.js');
-    const { MemoryCounterStore } = await import('../../src/storage/memory/counters.js');
-    const { pino } = await import('pino');
-    const second = await createGateway({ config: t.gw.config, logger: pino({ level: 'silent' }), counters: new MemoryCounterStore() });
-    try {
-      const ask = () => second.app.inject({ method: 'GET', url: '/v1/usage', headers: { authorization: `Bearer ${secret}` } });
-      expect((await ask()).statusCode).toBe(200);
-      await t.admin('PATCH', `/accounts/${accountId}`, { suspended: true });
-      const at = Date.now();
-      let status = 200;
-      while (Date.now() - at < 1000 && status !== 403) {
-        await new Promise((r) => setTimeout(r, 50));
-        status = (await ask()).statusCode;
-      }
-      expect(status).toBe(403);
-    } finally {
-      await second.close();
-    }
+    expect(await secondGatewayAnswers(secret, () => t.admin('PATCH', `/accounts/${accountId}`, { suspended: true }), 403)).toBe(403);
   });
+
 
   it('validates the patch', async () => {
     const { accountId } = await t.newAccount();
