@@ -294,10 +294,10 @@ async function run(argv: string[]): Promise<number> {
           ...(values.suspended && { suspended: true }),
           ...(values.before !== undefined && { before: values.before }),
         });
-        const rows = page.map(accountSummaryView);
+        const rows = page.data.map(accountSummaryView);
         const line = (a: (typeof rows)[number]) =>
           `${a.id}  ${a.createdAt}  ${a.plan}  ${a.email ?? '-'}${a.suspendedAt === null ? '' : `  suspended ${a.suspendedAt}`}`;
-        print(values, { object: 'list', data: rows, hasMore: page.length === limit }, rows.map(line).join('\n') || 'no accounts');
+        print(values, { object: 'list', data: rows, hasMore: page.hasMore }, rows.map(line).join('\n') || 'no accounts');
         return 0;
       });
     }

@@ -66,8 +66,10 @@ export class AccountService {
   /**
    * Accounts newest first, without balances (a page of them would be a limiter read each). Pages on:
    * `before` names the last account of the previous page. An email names one account at most.
+   * `hasMore`: another page has accounts — read as one account past the page, so a page that ends
+   * the list (or an email's one account) does not send a client on to an empty one.
    */
-  async list(q: { email?: string; suspended?: boolean; before?: string; limit: number }): Promise<Account[]> {
+  async list(q: { email?: string; suspended?: boolean; before?: string; limit: number }): Promise<{ data: Account[]; hasMore: boolean }> {
     let before: AccountListQuery['before'];
     if (q.before !== undefined) {
       const last = await this.store.get(q.before);
@@ -78,9 +80,12 @@ export class AccountService {
       // The email's own unique index, not a walk of the listing's order.
       const a = await this.store.findByEmail(q.email);
       const after = before === undefined || a === null || a.createdAt < before.createdAt || (a.createdAt === before.createdAt && a.id < before.id);
-      return a !== null && after && (q.suspended !== true || a.suspendedAt !== null) ? [a] : [];
+      return { data: a !== null && after && (q.suspended !== true || a.suspendedAt !== null) ? [a] : [], hasMore: false };
     }
-    return this.store.list({ limit: q.limit, ...(q.suspended !== undefined && { suspended: q.suspended }), ...(before !== undefined && { before }) });
+    const data = await this.store.list({ limit: q.limit + 1, ...(q.suspended !== undefined && { suspended: q.suspended }), ...(before !== undefined && { before }) });
+    const hasMore = data.length > q.limit;
+    if (hasMore) data.pop();
+    return { data, hasMore };
   }
 
   async passwordHash(id: string): Promise<string | null> {

@@ -274,6 +274,22 @@ describe('account listing', () => {
     expect((await t.admin('GET', '/accounts?suspended=false')).body.error).toMatchObject({ code: 'invalid_request', param: 'suspended' });
     expect((await t.admin('GET', '/accounts?before=acct_missing')).body.error.code).toBe('account_not_found');
   });
+
+  it('says hasMore only when another page has accounts: not for a page that ends the list, nor for an email', async () => {
+    const { email } = (await t.admin('POST', '/accounts', { email: `more-${Date.now()}@example.com` })).body;
+    // One account by its email, asked for one: there is no second page (its next page is empty).
+    expect((await t.admin('GET', `/accounts?email=${encodeURIComponent(email)}&limit=1`)).body).toMatchObject({ hasMore: false, data: [{ email }] });
+    const all = (await t.admin('GET', '/accounts?limit=1000')).body;
+    expect(all.data.length).toBeGreaterThanOrEqual(3);
+    expect(all.data.length).toBeLessThan(1000);
+    expect(all.hasMore).toBe(false);
+    // The last two accounts, asked for two: the list ends there.
+    const lastTwo = await t.admin('GET', `/accounts?limit=2&before=${all.data.at(-3).id}`);
+    expect(lastTwo.body.data.map((a: { id: string }) => a.id)).toEqual(all.data.slice(-2).map((a: { id: string }) => a.id));
+    expect(lastTwo.body.hasMore).toBe(false);
+    // One short of the end: there is more.
+    expect((await t.admin('GET', `/accounts?limit=1&before=${all.data.at(-3).id}`)).body.hasMore).toBe(true);
+  });
 });
 
 describe('usage', () => {

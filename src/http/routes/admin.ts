@@ -98,7 +98,7 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         ...(q.suspended !== undefined && { suspended: true }),
         ...(q.before !== undefined && { before: q.before }),
       });
-      return { object: 'list', data: page.map(accountSummaryView), hasMore: page.length === q.limit };
+      return { object: 'list', data: page.data.map(accountSummaryView), hasMore: page.hasMore };
     });
 
     app.get<{ Params: { id: string } }>('/accounts/:id', async (req) => {
