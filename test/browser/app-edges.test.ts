@@ -386,6 +386,32 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("back from a top-up's checkout, Billing does not take the account's own spending for the payment", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'topup-return@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 1_000_000 });
+    const { key } = (await t.admin('POST', `/accounts/${account.id}/keys`, {})).body;
+    let reads = 0;
+    page.on('response', (r) => void (new URL(r.url()).pathname === '/app/api/billing' && reads++));
+    await page.goto(`${t.url}/app/billing?checkout=done`);
+    await expect.poll(() => page.getAttribute(byTest('balance'), 'data-value')).toBe('1000000');
+    await expect.poll(() => reads).toBeGreaterThanOrEqual(2);
+    // The account's API traffic goes on while the top-up's webhook is on its way: the balance falls.
+    await t.client(key).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const seen = reads;
+    await expect.poll(() => page.getAttribute(byTest('balance'), 'data-value'), { timeout: 10_000 }).not.toBe('1000000');
+    // It said "Payment confirmed." here and stopped reading: the top-up, landing after, never showed.
+    expect(await page.textContent('.notice')).toContain('Payment submitted');
+    await expect.poll(() => reads, { timeout: 10_000 }).toBeGreaterThanOrEqual(seen + 2);
+    await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 500_000 });
+    await expect.poll(() => page.textContent('.notice'), { timeout: 10_000 }).toBe('Payment confirmed.');
+    expect(Number(await page.getAttribute(byTest('balance'), 'data-value'))).toBeGreaterThan(1_000_000);
+    await page.context().close();
+  }, 60_000);
+
   it('a key needs a name before it is created (no raw validation text from the server)', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyname@example.com', 'correct horse battery');

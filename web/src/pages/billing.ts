@@ -57,15 +57,18 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
     setNotice('Payment submitted: your plan and balance change here once the payment provider confirms it, usually within seconds.');
     let timer: ReturnType<typeof setTimeout> | undefined;
     let gone = false;
-    let first: string | null = null;
+    let last: Billing | null = null;
     const poll = async (left: number) => {
       const b = await api<Billing>('GET', '/billing').catch(() => null);
       if (gone) return;
       if (b) {
         setBilling(b);
-        const seen = JSON.stringify(b);
-        first ??= seen;
-        if (seen !== first) {
+        // What a payment moves: the plan, the payment method, or the balance up. The account's own
+        // API traffic moves the balance too, down, while the webhook is on its way: taken for the
+        // payment, it said "confirmed" over a lower balance and stopped reading before the top-up came.
+        const paid = last !== null && (b.plan !== last.plan || b.paymentMethod !== last.paymentMethod || b.balance > last.balance);
+        last = b;
+        if (paid) {
           setNotice('Payment confirmed.');
           return;
         }
