@@ -226,6 +226,13 @@ describe('web app edges in Chromium', () => {
           free: { preset: 'free-tier', rules: [{ id: 'api_token', limit: 100_000 }, { id: 'playground_requests', limit: 25 }] },
           paid: { preset: 'pay-as-you-go' },
           team: { rules: [{ id: 'daily_credits', measure: 'credits', limit: 2_000_000, window: 'day' }] },
+          studio: {
+            rules: [
+              { id: 'pro_daily', measure: 'requests', limit: 3, window: 'day', scope: 'account+model', surfaces: ['playground'], models: { pro: true } },
+              { id: 'images_daily', measure: 'requests', limit: 5, window: 'day', surfaces: ['playground'], models: { kinds: ['image'] } },
+              { id: 'mini_credits', measure: 'credits', limit: 7_000, window: 'day', surfaces: ['playground'], models: { ids: ['gpt-4o-mini'] } },
+            ],
+          },
         } as never,
       },
     });
@@ -244,6 +251,15 @@ describe('web app edges in Chromium', () => {
     await page.reload();
     await expect.poll(() => box.locator('li').allTextContents()).toEqual(['All models, regular or Pro: 2,000,000 credits per day, shared with your API keys.']);
     expect(await page.textContent(byTest('meter-requests'))).toBe('No daily request limit for gpt-4o-mini on your plan');
+    // Rules for some models only say which: they read "Every model: 3 requests per day each." and
+    // "All models, regular or Pro: 5 requests per day.", limits the account's other models do not have.
+    await t.admin('PATCH', `/accounts/${account.id}`, { plan: 'studio' });
+    await page.reload();
+    await expect.poll(() => box.locator('li').allTextContents()).toEqual([
+      'Pro models: 3 requests per day each.',
+      'Image models, regular or Pro: 5 requests per day.',
+      'gpt-4o-mini: 7,000 credits per day.',
+    ]);
     await page.context().close();
   }, 60_000);
 

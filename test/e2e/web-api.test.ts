@@ -762,9 +762,9 @@ describe('Playground', () => {
       credits: { limit: 50_000, used: 0, remaining: 50_000, reset: expect.any(String) },
       requests: { limit: 10, used: 0, remaining: 10, reset: expect.any(String) },
       limits: [
-        { measure: 'credits', limit: 50_000, window: 'day', perModel: false, pro: true, api: true },
-        { measure: 'requests', limit: 10, window: 'day', perModel: true, pro: false, api: false },
-        { measure: 'concurrent', limit: 1, window: null, perModel: false, pro: true, api: false },
+        { measure: 'credits', limit: 50_000, window: 'day', perModel: false, pro: true, regular: true, kinds: null, ids: null, api: true },
+        { measure: 'requests', limit: 10, window: 'day', perModel: true, pro: false, regular: true, kinds: null, ids: null, api: false },
+        { measure: 'concurrent', limit: 1, window: null, perModel: false, pro: true, regular: true, kinds: null, ids: null, api: false },
       ],
     });
 

@@ -47,8 +47,14 @@ export interface Limit {
   window: string | null;
   /** Counted per model (scope account+model). */
   perModel: boolean;
-  /** Counts Pro models too. */
+  /** Counts Pro models. */
   pro: boolean;
+  /** Counts regular (non-Pro) models. */
+  regular: boolean;
+  /** Only models of these kinds (chat, embedding, image); null: every kind. */
+  kinds: string[] | null;
+  /** Only these models; null: any. */
+  ids: string[] | null;
   /** Shared with the account's API keys. */
   api: boolean;
 }

@@ -199,14 +199,22 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       }
       // The plan's Playground rules, for the page's summary of them: an operator sets its own numbers
       // (docs/plans.md), and another plan has other rules or none.
-      const limits = forPlayground.map((r) => ({
-        measure: r.measure,
-        limit: r.limit,
-        window: r.window,
-        perModel: r.scope === 'account+model',
-        pro: status.plan.rules.find((x) => x.id === r.id)?.models?.pro !== false,
-        api: r.surfaces.includes('api'),
-      }));
+      // Which models a rule counts, as its filter says: a rule for Pro or image models only read as
+      // one for every model, a limit the account's other models do not have.
+      const limits = forPlayground.map((r) => {
+        const models = status.plan.rules.find((x) => x.id === r.id)?.models;
+        return {
+          measure: r.measure,
+          limit: r.limit,
+          window: r.window,
+          perModel: r.scope === 'account+model',
+          pro: models?.pro !== false,
+          regular: models?.pro !== true,
+          kinds: models?.kinds ?? null,
+          ids: models?.ids ?? null,
+          api: r.surfaces.includes('api'),
+        };
+      });
       return {
         day: utcDay(now),
         plan: status.plan.name,

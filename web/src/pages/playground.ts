@@ -62,16 +62,24 @@ const PER: Record<string, string> = { minute: 'per minute', hour: 'per hour', da
 /** The box's order: what a reader meets first (a model's count, one at a time), then the budget. */
 const ORDER: Limit['measure'][] = ['requests', 'concurrent', 'credits'];
 
+/** The models a rule counts, as its filter names them: ids, else kinds and Pro or regular. */
+function modelsOf(r: Limit, every: boolean): string {
+  if (r.ids !== null) return r.ids.join(', ');
+  const kind = r.kinds === null ? '' : `${r.kinds.join(' and ')} `;
+  const words = r.pro && r.regular ? (every ? `every ${kind}model` : kind === '' ? 'all models, regular or Pro' : `${kind}models, regular or Pro`) : `${r.pro ? 'Pro' : 'regular'} ${kind}models`;
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 function ruleLine(r: Limit) {
   const n = fmt(r.limit);
   const per = PER[r.window ?? ''] ?? '';
   const shared = r.api ? ', shared with your API keys' : '';
   if (r.measure === 'concurrent') return html`<strong>${r.limit === 1 ? 'One request' : `${n} requests`} at a time.</strong>`;
   if (r.measure === 'requests' && r.perModel) {
-    return html`${r.pro ? 'Every model' : 'Regular models'}: <strong>${n} requests ${per}</strong> each.${r.pro ? '' : ' Pro models are not counted.'}`;
+    return html`${modelsOf(r, true)}: <strong>${n} requests ${per}</strong> each.${r.regular && !r.pro ? ' Pro models are not counted.' : ''}`;
   }
   const unit = r.measure === 'requests' ? 'requests' : 'credits';
-  return html`${r.pro ? 'All models, regular or Pro' : 'Regular models'}: <strong>${n} ${unit} ${per}</strong>${r.perModel ? ' each' : ''}${shared}.`;
+  return html`${modelsOf(r, false)}: <strong>${n} ${unit} ${per}</strong>${r.perModel ? ' each' : ''}${shared}.`;
 }
 
 /**
