@@ -17,10 +17,13 @@ export async function requireKey(keys: KeyService, req: FastifyRequest): Promise
   const token = bearerToken(req);
   const found = token === null ? null : await keys.authenticate(token);
   if (!found) throw new GatewayError('invalid_api_key');
+  const principal: Principal = { account: found.account, key: found.key, surface: 'api' };
+  // Before the suspension's refusal: the key did authenticate, so its answer carries the account's
+  // limit headers (SPEC §6) and its access line names the account and key — without them an
+  // operator could not tell which suspended account is still calling.
+  req.facts.principal = principal;
   // A key is valid for who holds it; the account behind it may not be (the operator's decision).
   if (found.account.suspendedAt !== null) throw new GatewayError('account_suspended');
-  const principal: Principal = { account: found.account, key: found.key, surface: 'api' };
-  req.facts.principal = principal;
   return principal;
 }
 

@@ -240,3 +240,22 @@ describe('a request the client left', () => {
     expect(metrics).toContain('tollgate_http_requests_total{route="/v1/chat/completions",status="499"} 1');
   });
 });
+
+describe('a suspended account', () => {
+  it("names the account and key of a suspended account's refused request (the key did authenticate)", async () => {
+    const { secret, accountId, keyId } = await t.newAccount();
+    await t.admin('PATCH', `/accounts/${accountId}`, { suspended: true });
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(403);
+    // SPEC §6: an answer to a known key carries its limit headers.
+    expect(res.headers.get('x-ratelimit-remaining-tokens')).not.toBeNull();
+    const id = res.headers.get('x-request-id');
+    await new Promise((r) => setTimeout(r, 50));
+    // Without them the operator could not tell which suspended account still calls.
+    expect(lines.find((l) => l.msg === 'request' && l.reqId === id)).toMatchObject({ status: 403, account: accountId, key: keyId });
+  });
+});
