@@ -283,6 +283,13 @@ export const configSchema = z.strictObject({
        * open. Its counters are the operator's business (credits and requests by model).
        */
       metricsToken: z.string().default(''),
+      /**
+       * A stream that sends its client nothing for this long gets an SSE comment, ms; 0: never. A
+       * reasoning model sends nothing while it thinks, often for minutes, and a proxy in front
+       * (nginx's proxy_read_timeout, a load balancer's idle timeout: 60 s by default) cut the
+       * stream meanwhile — its prompt charged, and again for each retry of the client's SDK.
+       */
+      sseKeepAliveMs: z.number().int().min(0).max(600_000).default(15_000),
     })
     .prefault({}),
   storage: z

@@ -3,6 +3,7 @@
 // event stream, so the reply is hijacked and written by hand with backpressure.
 import type { FastifyReply } from 'fastify';
 import type { StreamStarted } from '../core/gateway.js';
+import { ChurnMap } from '../lib/churn-map.js';
 import { errorAnswer, type AppDeps } from './app.js';
 
 /**
@@ -51,6 +52,57 @@ function streamHeaders(fromReply: Record<string, string>, fromStream: Record<str
 
 export type StreamDeps = Pick<AppDeps, 'config' | 'clock'>;
 
+/** A stream being written: its response, and how many writes it has had (the keep-alive looks). */
+interface Live {
+  res: FastifyReply['raw'];
+  writes: number;
+  seen: number;
+}
+
+/**
+ * Keep-alive comments for streams that go quiet (server.sseKeepAliveMs): one ticker for every
+ * stream of that setting, so a stream pays a map entry rather than a timer of its own. A stream
+ * silent for a whole tick gets `: keep-alive`, which every SSE reader skips (the official SDKs,
+ * EventSource, the web app): bytes enough for a proxy's read timeout.
+ */
+class KeepAlive {
+  // A ChurnMap, not a Set: its entries live milliseconds, and an old Set's rehashes make garbage in
+  // the old generation (lib/churn-map.ts says why).
+  private readonly live = new ChurnMap<Live, true>();
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(private readonly everyMs: number) {}
+
+  add(s: Live): void {
+    this.live.set(s, true);
+    if (this.ticker === undefined) {
+      this.ticker = setInterval(() => this.tick(), this.everyMs);
+      this.ticker.unref();
+    }
+  }
+
+  delete(s: Live): void {
+    // The ticker stays (unref'd, every few seconds over the map): stopped whenever the Set emptied, it
+    // was made again for nearly every stream at a low request rate.
+    this.live.delete(s);
+  }
+
+  private tick(): void {
+    for (const [s] of this.live) {
+      // Written since the last tick, or a reader that has not taken what it has: nothing to add.
+      if (s.writes !== s.seen || s.res.destroyed || s.res.writableNeedDrain) s.seen = s.writes;
+      else s.res.write(': keep-alive\n\n');
+    }
+  }
+}
+
+const keepAlives = new Map<number, KeepAlive>();
+function keepAliveEvery(ms: number): KeepAlive {
+  let k = keepAlives.get(ms);
+  if (k === undefined) keepAlives.set(ms, (k = new KeepAlive(ms)));
+  return k;
+}
+
 export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, started: StreamStarted): Promise<void> {
   reply.hijack();
   const res = reply.raw;
@@ -61,9 +113,13 @@ export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, sta
   // time, as the upstream's own timers: the injected clock is business time (windows, ledger).
   const deadline = performance.now() + totalTimeoutMs;
   const stalled = () => Math.max(0, Math.min(idleTimeoutMs, deadline - performance.now()));
+  const live: Live = { res, writes: 0, seen: 0 };
+  const keepAlive = deps.config.server.sseKeepAliveMs > 0 ? keepAliveEvery(deps.config.server.sseKeepAliveMs) : undefined;
+  keepAlive?.add(live);
   const write = (data: string): void | Promise<void> => {
     // A client that left is noticed by the gateway (ctx.client), which stops sending and drains.
     if (res.destroyed) return;
+    live.writes++;
     if (!res.write(`data: ${data}\n\n`)) return waitForDrain(res, stalled());
   };
   try {
@@ -73,6 +129,7 @@ export async function sendEventStream(deps: StreamDeps, reply: FastifyReply, sta
       fail: (err) => write(JSON.stringify(errorAnswer(deps, req, err).body)),
     });
   } finally {
+    keepAlive?.delete(live);
     res.end();
   }
 }

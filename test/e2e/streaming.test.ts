@@ -159,6 +159,37 @@ describe('a stream’s head', () => {
   });
 });
 
+describe('a stream that waits for its first event', () => {
+  it('gets SSE keep-alive comments meanwhile (a proxy in front would cut a silent one), which the SDK skips', async () => {
+    // A reasoning model's wait: the head at once, then nothing for a while. The idle limit (400 ms)
+    // does not cut it (the first event is answerTimeoutMs's to wait for, unset here).
+    const k = await startTestGateway({ config: { server: { sseKeepAliveMs: 100 }, upstream: { idleTimeoutMs: 400 } } });
+    try {
+      const { secret } = await k.newAccount();
+      k.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture], holdBeforeIndex: 0, release: new Promise((r) => setTimeout(r, 700)) });
+      const res = await fetch(`${k.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      const firstData = text.indexOf('data: ');
+      // At least one comment before the first event (100–200 ms apart over 700 ms), none once events flowed fast.
+      expect(text.slice(0, firstData).match(/^: keep-alive$/gm)?.length ?? 0).toBeGreaterThanOrEqual(2);
+      expect(text.slice(firstData)).not.toContain(': keep-alive');
+      expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+
+      // The official client reads through them.
+      k.openai.enqueue({ kind: 'sse', events: [...chatStreamFixture], holdBeforeIndex: 0, release: new Promise((r) => setTimeout(r, 400)) });
+      let content = '';
+      for await (const chunk of await k.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Think first' }], stream: true })) content += chunk.choices[0]?.delta?.content ?? '';
+      expect(content).toBe(chatStreamFixture.filter((e) => e !== '[DONE]').map((e) => (JSON.parse(e) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content ?? '').join(''));
+    } finally {
+      await k.close();
+    }
+  });
+});
+
 describe('streams that fail before any output', () => {
   // A short idle limit, so the stall cases below end quickly.
   let s: TestGateway;
