@@ -18,7 +18,7 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
-import { newPassword } from '../src/core/requests.js';
+import { newPassword, suspensionReason } from '../src/core/requests.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
@@ -271,10 +271,8 @@ async function run(argv: string[]): Promise<number> {
     case 'accounts unsuspend': {
       const suspend = name === 'accounts suspend';
       if (!suspend && values.reason !== undefined) throw new UsageError('--reason goes with accounts suspend');
-      // The admin API's rule for the reason (PostgreSQL's text cannot hold U+0000).
-      if (values.reason !== undefined && (values.reason === '' || values.reason.length > 500 || values.reason.includes('\u0000'))) {
-        throw new UsageError('--reason: 1 to 500 characters, without U+0000');
-      }
+      // The admin API's rule for the reason, so the CLI stores none the API would refuse.
+      if (values.reason !== undefined && !suspensionReason.safeParse(values.reason).success) throw new UsageError('--reason: 1 to 500 characters, without U+0000');
       return withServices(values, async (s) => {
         const a = await s.accounts.update(arg(positionals, 2, 'ACCOUNT'), {
           suspended: suspend,

@@ -153,14 +153,21 @@ export function parseChatBody(body: unknown): ChatRequest {
 }
 
 /**
- * A name a store keeps (an API key's): PostgreSQL's text cannot hold U+0000, so one with it is bad
- * input on every store alike (it was a 500 on PostgreSQL, stored as sent on SQLite).
+ * Text a store keeps: PostgreSQL's text cannot hold U+0000, so text with it is bad input on every
+ * store alike (it was a 500 on PostgreSQL, stored as sent on SQLite).
  */
-export const storedName = z
-  .string()
-  .min(1)
-  .max(100)
-  .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
+const storedText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
+
+/** A name a store keeps (an API key's). */
+export const storedName = storedText(100);
+
+/** The operator's note on why an account is suspended (admin API, CLI). */
+export const suspensionReason = storedText(500);
 
 /** A web sign-in password being set (sign-up, or the operator through the admin API). */
 export const newPassword = z.string().min(8, 'at least 8 characters').max(1024);

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
-import { newPassword, parseBody, storedName } from '../../core/requests.js';
+import { newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -19,17 +19,12 @@ const createAccount = z.strictObject({
   plan: z.string().min(1).optional(),
   password: newPassword.optional(),
 });
-const suspendedReason = z
-  .string()
-  .min(1)
-  .max(500)
-  .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)');
 const patchAccount = z.strictObject({
   plan: z.string().min(1).optional(),
   paymentMethod: z.boolean().optional(),
   password: newPassword.optional(),
   suspended: z.boolean().optional(),
-  suspendedReason: suspendedReason.optional(),
+  suspendedReason: suspensionReason.optional(),
 });
 const listAccounts = z.strictObject({
   email: z.string().min(1).optional(),
