@@ -120,6 +120,11 @@ export class AccountService {
     return { ...updated, balance };
   }
 
+  /** Whether a payment method moves this account to the paid plan (update's upgrade): its plan is the default one. */
+  upgradesWithPaymentMethod(account: Account): boolean {
+    return account.plan === this.config.defaultPlan && account.plan !== PAID_PLAN && Object.hasOwn(this.config.plans, PAID_PLAN);
+  }
+
   /** Tops up the prepaid balance (one atomic add in the counter store). */
   async addCredits(id: string, amount: number): Promise<AccountInfo> {
     const account = await this.store.get(id);

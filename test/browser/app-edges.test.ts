@@ -245,11 +245,14 @@ describe('web app edges in Chromium', () => {
       'One request at a time.',
       'All models, regular or Pro: 100,000 credits per day, shared with your API keys.',
     ]);
+    expect(await box.locator('p').textContent()).toContain('Add a payment method on Billing to lift the daily limits.');
     // A team plan has no Playground request count and no one-at-a-time rule.
     const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
     await t.admin('PATCH', `/accounts/${account.id}`, { plan: 'team' });
     await page.reload();
     await expect.poll(() => box.locator('li').allTextContents()).toEqual(['All models, regular or Pro: 2,000,000 credits per day, shared with your API keys.']);
+    // A payment method moves only the default plan to paid: the team plan is not told it lifts anything.
+    expect(await box.locator('p').textContent()).not.toContain('payment method');
     expect(await page.textContent(byTest('meter-requests'))).toBe('No daily request limit for gpt-4o-mini on your plan');
     // Rules for some models only say which: they read "Every model: 3 requests per day each." and
     // "All models, regular or Pro: 5 requests per day.", limits the account's other models do not have.

@@ -766,6 +766,7 @@ describe('Playground', () => {
         { measure: 'requests', limit: 10, window: 'day', perModel: true, pro: false, regular: true, kinds: null, ids: null, api: false },
         { measure: 'concurrent', limit: 1, window: null, perModel: false, pro: true, regular: true, kinds: null, ids: null, api: false },
       ],
+      paymentMethodLifts: true,
     });
 
     const res = await b.fetch('/app/api/playground/chat', { method: 'POST', body: chat() });
@@ -885,7 +886,7 @@ describe('billing', () => {
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 250_000 } });
     expect(top.body).toEqual({ balance: 250_000 });
     expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual', selfTopUp: true });
-    expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null, limits: [] });
+    expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null, limits: [], paymentMethodLifts: false });
     const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });
     expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
   }

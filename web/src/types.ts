@@ -66,6 +66,8 @@ export interface Meter {
   credits: Window | null;
   requests: Window | null;
   limits: Limit[];
+  /** Whether adding a payment method on Billing moves the account to the paid plan (the default plan only). */
+  paymentMethodLifts: boolean;
 }
 
 export interface ApiKey {

@@ -222,6 +222,8 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
         credits: credits ? { limit: credits.limit, used: credits.used, remaining: credits.remaining, reset: credits.reset } : null,
         requests,
         limits,
+        // Whether Billing's payment method lifts these: only the default plan moves to paid with one.
+        paymentMethodLifts: accounts.upgradesWithPaymentMethod(p.account),
       };
     });
 

@@ -96,7 +96,9 @@ function Rules({ meter }: { meter: MeterData }) {
       <ul>
         ${limits.map((r, i) => html`<li key=${i}>${ruleLine(r)}</li>`)}
       </ul>
-      <p class="muted small">Days are UTC. Add a payment method on <a href="/app/billing">Billing</a> to lift the daily limits.</p>
+      <p class="muted small">
+        Days are UTC.${meter.paymentMethodLifts && html` Add a payment method on <a href="/app/billing">Billing</a> to lift the daily limits.`}
+      </p>
     </details>
   `;
 }
