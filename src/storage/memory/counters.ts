@@ -25,6 +25,11 @@ export interface Counter {
   expiresAt: number | null;
 }
 
+/** A counter held in memory: `sweeps`, how many sweeps had begun when it last changed (sweep). */
+interface Held extends Counter {
+  sweeps: number;
+}
+
 /** A live reservation: its ops and when it lapses unless renewed. */
 interface Reservation {
   ops: StoredOp[];
@@ -35,7 +40,9 @@ interface Reservation {
 export type CounterChange = [key: string, delta: number, expiresAt: number | null];
 
 export class MemoryCounterStore implements CounterStore {
-  private readonly counters = new Map<string, Counter>();
+  private readonly counters = new Map<string, Held>();
+  /** Sweeps begun: a counter remembers the count when it changed, so a sweep can tell it idle. */
+  private sweeps = 0;
   private readonly reservations = new ChurnMap<string, Reservation>();
   /** No reservation expires before this (a lower bound: renew only pushes expiries later). */
   private nextExpiry = Infinity;
@@ -44,6 +51,14 @@ export class MemoryCounterStore implements CounterStore {
   /** A counter not in memory as stored elsewhere (the embedded limiter's file); none here. */
   protected stored(_key: string): Counter | undefined {
     return undefined;
+  }
+
+  /** Whether settled values are kept elsewhere (stored()), so memory may let an idle counter go. */
+  protected readonly keepsSettled: boolean = false;
+
+  /** Counters held in memory (diagnostics, tests). */
+  get held(): number {
+    return this.counters.size;
   }
 
   /** Makes settled changes durable; resolves once they are. Nothing to do here. */
@@ -80,7 +95,7 @@ export class MemoryCounterStore implements CounterStore {
 
     // Check every op before applying any, on running values so an op repeating a key sees the ones
     // before it; a refusal changes nothing.
-    const counters: Counter[] = [];
+    const counters: Held[] = [];
     const next: number[] = [];
     let loaded: string[] | undefined;
     for (let i = 0; i < ops.length; i++) {
@@ -107,6 +122,7 @@ export class MemoryCounterStore implements CounterStore {
       const counter = counters[i]!;
       counter.value += op.amount;
       counter.expiresAt = mergeExpiry(counter.expiresAt, op.expiresAt);
+      counter.sweeps = this.sweeps;
       stored.push([op.key, op.amount, op.settle, settleSign(op)]);
     }
     this.reservations.set(id, { ops: stored, expiresAt });
@@ -127,6 +143,7 @@ export class MemoryCounterStore implements CounterStore {
       if (!counter) continue;
       const delta = settleDelta(op, actual);
       counter.value += delta;
+      counter.sweeps = this.sweeps;
       // What stays on the counter once the hold is gone: what a durable copy must learn.
       const settled = op[1] + delta;
       if (settled !== 0) changes.push([op[0], settled, counter.expiresAt]);
@@ -168,6 +185,7 @@ export class MemoryCounterStore implements CounterStore {
     if (!Number.isSafeInteger(counter.value + amount)) throw new CounterOverflowError(key, counter.value, amount);
     counter.value += amount;
     counter.expiresAt = mergeExpiry(counter.expiresAt, expiresAt);
+    counter.sweeps = this.sweeps;
     const value = counter.value;
     await this.commit([[key, amount, expiresAt]]);
     return value;
@@ -176,12 +194,35 @@ export class MemoryCounterStore implements CounterStore {
   async sweep(now: number): Promise<number> {
     this.open();
     checkTime('now', now);
+    // Counted before the flush: a counter changed since (its write perhaps still queued) is not idle.
+    const begun = ++this.sweeps;
     await this.flush();
     // From here on no await until the durable copy is told: memory and it forget together.
     const dropped = this.dropExpired(now);
     for (const [key, c] of this.counters) if (c.expiresAt !== null && c.expiresAt <= now) this.counters.delete(key);
+    this.letIdleGo(begun);
     await this.forgetStored(now);
     return dropped;
+  }
+
+  /**
+   * Lets go of counters that never expire (balances, lifetime counts, concurrency slots) and have
+   * been idle since before the previous sweep began: otherwise memory held one per account that
+   * ever used them, for the life of the process. Such a counter's last change was made durable by
+   * the previous sweep's flush and no live reservation holds it, so loading it again (stored(),
+   * which applies its logged writes first) gives the value memory had. Without a copy elsewhere
+   * only a counter at 0 goes: a new one starts there.
+   */
+  private letIdleGo(begun: number): void {
+    let holding: Set<string> | undefined;
+    for (const [key, c] of this.counters) {
+      if (c.expiresAt !== null || c.sweeps >= begun - 1 || (c.value !== 0 && !this.keepsSettled)) continue;
+      if (holding === undefined) {
+        holding = new Set();
+        for (const [, r] of this.reservations) for (const op of r.ops) holding.add(op[0]);
+      }
+      if (!holding.has(key)) this.counters.delete(key);
+    }
   }
 
   async ping(): Promise<void> {}
@@ -196,10 +237,12 @@ export class MemoryCounterStore implements CounterStore {
   }
 
   /** The counter in memory, from where it is stored on first use (a new one starts at 0). */
-  private load(key: string, expiresAt: number | null): Counter {
+  private load(key: string, expiresAt: number | null): Held {
     let counter = this.counters.get(key);
     if (!counter) {
-      counter = this.stored(key) ?? { value: 0, expiresAt };
+      const stored = this.stored(key);
+      // One shape for every held counter (the request path reads and writes them all).
+      counter = stored ? { value: stored.value, expiresAt: stored.expiresAt, sweeps: this.sweeps } : { value: 0, expiresAt, sweeps: this.sweeps };
       this.counters.set(key, counter);
     }
     return counter;

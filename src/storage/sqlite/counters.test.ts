@@ -175,6 +175,30 @@ describe('sqlite counter store specifics', () => {
     await store.close();
   });
 
+  it('lets an idle counter that never expires go from memory and loads it again as it was (a balance), never one a live reservation holds', async () => {
+    const url = freshUrl();
+    const store = openSqliteCounterStore(url);
+    await store.claimServer({ applyEveryMs: 60_000 });
+    const balance = (amount: number): CounterOp => ({ key: 'balance:acc_1', amount: -amount, min: 0, settle: 'actual', expiresAt: null });
+    const slot: CounterOp = { key: 'conc:acc_2', amount: 1, max: 1, settle: 'return', expiresAt: null };
+    await store.add('balance:acc_1', 1000, null);
+    expect(await store.reserve('spent', [balance(300)], T0 + 60_000, T0)).toMatchObject({ ok: true, values: [700] });
+    await store.settle('spent', 120); // 880 left, in the pending log only (applied every minute here)
+    expect(await store.reserve('long', [slot], T0 + 3_600_000, T0)).toMatchObject({ ok: true });
+    const held = store.held;
+    await store.sweep(T0 + 1);
+    expect(store.held).toBe(held);
+    await store.sweep(T0 + 2);
+    // The balance, idle for a whole sweep, went; the slot a stream still holds did not.
+    expect(store.held).toBe(held - 1);
+    expect(await store.get(['balance:acc_1'], T0 + 3)).toEqual([880]);
+    // Loaded again from the file (its logged settlement applied first): exactly what it held.
+    expect(await store.reserve('too-much', [balance(881)], T0 + 60_000, T0 + 3)).toMatchObject({ ok: false, value: 880 });
+    expect(await store.reserve('all', [balance(880)], T0 + 60_000, T0 + 3)).toMatchObject({ ok: true, values: [0] });
+    expect(await store.reserve('second', [slot], T0 + 60_000, T0 + 3)).toMatchObject({ ok: false });
+    await store.close();
+  });
+
   it('forgets expired counters in memory and on file together', async () => {
     const url = freshUrl();
     const store = openSqliteCounterStore(url);

@@ -139,6 +139,9 @@ export class SqliteCounterStore extends MemoryCounterStore {
     return failure && new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure });
   }
 
+  /** Settled values are in the file (or its pending log): an idle counter can be let go and loaded again. */
+  protected override readonly keepsSettled = true;
+
   protected override stored(key: string): Counter | undefined {
     // Only this counter's own logged changes matter to this read. (At 00:00 UTC every active
     // account's day counter misses at once; applying the whole log for each was a transaction per
