@@ -199,30 +199,32 @@ export class MemoryCounterStore implements CounterStore {
     await this.flush();
     // From here on no await until the durable copy is told: memory and it forget together.
     const dropped = this.dropExpired(now);
-    for (const [key, c] of this.counters) if (c.expiresAt !== null && c.expiresAt <= now) this.counters.delete(key);
-    this.letIdleGo(begun);
+    // One pass: counters past their window, and idle ones that never expire (idle()).
+    let holding: Set<string> | undefined;
+    for (const [key, c] of this.counters) {
+      if (c.expiresAt !== null ? c.expiresAt <= now : this.idle(c, begun) && !(holding ??= this.heldKeys()).has(key)) this.counters.delete(key);
+    }
     await this.forgetStored(now);
     return dropped;
   }
 
   /**
-   * Lets go of counters that never expire (balances, lifetime counts, concurrency slots) and have
-   * been idle since before the previous sweep began: otherwise memory held one per account that
-   * ever used them, for the life of the process. Such a counter's last change was made durable by
-   * the previous sweep's flush and no live reservation holds it, so loading it again (stored(),
-   * which applies its logged writes first) gives the value memory had. Without a copy elsewhere
-   * only a counter at 0 goes: a new one starts there.
+   * Whether a counter that never expires (a balance, a lifetime count, a concurrency slot) may leave
+   * memory: otherwise memory held one per account that ever used them, for the life of the process.
+   * Idle since before the previous sweep began, its last change was made durable by that sweep's
+   * flush; so, if no live reservation holds it, loading it again (stored(), which applies its logged
+   * writes first) gives the value memory had. Without a copy elsewhere only a counter at 0 goes: a
+   * new one starts there.
    */
-  private letIdleGo(begun: number): void {
-    let holding: Set<string> | undefined;
-    for (const [key, c] of this.counters) {
-      if (c.expiresAt !== null || c.sweeps >= begun - 1 || (c.value !== 0 && !this.keepsSettled)) continue;
-      if (holding === undefined) {
-        holding = new Set();
-        for (const [, r] of this.reservations) for (const op of r.ops) holding.add(op[0]);
-      }
-      if (!holding.has(key)) this.counters.delete(key);
-    }
+  private idle(c: Held, begun: number): boolean {
+    return c.sweeps < begun - 1 && (c.value === 0 || this.keepsSettled);
+  }
+
+  /** The counters live reservations hold. */
+  private heldKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const [, r] of this.reservations) for (const op of r.ops) keys.add(op[0]);
+    return keys;
   }
 
   async ping(): Promise<void> {}
