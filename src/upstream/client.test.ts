@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { errors as undiciErrors } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -40,13 +41,6 @@ beforeAll(async () => {
   routes.set('/hang', () => {});
   routes.set('/answer-after-600ms', (_req, res) => {
     setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('the whole answer'), 600);
-  });
-  routes.set('/late-head-then-rest', (_req, res) => {
-    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).write('made '), 50);
-    setTimeout(() => res.end('and billed'), 800);
-  });
-  routes.set('/late-head', (_req, res) => {
-    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('made and billed'), 50);
   });
   // A reasoning model's stream: the head at once, then nothing while it thinks, then the events.
   routes.set('/think-then-stream', (_req, res) => {
@@ -127,6 +121,39 @@ function stallEventLoop(ms: number): void {
   const until = Date.now() + ms;
   while (Date.now() < until);
 }
+
+/**
+ * An upstream on its own thread for the stall tests: one in this thread's event loop would stall
+ * with it and write its answer only on waking, in the same turn as the overdue timer — the case
+ * of a process that stalled while the provider answered needs the bytes already on the socket
+ * (and on a loaded machine, loopback delivery of a write made that late came after the check).
+ * `received` settles once the request has arrived, so the stall starts with the timer armed.
+ */
+async function stallUpstream(): Promise<{ base: string; received: Promise<void> }> {
+  const worker = new Worker(
+    `const { createServer } = require('node:http');
+     const { parentPort } = require('node:worker_threads');
+     const server = createServer((req, res) => {
+       parentPort.postMessage('received');
+       if (req.url === '/late-head') {
+         setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('made and billed'), 50);
+       } else {
+         setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).write('made '), 50);
+         setTimeout(() => res.end('and billed'), 800);
+       }
+     });
+     server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+    { eval: true },
+  );
+  workers.push(worker);
+  const port = await new Promise<number>((r) => worker.once('message', r));
+  const received = new Promise<void>((r) => worker.once('message', () => r()));
+  return { base: `http://127.0.0.1:${port}`, received };
+}
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
 
 async function drain(body: AsyncIterable<Uint8Array>): Promise<string> {
   let s = '';
@@ -231,10 +258,11 @@ describe('createUpstreamClient', () => {
   });
 
   it('a process that stalled past the timeout still takes the answer waiting on its socket', async () => {
-    const pending = client().request(get('/late-head'));
+    const upstream = await stallUpstream();
+    const pending = client().request({ ...get('/late-head'), url: upstream.base + '/late-head' });
     // The event loop stops for longer than the first-byte limit (300 ms) while the answer comes
     // (50 ms in): on waking, the timer is due and the bytes are readable; timers run first.
-    await new Promise((r) => setTimeout(r, 10));
+    await upstream.received;
     stallEventLoop(600);
     const res = await pending;
     expect(await res.text()).toBe('made and billed');
@@ -242,8 +270,9 @@ describe('createUpstreamClient', () => {
 
   it('a process that stalled past the timeout still takes a stream whose head and first bytes wait on its socket', async () => {
     // As above, but the body is not whole on waking: the call is not done, only its bytes say it is alive.
-    const pending = client().request(get('/late-head-then-rest'));
-    await new Promise((r) => setTimeout(r, 10));
+    const upstream = await stallUpstream();
+    const pending = client().request({ ...get('/late-head-then-rest'), url: upstream.base + '/late-head-then-rest' });
+    await upstream.received;
     stallEventLoop(600);
     const res = await pending;
     expect(await res.text()).toBe('made and billed');
