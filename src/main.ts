@@ -162,6 +162,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     logger,
     onRecord: (r) => metrics.observeRecord(r),
+    onFallback: (model, provider) => metrics.observeFallback(model, provider),
     ...(receiptDrain && { receipts: receiptDrain }),
   });
   let sessionSecret = config.web.sessionSecret;

@@ -84,6 +84,12 @@ function crossCheck(config: Config, providerTypes: readonly string[], builtInMod
       if (builtInModels) unserved.set(m.provider, [...(unserved.get(m.provider) ?? []), m.id]);
       else problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
     }
+    m.fallbacks?.forEach((f, j) => {
+      if (!providerIds.has(f.provider)) problems.push(`models[${i}].fallbacks[${j}].provider: no provider with id '${f.provider}'`);
+      else if (f.provider === m.provider && (f.upstream ?? m.upstream) === m.upstream) {
+        problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as the model itself`);
+      }
+    });
     if (m.kind === 'image') {
       if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
         problems.push(`models[${i}].defaultSize: '${m.defaultSize}' is not one of sizes`);

@@ -67,6 +67,15 @@ const modelBase = {
   pro: z.boolean().default(false),
   /** Who owns the model, as `/v1/models` reports it; defaults to the provider id. */
   ownedBy: z.string().optional(),
+  /**
+   * Other providers serving the same model, tried in order when the one before failed without
+   * doing any work: unreachable, its key or quota refused, 429 or 5xx (core/routes.ts). The model's
+   * price and one reservation cover every try. `upstream` defaults to the model's.
+   */
+  fallbacks: z
+    .array(z.strictObject({ provider: z.string().min(1), upstream: z.string().min(1).optional() }))
+    .max(8)
+    .optional(),
 };
 
 /**

@@ -18,6 +18,7 @@ import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import { NO_AUDIO, type Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
+import { fallsBack, routesOf, type Route } from './routes.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
 import { checkMediaUrls } from './media-urls.js';
@@ -77,6 +78,8 @@ export interface GatewayDeps {
   drainUsageMs: number;
   /** Told of every record after it is appended (metrics). */
   onRecord?: (record: UsageRecord) => void;
+  /** Told when a route failed without doing the work and the next one is tried (metrics). */
+  onFallback?: (model: string, provider: string) => void;
   /**
    * Present when the counter store keeps receipts (a shared store): settlements then keep their
    * ledger record as a receipt, and the drain forgets it once the ledger holds it.
@@ -87,12 +90,38 @@ export interface GatewayDeps {
 export class Gateway {
   constructor(private readonly deps: GatewayDeps) {}
 
-  private providerFor(model: ModelConfig): Provider {
-    const provider = this.deps.providers.get(model.provider);
-    if (!provider || !provider.configured) {
-      throw new GatewayError('provider_not_configured', { vars: { model: model.id, provider: model.provider } });
+  /** Each catalog model's routes (core/routes.ts), built on first use: config is frozen. */
+  private readonly routes = new WeakMap<ModelConfig, readonly Route[]>();
+
+  private routesFor<M extends ModelConfig>(model: M): readonly Route<M>[] {
+    let routes = this.routes.get(model);
+    if (routes === undefined) {
+      routes = routesOf(model, this.deps.providers);
+      this.routes.set(model, routes);
     }
-    return provider;
+    return routes as readonly Route<M>[];
+  }
+
+  /**
+   * Calls the first route, and each next one while the one before failed without doing any work
+   * (fallsBack); the last failure is the client's. One route: the call itself, no extra await.
+   */
+  private async onRoutes<M extends ModelConfig, T>(ctx: RequestContext, routes: readonly Route<M>[], call: (route: Route<M>) => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
+      const route = routes[i]!;
+      const next = routes[i + 1];
+      if (next === undefined) return call(route);
+      try {
+        return await call(route);
+      } catch (err) {
+        if (!fallsBack(err)) throw err;
+        this.deps.logger.warn(
+          { requestId: ctx.requestId, model: route.model.id, provider: route.provider.id, next: next.provider.id, err: errorSummary(err) },
+          'upstream failed without doing the work; trying the next provider',
+        );
+        this.deps.onFallback?.(route.model.id, route.provider.id);
+      }
+    }
   }
 
   private recordOf(
@@ -216,7 +245,7 @@ export class Gateway {
   private async prepareChat(ctx: RequestContext, rawBody: unknown) {
     const body = parseChatBody(rawBody);
     const model = this.deps.catalog.resolve(body.model, 'chat', ctx.path);
-    const provider = this.providerFor(model);
+    const routes = this.routesFor(model);
     checkServiceTier(model, body);
     checkMediaUrls(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'chat', body });
@@ -238,18 +267,18 @@ export class Gateway {
     // audio prices where the model has them and the request uses audio: chat-output.ts audioUse).
     const audio = model.price.audioInput === undefined && model.price.audioOutput === undefined ? NO_AUDIO : audioUse(body);
     const worstCase = this.deps.pricing.chatWorstCase(model, promptTokens, allowance, audio);
-    return { body, model, provider, shaped, promptTokens, allowance, worstCase };
+    return { body, model, routes, shaped, promptTokens, allowance, worstCase };
   }
 
   async chat(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
-    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
+    const { body, model, routes, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
     return this.run(
       ctx,
       model,
       shaped,
       worstCase,
       async (upstream) => {
-        const r = await provider.chat({ model, body }, upstream);
+        const r = await this.onRoutes(ctx, routes, (route) => route.provider.chat({ model: route.model, body }, upstream));
         const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
         return { body: r.body, usage: { ...usage, outputTokens: this.chargedOutput(ctx, usage.outputTokens, allowance) } };
       },
@@ -260,7 +289,7 @@ export class Gateway {
   async embed(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
     const body = parseBody(embeddingRequest, rawBody);
     const model = this.deps.catalog.resolve(body.model, 'embedding', ctx.path);
-    const provider = this.providerFor(model);
+    const routes = this.routesFor(model);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'embedding', body });
     // Before counting: 2.4 million short strings took the free tier's count ~0.9 s of event loop,
     // for a request OpenAI refuses past 2,048 inputs anyway. A lone token array is one input.
@@ -292,7 +321,7 @@ export class Gateway {
       shaped,
       this.deps.pricing.embeddingCredits(model, promptTokens),
       async (upstream) => {
-        const r = await provider.embed({ model, body }, upstream);
+        const r = await this.onRoutes(ctx, routes, (route) => route.provider.embed({ model: route.model, body }, upstream));
         return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: 0 } };
       },
       (u) => this.deps.pricing.embeddingCredits(model, u.promptTokens),
@@ -302,7 +331,7 @@ export class Gateway {
   async image(ctx: RequestContext, rawBody: unknown): Promise<Completed> {
     const body = parseBody(imageRequest, rawBody);
     const model: ImageModelConfig = this.deps.catalog.resolve(body.model, 'image', ctx.path);
-    const provider = this.providerFor(model);
+    const routes = this.routesFor(model);
     const call = normaliseImageRequest(model, body);
     const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
     checkModelSize(model, call);
@@ -324,7 +353,7 @@ export class Gateway {
       shaped,
       unit * call.n,
       async (upstream) => {
-        const r = await provider.generateImage(call, upstream);
+        const r = await this.onRoutes(ctx, routes, (route) => route.provider.generateImage(route.model === model ? call : { ...call, model: route.model }, upstream));
         return { body: JsonText.of(r.body), usage: r.usage };
       },
       // Never more images than asked for are charged, whatever the upstream returned.
@@ -378,14 +407,14 @@ export class Gateway {
   }
 
   async chatStream(ctx: RequestContext, rawBody: unknown): Promise<StreamStarted> {
-    const { body, model, provider, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
+    const { body, model, routes, shaped, promptTokens, allowance, worstCase } = await this.prepareChat(ctx, rawBody);
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits: worstCase, at });
     // Not tied to the client either: when the client leaves, the upstream stream is kept open for
     // up to drainUsageMs so its usage chunk can still be read (SPEC §7), then closed (relay).
     let stream;
     try {
-      stream = await provider.chatStream({ model, body }, { requestId: ctx.requestId });
+      stream = await this.onRoutes(ctx, routes, (route) => route.provider.chatStream({ model: route.model, body }, { requestId: ctx.requestId }));
     } catch (err) {
       await admission.release();
       await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at));
@@ -555,6 +584,13 @@ interface Held {
   /** The most output tokens the request allows, all choices together (outputAllowance). */
   allowance: number;
   wantUsage: boolean;
+}
+
+/** A failure as a log line shows it: status and code, not the message (an upstream's text). */
+function errorSummary(err: unknown): { status: number; code: string | null } {
+  if (err instanceof GatewayError) return { status: err.status, code: err.code };
+  if (err instanceof UpstreamHttpError) return { status: err.status, code: err.body.error.code };
+  return { status: 500, code: null };
 }
 
 function statusOf(err: unknown): number {

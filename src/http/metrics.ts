@@ -123,6 +123,12 @@ export class Metrics {
     labelNames: ['model', 'direction'] as const,
   });
 
+  private readonly fallbacks = new FastCounter(this.registry, {
+    name: 'tollgate_upstream_fallbacks_total',
+    help: "Calls handed to a model's next provider (models[].fallbacks), by model and the provider that failed without doing the work.",
+    labelNames: ['model', 'provider'] as const,
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
   }
@@ -169,6 +175,10 @@ export class Metrics {
     if (r.credits > 0) this.credits.inc([r.model, r.surface], r.credits);
     if (r.promptTokens > 0) this.tokens.inc([r.model, 'prompt'], r.promptTokens);
     if (r.outputTokens > 0) this.tokens.inc([r.model, 'output'], r.outputTokens);
+  }
+
+  observeFallback(model: string, provider: string): void {
+    this.fallbacks.inc([model, provider]);
   }
 
   /** GET /metrics; with a `token`, only for `Authorization: Bearer <token>` (compared in constant time). */

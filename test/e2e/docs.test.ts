@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { providerTypes } from '../../src/providers/registry.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -53,7 +53,10 @@ describe('YAML in the docs', () => {
 describe('metrics in docs/operations.md', () => {
   let t: TestGateway;
   beforeAll(async () => {
-    t = await startTestGateway();
+    // gpt-4o-mini falls back to a second name on the same fake, so a fallback has a sample too.
+    t = await startTestGateway({
+      config: () => ({ models: testModels().map((m) => (m.id === 'gpt-4o-mini' ? { ...m, fallbacks: [{ provider: 'openai', upstream: 'gpt-4o-mini-2' }] } : m)) }),
+    });
   });
   afterAll(async () => t?.close());
 
@@ -67,6 +70,7 @@ describe('metrics in docs/operations.md', () => {
 
     // One settled request, so the ledger's series have samples.
     const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 503, body: { error: { message: 'overloaded', type: 'server_error', code: null, param: null } } });
     await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     const text = await (await fetch(`${t.url}/metrics`)).text();
     const types = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);

@@ -45,7 +45,12 @@ export function testModels(): NonNullable<ConfigInput['models']> {
 }
 
 export async function startTestGateway(
-  opts: { config?: Partial<ConfigInput>; upstreamDelayMs?: number; gateway?: Partial<GatewayOptions> } = {},
+  opts: {
+    /** Overrides of the config's sections; a function is given the fakes' URLs (to list providers beside them). */
+    config?: Partial<ConfigInput> | ((fakes: { openai: string; fal: string }) => Partial<ConfigInput>);
+    upstreamDelayMs?: number;
+    gateway?: Partial<GatewayOptions>;
+  } = {},
 ): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-test-'));
   const openai = await startFakeOpenAI(opts.upstreamDelayMs !== undefined ? { delayMs: opts.upstreamDelayMs } : {});
@@ -74,7 +79,7 @@ export async function startTestGateway(
         // No rules at all: for tests of the gateway core that are not about limits.
         open: {},
       },
-      ...opts.config,
+      ...(typeof opts.config === 'function' ? opts.config({ openai: openai.url, fal: fal.url }) : opts.config),
     },
   });
   const gw = await startGateway({ config, logger: pino({ level: 'silent' }), ...opts.gateway });

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import type { ModelConfig } from '../config/schema.js';
+import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
+import { buildError, malformedResponse } from '../providers/upstream-error.js';
+import type { Provider } from '../providers/provider.js';
+import { fallsBack, routesOf } from './routes.js';
+
+const provider = (id: string, configured = true) => ({ id, configured }) as Provider;
+const providers = new Map([
+  ['a', provider('a')],
+  ['b', provider('b')],
+  ['keyless', provider('keyless', false)],
+]);
+const model = (over: Partial<ModelConfig> = {}) =>
+  ({ id: 'm', kind: 'embedding', provider: 'a', pro: false, promptTokenFactor: 1, promptOverheadTokens: 0, price: { input: 1 }, ...over }) as ModelConfig;
+
+describe('routesOf', () => {
+  it('is the model alone when it has no fallbacks (the same object: nothing copied per request)', () => {
+    const m = model();
+    const routes = routesOf(m, providers);
+    expect(routes).toHaveLength(1);
+    expect(routes[0]!.model).toBe(m);
+  });
+
+  it("lists the fallbacks in order under their own upstream name, the model's by default, and skips providers without a key", () => {
+    const m = model({ upstream: 'm-up', fallbacks: [{ provider: 'keyless' }, { provider: 'b' }, { provider: 'a', upstream: 'm-other' }] });
+    const routes = routesOf(m, providers);
+    expect(routes.map((r) => [r.provider.id, r.model.provider, r.model.upstream, r.model.id])).toEqual([
+      ['a', 'a', 'm-up', 'm'],
+      ['b', 'b', 'm-up', 'm'],
+      ['a', 'a', 'm-other', 'm'],
+    ]);
+    expect(Object.isFrozen(routes[1]!.model)).toBe(true);
+  });
+
+  it('starts at the first fallback with a key when the model\'s own provider has none; none at all: 503 naming the model\'s', () => {
+    expect(routesOf(model({ provider: 'keyless', fallbacks: [{ provider: 'b' }] }), providers).map((r) => r.provider.id)).toEqual(['b']);
+    const err = (() => {
+      try {
+        routesOf(model({ provider: 'keyless', fallbacks: [{ provider: 'keyless', upstream: 'x' }] }), providers);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err).toMatchObject({ code: 'provider_not_configured', vars: { provider: 'keyless' } });
+  });
+});
+
+describe('fallsBack', () => {
+  const http = (status: number, code: string | null = null) => buildError(status, 'a', { code });
+
+  it('on failures that did no work: unreachable, key or quota refused, 429, 5xx', () => {
+    for (const code of ['upstream_unavailable', 'upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured'] as const) {
+      expect(fallsBack(new GatewayError(code, { vars: { provider: 'a', model: 'm' } })), code).toBe(true);
+    }
+    for (const status of [429, 500, 502, 503, 504, 529]) expect(fallsBack(http(status)), String(status)).toBe(true);
+  });
+
+  it('not on a timeout (the provider may still do and bill it), an invalid answer to a call it took, a 4xx about the request, or a bug', () => {
+    expect(fallsBack(new GatewayError('upstream_timeout', { vars: { provider: 'a', timeoutMs: 1, phase: 'first byte' } }))).toBe(false);
+    expect(fallsBack(malformedResponse('a', 'the body is not JSON'))).toBe(false);
+    for (const status of [400, 404, 409, 413, 422]) expect(fallsBack(http(status)), String(status)).toBe(false);
+    expect(fallsBack(new TypeError('x'))).toBe(false);
+    expect(fallsBack(new UpstreamHttpError(400, { error: { message: 'm', type: 't', code: null, param: null } }, 'a'))).toBe(false);
+  });
+});

@@ -1,0 +1,197 @@
+// A model's fallbacks (config models[].fallbacks, core/routes.ts) through the real server: the next
+// provider takes a call the one before failed without doing the work — answered 429 or 5xx, was
+// unreachable, has no key — under the one reservation the request was admitted with; a failure
+// after which the first may have done (and billed) the work, or that is about the request itself,
+// is the client's answer.
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { providerTypes } from '../../src/providers/registry.js';
+import { FAKE_CONTENT, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
+import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+let t: TestGateway;
+let backup: FakeOpenAI;
+beforeAll(async () => {
+  backup = await startFakeOpenAI();
+  const down = `http://127.0.0.1:${await closedPort()}/v1`;
+  t = await startTestGateway({
+    config: (fakes) => ({
+      // Short, so the timeout case is quick; long enough for a loaded machine's fast answers.
+      upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 600, totalTimeoutMs: 10_000, answerTimeoutMs: 600, idleTimeoutMs: 600 },
+      providers: [
+        { id: 'openai', type: 'openai', baseUrl: fakes.openai, apiKey: 'sk-upstream-secret' },
+        { id: 'fal', type: 'fal', baseUrl: fakes.fal, apiKey: 'fal-upstream-secret' },
+        { id: 'nokey', type: 'openai', baseUrl: fakes.openai },
+        { id: 'backup', type: 'openai', baseUrl: backup.url, apiKey: 'sk-backup-secret' },
+        { id: 'down', type: 'openai', baseUrl: down, apiKey: 'sk-down' },
+      ],
+      models: [
+        ...testModels().map((m) =>
+          m.id === 'gpt-4o-mini' || m.id === 'text-embedding-3-small' ? { ...m, fallbacks: [{ provider: 'backup', upstream: `${m.id}-backup` }] } : m,
+        ),
+        { id: 'far-chat', kind: 'chat', provider: 'down', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
+        { id: 'keyless-first', kind: 'chat', provider: 'nokey', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
+      ],
+    }),
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await backup?.close();
+});
+beforeEach(() => {
+  t.openai.setDefault(undefined);
+  backup.setDefault(undefined);
+});
+
+const hi = (model = 'gpt-4o-mini') => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });
+async function post(secret: string, path: string, body: unknown) {
+  return fetch(`${t.url}/v1${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+async function ledger(accountId: string) {
+  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; model: string }>;
+}
+async function apiTokenUsed(secret: string): Promise<number> {
+  const u = (await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as any;
+  return u.rules.find((r: { id: string }) => r.id === 'api_token').used;
+}
+const upstream503 = { kind: 'json', status: 503, body: { error: { message: 'overloaded', type: 'server_error', code: null, param: null } } } as const;
+
+describe('fallbacks', () => {
+  it('a 503 from the provider hands the call to the next one, under its upstream name, charged once', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(upstream503);
+    const before = backup.requests.length;
+    const res = await post(secret, '/chat/completions', hi());
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect(body.choices[0].message.content).toBe(FAKE_CONTENT);
+    expect(body.model).toBe('gpt-4o-mini');
+    expect(backup.requests.length).toBe(before + 1);
+    expect((backup.requests.at(-1)!.body as any).model).toBe('gpt-4o-mini-backup');
+    expect(backup.requests.at(-1)!.headers.authorization).toBe('Bearer sk-backup-secret');
+    const rows = await ledger(accountId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'ok', model: 'gpt-4o-mini', credits: body.meta.usage.credits_used });
+    expect(await apiTokenUsed(secret)).toBe(body.meta.usage.credits_used);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/tollgate_upstream_fallbacks_total\{model="gpt-4o-mini",provider="openai"\} [1-9]/);
+  });
+
+  it('a stream refused with 429 starts on the next provider; its usage chunk is charged', async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 429, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded', param: null } } });
+    const stream = await t.client(secret).chat.completions.create({ ...hi(), stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let credits = 0;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      credits = (chunk as any).meta?.usage?.credits_used ?? credits;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(credits).toBeGreaterThan(0);
+    expect(await apiTokenUsed(secret)).toBe(credits);
+  });
+
+  it('embeddings fall back too', async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } });
+    const res = await post(secret, '/embeddings', { model: 'text-embedding-3-small', input: 'hello' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).model).toBe('text-embedding-3-small');
+    expect((backup.requests.at(-1)!.body as any).model).toBe('text-embedding-3-small-backup');
+  });
+
+  it('an unreachable provider, or one without a key, is passed over', async () => {
+    const { secret } = await t.newAccount();
+    const before = { backup: backup.requests.length, nokey: t.openai.requests.length };
+    expect((await post(secret, '/chat/completions', hi('far-chat'))).status).toBe(200);
+    expect((await post(secret, '/chat/completions', hi('keyless-first'))).status).toBe(200);
+    expect(backup.requests.length).toBe(before.backup + 2);
+    // The keyless provider was never called: it is no route at all.
+    expect(t.openai.requests.length).toBe(before.nokey);
+  });
+
+  it('a 400 about the request, or a timeout, is the answer: the next provider is not asked', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const before = backup.requests.length;
+    t.openai.enqueue({ kind: 'json', status: 400, body: { error: { message: "Invalid value for 'temperature'", type: 'invalid_request_error', code: null, param: 'temperature' } } });
+    const bad = await post(secret, '/chat/completions', hi());
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).error.param).toBe('temperature');
+    // The provider may still be working on a call that timed out, and bill it: not sent twice.
+    t.openai.enqueue({ kind: 'hang' });
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(504);
+    expect(backup.requests.length).toBe(before);
+    expect((await ledger(accountId)).map((r) => r.credits)).toEqual([0, 0]);
+    expect(await apiTokenUsed(secret)).toBe(0);
+  });
+
+  it('when every provider fails, the last failure is the answer and nothing is charged', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(upstream503);
+    backup.enqueue({ kind: 'json', status: 502, body: { error: { message: 'bad gateway at the backup', type: 'server_error', code: null, param: null } } });
+    const res = await post(secret, '/chat/completions', hi());
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as any).error.message).toContain('bad gateway at the backup');
+    expect((await ledger(accountId)).map((r) => [r.status, r.credits])).toEqual([['error', 0]]);
+    expect(await apiTokenUsed(secret)).toBe(0);
+  });
+
+  it('200 parallel calls with the first provider down: each admitted once, the day counter equals the ledger', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.setDefault(upstream503);
+    const before = backup.requests.length;
+    const statuses = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => (await post(secret, '/chat/completions', i % 2 ? hi() : { ...hi(), stream: true })).status),
+    );
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(backup.requests.length).toBe(before + 200);
+    const rows = await ledger(accountId);
+    expect(rows).toHaveLength(200);
+    expect(rows.every((r) => r.status === 'ok' && r.credits > 0)).toBe(true);
+    expect(await apiTokenUsed(secret)).toBe(rows.reduce((a, r) => a + r.credits, 0));
+  });
+});
+
+describe('fallbacks in config', () => {
+  const load = (models: unknown[]) =>
+    loadConfig({
+      env: {},
+      providerTypes: [...providerTypes.keys()],
+      input: { providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }], models } as any,
+    });
+  const chat = { id: 'm', kind: 'chat', provider: 'a', price: { input: 1, output: 1 } };
+
+  it('names a fallback provider that does not exist, and one that repeats the model itself', () => {
+    let problems: string[] = [];
+    try {
+      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }] }]);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems = err.problems;
+    }
+    expect(problems).toEqual([
+      "models[0].fallbacks[0].provider: no provider with id 'nowhere'",
+      'models[0].fallbacks[1]: the same provider and upstream as the model itself',
+    ]);
+  });
+
+  it('accepts the same provider under another upstream name', () => {
+    expect(load([{ ...chat, fallbacks: [{ provider: 'a', upstream: 'm-2024' }] }]).models[0]!.fallbacks).toEqual([{ provider: 'a', upstream: 'm-2024' }]);
+  });
+});
