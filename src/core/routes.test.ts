@@ -50,15 +50,19 @@ describe('routesOf', () => {
 describe('fallsBack', () => {
   const http = (status: number, code: string | null = null) => buildError(status, 'a', { code });
 
-  it('on failures that did no work: unreachable, key or quota refused, 429, 5xx', () => {
-    for (const code of ['upstream_unavailable', 'upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured'] as const) {
+  it('on failures that did no work: no connection, key or quota refused, 429, 5xx', () => {
+    for (const code of ['upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured'] as const) {
       expect(fallsBack(new GatewayError(code, { vars: { provider: 'a', model: 'm' } })), code).toBe(true);
     }
+    expect(fallsBack(new GatewayError('upstream_unavailable', { vars: { provider: 'a', detail: 'connection refused', stage: 'connect' } }))).toBe(true);
+    expect(fallsBack(new GatewayError('upstream_timeout', { vars: { provider: 'a', timeoutMs: 1, phase: 'connect' } }))).toBe(true);
     for (const status of [429, 500, 502, 503, 504, 529]) expect(fallsBack(http(status)), String(status)).toBe(true);
   });
 
-  it('not on a timeout (the provider may still do and bill it), an invalid answer to a call it took, a 4xx about the request, or a bug', () => {
+  it('not on a timeout or reset after the request was sent (the provider may do and bill it), an invalid answer to a call it took, a 4xx about the request, or a bug', () => {
     expect(fallsBack(new GatewayError('upstream_timeout', { vars: { provider: 'a', timeoutMs: 1, phase: 'first byte' } }))).toBe(false);
+    // A reset may come after the provider read the request.
+    expect(fallsBack(new GatewayError('upstream_unavailable', { vars: { provider: 'a', detail: 'connection reset', stage: 'exchange' } }))).toBe(false);
     expect(fallsBack(malformedResponse('a', 'the body is not JSON'))).toBe(false);
     for (const status of [400, 404, 409, 413, 422]) expect(fallsBack(http(status)), String(status)).toBe(false);
     expect(fallsBack(new TypeError('x'))).toBe(false);

@@ -29,18 +29,23 @@ export function routesOf<M extends ModelConfig>(model: M, providers: ReadonlyMap
   return routes;
 }
 
-/** Upstream errors that say nothing was done with the request, so another provider may do it. */
-const UNDONE = new Set(['upstream_unavailable', 'upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured']);
+/** Answers that say the provider refused the request before doing anything with it. */
+const REFUSED = new Set(['upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured']);
 
 /**
- * Whether a route's failure lets the next route take the request: the provider could not be
- * reached, refused the gateway's key or quota, or answered 429 or 5xx. Not a timeout — the
- * provider may still be working on the request and bill it, and the time is spent — nor an
- * invalid answer to a call it took (502 invalid_upstream_response), nor a 4xx about the request
- * itself, which the next provider would refuse the same way.
+ * Whether a route's failure lets the next route take the request: the request never reached the
+ * provider (no connection: `stage` / `phase` 'connect', upstream/client.ts), or the provider
+ * refused the gateway's key or quota, or answered 429 or 5xx. Not a connection reset or a timeout
+ * after the request was sent — the provider may have done or still be doing the work, and bill
+ * it — nor an invalid answer to a call it took (502 invalid_upstream_response), nor a 4xx about
+ * the request itself, which the next provider would refuse the same way.
  */
 export function fallsBack(err: unknown): boolean {
-  if (err instanceof GatewayError) return UNDONE.has(err.code);
+  if (err instanceof GatewayError) {
+    if (err.code === 'upstream_unavailable') return err.vars.stage === 'connect';
+    if (err.code === 'upstream_timeout') return err.vars.phase === 'connect';
+    return REFUSED.has(err.code);
+  }
   if (err instanceof UpstreamHttpError) {
     return (err.status === 429 || err.status >= 500) && err.body.error.code !== 'invalid_upstream_response';
   }

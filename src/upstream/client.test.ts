@@ -484,17 +484,19 @@ describe('createUpstreamClient', () => {
     expectGatewayError(m(new undiciErrors.ConnectTimeoutError()), 'upstream_timeout', { phase: 'connect', timeoutMs: 1_000 });
     expectGatewayError(m(new undiciErrors.HeadersTimeoutError()), 'upstream_timeout', { phase: 'first byte' });
     expectGatewayError(m(new undiciErrors.BodyTimeoutError()), 'upstream_timeout', { phase: 'idle' });
-    expectGatewayError(m(new undiciErrors.SocketError('other side closed')), 'upstream_unavailable', {});
+    expectGatewayError(m(new undiciErrors.SocketError('other side closed')), 'upstream_unavailable', { stage: 'exchange' });
     const dns = Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' });
-    expectGatewayError(m(dns), 'upstream_unavailable', { detail: 'host name not found' });
+    expectGatewayError(m(dns), 'upstream_unavailable', { detail: 'host name not found', stage: 'connect' });
     const eyeballs = new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })]);
-    expectGatewayError(m(eyeballs), 'upstream_unavailable', { detail: 'connection refused' });
-    // A reset (a provider's load balancer dropping the connection) is the upstream's failure, not a bug (500).
-    for (const code of ['ECONNRESET', 'EPIPE']) expectGatewayError(m(Object.assign(new Error(code), { code })), 'upstream_unavailable', { detail: 'connection reset' });
+    expectGatewayError(m(eyeballs), 'upstream_unavailable', { detail: 'connection refused', stage: 'connect' });
+    // A reset (a provider's load balancer dropping the connection) is the upstream's failure, not a bug (500);
+    // it may come after the provider read the request (`stage`: whether a next provider may take it, core/routes.ts).
+    for (const code of ['ECONNRESET', 'EPIPE']) expectGatewayError(m(Object.assign(new Error(code), { code })), 'upstream_unavailable', { detail: 'connection reset', stage: 'exchange' });
     // The gateway's own limits (ulimit -n, ephemeral ports) are no bug of the request's either.
     for (const code of ['EMFILE', 'ENFILE', 'EADDRNOTAVAIL']) {
       expectGatewayError(m(Object.assign(new Error(`connect ${code}`), { code, syscall: 'connect' })), 'upstream_unavailable', {
         detail: `the gateway could not open a connection (${code}: out of file descriptors, ports or memory)`,
+        stage: 'connect',
       });
     }
     const bug = new TypeError('bug');

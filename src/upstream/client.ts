@@ -285,6 +285,14 @@ const unavailableCodes = new Set([
   ...LOCAL_EXHAUSTION,
 ]);
 
+/**
+ * Of those, the ones that happen before a request is on the wire (no connection, no address, a
+ * failed TLS handshake, the gateway's own exhaustion): `stage: 'connect'` in the error's vars, so a
+ * model's next provider may take the call (core/routes.ts). A reset or a closed socket may come
+ * after the provider read the request and did the work.
+ */
+const beforeSendCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPROTO', ...LOCAL_EXHAUSTION]);
+
 function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
@@ -316,7 +324,8 @@ export function mapTransportError(err: unknown, provider: string, opts: Upstream
     return timeout(opts.idleTimeoutMs, 'idle');
   }
   if (code !== undefined && (unavailableCodes.has(code) || code.startsWith('HPE_'))) {
-    return new GatewayError('upstream_unavailable', { vars: { provider, detail: describe(code) }, cause: err });
+    const stage = beforeSendCodes.has(code) ? 'connect' : 'exchange';
+    return new GatewayError('upstream_unavailable', { vars: { provider, detail: describe(code), stage }, cause: err });
   }
   return err;
 }

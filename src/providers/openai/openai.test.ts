@@ -593,7 +593,7 @@ describe('openai provider: transport failures', () => {
     const p = openaiProviderType.create({ config: { ...config(), baseUrl: gone.url }, client });
     const err = await rejection(call(p));
     expect((err as GatewayError).code).toBe('upstream_unavailable');
-    expect((err as GatewayError).vars).toEqual({ provider: 'oai', detail: 'connection refused' });
+    expect((err as GatewayError).vars).toEqual({ provider: 'oai', detail: 'connection refused', stage: 'connect' });
   });
 });
 
