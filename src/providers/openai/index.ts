@@ -62,9 +62,14 @@ export function parseOpenAiError(json: unknown): ErrorFields {
   return message === undefined ? {} : { message };
 }
 
-/** A token count as metering can use it: a finite, non-negative integer, else undefined. */
+/**
+ * A token count as metering can use it: a finite, non-negative integer, else undefined; held to
+ * 2^53 − 1. A broken upstream's 1e20 is charged the reservation either way (gateway.ts
+ * chargeable), but its record did not fit PostgreSQL's bigint: the ledger row was lost and its
+ * receipt retried for ever.
+ */
 function tokenCount(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.ceil(v) : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.ceil(v), Number.MAX_SAFE_INTEGER) : undefined;
 }
 
 function tokenUsage(u: unknown): Usage | undefined {

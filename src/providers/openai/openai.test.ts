@@ -152,6 +152,12 @@ describe('openai provider: chat', () => {
     expect(await usageOf()).toEqual({ promptTokens: 9, outputTokens: 8 });
   });
 
+  it('holds an absurd count to 2^53 − 1, which every ledger column holds', async () => {
+    fake.enqueue({ kind: 'json', body: { id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 1e20, completion_tokens: 2e30, total_tokens: 3e30 } } });
+    const { usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    expect(usage).toEqual({ promptTokens: Number.MAX_SAFE_INTEGER, outputTokens: Number.MAX_SAFE_INTEGER });
+  });
+
   it('reports undefined usage when the upstream sends none', async () => {
     fake.enqueue({ kind: 'json', body: { id: 'x', object: 'chat.completion', model: 'gpt-4o-mini', choices: [] } });
     const { usage } = await provider.chat({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
