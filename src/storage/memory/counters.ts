@@ -53,8 +53,10 @@ export class MemoryCounterStore implements CounterStore {
     return undefined;
   }
 
-  /** Whether settled values are kept elsewhere (stored()), so memory may let an idle counter go. */
-  protected readonly keepsSettled: boolean = false;
+  /** Whether settled values are kept elsewhere (stored()) now, so memory may let an idle counter go. */
+  protected keepsSettled(): boolean {
+    return false;
+  }
 
   /** Counters held in memory (diagnostics, tests). */
   get held(): number {
@@ -201,8 +203,9 @@ export class MemoryCounterStore implements CounterStore {
     const dropped = this.dropExpired(now);
     // One pass: counters past their window, and idle ones that never expire (idle()).
     let holding: Set<string> | undefined;
+    const keptElsewhere = this.keepsSettled();
     for (const [key, c] of this.counters) {
-      if (c.expiresAt !== null ? c.expiresAt <= now : this.idle(c, begun) && !(holding ??= this.heldKeys()).has(key)) this.counters.delete(key);
+      if (c.expiresAt !== null ? c.expiresAt <= now : this.idle(c, begun, keptElsewhere) && !(holding ??= this.heldKeys()).has(key)) this.counters.delete(key);
     }
     await this.forgetStored(now);
     return dropped;
@@ -216,8 +219,8 @@ export class MemoryCounterStore implements CounterStore {
    * writes first) gives the value memory had. Without a copy elsewhere only a counter at 0 goes: a
    * new one starts there.
    */
-  private idle(c: Held, begun: number): boolean {
-    return c.sweeps < begun - 1 && (c.value === 0 || this.keepsSettled);
+  private idle(c: Held, begun: number, keptElsewhere: boolean): boolean {
+    return c.sweeps < begun - 1 && (c.value === 0 || keptElsewhere);
   }
 
   /** The counters live reservations hold. */

@@ -199,6 +199,38 @@ describe('sqlite counter store specifics', () => {
     await store.close();
   });
 
+  it('keeps an idle balance in memory while the log takes no writes (disk full): its held change is only there', async () => {
+    const url = freshUrl();
+    const storage = openSqliteStorage(url);
+    const store = openSqliteCounterStore(url, storage);
+    await store.claimServer({ applyEveryMs: 60_000, onWriteError: () => {} });
+    const balance = (amount: number): CounterOp => ({ key: 'balance:acc_1', amount: -amount, min: 0, settle: 'actual', expiresAt: null });
+    await store.add('balance:acc_1', 1000, null);
+    const log = (writerFor(sqliteDatabaseOf(storage)!.db) as unknown as { log: { append(ops: unknown): void } }).log;
+    const append = log.append.bind(log);
+    log.append = () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+    expect(await store.reserve('spent', [balance(300)], T0 + 60_000, T0)).toMatchObject({ ok: true });
+    await store.settle('spent', 300); // 700, held in memory: the log refuses it
+    const held = store.held;
+    await store.sweep(T0 + 1);
+    await store.sweep(T0 + 2);
+    await store.sweep(T0 + 3);
+    expect(store.held).toBe(held);
+    expect(await store.get(['balance:acc_1'], T0 + 4)).toEqual([700]);
+    // Space again: once the held writes are in the log, the idle balance may go, and reloads as 700.
+    log.append = append;
+    await new Promise((r) => setTimeout(r, 400));
+    await store.sweep(T0 + 5);
+    await store.sweep(T0 + 6);
+    expect(store.held).toBe(held - 1);
+    expect(await store.get(['balance:acc_1'], T0 + 7)).toEqual([700]);
+    await store.close();
+    await storage.close();
+    expect(read(url, 'balance:acc_1')).toBe(700);
+  });
+
   it('forgets expired counters in memory and on file together', async () => {
     const url = freshUrl();
     const store = openSqliteCounterStore(url);

@@ -139,8 +139,15 @@ export class SqliteCounterStore extends MemoryCounterStore {
     return failure && new StorageUnavailableError(`the database file takes no writes: ${failure.message}`, { cause: failure });
   }
 
-  /** Settled values are in the file (or its pending log): an idle counter can be let go and loaded again. */
-  protected override readonly keepsSettled = true;
+  /**
+   * Settled values are in the file (or its pending log): an idle counter can be let go and loaded
+   * again — not while writes are held (a full disk: writer.ts), whose changes only memory has
+   * until the log takes them. A counter let go then and loaded again (a top-up reads it) missed
+   * them, and memory and file disagreed until a restart.
+   */
+  protected override keepsSettled(): boolean {
+    return this.writes.failure === undefined;
+  }
 
   protected override stored(key: string): Counter | undefined {
     // Only this counter's own logged changes matter to this read. (At 00:00 UTC every active
