@@ -158,6 +158,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     providers,
     meter,
     drainUsageMs: config.metering.drainUsageMs,
+    fallbackCooldownMs: config.upstream.fallbackCooldownMs,
     ledger: services.storage.ledger,
     clock: services.clock,
     logger,

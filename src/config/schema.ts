@@ -354,6 +354,11 @@ export const configSchema = z.strictObject({
       idleTimeoutMs: z.number().int().positive().default(60_000),
       /** Keep-alive connections per upstream origin. */
       connectionsPerOrigin: z.number().int().positive().default(128),
+      /**
+       * After a model's provider failed without doing the work, how long its fallbacks are tried
+       * before it, ms (core/routes.ts); 0: always in the configured order.
+       */
+      fallbackCooldownMs: z.number().int().min(0).max(3_600_000).default(30_000),
     })
     .prefault({}),
   keys: z

@@ -18,7 +18,7 @@ import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import { NO_AUDIO, type Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
-import { fallsBack, routesOf, type Route } from './routes.js';
+import { fallsBack, RouteCooldown, routesOf, type Route } from './routes.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
 import { checkMediaUrls } from './media-urls.js';
@@ -78,6 +78,8 @@ export interface GatewayDeps {
   drainUsageMs: number;
   /** Told of every record after it is appended (metrics). */
   onRecord?: (record: UsageRecord) => void;
+  /** How long a route that failed without doing the work is tried after the model's others, ms (core/routes.ts). */
+  fallbackCooldownMs?: number;
   /** Told when a route failed without doing the work and the next one is tried (metrics). */
   onFallback?: (model: string, provider: string) => void;
   /**
@@ -88,10 +90,13 @@ export interface GatewayDeps {
 }
 
 export class Gateway {
-  constructor(private readonly deps: GatewayDeps) {}
+  constructor(private readonly deps: GatewayDeps) {
+    this.cooldown = new RouteCooldown(deps.clock, deps.fallbackCooldownMs ?? 0);
+  }
 
   /** Each catalog model's routes (core/routes.ts), built on first use: config is frozen. */
   private readonly routes = new WeakMap<ModelConfig, readonly Route[]>();
+  private readonly cooldown: RouteCooldown;
 
   private routesFor<M extends ModelConfig>(model: M): readonly Route<M>[] {
     let routes = this.routes.get(model);
@@ -106,7 +111,8 @@ export class Gateway {
    * Calls the first route, and each next one while the one before failed without doing any work
    * (fallsBack); the last failure is the client's. One route: the call itself, no extra await.
    */
-  private async onRoutes<M extends ModelConfig, T>(ctx: RequestContext, routes: readonly Route<M>[], call: (route: Route<M>) => Promise<T>): Promise<T> {
+  private async onRoutes<M extends ModelConfig, T>(ctx: RequestContext, configured: readonly Route<M>[], call: (route: Route<M>) => Promise<T>): Promise<T> {
+    const routes = configured.length === 1 ? configured : this.cooldown.order(configured);
     for (let i = 0; ; i++) {
       const route = routes[i]!;
       const next = routes[i + 1];
@@ -119,6 +125,7 @@ export class Gateway {
           { requestId: ctx.requestId, model: route.model.id, provider: route.provider.id, next: next.provider.id, err: errorSummary(err) },
           'upstream failed without doing the work; trying the next provider',
         );
+        this.cooldown.failed(route);
         this.deps.onFallback?.(route.model.id, route.provider.id);
       }
     }

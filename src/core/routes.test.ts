@@ -3,7 +3,8 @@ import type { ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import { buildError, malformedResponse } from '../providers/upstream-error.js';
 import type { Provider } from '../providers/provider.js';
-import { fallsBack, routesOf } from './routes.js';
+import { ManualClock } from '../lib/clock.js';
+import { fallsBack, RouteCooldown, routesOf } from './routes.js';
 
 const provider = (id: string, configured = true) => ({ id, configured }) as Provider;
 const providers = new Map([
@@ -67,5 +68,33 @@ describe('fallsBack', () => {
     for (const status of [400, 404, 409, 413, 422]) expect(fallsBack(http(status)), String(status)).toBe(false);
     expect(fallsBack(new TypeError('x'))).toBe(false);
     expect(fallsBack(new UpstreamHttpError(400, { error: { message: 'm', type: 't', code: null, param: null } }, 'a'))).toBe(false);
+  });
+});
+
+describe('RouteCooldown', () => {
+  const routes = routesOf(model({ fallbacks: [{ provider: 'b' }, { provider: 'a', upstream: 'm-other' }] }), providers);
+
+  it('moves a route that failed after the others until its time is up, keyed by provider and upstream name', () => {
+    const clock = new ManualClock(0);
+    const cooldown = new RouteCooldown(clock, 1000);
+    expect(cooldown.order(routes)).toBe(routes);
+    cooldown.failed(routes[0]!);
+    expect(cooldown.order(routes).map((r) => [r.provider.id, r.model.upstream])).toEqual([
+      ['b', 'm'],
+      ['a', 'm-other'],
+      ['a', undefined],
+    ]);
+    clock.advance(1000);
+    expect(cooldown.order(routes)).toBe(routes);
+  });
+
+  it('keeps the configured order when every route cools, and does nothing at 0 ms', () => {
+    const clock = new ManualClock(0);
+    const cooldown = new RouteCooldown(clock, 1000);
+    for (const r of routes) cooldown.failed(r);
+    expect(cooldown.order(routes)).toEqual(routes);
+    const off = new RouteCooldown(clock, 0);
+    off.failed(routes[0]!);
+    expect(off.order(routes)).toBe(routes);
   });
 });

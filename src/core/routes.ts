@@ -4,6 +4,7 @@
 // by the model, and tried on each route in turn while the one before failed without doing any work.
 import type { ModelConfig } from '../config/schema.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
+import type { Clock } from '../lib/clock.js';
 import type { Provider } from '../providers/provider.js';
 
 export interface Route<M extends ModelConfig = ModelConfig> {
@@ -50,4 +51,41 @@ export function fallsBack(err: unknown): boolean {
     return (err.status === 429 || err.status >= 500) && err.body.error.code !== 'invalid_upstream_response';
   }
   return false;
+}
+
+const routeKey = (r: Route) => `${r.provider.id}\u0000${r.model.upstream ?? r.model.id}`;
+
+/**
+ * Routes that failed without doing the work lately, in this process: for `ms` after such a failure
+ * a route is tried after the model's others, so an outage (an address that drops packets costs the
+ * whole connect timeout, 10 s by default) or a provider's rate limit is not paid first by every
+ * request. Never skipped: when every route is cooling the configured order stands. Keyed by
+ * provider and upstream name, since providers rate-limit per model.
+ */
+export class RouteCooldown {
+  private readonly until = new Map<string, number>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly ms: number,
+  ) {}
+
+  failed(route: Route): void {
+    if (this.ms > 0) this.until.set(routeKey(route), this.clock.now() + this.ms);
+  }
+
+  /** `routes` with the cooling ones moved last, in their order; the same array when none is cooling. */
+  order<M extends ModelConfig>(routes: readonly Route<M>[]): readonly Route<M>[] {
+    if (this.until.size === 0) return routes;
+    const now = this.clock.now();
+    const ready: Route<M>[] = [];
+    const cooling: Route<M>[] = [];
+    for (const r of routes) {
+      const key = routeKey(r);
+      const until = this.until.get(key);
+      if (until !== undefined && until <= now) this.until.delete(key);
+      (until !== undefined && until > now ? cooling : ready).push(r);
+    }
+    return cooling.length === 0 ? routes : [...ready, ...cooling];
+  }
 }

@@ -6,6 +6,7 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ManualClock } from '../../src/lib/clock.js';
 import { providerTypes } from '../../src/providers/registry.js';
 import { FAKE_CONTENT, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
@@ -27,7 +28,8 @@ beforeAll(async () => {
   t = await startTestGateway({
     config: (fakes) => ({
       // Short, so the timeout case is quick; long enough for a loaded machine's fast answers.
-      upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 600, totalTimeoutMs: 10_000, answerTimeoutMs: 600, idleTimeoutMs: 600 },
+      // No cooldown: each case below starts from the configured order (the cooldown has its own case).
+      upstream: { connectTimeoutMs: 2000, firstByteTimeoutMs: 600, totalTimeoutMs: 10_000, answerTimeoutMs: 600, idleTimeoutMs: 600, fallbackCooldownMs: 0 },
       providers: [
         { id: 'openai', type: 'openai', baseUrl: fakes.openai, apiKey: 'sk-upstream-secret' },
         { id: 'fal', type: 'fal', baseUrl: fakes.fal, apiKey: 'fal-upstream-secret' },
@@ -165,6 +167,52 @@ describe('fallbacks', () => {
     expect(rows).toHaveLength(200);
     expect(rows.every((r) => r.status === 'ok' && r.credits > 0)).toBe(true);
     expect(await apiTokenUsed(secret)).toBe(rows.reduce((a, r) => a + r.credits, 0));
+  });
+});
+
+describe('the cooldown', () => {
+  it('a provider that failed is tried after the fallback for upstream.fallbackCooldownMs, then first again', async () => {
+    const clock = new ManualClock(Date.parse('2026-12-05T12:00:00Z'));
+    const g = await startTestGateway({
+      gateway: { clock },
+      config: (fakes) => ({
+        upstream: { fallbackCooldownMs: 60_000 },
+        providers: [
+          { id: 'openai', type: 'openai', baseUrl: fakes.openai, apiKey: 'sk-upstream-secret' },
+          { id: 'fal', type: 'fal', baseUrl: fakes.fal, apiKey: 'fal-upstream-secret' },
+          { id: 'backup', type: 'openai', baseUrl: backup.url, apiKey: 'sk-backup-secret' },
+        ],
+        models: testModels()
+          .filter((m) => m.provider !== 'nokey')
+          .map((m) => (m.id === 'gpt-4o-mini' ? { ...m, fallbacks: [{ provider: 'backup' }] } : m)),
+      }),
+    });
+    try {
+      const { secret } = await g.newAccount();
+      const calls = () => ({ first: g.openai.requests.length, backup: backup.requests.length });
+      const ask = async () => (await g.client(secret).chat.completions.create(hi())).choices[0]!.message.content;
+      g.openai.enqueue(upstream503);
+      let before = calls();
+      expect(await ask()).toBe(FAKE_CONTENT);
+      expect(calls()).toEqual({ first: before.first + 1, backup: before.backup + 1 });
+      // Cooling: the backup first, the failed provider not asked.
+      clock.advance(59_000);
+      before = calls();
+      expect(await ask()).toBe(FAKE_CONTENT);
+      expect(calls()).toEqual({ first: before.first, backup: before.backup + 1 });
+      // The backup failing too while the first cools: the first is still tried, last.
+      backup.enqueue(upstream503);
+      before = calls();
+      expect(await ask()).toBe(FAKE_CONTENT);
+      expect(calls()).toEqual({ first: before.first + 1, backup: before.backup + 1 });
+      // Both cooled down past their minute: the configured order again.
+      clock.advance(61_000);
+      before = calls();
+      expect(await ask()).toBe(FAKE_CONTENT);
+      expect(calls()).toEqual({ first: before.first + 1, backup: before.backup });
+    } finally {
+      await g.close();
+    }
   });
 });
 
