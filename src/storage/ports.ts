@@ -59,6 +59,14 @@ export interface ApiKey {
   createdAt: string;
   revokedAt: string | null;
   lastUsedAt: string | null;
+  /** The most credits the key may spend per window, on top of its account's plan; null: none. */
+  limit: KeyLimit | null;
+}
+
+export type KeyLimitWindow = 'day' | 'month' | 'lifetime';
+export interface KeyLimit {
+  credits: number;
+  window: KeyLimitWindow;
 }
 
 export interface NewApiKey {
@@ -68,6 +76,7 @@ export interface NewApiKey {
   prefix: string;
   hash: string;
   createdAt: string;
+  limit?: KeyLimit | null;
 }
 
 export type UsageStatus = 'ok' | 'error' | 'aborted';
@@ -141,6 +150,8 @@ export interface KeyStore {
   listByAccount(accountId: string): Promise<ApiKey[]>;
   /** Sets revokedAt; returns the key, or null if unknown. Revoking twice keeps the first time. */
   revoke(id: string, at: string): Promise<ApiKey | null>;
+  /** Sets or (null) removes the key's credit limit; returns the key, or null if unknown. */
+  setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null>;
   /** Never moves lastUsedAt backwards (requests settle out of order). Unknown ids are ignored. */
   touchLastUsed(id: string, at: string): Promise<void>;
 }

@@ -195,7 +195,7 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
 
       it('creates and finds a key by id and by hash', async () => {
         const created = await store.keys.create(newKey('key_1', 'acc_a'));
-        expect(created).toEqual({ ...newKey('key_1', 'acc_a'), revokedAt: null, lastUsedAt: null });
+        expect(created).toEqual({ ...newKey('key_1', 'acc_a'), revokedAt: null, lastUsedAt: null, limit: null });
         expect(await store.keys.get('key_1')).toEqual(created);
         expect(await store.keys.findByHash('hash-key_1')).toEqual(created);
       });
@@ -240,6 +240,19 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect((await store.keys.get('key_1'))?.revokedAt).toBe(first);
       });
 
+      it('keeps a credit limit given at creation, sets, changes and removes one', async () => {
+        const limited = await store.keys.create({ ...newKey('key_1', 'acc_a'), limit: { credits: 9_000_000_000, window: 'month' } });
+        expect(limited.limit).toEqual({ credits: 9_000_000_000, window: 'month' });
+        await store.keys.create(newKey('key_2', 'acc_a'));
+        expect((await store.keys.setLimit('key_2', { credits: 500, window: 'day' }))?.limit).toEqual({ credits: 500, window: 'day' });
+        expect((await store.keys.findByHash('hash-key_2'))?.limit).toEqual({ credits: 500, window: 'day' });
+        expect((await store.keys.setLimit('key_2', { credits: 7, window: 'lifetime' }))?.limit).toEqual({ credits: 7, window: 'lifetime' });
+        expect((await store.keys.setLimit('key_1', null))?.limit).toBeNull();
+        expect((await store.keys.get('key_1'))?.limit).toBeNull();
+        expect(await store.keys.setLimit('nope', null)).toBeNull();
+        expect(await store.keys.setLimit('key_1\u0000', null)).toBeNull();
+      });
+
       it('records last use, never moving it backwards', async () => {
         await store.keys.create(newKey('key_1', 'acc_a'));
         await store.keys.create(newKey('key_2', 'acc_a'));
@@ -252,7 +265,7 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect((await store.keys.get('key_2'))?.lastUsedAt).toBeNull();
       });
 
-      it('moves the credentials version on revocation, account changes and password changes, never on a touch', async () => {
+      it('moves the credentials version on revocation, account changes, password changes and key limits, never on a touch', async () => {
         await store.keys.create(newKey('key_1', 'acc_a'));
         let v = await store.credentialsVersion();
         const moved = async () => {
@@ -272,6 +285,9 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         await store.accounts.update('acc_a', { suspension: { at: at(T0, 7000), reason: null } });
         expect(await moved()).toBe(true);
         await store.accounts.setPasswordHash('acc_b', 'scrypt$x');
+        expect(await moved()).toBe(true);
+        // A key's limit is read from the key cache like its revocation.
+        await store.keys.setLimit('key_2', { credits: 10, window: 'day' });
         expect(await moved()).toBe(true);
         expect(await moved()).toBe(false);
       });

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ApiKey, KeyStore, NewApiKey } from '../ports.js';
+import type { ApiKey, KeyLimit, KeyLimitWindow, KeyStore, NewApiKey } from '../ports.js';
 import { unstorable } from './text.js';
 
 interface KeyRow {
@@ -11,6 +11,9 @@ interface KeyRow {
   created_at: Date;
   revoked_at: Date | null;
   last_used_at: Date | null;
+  /** bigint: pg hands it over as a string. */
+  limit_credits: string | null;
+  limit_window: string | null;
 }
 
 function toKey(row: KeyRow): ApiKey {
@@ -23,6 +26,7 @@ function toKey(row: KeyRow): ApiKey {
     createdAt: row.created_at.toISOString(),
     revokedAt: row.revoked_at?.toISOString() ?? null,
     lastUsedAt: row.last_used_at?.toISOString() ?? null,
+    limit: row.limit_credits === null ? null : { credits: Number(row.limit_credits), window: row.limit_window as KeyLimitWindow },
   };
 }
 
@@ -35,9 +39,9 @@ export class PostgresKeyStore implements KeyStore {
 
   async create(key: NewApiKey): Promise<ApiKey> {
     const { rows } = await this.pool.query<KeyRow>(
-      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [key.id, key.accountId, key.name, key.prefix, key.hash, key.createdAt],
+      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+      [key.id, key.accountId, key.name, key.prefix, key.hash, key.createdAt, key.limit?.credits ?? null, key.limit?.window ?? null],
     );
     return toKey(rows[0] as KeyRow);
   }
@@ -66,6 +70,15 @@ export class PostgresKeyStore implements KeyStore {
     const { rows } = await this.pool.query<KeyRow>(
       'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *',
       [id, at],
+    );
+    return first(rows);
+  }
+
+  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null> {
+    if (unstorable(id)) return null;
+    const { rows } = await this.pool.query<KeyRow>(
+      'UPDATE api_keys SET limit_credits = $2, limit_window = $3 WHERE id = $1 RETURNING *',
+      [id, limit?.credits ?? null, limit?.window ?? null],
     );
     return first(rows);
   }

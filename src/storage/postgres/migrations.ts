@@ -214,6 +214,20 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX accounts_suspended ON accounts (created_at, id) WHERE suspended_at IS NOT NULL;
     `,
   },
+  {
+    version: 9,
+    name: 'a credit limit per API key',
+    sql: `
+      -- Set by the account (web app) or the operator: the most credits the key may spend per
+      -- window (day, month or lifetime), on top of the plan's rules. Both NULL: none.
+      ALTER TABLE api_keys ADD COLUMN limit_credits bigint NULL;
+      ALTER TABLE api_keys ADD COLUMN limit_window text NULL;
+      -- A limit travels in the key cache: changing it moves credentials_version like a revocation.
+      DROP TRIGGER api_keys_changed ON api_keys;
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at, limit_credits, limit_window OR DELETE ON api_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

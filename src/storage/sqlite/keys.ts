@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { ApiKey, KeyStore, NewApiKey } from '../ports.js';
+import type { ApiKey, KeyLimit, KeyLimitWindow, KeyStore, NewApiKey } from '../ports.js';
 import { writerFor, type SqliteWriter } from './writer.js';
 
 interface KeyRow {
@@ -11,6 +11,8 @@ interface KeyRow {
   created_at: string;
   revoked_at: string | null;
   last_used_at: string | null;
+  limit_credits: number | null;
+  limit_window: string | null;
 }
 
 function toKey(row: KeyRow): ApiKey {
@@ -23,6 +25,7 @@ function toKey(row: KeyRow): ApiKey {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    limit: row.limit_credits === null ? null : { credits: row.limit_credits, window: row.limit_window as KeyLimitWindow },
   };
 }
 
@@ -36,14 +39,16 @@ export class SqliteKeyStore implements KeyStore {
   private readonly byId: Database.Statement;
   private readonly byAccount: Database.Statement;
   private readonly revokeStmt: Database.Statement;
+  private readonly limitStmt: Database.Statement;
   private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
     this.writer = writerFor(db);
     this.insert = db.prepare(
-      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at)
-       VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt) RETURNING *`,
+      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window)
+       VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt, @limitCredits, @limitWindow) RETURNING *`,
     );
+    this.limitStmt = db.prepare('UPDATE api_keys SET limit_credits = ?, limit_window = ? WHERE id = ? RETURNING *');
     this.byHash = db.prepare('SELECT * FROM api_keys WHERE hash = ?');
     this.byId = db.prepare('SELECT * FROM api_keys WHERE id = ?');
     this.byAccount = db.prepare('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id');
@@ -57,7 +62,8 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async create(key: NewApiKey): Promise<ApiKey> {
-    return toKey(this.insert.get(key) as KeyRow);
+    const { limit, ...fields } = key;
+    return toKey(this.insert.get({ ...fields, limitCredits: limit?.credits ?? null, limitWindow: limit?.window ?? null }) as KeyRow);
   }
 
   // The authentication lookup reads the table as it is: the pending log (writer.ts) holds only
@@ -82,6 +88,11 @@ export class SqliteKeyStore implements KeyStore {
   async revoke(id: string, at: string): Promise<ApiKey | null> {
     await this.writer.caughtUp();
     return toKeyOrNull(this.revokeStmt.get(at, id));
+  }
+
+  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null> {
+    await this.writer.caughtUp();
+    return toKeyOrNull(this.limitStmt.get(limit?.credits ?? null, limit?.window ?? null, id));
   }
 
   /**

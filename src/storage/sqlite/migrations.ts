@@ -283,6 +283,20 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX accounts_suspended ON accounts(created_at, id) WHERE suspended_at IS NOT NULL;
     `,
   },
+  {
+    version: 13,
+    name: 'a credit limit per API key',
+    sql: `
+      -- Set by the account (web app) or the operator: the most credits the key may spend per
+      -- window (day, month or lifetime), on top of the plan's rules. Both NULL: none.
+      ALTER TABLE api_keys ADD COLUMN limit_credits INTEGER NULL;
+      ALTER TABLE api_keys ADD COLUMN limit_window TEXT NULL;
+      -- A limit travels in the key cache: changing it moves credentials_version like a revocation.
+      DROP TRIGGER api_keys_changed;
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at, limit_credits, limit_window ON api_keys
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+    `,
+  },
 ];
 
 /**
