@@ -1,12 +1,15 @@
 // Scenario: the shared limiter (Redis) goes away under `limiter.onUnavailable: open`. Requests
-// keep being served, unmetered and logged; readiness says the limiter is gone; when Redis is
-// back, the charges owed are applied so the counters equal the ledger again.
+// keep being served, unmetered and logged, and the instance stays ready (a load balancer that
+// follows /readyz keeps sending it requests); when Redis is back, the charges owed are applied so
+// the counters equal the ledger again. Under `closed` the same outage makes it unready.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedis } from '../helpers/redis.js';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let t: TestGateway;
+/** The same Redis under the default `closed` policy. */
+let closed: TestGateway;
 
 beforeAll(async () => {
   redis = await startRedis({ persistent: true });
@@ -16,9 +19,11 @@ beforeAll(async () => {
       metering: { reservationTtlMs: 5000, renewEveryMs: 200 },
     },
   });
+  closed = await startTestGateway({ config: { limiter: { url: redis.url, onUnavailable: 'closed' } } });
 });
 afterAll(async () => {
   await t?.close();
+  await closed?.close();
   await redis?.stop();
 });
 
@@ -38,9 +43,15 @@ describe('fail-open', () => {
 
     await redis.stop();
     for (let i = 0; i < 3; i++) expect((await ask()).choices[0]?.message.content).toBeTruthy();
+    // It serves: ready. (Every instance shares the one Redis: unready, a load balancer following
+    // /readyz took them all out, and nothing was served at all.)
     const ready = await fetch(`${t.url}/readyz`);
-    expect(ready.status).toBe(503);
-    expect(((await ready.json()) as any).message).toMatch(/limiter does not answer/);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready' });
+    // Under closed it refuses every metered request: unready.
+    const refusing = await fetch(`${closed.url}/readyz`);
+    expect(refusing.status).toBe(503);
+    expect(((await refusing.json()) as any).message).toMatch(/limiter does not answer/);
     expect(t.gw.meter.pendingCharges).toBe(3);
 
     await redis.restart();
@@ -51,5 +62,6 @@ describe('fail-open', () => {
     expect(rows).toHaveLength(4);
     expect(await used()).toBe(rows.reduce((a, r) => a + r.credits, 0));
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${closed.url}/readyz`)).status).toBe(200);
   });
 });
