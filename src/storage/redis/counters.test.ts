@@ -457,6 +457,42 @@ describe('redis counter store specifics', () => {
     await store.close();
   });
 
+  it("lists a few receipts without reading an account's whole backlog (a ledger outage's aftermath)", async () => {
+    // A PostgreSQL outage leaves one receipt per request served meanwhile, most of them in the
+    // busiest accounts' hashes, and every instance's drain then lists them 500 at a time. Read
+    // whole (HGETALL) for each listing, 30,000 receipts in one account took 60 listings of all
+    // that were left: ~1 GB out of Redis, and each listing held Redis and the event loop.
+    const store = await fresh();
+    const receipt = 'r'.repeat(300);
+    for (let i = 0; i < 20_000; i += 1000) {
+      const fields: string[] = [];
+      for (let j = i; j < i + 1000; j++) fields.push(`req${j}`, receipt);
+      await admin.hset('tg:{busy}:receipts', ...fields);
+    }
+    await admin.hset('tg:{quiet}:receipts', 'lone', receipt);
+    const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await admin.info('stats'))![1]);
+    const before = await sent();
+    const listed = await store.receipts.pending(10);
+    const bytes = (await sent()) - before;
+    expect(listed).toHaveLength(10);
+    expect(new Set(listed.map((r) => r.id)).size).toBe(10);
+    expect(bytes).toBeLessThan(100_000);
+    // All of them still come out, each once, listing after listing, and are forgotten once acknowledged.
+    const seen = new Set<string>();
+    for (;;) {
+      const batch = await store.receipts.pending(500);
+      if (batch.length === 0) break;
+      for (const r of batch) {
+        expect(r.receipt).toBe(receipt);
+        seen.add(r.id);
+      }
+      await store.receipts.acknowledge(batch.map((r) => r.id));
+    }
+    expect(seen.size).toBe(20_001);
+    expect(await admin.keys('tg:*:receipts')).toEqual([]);
+    await store.close();
+  });
+
   it('refuses every operation after close', async () => {
     const store = await fresh();
     await store.close();

@@ -399,21 +399,36 @@ export class RedisCounterStore implements CounterStore {
     return done;
   }
 
-  /** Every account's receipts hash is found by SCAN, as sweep() finds its indexes. */
+  /**
+   * Every account's receipts hash is found by SCAN, as sweep() finds its indexes, and read by HSCAN
+   * about as far as `limit` needs: after a ledger outage one busy account holds tens of thousands,
+   * and reading its whole hash for every listing of 500 moved it all out of Redis again each time.
+   */
   private async pendingReceipts(limit: number): Promise<Array<{ id: string; receipt: string }>> {
     this.open();
+    if (limit < 1) return [];
     this.olderReceiptTags = this.receiptTags;
     this.receiptTags = new Map();
     const out: Array<{ id: string; receipt: string }> = [];
+    // HSCAN may return a field twice (its guarantee, as SCAN's): listed once.
+    const listed = new Set<string>();
     for await (const key of this.scan('tg:{*}:receipts')) {
       const tag = hashTag(key);
       if (key !== tagKeys(tag).receipts) continue;
-      const kept = await this.guard(() => this.redis.hgetall(key));
-      for (const [id, receipt] of Object.entries(kept)) {
-        if (out.length >= limit) return out;
-        this.receiptTags.set(id, tag);
-        out.push({ id, receipt });
-      }
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.guard(() => this.redis.hscan(key, cursor, 'COUNT', limit - out.length));
+        cursor = next;
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const id = flat[i]!;
+          if (listed.has(id)) continue;
+          if (out.length >= limit) return out;
+          listed.add(id);
+          this.receiptTags.set(id, tag);
+          out.push({ id, receipt: flat[i + 1]! });
+        }
+      } while (cursor !== '0' && out.length < limit);
+      if (out.length >= limit) return out;
     }
     return out;
   }
