@@ -274,6 +274,34 @@ describe('sweep', () => {
     expect(await store.get([key], clock.now())).toEqual([0]);
     await m.close();
   });
+
+  it('starts no sweep while one still runs', async () => {
+    // The shared store sweeps account by account (one round trip each): with a few hundred
+    // thousand accounts over a network a sweep outlasts its minute, and the timer started another
+    // beside it, each slowing the others and the store the requests wait on, without end.
+    const { store } = flakyStore();
+    let running = 0;
+    let most = 0;
+    let finish = () => {};
+    store.sweep = async () => {
+      most = Math.max(most, ++running);
+      await new Promise<void>((resolve) => (finish = resolve));
+      running--;
+      return 0;
+    };
+    const m = meter(store, 'closed', new ManualClock());
+    const first = m.sweep();
+    const second = m.sweep();
+    expect(running).toBe(1);
+    finish();
+    await Promise.all([first, second]);
+    const third = m.sweep();
+    expect(running).toBe(1);
+    finish();
+    await third;
+    expect(most).toBe(1);
+    await m.close();
+  });
 });
 
 describe('refusals', () => {

@@ -111,6 +111,8 @@ export class PlanMeter implements Meter {
   private readonly backlog: Array<() => Promise<void>> = [];
   /** The backlog's drain while one runs (close() waits for it rather than reading a half-drained backlog). */
   private draining: Promise<void> | undefined;
+  /** The counter sweep while one runs. */
+  private sweeping: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -125,8 +127,20 @@ export class PlanMeter implements Meter {
     this.sweeper.unref();
   }
 
-  /** Drops expired counters and lapsed reservations (runs every minute). */
-  async sweep(): Promise<void> {
+  /**
+   * Drops expired counters and lapsed reservations (runs every minute). A call while a sweep runs
+   * joins it: the shared store sweeps account by account, and one that outlasts its minute (a few
+   * hundred thousand accounts over a network) had the timer start another beside it, each slowing
+   * the others and the store itself, without end.
+   */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepOnce().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<void> {
     try {
       await this.o.store.sweep(this.o.clock.now());
     } catch (err) {
