@@ -20,6 +20,11 @@ export interface PostgresServer {
   /** The postmaster's PID (not runuser's: runuser forks and waits for its child). */
   pid: number;
   stop(): Promise<void>;
+  /**
+   * A fast shutdown (clients disconnected), then, `downMs` later, the same data directory served
+   * again on the same port.
+   */
+  restart(downMs?: number): Promise<void>;
 }
 
 /** The directory holding initdb and postgres: the newest /usr/lib/postgresql/<v>/bin, else PATH. */
@@ -144,9 +149,8 @@ export async function startPostgres(): Promise<PostgresServer> {
       throw new Error(`initdb failed: ${err.stderr ?? String(err)}`, { cause: err });
     });
 
-    // A free port can be taken between probing and binding; retry a few times on that race.
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+    // One postgres process on `port`; resolves once it accepts connections.
+    const launch = async (port: number) => {
       const [cmd, args] = command(as, join(bin, 'postgres'), [
         '-D', dataDir, '-k', dir, '-p', String(port),
         '-c', 'listen_addresses=127.0.0.1',
@@ -162,11 +166,29 @@ export async function startPostgres(): Promise<PostgresServer> {
         await waitReady(port, child, () => log);
       } catch (err) {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        if (attempt < 3 && /could not bind|address already in use/i.test(log)) continue;
-        throw err;
+        return { ok: false as const, err, log };
       }
+      return { ok: true as const, exited, pid: readPostmasterPid(dataDir) };
+    };
+    /** Fast shutdown (SIGINT: disconnect clients, abort their transactions, checkpoint, exit). */
+    const halt = async (pid: number, exited: Promise<void>) => {
+      if (alive(pid)) process.kill(pid, 'SIGINT');
+      if (!(await waitGone(pid, 15_000))) {
+        process.kill(pid, 'SIGKILL');
+        await waitGone(pid, 5_000);
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    };
 
-      const pid = readPostmasterPid(dataDir);
+    // A free port can be taken between probing and binding; retry a few times on that race.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const launched = await launch(port);
+      if (!launched.ok) {
+        if (attempt < 3 && /could not bind|address already in use/i.test(launched.log)) continue;
+        throw launched.err;
+      }
+      let { pid, exited } = launched;
       // If the test process dies without afterAll, don't leave the server behind (immediate shutdown).
       const onExit = () => {
         try {
@@ -186,25 +208,28 @@ export async function startPostgres(): Promise<PostgresServer> {
       }
 
       let stopping: Promise<void> | undefined;
-      return {
+      const server: PostgresServer = {
         url: serverUrl(port, 'tollgate'),
         port,
         pid,
         stop() {
           stopping ??= (async () => {
             process.removeListener('exit', onExit);
-            // SIGINT = fast shutdown: disconnect clients, abort their transactions, checkpoint, exit.
-            if (alive(pid)) process.kill(pid, 'SIGINT');
-            if (!(await waitGone(pid, 15_000))) {
-              process.kill(pid, 'SIGKILL');
-              await waitGone(pid, 5_000);
-            }
-            await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+            await halt(pid, exited);
             rmSync(dir, { recursive: true, force: true });
           })();
           return stopping;
         },
+        async restart(downMs = 0) {
+          await halt(pid, exited);
+          await new Promise((r) => setTimeout(r, downMs));
+          const again = await launch(port);
+          if (!again.ok) throw again.err;
+          ({ pid, exited } = again);
+          server.pid = pid;
+        },
       };
+      return server;
     }
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
