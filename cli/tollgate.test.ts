@@ -406,6 +406,22 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it("sets a key's own credit limit at creation and with keys limit, and removes it; a bad one is a usage error", async () => {
+    const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
+    const created = JSON.parse((await tollgate('keys', 'create', id, '--credits', '5000', '--window', 'month', '--json', '--config', configFile)).stdout);
+    expect(created.limit).toEqual({ credits: 5000, window: 'month' });
+    const set = await tollgate('keys', 'limit', created.key, '250', '--config', configFile);
+    expect(set.code).toBe(0);
+    expect(set.stdout.trim()).toBe(`${created.id}: at most 250 credits per UTC day`);
+    expect((await tollgate('keys', 'list', id, '--config', configFile)).stdout).toContain('limit 250 per UTC day');
+    const removed = await tollgate('keys', 'limit', created.id, 'none', '--json', '--config', configFile);
+    expect(JSON.parse(removed.stdout).limit).toBeNull();
+    for (const args of [['keys', 'limit', created.id, '0'], ['keys', 'limit', created.id, '10', '--window', 'week'], ['keys', 'limit', created.id, 'none', '--window', 'day'], ['keys', 'create', id, '--window', 'day'], ['keys', 'limit', created.id]]) {
+      const res = await tollgate(...args, '--config', configFile);
+      expect(res.code, args.join(' ')).toBe(2);
+    }
+  });
+
   it('revokes a key by its secret, as found leaked, without knowing its id or account', async () => {
     const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
     const created = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout);

@@ -18,13 +18,14 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
-import { newPassword, suspensionReason } from '../src/core/requests.js';
+import { keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
+import type { KeyLimit } from '../src/storage/ports.js';
 import { accountSummaryView, accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -43,8 +44,13 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts list [--email E] [--suspended] [--limit N] [--before ACCOUNT] [--json]
                                                      accounts, newest first (100 unless --limit, at
                                                      most 1000); the next page: --before <last id>
-  keys create ACCOUNT [--name N] [--json]            create an API key (the secret is shown once)
+  keys create ACCOUNT [--name N] [--credits C [--window W]] [--json]
+                                                     create an API key (the secret is shown once);
+                                                     --credits: its own limit, C credits per W
+                                                     (day, month or lifetime; default day)
   keys list ACCOUNT [--json]                         an account's keys (never their secrets)
+  keys limit KEY (CREDITS [--window W] | none) [--json]
+                                                     set or remove a key's own credit limit
   keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
   usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
   models [--json]                                    the model catalog with prices in credits
@@ -62,6 +68,8 @@ const options = {
   to: { type: 'string' },
   reason: { type: 'string' },
   limit: { type: 'string' },
+  credits: { type: 'string' },
+  window: { type: 'string' },
   before: { type: 'string' },
   suspended: { type: 'boolean', default: false },
   'payment-method': { type: 'boolean', default: false },
@@ -87,6 +95,7 @@ const ARITY: Record<string, number> = {
   'keys create': 3,
   'keys list': 3,
   'keys revoke': 3,
+  'keys limit': 4,
   usage: 2,
   models: 1,
   'config check': 3,
@@ -160,6 +169,17 @@ async function readPassword(): Promise<string> {
   if (!checked.success) throw new UsageError(`--password-stdin: the password needs ${checked.error.issues[0]?.message ?? 'a valid value'}`);
   return password;
 }
+
+/** A key's own limit from the command line: whole credits (1 to 10^15) per day, month or lifetime. */
+function keyLimitOf(credits: string, window = 'day'): KeyLimit {
+  const parsed = keyLimit.safeParse({ credits: /^\d{1,16}$/.test(credits) ? Number(credits) : Number.NaN, window });
+  if (!parsed.success || parsed.data === null) {
+    throw new UsageError(`a key limit is a whole number of credits (1 to 10^15) per day, month or lifetime, not '${credits}'${window === 'day' ? '' : ` per '${window}'`}`);
+  }
+  return parsed.data;
+}
+
+const limitPer = (window: KeyLimit['window']) => (window === 'lifetime' ? 'in all' : `per UTC ${window}`);
 
 function arg(positionals: string[], i: number, what: string): string {
   const v = positionals[i];
@@ -303,16 +323,31 @@ async function run(argv: string[]): Promise<number> {
       return withServices(values, async (s) => {
         const account = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
         const rows = (await s.storage.keys.listByAccount(account.id)).map(keyView);
-        const lines = rows.map((k) => `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`);
+        const lines = rows.map(
+          (k) => `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}` : ''}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
+        );
         print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;
       });
-    case 'keys create':
+    case 'keys create': {
+      const limit = values.credits === undefined ? null : keyLimitOf(values.credits, values.window);
+      if (limit === null && values.window !== undefined) throw new UsageError('--window goes with --credits');
       return withServices(values, async (s) => {
-        const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name);
+        const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name, limit);
         print(values, { ...keyView(key), key: secret }, `${secret}\n(key ${key.id}; store the secret now, it is not shown again)`);
         return 0;
       });
+    }
+    case 'keys limit': {
+      const given = arg(positionals, 3, 'CREDITS');
+      if (given === 'none' && values.window !== undefined) throw new UsageError('--window goes with a number of credits, not none');
+      const limit = given === 'none' ? null : keyLimitOf(given, values.window);
+      return withServices(values, async (s) => {
+        const key = await s.keys.setLimit(await s.keys.idOf(arg(positionals, 2, 'KEY')), limit);
+        print(values, keyView(key), key.limit ? `${key.id}: at most ${key.limit.credits} credits ${limitPer(key.limit.window)}` : `${key.id}: no limit of its own`);
+        return 0;
+      });
+    }
     case 'keys revoke':
       return withServices(values, async (s) => {
         const key = await s.keys.revoke(await s.keys.idOf(arg(positionals, 2, 'KEY')));

@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex, type IdGenerator } from '../lib/ids.js';
-import type { Account, AccountStore, ApiKey, KeyStore } from '../storage/ports.js';
+import type { Account, AccountStore, ApiKey, KeyLimit, KeyStore } from '../storage/ports.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
 const SECRET_SHAPE = /^tg-[0-9A-Za-z]{43}$/;
@@ -60,7 +60,7 @@ export class KeyService {
   ) {}
 
   /** Creates a key; the secret is returned here and never again. */
-  async create(accountId: string, name: string | undefined): Promise<{ key: ApiKey; secret: string }> {
+  async create(accountId: string, name: string | undefined, limit: KeyLimit | null = null): Promise<{ key: ApiKey; secret: string }> {
     const account = await this.accounts.get(accountId);
     if (!account) throw new GatewayError('account_not_found', { vars: { id: accountId } });
     const secret = this.ids.keySecret();
@@ -71,6 +71,7 @@ export class KeyService {
       prefix: `${secret.slice(0, 7)}…`,
       hash: sha256Hex(secret),
       createdAt: new Date(this.clock.now()).toISOString(),
+      limit,
     });
     return { key, secret };
   }
@@ -155,6 +156,22 @@ export class KeyService {
     return key;
   }
 
+  /**
+   * Sets or (null) removes a key's credit limit; the next request with it counts under the new one
+   * (here at once, elsewhere within keys.cacheTtlMs: the write moves the credentials version). A
+   * revoked key keeps the limit it had.
+   */
+  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey> {
+    const current = await this.keys.get(id);
+    if (!current) throw new GatewayError('key_not_found', { vars: { id } });
+    if (current.revokedAt !== null || sameLimit(current.limit, limit)) return current;
+    const key = await this.keys.setLimit(id, limit);
+    if (!key) throw new GatewayError('key_not_found', { vars: { id } });
+    this.cache.delete(key.hash);
+    this.generation++;
+    return key;
+  }
+
   /** Drops cached copies of an account (after a plan or payment change) so the next request sees it. */
   invalidateAccount(accountId: string): void {
     for (const [hash, entry] of this.cache) if (entry.account.id === accountId) this.cache.delete(hash);
@@ -169,3 +186,5 @@ export class KeyService {
     this.keys.touchLastUsed(keyId, new Date(now).toISOString()).catch((err) => this.opts.onBackgroundError?.(err));
   }
 }
+
+const sameLimit = (a: KeyLimit | null, b: KeyLimit | null) => a === b || (a !== null && b !== null && a.credits === b.credits && a.window === b.window);

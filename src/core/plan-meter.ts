@@ -9,7 +9,7 @@ import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import { ChurnMap } from '../lib/churn-map.js';
 import { CounterStoreUnavailableError, type Charge, type CounterOp, type CounterStore } from '../storage/counters.js';
-import type { Account } from '../storage/ports.js';
+import type { Account, ApiKey, KeyLimit } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
 import type { Admission, AdmissionRequest, KeepOwed, Meter, PrepaidBalance, Principal } from './metering.js';
 import { ruleApplies, shapeRequest, type ShapeOutcome, type ShapeTarget } from './shaping.js';
@@ -100,6 +100,33 @@ function measuredRules(plan: ResolvedPlan): MeasureRule[] {
   return rules;
 }
 
+/** The rule id a key's own credit limit counts under (ApiKey.limit; reserved in config/schema.ts). */
+export const KEY_LIMIT_RULE = 'key_limit';
+
+/** A key's credit limit as a measured rule of its own (one per limit object: key-cache entries are reused). */
+const keyLimitRules = new WeakMap<KeyLimit, MeasureRule>();
+function keyLimitRule(limit: KeyLimit): MeasureRule {
+  let rule = keyLimitRules.get(limit);
+  if (!rule) {
+    rule = { id: KEY_LIMIT_RULE, measure: 'credits', limit: limit.credits, window: limit.window, scope: 'key' };
+    keyLimitRules.set(limit, rule);
+  }
+  return rule;
+}
+
+/**
+ * The measured rules a principal's requests count under: its plan's, and its key's own credit
+ * limit in its place by window (measuredRules' order).
+ */
+function rulesOf(plan: ResolvedPlan, principal: Principal): MeasureRule[] {
+  const rules = measuredRules(plan);
+  const limit = principal.key?.limit;
+  if (!limit) return rules;
+  const own = keyLimitRule(limit);
+  const at = rules.findIndex((r) => rank(r) > rank(own));
+  return at === -1 ? [...rules, own] : [...rules.slice(0, at), own, ...rules.slice(at)];
+}
+
 /** A rule that counts a surface's requests whatever their model (no model filter, not per model). */
 function appliesToEveryModel(rule: MeasureRule, surface: Surface): boolean {
   return !rule.models && rule.scope !== 'account+model' && (!rule.surfaces || rule.surfaces.includes(surface));
@@ -167,7 +194,8 @@ export class PlanMeter implements Meter {
     for (const rule of this.planOf(principal.account).rules) {
       if (isMeasure(rule) && rule.measure === 'credits' && ruleApplies(rule, principal.surface, model)) ceiling = Math.min(ceiling, rule.limit);
     }
-    return ceiling;
+    const own = principal.key?.limit;
+    return own ? Math.min(ceiling, own.credits) : ceiling;
   }
 
   async prepaidBalance(principal: Principal): Promise<PrepaidBalance | undefined> {
@@ -191,7 +219,7 @@ export class PlanMeter implements Meter {
   private slots(principal: Principal, model: ModelConfig | undefined, worstCase: number, now: number): Slot[] {
     const plan = this.planOf(principal.account);
     const slots: Slot[] = [];
-    for (const rule of measuredRules(plan)) {
+    for (const rule of rulesOf(plan, principal)) {
       if (model ? !ruleApplies(rule, principal.surface, model) : !appliesToEveryModel(rule, principal.surface)) continue;
       const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
       const expiresAt = span && Number.isFinite(span.endsAt) ? span.endsAt + COUNTER_GRACE_MS : null;
@@ -464,6 +492,12 @@ export class PlanMeter implements Meter {
         'x-ratelimit-reset-tokens': resetDuration(untilReset),
         'x-tollgate-reset-at': resetAt,
       };
+      if (rule.id === KEY_LIMIT_RULE) {
+        // The key's owner set it, not the plan: "update your payment method" would not lift it.
+        const per = rule.window === 'lifetime' ? 'in all' : `per UTC ${rule.window}`;
+        const resets = resetAt === 'never' ? 'No reset makes room for it.' : `It resets at ${resetAt}.`;
+        return new GatewayError('key_limit_exceeded', { vars: { rule: rule.id, limit: rule.limit, per, remaining, worstCase, resets }, headers });
+      }
       if (short) {
         return new GatewayError('rate_limit_exceeded', {
           vars: { rule: rule.id, limit: rule.limit, unit: 'credits', window: rule.window!, retryAfter },
@@ -512,12 +546,29 @@ export class PlanMeter implements Meter {
     }
   }
 
+  /**
+   * What each unrevoked key with a limit of its own has spent of it in the window open now (the
+   * key lists of the web app and the admin API); keys without one are not in the map.
+   */
+  async keyLimitsUsed(account: Account, keys: readonly ApiKey[]): Promise<Map<string, number>> {
+    const limited = keys.filter((k) => k.limit !== null && k.revokedAt === null);
+    if (limited.length === 0) return new Map();
+    const now = this.o.clock.now();
+    const counters = limited.map((key) => {
+      const rule = keyLimitRule(key.limit!);
+      return counterKey(rule, { account, key, surface: 'api' }, '', windowAt(rule.window!, now));
+    });
+    const values = await this.o.store.get(counters, now);
+    return new Map(limited.map((k, i) => [k.id, values[i] ?? 0]));
+  }
+
   /** Every measured rule of the account's plan with its current use (SPEC §6 /v1/usage). */
   async status(principal: Principal, models: readonly ModelConfig[]): Promise<{ plan: ResolvedPlan; rules: RuleStatus[] }> {
     const now = this.o.clock.now();
     const plan = this.planOf(principal.account);
     const rules: RuleStatus[] = [];
-    for (const rule of plan.rules) {
+    const own = principal.key?.limit;
+    for (const rule of own ? [...plan.rules, keyLimitRule(own)] : plan.rules) {
       if (!isMeasure(rule)) continue;
       const span = rule.measure === 'concurrent' ? undefined : windowAt(rule.window!, now);
       const reset = span && Number.isFinite(span.endsAt) ? new Date(span.endsAt).toISOString() : null;

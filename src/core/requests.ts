@@ -166,6 +166,14 @@ const storedText = (max: number) =>
 /** A name a store keeps (an API key's). */
 export const storedName = storedText(100);
 
+/**
+ * An API key's own credit limit (admin API, web app, CLI): credits per UTC day, per UTC month, or
+ * in all; null removes it. At most 10^15, as a top-up: larger does not fit the stores exactly.
+ */
+export const keyLimit = z
+  .strictObject({ credits: z.number().int().positive().max(1e15), window: z.enum(['day', 'month', 'lifetime']) })
+  .nullable();
+
 /** The operator's note on why an account is suspended (admin API, CLI). */
 export const suspensionReason = storedText(500);
 

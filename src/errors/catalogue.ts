@@ -109,6 +109,12 @@ export const catalogue = {
     type: 'rate_limit_error',
     message: 'You have exhausted the available [plan.rule:{rule}] resource limit. Update your payment method to continue using the service. For more information please visit {publicUrl}/app/billing',
   },
+  key_limit_exceeded: {
+    status: 403,
+    type: 'rate_limit_error',
+    message: "This API key's limit of {limit} credits {per} [plan.rule:{rule}] leaves {remaining}, less than this request can cost ({worstCase}). {resets} The key's owner can raise or remove the limit on the Keys page: {publicUrl}/app/keys",
+    retry: false,
+  },
   request_cost_exceeded: {
     status: 403,
     type: 'permission_error',

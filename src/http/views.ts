@@ -31,6 +31,7 @@ export function keyView(k: ApiKey) {
     createdAt: k.createdAt,
     lastUsedAt: k.lastUsedAt,
     revokedAt: k.revokedAt,
+    limit: k.limit,
   };
 }
 

@@ -124,6 +124,19 @@ describe('web app in Chromium', () => {
     const answer = await t.client(secret.match(/tg-[0-9A-Za-z]{43}/)![0]).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     expect(answer.choices[0]?.message.content).toBe('Hello from the fake upstream.');
 
+    // The key's own credit limit: set in its row, shown with what the key spent this month.
+    const row = page.locator(byTest('key-row')).first();
+    await row.locator(byTest('edit-limit')).click();
+    await row.locator(byTest('limit-credits')).fill('5000');
+    await row.locator(byTest('limit-window')).selectOption('month');
+    await row.locator(byTest('save-limit')).click();
+    await expect.poll(() => row.locator(byTest('key-limit')).textContent()).toMatch(/^5,000 per month · 0 used$/);
+    await t.client(secret.match(/tg-[0-9A-Za-z]{43}/)![0]).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-keys'));
+    await expect.poll(() => page.locator(byTest('key-row')).first().locator(byTest('key-limit')).textContent()).toMatch(/^5,000 per month · 12 used$/);
+    await shot('keys-limit');
+
     // Usage: both surfaces.
     await page.click(byTest('nav-usage'));
     await page.locator(byTest('usage-chart')).waitFor();

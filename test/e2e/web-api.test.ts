@@ -615,12 +615,12 @@ describe('keys and usage are per account', () => {
     const { b } = await signedUp();
     const created = await b.json('/app/api/keys', { method: 'POST', body: { name: 'laptop' } });
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'laptop', prefix: created.body.key.slice(0, 7) + '…', createdAt: expect.any(String), key: expect.stringMatching(/^tg-/) });
+    expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'laptop', prefix: created.body.key.slice(0, 7) + '…', createdAt: expect.any(String), limit: null, key: expect.stringMatching(/^tg-/) });
     const reply = await t.client(created.body.key).chat.completions.create(chat() as never);
     expect((reply as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toMatch(/fake upstream/);
 
     const listed = await b.json('/app/api/keys');
-    expect(listed.body.data).toEqual([{ id: created.body.id, name: 'laptop', prefix: created.body.prefix, createdAt: created.body.createdAt, lastUsedAt: expect.anything(), revokedAt: null }]);
+    expect(listed.body.data).toEqual([{ id: created.body.id, name: 'laptop', prefix: created.body.prefix, createdAt: created.body.createdAt, lastUsedAt: expect.anything(), revokedAt: null, limit: null }]);
     expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
 
     const revoked = await b.json(`/app/api/keys/${created.body.id}`, { method: 'DELETE' });
@@ -628,6 +628,34 @@ describe('keys and usage are per account', () => {
     expect(revoked.body.revokedAt).not.toBeNull();
     const err = await t.client(created.body.key).chat.completions.create(chat() as never).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 401 });
+  });
+
+  it("an account sets its key's own credit limit: at creation, with PATCH, seen with its use; another account's key is not found", async () => {
+    const { b } = await signedUp();
+    // The free tier caps output at 512 tokens: a worst case of 617 credits; the fake's answer costs 12.
+    const created = await b.json('/app/api/keys', { method: 'POST', body: { name: 'script', limit: { credits: 620, window: 'day' } } });
+    expect(created.status).toBe(201);
+    expect(created.body.limit).toEqual({ credits: 620, window: 'day' });
+    const client = t.client(created.body.key);
+    await client.chat.completions.create(chat() as never);
+    const err = await client.chat.completions.create(chat() as never).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 403, code: 'key_limit_exceeded' });
+    expect((await b.json('/app/api/keys')).body.data[0]).toMatchObject({ limit: { credits: 620, window: 'day' }, limitUsed: 12 });
+
+    const raised = await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { limit: { credits: 1000, window: 'month' } } });
+    expect(raised.status).toBe(200);
+    expect(raised.body).toMatchObject({ limit: { credits: 1000, window: 'month' }, limitUsed: 0 });
+    await client.chat.completions.create(chat() as never);
+    expect((await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { limit: null } })).body).toMatchObject({ limit: null });
+    expect((await b.json('/app/api/keys')).body.data[0].limitUsed).toBeUndefined();
+
+    const { b: stranger } = await signedUp();
+    const theirs = await stranger.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { limit: { credits: 1, window: 'day' } } });
+    expect(theirs.status).toBe(404);
+    expect(theirs.body.error.code).toBe('key_not_found');
+    const bad = await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { limit: { credits: -1, window: 'day' } } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.param).toBe('limit.credits');
   });
 
   it('a key name holding U+0000 is refused, naming the field (PostgreSQL cannot store one: it was a 500 there)', async () => {

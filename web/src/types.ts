@@ -70,6 +70,12 @@ export interface Meter {
   paymentMethodLifts: boolean;
 }
 
+/** A key's own credit limit: credits per UTC day, per UTC month, or in all. */
+export interface KeyLimit {
+  credits: number;
+  window: 'day' | 'month' | 'lifetime';
+}
+
 export interface ApiKey {
   id: string;
   name: string;
@@ -77,6 +83,9 @@ export interface ApiKey {
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  limit: KeyLimit | null;
+  /** What it spent of its limit in the window open now (unrevoked keys with a limit). */
+  limitUsed?: number;
 }
 
 export interface NewKey {

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
-import { newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
+import { keyLimit, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -34,7 +34,8 @@ const listAccounts = z.strictObject({
 });
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
-const createKey = z.strictObject({ name: storedName.optional() });
+const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional() });
+const patchKey = z.strictObject({ limit: keyLimit });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
 
 /** An instant every store can hold and compare (PostgreSQL has no year 0). */
@@ -141,13 +142,20 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {
       const body = parseBody(createKey, req.body ?? {});
-      const { key, secret } = await keys.create(req.params.id, body.name);
+      const { key, secret } = await keys.create(req.params.id, body.name, body.limit ?? null);
       return reply.code(201).send({ ...keyView(key), key: secret });
+    });
+
+    app.patch<{ Params: { id: string } }>('/keys/:id', async (req) => {
+      const body = parseBody(patchKey, req.body ?? {});
+      return keyView(await keys.setLimit(req.params.id, body.limit));
     });
 
     app.get<{ Params: { id: string } }>('/accounts/:id/keys', async (req) => {
       const account = await accounts.get(req.params.id);
-      return { object: 'list', data: (await storage.keys.listByAccount(account.id)).map(keyView) };
+      const list = await storage.keys.listByAccount(account.id);
+      const used = await deps.meter.keyLimitsUsed(account, list);
+      return { object: 'list', data: list.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id) }) })) };
     });
 
     app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => keyView(await keys.revoke(req.params.id)));

@@ -8,7 +8,8 @@ import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
 import { KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
-import { newPassword, parseBody, storedName } from '../../core/requests.js';
+import type { ApiKey } from '../../storage/ports.js';
+import { keyLimit, newPassword, parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -41,7 +42,8 @@ const chatBody = z.strictObject({
 });
 const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional(), image_url: z.unknown().optional() });
 const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
-const createKey = z.strictObject({ name: z.string().trim().pipe(storedName) });
+const createKey = z.strictObject({ name: z.string().trim().pipe(storedName), limit: keyLimit.optional() });
+const patchKey = z.strictObject({ limit: keyLimit });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
@@ -61,8 +63,9 @@ function sessionAccountView(a: AccountInfo) {
   return { id: a.id, email: a.email, plan: a.plan, balance: a.balance, paymentMethod: a.hasPaymentMethod };
 }
 
-function clientKeyView(k: { id: string; name: string; prefix: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }) {
-  return { id: k.id, name: k.name, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt };
+/** A key as its account sees it: never its hash; with what it spent of its own limit, when it has one and that was read. */
+function clientKeyView(k: ApiKey, limitUsed?: number) {
+  return { id: k.id, name: k.name, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt, limit: k.limit, ...(limitUsed !== undefined && { limitUsed }) };
 }
 
 /** The account a web app page was loaded for (request), and the session's account (response). */
@@ -247,14 +250,28 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.get('/keys', async (req) => {
       const { account } = signedIn(req);
-      return { data: (await storage.keys.listByAccount(account.id)).map(clientKeyView) };
+      const list = await storage.keys.listByAccount(account.id);
+      const used = await meter.keyLimitsUsed(account, list);
+      return { data: list.map((k) => clientKeyView(k, used.get(k.id))) };
     });
 
     app.post('/keys', async (req, reply) => {
       const body = parseBody(createKey, req.body ?? {});
       const accountId = signedIn(req).account.id;
-      const { key, secret } = await keyQuota.create(accountId, req.id, () => keys.create(accountId, body.name));
-      return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, key: secret });
+      const { key, secret } = await keyQuota.create(accountId, req.id, () => keys.create(accountId, body.name, body.limit ?? null));
+      return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, limit: key.limit, key: secret });
+    });
+
+    // A key's own credit limit: the account caps what one of its keys may spend (an app, a
+    // teammate, a script that could loop), within the plan's rules, which still bind every key.
+    app.patch<{ Params: { id: string } }>('/keys/:id', async (req) => {
+      const body = parseBody(patchKey, req.body ?? {});
+      const { account } = signedIn(req);
+      const key = await storage.keys.get(req.params.id);
+      // Another account's key is answered exactly like a missing one.
+      if (!key || key.accountId !== account.id) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
+      const updated = await keys.setLimit(key.id, body.limit);
+      return clientKeyView(updated, (await meter.keyLimitsUsed(account, [updated])).get(updated.id));
     });
 
     app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => {

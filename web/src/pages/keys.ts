@@ -3,8 +3,63 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { focusFirst, useRefocusWhen } from '../focus';
-import { fmtDate } from '../format';
-import type { ApiKey, NewKey } from '../types';
+import { fmt, fmtDate } from '../format';
+import type { ApiKey, KeyLimit, NewKey } from '../types';
+
+const PER: Record<KeyLimit['window'], string> = { day: 'per day', month: 'per month', lifetime: 'in all' };
+const WINDOWS = Object.keys(PER) as KeyLimit['window'][];
+
+/**
+ * A key's own credit limit, and its editor: what one app, teammate or script may spend, within
+ * the plan's limits, which still bind every key of the account. Windows are UTC days and months.
+ */
+function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<void>; onError: (e: ApiError) => void }) {
+  const [editing, setEditing] = useState(false);
+  const [credits, setCredits] = useState(k.limit ? String(k.limit.credits) : '');
+  const [per, setPer] = useState<KeyLimit['window']>(k.limit?.window ?? 'day');
+  const [busy, setBusy] = useState(false);
+  const field = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (editing) field.current?.focus();
+  }, [editing]);
+
+  const save = async (limit: KeyLimit | null) => {
+    setBusy(true);
+    try {
+      await api('PATCH', `/keys/${encodeURIComponent(k.id)}`, { limit });
+      setEditing(false);
+      await onSaved();
+    } catch (err) {
+      onError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (!editing) {
+    return html`<span data-testid="key-limit">${k.limit
+      ? `${fmt(k.limit.credits)} ${PER[k.limit.window]}${k.limitUsed !== undefined ? ` · ${fmt(k.limitUsed)} used` : ''}`
+      : html`<span class="muted">None</span>`}</span>
+      ${!k.revokedAt &&
+      html` <button type="button" class="btn btn-quiet btn-small" data-testid="edit-limit" onClick=${() => setEditing(true)}
+        aria-label=${`Set the credit limit of key ${k.name || k.prefix}`}>${k.limit ? 'Change' : 'Set'}</button>`}`;
+  }
+  return html`<form class="limit-form" data-testid="limit-form" onSubmit=${(e: Event) => {
+    e.preventDefault();
+    void save({ credits: Number(credits), window: per });
+  }}>
+    <label class="sr-only" for=${`limit-${k.id}`}>Credits</label>
+    <input id=${`limit-${k.id}`} data-testid="limit-credits" ref=${field} type="number" min="1" max="1000000000000000" step="1" required
+      value=${credits} onInput=${(e: Event) => setCredits((e.currentTarget as HTMLInputElement).value)} />
+    <label class="sr-only" for=${`limit-window-${k.id}`}>Per</label>
+    <select id=${`limit-window-${k.id}`} data-testid="limit-window" value=${per} onChange=${(e: Event) => setPer((e.currentTarget as HTMLSelectElement).value as KeyLimit['window'])}>
+      ${WINDOWS.map((w) => html`<option value=${w}>${PER[w]}</option>`)}
+    </select>
+    <button type="submit" class="btn btn-primary btn-small" data-testid="save-limit" disabled=${busy}>Save</button>
+    ${k.limit && html`<button type="button" class="btn btn-quiet btn-small" data-testid="remove-limit" disabled=${busy} onClick=${() => save(null)}>Remove</button>`}
+    <button type="button" class="btn btn-quiet btn-small" onClick=${() => setEditing(false)}>Cancel</button>
+  </form>`;
+}
 
 function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => void }) {
   const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
@@ -152,7 +207,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
             ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
             : html`<div class="table-scroll"><table ref=${table}>
                 <caption class="sr-only">Your API keys</caption>
-                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   ${keys.map(
                     (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
@@ -160,6 +215,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
                       <td>${k.name || html`<span class="muted">unnamed</span>`}</td>
                       <td>${fmtDate(k.createdAt)}</td>
                       <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
+                      <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
                       <td>${k.revokedAt ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>` : html`<span class="status status-ok">Active</span>`}</td>
                       <td class="actions">${!k.revokedAt &&
                       html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
