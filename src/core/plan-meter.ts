@@ -108,7 +108,8 @@ const keyLimitRules = new WeakMap<KeyLimit, MeasureRule>();
 function keyLimitRule(limit: KeyLimit): MeasureRule {
   let rule = keyLimitRules.get(limit);
   if (!rule) {
-    rule = { id: KEY_LIMIT_RULE, measure: 'credits', limit: limit.credits, window: limit.window, scope: 'key' };
+    // A key is only ever used on the API (the Playground's requests have none).
+    rule = { id: KEY_LIMIT_RULE, measure: 'credits', limit: limit.credits, window: limit.window, scope: 'key', surfaces: ['api'] };
     keyLimitRules.set(limit, rule);
   }
   return rule;

@@ -54,7 +54,7 @@ describe("a key's own credit limit", () => {
     expect(spent).toBe(ok * 12);
     expect(spent).toBeLessThanOrEqual(1000);
     const rule = (await usage(limited.key)).rules.find((r: { id: string }) => r.id === 'key_limit');
-    expect(rule).toMatchObject({ measure: 'credits', limit: 1000, window: 'day', scope: 'key', used: spent, remaining: 1000 - spent, reset: '2026-12-06T00:00:00.000Z' });
+    expect(rule).toMatchObject({ measure: 'credits', limit: 1000, window: 'day', scope: 'key', surfaces: ['api'], used: spent, remaining: 1000 - spent, reset: '2026-12-06T00:00:00.000Z' });
     // The parallel refusals came while others' reservations (22 each) were in flight; once they
     // settled (12 each), requests one at a time fill the limit to the last whole worst case.
     while ((await chat(limited.key)).status === 200);
