@@ -30,6 +30,16 @@ export function routesOf<M extends ModelConfig>(model: M, providers: ReadonlyMap
   return routes;
 }
 
+/**
+ * Whether any route of the model has a provider with credentials: what routesOf serves, so what
+ * `/v1/models` and the Playground may call available (a model whose own provider has no key is
+ * served by a fallback that has one).
+ */
+export function served(model: ModelConfig, providers: ReadonlyMap<string, Provider>): boolean {
+  if (providers.get(model.provider)?.configured) return true;
+  return model.fallbacks?.some((f) => providers.get(f.provider)?.configured === true) ?? false;
+}
+
 /** Answers that say the provider refused the request before doing anything with it. */
 const REFUSED = new Set(['upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured']);
 

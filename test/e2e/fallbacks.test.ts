@@ -128,6 +128,12 @@ describe('fallbacks', () => {
     expect(t.openai.requests.length).toBe(before.nokey);
   });
 
+  it('/v1/models says a model served by a fallback alone is available (its own provider has no key)', async () => {
+    const { secret } = await t.newAccount();
+    const listed = (await (await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { data: Array<{ id: string; available: boolean }> };
+    expect(listed.data.find((m) => m.id === 'keyless-first')?.available).toBe(true);
+  });
+
   it('a 400 about the request, or a timeout, is the answer: the next provider is not asked', async () => {
     const { accountId, secret } = await t.newAccount();
     const before = backup.requests.length;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
 import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
+import { served } from '../../core/routes.js';
 import { KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
 import type { ApiKey } from '../../storage/ports.js';
@@ -173,7 +174,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       return {
         data: catalog.models.map((m) => ({
           ...modelEntry(m, deps.pricing),
-          available: (deps.providers.get(m.provider)?.configured ?? false) && planServes(meter.planOf(account), 'playground', m, deps.pricing),
+          available: served(m, deps.providers) && planServes(meter.planOf(account), 'playground', m, deps.pricing),
         })),
       };
     });

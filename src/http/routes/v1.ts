@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
+import { served } from '../../core/routes.js';
 import type { Principal } from '../../core/metering.js';
 import type { ModelConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors/gateway-error.js';
@@ -121,7 +122,7 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
     const entry = (m: ModelConfig, principal: Principal | null) => ({
       ...modelEntry(m, deps.pricing),
       ...(principal && {
-        available: (deps.providers.get(m.provider)?.configured ?? false) && planServes(deps.meter.planOf(principal.account), 'api', m, deps.pricing),
+        available: served(m, deps.providers) && planServes(deps.meter.planOf(principal.account), 'api', m, deps.pricing),
       }),
     });
     // No key needed; a key that is sent must be valid, so a typo is not silently ignored.
