@@ -220,7 +220,7 @@ function isProxyList(text: string): boolean {
  * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
  * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
  */
-const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session', 'keys_created', 'key_limit']);
+const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session', 'keys_created', 'key_limit', 'key_limit_changes']);
 const ruleId = z
   .string()
   .regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case')
@@ -420,6 +420,12 @@ export const configSchema = z.strictObject({
        * /app/api/keys) then held the event loop 3.6 s; 0: only the operator creates keys.
        */
       keysPerDay: z.number().int().min(0).default(50),
+      /**
+       * Changes of its keys' credit limits one account may make per UTC day in the web app (the
+       * admin API and the CLI are not limited). Each empties every instance's key cache (the limit
+       * travels in it), so unlimited, one account alternating two limits kept them all empty.
+       */
+      keyLimitChangesPerDay: z.number().int().positive().default(50),
     })
     .prefault({}),
   billing: z

@@ -164,7 +164,7 @@ export class KeyService {
   async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey> {
     const current = await this.keys.get(id);
     if (!current) throw new GatewayError('key_not_found', { vars: { id } });
-    if (current.revokedAt !== null || sameLimit(current.limit, limit)) return current;
+    if (unchangedBy(current, limit)) return current;
     const key = await this.keys.setLimit(id, limit);
     if (!key) throw new GatewayError('key_not_found', { vars: { id } });
     this.cache.delete(key.hash);
@@ -187,4 +187,8 @@ export class KeyService {
   }
 }
 
-const sameLimit = (a: KeyLimit | null, b: KeyLimit | null) => a === b || (a !== null && b !== null && a.credits === b.credits && a.window === b.window);
+/** Whether setting `limit` leaves the key as it is: it has that limit already, or is revoked (which keeps its own). */
+export function unchangedBy(key: ApiKey, limit: KeyLimit | null): boolean {
+  const had = key.limit;
+  return key.revokedAt !== null || had === limit || (had !== null && limit !== null && had.credits === limit.credits && had.window === limit.window);
+}

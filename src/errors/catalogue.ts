@@ -226,6 +226,11 @@ export const catalogue = {
     type: 'rate_limit_error',
     message: 'Your account created {limit} API keys today, the most one account may create in a day. Try again in {retryAfter} s (at 00:00 UTC); revoking a key does not give its place back, and the keys you have keep working.',
   },
+  too_many_key_limit_changes: {
+    status: 429,
+    type: 'rate_limit_error',
+    message: "Your account changed its API keys' credit limits {limit} times today, the most one account may in a day. Try again in {retryAfter} s (at 00:00 UTC); the limits as they stand keep applying.",
+  },
   internal_error: {
     status: 500,
     type: 'api_error',

@@ -701,6 +701,40 @@ describe('keys and usage are per account', () => {
     }
   });
 
+  it("an account changes its keys' limits at most web.keyLimitChangesPerDay times a UTC day: each change empties every instance's key cache", async () => {
+    // A limit is read from the key cache, so a change moves the store's credentials version and
+    // every instance drops its whole cache, for every customer. Unbounded, one signed-in account
+    // alternating two limits kept the key cache of every instance empty.
+    const s = await startTestGateway({ config: { web: { signupsPerHour: 100, keyLimitChangesPerDay: 3 } } });
+    try {
+      const b = new Browser(s.url);
+      await b.session();
+      const res = await b.json('/app/api/signup', { method: 'POST', body: { email: 'limits@example.test', password: PASSWORD } });
+      expect(res.status).toBe(201);
+      await b.session();
+      const key = (await b.json('/app/api/keys', { method: 'POST', body: { name: 'script' } })).body;
+      const patch = (limit: unknown) => b.json(`/app/api/keys/${key.id}`, { method: 'PATCH', body: { limit } });
+      const before = await s.gw.storage.credentialsVersion();
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await patch({ credits: 100 + i, window: 'day' })).status);
+      // The same limit again changes nothing and counts nothing.
+      statuses.push((await patch({ credits: 102, window: 'day' })).status);
+      const refused = await patch({ credits: 500, window: 'day' });
+      expect([...statuses, refused.status]).toEqual([200, 200, 200, 200, 429]);
+      expect(refused.body.error).toMatchObject({ code: 'too_many_key_limit_changes', type: 'rate_limit_error' });
+      expect(refused.body.error.message).toContain('3 times');
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(86_400);
+      expect(await s.gw.storage.credentialsVersion()).toBe(before + 3);
+      expect((await b.json('/app/api/keys')).body.data[0].limit).toEqual({ credits: 102, window: 'day' });
+      // The operator is not limited.
+      expect((await s.admin('PATCH', `/keys/${key.id}`, { limit: null })).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('web.keysPerDay 0 leaves keys to the operator: the session says so, a creation is 403 key_creation_closed, revoking still works', async () => {
     const s = await startTestGateway({ config: { web: { signupsPerHour: 100, keysPerDay: 0 } } });
     try {

@@ -7,11 +7,12 @@ import type { AccountInfo } from '../../core/accounts.js';
 import { planServes } from '../../core/availability.js';
 import type { Completed, RequestContext } from '../../core/gateway.js';
 import { served } from '../../core/routes.js';
-import { KeyQuota } from '../../core/key-quota.js';
+import { KEY_LIMIT_CHANGES, KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
 import type { ApiKey } from '../../storage/ports.js';
 import { keyLimit, newPassword, parseBody, storedName } from '../../core/requests.js';
 import { equal } from '../../core/sessions.js';
+import { unchangedBy } from '../../core/keys.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
@@ -75,6 +76,7 @@ const ACCOUNT_HEADER = 'x-tollgate-account';
 export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsync {
   const { accounts, gateway, keys, storage, clock, meter, catalog, signin, billing } = deps;
   const keyQuota = new KeyQuota(deps.counters, clock, deps.config.web.keysPerDay);
+  const limitChanges = new KeyQuota(deps.counters, clock, deps.config.web.keyLimitChangesPerDay, KEY_LIMIT_CHANGES);
   /** What the web app must not offer (docs/web-api.md): a form that can only be refused. */
   const offered = { signup: signin.signupOpen, keyCreation: keyQuota.open };
 
@@ -271,7 +273,9 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const key = await storage.keys.get(req.params.id);
       // Another account's key is answered exactly like a missing one.
       if (!key || key.accountId !== account.id) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
-      const updated = await keys.setLimit(key.id, body.limit);
+      // A change empties every instance's key cache: counted (web.keyLimitChangesPerDay). One that
+      // changes nothing writes nothing, and costs nothing.
+      const updated = unchangedBy(key, body.limit) ? key : await limitChanges.create(account.id, req.id, () => keys.setLimit(key.id, body.limit));
       return clientKeyView(updated, (await meter.keyLimitsUsed(account, [updated])).get(updated.id));
     });
 
