@@ -131,6 +131,16 @@ describe('web app in Chromium', () => {
     await row.locator(byTest('limit-window')).selectOption('month');
     await row.locator(byTest('save-limit')).click();
     await expect.poll(() => row.locator(byTest('key-limit')).textContent()).toMatch(/^5,000 per month · 0 used$/);
+    // The form goes with the save, and the focus back to the button that opened it (not the page's
+    // body, where the next Tab starts again from the top); Escape cancels an edit the same way.
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.tagName);
+    await expect.poll(focused).toBe('edit-limit');
+    await page.keyboard.press('Enter');
+    await expect.poll(focused).toBe('limit-credits');
+    await page.keyboard.type('1');
+    await page.keyboard.press('Escape');
+    await expect.poll(focused).toBe('edit-limit');
+    await expect.poll(() => row.locator(byTest('key-limit')).textContent()).toMatch(/^5,000 per month/);
     await t.client(secret.match(/tg-[0-9A-Za-z]{43}/)![0]).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     await page.click(byTest('nav-usage'));
     await page.click(byTest('nav-keys'));

@@ -19,9 +19,20 @@ function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<
   const [per, setPer] = useState<KeyLimit['window']>(k.limit?.window ?? 'day');
   const [busy, setBusy] = useState(false);
   const field = useRef<HTMLInputElement>(null);
+  const edit = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     if (editing) field.current?.focus();
   }, [editing]);
+  // The form goes with a save, a removal or a cancel, and the focus with it: back to the button
+  // that opened it.
+  useRefocusWhen(!editing, () => edit.current);
+
+  /** Opens the editor on the key's limit as it stands (not what an edit left unsaved). */
+  const open = () => {
+    setCredits(k.limit ? String(k.limit.credits) : '');
+    setPer(k.limit?.window ?? 'day');
+    setEditing(true);
+  };
 
   const save = async (limit: KeyLimit | null) => {
     setBusy(true);
@@ -41,10 +52,10 @@ function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<
       ? `${fmt(k.limit.credits)} ${PER[k.limit.window]}${k.limitUsed !== undefined ? ` · ${fmt(k.limitUsed)} used` : ''}`
       : html`<span class="muted">None</span>`}</span>
       ${!k.revokedAt &&
-      html` <button type="button" class="btn btn-quiet btn-small" data-testid="edit-limit" onClick=${() => setEditing(true)}
+      html` <button type="button" class="btn btn-quiet btn-small" data-testid="edit-limit" ref=${edit} onClick=${open}
         aria-label=${`Set the credit limit of key ${k.name || k.prefix}`}>${k.limit ? 'Change' : 'Set'}</button>`}`;
   }
-  return html`<form class="limit-form" data-testid="limit-form" onSubmit=${(e: Event) => {
+  return html`<form class="limit-form" data-testid="limit-form" onKeyDown=${(e: KeyboardEvent) => e.key === 'Escape' && setEditing(false)} onSubmit=${(e: Event) => {
     e.preventDefault();
     void save({ credits: Number(credits), window: per });
   }}>
