@@ -57,13 +57,16 @@ describe('fallsBack', () => {
     }
     expect(fallsBack(new GatewayError('upstream_unavailable', { vars: { provider: 'a', detail: 'connection refused', stage: 'connect' } }))).toBe(true);
     expect(fallsBack(new GatewayError('upstream_timeout', { vars: { provider: 'a', timeoutMs: 1, phase: 'connect' } }))).toBe(true);
-    for (const status of [429, 500, 502, 503, 504, 529]) expect(fallsBack(http(status)), String(status)).toBe(true);
+    for (const status of [429, 500, 502, 503, 529]) expect(fallsBack(http(status)), String(status)).toBe(true);
   });
 
   it('not on a timeout or reset after the request was sent (the provider may do and bill it), an invalid answer to a call it took, a 4xx about the request, or a bug', () => {
     expect(fallsBack(new GatewayError('upstream_timeout', { vars: { provider: 'a', timeoutMs: 1, phase: 'first byte' } }))).toBe(false);
     // A reset may come after the provider read the request.
     expect(fallsBack(new GatewayError('upstream_unavailable', { vars: { provider: 'a', detail: 'connection reset', stage: 'exchange' } }))).toBe(false);
+    // A proxy in front of the provider gave up waiting for it (504; Cloudflare's 524): the request
+    // was sent, and the provider behind it may still be making (and billing) the answer.
+    for (const status of [504, 524]) expect(fallsBack(http(status)), String(status)).toBe(false);
     expect(fallsBack(malformedResponse('a', 'the body is not JSON'))).toBe(false);
     for (const status of [400, 404, 409, 413, 422]) expect(fallsBack(http(status)), String(status)).toBe(false);
     expect(fallsBack(new TypeError('x'))).toBe(false);

@@ -40,6 +40,9 @@ export function served(model: ModelConfig, providers: ReadonlyMap<string, Provid
   return model.fallbacks?.some((f) => providers.get(f.provider)?.configured === true) ?? false;
 }
 
+/** A proxy's answer that it timed out waiting for the provider it passed the request to. */
+const GATEWAY_TIMEOUTS = new Set([504, 524]);
+
 /** Answers that say the provider refused the request before doing anything with it. */
 const REFUSED = new Set(['upstream_auth_failed', 'upstream_quota_exhausted', 'provider_not_configured']);
 
@@ -49,7 +52,9 @@ const REFUSED = new Set(['upstream_auth_failed', 'upstream_quota_exhausted', 'pr
  * refused the gateway's key or quota, or answered 429 or 5xx. Not a connection reset or a timeout
  * after the request was sent — the provider may have done or still be doing the work, and bill
  * it — nor an invalid answer to a call it took (502 invalid_upstream_response), nor a 4xx about
- * the request itself, which the next provider would refuse the same way.
+ * the request itself, which the next provider would refuse the same way. Nor a 504 or Cloudflare's
+ * 524: a proxy in front of the provider gave up waiting for an answer to a request it had passed
+ * on (Cloudflare's 524: the origin sent nothing for 100 s), a timeout after sending like the gateway's own.
  */
 export function fallsBack(err: unknown): boolean {
   if (err instanceof GatewayError) {
@@ -58,7 +63,7 @@ export function fallsBack(err: unknown): boolean {
     return REFUSED.has(err.code);
   }
   if (err instanceof UpstreamHttpError) {
-    return (err.status === 429 || err.status >= 500) && err.body.error.code !== 'invalid_upstream_response';
+    return (err.status === 429 || (err.status >= 500 && !GATEWAY_TIMEOUTS.has(err.status))) && err.body.error.code !== 'invalid_upstream_response';
   }
   return false;
 }

@@ -128,6 +128,16 @@ describe('fallbacks', () => {
     expect(t.openai.requests.length).toBe(before.nokey);
   });
 
+  it("a proxy's gateway timeout (504) is the answer: the provider behind it may still be making and billing it", async () => {
+    const { accountId, secret } = await t.newAccount();
+    const before = backup.requests.length;
+    t.openai.enqueue({ kind: 'json', status: 504, body: { error: { message: 'upstream request timeout', type: 'server_error', code: null, param: null } } });
+    const res = await post(secret, '/chat/completions', hi());
+    expect(res.status).toBe(504);
+    expect(backup.requests.length).toBe(before);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0 })]);
+  });
+
   it('/v1/models says a model served by a fallback alone is available (its own provider has no key)', async () => {
     const { secret } = await t.newAccount();
     const listed = (await (await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { data: Array<{ id: string; available: boolean }> };
