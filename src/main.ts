@@ -126,10 +126,11 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     clock: services.clock,
     reservationTtlMs: config.metering.reservationTtlMs,
     renewEveryMs: config.metering.renewEveryMs,
-    // Two rounds of upstream calls, each bounded by totalTimeoutMs on its own: an image answer that
-    // names files, then their downloads (b64_json). Bounded by one round, the reservation of a call
+    // Rounds of upstream calls, each bounded by totalTimeoutMs on its own: an image answer that
+    // names files, then their downloads (b64_json), and before the answer one call per route a
+    // model's fallbacks give it (core/routes.ts). Bounded by one round, the reservation of a call
     // still downloading lapsed, and the credits or balance it held were admitted again meanwhile.
-    maxHoldMs: 2 * config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
+    maxHoldMs: (longestRoutes(config) + 1) * config.upstream.totalTimeoutMs + config.metering.drainUsageMs + config.metering.reservationTtlMs,
     onUnavailable: config.limiter.onUnavailable,
     logger,
   });
@@ -242,4 +243,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const host = opts.config.server.host.includes(':') ? `[${opts.config.server.host}]` : opts.config.server.host;
   gw.url = `http://${host}:${port}`;
   return gw;
+}
+
+/** The most routes one model has: its provider and its fallbacks. */
+function longestRoutes(config: Config): number {
+  return config.models.reduce((most, m) => Math.max(most, 1 + (m.fallbacks?.length ?? 0)), 1);
 }

@@ -86,7 +86,7 @@ function crossCheck(config: Config, providerTypes: readonly string[], builtInMod
     }
     m.fallbacks?.forEach((f, j) => {
       if (!providerIds.has(f.provider)) problems.push(`models[${i}].fallbacks[${j}].provider: no provider with id '${f.provider}'`);
-      else if (f.provider === m.provider && (f.upstream ?? m.upstream) === m.upstream) {
+      else if (f.provider === m.provider && (f.upstream ?? m.upstream ?? m.id) === (m.upstream ?? m.id)) {
         problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as the model itself`);
       }
     });

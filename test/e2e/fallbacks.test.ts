@@ -244,7 +244,7 @@ describe('fallbacks in config', () => {
   it('names a fallback provider that does not exist, and one that repeats the model itself', () => {
     let problems: string[] = [];
     try {
-      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }] }]);
+      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }, { provider: 'a', upstream: 'm' }] }]);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems = err.problems;
@@ -252,6 +252,7 @@ describe('fallbacks in config', () => {
     expect(problems).toEqual([
       "models[0].fallbacks[0].provider: no provider with id 'nowhere'",
       'models[0].fallbacks[1]: the same provider and upstream as the model itself',
+      'models[0].fallbacks[2]: the same provider and upstream as the model itself',
     ]);
   });
 
