@@ -174,6 +174,41 @@ describe('three instances, one Redis, one PostgreSQL', () => {
     }
   });
 
+  it("a key's own limit holds across instances under 300 parallel requests, and a change of it reaches every instance within a second", async () => {
+    const { accountId, keyId, secret } = await newAccount();
+    const LIMIT = 20 * WORST;
+    expect((await admin('PATCH', `/keys/${keyId}`, { limit: { credits: LIMIT, window: 'day' } }, servers[2])).status).toBe(200);
+    const setAt = Date.now();
+    // Every instance counts under it within a second (the PostgreSQL trigger moves the credentials version).
+    for (const s of servers) {
+      for (;;) {
+        const u = (await (await fetch(`${s.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as any;
+        if (u.rules.some((r: { id: string }) => r.id === 'key_limit')) break;
+        expect(Date.now() - setAt).toBeLessThan(1000);
+        await sleep(25);
+      }
+    }
+    const responses = await Promise.all(Array.from({ length: 300 }, (_, i) => chat(servers[i % 3]!, secret)));
+    let admittedCredits = 0;
+    for (const res of responses) {
+      if (res.status === 200) admittedCredits += Number(res.headers.get('x-tollgate-credits-used'));
+      else expect(((await res.json()) as any).error.code).toBe('key_limit_exceeded');
+    }
+    expect(admittedCredits).toBeGreaterThan(0);
+    expect(admittedCredits).toBeLessThanOrEqual(LIMIT);
+    expect(sum(await ledger(accountId))).toBe(admittedCredits);
+    for (const s of servers) expect(await usedOf(s, secret, 'key_limit')).toBe(admittedCredits);
+    // Lifted on one instance: served on every one within a second.
+    await admin('PATCH', `/keys/${keyId}`, { limit: null }, servers[0]);
+    const liftedAt = Date.now();
+    for (;;) {
+      const statuses = await Promise.all(servers.map(async (s) => (await chat(s, secret)).status));
+      if (statuses.every((st) => st === 200)) break;
+      expect(Date.now() - liftedAt).toBeLessThan(1000);
+      await sleep(25);
+    }
+  });
+
   it('a payment method marked on one instance while another changes the plan: the plan change stands', async () => {
     // Either order of the two calls ends on `solo` (a payment method moves only a free account to
     // paid); one read the plan, the other wrote solo, then the first wrote paid over it.
