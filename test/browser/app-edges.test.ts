@@ -405,6 +405,25 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('back from a hosted checkout whose webhook landed first, Billing says the payment is confirmed', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'webhook-first@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    await page.goto(`${t.url}/app/billing`);
+    await expect.poll(() => page.textContent(byTest('plan'))).toBe('free');
+    // The reader leaves for the checkout from here (what the page keeps as it goes, as a Stripe
+    // redirect would have it); the webhook lands before the reader is back.
+    await page.evaluate(() => sessionStorage.setItem('tollgate.beforeCheckout', JSON.stringify({ plan: 'free', paymentMethod: false, balance: 0 })));
+    await t.admin('PATCH', `/accounts/${account.id}`, { paymentMethod: true });
+    await page.goto(`${t.url}/app/billing?checkout=done`);
+    await expect.poll(() => page.textContent(byTest('plan'))).toBe('paid');
+    // It said "Payment submitted" for the whole minute it read on: the first read had the change already.
+    await expect.poll(() => page.textContent('.notice')).toBe('Payment confirmed.');
+    expect(await page.evaluate(() => sessionStorage.getItem('tollgate.beforeCheckout'))).toBeNull();
+    await page.context().close();
+  }, 60_000);
+
   it("back from a top-up's checkout, Billing does not take the account's own spending for the payment", async () => {
     const t = await gateway();
     const page = await signUp(t, 'topup-return@example.com', 'correct horse battery');

@@ -11,6 +11,33 @@ import type { Account, Billing } from '../types';
 const CHECKOUT_POLL_MS = 2_000;
 const CHECKOUT_POLLS = 30;
 
+/**
+ * What the account was as the reader left for a hosted checkout (this tab only): the return
+ * compares with it, so a webhook that landed before the page's first read still says "confirmed".
+ */
+const BEFORE_CHECKOUT = 'tollgate.beforeCheckout';
+type Paid = Pick<Billing, 'plan' | 'paymentMethod' | 'balance'>;
+
+function leaveForCheckout(url: string, billing: Billing | null): void {
+  try {
+    if (billing) sessionStorage.setItem(BEFORE_CHECKOUT, JSON.stringify({ plan: billing.plan, paymentMethod: billing.paymentMethod, balance: billing.balance }));
+  } catch {
+    // Storage refused (private mode, quota): the return then compares from its first read.
+  }
+  location.assign(url);
+}
+
+function takeBeforeCheckout(): Paid | null {
+  try {
+    const saved = sessionStorage.getItem(BEFORE_CHECKOUT);
+    sessionStorage.removeItem(BEFORE_CHECKOUT);
+    const v = saved === null ? null : (JSON.parse(saved) as Partial<Paid>);
+    return v && typeof v.plan === 'string' && typeof v.paymentMethod === 'boolean' && typeof v.balance === 'number' ? (v as Paid) : null;
+  } catch {
+    return null;
+  }
+}
+
 export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>) => void }) {
   const [billing, setBilling] = useState<Billing | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -57,7 +84,9 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
     setNotice('Payment submitted: your plan and balance change here once the payment provider confirms it, usually within seconds.');
     let timer: ReturnType<typeof setTimeout> | undefined;
     let gone = false;
-    let last: Billing | null = null;
+    // Compared from the account as it was before the checkout when this tab left from here: the
+    // webhook may have landed before the first read, which then showed no change.
+    let last: Paid | null = takeBeforeCheckout();
     const poll = async (left: number) => {
       const b = await api<Billing>('GET', '/billing').catch(() => null);
       if (gone) return;
@@ -90,7 +119,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
     try {
       const res = await api<{ redirectUrl?: string; account?: Account }>('POST', '/billing/payment-method');
       if (res.redirectUrl) {
-        location.assign(res.redirectUrl);
+        leaveForCheckout(res.redirectUrl, billing);
         return;
       }
       if (res.account) {
@@ -121,7 +150,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
       const res = await api<{ balance?: number; redirectUrl?: string }>('POST', '/billing/topup', { amount: credits });
       // A hosted checkout (Stripe): the balance moves once the payment completes.
       if (res.redirectUrl) {
-        location.assign(res.redirectUrl);
+        leaveForCheckout(res.redirectUrl, billing);
         return;
       }
       const balance = res.balance ?? 0;
