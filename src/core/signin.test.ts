@@ -3,7 +3,7 @@ import { ManualClock } from '../lib/clock.js';
 import { MemoryCounterStore } from '../storage/memory/counters.js';
 import type { AccountInfo, AccountService } from './accounts.js';
 import { hashPassword } from './passwords.js';
-import { addressBucket, SigninService } from './signin.js';
+import { addressBucket, SigninService, siteBucket } from './signin.js';
 
 describe('addressBucket (what the per-address sign-in and sign-up limits count)', () => {
   it('counts an IPv6 address as its /64, however it is written', () => {
@@ -24,6 +24,43 @@ describe('addressBucket (what the per-address sign-in and sign-up limits count)'
 
   it('leaves anything else as it is', () => {
     expect(addressBucket('unknown')).toBe('unknown');
+  });
+});
+
+describe('siteBucket (the IPv6 /48 one customer holds)', () => {
+  it('counts an IPv6 address as its /48 as well; IPv4, mapped or not, has none', () => {
+    for (const a of ['2001:db8:1:2::1', '2001:db8:1:ffff::9', '2001:0DB8:0001::%eth0']) expect(siteBucket(a), a).toBe('2001:db8:1::/48');
+    expect(siteBucket('203.0.113.7')).toBeUndefined();
+    expect(siteBucket('::ffff:203.0.113.7')).toBeUndefined();
+    expect(siteBucket('unknown')).toBeUndefined();
+  });
+});
+
+describe('SigninService sign-ups per site', () => {
+  it('an IPv6 customer cannot sign up without end by moving from /64 to /64 of its /48: 4x one address\'s share', async () => {
+    let made = 0;
+    const accounts = { create: async () => ({ id: `acc_${++made}` }) } as unknown as AccountService;
+    const signin = new SigninService(accounts, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 5, signupsPerHour: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    const signUp = (address: string, i: number) => signin.signUp(`u${i}@example.com`, 'correct horse battery', address, `s${i}`).then(() => 'ok', (err: { code: string }) => err.code);
+    const results: string[] = [];
+    // Ten /64s of one /48, one sign-up each: 8 (4 x 2) pass, then the site is spent for the hour.
+    for (let i = 0; i < 10; i++) results.push(await signUp(`2001:db8:7:${i.toString(16)}::1`, i));
+    expect(results).toEqual([...Array(8).fill('ok'), 'too_many_signups', 'too_many_signups']);
+    // Another site, and IPv4, are not.
+    expect(await signUp('2001:db8:8::1', 20)).toBe('ok');
+    expect(await signUp('203.0.113.9', 21)).toBe('ok');
+  });
+
+  it("sign-in attempts too: a site's /64s together make 4x one address's attempts a minute", async () => {
+    const noAccount = { findByEmail: async () => null, passwordHash: async () => null } as unknown as AccountService;
+    const signin = new SigninService(noAccount, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    // One address may make 8 (4 x 2) a minute; its site 32. A fresh /64 and email each time.
+    const results: string[] = [];
+    for (let i = 0; i < 34; i++) {
+      results.push(await signin.signIn(`v${i}@example.com`, 'guess', `2001:db8:9:${i.toString(16)}::1`, `g${i}`).then(() => 'ok', (err: { code: string }) => err.code));
+    }
+    expect(results.filter((r) => r === 'invalid_credentials')).toHaveLength(32);
+    expect(results.slice(32)).toEqual(['too_many_signin_attempts', 'too_many_signin_attempts']);
   });
 });
 

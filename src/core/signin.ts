@@ -27,15 +27,13 @@ const PER_ADDRESS_FACTOR = 4;
 const EMAIL_FAILURES_FACTOR = 4;
 
 /**
- * What the per-address limits count a client address as. An IPv6 client holds a whole /64 (RFC 6177:
- * one per subscriber; its privacy addresses rotate inside it, RFC 8981), so counted address by
- * address every client could pick a fresh one per request and sign up, or guess, without limit: it
- * counts as its /64. An IPv4-mapped address (`::ffff:203.0.113.1`, what a dual-stack listener or
- * proxy reports for an IPv4 client) counts as the IPv4 address, not as the /64 all of them share.
+ * The eight 16-bit groups of an IPv6 address, or undefined for any other address and for an
+ * IPv4-mapped one (`::ffff:203.0.113.1`, what a dual-stack listener or proxy reports for an IPv4
+ * client), which is its IPv4 address.
  */
-export function addressBucket(address: string): string {
+function ipv6Groups(address: string): number[] | undefined {
   const ip = address.split('%')[0]!.toLowerCase(); // a zone id (fe80::1%eth0) names no other client
-  if (!isIPv6(ip)) return address;
+  if (!isIPv6(ip)) return undefined;
   // The 16-bit groups of one side of `::`; a trailing dotted IPv4 part is two of them.
   const hextets = (part: string): number[] =>
     part === ''
@@ -49,11 +47,46 @@ export function addressBucket(address: string): string {
   const before = hextets(head);
   const after = tail === undefined ? [] : hextets(tail);
   const groups = [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.');
-  }
-  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return undefined;
+  return groups;
 }
+
+/** An IPv4-mapped IPv6 address as its IPv4 address, else undefined. */
+function mappedIPv4(address: string): string | undefined {
+  const ip = address.split('%')[0]!.toLowerCase();
+  if (!isIPv6(ip) || ipv6Groups(ip) !== undefined) return undefined;
+  const last = ip.split(':').slice(-2);
+  if (isIPv4(last[1]!)) return last[1];
+  const [hi, lo] = last.map((g) => parseInt(g, 16)) as [number, number];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+const prefix = (groups: number[], n: number, bits: number) => `${groups.slice(0, n).map((g) => g.toString(16)).join(':')}::/${bits}`;
+
+/**
+ * What the per-address limits count a client address as. An IPv6 client holds a whole /64 (RFC 6177:
+ * one per subscriber; its privacy addresses rotate inside it, RFC 8981), so counted address by
+ * address every client could pick a fresh one per request and sign up, or guess, without limit: it
+ * counts as its /64. An IPv4-mapped address counts as the IPv4 address, not as the /64 all of them share.
+ */
+export function addressBucket(address: string): string {
+  const groups = ipv6Groups(address);
+  if (groups) return prefix(groups, 4, 64);
+  return mappedIPv4(address) ?? address;
+}
+
+/**
+ * The IPv6 site an address is in, its /48 — what a hosting provider or an ISP hands one customer
+ * (RFC 6177), 65,536 /64s: per /64 alone, one such customer could sign up (and guess) 65,536 times
+ * what one address may. Undefined for IPv4 (an address costs what it costs).
+ */
+export function siteBucket(address: string): string | undefined {
+  const groups = ipv6Groups(address);
+  return groups && prefix(groups, 3, 48);
+}
+
+/** How many times one address's share an IPv6 site's addresses may take together (sign-ups, sign-in attempts). */
+const PER_SITE_FACTOR = 4;
 
 export interface SigninOptions {
   attemptsPerMinute: number;
@@ -89,14 +122,12 @@ export class SigninService {
     if (!this.signupOpen) throw new GatewayError('signup_closed');
     const now = this.clock.now();
     const span = windowAt('hour', now);
-    const op = {
-      key: `tg:{signin}:s:${addressBucket(address)}:${span.id}`,
-      amount: 1,
-      max: this.opts.signupsPerHour ?? 10,
-      settle: 'keep' as const,
-      expiresAt: span.endsAt + GRACE_MS,
-    };
-    await this.count(`signup:${attemptId}`, [op], now, span.endsAt, (retryAfter) => new GatewayError('too_many_signups', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
+    const perAddress = this.opts.signupsPerHour ?? 10;
+    const expiresAt = span.endsAt + GRACE_MS;
+    const ops: CounterOp[] = [{ key: `tg:{signin}:s:${addressBucket(address)}:${span.id}`, amount: 1, max: perAddress, settle: 'keep', expiresAt }];
+    const site = siteBucket(address);
+    if (site) ops.push({ key: `tg:{signin}:S:${site}:${span.id}`, amount: 1, max: perAddress * PER_SITE_FACTOR, settle: 'keep', expiresAt });
+    await this.count(`signup:${attemptId}`, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signups', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
     // The hash goes in with the row: no window in which the account exists without a password.
     return this.accounts.create({ email, passwordHash: await hashPassword(password) });
   }
@@ -144,6 +175,8 @@ export class SigninService {
       { key: `tg:{signin}:a:${bucket}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR, settle: 'keep', expiresAt },
       { key: `tg:{signin}:f:${emailHash}:${span.id}`, amount: 1, max: limit * EMAIL_FAILURES_FACTOR, settle: 'actual', expiresAt },
     ];
+    const site = siteBucket(address);
+    if (site) ops.push({ key: `tg:{signin}:A:${site}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR * PER_SITE_FACTOR, settle: 'keep', expiresAt });
     await reserveAction(this.counters, id, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
   }
 
