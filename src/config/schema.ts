@@ -220,7 +220,7 @@ function isProxyList(text: string): boolean {
  * Names the limiter's own keys use beside the rules' counters (`tg:{account}:<rule id>…`): a rule
  * called `balance` counted into the prepaid balance, `resexp` broke the store's scripts.
  */
-const RESERVED_RULE_IDS = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session', 'keys_created', 'key_limit', 'key_limit_changes']);
+export const RESERVED_RULE_IDS: ReadonlySet<string> = new Set(['balance', 'receipts', 'resexp', 'cexp', 'res', 'done', 'session_epoch', 'stripe_session', 'keys_created', 'key_limit', 'key_limit_changes']);
 const ruleId = z
   .string()
   .regex(/^[a-z][a-z0-9_]*$/, 'rule ids are snake_case')

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { configSchema, modelSchema, providerSchema } from '../../src/config/schema.js';
+import { RESERVED_RULE_IDS, configSchema, modelSchema, providerSchema } from '../../src/config/schema.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -121,6 +121,14 @@ describe('docs/config.md against src/config/schema.ts', () => {
     const documented = rows(docs.get('plans')!).map((r) => r.key);
     const planFields = Object.keys(shapeOf(defOf(defOf(top.plans).innerType).valueType)!);
     expect(documented.sort()).toEqual(['defaultPlan', 'plans', ...planFields.map((f) => `plans.<name>.${f}`)].sort());
+  });
+});
+
+describe('docs/plans.md against src/config/schema.ts', () => {
+  it('names every reserved rule id the schema refuses, and no other', () => {
+    const row = read('docs/plans.md').split('\n').find((line) => line.startsWith('| `id` |'))!;
+    const listed = [...row.split('so refused:')[1]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]);
+    expect(listed.sort()).toEqual([...RESERVED_RULE_IDS].sort());
   });
 });
 
