@@ -422,6 +422,23 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it("keys limit on a revoked key says its limit did not change, with exit 1 (a revoked key keeps the limit it had)", async () => {
+    const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
+    const created = JSON.parse((await tollgate('keys', 'create', id, '--credits', '900', '--json', '--config', configFile)).stdout);
+    const revoked = await tollgate('keys', 'revoke', created.id, '--config', configFile);
+    expect(revoked.code).toBe(0);
+    for (const given of ['none', '50']) {
+      const res = await tollgate('keys', 'limit', created.id, given, '--config', configFile);
+      expect(res.code, given).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr.trim()).toMatch(new RegExp(`^error: ${created.id} was revoked at \\S+: a revoked key's limit does not change \\(it keeps at most 900 credits per UTC day\\)$`));
+    }
+    // Asking for the limit it has is no change: answered as done.
+    const same = await tollgate('keys', 'limit', created.id, '900', '--config', configFile);
+    expect(same.code).toBe(0);
+    expect(same.stdout.trim()).toBe(`${created.id}: at most 900 credits per UTC day`);
+  });
+
   it('revokes a key by its secret, as found leaked, without knowing its id or account', async () => {
     const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
     const created = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout);

@@ -50,7 +50,9 @@ const USAGE = `Usage: tollgate <command> [options]
                                                      (day, month or lifetime; default day)
   keys list ACCOUNT [--json]                         an account's keys (never their secrets)
   keys limit KEY (CREDITS [--window W] | none) [--json]
-                                                     set or remove a key's own credit limit
+                                                     set or remove a key's own credit limit (W as
+                                                     for keys create: default day, whatever window
+                                                     it had); a revoked key's limit does not change
   keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
   usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
   models [--json]                                    the model catalog with prices in credits
@@ -344,7 +346,14 @@ async function run(argv: string[]): Promise<number> {
       const limit = given === 'none' ? null : keyLimitOf(given, values.window);
       return withServices(values, async (s) => {
         const key = await s.keys.setLimit(await s.keys.idOf(arg(positionals, 2, 'KEY')), limit);
-        print(values, keyView(key), key.limit ? `${key.id}: at most ${key.limit.credits} credits ${limitPer(key.limit.window)}` : `${key.id}: no limit of its own`);
+        const own = (k: typeof key) => (k.limit ? `at most ${k.limit.credits} credits ${limitPer(k.limit.window)}` : 'no limit of its own');
+        // A revoked key keeps the limit it had (core/keys.ts): saying "done" with it unchanged, or
+        // printing the old limit under exit 0, read as a change made.
+        if (key.revokedAt !== null && (key.limit?.credits !== limit?.credits || key.limit?.window !== limit?.window)) {
+          process.stderr.write(`error: ${key.id} was revoked at ${key.revokedAt}: a revoked key's limit does not change (it keeps ${own(key)})\n`);
+          return 1;
+        }
+        print(values, keyView(key), `${key.id}: ${own(key)}`);
         return 0;
       });
     }
