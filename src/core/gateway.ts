@@ -121,7 +121,11 @@ export class Gateway {
         return await call(route);
       } catch (err) {
         if (!fallsBack(err)) throw err;
-        this.deps.logger.warn(
+        // The provider refused the gateway's own key or quota: the caller is served, but only the
+        // operator can mend it, and the 502's error line (http/app.ts) never comes: an error, not a warning.
+        const operators = err instanceof GatewayError && (err.code === 'upstream_auth_failed' || err.code === 'upstream_quota_exhausted');
+        (operators ? this.deps.logger.error : this.deps.logger.warn).call(
+          this.deps.logger,
           { requestId: ctx.requestId, model: route.model.id, provider: route.provider.id, next: next.provider.id, err: errorSummary(err) },
           'upstream failed without doing the work; trying the next provider',
         );

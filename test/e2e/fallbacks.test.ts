@@ -6,10 +6,12 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { pino } from 'pino';
 import { ManualClock } from '../../src/lib/clock.js';
 import { providerTypes } from '../../src/providers/registry.js';
 import { FAKE_CONTENT, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -22,10 +24,12 @@ async function closedPort(): Promise<number> {
 
 let t: TestGateway;
 let backup: FakeOpenAI;
+const logged: Array<{ level: number; msg: string; provider?: string; err?: { code: string | null } }> = [];
 beforeAll(async () => {
   backup = await startFakeOpenAI();
   const down = `http://127.0.0.1:${await closedPort()}/v1`;
   t = await startTestGateway({
+    gateway: { logger: pino({ level: 'warn' }, jsonLines(logged)) },
     config: (fakes) => ({
       // Short, so the timeout case is quick; long enough for a loaded machine's fast answers.
       // No cooldown: each case below starts from the configured order (the cooldown has its own case).
@@ -116,6 +120,20 @@ describe('fallbacks', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as any).model).toBe('text-embedding-3-small');
     expect((backup.requests.at(-1)!.body as any).model).toBe('text-embedding-3-small-backup');
+  });
+
+  it("a provider that refuses the gateway's key hands the call on, and says so at error level (the caller's 502 line never comes)", async () => {
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
+    t.openai.enqueue(upstream503);
+    logged.length = 0;
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(200);
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(200);
+    const lines = logged.filter((l) => l.msg === 'upstream failed without doing the work; trying the next provider');
+    expect(lines.map((l) => [l.level, l.provider, l.err?.code])).toEqual([
+      [50, 'openai', 'upstream_auth_failed'],
+      [40, 'openai', null],
+    ]);
   });
 
   it('an unreachable provider, or one without a key, is passed over', async () => {
