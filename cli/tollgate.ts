@@ -107,7 +107,7 @@ function config(values: Values, path?: string): Config {
   // Digits only: Number('') is 0, which would have listened on a random port.
   const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
   if (port !== undefined && (!Number.isInteger(port) || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
-  return loadConfig({ path: path ?? values.config, providerTypes: [...providerTypes.keys()], overrides: { port } });
+  return loadConfig({ path: path ?? values.config, providerTypes, overrides: { port } });
 }
 
 /** The SQLite file of `url` as an absolute path (`:memory:` as it is). */

@@ -23,8 +23,12 @@ export interface LoadOptions {
   /** Parsed config object instead of a file (tests). */
   input?: unknown;
   env?: NodeJS.ProcessEnv;
-  /** Provider types the registry knows; config naming another type is refused. */
-  providerTypes: readonly string[];
+  /**
+   * Provider types the registry knows, by name or as the registry itself (providers/registry.ts),
+   * which also says the model kinds a type serves (absent: any); config naming another type, or a
+   * model on a provider that cannot serve its kind, is refused.
+   */
+  providerTypes: readonly string[] | ReadonlyMap<string, { readonly kinds?: readonly string[] }>;
   /** Applied after the file, before validation (CLI flags). */
   overrides?: { port?: number | undefined };
 }
@@ -64,7 +68,18 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Cross-field rules the schema cannot express. */
-function crossCheck(config: Config, providerTypes: readonly string[], builtInModels: boolean): string[] {
+function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtInModels: boolean): string[] {
+  const providerTypes = Array.isArray(types) ? (types as readonly string[]) : [...(types as ReadonlyMap<string, unknown>).keys()];
+  const kindsOf = (providerId: string): readonly string[] | undefined => {
+    if (Array.isArray(types)) return undefined;
+    const type = config.providers.find((p) => p.id === providerId)?.type;
+    return type === undefined ? undefined : (types as ReadonlyMap<string, { readonly kinds?: readonly string[] }>).get(type)?.kinds;
+  };
+  /** A model on a provider whose type cannot serve its kind: every request failed there, blamed on the caller. */
+  const servesKind = (path: string, providerId: string, kind: string, problems: string[]) => {
+    const kinds = kindsOf(providerId);
+    if (kinds && !kinds.includes(kind)) problems.push(`${path}: provider '${providerId}' serves ${kinds.join(' and ')} models only, not ${kind}`);
+  };
   const problems: string[] = [];
   const providerIds = new Set<string>();
   config.providers.forEach((p, i) => {
@@ -84,7 +99,9 @@ function crossCheck(config: Config, providerTypes: readonly string[], builtInMod
       if (builtInModels) unserved.set(m.provider, [...(unserved.get(m.provider) ?? []), m.id]);
       else problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
     }
+    if (providerIds.has(m.provider)) servesKind(`models[${i}].provider`, m.provider, m.kind, problems);
     m.fallbacks?.forEach((f, j) => {
+      if (providerIds.has(f.provider)) servesKind(`models[${i}].fallbacks[${j}].provider`, f.provider, m.kind, problems);
       if (!providerIds.has(f.provider)) problems.push(`models[${i}].fallbacks[${j}].provider: no provider with id '${f.provider}'`);
       else if (f.provider === m.provider && (f.upstream ?? m.upstream ?? m.id) === (m.upstream ?? m.id)) {
         problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as the model itself`);

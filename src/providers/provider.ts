@@ -130,5 +130,7 @@ export interface ProviderDeps {
 /** What a provider type module exports: its name and how to build one from config. */
 export interface ProviderType {
   readonly type: string;
+  /** The model kinds it serves; absent: every kind (config/load.ts refuses a model on a type that cannot serve it). */
+  readonly kinds?: readonly ('chat' | 'embedding' | 'image')[];
   create(deps: ProviderDeps): Provider;
 }

@@ -27,7 +27,7 @@ function envFor(text: string): Record<string, string> {
   return Object.fromEntries([...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => [m[1]!, 'x']));
 }
 
-const load = (text: string) => loadConfig({ input: parseYaml(text) ?? {}, env: envFor(text), providerTypes: [...providerTypes.keys()] });
+const load = (text: string) => loadConfig({ input: parseYaml(text) ?? {}, env: envFor(text), providerTypes });
 
 describe('YAML in the docs', () => {
   const blocks = pages.flatMap(yamlBlocks);

@@ -254,7 +254,7 @@ describe('fallbacks in config', () => {
   const load = (models: unknown[]) =>
     loadConfig({
       env: {},
-      providerTypes: [...providerTypes.keys()],
+      providerTypes,
       input: { providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }], models } as any,
     });
   const chat = { id: 'm', kind: 'chat', provider: 'a', price: { input: 1, output: 1 } };
@@ -271,6 +271,31 @@ describe('fallbacks in config', () => {
       "models[0].fallbacks[0].provider: no provider with id 'nowhere'",
       'models[0].fallbacks[1]: the same provider and upstream as the model itself',
       'models[0].fallbacks[2]: the same provider and upstream as the model itself',
+    ]);
+  });
+
+  it('refuses a model, or a fallback, on a provider whose type cannot serve its kind (fal serves images only)', () => {
+    let problems: string[] = [];
+    try {
+      loadConfig({
+        env: {},
+        providerTypes,
+        input: {
+          providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }, { id: 'f', type: 'fal', baseUrl: 'http://127.0.0.1:2', apiKey: 'k' }],
+          models: [
+            { id: 'c', kind: 'chat', provider: 'f', price: { input: 1, output: 1 } },
+            { id: 'e', kind: 'embedding', provider: 'a', fallbacks: [{ provider: 'f' }], price: { input: 1 } },
+            { id: 'i', kind: 'image', provider: 'f', fallbacks: [{ provider: 'a' }], price: { perImage: 0.01 } },
+          ],
+        } as any,
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems = err.problems;
+    }
+    expect(problems).toEqual([
+      "models[0].provider: provider 'f' serves image models only, not chat",
+      "models[1].fallbacks[0].provider: provider 'f' serves image models only, not embedding",
     ]);
   });
 

@@ -57,7 +57,7 @@ export async function startTestGateway(
   const fal = await startFakeFal();
   const config = loadConfig({
     env: {},
-    providerTypes: [...providerTypes.keys()],
+    providerTypes,
     input: {
       server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test' },
       storage: { url: `sqlite:${join(dir, 'tollgate.db')}` },

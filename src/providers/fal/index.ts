@@ -142,5 +142,6 @@ class FalProvider implements Provider {
 
 export const falProviderType: ProviderType = {
   type: 'fal',
+  kinds: ['image'],
   create: ({ config, client }) => new FalProvider(config, client),
 };
