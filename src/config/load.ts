@@ -105,6 +105,8 @@ function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtIn
       if (!providerIds.has(f.provider)) problems.push(`models[${i}].fallbacks[${j}].provider: no provider with id '${f.provider}'`);
       else if (f.provider === m.provider && (f.upstream ?? m.upstream ?? m.id) === (m.upstream ?? m.id)) {
         problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as the model itself`);
+      } else if (m.fallbacks!.slice(0, j).some((e) => e.provider === f.provider && (e.upstream ?? m.upstream ?? m.id) === (f.upstream ?? m.upstream ?? m.id))) {
+        problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as an earlier fallback`);
       }
     });
     if (m.kind === 'image') {

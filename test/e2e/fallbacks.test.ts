@@ -259,10 +259,10 @@ describe('fallbacks in config', () => {
     });
   const chat = { id: 'm', kind: 'chat', provider: 'a', price: { input: 1, output: 1 } };
 
-  it('names a fallback provider that does not exist, and one that repeats the model itself', () => {
+  it('names a fallback provider that does not exist, and one that repeats the model itself or an earlier fallback', () => {
     let problems: string[] = [];
     try {
-      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }, { provider: 'a', upstream: 'm' }] }]);
+      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }, { provider: 'a', upstream: 'm' }, { provider: 'a', upstream: 'm-2' }, { provider: 'a', upstream: 'm-2' }] }]);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems = err.problems;
@@ -271,6 +271,7 @@ describe('fallbacks in config', () => {
       "models[0].fallbacks[0].provider: no provider with id 'nowhere'",
       'models[0].fallbacks[1]: the same provider and upstream as the model itself',
       'models[0].fallbacks[2]: the same provider and upstream as the model itself',
+      'models[0].fallbacks[4]: the same provider and upstream as an earlier fallback',
     ]);
   });
 
