@@ -100,14 +100,13 @@ function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtIn
       else problems.push(`models[${i}].provider: no provider with id '${m.provider}'`);
     }
     if (providerIds.has(m.provider)) servesKind(`models[${i}].provider`, m.provider, m.kind, problems);
-    m.fallbacks?.forEach((f, j) => {
-      if (providerIds.has(f.provider)) servesKind(`models[${i}].fallbacks[${j}].provider`, f.provider, m.kind, problems);
-      if (!providerIds.has(f.provider)) problems.push(`models[${i}].fallbacks[${j}].provider: no provider with id '${f.provider}'`);
-      else if (f.provider === m.provider && (f.upstream ?? m.upstream ?? m.id) === (m.upstream ?? m.id)) {
-        problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as the model itself`);
-      } else if (m.fallbacks!.slice(0, j).some((e) => e.provider === f.provider && (e.upstream ?? m.upstream ?? m.id) === (f.upstream ?? m.upstream ?? m.id))) {
-        problems.push(`models[${i}].fallbacks[${j}]: the same provider and upstream as an earlier fallback`);
-      }
+    const upstreamOf = (f: { upstream?: string | undefined }) => f.upstream ?? m.upstream ?? m.id;
+    m.fallbacks?.forEach((f, j, all) => {
+      const at = `models[${i}].fallbacks[${j}]`;
+      if (!providerIds.has(f.provider)) problems.push(`${at}.provider: no provider with id '${f.provider}'`);
+      else if (f.provider === m.provider && upstreamOf(f) === upstreamOf(m)) problems.push(`${at}: the same provider and upstream as the model itself`);
+      else if (all.slice(0, j).some((e) => e.provider === f.provider && upstreamOf(e) === upstreamOf(f))) problems.push(`${at}: the same provider and upstream as an earlier fallback`);
+      else servesKind(`${at}.provider`, f.provider, m.kind, problems);
     });
     if (m.kind === 'image') {
       if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
