@@ -27,12 +27,13 @@ const PER_ADDRESS_FACTOR = 4;
 const EMAIL_FAILURES_FACTOR = 4;
 
 /**
- * The eight 16-bit groups of an IPv6 address, or undefined for any other address and for an
- * IPv4-mapped one (`::ffff:203.0.113.1`, what a dual-stack listener or proxy reports for an IPv4
- * client), which is its IPv4 address.
+ * A client address as the per-address limits read it: the eight 16-bit groups of an IPv6 address,
+ * or an IPv4 address — an IPv4-mapped one (`::ffff:203.0.113.1`, what a dual-stack listener or
+ * proxy reports for an IPv4 client) included, as its IPv4 address. Undefined for anything else.
  */
-function ipv6Groups(address: string): number[] | undefined {
+function clientAddress(address: string): { v6: number[] } | { v4: string } | undefined {
   const ip = address.split('%')[0]!.toLowerCase(); // a zone id (fe80::1%eth0) names no other client
+  if (isIPv4(ip)) return { v4: ip };
   if (!isIPv6(ip)) return undefined;
   // The 16-bit groups of one side of `::`; a trailing dotted IPv4 part is two of them.
   const hextets = (part: string): number[] =>
@@ -47,18 +48,10 @@ function ipv6Groups(address: string): number[] | undefined {
   const before = hextets(head);
   const after = tail === undefined ? [] : hextets(tail);
   const groups = [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return undefined;
-  return groups;
-}
-
-/** An IPv4-mapped IPv6 address as its IPv4 address, else undefined. */
-function mappedIPv4(address: string): string | undefined {
-  const ip = address.split('%')[0]!.toLowerCase();
-  if (!isIPv6(ip) || ipv6Groups(ip) !== undefined) return undefined;
-  const last = ip.split(':').slice(-2);
-  if (isIPv4(last[1]!)) return last[1];
-  const [hi, lo] = last.map((g) => parseInt(g, 16)) as [number, number];
-  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return { v4: [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.') };
+  }
+  return { v6: groups };
 }
 
 const prefix = (groups: number[], n: number, bits: number) => `${groups.slice(0, n).map((g) => g.toString(16)).join(':')}::/${bits}`;
@@ -70,9 +63,9 @@ const prefix = (groups: number[], n: number, bits: number) => `${groups.slice(0,
  * counts as its /64. An IPv4-mapped address counts as the IPv4 address, not as the /64 all of them share.
  */
 export function addressBucket(address: string): string {
-  const groups = ipv6Groups(address);
-  if (groups) return prefix(groups, 4, 64);
-  return mappedIPv4(address) ?? address;
+  const client = clientAddress(address);
+  if (client === undefined) return address;
+  return 'v4' in client ? client.v4 : prefix(client.v6, 4, 64);
 }
 
 /**
@@ -81,8 +74,8 @@ export function addressBucket(address: string): string {
  * what one address may. Undefined for IPv4 (an address costs what it costs).
  */
 export function siteBucket(address: string): string | undefined {
-  const groups = ipv6Groups(address);
-  return groups && prefix(groups, 3, 48);
+  const client = clientAddress(address);
+  return client && 'v6' in client ? prefix(client.v6, 3, 48) : undefined;
 }
 
 /** How many times one address's share an IPv6 site's addresses may take together (sign-ups, sign-in attempts). */
