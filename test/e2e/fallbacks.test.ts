@@ -255,18 +255,25 @@ describe('fallbacks in config', () => {
     loadConfig({
       env: {},
       providerTypes,
-      input: { providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }], models } as any,
+      input: {
+        providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }, { id: 'f', type: 'fal', baseUrl: 'http://127.0.0.1:2', apiKey: 'k' }],
+        models,
+      } as any,
     });
+  /** The problems load() lists for `models`. */
+  const problemsOf = (models: unknown[]): string[] => {
+    try {
+      load(models);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
   const chat = { id: 'm', kind: 'chat', provider: 'a', price: { input: 1, output: 1 } };
 
   it('names a fallback provider that does not exist, and one that repeats the model itself or an earlier fallback', () => {
-    let problems: string[] = [];
-    try {
-      load([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }, { provider: 'a', upstream: 'm' }, { provider: 'a', upstream: 'm-2' }, { provider: 'a', upstream: 'm-2' }] }]);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems = err.problems;
-    }
+    const problems = problemsOf([{ ...chat, fallbacks: [{ provider: 'nowhere' }, { provider: 'a' }, { provider: 'a', upstream: 'm' }, { provider: 'a', upstream: 'm-2' }, { provider: 'a', upstream: 'm-2' }] }]);
     expect(problems).toEqual([
       "models[0].fallbacks[0].provider: no provider with id 'nowhere'",
       'models[0].fallbacks[1]: the same provider and upstream as the model itself',
@@ -276,24 +283,11 @@ describe('fallbacks in config', () => {
   });
 
   it('refuses a model, or a fallback, on a provider whose type cannot serve its kind (fal serves images only)', () => {
-    let problems: string[] = [];
-    try {
-      loadConfig({
-        env: {},
-        providerTypes,
-        input: {
-          providers: [{ id: 'a', type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKey: 'k' }, { id: 'f', type: 'fal', baseUrl: 'http://127.0.0.1:2', apiKey: 'k' }],
-          models: [
-            { id: 'c', kind: 'chat', provider: 'f', price: { input: 1, output: 1 } },
-            { id: 'e', kind: 'embedding', provider: 'a', fallbacks: [{ provider: 'f' }], price: { input: 1 } },
-            { id: 'i', kind: 'image', provider: 'f', fallbacks: [{ provider: 'a' }], price: { perImage: 0.01 } },
-          ],
-        } as any,
-      });
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems = err.problems;
-    }
+    const problems = problemsOf([
+      { id: 'c', kind: 'chat', provider: 'f', price: { input: 1, output: 1 } },
+      { id: 'e', kind: 'embedding', provider: 'a', fallbacks: [{ provider: 'f' }], price: { input: 1 } },
+      { id: 'i', kind: 'image', provider: 'f', fallbacks: [{ provider: 'a' }], price: { perImage: 0.01 } },
+    ]);
     expect(problems).toEqual([
       "models[0].provider: provider 'f' serves image models only, not chat",
       "models[1].fallbacks[0].provider: provider 'f' serves image models only, not embedding",
