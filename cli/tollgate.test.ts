@@ -230,6 +230,23 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it('tops up once per --idempotency-key: a repeat says so and adds nothing, another amount under it exits 1', async () => {
+    const id = JSON.parse((await tollgate('accounts', 'create', '--plan', 'paid', '--json', '--config', configFile)).stdout).id as string;
+    const first = await tollgate('accounts', 'credits', id, '300', '--idempotency-key', 'ticket-77', '--json', '--config', configFile);
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ id, balance: 300, replayed: false });
+    const again = await tollgate('accounts', 'credits', id, '300', '--idempotency-key', 'ticket-77', '--config', configFile);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/balance 300 \(the 300 under this key were added before\)/);
+    const other = await tollgate('accounts', 'credits', id, '400', '--idempotency-key', 'ticket-77', '--config', configFile);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/300 credits, not 400/);
+    const bad = await tollgate('accounts', 'credits', id, '400', '--idempotency-key', '', '--config', configFile);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--idempotency-key: 1 to 255 printable ASCII characters/);
+    expect(JSON.parse((await tollgate('accounts', 'show', id, '--json', '--config', configFile)).stdout).balance).toBe(300);
+  });
+
   it('refuses a top-up that is not a whole positive number of credits, and an update that changes nothing', async () => {
     // A negative number reads as an option: still a usage error.
     expect((await tollgate('accounts', 'credits', 'acct_x', '-5', '--config', configFile)).code).toBe(2);

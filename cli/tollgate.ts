@@ -18,7 +18,7 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
-import { keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
+import { idempotencyKeyPattern, keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
 import { Pricing } from '../src/core/pricing.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
@@ -37,7 +37,9 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts show ACCOUNT [--json]                     an account with today's usage
   accounts update ACCOUNT [--plan P] [--payment-method] [--json]
                                                      change the plan; mark a payment method (free → paid)
-  accounts credits ACCOUNT AMOUNT [--json]           top up the prepaid balance by AMOUNT credits
+  accounts credits ACCOUNT AMOUNT [--idempotency-key K] [--json]
+                                                     top up the prepaid balance by AMOUNT credits;
+                                                     with K, at most once per K and account in 24 h
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
                                                      account_suspended); R is for operators only
   accounts unsuspend ACCOUNT [--json]                lift a suspension
@@ -71,6 +73,7 @@ const options = {
   reason: { type: 'string' },
   limit: { type: 'string' },
   credits: { type: 'string' },
+  'idempotency-key': { type: 'string' },
   window: { type: 'string' },
   before: { type: 'string' },
   suspended: { type: 'boolean', default: false },
@@ -283,9 +286,17 @@ async function run(argv: string[]): Promise<number> {
       // The admin API's bounds: a whole number of credits, 1 to 10^15.
       const amount = /^[1-9]\d{0,15}$/.test(text) ? Number(text) : Number.NaN;
       if (!(amount <= 1e15)) throw new UsageError(`AMOUNT must be a whole number of credits from 1 to 1000000000000000, not '${text}'`);
+      const key = values['idempotency-key'];
+      if (key !== undefined && !idempotencyKeyPattern.test(key)) throw new UsageError('--idempotency-key: 1 to 255 printable ASCII characters');
       return withServices(values, async (s) => {
-        const a = await s.accounts.addCredits(id, amount);
-        print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
+        if (key === undefined) {
+          const a = await s.accounts.addCredits(id, amount);
+          print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
+          return 0;
+        }
+        const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key);
+        const line = replayed ? `${a.id}  balance ${a.balance} (the ${amount} under this key were added before)` : `${a.id}  balance ${a.balance} (+${amount})`;
+        print(values, { ...accountView(a), replayed }, line);
         return 0;
       });
     }

@@ -2,9 +2,9 @@
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
-import { CounterOverflowError } from '../storage/counter-ops.js';
+import { CounterOverflowError, DuplicateReservationError } from '../storage/counter-ops.js';
 import type { Account, AccountListQuery, AccountStore } from '../storage/ports.js';
-import type { Balances } from './balances.js';
+import { TopUpLapsedError, type Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
 /** An account as the APIs show it: with its prepaid balance, which lives in the counter store. */
@@ -129,17 +129,42 @@ export class AccountService {
   async addCredits(id: string, amount: number): Promise<AccountInfo> {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
-    let balance;
     try {
-      balance = await this.balances.add(id, amount);
+      return { ...account, balance: await this.balances.add(id, amount) };
     } catch (err) {
-      // Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits).
-      if (!(err instanceof CounterOverflowError)) throw err;
-      throw new GatewayError('invalid_request', {
-        vars: { detail: `a balance holds at most ${Number.MAX_SAFE_INTEGER} credits; this one holds ${err.value}` },
-        param: 'amount',
-      });
+      throw overflowError(err);
     }
-    return { ...account, balance };
   }
+
+  /**
+   * addCredits at most once per idempotency key and account (Balances.addOnce): a repeat with the
+   * same amount answers the account as it is now, `replayed`; with another amount it is refused.
+   */
+  async addCreditsOnce(id: string, amount: number, idempotencyKey: string): Promise<{ account: AccountInfo; replayed: boolean }> {
+    const account = await this.store.get(id);
+    if (!account) throw new GatewayError('account_not_found', { vars: { id } });
+    let result;
+    try {
+      result = await this.balances.addOnce(id, amount, idempotencyKey);
+    } catch (err) {
+      if (err instanceof DuplicateReservationError) {
+        throw new GatewayError('idempotency_key_in_use', { cause: err, headers: { 'retry-after': '1' } });
+      }
+      if (err instanceof TopUpLapsedError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
+      throw overflowError(err);
+    }
+    if (result.outcome === 'reused') {
+      throw new GatewayError('idempotency_key_reused', { vars: { previous: result.amount, amount }, param: 'Idempotency-Key' });
+    }
+    return { account: { ...account, balance: result.balance }, replayed: result.outcome === 'replayed' };
+  }
+}
+
+/** Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits). */
+function overflowError(err: unknown): unknown {
+  if (!(err instanceof CounterOverflowError)) return err;
+  return new GatewayError('invalid_request', {
+    vars: { detail: `a balance holds at most ${Number.MAX_SAFE_INTEGER} credits; this one holds ${err.value}` },
+    param: 'amount',
+  });
 }

@@ -1,10 +1,23 @@
 // Prepaid credit balances live in the counter store, next to the counters a request reserves
 // against, so "reserve the worst case from the balance" is part of the same atomic step.
-import type { CounterStore } from '../storage/counters.js';
+import { createHash } from 'node:crypto';
+import { CounterOverflowError } from '../storage/counter-ops.js';
+import type { CounterOp, CounterStore } from '../storage/counters.js';
 
 /** All of one account's counters share the `{accountId}` hash tag (one Redis Cluster slot). */
 export const accountKeyPrefix = (accountId: string) => `tg:{${accountId}}`;
 export const balanceKey = (accountId: string) => `${accountKeyPrefix(accountId)}:balance`;
+
+/** How long a top-up's idempotency key is remembered (Stripe's figure for its own API). */
+export const TOP_UP_KEY_MEMORY_MS = 24 * 60 * 60 * 1000;
+/** How long a top-up may sit between its reservation and its settlement before both lapse. */
+const TOP_UP_HOLD_MS = 60_000;
+
+/** What a top-up under an idempotency key did. */
+export type TopUpOnce =
+  | { outcome: 'added' | 'replayed'; balance: number }
+  /** The key was used for a top-up of another amount: nothing was added. */
+  | { outcome: 'reused'; amount: number };
 
 export class Balances {
   constructor(
@@ -19,5 +32,42 @@ export class Balances {
 
   async add(accountId: string, amount: number): Promise<number> {
     return this.store.add(balanceKey(accountId), amount, null);
+  }
+
+  /**
+   * Adds `amount` at most once per (account, idempotency key) within TOP_UP_KEY_MEMORY_MS: an
+   * operator's retry after a lost reply (a timeout while the store had applied the add) must not
+   * credit the account twice. The key's mark — a counter holding the amount, so a reuse with
+   * another amount is told apart — and the credit are one reservation, all or nothing: a crash or
+   * lost reply between reserve and settle leaves neither once the hold lapses, and the retry
+   * applies it then. A retry while the first is still held throws DuplicateReservationError.
+   * Throws CounterOverflowError when the balance cannot take the amount.
+   */
+  async addOnce(accountId: string, amount: number, idempotencyKey: string): Promise<TopUpOnce> {
+    // Hashed: the key is the caller's text, of any characters, and becomes part of a store key.
+    const token = createHash('sha256').update(idempotencyKey).digest('hex');
+    const now = this.now();
+    const id = `topup:${accountId}:${token}`;
+    const ops: CounterOp[] = [
+      { key: `${accountKeyPrefix(accountId)}:topup:${token}`, amount, max: amount, settle: 'keep', expiresAt: now + TOP_UP_KEY_MEMORY_MS },
+      { key: balanceKey(accountId), amount, max: Number.MAX_SAFE_INTEGER, settle: 'keep', expiresAt: null },
+    ];
+    const reserved = await this.store.reserve(id, ops, now + TOP_UP_HOLD_MS, now);
+    if (!reserved.ok) {
+      if (reserved.failed === 1) throw new CounterOverflowError(balanceKey(accountId), reserved.value, amount);
+      if (reserved.value !== amount) return { outcome: 'reused', amount: reserved.value };
+      return { outcome: 'replayed', balance: await this.get(accountId) };
+    }
+    // False only if the hold lapsed first (a process paused for a minute): then nothing stays added.
+    if (!(await this.store.settle(id, 0))) throw new TopUpLapsedError(id);
+    return { outcome: 'added', balance: reserved.values[1] ?? 0 };
+  }
+}
+
+/** A top-up's hold lapsed before it was settled: nothing was added; the same key can be retried. */
+export class TopUpLapsedError extends Error {
+  constructor(readonly id: string) {
+    super(`top-up '${id}' lapsed before it was settled; nothing was added`);
+    this.name = 'TopUpLapsedError';
   }
 }

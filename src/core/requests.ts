@@ -177,6 +177,9 @@ export const keyLimit = z
 /** The operator's note on why an account is suspended (admin API, CLI). */
 export const suspensionReason = storedText(500);
 
+/** A top-up's idempotency key (admin API's `Idempotency-Key` header, CLI): as Stripe's API takes them. */
+export const idempotencyKeyPattern = /^[\x20-\x7e]{1,255}$/;
+
 /** A web sign-in password being set (sign-up, or the operator through the admin API). */
 export const newPassword = z.string().min(8, 'at least 8 characters').max(1024);
 

@@ -155,6 +155,17 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: "An account with the email '{email}' already exists.",
   },
+  idempotency_key_in_use: {
+    status: 409,
+    type: 'invalid_request_error',
+    message: 'A top-up with this Idempotency-Key is being applied right now. Retry in a moment to see its result.',
+  },
+  idempotency_key_reused: {
+    status: 422,
+    type: 'invalid_request_error',
+    message: 'This Idempotency-Key was used in the last 24 hours for a top-up of {previous} credits, not {amount}: nothing was added. A retry repeats the same amount; a new top-up takes a new key.',
+    retry: false,
+  },
   body_too_large: {
     status: 413,
     type: 'invalid_request_error',

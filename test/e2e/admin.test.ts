@@ -127,6 +127,82 @@ describe('accounts', () => {
   });
 });
 
+describe('top-ups under an Idempotency-Key', () => {
+  const topUp = async (accountId: string, amount: number, key?: string) => {
+    const res = await fetch(`${t.url}/admin/v1/accounts/${accountId}/credits`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', ...(key !== undefined && { 'idempotency-key': key }) },
+      body: JSON.stringify({ amount }),
+    });
+    return { status: res.status, headers: res.headers, body: (await res.json()) as any };
+  };
+  const balance = async (accountId: string) => (await t.admin('GET', `/accounts/${accountId}`)).body.balance as number;
+
+  it('adds once: a retry answers the account as it is now, another amount under the key is refused', async () => {
+    const { accountId } = await t.newAccount({ plan: 'paid' });
+    const first = await topUp(accountId, 5000, 'invoice-2026-0042');
+    expect(first.status).toBe(200);
+    expect(first.body.balance).toBe(5000);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+
+    const retry = await topUp(accountId, 5000, 'invoice-2026-0042');
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body).toMatchObject({ id: accountId, balance: 5000 });
+
+    const other = await topUp(accountId, 7000, 'invoice-2026-0042');
+    expect(other.status).toBe(422);
+    expect(other.headers.get('x-should-retry')).toBe('false');
+    expect(other.body.error).toMatchObject({ code: 'idempotency_key_reused', param: 'Idempotency-Key', message: expect.stringContaining('5000 credits, not 7000') });
+
+    expect((await topUp(accountId, 7000, 'invoice-2026-0043')).body.balance).toBe(12_000);
+    // Without a key, as before: every call adds.
+    expect((await topUp(accountId, 1)).body.balance).toBe(12_001);
+    expect((await topUp(accountId, 1)).body.balance).toBe(12_002);
+    // The key belongs to the account: the same text on another account is that account's first.
+    const { accountId: other2 } = await t.newAccount({ plan: 'paid' });
+    expect((await topUp(other2, 5000, 'invoice-2026-0042')).body.balance).toBe(5000);
+    expect(await balance(accountId)).toBe(12_002);
+  });
+
+  it('of 100 parallel calls under one key, one adds; the rest are replays or 409 while it is applied', async () => {
+    const { accountId } = await t.newAccount({ plan: 'paid' });
+    const answers = await Promise.all(Array.from({ length: 100 }, () => topUp(accountId, 250, 'burst')));
+    const added = answers.filter((a) => a.status === 200 && a.headers.get('idempotent-replayed') === null);
+    expect(added).toHaveLength(1);
+    for (const a of answers) {
+      if (a.status === 200) expect(a.body.balance).toBe(250);
+      else {
+        expect(a.status).toBe(409);
+        expect(a.body.error.code).toBe('idempotency_key_in_use');
+        expect(a.headers.get('retry-after')).toBe('1');
+      }
+    }
+    expect(await balance(accountId)).toBe(250);
+    expect((await topUp(accountId, 250, 'burst')).headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('refuses a key that is empty, too long or not printable ASCII, adding nothing', async () => {
+    const { accountId } = await t.newAccount({ plan: 'paid' });
+    for (const key of ['', 'k'.repeat(256), 'caf\u00e9']) {
+      const res = await fetch(`${t.url}/admin/v1/accounts/${accountId}/credits`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ amount: 10 }),
+      }).catch(() => null);
+      // fetch refuses to send a non-Latin-1 header itself; the others reach the server.
+      if (res === null) continue;
+      expect(res.status).toBe(400);
+      expect((await res.json()).error).toMatchObject({ code: 'invalid_request', param: 'Idempotency-Key' });
+    }
+    expect((await topUp(accountId, 10, 'k'.repeat(255))).status).toBe(200);
+    expect(await balance(accountId)).toBe(10);
+    // An unknown account is 404 with a key too, and the amount is checked first.
+    expect((await topUp('acct_missing', 10, 'x')).body.error.code).toBe('account_not_found');
+    expect((await topUp(accountId, -1, 'y')).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+  });
+});
+
 describe('keys', () => {
   it('shows the secret once, stores only a hash, and lists keys without secrets', async () => {
     const { accountId } = await t.newAccount();

@@ -224,6 +224,23 @@ describe('three instances, one Redis, one PostgreSQL', () => {
     }
   });
 
+  it('a top-up under one Idempotency-Key, sent 60 times across the three instances at once, adds once', async () => {
+    const { accountId } = await newAccount('paid');
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const res = await fetch(`${servers[i % 3]!.url}/admin/v1/accounts/${accountId}/credits`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'idempotency-key': 'wire-2026-12-05' },
+          body: JSON.stringify({ amount: 40_000 }),
+        });
+        return { status: res.status, replayed: res.headers.get('idempotent-replayed') === 'true' };
+      }),
+    );
+    expect(answers.filter((a) => a.status === 200 && !a.replayed)).toHaveLength(1);
+    expect(answers.every((a) => a.status === 200 || a.status === 409)).toBe(true);
+    for (const via of servers) expect((await admin('GET', `/accounts/${accountId}`, undefined, via)).body.balance).toBe(40_000);
+  });
+
   it('SIGKILL of one instance mid-load loses no ledger record of a completed request and leaves nothing reserved past the TTL', async () => {
     const { accountId, secret } = await newAccount('paid');
     await admin('POST', `/accounts/${accountId}/credits`, { amount: 10_000_000 });

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
-import { keyLimit, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
+import { idempotencyKeyPattern, keyLimit, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -135,9 +135,17 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       return accountView(account);
     });
 
-    app.post<{ Params: { id: string } }>('/accounts/:id/credits', async (req) => {
+    app.post<{ Params: { id: string } }>('/accounts/:id/credits', async (req, reply) => {
       const body = parseBody(topUp, req.body);
-      return accountView(await accounts.addCredits(req.params.id, body.amount));
+      const idempotencyKey = req.headers['idempotency-key'];
+      if (idempotencyKey === undefined) return accountView(await accounts.addCredits(req.params.id, body.amount));
+      if (typeof idempotencyKey !== 'string' || !idempotencyKeyPattern.test(idempotencyKey)) {
+        throw new GatewayError('invalid_request', { vars: { detail: 'Idempotency-Key must be 1 to 255 printable ASCII characters' }, param: 'Idempotency-Key' });
+      }
+      const { account, replayed } = await accounts.addCreditsOnce(req.params.id, body.amount, idempotencyKey);
+      // Stripe's name for it: the answer is the account as it is now, the top-up made earlier.
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return accountView(account);
     });
 
     app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {
