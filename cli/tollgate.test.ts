@@ -106,7 +106,7 @@ describe('tollgate CLI', () => {
     const { id } = JSON.parse(account.stdout);
     expect(id).toMatch(/^acct_/);
 
-    const key = await tollgate('keys', 'create', id, '--json', '--config', configFile);
+    const key = await tollgate('keys', 'create', id, '--credits', '1000', '--json', '--config', configFile);
     expect(key.code).toBe(0);
     const secret = JSON.parse(key.stdout).key as string;
     expect(secret).toMatch(/^tg-/);
@@ -124,6 +124,10 @@ describe('tollgate CLI', () => {
     expect(JSON.parse(usage.stdout)).toMatchObject([{ model: 'gpt-4o-mini', requests: 1, credits: 12 }]);
     const text = await tollgate('usage', id, '--config', configFile);
     expect(text.stdout).toMatch(/gpt-4o-mini\s+api\s+1 req\s+12 credits/);
+    // The key's own limit with what the server spent of it, as the admin API lists it.
+    const keys = await tollgate('keys', 'list', id, '--json', '--config', configFile);
+    expect(JSON.parse(keys.stdout)).toEqual([expect.objectContaining({ limit: { credits: 1000, window: 'day' }, limitUsed: 12 })]);
+    expect((await tollgate('keys', 'list', id, '--config', configFile)).stdout).toContain('limit 1000 per UTC day, 12 used');
 
     const revoked = await tollgate('keys', 'revoke', JSON.parse(key.stdout).id, '--config', configFile);
     expect(revoked.stdout).toMatch(/revoked key_/);

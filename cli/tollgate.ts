@@ -20,6 +20,7 @@ import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
 import { idempotencyKeyPattern, keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
 import { Pricing } from '../src/core/pricing.js';
+import { keyLimitsUsed } from '../src/core/plan-meter.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
@@ -335,9 +336,13 @@ async function run(argv: string[]): Promise<number> {
     case 'keys list':
       return withServices(values, async (s) => {
         const account = await s.accounts.get(arg(positionals, 2, 'ACCOUNT'));
-        const rows = (await s.storage.keys.listByAccount(account.id)).map(keyView);
+        const keys = await s.storage.keys.listByAccount(account.id);
+        // As the admin API lists them: a key with a limit says how much of it its window has used.
+        const used = await keyLimitsUsed(s.counters, s.clock.now(), account, keys);
+        const rows = keys.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id)! }) }));
         const lines = rows.map(
-          (k) => `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}` : ''}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
+          (k) =>
+            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
         );
         print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;

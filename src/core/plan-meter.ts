@@ -547,20 +547,9 @@ export class PlanMeter implements Meter {
     }
   }
 
-  /**
-   * What each unrevoked key with a limit of its own has spent of it in the window open now (the
-   * key lists of the web app and the admin API); keys without one are not in the map.
-   */
+  /** keyLimitsUsed (below) in this meter's store, now. */
   async keyLimitsUsed(account: Account, keys: readonly ApiKey[]): Promise<Map<string, number>> {
-    const limited = keys.filter((k) => k.limit !== null && k.revokedAt === null);
-    if (limited.length === 0) return new Map();
-    const now = this.o.clock.now();
-    const counters = limited.map((key) => {
-      const rule = keyLimitRule(key.limit!);
-      return counterKey(rule, { account, key, surface: 'api' }, '', windowAt(rule.window!, now));
-    });
-    const values = await this.o.store.get(counters, now);
-    return new Map(limited.map((k, i) => [k.id, values[i] ?? 0]));
+    return keyLimitsUsed(this.o.store, this.o.clock.now(), account, keys);
   }
 
   /** Every measured rule of the account's plan with its current use (SPEC §6 /v1/usage). */
@@ -672,4 +661,19 @@ function insufficientBalance(value: number): GatewayError {
     // As limitHeaders says it for a balance: no limit, and nothing resets it.
     headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)), 'x-ratelimit-reset-tokens': resetDuration(Number.POSITIVE_INFINITY) },
   });
+}
+
+/**
+ * What each unrevoked key with a limit of its own has spent of it in the window open at `now` (the
+ * key lists of the web app, the admin API and the CLI); keys without one are not in the map.
+ */
+export async function keyLimitsUsed(store: CounterStore, now: number, account: Account, keys: readonly ApiKey[]): Promise<Map<string, number>> {
+  const limited = keys.filter((k) => k.limit !== null && k.revokedAt === null);
+  if (limited.length === 0) return new Map();
+  const counters = limited.map((key) => {
+    const rule = keyLimitRule(key.limit!);
+    return counterKey(rule, { account, key, surface: 'api' }, '', windowAt(rule.window!, now));
+  });
+  const values = await store.get(counters, now);
+  return new Map(limited.map((k, i) => [k.id, values[i] ?? 0]));
 }
