@@ -443,6 +443,38 @@ describe('tollgate CLI', () => {
     }
   });
 
+  it('makes a key with an expiry and models, changes them with keys update, and refuses bad ones as usage errors', async () => {
+    const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
+    const created = JSON.parse((await tollgate('keys', 'create', id, '--expires', '30d', '--models', 'gpt-4o-mini, gpt-4o-mini', '--json', '--config', configFile)).stdout);
+    expect(created.models).toEqual(['gpt-4o-mini']);
+    const days = (Date.parse(created.expiresAt) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(29.9);
+    expect(days).toBeLessThanOrEqual(30);
+    const listed = (await tollgate('keys', 'list', id, '--config', configFile)).stdout;
+    expect(listed).toContain(`expires ${created.expiresAt}  models gpt-4o-mini`);
+
+    const dated = await tollgate('keys', 'update', created.id, '--expires', '2099-01-04', '--models', 'all', '--config', configFile);
+    expect(dated.code).toBe(0);
+    expect(dated.stdout.trim()).toBe(`${created.id}:  expires 2099-01-04T00:00:00.000Z`);
+    const never = JSON.parse((await tollgate('keys', 'update', created.key, '--expires', 'never', '--json', '--config', configFile)).stdout);
+    expect(never).toMatchObject({ expiresAt: null, models: null });
+
+    const unknown = await tollgate('keys', 'create', id, '--models', 'gpt-9', '--config', configFile);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("no model 'gpt-9'");
+    const past = await tollgate('keys', 'update', created.id, '--expires', '2020-01-01', '--config', configFile);
+    expect(past.code).toBe(1);
+    expect(past.stderr).toContain('must be in the future');
+    for (const args of [['keys', 'update', created.id], ['keys', 'update', created.id, '--expires', 'tomorrow'], ['keys', 'create', id, '--expires', 'never'], ['keys', 'update', created.id, '--models', ',']]) {
+      const res = await tollgate(...args, '--config', configFile);
+      expect(res.code, args.join(' ')).toBe(2);
+    }
+    await tollgate('keys', 'revoke', created.id, '--config', configFile);
+    const revoked = await tollgate('keys', 'update', created.id, '--expires', '1d', '--config', configFile);
+    expect(revoked.code).toBe(1);
+    expect(revoked.stderr).toMatch(/was revoked at .*: a revoked key does not change/);
+  });
+
   it("keys limit on a revoked key says its limit did not change, with exit 1 (a revoked key keeps the limit it had)", async () => {
     const { id } = JSON.parse((await tollgate('accounts', 'create', '--json', '--config', configFile)).stdout);
     const created = JSON.parse((await tollgate('keys', 'create', id, '--credits', '900', '--json', '--config', configFile)).stdout);

@@ -18,7 +18,8 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
-import { idempotencyKeyPattern, keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
+import { idempotencyKeyPattern, keyExpiry, keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
+import { checkKeySettings } from '../src/core/key-settings.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
@@ -26,7 +27,7 @@ import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
-import type { KeyLimit } from '../src/storage/ports.js';
+import type { KeyLimit, KeyPatch } from '../src/storage/ports.js';
 import { accountSummaryView, accountView, keyView, summariseDaily } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -47,15 +48,20 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts list [--email E] [--suspended] [--limit N] [--before ACCOUNT] [--json]
                                                      accounts, newest first (100 unless --limit, at
                                                      most 1000); the next page: --before <last id>
-  keys create ACCOUNT [--name N] [--credits C [--window W]] [--json]
+  keys create ACCOUNT [--name N] [--credits C [--window W]] [--expires WHEN] [--models M,…] [--json]
                                                      create an API key (the secret is shown once);
                                                      --credits: its own limit, C credits per W
-                                                     (day, month or lifetime; default day)
+                                                     (day, month or lifetime; default day);
+                                                     --expires: an ISO instant, a date (its UTC
+                                                     midnight) or a time from now (30d, 12h);
+                                                     --models: the only models it may call
   keys list ACCOUNT [--json]                         an account's keys (never their secrets)
   keys limit KEY (CREDITS [--window W] | none) [--json]
                                                      set or remove a key's own credit limit (W as
                                                      for keys create: default day, whatever window
                                                      it had); a revoked key's limit does not change
+  keys update KEY [--expires WHEN|never] [--models M,…|all] [--json]
+                                                     change a key's expiry or models
   keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
   usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
   models [--json]                                    the model catalog with prices in credits
@@ -75,6 +81,8 @@ const options = {
   limit: { type: 'string' },
   credits: { type: 'string' },
   'idempotency-key': { type: 'string' },
+  expires: { type: 'string' },
+  models: { type: 'string' },
   window: { type: 'string' },
   before: { type: 'string' },
   suspended: { type: 'boolean', default: false },
@@ -102,6 +110,7 @@ const ARITY: Record<string, number> = {
   'keys list': 3,
   'keys revoke': 3,
   'keys limit': 4,
+  'keys update': 3,
   usage: 2,
   models: 1,
   'config check': 3,
@@ -174,6 +183,29 @@ async function readPassword(): Promise<string> {
   const checked = newPassword.safeParse(password);
   if (!checked.success) throw new UsageError(`--password-stdin: the password needs ${checked.error.issues[0]?.message ?? 'a valid value'}`);
   return password;
+}
+
+/** --expires and --models as a key patch: WHEN is an ISO instant, a date (its UTC midnight), 30d / 12h from now, or never. */
+function accessOf(values: Values, now: number): KeyPatch {
+  const patch: KeyPatch = {};
+  const when = values.expires;
+  if (when !== undefined) {
+    const span = /^(\d{1,5})([dh])$/.exec(when);
+    const at = when === 'never' ? null : span ? new Date(now + Number(span[1]) * (span[2] === 'd' ? 86_400_000 : 3_600_000)).toISOString() : /^\d{4}-\d{2}-\d{2}$/.test(when) ? `${when}T00:00:00Z` : when;
+    if (at !== null && !keyExpiry.safeParse(at).success) throw new UsageError(`--expires: an ISO instant (2027-01-04T00:00:00Z), a date, 30d, 12h or never, not '${when}'`);
+    patch.expiresAt = at;
+  }
+  if (values.models !== undefined) {
+    const list = values.models === 'all' ? null : values.models.split(',').map((m) => m.trim()).filter((m) => m !== '');
+    if (list !== null && list.length === 0) throw new UsageError('--models: model ids separated by commas, or all');
+    patch.models = list;
+  }
+  return patch;
+}
+
+/** A key's expiry and models as `keys list` shows them ('' when it has neither). */
+function accessLine(k: { expiresAt: string | null; models: readonly string[] | null }): string {
+  return `${k.expiresAt ? `  expires ${k.expiresAt}` : ''}${k.models ? `  models ${k.models.join(',')}` : ''}`;
 }
 
 /** A key's own limit from the command line: whole credits (1 to 10^15) per day, month or lifetime. */
@@ -342,7 +374,7 @@ async function run(argv: string[]): Promise<number> {
         const rows = keys.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id)! }) }));
         const lines = rows.map(
           (k) =>
-            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
+            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${accessLine(k)}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
         );
         print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;
@@ -350,8 +382,10 @@ async function run(argv: string[]): Promise<number> {
     case 'keys create': {
       const limit = values.credits === undefined ? null : keyLimitOf(values.credits, values.window);
       if (limit === null && values.window !== undefined) throw new UsageError('--window goes with --credits');
+      if (values.expires === 'never' || values.models === 'all') throw new UsageError('a new key has no expiry and every model unless --expires or --models says otherwise');
       return withServices(values, async (s) => {
-        const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name, limit);
+        const settings = checkKeySettings({ limit, ...accessOf(values, s.clock.now()) }, s.clock.now(), s.catalog);
+        const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name, settings);
         print(values, { ...keyView(key), key: secret }, `${secret}\n(key ${key.id}; store the secret now, it is not shown again)`);
         return 0;
       });
@@ -361,7 +395,7 @@ async function run(argv: string[]): Promise<number> {
       if (given === 'none' && values.window !== undefined) throw new UsageError('--window goes with a number of credits, not none');
       const limit = given === 'none' ? null : keyLimitOf(given, values.window);
       return withServices(values, async (s) => {
-        const key = await s.keys.setLimit(await s.keys.idOf(arg(positionals, 2, 'KEY')), limit);
+        const key = await s.keys.update(await s.keys.idOf(arg(positionals, 2, 'KEY')), { limit });
         const own = (k: typeof key) => (k.limit ? `at most ${k.limit.credits} credits ${limitPer(k.limit.window)}` : 'no limit of its own');
         // A revoked key keeps the limit it had (core/keys.ts): saying "done" with it unchanged, or
         // printing the old limit under exit 0, read as a change made.
@@ -370,6 +404,20 @@ async function run(argv: string[]): Promise<number> {
           return 1;
         }
         print(values, keyView(key), `${key.id}: ${own(key)}`);
+        return 0;
+      });
+    }
+    case 'keys update': {
+      if (values.expires === undefined && values.models === undefined) throw new UsageError('keys update needs --expires or --models');
+      return withServices(values, async (s) => {
+        const patch = checkKeySettings(accessOf(values, s.clock.now()), s.clock.now(), s.catalog);
+        const key = await s.keys.update(await s.keys.idOf(arg(positionals, 2, 'KEY')), patch);
+        // A revoked key keeps what it had (core/keys.ts): not a change made.
+        if (key.revokedAt !== null) {
+          process.stderr.write(`error: ${key.id} was revoked at ${key.revokedAt}: a revoked key does not change\n`);
+          return 1;
+        }
+        print(values, keyView(key), `${key.id}:${accessLine(key) || '  no expiry, every model'}`);
         return 0;
       });
     }

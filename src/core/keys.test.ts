@@ -54,6 +54,34 @@ describe('KeyService cache', () => {
     expect(reads).toBe(1);
   });
 
+  it('refuses a cached key from its expiry on, without reading it again; another instance\'s change of it is seen', async () => {
+    const expiresAt = new Date(clock.now() + 10_000).toISOString();
+    const { key, secret } = await service.create('acc_1', 'k', { expiresAt });
+    expect(await service.authenticate(secret)).not.toBeNull();
+    clock.advance(9_999);
+    expect(await service.authenticate(secret)).not.toBeNull();
+    clock.advance(1);
+    await expect(service.authenticate(secret)).rejects.toMatchObject({ code: 'api_key_expired', vars: { expiresAt } });
+    expect(reads).toBe(1);
+    // Moved later by another process (the CLI): seen through the credentials version.
+    await other.keys.update(key.id, { expiresAt: new Date(clock.now() + 60_000).toISOString() });
+    clock.advance(TTL);
+    expect(await service.authenticate(secret)).not.toBeNull();
+  });
+
+  it('writes nothing for a patch that changes nothing, nor for a revoked key', async () => {
+    const { key } = await service.create('acc_1', 'k', { models: ['a', 'b'], expiresAt: '2027-01-01T00:00:00.000Z' });
+    const before = await store.credentialsVersion();
+    await service.update(key.id, { models: ['a', 'b'], expiresAt: '2027-01-01T01:00:00+01:00' });
+    expect(await store.credentialsVersion()).toBe(before);
+    await service.update(key.id, { models: ['b', 'a'] });
+    expect(await store.credentialsVersion()).not.toBe(before);
+    await service.revoke(key.id);
+    const revoked = await store.credentialsVersion();
+    expect((await service.update(key.id, { models: null })).models).toEqual(['b', 'a']);
+    expect(await store.credentialsVersion()).toBe(revoked);
+  });
+
   it('re-reads an unchanged entry only after its backstop age, 30–60 s', async () => {
     const { secret } = await service.create('acc_1', 'k');
     await service.authenticate(secret);

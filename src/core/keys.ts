@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { sha256Hex, type IdGenerator } from '../lib/ids.js';
-import type { Account, AccountStore, ApiKey, KeyLimit, KeyStore } from '../storage/ports.js';
+import type { Account, AccountStore, ApiKey, KeyPatch, KeyStore } from '../storage/ports.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
 const SECRET_SHAPE = /^tg-[0-9A-Za-z]{43}$/;
@@ -30,6 +30,8 @@ export interface AuthenticatedKey {
 
 interface CacheEntry extends AuthenticatedKey {
   expiresAt: number;
+  /** The key's own expiry as epoch ms (Infinity: none), parsed once per cache fill. */
+  keyExpiresAt: number;
 }
 
 export interface KeyServiceOptions {
@@ -60,7 +62,7 @@ export class KeyService {
   ) {}
 
   /** Creates a key; the secret is returned here and never again. */
-  async create(accountId: string, name: string | undefined, limit: KeyLimit | null = null): Promise<{ key: ApiKey; secret: string }> {
+  async create(accountId: string, name: string | undefined, settings: KeyPatch = {}): Promise<{ key: ApiKey; secret: string }> {
     const account = await this.accounts.get(accountId);
     if (!account) throw new GatewayError('account_not_found', { vars: { id: accountId } });
     const secret = this.ids.keySecret();
@@ -71,12 +73,17 @@ export class KeyService {
       prefix: `${secret.slice(0, 7)}…`,
       hash: sha256Hex(secret),
       createdAt: new Date(this.clock.now()).toISOString(),
-      limit,
+      limit: settings.limit ?? null,
+      expiresAt: settings.expiresAt ?? null,
+      models: settings.models ?? null,
     });
     return { key, secret };
   }
 
-  /** The key and its account, or null for an unknown, malformed or revoked secret. */
+  /**
+   * The key and its account, or null for an unknown, malformed or revoked secret. An expired key
+   * throws 401 api_key_expired: its holder learns why, and that a new key is the remedy.
+   */
   async authenticate(secret: string): Promise<AuthenticatedKey | null> {
     if (!SECRET_SHAPE.test(secret)) return null;
     const hash = sha256Hex(secret);
@@ -84,6 +91,7 @@ export class KeyService {
     if (this.opts.cacheTtlMs > 0 && now - this.versionReadAt >= this.opts.cacheTtlMs) await this.checkVersion(now);
     const cached = this.cache.get(hash);
     if (cached && cached.expiresAt > now) {
+      if (cached.keyExpiresAt <= now) throw expired(cached.key);
       this.touch(cached.key.id, now);
       return cached;
     }
@@ -98,7 +106,7 @@ export class KeyService {
     const account = await this.accounts.get(key.accountId);
     if (!account) return null;
 
-    const entry: CacheEntry = { key, account, expiresAt: now + maxAgeOf(hash) };
+    const entry: CacheEntry = { key, account, expiresAt: now + maxAgeOf(hash), keyExpiresAt: key.expiresAt === null ? Infinity : Date.parse(key.expiresAt) };
     // A clear while this lookup was reading means what it read may be the old state.
     if (this.opts.cacheTtlMs > 0 && generation === this.generation) {
       if (this.cache.size >= this.opts.cacheSize) {
@@ -107,6 +115,7 @@ export class KeyService {
       }
       this.cache.set(hash, entry);
     }
+    if (entry.keyExpiresAt <= now) throw expired(key);
     this.touch(key.id, now);
     return entry;
   }
@@ -157,15 +166,15 @@ export class KeyService {
   }
 
   /**
-   * Sets or (null) removes a key's credit limit; the next request with it counts under the new one
-   * (here at once, elsewhere within keys.cacheTtlMs: the write moves the credentials version). A
-   * revoked key keeps the limit it had.
+   * Sets a key's credit limit, expiry or models (null removes one); the next request with it sees
+   * them (here at once, elsewhere within keys.cacheTtlMs: the write moves the credentials version).
+   * A revoked key keeps what it had.
    */
-  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey> {
+  async update(id: string, patch: KeyPatch): Promise<ApiKey> {
     const current = await this.keys.get(id);
     if (!current) throw new GatewayError('key_not_found', { vars: { id } });
-    if (unchangedBy(current, limit)) return current;
-    const key = await this.keys.setLimit(id, limit);
+    if (unchangedBy(current, patch)) return current;
+    const key = await this.keys.update(id, patch);
     if (!key) throw new GatewayError('key_not_found', { vars: { id } });
     this.cache.delete(key.hash);
     this.generation++;
@@ -187,8 +196,23 @@ export class KeyService {
   }
 }
 
-/** Whether setting `limit` leaves the key as it is: it has that limit already, or is revoked (which keeps its own). */
-export function unchangedBy(key: ApiKey, limit: KeyLimit | null): boolean {
-  const had = key.limit;
-  return key.revokedAt !== null || had === limit || (had !== null && limit !== null && had.credits === limit.credits && had.window === limit.window);
+/**
+ * Whether `patch` leaves the key as it is: it has those settings already, or is revoked (which keeps
+ * its own). Nothing is written then: every write empties every instance's key cache.
+ */
+export function unchangedBy(key: ApiKey, patch: KeyPatch): boolean {
+  if (key.revokedAt !== null) return true;
+  const { limit, expiresAt, models } = patch;
+  if (limit !== undefined && !(key.limit === limit || (key.limit !== null && limit !== null && key.limit.credits === limit.credits && key.limit.window === limit.window))) return false;
+  if (expiresAt !== undefined && !sameInstant(key.expiresAt, expiresAt)) return false;
+  if (models !== undefined && !(key.models === models || (key.models !== null && models !== null && key.models.length === models.length && key.models.every((m, i) => m === models[i])))) return false;
+  return true;
+}
+
+function sameInstant(a: string | null, b: string | null): boolean {
+  return a === b || (a !== null && b !== null && Date.parse(a) === Date.parse(b));
+}
+
+function expired(key: ApiKey): GatewayError {
+  return new GatewayError('api_key_expired', { vars: { expiresAt: key.expiresAt ?? '' } });
 }

@@ -183,6 +183,10 @@ export class PlanMeter implements Meter {
   }
 
   shape(principal: Principal, model: ModelConfig, target: ShapeTarget): ShapeOutcome {
+    const only = principal.key?.models;
+    if (only && !only.includes(model.id)) {
+      throw new GatewayError('model_not_allowed_for_key', { vars: { models: only.join(', '), model: model.id }, param: 'model' });
+    }
     const plan = this.planOf(principal.account);
     if (model.pro && principal.surface === 'api' && !plan.proModelsViaApi) {
       throw new GatewayError('model_not_in_plan', { vars: { rule: 'pro_models', model: model.id } });

@@ -174,6 +174,17 @@ export const keyLimit = z
   .strictObject({ credits: z.number().int().positive().max(1e15), window: z.enum(['day', 'month', 'lifetime']) })
   .nullable();
 
+/** A key's expiry as the APIs take it: an ISO 8601 instant with its offset; null: never (key-settings.ts checks it is ahead). */
+export const keyExpiry = z.iso.datetime({ offset: true }).nullable();
+
+/** The models a key may call: 1 to 100 of the catalog's ids (key-settings.ts checks they exist); null: every model its plan allows. */
+export const keyModels = z.array(z.string().min(1).max(256)).min(1).max(100).nullable();
+
+/** A key's settings in a PATCH (admin API, web app): any of them, at least one. */
+export const keyPatch = z
+  .strictObject({ limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() })
+  .refine((p) => p.limit !== undefined || p.expiresAt !== undefined || p.models !== undefined, { message: 'give limit, expiresAt or models' });
+
 /** The operator's note on why an account is suspended (admin API, CLI). */
 export const suspensionReason = storedText(500);
 

@@ -69,6 +69,11 @@ export const catalogue = {
     type: 'authentication_error',
     message: 'This request requires a valid API key. You can create a new API key on the Keys page: {publicUrl}/app/keys',
   },
+  api_key_expired: {
+    status: 401,
+    type: 'authentication_error',
+    message: 'This API key expired at {expiresAt}. You can create a new API key on the Keys page: {publicUrl}/app/keys',
+  },
   account_suspended: {
     status: 403,
     type: 'permission_error',
@@ -129,6 +134,12 @@ export const catalogue = {
     status: 403,
     type: 'permission_error',
     message: "The Pro model '{model}' is not available through the API on your plan [plan.rule:{rule}]. Update your payment method to use it: {publicUrl}/app/billing",
+  },
+  model_not_allowed_for_key: {
+    status: 403,
+    type: 'permission_error',
+    message: "This API key may call only {models}, not '{model}'. The key's owner can change its models on the Keys page: {publicUrl}/app/keys",
+    retry: false,
   },
   model_not_found: {
     status: 404,
@@ -240,7 +251,7 @@ export const catalogue = {
   too_many_key_limit_changes: {
     status: 429,
     type: 'rate_limit_error',
-    message: "Your account changed its API keys' credit limits {limit} times today, the most one account may in a day. Try again in {retryAfter} s (at 00:00 UTC); the limits as they stand keep applying.",
+    message: "Your account changed its API keys' settings (credit limits, expiries, models) {limit} times today, the most one account may in a day. Try again in {retryAfter} s (at 00:00 UTC); the settings as they stand keep applying.",
   },
   internal_error: {
     status: 500,

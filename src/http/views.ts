@@ -32,6 +32,8 @@ export function keyView(k: ApiKey) {
     lastUsedAt: k.lastUsedAt,
     revokedAt: k.revokedAt,
     limit: k.limit,
+    expiresAt: k.expiresAt,
+    models: k.models,
   };
 }
 

@@ -61,6 +61,17 @@ export interface ApiKey {
   lastUsedAt: string | null;
   /** The most credits the key may spend per window, on top of its account's plan; null: none. */
   limit: KeyLimit | null;
+  /** ISO 8601 UTC instant from which the key no longer authenticates; null: never. */
+  expiresAt: string | null;
+  /** The only model ids (the catalog's, not upstream names) the key may call; null: every model its plan allows. */
+  models: readonly string[] | null;
+}
+
+/** What KeyStore.update changes: each field given is set (null removes it), the others stay. */
+export interface KeyPatch {
+  limit?: KeyLimit | null;
+  expiresAt?: string | null;
+  models?: readonly string[] | null;
 }
 
 export type KeyLimitWindow = 'day' | 'month' | 'lifetime';
@@ -77,6 +88,8 @@ export interface NewApiKey {
   hash: string;
   createdAt: string;
   limit?: KeyLimit | null;
+  expiresAt?: string | null;
+  models?: readonly string[] | null;
 }
 
 export type UsageStatus = 'ok' | 'error' | 'aborted';
@@ -150,8 +163,8 @@ export interface KeyStore {
   listByAccount(accountId: string): Promise<ApiKey[]>;
   /** Sets revokedAt; returns the key, or null if unknown. Revoking twice keeps the first time. */
   revoke(id: string, at: string): Promise<ApiKey | null>;
-  /** Sets or (null) removes the key's credit limit; returns the key, or null if unknown. */
-  setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null>;
+  /** Sets the fields `patch` gives, in one statement; returns the key, or null if unknown. */
+  update(id: string, patch: KeyPatch): Promise<ApiKey | null>;
   /** Never moves lastUsedAt backwards (requests settle out of order). Unknown ids are ignored. */
   touchLastUsed(id: string, at: string): Promise<void>;
 }

@@ -615,12 +615,12 @@ describe('keys and usage are per account', () => {
     const { b } = await signedUp();
     const created = await b.json('/app/api/keys', { method: 'POST', body: { name: 'laptop' } });
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'laptop', prefix: created.body.key.slice(0, 7) + '…', createdAt: expect.any(String), limit: null, key: expect.stringMatching(/^tg-/) });
+    expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'laptop', prefix: created.body.key.slice(0, 7) + '…', createdAt: expect.any(String), lastUsedAt: null, revokedAt: null, limit: null, expiresAt: null, models: null, key: expect.stringMatching(/^tg-/) });
     const reply = await t.client(created.body.key).chat.completions.create(chat() as never);
     expect((reply as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toMatch(/fake upstream/);
 
     const listed = await b.json('/app/api/keys');
-    expect(listed.body.data).toEqual([{ id: created.body.id, name: 'laptop', prefix: created.body.prefix, createdAt: created.body.createdAt, lastUsedAt: expect.anything(), revokedAt: null, limit: null }]);
+    expect(listed.body.data).toEqual([{ id: created.body.id, name: 'laptop', prefix: created.body.prefix, createdAt: created.body.createdAt, lastUsedAt: expect.anything(), revokedAt: null, limit: null, expiresAt: null, models: null }]);
     expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
 
     const revoked = await b.json(`/app/api/keys/${created.body.id}`, { method: 'DELETE' });
@@ -628,6 +628,27 @@ describe('keys and usage are per account', () => {
     expect(revoked.body.revokedAt).not.toBeNull();
     const err = await t.client(created.body.key).chat.completions.create(chat() as never).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 401 });
+  });
+
+  it("an account gives its key an expiry and models at creation and with PATCH; a bad one is 400 naming the field", async () => {
+    const { b } = await signedUp();
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    const created = await b.json('/app/api/keys', { method: 'POST', body: { name: 'ci', expiresAt, models: ['text-embedding-3-small'] } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ expiresAt, models: ['text-embedding-3-small'], key: expect.stringMatching(/^tg-/) });
+    const err = await t.client(created.body.key).chat.completions.create(chat() as never).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 403, code: 'model_not_allowed_for_key' });
+    expect((await b.json('/app/api/keys')).body.data[0]).toMatchObject({ expiresAt, models: ['text-embedding-3-small'] });
+
+    const opened = await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { models: null, expiresAt: null } });
+    expect(opened.body).toMatchObject({ expiresAt: null, models: null, limit: null });
+    await t.client(created.body.key).chat.completions.create(chat() as never);
+
+    const past = await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: { expiresAt: '2020-01-01T00:00:00Z' } });
+    expect(past.body.error).toMatchObject({ code: 'invalid_request', param: 'expiresAt' });
+    const unknown = await b.json('/app/api/keys', { method: 'POST', body: { name: 'x', models: ['nope'] } });
+    expect(unknown.body.error).toMatchObject({ code: 'invalid_request', param: 'models[0]' });
+    expect((await b.json(`/app/api/keys/${created.body.id}`, { method: 'PATCH', body: {} })).status).toBe(400);
   });
 
   it("an account sets its key's own credit limit: at creation, with PATCH, seen with its use; another account's key is not found", async () => {

@@ -2,7 +2,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
-import { idempotencyKeyPattern, keyLimit, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
+import { checkKeySettings } from '../../core/key-settings.js';
+import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -34,8 +35,7 @@ const listAccounts = z.strictObject({
 });
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
-const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional() });
-const patchKey = z.strictObject({ limit: keyLimit });
+const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
 
 /** An instant every store can hold and compare (PostgreSQL has no year 0). */
@@ -149,14 +149,14 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     });
 
     app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {
-      const body = parseBody(createKey, req.body ?? {});
-      const { key, secret } = await keys.create(req.params.id, body.name, body.limit ?? null);
+      const { name, ...settings } = parseBody(createKey, req.body ?? {});
+      const { key, secret } = await keys.create(req.params.id, name, checkKeySettings(settings, clock.now(), deps.catalog));
       return reply.code(201).send({ ...keyView(key), key: secret });
     });
 
     app.patch<{ Params: { id: string } }>('/keys/:id', async (req) => {
-      const body = parseBody(patchKey, req.body ?? {});
-      return keyView(await keys.setLimit(req.params.id, body.limit));
+      const body = parseBody(keyPatch, req.body ?? {});
+      return keyView(await keys.update(req.params.id, checkKeySettings(body, clock.now(), deps.catalog)));
     });
 
     app.get<{ Params: { id: string } }>('/accounts/:id/keys', async (req) => {

@@ -10,7 +10,8 @@ import { served } from '../../core/routes.js';
 import { KEY_LIMIT_CHANGES, KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
 import type { ApiKey } from '../../storage/ports.js';
-import { keyLimit, newPassword, parseBody, storedName } from '../../core/requests.js';
+import { keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName } from '../../core/requests.js';
+import { checkKeySettings } from '../../core/key-settings.js';
 import { equal } from '../../core/sessions.js';
 import { unchangedBy } from '../../core/keys.js';
 import { GatewayError } from '../../errors/gateway-error.js';
@@ -44,8 +45,7 @@ const chatBody = z.strictObject({
 });
 const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size: z.unknown().optional(), n: z.unknown().optional(), image_url: z.unknown().optional() });
 const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
-const createKey = z.strictObject({ name: z.string().trim().pipe(storedName), limit: keyLimit.optional() });
-const patchKey = z.strictObject({ limit: keyLimit });
+const createKey = z.strictObject({ name: z.string().trim().pipe(storedName), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
@@ -67,7 +67,18 @@ function sessionAccountView(a: AccountInfo) {
 
 /** A key as its account sees it: never its hash; with what it spent of its own limit, when it has one and that was read. */
 function clientKeyView(k: ApiKey, limitUsed?: number) {
-  return { id: k.id, name: k.name, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt, limit: k.limit, ...(limitUsed !== undefined && { limitUsed }) };
+  return {
+    id: k.id,
+    name: k.name,
+    prefix: k.prefix,
+    createdAt: k.createdAt,
+    lastUsedAt: k.lastUsedAt,
+    revokedAt: k.revokedAt,
+    limit: k.limit,
+    expiresAt: k.expiresAt,
+    models: k.models,
+    ...(limitUsed !== undefined && { limitUsed }),
+  };
 }
 
 /** The account a web app page was loaded for (request), and the session's account (response). */
@@ -259,23 +270,25 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     });
 
     app.post('/keys', async (req, reply) => {
-      const body = parseBody(createKey, req.body ?? {});
+      const { name, ...given } = parseBody(createKey, req.body ?? {});
+      const settings = checkKeySettings(given, clock.now(), catalog);
       const accountId = signedIn(req).account.id;
-      const { key, secret } = await keyQuota.create(accountId, req.id, () => keys.create(accountId, body.name, body.limit ?? null));
-      return reply.code(201).send({ id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, limit: key.limit, key: secret });
+      const { key, secret } = await keyQuota.create(accountId, req.id, () => keys.create(accountId, name, settings));
+      return reply.code(201).send({ ...clientKeyView(key), key: secret });
     });
 
-    // A key's own credit limit: the account caps what one of its keys may spend (an app, a
-    // teammate, a script that could loop), within the plan's rules, which still bind every key.
+    // A key's own credit limit, expiry and models: the account caps what one of its keys may spend
+    // (an app, a teammate, a script that could loop), for how long and on what, within the plan's
+    // rules, which still bind every key.
     app.patch<{ Params: { id: string } }>('/keys/:id', async (req) => {
-      const body = parseBody(patchKey, req.body ?? {});
+      const body = checkKeySettings(parseBody(keyPatch, req.body ?? {}), clock.now(), catalog);
       const { account } = signedIn(req);
       const key = await storage.keys.get(req.params.id);
       // Another account's key is answered exactly like a missing one.
       if (!key || key.accountId !== account.id) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
       // A change empties every instance's key cache: counted (web.keyLimitChangesPerDay). One that
       // changes nothing writes nothing, and costs nothing.
-      const updated = unchangedBy(key, body.limit) ? key : await limitChanges.create(account.id, req.id, () => keys.setLimit(key.id, body.limit));
+      const updated = unchangedBy(key, body) ? key : await limitChanges.create(account.id, req.id, () => keys.update(key.id, body));
       return clientKeyView(updated, (await meter.keyLimitsUsed(account, [updated])).get(updated.id));
     });
 

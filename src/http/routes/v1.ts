@@ -118,11 +118,14 @@ export function v1Routes(deps: AppDeps): FastifyPluginAsync {
       reply200(req, reply, await gateway.image(context(req, '/v1/images/generations'), req.body)),
     );
 
-    /** A model's /v1/models entry; with a key, whether this key's plan may use it. */
+    /** A model's /v1/models entry; with a key, whether this key (its models) and its plan may use it. */
     const entry = (m: ModelConfig, principal: Principal | null) => ({
       ...modelEntry(m, deps.pricing),
       ...(principal && {
-        available: served(m, deps.providers) && planServes(deps.meter.planOf(principal.account), 'api', m, deps.pricing),
+        available:
+          served(m, deps.providers) &&
+          (principal.key?.models?.includes(m.id) ?? true) &&
+          planServes(deps.meter.planOf(principal.account), 'api', m, deps.pricing),
       }),
     });
     // No key needed; a key that is sent must be valid, so a typo is not silently ignored.

@@ -195,7 +195,7 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
 
       it('creates and finds a key by id and by hash', async () => {
         const created = await store.keys.create(newKey('key_1', 'acc_a'));
-        expect(created).toEqual({ ...newKey('key_1', 'acc_a'), revokedAt: null, lastUsedAt: null, limit: null });
+        expect(created).toEqual({ ...newKey('key_1', 'acc_a'), revokedAt: null, lastUsedAt: null, limit: null, expiresAt: null, models: null });
         expect(await store.keys.get('key_1')).toEqual(created);
         expect(await store.keys.findByHash('hash-key_1')).toEqual(created);
       });
@@ -244,13 +244,32 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         const limited = await store.keys.create({ ...newKey('key_1', 'acc_a'), limit: { credits: 9_000_000_000, window: 'month' } });
         expect(limited.limit).toEqual({ credits: 9_000_000_000, window: 'month' });
         await store.keys.create(newKey('key_2', 'acc_a'));
-        expect((await store.keys.setLimit('key_2', { credits: 500, window: 'day' }))?.limit).toEqual({ credits: 500, window: 'day' });
+        expect((await store.keys.update('key_2', { limit: { credits: 500, window: 'day' } }))?.limit).toEqual({ credits: 500, window: 'day' });
         expect((await store.keys.findByHash('hash-key_2'))?.limit).toEqual({ credits: 500, window: 'day' });
-        expect((await store.keys.setLimit('key_2', { credits: 7, window: 'lifetime' }))?.limit).toEqual({ credits: 7, window: 'lifetime' });
-        expect((await store.keys.setLimit('key_1', null))?.limit).toBeNull();
+        expect((await store.keys.update('key_2', { limit: { credits: 7, window: 'lifetime' } }))?.limit).toEqual({ credits: 7, window: 'lifetime' });
+        expect((await store.keys.update('key_1', { limit: null }))?.limit).toBeNull();
         expect((await store.keys.get('key_1'))?.limit).toBeNull();
-        expect(await store.keys.setLimit('nope', null)).toBeNull();
-        expect(await store.keys.setLimit('key_1\u0000', null)).toBeNull();
+        expect(await store.keys.update('nope', { limit: null })).toBeNull();
+        expect(await store.keys.update('key_1\u0000', { limit: null })).toBeNull();
+      });
+
+      it('keeps an expiry and a model list given at creation; an update sets only the fields it gives', async () => {
+        const given = await store.keys.create({ ...newKey('key_1', 'acc_a'), expiresAt: at(T0, 86_400_000), models: ['gpt-4o-mini', 'flux/schnell'] });
+        expect(given).toMatchObject({ expiresAt: at(T0, 86_400_000), models: ['gpt-4o-mini', 'flux/schnell'], limit: null });
+        const plain = await store.keys.create(newKey('key_2', 'acc_a'));
+        expect(plain).toMatchObject({ expiresAt: null, models: null });
+        expect(await store.keys.findByHash('hash-key_1')).toMatchObject({ expiresAt: at(T0, 86_400_000), models: ['gpt-4o-mini', 'flux/schnell'] });
+
+        const limited = await store.keys.update('key_1', { limit: { credits: 50, window: 'day' } });
+        expect(limited).toMatchObject({ limit: { credits: 50, window: 'day' }, expiresAt: at(T0, 86_400_000), models: ['gpt-4o-mini', 'flux/schnell'] });
+        const narrowed = await store.keys.update('key_1', { models: ['text-embedding-3-small'] });
+        expect(narrowed).toMatchObject({ limit: { credits: 50, window: 'day' }, expiresAt: at(T0, 86_400_000), models: ['text-embedding-3-small'] });
+        const both = await store.keys.update('key_1', { expiresAt: null, models: null });
+        expect(both).toMatchObject({ limit: { credits: 50, window: 'day' }, expiresAt: null, models: null });
+        expect(await store.keys.get('key_1')).toMatchObject({ limit: { credits: 50, window: 'day' }, expiresAt: null, models: null });
+        expect((await store.keys.update('key_2', { expiresAt: at(T0, 1000) }))?.expiresAt).toBe(at(T0, 1000));
+        expect((await store.keys.listByAccount('acc_a')).map((k) => k.expiresAt)).toEqual([null, at(T0, 1000)]);
+        expect(await store.keys.update('nope', { models: null })).toBeNull();
       });
 
       it('records last use, never moving it backwards', async () => {
@@ -287,9 +306,14 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         await store.accounts.setPasswordHash('acc_b', 'scrypt$x');
         expect(await moved()).toBe(true);
         // A key's limit is read from the key cache like its revocation.
-        await store.keys.setLimit('key_2', { credits: 10, window: 'day' });
+        await store.keys.update('key_2', { limit: { credits: 10, window: 'day' } });
         expect(await moved()).toBe(true);
         expect(await moved()).toBe(false);
+        // So are its expiry and its models.
+        await store.keys.update('key_2', { expiresAt: at(T0, 9000) });
+        expect(await moved()).toBe(true);
+        await store.keys.update('key_2', { models: ['gpt-4o-mini'] });
+        expect(await moved()).toBe(true);
       });
     });
 

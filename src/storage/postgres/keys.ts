@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ApiKey, KeyLimit, KeyLimitWindow, KeyStore, NewApiKey } from '../ports.js';
+import type { ApiKey, KeyLimitWindow, KeyPatch, KeyStore, NewApiKey } from '../ports.js';
 import { unstorable } from './text.js';
 
 interface KeyRow {
@@ -14,6 +14,8 @@ interface KeyRow {
   /** bigint: pg hands it over as a string. */
   limit_credits: string | null;
   limit_window: string | null;
+  expires_at: Date | null;
+  models: string[] | null;
 }
 
 function toKey(row: KeyRow): ApiKey {
@@ -27,6 +29,8 @@ function toKey(row: KeyRow): ApiKey {
     revokedAt: row.revoked_at?.toISOString() ?? null,
     lastUsedAt: row.last_used_at?.toISOString() ?? null,
     limit: row.limit_credits === null ? null : { credits: Number(row.limit_credits), window: row.limit_window as KeyLimitWindow },
+    expiresAt: row.expires_at?.toISOString() ?? null,
+    models: row.models,
   };
 }
 
@@ -39,9 +43,9 @@ export class PostgresKeyStore implements KeyStore {
 
   async create(key: NewApiKey): Promise<ApiKey> {
     const { rows } = await this.pool.query<KeyRow>(
-      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-      [key.id, key.accountId, key.name, key.prefix, key.hash, key.createdAt, key.limit?.credits ?? null, key.limit?.window ?? null],
+      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window, expires_at, models)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+      [key.id, key.accountId, key.name, key.prefix, key.hash, key.createdAt, key.limit?.credits ?? null, key.limit?.window ?? null, key.expiresAt ?? null, key.models ?? null],
     );
     return toKey(rows[0] as KeyRow);
   }
@@ -74,11 +78,26 @@ export class PostgresKeyStore implements KeyStore {
     return first(rows);
   }
 
-  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null> {
+  async update(id: string, patch: KeyPatch): Promise<ApiKey | null> {
     if (unstorable(id)) return null;
+    // One statement whatever the patch holds: a field is written only when its flag is true.
     const { rows } = await this.pool.query<KeyRow>(
-      'UPDATE api_keys SET limit_credits = $2, limit_window = $3 WHERE id = $1 RETURNING *',
-      [id, limit?.credits ?? null, limit?.window ?? null],
+      `UPDATE api_keys SET
+         limit_credits = CASE WHEN $2 THEN $3::bigint ELSE limit_credits END,
+         limit_window = CASE WHEN $2 THEN $4::text ELSE limit_window END,
+         expires_at = CASE WHEN $5 THEN $6::timestamptz ELSE expires_at END,
+         models = CASE WHEN $7 THEN $8::text[] ELSE models END
+       WHERE id = $1 RETURNING *`,
+      [
+        id,
+        patch.limit !== undefined,
+        patch.limit?.credits ?? null,
+        patch.limit?.window ?? null,
+        patch.expiresAt !== undefined,
+        patch.expiresAt ?? null,
+        patch.models !== undefined,
+        patch.models ?? null,
+      ],
     );
     return first(rows);
   }

@@ -228,6 +228,21 @@ export const migrations: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
     `,
   },
+  {
+    version: 10,
+    name: 'API key expiry and model allowlist',
+    sql: `
+      -- Set by the account (web app) or the operator. expires_at: the instant from which the key
+      -- answers 401 api_key_expired; models: the catalog's model ids the key may call. NULL: never,
+      -- and every model the plan allows.
+      ALTER TABLE api_keys ADD COLUMN expires_at timestamptz NULL;
+      ALTER TABLE api_keys ADD COLUMN models text[] NULL;
+      -- Both travel in the key cache: changing them moves credentials_version like a revocation.
+      DROP TRIGGER api_keys_changed ON api_keys;
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at, limit_credits, limit_window, expires_at, models OR DELETE ON api_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { ApiKey, KeyLimit, KeyLimitWindow, KeyStore, NewApiKey } from '../ports.js';
+import type { ApiKey, KeyLimitWindow, KeyPatch, KeyStore, NewApiKey } from '../ports.js';
 import { writerFor, type SqliteWriter } from './writer.js';
 
 interface KeyRow {
@@ -13,6 +13,9 @@ interface KeyRow {
   last_used_at: string | null;
   limit_credits: number | null;
   limit_window: string | null;
+  expires_at: string | null;
+  /** A JSON array of model ids. */
+  models: string | null;
 }
 
 function toKey(row: KeyRow): ApiKey {
@@ -26,6 +29,8 @@ function toKey(row: KeyRow): ApiKey {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     limit: row.limit_credits === null ? null : { credits: row.limit_credits, window: row.limit_window as KeyLimitWindow },
+    expiresAt: row.expires_at,
+    models: row.models === null ? null : (JSON.parse(row.models) as string[]),
   };
 }
 
@@ -39,16 +44,24 @@ export class SqliteKeyStore implements KeyStore {
   private readonly byId: Database.Statement;
   private readonly byAccount: Database.Statement;
   private readonly revokeStmt: Database.Statement;
-  private readonly limitStmt: Database.Statement;
+  private readonly updateStmt: Database.Statement;
   private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
     this.writer = writerFor(db);
     this.insert = db.prepare(
-      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window)
-       VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt, @limitCredits, @limitWindow) RETURNING *`,
+      `INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at, limit_credits, limit_window, expires_at, models)
+       VALUES (@id, @accountId, @name, @prefix, @hash, @createdAt, @limitCredits, @limitWindow, @expiresAt, @models) RETURNING *`,
     );
-    this.limitStmt = db.prepare('UPDATE api_keys SET limit_credits = ?, limit_window = ? WHERE id = ? RETURNING *');
+    // One statement whatever the patch holds: a field is written only when its flag is 1.
+    this.updateStmt = db.prepare(
+      `UPDATE api_keys SET
+         limit_credits = CASE WHEN @setLimit THEN @limitCredits ELSE limit_credits END,
+         limit_window = CASE WHEN @setLimit THEN @limitWindow ELSE limit_window END,
+         expires_at = CASE WHEN @setExpiresAt THEN @expiresAt ELSE expires_at END,
+         models = CASE WHEN @setModels THEN @models ELSE models END
+       WHERE id = @id RETURNING *`,
+    );
     this.byHash = db.prepare('SELECT * FROM api_keys WHERE hash = ?');
     this.byId = db.prepare('SELECT * FROM api_keys WHERE id = ?');
     this.byAccount = db.prepare('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id');
@@ -62,8 +75,16 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async create(key: NewApiKey): Promise<ApiKey> {
-    const { limit, ...fields } = key;
-    return toKey(this.insert.get({ ...fields, limitCredits: limit?.credits ?? null, limitWindow: limit?.window ?? null }) as KeyRow);
+    const { limit, expiresAt, models, ...fields } = key;
+    return toKey(
+      this.insert.get({
+        ...fields,
+        limitCredits: limit?.credits ?? null,
+        limitWindow: limit?.window ?? null,
+        expiresAt: expiresAt ?? null,
+        models: models ? JSON.stringify(models) : null,
+      }) as KeyRow,
+    );
   }
 
   // The authentication lookup reads the table as it is: the pending log (writer.ts) holds only
@@ -90,9 +111,20 @@ export class SqliteKeyStore implements KeyStore {
     return toKeyOrNull(this.revokeStmt.get(at, id));
   }
 
-  async setLimit(id: string, limit: KeyLimit | null): Promise<ApiKey | null> {
+  async update(id: string, patch: KeyPatch): Promise<ApiKey | null> {
     await this.writer.caughtUp();
-    return toKeyOrNull(this.limitStmt.get(limit?.credits ?? null, limit?.window ?? null, id));
+    return toKeyOrNull(
+      this.updateStmt.get({
+        id,
+        setLimit: patch.limit === undefined ? 0 : 1,
+        limitCredits: patch.limit?.credits ?? null,
+        limitWindow: patch.limit?.window ?? null,
+        setExpiresAt: patch.expiresAt === undefined ? 0 : 1,
+        expiresAt: patch.expiresAt ?? null,
+        setModels: patch.models === undefined ? 0 : 1,
+        models: patch.models ? JSON.stringify(patch.models) : null,
+      }),
+    );
   }
 
   /**

@@ -297,6 +297,21 @@ export const migrations: readonly Migration[] = [
         BEGIN UPDATE credentials_version SET v = v + 1; END;
     `,
   },
+  {
+    version: 14,
+    name: 'API key expiry and model allowlist',
+    sql: `
+      -- Set by the account (web app) or the operator. expires_at: the instant (ISO 8601 UTC) from
+      -- which the key answers 401 api_key_expired; models: a JSON array of the catalog's model ids
+      -- the key may call. NULL: never, and every model the plan allows.
+      ALTER TABLE api_keys ADD COLUMN expires_at TEXT NULL;
+      ALTER TABLE api_keys ADD COLUMN models TEXT NULL;
+      -- Both travel in the key cache: changing them moves credentials_version like a revocation.
+      DROP TRIGGER api_keys_changed;
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at, limit_credits, limit_window, expires_at, models ON api_keys
+        BEGIN UPDATE credentials_version SET v = v + 1; END;
+    `,
+  },
 ];
 
 /**

@@ -203,6 +203,7 @@ describe('sqlite specifics', () => {
       CREATE INDEX usage_records_account_created ON usage_records(account_id, created_at); DROP TABLE late_counter_writes;
       DROP INDEX accounts_created; DROP INDEX accounts_suspended; ALTER TABLE accounts DROP COLUMN suspended_at; ALTER TABLE accounts DROP COLUMN suspended_reason;
       DROP TRIGGER api_keys_changed; ALTER TABLE api_keys DROP COLUMN limit_credits; ALTER TABLE api_keys DROP COLUMN limit_window;
+      ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN models;
       CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at ON api_keys BEGIN UPDATE credentials_version SET v = v + 1; END;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
