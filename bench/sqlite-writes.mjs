@@ -52,7 +52,7 @@ async function request() {
     counters.settle(id, 12),
     storage.ledger.append({
       requestId: crypto.randomUUID(), accountId: account, keyId: `key_${account}`, model: 'gpt-4o-mini', surface: 'api',
-      promptTokens: 12, outputTokens: 7, credits: 12, status: 'ok', httpStatus: 200, createdAt: new Date(now + n).toISOString(),
+      promptTokens: 12, outputTokens: 7, credits: 12, status: 'ok', httpStatus: 200, createdAt: new Date(now + n).toISOString(), provider: 'openai',
     }),
   ]);
 }

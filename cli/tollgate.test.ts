@@ -309,7 +309,7 @@ describe('tollgate CLI', () => {
       const first = Date.parse('1990-01-01T12:00:00.000Z');
       const record = (i: number, model: string) => ({
         requestId: `r${i}${model}`, accountId: account, keyId: null, model, surface: 'api' as const, promptTokens: 1,
-        outputTokens: 1, credits: 1, status: 'ok' as const, httpStatus: 200, createdAt: new Date(first + i * 86_400_000).toISOString(),
+        outputTokens: 1, credits: 1, status: 'ok' as const, httpStatus: 200, createdAt: new Date(first + i * 86_400_000).toISOString(), provider: 'openai',
       });
       await Promise.all([
         ...Array.from({ length: 10_002 }, (_, i) => storage.ledger.append(record(i, 'gpt-4o-mini'))),
@@ -336,7 +336,7 @@ describe('tollgate CLI', () => {
       // moment ahead of this host's wrote it, or a request admitted after this command read the time.
       const record = (id: string, at: number, credits: number) => ({
         requestId: id, accountId: account, keyId: null, model: 'gpt-4o-mini', surface: 'api' as const, promptTokens: 1,
-        outputTokens: 1, credits, status: 'ok' as const, httpStatus: 200, createdAt: new Date(at).toISOString(),
+        outputTokens: 1, credits, status: 'ok' as const, httpStatus: 200, createdAt: new Date(at).toISOString(), provider: 'openai',
       });
       const tomorrow = Date.parse(new Date(now + 86_400_000).toISOString().slice(0, 10));
       await Promise.all([storage.ledger.append(record('today', now, 5)), storage.ledger.append(record('tomorrow', tomorrow, 7))]);

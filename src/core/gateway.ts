@@ -144,6 +144,8 @@ export class Gateway {
     httpStatus: number,
     /** When the request was admitted: the day its counters are on is the day it is recorded on. */
     at: number,
+    /** The provider whose answer was served and charged (UsageRecord.provider); null when none was. */
+    provider: string | null,
   ): UsageRecord {
     return {
       requestId: ctx.requestId,
@@ -157,6 +159,7 @@ export class Gateway {
       status,
       httpStatus,
       createdAt: new Date(at).toISOString(),
+      provider,
     };
   }
 
@@ -200,37 +203,48 @@ export class Gateway {
     if (written) receipts.recorded(record.requestId);
   }
 
-  /** Runs one non-streaming call between admission and settlement. */
-  private async run(
+  /**
+   * Runs one non-streaming call between admission and settlement, on the model's routes (onRoutes):
+   * `call` is one route's call.
+   */
+  private async run<M extends ModelConfig>(
     ctx: RequestContext,
-    model: ModelConfig,
+    model: M,
     shaped: ShapeOutcome,
     worstCaseCredits: number,
-    call: (upstream: CallContext) => Promise<{ body: JsonText; usage: Usage }>,
+    routes: readonly Route<M>[],
+    call: (route: Route<M>, upstream: CallContext) => Promise<{ body: JsonText; usage: Usage }>,
     price: (usage: Usage) => number,
   ): Promise<Completed> {
     const at = this.deps.clock.now();
     const admission = await this.deps.meter.admit({ requestId: ctx.requestId, principal: ctx.principal, model, worstCaseCredits, at });
+    // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
+    // upstream timeouts) and is charged, because the provider charges for it either way.
+    const upstream: CallContext = { requestId: ctx.requestId };
+    /** The provider of the route called last: once a call returned, or failed billed, the one that did the work. */
+    let provider: string | null = null;
     let result: { body: JsonText; usage: Usage };
     try {
-      // Not tied to the client: once admitted, the upstream call runs to its end (bounded by the
-      // upstream timeouts) and is charged, because the provider charges for it either way.
-      result = await call({ requestId: ctx.requestId });
+      result = await this.onRoutes(ctx, routes, (route) => {
+        provider = route.provider.id;
+        return call(route, upstream);
+      });
     } catch (err) {
       if (err instanceof BilledFailure) {
         // The upstream did (and billed) the work before the call failed: charge it, answer the error.
         const credits = this.chargeable(ctx, price(err.usage), worstCaseCredits);
-        await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error), at));
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, err.usage, credits, 'error', statusOf(err.error), at, provider));
         // Charged: a retry by the client's SDK would be charged again.
         throw err.error instanceof GatewayError || err.error instanceof UpstreamHttpError ? withLimitHeaders(notRetryable(err.error), admission) : err.error;
       }
+      // Nothing served, nothing charged: no provider's invoice holds it.
       await admission.release();
-      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at, null));
       throw withLimitHeaders(err, admission);
     }
     const credits = this.chargeable(ctx, price(result.usage), worstCaseCredits);
     const gone = ctx.client.gone;
-    await this.settleAndRecord(admission, this.recordOf(ctx, model, result.usage, credits, gone ? 'aborted' : 'ok', gone ? 499 : 200, at));
+    await this.settleAndRecord(admission, this.recordOf(ctx, model, result.usage, credits, gone ? 'aborted' : 'ok', gone ? 499 : 200, at, provider));
     result.body.set('meta', { usage: { credits_used: credits } });
     return { body: result.body, credits, headers: responseHeaders(admission, shaped) };
   }
@@ -288,8 +302,9 @@ export class Gateway {
       model,
       shaped,
       worstCase,
-      async (upstream) => {
-        const r = await this.onRoutes(ctx, routes, (route) => route.provider.chat({ model: route.model, body }, upstream));
+      routes,
+      async (route, upstream) => {
+        const r = await route.provider.chat({ model: route.model, body }, upstream);
         const usage = r.usage ?? { promptTokens, outputTokens: countCompletionOutput(r.body) };
         return { body: r.body, usage: { ...usage, outputTokens: this.chargedOutput(ctx, usage.outputTokens, allowance) } };
       },
@@ -331,8 +346,9 @@ export class Gateway {
       model,
       shaped,
       this.deps.pricing.embeddingCredits(model, promptTokens),
-      async (upstream) => {
-        const r = await this.onRoutes(ctx, routes, (route) => route.provider.embed({ model: route.model, body }, upstream));
+      routes,
+      async (route, upstream) => {
+        const r = await route.provider.embed({ model: route.model, body }, upstream);
         return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: 0 } };
       },
       (u) => this.deps.pricing.embeddingCredits(model, u.promptTokens),
@@ -363,8 +379,9 @@ export class Gateway {
       model,
       shaped,
       unit * call.n,
-      async (upstream) => {
-        const r = await this.onRoutes(ctx, routes, (route) => route.provider.generateImage(route.model === model ? call : { ...call, model: route.model }, upstream));
+      routes,
+      async (route, upstream) => {
+        const r = await route.provider.generateImage(route.model === model ? call : { ...call, model: route.model }, upstream);
         return { body: JsonText.of(r.body), usage: r.usage };
       },
       // Never more images than asked for are charged, whatever the upstream returned.
@@ -424,17 +441,23 @@ export class Gateway {
     // Not tied to the client either: when the client leaves, the upstream stream is kept open for
     // up to drainUsageMs so its usage chunk can still be read (SPEC §7), then closed (relay).
     let stream;
+    /** The provider of the route called last: once a stream started, the one serving it. */
+    let provider = model.provider;
     try {
-      stream = await this.onRoutes(ctx, routes, (route) => route.provider.chatStream({ model: route.model, body }, { requestId: ctx.requestId }));
+      stream = await this.onRoutes(ctx, routes, (route) => {
+        provider = route.provider.id;
+        return route.provider.chatStream({ model: route.model, body }, { requestId: ctx.requestId });
+      });
     } catch (err) {
+      // No stream started on any route: nothing served, nothing charged.
       await admission.release();
-      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at));
+      await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, 'error', statusOf(err), at, null));
       throw withLimitHeaders(err, admission);
     }
     const wantUsage = body.stream_options?.include_usage === true;
     return {
       headers: responseHeaders(admission, shaped),
-      pipe: (sink) => this.relay(ctx, model, stream, { admission, at, promptTokens, worstCase, allowance, wantUsage }, sink),
+      pipe: (sink) => this.relay(ctx, model, stream, { admission, at, promptTokens, worstCase, allowance, wantUsage, provider }, sink),
     };
   }
 
@@ -453,7 +476,7 @@ export class Gateway {
     held: Held,
     sink: EventSink,
   ): Promise<number> {
-    const { admission, at, promptTokens, worstCase, allowance, wantUsage } = held;
+    const { admission, at, promptTokens, worstCase, allowance, wantUsage, provider } = held;
     // Text past this length is past any output the request allowed (no token of o200k_base is
     // longer than 128 characters, 128 spaces; JSON mode can write whitespace up to the limit):
     // an upstream writing on regardless is cut off, not relayed without end.
@@ -488,7 +511,7 @@ export class Gateway {
         last = chunk;
         producedText += deltaText(chunk);
         reasoningText += deltaReasoning(chunk);
-        if (producedText.length > maxText) throw malformedResponse(model.provider, `the stream went on past the output limit (${allowance} tokens)`);
+        if (producedText.length > maxText) throw malformedResponse(provider, `the stream went on past the output limit (${allowance} tokens)`);
         if (event.usage) {
           usage = event.usage;
           if (ctx.client.gone) break;
@@ -545,14 +568,15 @@ export class Gateway {
         // not the client is still there. (A client that left while the upstream still worked is
         // charged the prompt once the drain runs out: the upstream had taken the request.)
         await admission.release();
-        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, status, httpStatus, at));
+        await this.append(this.recordOf(ctx, model, { promptTokens: 0, outputTokens: 0 }, 0, status, httpStatus, at, null));
       } else {
         // Without upstream usage (the drain ran out, or the upstream never sends it) charge the
         // prompt plus the output the upstream produced, counted with the tokenizer.
         const counted = usage ?? { promptTokens, outputTokens: countedOutput() };
         const charged = { ...counted, outputTokens: this.chargedOutput(ctx, counted.outputTokens, allowance) };
         creditsCharged = this.chargeable(ctx, this.deps.pricing.chatCredits(model, charged), worstCase);
-        await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at));
+        // Charged for what the serving provider produced (its invoice has it), whoever ended the stream.
+        await this.settleAndRecord(admission, this.recordOf(ctx, model, charged, creditsCharged, status, httpStatus, at, provider));
       }
     }
     if (complete && !ctx.client.gone) {
@@ -595,6 +619,8 @@ interface Held {
   /** The most output tokens the request allows, all choices together (outputAllowance). */
   allowance: number;
   wantUsage: boolean;
+  /** The provider serving the stream (its route's, a fallback's included): the record names it. */
+  provider: string;
 }
 
 /** A failure as a log line shows it: status and code, not the message (an upstream's text). */

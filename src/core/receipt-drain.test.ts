@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { ManualClock } from '../lib/clock.js';
 import type { CounterOp } from '../storage/counters.js';
-import type { OwedCharge, OwedCharges, Storage, UsageRecord } from '../storage/ports.js';
+import type { Ledger, OwedCharge, OwedCharges, Storage, UsageRecord } from '../storage/ports.js';
 import { openRedisCounterStore, type RedisCounterStore } from '../storage/redis/counters.js';
 import { openSqliteStorage } from '../storage/sqlite/index.js';
 import { ReceiptDrain, receiptOf } from './receipt-drain.js';
@@ -60,7 +60,7 @@ const op = (account: string): CounterOp => ({ key: `tg:{${account}}:credits`, am
 function record(requestId: string, account: string, credits: number): UsageRecord {
   return {
     requestId, accountId: account, keyId: null, model: 'gpt-4o-mini', surface: 'api',
-    promptTokens: 3, outputTokens: 4, credits, status: 'ok', httpStatus: 200, createdAt: new Date(clock.now()).toISOString(),
+    promptTokens: 3, outputTokens: 4, credits, status: 'ok', httpStatus: 200, createdAt: new Date(clock.now()).toISOString(), provider: 'openai',
   };
 }
 
@@ -106,6 +106,24 @@ describe('receipt drain', () => {
     expect(await alive.drain.drain()).toBe(1);
     // Written as the record it holds, without the time it was kept.
     expect((await storage.ledger.query({}))[0]).toEqual(r);
+  });
+
+  it('writes a receipt kept before records named their provider as a record with none (null, not absent)', async () => {
+    const dead = process();
+    const { provider: _, ...before } = record('old', 'a', 40);
+    const served = record('new', 'b', 60);
+    await settleAndDie(dead.store, before as UsageRecord);
+    await settleAndDie(dead.store, served);
+    clock.advance(GRACE);
+    // What the ledger is handed (SQLite would store an absent provider as NULL anyway; another store need not).
+    const handed: UsageRecord[] = [];
+    const appendMissing = (rs: readonly UsageRecord[]) => (handed.push(...rs), storage.ledger.appendMissing(rs));
+    const ledger: Ledger = Object.create(storage.ledger, { appendMissing: { value: appendMissing } });
+    const drain = new ReceiptDrain({ receipts: dead.store.receipts, ledger, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
+    drains.push(drain);
+    expect(await drain.drain()).toBe(2);
+    expect(handed.map((r) => [r.requestId, r.provider]).sort()).toEqual([['new', 'openai'], ['old', null]]);
+    expect((await storage.ledger.query({})).map((r) => [r.requestId, r.provider]).sort()).toEqual([['new', 'openai'], ['old', null]]);
   });
 
   it('forgets a receipt once its own process recorded it', async () => {

@@ -211,11 +211,15 @@ export class ReceiptDrain {
   }
 }
 
-/** A receipt's record and when it was kept (absent in receipts written before keptAt existed). */
+/**
+ * A receipt's record and when it was kept (absent in receipts written before keptAt existed). A
+ * receipt kept before records named their provider has none: null, as the ledger has for them.
+ */
 function parse(receipt: string): (UsageRecord & { keptAt?: number }) | null {
   try {
     const r = JSON.parse(receipt) as UsageRecord & { keptAt?: unknown };
     if (r?.keptAt !== undefined && !Number.isFinite(r.keptAt)) delete r.keptAt;
+    if (r !== null && typeof r === 'object' && typeof r.provider !== 'string') r.provider = null;
     return typeof r?.requestId === 'string' && typeof r.createdAt === 'string' && Number.isFinite(Date.parse(r.createdAt)) ? (r as UsageRecord & { keptAt?: number }) : null;
   } catch {
     return null;

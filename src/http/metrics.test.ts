@@ -4,7 +4,7 @@ import { Metrics } from './metrics.js';
 
 const record = (over: Partial<UsageRecord> = {}): UsageRecord => ({
   requestId: 'r', accountId: 'a', keyId: 'k', model: 'gpt-4o-mini', surface: 'api', promptTokens: 12,
-  outputTokens: 7, credits: 5, status: 'ok', httpStatus: 200, createdAt: '2026-11-25T12:00:00.000Z', ...over,
+  outputTokens: 7, credits: 5, status: 'ok', httpStatus: 200, createdAt: '2026-11-25T12:00:00.000Z', provider: 'openai', ...over,
 });
 
 const line = (text: string, prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));

@@ -37,8 +37,19 @@ export function keyView(k: ApiKey) {
   };
 }
 
+/** A ledger record as the operator sees it (admin API): every field, the serving provider's id included. */
 export function usageRecordView(r: UsageRecord) {
   return { ...r };
+}
+
+/**
+ * A ledger record as its account sees it (web app): without the provider, which is the operator's
+ * routing — a fallback's id may name an account or region the operator keeps to itself, as
+ * `ownedBy` keeps the provider out of /v1/models.
+ */
+export function accountUsageRecordView(r: UsageRecord) {
+  const { provider: _operators, ...shown } = r;
+  return shown;
 }
 
 /** Totals of a set of daily rows, and the rows per model. */

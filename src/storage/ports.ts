@@ -111,6 +111,13 @@ export interface UsageRecord {
   httpStatus: number;
   /** ISO 8601 UTC. */
   createdAt: string;
+  /**
+   * The id (config `providers[].id`) of the provider whose answer was served and charged: a
+   * fallback's when the model's own provider failed without doing the work (core/routes.ts), so
+   * the ledger reconciles against each provider's invoice. Null when none was: the request failed
+   * before or on every route it tried, charged nothing; and on records written before it existed.
+   */
+  provider: string | null;
 }
 
 export interface UsageQuery {

@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { pino } from 'pino';
 import { ManualClock } from '../../src/lib/clock.js';
 import { providerTypes } from '../../src/providers/registry.js';
-import { FAKE_CONTENT, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
+import { chatStreamFixture, FAKE_CONTENT, startFakeOpenAI, type FakeOpenAI } from '../helpers/fake-openai.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 import { jsonLines } from '../helpers/log-lines.js';
 
@@ -40,6 +40,7 @@ beforeAll(async () => {
         { id: 'nokey', type: 'openai', baseUrl: fakes.openai },
         { id: 'backup', type: 'openai', baseUrl: backup.url, apiKey: 'sk-backup-secret' },
         { id: 'down', type: 'openai', baseUrl: down, apiKey: 'sk-down' },
+        { id: 'fal-down', type: 'fal', baseUrl: down.replace(/\/v1$/, ''), apiKey: 'fal-down' },
       ],
       models: [
         ...testModels().map((m) =>
@@ -47,6 +48,7 @@ beforeAll(async () => {
         ),
         { id: 'far-chat', kind: 'chat', provider: 'down', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
         { id: 'keyless-first', kind: 'chat', provider: 'nokey', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
+        { id: 'far-flux', kind: 'image', provider: 'fal-down', upstream: 'fal-ai/flux/schnell', fallbacks: [{ provider: 'fal' }], price: { perImage: 0.003 } },
       ],
     }),
   });
@@ -69,7 +71,7 @@ async function post(secret: string, path: string, body: unknown) {
   });
 }
 async function ledger(accountId: string) {
-  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; model: string }>;
+  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; model: string; provider: string | null }>;
 }
 async function apiTokenUsed(secret: string): Promise<number> {
   const u = (await (await fetch(`${t.url}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json()) as any;
@@ -201,6 +203,106 @@ describe('fallbacks', () => {
     expect(rows).toHaveLength(200);
     expect(rows.every((r) => r.status === 'ok' && r.credits > 0)).toBe(true);
     expect(await apiTokenUsed(secret)).toBe(rows.reduce((a, r) => a + r.credits, 0));
+  });
+});
+
+describe('the ledger names the provider that served', () => {
+  async function until(check: () => Promise<boolean>, ms = 3000) {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error('condition not reached');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('the fallback when the primary is unreachable, the primary when it answers', async () => {
+    const { accountId, secret } = await t.newAccount();
+    expect((await post(secret, '/chat/completions', hi('far-chat'))).status).toBe(200);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ model: 'far-chat', status: 'ok', provider: 'backup' })]);
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(200);
+    expect((await ledger(accountId)).map((r) => [r.model, r.provider])).toEqual([
+      ['gpt-4o-mini', 'openai'],
+      ['far-chat', 'backup'],
+    ]);
+  });
+
+  it('a stream the fallback served, read to its end or left mid-way (settled by the drain)', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const whole = await post(secret, '/chat/completions', { ...hi('far-chat'), stream: true });
+    expect(whole.status).toBe(200);
+    await whole.text();
+    await until(async () => (await ledger(accountId)).length === 1);
+    expect((await ledger(accountId))[0]).toMatchObject({ status: 'ok', provider: 'backup' });
+
+    // The backup sends the role and a word, then holds the rest; the client leaves, and the
+    // backup finishes within the drain window: its usage settles the record.
+    let release!: () => void;
+    backup.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...hi('far-chat'), stream: true }),
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('Hello')) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await until(async () => (await ledger(accountId)).length === 2);
+    expect((await ledger(accountId))[0]).toMatchObject({ status: 'aborted', provider: 'backup' });
+    expect((await ledger(accountId))[0]!.credits).toBeGreaterThan(0);
+  });
+
+  it('embeddings the fallback served', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(upstream503);
+    expect((await post(secret, '/embeddings', { model: 'text-embedding-3-small', input: 'hello' })).status).toBe(200);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'ok', provider: 'backup' })]);
+  });
+
+  it('images the fallback served, and the fallback that made (and billed) images whose download then failed', async () => {
+    const { accountId, secret } = await t.newAccount();
+    // flux costs 6,000 credits an image, past the free tier's 512 per image request.
+    await t.admin('PATCH', `/accounts/${accountId}`, { paymentMethod: true });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });
+    const image = { model: 'far-flux', prompt: 'a lighthouse' };
+    expect((await post(secret, '/images/generations', image)).status).toBe(200);
+    t.fal.enqueue({ kind: 'json', body: { images: [{ url: 'http://127.0.0.1:1/lost.jpeg' }], seed: 1 } });
+    expect((await post(secret, '/images/generations', { ...image, response_format: 'b64_json' })).status).toBe(502);
+    expect((await ledger(accountId)).map((r) => [r.status, r.credits, r.provider])).toEqual([
+      ['error', 6000, 'fal'],
+      ['ok', 6000, 'fal'],
+    ]);
+  });
+
+  it('none when every provider failed, or the one asked answered an error: nothing was served or charged', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue(upstream503);
+    backup.enqueue(upstream503);
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(503);
+    t.openai.enqueue({ kind: 'json', status: 400, body: { error: { message: 'bad temperature', type: 'invalid_request_error', code: null, param: 'temperature' } } });
+    expect((await post(secret, '/chat/completions', { ...hi(), stream: true })).status).toBe(400);
+    expect((await ledger(accountId)).map((r) => [r.status, r.credits, r.provider])).toEqual([
+      ['error', 0, null],
+      ['error', 0, null],
+    ]);
+  });
+
+  it('a request the plan refuses before any upstream call writes no record', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const before = { openai: t.openai.requests.length, backup: backup.requests.length };
+    // The free plan's image_input rule: 400 before admission.
+    const refused = await post(secret, '/chat/completions', {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }],
+    });
+    expect(refused.status).toBe(400);
+    expect({ openai: t.openai.requests.length, backup: backup.requests.length }).toEqual(before);
+    expect(await ledger(accountId)).toEqual([]);
   });
 });
 

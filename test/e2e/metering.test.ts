@@ -22,7 +22,7 @@ async function usage(secret: string) {
 }
 const apiToken = (u: any) => u.rules.find((r: { id: string }) => r.id === 'api_token');
 async function ledger(accountId: string) {
-  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; createdAt: string; outputTokens: number }>;
+  return (await t.admin('GET', `/usage?account=${accountId}`)).body.data as Array<{ credits: number; status: string; createdAt: string; outputTokens: number; provider: string | null }>;
 }
 const sum = (rows: Array<{ credits: number }>) => rows.reduce((a, r) => a + r.credits, 0);
 async function chat(secret: string, body: unknown = hi) {
@@ -237,7 +237,7 @@ describe('streams cut short', () => {
     release();
     const [row] = await ledger(accountId);
     const expected = Math.ceil((countChatPrompt(body) * 300_000 + countText('Hello from the') * 1_200_000) / 1e6);
-    expect(row).toMatchObject({ status: 'aborted', credits: expected, outputTokens: countText('Hello from the') });
+    expect(row).toMatchObject({ status: 'aborted', credits: expected, outputTokens: countText('Hello from the'), provider: 'openai' });
     expect(apiToken(await usage(secret)).used).toBe(expected);
     await new Promise((r) => setTimeout(r, 100));
     expect(await ledger(accountId)).toHaveLength(1);
@@ -251,7 +251,7 @@ describe('streams cut short', () => {
     await new Promise((r) => setTimeout(r, 100));
     release(); // within the drain window, the upstream fails
     await until(async () => (await ledger(accountId)).length === 1);
-    expect((await ledger(accountId))[0]).toMatchObject({ status: 'aborted', credits: 0, outputTokens: 0 });
+    expect((await ledger(accountId))[0]).toMatchObject({ status: 'aborted', credits: 0, outputTokens: 0, provider: null });
     expect(apiToken(await usage(secret)).used).toBe(0);
   });
 
@@ -263,7 +263,7 @@ describe('streams cut short', () => {
     release();
     await until(async () => (await ledger(accountId)).length === 1);
     const [row] = await ledger(accountId);
-    expect(row).toMatchObject({ status: 'aborted', credits: 12, outputTokens: 7 });
+    expect(row).toMatchObject({ status: 'aborted', credits: 12, outputTokens: 7, provider: 'openai' });
     expect(apiToken(await usage(secret)).used).toBe(12);
   });
 });
@@ -293,7 +293,8 @@ describe('images', () => {
     expect(res.headers.get('x-should-retry')).toBe('false');
     const [row] = await ledger(accountId);
     // flux/schnell: $0.003 an image = 6,000 credits.
-    expect(row).toMatchObject({ status: 'error', credits: 6000, httpStatus: 502 });
+    // fal did (and billed) the work: its invoice has the images, so the record names it.
+    expect(row).toMatchObject({ status: 'error', credits: 6000, httpStatus: 502, provider: 'fal' });
     expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(94_000);
   });
 

@@ -828,6 +828,9 @@ describe('keys and usage are per account', () => {
     const usageB = await bAcc.b.json('/app/api/usage');
     expect(usageB.body.records).toHaveLength(1);
     expect(usageB.body.records[0]).toMatchObject({ accountId: bAcc.account.id, model: 'text-embedding-3-small', surface: 'api' });
+    // Which provider served it is the operator's routing (the admin API shows it), not the account's to see.
+    expect(usageB.body.records[0]).not.toHaveProperty('provider');
+    expect((await t.admin('GET', `/usage?account=${bAcc.account.id}`)).body.data[0]).toMatchObject({ provider: 'openai' });
     expect(usageB.body.days).toEqual([
       { day: usageB.body.day, model: 'text-embedding-3-small', surface: 'api', requests: 1, credits: expect.any(Number), promptTokens: expect.any(Number), outputTokens: 0 },
     ]);

@@ -47,6 +47,7 @@ function record(i: number): UsageRecord {
     status: 'ok',
     httpStatus: 200,
     createdAt: new Date(Date.parse('2026-11-25T12:00:00.000Z') + i).toISOString(),
+    provider: 'openai',
   };
 }
 

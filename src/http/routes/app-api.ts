@@ -21,7 +21,7 @@ import { allDaily } from '../../storage/all-daily.js';
 import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
-import { modelEntry, usageRecordView } from '../views.js';
+import { accountUsageRecordView, modelEntry } from '../views.js';
 import { CSRF_HEADER, type WebSessions } from '../web-session.js';
 
 const DAY_MS = 86_400_000;
@@ -322,7 +322,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
           promptTokens: r.promptTokens,
           outputTokens: r.outputTokens,
         })),
-        records: records.map(usageRecordView),
+        records: records.map(accountUsageRecordView),
       };
     });
 

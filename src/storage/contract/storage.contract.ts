@@ -44,6 +44,7 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         status: 'ok',
         httpStatus: 200,
         createdAt: T0,
+        provider: 'openai',
         ...over,
       };
     }
@@ -319,9 +320,24 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
 
     describe('ledger', () => {
       it('round-trips every field of a record', async () => {
-        const r = usage({ keyId: null, surface: 'playground', status: 'aborted', httpStatus: 499, requestId: 'r1' });
+        const r = usage({ keyId: null, surface: 'playground', status: 'aborted', httpStatus: 499, requestId: 'r1', provider: 'azure-eu' });
         await store.ledger.append(r);
         expect(await store.ledger.query({})).toEqual([r]);
+      });
+
+      it('keeps the provider that served a record, and none for one no provider served', async () => {
+        const served = usage({ requestId: 'r1', provider: 'backup' });
+        const failed = usage({ requestId: 'r2', createdAt: at(T0, 1), provider: null, credits: 0, status: 'error', httpStatus: 503 });
+        await store.ledger.append(served);
+        await store.ledger.append(failed);
+        const drained = usage({ requestId: 'r3', createdAt: at(T0, 2), provider: 'fal' });
+        expect(await store.ledger.appendMissing([drained])).toBe(1);
+        expect((await store.ledger.query({})).map((r) => [r.requestId, r.provider])).toEqual([
+          ['r3', 'fal'],
+          ['r2', null],
+          ['r1', 'backup'],
+        ]);
+        expect((await store.ledger.query({ accountId: 'acc_a' })).map((r) => r.provider)).toEqual(['fal', null, 'backup']);
       });
 
       it('appendMissing stores only the records whose request id it does not hold yet', async () => {

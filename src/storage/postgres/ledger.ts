@@ -21,6 +21,7 @@ interface RecordRow {
   status: string;
   http_status: number;
   created_at: Date;
+  provider: string | null;
 }
 
 interface DailyRow {
@@ -47,6 +48,7 @@ function toRecord(row: RecordRow): UsageRecord {
     status: row.status as UsageStatus,
     httpStatus: row.http_status,
     createdAt: row.created_at.toISOString(),
+    provider: row.provider,
   };
 }
 
@@ -77,20 +79,20 @@ function where(q: UsageQuery): { sql: string; params: unknown[] } {
   return { sql, params };
 }
 
-// One statement whatever the batch size: 11 array parameters instead of 11 × n scalars, so the
+// One statement whatever the batch size: 12 array parameters instead of 12 × n scalars, so the
 // 65,535-parameter limit never applies and the text is the same for every batch.
 // https://www.postgresql.org/docs/15/functions-array.html (unnest with several arrays)
 const INSERT = `INSERT INTO usage_records (request_id, account_id, key_id, model, surface,
-    prompt_tokens, output_tokens, credits, status, http_status, created_at)
+    prompt_tokens, output_tokens, credits, status, http_status, created_at, provider)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[])
+    $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::timestamptz[], $12::text[])
   ON CONFLICT (request_id) DO NOTHING`;
 
 // The same records and, in the same statement (so in one transaction), the charges they owe.
 // Data-modifying statements in WITH: https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING
 const INSERT_OWING = `WITH records AS (${INSERT})
   INSERT INTO owed_charges (request_id, account_id, charges, created_at)
-  SELECT * FROM unnest($12::text[], $13::text[], $14::jsonb[], $15::timestamptz[])
+  SELECT * FROM unnest($13::text[], $14::text[], $15::jsonb[], $16::timestamptz[])
   ON CONFLICT (request_id) DO NOTHING`;
 
 interface OwedRow {
@@ -281,6 +283,7 @@ export class PostgresLedger implements Ledger {
       col('status'),
       col('httpStatus'),
       col('createdAt'),
+      col('provider'),
       ...owing,
     ]);
   }

@@ -243,6 +243,18 @@ export const migrations: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_credentials_version();
     `,
   },
+  {
+    version: 11,
+    name: 'the provider that served each ledger record',
+    sql: `
+      -- The id of the provider whose answer was served and charged (a model's fallback when its own
+      -- provider failed without doing the work), to reconcile the ledger with each provider's
+      -- invoice. NULL: none was (a failure, charged nothing), or a record written before this — or
+      -- by an instance of the previous version during a rolling upgrade, whose INSERT names no
+      -- provider. Nullable without a default: no table rewrite. Not in usage_daily.
+      ALTER TABLE usage_records ADD COLUMN provider text NULL;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

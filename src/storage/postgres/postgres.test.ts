@@ -34,6 +34,7 @@ function usage(i: number, over: Partial<UsageRecord> = {}): UsageRecord {
     status: 'ok',
     httpStatus: 200,
     createdAt: new Date(Date.parse('2026-11-25T12:00:00.000Z') + i).toISOString(),
+    provider: 'openai',
     ...over,
   };
 }
@@ -179,9 +180,10 @@ describe('postgres specifics', () => {
     it('keeps an owed charge with its record, in the same statement: both or neither', async () => {
       const url = await freshDatabase(server.url);
       const store = track(await openPostgresStorage(url));
-      await Promise.all([store.ledger.owed.append(usage(1), owed(1)), store.ledger.owed.append(usage(2), owed(2)), store.ledger.append(usage(3))]);
+      await Promise.all([store.ledger.owed.append(usage(1), owed(1)), store.ledger.owed.append(usage(2, { provider: null }), owed(2)), store.ledger.append(usage(3))]);
       const pool = rawPool(url);
       expect(await count(pool, 'SELECT COUNT(*) AS n FROM usage_records')).toBe(3);
+      expect((await store.ledger.query({})).map((r) => [r.requestId, r.provider])).toEqual([['r3', 'openai'], ['r2', null], ['r1', 'openai']]);
       expect((await pool.query('SELECT request_id, charges FROM owed_charges ORDER BY request_id')).rows).toEqual([
         { request_id: 'r1', charges: owed(1).charges },
         { request_id: 'r2', charges: owed(2).charges },
@@ -445,11 +447,15 @@ describe('postgres specifics', () => {
         );
       }
       // 7 finds the per-session form in place and changes nothing.
-      expect(await migrate(pool)).toEqual([6, 7, 8, 9, 10]);
+      expect(await migrate(pool)).toEqual([6, 7, 8, 9, 10, 11]);
       expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
       const store = track(await openPostgresStorage(url));
       await Promise.all(Array.from({ length: 40 }, (_, i) => store.ledger.append(spread(40 + i))));
       expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
+      // Records from before migration 11 name no provider; those after it name theirs.
+      const providers = (await store.ledger.query({ limit: 100 })).map((r) => r.provider);
+      expect(providers.filter((p) => p === null)).toHaveLength(40);
+      expect(providers.filter((p) => p === 'openai')).toHaveLength(40);
     });
 
     it("gives a database that took migration 6's first form (rows shared by every session) rows per session, totals kept (migration 7)", async () => {
@@ -467,7 +473,7 @@ describe('postgres specifics', () => {
         );
       }
       expect((await pool.query(KEPT)).rows).toEqual((await pool.query(GROUPED)).rows);
-      expect(await migrate(pool)).toEqual([7, 8, 9, 10]);
+      expect(await migrate(pool)).toEqual([7, 8, 9, 10, 11]);
       const key = (await pool.query(`SELECT string_agg(a.attname, ',' ORDER BY k.ord) AS cols
         FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -124,7 +124,7 @@ describe('sqlite counter store specifics', () => {
       store.settle('r1', 7),
       storage.ledger.append({
         requestId: 'r1', accountId: 'acc_1', keyId: null, model: 'm', surface: 'api', promptTokens: 1,
-        outputTokens: 1, credits: 7, status: 'ok', httpStatus: 200, createdAt: new Date(T0).toISOString(),
+        outputTokens: 1, credits: 7, status: 'ok', httpStatus: 200, createdAt: new Date(T0).toISOString(), provider: 'openai',
       }),
     ]);
     const after = store.writeStats();
@@ -281,7 +281,7 @@ describe('sqlite counter store specifics', () => {
       throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     };
     // The request was served: its settlement and ledger row resolve (held, not dropped, not a 500).
-    const record = { requestId: 'r1', accountId: 'acc_1', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1, outputTokens: 1, credits: 120, status: 'ok' as const, httpStatus: 200, createdAt: new Date(T0).toISOString() };
+    const record = { requestId: 'r1', accountId: 'acc_1', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1, outputTokens: 1, credits: 120, status: 'ok' as const, httpStatus: 200, createdAt: new Date(T0).toISOString(), provider: 'openai' };
     await Promise.all([store.settle('r1', 120), storage.ledger.append(record)]);
     expect(errors).toHaveLength(1);
     // No new request while its record could not be kept.

@@ -17,6 +17,7 @@ interface RecordRow {
   status: string;
   http_status: number;
   created_at: string;
+  provider: string | null;
 }
 
 interface DailyRow {
@@ -43,6 +44,7 @@ function toRecord(row: RecordRow): UsageRecord {
     status: row.status as UsageStatus,
     httpStatus: row.http_status,
     createdAt: row.created_at,
+    provider: row.provider,
   };
 }
 
@@ -59,8 +61,8 @@ function toDaily(row: DailyRow): DailyUsage {
   };
 }
 
-/** A usage_records row in INSERT column order. */
-type RowValues = [string, string, string | null, string, string, number, number, number, string, number, string, string];
+/** A usage_records row in INSERT column order (the `record` write). */
+type RowValues = [string, string, string | null, string, string, number, number, number, string, number, string, string, string | null];
 
 /** `WHERE` and the conditions, or nothing when there are none. */
 const where = (conds: readonly string[]) => (conds.length ? `WHERE ${conds.join(' AND ')}` : '');
@@ -178,6 +180,19 @@ export class SqliteLedger implements Ledger {
   ) {
     this.indexEvery = opts.indexEvery ?? 4096;
     this.writer = writerFor(db);
+    // A kind's arguments are its format in the pending log. Records are written as `record`, with
+    // the provider last; `ledger` is the format before the provider (migration 15), kept so that
+    // lines a server left in the log before its upgrade replay, their provider NULL. One kind for
+    // both would not do: a 12-argument line on the 13-parameter INSERT fails ("Too few parameter
+    // values"), which is no refused write (apply-writes.ts) but a failed replay: the server could
+    // not start on the file.
+    this.writer.define('record', [
+      {
+        sql: `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
+                output_tokens, credits, status, http_status, created_at, day, provider)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      },
+    ]);
     this.writer.define('ledger', [
       {
         sql: `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
@@ -218,10 +233,11 @@ export class SqliteLedger implements Ledger {
       record.httpStatus,
       createdAt,
       createdAt.slice(0, 10),
+      record.provider,
     ];
-    if (++this.unindexed < this.indexEvery) return this.writer.write(['ledger', row]);
+    if (++this.unindexed < this.indexEvery) return this.writer.write(['record', row]);
     this.unindexed = 0;
-    return this.writer.write(['ledger', row], ['ledger-index', []]);
+    return this.writer.write(['record', row], ['ledger-index', []]);
   }
 
   /**

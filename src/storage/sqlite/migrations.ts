@@ -312,6 +312,17 @@ export const migrations: readonly Migration[] = [
         BEGIN UPDATE credentials_version SET v = v + 1; END;
     `,
   },
+  {
+    version: 15,
+    name: 'the provider that served each ledger record',
+    sql: `
+      -- The id of the provider whose answer was served and charged (a model's fallback when its own
+      -- provider failed without doing the work), to reconcile the ledger with each provider's
+      -- invoice. NULL: none was (a failure, charged nothing), or a record written before this.
+      -- Not in usage_daily: the daily totals stay per model and surface.
+      ALTER TABLE usage_records ADD COLUMN provider TEXT NULL;
+    `,
+  },
 ];
 
 /**

@@ -10,6 +10,7 @@ import type { UsageQuery } from '../ports.js';
 import { accountPageSql } from './accounts.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 import { allCheckpointersStopped } from './checkpointer.js';
+import { writerFor } from './writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-sqlite-'));
 let n = 0;
@@ -124,6 +125,7 @@ describe('sqlite specifics', () => {
       status: 'ok',
       httpStatus: 200,
       createdAt: '2026-11-25T10:00:00.000Z',
+      provider: 'openai',
     });
     await a.close();
     await a.close(); // idempotent
@@ -204,7 +206,8 @@ describe('sqlite specifics', () => {
       DROP INDEX accounts_created; DROP INDEX accounts_suspended; ALTER TABLE accounts DROP COLUMN suspended_at; ALTER TABLE accounts DROP COLUMN suspended_reason;
       DROP TRIGGER api_keys_changed; ALTER TABLE api_keys DROP COLUMN limit_credits; ALTER TABLE api_keys DROP COLUMN limit_window;
       ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN models;
-      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at ON api_keys BEGIN UPDATE credentials_version SET v = v + 1; END;`);
+      CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at ON api_keys BEGIN UPDATE credentials_version SET v = v + 1; END;
+      ALTER TABLE usage_records DROP COLUMN provider;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
     for (let i = 0; i < 5; i++) insert.run(`r${i}`, i % 2 ? 'acc_b' : 'acc_a', i, `2026-11-25T10:00:0${i}.000Z`);
@@ -222,7 +225,7 @@ describe('sqlite specifics', () => {
 
     const record = (i: number) => ({
       requestId: `n${i}`, accountId: 'acc_a', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1,
-      outputTokens: 1, credits: 10, status: 'ok' as const, httpStatus: 200, createdAt: `2026-11-25T11:00:0${i}.000Z`,
+      outputTokens: 1, credits: 10, status: 'ok' as const, httpStatus: 200, createdAt: `2026-11-25T11:00:0${i}.000Z`, provider: 'openai',
     });
     await s.ledger.append(record(0));
     expect([indexed(), entries()]).toEqual([5, 5]); // one record past the last catch-up
@@ -259,6 +262,40 @@ describe('sqlite specifics', () => {
     expect(db.prepare('SELECT indexed_up_to FROM usage_index_state').pluck().get()).toBe(1);
     expect(await s.ledger.daily({ accountId: 'acc_a' })).toMatchObject([{ requests: 1, credits: 7 }]);
     await s.close();
+  });
+
+  it('a record a server logged before the provider column, left in the pending log by its crash, replays with no provider', async () => {
+    const url = freshUrl();
+    const path = sqlitePath(url);
+    const before = openSqliteStorage(url);
+    const { db } = sqliteDatabaseOf(before)!;
+    // The file as a server before migration 15 kept it…
+    db.exec('ALTER TABLE usage_records DROP COLUMN provider; DELETE FROM schema_migrations WHERE version = 15;');
+    const writer = writerFor(db);
+    await writer.useLog(path, { applyEveryMs: 60_000 });
+    // …and a record as that server logged it: the `ledger` write, twelve arguments, no provider.
+    await writer.write(['ledger', ['r-old', 'acc_1', 'key_1', 'm', 'api', 1, 2, 3, 'ok', 200, '2026-11-25T10:00:00.000Z', '2026-11-25']]);
+    db.close(); // the crash: nothing applied, the log stays
+
+    const after = openSqliteStorage(url);
+    const reopened = sqliteDatabaseOf(after)!.db;
+    await writerFor(reopened).useLog(path, { applyEveryMs: 60_000 }); // as the server claiming the file: replays the log
+    expect(reopened.prepare('SELECT request_id, provider FROM usage_records').all()).toEqual([{ request_id: 'r-old', provider: null }]);
+    // A record of this version logged and left by a crash too replays with its provider.
+    await after.ledger.append({
+      requestId: 'r-new', accountId: 'acc_1', keyId: 'key_1', model: 'm', surface: 'api', promptTokens: 1, outputTokens: 2,
+      credits: 3, status: 'ok', httpStatus: 200, createdAt: '2026-11-25T10:00:01.000Z', provider: 'backup',
+    });
+    reopened.close();
+
+    const third = openSqliteStorage(url);
+    await writerFor(sqliteDatabaseOf(third)!.db).useLog(path, { applyEveryMs: 60_000 });
+    expect((await third.ledger.query({ accountId: 'acc_1' })).map((r) => [r.requestId, r.provider])).toEqual([
+      ['r-new', 'backup'],
+      ['r-old', null],
+    ]);
+    await writerFor(sqliteDatabaseOf(third)!.db).closeLog();
+    await third.close();
   });
 
   it('rejects a timestamp bound without a zone rather than guessing', async () => {
