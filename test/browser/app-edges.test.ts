@@ -188,6 +188,8 @@ describe('web app edges in Chromium', () => {
     for (const name of ['laptop', 'ci']) {
       await page.fill(byTest('key-name'), name);
       await page.keyboard.press('Tab');
+      expect(await focused()).toBe('key-expires');
+      await page.keyboard.press('Tab');
       expect(await focused()).toBe('create-key');
       await page.keyboard.press('Enter');
       await expect.poll(() => page.evaluate(() => document.activeElement?.closest('.secret-box')?.textContent ?? '')).toContain(`“${name}” created`);

@@ -147,6 +147,34 @@ describe('web app in Chromium', () => {
     await expect.poll(() => page.locator(byTest('key-row')).first().locator(byTest('key-limit')).textContent()).toMatch(/^5,000 per month · 12 used$/);
     await shot('keys-limit');
 
+    // A key that expires in 30 days and may call one model: the row says both, and the API holds it to them.
+    await page.fill(byTest('key-name'), 'embeddings only');
+    await page.selectOption(byTest('key-expires'), '30');
+    await page.click(`${byTest('key-models')} summary`);
+    await page.check(`${byTest('key-model')}[value="text-embedding-3-small"]`);
+    expect(await page.textContent(`${byTest('key-models')} summary`)).toBe('Only 1 model');
+    await page.click(byTest('create-key'));
+    const scoped = /tg-[0-9A-Za-z]{43}/.exec((await page.locator(byTest('new-secret')).textContent()) ?? '')![0];
+    const newest = page.locator(byTest('key-row')).last();
+    await expect.poll(() => newest.locator(byTest('key-only')).textContent()).toBe('Only text-embedding-3-small');
+    expect(await newest.locator(byTest('key-status')).textContent()).toMatch(/^Active\s*until /);
+    const listed = (await page.evaluate(() => fetch('/app/api/keys').then((r) => r.json()))).data.at(-1);
+    expect((Date.parse(listed.expiresAt) - Date.now()) / 86_400_000).toBeGreaterThan(29.9);
+    const chatErr = await t.client(scoped).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(chatErr).toMatchObject({ status: 403, code: 'model_not_allowed_for_key' });
+    expect((await t.client(scoped).embeddings.create({ model: 'text-embedding-3-small', input: 'hi' })).data).toHaveLength(1);
+    // The form is back to a key for every model, with no expiry.
+    expect(await page.textContent(`${byTest('key-models')} summary`)).toBe('Every model');
+    expect(await page.inputValue(byTest('key-expires'))).toBe('0');
+    await shot('keys-scoped');
+    // Once past its expiry the row says so (the operator moved it to a second from now).
+    expect((await t.admin('PATCH', `/keys/${listed.id}`, { expiresAt: new Date(Date.now() + 1000).toISOString() })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1100));
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-keys'));
+    await expect.poll(() => page.locator(byTest('key-row')).last().locator(byTest('key-status')).textContent()).toBe('Expired');
+    expect(await t.client(scoped).embeddings.create({ model: 'text-embedding-3-small', input: 'hi' }).catch((e: unknown) => e)).toMatchObject({ status: 401, code: 'api_key_expired' });
+
     // Usage: both surfaces.
     await page.click(byTest('nav-usage'));
     await page.locator(byTest('usage-chart')).waitFor();

@@ -86,6 +86,10 @@ export interface ApiKey {
   limit: KeyLimit | null;
   /** What it spent of its limit in the window open now (unrevoked keys with a limit). */
   limitUsed?: number;
+  /** When it stops working (401 api_key_expired); null: never. */
+  expiresAt: string | null;
+  /** The only models it may call; null: every model the plan allows. */
+  models: string[] | null;
 }
 
 export interface NewKey {

@@ -4,10 +4,15 @@ import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { focusFirst, useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
-import type { ApiKey, KeyLimit, NewKey } from '../types';
+import type { ApiKey, KeyLimit, Model, NewKey } from '../types';
 
 const PER: Record<KeyLimit['window'], string> = { day: 'per day', month: 'per month', lifetime: 'in all' };
 const WINDOWS = Object.keys(PER) as KeyLimit['window'][];
+/** The lifetimes a new key may be given here, in days (0: no expiry); the API takes any instant. */
+const LIFETIMES: Array<[days: number, label: string]> = [[0, 'Never'], [7, 'In 7 days'], [30, 'In 30 days'], [90, 'In 90 days'], [365, 'In a year']];
+
+/** Whether a key past its expiry: its requests get 401 api_key_expired. */
+const expired = (k: ApiKey) => k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now();
 
 /**
  * A key's own credit limit, and its editor: what one app, teammate or script may spend, within
@@ -128,6 +133,10 @@ function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => voi
 export function KeysPage({ creation }: { creation: boolean }) {
   const [keys, setKeys] = useState<ApiKey[] | null>(null);
   const [name, setName] = useState('');
+  const [lifetime, setLifetime] = useState(0);
+  const [models, setModels] = useState<Model[]>([]);
+  /** The models ticked under "Only some models"; none ticked: every model. */
+  const [only, setOnly] = useState<string[]>([]);
   const [secret, setSecret] = useState<NewKey | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -148,6 +157,8 @@ export function KeysPage({ creation }: { creation: boolean }) {
 
   useEffect(() => {
     void load();
+    // For the "Only some models" choice; without it the form still makes keys for every model.
+    if (creation) api<{ data: Model[] }>('GET', '/models').then(({ data }) => setModels(data), () => setModels([]));
   }, []);
 
   const create = async (e: Event) => {
@@ -156,9 +167,15 @@ export function KeysPage({ creation }: { creation: boolean }) {
     setBusy(true);
     setError(null);
     try {
-      const created = await api<NewKey>('POST', '/keys', { name: name.trim() });
+      const created = await api<NewKey>('POST', '/keys', {
+        name: name.trim(),
+        ...(lifetime > 0 && { expiresAt: new Date(Date.now() + lifetime * 86_400_000).toISOString() }),
+        ...(only.length > 0 && { models: only }),
+      });
       setSecret(created);
       setName('');
+      setLifetime(0);
+      setOnly([]);
       await load();
     } catch (err) {
       setError(toApiError(err));
@@ -204,7 +221,27 @@ export function KeysPage({ creation }: { creation: boolean }) {
             pattern=".*\\S.*" title="Name the key: where it will be used."
             value=${name} onInput=${(e: Event) => setName((e.currentTarget as HTMLInputElement).value)} />
         </div>
+        <div class="field">
+          <label for="key-expires">Expires</label>
+          <select id="key-expires" data-testid="key-expires" value=${lifetime} onChange=${(e: Event) => setLifetime(Number((e.currentTarget as HTMLSelectElement).value))}>
+            ${LIFETIMES.map(([days, label]) => html`<option value=${days}>${label}</option>`)}
+          </select>
+        </div>
         <button type="submit" class="btn btn-primary" data-testid="create-key" disabled=${busy}>${busy ? 'Creating…' : 'Create key'}</button>
+        ${models.length > 0 &&
+        html`<details class="key-models" data-testid="key-models">
+          <summary>${only.length === 0 ? 'Every model' : `Only ${only.length} model${only.length === 1 ? '' : 's'}`}</summary>
+          <fieldset>
+            <legend class="hint">The key may call only the models ticked here (none ticked: every model your plan allows).</legend>
+            ${models.map(
+              (m) => html`<label class="check"><input type="checkbox" data-testid="key-model" value=${m.id} checked=${only.includes(m.id)}
+                onChange=${(e: Event) => {
+                  const on = (e.currentTarget as HTMLInputElement).checked;
+                  setOnly((list) => (on ? [...list, m.id] : list.filter((id) => id !== m.id)));
+                }} /> ${m.id}</label>`,
+            )}
+          </fieldset>
+        </details>`}
       </form>`
         : html`<p class="card muted" data-testid="keys-by-operator">API keys on this service are created by its operator: ask them for one.</p>`}
 
@@ -216,18 +253,23 @@ export function KeysPage({ creation }: { creation: boolean }) {
           ? html`<p class="muted" role="status">Loading keys…</p>`
           : keys.length === 0
             ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
-            : html`<div class="table-scroll"><table ref=${table}>
+            : html`<div class="table-scroll"><table class="keys-table" ref=${table}>
                 <caption class="sr-only">Your API keys</caption>
                 <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   ${keys.map(
                     (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
                       <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
-                      <td>${k.name || html`<span class="muted">unnamed</span>`}</td>
-                      <td>${fmtDate(k.createdAt)}</td>
+                      <td>${k.name || html`<span class="muted">unnamed</span>`}${k.models &&
+                      html`<div class="small muted key-only" data-testid="key-only">Only ${k.models.map((id, i) => html`${i > 0 ? ', ' : ''}<span>${id}</span>`)}</div>`}</td>
+                      <td title=${fmtDate(k.createdAt)}>${fmtDate(k.createdAt, '—', false)}</td>
                       <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
                       <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
-                      <td>${k.revokedAt ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>` : html`<span class="status status-ok">Active</span>`}</td>
+                      <td data-testid="key-status">${k.revokedAt
+                        ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>`
+                        : expired(k)
+                          ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
+                          : html`<span class="status status-ok">Active</span>${k.expiresAt && html`<div class="small muted" title=${fmtDate(k.expiresAt)}>until ${fmtDate(k.expiresAt, '', false)}</div>`}`}</td>
                       <td class="actions">${!k.revokedAt &&
                       html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
                         aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
