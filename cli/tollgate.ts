@@ -204,8 +204,9 @@ function accessOf(values: Values, now: number): KeyPatch {
 }
 
 /** A key's expiry and models as `keys list` shows them ('' when it has neither). */
-function accessLine(k: { expiresAt: string | null; models: readonly string[] | null }): string {
-  return `${k.expiresAt ? `  expires ${k.expiresAt}` : ''}${k.models ? `  models ${k.models.join(',')}` : ''}`;
+function accessLine(k: { expiresAt: string | null; models: readonly string[] | null }, now: number): string {
+  const expiry = k.expiresAt === null ? '' : `  ${Date.parse(k.expiresAt) <= now ? 'expired' : 'expires'} ${k.expiresAt}`;
+  return `${expiry}${k.models ? `  models ${k.models.join(',')}` : ''}`;
 }
 
 /** A key's own limit from the command line: whole credits (1 to 10^15) per day, month or lifetime. */
@@ -374,7 +375,7 @@ async function run(argv: string[]): Promise<number> {
         const rows = keys.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id)! }) }));
         const lines = rows.map(
           (k) =>
-            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${accessLine(k)}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
+            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${accessLine(k, s.clock.now())}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
         );
         print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;
@@ -417,7 +418,7 @@ async function run(argv: string[]): Promise<number> {
           process.stderr.write(`error: ${key.id} was revoked at ${key.revokedAt}: a revoked key does not change\n`);
           return 1;
         }
-        print(values, keyView(key), `${key.id}:${accessLine(key) || '  no expiry, every model'}`);
+        print(values, keyView(key), `${key.id}:${accessLine(key, s.clock.now()) || '  no expiry, every model'}`);
         return 0;
       });
     }
