@@ -28,7 +28,7 @@ describe('Metrics', () => {
     expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="0.005",route="/v1/chat/completions"}')).toMatch(/ 3$/);
     expect(line(text, 'tollgate_http_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"}')).toMatch(/ 3$/);
     expect(Number(line(text, 'tollgate_http_request_duration_seconds_sum{route="/v1/chat/completions"}')!.split(' ')[1])).toBeCloseTo(0.006);
-    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api"}')).toMatch(/ 5$/);
+    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api",provider="openai"}')).toMatch(/ 5$/);
     expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="prompt"}')).toMatch(/ 24$/);
     expect(line(text, 'tollgate_tokens_total{model="gpt-4o-mini",direction="output"}')).toMatch(/ 7$/);
     expect(line(text, 'tollgate_settled_requests_total{model="gpt-4o-mini",surface="api",status="error"}')).toMatch(/ 1$/);
@@ -37,7 +37,9 @@ describe('Metrics', () => {
     text = await m.registry.metrics();
     expect(line(text, 'tollgate_http_requests_total{route="/v1/chat/completions",status="200"}')).toMatch(/ 2$/);
     m.observeRecord(record({ credits: 3 }));
+    m.observeRecord(record({ credits: 4, provider: 'backup' }));
     text = await m.registry.metrics();
-    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api"}')).toMatch(/ 8$/);
+    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api",provider="openai"}')).toMatch(/ 8$/);
+    expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api",provider="backup"}')).toMatch(/ 4$/);
   });
 });

@@ -114,8 +114,8 @@ export class Metrics {
   });
   private readonly credits = new FastCounter(this.registry, {
     name: 'tollgate_credits_charged_total',
-    help: 'Credits charged, by model and surface.',
-    labelNames: ['model', 'surface'] as const,
+    help: 'Credits charged, by model, surface and the provider that served the call (a fallback included).',
+    labelNames: ['model', 'surface', 'provider'] as const,
   });
   private readonly tokens = new FastCounter(this.registry, {
     name: 'tollgate_tokens_total',
@@ -172,7 +172,8 @@ export class Metrics {
 
   observeRecord(r: UsageRecord): void {
     this.settled.inc([r.model, r.surface, r.status]);
-    if (r.credits > 0) this.credits.inc([r.model, r.surface], r.credits);
+    // By provider too: what each provider's invoice should hold, fallbacks included (UsageRecord.provider).
+    if (r.credits > 0) this.credits.inc([r.model, r.surface, r.provider ?? ''], r.credits);
     if (r.promptTokens > 0) this.tokens.inc([r.model, 'prompt'], r.promptTokens);
     if (r.outputTokens > 0) this.tokens.inc([r.model, 'output'], r.outputTokens);
   }

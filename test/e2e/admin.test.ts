@@ -404,7 +404,7 @@ describe('operations endpoints', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
     expect(text).toMatch(/tollgate_http_requests_total\{route="\/v1\/chat\/completions",status="200"\} [1-9]/);
-    expect(text).toMatch(/tollgate_credits_charged_total\{model="gpt-4o-mini",surface="api"\} [1-9]/);
+    expect(text).toMatch(/tollgate_credits_charged_total\{model="gpt-4o-mini",surface="api",provider="openai"\} [1-9]/);
     expect(text).toMatch(/tollgate_process_resident_memory_bytes/);
   });
 
