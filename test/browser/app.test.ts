@@ -157,7 +157,9 @@ describe('web app in Chromium', () => {
     const scoped = /tg-[0-9A-Za-z]{43}/.exec((await page.locator(byTest('new-secret')).textContent()) ?? '')![0];
     const newest = page.locator(byTest('key-row')).last();
     await expect.poll(() => newest.locator(byTest('key-only')).textContent()).toBe('Only text-embedding-3-small');
-    expect(await newest.locator(byTest('key-status')).textContent()).toMatch(/^Active\s*until /);
+    expect(await newest.locator(byTest('key-status')).textContent()).toBe('Active');
+    expect(await newest.locator(byTest('key-expiry')).textContent()).toMatch(/^Until /);
+    expect(await page.locator(byTest('key-row')).first().locator(byTest('key-access')).textContent()).toBe('Every modelNo expiry');
     const listed = (await page.evaluate(() => fetch('/app/api/keys').then((r) => r.json()))).data.at(-1);
     expect((Date.parse(listed.expiresAt) - Date.now()) / 86_400_000).toBeGreaterThan(29.9);
     const chatErr = await t.client(scoped).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
@@ -174,6 +176,23 @@ describe('web app in Chromium', () => {
     await page.click(byTest('nav-keys'));
     await expect.poll(() => page.locator(byTest('key-row')).last().locator(byTest('key-status')).textContent()).toBe('Expired');
     expect(await t.client(scoped).embeddings.create({ model: 'text-embedding-3-small', input: 'hi' }).catch((e: unknown) => e)).toMatchObject({ status: 401, code: 'api_key_expired' });
+    expect(await newest.locator(byTest('key-expiry')).textContent()).toMatch(/^Expired /);
+    // Changed in its row: seven more days, every model. The key works again, on any model.
+    await newest.locator(byTest('edit-access')).click();
+    await expect.poll(focused).toBe('access-expires');
+    await newest.locator(byTest('access-expires')).selectOption('7');
+    await newest.locator(`${byTest('key-model')}[value="text-embedding-3-small"]`).uncheck();
+    await shot('keys-access-edit');
+    await newest.locator(byTest('save-access')).click();
+    await expect.poll(() => newest.locator(byTest('key-only')).textContent()).toBe('Every model');
+    expect(await newest.locator(byTest('key-expiry')).textContent()).toMatch(/^Until /);
+    await expect.poll(focused).toBe('edit-access');
+    expect(await newest.locator(byTest('key-status')).textContent()).toBe('Active');
+    const reopened = (await page.evaluate(() => fetch('/app/api/keys').then((r) => r.json()))).data.at(-1);
+    expect((Date.parse(reopened.expiresAt) - Date.now()) / 86_400_000).toBeGreaterThan(6.9);
+    expect(reopened.models).toBeNull();
+    expect((await t.client(scoped).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
+    await shot('keys-access');
 
     // Usage: both surfaces.
     await page.click(byTest('nav-usage'));

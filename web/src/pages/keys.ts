@@ -5,14 +5,10 @@ import { ErrorBox } from '../components/error-box';
 import { focusFirst, useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
 import type { ApiKey, KeyLimit, Model, NewKey } from '../types';
+import { AccessCell, LIFETIMES, ModelChecklist, expired, expiryIn } from '../components/key-access';
 
 const PER: Record<KeyLimit['window'], string> = { day: 'per day', month: 'per month', lifetime: 'in all' };
 const WINDOWS = Object.keys(PER) as KeyLimit['window'][];
-/** The lifetimes a new key may be given here, in days (0: no expiry); the API takes any instant. */
-const LIFETIMES: Array<[days: number, label: string]> = [[0, 'Never'], [7, 'In 7 days'], [30, 'In 30 days'], [90, 'In 90 days'], [365, 'In a year']];
-
-/** Whether a key past its expiry: its requests get 401 api_key_expired. */
-const expired = (k: ApiKey) => k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now();
 
 /**
  * A key's own credit limit, and its editor: what one app, teammate or script may spend, within
@@ -157,8 +153,8 @@ export function KeysPage({ creation }: { creation: boolean }) {
 
   useEffect(() => {
     void load();
-    // For the "Only some models" choice; without it the form still makes keys for every model.
-    if (creation) api<{ data: Model[] }>('GET', '/models').then(({ data }) => setModels(data), () => setModels([]));
+    // For the models a key may call; without the list, keys are made and kept for every model.
+    api<{ data: Model[] }>('GET', '/models').then(({ data }) => setModels(data), () => setModels([]));
   }, []);
 
   const create = async (e: Event) => {
@@ -169,7 +165,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
     try {
       const created = await api<NewKey>('POST', '/keys', {
         name: name.trim(),
-        ...(lifetime > 0 && { expiresAt: new Date(Date.now() + lifetime * 86_400_000).toISOString() }),
+        ...(lifetime > 0 && { expiresAt: expiryIn(lifetime) }),
         ...(only.length > 0 && { models: only }),
       });
       setSecret(created);
@@ -231,16 +227,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
         ${models.length > 0 &&
         html`<details class="key-models" data-testid="key-models">
           <summary>${only.length === 0 ? 'Every model' : `Only ${only.length} model${only.length === 1 ? '' : 's'}`}</summary>
-          <fieldset>
-            <legend class="hint">The key may call only the models ticked here (none ticked: every model your plan allows).</legend>
-            ${models.map(
-              (m) => html`<label class="check"><input type="checkbox" data-testid="key-model" value=${m.id} checked=${only.includes(m.id)}
-                onChange=${(e: Event) => {
-                  const on = (e.currentTarget as HTMLInputElement).checked;
-                  setOnly((list) => (on ? [...list, m.id] : list.filter((id) => id !== m.id)));
-                }} /> ${m.id}</label>`,
-            )}
-          </fieldset>
+          <${ModelChecklist} models=${models} chosen=${only} onChange=${setOnly} idPrefix="key-model" />
         </details>`}
       </form>`
         : html`<p class="card muted" data-testid="keys-by-operator">API keys on this service are created by its operator: ask them for one.</p>`}
@@ -255,21 +242,21 @@ export function KeysPage({ creation }: { creation: boolean }) {
             ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
             : html`<div class="table-scroll"><table class="keys-table" ref=${table}>
                 <caption class="sr-only">Your API keys</caption>
-                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Access</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   ${keys.map(
                     (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
                       <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
-                      <td>${k.name || html`<span class="muted">unnamed</span>`}${k.models &&
-                      html`<div class="small muted key-only" data-testid="key-only">Only ${k.models.map((id, i) => html`${i > 0 ? ', ' : ''}<span>${id}</span>`)}</div>`}</td>
-                      <td title=${fmtDate(k.createdAt)}>${fmtDate(k.createdAt, '—', false)}</td>
+                      <td>${k.name || html`<span class="muted">unnamed</span>`}
+                        <div class="small muted" title=${fmtDate(k.createdAt)}>created ${fmtDate(k.createdAt, '—', false)}</div></td>
                       <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
                       <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
+                      <td class="access-cell"><${AccessCell} k=${k} models=${models} onSaved=${load} onError=${setError} /></td>
                       <td data-testid="key-status">${k.revokedAt
                         ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>`
                         : expired(k)
                           ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
-                          : html`<span class="status status-ok">Active</span>${k.expiresAt && html`<div class="small muted" title=${fmtDate(k.expiresAt)}>until ${fmtDate(k.expiresAt, '', false)}</div>`}`}</td>
+                          : html`<span class="status status-ok">Active</span>`}</td>
                       <td class="actions">${!k.revokedAt &&
                       html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
                         aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
