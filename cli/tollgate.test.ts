@@ -249,6 +249,11 @@ describe('tollgate CLI', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--idempotency-key: 1 to 255 printable ASCII characters/);
     expect(JSON.parse((await tollgate('accounts', 'show', id, '--json', '--config', configFile)).stdout).balance).toBe(300);
+    // The balance's history: the top-up once, from the CLI, under its key.
+    const history = JSON.parse((await tollgate('accounts', 'top-ups', id, '--json', '--config', configFile)).stdout);
+    expect(history.data).toEqual([expect.objectContaining({ credits: 300, source: 'cli', reference: 'ticket-77' })]);
+    expect((await tollgate('accounts', 'top-ups', id, '--config', configFile)).stdout).toMatch(/^\S+ {2}\+300 {2}cli {2}ticket-77\n$/);
+    expect((await tollgate('accounts', 'top-ups', id, '--limit', '0', '--config', configFile)).code).toBe(2);
   });
 
   it('refuses a top-up that is not a whole positive number of credits, and an update that changes nothing', async () => {

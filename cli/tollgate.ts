@@ -42,6 +42,8 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts credits ACCOUNT AMOUNT [--idempotency-key K] [--json]
                                                      top up the prepaid balance by AMOUNT credits;
                                                      with K, at most once per K and account in 24 h
+  accounts top-ups ACCOUNT [--limit N] [--json]      the balance's history: each top-up, newest
+                                                     first (100 unless --limit, at most 1000)
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
                                                      account_suspended); R is for operators only
   accounts unsuspend ACCOUNT [--json]                lift a suspension
@@ -103,6 +105,7 @@ const ARITY: Record<string, number> = {
   'accounts show': 3,
   'accounts update': 3,
   'accounts credits': 4,
+  'accounts top-ups': 3,
   'accounts suspend': 3,
   'accounts unsuspend': 3,
   'accounts list': 2,
@@ -324,13 +327,24 @@ async function run(argv: string[]): Promise<number> {
       if (key !== undefined && !idempotencyKeyPattern.test(key)) throw new UsageError('--idempotency-key: 1 to 255 printable ASCII characters');
       return withServices(values, async (s) => {
         if (key === undefined) {
-          const a = await s.accounts.addCredits(id, amount);
+          const a = await s.accounts.addCredits(id, amount, 'cli');
           print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
           return 0;
         }
-        const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key);
+        const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key, 'cli');
         const line = replayed ? `${a.id}  balance ${a.balance} (the ${amount} under this key were added before)` : `${a.id}  balance ${a.balance} (+${amount})`;
         print(values, { ...accountView(a), replayed }, line);
+        return 0;
+      });
+    }
+    case 'accounts top-ups': {
+      const limit = values.limit === undefined ? 100 : /^[1-9]\d{0,3}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
+      if (!(limit <= 1000)) throw new UsageError(`--limit must be a whole number from 1 to 1000, not '${values.limit}'`);
+      return withServices(values, async (s) => {
+        const id = arg(positionals, 2, 'ACCOUNT');
+        const rows = await s.accounts.topUpHistory(id, limit);
+        const line = (t: (typeof rows)[number]) => `${t.createdAt}  +${t.credits}  ${t.source}${t.reference === null ? '' : `  ${t.reference}`}`;
+        print(values, { object: 'list', data: rows }, rows.map(line).join('\n') || `no top-ups for ${id}`);
         return 0;
       });
     }

@@ -74,7 +74,7 @@ export async function buildServices(config: Config, opts: ServiceOptions = {}): 
     cacheSize: config.keys.cacheSize,
     ...(opts.onBackgroundError && { onBackgroundError: opts.onBackgroundError }),
   });
-  const accounts = new AccountService(storage.accounts, balances, config, clock, ids);
+  const accounts = new AccountService(storage.accounts, balances, config, clock, ids, storage.topUps);
   accounts.onChange = (id) => keys.invalidateAccount(id);
   return {
     config,

@@ -190,7 +190,9 @@ export class StripeBilling implements BillingProvider {
       if (err instanceof DuplicateReservationError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '5' } });
       throw err;
     }
-    if (!reserved.ok) return; // credited already
-    await this.deps.counters.settle(id, 0);
+    // Credited already (reserved.ok false): recorded again, which the history keeps once, as the
+    // delivery that credited it may have died before its record.
+    if (reserved.ok) await this.deps.counters.settle(id, 0);
+    await this.deps.accounts.recordTopUp({ accountId, credits, source: 'stripe', reference: session.id });
   }
 }

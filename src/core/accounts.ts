@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import { CounterOverflowError, DuplicateReservationError } from '../storage/counter-ops.js';
-import type { Account, AccountListQuery, AccountStore } from '../storage/ports.js';
+import type { Account, AccountListQuery, AccountStore, TopUp, TopUpSource, TopUpStore } from '../storage/ports.js';
 import { TopUpLapsedError, type Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
@@ -23,6 +23,7 @@ export class AccountService {
     private readonly config: Pick<Config, 'plans' | 'defaultPlan'>,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
+    private readonly topUps: TopUpStore,
   ) {}
 
   private checkPlan(plan: string): void {
@@ -125,22 +126,29 @@ export class AccountService {
     return account.plan === this.config.defaultPlan && account.plan !== PAID_PLAN && Object.hasOwn(this.config.plans, PAID_PLAN);
   }
 
-  /** Tops up the prepaid balance (one atomic add in the counter store). */
-  async addCredits(id: string, amount: number): Promise<AccountInfo> {
+  /**
+   * Tops up the prepaid balance (one atomic add in the counter store), then records it in the
+   * balance's history. Two stores, one after the other: a crash between them leaves a credit
+   * without its record; under an idempotency key (addCreditsOnce) the retry writes the record.
+   */
+  async addCredits(id: string, amount: number, source: TopUpSource): Promise<AccountInfo> {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
+    let balance;
     try {
-      return { ...account, balance: await this.balances.add(id, amount) };
+      balance = await this.balances.add(id, amount);
     } catch (err) {
       throw overflowError(err);
     }
+    await this.recordTopUp({ accountId: id, credits: amount, source, reference: null });
+    return { ...account, balance };
   }
 
   /**
    * addCredits at most once per idempotency key and account (Balances.addOnce): a repeat with the
    * same amount answers the account as it is now, `replayed`; with another amount it is refused.
    */
-  async addCreditsOnce(id: string, amount: number, idempotencyKey: string): Promise<{ account: AccountInfo; replayed: boolean }> {
+  async addCreditsOnce(id: string, amount: number, idempotencyKey: string, source: TopUpSource): Promise<{ account: AccountInfo; replayed: boolean }> {
     const account = await this.store.get(id);
     if (!account) throw new GatewayError('account_not_found', { vars: { id } });
     let result;
@@ -156,7 +164,20 @@ export class AccountService {
     if (result.outcome === 'reused') {
       throw new GatewayError('idempotency_key_reused', { vars: { previous: result.amount, amount }, param: 'Idempotency-Key' });
     }
+    // A replay too: the first attempt may have credited the balance and died before its record.
+    await this.recordTopUp({ accountId: id, credits: amount, source, reference: idempotencyKey });
     return { account: { ...account, balance: result.balance }, replayed: result.outcome === 'replayed' };
+  }
+
+  /** Adds a top-up made elsewhere (a hosted checkout) to the balance's history; once per source and reference. */
+  async recordTopUp(t: Omit<TopUp, 'id' | 'createdAt'>): Promise<void> {
+    await this.topUps.record({ ...t, id: this.ids.topUpId(), createdAt: new Date(this.clock.now()).toISOString() });
+  }
+
+  /** The account's top-ups, newest first. */
+  async topUpHistory(id: string, limit: number): Promise<TopUp[]> {
+    if (!(await this.store.get(id))) throw new GatewayError('account_not_found', { vars: { id } });
+    return this.topUps.list(id, limit);
   }
 }
 

@@ -55,6 +55,6 @@ export class ManualBilling implements BillingProvider {
 
   async topUp(account: AccountInfo, credits: number): Promise<{ balance: number }> {
     if (!this.selfTopUp) throw new GatewayError('top_up_not_offered');
-    return { balance: (await this.accounts.addCredits(account.id, credits)).balance };
+    return { balance: (await this.accounts.addCredits(account.id, credits, 'billing')).balance };
   }
 }

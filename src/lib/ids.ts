@@ -23,6 +23,7 @@ export interface IdGenerator {
   requestId(): string;
   accountId(): string;
   keyId(): string;
+  topUpId(): string;
   /** A new API key secret, `tg-` + 43 base62 characters (~256 bits). */
   keySecret(): string;
 }
@@ -31,6 +32,7 @@ export const randomIds: IdGenerator = {
   requestId: () => uuidV7(Date.now()),
   accountId: () => `acct_${randomBase62(16)}`,
   keyId: () => `key_${randomBase62(16)}`,
+  topUpId: () => `top_${randomBase62(16)}`,
   keySecret: () => `tg-${randomBase62(43)}`,
 };
 

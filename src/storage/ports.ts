@@ -231,10 +231,37 @@ export interface OwedCharges {
   settle(limit: number, apply: (owed: readonly OwedCharge[]) => Promise<readonly string[]>): Promise<number>;
 }
 
+/** Who added credits to a balance. */
+export type TopUpSource = 'admin' | 'cli' | 'stripe' | 'billing';
+
+/** One addition to a prepaid balance: the balance's own history, beside the ledger of what spent it. */
+export interface TopUp {
+  id: string;
+  accountId: string;
+  credits: number;
+  /** admin: the admin API; cli: `tollgate accounts credits`; stripe: a paid Checkout Session; billing: the Billing page's own top-up (billing.selfTopUp). */
+  source: TopUpSource;
+  /** The caller's reference (an Idempotency-Key, a Stripe Checkout Session id), or null. */
+  reference: string | null;
+  /** ISO 8601 UTC. */
+  createdAt: string;
+}
+
+export interface TopUpStore {
+  /**
+   * Stores the top-up; false, storing nothing, when the account already has one with the same
+   * source and (non-null) reference: a retry that finds its credit made records it once.
+   */
+  record(topUp: TopUp): Promise<boolean>;
+  /** The account's top-ups, newest first, at most `limit`. */
+  list(accountId: string, limit: number): Promise<TopUp[]>;
+}
+
 export interface Storage {
   accounts: AccountStore;
   keys: KeyStore;
   ledger: Ledger;
+  topUps: TopUpStore;
   /**
    * A number that changes whenever a key or an account changes (revocation, plan, deletion …),
    * whoever made the change: this process, another instance, the CLI. The key cache keeps entries

@@ -206,6 +206,12 @@ describe('web app in Chromium', () => {
     await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/free/);
     await page.click(byTest('add-payment-method'));
     await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/paid/);
+    // The operator tops the balance up: the page lists it.
+    expect(await page.locator(byTest('top-up')).count()).toBe(0);
+    await t.admin('POST', `/accounts/${session.account.id}/credits`, { amount: 1_000_000 });
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-billing'));
+    await expect.poll(() => page.locator(byTest('top-up')).allTextContents()).toEqual([expect.stringMatching(/\+1,000,000Added by the operator$/)]);
     await shot('billing');
     expect(cspViolations).toEqual([]);
   }, 120_000);

@@ -165,6 +165,27 @@ describe('top-ups under an Idempotency-Key', () => {
     expect(await balance(accountId)).toBe(12_002);
   });
 
+  it("keeps every top-up in the balance's history once, with its source and key, newest first", async () => {
+    const { accountId } = await t.newAccount({ plan: 'paid' });
+    await topUp(accountId, 100);
+    await topUp(accountId, 250, 'po-7');
+    await topUp(accountId, 250, 'po-7'); // a retry: one record
+    await topUp(accountId, 999, 'po-7'); // refused: none
+    const history = await t.admin('GET', `/accounts/${accountId}/top-ups`);
+    expect(history.status).toBe(200);
+    // (Two top-ups in the same millisecond have no order between them: compared as a set.)
+    expect(history.body.data).toHaveLength(2);
+    expect(history.body.data).toEqual(
+      expect.arrayContaining([
+        { id: expect.stringMatching(/^top_/), accountId, credits: 250, source: 'admin', reference: 'po-7', createdAt: expect.any(String) },
+        { id: expect.stringMatching(/^top_/), accountId, credits: 100, source: 'admin', reference: null, createdAt: expect.any(String) },
+      ]),
+    );
+    expect((await t.admin('GET', `/accounts/${accountId}/top-ups?limit=1`)).body.data).toHaveLength(1);
+    expect((await t.admin('GET', `/accounts/${accountId}/top-ups?limit=0`)).body.error.param).toBe('limit');
+    expect((await t.admin('GET', '/accounts/acct_missing/top-ups')).body.error.code).toBe('account_not_found');
+  });
+
   it('of 100 parallel calls under one key, one adds; the rest are replays or 409 while it is applied', async () => {
     const { accountId } = await t.newAccount({ plan: 'paid' });
     const answers = await Promise.all(Array.from({ length: 100 }, () => topUp(accountId, 250, 'burst')));

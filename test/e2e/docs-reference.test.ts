@@ -150,7 +150,7 @@ describe('the CLI lists in README.md and docs/operations.md', () => {
 
   it("README.md's list names every command with the options --help gives it", async () => {
     /** `accounts create` → its options, from a synopsis such as `accounts create [--plan P] [--json]`. */
-    const synopsis = (line: string) => ({ command: /^[a-z ]+?(?= [A-Z[]|$)/.exec(line.trim())![0]!, options: [...line.matchAll(/--[a-z-]+/g)].map((m) => m[0]).sort() });
+    const synopsis = (line: string) => ({ command: /^[a-z -]+?(?= [A-Z[]|$)/.exec(line.trim())![0]!, options: [...line.matchAll(/--[a-z-]+/g)].map((m) => m[0]).sort() });
     const help = (await usage())
       .filter((l) => /^ {2}[a-z]/.test(l))
       .map((l) => synopsis(l.trim().split(/ {2,}/)[0]!));

@@ -124,7 +124,12 @@ describe('Stripe billing', () => {
     await webhook(completed(`evt_short_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12499, metadata: { account: accountId, credits: '250000000' } }));
     // Nor one this gateway did not make (another product on the Stripe account, a Payment Link).
     await webhook(completed(`evt_foreign_${accountId}`, { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 12500, metadata: { tollgate: 'https://elsewhere.test', account: accountId, credits: '250000000' } }));
-    expect((await call('GET', '/billing')).body.balance).toBe(250_000_000);
+    const billing = (await call('GET', '/billing')).body;
+    expect(billing.balance).toBe(250_000_000);
+    // The balance's history has the checkout once, however often it was delivered.
+    expect(billing.topUps).toEqual([{ credits: 250_000_000, source: 'stripe', createdAt: expect.any(String) }]);
+    const history = (await t.admin('GET', `/accounts/${accountId}/top-ups`)).body.data;
+    expect(history).toEqual([expect.objectContaining({ credits: 250_000_000, source: 'stripe', reference: event.data.object.id })]);
   });
 
   it('a paid session redelivered weeks later (a Dashboard resend: Stripe keeps events 30 days) credits no more', async () => {

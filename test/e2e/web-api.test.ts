@@ -944,12 +944,14 @@ describe('billing', () => {
   it('by default the manual provider lets no user credit themselves: the operator tops up', async () => {
     const { b, account } = await signedUp();
     await b.json('/app/api/billing/payment-method', { method: 'POST' });
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, provider: 'manual', selfTopUp: false });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, provider: 'manual', selfTopUp: false, topUps: [] });
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 1e12 } });
     expect(top.status).toBe(403);
     expect(top.body.error).toMatchObject({ code: 'top_up_not_offered', type: 'permission_error' });
     expect((await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 500 })).body.balance).toBe(500);
-    expect((await b.json('/app/api/billing')).body.balance).toBe(500);
+    const billing = (await b.json('/app/api/billing')).body;
+    expect(billing.balance).toBe(500);
+    expect(billing.topUps).toEqual([{ credits: 500, source: 'admin', createdAt: expect.any(String) }]);
   });
 
   it('with billing.selfTopUp: adding a payment method moves free → paid; a top-up shows in the balance', async () => {
@@ -965,13 +967,20 @@ describe('billing', () => {
     const b = new Browser(s.url);
     await b.session();
     expect((await b.json('/app/api/signup', { method: 'POST', body: { email: 'top@example.test', password: PASSWORD } })).status).toBe(201);
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual', selfTopUp: true });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual', selfTopUp: true, topUps: [] });
     const pm = await b.json('/app/api/billing/payment-method', { method: 'POST' });
     expect(pm.status).toBe(200);
     expect(pm.body.account).toMatchObject({ plan: 'paid', paymentMethod: true });
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 250_000 } });
     expect(top.body).toEqual({ balance: 250_000 });
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 250_000, paymentMethod: true, provider: 'manual', selfTopUp: true });
+    expect((await b.json('/app/api/billing')).body).toEqual({
+      plan: 'paid',
+      balance: 250_000,
+      paymentMethod: true,
+      provider: 'manual',
+      selfTopUp: true,
+      topUps: [{ credits: 250_000, source: 'billing', createdAt: expect.any(String) }],
+    });
     expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null, limits: [], paymentMethodLifts: false });
     const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });
     expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });

@@ -136,4 +136,13 @@ export interface Billing {
   provider: string;
   /** Whether users top up themselves; otherwise the operator adds credits. */
   selfTopUp: boolean;
+  /** The balance's last additions, newest first. */
+  topUps: TopUp[];
+}
+
+export interface TopUp {
+  credits: number;
+  /** admin / cli: the operator; stripe: a checkout; billing: this page's own top-up. */
+  source: 'admin' | 'cli' | 'stripe' | 'billing';
+  createdAt: string;
 }

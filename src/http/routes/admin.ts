@@ -35,6 +35,7 @@ const listAccounts = z.strictObject({
 });
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
+const topUpsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
 
@@ -138,14 +139,20 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     app.post<{ Params: { id: string } }>('/accounts/:id/credits', async (req, reply) => {
       const body = parseBody(topUp, req.body);
       const idempotencyKey = req.headers['idempotency-key'];
-      if (idempotencyKey === undefined) return accountView(await accounts.addCredits(req.params.id, body.amount));
+      if (idempotencyKey === undefined) return accountView(await accounts.addCredits(req.params.id, body.amount, 'admin'));
       if (typeof idempotencyKey !== 'string' || !idempotencyKeyPattern.test(idempotencyKey)) {
         throw new GatewayError('invalid_request', { vars: { detail: 'Idempotency-Key must be 1 to 255 printable ASCII characters' }, param: 'Idempotency-Key' });
       }
-      const { account, replayed } = await accounts.addCreditsOnce(req.params.id, body.amount, idempotencyKey);
+      const { account, replayed } = await accounts.addCreditsOnce(req.params.id, body.amount, idempotencyKey, 'admin');
       // Stripe's name for it: the answer is the account as it is now, the top-up made earlier.
       if (replayed) reply.header('idempotent-replayed', 'true');
       return accountView(account);
+    });
+
+    // The balance's history: every top-up, newest first (the balance itself: GET /accounts/:id).
+    app.get<{ Params: { id: string } }>('/accounts/:id/top-ups', async (req) => {
+      const q = parseBody(topUpsQuery, req.query);
+      return { object: 'list', data: await accounts.topUpHistory(req.params.id, q.limit) };
     });
 
     app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {

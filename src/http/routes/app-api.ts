@@ -81,6 +81,9 @@ function clientKeyView(k: ApiKey, limitUsed?: number) {
   };
 }
 
+/** How many of its latest top-ups the Billing page lists. */
+const BILLING_TOP_UPS = 20;
+
 /** The account a web app page was loaded for (request), and the session's account (response). */
 const ACCOUNT_HEADER = 'x-tollgate-account';
 
@@ -328,7 +331,10 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.get('/billing', async (req) => {
       const { account } = signedIn(req);
-      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id, selfTopUp: billing.selfTopUp };
+      // The balance's last additions, so the account can see where its credits came from. The
+      // operator's references (idempotency keys, checkout ids) are theirs: not shown.
+      const topUps = (await accounts.topUpHistory(account.id, BILLING_TOP_UPS)).map((t) => ({ credits: t.credits, source: t.source, createdAt: t.createdAt }));
+      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id, selfTopUp: billing.selfTopUp, topUps };
     });
 
     app.post('/billing/payment-method', async (req) => {

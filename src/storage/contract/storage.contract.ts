@@ -3,7 +3,7 @@
 // `open` must return a fresh, empty store on every call: each test owns its store.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../errors/gateway-error.js';
-import type { NewApiKey, Storage, UsageRecord } from '../ports.js';
+import type { NewApiKey, Storage, TopUp, UsageRecord } from '../ports.js';
 
 const T0 = '2026-11-25T12:00:00.000Z';
 
@@ -315,6 +315,30 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await moved()).toBe(true);
         await store.keys.update('key_2', { models: ['gpt-4o-mini'] });
         expect(await moved()).toBe(true);
+      });
+    });
+
+    describe('top-ups', () => {
+      const topUp = (id: string, over: Partial<TopUp> = {}): TopUp => ({
+        id, accountId: 'acc_a', credits: 500, source: 'admin', reference: null, createdAt: at(T0, 1000), ...over,
+      });
+
+      it('keeps each top-up, lists an account\'s newest first, and keeps a reference once per source', async () => {
+        expect(await store.topUps.record(topUp('top_1'))).toBe(true);
+        expect(await store.topUps.record(topUp('top_2', { credits: 9_000_000_000_000, createdAt: at(T0, 3000), source: 'stripe', reference: 'cs_1' }))).toBe(true);
+        // The same session delivered again, under a new id: not kept twice.
+        expect(await store.topUps.record(topUp('top_3', { createdAt: at(T0, 4000), source: 'stripe', reference: 'cs_1' }))).toBe(false);
+        // The same reference from another source, or another account, is its own.
+        expect(await store.topUps.record(topUp('top_4', { createdAt: at(T0, 2000), source: 'cli', reference: 'cs_1' }))).toBe(true);
+        expect(await store.topUps.record(topUp('top_5', { accountId: 'acc_b', source: 'stripe', reference: 'cs_1' }))).toBe(true);
+        // Without a reference nothing is merged: two equal top-ups are two.
+        expect(await store.topUps.record(topUp('top_6', { createdAt: at(T0, 500) }))).toBe(true);
+        const listed = await store.topUps.list('acc_a', 10);
+        expect(listed.map((t) => t.id)).toEqual(['top_2', 'top_4', 'top_1', 'top_6']);
+        expect(listed[0]).toEqual(topUp('top_2', { credits: 9_000_000_000_000, createdAt: at(T0, 3000), source: 'stripe', reference: 'cs_1' }));
+        expect((await store.topUps.list('acc_a', 2)).map((t) => t.id)).toEqual(['top_2', 'top_4']);
+        expect(await store.topUps.list('nope', 10)).toEqual([]);
+        expect(await store.topUps.list('acc_a\u0000', 10)).toEqual([]);
       });
     });
 

@@ -6,6 +6,7 @@ import type { Storage } from '../ports.js';
 import { PostgresAccountStore } from './accounts.js';
 import type { BatcherOptions, BatcherStats } from '../batcher.js';
 import { PostgresKeyStore } from './keys.js';
+import { PostgresTopUpStore } from './top-ups.js';
 import { PostgresLedger } from './ledger.js';
 import { migrate } from './migrations.js';
 import { reportOutages } from './outage.js';
@@ -29,6 +30,7 @@ export class PostgresStorage implements Storage {
   readonly accounts: PostgresAccountStore;
   readonly keys: PostgresKeyStore;
   readonly ledger: PostgresLedger;
+  readonly topUps: PostgresTopUpStore;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -38,6 +40,7 @@ export class PostgresStorage implements Storage {
     this.accounts = new PostgresAccountStore(pool);
     this.keys = new PostgresKeyStore(pool);
     this.ledger = new PostgresLedger(pool, opts.ledgerBatch);
+    this.topUps = new PostgresTopUpStore(pool);
     this.queryTimeoutMs = opts.queryTimeoutMs ?? 10_000;
   }
 

@@ -255,6 +255,25 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE usage_records ADD COLUMN provider text NULL;
     `,
   },
+  {
+    version: 12,
+    name: 'the history of each prepaid balance',
+    sql: `
+      -- Every addition to a balance (the balance itself is a counter in the limiter's store): who
+      -- made it (admin, cli, stripe, billing), how much, and the caller's reference. Unique per
+      -- account, source and reference, so a retry that finds its credit made records it once.
+      CREATE TABLE top_ups (
+        id         text PRIMARY KEY,
+        account_id text NOT NULL,
+        credits    bigint NOT NULL,
+        source     text NOT NULL,
+        reference  text NULL,
+        created_at timestamptz NOT NULL
+      );
+      CREATE INDEX top_ups_account ON top_ups(account_id, created_at);
+      CREATE UNIQUE INDEX top_ups_reference ON top_ups(account_id, source, reference) WHERE reference IS NOT NULL;
+    `,
+  },
 ];
 
 export const latestVersion: number = migrations.reduce((max, m) => Math.max(max, m.version), 0);

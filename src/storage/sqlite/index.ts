@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import type { Storage } from '../ports.js';
 import { SqliteAccountStore } from './accounts.js';
 import { SqliteKeyStore } from './keys.js';
+import { SqliteTopUpStore } from './top-ups.js';
 import { SqliteLedger, type SqliteLedgerOptions } from './ledger.js';
 import { acquireCheckpointer, checkpointerStopped } from './checkpointer.js';
 import { latestVersion, migrate, pendingFrom } from './migrations.js';
@@ -86,6 +87,7 @@ export function openSqliteStorage(url: string, opts: { ledger?: SqliteLedgerOpti
     accounts: new SqliteAccountStore(db),
     keys: new SqliteKeyStore(db),
     ledger,
+    topUps: new SqliteTopUpStore(db),
     async credentialsVersion() {
       return versionStmt.get() as number;
     },

@@ -323,6 +323,25 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE usage_records ADD COLUMN provider TEXT NULL;
     `,
   },
+  {
+    version: 16,
+    name: 'the history of each prepaid balance',
+    sql: `
+      -- Every addition to a balance (the balance itself is a counter in the limiter's store): who
+      -- made it (admin, cli, stripe, billing), how much, and the caller's reference. Unique per
+      -- account, source and reference, so a retry that finds its credit made records it once.
+      CREATE TABLE top_ups (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        credits    INTEGER NOT NULL,
+        source     TEXT NOT NULL,
+        reference  TEXT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX top_ups_account ON top_ups(account_id, created_at);
+      CREATE UNIQUE INDEX top_ups_reference ON top_ups(account_id, source, reference) WHERE reference IS NOT NULL;
+    `,
+  },
 ];
 
 /**

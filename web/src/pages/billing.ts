@@ -3,9 +3,12 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { useRefocusWhen } from '../focus';
-import { fmt } from '../format';
+import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
 import type { Account, Billing } from '../types';
+
+/** Where a top-up came from, as the account reads it. */
+const SOURCE: Record<string, string> = { admin: 'Added by the operator', cli: 'Added by the operator', stripe: 'Card payment', billing: 'This page' };
 
 /** After a hosted checkout, how often and how many times the page reads the account again. */
 const CHECKOUT_POLL_MS = 2_000;
@@ -124,7 +127,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
       }
       if (res.account) {
         const a = res.account;
-        setBilling((b) => ({ provider: b?.provider ?? 'manual', selfTopUp: b?.selfTopUp ?? false, ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
+        setBilling((b) => ({ provider: b?.provider ?? 'manual', selfTopUp: b?.selfTopUp ?? false, topUps: b?.topUps ?? [], ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
         setNotice(`Payment method added. Your plan is now ${a.plan}.`);
       }
       await load();
@@ -157,6 +160,8 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
       setBilling((b) => (b ? { ...b, balance } : b));
       setAmount('');
       setNotice(`Added ${fmt(credits)} credits.`);
+      // The history below gains it.
+      await load();
     } catch (err) {
       setError(toApiError(err));
     } finally {
@@ -216,6 +221,19 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
           </div>
           <button type="submit" class="btn btn-primary" data-testid="topup" disabled=${busy}>Top up</button>
         </form>`}
+        ${billing.topUps.length > 0 &&
+        html`<div class="card table-card">
+          <h2>Top-ups</h2>
+          <div class="table-scroll"><table data-testid="top-ups">
+            <caption class="sr-only">Your latest top-ups, newest first</caption>
+            <thead><tr><th scope="col">Date</th><th scope="col" class="num">Credits</th><th scope="col">From</th></tr></thead>
+            <tbody>
+              ${billing.topUps.map(
+                (t) => html`<tr data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">+${fmt(t.credits)}</td><td>${SOURCE[t.source] ?? t.source}</td></tr>`,
+              )}
+            </tbody>
+          </table></div>
+        </div>`}
       `}
     </section>
   `;

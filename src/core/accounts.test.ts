@@ -1,0 +1,54 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../lib/clock.js';
+import { randomIds } from '../lib/ids.js';
+import { MemoryCounterStore } from '../storage/memory/counters.js';
+import type { Storage, TopUpStore } from '../storage/ports.js';
+import { openSqliteStorage } from '../storage/sqlite/index.js';
+import { AccountService } from './accounts.js';
+import { Balances } from './balances.js';
+
+describe("AccountService: the balance's history", () => {
+  let storage: Storage;
+  let topUps: TopUpStore & { failNext: boolean };
+  let accounts: AccountService;
+  let balances: Balances;
+  let clock: ManualClock;
+
+  beforeEach(async () => {
+    storage = openSqliteStorage('sqlite::memory:');
+    clock = new ManualClock();
+    balances = new Balances(new MemoryCounterStore(), () => clock.now());
+    // The real store, whose next record() can fail as a crash between the credit and its record would.
+    topUps = Object.assign(Object.create(storage.topUps) as TopUpStore, { failNext: false });
+    topUps.record = async (t) => {
+      if (topUps.failNext) {
+        topUps.failNext = false;
+        throw new Error('disk full');
+      }
+      return storage.topUps.record(t);
+    };
+    accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, topUps);
+  });
+  afterEach(() => storage.close());
+
+  it('records each top-up with its source; a retry under the same key writes the record the first attempt lost', async () => {
+    const { id } = await accounts.create({ plan: 'paid' });
+    await accounts.addCredits(id, 100, 'cli');
+    clock.advance(1000);
+    topUps.failNext = true;
+    await expect(accounts.addCreditsOnce(id, 500, 'order-9', 'admin')).rejects.toThrow('disk full');
+    expect(await balances.get(id)).toBe(600); // credited, not recorded
+    expect((await accounts.topUpHistory(id, 10)).map((t) => t.credits)).toEqual([100]);
+    const retry = await accounts.addCreditsOnce(id, 500, 'order-9', 'admin');
+    expect(retry).toMatchObject({ replayed: true, account: { balance: 600 } });
+    const history = await accounts.topUpHistory(id, 10);
+    expect(history.map((t) => [t.credits, t.source, t.reference])).toEqual([
+      [500, 'admin', 'order-9'],
+      [100, 'cli', null],
+    ]);
+    // Once recorded, another retry adds no second record.
+    await accounts.addCreditsOnce(id, 500, 'order-9', 'admin');
+    expect(await accounts.topUpHistory(id, 10)).toHaveLength(2);
+    await expect(accounts.topUpHistory('acct_missing', 10)).rejects.toMatchObject({ code: 'account_not_found' });
+  });
+});

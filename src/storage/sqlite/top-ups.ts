@@ -1,0 +1,47 @@
+import type Database from 'better-sqlite3';
+import type { TopUp, TopUpSource, TopUpStore } from '../ports.js';
+import { writerFor, type SqliteWriter } from './writer.js';
+
+interface TopUpRow {
+  id: string;
+  account_id: string;
+  credits: number;
+  source: string;
+  reference: string | null;
+  created_at: string;
+}
+
+const toTopUp = (r: TopUpRow): TopUp => ({
+  id: r.id,
+  accountId: r.account_id,
+  credits: r.credits,
+  source: r.source as TopUpSource,
+  reference: r.reference,
+  createdAt: r.created_at,
+});
+
+/** Written at once, not through the pending log: top-ups are rare, and their answer shows them. */
+export class SqliteTopUpStore implements TopUpStore {
+  private readonly insert: Database.Statement;
+  private readonly byAccount: Database.Statement;
+  private readonly writer: SqliteWriter;
+
+  constructor(db: Database.Database) {
+    this.writer = writerFor(db);
+    // The unique index on (account_id, source, reference) turns a repeat into no row.
+    this.insert = db.prepare(
+      `INSERT INTO top_ups (id, account_id, credits, source, reference, created_at)
+       VALUES (@id, @accountId, @credits, @source, @reference, @createdAt) ON CONFLICT DO NOTHING`,
+    );
+    this.byAccount = db.prepare('SELECT * FROM top_ups WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?');
+  }
+
+  async record(topUp: TopUp): Promise<boolean> {
+    await this.writer.caughtUp();
+    return this.insert.run(topUp).changes === 1;
+  }
+
+  async list(accountId: string, limit: number): Promise<TopUp[]> {
+    return (this.byAccount.all(accountId, limit) as TopUpRow[]).map(toTopUp);
+  }
+}
