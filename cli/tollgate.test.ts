@@ -256,6 +256,35 @@ describe('tollgate CLI', () => {
     expect((await tollgate('accounts', 'top-ups', id, '--limit', '0', '--config', configFile)).code).toBe(2);
   });
 
+  it('an --idempotency-key top-up is counted by one process: two at once add once; beside a running server it is refused', async () => {
+    const id = JSON.parse((await tollgate('accounts', 'create', '--plan', 'paid', '--json', '--config', configFile)).stdout).id as string;
+    // Each command holds the file's lease while it counts: the second waits for the first.
+    const both = await Promise.all([1, 2].map(() => tollgate('accounts', 'credits', id, '300', '--idempotency-key', 'pair', '--json', '--config', configFile)));
+    expect(both.map((r) => r.code)).toEqual([0, 0]);
+    expect(both.map((r) => JSON.parse(r.stdout).replayed).sort()).toEqual([false, true]);
+    expect(JSON.parse((await tollgate('accounts', 'show', id, '--json', '--config', configFile)).stdout).balance).toBe(300);
+
+    const server = await serve();
+    try {
+      // Before: added from the file, which the server's memory learns only on its next heartbeat,
+      // so the same key sent to the server's admin API at once added again (balance 1300).
+      const cli = await tollgate('accounts', 'credits', id, '500', '--idempotency-key', 'wire-9', '--config', configFile);
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toMatch(/serving from .*: send this top-up through its admin API/);
+      const api = await fetch(`${server.url}/admin/v1/accounts/${id}/credits`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer adm', 'content-type': 'application/json', 'idempotency-key': 'wire-9' },
+        body: JSON.stringify({ amount: 500 }),
+      });
+      expect(api.status).toBe(200);
+      expect((await api.json()).balance).toBe(800);
+      await new Promise((r) => setTimeout(r, 2_500)); // a heartbeat: nothing more arrives
+      expect((await (await fetch(`${server.url}/admin/v1/accounts/${id}`, { headers: { authorization: 'Bearer adm' } })).json()).balance).toBe(800);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 60_000);
+
   it('refuses a top-up that is not a whole positive number of credits, and an update that changes nothing', async () => {
     // A negative number reads as an option: still a usage error.
     expect((await tollgate('accounts', 'credits', 'acct_x', '-5', '--config', configFile)).code).toBe(2);

@@ -23,6 +23,7 @@ import { checkKeySettings } from '../src/core/key-settings.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
+import { SqliteCounterStore } from '../src/storage/sqlite/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
 import { canonicalInstant } from '../src/storage/time.js';
@@ -42,6 +43,7 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts credits ACCOUNT AMOUNT [--idempotency-key K] [--json]
                                                      top up the prepaid balance by AMOUNT credits;
                                                      with K, at most once per K and account in 24 h
+                                                     (embedded limiter: not beside a running server)
   accounts top-ups ACCOUNT [--limit N] [--json]      the balance's history: each top-up, newest
                                                      first (100 unless --limit, at most 1000)
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
@@ -330,6 +332,24 @@ async function run(argv: string[]): Promise<number> {
           const a = await s.accounts.addCredits(id, amount, 'cli');
           print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
           return 0;
+        }
+        // The embedded limiter counts in the serving process's memory: a key this command checked
+        // against the file missed a top-up the server had not applied from its pending log yet, and
+        // one this command made reached the server's memory only on its next heartbeat (2 s) — each
+        // way the same key added twice. Holding the file's lease, this process is the only one
+        // counting from it: it replays what a server left in the log, a second command waits for
+        // it, and a running server refuses it (its admin API takes the key instead).
+        if (s.counters instanceof SqliteCounterStore) {
+          try {
+            await s.counters.claimServer();
+          } catch (err) {
+            if (!(err instanceof DatabaseInUseError)) throw err;
+            process.stderr.write(
+              `error: a Tollgate server (pid ${err.holder.pid} on ${err.holder.host}) is serving from ${err.path}: send this top-up through its admin API ` +
+                `(POST /admin/v1/accounts/${id}/credits with the header Idempotency-Key), which checks the key against the balance it holds; nothing was added\n`,
+            );
+            return 1;
+          }
         }
         const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key, 'cli');
         const line = replayed ? `${a.id}  balance ${a.balance} (the ${amount} under this key were added before)` : `${a.id}  balance ${a.balance} (+${amount})`;
