@@ -307,6 +307,9 @@ describe('web app edges in Chromium', () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     // A new key's box names it: 100 characters without a space made the page ~1,200 px wide.
     await page.click(byTest('nav-keys'));
+    // Beside the expiry's select and the button, the name's field shrank (175 px here; 48 px, three
+    // characters, at 390 px wide with the model list open).
+    expect((await page.locator(byTest('key-name')).boundingBox())!.width).toBeGreaterThan(250);
     await page.fill(byTest('key-name'), 'k'.repeat(100));
     await page.click(byTest('create-key'));
     await page.locator(byTest('new-secret')).waitFor();

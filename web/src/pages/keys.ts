@@ -210,7 +210,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
       </div>
 
       ${creation
-        ? html`<form class="card inline-form" onSubmit=${create}>
+        ? html`<form class="card inline-form key-form" onSubmit=${create}>
         <div class="field grow">
           <label for="key-name">Key name</label>
           <input id="key-name" data-testid="key-name" ref=${nameField} type="text" required maxLength="100" placeholder="e.g. laptop, CI"
