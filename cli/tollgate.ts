@@ -18,7 +18,7 @@ import { renderMessage } from '../src/errors/http.js';
 import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
-import { idempotencyKeyPattern, keyExpiry, keyLimit, newPassword, suspensionReason } from '../src/core/requests.js';
+import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, newPassword, suspensionReason } from '../src/core/requests.js';
 import { checkKeySettings } from '../src/core/key-settings.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
@@ -202,7 +202,7 @@ function accessOf(values: Values, now: number): KeyPatch {
   }
   if (values.models !== undefined) {
     const list = values.models === 'all' ? null : values.models.split(',').map((m) => m.trim()).filter((m) => m !== '');
-    if (list !== null && list.length === 0) throw new UsageError('--models: model ids separated by commas, or all');
+    if (list !== null && !keyModels.safeParse(list).success) throw new UsageError('--models: 1 to 100 model ids separated by commas, or all');
     patch.models = list;
   }
   return patch;
