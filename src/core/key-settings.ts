@@ -4,14 +4,15 @@ import { GatewayError } from '../errors/gateway-error.js';
 import type { KeyPatch } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
 
+/** The first instant past the year 9999: no store holds a year of five digits. */
+const LATEST = Date.UTC(10_000, 0, 1);
+
 /**
  * The patch with its expiry as a canonical UTC instant and its models deduplicated (first
  * occurrence kept), or 400 invalid_request naming the field: an expiry not after `now` (a key made
  * expired, or "expired" through a PATCH, is a revocation by another name: DELETE says so), a model
  * the catalog does not have.
  */
-const LATEST = Date.UTC(10_000, 0, 1);
-
 export function checkKeySettings(patch: KeyPatch, now: number, catalog: Pick<Catalog, 'get'>): KeyPatch {
   const checked: KeyPatch = { ...patch };
   if (patch.expiresAt != null) {
