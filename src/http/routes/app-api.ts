@@ -21,7 +21,7 @@ import { allDaily } from '../../storage/all-daily.js';
 import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
-import { accountUsageRecordView, modelEntry } from '../views.js';
+import { accountUsageRecordView, keyView, modelEntry } from '../views.js';
 import { CSRF_HEADER, type WebSessions } from '../web-session.js';
 
 const DAY_MS = 86_400_000;
@@ -67,18 +67,8 @@ function sessionAccountView(a: AccountInfo) {
 
 /** A key as its account sees it: never its hash; with what it spent of its own limit, when it has one and that was read. */
 function clientKeyView(k: ApiKey, limitUsed?: number) {
-  return {
-    id: k.id,
-    name: k.name,
-    prefix: k.prefix,
-    createdAt: k.createdAt,
-    lastUsedAt: k.lastUsedAt,
-    revokedAt: k.revokedAt,
-    limit: k.limit,
-    expiresAt: k.expiresAt,
-    models: k.models,
-    ...(limitUsed !== undefined && { limitUsed }),
-  };
+  const { accountId: _, ...view } = keyView(k);
+  return { ...view, ...(limitUsed !== undefined && { limitUsed }) };
 }
 
 /** How many of its latest top-ups the Billing page lists. */

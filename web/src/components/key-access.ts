@@ -1,10 +1,10 @@
 // A key's access: until when it works (401 api_key_expired after) and which models it may call
 // (403 model_not_allowed_for_key for the others). Chosen when a key is made, changed in its row.
 import { html } from 'htm/preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, api, toApiError } from '../api';
-import { useRefocusWhen } from '../focus';
+import { useState } from 'preact/hooks';
+import type { ApiError } from '../api';
 import { fmtDate } from '../format';
+import { useKeyEditor } from './key-editor';
 import type { ApiKey, Model } from '../types';
 
 /** The lifetimes a key may be given here, in days (0: no expiry); the API takes any instant. */
@@ -33,37 +33,19 @@ export function ModelChecklist({ models, chosen, onChange, idPrefix }: { models:
 
 /** A key's access as its row shows it, and its editor (a revoked key has none). */
 export function AccessCell({ k, models, onSaved, onError }: { k: ApiKey; models: Model[]; onSaved: () => Promise<void>; onError: (e: ApiError) => void }) {
-  const [editing, setEditing] = useState(false);
+  const { editing, setEditing, busy, field, edit, save: patch } = useKeyEditor<HTMLSelectElement>(k.id, onSaved, onError);
   /** -1: keep the expiry the key has; else days from now (0: never). */
   const [lifetime, setLifetime] = useState(-1);
   const [chosen, setChosen] = useState<string[]>([]);
-  const [busy, setBusy] = useState(false);
-  const field = useRef<HTMLSelectElement>(null);
-  const edit = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    if (editing) field.current?.focus();
-  }, [editing]);
-  // The form goes with a save or a cancel, and the focus with it: back to the button that opened it.
-  useRefocusWhen(!editing, () => edit.current);
 
+  /** Opens the editor on the key's access as it stands (not what an edit left unsaved). */
   const open = () => {
     setLifetime(-1);
     setChosen(k.models ?? []);
     setEditing(true);
   };
 
-  const save = async () => {
-    setBusy(true);
-    try {
-      await api('PATCH', `/keys/${encodeURIComponent(k.id)}`, { models: chosen.length > 0 ? chosen : null, ...(lifetime >= 0 && { expiresAt: expiryIn(lifetime) }) });
-      setEditing(false);
-      await onSaved();
-    } catch (err) {
-      onError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const save = () => patch({ models: chosen.length > 0 ? chosen : null, ...(lifetime >= 0 && { expiresAt: expiryIn(lifetime) }) });
 
   const label = k.name || k.prefix;
   if (!editing) {

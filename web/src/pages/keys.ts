@@ -6,6 +6,7 @@ import { focusFirst, useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
 import type { ApiKey, KeyLimit, Model, NewKey } from '../types';
 import { AccessCell, LIFETIMES, ModelChecklist, expired, expiryIn } from '../components/key-access';
+import { useKeyEditor } from '../components/key-editor';
 
 const PER: Record<KeyLimit['window'], string> = { day: 'per day', month: 'per month', lifetime: 'in all' };
 const WINDOWS = Object.keys(PER) as KeyLimit['window'][];
@@ -15,18 +16,9 @@ const WINDOWS = Object.keys(PER) as KeyLimit['window'][];
  * the plan's limits, which still bind every key of the account. Windows are UTC days and months.
  */
 function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<void>; onError: (e: ApiError) => void }) {
-  const [editing, setEditing] = useState(false);
+  const { editing, setEditing, busy, field, edit, save: patch } = useKeyEditor<HTMLInputElement>(k.id, onSaved, onError);
   const [credits, setCredits] = useState(k.limit ? String(k.limit.credits) : '');
   const [per, setPer] = useState<KeyLimit['window']>(k.limit?.window ?? 'day');
-  const [busy, setBusy] = useState(false);
-  const field = useRef<HTMLInputElement>(null);
-  const edit = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    if (editing) field.current?.focus();
-  }, [editing]);
-  // The form goes with a save, a removal or a cancel, and the focus with it: back to the button
-  // that opened it.
-  useRefocusWhen(!editing, () => edit.current);
 
   /** Opens the editor on the key's limit as it stands (not what an edit left unsaved). */
   const open = () => {
@@ -35,18 +27,7 @@ function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<
     setEditing(true);
   };
 
-  const save = async (limit: KeyLimit | null) => {
-    setBusy(true);
-    try {
-      await api('PATCH', `/keys/${encodeURIComponent(k.id)}`, { limit });
-      setEditing(false);
-      await onSaved();
-    } catch (err) {
-      onError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const save = (limit: KeyLimit | null) => patch({ limit });
 
   if (!editing) {
     return html`<span data-testid="key-limit">${k.limit
