@@ -13,11 +13,13 @@ describe("AccountService: the balance's history", () => {
   let accounts: AccountService;
   let balances: Balances;
   let clock: ManualClock;
+  let counters: MemoryCounterStore;
 
   beforeEach(async () => {
     storage = openSqliteStorage('sqlite::memory:');
     clock = new ManualClock();
-    balances = new Balances(new MemoryCounterStore(), () => clock.now());
+    counters = new MemoryCounterStore();
+    balances = new Balances(counters, () => clock.now());
     // The real store, whose next record() can fail as a crash between the credit and its record would.
     topUps = Object.assign(Object.create(storage.topUps) as TopUpStore, { failNext: false });
     topUps.record = async (t) => {
@@ -50,5 +52,20 @@ describe("AccountService: the balance's history", () => {
     await accounts.addCreditsOnce(id, 500, 'order-9', 'admin');
     expect(await accounts.topUpHistory(id, 10)).toHaveLength(2);
     await expect(accounts.topUpHistory('acct_missing', 10)).rejects.toMatchObject({ code: 'account_not_found' });
+  });
+
+  it('records a top-up under a key used again after the key was forgotten (24 h): a second credit, a second record', async () => {
+    const { id } = await accounts.create({ plan: 'paid' });
+    await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin');
+    clock.advance(24 * 60 * 60 * 1000 + 1);
+    await counters.sweep(clock.now());
+    // Past the key's memory the same key adds again (README: "at most once per key and account for 24 hours")…
+    expect(await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin')).toMatchObject({ replayed: false, account: { balance: 1000 } });
+    // …and the history shows both credits: the balance is what its records add up to.
+    const history = await accounts.topUpHistory(id, 10);
+    expect(history.reduce((sum, t) => sum + t.credits, 0)).toBe(1000);
+    // A replay of the second within its 24 h is still kept once.
+    await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin');
+    expect(await accounts.topUpHistory(id, 10)).toHaveLength(2);
   });
 });

@@ -165,13 +165,20 @@ export class AccountService {
       throw new GatewayError('idempotency_key_reused', { vars: { previous: result.amount, amount }, param: 'Idempotency-Key' });
     }
     // A replay too: the first attempt may have credited the balance and died before its record.
-    await this.recordTopUp({ accountId: id, credits: amount, source, reference: idempotencyKey });
+    const kept = await this.recordTopUp({ accountId: id, credits: amount, source, reference: idempotencyKey });
+    // Added, yet the history has the reference: the key was used before its memory lapsed
+    // (TOP_UP_KEY_MEMORY_MS), and this is a second credit. Kept without the reference, which the
+    // history holds once, rather than left out of it.
+    if (!kept && result.outcome === 'added') await this.recordTopUp({ accountId: id, credits: amount, source, reference: null });
     return { account: { ...account, balance: result.balance }, replayed: result.outcome === 'replayed' };
   }
 
-  /** Adds a top-up made elsewhere (a hosted checkout) to the balance's history; once per source and reference. */
-  async recordTopUp(t: Omit<TopUp, 'id' | 'createdAt'>): Promise<void> {
-    await this.topUps.record({ ...t, id: this.ids.topUpId(), createdAt: new Date(this.clock.now()).toISOString() });
+  /**
+   * Adds a top-up made elsewhere (a hosted checkout) to the balance's history; once per source and
+   * reference: false when one with them is kept already.
+   */
+  async recordTopUp(t: Omit<TopUp, 'id' | 'createdAt'>): Promise<boolean> {
+    return this.topUps.record({ ...t, id: this.ids.topUpId(), createdAt: new Date(this.clock.now()).toISOString() });
   }
 
   /** The account's top-ups, newest first. */
