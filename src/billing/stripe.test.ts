@@ -1,6 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { verifyStripeSignature } from './stripe.js';
+import { AccountService } from '../core/accounts.js';
+import { Balances } from '../core/balances.js';
+import { ManualClock } from '../lib/clock.js';
+import { randomIds } from '../lib/ids.js';
+import { MemoryCounterStore } from '../storage/memory/counters.js';
+import { openSqliteStorage } from '../storage/sqlite/index.js';
+import { StripeBilling, verifyStripeSignature } from './stripe.js';
 
 const secret = 'whsec_test_secret';
 const body = Buffer.from('{"id":"evt_1","type":"checkout.session.completed"}');
@@ -27,5 +33,48 @@ describe('Stripe webhook signatures', () => {
     expect(verifyStripeSignature(body, `t=${t - 299},v1=${sign(t - 299)}`, secret, now)).toBe(true);
     // No secret configured: nothing verifies.
     expect(verifyStripeSignature(body, `t=${t},v1=${createHmac('sha256', '').update(`${t}.`).update(body).digest('hex')}`, '', now)).toBe(false);
+  });
+});
+
+describe('Stripe webhook: a paid session', () => {
+  it('whose credit lapsed before it was settled is neither recorded nor answered as done: the redelivery credits and records it', async () => {
+    const clock = new ManualClock();
+    const storage = openSqliteStorage('sqlite::memory:');
+    const counters = new MemoryCounterStore();
+    // The hold lapses between the reserve and the settle (a process paused past its minute): the
+    // store settles nothing and says so.
+    let pause = true;
+    const settle = counters.settle.bind(counters);
+    counters.settle = async (id: string, actual: number) => {
+      if (pause) {
+        pause = false;
+        await counters.sweep(clock.now() + 61_000);
+      }
+      return settle(id, actual);
+    };
+    const balances = new Balances(counters, () => clock.now());
+    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
+    const stripe = new StripeBilling(
+      { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
+      { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd: 2_000_000, upstream: {} as never },
+    );
+    try {
+      const { id } = await accounts.create({ plan: 'paid' });
+      const event = Buffer.from(JSON.stringify({
+        id: 'evt_1', type: 'checkout.session.completed', created: Math.floor(clock.now() / 1000),
+        data: { object: { id: 'cs_1', mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 100, metadata: { tollgate: 'http://gateway.test', account: id, credits: '2000000' } } },
+      }));
+      const t = Math.floor(clock.now() / 1000);
+      const deliver = () => stripe.handleWebhook(event, { 'stripe-signature': `t=${t},v1=${sign(t, event)}` });
+      // Nothing was credited: Stripe is told to deliver again (a 503), and the history says nothing.
+      await expect(deliver()).rejects.toMatchObject({ code: 'limiter_unavailable' });
+      expect(await balances.get(id)).toBe(0);
+      expect(await accounts.topUpHistory(id, 10)).toEqual([]);
+      await deliver();
+      expect(await balances.get(id)).toBe(2_000_000);
+      expect((await accounts.topUpHistory(id, 10)).map((r) => [r.credits, r.source, r.reference])).toEqual([[2_000_000, 'stripe', 'cs_1']]);
+    } finally {
+      storage.close();
+    }
   });
 });

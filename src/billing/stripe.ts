@@ -190,9 +190,14 @@ export class StripeBilling implements BillingProvider {
       if (err instanceof DuplicateReservationError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '5' } });
       throw err;
     }
+    // Held past its minute (a paused process), the reservation lapsed and settled nothing: Stripe
+    // delivers again (a 503) and that delivery credits it. Answered 200, the payment was never
+    // credited, and the history below said it was.
+    if (reserved.ok && !(await this.deps.counters.settle(id, 0))) {
+      throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
+    }
     // Credited already (reserved.ok false): recorded again, which the history keeps once, as the
     // delivery that credited it may have died before its record.
-    if (reserved.ok) await this.deps.counters.settle(id, 0);
     await this.deps.accounts.recordTopUp({ accountId, credits, source: 'stripe', reference: session.id });
   }
 }
