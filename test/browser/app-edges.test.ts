@@ -471,6 +471,38 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("a key limited to a model the operator has since removed from the catalog still has its expiry changed, and the model unticked, in its row", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'retired@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), 'old scripts');
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
+    // As a key made for a model the config listed then: the store keeps what the catalog no longer has.
+    const { id } = (await page.evaluate(() => fetch('/app/api/keys').then((r) => r.json()))).data[0];
+    await t.gw.storage.keys.update(id, { models: ['gpt-3.5-turbo-retired'] });
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-keys'));
+    const row = page.locator(byTest('key-row')).first();
+    await expect.poll(() => row.locator(byTest('key-only')).textContent()).toBe('Only gpt-3.5-turbo-retired');
+    // Only the expiry changed: the models the key has are not sent back for the catalog to refuse.
+    await row.locator(byTest('edit-access')).click();
+    await row.locator(byTest('access-expires')).selectOption('30');
+    await row.locator(byTest('save-access')).click();
+    await expect.poll(() => row.locator(byTest('key-expiry')).textContent()).toMatch(/^Until /);
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    expect((await page.evaluate(() => fetch('/app/api/keys').then((r) => r.json()))).data[0].models).toEqual(['gpt-3.5-turbo-retired']);
+    // The retired model is listed in the editor, ticked, so it can be taken off.
+    await row.locator(byTest('edit-access')).click();
+    await row.locator(`${byTest('key-model')}[value="gpt-3.5-turbo-retired"]`).uncheck();
+    await row.locator(byTest('key-model') + '[value="text-embedding-3-small"]').check();
+    await row.locator(byTest('save-access')).click();
+    await expect.poll(() => row.locator(byTest('key-only')).textContent()).toBe('Only text-embedding-3-small');
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
   it('with sign-up and key creation closed, offers neither form; the operator\'s account signs in and revokes its key', async () => {
     const t = await gateway({ config: { web: { signupsPerHour: 0, keysPerDay: 0 } } });
     const made = await t.admin('POST', '/accounts', { email: 'closed@example.com', password: 'correct horse battery' });

@@ -17,7 +17,7 @@ export const expiryIn = (days: number): string | null => (days > 0 ? new Date(Da
 export const expired = (k: Pick<ApiKey, 'expiresAt'>) => k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now();
 
 /** Checkboxes of the catalog's models; none ticked means every model. */
-export function ModelChecklist({ models, chosen, onChange, idPrefix }: { models: Model[]; chosen: string[]; onChange: (ids: string[]) => void; idPrefix: string }) {
+export function ModelChecklist({ models, chosen, onChange, idPrefix }: { models: Array<Pick<Model, 'id'>>; chosen: string[]; onChange: (ids: string[]) => void; idPrefix: string }) {
   return html`<fieldset class="model-checklist">
     <legend class="hint">The key may call only the models ticked here (none ticked: every model your plan allows).</legend>
     ${models.map(
@@ -45,7 +45,18 @@ export function AccessCell({ k, models, onSaved, onError }: { k: ApiKey; models:
     setEditing(true);
   };
 
-  const save = () => patch({ models: chosen.length > 0 ? chosen : null, ...(lifetime >= 0 && { expiresAt: expiryIn(lifetime) }) });
+  // Only what changed is sent: the key's models as they stand may include one the operator has
+  // since removed from the catalog, which a PATCH naming it is refused for (400), so a change of
+  // expiry alone failed. Nothing changed: the editor just closes (an empty PATCH is a 400 too).
+  const save = async () => {
+    const models = chosen.length > 0 ? chosen : null;
+    const same = models === null ? k.models === null : k.models !== null && models.length === k.models.length && models.every((id) => k.models!.includes(id));
+    const change = { ...(!same && { models }), ...(lifetime >= 0 && { expiresAt: expiryIn(lifetime) }) };
+    if (Object.keys(change).length === 0) setEditing(false);
+    else await patch(change);
+  };
+  /** The catalog's models, then any the key has that it no longer lists, so they can be unticked. */
+  const listed = [...models, ...(k.models ?? []).filter((id) => !models.some((m) => m.id === id)).map((id) => ({ id }))];
 
   const label = k.name || k.prefix;
   if (!editing) {
@@ -71,7 +82,7 @@ export function AccessCell({ k, models, onSaved, onError }: { k: ApiKey; models:
         ${LIFETIMES.map(([days, text]) => html`<option value=${days}>${text}</option>`)}
       </select>
     </div>
-    ${models.length > 0 && html`<${ModelChecklist} models=${models} chosen=${chosen} onChange=${setChosen} idPrefix=${`access-model-${k.id}`} />`}
+    ${models.length > 0 && html`<${ModelChecklist} models=${listed} chosen=${chosen} onChange=${setChosen} idPrefix=${`access-model-${k.id}`} />`}
     <div class="access-actions">
       <button type="submit" class="btn btn-primary btn-small" data-testid="save-access" disabled=${busy}>Save</button>
       <button type="button" class="btn btn-quiet btn-small" onClick=${() => setEditing(false)}>Cancel</button>
