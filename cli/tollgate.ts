@@ -144,6 +144,8 @@ async function withServices<T>(values: Values, fn: (s: Services) => Promise<T>):
   const file = url.startsWith('sqlite:') ? sqliteFile(url) : ':memory:';
   const made = file !== ':memory:' && !existsSync(file) ? file : undefined;
   const services = await buildServices(cfg);
+  services.accounts.onRecordFailed = (err) =>
+    process.stderr.write(`warning: the credits were added, but the balance history could not record them: ${err instanceof Error ? err.message : String(err)}\n`);
   if (made !== undefined) {
     const relative = isAbsolute(sqlitePath(url)) ? '' : ', relative to the working directory';
     process.stderr.write(

@@ -68,6 +68,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     ...opts,
     onBackgroundError: opts.onBackgroundError ?? ((err) => logger.warn({ err }, 'background write failed')),
   });
+  services.accounts.onRecordFailed = (err) => logger.error({ err }, 'a top-up was credited but its record in the balance history was not written');
   // Closes once, however often asked (a lost lease, a signal, a test); set up once everything exists.
   let closeGateway: (() => Promise<void>) | undefined;
   let closing: Promise<void> | undefined;

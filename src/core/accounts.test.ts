@@ -54,6 +54,23 @@ describe("AccountService: the balance's history", () => {
     await expect(accounts.topUpHistory('acct_missing', 10)).rejects.toMatchObject({ code: 'account_not_found' });
   });
 
+  it('a keyless top-up whose record fails still answers its credit (a retry would credit twice) and says so', async () => {
+    const { id } = await accounts.create({ plan: 'paid' });
+    const failures: unknown[] = [];
+    accounts.onRecordFailed = (err) => failures.push(err);
+    topUps.failNext = true;
+    expect((await accounts.addCredits(id, 300, 'admin')).balance).toBe(300);
+    expect(failures).toMatchObject([{ message: 'disk full' }]);
+    expect(await accounts.topUpHistory(id, 10)).toEqual([]);
+  });
+
+  it('a key used through the admin API and retried through the CLI is one top-up and one record', async () => {
+    const { id } = await accounts.create({ plan: 'paid' });
+    await accounts.addCreditsOnce(id, 500, 'inv-1', 'admin');
+    expect(await accounts.addCreditsOnce(id, 500, 'inv-1', 'cli')).toMatchObject({ replayed: true, account: { balance: 500 } });
+    expect((await accounts.topUpHistory(id, 10)).map((t) => [t.credits, t.source, t.reference])).toEqual([[500, 'admin', 'inv-1']]);
+  });
+
   it('records a top-up under a key used again after the key was forgotten (24 h): a second credit, a second record', async () => {
     const { id } = await accounts.create({ plan: 'paid' });
     await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin');

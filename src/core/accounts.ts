@@ -16,6 +16,8 @@ const PAID_PLAN = 'paid';
 export class AccountService {
   /** Called after any change, so caches (the key cache) drop stale copies. */
   onChange: (accountId: string) => void = () => {};
+  /** Called when a keyless top-up's record could not be written (its credit stands): the operator's log. */
+  onRecordFailed: (err: unknown) => void = () => {};
 
   constructor(
     private readonly store: AccountStore,
@@ -130,6 +132,8 @@ export class AccountService {
    * Tops up the prepaid balance (one atomic add in the counter store), then records it in the
    * balance's history. Two stores, one after the other: a crash between them leaves a credit
    * without its record; under an idempotency key (addCreditsOnce) the retry writes the record.
+   * Without one, a record that fails does not fail the top-up: the credit is made, and an error
+   * would have the caller retry it and credit twice (onRecordFailed says so instead).
    */
   async addCredits(id: string, amount: number, source: TopUpSource): Promise<AccountInfo> {
     const account = await this.store.get(id);
@@ -140,7 +144,7 @@ export class AccountService {
     } catch (err) {
       throw overflowError(err);
     }
-    await this.recordTopUp({ accountId: id, credits: amount, source, reference: null });
+    await this.recordTopUp({ accountId: id, credits: amount, source, reference: null }).catch((err: unknown) => this.onRecordFailed(err));
     return { ...account, balance };
   }
 

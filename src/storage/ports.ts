@@ -247,10 +247,20 @@ export interface TopUp {
   createdAt: string;
 }
 
+/**
+ * The sources whose references share one space with `source`'s: the admin API and the CLI both
+ * take the operator's Idempotency-Keys, remembered per account in one counter (core/balances.ts),
+ * so a key used through one and retried through the other is one top-up.
+ */
+export function referenceSpace(source: TopUpSource): readonly TopUpSource[] {
+  return source === 'admin' || source === 'cli' ? ['admin', 'cli'] : [source];
+}
+
 export interface TopUpStore {
   /**
    * Stores the top-up; false, storing nothing, when the account already has one with the same
-   * source and (non-null) reference: a retry that finds its credit made records it once.
+   * (non-null) reference in its source's reference space (referenceSpace): a retry that finds its
+   * credit made records it once.
    */
   record(topUp: TopUp): Promise<boolean>;
   /** The account's top-ups, newest first, at most `limit`. */

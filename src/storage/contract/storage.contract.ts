@@ -328,8 +328,10 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.topUps.record(topUp('top_2', { credits: 9_000_000_000_000, createdAt: at(T0, 3000), source: 'stripe', reference: 'cs_1' }))).toBe(true);
         // The same session delivered again, under a new id: not kept twice.
         expect(await store.topUps.record(topUp('top_3', { createdAt: at(T0, 4000), source: 'stripe', reference: 'cs_1' }))).toBe(false);
-        // The same reference from another source, or another account, is its own.
+        // The same reference from another source, or another account, is its own…
         expect(await store.topUps.record(topUp('top_4', { createdAt: at(T0, 2000), source: 'cli', reference: 'cs_1' }))).toBe(true);
+        // …except between the admin API and the CLI, which share the operator's Idempotency-Keys.
+        expect(await store.topUps.record(topUp('top_7', { createdAt: at(T0, 2500), source: 'admin', reference: 'cs_1' }))).toBe(false);
         expect(await store.topUps.record(topUp('top_5', { accountId: 'acc_b', source: 'stripe', reference: 'cs_1' }))).toBe(true);
         // Without a reference nothing is merged: two equal top-ups are two.
         expect(await store.topUps.record(topUp('top_6', { createdAt: at(T0, 500) }))).toBe(true);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { TopUp, TopUpSource, TopUpStore } from '../ports.js';
+import { referenceSpace, type TopUp, type TopUpSource, type TopUpStore } from '../ports.js';
 import { unstorable } from './text.js';
 
 interface TopUpRow {
@@ -25,11 +25,15 @@ export class PostgresTopUpStore implements TopUpStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async record(t: TopUp): Promise<boolean> {
-    // The unique index on (account_id, source, reference) turns a repeat into no row.
+    // One statement: a reference already kept in the source's space (referenceSpace) turns it into
+    // no row; the unique index on (account_id, source, reference) backs it within one source.
     const { rowCount } = await this.pool.query(
       `INSERT INTO top_ups (id, account_id, credits, source, reference, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-      [t.id, t.accountId, t.credits, t.source, t.reference, t.createdAt],
+       SELECT $1, $2, $3, $4, $5::text, $6
+       WHERE $5::text IS NULL OR NOT EXISTS (
+         SELECT 1 FROM top_ups WHERE account_id = $2 AND reference = $5::text AND source = ANY($7::text[]))
+       ON CONFLICT DO NOTHING`,
+      [t.id, t.accountId, t.credits, t.source, t.reference, t.createdAt, referenceSpace(t.source)],
     );
     return rowCount === 1;
   }

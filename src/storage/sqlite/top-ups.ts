@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { TopUp, TopUpSource, TopUpStore } from '../ports.js';
+import { referenceSpace, type TopUp, type TopUpSource, type TopUpStore } from '../ports.js';
 import { writerFor, type SqliteWriter } from './writer.js';
 
 interface TopUpRow {
@@ -28,17 +28,22 @@ export class SqliteTopUpStore implements TopUpStore {
 
   constructor(db: Database.Database) {
     this.writer = writerFor(db);
-    // The unique index on (account_id, source, reference) turns a repeat into no row.
+    // One statement: a reference already kept in the source's space (referenceSpace) turns it into
+    // no row; the unique index on (account_id, source, reference) backs it within one source.
     this.insert = db.prepare(
       `INSERT INTO top_ups (id, account_id, credits, source, reference, created_at)
-       VALUES (@id, @accountId, @credits, @source, @reference, @createdAt) ON CONFLICT DO NOTHING`,
+       SELECT @id, @accountId, @credits, @source, @reference, @createdAt
+       WHERE @reference IS NULL OR NOT EXISTS (
+         SELECT 1 FROM top_ups WHERE account_id = @accountId AND reference = @reference AND source IN (@space0, @space1))
+       ON CONFLICT DO NOTHING`,
     );
     this.byAccount = db.prepare('SELECT * FROM top_ups WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?');
   }
 
   async record(topUp: TopUp): Promise<boolean> {
     await this.writer.caughtUp();
-    return this.insert.run(topUp).changes === 1;
+    const space = referenceSpace(topUp.source);
+    return this.insert.run({ ...topUp, space0: space[0], space1: space[1] ?? space[0] }).changes === 1;
   }
 
   async list(accountId: string, limit: number): Promise<TopUp[]> {
