@@ -242,6 +242,22 @@ describe('keys', () => {
     expect(JSON.stringify(stored)).not.toContain(created.body.key.slice(3));
   });
 
+  it('shows one key by its id, as the ledger names it: its account, settings and limitUsed', async () => {
+    const { accountId, keyId, secret } = await t.newAccount({ plan: 'paid' });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });
+    await t.admin('PATCH', `/keys/${keyId}`, { limit: { credits: 5000, window: 'day' }, models: ['gpt-4o-mini'] });
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 });
+    const [row] = (await t.admin('GET', `/usage?account=${accountId}`)).body.data;
+    const shown = await t.admin('GET', `/keys/${row.keyId}`);
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ id: keyId, accountId, name: 'test', limit: { credits: 5000, window: 'day' }, models: ['gpt-4o-mini'], expiresAt: null, revokedAt: null, limitUsed: 12 });
+    expect(JSON.stringify(shown.body)).not.toContain(secret.slice(3));
+    expect(shown.body.hash).toBeUndefined();
+    expect((await t.admin('GET', '/keys/key_missing')).body.error.code).toBe('key_not_found');
+    // Not by its secret: a URL is logged on its way.
+    expect((await t.admin('GET', `/keys/${secret}`)).body.error.code).toBe('key_not_found');
+  });
+
   it('takes calls labelled JSON with no body where the body is optional (clients that label every request)', async () => {
     const { accountId } = await t.newAccount();
     const call = (method: string, path: string) =>

@@ -173,6 +173,15 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       return { object: 'list', data: list.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id) }) })) };
     });
 
+    // One key by its id, as the ledger's rows name it: its account, settings and what it has used
+    // of its own limit. (Not by its secret: a URL is logged by every proxy on the way.)
+    app.get<{ Params: { id: string } }>('/keys/:id', async (req) => {
+      const key = await storage.keys.get(req.params.id);
+      if (!key) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
+      const used = await deps.meter.keyLimitsUsed(await accounts.get(key.accountId), [key]);
+      return { ...keyView(key), ...(used.has(key.id) && { limitUsed: used.get(key.id) }) };
+    });
+
     app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => keyView(await keys.revoke(req.params.id)));
 
     app.get('/usage', async (req) => {
