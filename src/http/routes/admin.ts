@@ -178,7 +178,9 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     app.get<{ Params: { id: string } }>('/keys/:id', async (req) => {
       const key = await storage.keys.get(req.params.id);
       if (!key) throw new GatewayError('key_not_found', { vars: { id: req.params.id } });
-      const used = await deps.meter.keyLimitsUsed(await accounts.get(key.accountId), [key]);
+      // The stored account, not accounts.get: that reads the balance too, which this does not show.
+      const account = await storage.accounts.get(key.accountId);
+      const used = account ? await deps.meter.keyLimitsUsed(account, [key]) : new Map<string, number>();
       return { ...keyView(key), ...(used.has(key.id) && { limitUsed: used.get(key.id) }) };
     });
 
