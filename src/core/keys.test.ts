@@ -120,6 +120,53 @@ describe('KeyService cache', () => {
     expect(await service.authenticate(secret)).toBeNull(); // and did not put the old state in the cache
   });
 
+  it('50 requests that miss the cache for one key share one store read (a cold cache does not burst)', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    const { secret: second } = await service.create('acc_1', 'k2');
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const pending = [...Array.from({ length: 50 }, () => service.authenticate(secret)), service.authenticate(second)];
+    while (reads < 2) await new Promise((r) => setImmediate(r));
+    open();
+    gate = undefined;
+    const answers = await Promise.all(pending);
+    expect(answers.every((a) => a?.account.id === 'acc_1')).toBe(true);
+    expect(answers[0]?.key.name).toBe('k');
+    expect(answers[50]?.key.name).toBe('k2');
+    expect(reads).toBe(2); // one per key, not one per request
+    await service.authenticate(secret);
+    expect(reads).toBe(2);
+  });
+
+  it('a request after a clear does not join a read that started before it', async () => {
+    const { key, secret } = await service.create('acc_1', 'k');
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const before = service.authenticate(secret);
+    while (reads === 0) await new Promise((r) => setImmediate(r));
+    await service.revoke(key.id); // clears the cache while the first read waits
+    gate = undefined;
+    const after = service.authenticate(secret);
+    expect(await after).toBeNull(); // its own read, which sees the revocation
+    open();
+    expect(await before).not.toBeNull();
+    expect(reads).toBe(2);
+  });
+
+  it('a failed read is answered to every caller sharing it, and the next request reads again', async () => {
+    const { secret } = await service.create('acc_1', 'k');
+    let fail!: (err: Error) => void;
+    gate = new Promise((_, reject) => (fail = reject));
+    const pending = [service.authenticate(secret), service.authenticate(secret)];
+    while (reads === 0) await new Promise((r) => setImmediate(r));
+    fail(new Error('database unavailable'));
+    gate = undefined;
+    for (const p of pending) await expect(p).rejects.toThrow('database unavailable');
+    expect(reads).toBe(1);
+    expect(await service.authenticate(secret)).not.toBeNull();
+    expect(reads).toBe(2);
+  });
+
   it("invalidateAccount makes this process's next request see the account's change at once, not after the TTL", async () => {
     const { secret } = await service.create('acc_1', 'k');
     await service.authenticate(secret);

@@ -45,6 +45,8 @@ export interface KeyServiceOptions {
 export class KeyService {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly lastTouched = new Map<string, number>();
+  /** Store reads in flight, by key hash, with the cache generation they started in. */
+  private readonly lookups = new Map<string, { generation: number; read: Promise<CacheEntry | null> }>();
   /** The credentials version the cache matches, and when it was read (epoch ms). */
   private version: number | undefined;
   private versionReadAt = -Infinity;
@@ -90,14 +92,36 @@ export class KeyService {
     const now = this.clock.now();
     if (this.opts.cacheTtlMs > 0 && now - this.versionReadAt >= this.opts.cacheTtlMs) await this.checkVersion(now);
     const cached = this.cache.get(hash);
-    if (cached && cached.expiresAt > now) {
-      if (cached.keyExpiresAt <= now) throw expired(cached.key);
-      this.touch(cached.key.id, now);
-      return cached;
+    let entry: CacheEntry | null;
+    if (cached && cached.expiresAt > now) entry = cached;
+    else {
+      if (cached) this.cache.delete(hash);
+      entry = await this.lookup(hash, now);
+      if (!entry) return null;
     }
-    if (cached) this.cache.delete(hash);
-    const generation = this.generation;
+    if (entry.keyExpiresAt <= now) throw expired(entry.key);
+    this.touch(entry.key.id, now);
+    return entry;
+  }
 
+  /**
+   * One store read per key at a time: the requests that miss the cache for a key while its read is
+   * in flight share that read. After a restart or a cleared cache, a client with 50 requests in
+   * flight otherwise sent 50 reads of the same key and account to the database at once. A read
+   * that started before a clear is not shared with callers after it: it may hold the old state.
+   */
+  private lookup(hash: string, now: number): Promise<CacheEntry | null> {
+    const flying = this.lookups.get(hash);
+    if (flying && flying.generation === this.generation) return flying.read;
+    const flight = { generation: this.generation } as { generation: number; read: Promise<CacheEntry | null> };
+    flight.read = this.read(hash, now, flight.generation).finally(() => {
+      if (this.lookups.get(hash) === flight) this.lookups.delete(hash);
+    });
+    this.lookups.set(hash, flight);
+    return flight.read;
+  }
+
+  private async read(hash: string, now: number, generation: number): Promise<CacheEntry | null> {
     const key = await this.keys.findByHash(hash);
     // The lookup is by hash, so timing reveals nothing about the secret; the explicit constant-time
     // comparison guards against a store whose lookup is looser than equality (e.g. a prefix index).
@@ -115,8 +139,6 @@ export class KeyService {
       }
       this.cache.set(hash, entry);
     }
-    if (entry.keyExpiresAt <= now) throw expired(key);
-    this.touch(key.id, now);
     return entry;
   }
 
