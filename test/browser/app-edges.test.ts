@@ -198,9 +198,23 @@ describe('web app edges in Chromium', () => {
     page.on('dialog', (d) => void d.accept());
     await page.locator(byTest('revoke')).first().focus();
     await page.keyboard.press('Enter');
-    await page.locator('.status-bad', { hasText: 'Revoked' }).waitFor();
+    // The revoked key leaves the table for the folded "Revoked keys" list below it.
+    await page.locator(byTest('revoked-keys'), { hasText: 'Revoked keys (1)' }).waitFor();
     await expect.poll(focused).toBe('revoke');
     expect(await page.locator(byTest('revoke')).count()).toBe(1);
+    expect(await page.locator(`${byTest('revoked-keys')} ${byTest('key-row')}`).isVisible()).toBe(false);
+    await page.click(`${byTest('revoked-keys')} summary`);
+    const row = page.locator(`${byTest('revoked-keys')} ${byTest('key-row')}`);
+    expect(await row.locator(byTest('key-status')).textContent()).toBe('Revoked');
+    expect(await row.locator('td').nth(1).textContent()).toContain('laptop');
+    // A revoked key's settings are history: nothing in its row edits them.
+    expect(await row.locator('button').count()).toBe(0);
+    // The last active key revoked: the table says so, the focus goes back to the name field.
+    await page.locator(byTest('revoke')).focus();
+    await page.keyboard.press('Enter');
+    await page.locator(byTest('revoked-keys'), { hasText: 'Revoked keys (2)' }).waitFor();
+    expect(await page.locator(byTest('no-keys')).textContent()).toBe('No active keys. Create one above.');
+    await expect.poll(focused).toBe('key-name');
     await page.context().close();
   }, 60_000);
 
@@ -523,7 +537,8 @@ describe('web app edges in Chromium', () => {
     expect(await page.locator(byTest('create-key')).count()).toBe(0);
     page.once('dialog', (d) => void d.accept());
     await page.click(byTest('revoke'));
-    await page.locator('.status-bad', { hasText: 'Revoked' }).waitFor();
+    await page.locator(byTest('revoked-keys'), { hasText: 'Revoked keys (1)' }).waitFor();
+    expect(await page.locator(byTest('no-keys')).textContent()).toBe('No active keys.');
     await page.context().close();
   }, 60_000);
 

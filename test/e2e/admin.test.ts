@@ -242,6 +242,21 @@ describe('keys', () => {
     expect(JSON.stringify(stored)).not.toContain(created.body.key.slice(3));
   });
 
+  it('lists only the working keys with ?revoked=false, only the revoked with ?revoked=true', async () => {
+    const { accountId, keyId } = await t.newAccount();
+    const ci = (await t.admin('POST', `/accounts/${accountId}/keys`, { name: 'ci' })).body;
+    await t.admin('DELETE', `/keys/${keyId}`);
+    const names = async (query: string) => (await t.admin('GET', `/accounts/${accountId}/keys${query}`)).body.data.map((k: { name: string }) => k.name);
+    expect(await names('')).toEqual(['test', 'ci']);
+    expect(await names('?revoked=false')).toEqual(['ci']);
+    expect(await names('?revoked=true')).toEqual(['test']);
+    expect(ci.id).toMatch(/^key_/);
+    const bad = await t.admin('GET', `/accounts/${accountId}/keys?revoked=yes`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'invalid_request', param: 'revoked' });
+    expect((await t.admin('GET', `/accounts/${accountId}/keys?active=1`)).status).toBe(400);
+  });
+
   it('shows one key by its id, as the ledger names it: its account, settings and limitUsed', async () => {
     const { accountId, keyId, secret } = await t.newAccount({ plan: 'paid' });
     await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 100_000 });

@@ -36,6 +36,7 @@ const listAccounts = z.strictObject({
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
 const topUpsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+const keysQuery = z.strictObject({ revoked: z.enum(['true', 'false']).optional() });
 const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
 
@@ -167,8 +168,11 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     });
 
     app.get<{ Params: { id: string } }>('/accounts/:id/keys', async (req) => {
+      const q = parseBody(keysQuery, req.query);
       const account = await accounts.get(req.params.id);
-      const list = await storage.keys.listByAccount(account.id);
+      const all = await storage.keys.listByAccount(account.id);
+      // ?revoked=false: the keys that still work (what rotating or auditing access starts from).
+      const list = q.revoked === undefined ? all : all.filter((k) => (k.revokedAt !== null) === (q.revoked === 'true'));
       const used = await deps.meter.keyLimitsUsed(account, list);
       return { object: 'list', data: list.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id) }) })) };
     });

@@ -54,6 +54,43 @@ function LimitCell({ k, onSaved, onError }: { k: ApiKey; onSaved: () => Promise<
   </form>`;
 }
 
+interface KeyTableProps {
+  caption: string;
+  keys: ApiKey[];
+  models: Model[];
+  table?: { current: HTMLTableElement | null };
+  load: () => Promise<void>;
+  setError: (e: ApiError | null) => void;
+  revoke: (key: ApiKey, button: HTMLButtonElement) => Promise<void>;
+}
+
+function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyTableProps) {
+  return html`<div class="table-scroll"><table class="keys-table" ref=${table}>
+    <caption class="sr-only">${caption}</caption>
+    <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Access</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+    <tbody>
+      ${keys.map(
+        (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
+          <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
+          <td>${k.name || html`<span class="muted">unnamed</span>`}
+            <div class="small muted" title=${fmtDate(k.createdAt)}>created ${fmtDate(k.createdAt, '—', false)}</div></td>
+          <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
+          <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
+          <td class="access-cell"><${AccessCell} k=${k} models=${models} onSaved=${load} onError=${setError} /></td>
+          <td data-testid="key-status">${k.revokedAt
+            ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>`
+            : expired(k)
+              ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
+              : html`<span class="status status-ok">Active</span>`}</td>
+          <td class="actions">${!k.revokedAt &&
+          html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
+            aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
+        </tr>`,
+      )}
+    </tbody>
+  </table></div>`;
+}
+
 function SecretBox({ secret, onDismiss }: { secret: NewKey; onDismiss: () => void }) {
   const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
   const code = useRef<HTMLElement>(null);
@@ -183,6 +220,11 @@ export function KeysPage({ creation }: { creation: boolean }) {
     setSecret(null);
   };
 
+  // Revoked keys are kept for the record (usage rows name them) but folded away: a developer who
+  // rotates keys often would otherwise scroll past dozens of dead ones to reach the live ones.
+  const active = keys?.filter((k) => !k.revokedAt) ?? [];
+  const revoked = keys?.filter((k) => k.revokedAt) ?? [];
+
   return html`
     <section class="page">
       <div class="page-head">
@@ -219,33 +261,15 @@ export function KeysPage({ creation }: { creation: boolean }) {
       <div class="card table-card">
         ${keys === null
           ? html`<p class="muted" role="status">Loading keys…</p>`
-          : keys.length === 0
-            ? html`<p class="muted">${creation ? 'No keys yet. Create one above.' : 'No keys yet.'}</p>`
-            : html`<div class="table-scroll"><table class="keys-table" ref=${table}>
-                <caption class="sr-only">Your API keys</caption>
-                <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Access</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-                <tbody>
-                  ${keys.map(
-                    (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
-                      <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
-                      <td>${k.name || html`<span class="muted">unnamed</span>`}
-                        <div class="small muted" title=${fmtDate(k.createdAt)}>created ${fmtDate(k.createdAt, '—', false)}</div></td>
-                      <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
-                      <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
-                      <td class="access-cell"><${AccessCell} k=${k} models=${models} onSaved=${load} onError=${setError} /></td>
-                      <td data-testid="key-status">${k.revokedAt
-                        ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>`
-                        : expired(k)
-                          ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
-                          : html`<span class="status status-ok">Active</span>`}</td>
-                      <td class="actions">${!k.revokedAt &&
-                      html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
-                        aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
-                    </tr>`,
-                  )}
-                </tbody>
-              </table></div>`}
+          : active.length === 0
+            ? html`<p class="muted" data-testid="no-keys">${revoked.length > 0 ? 'No active keys.' : 'No keys yet.'}${creation ? ' Create one above.' : ''}</p>`
+            : html`<${KeyTable} caption="Your API keys" keys=${active} models=${models} table=${table} load=${load} setError=${setError} revoke=${revoke} />`}
       </div>
+      ${revoked.length > 0 &&
+      html`<details class="card table-card revoked-keys" data-testid="revoked-keys">
+        <summary>Revoked keys (${revoked.length})</summary>
+        <${KeyTable} caption="Revoked API keys" keys=${revoked} models=${models} load=${load} setError=${setError} revoke=${revoke} />
+      </details>`}
     </section>
   `;
 }
