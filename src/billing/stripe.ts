@@ -50,6 +50,7 @@ export class StripeBilling implements BillingProvider {
   readonly id = 'stripe';
   /** Users top up themselves: they pay Stripe first. */
   readonly selfTopUp = true;
+  readonly hostedCheckout = true;
   private readonly conf: Config['billing']['stripe'];
 
   constructor(

@@ -14,6 +14,11 @@ export interface BillingProvider {
   readonly id: string;
   /** Whether the Billing page offers a top-up (false: the operator adds credits). */
   readonly selfTopUp: boolean;
+  /**
+   * Whether adding a payment method goes through the provider's hosted page, where the user can
+   * still back out; false: it is recorded at once (the Billing page asks first).
+   */
+  readonly hostedCheckout: boolean;
   /** Records a payment method now (`{ account }`), or sends the user to a hosted page. */
   addPaymentMethod(account: AccountInfo): Promise<{ account: AccountInfo } | { redirectUrl: string }>;
   /** Adds `credits` to the prepaid balance now (`{ balance }`), or sends the user to pay first. */
@@ -43,6 +48,7 @@ export interface BillingDeps {
  */
 export class ManualBilling implements BillingProvider {
   readonly id = 'manual';
+  readonly hostedCheckout = false;
 
   constructor(
     private readonly accounts: AccountService,

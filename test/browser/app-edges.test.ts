@@ -635,6 +635,19 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("says why a model is unavailable: the plan's reach, or no provider on this gateway", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'reach@example.com', 'correct horse battery');
+    // 60,000 credits an image: past the free tier's day on every surface. Its provider is configured.
+    await page.selectOption(byTest('model-select'), 'flux/dev/image-to-image');
+    expect(await page.textContent(byTest('unavailable-hint'))).toContain('Your plan does not reach this model here');
+    await page.selectOption(byTest('model-select'), 'unkeyed-chat');
+    expect(await page.textContent(byTest('unavailable-hint'))).toContain("This model's provider is not configured on this gateway");
+    await page.selectOption(byTest('model-select'), 'gpt-4o-mini');
+    expect(await page.locator(byTest('unavailable-hint')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
   it('an image-to-image model asks for its source image and sends it', async () => {
     // Priced within the free tier's 512-credit image ceiling (the test catalog's 0.03 USD is 60,000 credits).
     const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' && m.kind === 'image' ? { ...m, price: { perImage: 0.0002 } } : m));

@@ -204,6 +204,16 @@ describe('web app in Chromium', () => {
     // Billing: a payment method makes the plan paid.
     await page.click(byTest('nav-billing'));
     await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/free/);
+    // The manual provider records it at once: the page says what that ends, and asks first.
+    expect(await page.textContent(byTest('lift-terms'))).toMatch(/spend\s+your credit balance \(now 0 credits\), which the operator of this gateway tops up/);
+    const asked: string[] = [];
+    page.once('dialog', (d) => void (asked.push(d.message()), d.dismiss()));
+    await page.click(byTest('add-payment-method'));
+    await expect.poll(() => asked.length).toBe(1);
+    expect(asked[0]).toContain("The Free Tier's daily credits end: every request then spends your balance, now 0 credits. Only the operator of this gateway can add credits to it");
+    expect((await t.admin('GET', `/accounts/${session.account.id}`)).body).toMatchObject({ plan: 'free', paymentMethod: false });
+    expect(await page.textContent(byTest('plan'))).toBe('free');
+    page.once('dialog', (d) => void d.accept());
     await page.click(byTest('add-payment-method'));
     await expect.poll(() => page.textContent(byTest('plan'))).toMatch(/paid/);
     // The operator tops the balance up: the page lists it.

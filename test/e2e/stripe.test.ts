@@ -84,7 +84,7 @@ describe('Stripe billing', () => {
     expect(sent.auth).toBe('Bearer sk_test_abc');
     expect(Object.fromEntries(sent.form)).toMatchObject({ mode: 'setup', currency: 'usd', client_reference_id: accountId, success_url: 'http://gateway.test/app/billing?checkout=done' });
     // Nothing changes until Stripe says so.
-    expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'free', paymentMethod: false, provider: 'stripe', selfTopUp: true });
+    expect((await call('GET', '/billing')).body).toMatchObject({ plan: 'free', paymentMethod: false, provider: 'stripe', hostedCheckout: true, paymentMethodLifts: true, selfTopUp: true });
 
     const res = await webhook(completed(`evt_setup_${accountId}`, { mode: 'setup', client_reference_id: accountId, status: 'complete', metadata: { account: accountId } }));
     expect(res.status).toBe(200);

@@ -932,19 +932,22 @@ describe('Playground', () => {
     const { b } = await signedUp();
     const models = (await b.json('/app/api/models')).body.data;
     expect(models.find((m: { id: string }) => m.id === 'gpt-4o')).toMatchObject({ pro: true, available: true, type: 'chat' });
-    expect(models.find((m: { id: string }) => m.id === 'unkeyed-chat')).toMatchObject({ available: false });
+    expect(models.find((m: { id: string }) => m.id === 'unkeyed-chat')).toMatchObject({ available: false, unavailable: 'provider' });
     // The free tier's image rules are the API's (SPEC §3): dall-e-2 at 32,000 credits is served
     // here. flux/dev/image-to-image, at 60,000, is past the day's 50,000 on every surface.
     expect(models.find((m: { id: string }) => m.id === 'dall-e-2')).toMatchObject({ available: true });
-    expect(models.find((m: { id: string }) => m.id === 'flux/dev/image-to-image')).toMatchObject({ available: false });
+    expect(models.find((m: { id: string }) => m.id === 'dall-e-2')).not.toHaveProperty('unavailable');
+    expect(models.find((m: { id: string }) => m.id === 'flux/dev/image-to-image')).toMatchObject({ available: false, unavailable: 'plan' });
   });
 });
 
 describe('billing', () => {
   it('by default the manual provider lets no user credit themselves: the operator tops up', async () => {
     const { b, account } = await signedUp();
+    // Before: the page learns the change is made at once (no hosted checkout) and lifts the plan.
+    expect((await b.json('/app/api/billing')).body).toMatchObject({ plan: 'free', paymentMethodLifts: true, hostedCheckout: false });
     await b.json('/app/api/billing/payment-method', { method: 'POST' });
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, provider: 'manual', selfTopUp: false, topUps: [] });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, paymentMethodLifts: false, provider: 'manual', hostedCheckout: false, selfTopUp: false, topUps: [] });
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 1e12 } });
     expect(top.status).toBe(403);
     expect(top.body.error).toMatchObject({ code: 'top_up_not_offered', type: 'permission_error' });
@@ -967,7 +970,7 @@ describe('billing', () => {
     const b = new Browser(s.url);
     await b.session();
     expect((await b.json('/app/api/signup', { method: 'POST', body: { email: 'top@example.test', password: PASSWORD } })).status).toBe(201);
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, provider: 'manual', selfTopUp: true, topUps: [] });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, paymentMethodLifts: true, provider: 'manual', hostedCheckout: false, selfTopUp: true, topUps: [] });
     const pm = await b.json('/app/api/billing/payment-method', { method: 'POST' });
     expect(pm.status).toBe(200);
     expect(pm.body.account).toMatchObject({ plan: 'paid', paymentMethod: true });
@@ -977,7 +980,9 @@ describe('billing', () => {
       plan: 'paid',
       balance: 250_000,
       paymentMethod: true,
+      paymentMethodLifts: false,
       provider: 'manual',
+      hostedCheckout: false,
       selfTopUp: true,
       topUps: [{ credits: 250_000, source: 'billing', createdAt: expect.any(String) }],
     });

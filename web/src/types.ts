@@ -26,6 +26,8 @@ export interface Model {
   pro: boolean;
   owned_by?: string;
   available?: boolean;
+  /** Why it is not available: no provider serves it, or the account's plan does not reach it. */
+  unavailable?: 'provider' | 'plan';
   sizes?: string[];
   default_size?: string;
   /** Image-to-image: the request needs a source image (`image_url`). */
@@ -133,7 +135,11 @@ export interface Billing {
   plan: string;
   balance: number;
   paymentMethod: boolean;
+  /** Whether adding a payment method moves the account to the paid plan (it is on the default plan). */
+  paymentMethodLifts: boolean;
   provider: string;
+  /** Whether adding a payment method goes through a hosted checkout; false: it is recorded at once. */
+  hostedCheckout: boolean;
   /** Whether users top up themselves; otherwise the operator adds credits. */
   selfTopUp: boolean;
   /** The balance's last additions, newest first. */

@@ -178,10 +178,12 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     app.get('/models', async (req) => {
       const { account } = signedIn(req);
       return {
-        data: catalog.models.map((m) => ({
-          ...modelEntry(m, deps.pricing),
-          available: served(m, deps.providers) && planServes(meter.planOf(account), 'playground', m, deps.pricing),
-        })),
+        data: catalog.models.map((m) => {
+          // Why a model is out of reach, so the Playground can say which: no provider on this
+          // gateway serves it, or the account's plan does not reach it here.
+          const unavailable = !served(m, deps.providers) ? 'provider' : !planServes(meter.planOf(account), 'playground', m, deps.pricing) ? 'plan' : null;
+          return { ...modelEntry(m, deps.pricing), available: unavailable === null, ...(unavailable && { unavailable }) };
+        }),
       };
     });
 
@@ -324,7 +326,16 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       // The balance's last additions, so the account can see where its credits came from. The
       // operator's references (idempotency keys, checkout ids) are theirs: not shown.
       const topUps = (await accounts.topUpHistory(account.id, BILLING_TOP_UPS)).map((t) => ({ credits: t.credits, source: t.source, createdAt: t.createdAt }));
-      return { plan: account.plan, balance: account.balance, paymentMethod: account.hasPaymentMethod, provider: billing.id, selfTopUp: billing.selfTopUp, topUps };
+      return {
+        plan: account.plan,
+        balance: account.balance,
+        paymentMethod: account.hasPaymentMethod,
+        paymentMethodLifts: accounts.upgradesWithPaymentMethod(account),
+        provider: billing.id,
+        hostedCheckout: billing.hostedCheckout,
+        selfTopUp: billing.selfTopUp,
+        topUps,
+      };
     });
 
     app.post('/billing/payment-method', async (req) => {

@@ -36,7 +36,9 @@ export function ModelPicker({ models, value, onChange }: { models: Model[]; valu
         ${selected?.pro && html`<span class="badge badge-pro" title="Pro model: not counted toward the daily Playground requests">Pro</span>`}
       </div>
       ${selected?.available === false &&
-      html`<p class="hint">This model's provider is not configured on this gateway; requests will be refused.</p>`}
+      html`<p class="hint" data-testid="unavailable-hint">${selected.unavailable === 'plan'
+        ? "Your plan does not reach this model here (its limits or the cost of this model's smallest request rule it out); requests will be refused."
+        : "This model's provider is not configured on this gateway; requests will be refused."}</p>`}
     </div>
   `;
 }

@@ -41,6 +41,12 @@ function takeBeforeCheckout(): Paid | null {
   }
 }
 
+/** What moving to the paid plan at once means for this account, asked before it is done. */
+function liftWarning(b: Billing): string {
+  const topUps = b.selfTopUp ? 'You top it up on this page.' : 'Only the operator of this gateway can add credits to it: ask them first.';
+  return `Move to the prepaid paid plan now? The Free Tier's daily credits end: every request then spends your balance, now ${fmt(b.balance)} credits. ${topUps} You cannot move back yourself.`;
+}
+
 export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>) => void }) {
   const [billing, setBilling] = useState<Billing | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -115,7 +121,11 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
   }, []);
 
   const addPaymentMethod = async () => {
-    if (busy) return;
+    if (busy || !billing) return;
+    // Without a hosted checkout the change is made at once, and the Free Tier's daily credits are
+    // gone with it: an account with no balance, on a gateway where only the operator adds credits,
+    // could then do nothing at all, and had clicked one button with no word of that.
+    if (!billing.hostedCheckout && billing.paymentMethodLifts && !confirm(liftWarning(billing))) return;
     setBusy(true);
     setError(null);
     setNotice('');
@@ -127,7 +137,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
       }
       if (res.account) {
         const a = res.account;
-        setBilling((b) => ({ provider: b?.provider ?? 'manual', selfTopUp: b?.selfTopUp ?? false, topUps: b?.topUps ?? [], ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod }));
+        setBilling((b) => (b ? { ...b, plan: a.plan, balance: a.balance, paymentMethod: a.paymentMethod, paymentMethodLifts: false } : b));
         setNotice(`Payment method added. Your plan is now ${a.plan}.`);
       }
       await load();
@@ -200,7 +210,10 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
         ${!billing.paymentMethod &&
         html`<div class="card">
           <h2>Add a payment method</h2>
-          <p>Lift the Free Tier's daily limits and move to the prepaid <strong>paid</strong> plan.</p>
+          ${billing.paymentMethodLifts
+            ? html`<p data-testid="lift-terms">Lift the Free Tier's daily limits and move to the prepaid <strong>paid</strong> plan. Its requests spend
+                your credit balance (now ${fmt(billing.balance)} credits), which ${billing.selfTopUp ? 'you top up on this page' : 'the operator of this gateway tops up'}.</p>`
+            : html`<p>Keep a payment method on file with your account.</p>`}
           <button type="button" class="btn btn-primary" data-testid="add-payment-method" disabled=${busy} onClick=${addPaymentMethod}>
             ${busy ? 'Working…' : 'Add payment method'}
           </button>
