@@ -6,13 +6,12 @@
 // operation is one Lua script, so a pair is two round trips. Run `npm run build` first.
 //
 //   node bench/redis-counter-store.mjs [--iterations N] [--warmup N] [--inflight N]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openRedisCounterStore } from '../dist/src/storage/redis/counters.js';
+import { startRedis } from './lib/redis.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -69,57 +68,6 @@ async function run(store, iterations, prefix, width) {
   latencies.sort();
   const pct = (p) => latencies[Math.min(iterations - 1, Math.floor((p / 100) * iterations))];
   return { perSecond: iterations / seconds, p50: pct(50), p99: pct(99) };
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function pings(port) {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => done(chunk.toString().startsWith('+PONG')));
-  });
-}
-
-async function startRedis(dir) {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  await new Promise((resolve, reject) => {
-    child.once('error', (err) =>
-      reject(err.code === 'ENOENT' ? new Error('redis-server not found: apt-get install redis-server') : err),
-    );
-    child.once('spawn', resolve);
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await pings(port))) {
-    if (Date.now() > deadline) throw new Error('redis-server did not answer PING');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', resolve);
-        process.kill(child.pid, 'SIGTERM');
-      }),
-  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-redis-'));

@@ -302,6 +302,19 @@ describe('sweep', () => {
     expect(most).toBe(1);
     await m.close();
   });
+
+  it('asks a shared store to sweep once a minute across its instances, not once per instance', async () => {
+    const { store } = flakyStore();
+    const asked: unknown[] = [];
+    store.sweep = async (_now, opts) => {
+      asked.push(opts);
+      return 0;
+    };
+    const m = meter(store, 'closed', new ManualClock());
+    await m.sweep();
+    expect(asked).toEqual([{ onceEveryMs: 55_000 }]);
+    await m.close();
+  });
 });
 
 describe('refusals', () => {

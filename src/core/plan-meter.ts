@@ -42,6 +42,8 @@ export interface PlanMeterOptions {
  * store. The embedded limiter keeps counters in memory, so without it yesterday's would stay.
  */
 const SWEEP_EVERY_MS = 60_000;
+/** A shared store's sweep turn lapses this much before the next minute, so timers a little early still sweep. */
+const SWEEP_CLAIM_MARGIN_MS = 5_000;
 
 /** Charges owed to a store that was unreachable, applied in order once it answers again. */
 const BACKLOG_LIMIT = 100_000;
@@ -170,7 +172,8 @@ export class PlanMeter implements Meter {
 
   private async sweepOnce(): Promise<void> {
     try {
-      await this.o.store.sweep(this.o.clock.now());
+      // One instance a minute, not every instance: each sweep reads every account's indexes.
+      await this.o.store.sweep(this.o.clock.now(), { onceEveryMs: SWEEP_EVERY_MS - SWEEP_CLAIM_MARGIN_MS });
     } catch (err) {
       // Unreachable store or not: the next sweep tries again; nothing is lost by waiting.
       this.o.logger.warn({ err }, 'counter sweep failed');

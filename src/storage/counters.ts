@@ -67,8 +67,13 @@ export interface CounterStore {
   get(keys: readonly string[], now: number): Promise<number[]>;
   /** Adds to a counter without limits (top-ups, corrections); returns the new value. */
   add(key: string, amount: number, expiresAt: number | null): Promise<number>;
-  /** Drops expired reservations (giving amounts back) and counters past their expiresAt. Returns reservations dropped. */
-  sweep(now: number): Promise<number>;
+  /**
+   * Drops expired reservations (giving amounts back) and counters past their expiresAt. Returns
+   * reservations dropped. With `onceEveryMs`, a store that several processes share sweeps at most
+   * once per that many ms across all of them: the process that claims the turn sweeps, the others
+   * return 0 at once (a store of one process sweeps every time).
+   */
+  sweep(now: number, opts?: { onceEveryMs?: number }): Promise<number>;
   /** Throws when the store cannot serve (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

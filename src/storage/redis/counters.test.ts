@@ -235,6 +235,55 @@ describe('redis counter store specifics', () => {
     await alive.close();
   });
 
+  it('sweeps 500 accounts, each found once though it has both index keys, each reservation given back', async () => {
+    const dead = await fresh();
+    for (let i = 0; i < 500; i++) {
+      await dead.reserve(`r${i}`, [credits(`s${i}`, 10, 1000)], T0 + TTL, T0);
+      // A counter too, so the account has both index keys: it is still swept once.
+      await dead.add(`${acct(`s${i}`)}:old`, 1, T0 + 1_000);
+    }
+    await dead.close();
+    const alive = openRedisCounterStore(server.url);
+    expect(await alive.sweep(T0 + TTL)).toBe(500);
+    expect(await alive.get([credits('s0', 0, 0).key, credits('s499', 0, 0).key], T0 + TTL)).toEqual([0, 0]);
+    expect(await admin.exists(`${acct('s250')}:old`)).toBe(0);
+    expect(await alive.sweep(T0 + TTL)).toBe(0);
+    await alive.close();
+  });
+
+  it('a sweep whose script fails on one account rejects (the meter logs it), and the next sweep does the rest', async () => {
+    const store = await fresh();
+    for (let i = 0; i < 100; i++) await store.add(`${acct(`f${i}`)}:old`, 1, T0 + 1_000);
+    // One account's counter index of the wrong type: its script errors.
+    await admin.set(`tg:{broken}:cexp`, 'not a sorted set');
+    await expect(store.sweep(T0 + 2_000)).rejects.toThrow();
+    await admin.del(`tg:{broken}:cexp`);
+    await store.sweep(T0 + 2_000);
+    expect(await admin.exists(`${acct('f99')}:old`)).toBe(0);
+    await store.close();
+  });
+
+  it('with onceEveryMs, one of three instances sweeps per turn; the turn passes on when it lapses', async () => {
+    const first = await fresh();
+    const [second, third] = [openRedisCounterStore(server.url), openRedisCounterStore(server.url)];
+    const lapsed = async (n: number) => {
+      for (let i = 0; i < n; i++) await first.reserve(`t${i}-${Date.now()}`, [credits(`t${i}`, 10, 1000)], T0 + 1, T0);
+    };
+    await lapsed(3);
+    const swept = await Promise.all([first, second, third].map((s) => s.sweep(T0 + TTL, { onceEveryMs: 300 })));
+    expect(swept.sort()).toEqual([0, 0, 3]);
+    // Within the turn nobody sweeps, however many ask; a sweep without the option still runs.
+    await lapsed(2);
+    expect(await Promise.all([first, second, third].map((s) => s.sweep(T0 + TTL, { onceEveryMs: 300 })))).toEqual([0, 0, 0]);
+    expect(await admin.pttl('tg:sweep-turn')).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 350));
+    expect(await third.sweep(T0 + TTL, { onceEveryMs: 300 })).toBe(2);
+    await lapsed(1);
+    expect(await second.sweep(T0 + TTL)).toBe(1);
+    await expect(first.sweep(T0, { onceEveryMs: 0 })).rejects.toThrow(RangeError);
+    await Promise.all([first.close(), second.close(), third.close()]);
+  });
+
   it('a settlement whose reply was lost, sent again, answers settled and charges once', async () => {
     await admin.flushall();
     // A 150 ms command timeout, and Redis holding writes for 400 ms: the settle runs, its reply is too late.

@@ -74,6 +74,9 @@ export function tagKeys(tag: string): { resexp: string; cexp: string; resPrefix:
  */
 export const SETTLED_MEMORY_MS = 15 * 60_000;
 
+/** Held by the instance whose turn it is to sweep (claimSweep). */
+const SWEEP_TURN_KEY = 'tg:sweep-turn';
+
 /** Replies that mean "Redis cannot serve now", as opposed to a bug in a script or a key of the wrong type. */
 // OOM: Redis at its maxmemory refuses writes until memory frees up, which is an outage to the gateway, not a bug.
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF|OOM)\b/;
@@ -305,9 +308,10 @@ export class RedisCounterStore implements CounterStore {
    * Runs the sweep script on every account with expiring reservations or counters. Their index
    * keys are found by SCAN: a global index would be a key outside every account's slot.
    */
-  async sweep(now: number): Promise<number> {
+  async sweep(now: number, opts: { onceEveryMs?: number } = {}): Promise<number> {
     this.open();
     checkTime('now', now);
+    if (opts.onceEveryMs !== undefined && !(await this.claimSweep(opts.onceEveryMs))) return 0;
     const tags = new Set<string>();
     for await (const key of this.scan('tg:{*}:*exp')) {
       const tag = hashTag(key);
@@ -321,6 +325,17 @@ export class RedisCounterStore implements CounterStore {
     }
     for (const [id, r] of this.mine) if (r.expiresAt <= now) this.mine.delete(id);
     return dropped;
+  }
+
+  /**
+   * Whether this process takes the sweep's turn: the first of the instances sharing this Redis to
+   * ask within `ms` does. Every instance swept every account every minute, so N instances read
+   * every account's indexes N times a minute (bench/redis-sweep.mjs --instances). One key outside
+   * every account's slot, set with NX, so a Redis Cluster routes it like any other.
+   */
+  private async claimSweep(ms: number): Promise<boolean> {
+    if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`onceEveryMs must be a positive integer, not ${ms}`);
+    return (await this.guard(() => this.redis.set(SWEEP_TURN_KEY, String(process.pid), 'PX', ms, 'NX'))) === 'OK';
   }
 
   async ping(): Promise<void> {
