@@ -482,7 +482,7 @@ export class PlanMeter implements Meter {
 
   /** `forGood`: the request alone is more than the rule's limit, so no reset lets it pass. */
   private refusal(slot: Slot, value: number, worstCase: number, principal: Principal, model: ModelConfig, now: number, forGood = false): GatewayError {
-    if (slot.rule === 'balance') return insufficientBalance(value);
+    if (slot.rule === 'balance') return insufficientBalance(value, worstCase);
     const rule = slot.rule;
     const remaining = Math.max(0, slot.limit - value);
     const untilReset = slot.span ? slot.span.endsAt - now : 1000;
@@ -499,6 +499,9 @@ export class PlanMeter implements Meter {
         'x-ratelimit-remaining-tokens': String(remaining),
         'x-ratelimit-reset-tokens': resetDuration(untilReset),
         'x-tollgate-reset-at': resetAt,
+        // What did not fit: beside the remaining tokens, it tells a refusal of a request too big for
+        // what is left (a long max_tokens) from a budget that is spent.
+        'x-tollgate-request-cost': String(worstCase),
       };
       if (rule.id === KEY_LIMIT_RULE) {
         // The key's owner set it, not the plan: "update your payment method" would not lift it.
@@ -661,12 +664,19 @@ function limitHeaders(slots: Slot[], values: number[], refund: number, released:
   return headers;
 }
 
-/** The refusal of a prepaid balance holding `value` credits (SPEC §4). */
-function insufficientBalance(value: number): GatewayError {
+/**
+ * The refusal of a prepaid balance holding `value` credits (SPEC §4), for a request whose worst
+ * case is `worstCase` (unknown when its prompt alone was found to cost more than the balance).
+ */
+function insufficientBalance(value: number, worstCase?: number): GatewayError {
   return new GatewayError('insufficient_balance', {
     vars: { rule: 'balance' },
     // As limitHeaders says it for a balance: no limit, and nothing resets it.
-    headers: { 'x-ratelimit-remaining-tokens': String(Math.max(0, value)), 'x-ratelimit-reset-tokens': resetDuration(Number.POSITIVE_INFINITY) },
+    headers: {
+      'x-ratelimit-remaining-tokens': String(Math.max(0, value)),
+      'x-ratelimit-reset-tokens': resetDuration(Number.POSITIVE_INFINITY),
+      ...(worstCase !== undefined && { 'x-tollgate-request-cost': String(worstCase) }),
+    },
   });
 }
 

@@ -20,6 +20,7 @@ const EXPOSED = [
   'x-tollgate-credits-used',
   'x-tollgate-clamped',
   'x-tollgate-reset-at',
+  'x-tollgate-request-cost',
 ].join(', ');
 
 /** How long a browser may reuse a preflight's answer, s. */

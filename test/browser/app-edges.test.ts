@@ -635,6 +635,26 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('a request too big for the credits left says so beside the seed\'s "exhausted", and a shorter one passes', async () => {
+    const t = await gateway({ config: { models: [...testModels(), { id: 'gpt-4o', kind: 'chat', provider: 'openai', pro: true, price: { input: 2.5, output: 10 } }] } });
+    const page = await signUp(t, 'toobig@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.selectOption(byTest('model-select'), 'gpt-4o');
+    // 4,000 tokens of gpt-4o's answer is 80,000 credits: past the whole 50,000 of the day, none spent.
+    await page.fill('#max-tokens', '4000');
+    await page.fill(byTest('prompt'), 'a long story');
+    await page.click(byTest('send'));
+    const box = page.locator(`${byTest('error-message')}[data-code="resource_exhausted"]`);
+    await box.waitFor();
+    expect(await box.locator('.error-text').textContent()).toContain('You have exhausted the available [plan.rule:api_token] resource limit');
+    expect(await page.textContent(byTest('error-too-big'))).toMatch(/could cost up to 80,\d{3} credits .* more than the 50,000 left: ask for a shorter answer/s);
+    await page.fill('#max-tokens', '512');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
   it("says why a model is unavailable: the plan's reach, or no provider on this gateway", async () => {
     const t = await gateway();
     const page = await signUp(t, 'reach@example.com', 'correct horse battery');

@@ -243,7 +243,10 @@ describe('api_token (50,000 credits per UTC day)', () => {
         },
       });
       expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('50000');
-      expect(Number(res.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(10_280);
+      // 9,120 left, less than the 10,280 this request can cost: both said, so the refusal of a
+      // request too big for what is left is told from a budget that is spent.
+      expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe(String(50_000 - 4 * 10_280));
+      expect(res.headers.get('x-tollgate-request-cost')).toBe('10280');
       const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
       expect(res.headers.get('x-tollgate-reset-at')).toBe(`${tomorrow}T00:00:00.000Z`);
 

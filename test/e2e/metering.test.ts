@@ -456,6 +456,7 @@ describe('the paid plan', () => {
     // The budget headers as every paid answer has them: a balance has no limit and no reset.
     expect(refused.headers.get('x-ratelimit-remaining-tokens')).toBe('0');
     expect(refused.headers.get('x-ratelimit-reset-tokens')).toBe('never');
+    expect(Number(refused.headers.get('x-tollgate-request-cost'))).toBeGreaterThan(0);
 
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1000 })).body.balance).toBe(1000);
     // The paid plan clamps nothing, so the worst case is the model's own output ceiling (16,384

@@ -13,13 +13,20 @@ export class ApiError extends Error {
    * `rate_limit_exceeded` too) and never names a rule.
    */
   readonly rule: string | undefined;
-  constructor(status: number, code: string, message: string, requestId?: string, rule?: string) {
+  /**
+   * A credit refusal's `x-tollgate-request-cost` (the request's worst case) and
+   * `x-ratelimit-remaining-tokens` (what was left): a request too big for what is left, not a
+   * budget that is spent, when both are there and something was left.
+   */
+  readonly credits: { cost: number; left: number } | undefined;
+  constructor(status: number, code: string, message: string, requestId?: string, rule?: string, credits?: { cost: number; left: number }) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.requestId = requestId;
     this.rule = rule;
+    this.credits = credits;
   }
 }
 
@@ -99,7 +106,9 @@ async function errorFrom(res: Response): Promise<ApiError> {
   const requestId =
     (isObject(body) && typeof body.requestId === 'string' && body.requestId) || res.headers.get('x-request-id') || undefined;
   const rule = (err && typeof err.rule === 'string' && err.rule) || undefined;
-  return new ApiError(res.status, code, message, requestId, rule);
+  const cost = Number(res.headers.get('x-tollgate-request-cost') ?? NaN);
+  const left = Number(res.headers.get('x-ratelimit-remaining-tokens') ?? NaN);
+  return new ApiError(res.status, code, message, requestId, rule, Number.isFinite(cost) && Number.isFinite(left) ? { cost, left } : undefined);
 }
 
 /** Sends a call and returns the raw response when it is OK; throws ApiError otherwise. */

@@ -1,5 +1,6 @@
 import { html } from 'htm/preact';
 import type { ApiError } from '../api';
+import { fmt } from '../format';
 
 /**
  * Refusals a paid plan or a top-up can lift (docs/errors.md): only these point at Billing, and only
@@ -27,6 +28,11 @@ export function ErrorBox({ error, billingLink = true }: { error: ApiError | null
   return html`
     <div class="error-box" role="alert" data-testid="error-message" data-code=${error.code}>
       <p class="error-text">${error.message}</p>
+      ${error.credits !== undefined &&
+      error.credits.left > 0 &&
+      error.credits.cost > error.credits.left &&
+      html`<p data-testid="error-too-big">This request could cost up to ${fmt(error.credits.cost)} credits (its prompt and the longest answer it
+        asks for), more than the ${fmt(error.credits.left)} left: ask for a shorter answer, or a smaller image, to fit.</p>`}
       ${billingLink &&
       error.rule !== undefined &&
       LIFTED_BY_BILLING.has(error.code) &&
