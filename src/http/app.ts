@@ -17,7 +17,7 @@ import type { Principal } from '../core/metering.js';
 import type { Pricing } from '../core/pricing.js';
 import { SessionEpochs, type Sessions } from '../core/sessions.js';
 import type { SigninService } from '../core/signin.js';
-import { GatewayError } from '../errors/gateway-error.js';
+import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import { toErrorResponse, type ErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
@@ -64,6 +64,11 @@ export interface RequestFacts {
   principal?: Principal;
   model?: string;
   credits?: number;
+  /**
+   * The error answered (its body's `error.code` and plan `rule`); `ours`: the gateway's own, from
+   * the closed catalogue, not a provider's passed through (whose codes are the provider's).
+   */
+  error?: { code: string; rule?: string; ours: boolean };
   /** Marked gone when the client goes away before the response is complete. */
   client: ClientConnection;
 }
@@ -149,6 +154,10 @@ export function errorAnswer(deps: Pick<AppDeps, 'config' | 'clock'>, req: Fastif
     publicUrl: deps.config.server.publicUrl,
     now: deps.clock.now(),
   });
+  const answered = r.body.error as { code?: unknown; rule?: unknown } | undefined;
+  if (req.facts && typeof answered?.code === 'string') {
+    req.facts.error = { code: answered.code, ours: !(mapped instanceof UpstreamHttpError), ...(typeof answered.rule === 'string' && { rule: answered.rule }) };
+  }
   if (r.unexpected) req.log.error({ reqId: req.id, err }, 'unexpected error');
   else if (mapped instanceof GatewayError && (mapped.code === 'upstream_auth_failed' || mapped.code === 'upstream_quota_exhausted')) {
     // The caller gets a 502 that hides the provider's words (they are about the operator's key or
@@ -194,8 +203,9 @@ function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids' | 'log
   // no request was made, and each was a 408 in the log and /metrics.
   if ((socket as Duplex & { bytesRead?: number }).bytesRead === 0) return;
   deps.metrics.observeHttp('unmatched', r.status, 0);
+  deps.metrics.observeError(error.code);
   if (VERBOSE_LEVELS.has(deps.logger.level)) {
-    deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0 }, 'request');
+    deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0, code: error.code }, 'request');
   }
 }
 
@@ -227,6 +237,7 @@ const CLIENT_CLOSED = 499;
 function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply: FastifyReply, status = reply.statusCode): void {
   const f = req.facts;
   deps.metrics.observeHttp(req.routeOptions.url ?? 'unmatched', status, reply.elapsedTime / 1000);
+  if (f.error?.ours) deps.metrics.observeError(f.error.code, f.error.rule);
   // With the level above info, the line is not even built.
   if (VERBOSE_LEVELS.has(req.log.level)) {
     req.log.info(
@@ -242,6 +253,8 @@ function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply
         // The client's text too (an unknown model is logged as sent): a key pasted there stays out.
         model: f.model !== undefined && f.model.length >= 46 ? f.model.replace(KEY_IN_TEXT, 'tg-[masked]') : f.model,
         credits: f.credits,
+        code: f.error?.code,
+        rule: f.error?.rule,
         aborted: f.client.gone || undefined,
       },
       'request',

@@ -123,6 +123,12 @@ export class Metrics {
     labelNames: ['model', 'direction'] as const,
   });
 
+  private readonly errors = new FastCounter(this.registry, {
+    name: 'tollgate_errors_total',
+    help: "Error answers the gateway made itself (docs/errors.md codes, not a provider's errors passed through), by code and the plan rule that refused ('' for none).",
+    labelNames: ['code', 'rule'] as const,
+  });
+
   private readonly fallbacks = new FastCounter(this.registry, {
     name: 'tollgate_upstream_fallbacks_total',
     help: "Calls handed to a model's next provider (models[].fallbacks), by model and the provider that failed without doing the work.",
@@ -176,6 +182,11 @@ export class Metrics {
     if (r.credits > 0) this.credits.inc([r.model, r.surface, r.provider ?? ''], r.credits);
     if (r.promptTokens > 0) this.tokens.inc([r.model, 'prompt'], r.promptTokens);
     if (r.outputTokens > 0) this.tokens.inc([r.model, 'output'], r.outputTokens);
+  }
+
+  /** One of the gateway's own error answers: `code` from the closed catalogue, `rule` a configured plan rule's id. */
+  observeError(code: string, rule = ''): void {
+    this.errors.inc([code, rule]);
   }
 
   observeFallback(model: string, provider: string): void {

@@ -72,6 +72,8 @@ describe('metrics in docs/operations.md', () => {
     const { secret } = await t.newAccount();
     t.openai.enqueue({ kind: 'json', status: 503, body: { error: { message: 'overloaded', type: 'server_error', code: null, param: null } } });
     await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    // And one refusal, for the errors' series.
+    expect((await fetch(`${t.url}/v1/models`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
     const text = await (await fetch(`${t.url}/metrics`)).text();
     const types = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
     for (const { name, labels } of rows) {

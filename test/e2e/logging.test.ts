@@ -77,6 +77,35 @@ describe('request logs', () => {
     // A stream's line carries its charge too, written once the stream has settled.
     expect(chat[1]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: expect.any(Number) });
     expect(new Set(requests.map((l) => l.reqId)).size).toBe(9);
+    // Each error answer's line says which error it was.
+    expect(chat.slice(2).map((l) => l.code)).toEqual(['upstream_auth_failed', 'upstream_auth_failed', 'invalid_api_key']);
+    expect(chat[0]).not.toHaveProperty('code');
+    expect(requests.at(-1)).toMatchObject({ code: 'route_not_found' });
+  });
+
+  it("says which rule refused a request, in its line and in /metrics' tollgate_errors_total; a provider's own error passed through is logged, not counted there", async () => {
+    const g = await startTestGateway({ config: { plans: { free: { rules: [{ id: 'tiny', measure: 'requests', limit: 1, window: 'lifetime' }] } } }, gateway: { logger: pino({ level: 'info' }, sink) } });
+    try {
+      const { secret } = await g.newAccount();
+      const before = lines.length;
+      const chat = () => g.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      g.openai.enqueue({ kind: 'json', status: 400, body: { error: { message: 'Invalid value for temperature', type: 'invalid_request_error', code: 'invalid_value', param: 'temperature' } } });
+      await expect(chat()).rejects.toMatchObject({ status: 400 }); // not done: not counted
+      await chat();
+      await expect(chat()).rejects.toMatchObject({ status: 403 });
+      await new Promise((r) => setTimeout(r, 50));
+      const logged = lines.slice(before).filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+      expect(logged.map((l) => [l.status, l.code, l.rule])).toEqual([
+        [400, 'invalid_value', undefined],
+        [200, undefined, undefined],
+        [403, 'resource_exhausted', 'tiny'],
+      ]);
+      const metrics = await (await fetch(`${g.url}/metrics`)).text();
+      expect(metrics).toContain('tollgate_errors_total{code="resource_exhausted",rule="tiny"} 1');
+      expect(metrics).not.toContain('code="invalid_value"');
+    } finally {
+      await g.close();
+    }
   });
 });
 
@@ -180,6 +209,8 @@ describe("a request Node's HTTP parser refuses", () => {
     expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="431"} 1');
+    expect(line).toMatchObject({ code: 'headers_too_large' });
+    expect(metrics).toContain('tollgate_errors_total{code="headers_too_large",rule=""} 1');
   });
 });
 
