@@ -405,6 +405,9 @@ describe('tollgate CLI', () => {
       expect(r.stderr).toMatch(/--from: /);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
+    const backwards = await tollgate('usage', 'acct_any', '--from', '2026-12-06', '--to', '2026-12-01', '--config', configFile);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stderr).toMatch(/--to \(2026-12-01\) must come after --from \(2026-12-06\): --to is exclusive/);
     const email = await tollgate('accounts', 'create', '--email', 'not-an-email', '--config', configFile);
     expect(email.code).toBe(2);
     expect(email.stderr).toMatch(/--email: not an email address/);

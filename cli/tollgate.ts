@@ -26,7 +26,7 @@ import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { SqliteCounterStore } from '../src/storage/sqlite/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
-import { canonicalInstant } from '../src/storage/time.js';
+import { canonicalInstant, emptyRange } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
 import type { KeyLimit, KeyPatch } from '../src/storage/ports.js';
 import { accountSummaryView, accountView, keyView, summariseDaily } from '../src/http/views.js';
@@ -473,6 +473,9 @@ async function run(argv: string[]): Promise<number> {
         } catch (err) {
           throw new UsageError(`--${flag}: ${(err as Error).message} (a date such as 2026-11-25, or a timestamp with a zone)`);
         }
+      }
+      if (emptyRange(values.from, values.to)) {
+        throw new UsageError(`--to (${values.to}) must come after --from (${values.from}): --to is exclusive (one day: --from 2026-11-25 --to 2026-11-26)`);
       }
       return withServices(values, async (s) => {
         const account = await s.accounts.get(arg(positionals, 1, 'ACCOUNT'));

@@ -121,9 +121,10 @@ describe('parseBody', () => {
 
 describe('the embeddings input check', () => {
   // The four shapes OpenAI's `input` takes, as a zod union: what the check must accept, exactly.
+  // No empty string, alone or in an array: OpenAI refuses it (nothing to embed).
   const union = z.union([
-    z.string(),
-    z.array(z.string()).min(1),
+    z.string().min(1),
+    z.array(z.string().min(1)).min(1),
     z.array(z.number().int()).min(1),
     z.array(z.array(z.number().int()).min(1)).min(1),
   ]);

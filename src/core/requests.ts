@@ -34,16 +34,17 @@ export const chatRequest = z.looseObject({
 const tokenId = (v: unknown) => Number.isSafeInteger(v);
 
 /**
- * An embeddings `input`: a string, or a non-empty array of strings, of token ids, or of non-empty
- * token arrays. Checked by hand in one pass: as a zod union of those four shapes, each branch that
+ * An embeddings `input`: a non-empty string, or a non-empty array of non-empty strings, of token
+ * ids, or of non-empty token arrays (OpenAI refuses an empty string: it has nothing to embed, and
+ * passed on it cost a round trip to a 400 the provider words its own way). Checked by hand in one pass: as a zod union of those four shapes, each branch that
  * did not match walked the whole array and made an issue per element first — 2.4 million token
  * arrays (a 9.6 MB body, any valid key) held the event loop 18 s before anything was counted.
  */
 export function embeddingInputOk(v: unknown): v is string | string[] | number[] | number[][] {
-  if (typeof v === 'string') return true;
+  if (typeof v === 'string') return v.length > 0;
   if (!Array.isArray(v) || v.length === 0) return false;
   const first: unknown = v[0];
-  if (typeof first === 'string') return v.every((x) => typeof x === 'string');
+  if (typeof first === 'string') return v.every((x) => typeof x === 'string' && x.length > 0);
   if (typeof first === 'number') return v.every(tokenId);
   return v.every((x) => Array.isArray(x) && x.length > 0 && x.every(tokenId));
 }
@@ -51,7 +52,7 @@ export function embeddingInputOk(v: unknown): v is string | string[] | number[] 
 export const embeddingRequest = z.looseObject({
   model: z.string().min(1),
   input: z.custom<string | string[] | number[] | number[][]>(embeddingInputOk, {
-    error: 'expected a string, or a non-empty array of strings, of token ids (integers) or of non-empty token arrays',
+    error: 'expected a non-empty string, or a non-empty array of non-empty strings, of token ids (integers) or of non-empty token arrays',
   }),
   encoding_format: z.enum(['float', 'base64']).optional(),
   dimensions: z.number().int().positive().optional(),

@@ -27,6 +27,14 @@ function inRange(ms: number, value: string): string {
   return new Date(ms).toISOString();
 }
 
+/**
+ * Whether a `from` (inclusive) – `to` (exclusive) range of valid bounds holds no instant. A range
+ * given backwards, or one day written as from=to, answered an empty list as if nothing had been used.
+ */
+export function emptyRange(from: string | undefined, to: string | undefined): boolean {
+  return from !== undefined && to !== undefined && canonicalInstant(from) >= canonicalInstant(to);
+}
+
 export const DEFAULT_QUERY_LIMIT = 1000;
 export const MAX_QUERY_LIMIT = 10_000;
 

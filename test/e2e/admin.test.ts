@@ -444,6 +444,14 @@ describe('usage', () => {
     // No store holds a year 0 (PostgreSQL answered it with a 500).
     expect((await t.admin('GET', '/usage?from=0000-01-01')).body.error).toMatchObject({ code: 'invalid_request', param: 'from' });
     expect((await t.admin('GET', '/usage?to=0000-12-31T00:00:00Z')).body.error).toMatchObject({ code: 'invalid_request', param: 'to' });
+    // A range backwards, or one day as from=to (`to` is exclusive), holds nothing: said, not an empty list.
+    for (const [from, to] of [['2026-12-06', '2026-12-01'], [today, today], [`${today}T12:00:00Z`, `${today}T11:00:00+00:00`]]) {
+      const empty = await t.admin('GET', `/usage?account=${accountId}&from=${from}&to=${encodeURIComponent(to!)}`);
+      expect(empty.status).toBe(400);
+      expect(empty.body.error).toMatchObject({ code: 'invalid_request', param: 'to', message: expect.stringContaining("'to' is exclusive (one day: from=2026-11-25&to=2026-11-26)") });
+    }
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect((await t.admin('GET', `/usage?account=${accountId}&from=${today}&to=${tomorrow}`)).body.data).toHaveLength(2);
   });
 });
 

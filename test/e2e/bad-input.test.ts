@@ -59,6 +59,9 @@ const cases: Case[] = [
   { name: 'chat model on embeddings', path: '/v1/embeddings', body: { model: 'gpt-4o-mini', input: 'x' }, status: 400, code: 'model_kind_mismatch', param: 'model' },
   { name: 'embeddings without input', path: '/v1/embeddings', body: { model: 'text-embedding-3-small' }, status: 400, code: 'invalid_request', param: 'input' },
   { name: 'embeddings with empty array', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: [] }, status: 400, code: 'invalid_request', param: 'input' },
+  // OpenAI refuses an empty string: there is nothing to embed.
+  { name: 'embeddings of an empty string', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: '' }, status: 400, code: 'invalid_request', param: 'input' },
+  { name: 'embeddings with an empty string in the array', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: ['x', ''] }, status: 400, code: 'invalid_request', param: 'input' },
   { name: 'image without prompt', path: '/v1/images/generations', body: { model: 'dall-e-2' }, status: 400, code: 'invalid_request', param: 'prompt' },
   { name: 'image size not WxH', path: '/v1/images/generations', body: { model: 'dall-e-2', prompt: 'x', size: 'huge' }, status: 400, code: 'invalid_request', param: 'size' },
   { name: 'image size past any model (flat price, any size)', path: '/v1/images/generations', body: { model: 'flux/schnell', prompt: 'x', size: '99999999999x99999999999' }, status: 400, code: 'invalid_request', param: 'size' },

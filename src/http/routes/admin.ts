@@ -8,7 +8,7 @@ import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
-import { canonicalInstant } from '../../storage/time.js';
+import { canonicalInstant, emptyRange } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
 import { accountSummaryView, accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
@@ -192,6 +192,10 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.get('/usage', async (req) => {
       const q = parseBody(usageQuery, req.query);
+      if (emptyRange(q.from, q.to)) {
+        const detail = `'to' (${q.to}) must come after 'from' (${q.from}): 'to' is exclusive (one day: from=2026-11-25&to=2026-11-26)`;
+        throw new GatewayError('invalid_request', { vars: { detail }, param: 'to' });
+      }
       // An id with a typo is 404 account_not_found, as on every other account call, not an empty list.
       // The stored row only: the ledger must stay readable while the limiter (the balance) is down.
       if (q.account !== undefined && !(await storage.accounts.get(q.account))) throw new GatewayError('account_not_found', { vars: { id: q.account } });
