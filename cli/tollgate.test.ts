@@ -241,7 +241,7 @@ describe('tollgate CLI', () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ id, balance: 300, replayed: false });
     const again = await tollgate('accounts', 'credits', id, '300', '--idempotency-key', 'ticket-77', '--config', configFile);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/balance 300 \(the 300 under this key were added before\)/);
+    expect(again.stdout).toMatch(/balance 300 \(the \+300 under this key were made before\)/);
     const other = await tollgate('accounts', 'credits', id, '400', '--idempotency-key', 'ticket-77', '--config', configFile);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/300 credits, not 400/);
@@ -254,6 +254,27 @@ describe('tollgate CLI', () => {
     expect(history.data).toEqual([expect.objectContaining({ credits: 300, source: 'cli', reference: 'ticket-77' })]);
     expect((await tollgate('accounts', 'top-ups', id, '--config', configFile)).stdout).toMatch(/^\S+ {2}\+300 {2}cli {2}ticket-77\n$/);
     expect((await tollgate('accounts', 'top-ups', id, '--limit', '0', '--config', configFile)).code).toBe(2);
+  });
+
+  it('debits a balance (a correction), never below zero; the history shows it signed', async () => {
+    const id = JSON.parse((await tollgate('accounts', 'create', '--plan', 'paid', '--json', '--config', configFile)).stdout).id as string;
+    expect((await tollgate('accounts', 'credits', id, '5000', '--config', configFile)).code).toBe(0);
+    const debit = await tollgate('accounts', 'debit', id, '1200', '--config', configFile);
+    expect(debit.code).toBe(0);
+    expect(debit.stdout).toMatch(/balance 3800 \(-1200\)/);
+    const tooMuch = await tollgate('accounts', 'debit', id, '3801', '--config', configFile);
+    expect(tooMuch.code).toBe(1);
+    expect(tooMuch.stderr).toMatch(/has 3800 credits to spare .*a correction of -3801 would take it below zero/);
+    const keyed = await tollgate('accounts', 'debit', id, '800', '--idempotency-key', 'refund-9', '--config', configFile);
+    expect(keyed.stdout).toMatch(/balance 3000 \(-800\)/);
+    expect((await tollgate('accounts', 'debit', id, '800', '--idempotency-key', 'refund-9', '--config', configFile)).stdout).toMatch(/balance 3000 \(the -800 under this key were made before\)/);
+    // The same key for a top-up of that size is another amount: refused.
+    const flipped = await tollgate('accounts', 'credits', id, '800', '--idempotency-key', 'refund-9', '--config', configFile);
+    expect(flipped.code).toBe(1);
+    expect(flipped.stderr).toMatch(/top-up of -800 credits, not 800/);
+    expect((await tollgate('accounts', 'debit', id, '-5', '--config', configFile)).code).toBe(2);
+    expect((await tollgate('accounts', 'top-ups', id, '--config', configFile)).stdout).toMatch(/ -800 {2}cli {2}refund-9\n.* -1200 {2}cli\n.* \+5000 {2}cli\n$/s);
+    expect(JSON.parse((await tollgate('accounts', 'show', id, '--json', '--config', configFile)).stdout).balance).toBe(3000);
   });
 
   it('an --idempotency-key top-up is counted by one process: two at once add once; beside a running server it is refused', async () => {

@@ -44,6 +44,9 @@ const USAGE = `Usage: tollgate <command> [options]
                                                      top up the prepaid balance by AMOUNT credits;
                                                      with K, at most once per K and account in 24 h
                                                      (embedded limiter: not beside a running server)
+  accounts debit ACCOUNT AMOUNT [--idempotency-key K] [--json]
+                                                     take AMOUNT credits back from the balance (a
+                                                     correction, a refund), never below zero
   accounts top-ups ACCOUNT [--limit N] [--json]      the balance's history: each top-up, newest
                                                      first (100 unless --limit, at most 1000)
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
@@ -107,6 +110,7 @@ const ARITY: Record<string, number> = {
   'accounts show': 3,
   'accounts update': 3,
   'accounts credits': 4,
+  'accounts debit': 4,
   'accounts top-ups': 3,
   'accounts suspend': 3,
   'accounts unsuspend': 3,
@@ -120,6 +124,11 @@ const ARITY: Record<string, number> = {
   models: 1,
   'config check': 3,
 };
+
+/** A balance change as the history shows it: +500, -200. */
+function signed(credits: number): string {
+  return credits > 0 ? `+${credits}` : String(credits);
+}
 
 function config(values: Values, path?: string): Config {
   // Digits only: Number('') is 0, which would have listened on a random port.
@@ -321,18 +330,20 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       });
     }
-    case 'accounts credits': {
+    case 'accounts credits':
+    case 'accounts debit': {
       const id = arg(positionals, 2, 'ACCOUNT');
       const text = arg(positionals, 3, 'AMOUNT');
-      // The admin API's bounds: a whole number of credits, 1 to 10^15.
-      const amount = /^[1-9]\d{0,15}$/.test(text) ? Number(text) : Number.NaN;
-      if (!(amount <= 1e15)) throw new UsageError(`AMOUNT must be a whole number of credits from 1 to 1000000000000000, not '${text}'`);
+      // The admin API's bounds: a whole number of credits, 1 to 10^15 (a debit: taken away).
+      const size = /^[1-9]\d{0,15}$/.test(text) ? Number(text) : Number.NaN;
+      if (!(size <= 1e15)) throw new UsageError(`AMOUNT must be a whole number of credits from 1 to 1000000000000000, not '${text}'`);
+      const amount = name === 'accounts debit' ? -size : size;
       const key = values['idempotency-key'];
       if (key !== undefined && !idempotencyKeyPattern.test(key)) throw new UsageError('--idempotency-key: 1 to 255 printable ASCII characters');
       return withServices(values, async (s) => {
         if (key === undefined) {
           const a = await s.accounts.addCredits(id, amount, 'cli');
-          print(values, accountView(a), `${a.id}  balance ${a.balance} (+${amount})`);
+          print(values, accountView(a), `${a.id}  balance ${a.balance} (${signed(amount)})`);
           return 0;
         }
         // The embedded limiter counts in the serving process's memory: a key this command checked
@@ -354,7 +365,9 @@ async function run(argv: string[]): Promise<number> {
           }
         }
         const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key, 'cli');
-        const line = replayed ? `${a.id}  balance ${a.balance} (the ${amount} under this key were added before)` : `${a.id}  balance ${a.balance} (+${amount})`;
+        const line = replayed
+          ? `${a.id}  balance ${a.balance} (the ${signed(amount)} under this key were made before)`
+          : `${a.id}  balance ${a.balance} (${signed(amount)})`;
         print(values, { ...accountView(a), replayed }, line);
         return 0;
       });
@@ -365,7 +378,7 @@ async function run(argv: string[]): Promise<number> {
       return withServices(values, async (s) => {
         const id = arg(positionals, 2, 'ACCOUNT');
         const rows = await s.accounts.topUpHistory(id, limit);
-        const line = (t: (typeof rows)[number]) => `${t.createdAt}  +${t.credits}  ${t.source}${t.reference === null ? '' : `  ${t.reference}`}`;
+        const line = (t: (typeof rows)[number]) => `${t.createdAt}  ${signed(t.credits)}  ${t.source}${t.reference === null ? '' : `  ${t.reference}`}`;
         print(values, { object: 'list', data: rows }, rows.map(line).join('\n') || `no top-ups for ${id}`);
         return 0;
       });

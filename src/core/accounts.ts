@@ -4,7 +4,7 @@ import type { Clock } from '../lib/clock.js';
 import type { IdGenerator } from '../lib/ids.js';
 import { CounterOverflowError, DuplicateReservationError } from '../storage/counter-ops.js';
 import type { Account, AccountListQuery, AccountStore, TopUp, TopUpSource, TopUpStore } from '../storage/ports.js';
-import { TopUpLapsedError, type Balances } from './balances.js';
+import { BalanceTooLowError, TopUpLapsedError, type Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
 
 /** An account as the APIs show it: with its prepaid balance, which lives in the counter store. */
@@ -142,6 +142,7 @@ export class AccountService {
     try {
       balance = await this.balances.add(id, amount);
     } catch (err) {
+      if (err instanceof TopUpLapsedError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
       throw overflowError(err);
     }
     await this.recordTopUp({ accountId: id, credits: amount, source, reference: null }).catch((err: unknown) => this.onRecordFailed(err));
@@ -192,8 +193,14 @@ export class AccountService {
   }
 }
 
-/** Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits). */
+/**
+ * Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits), or a
+ * correction would take it below zero.
+ */
 function overflowError(err: unknown): unknown {
+  if (err instanceof BalanceTooLowError) {
+    return new GatewayError('balance_too_low', { vars: { id: err.accountId, balance: err.value, amount: err.amount }, param: 'amount' });
+  }
   if (!(err instanceof CounterOverflowError)) return err;
   return new GatewayError('invalid_request', {
     vars: { detail: `a balance holds at most ${Number.MAX_SAFE_INTEGER} credits; this one holds ${err.value}` },

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DuplicateReservationError } from '../storage/counter-ops.js';
 import type { CounterStore } from '../storage/counters.js';
 import { MemoryCounterStore } from '../storage/memory/counters.js';
-import { Balances, TOP_UP_KEY_MEMORY_MS, TopUpLapsedError } from './balances.js';
+import { BalanceTooLowError, Balances, TOP_UP_KEY_MEMORY_MS, TopUpLapsedError } from './balances.js';
 
 function setup(store: CounterStore = new MemoryCounterStore()) {
   let now = Date.parse('2026-12-05T12:00:00Z');
@@ -91,5 +91,44 @@ describe('Balances.addOnce', () => {
       else expect(r.value).toMatchObject({ outcome: expect.stringMatching(/^(added|replayed)$/), balance: 300 });
     }
     expect(await balances.get('acct_a')).toBe(300);
+  });
+});
+
+describe('a correction (a negative amount)', () => {
+  it('takes credits away, never below zero, counting what requests in flight hold', async () => {
+    const { balances, store } = setup();
+    await balances.add('acct_a', 1000);
+    expect(await balances.add('acct_a', -300)).toBe(700);
+    // A request holds 500 of the 700 (as the meter reserves a worst case): 200 can be taken.
+    const held = await store.reserve('req-1', [{ key: 'tg:{acct_a}:balance', amount: -500, min: 0, settle: 'actual', expiresAt: null }], Date.now() + 60_000, Date.now());
+    expect(held.ok).toBe(true);
+    await expect(balances.add('acct_a', -201)).rejects.toBeInstanceOf(BalanceTooLowError);
+    await expect(balances.add('acct_a', -201)).rejects.toMatchObject({ value: 200, amount: -201 });
+    expect(await balances.add('acct_a', -200)).toBe(0);
+    // The request settles for less than it held: the rest comes back to the balance.
+    expect(await store.settle('req-1', 120)).toBe(true);
+    expect(await balances.get('acct_a')).toBe(380);
+  });
+
+  it('under an idempotency key: once, a replay after, and the key told apart from a top-up of the same size', async () => {
+    const { balances } = setup();
+    await balances.add('acct_a', 1000);
+    expect(await balances.addOnce('acct_a', -400, 'refund-1')).toEqual({ outcome: 'added', balance: 600 });
+    expect(await balances.addOnce('acct_a', -400, 'refund-1')).toEqual({ outcome: 'replayed', balance: 600 });
+    expect(await balances.addOnce('acct_a', 400, 'refund-1')).toEqual({ outcome: 'reused', amount: -400 });
+    expect(await balances.addOnce('acct_a', 400, 'order-1')).toEqual({ outcome: 'added', balance: 1000 });
+    expect(await balances.addOnce('acct_a', -400, 'order-1')).toEqual({ outcome: 'reused', amount: 400 });
+    // The largest correction, and one the balance cannot spare: nothing taken, nothing of the key kept.
+    await expect(balances.addOnce('acct_a', -1e15, 'big')).rejects.toBeInstanceOf(BalanceTooLowError);
+    expect(await balances.addOnce('acct_a', -1000, 'big')).toEqual({ outcome: 'added', balance: 0 });
+  });
+
+  it('of 50 concurrent corrections of 100 from a balance of 1,000, ten are made', async () => {
+    const { balances } = setup();
+    await balances.add('acct_a', 1000);
+    const results = await Promise.allSettled(Array.from({ length: 50 }, () => balances.add('acct_a', -100)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
+    expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof BalanceTooLowError)).toHaveLength(40);
+    expect(await balances.get('acct_a')).toBe(0);
   });
 });

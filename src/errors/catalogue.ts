@@ -171,6 +171,12 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: 'A top-up with this Idempotency-Key is being applied right now. Retry in a moment to see its result.',
   },
+  balance_too_low: {
+    status: 409,
+    type: 'invalid_request_error',
+    message: "Account '{id}' has {balance} credits to spare (its balance, less what requests in flight hold): a correction of {amount} would take it below zero, so nothing was taken.",
+    retry: false,
+  },
   idempotency_key_reused: {
     status: 422,
     type: 'invalid_request_error',

@@ -219,9 +219,15 @@ describe('web app in Chromium', () => {
     // The operator tops the balance up: the page lists it.
     expect(await page.locator(byTest('top-up')).count()).toBe(0);
     await t.admin('POST', `/accounts/${session.account.id}/credits`, { amount: 1_000_000 });
+    // And corrects it: a negative amount, shown as taken back.
+    await t.admin('POST', `/accounts/${session.account.id}/credits`, { amount: -200_000 });
     await page.click(byTest('nav-usage'));
     await page.click(byTest('nav-billing'));
-    await expect.poll(() => page.locator(byTest('top-up')).allTextContents()).toEqual([expect.stringMatching(/\+1,000,000Added by the operator$/)]);
+    await expect.poll(() => page.locator(byTest('top-up')).allTextContents()).toEqual([
+      expect.stringMatching(/-200,000Taken back by the operator$/),
+      expect.stringMatching(/\+1,000,000Added by the operator$/),
+    ]);
+    expect(await page.getAttribute(byTest('balance'), 'data-value')).toBe('800000');
     await shot('billing');
     expect(cspViolations).toEqual([]);
   }, 120_000);

@@ -113,7 +113,9 @@ describe('accounts', () => {
     expect((await t.admin('POST', '/accounts', { email: 'ops@corp' })).status).toBe(201);
     expect((await t.admin('POST', '/accounts', { colour: 'red' })).body.error).toMatchObject({ code: 'invalid_request', param: 'colour' });
     const { accountId } = await t.newAccount();
-    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -5 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 0 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    // A negative amount is a correction: an empty balance has nothing to spare.
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -5 })).body.error).toMatchObject({ code: 'balance_too_low', param: 'amount' });
     expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1.5 })).status).toBe(400);
     // Ten top-ups of the largest amount pass 2^53: refused with a 400, not rounded into the balance.
     for (let i = 0; i < 9; i++) expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1e15 })).status).toBe(200);
@@ -220,7 +222,35 @@ describe('top-ups under an Idempotency-Key', () => {
     expect(await balance(accountId)).toBe(10);
     // An unknown account is 404 with a key too, and the amount is checked first.
     expect((await topUp('acct_missing', 10, 'x')).body.error.code).toBe('account_not_found');
-    expect((await topUp(accountId, -1, 'y')).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+    expect((await topUp(accountId, 0, 'y')).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
+  });
+
+  it('takes credits back with a negative amount (a correction), never below zero, kept in the history signed', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 5000 });
+    const corrected = await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -1200 });
+    expect(corrected.status).toBe(200);
+    expect(corrected.body.balance).toBe(3800);
+    const refused = await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -3801 });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: 'balance_too_low', param: 'amount', message: expect.stringContaining('has 3800 credits to spare') });
+    expect(refused.headers.get('x-should-retry')).toBe('false');
+    expect(await balance(accountId)).toBe(3800);
+    // Under a key: once.
+    expect((await topUp(accountId, -800, 'refund-1')).body.balance).toBe(3000);
+    expect((await topUp(accountId, -800, 'refund-1')).headers.get('idempotent-replayed')).toBe('true');
+    expect((await topUp(accountId, 800, 'refund-1')).body.error).toMatchObject({ code: 'idempotency_key_reused' });
+    expect(await balance(accountId)).toBe(3000);
+    // The account still spends what is left.
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 });
+    expect(await balance(accountId)).toBe(3000 - 12);
+    const history = (await t.admin('GET', `/accounts/${accountId}/top-ups`)).body.data;
+    expect(history.map((h: { credits: number; reference: string | null }) => [h.credits, h.reference])).toEqual([
+      [-800, 'refund-1'],
+      [-1200, null],
+      [5000, null],
+    ]);
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -1e15 - 1 })).body.error).toMatchObject({ code: 'invalid_request', param: 'amount' });
   });
 });
 

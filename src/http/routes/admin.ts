@@ -34,7 +34,10 @@ const listAccounts = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a password needs the account to have an email to sign in with' }, param: 'password' });
-const topUp = z.strictObject({ amount: z.number().int().positive().max(1e15) });
+// A negative amount is an operator's correction (a mistyped top-up, a refund): never below zero.
+const topUp = z.strictObject({
+  amount: z.number().int().min(-1e15).max(1e15).refine((n) => n !== 0, { message: 'must not be 0: a top-up adds credits, a negative amount takes them away' }),
+});
 const topUpsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 const keysQuery = z.strictObject({ revoked: z.enum(['true', 'false']).optional() });
 const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });

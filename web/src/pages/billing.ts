@@ -242,7 +242,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
             <thead><tr><th scope="col">Date</th><th scope="col" class="num">Credits</th><th scope="col">From</th></tr></thead>
             <tbody>
               ${billing.topUps.map(
-                (t) => html`<tr data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">+${fmt(t.credits)}</td><td>${SOURCE[t.source] ?? t.source}</td></tr>`,
+                (t) => html`<tr data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">${t.credits > 0 ? '+' : ''}${fmt(t.credits)}</td><td>${t.credits < 0 ? 'Taken back by the operator' : (SOURCE[t.source] ?? t.source)}</td></tr>`,
               )}
             </tbody>
           </table></div>
