@@ -67,6 +67,15 @@ export class WebSessions {
     reply.header('set-cookie', cookies);
   }
 
+  /**
+   * After a password change: every session of the account ends (a device signed in with the old
+   * password, perhaps someone else's), and this browser gets a new one.
+   */
+  async restart(reply: FastifyReply, accountId: string): Promise<string> {
+    await this.epochs.end(accountId);
+    return this.start(reply, accountId);
+  }
+
   /** Signs out: the account's sessions end everywhere (not just this cookie), and the cookies go. */
   async end(reply: FastifyReply, accountId: string | undefined): Promise<void> {
     // The cookies go first: with the limiter down the epoch cannot move (503), but this browser

@@ -655,6 +655,33 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('the account link leads to the Account page, where the password changes given the current one (also on a phone)', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'account@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.click(byTest('nav-account'));
+    await page.waitForURL(/\/app\/account$/);
+    expect(await page.textContent(byTest('account-email'))).toBe('account@example.com');
+    expect(await page.title()).toMatch(/^Account/);
+    await page.fill(byTest('current-password'), 'not the password');
+    await page.fill(byTest('new-password'), 'a longer new password');
+    await page.click(byTest('change-password'));
+    await page.locator(`${byTest('error-message')}[data-code="invalid_request"]`).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))).toBe('current-password');
+    await page.fill(byTest('current-password'), 'correct horse battery');
+    await page.click(byTest('change-password'));
+    await page.locator(byTest('password-changed')).waitFor();
+    expect(await page.inputValue(byTest('new-password'))).toBe('');
+    // Still signed in, with the session the change issued: the next call passes its CSRF check.
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), 'after');
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
+    await page.context().close();
+    // Signing in with it (and not with the old one): test/e2e/web-api.test.ts 'password'.
+  }, 60_000);
+
   it("says why a model is unavailable: the plan's reach, or no provider on this gateway", async () => {
     const t = await gateway();
     const page = await signUp(t, 'reach@example.com', 'correct horse battery');

@@ -199,6 +199,10 @@ describe('web app in Chromium', () => {
     await page.locator(byTest('usage-chart')).waitFor();
     await expect.poll(async () => page.locator(`${byTest('usage-row')}[data-surface="api"]`).count()).toBeGreaterThan(0);
     expect(await page.locator(`${byTest('usage-row')}[data-surface="playground"]`).count()).toBeGreaterThanOrEqual(10);
+    // Each API row names the key that made it.
+    const apiRow = page.locator(`${byTest('usage-row')}[data-surface="api"]`).first();
+    expect(await apiRow.locator(byTest('usage-key')).textContent()).toMatch(/^· \S/);
+    expect(await page.locator(`${byTest('usage-row')}[data-surface="playground"] ${byTest('usage-key')}`).count()).toBe(0);
     await shot('usage');
 
     // Billing: a payment method makes the plan paid.

@@ -827,7 +827,7 @@ describe('keys and usage are per account', () => {
     expect(usageA.body).toEqual({ day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), days: [], records: [] });
     const usageB = await bAcc.b.json('/app/api/usage');
     expect(usageB.body.records).toHaveLength(1);
-    expect(usageB.body.records[0]).toMatchObject({ accountId: bAcc.account.id, model: 'text-embedding-3-small', surface: 'api' });
+    expect(usageB.body.records[0]).toMatchObject({ accountId: bAcc.account.id, model: 'text-embedding-3-small', surface: 'api', keyId: bKey.id, keyName: 'b-key' });
     // Which provider served it is the operator's routing (the admin API shows it), not the account's to see.
     expect(usageB.body.records[0]).not.toHaveProperty('provider');
     expect((await t.admin('GET', `/usage?account=${bAcc.account.id}`)).body.data[0]).toMatchObject({ provider: 'openai' });
@@ -938,6 +938,41 @@ describe('Playground', () => {
     expect(models.find((m: { id: string }) => m.id === 'dall-e-2')).toMatchObject({ available: true });
     expect(models.find((m: { id: string }) => m.id === 'dall-e-2')).not.toHaveProperty('unavailable');
     expect(models.find((m: { id: string }) => m.id === 'flux/dev/image-to-image')).toMatchObject({ available: false, unavailable: 'plan' });
+  });
+});
+
+describe('password', () => {
+  it('changes it given the current one; every other session ends, this one goes on; the new one signs in', async () => {
+    const { b, email } = await signedUp();
+    const other = new Browser();
+    await other.session();
+    expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    const wrong = await b.json('/app/api/password', { method: 'POST', body: { current: 'not it', password: 'a new password' } });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error).toMatchObject({ code: 'invalid_request', param: 'current', message: expect.stringContaining('the current password is not right') });
+    expect((await b.json('/app/api/password', { method: 'POST', body: { current: PASSWORD, password: 'short' } })).body.error).toMatchObject({ param: 'password' });
+    // Without the CSRF token: refused, nothing changed.
+    expect((await b.json('/app/api/password', { method: 'POST', body: { current: PASSWORD, password: 'a new password' }, csrf: null })).status).toBe(403);
+    const changed = await b.json('/app/api/password', { method: 'POST', body: { current: PASSWORD, password: 'a new password' } });
+    expect(changed.status).toBe(200);
+    expect(changed.body.csrfToken).toEqual(expect.any(String));
+    // This browser goes on (its new cookie); the other device is signed out.
+    expect((await b.json('/app/api/keys')).status).toBe(200);
+    expect((await other.json('/app/api/keys')).status).toBe(401);
+    const again = new Browser();
+    await again.session();
+    expect((await again.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(401);
+    expect((await again.json('/app/api/signin', { method: 'POST', body: { email, password: 'a new password' } })).status).toBe(200);
+  });
+
+  it('counts wrong current passwords as sign-in attempts: guessing here is no faster than at sign-in', async () => {
+    const { b } = await signedUp();
+    const statuses: number[] = [];
+    for (let i = 0; i < 30 && !statuses.includes(429); i++) {
+      statuses.push((await b.json('/app/api/password', { method: 'POST', body: { current: `guess ${i}`, password: 'a new password' } })).status);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s === 400).length).toBeLessThan(30);
   });
 });
 

@@ -2,6 +2,7 @@ import { html, render } from 'htm/preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, onSessionChanged, onUnauthorized, setCsrfToken, setLoadedAccount, toApiError } from './api';
 import { Nav } from './components/nav';
+import { AccountPage } from './pages/account';
 import { BillingPage } from './pages/billing';
 import { KeysPage } from './pages/keys';
 import { PlaygroundPage } from './pages/playground';
@@ -18,6 +19,7 @@ const TITLES: Record<string, string> = {
   '/app/keys': 'API keys',
   '/app/usage': 'Usage',
   '/app/billing': 'Billing',
+  '/app/account': 'Account',
   '/app/signin': 'Sign in',
   '/app/signup': 'Sign up',
 };
@@ -154,6 +156,9 @@ function App() {
       break;
     case '/app/billing':
       page = html`<${BillingPage} onAccount=${patchAccount} />`;
+      break;
+    case '/app/account':
+      page = session.account ? html`<${AccountPage} account=${session.account} />` : null;
       break;
     default:
       page = html`<section class="page">

@@ -116,6 +116,8 @@ export interface UsageRecord {
   requestId: string;
   model: string;
   surface: 'api' | 'playground';
+  /** The name of the API key that made it (null: the Playground). */
+  keyName: string | null;
   promptTokens: number;
   outputTokens: number;
   credits: number;

@@ -36,6 +36,7 @@ const CREDENTIALS_BODY_LIMIT = 16 * 1024;
 
 const credentials = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(1024) });
 const signup = z.strictObject({ email: emailAddress, password: newPassword });
+const passwordChange = z.strictObject({ current: z.string().min(1).max(1024), password: newPassword });
 const chatBody = z.strictObject({
   model: z.string(),
   messages: z.array(z.unknown()),
@@ -170,6 +171,14 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       return { account: sessionAccountView(account) };
     });
 
+    app.post('/password', { bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {
+      const body = parseBody(passwordChange, req.body);
+      const { account } = signedIn(req);
+      await signin.changePassword(account, body.current, body.password, req.ip, req.id);
+      // The other sessions end; this one goes on under a new cookie (and CSRF token).
+      return { csrfToken: await web.restart(reply, account.id) };
+    });
+
     app.post('/signout', async (req, reply) => {
       await web.end(reply, req.web?.account.id);
       return reply.code(204).send();
@@ -299,11 +308,15 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const q = parseBody(usageQuery, req.query);
       const { account } = signedIn(req);
       const now = clock.now();
-      const [rows, records] = await Promise.all([
+      const [rows, records, keys] = await Promise.all([
         // Up to 366 days of every model on both surfaces: more than one page of the ledger's answer.
         allDaily(storage.ledger, { accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) }),
         storage.ledger.query({ accountId: account.id, limit: 100 }),
+        storage.keys.listByAccount(account.id),
       ]);
+      // Which key made each API request, by the name its owner gave it: an account with a key per
+      // app or teammate could not tell which one spent.
+      const keyNames = new Map(keys.map((k) => [k.id, k.name]));
       return {
         // The UTC day the range ends on: the page's "today" and the last bar of its chart. The
         // browser's own date is another day for a page read across midnight or on a clock that is off.
@@ -317,7 +330,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
           promptTokens: r.promptTokens,
           outputTokens: r.outputTokens,
         })),
-        records: records.map(accountUsageRecordView),
+        records: records.map((r) => ({ ...accountUsageRecordView(r), keyName: r.keyId === null ? null : (keyNames.get(r.keyId) ?? null) })),
       };
     });
 

@@ -25,7 +25,7 @@ const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'same-origin',
 };
-const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing'];
+const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing', '/app/account'];
 const PLAYGROUND = new Set(['/app', '/app/', '/app/playground']);
 
 const NOT_BUILT = `<!doctype html>

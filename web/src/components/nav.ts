@@ -23,7 +23,9 @@ export function Nav({ path, account, onSignOut }: { path: string; account: Accou
         </ul>
       </nav>
       <div class="account">
-        ${account && html`<span class="who" title=${account.email}>${account.email} <span class="plan-tag">${account.plan}</span></span>`}
+        ${account &&
+        html`<a class="who" href="/app/account" data-testid="nav-account" title=${`${account.email}: your account and password`}
+          aria-current=${active === '/app/account' ? 'page' : undefined}>${account.email} <span class="plan-tag">${account.plan}</span></a>`}
         <button type="button" class="btn btn-quiet" data-testid="signout" onClick=${onSignOut}>Sign out</button>
       </div>
     </header>

@@ -121,7 +121,7 @@ export function UsagePage() {
                     (r, i) => html`<tr key=${r.requestId || i} data-testid="usage-row" data-surface=${r.surface}>
                       <td>${fmtDate(r.createdAt)}</td>
                       <td>${r.model}</td>
-                      <td>${r.surface === 'playground' ? 'Playground' : 'API'}</td>
+                      <td>${r.surface === 'playground' ? 'Playground' : html`API${r.keyName !== null && html` <span class="muted small" data-testid="usage-key">· ${r.keyName}</span>`}`}</td>
                       <td class="num">${fmt(r.promptTokens)} / ${fmt(r.outputTokens)}</td>
                       <td class="num">${fmt(r.credits)}</td>
                       <td><span class=${`status ${r.status === 'ok' ? 'status-ok' : 'status-bad'}`}>${r.status}${r.httpStatus && r.status !== 'ok' ? ` (${r.httpStatus})` : ''}</span></td>
