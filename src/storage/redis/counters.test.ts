@@ -284,6 +284,20 @@ describe('redis counter store specifics', () => {
     await Promise.all([first.close(), second.close(), third.close()]);
   });
 
+  it("an instance that does not get the sweep's turn still forgets its own lapsed reservations", async () => {
+    const other = await fresh();
+    const store = openRedisCounterStore(server.url);
+    const mine = (store as unknown as { mine: Map<string, unknown> }).mine;
+    // Reservations this process never settled (a request whose settlement was lost for good):
+    // only its own sweep lets go of them, and every other instance holds the turn in its minutes.
+    for (let i = 0; i < 3; i++) await store.reserve(`own${i}`, [credits(`own${i}`, 10, 1000)], T0 + 1, T0);
+    expect(mine.size).toBe(3);
+    expect(await other.sweep(T0 + TTL, { onceEveryMs: 60_000 })).toBe(3);
+    expect(await store.sweep(T0 + TTL, { onceEveryMs: 60_000 })).toBe(0);
+    expect(mine.size).toBe(0);
+    await Promise.all([other.close(), store.close()]);
+  });
+
   it('a settlement whose reply was lost, sent again, answers settled and charges once', async () => {
     await admin.flushall();
     // A 150 ms command timeout, and Redis holding writes for 400 ms: the settle runs, its reply is too late.

@@ -311,6 +311,9 @@ export class RedisCounterStore implements CounterStore {
   async sweep(now: number, opts: { onceEveryMs?: number } = {}): Promise<number> {
     this.open();
     checkTime('now', now);
+    // This process's own lapsed reservations are forgotten here, turn or not: only its sweep does
+    // it, and with N instances it holds the turn about one minute in N.
+    for (const [id, r] of this.mine) if (r.expiresAt <= now) this.mine.delete(id);
     if (opts.onceEveryMs !== undefined && !(await this.claimSweep(opts.onceEveryMs))) return 0;
     const tags = new Set<string>();
     for await (const key of this.scan('tg:{*}:*exp')) {
@@ -323,7 +326,6 @@ export class RedisCounterStore implements CounterStore {
       const { resexp, cexp, resPrefix } = tagKeys(tag);
       dropped += (await this.call('tgSweep', 2, [resexp, cexp, String(now), resPrefix])) as number;
     }
-    for (const [id, r] of this.mine) if (r.expiresAt <= now) this.mine.delete(id);
     return dropped;
   }
 
