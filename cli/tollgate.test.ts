@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
+import { chatStreamFixture, startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
 import { openSqliteStorage } from '../src/storage/sqlite/index.js';
 
 // Each `tollgate` run is a fresh node process loading the whole app (~0.5 s on this machine, several
@@ -302,6 +302,40 @@ describe('tollgate CLI', () => {
       await new Promise((r) => setTimeout(r, 2_500)); // a heartbeat: nothing more arrives
       expect((await (await fetch(`${server.url}/admin/v1/accounts/${id}`, { headers: { authorization: 'Bearer adm' } })).json()).balance).toBe(800);
     } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it('a debit beside a running server is refused: the server holds the balance and what its requests in flight hold', async () => {
+    const id = JSON.parse((await tollgate('accounts', 'create', '--plan', 'paid', '--json', '--config', configFile)).stdout).id as string;
+    const key = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout).key as string;
+    expect((await tollgate('accounts', 'credits', id, '6000', '--config', configFile)).code).toBe(0);
+    const server = await serve();
+    let release = () => {};
+    try {
+      // A request that may cost up to 4,800 credits (4,000 output tokens at 1.2), held mid-stream,
+      // then answered as long as it could be.
+      const events = chatStreamFixture.map((e) => e.replace('"completion_tokens":7,"total_tokens":19', '"completion_tokens":4000,"total_tokens":4012'));
+      upstream.enqueue({ kind: 'sse', events, holdBeforeIndex: 2, release: new Promise<void>((r) => (release = r)) });
+      const answer = fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 4000, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      while (upstream.inFlight === 0) await new Promise((r) => setTimeout(r, 20));
+      // The file says 6,000; the server has 6,000 less the 4,800 held. Taken from the file, the
+      // debit reached the server's memory on its heartbeat, and the balance ended at about −800.
+      const debit = await tollgate('accounts', 'debit', id, '2000', '--config', configFile);
+      expect(debit.code).toBe(1);
+      expect(debit.stderr).toMatch(/serving from .*: send this correction through its admin API/);
+      await new Promise((r) => setTimeout(r, 2_500)); // a heartbeat
+      release();
+      await (await answer).text();
+      const balance = (await (await fetch(`${server.url}/admin/v1/accounts/${id}`, { headers: { authorization: 'Bearer adm' } })).json()).balance as number;
+      expect(balance).toBeGreaterThanOrEqual(0);
+      expect(balance).toBeGreaterThan(1000);
+    } finally {
+      release();
       expect(await server.stop()).toBe(0);
     }
   }, 60_000);

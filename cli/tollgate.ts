@@ -47,6 +47,7 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts debit ACCOUNT AMOUNT [--idempotency-key K] [--json]
                                                      take AMOUNT credits back from the balance (a
                                                      correction, a refund), never below zero
+                                                     (embedded limiter: not beside a running server)
   accounts top-ups ACCOUNT [--limit N] [--json]      the balance's history: each top-up, newest
                                                      first (100 unless --limit, at most 1000)
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
@@ -341,28 +342,32 @@ async function run(argv: string[]): Promise<number> {
       const key = values['idempotency-key'];
       if (key !== undefined && !idempotencyKeyPattern.test(key)) throw new UsageError('--idempotency-key: 1 to 255 printable ASCII characters');
       return withServices(values, async (s) => {
-        if (key === undefined) {
-          const a = await s.accounts.addCredits(id, amount, 'cli');
-          print(values, accountView(a), `${a.id}  balance ${a.balance} (${signed(amount)})`);
-          return 0;
-        }
         // The embedded limiter counts in the serving process's memory: a key this command checked
         // against the file missed a top-up the server had not applied from its pending log yet, and
         // one this command made reached the server's memory only on its next heartbeat (2 s) — each
-        // way the same key added twice. Holding the file's lease, this process is the only one
-        // counting from it: it replays what a server left in the log, a second command waits for
-        // it, and a running server refuses it (its admin API takes the key instead).
-        if (s.counters instanceof SqliteCounterStore) {
+        // way the same key added twice. A debit checked against the file the same way missed what
+        // the server's requests in flight hold (its memory only), and took the balance below zero
+        // there. Holding the file's lease, this process is the only one counting from it: it
+        // replays what a server left in the log, a second command waits for it, and a running
+        // server refuses it (its admin API takes the key, or the debit, instead). A plain top-up
+        // needs none of that: added to whatever the server holds, it is right in any order.
+        if ((key !== undefined || amount < 0) && s.counters instanceof SqliteCounterStore) {
           try {
             await s.counters.claimServer();
           } catch (err) {
             if (!(err instanceof DatabaseInUseError)) throw err;
-            process.stderr.write(
-              `error: a Tollgate server (pid ${err.holder.pid} on ${err.holder.host}) is serving from ${err.path}: send this top-up through its admin API ` +
-                `(POST /admin/v1/accounts/${id}/credits with the header Idempotency-Key), which checks the key against the balance it holds; nothing was added\n`,
-            );
+            const how =
+              amount < 0
+                ? `correction through its admin API (POST /admin/v1/accounts/${id}/credits with a negative amount), which checks it against the balance it holds; nothing was taken`
+                : `top-up through its admin API (POST /admin/v1/accounts/${id}/credits with the header Idempotency-Key), which checks the key against the balance it holds; nothing was added`;
+            process.stderr.write(`error: a Tollgate server (pid ${err.holder.pid} on ${err.holder.host}) is serving from ${err.path}: send this ${how}\n`);
             return 1;
           }
+        }
+        if (key === undefined) {
+          const a = await s.accounts.addCredits(id, amount, 'cli');
+          print(values, accountView(a), `${a.id}  balance ${a.balance} (${signed(amount)})`);
+          return 0;
         }
         const { account: a, replayed } = await s.accounts.addCreditsOnce(id, amount, key, 'cli');
         const line = replayed
