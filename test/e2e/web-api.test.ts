@@ -942,9 +942,24 @@ describe('Playground', () => {
 });
 
 describe('password', () => {
+  // Its own gateway: these count sign-in attempts, which the shared one's other tests make from the
+  // same address within the same minute.
+  let g: TestGateway;
+  beforeAll(async () => {
+    g = await startTestGateway({ config: { web: { signupsPerHour: 100_000 } } });
+  });
+  afterAll(async () => g?.close());
+  const signedUpHere = async (email: string) => {
+    const b = new Browser(g.url);
+    await b.session();
+    expect((await b.json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(201);
+    return b;
+  };
+
   it('changes it given the current one; every other session ends, this one goes on; the new one signs in', async () => {
-    const { b, email } = await signedUp();
-    const other = new Browser();
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const other = new Browser(g.url);
     await other.session();
     expect((await other.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
     const wrong = await b.json('/app/api/password', { method: 'POST', body: { current: 'not it', password: 'a new password' } });
@@ -959,14 +974,14 @@ describe('password', () => {
     // This browser goes on (its new cookie); the other device is signed out.
     expect((await b.json('/app/api/keys')).status).toBe(200);
     expect((await other.json('/app/api/keys')).status).toBe(401);
-    const again = new Browser();
+    const again = new Browser(g.url);
     await again.session();
     expect((await again.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(401);
     expect((await again.json('/app/api/signin', { method: 'POST', body: { email, password: 'a new password' } })).status).toBe(200);
   });
 
   it('counts wrong current passwords as sign-in attempts: guessing here is no faster than at sign-in', async () => {
-    const { b } = await signedUp();
+    const b = await signedUpHere(freshEmail());
     const statuses: number[] = [];
     for (let i = 0; i < 30 && !statuses.includes(429); i++) {
       statuses.push((await b.json('/app/api/password', { method: 'POST', body: { current: `guess ${i}`, password: 'a new password' } })).status);
