@@ -24,8 +24,8 @@ beforeAll(async () => {
     limiter: { url: redis.url, onUnavailable: 'closed' as const },
     metering: { reservationTtlMs: 2000, renewEveryMs: 300 },
   };
-  // Each request waits 400 ms on the upstream: they settle while PostgreSQL is down.
-  [a, b] = await Promise.all([startTestGateway({ config, upstreamDelayMs: 400 }), startTestGateway({ config, upstreamDelayMs: 400 })]);
+  // Each request waits a second on the upstream: they settle while PostgreSQL is down.
+  [a, b] = await Promise.all([startTestGateway({ config, upstreamDelayMs: 1000 }), startTestGateway({ config, upstreamDelayMs: 1000 })]);
 }, 60_000);
 
 afterAll(async () => {
@@ -47,7 +47,14 @@ it('loses no record and no charge of the requests that settled while it was down
   const warm = await Promise.all([chat(a), chat(b)]);
   expect(warm.map((r) => r.status)).toEqual([200, 200]);
   const pending = Array.from({ length: 100 }, (_, i) => chat(i % 2 ? a : b));
-  await sleep(150);
+  // PostgreSQL goes once every request is past its key check, at the upstream. A fixed 150 ms was
+  // not always enough on a loaded machine: an instance whose requests reached the check later read
+  // the credentials version (due every keys.cacheTtlMs) from the restarting database, and answered
+  // all of them 503 storage_unavailable, as it should — keys are not served unchecked — which is
+  // not what this test is about.
+  const arrived = () => a.openai.requests.length + b.openai.requests.length;
+  for (const deadline = Date.now() + 10_000; arrived() < warm.length + 100 && Date.now() < deadline; ) await sleep(10);
+  expect(arrived()).toBe(warm.length + 100);
   await postgres.restart(2000);
   const answered = await Promise.all(pending);
   expect(answered.map((r) => r.status)).toEqual(answered.map(() => 200));
