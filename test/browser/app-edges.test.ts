@@ -328,6 +328,13 @@ describe('web app edges in Chromium', () => {
     await page.click(byTest('create-key'));
     await page.locator(byTest('new-secret')).waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    // The keys table's row is a card here: nothing of it off to the right (Revoke sat at x = 728
+    // of a table 803 px wide), the cells labelled.
+    const row = page.locator(byTest('key-row')).first();
+    const revoke = (await row.locator(byTest('revoke')).boundingBox())!;
+    expect(revoke.x + revoke.width).toBeLessThanOrEqual(375);
+    expect(await page.locator('.keys-table').evaluate((t) => t.closest('.table-scroll')!.scrollWidth <= t.closest('.table-scroll')!.clientWidth)).toBe(true);
+    expect(await row.locator(byTest('key-status')).evaluate((td) => getComputedStyle(td, '::before').content)).toBe('"Status: "');
     await page.context().close();
   }, 60_000);
 

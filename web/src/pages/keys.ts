@@ -71,13 +71,13 @@ function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyT
     <tbody>
       ${keys.map(
         (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
-          <td><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
-          <td>${k.name || html`<span class="muted">unnamed</span>`}
+          <td data-label="Prefix"><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
+          <td data-label="Name">${k.name || html`<span class="muted">unnamed</span>`}
             <div class="small muted" title=${fmtDate(k.createdAt)}>created ${fmtDate(k.createdAt, '—', false)}</div></td>
-          <td>${fmtDate(k.lastUsedAt, 'Never')}</td>
-          <td><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
-          <td class="access-cell"><${AccessCell} k=${k} models=${models} onSaved=${load} onError=${setError} /></td>
-          <td data-testid="key-status">${k.revokedAt
+          <td data-label="Last used">${fmtDate(k.lastUsedAt, 'Never')}</td>
+          <td data-label="Credit limit"><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
+          <td class="access-cell" data-label="Access"><${AccessCell} k=${k} models=${models} onSaved=${load} onError=${setError} /></td>
+          <td data-testid="key-status" data-label="Status">${k.revokedAt
             ? html`<span class="status status-bad" title=${fmtDate(k.revokedAt)}>Revoked</span>`
             : expired(k)
               ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
