@@ -142,8 +142,7 @@ export class AccountService {
     try {
       balance = await this.balances.add(id, amount);
     } catch (err) {
-      if (err instanceof TopUpLapsedError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
-      throw overflowError(err);
+      throw topUpError(err);
     }
     await this.recordTopUp({ accountId: id, credits: amount, source, reference: null }).catch((err: unknown) => this.onRecordFailed(err));
     return { ...account, balance };
@@ -163,8 +162,7 @@ export class AccountService {
       if (err instanceof DuplicateReservationError) {
         throw new GatewayError('idempotency_key_in_use', { cause: err, headers: { 'retry-after': '1' } });
       }
-      if (err instanceof TopUpLapsedError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
-      throw overflowError(err);
+      throw topUpError(err);
     }
     if (result.outcome === 'reused') {
       throw new GatewayError('idempotency_key_reused', { vars: { previous: result.amount, amount }, param: 'Idempotency-Key' });
@@ -194,10 +192,12 @@ export class AccountService {
 }
 
 /**
- * Nothing was added: the balance would pass what it holds exactly (2^53 − 1 credits), or a
- * correction would take it below zero.
+ * Why a top-up or a correction changed nothing, as the caller is answered: its hold lapsed before
+ * it was settled (the limiter stalled: retry), the balance would pass what it holds exactly
+ * (2^53 − 1 credits), or a correction would take it below zero. Anything else as it is.
  */
-function overflowError(err: unknown): unknown {
+function topUpError(err: unknown): unknown {
+  if (err instanceof TopUpLapsedError) return new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
   if (err instanceof BalanceTooLowError) {
     return new GatewayError('balance_too_low', { vars: { id: err.accountId, balance: err.value, amount: err.amount }, param: 'amount' });
   }

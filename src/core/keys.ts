@@ -111,14 +111,14 @@ export class KeyService {
    * that started before a clear is not shared with callers after it: it may hold the old state.
    */
   private lookup(hash: string, now: number): Promise<CacheEntry | null> {
+    const generation = this.generation;
     const flying = this.lookups.get(hash);
-    if (flying && flying.generation === this.generation) return flying.read;
-    const flight = { generation: this.generation } as { generation: number; read: Promise<CacheEntry | null> };
-    flight.read = this.read(hash, now, flight.generation).finally(() => {
-      if (this.lookups.get(hash) === flight) this.lookups.delete(hash);
+    if (flying?.generation === generation) return flying.read;
+    const read = this.read(hash, now, generation).finally(() => {
+      if (this.lookups.get(hash)?.read === read) this.lookups.delete(hash);
     });
-    this.lookups.set(hash, flight);
-    return flight.read;
+    this.lookups.set(hash, { generation, read });
+    return read;
   }
 
   private async read(hash: string, now: number, generation: number): Promise<CacheEntry | null> {
