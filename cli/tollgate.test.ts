@@ -414,6 +414,27 @@ describe('tollgate CLI', () => {
     expect(rows.reduce((sum, r) => sum + r.credits, 0)).toBe(10_003);
     const text = await tollgate('usage', account, '--config', configFile);
     expect(text.stdout.trim().split('\n')).toHaveLength(10_003);
+
+    // Every record, more than one page of the store's answer (10,000), newest first, once each.
+    const records = JSON.parse((await tollgate('usage', account, '--records', '--json', '--config', configFile)).stdout) as { requestId: string; createdAt: string }[];
+    expect(records).toHaveLength(10_003);
+    expect(new Set(records.map((r) => r.requestId)).size).toBe(10_003);
+    expect(records.map((r) => r.createdAt)).toEqual(records.map((r) => r.createdAt).sort().reverse());
+    const csv = (await tollgate('usage', account, '--records', '--csv', '--from', '1990-01-02', '--to', '1990-01-04', '--config', configFile)).stdout;
+    expect(csv.split('\r\n')).toEqual([
+      'createdAt,requestId,accountId,keyId,model,surface,promptTokens,outputTokens,credits,status,httpStatus,provider',
+      `1990-01-03T12:00:00.000Z,r2text-embedding-3-small,${account},,text-embedding-3-small,api,1,1,1,ok,200,openai`,
+      `1990-01-03T12:00:00.000Z,r2gpt-4o-mini,${account},,gpt-4o-mini,api,1,1,1,ok,200,openai`,
+      `1990-01-02T12:00:00.000Z,r1gpt-4o-mini,${account},,gpt-4o-mini,api,1,1,1,ok,200,openai`,
+      '',
+    ]);
+    const daily = (await tollgate('usage', account, '--csv', '--from', '1990-01-03', '--to', '1990-01-04', '--config', configFile)).stdout;
+    expect(daily).toBe(
+      'day,accountId,model,surface,requests,promptTokens,outputTokens,credits\r\n' +
+        `1990-01-03,${account},gpt-4o-mini,api,1,1,1,1\r\n1990-01-03,${account},text-embedding-3-small,api,1,1,1,1\r\n`,
+    );
+    expect(JSON.parse((await tollgate('usage', account, '--records', '--json', '--from', '2999-01-01', '--config', configFile)).stdout)).toEqual([]);
+    expect((await tollgate('usage', account, '--records', '--from', '2999-01-01', '--config', configFile)).stdout).toBe(`no requests recorded for ${account} in the range\n`);
   });
 
   it("accounts show counts today's usage only, not records dated after today (as the admin API's account view)", async () => {
@@ -463,6 +484,22 @@ describe('tollgate CLI', () => {
     const backwards = await tollgate('usage', 'acct_any', '--from', '2026-12-06', '--to', '2026-12-01', '--config', configFile);
     expect(backwards.code).toBe(2);
     expect(backwards.stderr).toMatch(/--to \(2026-12-01\) must come after --from \(2026-12-06\): --to is exclusive/);
+    // Another command's option is refused, not ignored (this listed every account, free ones too),
+    // and the help shown is the command's own.
+    const foreign = await tollgate('accounts', 'list', '--plan', 'team', '--config', configFile);
+    expect(foreign.code).toBe(2);
+    expect(foreign.stdout).toBe('');
+    expect(foreign.stderr).toMatch(/^error: --plan is not an option of 'accounts list'\n\nUsage: tollgate accounts list \[--email E\]/);
+    expect(foreign.stderr).toContain('the next page: --before <last id>');
+    expect(foreign.stderr).not.toContain('keys create');
+    for (const [argv, option] of [[['keys', 'list', 'acct_x', '--plan', 'y'], '--plan'], [['models', '--port', '1'], '--port'], [['usage', 'acct_x', '--limit', '5'], '--limit'], [['config', 'check', configFile, '--json'], '--json']] as const) {
+      const r = await tollgate(...argv, '--config', configFile);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr).toContain(`error: ${option} is not an option of`);
+    }
+    const both = await tollgate('usage', 'acct_any', '--csv', '--json', '--config', configFile);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--csv and --json: choose one/);
     const email = await tollgate('accounts', 'create', '--email', 'not-an-email', '--config', configFile);
     expect(email.code).toBe(2);
     expect(email.stderr).toMatch(/--email: not an email address/);

@@ -26,10 +26,10 @@ import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { SqliteCounterStore } from '../src/storage/sqlite/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
-import { canonicalInstant, emptyRange } from '../src/storage/time.js';
+import { MAX_QUERY_LIMIT, canonicalInstant, emptyRange } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
-import type { KeyLimit, KeyPatch } from '../src/storage/ports.js';
-import { accountSummaryView, accountView, keyView, summariseDaily } from '../src/http/views.js';
+import type { KeyLimit, KeyPatch, Ledger, UsageQuery } from '../src/storage/ports.js';
+import { accountSummaryView, accountView, dailyUsageCsv, dailyUsageCsvHeader, keyView, summariseDaily, usageRecordCsv, usageRecordCsvHeader, usageRecordView } from '../src/http/views.js';
 
 const USAGE = `Usage: tollgate <command> [options]
 
@@ -71,7 +71,10 @@ const USAGE = `Usage: tollgate <command> [options]
   keys update KEY [--expires WHEN|never] [--models M,…|all] [--json]
                                                      change a key's expiry or models
   keys revoke KEY                                    revoke a key: its id (key_…) or its secret (tg-…)
-  usage ACCOUNT [--from DATE] [--to DATE] [--json]   an account's usage by day and model
+  usage ACCOUNT [--from DATE] [--to DATE] [--records] [--csv | --json]
+                                                     an account's usage by day and model; with
+                                                     --records, every request of the range (newest
+                                                     first, however many); --csv for spreadsheets
   models [--json]                                    the model catalog with prices in credits
   config check F                                     validate a config file
 
@@ -97,6 +100,8 @@ const options = {
   'payment-method': { type: 'boolean', default: false },
   'password-stdin': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  csv: { type: 'boolean', default: false },
+  records: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -104,27 +109,44 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositi
 
 class UsageError extends Error {}
 
-/** How many words each command takes, its name included. */
-const ARITY: Record<string, number> = {
-  serve: 1,
-  'accounts create': 2,
-  'accounts show': 3,
-  'accounts update': 3,
-  'accounts credits': 4,
-  'accounts debit': 4,
-  'accounts top-ups': 3,
-  'accounts suspend': 3,
-  'accounts unsuspend': 3,
-  'accounts list': 2,
-  'keys create': 3,
-  'keys list': 3,
-  'keys revoke': 3,
-  'keys limit': 4,
-  'keys update': 3,
-  usage: 2,
-  models: 1,
-  'config check': 3,
+/**
+ * Each command: how many words it takes, its name included, and the options it reads besides
+ * --config and --help. Another command's option is refused, not ignored: `accounts list --plan team`
+ * listed every account, free ones included, and exited 0.
+ */
+const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof options)[] }> = {
+  serve: { words: 1, options: ['port'] },
+  'accounts create': { words: 2, options: ['plan', 'email', 'password-stdin', 'json'] },
+  'accounts show': { words: 3, options: ['json'] },
+  'accounts update': { words: 3, options: ['plan', 'payment-method', 'json'] },
+  'accounts credits': { words: 4, options: ['idempotency-key', 'json'] },
+  'accounts debit': { words: 4, options: ['idempotency-key', 'json'] },
+  'accounts top-ups': { words: 3, options: ['limit', 'json'] },
+  'accounts suspend': { words: 3, options: ['reason', 'json'] },
+  'accounts unsuspend': { words: 3, options: ['json'] },
+  'accounts list': { words: 2, options: ['email', 'suspended', 'limit', 'before', 'json'] },
+  'keys create': { words: 3, options: ['name', 'credits', 'window', 'expires', 'models', 'json'] },
+  'keys list': { words: 3, options: ['json'] },
+  'keys revoke': { words: 3, options: ['json'] },
+  'keys limit': { words: 4, options: ['window', 'json'] },
+  'keys update': { words: 3, options: ['expires', 'models', 'json'] },
+  usage: { words: 2, options: ['from', 'to', 'records', 'csv', 'json'] },
+  models: { words: 1, options: ['json'] },
+  'config check': { words: 3, options: [] },
 };
+
+/** The lines of USAGE that describe `command` (its synopsis and what follows it), or all of USAGE. */
+function usageOf(command: string | undefined): string {
+  const lines = USAGE.split('\n');
+  const first = command === undefined ? -1 : lines.findIndex((l) => l.startsWith(`  ${command} `) || l === `  ${command}`);
+  if (first === -1) return USAGE;
+  let last = first + 1;
+  while (last < lines.length && /^ {6,}/.test(lines[last]!)) last++;
+  return `Usage: tollgate ${lines.slice(first, last).map((l) => l.slice(2)).join('\n       ')}\n\nEvery command takes --config F; tollgate --help lists them all.`;
+}
+
+/** The command being run, for a usage error's message (the command's own lines of the help). */
+let running: string | undefined;
 
 /** A balance change as the history shows it: +500, -200. */
 function signed(credits: number): string {
@@ -192,6 +214,36 @@ function print(values: Values, json: unknown, text: string): void {
   process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
 }
 
+/** Resolves once stdout took `text` (a pipe to `head` may close it early: then nothing more is written). */
+function write(text: string): Promise<void> {
+  return new Promise((done, fail) => process.stdout.write(text, (err) => (err ? fail(err) : done())));
+}
+
+/**
+ * Every ledger record of the range, newest first, written page by page: a month of a busy account
+ * is millions of records, which neither one answer of the store (10,000 at most) nor memory holds.
+ */
+async function writeRecords(ledger: Ledger, range: UsageQuery, values: Values): Promise<void> {
+  let before: string | undefined;
+  let first = true;
+  let written = 0;
+  if (values.csv) await write(usageRecordCsvHeader);
+  else if (values.json) await write('[');
+  do {
+    const page = await ledger.page({ ...range, limit: MAX_QUERY_LIMIT, ...(before !== undefined && { before }) });
+    const text = page.records.map((r) => {
+      if (values.csv) return usageRecordCsv(r);
+      if (values.json) return `${first ? ((first = false), '\n') : ',\n'}${JSON.stringify(usageRecordView(r))}`;
+      return `${r.createdAt}  ${r.model.padEnd(28)} ${r.surface.padEnd(10)} ${String(r.promptTokens).padStart(8)} in ${String(r.outputTokens).padStart(8)} out ${String(r.credits).padStart(10)} credits  ${r.status} ${r.requestId}\n`;
+    });
+    if (text.length > 0) await write(text.join(''));
+    written += text.length;
+    before = page.next ?? undefined;
+  } while (before !== undefined);
+  if (values.json) await write(first ? ']\n' : '\n]\n');
+  else if (!values.csv && written === 0) await write(`no requests recorded for ${range.accountId}${values.from || values.to ? ' in the range' : ''}\n`);
+}
+
 /** The password piped to --password-stdin: the first line, held to the sign-up rule. */
 async function readPassword(): Promise<string> {
   let text = '';
@@ -244,16 +296,23 @@ function arg(positionals: string[], i: number, what: string): string {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const { values, positionals, tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   const [command, sub] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined && !values.help ? 2 : 0;
   }
   const name = `${command}${sub && ['accounts', 'keys', 'config'].includes(command) ? ` ${sub}` : ''}`;
-  // A word too many is a mistake (`keys revoke KEY1 KEY2` would revoke only the first): say so.
-  const words = ARITY[name];
-  if (words !== undefined && positionals.length > words) throw new UsageError(`unexpected argument '${positionals[words]}'`);
+  const known = COMMANDS[name];
+  if (known) {
+    running = name;
+    // A word too many is a mistake (`keys revoke KEY1 KEY2` would revoke only the first): say so.
+    if (positionals.length > known.words) throw new UsageError(`unexpected argument '${positionals[known.words]}'`);
+    for (const t of tokens) {
+      if (t.kind !== 'option' || t.name === 'config' || t.name === 'help' || (known.options as readonly string[]).includes(t.name)) continue;
+      throw new UsageError(`${t.rawName} is not an option of '${name}'`);
+    }
+  }
   switch (name) {
     case 'serve': {
       // A server that lost its database file to another closes itself; the process then exits with 1.
@@ -495,13 +554,23 @@ async function run(argv: string[]): Promise<number> {
       if (emptyRange(values.from, values.to)) {
         throw new UsageError(`--to (${values.to}) must come after --from (${values.from}): --to is exclusive (one day: --from 2026-11-25 --to 2026-11-26)`);
       }
+      if (values.csv && values.json) throw new UsageError('--csv and --json: choose one');
       return withServices(values, async (s) => {
         const account = await s.accounts.get(arg(positionals, 1, 'ACCOUNT'));
-        const rows = await allDaily(s.storage.ledger, {
+        const range = {
           accountId: account.id,
           ...(values.from !== undefined && { from: values.from }),
           ...(values.to !== undefined && { to: values.to }),
-        });
+        };
+        if (values.records) {
+          await writeRecords(s.storage.ledger, range, values);
+          return 0;
+        }
+        const rows = await allDaily(s.storage.ledger, range);
+        if (values.csv) {
+          await write([dailyUsageCsvHeader, ...rows.map(dailyUsageCsv)].join(''));
+          return 0;
+        }
         const lines = rows.map((r) => `${r.day}  ${r.model.padEnd(28)} ${r.surface.padEnd(10)} ${String(r.requests).padStart(6)} req ${String(r.credits).padStart(10)} credits`);
         print(values, rows, lines.length ? lines.join('\n') : `no usage recorded for ${account.id}`);
         return 0;
@@ -541,7 +610,7 @@ run(process.argv.slice(2)).then(
       process.stderr.write(`error: ${(err as Error).message}\n`);
       process.exitCode = 1;
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
+      process.stderr.write(`error: ${(err as Error).message}\n\n${usageOf(running)}\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);

@@ -155,7 +155,7 @@ describe('receipt drain', () => {
     clock.advance(GRACE);
     const ledger = storage.ledger;
     const down = async () => Promise.reject(new Error('ledger down'));
-    const refusing = { append: down, appendMissing: down, query: ledger.query.bind(ledger), daily: ledger.daily.bind(ledger) };
+    const refusing = { append: down, appendMissing: down, query: ledger.query.bind(ledger), page: ledger.page.bind(ledger), daily: ledger.daily.bind(ledger) };
     const blocked = new ReceiptDrain({ receipts: store.receipts, ledger: refusing, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
     drains.push(blocked);
     expect(await blocked.drain()).toBe(0);

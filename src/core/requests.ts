@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
+import { decodeCursor } from '../storage/cursor.js';
 
 const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 
@@ -166,6 +167,19 @@ const storedText = (max: number) =>
 
 /** A name a store keeps (an API key's). */
 export const storedName = storedText(100);
+
+/** A ledger page's `next`, passed back as `before` (admin API, web app). */
+export const usageCursor = z.string().refine(
+  (s) => {
+    try {
+      decodeCursor(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a usage cursor: pass back a "next" value unchanged' },
+);
 
 /**
  * An API key's own credit limit (admin API, web app, CLI): credits per UTC day, per UTC month, or

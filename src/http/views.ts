@@ -4,6 +4,7 @@ import type { AccountInfo } from '../core/accounts.js';
 import type { RuleStatus } from '../core/plan-meter.js';
 import type { Pricing } from '../core/pricing.js';
 import type { Account, ApiKey, DailyUsage, UsageRecord } from '../storage/ports.js';
+import { csvLine } from '../lib/csv.js';
 
 export function accountView(a: AccountInfo) {
   return { ...accountSummaryView(a), balance: a.balance };
@@ -51,6 +52,22 @@ export function accountUsageRecordView(r: UsageRecord) {
   const { provider: _operators, ...shown } = r;
   return shown;
 }
+
+/** A ledger record's CSV columns (admin API, CLI): every field of usageRecordView, time first. */
+const RECORD_COLUMNS = ['createdAt', 'requestId', 'accountId', 'keyId', 'model', 'surface', 'promptTokens', 'outputTokens', 'credits', 'status', 'httpStatus', 'provider'] as const;
+export const usageRecordCsvHeader = csvLine(RECORD_COLUMNS);
+export const usageRecordCsv = (r: UsageRecord) => csvLine(RECORD_COLUMNS.map((c) => r[c]));
+
+/** An account's own export (web app): no provider (the operator's routing), the key's name beside its id. */
+const ACCOUNT_RECORD_COLUMNS = ['createdAt', 'requestId', 'model', 'surface', 'keyName', 'keyId', 'promptTokens', 'outputTokens', 'credits', 'status', 'httpStatus'] as const;
+export const accountUsageCsvHeader = csvLine(ACCOUNT_RECORD_COLUMNS);
+export const accountUsageCsv = (r: UsageRecord, keyName: string | null) =>
+  csvLine(ACCOUNT_RECORD_COLUMNS.map((c) => (c === 'keyName' ? keyName : r[c])));
+
+/** Daily totals' CSV columns (admin API `group=day`, CLI). */
+const DAILY_COLUMNS = ['day', 'accountId', 'model', 'surface', 'requests', 'promptTokens', 'outputTokens', 'credits'] as const;
+export const dailyUsageCsvHeader = csvLine(DAILY_COLUMNS);
+export const dailyUsageCsv = (r: DailyUsage) => csvLine(DAILY_COLUMNS.map((c) => r[c]));
 
 /** Totals of a set of daily rows, and the rows per model. */
 export function summariseDaily(rows: readonly DailyUsage[]) {

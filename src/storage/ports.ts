@@ -128,6 +128,17 @@ export interface UsageQuery {
   to?: string;
   /** Rows returned: 1000 by default, at most 10000. */
   limit?: number;
+  /**
+   * Only records after this position in the newest-first order: a page's `next` (storage/cursor.ts).
+   * A cursor of another store names another row; passed to it, it is just a position in time.
+   */
+  before?: string;
+}
+
+export interface UsagePage {
+  records: UsageRecord[];
+  /** The cursor of the page after this one (as `before`); null when this page holds the oldest record. */
+  next: string | null;
 }
 
 export interface DailyUsage {
@@ -187,6 +198,8 @@ export interface Ledger {
   appendMissing(records: readonly UsageRecord[]): Promise<number>;
   /** Newest first. */
   query(q: UsageQuery): Promise<UsageRecord[]>;
+  /** query() with the cursor of the next page: every record of a range, however many, page by page. */
+  page(q: UsageQuery): Promise<UsagePage>;
   /** Aggregates by UTC day, account, model and surface; newest day first, then account, model, surface. */
   daily(q: UsageQuery): Promise<DailyUsage[]>;
   /**

@@ -338,6 +338,46 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("on a phone, Usage's requests are labelled cards; Show more pages past the first 100; Download CSV exports them", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'usage-phone@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const accountId = await page.evaluate(() => fetch('/app/api/session').then((r) => r.json()).then((s) => s.account.id as string));
+    const now = new Date().toISOString();
+    await Promise.all(
+      Array.from({ length: 130 }, (_, i) =>
+        t.gw.storage.ledger.append({
+          requestId: `phone-${i}`, accountId, keyId: null, model: 'gpt-4o-mini', surface: 'playground',
+          promptTokens: 12_345, outputTokens: 512, credits: 123_456, status: i === 0 ? 'error' : 'ok', httpStatus: i === 0 ? 502 : 200, createdAt: now, provider: 'openai',
+        }),
+      ),
+    );
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click(byTest('nav-usage'));
+    await expect.poll(() => page.locator(byTest('usage-row')).count()).toBe(100);
+    // Credits and Status were off to the right of a table 848 px wide.
+    const row = page.locator(byTest('usage-row')).first();
+    for (const label of ['Credits', 'Status']) {
+      const cell = row.locator(`td[data-label="${label}"]`);
+      const box = (await cell.boundingBox())!;
+      expect(box.x + box.width, label).toBeLessThanOrEqual(390);
+      expect(await cell.evaluate((td) => getComputedStyle(td, '::before').content)).toBe(`"${label}: "`);
+    }
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.click(byTest('usage-more'));
+    await expect.poll(() => page.locator(byTest('usage-row')).count()).toBe(130);
+    await page.locator(byTest('usage-more')).waitFor({ state: 'detached' });
+    // The export link downloads every request of the chart's 30 days.
+    const download = page.waitForEvent('download');
+    await page.click(byTest('usage-export'));
+    const file = await download;
+    expect(file.suggestedFilename()).toMatch(/^tollgate-usage-.*\.csv$/);
+    const { readFile } = await import('node:fs/promises');
+    const csv = await readFile((await file.path())!, 'utf8');
+    expect(csv.split('\r\n')).toHaveLength(132);
+    await page.context().close();
+  }, 60_000);
+
   it("the usage chart's legend names a long model id whole, within a phone's screen, with its credits", async () => {
     const long = 'accounts/fireworks/models/llama-v3p1-405b-instruct-long-context';
     const t = await gateway({ config: { models: [...testModels(), { id: long, kind: 'chat', provider: 'openai', price: { input: 3, output: 3 } }] } });

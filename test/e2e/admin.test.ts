@@ -483,6 +483,36 @@ describe('usage', () => {
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
     expect((await t.admin('GET', `/usage?account=${accountId}&from=${today}&to=${tomorrow}`)).body.data).toHaveLength(2);
   });
+
+  it('pages through every row with before=<next>, more than one answer holds', async () => {
+    const { accountId, secret } = await t.newAccount();
+    const client = t.client(secret);
+    // In parallel: several records share a millisecond, so a page may end among them.
+    await Promise.all(Array.from({ length: 9 }, (_, i) => client.embeddings.create({ model: 'text-embedding-3-small', input: `text ${i}` })));
+    const everything = (await t.admin('GET', `/usage?account=${accountId}`)).body;
+    expect(everything).toMatchObject({ hasMore: false, next: null });
+    expect(everything.data).toHaveLength(9);
+    const seen: string[] = [];
+    let url = `/usage?account=${accountId}&limit=4`;
+    for (;;) {
+      const page = (await t.admin('GET', url)).body;
+      seen.push(...page.data.map((r: { requestId: string }) => r.requestId));
+      expect(page.hasMore).toBe(page.next !== null);
+      if (!page.hasMore) break;
+      url = `/usage?account=${accountId}&limit=4&before=${page.next}`;
+    }
+    expect(seen).toEqual(everything.data.map((r: { requestId: string }) => r.requestId));
+
+    for (const bad of ['nope', 'x'.repeat(500), '2026-12-06']) {
+      const res = await t.admin('GET', `/usage?before=${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'before' });
+    }
+    const first = (await t.admin('GET', `/usage?account=${accountId}&limit=4`)).body;
+    const daily = await t.admin('GET', `/usage?account=${accountId}&group=day&before=${first.next}`);
+    expect(daily.status).toBe(400);
+    expect(daily.body.error).toMatchObject({ param: 'before', message: expect.stringContaining('not daily totals') });
+  });
 });
 
 describe('operations endpoints', () => {

@@ -824,7 +824,8 @@ describe('keys and usage are per account', () => {
     expect((await t.gw.storage.keys.get(bKey.id))?.revokedAt).toBeNull();
 
     const usageA = await a.b.json('/app/api/usage?days=30');
-    expect(usageA.body).toEqual({ day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), days: [], records: [] });
+    expect(usageA.body).toEqual({ day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), days: [], records: [], next: null });
+    expect(await (await a.b.fetch('/app/api/usage/export')).text()).toBe('createdAt,requestId,model,surface,keyName,keyId,promptTokens,outputTokens,credits,status,httpStatus\r\n');
     const usageB = await bAcc.b.json('/app/api/usage');
     expect(usageB.body.records).toHaveLength(1);
     expect(usageB.body.records[0]).toMatchObject({ accountId: bAcc.account.id, model: 'text-embedding-3-small', surface: 'api', keyId: bKey.id, keyName: 'b-key' });
@@ -834,6 +835,54 @@ describe('keys and usage are per account', () => {
     expect(usageB.body.days).toEqual([
       { day: usageB.body.day, model: 'text-embedding-3-small', surface: 'api', requests: 1, credits: expect.any(Number), promptTokens: expect.any(Number), outputTokens: 0 },
     ]);
+  });
+});
+
+describe('usage records', () => {
+  it('pages the recent requests past the first 100 and exports every one of the period as CSV', async () => {
+    const { b, account } = await signedUp();
+    const key = (await b.json('/app/api/keys', { method: 'POST', body: { name: '=cmd|tricky, "name"' } })).body;
+    // 130 records, 40 of them written by the API with the key, all in the same millisecond.
+    const now = new Date().toISOString();
+    await Promise.all(
+      Array.from({ length: 130 }, (_, i) =>
+        t.gw.storage.ledger.append({
+          requestId: `rq-${account.id}-${i}`, accountId: account.id, keyId: i < 40 ? key.id : null, model: 'gpt-4o-mini',
+          surface: i < 40 ? 'api' : 'playground', promptTokens: 3, outputTokens: 4, credits: 5, status: 'ok', httpStatus: 200, createdAt: now, provider: 'openai',
+        }),
+      ),
+    );
+    const first = (await b.json('/app/api/usage')).body;
+    expect(first.records).toHaveLength(100);
+    expect(typeof first.next).toBe('string');
+    const rest = await b.json(`/app/api/usage/records?before=${first.next}`);
+    expect(rest.status).toBe(200);
+    expect(rest.body.next).toBeNull();
+    const ids = [...first.records, ...rest.body.records].map((r: { requestId: string }) => r.requestId);
+    expect(ids).toHaveLength(130);
+    expect(new Set(ids).size).toBe(130);
+    expect(rest.body.records.every((r: object) => !('provider' in r))).toBe(true);
+    const two = (await b.json('/app/api/usage/records?limit=2')).body;
+    expect(two.records.map((r: { requestId: string }) => r.requestId)).toEqual(ids.slice(0, 2));
+    for (const bad of ['before=nope', 'limit=0', 'limit=1001', 'other=1']) {
+      expect((await b.json(`/app/api/usage/records?${bad}`)).status, bad).toBe(400);
+    }
+
+    const res = await b.fetch('/app/api/usage/export?days=7');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="tollgate-usage-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv"$/);
+    const lines = (await res.text()).split('\r\n');
+    expect(lines[0]).toBe('createdAt,requestId,model,surface,keyName,keyId,promptTokens,outputTokens,credits,status,httpStatus');
+    expect(lines.at(-1)).toBe('');
+    expect(lines).toHaveLength(132);
+    // The key's name quoted, and kept from running as a spreadsheet formula; no provider column.
+    expect(lines).toContain(`${now},rq-${account.id}-0,gpt-4o-mini,api,"'=cmd|tricky, ""name""",${key.id},3,4,5,ok,200`);
+    expect(lines).toContain(`${now},rq-${account.id}-129,gpt-4o-mini,playground,,,3,4,5,ok,200`);
+    // Another account's export holds none of these; without a session there is none.
+    expect(await (await (await signedUp()).b.fetch('/app/api/usage/export')).text()).not.toContain(account.id);
+    expect((await fetch(`${t.url}/app/api/usage/export`)).status).toBe(401);
+    expect((await b.fetch('/app/api/usage/export?days=367')).status).toBe(400);
   });
 });
 

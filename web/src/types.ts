@@ -131,6 +131,14 @@ export interface Usage {
   day: string;
   days: DailyRow[];
   records: UsageRecord[];
+  /** The cursor of the requests before these (GET /usage/records?before=); null: none. */
+  next: string | null;
+}
+
+/** GET /usage/records: a page of requests, newest first. */
+export interface UsageRecordsPage {
+  records: UsageRecord[];
+  next: string | null;
 }
 
 export interface Billing {

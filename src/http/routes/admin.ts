@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
 import { checkKeySettings } from '../../core/key-settings.js';
-import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason } from '../../core/requests.js';
+import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason, usageCursor } from '../../core/requests.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -58,6 +58,7 @@ const usageQuery = z.strictObject({
   to: isoBound.optional(),
   group: z.enum(['none', 'day']).default('none'),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  before: usageCursor.optional(),
 });
 
 export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
@@ -208,8 +209,13 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         ...(q.to !== undefined && { to: q.to }),
         ...(q.limit !== undefined && { limit: q.limit }),
       };
-      if (q.group === 'day') return { object: 'list', data: await storage.ledger.daily(filter) };
-      return { object: 'list', data: (await storage.ledger.query(filter)).map(usageRecordView) };
+      if (q.group === 'day') {
+        if (q.before !== undefined) throw new GatewayError('invalid_request', { vars: { detail: "'before' pages ledger rows, not daily totals: narrow the range with 'from' and 'to'" }, param: 'before' });
+        return { object: 'list', data: await storage.ledger.daily(filter) };
+      }
+      // Newest first; the next page is `before=<next>`, until `next` is null.
+      const page = await storage.ledger.page({ ...filter, ...(q.before !== undefined && { before: q.before }) });
+      return { object: 'list', data: page.records.map(usageRecordView), hasMore: page.next !== null, next: page.next };
     });
   };
 }

@@ -1,6 +1,7 @@
 // The web app's JSON API under /app/api (docs/web-api.md is the contract). Authenticated by the
 // session cookie, never by an API key; every state-changing call carries the CSRF token. Playground
 // calls enter the same gateway path as /v1 with surface `playground`.
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
@@ -9,8 +10,8 @@ import type { Completed, RequestContext } from '../../core/gateway.js';
 import { served } from '../../core/routes.js';
 import { KEY_LIMIT_CHANGES, KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
-import type { ApiKey } from '../../storage/ports.js';
-import { keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName } from '../../core/requests.js';
+import type { ApiKey, UsagePage, UsageRecord } from '../../storage/ports.js';
+import { keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, usageCursor } from '../../core/requests.js';
 import { checkKeySettings } from '../../core/key-settings.js';
 import { equal } from '../../core/sessions.js';
 import { unchangedBy } from '../../core/keys.js';
@@ -21,7 +22,7 @@ import { allDaily } from '../../storage/all-daily.js';
 import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
 import { sendEventStream } from '../sse.js';
-import { accountUsageRecordView, keyView, modelEntry } from '../views.js';
+import { accountUsageCsv, accountUsageCsvHeader, accountUsageRecordView, keyView, modelEntry } from '../views.js';
 import { CSRF_HEADER, type WebSessions } from '../web-session.js';
 
 const DAY_MS = 86_400_000;
@@ -48,6 +49,10 @@ const imageBody = z.strictObject({ model: z.string(), prompt: z.unknown(), size:
 const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
 const createKey = z.strictObject({ name: z.string().trim().pipe(storedName), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
+const recordsQuery = z.strictObject({ before: usageCursor.optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) });
+/** Records on the Usage page at first, and in its export's reads of the ledger. */
+const USAGE_PAGE = 100;
+const EXPORT_PAGE = 5000;
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
 
@@ -304,19 +309,29 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       return clientKeyView(await keys.revoke(key.id));
     });
 
+    /**
+     * Which key made each API request, by the name its owner gave it: an account with a key per
+     * app or teammate could not tell which one spent. Null for the Playground's and a deleted key's.
+     */
+    const keyNamesOf = async (accountId: string) => {
+      const names = new Map((await storage.keys.listByAccount(accountId)).map((k) => [k.id, k.name]));
+      return (r: UsageRecord) => (r.keyId === null ? null : (names.get(r.keyId) ?? null));
+    };
+    const recordsView = (page: UsagePage, keyName: (r: UsageRecord) => string | null) => ({
+      records: page.records.map((r) => ({ ...accountUsageRecordView(r), keyName: keyName(r) })),
+      next: page.next,
+    });
+
     app.get('/usage', async (req) => {
       const q = parseBody(usageQuery, req.query);
       const { account } = signedIn(req);
       const now = clock.now();
-      const [rows, records, keys] = await Promise.all([
+      const [rows, page, keyName] = await Promise.all([
         // Up to 366 days of every model on both surfaces: more than one page of the ledger's answer.
         allDaily(storage.ledger, { accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) }),
-        storage.ledger.query({ accountId: account.id, limit: 100 }),
-        storage.keys.listByAccount(account.id),
+        storage.ledger.page({ accountId: account.id, limit: USAGE_PAGE }),
+        keyNamesOf(account.id),
       ]);
-      // Which key made each API request, by the name its owner gave it: an account with a key per
-      // app or teammate could not tell which one spent.
-      const keyNames = new Map(keys.map((k) => [k.id, k.name]));
       return {
         // The UTC day the range ends on: the page's "today" and the last bar of its chart. The
         // browser's own date is another day for a page read across midnight or on a clock that is off.
@@ -330,8 +345,42 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
           promptTokens: r.promptTokens,
           outputTokens: r.outputTokens,
         })),
-        records: records.map((r) => ({ ...accountUsageRecordView(r), keyName: r.keyId === null ? null : (keyNames.get(r.keyId) ?? null) })),
+        ...recordsView(page, keyName),
       };
+    });
+
+    // The requests before a page's last: the Usage page's "Show more".
+    app.get('/usage/records', async (req) => {
+      const q = parseBody(recordsQuery, req.query);
+      const { account } = signedIn(req);
+      const [page, keyName] = await Promise.all([
+        storage.ledger.page({ accountId: account.id, limit: q.limit, ...(q.before !== undefined && { before: q.before }) }),
+        keyNamesOf(account.id),
+      ]);
+      return recordsView(page, keyName);
+    });
+
+    // Every request of the last `days` as CSV, however many: read and sent a page at a time.
+    app.get('/usage/export', async (req, reply) => {
+      const q = parseBody(usageQuery, req.query);
+      const { account } = signedIn(req);
+      const now = clock.now();
+      const range = { accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) };
+      const keyName = await keyNamesOf(account.id);
+      const { ledger } = storage;
+      async function* lines() {
+        yield accountUsageCsvHeader;
+        let before: string | undefined;
+        do {
+          const page = await ledger.page({ ...range, limit: EXPORT_PAGE, ...(before !== undefined && { before }) });
+          yield page.records.map((r) => accountUsageCsv(r, keyName(r))).join('');
+          before = page.next ?? undefined;
+        } while (before !== undefined);
+      }
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="tollgate-usage-${range.from}-to-${utcDay(now)}.csv"`)
+        .send(Readable.from(lines()));
     });
 
     app.get('/billing', async (req) => {

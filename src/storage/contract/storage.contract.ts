@@ -425,6 +425,47 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.ledger.query({ limit: 100_000 })).toHaveLength(1005);
       });
 
+      it('pages through every record, ties in time included, once each and in order', async () => {
+        // 3 accounts, 5 records per millisecond: a page may end in the middle of a millisecond.
+        for (let i = 0; i < 60; i++) {
+          await store.ledger.append(usage({ requestId: `r${i}`, accountId: `acc_${'abc'[i % 3]}`, createdAt: at(T0, Math.floor(i / 5)) }));
+        }
+        const walk = async (q: { accountId?: string; from?: string; to?: string }, limit: number) => {
+          const seen: string[] = [];
+          let before: string | undefined;
+          for (let pages = 1; ; pages++) {
+            const page = await store.ledger.page({ ...q, limit, ...(before !== undefined && { before }) });
+            seen.push(...page.records.map((r) => r.requestId));
+            if (page.next === null) return { seen, pages };
+            expect(page.records).toHaveLength(limit);
+            before = page.next;
+          }
+        };
+        for (const q of [{}, { accountId: 'acc_b' }, { from: at(T0, 3), to: at(T0, 9) }, { accountId: 'acc_a', from: at(T0, 2) }]) {
+          const all = (await store.ledger.query({ ...q, limit: 10_000 })).map((r) => r.requestId);
+          expect(all.length).toBeGreaterThan(5);
+          for (const limit of [1, 4, 7, all.length, all.length + 1]) {
+            const { seen, pages } = await walk(q, limit);
+            expect(seen, `${JSON.stringify(q)} by ${limit}`).toEqual(all);
+            expect(pages).toBe(Math.max(1, Math.ceil(all.length / limit)));
+          }
+        }
+        // A cursor stays a position: records stored after it was given are not on the pages after it.
+        const first = await store.ledger.page({ limit: 10 });
+        await store.ledger.append(usage({ requestId: 'newer', createdAt: at(T0, 99) }));
+        const second = await store.ledger.page({ limit: 10, before: first.next! });
+        expect(second.records.map((r) => r.requestId)).not.toContain('newer');
+        expect(second.records[0]!.createdAt <= first.records.at(-1)!.createdAt).toBe(true);
+        // query() honours a cursor too, and daily totals ignore one.
+        expect((await store.ledger.query({ limit: 10, before: first.next! })).map((r) => r.requestId)).toEqual(second.records.map((r) => r.requestId));
+        const totals = await store.ledger.daily({});
+        expect(await store.ledger.daily({ before: first.next! })).toEqual(totals);
+      });
+
+      it('refuses a cursor it could not have given', async () => {
+        await expect(store.ledger.page({ before: 'bm90IGEgY3Vyc29y' })).rejects.toThrow(RangeError);
+      });
+
       it('aggregates daily by day, account, model and surface with exact sums', async () => {
         const d1 = '2026-11-24T';
         const d2 = '2026-11-25T';

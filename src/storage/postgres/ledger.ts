@@ -4,7 +4,8 @@
 // issued after an append() resolved sees that record (each statement reads a fresh snapshot).
 import type pg from 'pg';
 import type { Surface } from '../../core/types.js';
-import type { DailyUsage, Ledger, OwedCharge, OwedCharges, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type { DailyUsage, Ledger, OwedCharge, OwedCharges, UsagePage, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
 import { Batcher, type BatcherOptions, type BatcherStats } from '../batcher.js';
 import { unstorable } from './text.js';
@@ -75,6 +76,13 @@ function where(q: UsageQuery): { sql: string; params: unknown[] } {
   if (q.accountId !== undefined) conds.push(`account_id = $${params.push(q.accountId)}`);
   if (q.from !== undefined) conds.push(`created_at >= $${params.push(canonicalInstant(q.from))}`);
   if (q.to !== undefined) conds.push(`created_at < $${params.push(canonicalInstant(q.to))}`);
+  if (q.before !== undefined) {
+    const at = decodeCursor(q.before);
+    const time = `$${params.push(at.createdAt)}::timestamptz`;
+    // The plain bound is what the created_at indexes seek on (no index has id after created_at);
+    // the row value then drops the records of that millisecond at or after the cursor's.
+    conds.push(`created_at <= ${time}`, `(created_at, id) < (${time}, $${params.push(at.id)}::bigint)`);
+  }
   const sql = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
   return { sql, params };
 }
@@ -158,13 +166,28 @@ export class PostgresLedger implements Ledger {
   }
 
   async query(q: UsageQuery): Promise<UsageRecord[]> {
+    return (await this.rows(q, clampLimit(q.limit))).map(toRecord);
+  }
+
+  async page(q: UsageQuery): Promise<UsagePage> {
+    const limit = clampLimit(q.limit);
+    // One row more than the page tells whether another page follows.
+    const rows = await this.rows(q, limit + 1);
+    const last = rows.length > limit ? rows[limit - 1] : undefined;
+    return {
+      records: rows.slice(0, limit).map(toRecord),
+      next: last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
+    };
+  }
+
+  private async rows(q: UsageQuery, limit: number): Promise<(RecordRow & { id: string })[]> {
     if (q.accountId !== undefined && unstorable(q.accountId)) return [];
     const { sql, params } = where(q);
-    const { rows } = await this.pool.query<RecordRow>(
+    const { rows } = await this.pool.query<RecordRow & { id: string }>(
       `SELECT * FROM usage_records ${sql} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1}`,
-      [...params, clampLimit(q.limit)],
+      [...params, limit],
     );
-    return rows.map(toRecord);
+    return rows;
   }
 
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
@@ -188,8 +211,9 @@ export class PostgresLedger implements Ledger {
       );
       return rows.map(toDaily);
     }
-    // Part of a day: the records themselves.
-    const { sql, params } = where(q);
+    // Part of a day: the records themselves (a page's cursor is for records, not totals).
+    const { before: _records, ...range } = q;
+    const { sql, params } = where(range);
     const { rows } = await this.pool.query<DailyRow>(
       `SELECT to_char(day, 'YYYY-MM-DD') AS day, account_id, model, surface, COUNT(*) AS requests,
          SUM(prompt_tokens) AS prompt_tokens, SUM(output_tokens) AS output_tokens, SUM(credits) AS credits

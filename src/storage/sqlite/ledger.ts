@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import { BatchClosedError } from '../batcher.js';
 import type { Surface } from '../../core/types.js';
-import type { DailyUsage, Ledger, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type { DailyUsage, Ledger, UsagePage, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
 import { writerFor, type SqliteWriter } from './writer.js';
 
@@ -92,13 +93,16 @@ const UNINDEXED = 'id > (SELECT indexed_up_to FROM usage_index_state WHERE id = 
  */
 export function recordsSql(q: UsageQuery): string {
   const order = 'ORDER BY created_at DESC, id DESC LIMIT @limit';
-  if (q.accountId === undefined) return `SELECT * FROM usage_records ${where(rangeOf(q))} ${order}`;
+  // A row value, which SQLite answers as one range on an index whose columns are these two (the
+  // rowid ends every index): https://sqlite.org/rowvalue.html#row_value_comparisons
+  const after = (id: string) => (q.before === undefined ? [] : [`(created_at, ${id}) < (@beforeAt, @beforeId)`]);
+  if (q.accountId === undefined) return `SELECT * FROM usage_records ${where([...rangeOf(q), ...after('id')])} ${order}`;
   return `SELECT * FROM (
       SELECT * FROM usage_records WHERE id IN (
-        SELECT record_id FROM usage_records_by_account ${where(['account_id = @accountId', ...rangeOf(q)])}
+        SELECT record_id FROM usage_records_by_account ${where(['account_id = @accountId', ...rangeOf(q), ...after('record_id')])}
         ORDER BY created_at DESC, record_id DESC LIMIT @limit)
       UNION ALL
-      SELECT * FROM usage_records NOT INDEXED ${where([UNINDEXED, 'account_id = @accountId', ...rangeOf(q)])}
+      SELECT * FROM usage_records NOT INDEXED ${where([UNINDEXED, 'account_id = @accountId', ...rangeOf(q), ...after('id')])}
     ) ${order}`;
 }
 
@@ -140,12 +144,14 @@ export function dailySql(q: UsageQuery): string {
        ORDER BY day DESC, account_id, model, surface LIMIT @limit`;
 }
 
-function params(q: UsageQuery) {
+function params(q: UsageQuery, limit = clampLimit(q.limit)) {
+  const before = q.before === undefined ? undefined : decodeCursor(q.before);
   return {
     ...(q.accountId !== undefined && { accountId: q.accountId }),
     ...(q.from !== undefined && { from: canonicalInstant(q.from) }),
     ...(q.to !== undefined && { to: canonicalInstant(q.to) }),
-    limit: clampLimit(q.limit),
+    ...(before && { beforeAt: before.createdAt, beforeId: BigInt(before.id) }),
+    limit,
   };
 }
 
@@ -272,8 +278,22 @@ export class SqliteLedger implements Ledger {
     return (this.statement(recordsSql(q)).all(params(q)) as RecordRow[]).map(toRecord);
   }
 
+  async page(q: UsageQuery): Promise<UsagePage> {
+    await this.writer.caughtUp();
+    const limit = clampLimit(q.limit);
+    // One row more than the page tells whether another page follows.
+    const rows = this.statement(recordsSql(q)).all(params(q, limit + 1)) as (RecordRow & { id: number })[];
+    const last = rows.length > limit ? rows[limit - 1] : undefined;
+    return {
+      records: rows.slice(0, limit).map(toRecord),
+      next: last ? encodeCursor({ createdAt: last.created_at, id: String(last.id) }) : null,
+    };
+  }
+
   async daily(q: UsageQuery): Promise<DailyUsage[]> {
     await this.writer.caughtUp();
-    return (this.statement(dailySql(q)).all(params(q)) as DailyRow[]).map(toDaily);
+    // A page's cursor is for records, not totals.
+    const { before: _records, ...range } = q;
+    return (this.statement(dailySql(range)).all(params(range)) as DailyRow[]).map(toDaily);
   }
 }

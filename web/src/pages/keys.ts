@@ -65,7 +65,7 @@ interface KeyTableProps {
 }
 
 function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyTableProps) {
-  return html`<div class="table-scroll"><table class="keys-table" ref=${table}>
+  return html`<div class="table-scroll"><table class="keys-table stack-table" ref=${table}>
     <caption class="sr-only">${caption}</caption>
     <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Access</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>

@@ -1,11 +1,11 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, api, toApiError } from '../api';
+import { API_BASE, ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
 import { seriesColor } from '../palette';
-import type { Usage } from '../types';
+import type { Usage, UsageRecord, UsageRecordsPage } from '../types';
 
 const DAYS = 30;
 
@@ -59,6 +59,56 @@ function UsageChart({ usage }: { usage: Usage }) {
     </ul>`}`;
 }
 
+/** The requests, newest first, with "Show more" for the ones before them, a page at a time. */
+function RecentRequests({ first, next: firstNext }: { first: UsageRecord[]; next: string | null }) {
+  const [records, setRecords] = useState(first);
+  const [next, setNext] = useState(firstNext);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  // A reload (back to the tab) starts from the newest again.
+  useEffect(() => {
+    setRecords(first);
+    setNext(firstNext);
+  }, [first]);
+  const more = () => {
+    if (next === null) return;
+    setBusy(true);
+    api<UsageRecordsPage>('GET', `/usage/records?before=${encodeURIComponent(next)}`)
+      .then((page) => {
+        setRecords((shown) => [...shown, ...page.records]);
+        setNext(page.next);
+        setError(null);
+      })
+      .catch((e) => setError(toApiError(e)))
+      .finally(() => setBusy(false));
+  };
+  if (records.length === 0) return html`<p class="muted">No requests yet.</p>`;
+  return html`<div class="table-scroll"><table class="stack-table">
+      <caption class="sr-only">The last ${records.length} requests</caption>
+      <thead><tr>
+        <th scope="col">Time</th><th scope="col">Model</th><th scope="col">Surface</th>
+        <th scope="col" class="num">Tokens in / out</th><th scope="col" class="num">Credits</th><th scope="col">Status</th>
+      </tr></thead>
+      <tbody>
+        ${records.map(
+          (r, i) => html`<tr key=${r.requestId || i} data-testid="usage-row" data-surface=${r.surface}>
+            <td data-label="Time">${fmtDate(r.createdAt)}</td>
+            <td data-label="Model">${r.model}</td>
+            <td data-label="Surface">${r.surface === 'playground' ? 'Playground' : html`API${r.keyName !== null && html` <span class="muted small" data-testid="usage-key">· ${r.keyName}</span>`}`}</td>
+            <td class="num" data-label="Tokens in / out">${fmt(r.promptTokens)} / ${fmt(r.outputTokens)}</td>
+            <td class="num" data-label="Credits">${fmt(r.credits)}</td>
+            <td data-label="Status"><span class=${`status ${r.status === 'ok' ? 'status-ok' : 'status-bad'}`}>${r.status}${r.httpStatus && r.status !== 'ok' ? ` (${r.httpStatus})` : ''}</span></td>
+          </tr>`,
+        )}
+      </tbody>
+    </table></div>
+    <${ErrorBox} error=${error} billingLink=${false} />
+    ${next !== null &&
+    html`<p class="table-more"><button type="button" class="btn btn-quiet" data-testid="usage-more" disabled=${busy} onClick=${more}>
+      ${busy ? 'Loading…' : 'Show more'}
+    </button></p>`}`;
+}
+
 export function UsagePage() {
   const [usage, setUsage] = useState<Usage | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -107,28 +157,13 @@ export function UsagePage() {
           <${UsageChart} usage=${usage} />
         </div>
         <div class="card table-card">
-          <h2>Recent requests</h2>
-          ${usage.records.length === 0
-            ? html`<p class="muted">No requests yet.</p>`
-            : html`<div class="table-scroll"><table>
-                <caption class="sr-only">The last ${usage.records.length} requests</caption>
-                <thead><tr>
-                  <th scope="col">Time</th><th scope="col">Model</th><th scope="col">Surface</th>
-                  <th scope="col" class="num">Tokens in / out</th><th scope="col" class="num">Credits</th><th scope="col">Status</th>
-                </tr></thead>
-                <tbody>
-                  ${usage.records.map(
-                    (r, i) => html`<tr key=${r.requestId || i} data-testid="usage-row" data-surface=${r.surface}>
-                      <td>${fmtDate(r.createdAt)}</td>
-                      <td>${r.model}</td>
-                      <td>${r.surface === 'playground' ? 'Playground' : html`API${r.keyName !== null && html` <span class="muted small" data-testid="usage-key">· ${r.keyName}</span>`}`}</td>
-                      <td class="num">${fmt(r.promptTokens)} / ${fmt(r.outputTokens)}</td>
-                      <td class="num">${fmt(r.credits)}</td>
-                      <td><span class=${`status ${r.status === 'ok' ? 'status-ok' : 'status-bad'}`}>${r.status}${r.httpStatus && r.status !== 'ok' ? ` (${r.httpStatus})` : ''}</span></td>
-                    </tr>`,
-                  )}
-                </tbody>
-              </table></div>`}
+          <div class="card-head">
+            <h2>Recent requests</h2>
+            <a class="btn btn-quiet btn-small" data-testid="usage-export" href=${`${API_BASE}/usage/export?days=${DAYS}`} download>
+              Download CSV <span class="sr-only">of every request of the last ${DAYS} days</span>
+            </a>
+          </div>
+          <${RecentRequests} first=${usage.records} next=${usage.next} />
         </div>
       `}
     </section>
