@@ -18,7 +18,7 @@ import type { Admission, Meter, Principal } from './metering.js';
 import type { ShapeOutcome } from './shaping.js';
 import { NO_AUDIO, type Pricing } from './pricing.js';
 import { receiptOf, type ReceiptDrain } from './receipt-drain.js';
-import { fallsBack, RouteCooldown, routesOf, type Route } from './routes.js';
+import { fallsBack, isRateLimit, RouteCooldown, routesOf, type Route } from './routes.js';
 import { embeddingRequest, imageRequest, parseBody, parseChatBody } from './requests.js';
 import { checkServiceTier } from './service-tier.js';
 import { checkMediaUrls } from './media-urls.js';
@@ -109,18 +109,31 @@ export class Gateway {
 
   /**
    * Calls the first route, and each next one while the one before failed without doing any work
-   * (fallsBack); the last failure is the client's. One route: the call itself, no extra await.
+   * (fallsBack); the last failure is the client's, unless an earlier route was rate-limited and the
+   * last failed without doing the work too: then the rate limit, whose Retry-After tells the client
+   * when a retry can succeed. (A primary's 429 with its fallback unreachable answered a 502 naming
+   * the fallback, which the SDKs retry at once; and 429 or 502 by the cooldown's order of the moment.)
+   * One route: the call itself, no extra await.
    */
   private async onRoutes<M extends ModelConfig, T>(ctx: RequestContext, configured: readonly Route<M>[], call: (route: Route<M>) => Promise<T>): Promise<T> {
     const routes = configured.length === 1 ? configured : this.cooldown.order(configured);
+    let rateLimited: UpstreamHttpError | undefined;
     for (let i = 0; ; i++) {
       const route = routes[i]!;
       const next = routes[i + 1];
-      if (next === undefined) return call(route);
+      if (next === undefined) {
+        if (rateLimited === undefined) return call(route);
+        try {
+          return await call(route);
+        } catch (err) {
+          throw fallsBack(err) && !isRateLimit(err) ? rateLimited : err;
+        }
+      }
       try {
         return await call(route);
       } catch (err) {
         if (!fallsBack(err)) throw err;
+        if (rateLimited === undefined && isRateLimit(err)) rateLimited = err;
         // The provider refused the gateway's own key or quota: the caller is served, but only the
         // operator can mend it, and the 502's error line (http/app.ts) never comes: an error, not a warning.
         const operators = err instanceof GatewayError && (err.code === 'upstream_auth_failed' || err.code === 'upstream_quota_exhausted');

@@ -68,6 +68,11 @@ export function fallsBack(err: unknown): boolean {
   return false;
 }
 
+/** A provider's rate limit (HTTP 429, not a spent quota: that is upstream_quota_exhausted), with its Retry-After. */
+export function isRateLimit(err: unknown): err is UpstreamHttpError {
+  return err instanceof UpstreamHttpError && err.status === 429;
+}
+
 const routeKey = (r: Route) => `${r.provider.id}\u0000${r.model.upstream ?? r.model.id}`;
 
 /**

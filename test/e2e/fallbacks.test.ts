@@ -46,6 +46,7 @@ beforeAll(async () => {
         ...testModels().map((m) =>
           m.id === 'gpt-4o-mini' || m.id === 'text-embedding-3-small' ? { ...m, fallbacks: [{ provider: 'backup', upstream: `${m.id}-backup` }] } : m,
         ),
+        { id: 'limited-then-down', kind: 'chat', provider: 'openai', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'down' }], price: { input: 0.15, output: 0.6 } },
         { id: 'far-chat', kind: 'chat', provider: 'down', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
         { id: 'keyless-first', kind: 'chat', provider: 'nokey', upstream: 'gpt-4o-mini', fallbacks: [{ provider: 'backup' }], price: { input: 0.15, output: 0.6 } },
         { id: 'far-flux', kind: 'image', provider: 'fal-down', upstream: 'fal-ai/flux/schnell', fallbacks: [{ provider: 'fal' }], price: { perImage: 0.003 } },
@@ -187,6 +188,32 @@ describe('fallbacks', () => {
     expect(res.status).toBe(502);
     expect(((await res.json()) as any).error.message).toContain('bad gateway at the backup');
     expect((await ledger(accountId)).map((r) => [r.status, r.credits])).toEqual([['error', 0]]);
+    expect(await apiTokenUsed(secret)).toBe(0);
+  });
+
+  it("a provider's rate limit is the answer when the next one fails without doing the work too: its Retry-After tells when to come back", async () => {
+    const { accountId, secret } = await t.newAccount();
+    const limited = { kind: 'json', status: 429, headers: { 'retry-after': '2' }, body: { error: { message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null } } } as const;
+    // The fallback unreachable: it answered 502 "The provider 'down' could not be reached".
+    t.openai.enqueue(limited);
+    const res = await post(secret, '/chat/completions', hi('limited-then-down'));
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+    const body = (await res.json()) as any;
+    expect(body.error).toMatchObject({ code: 'rate_limit_exceeded', message: expect.stringContaining('slow down') });
+    expect(JSON.stringify(body)).not.toContain("'down'");
+    // The fallback answering an error about the request itself: that is the answer, not the 429.
+    t.openai.enqueue(limited);
+    backup.enqueue({ kind: 'json', status: 400, body: { error: { message: 'bad field at the backup', type: 'invalid_request_error', code: null, param: 'messages' } } });
+    const bad = await post(secret, '/chat/completions', hi());
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).error.message).toContain('bad field at the backup');
+    // The fallback failing with a 5xx: the 429 still wins.
+    t.openai.enqueue(limited);
+    backup.enqueue(upstream503);
+    const both = await post(secret, '/chat/completions', hi());
+    expect(both.status).toBe(429);
+    expect((await ledger(accountId)).map((r) => [r.status, r.credits])).toEqual([['error', 0], ['error', 0], ['error', 0]]);
     expect(await apiTokenUsed(secret)).toBe(0);
   });
 
