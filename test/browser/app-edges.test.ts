@@ -378,6 +378,29 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('an image model starts on its cheapest size, and says what an image costs and what is left before Generate', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'image-cost@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.selectOption(byTest('model-select'), 'dall-e-2');
+    // Its configured default, 1024x1024, was 40,000 of the free day's 50,000 credits in one click.
+    await expect.poll(() => page.locator('#image-size').inputValue()).toBe('256x256');
+    expect(await page.locator('#image-size option').allTextContents()).toEqual(['256x256 · 32,000 credits', '512x512 · 36,000 credits', '1024x1024 · 40,000 credits']);
+    const cost = page.locator(byTest('image-cost'));
+    await expect.poll(() => cost.textContent()).toBe('32,000 credits per image · 50,000 credits left');
+    expect(await page.locator('#image-size').getAttribute('aria-describedby')).toBe('image-cost');
+    await page.fill(byTest('prompt'), 'a lighthouse');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    await page.selectOption('#image-size', '1024x1024');
+    await expect.poll(() => cost.textContent()).toBe('40,000 credits per image · 18,000 credits left: more than is left, so it would be refused');
+    expect(await cost.getAttribute('class')).toContain('warn-text');
+    // One price for every size: the configured default stands.
+    await page.selectOption(byTest('model-select'), 'flux/schnell');
+    await expect.poll(() => cost.textContent()).toBe('6,000 credits per image · 18,000 credits left');
+    await page.context().close();
+  }, 60_000);
+
   it("the usage chart's legend names a long model id whole, within a phone's screen, with its credits", async () => {
     const long = 'accounts/fireworks/models/llama-v3p1-405b-instruct-long-context';
     const t = await gateway({ config: { models: [...testModels(), { id: long, kind: 'chat', provider: 'openai', price: { input: 3, output: 3 } }] } });

@@ -28,6 +28,8 @@ export interface Model {
   available?: boolean;
   /** Why it is not available: no provider serves it, or the account's plan does not reach it. */
   unavailable?: 'provider' | 'plan';
+  /** Prices in credits: `per_image` for an image model, one price or one per size. */
+  price?: { unit: 'credits'; per_image?: number | Record<string, number> };
   sizes?: string[];
   default_size?: string;
   /** Image-to-image: the request needs a source image (`image_url`). */

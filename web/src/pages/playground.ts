@@ -50,6 +50,34 @@ function sizesFor(model: Model): string[] {
   return sizes;
 }
 
+/** What one image of `size` costs, in credits; undefined when the catalog gives no price for it. */
+function imageCost(model: Model, size: string): number | undefined {
+  const per = model.price?.per_image;
+  return typeof per === 'number' ? per : per?.[size];
+}
+
+/**
+ * The size the form starts on: the cheapest priced one where prices differ by size. A model's
+ * configured default was dall-e-2's 1024x1024, 40,000 of a free day's 50,000 credits in one click.
+ */
+function startingSize(model: Model): string {
+  const sizes = sizesFor(model);
+  const configured = model.default_size && sizes.includes(model.default_size) ? model.default_size : (sizes[0] ?? '');
+  if (typeof model.price?.per_image !== 'object') return configured;
+  const priced = sizes.filter((s) => imageCost(model, s) !== undefined);
+  const cheapest = Math.min(...priced.map((s) => imageCost(model, s)!));
+  return imageCost(model, configured) === cheapest ? configured : (priced.find((s) => imageCost(model, s) === cheapest) ?? configured);
+}
+
+/** The price of the image about to be made, said before Generate, and whether the day's credits cover it. */
+function ImageCost({ cost, left }: { cost: number | undefined; left: number | undefined }) {
+  if (cost === undefined) return null;
+  const over = left !== undefined && cost > left;
+  return html`<p id="image-cost" class=${`small ${over ? 'warn-text' : 'muted'}`} data-testid="image-cost">
+    ${fmt(cost)} credits per image${left !== undefined && html` · ${fmt(left)} credits left`}${over ? ': more than is left, so it would be refused' : ''}
+  </p>`;
+}
+
 function defaultModel(models: Model[]): string {
   const pick =
     models.find((m) => m.type === 'chat' && !m.pro && m.available !== false) ??
@@ -177,8 +205,7 @@ export function PlaygroundPage() {
 
   useEffect(() => {
     if (model?.type === 'image') {
-      const sizes = sizesFor(model);
-      setSize(model.default_size && sizes.includes(model.default_size) ? model.default_size : (sizes[0] ?? ''));
+      setSize(startingSize(model));
     }
     setError(null);
   }, [modelId, model?.type]);
@@ -413,9 +440,13 @@ export function PlaygroundPage() {
             model &&
             html`<div class="field">
               <label for="image-size">Size</label>
-              <select id="image-size" value=${size} onChange=${(e: Event) => setSize((e.currentTarget as HTMLSelectElement).value)}>
-                ${sizesFor(model).map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
+              <select id="image-size" aria-describedby="image-cost" value=${size} onChange=${(e: Event) => setSize((e.currentTarget as HTMLSelectElement).value)}>
+                ${sizesFor(model).map((s) => {
+                  const cost = imageCost(model, s);
+                  return html`<option key=${s} value=${s}>${s}${cost !== undefined ? ` · ${fmt(cost)} credits` : ''}</option>`;
+                })}
               </select>
+              <${ImageCost} cost=${imageCost(model, size)} left=${meter?.credits?.remaining} />
             </div>`}
             ${type === 'image' &&
             model?.image_to_image &&
