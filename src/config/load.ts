@@ -67,6 +67,34 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * Prices that are not zero yet worth less than one credit per million tokens, or per image: a
+ * price per token written where the unit is per 1M tokens (0.00000015 for gpt-4o-mini's $0.15),
+ * which served the model for nothing (`/v1/models` showed 0 credits per 1M tokens) without a word.
+ * No real price is that small: one credit is $0.0000005 at the default rate.
+ */
+function unitSlips(m: Config['models'][number], i: number, perUsd: number): string[] {
+  const tooSmall = (usd: number | undefined) => usd !== undefined && usd > 0 && usd * perUsd < 1;
+  const slips: string[] = [];
+  const perMillion = (field: string, usd: number | undefined) => {
+    if (tooSmall(usd)) {
+      slips.push(`models[${i}].price.${field}: ${usd} USD per 1M tokens is less than one credit (credits.perUsd ${perUsd}): prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token`);
+    }
+  };
+  if (m.kind === 'chat') {
+    for (const field of ['input', 'output', 'cachedInput', 'audioInput', 'audioOutput'] as const) perMillion(field, m.price[field]);
+  } else if (m.kind === 'embedding') {
+    perMillion('input', m.price.input);
+  } else {
+    const perImage = m.price.perImage;
+    const prices = typeof perImage === 'number' ? [['', perImage] as const] : Object.entries(perImage).map(([size, usd]) => [`.${size}`, usd] as const);
+    for (const [at, usd] of prices) {
+      if (tooSmall(usd)) slips.push(`models[${i}].price.perImage${at}: ${usd} USD per image is less than one credit (credits.perUsd ${perUsd}): prices are USD per image (0.04 for $0.04)`);
+    }
+  }
+  return slips;
+}
+
 /** Cross-field rules the schema cannot express. */
 function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtInModels: boolean): string[] {
   const providerTypes = Array.isArray(types) ? (types as readonly string[]) : [...(types as ReadonlyMap<string, unknown>).keys()];
@@ -108,6 +136,7 @@ function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtIn
       else if (all.slice(0, j).some((e) => e.provider === f.provider && upstreamOf(e) === upstreamOf(f))) problems.push(`${at}: the same provider and upstream as an earlier fallback`);
       else servesKind(`${at}.provider`, f.provider, m.kind, problems);
     });
+    problems.push(...unitSlips(m, i, config.credits.perUsd));
     if (m.kind === 'image') {
       if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
         problems.push(`models[${i}].defaultSize: '${m.defaultSize}' is not one of sizes`);

@@ -271,7 +271,8 @@ export const configSchema = z.strictObject({
       /** Where users reach the gateway; used in error messages and links. */
       publicUrl: httpUrl().default('http://localhost:8080'),
       /** Largest accepted request body, bytes (images sent inline need room). */
-      bodyLimitBytes: z.number().int().positive().default(10 * 1024 * 1024),
+      // At least 1 KiB: below, every ordinary request is 413 (10 bytes passed, a unit slip for 10 MB).
+      bodyLimitBytes: z.number().int().min(1024, 'at least 1024 bytes: a smaller limit refuses every ordinary request (the unit is bytes: 10485760 for 10 MiB)').default(10 * 1024 * 1024),
       /**
        * Whose X-Forwarded-* to believe (Fastify's trustProxy): false, the proxies' addresses or
        * CIDRs ("10.0.0.0/8,127.0.0.1"), or true — every hop, which lets a client choose its own
