@@ -10,6 +10,7 @@ import { PostgresTopUpStore } from './top-ups.js';
 import { PostgresLedger } from './ledger.js';
 import { migrate } from './migrations.js';
 import { reportOutages } from './outage.js';
+import { DatabaseOpenError, shownUrl } from '../open-error.js';
 
 export interface PostgresStorageOptions {
   /** Pool size per gateway instance. Default 10. */
@@ -72,6 +73,19 @@ export class PostgresStorage implements Storage {
 }
 
 /** Connects, migrates to the latest schema, and returns the store. */
+/**
+ * Whether the server, or the way to it, refused: the network (ECONNREFUSED, ENOTFOUND, a timeout),
+ * or a SQLSTATE of class 08 (connection), 28 (authorization), 3D (no such database), 53 (out of
+ * connections), or 42501 (no privilege: the role may not create the tables).
+ * https://www.postgresql.org/docs/15/errcodes-appendix.html
+ */
+function refusedByDatabase(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  const { code, syscall } = err as { code?: unknown; syscall?: unknown };
+  if (typeof syscall === 'string' || /timeout|Connection terminated/i.test(err.message)) return true;
+  return typeof code === 'string' && (/^(08|28|3D|53)/.test(code) || code === '42501');
+}
+
 export async function openPostgresStorage(url: string, opts: PostgresStorageOptions = {}): Promise<PostgresStorage> {
   if (!isPostgresUrl(url)) throw new Error(`not a postgres:// storage url: '${url}'`);
   // Migrations on a pool of their own, without the serving timeouts: building an index on a large
@@ -80,6 +94,8 @@ export async function openPostgresStorage(url: string, opts: PostgresStorageOpti
   migrations.on('error', () => {});
   try {
     await migrate(migrations);
+  } catch (err) {
+    throw refusedByDatabase(err) ? new DatabaseOpenError(`PostgreSQL database ${shownUrl(url)} (storage.url)`, err) : err;
   } finally {
     await migrations.end().catch(() => {});
   }

@@ -7,6 +7,7 @@ import { storageContract } from '../contract/storage.contract.js';
 import { StorageUnavailableError, type UsageRecord } from '../ports.js';
 import { isOutage, reportOutages } from './outage.js';
 import { openPostgresStorage, type PostgresStorage } from './index.js';
+import { DatabaseOpenError } from '../open-error.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError } from './migrations.js';
 
 let server: PostgresServer;
@@ -40,6 +41,18 @@ function usage(i: number, over: Partial<UsageRecord> = {}): UsageRecord {
 }
 
 describe('postgres specifics', () => {
+  it('a database that refuses at start is one line naming storage.url, its password hidden; a bug in a migration is not', async () => {
+    const missing = new URL(server.url);
+    missing.pathname = '/no_such_db';
+    missing.password = 'hunter2';
+    const err = await openPostgresStorage(missing.toString()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DatabaseOpenError);
+    expect((err as Error).message).toBe(`cannot open the PostgreSQL database postgres://postgres:***@127.0.0.1:${server.port}/no_such_db (storage.url): database "no_such_db" does not exist`);
+    const closed = await openPostgresStorage(`postgres://u:secret@127.0.0.1:1/db`).catch((e: unknown) => e);
+    expect(closed).toBeInstanceOf(DatabaseOpenError);
+    expect((closed as Error).message).toMatch(/^cannot open the PostgreSQL database postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db \(storage\.url\): connect ECONNREFUSED/);
+  });
+
   const toClose: { close(): Promise<void> }[] = [];
   const track = <T extends { close(): Promise<void> }>(x: T): T => (toClose.push(x), x);
   afterEach(async () => {

@@ -11,6 +11,7 @@ import { SqliteLedger, type SqliteLedgerOptions } from './ledger.js';
 import { acquireCheckpointer, checkpointerStopped } from './checkpointer.js';
 import { latestVersion, migrate, pendingFrom } from './migrations.js';
 import { refuseWhileServed } from './lease.js';
+import { DatabaseOpenError } from '../open-error.js';
 
 /** `sqlite:<path>` → the path, `sqlite::memory:` → `:memory:`. */
 export function sqlitePath(url: string): string {
@@ -20,13 +21,7 @@ export function sqlitePath(url: string): string {
   return path;
 }
 
-/** SQLite refused the database file itself (a directory, read-only, not a database): the operator's to fix. */
-export class DatabaseOpenError extends Error {
-  constructor(path: string, cause: Error) {
-    super(`cannot open the SQLite database ${path}: ${cause.message}`, { cause });
-    this.name = 'DatabaseOpenError';
-  }
-}
+export { DatabaseOpenError };
 
 /** Opens (creating and migrating as needed) the database behind `url` with the gateway's pragmas. */
 export function openDatabase(url: string): Database.Database {
@@ -38,7 +33,7 @@ export function openDatabase(url: string): Database.Database {
   try {
     db = new Database(path);
   } catch (err) {
-    throw err instanceof Database.SqliteError ? new DatabaseOpenError(path, err) : err;
+    throw err instanceof Database.SqliteError ? new DatabaseOpenError(`SQLite database ${path}`, err) : err;
   }
   try {
     // WAL: readers never block the writer; NORMAL is durable in WAL except for the last commits on
@@ -66,7 +61,7 @@ export function openDatabase(url: string): Database.Database {
     return db;
   } catch (err) {
     db.close();
-    throw err instanceof Database.SqliteError ? new DatabaseOpenError(path, err) : err;
+    throw err instanceof Database.SqliteError ? new DatabaseOpenError(`SQLite database ${path}`, err) : err;
   }
 }
 
