@@ -187,6 +187,11 @@ describe('tollgate CLI', () => {
       expect(clamped).toBe('max_tokens=512');
       const marked = await tollgate('accounts', 'update', id, '--payment-method', '--config', configFile);
       expect(marked.stdout).toMatch(/plan paid {2}payment method yes/);
+      const renamed = await tollgate('accounts', 'update', id, '--email', `Renamed-${id}@Example.com`, '--json', '--config', configFile);
+      expect(JSON.parse(renamed.stdout)).toMatchObject({ id, email: `renamed-${id}@example.com`.toLowerCase() });
+      const onPaid = JSON.parse((await tollgate('accounts', 'list', '--plan', 'paid', '--limit', '1000', '--json', '--config', configFile)).stdout);
+      expect(onPaid.data.map((a: { id: string }) => a.id)).toContain(id);
+      expect(onPaid.data.every((a: { plan: string }) => a.plan === 'paid')).toBe(true);
 
       const listed = await tollgate('keys', 'list', id, '--json', '--config', configFile);
       expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: key.id, name: 'ci', revokedAt: null })]);
@@ -350,7 +355,10 @@ describe('tollgate CLI', () => {
     }
     const nothing = await tollgate('accounts', 'update', 'acct_x', '--config', configFile);
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toMatch(/needs --plan P or --payment-method/);
+    expect(nothing.stderr).toMatch(/needs --plan P, --payment-method or --email E/);
+    const badEmail = await tollgate('accounts', 'update', 'acct_x', '--email', 'nope', '--config', configFile);
+    expect(badEmail.code).toBe(2);
+    expect(badEmail.stderr).toMatch(/--email: not an email address: 'nope'/);
     const unknown = await tollgate('accounts', 'credits', 'acct_nope', '5', '--config', configFile);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/acct_nope/);
@@ -484,12 +492,12 @@ describe('tollgate CLI', () => {
     const backwards = await tollgate('usage', 'acct_any', '--from', '2026-12-06', '--to', '2026-12-01', '--config', configFile);
     expect(backwards.code).toBe(2);
     expect(backwards.stderr).toMatch(/--to \(2026-12-01\) must come after --from \(2026-12-06\): --to is exclusive/);
-    // Another command's option is refused, not ignored (this listed every account, free ones too),
-    // and the help shown is the command's own.
-    const foreign = await tollgate('accounts', 'list', '--plan', 'team', '--config', configFile);
+    // Another command's option is refused, not ignored (`accounts list --plan team` listed every
+    // account, free ones too, before --plan was one of its options), and the help shown is the command's own.
+    const foreign = await tollgate('accounts', 'list', '--name', 'team', '--config', configFile);
     expect(foreign.code).toBe(2);
     expect(foreign.stdout).toBe('');
-    expect(foreign.stderr).toMatch(/^error: --plan is not an option of 'accounts list'\n\nUsage: tollgate accounts list \[--email E\]/);
+    expect(foreign.stderr).toMatch(/^error: --name is not an option of 'accounts list'\n\nUsage: tollgate accounts list \[--email E\]/);
     expect(foreign.stderr).toContain('the next page: --before <last id>');
     expect(foreign.stderr).not.toContain('keys create');
     for (const [argv, option] of [[['keys', 'list', 'acct_x', '--plan', 'y'], '--plan'], [['models', '--port', '1'], '--port'], [['usage', 'acct_x', '--limit', '5'], '--limit'], [['config', 'check', configFile, '--json'], '--json']] as const) {

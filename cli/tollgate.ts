@@ -38,8 +38,9 @@ const USAGE = `Usage: tollgate <command> [options]
                                                      create an account (a password read from stdin
                                                      lets it sign in to the web app)
   accounts show ACCOUNT [--json]                     an account with today's usage
-  accounts update ACCOUNT [--plan P] [--payment-method] [--json]
-                                                     change the plan; mark a payment method (free → paid)
+  accounts update ACCOUNT [--plan P] [--payment-method] [--email E] [--json]
+                                                     change the plan; mark a payment method (free → paid);
+                                                     change the sign-in email
   accounts credits ACCOUNT AMOUNT [--idempotency-key K] [--json]
                                                      top up the prepaid balance by AMOUNT credits;
                                                      with K, at most once per K and account in 24 h
@@ -53,7 +54,7 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
                                                      account_suspended); R is for operators only
   accounts unsuspend ACCOUNT [--json]                lift a suspension
-  accounts list [--email E] [--suspended] [--limit N] [--before ACCOUNT] [--json]
+  accounts list [--email E] [--suspended] [--plan P] [--limit N] [--before ACCOUNT] [--json]
                                                      accounts, newest first (100 unless --limit, at
                                                      most 1000); the next page: --before <last id>
   keys create ACCOUNT [--name N] [--credits C [--window W]] [--expires WHEN] [--models M,…] [--json]
@@ -118,13 +119,13 @@ const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof 
   serve: { words: 1, options: ['port'] },
   'accounts create': { words: 2, options: ['plan', 'email', 'password-stdin', 'json'] },
   'accounts show': { words: 3, options: ['json'] },
-  'accounts update': { words: 3, options: ['plan', 'payment-method', 'json'] },
+  'accounts update': { words: 3, options: ['plan', 'payment-method', 'email', 'json'] },
   'accounts credits': { words: 4, options: ['idempotency-key', 'json'] },
   'accounts debit': { words: 4, options: ['idempotency-key', 'json'] },
   'accounts top-ups': { words: 3, options: ['limit', 'json'] },
   'accounts suspend': { words: 3, options: ['reason', 'json'] },
   'accounts unsuspend': { words: 3, options: ['json'] },
-  'accounts list': { words: 2, options: ['email', 'suspended', 'limit', 'before', 'json'] },
+  'accounts list': { words: 2, options: ['email', 'suspended', 'plan', 'limit', 'before', 'json'] },
   'keys create': { words: 3, options: ['name', 'credits', 'window', 'expires', 'models', 'json'] },
   'keys list': { words: 3, options: ['json'] },
   'keys revoke': { words: 3, options: ['json'] },
@@ -380,13 +381,15 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       });
     case 'accounts update': {
-      if (values.plan === undefined && !values['payment-method']) throw new UsageError('accounts update needs --plan P or --payment-method');
+      if (values.plan === undefined && !values['payment-method'] && values.email === undefined) throw new UsageError('accounts update needs --plan P, --payment-method or --email E');
+      if (values.email !== undefined && !emailAddress.safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
       return withServices(values, async (s) => {
         const a = await s.accounts.update(arg(positionals, 2, 'ACCOUNT'), {
           ...(values.plan !== undefined && { plan: values.plan }),
           ...(values['payment-method'] && { paymentMethod: true }),
+          ...(values.email !== undefined && { email: values.email }),
         });
-        print(values, accountView(a), `${a.id}  plan ${a.plan}  payment method ${a.hasPaymentMethod ? 'yes' : 'no'}  balance ${a.balance}`);
+        print(values, accountView(a), `${a.id}  plan ${a.plan}  payment method ${a.hasPaymentMethod ? 'yes' : 'no'}  balance ${a.balance}  email ${a.email ?? '-'}`);
         return 0;
       });
     }
@@ -470,6 +473,7 @@ async function run(argv: string[]): Promise<number> {
           limit,
           ...(values.email !== undefined && { email: values.email }),
           ...(values.suspended && { suspended: true }),
+          ...(values.plan !== undefined && { plan: values.plan }),
           ...(values.before !== undefined && { before: values.before }),
         });
         const rows = page.data.map(accountSummaryView);

@@ -72,7 +72,7 @@ export class AccountService {
    * `hasMore`: another page has accounts — read as one account past the page, so a page that ends
    * the list (or an email's one account) does not send a client on to an empty one.
    */
-  async list(q: { email?: string; suspended?: boolean; before?: string; limit: number }): Promise<{ data: Account[]; hasMore: boolean }> {
+  async list(q: { email?: string; suspended?: boolean; plan?: string; before?: string; limit: number }): Promise<{ data: Account[]; hasMore: boolean }> {
     let before: AccountListQuery['before'];
     if (q.before !== undefined) {
       const last = await this.store.get(q.before);
@@ -83,9 +83,15 @@ export class AccountService {
       // The email's own unique index, not a walk of the listing's order.
       const a = await this.store.findByEmail(q.email);
       const after = before === undefined || a === null || a.createdAt < before.createdAt || (a.createdAt === before.createdAt && a.id < before.id);
-      return { data: a !== null && after && (q.suspended !== true || a.suspendedAt !== null) ? [a] : [], hasMore: false };
+      const matches = a !== null && after && (q.suspended !== true || a.suspendedAt !== null) && (q.plan === undefined || a.plan === q.plan);
+      return { data: matches ? [a] : [], hasMore: false };
     }
-    const data = await this.store.list({ limit: q.limit + 1, ...(q.suspended !== undefined && { suspended: q.suspended }), ...(before !== undefined && { before }) });
+    const data = await this.store.list({
+      limit: q.limit + 1,
+      ...(q.suspended !== undefined && { suspended: q.suspended }),
+      ...(q.plan !== undefined && { plan: q.plan }),
+      ...(before !== undefined && { before }),
+    });
     const hasMore = data.length > q.limit;
     if (hasMore) data.pop();
     return { data, hasMore };
@@ -100,7 +106,7 @@ export class AccountService {
     if (!(await this.store.setPasswordHash(id, hash))) throw new GatewayError('account_not_found', { vars: { id } });
   }
 
-  async update(id: string, patch: { plan?: string; paymentMethod?: boolean; suspended?: boolean; suspendedReason?: string }): Promise<AccountInfo> {
+  async update(id: string, patch: { plan?: string; paymentMethod?: boolean; suspended?: boolean; suspendedReason?: string; email?: string }): Promise<AccountInfo> {
     const { plan } = patch;
     if (plan !== undefined) this.checkPlan(plan);
     // Free → paid is decided by the write (planFrom), not on a plan read before it: another
@@ -117,6 +123,7 @@ export class AccountService {
       ...(patch.suspended !== undefined && {
         suspension: patch.suspended ? { at: new Date(this.clock.now()).toISOString(), reason: patch.suspendedReason ?? null } : null,
       }),
+      ...(patch.email !== undefined && { email: patch.email }),
     });
     if (!updated) throw new GatewayError('account_not_found', { vars: { id } });
     this.onChange(id);

@@ -37,12 +37,16 @@ export interface AccountPatch {
   hasPaymentMethod?: boolean;
   /** Suspends (at, with its reason) or, with null, lifts a suspension. */
   suspension?: { at: string; reason: string | null } | null;
+  /** A new sign-in email, stored lowercased; GatewayError `email_taken` when another account has it. */
+  email?: string;
 }
 
 /** A page of accounts, newest first (admin listing). */
 export interface AccountListQuery {
   /** Only suspended accounts. */
   suspended?: boolean;
+  /** Only accounts on this plan. */
+  plan?: string;
   /** Accounts created before this one (its id), for the next page. */
   before?: { createdAt: string; id: string };
   limit: number;

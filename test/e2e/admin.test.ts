@@ -427,6 +427,23 @@ describe('account listing', () => {
     expect(suspended.body.data.map((a: { id: string }) => a.id)).toContain(made[1]);
     expect(suspended.body.data.every((a: { suspendedAt: string | null }) => a.suspendedAt !== null)).toBe(true);
 
+    // By plan, with suspension and a page's cursor: only the accounts on it.
+    await t.admin('PATCH', `/accounts/${made[2]}`, { plan: 'paid' });
+    await t.admin('PATCH', `/accounts/${made[4]}`, { plan: 'paid' });
+    const paid = (await t.admin('GET', '/accounts?plan=paid&limit=1000')).body.data as { id: string; plan: string }[];
+    expect(paid.every((a) => a.plan === 'paid')).toBe(true);
+    expect(paid.map((a) => a.id).filter((id) => made.includes(id))).toEqual(newest.filter((id) => id === made[2] || id === made[4]));
+    const firstPaid = newest.find((id) => id === made[2] || id === made[4])!;
+    const after = (await t.admin('GET', `/accounts?plan=paid&limit=1000&before=${firstPaid}`)).body.data.map((a: { id: string }) => a.id);
+    expect(after).not.toContain(firstPaid);
+    expect(after).toContain(firstPaid === made[2] ? made[4] : made[2]);
+    expect((await t.admin('GET', `/accounts?plan=free&email=${encodeURIComponent(`${tag}-2@example.com`)}`)).body.data).toEqual([]);
+    expect((await t.admin('GET', `/accounts?plan=paid&email=${encodeURIComponent(`${tag}-2@example.com`)}`)).body.data.map((a: { id: string }) => a.id)).toEqual([made[2]]);
+    await t.admin('PATCH', `/accounts/${made[4]}`, { suspended: true });
+    expect((await t.admin('GET', '/accounts?plan=paid&suspended=true&limit=1000')).body.data.map((a: { id: string }) => a.id)).toEqual([made[4]]);
+    // A plan no longer in the config still finds the accounts left on it: none here.
+    expect((await t.admin('GET', '/accounts?plan=retired')).body.data).toEqual([]);
+
     expect((await t.admin('GET', '/accounts?limit=0')).body.error).toMatchObject({ code: 'invalid_request', param: 'limit' });
     expect((await t.admin('GET', '/accounts?limit=1001')).body.error).toMatchObject({ code: 'invalid_request', param: 'limit' });
     expect((await t.admin('GET', '/accounts?suspended=false')).body.error).toMatchObject({ code: 'invalid_request', param: 'suspended' });

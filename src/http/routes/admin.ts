@@ -26,10 +26,12 @@ const patchAccount = z.strictObject({
   password: newPassword.optional(),
   suspended: z.boolean().optional(),
   suspendedReason: suspensionReason.optional(),
+  email: emailAddress.optional(),
 });
 const listAccounts = z.strictObject({
   email: z.string().min(1).optional(),
   suspended: z.enum(['true']).optional(),
+  plan: z.string().min(1).optional(),
   before: z.string().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
@@ -98,6 +100,7 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         limit: q.limit,
         ...(q.email !== undefined && { email: q.email }),
         ...(q.suspended !== undefined && { suspended: true }),
+        ...(q.plan !== undefined && { plan: q.plan }),
         ...(q.before !== undefined && { before: q.before }),
       });
       return { object: 'list', data: page.data.map(accountSummaryView), hasMore: page.hasMore };
@@ -123,7 +126,7 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       if (body.suspendedReason !== undefined && body.suspended !== true) {
         throw new GatewayError('invalid_request', { vars: { detail: 'suspendedReason goes with suspended: true' }, param: 'suspendedReason' });
       }
-      if (body.password !== undefined && !(await accounts.get(req.params.id)).email) throw noEmail();
+      if (body.password !== undefined && body.email === undefined && !(await accounts.get(req.params.id)).email) throw noEmail();
       // The update first: it refuses an unknown plan before it changes anything, so a refused
       // PATCH leaves the password and the sessions as they were (set first, a typo in the plan
       // answered 400 after the password had changed and every session had ended).
@@ -132,6 +135,7 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         ...(body.paymentMethod !== undefined && { paymentMethod: body.paymentMethod }),
         ...(body.suspended !== undefined && { suspended: body.suspended }),
         ...(body.suspendedReason !== undefined && { suspendedReason: body.suspendedReason }),
+        ...(body.email !== undefined && { email: body.email }),
       });
       if (body.password !== undefined) {
         await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));

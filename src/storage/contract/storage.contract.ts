@@ -179,6 +179,25 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         await store.accounts.update('acc_5', { suspension: { at: at(T0, 9000), reason: 'spam' } });
         expect(await ids({ limit: 10, suspended: true })).toEqual(['acc_5', 'acc_2']);
         expect(await ids({ limit: 1, suspended: true, before: { createdAt: at(T0, 5000), id: 'acc_5' } })).toEqual(['acc_2']);
+        await store.accounts.update('acc_4', { plan: 'team' });
+        await store.accounts.update('acc_2', { plan: 'team' });
+        await store.accounts.update('acc_6a', { plan: 'team' });
+        expect(await ids({ limit: 10, plan: 'team' })).toEqual(['acc_6a', 'acc_4', 'acc_2']);
+        expect(await ids({ limit: 1, plan: 'team', before: { createdAt: at(T0, 6000), id: 'acc_6a' } })).toEqual(['acc_4']);
+        expect(await ids({ limit: 10, plan: 'team', suspended: true })).toEqual(['acc_2']);
+        expect(await ids({ limit: 10, plan: 'gold' })).toEqual([]);
+      });
+
+      it("changes an account's email, lowercased; one another account has is email_taken and changes nothing", async () => {
+        await account('acc_1', 'ann@example.com');
+        await account('acc_2', 'bob@example.com');
+        expect(await store.accounts.update('acc_1', { email: 'Ann.New@Example.com' })).toMatchObject({ email: 'ann.new@example.com', plan: 'free' });
+        expect((await store.accounts.findByEmail('ANN.NEW@example.com'))?.id).toBe('acc_1');
+        expect(await store.accounts.findByEmail('ann@example.com')).toBeNull();
+        await expect(store.accounts.update('acc_1', { email: 'BOB@example.com', plan: 'paid' })).rejects.toMatchObject({ code: 'email_taken' });
+        expect(await store.accounts.get('acc_1')).toMatchObject({ email: 'ann.new@example.com', plan: 'free' });
+        await account('acc_3', null);
+        expect(await store.accounts.update('acc_3', { email: 'cy@example.com' })).toMatchObject({ email: 'cy@example.com' });
       });
 
       it('allows any number of accounts without an email', async () => {

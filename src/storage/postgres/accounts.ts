@@ -67,10 +67,14 @@ export class PostgresAccountStore implements AccountStore {
       `UPDATE accounts SET plan = CASE WHEN $4::text IS NULL OR plan = $4 THEN COALESCE($2, plan) ELSE plan END,
          has_payment_method = COALESCE($3, has_payment_method),
          suspended_at = CASE $5::int WHEN 1 THEN $6::timestamptz WHEN 0 THEN NULL ELSE suspended_at END,
-         suspended_reason = CASE $5::int WHEN 1 THEN $7::text WHEN 0 THEN NULL ELSE suspended_reason END
+         suspended_reason = CASE $5::int WHEN 1 THEN $7::text WHEN 0 THEN NULL ELSE suspended_reason END,
+         email = COALESCE($8::text, email)
        WHERE id = $1 RETURNING *`,
-      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null],
-    );
+      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null, patch.email?.toLowerCase() ?? null],
+    ).catch((err: unknown) => {
+      if (isUniqueEmailViolation(err)) throw new GatewayError('email_taken', { vars: { email: patch.email ?? '' }, cause: err });
+      throw err;
+    });
     return toAccount(rows[0]);
   }
 
@@ -80,8 +84,9 @@ export class PostgresAccountStore implements AccountStore {
     const suspended = q.suspended === true ? 'suspended_at IS NOT NULL AND' : '';
     const { rows } = await this.pool.query<AccountRow>(
       `SELECT * FROM accounts WHERE ${suspended} ($1::timestamptz IS NULL OR (created_at, id) < ($1::timestamptz, $2::text))
+         AND ($4::text IS NULL OR plan = $4)
        ORDER BY created_at DESC, id DESC LIMIT $3`,
-      [q.before?.createdAt ?? null, q.before?.id ?? null, q.limit],
+      [q.before?.createdAt ?? null, q.before?.id ?? null, q.limit, q.plan ?? null],
     );
     return rows.map((r) => toAccount(r) as Account);
   }

@@ -39,8 +39,12 @@ function isUniqueEmailViolation(err: unknown): boolean {
  * own, so listing the few of them reads no others. One statement per shape: an `@x IS NULL OR …`
  * filter would keep SQLite from using either index for it.
  */
-export function accountPageSql(suspended: boolean, before: boolean): string {
-  const filters = [...(suspended ? ['suspended_at IS NOT NULL'] : []), ...(before ? ['(created_at, id) < (@beforeAt, @beforeId)'] : [])];
+export function accountPageSql(suspended: boolean, before: boolean, plan = false): string {
+  const filters = [
+    ...(suspended ? ['suspended_at IS NOT NULL'] : []),
+    ...(plan ? ['plan = @plan'] : []),
+    ...(before ? ['(created_at, id) < (@beforeAt, @beforeId)'] : []),
+  ];
   return `SELECT * FROM accounts ${filters.length > 0 ? `WHERE ${filters.join(' AND ')} ` : ''}ORDER BY created_at DESC, id DESC LIMIT @limit`;
 }
 
@@ -51,8 +55,9 @@ export class SqliteAccountStore implements AccountStore {
   private readonly byEmail: Database.Statement;
   private readonly setHash: Database.Statement;
   private readonly getHash: Database.Statement;
-  /** The listing's statements: [all, all before, suspended, suspended before]. */
-  private readonly pages: Database.Statement[];
+  /** The listing's statements, by shape (accountPageSql's flags), prepared when first used. */
+  private readonly pages = new Map<string, Database.Statement>();
+  private readonly db: Database.Database;
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
@@ -65,10 +70,11 @@ export class SqliteAccountStore implements AccountStore {
       `UPDATE accounts SET plan = CASE WHEN @planFrom IS NULL OR plan = @planFrom THEN COALESCE(@plan, plan) ELSE plan END,
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method),
          suspended_at = CASE @suspend WHEN 1 THEN @suspendedAt WHEN 0 THEN NULL ELSE suspended_at END,
-         suspended_reason = CASE @suspend WHEN 1 THEN @suspendedReason WHEN 0 THEN NULL ELSE suspended_reason END
+         suspended_reason = CASE @suspend WHEN 1 THEN @suspendedReason WHEN 0 THEN NULL ELSE suspended_reason END,
+         email = COALESCE(@email, email)
        WHERE id = @id RETURNING *`,
     );
-    this.pages = [accountPageSql(false, false), accountPageSql(false, true), accountPageSql(true, false), accountPageSql(true, true)].map((sql) => db.prepare(sql));
+    this.db = db;
     // Emails are stored lowercased, so lowercasing the argument makes the lookup case-insensitive.
     this.byEmail = db.prepare('SELECT * FROM accounts WHERE email = ?');
     this.setHash = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
@@ -96,12 +102,25 @@ export class SqliteAccountStore implements AccountStore {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
     const s = patch.suspension;
     const suspension = { suspend: s === undefined ? null : s === null ? 0 : 1, suspendedAt: s?.at ?? null, suspendedReason: s?.reason ?? null };
-    return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod, ...suspension }) as AccountRow | undefined);
+    const email = patch.email === undefined ? null : patch.email.toLowerCase();
+    try {
+      return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod, ...suspension, email }) as AccountRow | undefined);
+    } catch (err) {
+      if (isUniqueEmailViolation(err)) throw new GatewayError('email_taken', { vars: { email: patch.email ?? '' }, cause: err });
+      throw err;
+    }
   }
 
   async list(q: AccountListQuery): Promise<Account[]> {
-    const page = this.pages[(q.suspended === true ? 2 : 0) + (q.before === undefined ? 0 : 1)]!;
-    const args = q.before === undefined ? { limit: q.limit } : { limit: q.limit, beforeAt: q.before.createdAt, beforeId: q.before.id };
+    const shape = [q.suspended === true, q.before !== undefined, q.plan !== undefined] as const;
+    const key = shape.join();
+    let page = this.pages.get(key);
+    if (!page) this.pages.set(key, (page = this.db.prepare(accountPageSql(...shape))));
+    const args = {
+      limit: q.limit,
+      ...(q.before !== undefined && { beforeAt: q.before.createdAt, beforeId: q.before.id }),
+      ...(q.plan !== undefined && { plan: q.plan }),
+    };
     return (page.all(args) as AccountRow[]).map((r) => toAccount(r) as Account);
   }
 
