@@ -221,6 +221,15 @@ describe('loadConfig', () => {
     expect(text).not.toMatch(/rules\[1\]/);
   });
 
+  it("lists a plan rule's problems beside the schema's, not only once the rest is mended", () => {
+    const problems = inputProblems({
+      limitter: { url: 'embedded' },
+      plans: { free: { preset: 'free-tier' }, paid: { preset: 'pay-as-you-go' }, team: { rules: [{ id: 'rpm', measure: 'requests', limit: 60, window: 'daily' }] } },
+    });
+    expect(problems.join('\n')).toMatch(/Unrecognized key: "limitter"/);
+    expect(problems.join('\n')).toMatch(/plans\.team\.rules\[0\]\.window/);
+  });
+
   it('lists every problem of a plan rule by path, not one "Invalid input" per rule', () => {
     const problems = inputProblems({
       models: [{ id: 'm', kind: 'chat', provider: 'openai', price: { input: 1, output: 1 } }],

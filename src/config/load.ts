@@ -245,6 +245,11 @@ export function loadConfig(opts: LoadOptions): Config {
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
+    // The plans' rules are checked after the schema (resolvePlans): with a typo elsewhere, a rule's
+    // own problems (`window: daily`) came only on the next try. Where the plans section parses on
+    // its own, its rules are checked now too.
+    const plans = configSchema.shape.plans.safeParse((substituted as { plans?: unknown } | null)?.plans);
+    if (plans.success) problems.push(...resolvePlans(plans.data).problems.filter((p) => !problems.includes(p)));
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
   const crossProblems = crossCheck(parsed.data, opts.providerTypes, builtInModels);

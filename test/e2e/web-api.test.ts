@@ -332,35 +332,6 @@ describe('sign-up, session and sign-in', () => {
     expect((await t.admin('GET', `/accounts/${bare.body.id}`)).body.plan).toBe('free');
   });
 
-  it("an admin PATCH changes an account's sign-in email: the new one signs in, the old one no longer does, one taken is 409", async () => {
-    const { b, account, email } = await signedUp();
-    const signIn = async (address: string) => {
-      const c = new Browser();
-      await c.session();
-      return (await c.json('/app/api/signin', { method: 'POST', body: { email: address, password: PASSWORD } })).status;
-    };
-    const other = await signedUp();
-    const taken = await t.admin('PATCH', `/accounts/${account.id}`, { email: other.email.toUpperCase() });
-    expect(taken.status).toBe(409);
-    expect(taken.body.error.code).toBe('email_taken');
-    expect((await t.admin('GET', `/accounts/${account.id}`)).body.email).toBe(email);
-    expect((await t.admin('PATCH', `/accounts/${account.id}`, { email: 'not an email' })).body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
-
-    const moved = `Moved-${email}`;
-    const changed = await t.admin('PATCH', `/accounts/${account.id}`, { email: moved });
-    expect(changed.status).toBe(200);
-    expect(changed.body.email).toBe(moved.toLowerCase());
-    expect(await signIn(moved)).toBe(200);
-    expect(await signIn(email)).toBe(401);
-    // The session signed in before stays, and shows the new address.
-    expect((await b.json('/app/api/session')).body.account.email).toBe(moved.toLowerCase());
-    // An account made without an email gets one and a password in one PATCH, and signs in.
-    const bare = (await t.admin('POST', '/accounts', {})).body;
-    const given = `given-${email}`;
-    expect((await t.admin('PATCH', `/accounts/${bare.id}`, { email: given, password: PASSWORD })).status).toBe(200);
-    expect(await signIn(given)).toBe(200);
-  });
-
   it('web.signupsPerHour 0 closes sign-up: the session says so and a sign-up is 403 signup_closed, not a 429 to try again', async () => {
     const s = await startTestGateway({ config: { web: { signupsPerHour: 0 } } });
     try {
@@ -1033,6 +1004,38 @@ describe('password', () => {
     expect((await b.json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(201);
     return b;
   };
+
+  it("an admin PATCH changes an account's sign-in email: the new one signs in, the old one no longer does, one taken is 409", async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const signIn = async (address: string) => {
+      const c = new Browser(g.url);
+      await c.session();
+      return (await c.json('/app/api/signin', { method: 'POST', body: { email: address, password: PASSWORD } })).status;
+    };
+    const otherEmail = freshEmail();
+    await signedUpHere(otherEmail);
+    const taken = await g.admin('PATCH', `/accounts/${account.id}`, { email: otherEmail.toUpperCase() });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.code).toBe('email_taken');
+    expect((await g.admin('GET', `/accounts/${account.id}`)).body.email).toBe(email);
+    expect((await g.admin('PATCH', `/accounts/${account.id}`, { email: 'not an email' })).body.error).toMatchObject({ code: 'invalid_request', param: 'email' });
+
+    const moved = `Moved-${email}`;
+    const changed = await g.admin('PATCH', `/accounts/${account.id}`, { email: moved });
+    expect(changed.status).toBe(200);
+    expect(changed.body.email).toBe(moved.toLowerCase());
+    expect(await signIn(moved)).toBe(200);
+    expect(await signIn(email)).toBe(401);
+    // The session signed in before stays, and shows the new address.
+    expect((await b.json('/app/api/session')).body.account.email).toBe(moved.toLowerCase());
+    // An account made without an email gets one and a password in one PATCH, and signs in.
+    const bare = (await g.admin('POST', '/accounts', {})).body;
+    const given = `given-${email}`;
+    expect((await g.admin('PATCH', `/accounts/${bare.id}`, { email: given, password: PASSWORD })).status).toBe(200);
+    expect(await signIn(given)).toBe(200);
+  });
 
   it('changes it given the current one; every other session ends, this one goes on; the new one signs in', async () => {
     const email = freshEmail();
