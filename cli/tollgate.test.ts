@@ -124,10 +124,17 @@ describe('tollgate CLI', () => {
     expect(JSON.parse(usage.stdout)).toMatchObject([{ model: 'gpt-4o-mini', requests: 1, credits: 12 }]);
     const text = await tollgate('usage', id, '--config', configFile);
     expect(text.stdout).toMatch(/gpt-4o-mini\s+api\s+1 req\s+12 credits/);
+    expect(text.stdout).toMatch(/^total\s+1 req\s+12 credits$/m);
+    // For a person: the email, the payment method, today's usage by model (the JSON has it all).
+    const shown = (await tollgate('accounts', 'show', id, '--config', configFile)).stdout.split('\n');
+    expect(shown[1]).toMatch(/^email cli@example\.com {2}payment method no {2}created \d{4}-/);
+    expect(shown).toContainEqual(expect.stringMatching(/^ {2}gpt-4o-mini\s+1 req\s+12 credits$/));
     // The key's own limit with what the server spent of it, as the admin API lists it.
     const keys = await tollgate('keys', 'list', id, '--json', '--config', configFile);
     expect(JSON.parse(keys.stdout)).toEqual([expect.objectContaining({ limit: { credits: 1000, window: 'day' }, limitUsed: 12 })]);
-    expect((await tollgate('keys', 'list', id, '--config', configFile)).stdout).toContain('limit 1000 per UTC day, 12 used');
+    const listed = (await tollgate('keys', 'list', id, '--config', configFile)).stdout;
+    expect(listed).toContain('limit 1000 per UTC day, 12 used');
+    expect(listed).toMatch(/ {2}last used \d{4}-\d{2}-\d{2}T/);
 
     const revoked = await tollgate('keys', 'revoke', JSON.parse(key.stdout).id, '--config', configFile);
     expect(revoked.stdout).toMatch(/revoked key_/);
@@ -421,7 +428,8 @@ describe('tollgate CLI', () => {
     expect(rows.at(-1)?.day).toBe('1990-01-01');
     expect(rows.reduce((sum, r) => sum + r.credits, 0)).toBe(10_003);
     const text = await tollgate('usage', account, '--config', configFile);
-    expect(text.stdout.trim().split('\n')).toHaveLength(10_003);
+    expect(text.stdout.trim().split('\n')).toHaveLength(10_004);
+    expect(text.stdout.trim().split('\n').at(-1)).toMatch(/^total\s+10003 req\s+10003 credits$/);
 
     // Every record, more than one page of the store's answer (10,000), newest first, once each.
     const records = JSON.parse((await tollgate('usage', account, '--records', '--json', '--config', configFile)).stdout) as { requestId: string; createdAt: string }[];

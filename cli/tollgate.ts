@@ -377,7 +377,13 @@ async function run(argv: string[]): Promise<number> {
         // Up to the next UTC midnight, as the admin API's account view: without it a record dated
         // after today (another instance's clock a moment ahead) was summed into "today".
         const today = summariseDaily(await s.storage.ledger.daily({ accountId: a.id, from: day, to: utcDay(now + 86_400_000) }));
-        print(values, { ...accountView(a), usage: { day, ...today } }, `${a.id}  plan ${a.plan}  balance ${a.balance}  today ${today.credits} credits in ${today.requests} requests`);
+        const text = [
+          `${a.id}  plan ${a.plan}  balance ${a.balance}  today ${today.credits} credits in ${today.requests} requests`,
+          `email ${a.email ?? '-'}  payment method ${a.hasPaymentMethod ? 'yes' : 'no'}  created ${a.createdAt}`,
+          ...(a.suspendedAt === null ? [] : [`suspended ${a.suspendedAt}${a.suspendedReason ? `: ${a.suspendedReason}` : ''}`]),
+          ...today.byModel.map((m) => `  ${m.model.padEnd(28)} ${String(m.requests).padStart(6)} req ${String(m.credits).padStart(10)} credits`),
+        ];
+        print(values, { ...accountView(a), usage: { day, ...today } }, text.join('\n'));
         return 0;
       });
     case 'accounts update': {
@@ -492,7 +498,7 @@ async function run(argv: string[]): Promise<number> {
         const rows = keys.map((k) => ({ ...keyView(k), ...(used.has(k.id) && { limitUsed: used.get(k.id)! }) }));
         const lines = rows.map(
           (k) =>
-            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${accessLine(k, s.clock.now())}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
+            `${k.id}  ${k.prefix}  ${k.name.padEnd(20)} created ${k.createdAt}  last used ${k.lastUsedAt ?? 'never'}${k.limit ? `  limit ${k.limit.credits} ${limitPer(k.limit.window)}${k.limitUsed === undefined ? '' : `, ${k.limitUsed} used`}` : ''}${accessLine(k, s.clock.now())}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`,
         );
         print(values, rows, lines.length ? lines.join('\n') : `no keys for ${account.id}`);
         return 0;
@@ -576,6 +582,8 @@ async function run(argv: string[]): Promise<number> {
           return 0;
         }
         const lines = rows.map((r) => `${r.day}  ${r.model.padEnd(28)} ${r.surface.padEnd(10)} ${String(r.requests).padStart(6)} req ${String(r.credits).padStart(10)} credits`);
+        const total = summariseDaily(rows);
+        if (lines.length > 0) lines.push(`${'total'.padEnd(12)}${''.padEnd(40)}${String(total.requests).padStart(6)} req ${String(total.credits).padStart(10)} credits`);
         print(values, rows, lines.length ? lines.join('\n') : `no usage recorded for ${account.id}`);
         return 0;
       });
