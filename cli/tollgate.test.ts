@@ -138,6 +138,14 @@ describe('tollgate CLI', () => {
 
     const revoked = await tollgate('keys', 'revoke', JSON.parse(key.stdout).id, '--config', configFile);
     expect(revoked.stdout).toMatch(/revoked key_/);
+
+    // Closed: the email and keys go, the usage stays.
+    const other = JSON.parse((await tollgate('keys', 'create', id, '--json', '--config', configFile)).stdout);
+    const closed = await tollgate('accounts', 'close', id, '--json', '--config', configFile);
+    expect(JSON.parse(closed.stdout)).toMatchObject({ id, email: null, suspendedReason: 'account closed' });
+    const keysAfter = JSON.parse((await tollgate('keys', 'list', id, '--json', '--config', configFile)).stdout) as { id: string; revokedAt: string | null }[];
+    expect(keysAfter.find((k) => k.id === other.id)?.revokedAt).not.toBeNull();
+    expect(JSON.parse((await tollgate('usage', id, '--json', '--config', configFile)).stdout)).toMatchObject([{ model: 'gpt-4o-mini', requests: 1 }]);
   });
 
   it('tops up, changes plans and lists keys beside a running server, which sees each change', async () => {

@@ -20,6 +20,8 @@ import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
 import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, newPassword, suspensionReason } from '../src/core/requests.js';
 import { checkKeySettings } from '../src/core/key-settings.js';
+import { closeAccount } from '../src/core/account-close.js';
+import { SessionEpochs } from '../src/core/sessions.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
@@ -54,6 +56,8 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
                                                      account_suspended); R is for operators only
   accounts unsuspend ACCOUNT [--json]                lift a suspension
+  accounts close ACCOUNT [--json]                    close an account: its email, password and keys
+                                                     go, its usage and balance history stay
   accounts list [--email E] [--suspended] [--plan P] [--limit N] [--before ACCOUNT] [--json]
                                                      accounts, newest first (100 unless --limit, at
                                                      most 1000); the next page: --before <last id>
@@ -125,6 +129,7 @@ const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof 
   'accounts top-ups': { words: 3, options: ['limit', 'json'] },
   'accounts suspend': { words: 3, options: ['reason', 'json'] },
   'accounts unsuspend': { words: 3, options: ['json'] },
+  'accounts close': { words: 3, options: ['json'] },
   'accounts list': { words: 2, options: ['email', 'suspended', 'plan', 'limit', 'before', 'json'] },
   'keys create': { words: 3, options: ['name', 'credits', 'window', 'expires', 'models', 'json'] },
   'keys list': { words: 3, options: ['json'] },
@@ -471,6 +476,15 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'accounts close':
+      return withServices(values, async (s) => {
+        // Suspended first, so the account's keys and web sessions stop on a running server too.
+        const a = await closeAccount(arg(positionals, 2, 'ACCOUNT'), { accounts: s.accounts, keys: s.keys, keyStore: s.storage.keys });
+        // Its web sessions end for good, not only while it is suspended (as the admin API's close).
+        await new SessionEpochs(s.counters, s.clock).end(a.id);
+        print(values, accountView(a), `${a.id}  closed: its email, password and keys are gone; its usage and balance history stay`);
+        return 0;
+      });
     case 'accounts list': {
       const limit = values.limit === undefined ? 100 : /^[1-9]\d{0,3}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
       if (!(limit <= 1000)) throw new UsageError(`--limit must be a whole number from 1 to 1000, not '${values.limit}'`);

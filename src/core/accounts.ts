@@ -106,7 +106,12 @@ export class AccountService {
     if (!(await this.store.setPasswordHash(id, hash))) throw new GatewayError('account_not_found', { vars: { id } });
   }
 
-  async update(id: string, patch: { plan?: string; paymentMethod?: boolean; suspended?: boolean; suspendedReason?: string; email?: string }): Promise<AccountInfo> {
+  /** No web sign-in any more (a closed account). */
+  async removePassword(id: string): Promise<void> {
+    if (!(await this.store.setPasswordHash(id, null))) throw new GatewayError('account_not_found', { vars: { id } });
+  }
+
+  async update(id: string, patch: { plan?: string; paymentMethod?: boolean; suspended?: boolean; suspendedReason?: string; email?: string | null }): Promise<AccountInfo> {
     const { plan } = patch;
     if (plan !== undefined) this.checkPlan(plan);
     // Free → paid is decided by the write (planFrom), not on a plan read before it: another

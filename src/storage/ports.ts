@@ -37,8 +37,11 @@ export interface AccountPatch {
   hasPaymentMethod?: boolean;
   /** Suspends (at, with its reason) or, with null, lifts a suspension. */
   suspension?: { at: string; reason: string | null } | null;
-  /** A new sign-in email, stored lowercased; GatewayError `email_taken` when another account has it. */
-  email?: string;
+  /**
+   * A new sign-in email, stored lowercased; GatewayError `email_taken` when another account has
+   * it. Null removes it (a closed account's), freeing the address.
+   */
+  email?: string | null;
 }
 
 /** A page of accounts, newest first (admin listing). */

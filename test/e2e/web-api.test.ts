@@ -1,6 +1,7 @@
 // The web app's server side (docs/web-api.md): sessions and CSRF by cookie, sign-in limits, pages,
 // account isolation, keys that work on /v1, the Playground metered under surface `playground`,
 // and billing. Cookies are handled by hand, as a browser would.
+import OpenAI from 'openai';
 import { scryptSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -1004,6 +1005,38 @@ describe('password', () => {
     expect((await b.json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(201);
     return b;
   };
+
+  it('an admin DELETE closes an account: its email, password, keys and sessions end, its usage stays, the address is free again', async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const key = (await b.json('/app/api/keys', { method: 'POST', body: { name: 'app' } })).body;
+    const client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: key.key, maxRetries: 0 });
+    await client.embeddings.create({ model: 'text-embedding-3-small', input: 'before closing' });
+
+    const closed = await g.admin('DELETE', `/accounts/${account.id}`);
+    expect(closed.status).toBe(200);
+    expect(closed.body).toMatchObject({ id: account.id, email: null, suspendedReason: 'account closed', suspendedAt: expect.any(String) });
+    // The key: revoked, on this instance at once.
+    const refused = await fetch(`${g.url}/v1/usage`, { headers: { authorization: `Bearer ${key.key}` } });
+    expect(refused.status).toBe(401);
+    expect((await g.admin('GET', `/accounts/${account.id}/keys`)).body.data.every((k: { revokedAt: string | null }) => k.revokedAt !== null)).toBe(true);
+    // The session: over; the password: gone; the address: anyone's to sign up with again.
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+    const c = new Browser(g.url);
+    await c.session();
+    expect((await c.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(401);
+    const again = await signedUpHere(email);
+    expect((await again.json('/app/api/session')).body.account.id).not.toBe(account.id);
+    // The records a bill needs stay, under the account id.
+    expect((await g.admin('GET', `/usage?account=${account.id}`)).body.data).toHaveLength(1);
+    // Closing twice is closing once; an unknown account is 404.
+    expect((await g.admin('DELETE', `/accounts/${account.id}`)).body).toMatchObject({ email: null, suspendedReason: 'account closed' });
+    expect((await g.admin('DELETE', '/accounts/acct_nobody')).body.error.code).toBe('account_not_found');
+    // Lifting the suspension gives back none of it: no session resumes.
+    await g.admin('PATCH', `/accounts/${account.id}`, { suspended: false });
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+  });
 
   it("an admin PATCH changes an account's sign-in email: the new one signs in, the old one no longer does, one taken is 409", async () => {
     const email = freshEmail();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
 import { checkKeySettings } from '../../core/key-settings.js';
 import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason, usageCursor } from '../../core/requests.js';
+import { closeAccount } from '../../core/account-close.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
@@ -142,6 +143,13 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         // A password set for someone is a reset: the sessions signed in with the old one end.
         await epochs.end(req.params.id);
       }
+      return accountView(account);
+    });
+
+    // Closes the account: its email, password, keys and sessions end; its ledger and balance history stay.
+    app.delete<{ Params: { id: string } }>('/accounts/:id', async (req) => {
+      const account = await closeAccount(req.params.id, { accounts, keys, keyStore: storage.keys });
+      await epochs.end(account.id);
       return accountView(account);
     });
 

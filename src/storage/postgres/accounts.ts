@@ -68,9 +68,9 @@ export class PostgresAccountStore implements AccountStore {
          has_payment_method = COALESCE($3, has_payment_method),
          suspended_at = CASE $5::int WHEN 1 THEN $6::timestamptz WHEN 0 THEN NULL ELSE suspended_at END,
          suspended_reason = CASE $5::int WHEN 1 THEN $7::text WHEN 0 THEN NULL ELSE suspended_reason END,
-         email = COALESCE($8::text, email)
+         email = CASE WHEN $9::boolean THEN $8::text ELSE email END
        WHERE id = $1 RETURNING *`,
-      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null, patch.email?.toLowerCase() ?? null],
+      [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null, patch.email?.toLowerCase() ?? null, patch.email !== undefined],
     ).catch((err: unknown) => {
       if (isUniqueEmailViolation(err)) throw new GatewayError('email_taken', { vars: { email: patch.email ?? '' }, cause: err });
       throw err;

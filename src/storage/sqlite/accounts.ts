@@ -71,7 +71,7 @@ export class SqliteAccountStore implements AccountStore {
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method),
          suspended_at = CASE @suspend WHEN 1 THEN @suspendedAt WHEN 0 THEN NULL ELSE suspended_at END,
          suspended_reason = CASE @suspend WHEN 1 THEN @suspendedReason WHEN 0 THEN NULL ELSE suspended_reason END,
-         email = COALESCE(@email, email)
+         email = CASE WHEN @emailSet = 1 THEN @email ELSE email END
        WHERE id = @id RETURNING *`,
     );
     this.db = db;
@@ -102,9 +102,9 @@ export class SqliteAccountStore implements AccountStore {
     const hasPaymentMethod = patch.hasPaymentMethod === undefined ? null : patch.hasPaymentMethod ? 1 : 0;
     const s = patch.suspension;
     const suspension = { suspend: s === undefined ? null : s === null ? 0 : 1, suspendedAt: s?.at ?? null, suspendedReason: s?.reason ?? null };
-    const email = patch.email === undefined ? null : patch.email.toLowerCase();
+    const email = { emailSet: patch.email === undefined ? 0 : 1, email: patch.email?.toLowerCase() ?? null };
     try {
-      return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod, ...suspension, email }) as AccountRow | undefined);
+      return toAccount(this.patch.get({ id, plan: patch.plan ?? null, planFrom: patch.planFrom ?? null, hasPaymentMethod, ...suspension, ...email }) as AccountRow | undefined);
     } catch (err) {
       if (isUniqueEmailViolation(err)) throw new GatewayError('email_taken', { vars: { email: patch.email ?? '' }, cause: err });
       throw err;
