@@ -272,7 +272,7 @@ describe('tollgate CLI', () => {
     // The balance's history: the top-up once, from the CLI, under its key.
     const history = JSON.parse((await tollgate('accounts', 'top-ups', id, '--json', '--config', configFile)).stdout);
     expect(history.data).toEqual([expect.objectContaining({ credits: 300, source: 'cli', reference: 'ticket-77' })]);
-    expect((await tollgate('accounts', 'top-ups', id, '--config', configFile)).stdout).toMatch(/^\S+ {2}\+300 {2}cli {2}ticket-77\n$/);
+    expect((await tollgate('accounts', 'top-ups', id, '--config', configFile)).stdout).toMatch(/^top_\S+ {2}\S+ {2}\+300 {2}cli {2}ticket-77\n$/);
     expect((await tollgate('accounts', 'top-ups', id, '--limit', '0', '--config', configFile)).code).toBe(2);
   });
 

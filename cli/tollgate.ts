@@ -51,8 +51,10 @@ const USAGE = `Usage: tollgate <command> [options]
                                                      take AMOUNT credits back from the balance (a
                                                      correction, a refund), never below zero
                                                      (embedded limiter: not beside a running server)
-  accounts top-ups ACCOUNT [--limit N] [--json]      the balance's history: each top-up, newest
-                                                     first (100 unless --limit, at most 1000)
+  accounts top-ups ACCOUNT [--limit N] [--before TOPUP] [--json]
+                                                     the balance's history: each top-up, newest
+                                                     first (100 unless --limit, at most 1000); the
+                                                     next page: --before <last id>
   accounts suspend ACCOUNT [--reason R] [--json]     refuse the account's keys and web sign-in (403
                                                      account_suspended); R is for operators only
   accounts unsuspend ACCOUNT [--json]                lift a suspension
@@ -126,7 +128,7 @@ const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof 
   'accounts update': { words: 3, options: ['plan', 'payment-method', 'email', 'json'] },
   'accounts credits': { words: 4, options: ['idempotency-key', 'json'] },
   'accounts debit': { words: 4, options: ['idempotency-key', 'json'] },
-  'accounts top-ups': { words: 3, options: ['limit', 'json'] },
+  'accounts top-ups': { words: 3, options: ['limit', 'before', 'json'] },
   'accounts suspend': { words: 3, options: ['reason', 'json'] },
   'accounts unsuspend': { words: 3, options: ['json'] },
   'accounts close': { words: 3, options: ['json'] },
@@ -455,9 +457,10 @@ async function run(argv: string[]): Promise<number> {
       if (!(limit <= 1000)) throw new UsageError(`--limit must be a whole number from 1 to 1000, not '${values.limit}'`);
       return withServices(values, async (s) => {
         const id = arg(positionals, 2, 'ACCOUNT');
-        const rows = await s.accounts.topUpHistory(id, limit);
-        const line = (t: (typeof rows)[number]) => `${t.createdAt}  ${signed(t.credits)}  ${t.source}${t.reference === null ? '' : `  ${t.reference}`}`;
-        print(values, { object: 'list', data: rows }, rows.map(line).join('\n') || `no top-ups for ${id}`);
+        const page = await s.accounts.topUpHistory(id, limit, values.before);
+        const line = (t: (typeof page.data)[number]) => `${t.id}  ${t.createdAt}  ${signed(t.credits)}  ${t.source}${t.reference === null ? '' : `  ${t.reference}`}`;
+        const more = page.hasMore ? `\nmore: --before ${page.data.at(-1)!.id}` : '';
+        print(values, { object: 'list', data: page.data, hasMore: page.hasMore }, (page.data.map(line).join('\n') || `no top-ups for ${id}`) + more);
         return 0;
       });
     }

@@ -69,10 +69,10 @@ describe('Stripe webhook: a paid session', () => {
       // Nothing was credited: Stripe is told to deliver again (a 503), and the history says nothing.
       await expect(deliver()).rejects.toMatchObject({ code: 'limiter_unavailable' });
       expect(await balances.get(id)).toBe(0);
-      expect(await accounts.topUpHistory(id, 10)).toEqual([]);
+      expect((await accounts.topUpHistory(id, 10)).data).toEqual([]);
       await deliver();
       expect(await balances.get(id)).toBe(2_000_000);
-      expect((await accounts.topUpHistory(id, 10)).map((r) => [r.credits, r.source, r.reference])).toEqual([[2_000_000, 'stripe', 'cs_1']]);
+      expect((await accounts.topUpHistory(id, 10)).data.map((r) => [r.credits, r.source, r.reference])).toEqual([[2_000_000, 'stripe', 'cs_1']]);
     } finally {
       storage.close();
     }

@@ -40,17 +40,17 @@ describe("AccountService: the balance's history", () => {
     topUps.failNext = true;
     await expect(accounts.addCreditsOnce(id, 500, 'order-9', 'admin')).rejects.toThrow('disk full');
     expect(await balances.get(id)).toBe(600); // credited, not recorded
-    expect((await accounts.topUpHistory(id, 10)).map((t) => t.credits)).toEqual([100]);
+    expect((await accounts.topUpHistory(id, 10)).data.map((t) => t.credits)).toEqual([100]);
     const retry = await accounts.addCreditsOnce(id, 500, 'order-9', 'admin');
     expect(retry).toMatchObject({ replayed: true, account: { balance: 600 } });
-    const history = await accounts.topUpHistory(id, 10);
+    const history = (await accounts.topUpHistory(id, 10)).data;
     expect(history.map((t) => [t.credits, t.source, t.reference])).toEqual([
       [500, 'admin', 'order-9'],
       [100, 'cli', null],
     ]);
     // Once recorded, another retry adds no second record.
     await accounts.addCreditsOnce(id, 500, 'order-9', 'admin');
-    expect(await accounts.topUpHistory(id, 10)).toHaveLength(2);
+    expect((await accounts.topUpHistory(id, 10)).data).toHaveLength(2);
     await expect(accounts.topUpHistory('acct_missing', 10)).rejects.toMatchObject({ code: 'account_not_found' });
   });
 
@@ -61,14 +61,14 @@ describe("AccountService: the balance's history", () => {
     topUps.failNext = true;
     expect((await accounts.addCredits(id, 300, 'admin')).balance).toBe(300);
     expect(failures).toMatchObject([{ message: 'disk full' }]);
-    expect(await accounts.topUpHistory(id, 10)).toEqual([]);
+    expect((await accounts.topUpHistory(id, 10)).data).toEqual([]);
   });
 
   it('a key used through the admin API and retried through the CLI is one top-up and one record', async () => {
     const { id } = await accounts.create({ plan: 'paid' });
     await accounts.addCreditsOnce(id, 500, 'inv-1', 'admin');
     expect(await accounts.addCreditsOnce(id, 500, 'inv-1', 'cli')).toMatchObject({ replayed: true, account: { balance: 500 } });
-    expect((await accounts.topUpHistory(id, 10)).map((t) => [t.credits, t.source, t.reference])).toEqual([[500, 'admin', 'inv-1']]);
+    expect((await accounts.topUpHistory(id, 10)).data.map((t) => [t.credits, t.source, t.reference])).toEqual([[500, 'admin', 'inv-1']]);
   });
 
   it('records a top-up under a key used again after the key was forgotten (24 h): a second credit, a second record', async () => {
@@ -79,10 +79,10 @@ describe("AccountService: the balance's history", () => {
     // Past the key's memory the same key adds again (README: "at most once per key and account for 24 hours")…
     expect(await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin')).toMatchObject({ replayed: false, account: { balance: 1000 } });
     // …and the history shows both credits: the balance is what its records add up to.
-    const history = await accounts.topUpHistory(id, 10);
+    const history = (await accounts.topUpHistory(id, 10)).data;
     expect(history.reduce((sum, t) => sum + t.credits, 0)).toBe(1000);
     // A replay of the second within its 24 h is still kept once.
     await accounts.addCreditsOnce(id, 500, 'invoice-1', 'admin');
-    expect(await accounts.topUpHistory(id, 10)).toHaveLength(2);
+    expect((await accounts.topUpHistory(id, 10)).data).toHaveLength(2);
   });
 });

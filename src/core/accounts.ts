@@ -196,10 +196,16 @@ export class AccountService {
     return this.topUps.record({ ...t, id: this.ids.topUpId(), createdAt: new Date(this.clock.now()).toISOString() });
   }
 
-  /** The account's top-ups, newest first. */
-  async topUpHistory(id: string, limit: number): Promise<TopUp[]> {
+  /**
+   * The account's top-ups, newest first, `limit` at a time: the next page is `before=<the last id
+   * of this one>` (one that is not among the account's top-ups gives an empty page).
+   */
+  async topUpHistory(id: string, limit: number, before?: string): Promise<{ data: TopUp[]; hasMore: boolean }> {
     if (!(await this.store.get(id))) throw new GatewayError('account_not_found', { vars: { id } });
-    return this.topUps.list(id, limit);
+    const data = await this.topUps.list(id, limit + 1, before);
+    const hasMore = data.length > limit;
+    if (hasMore) data.pop();
+    return { data, hasMore };
   }
 }
 

@@ -283,8 +283,11 @@ export interface TopUpStore {
    * credit made records it once.
    */
   record(topUp: TopUp): Promise<boolean>;
-  /** The account's top-ups, newest first, at most `limit`. */
-  list(accountId: string, limit: number): Promise<TopUp[]>;
+  /**
+   * The account's top-ups, newest first, at most `limit`; with `before`, those after that top-up of
+   * the account (its id) in that order, none when it has no such top-up.
+   */
+  list(accountId: string, limit: number, before?: string): Promise<TopUp[]>;
 }
 
 export interface Storage {

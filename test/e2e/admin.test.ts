@@ -183,7 +183,12 @@ describe('top-ups under an Idempotency-Key', () => {
         { id: expect.stringMatching(/^top_/), accountId, credits: 100, source: 'admin', reference: null, createdAt: expect.any(String) },
       ]),
     );
-    expect((await t.admin('GET', `/accounts/${accountId}/top-ups?limit=1`)).body.data).toHaveLength(1);
+    const first = (await t.admin('GET', `/accounts/${accountId}/top-ups?limit=1`)).body;
+    expect(first).toMatchObject({ hasMore: true, data: [history.body.data[0]] });
+    // The page after it: the other one, and no more.
+    const second = (await t.admin('GET', `/accounts/${accountId}/top-ups?limit=1&before=${first.data[0].id}`)).body;
+    expect(second).toEqual({ object: 'list', hasMore: false, data: [history.body.data[1]] });
+    expect((await t.admin('GET', `/accounts/${accountId}/top-ups?before=top_not_here`)).body).toMatchObject({ hasMore: false, data: [] });
     expect((await t.admin('GET', `/accounts/${accountId}/top-ups?limit=0`)).body.error.param).toBe('limit');
     expect((await t.admin('GET', '/accounts/acct_missing/top-ups')).body.error.code).toBe('account_not_found');
   });

@@ -11,7 +11,7 @@ import { verifyPassword } from '../../src/core/passwords.js';
 import { decodeSse } from '../../src/lib/sse.js';
 import { StorageUnavailableError } from '../../src/storage/ports.js';
 import { chatStreamFixture } from '../helpers/fake-openai.js';
-import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
 let t: TestGateway;
 const webDist = mkdtempSync(join(tmpdir(), 'tollgate-web-'));
@@ -1111,14 +1111,40 @@ describe('billing', () => {
     // Before: the page learns the change is made at once (no hosted checkout) and lifts the plan.
     expect((await b.json('/app/api/billing')).body).toMatchObject({ plan: 'free', paymentMethodLifts: true, hostedCheckout: false });
     await b.json('/app/api/billing/payment-method', { method: 'POST' });
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, paymentMethodLifts: false, provider: 'manual', hostedCheckout: false, selfTopUp: false, topUps: [] });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'paid', balance: 0, paymentMethod: true, paymentMethodLifts: false, provider: 'manual', hostedCheckout: false, selfTopUp: false, topUps: [], topUpsNext: null });
     const top = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: 1e12 } });
     expect(top.status).toBe(403);
     expect(top.body.error).toMatchObject({ code: 'top_up_not_offered', type: 'permission_error' });
     expect((await t.admin('POST', `/accounts/${account.id}/credits`, { amount: 500 })).body.balance).toBe(500);
     const billing = (await b.json('/app/api/billing')).body;
     expect(billing.balance).toBe(500);
-    expect(billing.topUps).toEqual([{ credits: 500, source: 'admin', createdAt: expect.any(String) }]);
+    expect(billing.topUps).toEqual([{ id: expect.stringMatching(/^top_/), credits: 500, source: 'admin', createdAt: expect.any(String) }]);
+  });
+
+  it("pages the balance's history past the 20 the page lists, without the operator's references", async () => {
+    const { b, account } = await signedUp();
+    await b.json('/app/api/billing/payment-method', { method: 'POST' });
+    for (let i = 1; i <= 23; i++) {
+      const res = await fetch(`${t.url}/admin/v1/accounts/${account.id}/credits`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'idempotency-key': `po-${i}` },
+        body: JSON.stringify({ amount: i }),
+      });
+      expect(res.status).toBe(200);
+    }
+    const first = (await b.json('/app/api/billing')).body;
+    expect(first.topUps).toHaveLength(20);
+    expect(first.topUpsNext).toBe(first.topUps.at(-1).id);
+    const rest = await b.json(`/app/api/billing/top-ups?before=${first.topUpsNext}`);
+    expect(rest.status).toBe(200);
+    expect(rest.body.topUpsNext).toBeNull();
+    const credits = [...first.topUps, ...rest.body.topUps].map((u: { credits: number }) => u.credits);
+    expect(credits.sort((x, y) => x - y)).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
+    expect(JSON.stringify(rest.body)).not.toContain('po-');
+    // Another account's top-up is no cursor into this one's history.
+    const other = await signedUp();
+    expect((await other.b.json(`/app/api/billing/top-ups?before=${first.topUpsNext}`)).body).toEqual({ topUps: [], topUpsNext: null });
+    expect((await b.json('/app/api/billing/top-ups?limit=101')).status).toBe(400);
   });
 
   it('with billing.selfTopUp: adding a payment method moves free → paid; a top-up shows in the balance', async () => {
@@ -1134,7 +1160,7 @@ describe('billing', () => {
     const b = new Browser(s.url);
     await b.session();
     expect((await b.json('/app/api/signup', { method: 'POST', body: { email: 'top@example.test', password: PASSWORD } })).status).toBe(201);
-    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, paymentMethodLifts: true, provider: 'manual', hostedCheckout: false, selfTopUp: true, topUps: [] });
+    expect((await b.json('/app/api/billing')).body).toEqual({ plan: 'free', balance: 0, paymentMethod: false, paymentMethodLifts: true, provider: 'manual', hostedCheckout: false, selfTopUp: true, topUps: [], topUpsNext: null });
     const pm = await b.json('/app/api/billing/payment-method', { method: 'POST' });
     expect(pm.status).toBe(200);
     expect(pm.body.account).toMatchObject({ plan: 'paid', paymentMethod: true });
@@ -1148,7 +1174,8 @@ describe('billing', () => {
       provider: 'manual',
       hostedCheckout: false,
       selfTopUp: true,
-      topUps: [{ credits: 250_000, source: 'billing', createdAt: expect.any(String) }],
+      topUps: [{ id: expect.any(String), credits: 250_000, source: 'billing', createdAt: expect.any(String) }],
+      topUpsNext: null,
     });
     expect((await b.json('/app/api/meter?model=gpt-4o-mini')).body).toMatchObject({ plan: 'paid', balance: 250_000, credits: null, requests: null, limits: [], paymentMethodLifts: false });
     const bad = await b.json('/app/api/billing/topup', { method: 'POST', body: { amount: -5 } });

@@ -156,9 +156,18 @@ export interface Billing {
   selfTopUp: boolean;
   /** The balance's last additions, newest first. */
   topUps: TopUp[];
+  /** The cursor of the top-ups before these (GET /billing/top-ups?before=); null: none. */
+  topUpsNext: string | null;
+}
+
+/** GET /billing/top-ups: a page of the balance's history, newest first. */
+export interface TopUpsPage {
+  topUps: TopUp[];
+  topUpsNext: string | null;
 }
 
 export interface TopUp {
+  id: string;
   credits: number;
   /** admin / cli: the operator; stripe: a checkout; billing: this page's own top-up. */
   source: 'admin' | 'cli' | 'stripe' | 'billing';

@@ -41,7 +41,7 @@ const noEmail = () => new GatewayError('invalid_request', { vars: { detail: 'a p
 const topUp = z.strictObject({
   amount: z.number().int().min(-1e15).max(1e15).refine((n) => n !== 0, { message: 'must not be 0: a top-up adds credits, a negative amount takes them away' }),
 });
-const topUpsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+const topUpsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100), before: z.string().min(1).max(100).optional() });
 const keysQuery = z.strictObject({ revoked: z.enum(['true', 'false']).optional() });
 const createKey = z.strictObject({ name: storedName.optional(), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const isoBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).refine(storable, { message: 'outside the years 0001-9999' });
@@ -169,7 +169,9 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
     // The balance's history: every top-up, newest first (the balance itself: GET /accounts/:id).
     app.get<{ Params: { id: string } }>('/accounts/:id/top-ups', async (req) => {
       const q = parseBody(topUpsQuery, req.query);
-      return { object: 'list', data: await accounts.topUpHistory(req.params.id, q.limit) };
+      // Newest first; the next page is `before=<the last id of this one>`.
+      const page = await accounts.topUpHistory(req.params.id, q.limit, q.before);
+      return { object: 'list', data: page.data, hasMore: page.hasMore };
     });
 
     app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (req, reply) => {

@@ -10,7 +10,7 @@ import type { Completed, RequestContext } from '../../core/gateway.js';
 import { served } from '../../core/routes.js';
 import { KEY_LIMIT_CHANGES, KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
-import type { ApiKey, UsagePage, UsageRecord } from '../../storage/ports.js';
+import type { ApiKey, TopUp, UsagePage, UsageRecord } from '../../storage/ports.js';
 import { keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, usageCursor } from '../../core/requests.js';
 import { checkKeySettings } from '../../core/key-settings.js';
 import { equal } from '../../core/sessions.js';
@@ -50,8 +50,22 @@ const embedBody = z.strictObject({ model: z.string(), input: z.unknown() });
 const createKey = z.strictObject({ name: z.string().trim().pipe(storedName), limit: keyLimit.optional(), expiresAt: keyExpiry.optional(), models: keyModels.optional() });
 const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
 const recordsQuery = z.strictObject({ before: usageCursor.optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) });
+/** How many of its latest top-ups the Billing page lists at first, and per Show more. */
+const BILLING_TOP_UPS = 20;
 /** Records on the Usage page at first, and in its export's reads of the ledger. */
 const USAGE_PAGE = 100;
+const topUpsQuery = z.strictObject({ before: z.string().min(1).max(100).optional(), limit: z.coerce.number().int().min(1).max(100).default(BILLING_TOP_UPS) });
+
+/**
+ * Top-ups as their account sees them, with the cursor of the page after (the last one's id, or
+ * null). The operator's references (idempotency keys, checkout ids) are theirs: not shown.
+ */
+function topUpsView(page: { data: readonly TopUp[]; hasMore: boolean }) {
+  return {
+    topUps: page.data.map((t) => ({ id: t.id, credits: t.credits, source: t.source, createdAt: t.createdAt })),
+    topUpsNext: page.hasMore ? page.data.at(-1)!.id : null,
+  };
+}
 const EXPORT_PAGE = 5000;
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
@@ -77,8 +91,6 @@ function clientKeyView(k: ApiKey, limitUsed?: number) {
   return { ...view, ...(limitUsed !== undefined && { limitUsed }) };
 }
 
-/** How many of its latest top-ups the Billing page lists. */
-const BILLING_TOP_UPS = 20;
 
 /** The account a web app page was loaded for (request), and the session's account (response). */
 const ACCOUNT_HEADER = 'x-tollgate-account';
@@ -383,11 +395,18 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
         .send(Readable.from(lines()));
     });
 
+    // The top-ups before one the Billing page shows: its "Show more".
+    app.get('/billing/top-ups', async (req) => {
+      const q = parseBody(topUpsQuery, req.query);
+      const { account } = signedIn(req);
+      return topUpsView(await accounts.topUpHistory(account.id, q.limit, q.before));
+    });
+
     app.get('/billing', async (req) => {
       const { account } = signedIn(req);
       // The balance's last additions, so the account can see where its credits came from. The
       // operator's references (idempotency keys, checkout ids) are theirs: not shown.
-      const topUps = (await accounts.topUpHistory(account.id, BILLING_TOP_UPS)).map((t) => ({ credits: t.credits, source: t.source, createdAt: t.createdAt }));
+      const page = await accounts.topUpHistory(account.id, BILLING_TOP_UPS);
       return {
         plan: account.plan,
         balance: account.balance,
@@ -396,7 +415,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
         provider: billing.id,
         hostedCheckout: billing.hostedCheckout,
         selfTopUp: billing.selfTopUp,
-        topUps,
+        ...topUpsView(page),
       };
     });
 

@@ -358,6 +358,13 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(listed.map((t) => t.id)).toEqual(['top_2', 'top_4', 'top_1', 'top_6']);
         expect(listed[0]).toEqual(topUp('top_2', { credits: 9_000_000_000_000, createdAt: at(T0, 3000), source: 'stripe', reference: 'cs_1' }));
         expect((await store.topUps.list('acc_a', 2)).map((t) => t.id)).toEqual(['top_2', 'top_4']);
+        // Page by page, a tie in time broken by id as in the first page.
+        const all = (await store.topUps.list('acc_a', 100)).map((t) => t.id);
+        const paged: string[] = [];
+        for (let page = await store.topUps.list('acc_a', 1); page.length > 0; page = await store.topUps.list('acc_a', 1, paged.at(-1))) paged.push(page[0]!.id);
+        expect(paged).toEqual(all);
+        expect(await store.topUps.list('acc_a', 10, 'top_unknown')).toEqual([]);
+
         expect(await store.topUps.list('nope', 10)).toEqual([]);
         expect(await store.topUps.list('acc_a\u0000', 10)).toEqual([]);
       });

@@ -38,12 +38,15 @@ export class PostgresTopUpStore implements TopUpStore {
     return rowCount === 1;
   }
 
-  async list(accountId: string, limit: number): Promise<TopUp[]> {
-    if (unstorable(accountId)) return [];
+  async list(accountId: string, limit: number, before?: string): Promise<TopUp[]> {
+    if (unstorable(accountId) || (before !== undefined && unstorable(before))) return [];
     // COLLATE "C": byte order for the id tie-break, as in SQLite, whatever the database locale.
+    // After a top-up: its created_at bounds the seek on top_ups_account; the id breaks the tie.
+    const after = `AND (created_at, id COLLATE "C") < (SELECT created_at, id COLLATE "C" FROM top_ups WHERE id = $3 AND account_id = $1)
+       AND created_at <= (SELECT created_at FROM top_ups WHERE id = $3 AND account_id = $1)`;
     const { rows } = await this.pool.query<TopUpRow>(
-      'SELECT * FROM top_ups WHERE account_id = $1 ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $2',
-      [accountId, limit],
+      `SELECT * FROM top_ups WHERE account_id = $1 ${before === undefined ? '' : after} ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $2`,
+      before === undefined ? [accountId, limit] : [accountId, limit, before],
     );
     return rows.map(toTopUp);
   }

@@ -24,6 +24,7 @@ const toTopUp = (r: TopUpRow): TopUp => ({
 export class SqliteTopUpStore implements TopUpStore {
   private readonly insert: Database.Statement;
   private readonly byAccount: Database.Statement;
+  private readonly byAccountBefore: Database.Statement;
   private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
@@ -38,6 +39,12 @@ export class SqliteTopUpStore implements TopUpStore {
        ON CONFLICT DO NOTHING`,
     );
     this.byAccount = db.prepare('SELECT * FROM top_ups WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?');
+    // The page after a top-up: a seek on top_ups_account (account_id, created_at), from its row.
+    this.byAccountBefore = db.prepare(
+      `SELECT * FROM top_ups WHERE account_id = @accountId
+         AND (created_at, id) < (SELECT created_at, id FROM top_ups WHERE id = @before AND account_id = @accountId)
+       ORDER BY created_at DESC, id DESC LIMIT @limit`,
+    );
   }
 
   async record(topUp: TopUp): Promise<boolean> {
@@ -46,7 +53,8 @@ export class SqliteTopUpStore implements TopUpStore {
     return this.insert.run({ ...topUp, space0: space[0], space1: space[1] ?? space[0] }).changes === 1;
   }
 
-  async list(accountId: string, limit: number): Promise<TopUp[]> {
-    return (this.byAccount.all(accountId, limit) as TopUpRow[]).map(toTopUp);
+  async list(accountId: string, limit: number, before?: string): Promise<TopUp[]> {
+    const rows = before === undefined ? this.byAccount.all(accountId, limit) : this.byAccountBefore.all({ accountId, limit, before });
+    return (rows as TopUpRow[]).map(toTopUp);
   }
 }

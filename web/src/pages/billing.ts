@@ -5,7 +5,7 @@ import { ErrorBox } from '../components/error-box';
 import { useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
-import type { Account, Billing } from '../types';
+import type { Account, Billing, TopUp, TopUpsPage } from '../types';
 
 /** Where a top-up came from, as the account reads it. */
 const SOURCE: Record<string, string> = { admin: 'Added by the operator', cli: 'Added by the operator', stripe: 'Card payment', billing: 'This page' };
@@ -45,6 +45,48 @@ function takeBeforeCheckout(): Paid | null {
 function liftWarning(b: Billing): string {
   const topUps = b.selfTopUp ? 'You top it up on this page.' : 'Only the operator of this gateway can add credits to it: ask them first.';
   return `Move to the prepaid paid plan now? The Free Tier's daily credits end: every request then spends your balance, now ${fmt(b.balance)} credits. ${topUps} You cannot move back yourself.`;
+}
+
+/** The balance's history, newest first, with "Show more" for the top-ups before them. */
+function TopUps({ first, next: firstNext }: { first: TopUp[]; next: string | null }) {
+  const [rows, setRows] = useState(first);
+  const [next, setNext] = useState(firstNext);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  // A reload (a top-up, back to the tab) starts from the newest again.
+  useEffect(() => {
+    setRows(first);
+    setNext(firstNext);
+  }, [first]);
+  const more = () => {
+    if (next === null) return;
+    setBusy(true);
+    api<TopUpsPage>('GET', `/billing/top-ups?before=${encodeURIComponent(next)}`)
+      .then((page) => {
+        setRows((shown) => [...shown, ...page.topUps]);
+        setNext(page.topUpsNext);
+        setError(null);
+      })
+      .catch((e) => setError(toApiError(e)))
+      .finally(() => setBusy(false));
+  };
+  return html`<div class="card table-card">
+    <h2>Top-ups</h2>
+    <div class="table-scroll"><table data-testid="top-ups">
+      <caption class="sr-only">Your top-ups, newest first</caption>
+      <thead><tr><th scope="col">Date</th><th scope="col" class="num">Credits</th><th scope="col">From</th></tr></thead>
+      <tbody>
+        ${rows.map(
+          (t) => html`<tr key=${t.id} data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">${t.credits > 0 ? '+' : ''}${fmt(t.credits)}</td><td>${t.credits < 0 ? 'Taken back by the operator' : (SOURCE[t.source] ?? t.source)}</td></tr>`,
+        )}
+      </tbody>
+    </table></div>
+    <${ErrorBox} error=${error} billingLink=${false} />
+    ${next !== null &&
+    html`<p class="table-more"><button type="button" class="btn btn-quiet" data-testid="top-ups-more" disabled=${busy} onClick=${more}>
+      ${busy ? 'Loading…' : 'Show more'}
+    </button></p>`}
+  </div>`;
 }
 
 export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>) => void }) {
@@ -234,19 +276,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
           </div>
           <button type="submit" class="btn btn-primary" data-testid="topup" disabled=${busy}>Top up</button>
         </form>`}
-        ${billing.topUps.length > 0 &&
-        html`<div class="card table-card">
-          <h2>Top-ups</h2>
-          <div class="table-scroll"><table data-testid="top-ups">
-            <caption class="sr-only">Your latest top-ups, newest first</caption>
-            <thead><tr><th scope="col">Date</th><th scope="col" class="num">Credits</th><th scope="col">From</th></tr></thead>
-            <tbody>
-              ${billing.topUps.map(
-                (t) => html`<tr data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">${t.credits > 0 ? '+' : ''}${fmt(t.credits)}</td><td>${t.credits < 0 ? 'Taken back by the operator' : (SOURCE[t.source] ?? t.source)}</td></tr>`,
-              )}
-            </tbody>
-          </table></div>
-        </div>`}
+        ${billing.topUps.length > 0 && html`<${TopUps} first=${billing.topUps} next=${billing.topUpsNext} />`}
       `}
     </section>
   `;
