@@ -486,6 +486,8 @@ describe('tollgate CLI', () => {
     expect(JSON.parse(res.stdout)).toEqual([
       { id: 'gpt-4o-mini', type: 'chat', provider: 'openai', pro: false, price: { input_per_1m_tokens: 300_000, output_per_1m_tokens: 1_200_000 } },
     ]);
+    // For a person: credits with separators, not JSON.
+    expect((await tollgate('models', '--config', configFile)).stdout).toMatch(/^gpt-4o-mini +chat +openai +in 300,000 · out 1,200,000 per 1M tokens\n$/);
   });
 
   it('explains usage mistakes with exit 2 and unknown accounts with exit 1', async () => {

@@ -156,6 +156,30 @@ function usageOf(command: string | undefined): string {
 /** The command being run, for a usage error's message (the command's own lines of the help). */
 let running: string | undefined;
 
+/**
+ * A model's prices in credits as a person reads them (`--json` keeps Pricing.describe's fields):
+ * `in 300,000 · out 1,200,000 per 1M tokens`, `32,000 per image at 256x256, 36,000 at 512x512`.
+ */
+function priceText(price: Record<string, unknown>): string {
+  const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+  const perImage = price.per_image;
+  if (perImage !== undefined) {
+    if (typeof perImage === 'number') return `${n(perImage)} per image`;
+    const sizes = Object.entries(perImage as Record<string, number>).map(([size, credits]) => `${n(credits)} at ${size}`);
+    return `per image: ${sizes.join(', ')}`;
+  }
+  const names: Record<string, string> = {
+    input_per_1m_tokens: 'in',
+    cached_input_per_1m_tokens: 'cached in',
+    output_per_1m_tokens: 'out',
+    audio_input_per_1m_tokens: 'audio in',
+    audio_output_per_1m_tokens: 'audio out',
+  };
+  const tokens = Object.entries(names).flatMap(([field, name]) => (price[field] === undefined ? [] : [`${name} ${n(price[field])}`]));
+  const fee = price.per_request === undefined ? '' : ` + ${n(price.per_request)} per request`;
+  return `${tokens.join(' · ')} per 1M tokens${fee}`;
+}
+
 /** A balance change as the history shows it: +500, -200. */
 function signed(credits: number): string {
   return credits > 0 ? `+${credits}` : String(credits);
@@ -608,7 +632,7 @@ async function run(argv: string[]): Promise<number> {
       const c = config(values);
       const pricing = new Pricing(c.credits.perUsd);
       const rows = c.models.map((m) => ({ id: m.id, type: m.kind, provider: m.provider, pro: m.pro, price: pricing.describe(m) }));
-      print(values, rows, rows.map((r) => `${r.id.padEnd(30)} ${r.type.padEnd(10)} ${r.provider.padEnd(8)} ${r.pro ? 'pro ' : '    '} ${JSON.stringify(r.price)}`).join('\n'));
+      print(values, rows, rows.map((r) => `${r.id.padEnd(30)} ${r.type.padEnd(10)} ${r.provider.padEnd(8)} ${r.pro ? 'pro ' : '    '} ${priceText(r.price)}`).join('\n'));
       return 0;
     }
     case 'config check': {
