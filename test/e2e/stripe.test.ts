@@ -127,7 +127,7 @@ describe('Stripe billing', () => {
     const billing = (await call('GET', '/billing')).body;
     expect(billing.balance).toBe(250_000_000);
     // The balance's history has the checkout once, however often it was delivered.
-    expect(billing.topUps).toEqual([{ credits: 250_000_000, source: 'stripe', createdAt: expect.any(String) }]);
+    expect(billing.topUps).toEqual([{ id: expect.stringMatching(/^top_/), credits: 250_000_000, source: 'stripe', createdAt: expect.any(String) }]);
     const history = (await t.admin('GET', `/accounts/${accountId}/top-ups`)).body.data;
     expect(history).toEqual([expect.objectContaining({ credits: 250_000_000, source: 'stripe', reference: event.data.object.id })]);
   });
