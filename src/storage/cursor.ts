@@ -5,7 +5,12 @@
 import { canonicalInstant } from './time.js';
 
 export interface LedgerPosition {
-  /** The record's created_at, canonical (`2026-11-25T10:00:00.000Z`). */
+  /**
+   * The record's created_at, canonical (`2026-11-25T10:00:00.000Z`), or with the microseconds a
+   * PostgreSQL timestamptz keeps when they are not zero (`2026-11-25T10:00:00.000500Z`): a row
+   * written by another tool may have them, and a cursor cut to the millisecond would skip the rows
+   * of that millisecond stored before it.
+   */
   createdAt: string;
   /** The store's row id, in decimal: SQLite's rowid, PostgreSQL's bigint identity. */
   id: string;
@@ -24,9 +29,18 @@ export function decodeCursor(cursor: string): LedgerPosition {
   return { createdAt: m[1]!, id: m[2]! };
 }
 
+/** The millisecond of a cursor's time (the time itself when it has no microseconds). */
+export function cursorMillisecond(createdAt: string): string {
+  return createdAt.length > 24 ? `${createdAt.slice(0, 23)}Z` : createdAt;
+}
+
 function isCanonical(value: string): boolean {
+  // Microseconds are written only when they are not all zero, so each time has one form.
+  const micro = /^(.*\.\d{3})(\d{3})Z$/.exec(value);
+  if (micro && micro[2] === '000') return false;
+  const ms = micro ? `${micro[1]!}Z` : value;
   try {
-    return canonicalInstant(value) === value;
+    return canonicalInstant(ms) === ms;
   } catch {
     return false;
   }

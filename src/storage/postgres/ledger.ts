@@ -128,6 +128,18 @@ function checked(record: UsageRecord): UsageRecord {
   return { ...record, createdAt: canonicalInstant(record.createdAt) };
 }
 
+/** A record row as a page reads it: its row id, and its time to the microsecond as text. */
+type PagedRow = RecordRow & { id: string; created_at_us: string };
+
+/** `2026-11-25T10:00:00.000500Z`: every digit a timestamptz keeps (https://www.postgresql.org/docs/15/functions-formatting.html). */
+const MICROSECOND_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"';
+
+/**
+ * A stored time as a cursor holds it: canonical when its microseconds are zero (every record the
+ * gateway writes), else with them, so that a page ending on it keeps the rest of its millisecond.
+ */
+const cursorTime = (micro: string) => (micro.endsWith('000Z') ? `${micro.slice(0, 23)}Z` : micro);
+
 export class PostgresLedger implements Ledger {
   private readonly batcher: Batcher<UsageRecord>;
   /** Records that owe a charge, group-committed apart: only an outage fills it, so append() stays as it was. */
@@ -176,15 +188,17 @@ export class PostgresLedger implements Ledger {
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {
       records: rows.slice(0, limit).map(toRecord),
-      next: last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
+      next: last ? encodeCursor({ createdAt: cursorTime(last.created_at_us), id: last.id }) : null,
     };
   }
 
-  private async rows(q: UsageQuery, limit: number): Promise<(RecordRow & { id: string })[]> {
+  private async rows(q: UsageQuery, limit: number): Promise<PagedRow[]> {
     if (q.accountId !== undefined && unstorable(q.accountId)) return [];
     const { sql, params } = where(q);
-    const { rows } = await this.pool.query<RecordRow & { id: string }>(
-      `SELECT * FROM usage_records ${sql} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1}`,
+    // created_at_us: the stored time to the microsecond (a JS Date, created_at, keeps milliseconds).
+    const { rows } = await this.pool.query<PagedRow>(
+      `SELECT *, to_char(created_at AT TIME ZONE 'UTC', '${MICROSECOND_FORMAT}') AS created_at_us
+       FROM usage_records ${sql} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1}`,
       [...params, limit],
     );
     return rows;

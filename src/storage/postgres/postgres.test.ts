@@ -261,6 +261,39 @@ describe('postgres specifics', () => {
     });
   });
 
+  describe('ledger pages', () => {
+    it('pages through records whose stored times have digits past the millisecond (timestamptz keeps microseconds), once each', async () => {
+      // The gateway writes whole milliseconds, but a row written by another tool (an import, psql)
+      // may carry microseconds; a page that ends on one must not skip or repeat the rest of its millisecond.
+      const url = await freshDatabase(server.url);
+      const store = track(await openPostgresStorage(url));
+      const pool = rawPool(url);
+      const times = ['12:00:00.000900', '12:00:00.000500', '12:00:00.000500', '12:00:00.000100', '12:00:00.000', '11:59:59.999999', '11:59:59.999'];
+      for (const [i, t] of times.entries()) {
+        await pool.query(
+          `INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens, output_tokens, credits, status, http_status, created_at)
+           VALUES ($1, 'acc_a', 'key_a', 'gpt-4o', 'api', 1, 1, 1, 'ok', 200, $2)`,
+          [`m${i}`, `2026-11-25T${t}Z`],
+        );
+      }
+      const all = (await store.ledger.query({ limit: 100 })).map((r) => r.requestId);
+      expect(all).toHaveLength(times.length);
+      for (const q of [{}, { accountId: 'acc_a' }]) {
+        for (const limit of [1, 2, 3]) {
+          const seen: string[] = [];
+          let before: string | undefined;
+          for (let pages = 0; pages < 20; pages++) {
+            const page = await store.ledger.page({ ...q, limit, ...(before !== undefined && { before }) });
+            seen.push(...page.records.map((r) => r.requestId));
+            if (page.next === null) break;
+            before = page.next;
+          }
+          expect(seen, `${JSON.stringify(q)} by ${limit}`).toEqual(all);
+        }
+      }
+    });
+  });
+
   describe('ledger batching', () => {
     it('writes 2,000 concurrent appends in far fewer INSERTs', async () => {
       const url = await freshDatabase(server.url);

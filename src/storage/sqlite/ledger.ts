@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { BatchClosedError } from '../batcher.js';
 import type { Surface } from '../../core/types.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { cursorMillisecond, decodeCursor, encodeCursor } from '../cursor.js';
 import type { DailyUsage, Ledger, UsagePage, UsageQuery, UsageRecord, UsageStatus } from '../ports.js';
 import { canonicalInstant, clampLimit } from '../time.js';
 import { writerFor, type SqliteWriter } from './writer.js';
@@ -144,13 +144,21 @@ export function dailySql(q: UsageQuery): string {
        ORDER BY day DESC, account_id, model, surface LIMIT @limit`;
 }
 
+/** The largest rowid SQLite can give (https://sqlite.org/autoinc.html). */
+const MAX_ROWID = 9_223_372_036_854_775_807n;
+
 function params(q: UsageQuery, limit = clampLimit(q.limit)) {
   const before = q.before === undefined ? undefined : decodeCursor(q.before);
   return {
     ...(q.accountId !== undefined && { accountId: q.accountId }),
     ...(q.from !== undefined && { from: canonicalInstant(q.from) }),
     ...(q.to !== undefined && { to: canonicalInstant(q.to) }),
-    ...(before && { beforeAt: before.createdAt, beforeId: BigInt(before.id) }),
+    // SQLite keeps milliseconds: a PostgreSQL cursor's time with microseconds comes after every
+    // record of its millisecond, so all of them are before it.
+    ...(before && {
+      beforeAt: cursorMillisecond(before.createdAt),
+      beforeId: before.createdAt === cursorMillisecond(before.createdAt) ? BigInt(before.id) : MAX_ROWID,
+    }),
     limit,
   };
 }

@@ -298,6 +298,25 @@ describe('sqlite specifics', () => {
     await third.close();
   });
 
+  it("takes a PostgreSQL cursor with microseconds as a time after every record of its millisecond", async () => {
+    const store = await openSqliteStorage('sqlite::memory:');
+    try {
+      const rec = (requestId: string, createdAt: string) => ({
+        requestId, accountId: 'acc_a', keyId: null, model: 'm', surface: 'api' as const, promptTokens: 1, outputTokens: 1,
+        credits: 1, status: 'ok' as const, httpStatus: 200, createdAt, provider: null,
+      });
+      for (const [id, at] of [['a', '2026-11-25T12:00:00.001Z'], ['b', '2026-11-25T12:00:00.000Z'], ['c', '2026-11-25T12:00:00.000Z'], ['d', '2026-11-25T11:59:59.999Z']] as const) {
+        await store.ledger.append(rec(id, at));
+      }
+      const before = Buffer.from('2026-11-25T12:00:00.000500Z|1').toString('base64url');
+      for (const q of [{}, { accountId: 'acc_a' }]) {
+        expect((await store.ledger.page({ ...q, before })).records.map((r) => r.requestId)).toEqual(['c', 'b', 'd']);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rejects a timestamp bound without a zone rather than guessing', async () => {
     const s = openSqliteStorage('sqlite::memory:');
     await expect(s.ledger.query({ from: '2026-11-25T10:00:00' })).rejects.toThrow(RangeError);
