@@ -126,7 +126,11 @@ export class Gateway {
         try {
           return await call(route);
         } catch (err) {
-          throw fallsBack(err) && !isRateLimit(err) ? rateLimited : err;
+          if (!fallsBack(err) || isRateLimit(err)) throw err;
+          // The caller gets the rate limit, so this failure is not the 502 whose line tells the
+          // operator what to mend (a fallback's wrong key): said here, or nowhere.
+          this.failedOver(ctx, route, err, { answer: 'the earlier rate limit' }, 'upstream failed without doing the work; answering the earlier rate limit');
+          throw rateLimited;
         }
       }
       try {
@@ -134,18 +138,25 @@ export class Gateway {
       } catch (err) {
         if (!fallsBack(err)) throw err;
         if (rateLimited === undefined && isRateLimit(err)) rateLimited = err;
-        // The provider refused the gateway's own key or quota: the caller is served, but only the
-        // operator can mend it, and the 502's error line (http/app.ts) never comes: an error, not a warning.
-        const operators = err instanceof GatewayError && (err.code === 'upstream_auth_failed' || err.code === 'upstream_quota_exhausted');
-        (operators ? this.deps.logger.error : this.deps.logger.warn).call(
-          this.deps.logger,
-          { requestId: ctx.requestId, model: route.model.id, provider: route.provider.id, next: next.provider.id, err: errorSummary(err) },
-          'upstream failed without doing the work; trying the next provider',
-        );
+        this.failedOver(ctx, route, err, { next: next.provider.id }, 'upstream failed without doing the work; trying the next provider');
         this.cooldown.failed(route);
         this.deps.onFallback?.(route.model.id, route.provider.id);
       }
     }
+  }
+
+  /**
+   * Logs a route's failure that is not the caller's answer. The provider refused the gateway's own
+   * key or quota: only the operator can mend it, and the 502's error line (http/app.ts) never comes:
+   * an error, not a warning.
+   */
+  private failedOver(ctx: RequestContext, route: Route, err: unknown, then: Record<string, string>, msg: string): void {
+    const operators = err instanceof GatewayError && (err.code === 'upstream_auth_failed' || err.code === 'upstream_quota_exhausted');
+    (operators ? this.deps.logger.error : this.deps.logger.warn).call(
+      this.deps.logger,
+      { requestId: ctx.requestId, model: route.model.id, provider: route.provider.id, ...then, err: errorSummary(err) },
+      msg,
+    );
   }
 
   private recordOf(

@@ -217,6 +217,18 @@ describe('fallbacks', () => {
     expect(await apiTokenUsed(secret)).toBe(0);
   });
 
+  it("a fallback that refuses the gateway's key behind a rate limit: the caller gets the 429, the operator still gets the error line", async () => {
+    // The rate limit answers the caller now, so the fallback's failure is no longer the 502 whose
+    // line (http/app.ts) told the operator to check its apiKey: it must be logged here, or never.
+    const { secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', status: 429, headers: { 'retry-after': '2' }, body: { error: { message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null } } });
+    backup.enqueue({ kind: 'json', status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
+    logged.length = 0;
+    expect((await post(secret, '/chat/completions', hi())).status).toBe(429);
+    const backupLines = logged.filter((l) => l.provider === 'backup');
+    expect(backupLines.map((l) => [l.level, l.err?.code])).toEqual([[50, 'upstream_auth_failed']]);
+  });
+
   it('200 parallel calls with the first provider down: each admitted once, the day counter equals the ledger', async () => {
     const { accountId, secret } = await t.newAccount();
     t.openai.setDefault(upstream503);
