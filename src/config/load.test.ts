@@ -180,22 +180,25 @@ describe('loadConfig', () => {
     expect(text).toMatch(/upstream\.answerTimeoutMs: 700000 is above totalTimeoutMs \(600000\)/);
   });
 
-  it('refuses a price worth less than one credit: a price per token where the unit is per 1M tokens', () => {
+  it('refuses a token price below $0.001 per 1M tokens: a price per token where the unit is per 1M tokens', () => {
     const problems = inputProblems({
       providers: [{ id: 'p', type: 'openai', baseUrl: 'http://x' }],
       models: [
         { id: 'c', kind: 'chat', provider: 'p', price: { input: 0.00000015, output: 0.6, cachedInput: 0 } },
         { id: 'e', kind: 'embedding', provider: 'p', price: { input: 0.00000002 } },
-        { id: 'i', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '256x256', price: { perImage: { '256x256': 0.0000001 } } },
         { id: 'free', kind: 'chat', provider: 'p', price: { input: 0, output: 0 } },
-        { id: 'cheap', kind: 'chat', provider: 'p', price: { input: 0.0000005, output: 0.01 } },
+        { id: 'cheap', kind: 'embedding', provider: 'p', price: { input: 0.005 } },
+        // An image price has no per-token form to slip into; this one is a cent's tenth.
+        { id: 'i', kind: 'image', provider: 'p', sizes: ['256x256'], defaultSize: '256x256', price: { perImage: { '256x256': 0.0001 } } },
       ],
     });
     expect(problems).toEqual([
-      'models[0].price.input: 1.5e-7 USD per 1M tokens is less than one credit (credits.perUsd 2000000): prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token',
-      'models[1].price.input: 2e-8 USD per 1M tokens is less than one credit (credits.perUsd 2000000): prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token',
-      'models[2].price.perImage.256x256: 1e-7 USD per image is less than one credit (credits.perUsd 2000000): prices are USD per image (0.04 for $0.04)',
+      'models[0].price.input: 1.5e-7 USD per 1M tokens is below 0.001: prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token',
+      'models[1].price.input: 2e-8 USD per 1M tokens is below 0.001: prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token',
     ]);
+    // A low credit rate of the operator's own is no slip: $0.003 an image at 100 credits per USD.
+    const lowRate = { credits: { perUsd: 100 }, providers: [{ id: 'p', type: 'fal', baseUrl: 'http://x' }], models: [{ id: 'f', kind: 'image', provider: 'p', price: { perImage: 0.003 } }] };
+    expect(() => loadConfig({ env: {}, providerTypes, input: lowRate })).not.toThrow();
   });
 
   it('names the built-in catalog when a file lists providers without those its models need', () => {

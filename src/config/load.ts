@@ -68,31 +68,23 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Prices that are not zero yet worth less than one credit per million tokens, or per image: a
- * price per token written where the unit is per 1M tokens (0.00000015 for gpt-4o-mini's $0.15),
- * which served the model for nothing (`/v1/models` showed 0 credits per 1M tokens) without a word.
- * No real price is that small: one credit is $0.0000005 at the default rate.
+ * Token prices above zero yet below $0.001 per million tokens: a price per token written where the
+ * unit is per 1M tokens (0.00000015 for gpt-4o-mini's $0.15), which served the model for nothing
+ * (`/v1/models` showed 0 credits per 1M tokens) without a word. No model is priced that low per
+ * million (the cheapest embeddings are about $0.01), and a per-token price is below $0.001 for any
+ * model under $1,000 per 1M. In USD, not credits: an operator's own credit rate (a low
+ * credits.perUsd) makes small prices worth less than a credit without any slip.
  */
-function unitSlips(m: Config['models'][number], i: number, perUsd: number): string[] {
-  const tooSmall = (usd: number | undefined) => usd !== undefined && usd > 0 && usd * perUsd < 1;
-  const slips: string[] = [];
-  const perMillion = (field: string, usd: number | undefined) => {
-    if (tooSmall(usd)) {
-      slips.push(`models[${i}].price.${field}: ${usd} USD per 1M tokens is less than one credit (credits.perUsd ${perUsd}): prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token`);
-    }
-  };
-  if (m.kind === 'chat') {
-    for (const field of ['input', 'output', 'cachedInput', 'audioInput', 'audioOutput'] as const) perMillion(field, m.price[field]);
-  } else if (m.kind === 'embedding') {
-    perMillion('input', m.price.input);
-  } else {
-    const perImage = m.price.perImage;
-    const prices = typeof perImage === 'number' ? [['', perImage] as const] : Object.entries(perImage).map(([size, usd]) => [`.${size}`, usd] as const);
-    for (const [at, usd] of prices) {
-      if (tooSmall(usd)) slips.push(`models[${i}].price.perImage${at}: ${usd} USD per image is less than one credit (credits.perUsd ${perUsd}): prices are USD per image (0.04 for $0.04)`);
-    }
-  }
-  return slips;
+const PER_TOKEN_SLIP_USD = 0.001;
+
+function unitSlips(m: Config['models'][number], i: number): string[] {
+  const fields = m.kind === 'chat' ? (['input', 'output', 'cachedInput', 'audioInput', 'audioOutput'] as const) : m.kind === 'embedding' ? (['input'] as const) : [];
+  const price = m.price as Partial<Record<string, number>>;
+  return fields.flatMap((field) => {
+    const usd = price[field];
+    if (usd === undefined || usd <= 0 || usd >= PER_TOKEN_SLIP_USD) return [];
+    return [`models[${i}].price.${field}: ${usd} USD per 1M tokens is below ${PER_TOKEN_SLIP_USD}: prices are USD per million tokens (0.15 for $0.15 per 1M tokens), not per token`];
+  });
 }
 
 /** Cross-field rules the schema cannot express. */
@@ -136,7 +128,7 @@ function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtIn
       else if (all.slice(0, j).some((e) => e.provider === f.provider && upstreamOf(e) === upstreamOf(f))) problems.push(`${at}: the same provider and upstream as an earlier fallback`);
       else servesKind(`${at}.provider`, f.provider, m.kind, problems);
     });
-    problems.push(...unitSlips(m, i, config.credits.perUsd));
+    problems.push(...unitSlips(m, i));
     if (m.kind === 'image') {
       if (m.sizes.length > 0 && !m.sizes.includes(m.defaultSize)) {
         problems.push(`models[${i}].defaultSize: '${m.defaultSize}' is not one of sizes`);

@@ -379,7 +379,8 @@ describe('web app edges in Chromium', () => {
   }, 60_000);
 
   it('an image model starts on its cheapest size, and says what an image costs and what is left before Generate', async () => {
-    const t = await gateway();
+    const wide = { id: 'wide-flux', kind: 'image' as const, provider: 'fal', upstream: 'fal-ai/flux/schnell', sizes: ['1024x1024', '1536x1024'], defaultSize: '1024x1024', price: { perImage: 0.003 } };
+    const t = await gateway({ config: { models: [...testModels(), wide] } });
     const page = await signUp(t, 'image-cost@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
     await page.selectOption(byTest('model-select'), 'dall-e-2');
@@ -398,6 +399,11 @@ describe('web app edges in Chromium', () => {
     // One price for every size: the configured default stands.
     await page.selectOption(byTest('model-select'), 'flux/schnell');
     await expect.poll(() => cost.textContent()).toBe('6,000 credits per image · 18,000 credits left');
+    // ... for an image of up to a megapixel: a larger one pays it per started megapixel, as charged.
+    await page.selectOption(byTest('model-select'), 'wide-flux');
+    expect(await page.locator('#image-size option').allTextContents()).toEqual(['1024x1024 · 6,000 credits', '1536x1024 · 12,000 credits']);
+    await page.selectOption('#image-size', '1536x1024');
+    await expect.poll(() => cost.textContent()).toBe('12,000 credits per image · 18,000 credits left');
     await page.context().close();
   }, 60_000);
 

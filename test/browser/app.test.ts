@@ -232,7 +232,16 @@ describe('web app in Chromium', () => {
       expect.stringMatching(/\+1,000,000Added by the operator$/),
     ]);
     expect(await page.getAttribute(byTest('balance'), 'data-value')).toBe('800000');
+    expect(await page.locator(byTest('top-ups-more')).count()).toBe(0);
     await shot('billing');
+    // Past the 20 the page lists: Show more brings the rest, then goes.
+    for (let i = 1; i <= 20; i++) await t.admin('POST', `/accounts/${session.account.id}/credits`, { amount: i });
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-billing'));
+    await expect.poll(() => page.locator(byTest('top-up')).count()).toBe(20);
+    await page.click(byTest('top-ups-more'));
+    await expect.poll(() => page.locator(byTest('top-up')).count()).toBe(22);
+    await page.locator(byTest('top-ups-more')).waitFor({ state: 'detached' });
     expect(cspViolations).toEqual([]);
   }, 120_000);
 });

@@ -82,7 +82,8 @@ export class PostgresStorage implements Storage {
 function refusedByDatabase(err: unknown): err is Error {
   if (!(err instanceof Error)) return false;
   const { code, syscall } = err as { code?: unknown; syscall?: unknown };
-  if (typeof syscall === 'string' || /timeout|Connection terminated/i.test(err.message)) return true;
+  // pg's connect timeout; not a statement's ("canceling statement due to statement timeout"), which is a migration's.
+  if (typeof syscall === 'string' || /^Connection terminated/.test(err.message)) return true;
   return typeof code === 'string' && (/^(08|28|3D|53)/.test(code) || code === '42501');
 }
 

@@ -2,6 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
+import { usePaged } from '../paged';
 import { useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
@@ -49,27 +50,9 @@ function liftWarning(b: Billing): string {
 
 /** The balance's history, newest first, with "Show more" for the top-ups before them. */
 function TopUps({ first, next: firstNext }: { first: TopUp[]; next: string | null }) {
-  const [rows, setRows] = useState(first);
-  const [next, setNext] = useState(firstNext);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  // A reload (a top-up, back to the tab) starts from the newest again.
-  useEffect(() => {
-    setRows(first);
-    setNext(firstNext);
-  }, [first]);
-  const more = () => {
-    if (next === null) return;
-    setBusy(true);
-    api<TopUpsPage>('GET', `/billing/top-ups?before=${encodeURIComponent(next)}`)
-      .then((page) => {
-        setRows((shown) => [...shown, ...page.topUps]);
-        setNext(page.topUpsNext);
-        setError(null);
-      })
-      .catch((e) => setError(toApiError(e)))
-      .finally(() => setBusy(false));
-  };
+  const { items: rows, next, busy, error, more } = usePaged(first, firstNext, (before) =>
+    api<TopUpsPage>('GET', `/billing/top-ups?before=${encodeURIComponent(before)}`).then((p) => ({ items: p.topUps, next: p.topUpsNext })),
+  );
   return html`<div class="card table-card">
     <h2>Top-ups</h2>
     <div class="table-scroll"><table data-testid="top-ups">

@@ -50,10 +50,20 @@ function sizesFor(model: Model): string[] {
   return sizes;
 }
 
-/** What one image of `size` costs, in credits; undefined when the catalog gives no price for it. */
+/** 1024 × 1024 pixels: what one price covers (core/pricing.ts imageUnitCredits). */
+const MEGAPIXEL = 1024 * 1024;
+
+/**
+ * What one image of `size` costs, in credits; undefined when the catalog gives no price for it.
+ * One price is for an image of up to a megapixel: a larger one pays it per started megapixel, as
+ * the gateway charges (a 1536x1024 image costs two).
+ */
 function imageCost(model: Model, size: string): number | undefined {
   const per = model.price?.per_image;
-  return typeof per === 'number' ? per : per?.[size];
+  if (typeof per !== 'number') return per?.[size];
+  const [w, h] = size.split('x').map(Number);
+  const units = w && h ? Math.max(1, Math.ceil((w * h) / MEGAPIXEL)) : 1;
+  return per * units;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { API_BASE, ApiError, api, toApiError } from '../api';
+import { usePaged } from '../paged';
 import { ErrorBox } from '../components/error-box';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
@@ -61,27 +62,9 @@ function UsageChart({ usage }: { usage: Usage }) {
 
 /** The requests, newest first, with "Show more" for the ones before them, a page at a time. */
 function RecentRequests({ first, next: firstNext }: { first: UsageRecord[]; next: string | null }) {
-  const [records, setRecords] = useState(first);
-  const [next, setNext] = useState(firstNext);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  // A reload (back to the tab) starts from the newest again.
-  useEffect(() => {
-    setRecords(first);
-    setNext(firstNext);
-  }, [first]);
-  const more = () => {
-    if (next === null) return;
-    setBusy(true);
-    api<UsageRecordsPage>('GET', `/usage/records?before=${encodeURIComponent(next)}`)
-      .then((page) => {
-        setRecords((shown) => [...shown, ...page.records]);
-        setNext(page.next);
-        setError(null);
-      })
-      .catch((e) => setError(toApiError(e)))
-      .finally(() => setBusy(false));
-  };
+  const { items: records, next, busy, error, more } = usePaged(first, firstNext, (before) =>
+    api<UsageRecordsPage>('GET', `/usage/records?before=${encodeURIComponent(before)}`).then((p) => ({ items: p.records, next: p.next })),
+  );
   if (records.length === 0) return html`<p class="muted">No requests yet.</p>`;
   return html`<div class="table-scroll"><table class="stack-table">
       <caption class="sr-only">The last ${records.length} requests</caption>
