@@ -2,6 +2,7 @@
 // the page's own load, "Show more" appends the next. A reload (back to the tab, a top-up) starts
 // from the newest again, and a Show more still under way then is dropped: appended to the new first
 // page, its older rows would have left a gap and replaced the cursor.
+import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, toApiError } from './api';
 
@@ -31,4 +32,12 @@ export function usePaged<T>(first: T[], firstNext: string | null, fetchPage: (be
       .finally(() => setBusy(false));
   };
   return { items, next, busy, error, more };
+}
+
+/** The list's "Show more" button: none once the oldest is shown. */
+export function ShowMore({ paged, testId }: { paged: { next: string | null; busy: boolean; more: () => void }; testId: string }) {
+  if (paged.next === null) return null;
+  return html`<p class="table-more"><button type="button" class="btn btn-quiet" data-testid=${testId} disabled=${paged.busy} onClick=${paged.more}>
+    ${paged.busy ? 'Loading…' : 'Show more'}
+  </button></p>`;
 }

@@ -52,8 +52,10 @@ const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366
 const recordsQuery = z.strictObject({ before: usageCursor.optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) });
 /** How many of its latest top-ups the Billing page lists at first, and per Show more. */
 const BILLING_TOP_UPS = 20;
-/** Records on the Usage page at first, and in its export's reads of the ledger. */
+/** Requests on the Usage page at first (Show more: /usage/records, 100 unless `limit`). */
 const USAGE_PAGE = 100;
+/** Records per read of the ledger while the CSV export streams. */
+const EXPORT_PAGE = 5000;
 const topUpsQuery = z.strictObject({ before: z.string().min(1).max(100).optional(), limit: z.coerce.number().int().min(1).max(100).default(BILLING_TOP_UPS) });
 
 /**
@@ -66,7 +68,6 @@ function topUpsView(page: { data: readonly TopUp[]; hasMore: boolean }) {
     topUpsNext: page.hasMore ? page.data.at(-1)!.id : null,
   };
 }
-const EXPORT_PAGE = 5000;
 const meterQuery = z.strictObject({ model: z.string().min(1).optional() });
 const topUp = z.strictObject({ amount: z.number().int().positive().max(1e12) });
 
@@ -90,7 +91,6 @@ function clientKeyView(k: ApiKey, limitUsed?: number) {
   const { accountId: _, ...view } = keyView(k);
   return { ...view, ...(limitUsed !== undefined && { limitUsed }) };
 }
-
 
 /** The account a web app page was loaded for (request), and the session's account (response). */
 const ACCOUNT_HEADER = 'x-tollgate-account';

@@ -2,7 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, toApiError } from '../api';
 import { ErrorBox } from '../components/error-box';
-import { usePaged } from '../paged';
+import { ShowMore, usePaged } from '../paged';
 import { useRefocusWhen } from '../focus';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
@@ -50,9 +50,10 @@ function liftWarning(b: Billing): string {
 
 /** The balance's history, newest first, with "Show more" for the top-ups before them. */
 function TopUps({ first, next: firstNext }: { first: TopUp[]; next: string | null }) {
-  const { items: rows, next, busy, error, more } = usePaged(first, firstNext, (before) =>
+  const paged = usePaged(first, firstNext, (before) =>
     api<TopUpsPage>('GET', `/billing/top-ups?before=${encodeURIComponent(before)}`).then((p) => ({ items: p.topUps, next: p.topUpsNext })),
   );
+  const { items: rows, error } = paged;
   return html`<div class="card table-card">
     <h2>Top-ups</h2>
     <div class="table-scroll"><table data-testid="top-ups">
@@ -65,10 +66,7 @@ function TopUps({ first, next: firstNext }: { first: TopUp[]; next: string | nul
       </tbody>
     </table></div>
     <${ErrorBox} error=${error} billingLink=${false} />
-    ${next !== null &&
-    html`<p class="table-more"><button type="button" class="btn btn-quiet" data-testid="top-ups-more" disabled=${busy} onClick=${more}>
-      ${busy ? 'Loading…' : 'Show more'}
-    </button></p>`}
+    <${ShowMore} paged=${paged} testId="top-ups-more" />
   </div>`;
 }
 

@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { API_BASE, ApiError, api, toApiError } from '../api';
-import { usePaged } from '../paged';
+import { ShowMore, usePaged } from '../paged';
 import { ErrorBox } from '../components/error-box';
 import { fmt, fmtDate } from '../format';
 import { useReloadOnReturn } from '../on-return';
@@ -62,9 +62,10 @@ function UsageChart({ usage }: { usage: Usage }) {
 
 /** The requests, newest first, with "Show more" for the ones before them, a page at a time. */
 function RecentRequests({ first, next: firstNext }: { first: UsageRecord[]; next: string | null }) {
-  const { items: records, next, busy, error, more } = usePaged(first, firstNext, (before) =>
+  const paged = usePaged(first, firstNext, (before) =>
     api<UsageRecordsPage>('GET', `/usage/records?before=${encodeURIComponent(before)}`).then((p) => ({ items: p.records, next: p.next })),
   );
+  const { items: records, error } = paged;
   if (records.length === 0) return html`<p class="muted">No requests yet.</p>`;
   return html`<div class="table-scroll"><table class="stack-table">
       <caption class="sr-only">The last ${records.length} requests</caption>
@@ -86,10 +87,7 @@ function RecentRequests({ first, next: firstNext }: { first: UsageRecord[]; next
       </tbody>
     </table></div>
     <${ErrorBox} error=${error} billingLink=${false} />
-    ${next !== null &&
-    html`<p class="table-more"><button type="button" class="btn btn-quiet" data-testid="usage-more" disabled=${busy} onClick=${more}>
-      ${busy ? 'Loading…' : 'Show more'}
-    </button></p>`}`;
+    <${ShowMore} paged=${paged} testId="usage-more" />`;
 }
 
 export function UsagePage() {
