@@ -257,22 +257,22 @@ function write(text: string): Promise<void> {
  */
 async function writeRecords(ledger: Ledger, range: UsageQuery, values: Values): Promise<void> {
   let before: string | undefined;
-  let first = true;
   let written = 0;
   if (values.csv) await write(usageRecordCsvHeader);
   else if (values.json) await write('[');
   do {
     const page = await ledger.page({ ...range, limit: MAX_QUERY_LIMIT, ...(before !== undefined && { before }) });
-    const text = page.records.map((r) => {
+    const text = page.records.map((r, i) => {
       if (values.csv) return usageRecordCsv(r);
-      if (values.json) return `${first ? ((first = false), '\n') : ',\n'}${JSON.stringify(usageRecordView(r))}`;
+      // One JSON array across the pages: a comma before every element but the first.
+      if (values.json) return `${written + i === 0 ? '\n' : ',\n'}${JSON.stringify(usageRecordView(r))}`;
       return `${r.createdAt}  ${r.model.padEnd(28)} ${r.surface.padEnd(10)} ${String(r.promptTokens).padStart(8)} in ${String(r.outputTokens).padStart(8)} out ${String(r.credits).padStart(10)} credits  ${r.status} ${r.requestId}\n`;
     });
     if (text.length > 0) await write(text.join(''));
     written += text.length;
     before = page.next ?? undefined;
   } while (before !== undefined);
-  if (values.json) await write(first ? ']\n' : '\n]\n');
+  if (values.json) await write(written === 0 ? ']\n' : '\n]\n');
   else if (!values.csv && written === 0) await write(`no requests recorded for ${range.accountId}${values.from || values.to ? ' in the range' : ''}\n`);
 }
 
