@@ -100,6 +100,27 @@ describe('tollgate CLI', () => {
     expect(res.stderr).toMatch(/surprise/);
   });
 
+  it("runs the database commands from a shell without the server's secrets; serve and config check still need them", async () => {
+    const env = { ...process.env };
+    delete env.TOLLGATE_ADMIN_TOKEN;
+    const bare = async (...args: string[]) =>
+      run('node', [bin, ...args], { env }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const made = await bare('accounts', 'create', '--config', configFile, '--json');
+    expect(made.stderr).not.toMatch(/environment variable/);
+    expect(made.code).toBe(0);
+    const { id } = JSON.parse(made.stdout) as { id: string };
+    expect((await bare('accounts', 'show', id, '--config', configFile)).code).toBe(0);
+    const check = await bare('config', 'check', configFile);
+    expect(check.code).toBe(1);
+    expect(check.stderr).toMatch(/admin\.token: environment variable TOLLGATE_ADMIN_TOKEN is not set/);
+    const serve = await bare('serve', '--config', configFile, '--port', '0');
+    expect(serve.code).toBe(1);
+    expect(serve.stderr).toMatch(/admin\.token: environment variable TOLLGATE_ADMIN_TOKEN is not set/);
+  });
+
   it('creates an account and a key, serves them, and reports usage', async () => {
     const account = await tollgate('accounts', 'create', '--plan', 'free', '--email', 'cli@example.com', '--json', '--config', configFile);
     expect(account.code).toBe(0);

@@ -185,11 +185,16 @@ function signed(credits: number): string {
   return credits > 0 ? `+${credits}` : String(credits);
 }
 
+/**
+ * The config a command runs with. `serve` and `config check` need every secret; the other commands
+ * read the database and the limiter only, so a secret left to an unset variable does not stop them.
+ */
 function config(values: Values, path?: string): Config {
   // Digits only: Number('') is 0, which would have listened on a random port.
   const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
   if (port !== undefined && (!Number.isInteger(port) || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
-  return loadConfig({ path: path ?? values.config, providerTypes, overrides: { port } });
+  const secretsUnused = running !== 'serve' && running !== 'config check';
+  return loadConfig({ path: path ?? values.config, providerTypes, overrides: { port }, secretsUnused });
 }
 
 /** The SQLite file of `url` as an absolute path (`:memory:` as it is). */

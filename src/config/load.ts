@@ -31,25 +31,36 @@ export interface LoadOptions {
   providerTypes: readonly string[] | ReadonlyMap<string, { readonly kinds?: readonly string[] }>;
   /** Applied after the file, before validation (CLI flags). */
   overrides?: { port?: number | undefined };
+  /**
+   * The caller reads none of the config's secrets (SECRET_PATHS): the CLI's account, key and usage
+   * commands work on the database and the limiter alone. A `${VAR}` unset in one of them then reads
+   * as empty instead of refusing the whole file: an operator's shell on the server rarely holds the
+   * admin token or the providers' keys the service's environment file gives `tollgate serve`.
+   */
+  secretsUnused?: boolean;
 }
+
+/** Config fields that hold a secret only the server uses (the admin API, sessions, upstreams, Stripe). */
+const SECRET_PATHS = /^(admin\.token|web\.sessionSecret|providers\[\d+\]\.(apiKey|headers\..+)|billing\.stripe\.(secretKey|webhookSecret))$/;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; an unset VAR without default is a problem. */
-function substitute(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+function substitute(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[], unused?: RegExp): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (_m, name: string, hasDefault: string | undefined, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (hasDefault !== undefined) return fallback ?? '';
+      if (unused?.test(path)) return '';
       problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substitute(v, env, `${path}[${i}]`, problems));
+  if (Array.isArray(value)) return value.map((v, i) => substitute(v, env, `${path}[${i}]`, problems, unused));
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, substitute(v, env, path ? `${path}.${k}` : k, problems)]),
+      Object.entries(value).map(([k, v]) => [k, substitute(v, env, path ? `${path}.${k}` : k, problems, unused)]),
     );
   }
   return value;
@@ -233,7 +244,7 @@ export function loadConfig(opts: LoadOptions): Config {
   }
 
   const problems: string[] = [];
-  const substituted = substitute(obj, env, '', problems);
+  const substituted = substitute(obj, env, '', problems, opts.secretsUnused ? SECRET_PATHS : undefined);
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
