@@ -98,18 +98,22 @@ describe('ServerLease (one server per database file)', () => {
     const db = openDatabase(`sqlite:${file}`);
     let clock = 1_000_000;
     const insert = db.prepare('INSERT OR REPLACE INTO server_lease (id, owner, host, pid, heartbeat_at) VALUES (1, ?, ?, ?, ?)');
-    // Heartbeating meanwhile: refused when the wait runs out.
+    // Heartbeating meanwhile: refused at its first heartbeat, not when the whole wait runs out.
     insert.run('other', 'elsewhere', 4242, clock);
+    let reads = 0;
     const live = new ServerLease(db, file, {
       heartbeatMs: 10,
       staleMs: 30,
       now: () => {
-        clock += 5;
-        insert.run('other', 'elsewhere', 4242, clock);
+        reads += 1;
+        clock += 1;
+        if (reads === 4) insert.run('other', 'elsewhere', 4242, clock);
         return clock;
       },
     });
     await expect(live.acquire()).rejects.toBeInstanceOf(DatabaseInUseError);
+    expect(clock - 1_000_000).toBeLessThan(30); // well inside staleMs + heartbeatMs of its clock
+
     // Silent: taken over once its last heartbeat is staleMs old.
     const stale = new ServerLease(db, file, { heartbeatMs: 10, staleMs: 30, now: () => (clock += 5) });
     await stale.acquire();
