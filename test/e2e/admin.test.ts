@@ -537,6 +537,59 @@ describe('usage', () => {
   });
 });
 
+describe('usage export', () => {
+  it('exports every ledger row of a range as CSV, past a page of the ledger, and daily totals with group=day', async () => {
+    const { accountId } = await t.newAccount();
+    // 5,003 records: more than one page of the export's reads (5,000), many in one millisecond.
+    const day = '2026-11-25';
+    const n = 5_003;
+    for (let i = 0; i < n; i += 1000) {
+      await Promise.all(
+        Array.from({ length: Math.min(1000, n - i) }, (_, j) =>
+          t.gw.storage.ledger.append({
+            requestId: `ex-${accountId}-${i + j}`, accountId, keyId: null, model: (i + j) % 2 ? 'gpt-4o-mini' : 'text-embedding-3-small',
+            surface: 'api', promptTokens: 3, outputTokens: 4, credits: 5, status: 'ok', httpStatus: 200,
+            createdAt: `${day}T10:${String(Math.floor((i + j) / 100) % 60).padStart(2, '0')}:00.000Z`, provider: 'openai',
+          }),
+        ),
+      );
+    }
+    const res = await fetch(`${t.url}/admin/v1/usage/export?account=${accountId}&from=${day}&to=2026-11-26`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toBe(`attachment; filename="tollgate-usage-${accountId}-from-${day}-to-2026-11-26.csv"`);
+    const lines = (await res.text()).split('\r\n');
+    expect(lines[0]).toBe('createdAt,requestId,accountId,keyId,model,surface,promptTokens,outputTokens,credits,status,httpStatus,provider');
+    expect(lines.at(-1)).toBe('');
+    const rows = lines.slice(1, -1);
+    expect(rows).toHaveLength(n);
+    expect(new Set(rows.map((l) => l.split(',')[1])).size).toBe(n);
+    expect(rows).toContain(`${day}T10:00:00.000Z,ex-${accountId}-1,${accountId},,gpt-4o-mini,api,3,4,5,ok,200,openai`);
+
+    const daily = await fetch(`${t.url}/admin/v1/usage/export?account=${accountId}&group=day`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(daily.headers.get('content-disposition')).toBe(`attachment; filename="tollgate-daily-${accountId}.csv"`);
+    expect((await daily.text()).split('\r\n')).toEqual([
+      'day,accountId,model,surface,requests,promptTokens,outputTokens,credits',
+      `${day},${accountId},gpt-4o-mini,api,2501,7503,10004,12505`,
+      `${day},${accountId},text-embedding-3-small,api,2502,7506,10008,12510`,
+      '',
+    ]);
+  });
+
+  it('refuses what the usage list refuses, and a page size or cursor (an export is every row)', async () => {
+    const ask = (query: string) => t.admin('GET', `/usage/export?${query}`);
+    expect((await ask('account=acct_does_not_exist')).body.error.code).toBe('account_not_found');
+    expect((await ask('from=2026-12-06&to=2026-12-01')).body.error).toMatchObject({ code: 'invalid_request', param: 'to' });
+    for (const [query, param] of [['limit=10', 'limit'], ['before=x', 'before'], ['from=yesterday', 'from']]) {
+      const res = await ask(query!);
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.code, query).toBe('invalid_request');
+      expect(JSON.stringify(res.body.error), query).toContain(param);
+    }
+    expect((await fetch(`${t.url}/admin/v1/usage/export`)).status).toBe(401);
+  });
+});
+
 describe('operations endpoints', () => {
   it('serves Prometheus metrics, counting requests and credits', async () => {
     const { secret } = await t.newAccount();

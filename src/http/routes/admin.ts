@@ -1,4 +1,5 @@
 // The admin API (SPEC §9): bearer TOLLGATE_ADMIN_TOKEN, refused entirely when none is configured.
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
@@ -9,10 +10,23 @@ import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
+import { allDaily } from '../../storage/all-daily.js';
+import type { UsageQuery } from '../../storage/ports.js';
 import { canonicalInstant, emptyRange } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
-import { accountSummaryView, accountView, keyView, ruleView, summariseDaily, usageRecordView } from '../views.js';
+import {
+  accountSummaryView,
+  accountView,
+  dailyUsageCsv,
+  dailyUsageCsvHeader,
+  keyView,
+  ruleView,
+  summariseDaily,
+  usageRecordCsv,
+  usageRecordCsvHeader,
+  usageRecordView,
+} from '../views.js';
 
 // `password` gives the account a web sign-in: with sign-up closed (web.signupsPerHour 0) the
 // operator's accounts had no way into the web app.
@@ -63,6 +77,10 @@ const usageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
   before: usageCursor.optional(),
 });
+// The export is every row of the range: no page size, no cursor.
+const exportQuery = usageQuery.omit({ limit: true, before: true });
+/** Ledger records read per page of a CSV export (the ledger answers at most 10,000). */
+const EXPORT_PAGE = 5000;
 
 export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
   const { accounts, keys, storage, clock } = deps;
@@ -208,8 +226,8 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.delete<{ Params: { id: string } }>('/keys/:id', async (req) => keyView(await keys.revoke(req.params.id)));
 
-    app.get('/usage', async (req) => {
-      const q = parseBody(usageQuery, req.query);
+    /** The ledger filter of a usage query, once its range and account are checked. */
+    const usageFilter = async (q: z.infer<typeof exportQuery> & { limit?: number | undefined }): Promise<UsageQuery> => {
       if (emptyRange(q.from, q.to)) {
         const detail = `'to' (${q.to}) must come after 'from' (${q.from}): 'to' is exclusive (one day: from=2026-11-25&to=2026-11-26)`;
         throw new GatewayError('invalid_request', { vars: { detail }, param: 'to' });
@@ -217,12 +235,17 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       // An id with a typo is 404 account_not_found, as on every other account call, not an empty list.
       // The stored row only: the ledger must stay readable while the limiter (the balance) is down.
       if (q.account !== undefined && !(await storage.accounts.get(q.account))) throw new GatewayError('account_not_found', { vars: { id: q.account } });
-      const filter = {
+      return {
         ...(q.account !== undefined && { accountId: q.account }),
         ...(q.from !== undefined && { from: q.from }),
         ...(q.to !== undefined && { to: q.to }),
         ...(q.limit !== undefined && { limit: q.limit }),
       };
+    };
+
+    app.get('/usage', async (req) => {
+      const q = parseBody(usageQuery, req.query);
+      const filter = await usageFilter(q);
       if (q.group === 'day') {
         if (q.before !== undefined) throw new GatewayError('invalid_request', { vars: { detail: "'before' pages ledger rows, not daily totals: narrow the range with 'from' and 'to'" }, param: 'before' });
         return { object: 'list', data: await storage.ledger.daily(filter) };
@@ -230,6 +253,33 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       // Newest first; the next page is `before=<next>`, until `next` is null.
       const page = await storage.ledger.page({ ...filter, ...(q.before !== undefined && { before: q.before }) });
       return { object: 'list', data: page.records.map(usageRecordView), hasMore: page.next !== null, next: page.next };
+    });
+
+    // The same rows as CSV, every one of the range however many (billing runs, spreadsheets):
+    // records read and sent a page at a time, so memory stays flat; daily totals in one go.
+    app.get('/usage/export', async (req, reply) => {
+      const q = parseBody(exportQuery, req.query);
+      const filter = await usageFilter(q);
+      const { ledger } = storage;
+      async function* lines() {
+        if (q.group === 'day') {
+          yield dailyUsageCsvHeader;
+          yield (await allDaily(ledger, filter)).map(dailyUsageCsv).join('');
+          return;
+        }
+        yield usageRecordCsvHeader;
+        let before: string | undefined;
+        do {
+          const page = await ledger.page({ ...filter, limit: EXPORT_PAGE, ...(before !== undefined && { before }) });
+          yield page.records.map(usageRecordCsv).join('');
+          before = page.next ?? undefined;
+        } while (before !== undefined);
+      }
+      const name = ['tollgate', q.group === 'day' ? 'daily' : 'usage', q.account, q.from && `from-${q.from.slice(0, 10)}`, q.to && `to-${q.to.slice(0, 10)}`];
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name.filter(Boolean).join('-')}.csv"`)
+        .send(Readable.from(lines()));
     });
   };
 }
