@@ -1,7 +1,7 @@
 // The built `tollgate` binary, as an operator runs it: config check, accounts, keys, usage,
 // models, and `serve` answering the official openai client.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +119,29 @@ describe('tollgate CLI', () => {
     const serve = await bare('serve', '--config', configFile, '--port', '0');
     expect(serve.code).toBe(1);
     expect(serve.stderr).toMatch(/admin\.token: environment variable TOLLGATE_ADMIN_TOKEN is not set/);
+  });
+
+  it('backs the database up to a new file that opens as the same data, and never over a file', async () => {
+    const made = await tollgate('accounts', 'create', '--email', 'backup@example.com', '--config', configFile, '--json');
+    const { id } = JSON.parse(made.stdout) as { id: string };
+    const target = join(dir, 'backups', 'one.db');
+    const none = await tollgate('backup', target, '--config', configFile);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe(`${target} cannot be made: there is no directory ${join(dir, 'backups')}\n`);
+    mkdirSync(join(dir, 'backups'));
+    const res = await tollgate('backup', target, '--config', configFile, '--json');
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ path: target, bytes: expect.any(Number) });
+    const copy = openSqliteStorage(`sqlite:${target}`);
+    expect((await copy.accounts.get(id))?.email).toBe('backup@example.com');
+    await copy.close();
+    const again = await tollgate('backup', target, '--config', configFile);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists: give a new file/);
+    const usage = await tollgate('backup', '--config', configFile);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/missing FILE/);
   });
 
   it('creates an account and a key, serves them, and reports usage', async () => {

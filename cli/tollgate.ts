@@ -28,6 +28,7 @@ import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { SqliteCounterStore } from '../src/storage/sqlite/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
+import { BackupTargetError, backupDatabase } from '../src/storage/sqlite/backup.js';
 import { MAX_QUERY_LIMIT, canonicalInstant, emptyRange } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
 import type { KeyLimit, KeyPatch, Ledger, UsageQuery } from '../src/storage/ports.js';
@@ -83,6 +84,8 @@ const USAGE = `Usage: tollgate <command> [options]
                                                      --records, every request of the range (newest
                                                      first, however many); --csv for spreadsheets
   models [--json]                                    the model catalog with prices in credits
+  backup FILE [--json]                               copy the SQLite database to FILE (a new file),
+                                                     safely beside a running server
   config check F                                     validate a config file
 
 Every command takes --config F (default: $TOLLGATE_CONFIG, else the built-in default).`;
@@ -141,6 +144,7 @@ const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof 
   usage: { words: 2, options: ['from', 'to', 'records', 'csv', 'json'] },
   models: { words: 1, options: ['json'] },
   'config check': { words: 3, options: [] },
+  backup: { words: 2, options: ['json'] },
 };
 
 /** The lines of USAGE that describe `command` (its synopsis and what follows it), or all of USAGE. */
@@ -640,6 +644,22 @@ async function run(argv: string[]): Promise<number> {
       print(values, rows, rows.map((r) => `${r.id.padEnd(30)} ${r.type.padEnd(10)} ${r.provider.padEnd(8)} ${r.pro ? 'pro ' : '    '} ${priceText(r.price)}`).join('\n'));
       return 0;
     }
+    case 'backup': {
+      const target = resolve(arg(positionals, 1, 'FILE'));
+      const { url } = config(values).storage;
+      if (!url.startsWith('sqlite:')) {
+        process.stderr.write('error: backup copies a SQLite storage; back PostgreSQL up with its own tools (pg_dump, or the database service\'s snapshots)\n');
+        return 1;
+      }
+      const source = sqliteFile(url);
+      if (source === ':memory:') throw new UsageError('storage.url is sqlite::memory:, which no other process can read');
+      const done = await backupDatabase(source, target);
+      const note = done.pendingLeftOut
+        ? `; writes in ${source}-pending (a running server's last storage.pendingApplyMs, or what one that did not stop cleanly left) may not be in it`
+        : '';
+      print(values, { source, ...done }, `backed up ${source} to ${done.path} (${done.bytes.toLocaleString('en-US')} bytes, checked)${note}`);
+      return 0;
+    }
     case 'config check': {
       const file = arg(positionals, 2, 'FILE');
       const c = config(values, file);
@@ -656,7 +676,7 @@ run(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof DatabaseOpenError) {
+    if (err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof DatabaseOpenError || err instanceof BackupTargetError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
     } else if (err instanceof GatewayError) {
