@@ -368,6 +368,19 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         expect(await store.topUps.list('nope', 10)).toEqual([]);
         expect(await store.topUps.list('acc_a\u0000', 10)).toEqual([]);
       });
+
+      it('keeps a reference once per space when the admin API and the CLI record it at the same moment', async () => {
+        // An operator's Idempotency-Key sent through both at once: one credit (core/balances.ts),
+        // both record it — and the history must hold it once, whichever commits first.
+        for (let i = 0; i < 50; i++) {
+          const kept = await Promise.all([
+            store.topUps.record(topUp(`top_a${i}`, { source: 'admin', reference: `inv_${i}` })),
+            store.topUps.record(topUp(`top_c${i}`, { source: 'cli', reference: `inv_${i}` })),
+          ]);
+          expect(kept.filter(Boolean), `inv_${i}`).toHaveLength(1);
+        }
+        expect(await store.topUps.list('acc_a', 1000)).toHaveLength(50);
+      });
     });
 
     describe('ledger', () => {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { referenceSpace, type TopUp, type TopUpSource, type TopUpStore } from '../ports.js';
+import { referenceSpace, StorageUnavailableError, type TopUp, type TopUpSource, type TopUpStore } from '../ports.js';
+import { isOutage } from './outage.js';
 import { unstorable } from './text.js';
 
 interface TopUpRow {
@@ -21,21 +22,40 @@ const toTopUp = (r: TopUpRow): TopUp => ({
   createdAt: r.created_at.toISOString(),
 });
 
+// One statement: a reference already kept in the source's space (referenceSpace) turns it into no
+// row; the unique index on (account_id, source, reference) backs it within one source.
+const INSERT = `INSERT INTO top_ups (id, account_id, credits, source, reference, created_at)
+  SELECT $1, $2, $3, $4, $5::text, $6
+  WHERE $5::text IS NULL OR NOT EXISTS (
+    SELECT 1 FROM top_ups WHERE account_id = $2 AND reference = $5::text AND source = ANY($7::text[]))
+  ON CONFLICT DO NOTHING`;
+
 export class PostgresTopUpStore implements TopUpStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async record(t: TopUp): Promise<boolean> {
-    // One statement: a reference already kept in the source's space (referenceSpace) turns it into
-    // no row; the unique index on (account_id, source, reference) backs it within one source.
-    const { rowCount } = await this.pool.query(
-      `INSERT INTO top_ups (id, account_id, credits, source, reference, created_at)
-       SELECT $1, $2, $3, $4, $5::text, $6
-       WHERE $5::text IS NULL OR NOT EXISTS (
-         SELECT 1 FROM top_ups WHERE account_id = $2 AND reference = $5::text AND source = ANY($7::text[]))
-       ON CONFLICT DO NOTHING`,
-      [t.id, t.accountId, t.credits, t.source, t.reference, t.createdAt, referenceSpace(t.source)],
-    );
-    return rowCount === 1;
+    const params = [t.id, t.accountId, t.credits, t.source, t.reference, t.createdAt, referenceSpace(t.source)];
+    if (t.reference === null) return (await this.pool.query(INSERT, params)).rowCount === 1;
+    // Across sources (the admin API and the CLI share a space) no index backs it, and two records
+    // of one reference at once each found the other not committed yet and both were kept: one
+    // credit twice in the history. The reference's lock makes the second wait for the first and
+    // then, its statement seeing what committed before it began, keep nothing.
+    let client: pg.PoolClient | undefined;
+    let broken: unknown;
+    try {
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [t.accountId, t.reference]);
+      const { rowCount } = await client.query(INSERT, params);
+      await client.query('COMMIT');
+      return rowCount === 1;
+    } catch (err) {
+      await client?.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
+      throw isOutage(err) ? new StorageUnavailableError(`database unavailable: ${(err as Error).message}`, { cause: err }) : err;
+    } finally {
+      // A connection whose ROLLBACK failed is in an unknown state: the pool drops it.
+      client?.release(broken instanceof Error ? broken : undefined);
+    }
   }
 
   async list(accountId: string, limit: number, before?: string): Promise<TopUp[]> {
