@@ -78,3 +78,52 @@ describe('Stripe webhook: a paid session', () => {
     }
   });
 });
+
+describe('Stripe webhook: the price a session was made at', () => {
+  it('credits a paid session at the price it was made at, though credits.perUsd changed before its webhook (a restart with new prices)', async () => {
+    const clock = new ManualClock();
+    const storage = openSqliteStorage('sqlite::memory:');
+    const counters = new MemoryCounterStore();
+    const balances = new Balances(counters, () => clock.now());
+    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
+    const forms: URLSearchParams[] = [];
+    const upstream = {
+      request: async (req: { body?: unknown }) => {
+        forms.push(new URLSearchParams(String(req.body)));
+        return { status: 200, text: async () => JSON.stringify({ url: 'https://checkout.stripe.test/cs_1' }) };
+      },
+    };
+    const stripeAt = (creditsPerUsd: number) =>
+      new StripeBilling(
+        { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
+        { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd, upstream: upstream as never },
+      );
+    try {
+      const account = await accounts.create({ plan: 'paid' });
+      await accounts.update(account.id, { paymentMethod: true });
+      // 2,000,000 credits at 2,000,000 a dollar: $1.00, paid as asked.
+      await stripeAt(2_000_000).topUp({ ...account, hasPaymentMethod: true }, 2_000_000);
+      const form = Object.fromEntries(forms[0]!);
+      expect(form['line_items[0][price_data][unit_amount]']).toBe('100');
+      const metadata = Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v]));
+      const session = { id: 'cs_1', mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 100, metadata };
+      const event = (over: object = {}) => Buffer.from(JSON.stringify({ id: 'evt_1', type: 'checkout.session.async_payment_succeeded', created: Math.floor(clock.now() / 1000), data: { object: { ...session, ...over } } }));
+      const t = Math.floor(clock.now() / 1000);
+      // Days later (a bank debit settles), the gateway runs at twice the price: the customer paid
+      // what the session asked, and gets what it sold.
+      const later = stripeAt(1_000_000);
+      // A session's figures altered after it was made (its total, or the credits it names) pay nothing.
+      const forged = event({ metadata: { ...metadata, credits: '4000000' } });
+      await later.handleWebhook(forged, { 'stripe-signature': `t=${t},v1=${sign(t, forged)}` });
+      const short = event({ amount_total: 99 });
+      await later.handleWebhook(short, { 'stripe-signature': `t=${t},v1=${sign(t, short)}` });
+      expect(await balances.get(account.id)).toBe(0);
+      const paid = event();
+      await later.handleWebhook(paid, { 'stripe-signature': `t=${t},v1=${sign(t, paid)}` });
+      expect(await balances.get(account.id)).toBe(2_000_000);
+      expect((await accounts.topUpHistory(account.id, 10)).data.map((r) => [r.credits, r.source, r.reference])).toEqual([[2_000_000, 'stripe', 'cs_1']]);
+    } finally {
+      storage.close();
+    }
+  });
+});

@@ -106,6 +106,27 @@ export class StripeBilling implements BillingProvider {
     return Math.ceil((credits / this.deps.creditsPerUsd) * 100);
   }
 
+  /**
+   * The seal of a payment session's figures (metadata.price): an HMAC, with the endpoint's secret,
+   * of the account, the credits and the cents the session asks for them, so the webhook can trust
+   * the price the session was made at without trusting whoever wrote its metadata.
+   */
+  private priceSeal(accountId: string, credits: number, cents: number): string {
+    return createHmac('sha256', this.conf.webhookSecret).update(`price.${accountId}.${credits}.${cents}`).digest('hex');
+  }
+
+  /**
+   * What a paid session must total for its credits: the cents it asked for them when it was made,
+   * where its seal holds — credits.perUsd may have changed since (a restart with new prices, while
+   * a bank debit took days), and the customer paid what the session said — else their price now.
+   */
+  private centsOwed(metadata: Record<string, unknown>, accountId: string, credits: number): number {
+    const cents = Number(metadata.cents);
+    const seal = typeof metadata.price === 'string' ? Buffer.from(metadata.price, 'hex') : undefined;
+    const expected = Number.isSafeInteger(cents) && cents >= MIN_CENTS ? Buffer.from(this.priceSeal(accountId, credits, cents), 'hex') : undefined;
+    return seal && expected && seal.length === expected.length && timingSafeEqual(seal, expected) ? cents : this.centsFor(credits);
+  }
+
   async topUp(account: AccountInfo, credits: number): Promise<{ redirectUrl: string }> {
     // Credits are spent by the prepaid plan a payment method moves the account to; bought before, they would sit unused.
     if (!account.hasPaymentMethod) {
@@ -122,6 +143,8 @@ export class StripeBilling implements BillingProvider {
       'metadata[account]': account.id,
       'metadata[tollgate]': this.deps.publicUrl,
       'metadata[credits]': String(credits),
+      'metadata[cents]': String(cents),
+      'metadata[price]': this.priceSeal(account.id, credits, cents),
       'line_items[0][quantity]': '1',
       'line_items[0][price_data][currency]': this.conf.currency,
       'line_items[0][price_data][unit_amount]': String(cents),
@@ -166,7 +189,9 @@ export class StripeBilling implements BillingProvider {
       return;
     }
     const credits = Number(metadata.credits);
-    // Credited only as much as was paid for: the session's total must cover the credits' price.
+    // Credited only as much as was paid for: the session's total must cover the credits' price —
+    // the one it was made at. Checked against today's price, a session made before credits.perUsd
+    // went up was paid and never credited (answered 200, so Stripe did not send it again).
     const paid =
       session.mode === 'payment' &&
       session.payment_status === 'paid' &&
@@ -174,7 +199,7 @@ export class StripeBilling implements BillingProvider {
       credits > 0 &&
       session.currency === this.conf.currency &&
       typeof session.amount_total === 'number' &&
-      session.amount_total >= this.centsFor(credits);
+      session.amount_total >= this.centsOwed(metadata, accountId, credits);
     if (!paid) return;
 
     const now = this.deps.clock.now();
