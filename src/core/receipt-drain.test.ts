@@ -209,4 +209,51 @@ describe('receipt drain', () => {
     expect(owed).toEqual([]);
     expect(await store.get(['tg:{acct1}:credits'], clock.now())).toEqual([500]);
   });
+
+  describe('a charge owed for a settlement that landed, its reply lost', () => {
+    // The gateway's settlement ran in Redis but its reply was lost (a command timeout as the network
+    // went): the meter handed the charge to the ledger, owed, with the record. Redis remembers the
+    // settlement for SETTLED_MEMORY_MS (its done marker); out of reach for longer, the marker lapsed
+    // — deleted here, as its PX does — before any drain could apply the owed charge.
+    async function landedAndOwed(): Promise<{ store: RedisCounterStore; drain: ReceiptDrain; owed: OwedCharge[] }> {
+      const store = openRedisCounterStore(server.url);
+      stores.push(store);
+      const r = record('r1', 'a', 40);
+      const now = clock.now();
+      expect(await store.reserve('r1', [op('a')], now + 30_000, now)).toMatchObject({ ok: true });
+      expect(await store.receipts.settle('r1', 40, receiptOf(r, now))).toBe(true);
+      const owed: OwedCharge[] = [{ requestId: 'r1', accountId: 'a', charges: [{ key: 'tg:{a}:credits', amount: 40, expiresAt: null }], createdAt: new Date(now).toISOString() }];
+      await storage.ledger.append(r);
+      expect(await admin.del('tg:{a}:done:r1')).toBe(1);
+      clock.advance(GRACE + 1);
+      const owedCharges: OwedCharges = {
+        append: async () => {},
+        settle: async (limit, apply) => {
+          const done = new Set(await apply(owed.slice(0, limit)));
+          const before = owed.length;
+          owed.splice(0, owed.length, ...owed.filter((o) => !done.has(o.requestId)));
+          return before - owed.length;
+        },
+      };
+      const drain = new ReceiptDrain({ receipts: store.receipts, ledger: { ...storage.ledger, owed: owedCharges }, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
+      drains.push(drain);
+      return { store, drain, owed };
+    }
+
+    it('counts once when a drain writes its receipt and then applies the charge', async () => {
+      const { store, drain, owed } = await landedAndOwed();
+      await drain.drain();
+      expect(owed).toEqual([]);
+      expect(await ledgerRows()).toEqual([['r1', 40]]);
+      expect(await store.get(['tg:{a}:credits'], clock.now())).toEqual([40]);
+    });
+
+    it('counts once when the charge is applied before any drain wrote its receipt', async () => {
+      const { store, drain, owed } = await landedAndOwed();
+      expect(await drain.applyOwed()).toBe(1);
+      await drain.drain();
+      expect(owed).toEqual([]);
+      expect(await store.get(['tg:{a}:credits'], clock.now())).toEqual([40]);
+    });
+  });
 });

@@ -191,7 +191,9 @@ export class ReceiptDrain {
           await this.o.receipts.acknowledge(unreadable);
           return total;
         }
-        await this.o.receipts.acknowledge([...records.map((r) => r.requestId), ...unreadable]);
+        // Remembered as charged, as long as an owed charge is: a receipt left here may be one whose
+        // settlement's reply was lost, its charge also owed in the ledger (applyOwed).
+        await this.o.receipts.acknowledge([...records.map((r) => r.requestId), ...unreadable], OWED_MEMORY_MS);
         total += written;
         if (found.length < DRAIN_BATCH || records.length + unreadable.length === 0) return total;
       }

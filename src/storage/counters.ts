@@ -102,7 +102,7 @@ export interface Receipts {
    * Charges an id that has no live reservation (it lapsed, or was admitted unmetered): adds each
    * amount as add() does and keeps `receipt`, atomically, once per id. Settling or charging the
    * same id again — a retry after a lost reply — changes nothing: settle() then answers true, and
-   * this answers false. The store remembers ids for a bounded time (Redis: 15 minutes), or for
+   * this answers false (also while a receipt its settlement kept is not acknowledged yet). The store remembers ids for a bounded time (Redis: 15 minutes), or for
    * `rememberMs` when given: a caller that may apply the same charge again much later says so.
    *
    * A reservation still recorded under `id` is given back in the same step: the charge is the
@@ -113,8 +113,14 @@ export interface Receipts {
   charge(id: string, charges: readonly Charge[], receipt: string, rememberMs?: number): Promise<boolean>;
   /** Receipts kept and not yet acknowledged, by any process; at most `limit`, in no set order. */
   pending(limit: number): Promise<Array<{ id: string; receipt: string }>>;
-  /** Forgets these receipts (their records are in the ledger). Unknown ids are ignored. */
-  acknowledge(ids: readonly string[]): Promise<void>;
+  /**
+   * Forgets these receipts (their records are in the ledger). Unknown ids are ignored. With
+   * `rememberMs` (a drain's: receipts their own process did not forget), each id stays known as
+   * charged for that long, as charge()'s `rememberMs` keeps it: a charge owed for it — its
+   * settlement ran but the reply was lost, so the charge was also written to the ledger — may come
+   * long after the settlement's own memory lapsed, and must change nothing then.
+   */
+  acknowledge(ids: readonly string[], rememberMs?: number): Promise<void>;
 }
 
 /**

@@ -91,7 +91,7 @@ describe('redis counter store specifics', () => {
       tgRenew: '5d9873c5ad845ccac871c4f991ed8a60d61e1a13',
       tgGet: '3d2e331026238404433853f967c3fbd30fd9c63b',
       tgAdd: 'e652069d9bfc4bae28d82beb8b6427b1eaa8e396',
-      tgCharge: '6a95fa85c384062a7c21b6cacba59d13465a48a0',
+      tgCharge: '5100f7f8063d385dbf85254ae0e531a3f52344ba',
       tgSweep: '7a89b0eb4e90f48cdf6b575286f650292731bb7e',
     });
     for (const [name, lua] of Object.entries(scripts)) {
@@ -471,6 +471,28 @@ describe('redis counter store specifics', () => {
       await store.close();
       await own.stop();
     }
+  });
+
+  it('charges nothing for an id whose settlement kept a receipt, once its marker lapsed; a drain acknowledging it remembers the id as long as it asks', async () => {
+    const store = await fresh();
+    await store.reserve('r1', [credits('a', 600, 1000)], T0 + TTL, T0);
+    expect(await store.receipts.settle('r1', 5, '{"requestId":"r1"}')).toBe(true);
+    // SETTLED_MEMORY_MS went by (the limiter out of reach): the marker lapsed, the receipt stays.
+    expect(await admin.del('tg:{a}:done:r1')).toBe(1);
+    const owed = [{ key: credits('a', 0, 0).key, amount: 5, expiresAt: null }];
+    expect(await store.receipts.charge('r1', owed, '', DAY)).toBe(false);
+    expect(await store.get([credits('a', 0, 0).key], T0)).toEqual([5]);
+    await store.receipts.pending(100);
+    await store.receipts.acknowledge(['r1'], DAY);
+    expect(await admin.pttl('tg:{a}:done:r1')).toBeGreaterThan(DAY - 60_000);
+    expect(await store.receipts.charge('r1', owed, '', DAY)).toBe(false);
+    expect(await store.get([credits('a', 0, 0).key], T0)).toEqual([5]);
+    // Its own process's acknowledgement leaves the settlement's marker as it was.
+    await store.reserve('r2', [credits('a', 600, 1000)], T0 + TTL, T0);
+    expect(await store.receipts.settle('r2', 5, '{"requestId":"r2"}')).toBe(true);
+    await store.receipts.acknowledge(['r2']);
+    expect(await admin.pttl('tg:{a}:done:r2')).toBeLessThanOrEqual(SETTLED_MEMORY_MS);
+    await store.close();
   });
 
   it('keeps a receipt with its settlement, lists it to any process, and forgets it once acknowledged', async () => {

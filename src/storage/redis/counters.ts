@@ -135,7 +135,7 @@ export class RedisCounterStore implements CounterStore {
       return charged;
     },
     pending: (limit) => this.pendingReceipts(limit),
-    acknowledge: (ids) => this.acknowledge(ids),
+    acknowledge: (ids, rememberMs) => this.acknowledge(ids, rememberMs),
   };
   private lastError: Error | undefined;
 
@@ -460,7 +460,7 @@ export class RedisCounterStore implements CounterStore {
     } while (cursor !== '0');
   }
 
-  private async acknowledge(ids: readonly string[]): Promise<void> {
+  private async acknowledge(ids: readonly string[], rememberMs?: number): Promise<void> {
     this.open();
     const byTag = new Map<string, string[]>();
     for (const id of ids) {
@@ -473,7 +473,11 @@ export class RedisCounterStore implements CounterStore {
     if (byTag.size === 0) return;
     await this.guard(async () => {
       const batch = this.redis.pipeline();
-      for (const [tag, list] of byTag) batch.hdel(tagKeys(tag).receipts, ...list);
+      for (const [tag, list] of byTag) {
+        batch.hdel(tagKeys(tag).receipts, ...list);
+        // The receipt said the id was charged; its done marker says it from here on (CHARGE).
+        if (rememberMs !== undefined) for (const id of list) batch.set(tagKeys(tag).donePrefix + id, '1', 'PX', rememberMs);
+      }
       const replies = (await batch.exec()) ?? [];
       const failed = replies.find(([err]) => err);
       if (failed) throw failed[0];

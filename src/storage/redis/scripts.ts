@@ -168,13 +168,16 @@ return 1
  * KEYS: cexp, receipts, done marker, resexp, reservation record, then the counter keys. ARGV: id,
  * receipt ('' for none), how long the done marker lasts (ms), then per key: amount, expiresAt (''
  * for none). Each amount is added as ADD adds it, the receipt kept, all at once; returns 0 and
- * changes nothing if this id was settled or charged already. A reservation still recorded under
+ * changes nothing if this id was settled or charged already: its done marker is there, or a receipt
+ * under it (a SETTLE whose marker lapsed before anyone wrote its receipt to the ledger). A reservation still recorded under
  * the id (not yet dropped by expiry) is given back first, as RELEASE does: the charge replaces it,
  * so a SETTLE of the same id arriving later finds only the done marker (a charge another process
  * applied for an owed ledger row, core/receipt-drain.ts, while the owner's SETTLE was in transit).
  */
 export const CHARGE = `${helpers}
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+-- A receipt kept under the id: its SETTLE ran (and charged), whatever became of its marker.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 local rec = redis.call('GET', KEYS[5])
 if rec then
   for _, op in ipairs(cjson.decode(rec)) do move(op[1], -op[2]) end
