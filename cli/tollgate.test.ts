@@ -1,7 +1,7 @@
 // The built `tollgate` binary, as an operator runs it: config check, accounts, keys, usage,
 // models, and `serve` answering the official openai client.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,26 @@ describe('tollgate CLI', () => {
     const usage = await tollgate('backup', '--config', configFile);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/missing FILE/);
+  });
+
+  it('makes a password reset link signed with the server\'s session secret, and none without one', async () => {
+    const made = await tollgate('accounts', 'create', '--email', 'reset@example.com', '--config', configFile, '--json');
+    const { id } = JSON.parse(made.stdout) as { id: string };
+    const none = await tollgate('accounts', 'reset-link', id, '--config', configFile);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/web\.sessionSecret is empty/);
+    const withSecret = join(dir, 'with-secret.yaml');
+    writeFileSync(withSecret, `${readFileSync(configFile, 'utf8')}\nweb: { sessionSecret: "\${TOLLGATE_SESSION_SECRET}" }\n`);
+    const unset = await tollgate('accounts', 'reset-link', id, '--config', withSecret);
+    expect(unset.code).toBe(1);
+    expect(unset.stderr).toMatch(/web\.sessionSecret: environment variable TOLLGATE_SESSION_SECRET is not set/);
+    const secret = 'a session secret of thirty-two chars';
+    const res = await run('node', [bin, 'accounts', 'reset-link', id, '--config', withSecret, '--json'], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm', TOLLGATE_SESSION_SECRET: secret } });
+    const link = JSON.parse(res.stdout) as { url: string; expiresAt: string };
+    expect(link.url).toMatch(/\/app\/reset#[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    // The server's own check of it: the token is genuine under that secret, for this account.
+    const { Sessions } = await import('../src/core/sessions.js');
+    expect(new Sessions(secret, 3_600_000, { now: () => Date.now() }).readReset(link.url.split('#')[1]!)?.accountId).toBe(id);
   });
 
   it('creates an account and a key, serves them, and reports usage', async () => {

@@ -21,7 +21,8 @@ import { hashPassword } from '../src/core/passwords.js';
 import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, newPassword, suspensionReason } from '../src/core/requests.js';
 import { checkKeySettings } from '../src/core/key-settings.js';
 import { closeAccount } from '../src/core/account-close.js';
-import { SessionEpochs } from '../src/core/sessions.js';
+import { SessionEpochs, Sessions } from '../src/core/sessions.js';
+import { PasswordResets } from '../src/core/password-reset.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
 import { RedisCounterStore } from '../src/storage/redis/counters.js';
@@ -61,6 +62,8 @@ const USAGE = `Usage: tollgate <command> [options]
   accounts unsuspend ACCOUNT [--json]                lift a suspension
   accounts close ACCOUNT [--json]                    close an account: its email, password and keys
                                                      go, its usage and balance history stay
+  accounts reset-link ACCOUNT [--json]               a one-time link (24 h) on which the account's
+                                                     owner sets a web password
   accounts list [--email E] [--suspended] [--plan P] [--limit N] [--before ACCOUNT] [--json]
                                                      accounts, newest first (100 unless --limit, at
                                                      most 1000); the next page: --before <last id>
@@ -135,6 +138,7 @@ const COMMANDS: Record<string, { words: number; options: readonly (keyof typeof 
   'accounts suspend': { words: 3, options: ['reason', 'json'] },
   'accounts unsuspend': { words: 3, options: ['json'] },
   'accounts close': { words: 3, options: ['json'] },
+  'accounts reset-link': { words: 3, options: ['json'] },
   'accounts list': { words: 2, options: ['email', 'suspended', 'plan', 'limit', 'before', 'json'] },
   'keys create': { words: 3, options: ['name', 'credits', 'window', 'expires', 'models', 'json'] },
   'keys list': { words: 3, options: ['json'] },
@@ -190,14 +194,15 @@ function signed(credits: number): string {
 }
 
 /**
- * The config a command runs with. `serve` and `config check` need every secret; the other commands
- * read the database and the limiter only, so a secret left to an unset variable does not stop them.
+ * The config a command runs with. `serve`, `config check` and `accounts reset-link` (which signs with
+ * web.sessionSecret) need every secret; the other commands read the database and the limiter only,
+ * so a secret left to an unset variable does not stop them.
  */
 function config(values: Values, path?: string): Config {
   // Digits only: Number('') is 0, which would have listened on a random port.
   const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
   if (port !== undefined && (!Number.isInteger(port) || port > 65_535)) throw new UsageError(`--port must be 0-65535, not '${values.port}'`);
-  const secretsUnused = running !== 'serve' && running !== 'config check';
+  const secretsUnused = !['serve', 'config check', 'accounts reset-link'].includes(running ?? '');
   return loadConfig({ path: path ?? values.config, providerTypes, overrides: { port }, secretsUnused });
 }
 
@@ -519,6 +524,19 @@ async function run(argv: string[]): Promise<number> {
         // Its web sessions end for good, not only while it is suspended (as the admin API's close).
         await new SessionEpochs(s.counters, s.clock).end(a.id);
         print(values, accountView(a), `${a.id}  closed: its email, password and keys are gone; its usage and balance history stay`);
+        return 0;
+      });
+    case 'accounts reset-link':
+      return withServices(values, async (s) => {
+        const secret = s.config.web.sessionSecret;
+        // A link signed with another secret than the server's would not work there.
+        if (secret === '') {
+          process.stderr.write("error: web.sessionSecret is empty: a reset link is signed with the server's session secret; set it (the built-in config reads TOLLGATE_SESSION_SECRET)\n");
+          return 1;
+        }
+        const sessions = new Sessions(secret, s.config.web.sessionTtlHours * 3_600_000, s.clock);
+        const link = await new PasswordResets(s.accounts, sessions, s.clock, s.config.server.publicUrl).issue(arg(positionals, 2, 'ACCOUNT'));
+        print(values, link, `${link.url}\n(works once, until ${link.expiresAt}: send it to the account's owner, who sets a password on it)`);
         return 0;
       });
     case 'accounts list': {

@@ -9,6 +9,7 @@ import { Gateway } from './core/gateway.js';
 import { PlanMeter } from './core/plan-meter.js';
 import { ReceiptDrain } from './core/receipt-drain.js';
 import { Sessions } from './core/sessions.js';
+import { PasswordResets } from './core/password-reset.js';
 import { SigninService } from './core/signin.js';
 import { buildApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
@@ -188,6 +189,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     signupsPerHour: config.web.signupsPerHour,
     wrongPasswordDelayMs: config.web.wrongPasswordDelayMs,
   });
+  const resets = new PasswordResets(services.accounts, sessions, services.clock, config.server.publicUrl);
   const billing = createBillingProvider(config.billing, {
     accounts: services.accounts,
     counters: services.counters,
@@ -205,6 +207,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     meter,
     sessions,
     signin,
+    resets,
     billing,
     ...(opts.webDistDir !== undefined && { webDistDir: opts.webDistDir }),
   });

@@ -31,6 +31,28 @@ describe('sessions', () => {
     for (const bad of [undefined, '', '.', 'abc', `${payload}.`, `.${mac}`, 'x'.repeat(600)]) expect(sessions.verify(bad)).toBeNull();
   });
 
+  it('makes reset tokens bound to the password they were made for, which pass for no session (nor a session for one)', () => {
+    const expiresAt = clock.now() + HOUR;
+    const token = sessions.issueReset('acct_abc', 'scrypt$hash-1', expiresAt);
+    const reset = sessions.readReset(token);
+    expect(reset?.accountId).toBe('acct_abc');
+    expect(sessions.resetMatches(reset!, 'scrypt$hash-1')).toBe(true);
+    expect(sessions.resetMatches(reset!, 'scrypt$hash-2')).toBe(false);
+    expect(sessions.resetMatches(reset!, null)).toBe(false);
+    // The token shows nothing of the hash.
+    expect(Buffer.from(token.split('.')[0]!, 'base64url').toString()).not.toContain('hash-1');
+    // A reset token is no session token, and the other way round; another secret's is neither.
+    expect(sessions.verify(token)).toBeNull();
+    expect(sessions.readReset(sessions.issue('acct_abc', 0).token)).toBeNull();
+    expect(new Sessions('other', HOUR, clock).readReset(token)).toBeNull();
+    const [payload] = token.split('.') as [string];
+    const other = Buffer.from(Buffer.from(payload, 'base64url').toString().replace('acct_abc', 'acct_xyz')).toString('base64url');
+    expect(sessions.readReset(`${other}.${token.split('.')[1]}`)).toBeNull();
+    for (const bad of ['', '.', 'abc', `${payload}.`, 'x'.repeat(600)]) expect(sessions.readReset(bad)).toBeNull();
+    clock.advance(HOUR);
+    expect(sessions.readReset(token)).toBeNull();
+  });
+
   it('carries the account’s session epoch; a three-part token (before epochs) no longer verifies', () => {
     const { token } = sessions.issue('acct_abc', 7);
     expect(sessions.verify(token)?.epoch).toBe(7);

@@ -80,6 +80,40 @@ export class Sessions {
     return { accountId, issuedAt, expiresAt, epoch };
   }
 
+  /**
+   * A password-reset token (core/password-reset.ts): signed like a session, under its own label so
+   * neither kind passes for the other, and bound to the account's password hash as it is now — a
+   * fingerprint only this secret can make, so the token shows nothing of the hash — so that it
+   * stops working once the password changes, its own use included.
+   */
+  issueReset(accountId: string, passwordHash: string | null, expiresAt: number): string {
+    const payload = Buffer.from(`${accountId}.${expiresAt}.${this.fingerprint(passwordHash)}`, 'utf8').toString('base64url');
+    return `${payload}.${this.mac(`reset:${payload}`)}`;
+  }
+
+  /** What a reset token says, when it is genuine and unexpired; null otherwise. */
+  readReset(token: string): { accountId: string; fingerprint: string } | null {
+    if (token.length > 512) return null;
+    const dot = token.lastIndexOf('.');
+    if (dot <= 0) return null;
+    const payload = token.slice(0, dot);
+    if (!equal(token.slice(dot + 1), this.mac(`reset:${payload}`))) return null;
+    const parts = Buffer.from(payload, 'base64url').toString('utf8').split('.');
+    if (parts.length !== 3) return null;
+    const [accountId, expiresAt, fingerprint] = [parts[0]!, Number(parts[1]), parts[2]!];
+    if (accountId === '' || !Number.isSafeInteger(expiresAt) || this.clock.now() >= expiresAt) return null;
+    return { accountId, fingerprint };
+  }
+
+  /** Whether a reset token read by readReset was made for the password the account has now. */
+  resetMatches(reset: { fingerprint: string }, passwordHash: string | null): boolean {
+    return equal(reset.fingerprint, this.fingerprint(passwordHash));
+  }
+
+  private fingerprint(passwordHash: string | null): string {
+    return this.mac(`password:${passwordHash ?? ''}`).slice(0, 22);
+  }
+
   /** The CSRF token bound to a session token. */
   csrfFor(sessionToken: string): string {
     return this.mac(`csrf:${sessionToken}`);

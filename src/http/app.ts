@@ -17,6 +17,7 @@ import type { Principal } from '../core/metering.js';
 import type { Pricing } from '../core/pricing.js';
 import { SessionEpochs, type Sessions } from '../core/sessions.js';
 import type { SigninService } from '../core/signin.js';
+import type { PasswordResets } from '../core/password-reset.js';
 import { GatewayError, UpstreamHttpError } from '../errors/gateway-error.js';
 import { toErrorResponse, type ErrorResponse } from '../errors/http.js';
 import type { Clock } from '../lib/clock.js';
@@ -54,6 +55,7 @@ export interface AppDeps {
   counters: CounterStore;
   sessions: Sessions;
   signin: SigninService;
+  resets: PasswordResets;
   billing: BillingProvider;
   /** The built web app; default: web/dist of this checkout. */
   webDistDir?: string;

@@ -758,6 +758,37 @@ describe('web app edges in Chromium', () => {
     // Signing in with it (and not with the old one): test/e2e/web-api.test.ts 'password'.
   }, 60_000);
 
+  it("a reset link sets the owner's password and signs them in; the address bar keeps no token; a used link says so", async () => {
+    const t = await gateway();
+    const made = await t.admin('POST', '/accounts', { email: 'forgot@example.com', password: 'forgotten password' });
+    const link = (await t.admin('POST', `/accounts/${made.body.id}/password-reset`)).body.url as string;
+    const context = await browser.newContext({ viewport: { width: 390, height: 800 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+    // The link names the configured publicUrl; the test gateway listens elsewhere.
+    const here = `${t.url}/app/reset#${link.split('#')[1]}`;
+    await page.goto(here);
+    await page.locator(byTest('reset-password')).waitFor();
+    expect(page.url()).toBe(`${t.url}/app/reset`);
+    expect(await page.title()).toMatch(/^Set a new password/);
+    await page.fill(byTest('reset-password'), 'short');
+    await page.click(byTest('reset-submit'));
+    await page.locator(byTest('reset-error')).waitFor();
+    await page.fill(byTest('reset-password'), 'remembered this time');
+    await page.click(byTest('reset-submit'));
+    await page.waitForURL(/\/app\/playground/);
+    await page.locator(byTest('meter-credits')).waitFor();
+    // Spent: opened again, the link is refused with the reason, and the visitor stays signed in.
+    await page.goto(here);
+    await page.fill(byTest('reset-password'), 'and once more');
+    await page.click(byTest('reset-submit'));
+    expect(await page.textContent(byTest('reset-error'))).toContain('it was used, it expired, or the password changed');
+    // Without its token the page says what is missing.
+    await page.goto(`${t.url}/app/reset`);
+    expect(await page.textContent(byTest('reset-error'))).toContain('the whole link');
+    await context.close();
+  }, 60_000);
+
   it("says why a model is unavailable: the plan's reach, or no provider on this gateway", async () => {
     const t = await gateway();
     const page = await signUp(t, 'reach@example.com', 'correct horse battery');

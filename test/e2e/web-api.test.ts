@@ -1006,6 +1006,54 @@ describe('password', () => {
     return b;
   };
 
+  it("a reset link from the operator sets the owner's password once, ends every session and signs this browser in", async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const made = await g.admin('POST', `/accounts/${account.id}/password-reset`);
+    expect(made.status).toBe(201);
+    expect(made.body).toEqual({ url: expect.stringMatching(/^http:\/\/gateway\.test\/app\/reset#[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/), expiresAt: expect.any(String) });
+    expect(Date.parse(made.body.expiresAt) - Date.now()).toBeGreaterThan(23 * 3_600_000);
+    const token = (made.body.url as string).split('#')[1]!;
+
+    const c = new Browser(g.url);
+    await c.session();
+    // Too short a password is refused before the link is spent.
+    expect((await c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'short' } })).body.error).toMatchObject({ param: 'password' });
+    const done = await c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } });
+    expect(done.status).toBe(200);
+    expect(done.body.account).toMatchObject({ id: account.id, email });
+    // This browser is signed in; the one signed in before is out; the new password signs in, the old one not.
+    expect((await c.json('/app/api/keys')).status).toBe(200);
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+    const d = new Browser(g.url);
+    await d.session();
+    expect((await d.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(401);
+    expect((await d.json('/app/api/signin', { method: 'POST', body: { email, password: 'a new password' } })).status).toBe(200);
+    // Once: the link is spent, and a link made before a password change does not work after it.
+    const e = new Browser(g.url);
+    await e.session();
+    const spent = await e.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'another password' } });
+    expect(spent.status).toBe(400);
+    expect(spent.body.error).toMatchObject({ code: 'invalid_request', param: 'token', message: expect.stringContaining('it was used, it expired, or the password changed') });
+    const older = ((await g.admin('POST', `/accounts/${account.id}/password-reset`)).body.url as string).split('#')[1]!;
+    expect((await g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' })).status).toBe(200);
+    expect((await e.json('/app/api/password/reset', { method: 'POST', body: { token: older, password: 'another password' } })).body.error.param).toBe('token');
+    for (const bad of ['', 'x', `${token}x`, 'x'.repeat(600)]) {
+      expect((await e.json('/app/api/password/reset', { method: 'POST', body: { token: bad, password: 'another password' } })).status, bad).toBe(400);
+    }
+    // Without the CSRF cookie's token, refused like every other form.
+    expect((await fetch(`${g.url}/app/api/password/reset`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, password: 'x'.repeat(9) }) })).status).toBe(403);
+
+    // No link for an account without an email, a suspended one, or none.
+    const keyOnly = await g.admin('POST', '/accounts', {});
+    expect((await g.admin('POST', `/accounts/${keyOnly.body.id}/password-reset`)).body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('no email') });
+    await g.admin('PATCH', `/accounts/${account.id}`, { suspended: true });
+    expect((await g.admin('POST', `/accounts/${account.id}/password-reset`)).body.error.message).toContain('suspended');
+    expect((await g.admin('POST', '/accounts/acct_nope/password-reset')).body.error.code).toBe('account_not_found');
+    expect((await fetch(`${g.url}/admin/v1/accounts/${account.id}/password-reset`, { method: 'POST' })).status).toBe(401);
+  });
+
   it('an admin DELETE closes an account: its email, password, keys and sessions end, its usage stays, the address is free again', async () => {
     const email = freshEmail();
     const b = await signedUpHere(email);

@@ -6,6 +6,7 @@ import { AccountPage } from './pages/account';
 import { BillingPage } from './pages/billing';
 import { KeysPage } from './pages/keys';
 import { PlaygroundPage } from './pages/playground';
+import { ResetPage } from './pages/reset';
 import { SignInPage } from './pages/signin';
 import { UsagePage } from './pages/usage';
 import { interceptLinks, navigate, useRoute } from './router';
@@ -13,6 +14,8 @@ import type { Account, Session } from './types';
 import './styles.css';
 
 const AUTH_PAGES = new Set(['/app/signin', '/app/signup']);
+/** A reset link's page: open to anyone with the link, signed in or not. */
+const RESET_PAGE = '/app/reset';
 const TITLES: Record<string, string> = {
   '/app': 'Playground',
   '/app/playground': 'Playground',
@@ -22,6 +25,7 @@ const TITLES: Record<string, string> = {
   '/app/account': 'Account',
   '/app/signin': 'Sign in',
   '/app/signup': 'Sign up',
+  [RESET_PAGE]: 'Set a new password',
 };
 
 /**
@@ -29,14 +33,14 @@ const TITLES: Record<string, string> = {
  * Playground is named in `next` (as the gateway's own redirect does), to be opened after sign-in.
  */
 function signInFor(path: string): string {
-  const page = Object.hasOwn(TITLES, path) && !AUTH_PAGES.has(path) && path !== '/app' && path !== '/app/playground';
+  const page = Object.hasOwn(TITLES, path) && !AUTH_PAGES.has(path) && path !== RESET_PAGE && path !== '/app' && path !== '/app/playground';
   return page ? `/app/signin?next=${encodeURIComponent(path)}` : '/app/signin';
 }
 
 /** Where sign-in leads: the page in `?next=` when it is one of the app's signed-in pages (never another site). */
 function afterSignIn(): string {
   const next = new URLSearchParams(location.search).get('next');
-  return next !== null && Object.hasOwn(TITLES, next) && !AUTH_PAGES.has(next) ? next : '/app/playground';
+  return next !== null && Object.hasOwn(TITLES, next) && !AUTH_PAGES.has(next) && next !== RESET_PAGE ? next : '/app/playground';
 }
 
 function App() {
@@ -77,7 +81,7 @@ function App() {
   const onAuthPage = AUTH_PAGES.has(path);
 
   useEffect(() => {
-    if (!session) return;
+    if (!session || path === RESET_PAGE) return;
     if (!authed && !onAuthPage) navigate(signInFor(path), true);
     else if (authed && onAuthPage) navigate(afterSignIn(), true);
   }, [session, authed, onAuthPage, path]);
@@ -134,6 +138,10 @@ function App() {
     </main>`;
   }
   if (!session) return html`<main class="center-page" ref=${main}><p class="muted" role="status">Loading…</p></main>`;
+
+  if (path === RESET_PAGE) {
+    return html`<main class="center-page" ref=${main}><${ResetPage} onSignedIn=${signedIn} /></main>`;
+  }
 
   if (onAuthPage || !authed) {
     if (!onAuthPage) return html`<main class="center-page" ref=${main}><p class="muted" role="status">Redirecting to sign in…</p></main>`;

@@ -164,6 +164,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       return accountView(account);
     });
 
+    // A one-time link on which the account's owner sets a password of their own (core/password-reset.ts).
+    app.post<{ Params: { id: string } }>('/accounts/:id/password-reset', async (req, reply) => {
+      parseBody(z.strictObject({}), req.body ?? {});
+      return reply.code(201).send(await deps.resets.issue(req.params.id));
+    });
+
     // Closes the account: its email, password, keys and sessions end; its ledger and balance history stay.
     app.delete<{ Params: { id: string } }>('/accounts/:id', async (req) => {
       const account = await closeAccount(req.params.id, { accounts, keys, keyStore: storage.keys });

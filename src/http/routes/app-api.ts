@@ -38,6 +38,7 @@ const CREDENTIALS_BODY_LIMIT = 16 * 1024;
 const credentials = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(1024) });
 const signup = z.strictObject({ email: emailAddress, password: newPassword });
 const passwordChange = z.strictObject({ current: z.string().min(1).max(1024), password: newPassword });
+const passwordReset = z.strictObject({ token: z.string().min(1).max(512), password: newPassword });
 const chatBody = z.strictObject({
   model: z.string(),
   messages: z.array(z.unknown()),
@@ -194,6 +195,15 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       await signin.changePassword(account, body.current, body.password, req.ip, req.id);
       // The other sessions end; this one goes on under a new cookie (and CSRF token).
       return { csrfToken: await web.restart(reply, account.id) };
+    });
+
+    // A reset link's password (core/password-reset.ts): every session of the account ends, and this
+    // browser is signed in as the account (whoever signed in here before is signed out).
+    app.post('/password/reset', { config: { public: true }, bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {
+      const body = parseBody(passwordReset, req.body);
+      const account = await deps.resets.redeem(body.token, body.password);
+      await web.restart(reply, account.id);
+      return { account: sessionAccountView(account) };
     });
 
     app.post('/signout', async (req, reply) => {

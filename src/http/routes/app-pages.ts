@@ -9,7 +9,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSessions } from '../web-session.js';
 
-const PUBLIC_PAGES = ['/app/signin', '/app/signup'];
+const PUBLIC_PAGES = ['/app/signin', '/app/signup', '/app/reset'];
 
 /**
  * Headers of every page. The page is never framed (clickjacking the Keys or Billing page), runs only
