@@ -26,6 +26,27 @@ describe('image prices', () => {
   });
 });
 
+describe('token prices', () => {
+  const chat = (input: number, output: number) => modelSchema.parse({ id: 'c', kind: 'chat', provider: 'p', price: { input, output } }) as ChatModelConfig;
+
+  it('converts exactly where the product is whole, however the float lands', () => {
+    // 0.6 × 2,000,000 is 1,200,000.0000000002 in floating point: still 1,200,000 credits per 1M.
+    expect(pricing.chatCredits(chat(0.15, 0.6), { promptTokens: 1_000_000, outputTokens: 1_000_000 })).toBe(1_500_000);
+    expect(pricing.chatCredits(chat(0.15, 0.6), { promptTokens: 1000, outputTokens: 200 })).toBe(540);
+  });
+
+  it('never serves a priced model for free at a low credits.perUsd: a fraction of a credit per 1M tokens is charged as one', () => {
+    const cents = new Pricing(100); // 1 credit = 1 cent
+    // 0.15 USD per 1M tokens is 15 credits per 1M; 0.004 USD is 0.4 credits per 1M, charged as 1.
+    expect(cents.chatCredits(chat(0.15, 0.004), { promptTokens: 1_000_000, outputTokens: 1_000_000 })).toBe(16);
+    const dollars = new Pricing(1);
+    expect(dollars.chatCredits(chat(0.15, 0.6), { promptTokens: 10, outputTokens: 10 })).toBe(1);
+    expect(dollars.chatCredits(chat(1.4, 1.4), { promptTokens: 1_000_000, outputTokens: 0 })).toBe(2);
+    // A price of 0 is still free.
+    expect(dollars.chatCredits(chat(0, 0), { promptTokens: 1_000_000, outputTokens: 1_000_000 })).toBe(0);
+  });
+});
+
 describe('inputTokensOver', () => {
   it('is the fewest input tokens whose price alone passes a budget', () => {
     const pricing = new Pricing(2_000_000);

@@ -33,9 +33,15 @@ const MEGAPIXEL = 1024 * 1024;
 export class Pricing {
   constructor(private readonly perUsd: number) {}
 
-  /** Credits per 1M tokens for a USD-per-1M price, as an integer. */
+  /**
+   * Credits per 1M tokens for a USD-per-1M price, as an integer, rounded up: rounded to the nearest,
+   * a price worth less than half a credit per 1M tokens at a low credits.perUsd (0.15 at perUsd 1)
+   * was served for free, and one of 1.4 credits charged 1. Up, the most it adds is one credit per
+   * million tokens. The allowance absorbs the float error of an exact product
+   * (0.6 × 2,000,000 = 1,200,000.0000000002).
+   */
   private perMillion(usdPerMillion: number): number {
-    return Math.round(usdPerMillion * this.perUsd);
+    return usdPerMillion > 0 ? Math.ceil(usdPerMillion * this.perUsd - 1e-6) : 0;
   }
 
   /**
