@@ -96,6 +96,10 @@ describe('what a stream chunk wrote', () => {
     expect(deltaReasoning({ choices: [{ index: 0, delta: { content: 'x' } }] })).toBe('');
     expect(deltaReasoning({ choices: [null] })).toBe('');
   });
+
+  it("reads a broken upstream's null or scalar choice as writing nothing (it threw: a 500 mid-stream)", () => {
+    expect(deltaText({ choices: [null, 5, 'x', { index: 0, delta: { content: 'Hi' } }] })).toBe('Hi');
+  });
 });
 
 describe('what a whole answer wrote', () => {
@@ -109,5 +113,10 @@ describe('what a whole answer wrote', () => {
     expect(countCompletionOutput(refusal)).toBe(countText("I'm sorry, I can't help with that."));
     const call = JsonText.parse(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, function_call: { name: 'lookup', arguments: '{"q":"weather in Paris"}' } } }] }))!;
     expect(countCompletionOutput(call)).toBe(countText('lookup{"q":"weather in Paris"}'));
+  });
+
+  it("counts a broken upstream's null or scalar choice as nothing (it threw: a 500 for an answer the upstream made)", () => {
+    const body = JsonText.parse(JSON.stringify({ choices: [null, 5, { index: 2, message: { role: 'assistant', content: 'Three.' } }] }))!;
+    expect(countCompletionOutput(body)).toBe(countText('Three.'));
   });
 });

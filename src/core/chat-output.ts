@@ -118,7 +118,8 @@ export function deltaText(chunk: JsonObject): string {
   if (!Array.isArray(choices)) return '';
   let text = '';
   for (const c of choices) {
-    const delta = (c as { delta?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } }).delta;
+    // A choice that is not an object (a broken upstream's null) wrote nothing; read as one, it threw.
+    const delta = (c as { delta?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } } | null)?.delta;
     if (typeof delta?.content === 'string') text += delta.content;
     if (typeof delta?.refusal === 'string') text += delta.refusal;
     if (Array.isArray(delta?.tool_calls)) for (const call of delta.tool_calls) text += toolCallText(call);
@@ -173,7 +174,7 @@ export function countCompletionOutput(body: JsonText): number {
   if (!Array.isArray(choices)) return 0;
   let text = '';
   for (const c of choices) {
-    const m = (c as { message?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } }).message;
+    const m = (c as { message?: { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown } } | null)?.message;
     text += reasoningOf(m);
     if (typeof m?.content === 'string') text += m.content;
     if (typeof m?.refusal === 'string') text += m.refusal;
