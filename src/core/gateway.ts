@@ -375,7 +375,7 @@ export class Gateway {
         const r = await route.provider.embed({ model: route.model, body }, upstream);
         return { body: r.body, usage: r.usage ?? { promptTokens, outputTokens: 0 } };
       },
-      (u) => this.deps.pricing.embeddingCredits(model, u.promptTokens),
+      (u) => this.deps.pricing.embeddingCharge(model, u.promptTokens),
     );
   }
 

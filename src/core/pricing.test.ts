@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modelSchema, type ChatModelConfig, type ImageModelConfig } from '../config/schema.js';
+import { modelSchema, type ChatModelConfig, type EmbeddingModelConfig, type ImageModelConfig } from '../config/schema.js';
 import { Pricing } from './pricing.js';
 
 const pricing = new Pricing(2_000_000);
@@ -82,6 +82,15 @@ describe('chat prices', () => {
     expect(pricing.chatCredits(chat({ input: 2.5, output: 10 }), usage)).toBe(1_000 * 5 + 500 * 20);
     // An audio count past its total is a broken report: the whole total is taken as audio, no more.
     expect(pricing.chatCredits(audio, { promptTokens: 10, outputTokens: 10, audioPromptTokens: 50, audioOutputTokens: 50 })).toBe(10 * 80 + 10 * 160);
+  });
+
+  it('a cost past exact arithmetic (2^53 − 1 micro-credits: a broken usage report) is no cost at all: NaN, charged as the reservation', () => {
+    const mini = chat({ input: 0.15, output: 0.6 });
+    // An adapter's absurd count held to 2^53 − 1, at 0.3 credits a token: it priced at 2.7e15 credits.
+    expect(pricing.chatCredits(mini, { promptTokens: Number.MAX_SAFE_INTEGER, outputTokens: 1 })).toBeNaN();
+    expect(pricing.embeddingCharge(modelSchema.parse({ id: 'e', kind: 'embedding', provider: 'p', price: { input: 0.02 } }) as EmbeddingModelConfig, Number.MAX_SAFE_INTEGER)).toBeNaN();
+    // Just inside it, still priced exactly.
+    expect(pricing.chatCredits(mini, { promptTokens: 30_000_000_000, outputTokens: 0 })).toBe(9_000_000_000);
   });
 
   it('adds price.perRequest to every charge and to the worst case, rounded up to a credit', () => {

@@ -30,6 +30,18 @@ export function parseSize(text: string): ImageSize {
 /** 1024 × 1024 pixels: fal's billing unit for image size. */
 const MEGAPIXEL = 1024 * 1024;
 
+/**
+ * A cost in micro-credits as charged: NaN past 2^53 − 1, where the sum is no longer exact — only a
+ * broken report gets there (9 billion credits, $4,500 at the seed's rate, for one call). The
+ * adapters hold an absurd token count (1e20) to 2^53 − 1 so its record fits every ledger; priced
+ * at an input price below a credit per token, that made a "valid" charge of 2.7e15 credits,
+ * driving a free day's counter or a prepaid balance that far. NaN is an unusable cost, which
+ * settlement replaces with the reservation (chat-output.ts usableCredits).
+ */
+function exactMicroCredits(micro: number): number {
+  return Number.isSafeInteger(micro) ? micro : Number.NaN;
+}
+
 export class Pricing {
   constructor(private readonly perUsd: number) {}
 
@@ -62,7 +74,7 @@ export class Pricing {
       audioIn * this.perMillion(audioInput) +
       (outputTokens - audioOut) * this.perMillion(output) +
       audioOut * this.perMillion(audioOutput);
-    return Math.ceil(microCredits / 1_000_000) + this.requestFee(model);
+    return Math.ceil(exactMicroCredits(microCredits) / 1_000_000) + this.requestFee(model);
   }
 
   /** The model's fee per call, in credits (price.perRequest), rounded up. */
@@ -103,8 +115,14 @@ export class Pricing {
     return Math.floor((credits * 1_000_000) / perMillion) + 1;
   }
 
+  /** An embedding request's worst case: its counted prompt at `input`. */
   embeddingCredits(model: EmbeddingModelConfig, promptTokens: number): number {
     return Math.ceil((promptTokens * this.perMillion(model.price.input)) / 1_000_000);
+  }
+
+  /** What an embedding call's reported prompt tokens cost (NaN past exact arithmetic, as chatCredits). */
+  embeddingCharge(model: EmbeddingModelConfig, promptTokens: number): number {
+    return Math.ceil(exactMicroCredits(promptTokens * this.perMillion(model.price.input)) / 1_000_000);
   }
 
   /**

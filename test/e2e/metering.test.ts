@@ -185,6 +185,34 @@ describe('what a whole answer is charged', () => {
     expect((await ledger(accountId))[0]).toMatchObject({ credits: 15, outputTokens: 10 });
   });
 
+  it('an absurd usage report (prompt_tokens 1e20) is charged the reservation, not 2.7e15 credits', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', body: answer('hi', { prompt_tokens: 1e20, completion_tokens: 1, total_tokens: 1e20 }) });
+    const res = await chat(secret);
+    expect(res.status).toBe(200);
+    // The free plan clamps the output to 512 tokens: the reservation is the prompt and those.
+    const reserved = Math.ceil((countChatPrompt(hi) * 300_000 + 512 * 1_200_000) / 1e6);
+    expect(res.headers.get('x-tollgate-credits-used')).toBe(String(reserved));
+    expect((await ledger(accountId))[0]).toMatchObject({ credits: reserved });
+    expect(apiToken(await usage(secret)).used).toBe(reserved);
+  });
+
+  it('an absurd embeddings usage report is charged the reservation; a prepaid balance does not go below zero', async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'paid' });
+    expect((await t.admin('POST', `/accounts/${accountId}/credits`, { amount: 1000 })).status).toBe(200);
+    t.openai.enqueue({ kind: 'json', body: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.5] }], model: 'text-embedding-3-small', usage: { prompt_tokens: 1e20, total_tokens: 1e20 } } });
+    const res = await fetch(`${t.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: 'hello' }),
+    });
+    expect(res.status).toBe(200);
+    const charged = Number(res.headers.get('x-tollgate-credits-used'));
+    expect(charged).toBe(Math.ceil((countText('hello') * 40_000) / 1e6));
+    expect((await ledger(accountId))[0]).toMatchObject({ credits: charged });
+    expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(1000 - charged);
+  });
+
   it("a prediction's unused tokens, billed as output past max_tokens, are reserved and charged (Predicted Outputs)", async () => {
     const { accountId, secret } = await t.newAccount();
     const predicted = 'const total = items.reduce((sum, item) => sum + item.price, 0);\n'.repeat(20);
