@@ -112,6 +112,9 @@ describe('failures release the reservation', () => {
     ['an upstream 500', { kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } }, 500],
     ['an upstream timeout', { kind: 'hang' }, 504],
     ['a dropped connection', { kind: 'destroy' }, 502],
+    // Neither an answer nor an error: it went out as a 200 without choices, its prompt charged.
+    ['an upstream 200 of {} (no choices)', { kind: 'json', body: {} }, 502],
+    ['an upstream 200 whose choices is not a list', { kind: 'json', body: { choices: 'none', usage: { prompt_tokens: 8, completion_tokens: 1 } } }, 502],
   ] as const)('%s charges nothing and leaves nothing reserved', async (_name, behaviour, status) => {
     const { accountId, secret } = await t.newAccount();
     t.openai.enqueue(behaviour as never);
@@ -128,6 +131,8 @@ describe('failures release the reservation', () => {
   it.each([
     ['an upstream 500', { kind: 'json', status: 500, body: { error: { message: 'boom', type: 'server_error', code: null, param: null } } }, 500],
     ['a dropped connection', { kind: 'destroy' }, 502],
+    // A server that ignores `stream` answers JSON: one without choices went out as an empty stream, charged.
+    ['a JSON answer of {}', { kind: 'json', body: {} }, 502],
   ] as const)('a stream the upstream refuses before it starts (%s) charges nothing and leaves nothing reserved', async (_name, behaviour, status) => {
     const { accountId, secret } = await t.newAccount();
     t.openai.enqueue(behaviour as never);
@@ -195,6 +200,20 @@ describe('what a whole answer is charged', () => {
     expect(res.headers.get('x-tollgate-credits-used')).toBe(String(reserved));
     expect((await ledger(accountId))[0]).toMatchObject({ credits: reserved });
     expect(apiToken(await usage(secret)).used).toBe(reserved);
+  });
+
+  it('an embeddings 200 without a data list is a 502 invalid_upstream_response, nothing charged', async () => {
+    const { accountId, secret } = await t.newAccount();
+    t.openai.enqueue({ kind: 'json', body: { object: 'list', model: 'text-embedding-3-small', usage: { prompt_tokens: 1, total_tokens: 1 } } });
+    const res = await fetch(`${t.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: 'hello' }),
+    });
+    expect(res.status).toBe(502);
+    expect((await res.json()).error.code).toBe('invalid_upstream_response');
+    expect(apiToken(await usage(secret)).used).toBe(0);
+    expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0, httpStatus: 502 })]);
   });
 
   it('an absurd embeddings usage report is charged the reservation; a prepaid balance does not go below zero', async () => {

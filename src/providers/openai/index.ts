@@ -160,7 +160,11 @@ class OpenAiProvider implements Provider {
   async chat(call: ChatCall, ctx: CallContext): Promise<ChatResult> {
     const res = await this.post('/chat/completions', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!body.isArray('choices')) throwIfError(JSON.parse(body.toString()), this.id, this.mask);
+    if (!body.isArray('choices')) {
+      throwIfError(JSON.parse(body.toString()), this.id, this.mask);
+      // Neither an answer nor an error (`{}`): relayed, it went out as a 200 without choices, charged.
+      throw malformedResponse(this.id, 'the chat response has no `choices` list');
+    }
     body.set('model', call.model.id);
     return { body, usage: tokenUsage(body.get('usage')) };
   }
@@ -182,6 +186,7 @@ class OpenAiProvider implements Provider {
       // completion: it did, and billed, the work, so it goes out as the stream it would have been.
       const answer = await jsonObject(res, this.id);
       throwIfError(answer, this.id, this.mask);
+      if (!Array.isArray(answer.choices)) throw malformedResponse(this.id, 'the chat response has no `choices` list');
       return { events: completionAsChunks(answer, call.model.id), close: () => {} };
     }
     // Cancelling the response rather than aborting a signal of our own: no AbortController per
@@ -276,7 +281,10 @@ class OpenAiProvider implements Provider {
   async embed(call: EmbedCall, ctx: CallContext): Promise<EmbedResult> {
     const res = await this.post('/embeddings', { ...call.body, model: call.model.upstream ?? call.model.id }, ctx.signal);
     const body = await jsonText(res, this.id);
-    if (!body.isArray('data')) throwIfError(JSON.parse(body.toString()), this.id, this.mask);
+    if (!body.isArray('data')) {
+      throwIfError(JSON.parse(body.toString()), this.id, this.mask);
+      throw malformedResponse(this.id, 'the embeddings response has no `data` list');
+    }
     if (call.body.encoding_format === 'base64') encodeFloatEmbeddings(body);
     body.set('model', call.model.id);
     const usage = tokenUsage(body.get('usage'));
