@@ -1,5 +1,6 @@
 // Builds the Fastify app: request ids, the one error handler, one log line per request, routes.
 // Routes translate HTTP ⇄ core calls and nothing else.
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, maxHeaderSize as httpMaxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -305,7 +306,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Fastify's JSON parser (which refuses __proto__ keys), behind a check of how deeply the body nests.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body: string, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, raw: Buffer, done) => {
     // Bodies are read as sent (Fastify decodes no Content-Encoding): a gzipped one was answered
     // "not valid JSON: check quoting…", and a plain one labelled compressed was served regardless.
     const encoding = req.headers['content-encoding'];
@@ -321,10 +322,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // No body at all is no body, whatever the header says: many HTTP clients label every request
     // JSON, and a DELETE or an optional-body POST (a key's name) sent that way was refused as
     // "the body is empty". A route that needs a body says so itself (parseBody).
-    if (body.length === 0) {
+    if (raw.length === 0) {
       done(null, undefined);
       return;
     }
+    // Read as a string, bytes that are not UTF-8 became U+FFFD and the request was served: an
+    // undeclared latin-1 "é" reached the model as "�", as a declared one did before (charset.ts).
+    if (!isUtf8(raw)) {
+      done(new GatewayError('invalid_json', { vars: { detail: 'the body is not valid UTF-8 (JSON on the wire is UTF-8, RFC 8259 §8.1)' } }), undefined);
+      return;
+    }
+    const body = raw.toString('utf8');
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
       done(new GatewayError('invalid_request', { vars: { detail: `the body nests objects and arrays more than ${MAX_JSON_DEPTH} deep` } }), undefined);
       return;

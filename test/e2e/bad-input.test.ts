@@ -25,7 +25,7 @@ interface Case {
   name: string;
   path?: string;
   method?: string;
-  /** A string is sent as is; anything else as JSON. */
+  /** A string or bytes are sent as they are; anything else as JSON. */
   body?: unknown;
   contentType?: string;
   /** Content-Encoding header; with `gzip` the body is gzipped. */
@@ -82,6 +82,9 @@ const cases: Case[] = [
   // UTF-8 regardless, and its non-ASCII characters reached the model as U+FFFD.
   { name: 'body declared in latin-1', body: chat, contentType: 'application/json; charset=iso-8859-1', status: 415, code: 'unsupported_media_type' },
   { name: 'body declared in UTF-16', body: chat, contentType: 'application/json;charset="utf-16"', status: 415, code: 'unsupported_media_type' },
+  // Undeclared, the same latin-1 "é" (0xE9, no UTF-8 sequence) was read as U+FFFD and served.
+  { name: 'body with bytes that are not UTF-8', body: new Uint8Array(Buffer.from('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"caf\xe9"}]}', 'latin1')), status: 400, code: 'invalid_json', param: null },
+  { name: 'body cut inside a UTF-8 sequence', body: new Uint8Array(Buffer.from('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\xe2\x82"}]}', 'latin1')), status: 400, code: 'invalid_json', param: null },
   { name: 'no key', auth: null, body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'not a bearer header', auth: 'Basic Zm9vOmJhcg==', body: chat, status: 401, code: 'invalid_api_key' },
   { name: 'malformed key', auth: 'Bearer not-a-key', body: chat, status: 401, code: 'invalid_api_key' },
@@ -114,7 +117,7 @@ describe('bad input', () => {
     if (auth !== null) headers.authorization = auth;
     let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (c.body !== undefined) {
-      body = typeof c.body === 'string' ? c.body : JSON.stringify(c.body);
+      body = typeof c.body === 'string' || c.body instanceof Uint8Array ? (c.body as string | Uint8Array<ArrayBuffer>) : JSON.stringify(c.body);
       headers['content-type'] = c.contentType ?? 'application/json';
     }
     if (c.contentEncoding !== undefined) {
