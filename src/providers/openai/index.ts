@@ -32,6 +32,7 @@ import {
   jsonText,
   malformedResponse,
   maskFields,
+  MAX_ANSWER_BYTES,
   upstreamError,
   type ErrorFields,
   validationDetail,
@@ -217,8 +218,18 @@ class OpenAiProvider implements Provider {
     // Not for-await: leaving that loop at [DONE] would cancel the body (its return()). Whatever
     // else ends this generator, the caller's close() cancels it.
     const body = res.body[Symbol.asyncIterator]();
+    /**
+     * Bytes since an event last completed. An event is never longer than a whole answer may be
+     * (MAX_ANSWER_BYTES): an upstream writing one line, or `data:` lines, without end had the
+     * decoder hold all of it until the total timeout — ~100 MB a second, the process out of
+     * memory within two minutes.
+     */
+    let pending = 0;
     for (let next = await body.next(); !next.done; next = await body.next()) {
-      for (const ev of decoder.push(next.value)) {
+      const events = decoder.push(next.value);
+      pending = events.length === 0 ? pending + next.value.length : 0;
+      if (pending > MAX_ANSWER_BYTES) throw malformedResponse(this.id, `a stream event is longer than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
+      for (const ev of events) {
         if (ev.data === '[DONE]') {
           // The answer is whole: the stream ends here. The rest of the body is read and dropped
           // apart from it, so the connection goes back to the pool — read in line, an upstream

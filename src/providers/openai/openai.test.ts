@@ -5,6 +5,7 @@ import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import { createUpstreamClient } from '../../upstream/client.js';
 import type { UpstreamClient } from '../../upstream/types.js';
 import type { CallContext, ChatStreamEvent, ImageCall, Provider } from '../provider.js';
+import { MAX_ANSWER_BYTES } from '../upstream-error.js';
 import { openaiProviderType } from './index.js';
 
 const chatModel = modelSchema.parse({
@@ -323,6 +324,19 @@ describe('openai provider: chatStream', () => {
     fake.enqueue({ kind: 'sse', events: [part, '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'] });
     stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
     expect(await collect(stream.events)).toHaveLength(2);
+  });
+
+  it('an event longer than a whole answer may be is an error once that much came, not held until the total timeout', async () => {
+    const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
+    // Held open after it: an upstream writing without end had the decoder keep every byte (the
+    // process out of memory within two minutes).
+    fake.enqueue({ kind: 'sse', events: [part, 'x'.repeat(MAX_ANSWER_BYTES + 1024 * 1024), '[DONE]'], holdBeforeIndex: 2, release: new Promise(() => {}) });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const { seen, err } = await readUntilFailure(stream.events);
+    stream.close();
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+    expect((err as UpstreamHttpError).body.error.message).toMatch(/a stream event is longer than 64 MiB/);
   });
 
   it('drops usage it cannot read from a chunk (the gateway counts instead), and keeps usage: null as sent', async () => {
