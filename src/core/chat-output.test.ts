@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { modelSchema, type ChatModelConfig } from '../config/schema.js';
 import { JsonText } from '../lib/json-text.js';
-import { audioUse, capOutput, countCompletionOutput, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
+import { audioUse, capOutput, countCompletionOutput, deltaReasoning, deltaText, keptForCount, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import { countText } from './tokens.js';
 
 const model = modelSchema.parse({ id: 'm', kind: 'chat', provider: 'p', maxOutputTokens: 1000, price: { input: 1, output: 1 } }) as ChatModelConfig;
@@ -95,6 +95,19 @@ describe('what a stream chunk wrote', () => {
     expect(deltaReasoning({ choices: [{ index: 0, delta: { reasoning: 'Hmm.' } }, { index: 1, delta: { reasoning_content: 'So.', reasoning: 'So.' } }] })).toBe('Hmm.So.');
     expect(deltaReasoning({ choices: [{ index: 0, delta: { content: 'x' } }] })).toBe('');
     expect(deltaReasoning({ choices: [null] })).toBe('');
+  });
+
+  it('keeps reasoning for counting only until its count is surely past the allowance (an endless one held 1.3 GB)', () => {
+    const allowance = 16;
+    const max = allowance * 128 + 4096;
+    let kept = '';
+    for (let i = 0; i < 1_000; i++) kept = keptForCount(kept, 'word '.repeat(100), max);
+    expect(kept.length).toBeGreaterThan(max);
+    expect(kept.length).toBeLessThanOrEqual(max + 500);
+    // What the charge needs of it: a count past the allowance, which is what is charged.
+    expect(countText(kept)).toBeGreaterThan(allowance);
+    // Below the bound, nothing is lost.
+    expect(keptForCount('Think', ' more.', max)).toBe('Think more.');
   });
 
   it("reads a broken upstream's null or scalar choice as writing nothing (it threw: a 500 mid-stream)", () => {

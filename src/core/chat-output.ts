@@ -163,6 +163,18 @@ export function deltaReasoning(chunk: JsonObject): string {
   return text;
 }
 
+/**
+ * Reasoning text as kept for counting: `more` is added only while the text is at most `max`
+ * characters long. No o200k_base token is longer than 128 characters, so past `allowance * 128`
+ * characters the count is past the allowance, and no more than the allowance is ever charged
+ * (gateway chargedOutput): the rest changes nothing. Unbounded, an upstream streaming reasoning
+ * without end (which the relay does not cut off: see deltaReasoning) grew it to 1.3 GB and V8's
+ * longest string, whose RangeError ended the stream as an internal_error.
+ */
+export function keptForCount(text: string, more: string, max: number): string {
+  return text.length > max || more === '' ? text : text + more;
+}
+
 function reasoningOf(m: unknown): string {
   const r = m as { reasoning_content?: unknown; reasoning?: unknown } | null | undefined;
   if (typeof r?.reasoning_content === 'string') return r.reasoning_content;

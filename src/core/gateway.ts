@@ -11,7 +11,7 @@ import { BilledFailure, type CallContext, type ChatStreamEvent, type Provider } 
 import { malformedResponse } from '../providers/upstream-error.js';
 import type { Ledger, OwedCharge, UsageRecord, UsageStatus } from '../storage/ports.js';
 import type { Catalog } from './catalog.js';
-import { capOutput, countCompletionOutput, countedUsageChunk, audioUse, deltaReasoning, deltaText, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
+import { capOutput, countCompletionOutput, countedUsageChunk, audioUse, deltaReasoning, deltaText, keptForCount, outputAllowance, predictionTokens, usableCredits } from './chat-output.js';
 import type { ClientLink } from './client-link.js';
 import { checkModelSize, normaliseImageRequest, pricedSize } from './images.js';
 import type { Admission, Meter, Principal } from './metering.js';
@@ -534,7 +534,7 @@ export class Gateway {
         const chunk = event.chunk;
         last = chunk;
         producedText += deltaText(chunk);
-        reasoningText += deltaReasoning(chunk);
+        reasoningText = keptForCount(reasoningText, deltaReasoning(chunk), maxText);
         if (producedText.length > maxText) throw malformedResponse(provider, `the stream went on past the output limit (${allowance} tokens)`);
         if (event.usage) {
           usage = event.usage;
