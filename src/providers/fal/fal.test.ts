@@ -167,6 +167,28 @@ describe('fal provider: response mapping', () => {
     expect((err as BilledFailure).error).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
   });
 
+  it('takes no more images than it asked for: the rest are neither downloaded nor relayed', async () => {
+    let downloads = 0;
+    const files = createServer((_req, res) => {
+      downloads++;
+      res.end(Buffer.from([0xff, 0xd8, 0xff, 0x00]));
+    });
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    const fileUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/img.jpeg`;
+    try {
+      fake.enqueue({ kind: 'json', body: { images: Array.from({ length: 50 }, (_, i) => ({ url: `${fileUrl}?${i}` })), seed: 1 } });
+      const { body, usage } = await provider.generateImage(call({ n: 2, responseFormat: 'b64_json' }), ctx());
+      expect(body.data).toHaveLength(2);
+      expect(usage.images).toBe(2);
+      expect(downloads).toBe(2);
+      fake.enqueue({ kind: 'json', body: { images: Array.from({ length: 50 }, (_, i) => ({ url: `https://fal.example/${i}.jpeg` })), seed: 1 } });
+      expect((await provider.generateImage(call({ n: 1 }), ctx())).body.data).toEqual([{ url: 'https://fal.example/0.jpeg' }]);
+    } finally {
+      files.closeAllConnections();
+      await new Promise<void>((r) => files.close(() => r()));
+    }
+  });
+
   it('counts the images fal actually returned', async () => {
     fake.enqueue({ kind: 'json', body: { images: [{ url: 'https://fal.example/only.jpeg' }], seed: 1 } });
     const { usage } = await provider.generateImage(call({ n: 4 }), ctx());

@@ -79,7 +79,10 @@ class FalProvider implements Provider {
     const answer = await jsonObject(res, this.id);
     if (!Array.isArray(answer.images)) throw malformedResponse(this.id, 'the response has no `images` list');
 
-    const urls = answer.images.map((img: unknown) => {
+    // No more than asked for: only those are charged (the gateway holds the charge to n), and an
+    // answer listing more — a broken upstream's hundreds — had every one downloaded at once for
+    // b64_json, up to 64 MiB each, and relayed.
+    const urls = answer.images.slice(0, call.n).map((img: unknown) => {
       const url = isObject(img) ? asString(img.url) : undefined;
       if (url === undefined) throw malformedResponse(this.id, 'an image has no `url`');
       return url;
