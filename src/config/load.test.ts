@@ -120,6 +120,17 @@ describe('loadConfig', () => {
     expect(text).toMatch(/models\[0\]\.price\.input/);
   });
 
+  it('keeps publicUrl without a trailing slash, since links append their paths to it', () => {
+    for (const [given, kept] of [
+      ['https://ai.example/', 'https://ai.example'],
+      ['https://ai.example/tollgate//', 'https://ai.example/tollgate'],
+      ['http://localhost:9000', 'http://localhost:9000'],
+    ]) {
+      expect(loadConfig({ env: {}, providerTypes, input: { server: { publicUrl: given } } }).server.publicUrl).toBe(kept);
+    }
+    expect(loadConfig({ env: {}, providerTypes, input: {} }).server.publicUrl).toBe('http://localhost:8080');
+  });
+
   it('lets a caller that reads no secret load a config whose secrets come from an unset environment', () => {
     // The CLI's account commands, run from an operator's shell without the service's environment file.
     const input = {

@@ -268,8 +268,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65_535).default(8080),
-      /** Where users reach the gateway; used in error messages and links. */
-      publicUrl: httpUrl().default('http://localhost:8080'),
+      /**
+       * Where users reach the gateway; used in error messages and links, which append their paths
+       * (`/app/billing`): kept without a trailing slash, which made those `https://x.example//app/billing`.
+       */
+      publicUrl: httpUrl()
+        .default('http://localhost:8080')
+        .transform((u) => u.replace(/\/+$/, '')),
       /** Largest accepted request body, bytes (images sent inline need room). */
       // At least 1 KiB: below, every ordinary request is 413 (10 bytes passed, a unit slip for 10 MB).
       bodyLimitBytes: z.number().int().min(1024, 'at least 1024 bytes: a smaller limit refuses every ordinary request (the unit is bytes: 10485760 for 10 MiB)').default(10 * 1024 * 1024),
