@@ -79,6 +79,39 @@ describe('Stripe webhook: a paid session', () => {
   });
 });
 
+describe('Stripe webhook: the deployment a session belongs to', () => {
+  it("credits a session tagged with this publicUrl written with a trailing slash (made before publicUrl was kept without one)", async () => {
+    const clock = new ManualClock();
+    const storage = openSqliteStorage('sqlite::memory:');
+    const counters = new MemoryCounterStore();
+    const balances = new Balances(counters, () => clock.now());
+    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
+    const stripe = new StripeBilling(
+      { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
+      { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd: 2_000_000, upstream: {} as never },
+    );
+    try {
+      const { id } = await accounts.create({ plan: 'paid' });
+      const t = Math.floor(clock.now() / 1000);
+      const deliver = async (n: number, tollgate: string) => {
+        const event = Buffer.from(JSON.stringify({
+          id: `evt_${n}`, type: 'checkout.session.completed', created: t,
+          data: { object: { id: `cs_${n}`, mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 100, metadata: { tollgate, account: id, credits: '2000000' } } },
+        }));
+        await stripe.handleWebhook(event, { 'stripe-signature': `t=${t},v1=${sign(t, event)}` });
+      };
+      await deliver(1, 'http://gateway.test/');
+      expect(await balances.get(id)).toBe(2_000_000);
+      // Another deployment's session is still not this one's.
+      await deliver(2, 'http://other.test/');
+      await deliver(3, 'http://gateway.test/x');
+      expect(await balances.get(id)).toBe(2_000_000);
+    } finally {
+      storage.close();
+    }
+  });
+});
+
 describe('Stripe webhook: the price a session was made at', () => {
   it('credits a paid session at the price it was made at, though credits.perUsd changed before its webhook (a restart with new prices)', async () => {
     const clock = new ManualClock();

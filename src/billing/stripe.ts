@@ -176,7 +176,10 @@ export class StripeBilling implements BillingProvider {
     const metadata = isObject(session.metadata) ? session.metadata : {};
     // Only sessions this gateway created: the Stripe account may sell other things, or serve
     // another instance, and a Payment Link's buyer can set client_reference_id.
-    if (metadata.tollgate !== this.deps.publicUrl || typeof session.id !== 'string') return;
+    // publicUrl is kept without a trailing slash since 2026-12-06: a session made before, under one
+    // written with it, is still this deployment's.
+    const tag = typeof metadata.tollgate === 'string' ? metadata.tollgate.replace(/\/+$/, '') : undefined;
+    if (tag !== this.deps.publicUrl.replace(/\/+$/, '') || typeof session.id !== 'string') return;
     const accountId = typeof metadata.account === 'string' ? metadata.account : undefined;
     if (accountId === undefined) return;
     const account = await this.deps.accounts.get(accountId).catch((err: unknown) => {
