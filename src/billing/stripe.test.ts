@@ -13,6 +13,20 @@ const body = Buffer.from('{"id":"evt_1","type":"checkout.session.completed"}');
 const now = Date.UTC(2026, 11, 4, 12);
 const sign = (t: number, payload = body, key = secret) => createHmac('sha256', key).update(`${t}.`).update(payload).digest('hex');
 
+/** A gateway's billing parts on a fresh store; `stripeAt` makes the provider at a credit rate (as a restart with other prices would). */
+function billingWorld(counters = new MemoryCounterStore()) {
+  const clock = new ManualClock();
+  const storage = openSqliteStorage('sqlite::memory:');
+  const balances = new Balances(counters, () => clock.now());
+  const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
+  const stripeAt = (creditsPerUsd = 2_000_000, upstream: unknown = {}) =>
+    new StripeBilling(
+      { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
+      { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd, upstream: upstream as never },
+    );
+  return { clock, storage, counters, balances, accounts, stripeAt };
+}
+
 describe('Stripe webhook signatures', () => {
   it('accepts a v1 signature of t.body with the endpoint secret, among several', () => {
     const t = now / 1000;
@@ -38,9 +52,8 @@ describe('Stripe webhook signatures', () => {
 
 describe('Stripe webhook: a paid session', () => {
   it('whose credit lapsed before it was settled is neither recorded nor answered as done: the redelivery credits and records it', async () => {
-    const clock = new ManualClock();
-    const storage = openSqliteStorage('sqlite::memory:');
     const counters = new MemoryCounterStore();
+    const { clock, storage, balances, accounts, stripeAt } = billingWorld(counters);
     // The hold lapses between the reserve and the settle (a process paused past its minute): the
     // store settles nothing and says so.
     let pause = true;
@@ -52,12 +65,7 @@ describe('Stripe webhook: a paid session', () => {
       }
       return settle(id, actual);
     };
-    const balances = new Balances(counters, () => clock.now());
-    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
-    const stripe = new StripeBilling(
-      { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
-      { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd: 2_000_000, upstream: {} as never },
-    );
+    const stripe = stripeAt();
     try {
       const { id } = await accounts.create({ plan: 'paid' });
       const event = Buffer.from(JSON.stringify({
@@ -81,15 +89,8 @@ describe('Stripe webhook: a paid session', () => {
 
 describe('Stripe webhook: the deployment a session belongs to', () => {
   it("credits a session tagged with this publicUrl written with a trailing slash (made before publicUrl was kept without one)", async () => {
-    const clock = new ManualClock();
-    const storage = openSqliteStorage('sqlite::memory:');
-    const counters = new MemoryCounterStore();
-    const balances = new Balances(counters, () => clock.now());
-    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
-    const stripe = new StripeBilling(
-      { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
-      { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd: 2_000_000, upstream: {} as never },
-    );
+    const { clock, storage, balances, accounts, stripeAt } = billingWorld();
+    const stripe = stripeAt();
     try {
       const { id } = await accounts.create({ plan: 'paid' });
       const t = Math.floor(clock.now() / 1000);
@@ -114,11 +115,7 @@ describe('Stripe webhook: the deployment a session belongs to', () => {
 
 describe('Stripe webhook: the price a session was made at', () => {
   it('credits a paid session at the price it was made at, though credits.perUsd changed before its webhook (a restart with new prices)', async () => {
-    const clock = new ManualClock();
-    const storage = openSqliteStorage('sqlite::memory:');
-    const counters = new MemoryCounterStore();
-    const balances = new Balances(counters, () => clock.now());
-    const accounts = new AccountService(storage.accounts, balances, { plans: { paid: {} as never }, defaultPlan: 'paid' }, clock, randomIds, storage.topUps);
+    const { clock, storage, balances, accounts, stripeAt: stripeWith } = billingWorld();
     const forms: URLSearchParams[] = [];
     const upstream = {
       request: async (req: { body?: unknown }) => {
@@ -126,11 +123,7 @@ describe('Stripe webhook: the price a session was made at', () => {
         return { status: 200, text: async () => JSON.stringify({ url: 'https://checkout.stripe.test/cs_1' }) };
       },
     };
-    const stripeAt = (creditsPerUsd: number) =>
-      new StripeBilling(
-        { provider: 'stripe', selfTopUp: false, stripe: { secretKey: 'sk_test', webhookSecret: secret, apiBase: 'https://api.stripe.test', currency: 'usd' } } as never,
-        { accounts, counters, clock, publicUrl: 'http://gateway.test', creditsPerUsd, upstream: upstream as never },
-      );
+    const stripeAt = (creditsPerUsd: number) => stripeWith(creditsPerUsd, upstream);
     try {
       const account = await accounts.create({ plan: 'paid' });
       await accounts.update(account.id, { paymentMethod: true });

@@ -184,16 +184,8 @@ describe('receipt drain', () => {
     expect(await storage.ledger.query({ limit: 10_000 })).toHaveLength(1200);
   });
 
-  it('applies every owed charge in one round, past one batch: the counters do not miss the rest for a period each', async () => {
-    const store = openRedisCounterStore(server.url);
-    stores.push(store);
-    // The ledger's side of OwedCharges (PostgreSQL's in production), as a list taken oldest first.
-    const owed: OwedCharge[] = Array.from({ length: 250 }, (_, i) => ({
-      requestId: `r${i}`,
-      accountId: 'acct1',
-      charges: [{ key: 'tg:{acct1}:credits', amount: 2, expiresAt: null }],
-      createdAt: new Date(clock.now()).toISOString(),
-    }));
+  /** A drain whose ledger owes `owed` (the ledger's side of OwedCharges, PostgreSQL's in production: a list taken oldest first). */
+  function drainOwing(store: RedisCounterStore, owed: OwedCharge[]): ReceiptDrain {
     const owedCharges: OwedCharges = {
       append: async () => {},
       settle: async (limit, apply) => {
@@ -205,6 +197,19 @@ describe('receipt drain', () => {
     };
     const drain = new ReceiptDrain({ receipts: store.receipts, ledger: { ...storage.ledger, owed: owedCharges }, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
     drains.push(drain);
+    return drain;
+  }
+
+  it('applies every owed charge in one round, past one batch: the counters do not miss the rest for a period each', async () => {
+    const store = openRedisCounterStore(server.url);
+    stores.push(store);
+    const owed: OwedCharge[] = Array.from({ length: 250 }, (_, i) => ({
+      requestId: `r${i}`,
+      accountId: 'acct1',
+      charges: [{ key: 'tg:{acct1}:credits', amount: 2, expiresAt: null }],
+      createdAt: new Date(clock.now()).toISOString(),
+    }));
+    const drain = drainOwing(store, owed);
     expect(await drain.applyOwed()).toBe(250);
     expect(owed).toEqual([]);
     expect(await store.get(['tg:{acct1}:credits'], clock.now())).toEqual([500]);
@@ -226,18 +231,7 @@ describe('receipt drain', () => {
       await storage.ledger.append(r);
       expect(await admin.del('tg:{a}:done:r1')).toBe(1);
       clock.advance(GRACE + 1);
-      const owedCharges: OwedCharges = {
-        append: async () => {},
-        settle: async (limit, apply) => {
-          const done = new Set(await apply(owed.slice(0, limit)));
-          const before = owed.length;
-          owed.splice(0, owed.length, ...owed.filter((o) => !done.has(o.requestId)));
-          return before - owed.length;
-        },
-      };
-      const drain = new ReceiptDrain({ receipts: store.receipts, ledger: { ...storage.ledger, owed: owedCharges }, clock, everyMs: 3_600_000, graceMs: GRACE, logger: { warn: log, error: log } });
-      drains.push(drain);
-      return { store, drain, owed };
+      return { store, drain: drainOwing(store, owed), owed };
     }
 
     it('counts once when a drain writes its receipt and then applies the charge', async () => {
