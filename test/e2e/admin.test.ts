@@ -588,6 +588,28 @@ describe('usage export', () => {
     }
     expect((await fetch(`${t.url}/admin/v1/usage/export`)).status).toBe(401);
   });
+
+  it('answers a ledger it cannot read with an error, not a 200 cut short after the header line', async () => {
+    const { accountId } = await t.newAccount();
+    const { StorageUnavailableError } = await import('../../src/storage/ports.js');
+    const ledger = t.gw.storage.ledger;
+    const { page, daily } = ledger;
+    const down = async () => {
+      throw new StorageUnavailableError('database unavailable: connection refused');
+    };
+    ledger.page = down;
+    ledger.daily = down;
+    try {
+      for (const query of [`account=${accountId}`, `account=${accountId}&group=day`]) {
+        const res = await t.admin('GET', `/usage/export?${query}`);
+        expect(res.status, query).toBe(503);
+        expect(res.body.error.code, query).toBe('storage_unavailable');
+      }
+    } finally {
+      ledger.page = page;
+      ledger.daily = daily;
+    }
+  });
 });
 
 describe('operations endpoints', () => {

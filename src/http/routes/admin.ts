@@ -11,7 +11,7 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
 import { allDaily } from '../../storage/all-daily.js';
-import type { UsageQuery } from '../../storage/ports.js';
+import type { UsagePage, UsageQuery } from '../../storage/ports.js';
 import { canonicalInstant, emptyRange } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
@@ -267,25 +267,25 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       const q = parseBody(exportQuery, req.query);
       const filter = await usageFilter(q);
       const { ledger } = storage;
-      async function* lines() {
-        if (q.group === 'day') {
-          yield dailyUsageCsvHeader;
-          yield (await allDaily(ledger, filter)).map(dailyUsageCsv).join('');
-          return;
-        }
+      async function* records(first: UsagePage) {
         yield usageRecordCsvHeader;
-        let before: string | undefined;
-        do {
-          const page = await ledger.page({ ...filter, limit: EXPORT_PAGE, ...(before !== undefined && { before }) });
+        for (let page = first; ; page = await ledger.page({ ...filter, limit: EXPORT_PAGE, before: page.next })) {
           yield page.records.map(usageRecordCsv).join('');
-          before = page.next ?? undefined;
-        } while (before !== undefined);
+          if (page.next === null) return;
+        }
       }
+      // The first read before the answer starts: a ledger that cannot be read is an error answer
+      // (503 storage_unavailable), not a 200 whose connection is cut after the header line. A read
+      // failing on a later page can only cut the connection, which no client takes for a whole file.
+      const lines =
+        q.group === 'day'
+          ? [dailyUsageCsvHeader, (await allDaily(ledger, filter)).map(dailyUsageCsv).join('')]
+          : records(await ledger.page({ ...filter, limit: EXPORT_PAGE }));
       const name = ['tollgate', q.group === 'day' ? 'daily' : 'usage', q.account, q.from && `from-${q.from.slice(0, 10)}`, q.to && `to-${q.to.slice(0, 10)}`];
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="${name.filter(Boolean).join('-')}.csv"`)
-        .send(Readable.from(lines()));
+        .send(Readable.from(lines));
     });
   };
 }
