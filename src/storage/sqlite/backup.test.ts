@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -54,6 +54,28 @@ describe('backupDatabase', () => {
     expect(existsSync(join(dir, 'typo.db'))).toBe(false);
     expect(existsSync(join(dir, 'out.db'))).toBe(false);
     await storage.close();
+  });
+
+  it('blames the copy, not the database, when the copy cannot be written', async () => {
+    const file = join(dir, 'sound.db');
+    const storage = openSqliteStorage(`sqlite:${file}`);
+    await storage.close();
+    // A "directory" that is a file.
+    const plain = join(dir, 'plain-file');
+    writeFileSync(plain, '');
+    await expect(backupDatabase(file, join(plain, 'x.db'))).rejects.toThrow(
+      new BackupTargetError(join(plain, 'x.db'), `cannot be made: there is no directory ${plain}`),
+    );
+    // A path SQLite cannot open once the copy starts (as a full disk fails it): a link to nowhere.
+    const nowhere = join(dir, 'nowhere.db');
+    symlinkSync(join(dir, 'missing', 'x.db'), nowhere);
+    const err = await backupDatabase(file, nowhere).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupTargetError);
+    expect((err as Error).message).toBe(`${nowhere} cannot be made from ${file}: unable to open database file`);
+    // What is wrong with the source is still said of the source.
+    const text = join(dir, 'text.db');
+    writeFileSync(text, 'not a database, though it has a name like one'.repeat(10));
+    await expect(backupDatabase(text, join(dir, 'from-text.db'))).rejects.toThrow(`cannot open the SQLite database ${text}: file is not a database`);
   });
 
   it('says when the pending log holds writes the copy lacks', async () => {

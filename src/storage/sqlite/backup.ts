@@ -35,7 +35,9 @@ export class BackupTargetError extends Error {
 /** Copies the database at `source` (a file path) to `target`, a file that must not exist yet. */
 export async function backupDatabase(source: string, target: string): Promise<BackupResult> {
   if (existsSync(target)) throw new BackupTargetError(target, 'already exists: give a new file (a backup never overwrites one)');
-  if (!existsSync(dirname(target))) throw new BackupTargetError(target, `cannot be made: there is no directory ${dirname(target)}`);
+  if (!existsSync(dirname(target)) || !statSync(dirname(target)).isDirectory()) {
+    throw new BackupTargetError(target, `cannot be made: there is no directory ${dirname(target)}`);
+  }
   // A mistyped path must not back up a new, empty database.
   if (!existsSync(source)) throw new DatabaseOpenError(`SQLite database ${source}`, new Error('no such file'));
   let db: Database.Database;
@@ -46,13 +48,21 @@ export async function backupDatabase(source: string, target: string): Promise<Ba
   }
   try {
     db.pragma('busy_timeout = 5000');
+    // Read now, so that a file that is no database is said of the source, not of the copy below.
+    try {
+      db.pragma('schema_version', { simple: true });
+    } catch (err) {
+      throw err instanceof Database.SqliteError ? new DatabaseOpenError(`SQLite database ${source}`, err) : err;
+    }
     // All pages in one step (after better-sqlite3's first, which copies none): a step copies a
     // snapshot while the server goes on writing to the WAL, but a write between steps restarts the
     // copy from the first page, and a server applies its pending log every 200 ms — a large file
     // copied 100 pages at a time (the default) could restart for ever.
     await db.backup(target, { progress: () => 0x7fffffff });
   } catch (err) {
-    throw err instanceof Database.SqliteError ? new DatabaseOpenError(`SQLite database ${source}`, err) : err;
+    // The source opened: what fails now is mostly the copy's side (a full disk, a path SQLite
+    // cannot open), which an error naming only the source sent the operator to a sound database.
+    throw err instanceof Database.SqliteError ? new BackupTargetError(target, `cannot be made from ${source}: ${err.message}`) : err;
   } finally {
     db.close();
   }
