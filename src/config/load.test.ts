@@ -135,6 +135,7 @@ describe('loadConfig', () => {
     // The CLI's account commands, run from an operator's shell without the service's environment file.
     const input = {
       storage: { url: 'sqlite:${DB_PATH}' },
+      server: { metricsToken: '${METRICS}' },
       admin: { token: '${ADMIN}' },
       web: { sessionSecret: '${SESSION}' },
       providers: [{ id: 'p', type: 'openai', baseUrl: 'https://llm.example/v1', apiKey: '${KEY}', headers: { 'x-org': '${ORG}' } }],
@@ -142,14 +143,14 @@ describe('loadConfig', () => {
       billing: { stripe: { secretKey: '${STRIPE}', webhookSecret: '${WHSEC}' } },
     };
     const c = loadConfig({ env: { DB_PATH: '/srv/t.db' }, providerTypes, input, secretsUnused: true });
-    expect([c.admin.token, c.web.sessionSecret, c.providers[0]!.apiKey, c.providers[0]!.headers['x-org'], c.billing.stripe.secretKey]).toEqual(['', '', '', '', '']);
+    expect([c.admin.token, c.web.sessionSecret, c.server.metricsToken, c.providers[0]!.apiKey, c.providers[0]!.headers['x-org'], c.billing.stripe.secretKey]).toEqual(['', '', '', '', '', '']);
     expect(c.storage.url).toBe('sqlite:/srv/t.db');
     // Everything else still refuses: the database is what those commands use.
     expect(problemsOf(() => loadConfig({ env: {}, providerTypes, input, secretsUnused: true })).filter((p) => p.includes('environment variable'))).toEqual([
       'storage.url: environment variable DB_PATH is not set',
     ]);
     // And the server still refuses them all.
-    expect(problemsOf(() => loadConfig({ env: { DB_PATH: '/srv/t.db' }, providerTypes, input }))).toHaveLength(6);
+    expect(problemsOf(() => loadConfig({ env: { DB_PATH: '/srv/t.db' }, providerTypes, input }))).toHaveLength(7);
   });
 
   it('keeps the key cache short enough for a revocation to land everywhere within one second (SPEC §9)', () => {

@@ -40,8 +40,8 @@ export interface LoadOptions {
   secretsUnused?: boolean;
 }
 
-/** Config fields that hold a secret only the server uses (the admin API, sessions, upstreams, Stripe). */
-const SECRET_PATHS = /^(admin\.token|web\.sessionSecret|providers\[\d+\]\.(apiKey|headers\..+)|billing\.stripe\.(secretKey|webhookSecret))$/;
+/** Config fields that hold a secret only the server uses (the admin API, sessions, /metrics, upstreams, Stripe). */
+const SECRET_PATHS = /^(admin\.token|web\.sessionSecret|server\.metricsToken|providers\[\d+\]\.(apiKey|headers\..+)|billing\.stripe\.(secretKey|webhookSecret))$/;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
 
