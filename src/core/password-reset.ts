@@ -57,6 +57,9 @@ export class PasswordResets {
       throw err;
     });
     if (!this.sessions.resetMatches(reset, await this.accounts.passwordHash(account.id))) throw notValid();
+    // No email to sign in with: closed since (closing leaves "no password" as it was, and a lifted
+    // suspension does not hand the account back to whoever holds an old link), or emptied by the operator.
+    if (!account.email) throw notValid();
     if (account.suspendedAt !== null) throw new GatewayError('account_suspended');
     await this.accounts.setPasswordHash(account.id, await hashPassword(password));
     return account;
