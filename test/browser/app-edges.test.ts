@@ -786,6 +786,12 @@ describe('web app edges in Chromium', () => {
     // Without its token the page says what is missing.
     await page.goto(`${t.url}/app/reset`);
     expect(await page.textContent(byTest('reset-error'))).toContain('the whole link');
+    // A link mangled on its way (a stray %, no valid escape) is a link that does not work, not a blank page.
+    await page.goto('about:blank');
+    await page.goto(`${t.url}/app/reset#${link.split('#')[1]}%E0%A4%A`);
+    await page.fill(byTest('reset-password'), 'and once more');
+    await page.click(byTest('reset-submit'));
+    expect(await page.textContent(byTest('reset-error'))).toContain('this password reset link does not work');
     await context.close();
   }, 60_000);
 

@@ -8,7 +8,14 @@ import { useRefocusWhen } from '../focus';
 import type { Account } from '../types';
 
 function takeToken(): string {
-  const token = decodeURIComponent(location.hash.slice(1));
+  const raw = location.hash.slice(1);
+  let token = raw;
+  try {
+    token = decodeURIComponent(raw);
+  } catch {
+    // A link mangled on its way (a stray `%`): the gateway says it does not work, where a throw
+    // here left a blank page.
+  }
   if (token !== '') history.replaceState(null, '', location.pathname + location.search);
   return token;
 }
