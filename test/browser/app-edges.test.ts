@@ -786,6 +786,12 @@ describe('web app edges in Chromium', () => {
     // Without its token the page says what is missing.
     await page.goto(`${t.url}/app/reset`);
     expect(await page.textContent(byTest('reset-error'))).toContain('the whole link');
+    // The new link it asks for, opened in the same tab: only the fragment changes (no new load).
+    const again = (await t.admin('POST', `/accounts/${made.body.id}/password-reset`)).body.url as string;
+    await page.goto(`${t.url}/app/reset#${again.split('#')[1]}`);
+    await page.fill(byTest('reset-password'), 'the one from the second link');
+    await page.click(byTest('reset-submit'));
+    await page.waitForURL(/\/app\/playground/);
     // A link mangled on its way (a stray %, no valid escape) is a link that does not work, not a blank page.
     await page.goto('about:blank');
     await page.goto(`${t.url}/app/reset#${link.split('#')[1]}%E0%A4%A`);

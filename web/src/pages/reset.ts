@@ -2,7 +2,7 @@
 // The token is in the fragment, which no browser sends: it is read here and the address bar is
 // cleared of it, so it stays out of the history and of a shared screen.
 import { html } from 'htm/preact';
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, toApiError } from '../api';
 import { useRefocusWhen } from '../focus';
 import type { Account } from '../types';
@@ -21,9 +21,21 @@ function takeToken(): string {
 }
 
 export function ResetPage({ onSignedIn }: { onSignedIn: (a: Account) => Promise<void> }) {
-  const [token] = useState(takeToken);
+  const [token, setToken] = useState(takeToken);
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
+  // A link opened where this page already is (the whole link pasted over a cut one, as the page
+  // asks) changes only the fragment: the browser does not load the page again, so it is read here.
+  useEffect(() => {
+    const onHash = () => {
+      const next = takeToken();
+      if (next === '') return;
+      setToken(next);
+      setError(null);
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
   const [busy, setBusy] = useState(false);
   const field = useRef<HTMLInputElement>(null);
   useRefocusWhen(!busy, () => field.current);
