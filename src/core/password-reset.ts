@@ -4,8 +4,9 @@
 // for someone (PATCH /admin/v1/accounts/:id {password}).
 //
 // A link is a signed token (core/sessions.ts issueReset), so any instance that shares
-// web.sessionSecret honours it and nothing is stored. It is bound to the account's password as it
-// was when made: setting a password through it, or any other change of password, ends it — one use.
+// web.sessionSecret honours it and nothing is stored. It is bound to the account's password and
+// email as they were when made: setting a password through it, or any other change of password,
+// ends it — one use — and so does a change of email (the link was for that address's owner).
 // Two uses at the very same moment could both set a password; both are whoever holds the link, and
 // the later one stands.
 import { GatewayError } from '../errors/gateway-error.js';
@@ -20,7 +21,7 @@ export const RESET_LINK_TTL_MS = 24 * 3_600_000;
 /** The answer to a link that does not work, whatever the reason: it tells a stranger nothing. */
 const notValid = () =>
   new GatewayError('invalid_request', {
-    vars: { detail: 'this password reset link does not work: it was used, it expired, or the password changed since it was made; ask for a new one' },
+    vars: { detail: "this password reset link does not work: it was used, it expired, or the password changed since it was made (or the account's email did); ask for a new one" },
     param: 'token',
   });
 
@@ -43,7 +44,7 @@ export class PasswordResets {
       throw new GatewayError('invalid_request', { vars: { detail: 'the account is suspended: lift the suspension first' }, param: 'id' });
     }
     const expiresAt = this.clock.now() + RESET_LINK_TTL_MS;
-    const token = this.sessions.issueReset(account.id, await this.accounts.passwordHash(account.id), expiresAt);
+    const token = this.sessions.issueReset(account.id, { passwordHash: await this.accounts.passwordHash(account.id), email: account.email }, expiresAt);
     // In the fragment: a browser never sends it, so no access log or proxy in between keeps it.
     return { url: `${this.publicUrl}/app/reset#${token}`, expiresAt: new Date(expiresAt).toISOString() };
   }
@@ -56,7 +57,7 @@ export class PasswordResets {
       if (err instanceof GatewayError && err.code === 'account_not_found') throw notValid();
       throw err;
     });
-    if (!this.sessions.resetMatches(reset, await this.accounts.passwordHash(account.id))) throw notValid();
+    if (!this.sessions.resetMatches(reset, { passwordHash: await this.accounts.passwordHash(account.id), email: account.email })) throw notValid();
     // No email to sign in with: closed since (closing leaves "no password" as it was, and a lifted
     // suspension does not hand the account back to whoever holds an old link), or emptied by the operator.
     if (!account.email) throw notValid();

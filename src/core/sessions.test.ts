@@ -33,12 +33,16 @@ describe('sessions', () => {
 
   it('makes reset tokens bound to the password they were made for, which pass for no session (nor a session for one)', () => {
     const expiresAt = clock.now() + HOUR;
-    const token = sessions.issueReset('acct_abc', 'scrypt$hash-1', expiresAt);
+    const token = sessions.issueReset('acct_abc', { passwordHash: 'scrypt$hash-1', email: 'owner@example.com' }, expiresAt);
     const reset = sessions.readReset(token);
     expect(reset?.accountId).toBe('acct_abc');
-    expect(sessions.resetMatches(reset!, 'scrypt$hash-1')).toBe(true);
-    expect(sessions.resetMatches(reset!, 'scrypt$hash-2')).toBe(false);
-    expect(sessions.resetMatches(reset!, null)).toBe(false);
+    expect(sessions.resetMatches(reset!, { passwordHash: 'scrypt$hash-1', email: 'owner@example.com' })).toBe(true);
+    expect(sessions.resetMatches(reset!, { passwordHash: 'scrypt$hash-2', email: 'owner@example.com' })).toBe(false);
+    expect(sessions.resetMatches(reset!, { passwordHash: null, email: 'owner@example.com' })).toBe(false);
+    // The account handed on to another address (or closed: no address) keeps none of its links.
+    expect(sessions.resetMatches(reset!, { passwordHash: 'scrypt$hash-1', email: 'next@example.com' })).toBe(false);
+    expect(sessions.resetMatches(reset!, { passwordHash: 'scrypt$hash-1', email: null })).toBe(false);
+    expect(Buffer.from(token.split('.')[0]!, 'base64url').toString()).not.toContain('owner@');
     // The token shows nothing of the hash.
     expect(Buffer.from(token.split('.')[0]!, 'base64url').toString()).not.toContain('hash-1');
     // A reset token is no session token, and the other way round; another secret's is neither.

@@ -41,6 +41,12 @@ export class SessionEpochs {
   }
 }
 
+/** What a password-reset token is bound to: the account's sign-in as it was when the link was made. */
+export interface ResetBinding {
+  passwordHash: string | null;
+  email: string | null;
+}
+
 export class Sessions {
   private readonly key: Buffer;
 
@@ -82,12 +88,13 @@ export class Sessions {
 
   /**
    * A password-reset token (core/password-reset.ts): signed like a session, under its own label so
-   * neither kind passes for the other, and bound to the account's password hash as it is now — a
-   * fingerprint only this secret can make, so the token shows nothing of the hash — so that it
-   * stops working once the password changes, its own use included.
+   * neither kind passes for the other, and bound to the account's password hash and email as they
+   * are now — a fingerprint only this secret can make, so the token shows nothing of them — so that
+   * it stops working once the password changes, its own use included, or the email does (the link
+   * was made for whoever had that address: an account handed on to another keeps none of its links).
    */
-  issueReset(accountId: string, passwordHash: string | null, expiresAt: number): string {
-    const payload = Buffer.from(`${accountId}.${expiresAt}.${this.fingerprint(passwordHash)}`, 'utf8').toString('base64url');
+  issueReset(accountId: string, bound: ResetBinding, expiresAt: number): string {
+    const payload = Buffer.from(`${accountId}.${expiresAt}.${this.fingerprint(bound)}`, 'utf8').toString('base64url');
     return `${payload}.${this.mac(`reset:${payload}`)}`;
   }
 
@@ -105,13 +112,13 @@ export class Sessions {
     return { accountId, fingerprint };
   }
 
-  /** Whether a reset token read by readReset was made for the password the account has now. */
-  resetMatches(reset: { fingerprint: string }, passwordHash: string | null): boolean {
-    return equal(reset.fingerprint, this.fingerprint(passwordHash));
+  /** Whether a reset token read by readReset was made for the password and email the account has now. */
+  resetMatches(reset: { fingerprint: string }, bound: ResetBinding): boolean {
+    return equal(reset.fingerprint, this.fingerprint(bound));
   }
 
-  private fingerprint(passwordHash: string | null): string {
-    return this.mac(`password:${passwordHash ?? ''}`).slice(0, 22);
+  private fingerprint({ passwordHash, email }: ResetBinding): string {
+    return this.mac(`password:${JSON.stringify([passwordHash, email])}`).slice(0, 22);
   }
 
   /** The CSRF token bound to a session token. */
