@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -76,6 +76,26 @@ describe('backupDatabase', () => {
     const text = join(dir, 'text.db');
     writeFileSync(text, 'not a database, though it has a name like one'.repeat(10));
     await expect(backupDatabase(text, join(dir, 'from-text.db'))).rejects.toThrow(`cannot open the SQLite database ${text}: file is not a database`);
+  });
+
+  it('keeps no copy that fails its check, and says why as an operator error (no stack trace)', async () => {
+    const file = join(dir, 'damaged.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE t (a TEXT); CREATE INDEX ti ON t(a);');
+    const insert = db.prepare('INSERT INTO t VALUES (?)');
+    db.transaction(() => {
+      for (let i = 0; i < 5000; i++) insert.run(`row ${i} ${'x'.repeat(50)}`);
+    })();
+    db.close();
+    // Garbage over the middle of a b-tree page: the file opens, and a page for page copy holds it too.
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(200, 0x41), 0, 200, 4096 * 40 + 100);
+    closeSync(fd);
+    const target = join(dir, 'damaged-copy.db');
+    const err = await backupDatabase(file, target).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupTargetError);
+    expect((err as Error).message).toMatch(new RegExp(`^${target} was not kept: the copy failed SQLite's quick_check, so ${file} itself is damaged: `));
+    expect(existsSync(target)).toBe(false);
   });
 
   it('says when the pending log holds writes the copy lacks', async () => {

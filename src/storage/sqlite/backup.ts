@@ -3,7 +3,7 @@
 // copying the file itself while the server writes can give a stale or corrupt copy. It needs no
 // `sqlite3` binary (not installed with npm), and it never migrates: a newer Tollgate can back the
 // file up before it upgrades it.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DatabaseOpenError } from '../open-error.js';
@@ -21,7 +21,10 @@ export interface BackupResult {
   pendingLeftOut: boolean;
 }
 
-/** The copy cannot go where it was asked to: the file is there already, or its directory is not. */
+/**
+ * The copy was not made, or not kept: the file is there already, its directory is not, writing it
+ * failed, or it failed its check.
+ */
 export class BackupTargetError extends Error {
   constructor(
     readonly path: string,
@@ -68,13 +71,19 @@ export async function backupDatabase(source: string, target: string): Promise<Ba
   }
   // The copy is checked before it is called one: a backup found broken on the day of a restore is none.
   const copy = new Database(target, { fileMustExist: true });
+  let check: unknown;
   try {
-    const check = copy.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new Error(`the copy ${target} failed SQLite's quick_check: ${String(check)}`);
+    check = copy.pragma('quick_check', { simple: true });
     // One file, however the source was journaled: a restore is a single copy back.
-    copy.pragma('wal_checkpoint(TRUNCATE)');
+    if (check === 'ok') copy.pragma('wal_checkpoint(TRUNCATE)');
   } finally {
     copy.close();
+  }
+  if (check !== 'ok') {
+    // Not left where a backup is looked for (nor in the way of the next attempt): the copy is
+    // page for page the source's, so the source itself is damaged.
+    for (const file of [target, `${target}-wal`, `${target}-shm`]) rmSync(file, { force: true });
+    throw new BackupTargetError(target, `was not kept: the copy failed SQLite's quick_check, so ${source} itself is damaged: ${String(check)}`);
   }
   const log = pendingLogPath(source);
   const holds = (file: string) => existsSync(file) && statSync(file).size > 0;
