@@ -885,6 +885,23 @@ describe('usage records', () => {
     expect((await fetch(`${t.url}/app/api/usage/export`)).status).toBe(401);
     expect((await b.fetch('/app/api/usage/export?days=367')).status).toBe(400);
   });
+
+  it('answers an export whose ledger cannot be read with an error, not a 200 cut short after the header line', async () => {
+    const { b } = await signedUp();
+    const { StorageUnavailableError } = await import('../../src/storage/ports.js');
+    const ledger = t.gw.storage.ledger;
+    const { page } = ledger;
+    ledger.page = async () => {
+      throw new StorageUnavailableError('database unavailable: connection refused');
+    };
+    try {
+      const res = await b.fetch('/app/api/usage/export?days=7');
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe('storage_unavailable');
+    } finally {
+      ledger.page = page;
+    }
+  });
 });
 
 describe('Playground', () => {
