@@ -379,7 +379,7 @@ describe('images', () => {
     expect((t.openai.requests.at(-1)!.body as { size?: string }).size).toBe('1024x1024');
   });
 
-  it('n images reserve n times the unit price, and no more than n are charged whatever the upstream returns', async () => {
+  it('n images reserve n times the unit price, and no more than n are charged or relayed whatever the upstream returns', async () => {
     // dall-e-2 at its default 1024x1024: 40,000 credits an image.
     const { accountId, secret } = await paidAccount(100_000);
     const before = t.openai.requests.length;
@@ -387,12 +387,14 @@ describe('images', () => {
     expect(three.status).toBe(403);
     expect((await three.json()).error.code).toBe('insufficient_balance');
     expect(t.openai.requests.length).toBe(before);
-    // An upstream answering two images with three: two were asked for and reserved, two are charged.
+    // An upstream answering two images with three: two were asked for and reserved, two are charged,
+    // and two are relayed (the third would have gone out for nothing).
     const urls = [0, 1, 2].map((i) => ({ url: `https://fake.example/extra-${i}.png` }));
     t.openai.enqueue({ kind: 'json', body: { created: 1, data: urls } });
     const two = await image(secret, { model: 'dall-e-2', prompt: 'a lighthouse', n: 2 });
     expect(two.status).toBe(200);
     expect(two.headers.get('x-tollgate-credits-used')).toBe('80000');
+    expect((await two.json()).data).toEqual(urls.slice(0, 2));
     expect(sum(await ledger(accountId))).toBe(80_000);
     expect((await t.admin('GET', `/accounts/${accountId}`)).body.balance).toBe(20_000);
   });

@@ -309,8 +309,11 @@ class OpenAiProvider implements Provider {
     if (call.imageUrl) req.image_url = call.imageUrl;
     const res = await this.post('/images/generations', req, ctx.signal);
     const body = await jsonObject(res, this.id);
-    if (!Array.isArray(body.data)) throw malformedResponse(this.id, 'the images response has no `data` list');
-    return { body, usage: { promptTokens: 0, outputTokens: 0, images: body.data.length } };
+    const { data } = body;
+    if (!Array.isArray(data)) throw malformedResponse(this.id, 'the images response has no `data` list');
+    // No more than asked for, as fal's: only n are charged (gateway.ts), so more went out for nothing.
+    if (data.length > call.n) body.data = data.slice(0, call.n);
+    return { body, usage: { promptTokens: 0, outputTokens: 0, images: Math.min(data.length, call.n) } };
   }
 }
 
