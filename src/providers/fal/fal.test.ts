@@ -195,6 +195,13 @@ describe('fal provider: response mapping', () => {
     expect(usage.images).toBe(1);
   });
 
+  it('rejects a 200 that lists no image: invalid_upstream_response, nothing charged', async () => {
+    fake.enqueue({ kind: 'json', body: { images: [], seed: 1 } });
+    const err = await rejection(provider.generateImage(call(), ctx()));
+    expect(err).not.toBeInstanceOf(BilledFailure);
+    expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+  });
+
   it('rejects a 200 without an images list', async () => {
     fake.enqueue({ kind: 'json', body: { status: 'IN_QUEUE' } });
     const err = await rejection(provider.generateImage(call(), ctx()));

@@ -78,6 +78,8 @@ class FalProvider implements Provider {
     if (res.status < 200 || res.status >= 300) throw await upstreamError(res, this.id, parseFalError, this.mask);
     const answer = await jsonObject(res, this.id);
     if (!Array.isArray(answer.images)) throw malformedResponse(this.id, 'the response has no `images` list');
+    // An answer of no image at all is no answer (a 200 with empty `data` told the client nothing).
+    if (answer.images.length === 0) throw malformedResponse(this.id, 'the response lists no image');
 
     // No more than asked for: only those are charged (the gateway holds the charge to n), and an
     // answer listing more — a broken upstream's hundreds — had every one downloaded at once for

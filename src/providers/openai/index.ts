@@ -311,6 +311,8 @@ class OpenAiProvider implements Provider {
     const body = await jsonObject(res, this.id);
     const { data } = body;
     if (!Array.isArray(data)) throw malformedResponse(this.id, 'the images response has no `data` list');
+    // An answer of no image at all is no answer (a 200 with empty `data` told the client nothing).
+    if (data.length === 0) throw malformedResponse(this.id, 'the images response lists no image');
     // No more than asked for, as fal's: only n are charged (gateway.ts), so more went out for nothing.
     if (data.length > call.n) body.data = data.slice(0, call.n);
     return { body, usage: { promptTokens: 0, outputTokens: 0, images: Math.min(data.length, call.n) } };

@@ -662,6 +662,11 @@ describe('openai provider: embeddings and images', () => {
     const { usage } = await provider.generateImage(imageCall({ n: 3 }), ctx());
     expect(usage.images).toBe(1);
   });
+
+  it('a 200 that lists no image is invalid_upstream_response (nothing to relay or charge)', async () => {
+    fake.enqueue({ kind: 'json', body: { created: 1, data: [] } });
+    await expect(provider.generateImage(imageCall(), ctx())).rejects.toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+  });
 });
 
 describe('openai provider: configuration', () => {
