@@ -1071,31 +1071,33 @@ describe('password', () => {
     expect((await fetch(`${g.url}/admin/v1/accounts/${account.id}/password-reset`, { method: 'POST' })).status).toBe(401);
   });
 
-  it("a reset link made before the account's email changed does not work: it was for the old address's owner", async () => {
-    const made = await g.admin('POST', '/accounts', { email: freshEmail(), password: 'the old owner knew this' });
-    const token = ((await g.admin('POST', `/accounts/${made.body.id}/password-reset`)).body.url as string).split('#')[1]!;
-    expect((await g.admin('PATCH', `/accounts/${made.body.id}`, { email: freshEmail() })).status).toBe(200);
+  /** The token of a reset link the operator makes for `accountId`. */
+  const resetToken = async (accountId: string) => ((await g.admin('POST', `/accounts/${accountId}/password-reset`)).body.url as string).split('#')[1]!;
+  /** A fresh browser spends `token` and is refused: 400 `param: token`, and it stays signed out. */
+  const expectLinkRefused = async (token: string) => {
     const b = new Browser(g.url);
     await b.session();
     const res = await b.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } });
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'token' });
     expect((await b.json('/app/api/session')).body.authenticated).toBe(false);
+  };
+
+  it("a reset link made before the account's email changed does not work: it was for the old address's owner", async () => {
+    const made = await g.admin('POST', '/accounts', { email: freshEmail(), password: 'the old owner knew this' });
+    const token = await resetToken(made.body.id);
+    expect((await g.admin('PATCH', `/accounts/${made.body.id}`, { email: freshEmail() })).status).toBe(200);
+    await expectLinkRefused(token);
   });
 
   it('a reset link made before the account was closed does not hand it back, though the operator lifts the suspension', async () => {
     // An account the operator made without a password: its link is bound to "no password", which
     // closing leaves as it was.
     const made = await g.admin('POST', '/accounts', { email: freshEmail() });
-    const token = ((await g.admin('POST', `/accounts/${made.body.id}/password-reset`)).body.url as string).split('#')[1]!;
+    const token = await resetToken(made.body.id);
     expect((await g.admin('DELETE', `/accounts/${made.body.id}`)).status).toBe(200);
     expect((await g.admin('PATCH', `/accounts/${made.body.id}`, { suspended: false })).body.suspendedAt).toBeNull();
-    const b = new Browser(g.url);
-    await b.session();
-    const res = await b.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } });
-    expect(res.status).toBe(400);
-    expect(res.body.error).toMatchObject({ code: 'invalid_request', param: 'token' });
-    expect((await b.json('/app/api/session')).body.authenticated).toBe(false);
+    await expectLinkRefused(token);
   });
 
   it('an admin DELETE closes an account: its email, password, keys and sessions end, its usage stays, the address is free again', async () => {
