@@ -11,10 +11,11 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import { utcDay } from '../../lib/clock.js';
 import { emailAddress } from '../../lib/email.js';
 import { allDaily } from '../../storage/all-daily.js';
-import type { UsagePage, UsageQuery } from '../../storage/ports.js';
+import type { UsageQuery } from '../../storage/ports.js';
 import { canonicalInstant, emptyRange } from '../../storage/time.js';
 import { sendError, type AppDeps } from '../app.js';
 import { bearerToken, secretsEqual } from '../auth.js';
+import { ledgerCsv } from '../csv-export.js';
 import {
   accountSummaryView,
   accountView,
@@ -79,8 +80,6 @@ const usageQuery = z.strictObject({
 });
 // The export is every row of the range: no page size, no cursor.
 const exportQuery = usageQuery.omit({ limit: true, before: true });
-/** Ledger records read per page of a CSV export (the ledger answers at most 10,000). */
-const EXPORT_PAGE = 5000;
 
 export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
   const { accounts, keys, storage, clock } = deps;
@@ -267,25 +266,16 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       const q = parseBody(exportQuery, req.query);
       const filter = await usageFilter(q);
       const { ledger } = storage;
-      async function* records(first: UsagePage) {
-        yield usageRecordCsvHeader;
-        for (let page = first; ; page = await ledger.page({ ...filter, limit: EXPORT_PAGE, before: page.next })) {
-          yield page.records.map(usageRecordCsv).join('');
-          if (page.next === null) return;
-        }
-      }
-      // The first read before the answer starts: a ledger that cannot be read is an error answer
-      // (503 storage_unavailable), not a 200 whose connection is cut after the header line. A read
-      // failing on a later page can only cut the connection, which no client takes for a whole file.
-      const lines =
+      // Read before the answer starts (ledgerCsv): a ledger that cannot be read is 503, not a 200 cut short.
+      const body =
         q.group === 'day'
-          ? [dailyUsageCsvHeader, (await allDaily(ledger, filter)).map(dailyUsageCsv).join('')]
-          : records(await ledger.page({ ...filter, limit: EXPORT_PAGE }));
+          ? Readable.from([dailyUsageCsvHeader, (await allDaily(ledger, filter)).map(dailyUsageCsv).join('')])
+          : await ledgerCsv(ledger, filter, usageRecordCsvHeader, usageRecordCsv);
       const name = ['tollgate', q.group === 'day' ? 'daily' : 'usage', q.account, q.from && `from-${q.from.slice(0, 10)}`, q.to && `to-${q.to.slice(0, 10)}`];
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="${name.filter(Boolean).join('-')}.csv"`)
-        .send(Readable.from(lines));
+        .send(body);
     });
   };
 }

@@ -1,7 +1,6 @@
 // The web app's JSON API under /app/api (docs/web-api.md is the contract). Authenticated by the
 // session cookie, never by an API key; every state-changing call carries the CSRF token. Playground
 // calls enter the same gateway path as /v1 with surface `playground`.
-import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AccountInfo } from '../../core/accounts.js';
@@ -21,6 +20,7 @@ import { emailAddress } from '../../lib/email.js';
 import { allDaily } from '../../storage/all-daily.js';
 import { loggedModel, type AppDeps } from '../app.js';
 import { sendCompleted } from '../completed.js';
+import { ledgerCsv } from '../csv-export.js';
 import { sendEventStream } from '../sse.js';
 import { accountUsageCsv, accountUsageCsvHeader, accountUsageRecordView, keyView, modelEntry } from '../views.js';
 import { CSRF_HEADER, type WebSessions } from '../web-session.js';
@@ -55,8 +55,6 @@ const recordsQuery = z.strictObject({ before: usageCursor.optional(), limit: z.c
 const BILLING_TOP_UPS = 20;
 /** Requests on the Usage page at first (Show more: /usage/records, 100 unless `limit`). */
 const USAGE_PAGE = 100;
-/** Records per read of the ledger while the CSV export streams. */
-const EXPORT_PAGE = 5000;
 const topUpsQuery = z.strictObject({ before: z.string().min(1).max(100).optional(), limit: z.coerce.number().int().min(1).max(100).default(BILLING_TOP_UPS) });
 
 /**
@@ -389,21 +387,11 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const now = clock.now();
       const range = { accountId: account.id, from: utcDay(now - (q.days - 1) * DAY_MS), to: utcDay(now + DAY_MS) };
       const keyName = await keyNamesOf(account.id);
-      const { ledger } = storage;
-      async function* lines(first: UsagePage) {
-        yield accountUsageCsvHeader;
-        for (let page = first; ; page = await ledger.page({ ...range, limit: EXPORT_PAGE, before: page.next })) {
-          yield page.records.map((r) => accountUsageCsv(r, keyName(r))).join('');
-          if (page.next === null) return;
-        }
-      }
-      // The first page is read before the answer starts, as the admin API's export does: a ledger
-      // that cannot be read is an error answer, not a 200 cut short after the header line.
-      const first = await ledger.page({ ...range, limit: EXPORT_PAGE });
+      const body = await ledgerCsv(storage.ledger, range, accountUsageCsvHeader, (r) => accountUsageCsv(r, keyName(r)));
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="tollgate-usage-${range.from}-to-${utcDay(now)}.csv"`)
-        .send(Readable.from(lines(first)));
+        .send(body);
     });
 
     // The top-ups before one the Billing page shows: its "Show more".
