@@ -153,3 +153,143 @@ describe('Stripe webhook: the price a session was made at', () => {
     }
   });
 });
+
+describe('Stripe webhook: refunds and disputes take the credits back', () => {
+  /**
+   * A paid session of 2,000,000 credits for 100 cents, credited; `stripe` finds it by its payment
+   * intent through a fake API that counts its calls (`down` makes it answer 500).
+   */
+  async function paidWorld() {
+    const world = billingWorld();
+    const { clock, accounts } = world;
+    const account = await accounts.create({ plan: 'paid' });
+    const session = { id: 'cs_1', object: 'checkout.session', mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 100, payment_intent: 'pi_1', metadata: { tollgate: 'http://gateway.test', account: account.id, credits: '2000000' } };
+    const api = { down: false, calls: [] as string[], sessions: [session] as object[] };
+    const upstream = {
+      request: async (req: { method: string; url: string; headers: Record<string, string> }) => {
+        api.calls.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+        if (api.down) return { status: 500, text: async () => '{"error":{"message":"down"}}' };
+        const pi = new URL(req.url).searchParams.get('payment_intent');
+        const data = api.sessions.filter((s) => (s as { payment_intent?: string }).payment_intent === pi);
+        return { status: 200, text: async () => JSON.stringify({ object: 'list', data, has_more: false }) };
+      },
+    };
+    const stripe = world.stripeAt(2_000_000, upstream);
+    const deliver = async (type: string, object: object) => {
+      clock.advance(1_000); // the history lists newest first, by time
+      const t = Math.floor(clock.now() / 1000);
+      const event = Buffer.from(JSON.stringify({ id: `evt_${Math.random()}`, type, created: t, data: { object } }));
+      await stripe.handleWebhook(event, { 'stripe-signature': `t=${t},v1=${sign(t, event)}` });
+    };
+    await deliver('checkout.session.completed', session);
+    expect(await world.balances.get(account.id)).toBe(2_000_000);
+    const refund = (id: string, status: string, amount = 100, over: object = {}) => ({ id, object: 'refund', amount, currency: 'usd', payment_intent: 'pi_1', charge: 'ch_1', status, ...over });
+    const dispute = (id: string, amount = 100) => ({ id, object: 'dispute', amount, currency: 'usd', payment_intent: 'pi_1', charge: 'ch_1', status: 'needs_response' });
+    const history = async () => (await accounts.topUpHistory(account.id, 20)).data.map((r) => [r.credits, r.reference]);
+    const balance = () => world.balances.get(account.id);
+    return { ...world, account, api, session, deliver, refund, dispute, history, balance };
+  }
+
+  it('a full refund takes every credit the payment bought, once, however many of its events arrive', async () => {
+    const w = await paidWorld();
+    try {
+      await w.deliver('refund.created', w.refund('re_1', 'pending'));
+      await w.deliver('refund.updated', w.refund('re_1', 'succeeded'));
+      await w.deliver('charge.refund.updated', w.refund('re_1', 'succeeded'));
+      await w.deliver('refund.created', w.refund('re_1', 'pending'));
+      expect(await w.balance()).toBe(0);
+      expect(await w.history()).toEqual([[-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
+      expect(w.api.calls[0]).toBe('GET https://api.stripe.test/v1/checkout/sessions?payment_intent=pi_1&limit=1 Bearer sk_test');
+    } finally {
+      w.storage.close();
+    }
+  });
+
+  it('partial refunds take their share, rounded down, and the credits already spent leave the balance below zero', async () => {
+    const w = await paidWorld();
+    try {
+      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 33));
+      expect(await w.balance()).toBe(2_000_000 - 660_000);
+      // The customer spends what is left, then gets the rest refunded: the balance owes it.
+      await w.balances.add(w.account.id, -(2_000_000 - 660_000));
+      await w.deliver('refund.created', w.refund('re_2', 'succeeded', 67));
+      expect(await w.balance()).toBe(-1_340_000);
+    } finally {
+      w.storage.close();
+    }
+  });
+
+  it('a refund that fails gives its credits back once; one that fails before its creation was delivered takes and gives nothing', async () => {
+    const w = await paidWorld();
+    try {
+      await w.deliver('refund.created', w.refund('re_1', 'pending'));
+      await w.deliver('refund.failed', w.refund('re_1', 'failed'));
+      await w.deliver('refund.updated', w.refund('re_1', 'failed'));
+      await w.deliver('refund.created', w.refund('re_1', 'pending'));
+      expect(await w.balance()).toBe(2_000_000);
+      expect(await w.history()).toEqual([[2_000_000, 'refund:re_1:back'], [-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
+      // The failure delivered first (the creation's delivery lost, or late): nothing to give back,
+      // and the creation arriving after takes nothing.
+      await w.deliver('refund.failed', w.refund('re_2', 'canceled'));
+      await w.deliver('refund.created', w.refund('re_2', 'pending'));
+      expect(await w.balance()).toBe(2_000_000);
+      expect(await w.history()).toHaveLength(3);
+    } finally {
+      w.storage.close();
+    }
+  });
+
+  it("a dispute's withdrawal takes the credits, its reinstatement (a dispute won) gives them back", async () => {
+    const w = await paidWorld();
+    try {
+      // A dispute's amount may include fees above the payment: never more than it bought.
+      await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
+      await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
+      expect(await w.balance()).toBe(0);
+      await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
+      await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
+      expect(await w.balance()).toBe(2_000_000);
+      // An inquiry, or a dispute merely opened, moves no money: nothing happens.
+      await w.deliver('charge.dispute.created', w.dispute('dp_2'));
+      expect(await w.balance()).toBe(2_000_000);
+    } finally {
+      w.storage.close();
+    }
+  });
+
+  it('the same refund delivered at once many times takes its credits once', async () => {
+    const w = await paidWorld();
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => w.deliver('refund.created', w.refund('re_1', 'succeeded', 50))));
+      // A delivery that met another applying the same refund is told to come again (503).
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limiter_unavailable' });
+      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50));
+      expect(await w.balance()).toBe(1_000_000);
+    } finally {
+      w.storage.close();
+    }
+  });
+
+  it("ignores a payment that is not one of this gateway's, or whose currency differs, and tells Stripe to retry while its API is down", async () => {
+    const w = await paidWorld();
+    try {
+      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 100, { payment_intent: 'pi_unknown' }));
+      await w.deliver('refund.created', w.refund('re_2', 'succeeded', 100, { currency: 'eur' }));
+      w.api.sessions.push({ ...w.session, id: 'cs_2', payment_intent: 'pi_2', metadata: { ...w.session.metadata, tollgate: 'http://other.test' } });
+      await w.deliver('refund.created', w.refund('re_3', 'succeeded', 100, { payment_intent: 'pi_2' }));
+      // Not a refund object, a zero amount, an unknown status: not acted on.
+      await w.deliver('refund.created', { ...w.refund('re_4', 'succeeded'), object: 'charge' });
+      await w.deliver('refund.created', w.refund('re_5', 'succeeded', 0));
+      await w.deliver('refund.updated', w.refund('re_6', 'mystery'));
+      expect(await w.balance()).toBe(2_000_000);
+      w.api.down = true;
+      await expect(w.deliver('refund.created', w.refund('re_7', 'succeeded'))).rejects.toMatchObject({ code: 'upstream_unavailable' });
+      expect(await w.balance()).toBe(2_000_000);
+      w.api.down = false;
+      await w.deliver('refund.created', w.refund('re_7', 'succeeded'));
+      expect(await w.balance()).toBe(0);
+    } finally {
+      w.storage.close();
+    }
+  });
+});

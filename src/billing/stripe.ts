@@ -13,6 +13,7 @@ import type { CounterOp } from '../storage/counters.js';
 import type { BillingDeps, BillingProvider } from '../core/billing.js';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
+import { creditsFor, reversalOf, sessionOfList, type Reversal } from './stripe-reversals.js';
 
 /** Stripe's smallest charge in dollars' cents (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). */
 const MIN_CENTS = 50;
@@ -25,6 +26,12 @@ const TOLERANCE_S = 300;
  * 7 days, such a resend credited the session again. An event older than this is not acted on.
  */
 const SESSION_MEMORY_MS = 35 * 86_400_000;
+/**
+ * How long a refund's or dispute's mark is remembered: longer than the time between taking its
+ * credits and giving them back (a dispute is decided within about 75 days; a refund fails within
+ * days), and than Stripe keeps an event to resend (30 days).
+ */
+const REVERSAL_MEMORY_MS = 400 * 86_400_000;
 
 /** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
 export function verifyStripeSignature(rawBody: Buffer, header: string | undefined, secret: string, nowMs: number): boolean {
@@ -64,14 +71,18 @@ export class StripeBilling implements BillingProvider {
     return `${this.deps.publicUrl.replace(/\/$/, '')}/app/billing`;
   }
 
-  /** Creates a Checkout Session; returns its hosted page's URL. Transport failures and timeouts are the upstream client's (502 / 504). */
-  private async checkout(fields: Record<string, string>): Promise<string> {
+  /**
+   * One call to Stripe's API; its JSON answer. Transport failures and timeouts are the upstream
+   * client's (502 / 504); an answer that is not a 2xx JSON one is 502 — Stripe's message names the
+   * problem (a bad key, a currency), and the caller gets the status without it.
+   */
+  private async api(what: string, method: 'GET' | 'POST', path: string, form?: Record<string, string>): Promise<Record<string, unknown>> {
     const res = await this.deps.upstream.request({
       provider: 'stripe',
-      method: 'POST',
-      url: `${this.conf.apiBase.replace(/\/$/, '')}/v1/checkout/sessions`,
-      headers: { authorization: `Bearer ${this.conf.secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(fields).toString(),
+      method,
+      url: `${this.conf.apiBase.replace(/\/$/, '')}${path}`,
+      headers: { authorization: `Bearer ${this.conf.secretKey}`, ...(form && { 'content-type': 'application/x-www-form-urlencoded' }) },
+      ...(form && { body: new URLSearchParams(form).toString() }),
     });
     const text = await res.text();
     let json: unknown;
@@ -80,12 +91,19 @@ export class StripeBilling implements BillingProvider {
     } catch {
       json = undefined;
     }
-    const url = isObject(json) && typeof json.url === 'string' ? json.url : undefined;
-    if (res.status < 200 || res.status >= 300 || url === undefined) {
-      // Stripe's message names the problem (a bad key, a currency); the caller gets a 502 without it.
-      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: `Checkout answered HTTP ${res.status}` }, cause: new Error(text.slice(0, 500)) });
+    if (res.status < 200 || res.status >= 300 || !isObject(json)) {
+      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: `${what} answered HTTP ${res.status}` }, cause: new Error(text.slice(0, 500)) });
     }
-    return url;
+    return json;
+  }
+
+  /** Creates a Checkout Session; returns its hosted page's URL. */
+  private async checkout(fields: Record<string, string>): Promise<string> {
+    const json = await this.api('Checkout', 'POST', '/v1/checkout/sessions', fields);
+    if (typeof json.url !== 'string') {
+      throw new GatewayError('upstream_unavailable', { vars: { provider: 'stripe', detail: 'Checkout answered without a URL' } });
+    }
+    return json.url;
   }
 
   async addPaymentMethod(account: AccountInfo): Promise<{ redirectUrl: string }> {
@@ -156,11 +174,9 @@ export class StripeBilling implements BillingProvider {
   }
 
   /**
-   * Completes a Checkout Session this gateway made (metadata.tollgate): a setup one marks the
-   * payment method (free → paid; doing it twice changes nothing), a paid one credits the balance
-   * — once per session, however often Stripe delivers its events (at least once): the session's
-   * mark and the credit are one reservation in the limiter's store, all or nothing, so a crash or
-   * a lost reply between them leaves neither (the reservation lapses) and Stripe's retry tries anew.
+   * Acts on a signed event: a Checkout Session this gateway made completing (sessionCompleted), or
+   * money of one of its paid sessions going back to the customer (reverse). Any other event is
+   * answered 200 and ignored.
    */
   async handleWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): Promise<void> {
     const signature = headers['stripe-signature'];
@@ -169,24 +185,47 @@ export class StripeBilling implements BillingProvider {
     }
     const event = JSON.parse(rawBody.toString('utf8')) as unknown;
     if (!isObject(event) || !isObject(event.data) || !isObject(event.data.object)) return;
-    if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') return;
-    // Its session may be forgotten already (SESSION_MEMORY_MS); Stripe keeps no event this old.
-    if (typeof event.created === 'number' && this.deps.clock.now() - event.created * 1000 > SESSION_MEMORY_MS) return;
-    const session = event.data.object;
-    const metadata = isObject(session.metadata) ? session.metadata : {};
-    // Only sessions this gateway created: the Stripe account may sell other things, or serve
-    // another instance, and a Payment Link's buyer can set client_reference_id.
+    if (event.type === 'checkout.session.completed' || event.type === 'checkout.session.async_payment_succeeded') {
+      // Its session may be forgotten already (SESSION_MEMORY_MS); Stripe keeps no event this old.
+      if (typeof event.created === 'number' && this.deps.clock.now() - event.created * 1000 > SESSION_MEMORY_MS) return;
+      await this.sessionCompleted(event.data.object);
+      return;
+    }
+    const reversal = reversalOf(event.type, event.data.object);
+    if (reversal) await this.reverse(reversal);
+  }
+
+  /**
+   * The account a session's metadata names, if this gateway made the session and the account
+   * still exists. Only sessions this gateway created: the Stripe account may sell other things, or
+   * serve another instance, and a Payment Link's buyer can set client_reference_id.
+   */
+  private async ownAccount(metadata: Record<string, unknown>): Promise<string | undefined> {
     // publicUrl is kept without a trailing slash since 2026-12-06: a session made before, under one
     // written with it, is still this deployment's.
     const tag = typeof metadata.tollgate === 'string' ? metadata.tollgate.replace(/\/+$/, '') : undefined;
-    if (tag !== this.deps.publicUrl.replace(/\/+$/, '') || typeof session.id !== 'string') return;
+    if (tag !== this.deps.publicUrl.replace(/\/+$/, '')) return undefined;
     const accountId = typeof metadata.account === 'string' ? metadata.account : undefined;
-    if (accountId === undefined) return;
+    if (accountId === undefined) return undefined;
     const account = await this.deps.accounts.get(accountId).catch((err: unknown) => {
       if (err instanceof GatewayError && err.code === 'account_not_found') return null;
       throw err;
     });
-    if (account === null) return;
+    return account === null ? undefined : accountId;
+  }
+
+  /**
+   * Completes a Checkout Session this gateway made: a setup one marks the payment method (free →
+   * paid; doing it twice changes nothing), a paid one credits the balance — once per session,
+   * however often Stripe delivers its events (at least once): the session's mark and the credit
+   * are one reservation in the limiter's store (once), so a crash or a lost reply between them
+   * leaves neither and Stripe's retry tries anew.
+   */
+  private async sessionCompleted(session: Record<string, unknown>): Promise<void> {
+    const metadata = isObject(session.metadata) ? session.metadata : {};
+    if (typeof session.id !== 'string') return;
+    const accountId = await this.ownAccount(metadata);
+    if (accountId === undefined) return;
     if (session.mode === 'setup') {
       await this.deps.accounts.update(accountId, { paymentMethod: true });
       return;
@@ -206,27 +245,78 @@ export class StripeBilling implements BillingProvider {
     if (!paid) return;
 
     const now = this.deps.clock.now();
-    const id = `stripe:${session.id}`;
-    const ops: CounterOp[] = [
+    await this.once(`stripe:${session.id}`, [
       { key: `${accountKeyPrefix(accountId)}:stripe_session:${session.id}`, amount: 1, max: 1, settle: 'keep', expiresAt: now + SESSION_MEMORY_MS },
       { key: balanceKey(accountId), amount: credits, settle: 'keep', expiresAt: null },
-    ];
+    ]);
+    // Credited already (its mark was taken): recorded again, which the history keeps once, as the
+    // delivery that credited it may have died before its record.
+    await this.deps.accounts.recordTopUp({ accountId, credits, source: 'stripe', reference: session.id });
+  }
+
+  /**
+   * Takes back the credits a refund or a dispute's withdrawal returns to the customer, or gives
+   * them back when the refund fails or the dispute is won — each once per refund or dispute. The
+   * balance may go below zero: the credits were spent before the money went back, and the debt is
+   * paid by the next top-up (a paid request needs a balance that covers its worst case).
+   *
+   * The payment is found through Stripe's API (the Checkout Session of its payment intent), not
+   * through the event: a Refund or Dispute carries no metadata, and a session's is the one this
+   * gateway wrote and sealed.
+   *
+   * One counter per refund or dispute says where it stands: 0 nothing yet, 1 taken, 2 taken and
+   * given back, 3 given back before anything was taken (a failed refund whose creation was never
+   * delivered — nothing to give back, and a late delivery of its creation takes nothing).
+   */
+  private async reverse(r: Reversal): Promise<void> {
+    const list = await this.api('Listing Checkout Sessions', 'GET', `/v1/checkout/sessions?payment_intent=${encodeURIComponent(r.paymentIntent)}&limit=1`);
+    const session = sessionOfList(list);
+    if (session === undefined || session.mode !== 'payment' || session.currency !== r.currency) return;
+    const metadata = isObject(session.metadata) ? session.metadata : {};
+    const accountId = await this.ownAccount(metadata);
+    const credits = Number(metadata.credits);
+    const total = session.amount_total;
+    if (accountId === undefined || !Number.isSafeInteger(credits) || credits <= 0 || typeof total !== 'number' || !(total > 0)) return;
+    const amount = creditsFor(r.amount, total, credits);
+    if (amount === 0) return;
+
+    const now = this.deps.clock.now();
+    const mark = { key: `${accountKeyPrefix(accountId)}:stripe_${r.kind}:${r.id}`, settle: 'keep' as const, expiresAt: now + REVERSAL_MEMORY_MS };
+    const balance = { key: balanceKey(accountId), settle: 'keep' as const, expiresAt: null };
+    const reference = `${r.kind}:${r.id}`;
+    if (r.direction === 'take') {
+      const state = await this.once(`stripe:${reference}:take`, [{ ...mark, amount: 1, max: 1 }, { ...balance, amount: -amount }]);
+      if (state === 1 || state === 2) await this.deps.accounts.recordTopUp({ accountId, credits: -amount, source: 'stripe', reference });
+      return;
+    }
+    let state = await this.once(`stripe:${reference}:back`, [{ ...mark, amount: 1, min: 2, max: 2 }, { ...balance, amount }]);
+    if (state === 0) {
+      state = await this.once(`stripe:${reference}:close`, [{ ...mark, amount: 3, max: 3 }]);
+      // Taken meanwhile (its creation delivered at the same moment): Stripe delivers again.
+      if (state !== 3) throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
+    }
+    if (state === 2) await this.deps.accounts.recordTopUp({ accountId, credits: amount, source: 'stripe', reference: `${reference}:back` });
+  }
+
+  /**
+   * Applies `ops` — a once-only mark first, then what it guards — as one reservation settled at
+   * once; returns the mark's value after (applied) or as found (not applied: nothing changed).
+   * A reservation held past its minute (a paused process) lapses and settles nothing: answered
+   * 503, Stripe delivers again and that delivery applies it — answered 200, the change was lost
+   * and the history said it was made. Another delivery applying the same ops right now: 503 too.
+   */
+  private async once(id: string, ops: CounterOp[]): Promise<number> {
+    const now = this.deps.clock.now();
     let reserved;
     try {
       reserved = await this.deps.counters.reserve(id, ops, now + 60_000, now);
     } catch (err) {
-      // Another delivery of the same session is being applied right now: Stripe will retry.
       if (err instanceof DuplicateReservationError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '5' } });
       throw err;
     }
-    // Held past its minute (a paused process), the reservation lapsed and settled nothing: Stripe
-    // delivers again (a 503) and that delivery credits it. Answered 200, the payment was never
-    // credited, and the history below said it was.
-    if (reserved.ok && !(await this.deps.counters.settle(id, 0))) {
-      throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
-    }
-    // Credited already (reserved.ok false): recorded again, which the history keeps once, as the
-    // delivery that credited it may have died before its record.
-    await this.deps.accounts.recordTopUp({ accountId, credits, source: 'stripe', reference: session.id });
+    // Only the mark has a bound: a refusal is the mark's.
+    if (!reserved.ok) return reserved.value;
+    if (!(await this.deps.counters.settle(id, 0))) throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
+    return reserved.values[0] ?? 0;
   }
 }

@@ -12,12 +12,20 @@ const WEBHOOK_SECRET = 'whsec_test_0123456789';
 let t: TestGateway;
 let stripe: Server;
 const sessions: Array<{ auth: string | undefined; form: URLSearchParams }> = [];
+/** The Checkout Sessions the fake API lists by payment intent (GET /v1/checkout/sessions?payment_intent=). */
+const paid = new Map<string, object>();
 
 beforeAll(async () => {
   stripe = createServer((req, res) => {
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://stripe.test');
+      if (req.method === 'GET' && url.pathname === '/v1/checkout/sessions' && req.headers.authorization === 'Bearer sk_test_abc') {
+        const session = paid.get(url.searchParams.get('payment_intent') ?? '');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', url: '/v1/checkout/sessions', has_more: false, data: session ? [session] : [] }));
+        return;
+      }
       if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"Unrecognized request URL"}}');
         return;
@@ -130,6 +138,37 @@ describe('Stripe billing', () => {
     expect(billing.topUps).toEqual([{ id: expect.stringMatching(/^top_/), credits: 250_000_000, source: 'stripe', createdAt: expect.any(String) }]);
     const history = (await t.admin('GET', `/accounts/${accountId}/top-ups`)).body.data;
     expect(history).toEqual([expect.objectContaining({ credits: 250_000_000, source: 'stripe', reference: event.data.object.id })]);
+  });
+
+  it('a refund or a chargeback of a paid session takes its credits back (the balance may go below zero); a won dispute returns them', async () => {
+    const { call, accountId } = await signedIn();
+    await webhook(completed(`evt_pm_r_${accountId}`, { mode: 'setup', metadata: { account: accountId } }));
+    const session = { mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 500, payment_intent: `pi_${accountId}`, metadata: { account: accountId, credits: '10000000' } };
+    const event = completed(`evt_r_${accountId}`, session);
+    paid.set(`pi_${accountId}`, event.data.object);
+    await webhook(event);
+    expect((await call('GET', '/billing')).body.balance).toBe(10_000_000);
+
+    const refund = (id: string, type: string, status: string, amount: number) => ({
+      id: `evt_${id}_${status}`, object: 'event', type,
+      data: { object: { id, object: 'refund', amount, currency: 'usd', status, charge: `ch_${accountId}`, payment_intent: `pi_${accountId}` } },
+    });
+    // $1 of the $5 back: a fifth of the credits.
+    expect((await webhook(refund(`re_a_${accountId}`, 'refund.created', 'succeeded', 100))).status).toBe(200);
+    expect((await webhook(refund(`re_a_${accountId}`, 'refund.updated', 'succeeded', 100))).status).toBe(200);
+    expect((await call('GET', '/billing')).body.balance).toBe(8_000_000);
+    // The rest refunded after the account spent 9,000,000 of it: it owes 1,000,000.
+    await t.admin('POST', `/accounts/${accountId}/credits`, { amount: -7_000_000 });
+    await webhook(refund(`re_b_${accountId}`, 'refund.created', 'succeeded', 400));
+    const billing = (await call('GET', '/billing')).body;
+    expect(billing.balance).toBe(-7_000_000);
+    expect(billing.topUps.slice(0, 3).map((r: { credits: number; source: string }) => [r.credits, r.source])).toEqual([[-8_000_000, 'stripe'], [-7_000_000, 'admin'], [-2_000_000, 'stripe']]);
+
+    const dispute = (type: string) => ({ id: `evt_${type}_${accountId}`, object: 'event', type, data: { object: { id: `dp_${accountId}`, object: 'dispute', amount: 500, currency: 'usd', status: 'needs_response', payment_intent: `pi_${accountId}` } } });
+    await webhook(dispute('charge.dispute.funds_withdrawn'));
+    expect((await call('GET', '/billing')).body.balance).toBe(-17_000_000);
+    await webhook(dispute('charge.dispute.funds_reinstated'));
+    expect((await call('GET', '/billing')).body.balance).toBe(-7_000_000);
   });
 
   it('a paid session redelivered weeks later (a Dashboard resend: Stripe keeps events 30 days) credits no more', async () => {

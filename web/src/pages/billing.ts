@@ -61,7 +61,7 @@ function TopUps({ first, next: firstNext }: { first: TopUp[]; next: string | nul
       <thead><tr><th scope="col">Date</th><th scope="col" class="num">Credits</th><th scope="col">From</th></tr></thead>
       <tbody>
         ${rows.map(
-          (t) => html`<tr key=${t.id} data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">${t.credits > 0 ? '+' : ''}${fmt(t.credits)}</td><td>${t.credits < 0 ? 'Taken back by the operator' : (SOURCE[t.source] ?? t.source)}</td></tr>`,
+          (t) => html`<tr key=${t.id} data-testid="top-up"><td>${fmtDate(t.createdAt)}</td><td class="num">${t.credits > 0 ? '+' : ''}${fmt(t.credits)}</td><td>${t.credits < 0 ? (t.source === 'stripe' ? 'Card payment refunded or disputed' : 'Taken back by the operator') : (SOURCE[t.source] ?? t.source)}</td></tr>`,
         )}
       </tbody>
     </table></div>
