@@ -49,8 +49,13 @@ export class PasswordResets {
     return { url: `${this.publicUrl}/app/reset#${token}`, expiresAt: new Date(expiresAt).toISOString() };
   }
 
-  /** Sets `password` for the account the link names; 400 `param: token` when the link does not work. */
-  async redeem(token: string, password: string): Promise<AccountInfo> {
+  /**
+   * Sets `password` for the account the link names; 400 `param: token` when the link does not work.
+   * `endSessions` runs between the checks and the change: the account's sessions end first, so a
+   * failure there (the limiter down: 503) leaves the password and the link as they were — set
+   * first, the new password stood while a stranger's session went on, and the link was spent.
+   */
+  async redeem(token: string, password: string, endSessions: (accountId: string) => Promise<void>): Promise<AccountInfo> {
     const reset = this.sessions.readReset(token);
     if (!reset) throw notValid();
     const account = await this.accounts.get(reset.accountId).catch((err: unknown) => {
@@ -62,7 +67,9 @@ export class PasswordResets {
     // suspension does not hand the account back to whoever holds an old link), or emptied by the operator.
     if (!account.email) throw notValid();
     if (account.suspendedAt !== null) throw new GatewayError('account_suspended');
-    await this.accounts.setPasswordHash(account.id, await hashPassword(password));
+    const hash = await hashPassword(password);
+    await endSessions(account.id);
+    await this.accounts.setPasswordHash(account.id, hash);
     return account;
   }
 }

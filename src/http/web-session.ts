@@ -67,6 +67,11 @@ export class WebSessions {
     reply.header('set-cookie', cookies);
   }
 
+  /** Ends every session of the account, on every instance (this browser's cookies stay, now dead). */
+  async endEverywhere(accountId: string): Promise<void> {
+    await this.epochs.end(accountId);
+  }
+
   /**
    * After a password change: every session of the account ends (a device signed in with the old
    * password, perhaps someone else's), and this browser gets a new one.

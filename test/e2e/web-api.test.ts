@@ -1083,6 +1083,37 @@ describe('password', () => {
     expect((await b.json('/app/api/session')).body.authenticated).toBe(false);
   };
 
+  it('a reset link used while the limiter is down changes nothing (503): the password, the sessions and the link stay as they were', async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const token = await resetToken(account.id);
+    const { CounterStoreUnavailableError } = await import('../../src/storage/counters.js');
+    const counters = g.gw.counters;
+    const { add } = counters;
+    counters.add = async () => {
+      throw new CounterStoreUnavailableError('limiter unavailable: connection refused');
+    };
+    const c = new Browser(g.url);
+    await c.session();
+    try {
+      const res = await c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } });
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('limiter_unavailable');
+    } finally {
+      counters.add = add;
+    }
+    // The old password still signs in, the session signed in before still works, and the link
+    // still does its work once the limiter is back.
+    expect((await b.json('/app/api/keys')).status).toBe(200);
+    const d = new Browser(g.url);
+    await d.session();
+    expect((await d.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    expect((await c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } })).status).toBe(200);
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+    expect((await d.json('/app/api/keys')).status).toBe(401);
+  });
+
   it("a reset link made before the account's email changed does not work: it was for the old address's owner", async () => {
     const made = await g.admin('POST', '/accounts', { email: freshEmail(), password: 'the old owner knew this' });
     const token = await resetToken(made.body.id);

@@ -199,7 +199,8 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     // browser is signed in as the account (whoever signed in here before is signed out).
     app.post('/password/reset', { config: { public: true }, bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {
       const body = parseBody(passwordReset, req.body);
-      const account = await deps.resets.redeem(body.token, body.password);
+      const account = await deps.resets.redeem(body.token, body.password, (id) => web.endEverywhere(id));
+      // Ended again: a session begun between that end and the new password (the old one, still good) goes too.
       await web.restart(reply, account.id);
       return { account: sessionAccountView(account) };
     });
