@@ -186,6 +186,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   const sessions = new Sessions(sessionSecret, config.web.sessionTtlHours * 3_600_000, services.clock);
   const signin = new SigninService(services.accounts, services.counters, services.clock, {
     attemptsPerMinute: config.web.signinAttemptsPerMinute,
+    failuresPerHour: config.web.signinFailuresPerHour,
     signupsPerHour: config.web.signupsPerHour,
     wrongPasswordDelayMs: config.web.wrongPasswordDelayMs,
   });

@@ -413,6 +413,12 @@ export const configSchema = z.strictObject({
       sessionTtlHours: z.number().positive().max(24 * 366).default(168),
       /** Sign-in attempts per email per minute (and 4× that per client address). */
       signinAttemptsPerMinute: z.number().int().positive().default(5),
+      /**
+       * Wrong sign-in attempts at one email from one client address per UTC hour. The minute's
+       * limit alone let one address make 7,200 guesses a day at one account; this closes that
+       * address for that email until the hour ends (the owner signs in from elsewhere).
+       */
+      signinFailuresPerHour: z.number().int().positive().default(20),
       /** A wrong email or password is answered only after this delay, ms. */
       wrongPasswordDelayMs: z.number().int().min(0).max(60_000).default(400),
       /**

@@ -20,7 +20,8 @@ export async function reserveAction(
   id: string,
   ops: CounterOp[],
   now: number,
-  resetAt: number,
+  /** When the counter that refused resets: one instant, or by the index of the op that did not fit. */
+  resetAt: number | ((failed: number) => number),
   tooMany: (retryAfter: string) => GatewayError,
 ): Promise<void> {
   let result;
@@ -30,5 +31,8 @@ export async function reserveAction(
     if (err instanceof CounterStoreUnavailableError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
     throw err;
   }
-  if (!result.ok) throw tooMany(String(Math.max(1, Math.ceil((resetAt - now) / 1000))));
+  if (!result.ok) {
+    const resets = typeof resetAt === 'number' ? resetAt : resetAt(result.failed);
+    throw tooMany(String(Math.max(1, Math.ceil((resets - now) / 1000))));
+  }
 }

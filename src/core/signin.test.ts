@@ -115,6 +115,29 @@ describe('SigninService attempt limits', () => {
     expect(results.filter((r) => r === 'too_many_signin_attempts')).toHaveLength(32);
   });
 
+  it("one address's wrong guesses at one email are capped per hour too (failuresPerHour), not only per minute; the owner elsewhere is not", async () => {
+    const owner = { id: 'acc_1', email: 'alice@example.com', suspendedAt: null } as unknown as AccountInfo;
+    const stored = await hashPassword('right password');
+    const accounts = { findByEmail: async () => owner, passwordHash: async () => stored } as unknown as AccountService;
+    const clock = new ManualClock(Date.parse('2026-12-06T10:00:00Z'));
+    const signin = new SigninService(accounts, new MemoryCounterStore(), clock, { attemptsPerMinute: 5, failuresPerHour: 6, wrongPasswordDelayMs: 0, sleep: async () => {} });
+    let n = 0;
+    const attempt = (password: string, address = '203.0.113.66') =>
+      signin.signIn('alice@example.com', password, address, `a${++n}`).then(() => 'ok', (err: { code: string; headers?: Record<string, string> }) => `${err.code}${err.headers?.['retry-after'] ? ` ${err.headers['retry-after']}` : ''}`);
+    // Three wrong guesses a minute (under the minute's 5), two minutes running: the hour's 6.
+    for (let minute = 0; minute < 2; minute++) {
+      for (let i = 0; i < 3; i++) expect(await attempt(`guess ${minute}.${i}`)).toBe('invalid_credentials');
+      clock.advance(60_000);
+    }
+    // A fresh minute, yet this address is closed for this email until the hour ends (58 min left)…
+    expect(await attempt('guess again')).toBe('too_many_signin_attempts 3480');
+    expect(await attempt('right password')).toBe('too_many_signin_attempts 3480');
+    // …while the owner signs in from their own address, and right passwords spend nothing of it.
+    expect(await attempt('right password', '198.51.100.7')).toBe('ok');
+    clock.advance(58 * 60_000);
+    expect(await attempt('right password')).toBe('ok');
+  });
+
   it('sign-up is open by default (10 an hour) and closed only at signupsPerHour 0', () => {
     const service = (signupsPerHour?: number) =>
       new SigninService({} as AccountService, new MemoryCounterStore(), new ManualClock(), { attemptsPerMinute: 2, wrongPasswordDelayMs: 0, ...(signupsPerHour !== undefined && { signupsPerHour }) });

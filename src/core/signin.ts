@@ -83,6 +83,12 @@ const PER_SITE_FACTOR = 4;
 
 export interface SigninOptions {
   attemptsPerMinute: number;
+  /**
+   * Wrong attempts at one email from one client address per UTC hour (web.signinFailuresPerHour).
+   * The minute's limits alone let one address guess one account's password 7,200 times a day.
+   * Absent: no hourly limit.
+   */
+  failuresPerHour?: number;
   /** Accounts one client address may create per hour (0: sign-up closed). Default 10. */
   signupsPerHour?: number;
   wrongPasswordDelayMs: number;
@@ -192,7 +198,22 @@ export class SigninService {
     ];
     const site = siteBucket(address);
     if (site) ops.push({ key: `tg:{signin}:A:${site}:${span.id}`, amount: 1, max: limit * PER_ADDRESS_FACTOR * PER_SITE_FACTOR, settle: 'keep', expiresAt });
-    await reserveAction(this.counters, id, ops, now, span.endsAt, (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }));
+    // Wrong ones only (settled like `f`): the owner's own sign-ins from this address spend nothing of
+    // it, and an address that used it up is closed for this email alone, not the account elsewhere.
+    const hour = windowAt('hour', now);
+    const hourly = this.opts.failuresPerHour;
+    if (hourly !== undefined) {
+      ops.push({ key: `tg:{signin}:h:${emailHash}:${bucket}:${hour.id}`, amount: 1, max: hourly, settle: 'actual', expiresAt: hour.endsAt + GRACE_MS });
+    }
+    const hourlyAt = ops.length - 1;
+    await reserveAction(
+      this.counters,
+      id,
+      ops,
+      now,
+      (failed) => (hourly !== undefined && failed === hourlyAt ? hour.endsAt : span.endsAt),
+      (retryAfter) => new GatewayError('too_many_signin_attempts', { vars: { retryAfter }, headers: { 'retry-after': retryAfter } }),
+    );
   }
 
   /** Counts one attempt in every op at once, or throws `tooMany` (with the seconds until `resetAt`). */
