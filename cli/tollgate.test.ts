@@ -613,6 +613,9 @@ describe('tollgate CLI', () => {
     const short = await tollgateWithInput('short\n', 'accounts', 'create', '--email', 'short@example.com', '--password-stdin', '--config', configFile);
     expect(short.code).toBe(2);
     expect(short.stderr).toMatch(/--password-stdin: the password needs at least 8 characters/);
+    const common = await tollgateWithInput('Password123\n', 'accounts', 'create', '--email', 'common@example.com', '--password-stdin', '--config', configFile);
+    expect(common.code).toBe(2);
+    expect(common.stderr).toMatch(/--password-stdin: the password is too easy to guess: it is one of the most common passwords/);
     const noEmail = await tollgateWithInput('long enough\n', 'accounts', 'create', '--password-stdin', '--config', configFile);
     expect(noEmail.code).toBe(2);
     expect(noEmail.stderr).toMatch(/--password-stdin needs --email/);

@@ -296,7 +296,11 @@ async function readPassword(): Promise<string> {
   for await (const chunk of process.stdin) text += String(chunk);
   const password = text.split(/\r?\n/)[0] ?? '';
   const checked = newPassword.safeParse(password);
-  if (!checked.success) throw new UsageError(`--password-stdin: the password needs ${checked.error.issues[0]?.message ?? 'a valid value'}`);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    // A common password is refused for what it is (core/password-policy.ts), not for what it lacks.
+    throw new UsageError(issue?.code === 'custom' ? `--password-stdin: the password is ${issue.message}` : `--password-stdin: the password needs ${issue?.message ?? 'a valid value'}`);
+  }
   return password;
 }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { GatewayError } from '../errors/gateway-error.js';
 import { isObject } from '../lib/is-object.js';
 import { decodeCursor } from '../storage/cursor.js';
+import { weakPassword, weakPasswordMessage } from './password-policy.js';
 
 const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 
@@ -207,7 +208,20 @@ export const suspensionReason = storedText(500);
 export const idempotencyKeyPattern = /^[\x20-\x7e]{1,255}$/;
 
 /** A web sign-in password being set (sign-up, or the operator through the admin API). */
-export const newPassword = z.string().min(8, 'at least 8 characters').max(1024);
+export const newPassword = z
+  .string()
+  .min(8, 'at least 8 characters')
+  .max(1024)
+  .superRefine((password, ctx) => {
+    const why = weakPassword(password);
+    if (why !== null) ctx.addIssue({ code: 'custom', message: weakPasswordMessage(why) });
+  });
+
+/** `newPassword` of an account signing in with `email`: its address is refused as its password too. */
+export function checkPasswordFor(password: string, email: string | null): void {
+  const why = weakPassword(password, email);
+  if (why !== null) throw new GatewayError('invalid_request', { vars: { detail: `password: ${weakPasswordMessage(why)}` }, param: 'password' });
+}
 
 function paramOf(path: readonly PropertyKey[]): string | null {
   if (path.length === 0) return null;

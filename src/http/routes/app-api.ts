@@ -10,7 +10,7 @@ import { served } from '../../core/routes.js';
 import { KEY_LIMIT_CHANGES, KeyQuota } from '../../core/key-quota.js';
 import type { Principal } from '../../core/metering.js';
 import type { ApiKey, TopUp, UsagePage, UsageRecord } from '../../storage/ports.js';
-import { keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, usageCursor } from '../../core/requests.js';
+import { checkPasswordFor, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, usageCursor } from '../../core/requests.js';
 import { checkKeySettings } from '../../core/key-settings.js';
 import { equal } from '../../core/sessions.js';
 import { unchangedBy } from '../../core/keys.js';
@@ -175,6 +175,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
 
     app.post('/signup', { config: { public: true }, bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {
       const body = parseBody(signup, req.body);
+      checkPasswordFor(body.password, body.email);
       const account = await signin.signUp(body.email, body.password, req.ip, req.id);
       await web.start(reply, account.id);
       return reply.code(201).send({ account: sessionAccountView(account) });
@@ -190,6 +191,7 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
     app.post('/password', { bodyLimit: CREDENTIALS_BODY_LIMIT }, async (req, reply) => {
       const body = parseBody(passwordChange, req.body);
       const { account } = signedIn(req);
+      checkPasswordFor(body.password, account.email);
       await signin.changePassword(account, body.current, body.password, req.ip, req.id);
       // The other sessions end; this one goes on under a new cookie (and CSRF token).
       return { csrfToken: await web.restart(reply, account.id) };
