@@ -20,7 +20,8 @@ export const CSRF_HEADER = 'x-csrf-token';
 const HOST_PREFIX = '__Host-';
 
 export class WebSessions {
-  private readonly secure: boolean;
+  /** Whether the web app is served over https (server.publicUrl): Secure cookies, HSTS. */
+  readonly secure: boolean;
   /** The cookies' names on this deployment (prefixed over https). */
   readonly sessionCookie: string;
   readonly csrfCookie: string;

@@ -79,3 +79,34 @@ describe('passwords an attacker guesses first cannot be set', () => {
     expect((await again.json('/app/api/signin', { method: 'POST', body: { email, password: 'correct horse battery' } })).status).toBe(200);
   });
 });
+
+describe('headers of every web app answer', () => {
+  const assetOf = async (base: string) => /\/app\/assets\/[^"]+\.js/.exec(await (await fetch(`${base}/app/signin`)).text())![0];
+
+  it('pages, assets and the API (its errors too) are nosniff; over plain http, no HSTS', async () => {
+    const answers = [
+      await fetch(`${t.url}/app/signin`),
+      await fetch(`${t.url}${await assetOf(t.url)}`),
+      await fetch(`${t.url}/app/api/session`),
+      await fetch(`${t.url}/app/api/keys`),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 401]);
+    for (const r of answers) {
+      expect(r.headers.get('x-content-type-options'), r.url).toBe('nosniff');
+      expect(r.headers.get('strict-transport-security'), r.url).toBeNull();
+    }
+  });
+
+  it('with an https publicUrl, pages, assets and the API tell the browser to use https only (HSTS)', async () => {
+    const s = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'https://gateway.test' } } });
+    try {
+      for (const path of ['/app/signin', await assetOf(s.url), '/app/api/session', '/app/api/keys']) {
+        const r = await fetch(`${s.url}${path}`);
+        expect(r.headers.get('strict-transport-security'), path).toBe('max-age=31536000');
+        expect(r.headers.get('x-content-type-options'), path).toBe('nosniff');
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -24,6 +24,7 @@ import { ledgerCsv } from '../csv-export.js';
 import { sendEventStream } from '../sse.js';
 import { accountUsageCsv, accountUsageCsvHeader, accountUsageRecordView, keyView, modelEntry } from '../views.js';
 import { CSRF_HEADER, type WebSessions } from '../web-session.js';
+import { webAppHeaders } from './app-pages.js';
 
 const DAY_MS = 86_400_000;
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -156,8 +157,9 @@ export function appApiRoutes(deps: AppDeps, web: WebSessions): FastifyPluginAsyn
       const loadedFor = req.headers[ACCOUNT_HEADER];
       if (req.web && typeof loadedFor === 'string' && loadedFor !== req.web.account.id) throw new GatewayError('session_changed');
     });
+    const common = webAppHeaders(web.secure);
     app.addHook('onSend', async (req, reply) => {
-      reply.header('cache-control', 'no-store');
+      reply.header('cache-control', 'no-store').headers(common);
       // Whose answer this is, so a page loaded for another account sees that its reads changed hands.
       if (req.web) reply.header(ACCOUNT_HEADER, req.web.account.id);
     });

@@ -25,6 +25,19 @@ const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'same-origin',
 };
+
+/**
+ * Over https (server.publicUrl), the browser is told to come back over https only, for a year: a
+ * first http:// link or a network that strips TLS then never gets a page in clear. Not for
+ * subdomains: the gateway may be one host of a domain whose other hosts the operator serves otherwise.
+ * https://developer.mozilla.org/en-US/docs/Web/HTTP/Reference/Headers/Strict-Transport-Security
+ */
+export const HSTS = 'max-age=31536000';
+
+/** What every answer of the web app (pages, assets, its API) carries, whatever its type. */
+export function webAppHeaders(secure: boolean): Record<string, string> {
+  return { 'x-content-type-options': 'nosniff', ...(secure && { 'strict-transport-security': HSTS }) };
+}
 const PRIVATE_PAGES = ['/app', '/app/', '/app/playground', '/app/keys', '/app/usage', '/app/billing', '/app/account'];
 const PLAYGROUND = new Set(['/app', '/app/', '/app/playground']);
 
@@ -47,6 +60,7 @@ export function defaultWebDist(): string {
 
 export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginAsync {
   const indexFile = join(distDir, 'index.html');
+  const common = webAppHeaders(web.secure);
 
   return async (app) => {
     // @fastify/send refuses a path that leaves the root or names a directory (403) or holds a NUL
@@ -66,6 +80,9 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
       cacheControl: true,
       immutable: true,
       maxAge: '365d',
+      setHeaders: (res) => {
+        for (const [name, value] of Object.entries(common)) res.setHeader(name, value);
+      },
     });
 
     /**
@@ -83,7 +100,7 @@ export function appPageRoutes(web: WebSessions, distDir: string): FastifyPluginA
       } catch {
         html = NOT_BUILT;
       }
-      return reply.headers(PAGE_HEADERS).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
+      return reply.headers(PAGE_HEADERS).headers(common).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(html);
     };
     for (const path of PUBLIC_PAGES) app.get(path, page(null));
     for (const path of PRIVATE_PAGES) {
