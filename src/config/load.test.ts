@@ -46,6 +46,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: {}, providerTypes }).server.metricsToken).toBe('');
   });
 
+  it('refuses an admin or metrics token with whitespace in it, which no Authorization header can carry', () => {
+    expect(inputProblems({ admin: { token: '${TOKEN}' }, server: { metricsToken: 'two words' } }, { TOKEN: 'abcdefabcdefabcdefabcdefabcdefab\r' })).toEqual([
+      'server.metricsToken: holds whitespace (a space, tab, CR or newline), which an Authorization: Bearer header cannot carry: no caller could ever present it',
+      'admin.token: holds whitespace (a space, tab, CR or newline), which an Authorization: Bearer header cannot carry: no caller could ever present it',
+    ]);
+    expect(loadConfig({ env: {}, providerTypes, input: { admin: { token: 'abc-DEF_123.~+/=' } } }).admin.token).toBe('abc-DEF_123.~+/=');
+  });
+
   it('substitutes ${ENV} and ${ENV:-default}', () => {
     const c = loadConfig({
       env: { OPENAI_API_KEY: 'sk-test', TOLLGATE_ADMIN_TOKEN: 'adm' },

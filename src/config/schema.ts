@@ -18,6 +18,17 @@ const NOT_A_URL = 'not a valid URL (check the port, 0-65535, and that reserved c
 const postgresUrlParses = (u: string) => URL.canParse(u) || URL.canParse(u.replace('@/', '@socket/'));
 const httpUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
+/**
+ * A secret sent as `Authorization: Bearer <secret>` (admin.token, server.metricsToken): one with
+ * whitespace in it — a CR left by an env file written on Windows, a trailing space, a phrase — can
+ * never be sent, so the API it guards refused every call with nothing at start to say why.
+ */
+const bearerSecret = () =>
+  z
+    .string()
+    .refine((s) => !/\s/.test(s), { message: 'holds whitespace (a space, tab, CR or newline), which an Authorization: Bearer header cannot carry: no caller could ever present it' })
+    .default('');
+
 const sizeString = z.string().regex(/^\d+x\d+$/, 'a size is WIDTHxHEIGHT, e.g. 512x512');
 const usdPerMillionTokens = z.number().nonnegative();
 
@@ -297,7 +308,7 @@ export const configSchema = z.strictObject({
        * Bearer token GET /metrics requires (Prometheus: `authorization: { credentials: … }`); empty:
        * open. Its counters are the operator's business (credits and requests by model).
        */
-      metricsToken: z.string().default(''),
+      metricsToken: bearerSecret(),
       /**
        * A stream that sends its client nothing for this long gets an SSE comment, ms; 0: never. A
        * reasoning model sends nothing while it thinks, often for minutes, and a proxy in front
@@ -337,7 +348,7 @@ export const configSchema = z.strictObject({
   admin: z
     .strictObject({
       /** Bearer token of the admin API; empty = the admin API refuses every call. */
-      token: z.string().default(''),
+      token: bearerSecret(),
     })
     .prefault({}),
   credits: z
