@@ -208,7 +208,9 @@ function answerClientError(deps: Pick<AppDeps, 'config' | 'clock' | 'ids' | 'log
   deps.metrics.observeHttp('unmatched', r.status, 0);
   deps.metrics.observeError(error.code);
   if (VERBOSE_LEVELS.has(deps.logger.level)) {
-    deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0, code: error.code }, 'request');
+    // The socket's address: no request was parsed, so no forwarded one can be believed.
+    const ip = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+    deps.logger.info({ reqId: requestId, method, path: path.replace(KEY_IN_PATH, 'tg-[masked]'), status: r.status, ms: 0, ip, code: error.code }, 'request');
   }
 }
 
@@ -251,6 +253,9 @@ function recordAnswer(deps: Pick<AppDeps, 'metrics'>, req: FastifyRequest, reply
         path: req.routeOptions.url ?? req.url.split('?')[0]!.replace(KEY_IN_PATH, 'tg-[masked]'),
         status,
         ms: Math.round(reply.elapsedTime * 100) / 100,
+        // Who sent it (server.trustProxy decides whether a proxy's X-Forwarded-For is believed): the
+        // first thing an operator asks of a line about a guessed password or a flood of 401s.
+        ip: req.ip,
         account: f.principal?.account.id,
         key: f.principal?.key?.id,
         // The client's text too (an unknown model is logged as sent): a key pasted there stays out.

@@ -73,7 +73,7 @@ describe('request logs', () => {
     const chat = requests.filter((l) => l.path === '/v1/chat/completions');
     // The provider's 401 is about the gateway's key: a 502 upstream_auth_failed to the caller.
     expect(chat.map((l) => l.status)).toEqual([200, 200, 502, 502, 401]);
-    expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST' });
+    expect(chat[0]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: 12, method: 'POST', ip: '127.0.0.1' });
     // A stream's line carries its charge too, written once the stream has settled.
     expect(chat[1]).toMatchObject({ account: accountId, model: 'gpt-4o-mini', credits: expect.any(Number) });
     expect(new Set(requests.map((l) => l.reqId)).size).toBe(9);
@@ -205,7 +205,7 @@ describe("a request Node's HTTP parser refuses", () => {
     const requestId = /x-request-id: (\S+)/.exec(text)?.[1];
     await new Promise((r) => setTimeout(r, 50));
     const line = lines.slice(before).find((l) => l.msg === 'request');
-    expect(line).toMatchObject({ reqId: requestId, method: 'GET', path: '/v1/models/tg-[masked]', status: 431 });
+    expect(line).toMatchObject({ reqId: requestId, method: 'GET', path: '/v1/models/tg-[masked]', status: 431, ip: '127.0.0.1' });
     expect(JSON.stringify(lines)).not.toContain(secret.slice(3));
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('tollgate_http_requests_total{route="unmatched",status="431"} 1');
