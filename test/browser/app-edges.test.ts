@@ -307,9 +307,11 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it("long words (an image's prompt holding a URL, a key's name) stay within a phone's screen", async () => {
+  it("long words (an image's prompt holding a URL, a key's name, an email) stay within a phone's screen", async () => {
     const t = await gateway();
-    const page = await signUp(t, 'phone@example.com', 'correct horse battery');
+    // An email is one word, up to 254 characters.
+    const email = `${'firstname.lastname.'.repeat(4)}team@mail.examplecompany.com`;
+    const page = await signUp(t, email, 'correct horse battery');
     page.setDefaultTimeout(10_000);
     await page.setViewportSize({ width: 375, height: 812 });
     await page.selectOption(byTest('model-select'), 'flux/schnell');
@@ -335,6 +337,10 @@ describe('web app edges in Chromium', () => {
     expect(revoke.x + revoke.width).toBeLessThanOrEqual(375);
     expect(await page.locator('.keys-table').evaluate((t) => t.closest('.table-scroll')!.scrollWidth <= t.closest('.table-scroll')!.clientWidth)).toBe(true);
     expect(await row.locator(byTest('key-status')).evaluate((td) => getComputedStyle(td, '::before').content)).toBe('"Status: "');
+    // The Account page names the account whole: it made the page 1,052 px wide.
+    await page.click(byTest('nav-account'));
+    expect(await page.textContent(byTest('account-email'))).toBe(email);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.context().close();
   }, 60_000);
 

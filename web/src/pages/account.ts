@@ -42,7 +42,7 @@ export function AccountPage({ account }: { account: Account }) {
     <section class="page">
       <div class="page-head">
         <h1 tabindex="-1">Account</h1>
-        <p class="muted">Signed in as <strong data-testid="account-email">${account.email}</strong>, on the <strong>${account.plan}</strong> plan.</p>
+        <p class="muted">Signed in as <strong class="account-email" data-testid="account-email">${account.email}</strong>, on the <strong>${account.plan}</strong> plan.</p>
       </div>
       <${ErrorBox} error=${error} billingLink=${false} />
       ${notice && html`<div class="notice" role="status" data-testid="password-changed">${notice}</div>`}
