@@ -567,6 +567,26 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("a key's long name wraps in its row on a laptop: the row's Revoke stays in sight", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'longname@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.click(byTest('nav-keys'));
+    // 100 characters, the most a name may have, words and one long run (a host name) among them.
+    const name = 'nightly export job for the analytics warehouse on eu-central-1.storage.internal.example.com cluster';
+    await page.fill(byTest('key-name'), name);
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
+    // The name kept to one line, the table was wider than its 1,138 px card: Revoke, Status and
+    // Access were out of sight, behind a scroll bar at the table's foot.
+    const row = page.locator(byTest('key-row')).first();
+    expect(await row.locator('td[data-label="Name"]').textContent()).toContain(name);
+    expect(await page.locator('.keys-table').evaluate((t) => t.closest('.table-scroll')!.scrollWidth <= t.closest('.table-scroll')!.clientWidth)).toBe(true);
+    const revoke = (await row.locator(byTest('revoke')).boundingBox())!;
+    expect(revoke.x + revoke.width).toBeLessThanOrEqual(1280);
+    await page.context().close();
+  }, 60_000);
+
   it("a key limited to a model the operator has since removed from the catalog still has its expiry changed, and the model unticked, in its row", async () => {
     const t = await gateway();
     const page = await signUp(t, 'retired@example.com', 'correct horse battery');

@@ -72,7 +72,7 @@ function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyT
       ${keys.map(
         (k) => html`<tr key=${k.id} data-testid="key-row" data-key-id=${k.id} class=${k.revokedAt ? 'revoked' : ''}>
           <td data-label="Prefix"><code>${k.prefix.endsWith('…') ? k.prefix : `${k.prefix}…`}</code></td>
-          <td data-label="Name">${k.name || html`<span class="muted">unnamed</span>`}
+          <td class="name-cell" data-label="Name">${k.name || html`<span class="muted">unnamed</span>`}
             <div class="small muted" title=${fmtDate(k.createdAt)}>created ${fmtDate(k.createdAt, '—', false)}</div></td>
           <td data-label="Last used">${fmtDate(k.lastUsedAt, 'Never')}</td>
           <td data-label="Credit limit"><${LimitCell} k=${k} onSaved=${load} onError=${setError} /></td>
