@@ -684,6 +684,21 @@ describe('web app edges in Chromium', () => {
     await signin.context().close();
   }, 60_000);
 
+  it('each reply in a conversation names the model that wrote it, after another model is chosen', async () => {
+    const t = await gateway({ config: { models: [...testModels(), { id: 'gpt-4.1-nano', kind: 'chat', provider: 'openai', price: { input: 0.1, output: 0.4 } }] } });
+    const page = await signUp(t, 'twomodels@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    for (const model of ['gpt-4o-mini', 'gpt-4.1-nano']) {
+      await page.selectOption(byTest('model-select'), model);
+      await page.fill(byTest('prompt'), `hello ${model}`);
+      await page.click(byTest('send'));
+      await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    }
+    // Each reply was labelled with the model selected now: gpt-4o-mini's answer read as gpt-4.1-nano's.
+    expect(await page.locator('.msg-role').allTextContents()).toEqual(['You', 'gpt-4o-mini', 'You', 'gpt-4.1-nano']);
+    await page.context().close();
+  }, 60_000);
+
   it('follows a streaming answer only while the reader is at its end: scrolled up, the page stays put', async () => {
     const t = await gateway();
     const page = await signUp(t, 'scroll@example.com', 'correct horse battery');

@@ -12,6 +12,8 @@ import type { Limit, Meter as MeterData, Model } from '../types';
 interface Message {
   role: 'user' | 'assistant';
   content: string;
+  /** The model that answered: the conversation goes on when another is chosen, and each reply keeps its own. */
+  model?: string;
   credits?: number;
   stopped?: boolean;
 }
@@ -243,7 +245,7 @@ export function PlaygroundPage() {
 
   const runChat = async (text: string, signal: AbortSignal) => {
     const history: Message[] = [...messages, { role: 'user', content: text }];
-    setMessages([...history, { role: 'assistant', content: '' }]);
+    setMessages([...history, { role: 'assistant', content: '', model: modelId }]);
     const updateLast = (patch: Partial<Message>) =>
       setMessages((ms) => ms.map((m, i) => (i === ms.length - 1 ? { ...m, ...patch } : m)));
     let answer = '';
@@ -412,7 +414,7 @@ export function PlaygroundPage() {
               ? html`<p class="muted empty">Send a message to start. Enter sends, Shift+Enter adds a new line.</p>`
               : messages.map(
                   (m, i) => html`<div key=${i} class=${`msg msg-${m.role}`}>
-                    <div class="msg-role">${m.role === 'user' ? 'You' : (model?.id ?? 'Assistant')}</div>
+                    <div class="msg-role">${m.role === 'user' ? 'You' : (m.model ?? 'Assistant')}</div>
                     <div class="msg-text" data-testid=${i === lastAssistant ? 'answer' : undefined}>${m.content}</div>
                     ${(m.credits !== undefined || m.stopped) &&
                     html`<div class="msg-meta">
