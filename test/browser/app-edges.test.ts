@@ -164,6 +164,37 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("a plan's refusal on a plan a payment method does not lift (an operator's team plan) points nowhere at Billing", async () => {
+    const t = await gateway({
+      config: {
+        plans: {
+          free: { preset: 'free-tier' },
+          paid: { preset: 'pay-as-you-go' },
+          team: { rules: [{ id: 'team_requests', measure: 'requests', limit: 1, window: 'day', scope: 'account+model', surfaces: ['playground'] }] },
+        } as never,
+      },
+    });
+    const page = await signUp(t, 'team@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    const { account } = await page.evaluate(async () => (await fetch('/app/api/session')).json());
+    await t.admin('PATCH', `/accounts/${account.id}`, { plan: 'team' });
+    await page.reload();
+    await page.locator(byTest('meter-credits')).waitFor();
+    for (const prompt of ['one', 'two']) {
+      await page.fill(byTest('prompt'), prompt);
+      await page.click(byTest('send'));
+      await page.waitForSelector(byTest('busy'), { state: 'detached' });
+    }
+    const box = page.locator(byTest('error-message'));
+    expect(await box.getAttribute('data-code')).toBe('requests_per_day_exceeded');
+    // Billing offers a team account no plan to move to: "Go to Billing to add a payment method" led
+    // to a page where one only "keeps a payment method on file".
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
+    await page.click(byTest('nav-billing'));
+    expect(await page.locator(byTest('lift-terms')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
   it('keeps the keyboard focus on the next control after Send, Stop, creating and revoking a key', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keyboard@example.com', 'correct horse battery');

@@ -154,6 +154,16 @@ function afterStop(err: ApiError, stoppedAt: number): ApiError {
   return new ApiError(err.status, err.code, 'The request you stopped is still finishing at the provider, and the Playground runs one at a time: try again in a moment.', err.requestId);
 }
 
+/**
+ * Whether Billing can lift a refusal for this account: a top-up lifts a spent balance, and a payment
+ * method lifts a plan's limits only on the default plan (the meter's paymentMethodLifts). An account
+ * the operator put on another plan (a team's) was sent to Billing "to add a payment method", which
+ * there changes nothing. Before the meter is read, the link stays.
+ */
+function billingLifts(meter: MeterData | null, error: ApiError | null): boolean {
+  return meter === null || meter.paymentMethodLifts || error?.code === 'insufficient_balance';
+}
+
 export function PlaygroundPage() {
   const [models, setModels] = useState<Model[] | null>(null);
   const [modelsError, setModelsError] = useState<ApiError | null>(null);
@@ -445,7 +455,7 @@ export function PlaygroundPage() {
             <ol class="vector" start="0">${embedResult.head.map((v, i) => html`<li key=${i}><code>${v.toFixed(6)}</code></li>`)}</ol>
           </div>`}
 
-          <${ErrorBox} error=${error} />
+          <${ErrorBox} error=${error} billingLink=${billingLifts(meter, error)} />
 
           <form class="card composer" onSubmit=${submit}>
             ${type === 'image' &&
