@@ -618,6 +618,23 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('a Keys page that could not read the list says so and reads it again on request', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'keysdown@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    // The gateway unreachable for the list's first read (restarting, a network drop).
+    let refused = 0;
+    await page.route('**/app/api/keys', (route) => (refused++ === 0 ? route.abort('connectionrefused') : route.continue()));
+    await page.click(byTest('nav-keys'));
+    await page.locator(byTest('error-message')).waitFor();
+    // "Loading keys…" stayed for good beside the error, with no way to read the list but to leave.
+    expect(await page.getByText('Loading keys…').count()).toBe(0);
+    await page.click(byTest('keys-retry'));
+    await page.locator(byTest('no-keys')).waitFor();
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
   it("a key limited to a model the operator has since removed from the catalog still has its expiry changed, and the model unticked, in its row", async () => {
     const t = await gateway();
     const page = await signUp(t, 'retired@example.com', 'correct horse battery');

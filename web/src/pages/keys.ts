@@ -260,7 +260,14 @@ export function KeysPage({ creation }: { creation: boolean }) {
 
       <div class="card table-card">
         ${keys === null
-          ? html`<p class="muted" role="status">Loading keys…</p>`
+          ? error
+            ? // The list could not be read (the gateway unreachable, restarting): "Loading keys…" stayed
+              // beside the error for good, and only leaving the page read it again.
+              html`<p class="muted">Your keys could not be loaded.${' '}<button type="button" class="btn btn-quiet btn-small" data-testid="keys-retry" onClick=${() => {
+                setError(null);
+                void load();
+              }}>Try again</button></p>`
+            : html`<p class="muted" role="status">Loading keys…</p>`
           : active.length === 0
             ? html`<p class="muted" data-testid="no-keys">${revoked.length > 0 ? 'No active keys.' : 'No keys yet.'}${creation ? ' Create one above.' : ''}</p>`
             : html`<${KeyTable} caption="Your API keys" keys=${active} models=${models} table=${table} load=${load} setError=${setError} revoke=${revoke} />`}
