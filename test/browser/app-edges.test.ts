@@ -491,7 +491,7 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it('an open Billing page shows what the operator changed once the reader comes back to the tab', async () => {
+  it('an open Billing page shows what the operator changed once the reader comes back to the tab, and drops the error of a read that failed', async () => {
     const t = await gateway();
     const page = await signUp(t, 'returning@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
@@ -507,6 +507,16 @@ describe('web app edges in Chromium', () => {
     await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
     await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('paid');
     expect(await page.getAttribute(byTest('balance'), 'data-value')).toBe('5000');
+    // A Billing page opened while the gateway could not be reached shows the account once it can,
+    // without the error of the read that failed.
+    await page.route('**/app/api/billing', (route) => route.abort('connectionrefused'), { times: 1 });
+    await page.click(byTest('nav-usage'));
+    await page.click(byTest('nav-billing'));
+    await page.locator(byTest('error-message')).waitFor();
+    await page.waitForTimeout(1_100);
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await expect.poll(() => page.textContent(byTest('plan')), { timeout: 10_000 }).toBe('paid');
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
     await page.context().close();
   }, 60_000);
 

@@ -82,11 +82,18 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
   // the amount field (or the page's heading) rather than fall to the page's body.
   useRefocusWhen(!busy, () => amountField.current);
 
+  /** Whether the error shown is a failed read of the account, which the next read that works ends. */
+  const loadFailed = useRef(false);
   const load = async () => {
     try {
       setBilling(await api<Billing>('GET', '/billing'));
+      // Read again on the reader's return, the page showed the account and, above it, "Could not
+      // reach the gateway" from the read that had failed.
+      if (loadFailed.current) setError(null);
+      loadFailed.current = false;
     } catch (e) {
       setError(toApiError(e));
+      loadFailed.current = true;
     }
   };
 
