@@ -628,6 +628,23 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('a sign-out that did not reach the gateway says the browser is still signed in; the next one signs out', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'signout@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.route('**/app/api/signout', (route) => route.abort('connectionrefused'), { times: 1 });
+    await page.click(byTest('signout'));
+    // The session cookie is the gateway's to end: the page went to sign-in, read the session (still
+    // there), and came straight back to the Playground without a word.
+    await expect.poll(() => page.locator(byTest('session-notice')).textContent()).toMatch(/^You are still signed in: signing out failed\. Could not reach the gateway/);
+    expect(page.url()).toMatch(/\/app\/playground$/);
+    expect((await page.evaluate(() => fetch('/app/api/session').then((r) => r.json()))).authenticated).toBe(true);
+    await page.click(byTest('signout'));
+    await page.waitForURL(/\/app\/signin$/);
+    expect((await page.evaluate(() => fetch('/app/api/session').then((r) => r.json()))).authenticated).toBe(false);
+    await page.context().close();
+  }, 60_000);
+
   it('a Keys page that could not read the list says so and reads it again on request', async () => {
     const t = await gateway();
     const page = await signUp(t, 'keysdown@example.com', 'correct horse battery');

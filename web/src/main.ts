@@ -120,8 +120,16 @@ function App() {
     setLoadedAccount(null);
     try {
       await api('POST', '/signout');
-    } catch {
-      // signed out locally regardless
+    } catch (e) {
+      const err = toApiError(e);
+      // The session cookie is HttpOnly: only the gateway ends it. Refused or unreached, the browser
+      // is still signed in; the page went to sign-in regardless and, the session read again, came
+      // straight back, with no word that the sign-out had not happened. (A 401: it had ended anyway.)
+      if (err.status !== 401) {
+        await loadSession();
+        setNotice(`You are still signed in: signing out failed. ${err.message}`);
+        return;
+      }
     }
     setSession((s) => ({ csrfToken: s?.csrfToken ?? '', authenticated: false }));
     navigate('/app/signin');
