@@ -608,7 +608,7 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it("a key's long name wraps in its row on a laptop: the row's Revoke stays in sight", async () => {
+  it("a key's long name wraps in its row on a laptop, on Keys (the row's Revoke stays in sight) and on Usage", async () => {
     const t = await gateway();
     const page = await signUp(t, 'longname@example.com', 'correct horse battery');
     page.setDefaultTimeout(10_000);
@@ -625,6 +625,12 @@ describe('web app edges in Chromium', () => {
     expect(await page.locator('.keys-table').evaluate((t) => t.closest('.table-scroll')!.scrollWidth <= t.closest('.table-scroll')!.clientWidth)).toBe(true);
     const revoke = (await row.locator(byTest('revoke')).boundingBox())!;
     expect(revoke.x + revoke.width).toBeLessThanOrEqual(1280);
+    // Usage names the key in each of its requests' rows: the table was 1,402 px wide in 1,138.
+    const secret = /tg-[0-9A-Za-z]{43}/.exec((await page.locator(byTest('new-secret')).textContent()) ?? '')![0];
+    await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await page.click(byTest('nav-usage'));
+    await expect.poll(() => page.locator(byTest('usage-key')).textContent()).toBe(`· ${name}`);
+    expect(await page.locator(byTest('usage-row')).first().evaluate((tr) => tr.closest('.table-scroll')!.scrollWidth <= tr.closest('.table-scroll')!.clientWidth)).toBe(true);
     await page.context().close();
   }, 60_000);
 

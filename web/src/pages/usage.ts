@@ -77,8 +77,8 @@ function RecentRequests({ first, next: firstNext }: { first: UsageRecord[]; next
         ${records.map(
           (r, i) => html`<tr key=${r.requestId || i} data-testid="usage-row" data-surface=${r.surface}>
             <td data-label="Time">${fmtDate(r.createdAt)}</td>
-            <td data-label="Model">${r.model}</td>
-            <td data-label="Surface">${r.surface === 'playground' ? 'Playground' : html`API${r.keyName !== null && html` <span class="muted small" data-testid="usage-key">· ${r.keyName}</span>`}`}</td>
+            <td class="name-cell" data-label="Model">${r.model}</td>
+            <td class="name-cell" data-label="Surface">${r.surface === 'playground' ? 'Playground' : html`API${r.keyName !== null && html` <span class="muted small" data-testid="usage-key">· ${r.keyName}</span>`}`}</td>
             <td class="num" data-label="Tokens in / out">${fmt(r.promptTokens)} / ${fmt(r.outputTokens)}</td>
             <td class="num" data-label="Credits">${fmt(r.credits)}</td>
             <td data-label="Status"><span class=${`status ${r.status === 'ok' ? 'status-ok' : 'status-bad'}`}>${r.status}${r.httpStatus && r.status !== 'ok' ? ` (${r.httpStatus})` : ''}</span></td>
