@@ -936,12 +936,20 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
-  it('an image-to-image model asks for its source image and sends it', async () => {
+  it('an image-to-image model asks for its source image (Enter too) and sends it', async () => {
     // Priced within the free tier's 512-credit image ceiling (the test catalog's 0.03 USD is 60,000 credits).
     const models = testModels().map((m) => (m.id === 'flux/dev/image-to-image' && m.kind === 'image' ? { ...m, price: { perImage: 0.0002 } } : m));
     const t = await gateway({ config: { models } });
     const page = await signUp(t, 'i2i@example.com', 'correct horse battery');
     await page.selectOption(byTest('model-select'), 'flux/dev/image-to-image');
+    // Enter in the prompt is held to the form's checks as Send is: it sent the request without the
+    // source image, and showed the gateway's "Invalid request: image_url: …".
+    await page.fill(byTest('prompt'), 'no source yet');
+    await page.press(byTest('prompt'), 'Enter');
+    expect(await page.locator('#image-url:invalid').count()).toBe(1);
+    await page.waitForTimeout(500);
+    expect(await page.locator(byTest('error-message')).count()).toBe(0);
+    expect(t.fal.requests).toHaveLength(0);
     // Without the field every request to this model was a 400 (image_url is required).
     await page.fill('#image-url', 'https://example.com/source.png');
     await page.fill(byTest('prompt'), 'the same, in watercolour');

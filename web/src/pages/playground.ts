@@ -370,7 +370,11 @@ export function PlaygroundPage() {
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      void submit();
+      // As the Send button does: the form's own checks first (an image-to-image model's source
+      // image is required). Sent straight, Enter skipped them, and the gateway's raw 400 came back.
+      const form = (e.currentTarget as HTMLTextAreaElement).form;
+      if (form) form.requestSubmit();
+      else void submit();
     }
   };
 
