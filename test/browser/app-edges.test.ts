@@ -634,6 +634,67 @@ describe('web app edges in Chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it("a revocation on a slow network says it is on its way and is sent once however often Revoke is pressed; the revoked key's secret leaves the page", async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'slowrevoke@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    await page.click(byTest('nav-keys'));
+    await page.fill(byTest('key-name'), 'laptop');
+    await page.click(byTest('create-key'));
+    await page.locator(byTest('new-secret')).waitFor();
+    let deletes = 0;
+    let letThrough!: () => void;
+    const held = new Promise<void>((r) => (letThrough = r));
+    await page.route('**/app/api/keys/*', async (route) => {
+      if (route.request().method() !== 'DELETE') return route.continue();
+      deletes++;
+      await held;
+      await route.continue();
+    });
+    let dialogs = 0;
+    page.on('dialog', (d) => {
+      dialogs++;
+      void d.accept();
+    });
+    const button = page.locator(byTest('revoke'));
+    await button.click();
+    await expect.poll(() => button.textContent()).toBe('Revoking…');
+    expect(await button.getAttribute('aria-disabled')).toBe('true');
+    // Pressed again while the first is on its way: no second question, no second DELETE (forced:
+    // Playwright waits for an aria-disabled button to be enabled; a person's click does not).
+    await button.click({ force: true });
+    await button.click({ force: true });
+    letThrough();
+    await page.locator(byTest('revoked-keys'), { hasText: 'Revoked keys (1)' }).waitFor();
+    expect([dialogs, deletes]).toEqual([1, 1]);
+    // The secret shown once was the key just revoked: it goes with it.
+    expect(await page.locator(byTest('new-secret')).count()).toBe(0);
+    await page.context().close();
+  }, 60_000);
+
+  it('the keyboard focus ring stands out from the page: at least 3:1 (WCAG 1.4.11)', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'focusring@example.com', 'correct horse battery');
+    await page.click(byTest('nav-keys'));
+    await page.locator(byTest('key-name')).focus();
+    await page.keyboard.press('Tab');
+    const ratio = await page.evaluate(() => {
+      const rgb = (c: string) => (c.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map(Number);
+      const lum = (c: string) => {
+        const [r, g, b] = rgb(c).map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+        return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+      };
+      const ring = getComputedStyle(document.activeElement!).outlineColor;
+      // The ring is drawn outside the control, on the card around it.
+      let under: Element | null = document.activeElement!.parentElement;
+      while (under && getComputedStyle(under).backgroundColor === 'rgba(0, 0, 0, 0)') under = under.parentElement;
+      const [a, b] = [lum(ring), lum(getComputedStyle(under ?? document.body).backgroundColor)];
+      return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    });
+    expect(ratio).toBeGreaterThanOrEqual(3);
+    await page.context().close();
+  }, 60_000);
+
   it('a sign-out that did not reach the gateway says the browser is still signed in; the next one signs out', async () => {
     const t = await gateway();
     const page = await signUp(t, 'signout@example.com', 'correct horse battery');

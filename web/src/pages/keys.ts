@@ -62,9 +62,11 @@ interface KeyTableProps {
   load: () => Promise<void>;
   setError: (e: ApiError | null) => void;
   revoke: (key: ApiKey, button: HTMLButtonElement) => Promise<void>;
+  /** The keys whose revocation is on its way. */
+  revoking: ReadonlySet<string>;
 }
 
-function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyTableProps) {
+function KeyTable({ caption, keys, models, table, load, setError, revoke, revoking }: KeyTableProps) {
   return html`<div class="table-scroll"><table class="keys-table stack-table" ref=${table}>
     <caption class="sr-only">${caption}</caption>
     <thead><tr><th scope="col">Prefix</th><th scope="col">Name</th><th scope="col">Last used</th><th scope="col">Credit limit</th><th scope="col">Access</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
@@ -83,8 +85,10 @@ function KeyTable({ caption, keys, models, table, load, setError, revoke }: KeyT
               ? html`<span class="status status-bad" title=${fmtDate(k.expiresAt)}>Expired</span>`
               : html`<span class="status status-ok">Active</span>`}</td>
           <td class="actions">${!k.revokedAt &&
+          // aria-disabled, not disabled: a disabled button loses the keyboard focus, which the
+          // revocation moves on to the next key's button once it is done.
           html`<button type="button" class="btn btn-danger btn-small" data-testid="revoke" onClick=${(e: Event) => revoke(k, e.currentTarget as HTMLButtonElement)}
-            aria-label=${`Revoke key ${k.name || k.prefix}`}>Revoke</button>`}</td>
+            aria-disabled=${revoking.has(k.id) ? 'true' : undefined} aria-label=${`Revoke key ${k.name || k.prefix}`}>${revoking.has(k.id) ? 'Revoking…' : 'Revoke'}</button>`}</td>
         </tr>`,
       )}
     </tbody>
@@ -152,6 +156,7 @@ export function KeysPage({ creation }: { creation: boolean }) {
   /** The models ticked under "Only some models"; none ticked: every model. */
   const [only, setOnly] = useState<string[]>([]);
   const [secret, setSecret] = useState<NewKey | null>(null);
+  const [revoking, setRevoking] = useState<ReadonlySet<string>>(new Set());
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const nameField = useRef<HTMLInputElement>(null);
@@ -199,10 +204,15 @@ export function KeysPage({ creation }: { creation: boolean }) {
   };
 
   const revoke = async (key: ApiKey, button: HTMLButtonElement) => {
+    // A second click while the first is on its way (a slow network) asked again and sent a second DELETE.
+    if (revoking.has(key.id)) return;
     if (!confirm(`Revoke the key “${key.name || key.prefix}”? Requests using it will be refused at once. This cannot be undone.`)) return;
     setError(null);
+    setRevoking((r) => new Set(r).add(key.id));
     try {
       await api('DELETE', `/keys/${encodeURIComponent(key.id)}`);
+      // Its secret, if still shown, is now of a dead key: copying it would hand on something useless.
+      setSecret((s) => (s?.id === key.id ? null : s));
       // Its Revoke button goes with the reload: move on to the next key's (revoking several in a
       // row), else the previous one's, else the name field.
       const buttons = [...(table.current?.querySelectorAll<HTMLButtonElement>('[data-testid="revoke"]') ?? [])];
@@ -211,6 +221,12 @@ export function KeysPage({ creation }: { creation: boolean }) {
       await load();
     } catch (err) {
       setError(toApiError(err));
+    } finally {
+      setRevoking((r) => {
+        const next = new Set(r);
+        next.delete(key.id);
+        return next;
+      });
     }
   };
 
@@ -270,12 +286,12 @@ export function KeysPage({ creation }: { creation: boolean }) {
             : html`<p class="muted" role="status">Loading keys…</p>`
           : active.length === 0
             ? html`<p class="muted" data-testid="no-keys">${revoked.length > 0 ? 'No active keys.' : 'No keys yet.'}${creation ? ' Create one above.' : ''}</p>`
-            : html`<${KeyTable} caption="Your API keys" keys=${active} models=${models} table=${table} load=${load} setError=${setError} revoke=${revoke} />`}
+            : html`<${KeyTable} caption="Your API keys" keys=${active} models=${models} table=${table} load=${load} setError=${setError} revoke=${revoke} revoking=${revoking} />`}
       </div>
       ${revoked.length > 0 &&
       html`<details class="card table-card revoked-keys" data-testid="revoked-keys">
         <summary>Revoked keys (${revoked.length})</summary>
-        <${KeyTable} caption="Revoked API keys" keys=${revoked} models=${models} load=${load} setError=${setError} revoke=${revoke} />
+        <${KeyTable} caption="Revoked API keys" keys=${revoked} models=${models} load=${load} setError=${setError} revoke=${revoke} revoking=${revoking} />
       </details>`}
     </section>
   `;
