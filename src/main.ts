@@ -124,6 +124,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   const meter = new PlanMeter({
     plans: services.plans,
     defaultPlan: config.defaultPlan,
+    publicUrl: config.server.publicUrl,
     store: services.counters,
     clock: services.clock,
     reservationTtlMs: config.metering.reservationTtlMs,

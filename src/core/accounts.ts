@@ -6,12 +6,12 @@ import { CounterOverflowError, DuplicateReservationError } from '../storage/coun
 import type { Account, AccountListQuery, AccountStore, TopUp, TopUpSource, TopUpStore } from '../storage/ports.js';
 import { BalanceTooLowError, TopUpLapsedError, type Balances } from './balances.js';
 import { GatewayError } from '../errors/gateway-error.js';
+import { PAID_PLAN, paymentMethodLifts } from './payment-lift.js';
 
 /** An account as the APIs show it: with its prepaid balance, which lives in the counter store. */
 export type AccountInfo = Account & { balance: number };
 
 /** The plan an account with a payment method moves to from the default (free) plan. */
-const PAID_PLAN = 'paid';
 
 export class AccountService {
   /** Called after any change, so caches (the key cache) drop stale copies. */
@@ -137,7 +137,7 @@ export class AccountService {
 
   /** Whether a payment method moves this account to the paid plan (update's upgrade): its plan is the default one. */
   upgradesWithPaymentMethod(account: Account): boolean {
-    return account.plan === this.config.defaultPlan && account.plan !== PAID_PLAN && Object.hasOwn(this.config.plans, PAID_PLAN);
+    return paymentMethodLifts(account.plan, this.config.defaultPlan, (id) => Object.hasOwn(this.config.plans, id));
   }
 
   /**

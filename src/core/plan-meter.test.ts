@@ -72,6 +72,7 @@ function meterOn(store: CounterStore, plan: unknown, clock: ManualClock, opts: {
   return new PlanMeter({
     plans: resolvePlans({ free: plan as never }).plans,
     defaultPlan: 'free',
+    publicUrl: 'https://gw.example',
     store,
     clock,
     reservationTtlMs: 30_000,
@@ -381,6 +382,33 @@ describe('refusals', () => {
     await (await m.admit({ requestId: 'r5', principal, model: other, worstCaseCredits: 1 })).settle(1);
     // Three requests made, one with `other`: the count spent is the account's, not other's.
     expect(message(await m.admit({ requestId: 'r6', principal, model: other, worstCaseCredits: 1 }).catch((e: unknown) => e))).toMatch(/^You have used all 3 requests per day for this account \[plan\.rule:daily\]/);
+    await m.close();
+  });
+
+  it('a spent day count points at Billing only where a payment method lifts the plan (the default plan, a paid one configured)', async () => {
+    const clock = new ManualClock(Date.parse('2027-03-10T10:30:00Z'));
+    const daily = { rules: [{ id: 'daily', measure: 'requests', limit: 1, window: 'day' }] };
+    const m = new PlanMeter({
+      plans: resolvePlans({ free: daily as never, team: daily as never, paid: { rules: [] } as never }).plans,
+      defaultPlan: 'free',
+      publicUrl: 'https://gw.example/',
+      store: new MemoryCounterStore(),
+      clock,
+      reservationTtlMs: 30_000,
+      renewEveryMs: 60_000,
+      maxHoldMs: 120_000,
+      onUnavailable: 'closed',
+      logger: { warn: () => {}, error: () => {} },
+    });
+    const spent = async (plan: string) => {
+      const p: Principal = { ...principal, account: { ...principal.account, id: `acct_${plan}`, plan } };
+      await (await m.admit({ requestId: `${plan}1`, principal: p, model, worstCaseCredits: 1 })).settle(1);
+      const err = (await m.admit({ requestId: `${plan}2`, principal: p, model, worstCaseCredits: 1 }).catch((e: unknown) => e)) as { code: 'requests_per_day_exceeded'; vars: Record<string, string | number> };
+      return renderMessage(err.code, err.vars, { publicUrl: 'https://gw.example', requestId: 'r' });
+    };
+    expect(await spent('free')).toBe('You have used all 1 requests per day for this account [plan.rule:daily]. The limit resets at 2027-03-11T00:00:00.000Z; update your payment method to lift it: https://gw.example/app/billing');
+    // An operator's team plan: a card on file changes nothing, so the refusal does not send them to pay.
+    expect(await spent('team')).toBe('You have used all 1 requests per day for this account [plan.rule:daily]. The limit resets at 2027-03-11T00:00:00.000Z. Only the operator of this service can raise it.');
     await m.close();
   });
 

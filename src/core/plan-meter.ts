@@ -11,6 +11,7 @@ import { ChurnMap } from '../lib/churn-map.js';
 import { CounterStoreUnavailableError, type Charge, type CounterOp, type CounterStore } from '../storage/counters.js';
 import type { Account, ApiKey, KeyLimit } from '../storage/ports.js';
 import { accountKeyPrefix, balanceKey } from './balances.js';
+import { paymentMethodLifts } from './payment-lift.js';
 import type { Admission, AdmissionRequest, KeepOwed, Meter, PrepaidBalance, Principal } from './metering.js';
 import { ruleApplies, shapeRequest, type ShapeOutcome, type ShapeTarget } from './shaping.js';
 import type { Surface } from './types.js';
@@ -22,6 +23,8 @@ const COUNTER_GRACE_MS = 3_600_000;
 export interface PlanMeterOptions {
   plans: ReadonlyMap<string, ResolvedPlan>;
   defaultPlan: string;
+  /** server.publicUrl: a refusal a payment method lifts links to its Billing page. */
+  publicUrl: string;
   store: CounterStore;
   clock: Clock;
   reservationTtlMs: number;
@@ -531,7 +534,11 @@ export class PlanMeter implements Meter {
       // Whose requests the spent count is: only a per-model count is this model's (an account-wide
       // one said "all 100 requests per day for text-embedding-3-small" after 100 chat requests).
       const whose = rule.scope === 'account+model' ? model.id : rule.scope === 'key' ? (principal.key ? 'this API key' : 'the Playground') : 'this account';
-      return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, whose, resetAt }, headers });
+      // Only where a card on file lifts the plan: an operator's own plan is raised by the operator.
+      const lift = paymentMethodLifts(principal.account.plan, this.o.defaultPlan, (id) => this.o.plans.has(id))
+        ? `; update your payment method to lift it: ${this.o.publicUrl.replace(/\/+$/, '')}/app/billing`
+        : '. Only the operator of this service can raise it.';
+      return new GatewayError('requests_per_day_exceeded', { vars: { rule: rule.id, limit: rule.limit, whose, resetAt, lift }, headers });
     }
     return new GatewayError('rate_limit_exceeded', {
       vars: { rule: rule.id, limit: rule.limit, unit: 'requests', window: rule.window!, retryAfter },

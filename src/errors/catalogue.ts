@@ -206,7 +206,7 @@ export const catalogue = {
   requests_per_day_exceeded: {
     status: 429,
     type: 'rate_limit_error',
-    message: 'You have used all {limit} requests per day for {whose} [plan.rule:{rule}]. The limit resets at {resetAt}; update your payment method to lift it: {publicUrl}/app/billing',
+    message: 'You have used all {limit} requests per day for {whose} [plan.rule:{rule}]. The limit resets at {resetAt}{lift}',
     retry: false,
   },
   concurrency_limit: {

@@ -412,6 +412,7 @@ describe('redis counter store specifics', () => {
     const m = new PlanMeter({
       plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
       defaultPlan: 'free',
+      publicUrl: 'https://gw.example',
       store,
       clock,
       reservationTtlMs: 30_000,
@@ -446,6 +447,7 @@ describe('redis counter store specifics', () => {
     const m = new PlanMeter({
       plans: resolvePlans({ free: { preset: 'free-tier', rules: [] } }).plans,
       defaultPlan: 'free',
+      publicUrl: 'https://gw.example',
       store,
       clock: new ManualClock(T0),
       reservationTtlMs: 30_000,
