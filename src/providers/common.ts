@@ -1,5 +1,7 @@
-// What every HTTP provider adapter does the same way with its config.
+// What every HTTP provider adapter does the same way: its config, its token counts, its event streams.
 import type { ProviderConfig } from '../config/schema.js';
+import { SseDecoder, type SseEvent } from '../lib/sse.js';
+import { malformedResponse, MAX_ANSWER_BYTES } from './upstream-error.js';
 
 /** The base URL without trailing slashes, so paths join with a single `/`. */
 export function baseUrlOf(config: ProviderConfig): string {
@@ -7,13 +9,50 @@ export function baseUrlOf(config: ProviderConfig): string {
 }
 
 /**
- * JSON content type, the adapter's auth header when a key is configured, then the operator's
- * headers last so a deployment can replace auth (e.g. Azure's `api-key`).
+ * JSON content type, the adapter's auth header (`authorization` unless the wire format names
+ * another: Anthropic's `x-api-key`) when a key is configured, then the operator's headers last so a
+ * deployment can replace auth (e.g. Azure's `api-key`).
  */
-export function baseHeaders(config: ProviderConfig, authorization: (apiKey: string) => string): Record<string, string> {
+export function baseHeaders(config: ProviderConfig, authorization: (apiKey: string) => string, header = 'authorization'): Record<string, string> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (config.apiKey) headers.authorization = authorization(config.apiKey);
+  if (config.apiKey) headers[header] = authorization(config.apiKey);
   return Object.assign(headers, config.headers);
+}
+
+/**
+ * A token count as metering can use it: a finite, non-negative integer, else undefined; held to
+ * 2^53 − 1. A broken upstream's 1e20 is charged the reservation either way (gateway.ts
+ * chargeable), but its record did not fit PostgreSQL's bigint: the ledger row was lost and its
+ * receipt retried for ever.
+ */
+export function tokenCount(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.ceil(v), Number.MAX_SAFE_INTEGER) : undefined;
+}
+
+/**
+ * The SSE decoder (lib/sse.ts) as a stream adapter reads an upstream body with it: push each chunk,
+ * take the events it completed. An event is never longer than a whole answer may be
+ * (MAX_ANSWER_BYTES): an upstream writing one line, or `data:` lines, without end had the decoder
+ * hold all of it until the total timeout — ~100 MB a second, the process out of memory within two
+ * minutes. Synchronous, like the decoder: no extra async layer per event.
+ */
+export class BoundedSseDecoder {
+  private readonly decoder = new SseDecoder();
+  /** Bytes since an event last completed. */
+  private pending = 0;
+
+  constructor(private readonly provider: string) {}
+
+  push(chunk: Uint8Array): readonly SseEvent[] {
+    const events = this.decoder.push(chunk);
+    this.pending = events.length === 0 ? this.pending + chunk.length : 0;
+    if (this.pending > MAX_ANSWER_BYTES) throw malformedResponse(this.provider, `a stream event is longer than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
+    return events;
+  }
+
+  end(): readonly SseEvent[] {
+    return this.decoder.end();
+  }
 }
 
 /** A value shorter than this is not masked: local servers' placeholder keys (`x`, `ollama`) protect nothing, and masking them would garble every message that holds those letters. */

@@ -3,12 +3,12 @@
 // shallow spread and one JSON.stringify, and an answer is its upstream text with `model` spliced
 // in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
-import { baseHeaders, baseUrlOf, credentialMask } from '../common.js';
+import { baseHeaders, baseUrlOf, BoundedSseDecoder, credentialMask, tokenCount } from '../common.js';
 import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
 import { isObject } from '../../lib/is-object.js';
-import { SseDecoder, type SseEvent } from '../../lib/sse.js';
+import type { SseEvent } from '../../lib/sse.js';
 import { encodeFloatEmbeddings } from './base64-embeddings.js';
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
 import type {
@@ -32,7 +32,6 @@ import {
   jsonText,
   malformedResponse,
   maskFields,
-  MAX_ANSWER_BYTES,
   upstreamError,
   type ErrorFields,
   validationDetail,
@@ -61,16 +60,6 @@ export function parseOpenAiError(json: unknown): ErrorFields {
   if (listed) return listed;
   const message = asString(json.message) ?? asString(json.detail);
   return message === undefined ? {} : { message };
-}
-
-/**
- * A token count as metering can use it: a finite, non-negative integer, else undefined; held to
- * 2^53 − 1. A broken upstream's 1e20 is charged the reservation either way (gateway.ts
- * chargeable), but its record did not fit PostgreSQL's bigint: the ledger row was lost and its
- * receipt retried for ever.
- */
-function tokenCount(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.ceil(v), Number.MAX_SAFE_INTEGER) : undefined;
 }
 
 function tokenUsage(u: unknown): Usage | undefined {
@@ -210,7 +199,7 @@ class OpenAiProvider implements Provider {
   private async *chunks(res: UpstreamResponse, modelId: string, read: { done: boolean }): AsyncGenerator<ChatStreamEvent> {
     // The push decoder inside this loop, not a decoding generator in front of it: one async layer
     // less for every event of every stream.
-    const decoder = new SseDecoder();
+    const decoder = new BoundedSseDecoder(this.id);
     /** Whether a choice has said why it stopped: the answer is whole even without [DONE]. */
     let finished = false;
     /** Each choice's next tool-call place, for a stream whose tool calls come without one (placeToolCalls). */
@@ -218,17 +207,8 @@ class OpenAiProvider implements Provider {
     // Not for-await: leaving that loop at [DONE] would cancel the body (its return()). Whatever
     // else ends this generator, the caller's close() cancels it.
     const body = res.body[Symbol.asyncIterator]();
-    /**
-     * Bytes since an event last completed. An event is never longer than a whole answer may be
-     * (MAX_ANSWER_BYTES): an upstream writing one line, or `data:` lines, without end had the
-     * decoder hold all of it until the total timeout — ~100 MB a second, the process out of
-     * memory within two minutes.
-     */
-    let pending = 0;
     for (let next = await body.next(); !next.done; next = await body.next()) {
       const events = decoder.push(next.value);
-      pending = events.length === 0 ? pending + next.value.length : 0;
-      if (pending > MAX_ANSWER_BYTES) throw malformedResponse(this.id, `a stream event is longer than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
       for (const ev of events) {
         if (ev.data === '[DONE]') {
           // The answer is whole: the stream ends here. The rest of the body is read and dropped
