@@ -184,7 +184,7 @@ export const modelSchema = z.discriminatedUnion('kind', [chatModel, embeddingMod
 
 export const providerSchema = z.strictObject({
   id: z.string().min(1),
-  /** A provider type from providers/registry.ts (`openai`, `fal`). Checked against the registry in load.ts. */
+  /** A provider type from providers/registry.ts (`openai`, `fal`, `anthropic`). Checked against the registry in load.ts. */
   type: z.string().min(1),
   // Credentials in the URL would be dropped without a word (the client sends origin and path only),
   // and the operator would see upstream_auth_failed with no reason: refused here instead.

@@ -19,8 +19,8 @@ const cfg = (id: string, type: string, apiKey?: string): ProviderConfig => ({
 });
 
 describe('provider registry', () => {
-  it('lists exactly the openai and fal types, each under its own name', () => {
-    expect([...providerTypes.keys()].sort()).toEqual(['fal', 'openai']);
+  it('lists exactly the openai, fal and anthropic types, each under its own name', () => {
+    expect([...providerTypes.keys()].sort()).toEqual(['anthropic', 'fal', 'openai']);
     for (const [name, t] of providerTypes) expect(t.type).toBe(name);
   });
 
@@ -40,7 +40,7 @@ describe('provider registry', () => {
   });
 
   it('rejects unknown types and duplicate ids', () => {
-    expect(() => createProviders([cfg('x', 'anthropic')], client)).toThrow(/unknown type 'anthropic'/);
+    expect(() => createProviders([cfg('x', 'cohere')], client)).toThrow(/unknown type 'cohere'/);
     expect(() => createProviders([cfg('a', 'openai'), cfg('a', 'fal')], client)).toThrow(/twice/);
   });
 
@@ -57,7 +57,7 @@ describe('provider registry', () => {
         }
         if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
         const text = readFileSync(path, 'utf8');
-        if (/type\s*===?\s*['"](openai|fal)['"]|['"](openai|fal)['"]\s*===?\s*\w*\.?type\b/.test(text)) offenders.push(rel);
+        if (/type\s*===?\s*['"](openai|fal|anthropic)['"]|['"](openai|fal|anthropic)['"]\s*===?\s*\w*\.?type\b/.test(text)) offenders.push(rel);
       }
     };
     walk(root);

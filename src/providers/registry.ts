@@ -2,12 +2,13 @@
 // line here; nothing else in the codebase names a type.
 import type { ProviderConfig } from '../config/schema.js';
 import type { UpstreamClient } from '../upstream/types.js';
+import { anthropicProviderType } from './anthropic/index.js';
 import { falProviderType } from './fal/index.js';
 import { openaiProviderType } from './openai/index.js';
 import type { Provider, ProviderType } from './provider.js';
 
 export const providerTypes: ReadonlyMap<string, ProviderType> = new Map(
-  [openaiProviderType, falProviderType].map((t) => [t.type, t] as const),
+  [openaiProviderType, falProviderType, anthropicProviderType].map((t) => [t.type, t] as const),
 );
 
 /** Builds every configured provider, keyed by provider id. Config load has already checked types. */
