@@ -18,7 +18,9 @@ export interface CallContext {
 /**
  * A chat request in the OpenAI shape. `body` is the client's body, already validated, with
  * `model` still the gateway's model id: the adapter substitutes `model.upstream`. Unknown fields
- * (tools, response_format, seed, …) must pass through untouched.
+ * (tools, response_format, seed, …) must pass through untouched — unless the adapter translates to
+ * a wire format that refuses unknown fields: it then drops the hints it has no word for and
+ * refuses (400 invalid_request naming the field) those whose meaning it cannot keep.
  */
 export interface ChatCall {
   model: ModelConfig;
