@@ -6,6 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { chatStreamFixture, startFakeOpenAI, type FakeOpenAI } from '../test/helpers/fake-openai.js';
@@ -648,6 +649,26 @@ describe('tollgate CLI', () => {
       const res = await tollgate(...args, '--config', file);
       expect(res.code).toBe(1);
       expect(res.stderr.trim().split('\n')).toEqual([`cannot open the SQLite database ${dir}: unable to open database file`]);
+    }
+  });
+
+  it('refuses a database a newer Tollgate wrote with exit 1 and one line, not a stack trace', async () => {
+    // What an operator meets after rolling back a build, or when one old instance restarts
+    // after a new one migrated the shared database (docs/operations.md: "says so in one line").
+    const file = join(dir, 'too-new.yaml');
+    const db = join(dir, 'too-new/tollgate.db');
+    writeFileSync(file, `storage: { url: "sqlite:${db}" }\n`);
+    await openSqliteStorage(`sqlite:${db}`).close();
+    const raw = new Database(db);
+    const { v } = raw.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number };
+    raw.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(v + 1, 'from the future', new Date().toISOString());
+    raw.close();
+    for (const args of [['serve', '--port', '0'], ['accounts', 'list']]) {
+      const res = await tollgate(...args, '--config', file);
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim().split('\n')).toEqual([
+        `database schema version ${v + 1} is newer than this Tollgate knows (${v}); upgrade Tollgate, or point storage.url at another database`,
+      ]);
     }
   });
 

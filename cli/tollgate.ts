@@ -29,6 +29,7 @@ import { RedisCounterStore } from '../src/storage/redis/counters.js';
 import { SqliteCounterStore } from '../src/storage/sqlite/counters.js';
 import { DatabaseOpenError, sqlitePath } from '../src/storage/sqlite/index.js';
 import { DatabaseInUseError } from '../src/storage/sqlite/lease.js';
+import { SchemaTooNewError } from '../src/storage/migration.js';
 import { BackupTargetError, backupDatabase } from '../src/storage/sqlite/backup.js';
 import { MAX_QUERY_LIMIT, canonicalInstant, emptyRange } from '../src/storage/time.js';
 import { allDaily } from '../src/storage/all-daily.js';
@@ -698,7 +699,15 @@ run(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof DatabaseOpenError || err instanceof BackupTargetError) {
+    // An operator's error, not a bug: its message says what to do, and a stack trace would bury it
+    // (a database a newer build migrated is what one old instance meets in a rolling upgrade).
+    if (
+      err instanceof ConfigError ||
+      err instanceof DatabaseInUseError ||
+      err instanceof DatabaseOpenError ||
+      err instanceof BackupTargetError ||
+      err instanceof SchemaTooNewError
+    ) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
     } else if (err instanceof GatewayError) {
