@@ -714,6 +714,14 @@ describe('tollgate CLI', () => {
       const res = await tollgate(...args, '--config', configFile);
       expect(res.code, args.join(' ')).toBe(2);
     }
+    // keys create refuses never and all (a new key has neither anyway): its usage error must not
+    // offer them as the way out.
+    const badCreate = await tollgate('keys', 'create', id, '--expires', 'tomorrow', '--config', configFile);
+    expect(badCreate.stderr.split('\n')[0]).toBe("error: --expires: an ISO instant (2027-01-04T00:00:00Z), a date, 30d or 12h, not 'tomorrow'");
+    const noModels = await tollgate('keys', 'create', id, '--models', ',', '--config', configFile);
+    expect(noModels.stderr.split('\n')[0]).toBe('error: --models: 1 to 100 model ids separated by commas');
+    const badUpdate = await tollgate('keys', 'update', created.id, '--expires', 'tomorrow', '--config', configFile);
+    expect(badUpdate.stderr.split('\n')[0]).toBe("error: --expires: an ISO instant (2027-01-04T00:00:00Z), a date, 30d, 12h or never, not 'tomorrow'");
     await tollgate('keys', 'revoke', created.id, '--config', configFile);
     const revoked = await tollgate('keys', 'update', created.id, '--expires', '1d', '--config', configFile);
     expect(revoked.code).toBe(1);

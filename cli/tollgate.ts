@@ -305,19 +305,23 @@ async function readPassword(): Promise<string> {
   return password;
 }
 
-/** --expires and --models as a key patch: WHEN is an ISO instant, a date (its UTC midnight), 30d / 12h from now, or never. */
-function accessOf(values: Values, now: number): KeyPatch {
+/**
+ * --expires and --models as a key patch: WHEN is an ISO instant, a date (its UTC midnight), 30d / 12h
+ * from now, or (`keys update` only: `change`) never. The usage errors offer never and all only where
+ * they are accepted: keys create refuses them, and its error sent the operator round in a circle.
+ */
+function accessOf(values: Values, now: number, change: boolean): KeyPatch {
   const patch: KeyPatch = {};
   const when = values.expires;
   if (when !== undefined) {
     const span = /^(\d{1,5})([dh])$/.exec(when);
     const at = when === 'never' ? null : span ? new Date(now + Number(span[1]) * (span[2] === 'd' ? 86_400_000 : 3_600_000)).toISOString() : /^\d{4}-\d{2}-\d{2}$/.test(when) ? `${when}T00:00:00Z` : when;
-    if (at !== null && !keyExpiry.safeParse(at).success) throw new UsageError(`--expires: an ISO instant (2027-01-04T00:00:00Z), a date, 30d, 12h or never, not '${when}'`);
+    if (at !== null && !keyExpiry.safeParse(at).success) throw new UsageError(`--expires: an ISO instant (2027-01-04T00:00:00Z), a date, ${change ? '30d, 12h or never' : '30d or 12h'}, not '${when}'`);
     patch.expiresAt = at;
   }
   if (values.models !== undefined) {
     const list = values.models === 'all' ? null : values.models.split(',').map((m) => m.trim()).filter((m) => m !== '');
-    if (list !== null && !keyModels.safeParse(list).success) throw new UsageError('--models: 1 to 100 model ids separated by commas, or all');
+    if (list !== null && !keyModels.safeParse(list).success) throw new UsageError(`--models: 1 to 100 model ids separated by commas${change ? ', or all' : ''}`);
     patch.models = list;
   }
   return patch;
@@ -581,7 +585,7 @@ async function run(argv: string[]): Promise<number> {
       if (limit === null && values.window !== undefined) throw new UsageError('--window goes with --credits');
       if (values.expires === 'never' || values.models === 'all') throw new UsageError('a new key has no expiry and every model unless --expires or --models says otherwise');
       return withServices(values, async (s) => {
-        const settings = checkKeySettings({ limit, ...accessOf(values, s.clock.now()) }, s.clock.now(), s.catalog);
+        const settings = checkKeySettings({ limit, ...accessOf(values, s.clock.now(), false) }, s.clock.now(), s.catalog);
         const { key, secret } = await s.keys.create(arg(positionals, 2, 'ACCOUNT'), values.name, settings);
         print(values, { ...keyView(key), key: secret }, `${secret}\n(key ${key.id}; store the secret now, it is not shown again)`);
         return 0;
@@ -607,7 +611,7 @@ async function run(argv: string[]): Promise<number> {
     case 'keys update': {
       if (values.expires === undefined && values.models === undefined) throw new UsageError('keys update needs --expires or --models');
       return withServices(values, async (s) => {
-        const patch = checkKeySettings(accessOf(values, s.clock.now()), s.clock.now(), s.catalog);
+        const patch = checkKeySettings(accessOf(values, s.clock.now(), true), s.clock.now(), s.catalog);
         const key = await s.keys.update(await s.keys.idOf(arg(positionals, 2, 'KEY')), patch);
         // A revoked key keeps what it had (core/keys.ts): not a change made.
         if (key.revokedAt !== null) {
