@@ -101,6 +101,25 @@ describe('tollgate CLI', () => {
     expect(res.stderr).toMatch(/surprise/);
   });
 
+  it('config check reads the file every other command would: F, else --config, else $TOLLGATE_CONFIG', async () => {
+    // "Every command takes --config F (default: $TOLLGATE_CONFIG)": config check alone answered
+    // 'missing FILE' to both, and checked F while ignoring a different --config beside it.
+    const bad = join(dir, 'bad-port.yaml');
+    writeFileSync(bad, 'server: { port: -1 }\n');
+    const viaOption = await tollgate('config', 'check', '--config', configFile);
+    expect(viaOption.code).toBe(0);
+    expect(viaOption.stdout).toBe(`${configFile}: ok (1 providers, 1 models, plans: free, paid)\n`);
+    const viaEnv = await run('node', [bin, 'config', 'check'], { env: { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm', TOLLGATE_CONFIG: bad } }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(viaEnv.code).toBe(1);
+    expect(viaEnv.stderr).toMatch(new RegExp(`invalid config \\(${bad}\\):\n  - server\\.port`));
+    const both = await tollgate('config', 'check', bad, '--config', configFile);
+    expect(both.code).toBe(2);
+    expect(both.stderr.split('\n')[0]).toBe(`error: two files: check ${bad} or ${configFile}, not both`);
+  });
+
   it("runs the database commands from a shell without the server's secrets; serve and config check still need them", async () => {
     const env = { ...process.env };
     delete env.TOLLGATE_ADMIN_TOKEN;

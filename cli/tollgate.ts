@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { ConfigError, configSource, loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { startGateway } from '../src/main.js';
 import { providerTypes } from '../src/providers/registry.js';
@@ -90,7 +90,8 @@ const USAGE = `Usage: tollgate <command> [options]
   models [--json]                                    the model catalog with prices in credits
   backup FILE [--json]                               copy the SQLite database to FILE (a new file),
                                                      safely beside a running server
-  config check F                                     validate a config file
+  config check [F]                                   validate a config file (default: the one
+                                                     the other commands read, below)
 
 Every command takes --config F (default: $TOLLGATE_CONFIG, else the built-in default).`;
 
@@ -688,9 +689,15 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'config check': {
-      const file = arg(positionals, 2, 'FILE');
+      // F, else the file every other command would read (--config, else $TOLLGATE_CONFIG, else the
+      // built-in default): an operator checks what `serve` will run. Two different files is a
+      // mistake, not a choice to make silently.
+      const file = positionals[2];
+      if (file !== undefined && values.config !== undefined && file !== values.config) {
+        throw new UsageError(`two files: check ${file} or ${values.config}, not both`);
+      }
       const c = config(values, file);
-      process.stdout.write(`${file}: ok (${c.providers.length} providers, ${c.models.length} models, plans: ${Object.keys(c.plans).join(', ')})\n`);
+      process.stdout.write(`${configSource(file ?? values.config)}: ok (${c.providers.length} providers, ${c.models.length} models, plans: ${Object.keys(c.plans).join(', ')})\n`);
       return 0;
     }
     default:

@@ -195,10 +195,20 @@ function crossCheck(config: Config, types: LoadOptions['providerTypes'], builtIn
   return problems;
 }
 
+/** The file `loadConfig` reads for `path` (absent: TOLLGATE_CONFIG, else none: the built-in default). */
+function configPath(path: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  return path ?? (env.TOLLGATE_CONFIG || undefined);
+}
+
+/** How `loadConfig` and its errors name what it reads for `path`: the file, or `(built-in default)`. */
+export function configSource(path: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return configPath(path, env) ?? '(built-in default)';
+}
+
 export function loadConfig(opts: LoadOptions): Config {
   const env = opts.env ?? process.env;
-  const path = opts.path ?? (env.TOLLGATE_CONFIG || undefined);
-  const source = opts.input !== undefined ? '(inline)' : path ?? '(built-in default)';
+  const path = configPath(opts.path, env);
+  const source = opts.input !== undefined ? '(inline)' : configSource(opts.path, env);
   let raw: unknown;
   if (opts.input !== undefined) {
     raw = structuredClone(opts.input);
