@@ -325,6 +325,10 @@ describe('tollgate CLI', () => {
       expect(byEmail.stdout).toMatch(new RegExp(`^${id}  \\S+  free  ${email}  suspended `));
       const all = JSON.parse((await tollgate('accounts', 'list', '--limit', '1', '--json', '--config', configFile)).stdout);
       expect(all).toMatchObject({ hasMore: true, data: [{ id }] });
+      // The text says so too, with the next page's option, as accounts top-ups does: a page of
+      // exactly --limit lines looked like every account there is.
+      const page = await tollgate('accounts', 'list', '--limit', '1', '--config', configFile);
+      expect(page.stdout).toMatch(new RegExp(`^${id}  .*\nmore: --before ${id}\n$`));
       const next = JSON.parse((await tollgate('accounts', 'list', '--before', id, '--json', '--config', configFile)).stdout);
       expect(next.data.map((a: { id: string }) => a.id)).not.toContain(id);
 

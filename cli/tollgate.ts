@@ -563,7 +563,9 @@ async function run(argv: string[]): Promise<number> {
         const rows = page.data.map(accountSummaryView);
         const line = (a: (typeof rows)[number]) =>
           `${a.id}  ${a.createdAt}  ${a.plan}  ${a.email ?? '-'}${a.suspendedAt === null ? '' : `  suspended ${a.suspendedAt}`}`;
-        print(values, { object: 'list', data: rows, hasMore: page.hasMore }, rows.map(line).join('\n') || 'no accounts');
+        // As accounts top-ups: a page of exactly --limit lines must not pass for every account there is.
+        const more = page.hasMore ? `\nmore: --before ${rows.at(-1)!.id}` : '';
+        print(values, { object: 'list', data: rows, hasMore: page.hasMore }, (rows.map(line).join('\n') || 'no accounts') + more);
         return 0;
       });
     }
