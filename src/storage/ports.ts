@@ -35,7 +35,11 @@ export interface AccountPatch {
    */
   planFrom?: string;
   hasPaymentMethod?: boolean;
-  /** Suspends (at, with its reason) or, with null, lifts a suspension. */
+  /**
+   * Suspends (at, with its reason) or, with null, lifts a suspension. An account suspended already
+   * keeps the time it was suspended, and its reason unless another is given: suspending it again
+   * (the CLI's `accounts suspend` run twice) had made it look suspended just now, for no reason.
+   */
   suspension?: { at: string; reason: string | null } | null;
   /**
    * A new sign-in email, stored lowercased; GatewayError `email_taken` when another account has

@@ -105,6 +105,10 @@ describe('accounts', () => {
 
     const back = await t.admin('PATCH', `/accounts/${id}`, { plan: 'free' });
     expect(back.body.plan).toBe('free');
+    // Nothing to change is a mistake to say, not a 200 that changed nothing.
+    const empty = await t.admin('PATCH', `/accounts/${id}`, {});
+    expect(empty.status).toBe(400);
+    expect(empty.body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('give at least one of plan') });
   });
 
   it('validates its input', async () => {

@@ -43,7 +43,10 @@ const patchAccount = z.strictObject({
   suspended: z.boolean().optional(),
   suspendedReason: suspensionReason.optional(),
   email: emailAddress.optional(),
-});
+})
+  // An empty PATCH answered 200 having changed nothing: a caller's typo in a field's name (refused)
+  // and a body that lost its fields on the way look alike otherwise.
+  .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'give at least one of plan, paymentMethod, password, suspended, suspendedReason, email' });
 const listAccounts = z.strictObject({
   email: z.string().min(1).optional(),
   suspended: z.enum(['true']).optional(),

@@ -158,8 +158,11 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
         // Another patch leaves the suspension alone.
         expect(await store.accounts.update('acc_1', { plan: 'free' })).toMatchObject({ plan: 'free', suspendedAt: at(T0, 1000), suspendedReason: 'chargeback' });
         expect(await store.accounts.findByEmail('ANN@example.com')).toMatchObject({ suspendedAt: at(T0, 1000) });
+        // Suspended again: still since the first time, for the reason given then unless another is.
         const again = await store.accounts.update('acc_1', { suspension: { at: at(T0, 2000), reason: null } });
-        expect(again).toMatchObject({ suspendedAt: at(T0, 2000), suspendedReason: null });
+        expect(again).toMatchObject({ suspendedAt: at(T0, 1000), suspendedReason: 'chargeback' });
+        const reasoned = await store.accounts.update('acc_1', { suspension: { at: at(T0, 3000), reason: 'fraud' } });
+        expect(reasoned).toMatchObject({ suspendedAt: at(T0, 1000), suspendedReason: 'fraud' });
         const lifted = await store.accounts.update('acc_1', { suspension: null });
         expect(lifted).toMatchObject({ plan: 'free', suspendedAt: null, suspendedReason: null });
         expect(await store.accounts.get('acc_1')).toEqual(lifted);

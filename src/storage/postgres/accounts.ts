@@ -66,8 +66,8 @@ export class PostgresAccountStore implements AccountStore {
     const { rows } = await this.pool.query<AccountRow>(
       `UPDATE accounts SET plan = CASE WHEN $4::text IS NULL OR plan = $4 THEN COALESCE($2, plan) ELSE plan END,
          has_payment_method = COALESCE($3, has_payment_method),
-         suspended_at = CASE $5::int WHEN 1 THEN $6::timestamptz WHEN 0 THEN NULL ELSE suspended_at END,
-         suspended_reason = CASE $5::int WHEN 1 THEN $7::text WHEN 0 THEN NULL ELSE suspended_reason END,
+         suspended_at = CASE $5::int WHEN 1 THEN COALESCE(suspended_at, $6::timestamptz) WHEN 0 THEN NULL ELSE suspended_at END,
+         suspended_reason = CASE $5::int WHEN 1 THEN COALESCE($7::text, suspended_reason) WHEN 0 THEN NULL ELSE suspended_reason END,
          email = CASE WHEN $9::boolean THEN $8::text ELSE email END
        WHERE id = $1 RETURNING *`,
       [id, patch.plan ?? null, patch.hasPaymentMethod ?? null, patch.planFrom ?? null, s === undefined ? null : s === null ? 0 : 1, s?.at ?? null, s?.reason ?? null, patch.email?.toLowerCase() ?? null, patch.email !== undefined],

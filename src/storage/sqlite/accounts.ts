@@ -69,8 +69,8 @@ export class SqliteAccountStore implements AccountStore {
     this.patch = db.prepare(
       `UPDATE accounts SET plan = CASE WHEN @planFrom IS NULL OR plan = @planFrom THEN COALESCE(@plan, plan) ELSE plan END,
          has_payment_method = COALESCE(@hasPaymentMethod, has_payment_method),
-         suspended_at = CASE @suspend WHEN 1 THEN @suspendedAt WHEN 0 THEN NULL ELSE suspended_at END,
-         suspended_reason = CASE @suspend WHEN 1 THEN @suspendedReason WHEN 0 THEN NULL ELSE suspended_reason END,
+         suspended_at = CASE @suspend WHEN 1 THEN COALESCE(suspended_at, @suspendedAt) WHEN 0 THEN NULL ELSE suspended_at END,
+         suspended_reason = CASE @suspend WHEN 1 THEN COALESCE(@suspendedReason, suspended_reason) WHEN 0 THEN NULL ELSE suspended_reason END,
          email = CASE WHEN @emailSet = 1 THEN @email ELSE email END
        WHERE id = @id RETURNING *`,
     );
