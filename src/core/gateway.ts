@@ -24,7 +24,7 @@ import { checkServiceTier } from './service-tier.js';
 import { checkMediaUrls } from './media-urls.js';
 import { countPrompt, inModelTokens } from './prompt-count.js';
 import { countChatPromptParts, countEmbeddingInputs, countText, hasNonTextParts } from './tokens.js';
-import type { JsonObject, Usage } from './types.js';
+import type { ImageSize, JsonObject, Usage } from './types.js';
 
 export interface RequestContext {
   requestId: string;
@@ -384,13 +384,14 @@ export class Gateway {
     const model: ImageModelConfig = this.deps.catalog.resolve(body.model, 'image', ctx.path);
     const routes = this.routesFor(model);
     const call = normaliseImageRequest(model, body);
-    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call) });
+    const quality = typeof call.extra.quality === 'string' ? call.extra.quality.toLowerCase() : undefined;
+    const unitCredits = (s: ImageSize) => this.deps.pricing.imageUnitCredits(model, s, quality);
+    const shaped = this.deps.meter.shape(ctx.principal, model, { kind: 'image', call, size: pricedSize(model, call), unitCredits });
     checkModelSize(model, call);
     const size = shaped.size ?? pricedSize(model, call);
     // The size priced is the size sent: left out, the upstream makes its own default, which may
     // cost more than (or, on the free tier, be larger than) the model's defaultSize checked here.
     if (call.size === undefined && typeof model.price.perImage !== 'number') call.size = size;
-    const quality = typeof call.extra.quality === 'string' ? call.extra.quality.toLowerCase() : undefined;
     const unit = this.deps.pricing.imageUnitCredits(model, size, quality);
     if (unit === undefined) {
       throw new GatewayError('invalid_request', {

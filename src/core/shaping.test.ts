@@ -37,6 +37,27 @@ describe('image_sizes', () => {
     expect(error!.vars.detail).toBe('Your plan allows flux/schnell images up to 512x512: use a size within 512x512 (the request asked for 1024x768).');
   });
 
+  it("a refusal offers only the sizes the plan's cost ceiling lets through too, and calls the model unusable when none is", () => {
+    const size = { width: 1024, height: 1024 };
+    const refusal = (ceiling: number, n = 1) => {
+      const call: ImageCall = { model: dalle2, prompt: 'x', n, size, sizePreset: undefined, responseFormat: undefined, imageUrl: undefined, extra: {} };
+      const rules = [rule('reject'), { id: 'image_cost', shape: 'max_request_cost', limit: ceiling, onExceed: 'reject' } as ShapeRule];
+      // 2,000,000 credits a dollar: 32,000 for 256x256, 36,000 for 512x512.
+      const unitCredits = (s: { width: number }) => (s.width === 256 ? 32_000 : 36_000);
+      try {
+        shapeRequest(rules, 'api', dalle2, { kind: 'image', call, size, unitCredits });
+      } catch (err) {
+        return (err as { vars: { detail: string } }).vars.detail;
+      }
+      throw new Error('not refused');
+    };
+    expect(refusal(40_000)).toBe('Your plan allows dall-e-2 images up to 512x512: use size 256x256 or 512x512 (the request asked for 1024x1024).');
+    expect(refusal(35_000)).toBe('Your plan allows dall-e-2 images up to 512x512: use size 256x256 (the request asked for 1024x1024).');
+    // Two images of the smallest size are over it: none is offered.
+    expect(refusal(35_000, 2)).toMatch(/^dall-e-2 images within 512x512, the largest your plan allows \(size 256x256 or 512x512\), cost more than the 35,000 credits your plan allows a request, so it cannot be used on this plan/);
+    expect(refusal(512)).toMatch(/cost more than the 512 credits your plan allows a request/);
+  });
+
   it('refuses a model with no size within maxSize as unusable on the plan', () => {
     const { error } = shape({ ...dalle2, sizes: ['1024x1024'] }, 'clamp');
     expect(error!.vars.detail).toMatch(/^dall-e-2 has no size within 512x512, the largest your plan allows \(its sizes are 1024x1024\), so it cannot be used/);

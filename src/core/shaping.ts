@@ -10,7 +10,13 @@ import type { ImageSize, JsonObject, Surface } from './types.js';
 export type ShapeTarget =
   | { kind: 'chat'; body: JsonObject }
   | { kind: 'embedding'; body: JsonObject }
-  | { kind: 'image'; call: ImageCall; size: ImageSize };
+  | {
+      kind: 'image';
+      call: ImageCall;
+      size: ImageSize;
+      /** Credits for one image of a size (the request's quality), to name only sizes the plan's cost ceiling lets through. */
+      unitCredits?: (size: ImageSize) => number | undefined;
+    };
 
 export interface ShapeOutcome {
   /** `x-tollgate-clamped` values, e.g. `max_tokens=512`. */
@@ -81,7 +87,13 @@ function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clampe
   }
 }
 
-function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: ImageSize, clamped: string[]): ImageSize {
+/** What a size refusal may offer: the sizes a plan allows whose images also fit the plan's cost ceiling (max_request_cost). */
+interface SizeAdvice {
+  ceiling: number | undefined;
+  unitCredits: ((size: ImageSize) => number | undefined) | undefined;
+}
+
+function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: ImageSize, clamped: string[], advice: SizeAdvice): ImageSize {
   if (rule.shape === 'images_per_request') {
     const limit = rule.limit!;
     if (call.n <= limit) return size;
@@ -108,11 +120,19 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
       clamped.push(`size=${sizeKey(largest)}`);
       return largest;
     }
+    // Only sizes the cost ceiling lets through too: dall-e-2's 256x256 and 512x512 (32,000 and
+    // 36,000 credits) were offered on the free tier, whose 512-credit ceiling refuses both.
+    const { ceiling, unitCredits } = advice;
+    const affordable =
+      ceiling === undefined || unitCredits === undefined ? allowed : allowed.filter((s) => (unitCredits(s) ?? 0) * call.n <= ceiling);
     const detail =
-      allowed.length > 0
-        ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use ${anySize ? `a size within ${rule.maxSize}` : `size ${allowed.map(sizeKey).join(' or ')}`} (the request asked for ${sizeKey(size)}).`
-        : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows (its sizes are ${sizes.join(', ')}), ` +
-          `so it cannot be used on this plan. Update your payment method to use it.`;
+      affordable.length > 0
+        ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use ${anySize ? `a size within ${rule.maxSize}` : `size ${affordable.map(sizeKey).join(' or ')}`} (the request asked for ${sizeKey(size)}).`
+        : allowed.length > 0
+          ? `${model.id} images within ${rule.maxSize}, the largest your plan allows (size ${allowed.map(sizeKey).join(' or ')}), cost more than the ` +
+            `${ceiling!.toLocaleString('en-US')} credits your plan allows a request, so it cannot be used on this plan. Update your payment method to use it.`
+          : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows (its sizes are ${sizes.join(', ')}), ` +
+            `so it cannot be used on this plan. Update your payment method to use it.`;
     throw new GatewayError('image_size_not_allowed', {
       vars: { rule: rule.id, detail },
       param: call.params?.size ?? (call.sizePreset !== undefined ? 'image_size' : 'size'),
@@ -125,10 +145,23 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
 export function shapeRequest(rules: readonly Rule[], surface: Surface, model: ModelConfig, target: ShapeTarget): ShapeOutcome {
   const clamped: string[] = [];
   let size = target.kind === 'image' ? target.size : undefined;
+  let advice: SizeAdvice | undefined;
   for (const rule of rules) {
     if (!('shape' in rule) || rule.shape === 'max_request_cost' || !ruleApplies(rule, surface, model)) continue;
     if (target.kind === 'chat') shapeChat(rule, model, target.body, clamped);
-    else if (target.kind === 'image') size = shapeImage(rule, model, target.call, size!, clamped);
+    else if (target.kind === 'image') {
+      advice ??= { ceiling: costCeiling(rules, surface, model), unitCredits: target.unitCredits };
+      size = shapeImage(rule, model, target.call, size!, clamped, advice);
+    }
   }
   return size ? { clamped, size } : { clamped };
+}
+
+/** The lowest max_request_cost of the rules that apply, if any. */
+function costCeiling(rules: readonly Rule[], surface: Surface, model: ModelConfig): number | undefined {
+  let ceiling: number | undefined;
+  for (const r of rules) {
+    if ('shape' in r && r.shape === 'max_request_cost' && ruleApplies(r, surface, model)) ceiling = Math.min(ceiling ?? Infinity, r.limit!);
+  }
+  return ceiling;
 }

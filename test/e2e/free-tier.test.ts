@@ -151,6 +151,9 @@ describe('image_resolution (dall-e-2 and dall-e-3 up to 512x512)', () => {
       expect(res.status).toBe(400);
       expect(json.error).toMatchObject({ code: 'image_size_not_allowed', rule: 'image_resolution', param });
       expect(json.message).toMatch(/256x256 or 512x512/);
+      // Both cost more than the plan's 512-credit image ceiling (32,000 and 36,000 credits): the
+      // refusal says so, rather than send the caller to a size the next rule refuses.
+      expect(json.message).toMatch(/cost more than the 512 credits your plan allows a request, so it cannot be used on this plan/);
     }
   });
 
