@@ -640,6 +640,10 @@ describe('tollgate CLI', () => {
     const common = await tollgateWithInput('Password123\n', 'accounts', 'create', '--email', 'common@example.com', '--password-stdin', '--config', configFile);
     expect(common.code).toBe(2);
     expect(common.stderr).toMatch(/--password-stdin: the password is too easy to guess: it is one of the most common passwords/);
+    // The account's own email, or the name before its @, as the admin API and sign-up refuse it.
+    const own = await tollgateWithInput('own-address\n', 'accounts', 'create', '--email', 'own-address@example.com', '--password-stdin', '--config', configFile);
+    expect(own.code).toBe(2);
+    expect(own.stderr).toMatch(/--password-stdin: the password is too easy to guess: it is the email address it signs in with/);
     const noEmail = await tollgateWithInput('long enough\n', 'accounts', 'create', '--password-stdin', '--config', configFile);
     expect(noEmail.code).toBe(2);
     expect(noEmail.stderr).toMatch(/--password-stdin needs --email/);

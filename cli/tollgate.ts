@@ -19,6 +19,7 @@ import { utcDay } from '../src/lib/clock.js';
 import { emailAddress } from '../src/lib/email.js';
 import { hashPassword } from '../src/core/passwords.js';
 import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, newPassword, suspensionReason } from '../src/core/requests.js';
+import { weakPassword, weakPasswordMessage } from '../src/core/password-policy.js';
 import { checkKeySettings } from '../src/core/key-settings.js';
 import { closeAccount } from '../src/core/account-close.js';
 import { SessionEpochs, Sessions } from '../src/core/sessions.js';
@@ -292,8 +293,8 @@ async function writeRecords(ledger: Ledger, range: UsageQuery, values: Values): 
   else if (!values.csv && written === 0) await write(`no requests recorded for ${range.accountId}${values.from || values.to ? ' in the range' : ''}\n`);
 }
 
-/** The password piped to --password-stdin: the first line, held to the sign-up rule. */
-async function readPassword(): Promise<string> {
+/** The password piped to --password-stdin: the first line, held to the sign-up rule (`email`: the account's). */
+async function readPassword(email: string | undefined): Promise<string> {
   let text = '';
   for await (const chunk of process.stdin) text += String(chunk);
   const password = text.split(/\r?\n/)[0] ?? '';
@@ -303,6 +304,8 @@ async function readPassword(): Promise<string> {
     // A common password is refused for what it is (core/password-policy.ts), not for what it lacks.
     throw new UsageError(issue?.code === 'custom' ? `--password-stdin: the password is ${issue.message}` : `--password-stdin: the password needs ${issue?.message ?? 'a valid value'}`);
   }
+  const why = weakPassword(password, email);
+  if (why !== null) throw new UsageError(`--password-stdin: the password is ${weakPasswordMessage(why)}`);
   return password;
 }
 
@@ -412,7 +415,7 @@ async function run(argv: string[]): Promise<number> {
       // The admin API's rules for emails and passwords, so the CLI makes no account the API would refuse.
       if (values.email !== undefined && !emailAddress.safeParse(values.email).success) throw new UsageError(`--email: not an email address: '${values.email}'`);
       // From stdin, not an argument: a password in argv is in the shell's history and in `ps`.
-      const password = values['password-stdin'] ? await readPassword() : undefined;
+      const password = values['password-stdin'] ? await readPassword(values.email) : undefined;
       if (password !== undefined && values.email === undefined) throw new UsageError('--password-stdin needs --email: the web app signs in with it');
       return withServices(values, async (s) => {
         const a = await s.accounts.create({

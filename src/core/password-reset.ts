@@ -13,6 +13,7 @@ import { GatewayError } from '../errors/gateway-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { AccountInfo, AccountService } from './accounts.js';
 import { hashPassword } from './passwords.js';
+import { checkPasswordFor } from './requests.js';
 import type { Sessions } from './sessions.js';
 
 /** How long a link works: a day, for a message read the next morning. */
@@ -67,6 +68,8 @@ export class PasswordResets {
     // suspension does not hand the account back to whoever holds an old link), or emptied by the operator.
     if (!account.email) throw notValid();
     if (account.suspendedAt !== null) throw new GatewayError('account_suspended');
+    // The address the link's holder signs in with is the first guess at its password, as at sign-up.
+    checkPasswordFor(password, account.email);
     const hash = await hashPassword(password);
     await endSessions(account.id);
     await this.accounts.setPasswordHash(account.id, hash);

@@ -73,6 +73,19 @@ describe('passwords an attacker guesses first cannot be set', () => {
     expect([reset.status, reset.body.error.param]).toEqual([400, 'password']);
     const byAdmin = await t.admin('PATCH', `/accounts/${made.body.account.id}`, { password: 'aaaaaaaaaa' });
     expect([byAdmin.status, byAdmin.body.error.param]).toEqual([400, 'password']);
+    // The account's own email is refused wherever a password is set, not only at sign-up and on a change.
+    const resetToEmail = await other.json('/app/api/password/reset', { method: 'POST', body: { token: link.body.url.split('#')[1], password: email } });
+    expect([resetToEmail.status, resetToEmail.body.error.param]).toEqual([400, 'password']);
+    expect(resetToEmail.body.error.message).toMatch(/email address/);
+    const adminToName = await t.admin('PATCH', `/accounts/${made.body.account.id}`, { password: email.split('@')[0] });
+    expect([adminToName.status, adminToName.body.error.param]).toEqual([400, 'password']);
+    const newEmail = freshEmail();
+    const adminToNewEmail = await t.admin('PATCH', `/accounts/${made.body.account.id}`, { email: newEmail, password: newEmail });
+    expect([adminToNewEmail.status, adminToNewEmail.body.error.param]).toEqual([400, 'password']);
+    const createdWithEmail = freshEmail();
+    const adminCreate = await t.admin('POST', '/accounts', { email: createdWithEmail, password: createdWithEmail.toUpperCase() });
+    expect([adminCreate.status, adminCreate.body.error.param]).toEqual([400, 'password']);
+    expect((await t.admin('GET', `/accounts?email=${encodeURIComponent(createdWithEmail)}`)).body.data).toEqual([]);
     // None of them changed it.
     const again = new Browser();
     await again.json('/app/api/session');

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { hashPassword } from '../../core/passwords.js';
 import { checkKeySettings } from '../../core/key-settings.js';
-import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason, usageCursor } from '../../core/requests.js';
+import { checkPasswordFor, idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, keyPatch, newPassword, parseBody, storedName, suspensionReason, usageCursor } from '../../core/requests.js';
 import { closeAccount } from '../../core/account-close.js';
 import { SessionEpochs } from '../../core/sessions.js';
 import { GatewayError } from '../../errors/gateway-error.js';
@@ -105,7 +105,10 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
 
     app.post('/accounts', async (req, reply) => {
       const body = parseBody(createAccount, req.body ?? {});
-      if (body.password !== undefined && !body.email) throw noEmail();
+      if (body.password !== undefined) {
+        if (!body.email) throw noEmail();
+        checkPasswordFor(body.password, body.email);
+      }
       const account = await accounts.create({
         email: body.email ?? null,
         ...(body.plan !== undefined && { plan: body.plan }),
@@ -147,7 +150,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
       if (body.suspendedReason !== undefined && body.suspended !== true) {
         throw new GatewayError('invalid_request', { vars: { detail: 'suspendedReason goes with suspended: true' }, param: 'suspendedReason' });
       }
-      if (body.password !== undefined && body.email === undefined && !(await accounts.get(req.params.id)).email) throw noEmail();
+      if (body.password !== undefined) {
+        // The email it will sign in with: the one given here, else the account's.
+        const email = body.email ?? (await accounts.get(req.params.id)).email;
+        if (!email) throw noEmail();
+        checkPasswordFor(body.password, email);
+      }
       // The update first: it refuses an unknown plan before it changes anything, so a refused
       // PATCH leaves the password and the sessions as they were (set first, a typo in the plan
       // answered 400 after the password had changed and every session had ended).
