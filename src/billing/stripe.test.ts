@@ -257,6 +257,33 @@ describe('Stripe webhook: refunds and disputes take the credits back', () => {
     }
   });
 
+  it('a take whose hold lapses after a failure was applied over it gives nothing back twice: the failure waits for the take to be settled', async () => {
+    const w = await paidWorld();
+    try {
+      // The take is reserved, then its process pauses past the hold's minute; meanwhile the
+      // refund's failure arrives (and is redelivered, as Stripe sends refund.failed, refund.updated
+      // and charge.refund.updated for one failure).
+      const settle = w.counters.settle.bind(w.counters);
+      let failures: Array<PromiseSettledResult<void>> = [];
+      w.counters.settle = async (id: string, actual: number) => {
+        if (id.endsWith(':take') && failures.length === 0) {
+          failures = await Promise.allSettled([w.deliver('refund.failed', w.refund('re_1', 'failed'))]);
+          w.clock.advance(61_000);
+          await w.counters.sweep(w.clock.now());
+        }
+        return settle(id, actual);
+      };
+      await expect(w.deliver('refund.created', w.refund('re_1', 'pending'))).rejects.toMatchObject({ code: 'limiter_unavailable' });
+      // Told to come again while the take was unsettled: nothing given back over a take that may lapse.
+      expect(failures[0]).toMatchObject({ status: 'rejected', reason: { code: 'limiter_unavailable' } });
+      for (const type of ['refund.failed', 'refund.updated', 'charge.refund.updated']) await w.deliver(type, w.refund('re_1', 'failed'));
+      await w.deliver('refund.created', w.refund('re_1', 'pending'));
+      expect(await w.balance()).toBe(2_000_000);
+    } finally {
+      w.storage.close();
+    }
+  });
+
   it('the same refund delivered at once many times takes its credits once', async () => {
     const w = await paidWorld();
     try {

@@ -32,6 +32,8 @@ const SESSION_MEMORY_MS = 35 * 86_400_000;
  * days), and than Stripe keeps an event to resend (30 days).
  */
 const REVERSAL_MEMORY_MS = 400 * 86_400_000;
+/** once()'s answer when a give-back found its take reserved but not yet settled (no mark value is negative). */
+const TAKE_UNSETTLED = -1;
 
 /** Whether `header` (Stripe-Signature) signs `rawBody` with `secret`, within the tolerance of `nowMs`. */
 export function verifyStripeSignature(rawBody: Buffer, header: string | undefined, secret: string, nowMs: number): boolean {
@@ -266,7 +268,9 @@ export class StripeBilling implements BillingProvider {
    *
    * One counter per refund or dispute says where it stands: 0 nothing yet, 1 taken, 2 taken and
    * given back, 3 given back before anything was taken (a failed refund whose creation was never
-   * delivered — nothing to give back, and a late delivery of its creation takes nothing).
+   * delivered — nothing to give back, and a late delivery of its creation takes nothing). A second
+   * counter turns 1 when the take is settled: a give-back waits for it (503, Stripe delivers again),
+   * as a take still held may yet lapse and undo itself.
    */
   private async reverse(r: Reversal): Promise<void> {
     const list = await this.api('Listing Checkout Sessions', 'GET', `/v1/checkout/sessions?payment_intent=${encodeURIComponent(r.paymentIntent)}&limit=1`);
@@ -283,13 +287,19 @@ export class StripeBilling implements BillingProvider {
     const now = this.deps.clock.now();
     const mark = { key: `${accountKeyPrefix(accountId)}:stripe_${r.kind}:${r.id}`, settle: 'keep' as const, expiresAt: now + REVERSAL_MEMORY_MS };
     const balance = { key: balanceKey(accountId), settle: 'keep' as const, expiresAt: null };
+    const taken = { key: `${mark.key}:settled`, settle: 'keep' as const, expiresAt: mark.expiresAt };
     const reference = `${r.kind}:${r.id}`;
     if (r.direction === 'take') {
-      const state = await this.once(`stripe:${reference}:take`, [{ ...mark, amount: 1, max: 1 }, { ...balance, amount: -amount }]);
+      // Settled at 1 (`actual`): the take counts as done only once its hold can no longer lapse.
+      const state = await this.once(`stripe:${reference}:take`, [{ ...mark, amount: 1, max: 1 }, { ...balance, amount: -amount }, { ...taken, amount: 0, settle: 'actual' }], 1);
       if (state === 1 || state === 2) await this.deps.accounts.recordTopUp({ accountId, credits: -amount, source: 'stripe', reference });
       return;
     }
-    let state = await this.once(`stripe:${reference}:back`, [{ ...mark, amount: 1, min: 2, max: 2 }, { ...balance, amount }]);
+    // Only over a settled take: given back over one still held, the take's lapse then gave its
+    // credits back too and left the mark at 1, where the next delivery of the failure (Stripe sends
+    // refund.failed, refund.updated and charge.refund.updated for one) gave them back again.
+    let state = await this.once(`stripe:${reference}:back`, [{ ...mark, amount: 1, min: 2, max: 2 }, { ...taken, amount: 0, min: 1 }, { ...balance, amount }]);
+    if (state === TAKE_UNSETTLED) throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
     if (state === 0) {
       state = await this.once(`stripe:${reference}:close`, [{ ...mark, amount: 3, max: 3 }]);
       // Taken meanwhile (its creation delivered at the same moment): Stripe delivers again.
@@ -305,7 +315,7 @@ export class StripeBilling implements BillingProvider {
    * 503, Stripe delivers again and that delivery applies it — answered 200, the change was lost
    * and the history said it was made. Another delivery applying the same ops right now: 503 too.
    */
-  private async once(id: string, ops: CounterOp[]): Promise<number> {
+  private async once(id: string, ops: CounterOp[], actual = 0): Promise<number> {
     const now = this.deps.clock.now();
     let reserved;
     try {
@@ -314,9 +324,9 @@ export class StripeBilling implements BillingProvider {
       if (err instanceof DuplicateReservationError) throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '5' } });
       throw err;
     }
-    // Only the mark has a bound: a refusal is the mark's.
-    if (!reserved.ok) return reserved.value;
-    if (!(await this.deps.counters.settle(id, 0))) throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
+    // The mark's refusal gives its value; a second bounded op's (a give-back's settled take), TAKE_UNSETTLED.
+    if (!reserved.ok) return reserved.failed === 0 ? reserved.value : TAKE_UNSETTLED;
+    if (!(await this.deps.counters.settle(id, actual))) throw new GatewayError('limiter_unavailable', { headers: { 'retry-after': '5' } });
     return reserved.values[0] ?? 0;
   }
 }
