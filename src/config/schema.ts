@@ -42,6 +42,13 @@ const chatPrice = z
      */
     cachedInput: usdPerMillionTokens.optional(),
     /**
+     * Prompt tokens the upstream wrote to its prompt cache, which Anthropic bills at a premium
+     * (1.25 × input for its 5-minute cache: claude-sonnet-4-5 3.75 against 3), as `usage` reports
+     * them (`cache_creation_input_tokens`). Absent: they cost `input`. The worst case then prices
+     * every prompt token at the dearer of the two, since any of them may be written.
+     */
+    cacheWriteInput: usdPerMillionTokens.optional(),
+    /**
      * Audio tokens, which OpenAI's audio models bill at their own rates (gpt-4o-audio-preview: 40
      * in, 80 out, against 2.50 / 10 for text): `input_audio` parts of a prompt and the audio of an
      * answer asked for with `modalities: ["audio"]`, as `usage` reports them

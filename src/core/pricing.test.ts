@@ -73,6 +73,20 @@ describe('chat prices', () => {
     expect(pricing.chatCredits(chat({ input: 0.15, output: 0.6 }), { promptTokens: 100_000, outputTokens: 1_000, cachedPromptTokens: 80_000 })).toBe(31_200);
   });
 
+  it('charges prompt tokens written to the cache at cacheWriteInput, and reserves every prompt token at the dearer of it and input', () => {
+    // claude-sonnet-4-5: 3 in, 3.75 for a 5-minute cache write, 0.30 for a cache read, 15 out.
+    const claude = chat({ input: 3, cacheWriteInput: 3.75, cachedInput: 0.3, output: 15 });
+    // 10 plain + 200 written + 3,000 read, 40 out: 10 × 6,000,000 + 200 × 7,500,000 + 3,000 × 600,000 + 40 × 30,000,000 micro-credits.
+    expect(pricing.chatCredits(claude, { promptTokens: 3_210, outputTokens: 40, cacheWritePromptTokens: 200, cachedPromptTokens: 3_000 })).toBe(4_560);
+    // A broken report cannot lower the charge: writes past the prompt count as no more than the prompt.
+    expect(pricing.chatCredits(claude, { promptTokens: 100, outputTokens: 0, cacheWritePromptTokens: 1_000 })).toBe(750);
+    // Any prompt token may be written: the worst case prices the prompt at 3.75, and the settled
+    // charge of a prompt all written stays within it.
+    expect(pricing.chatWorstCase(claude, 1_000, 100)).toBe(10_500);
+    expect(pricing.chatCredits(claude, { promptTokens: 1_000, outputTokens: 100, cacheWritePromptTokens: 1_000 })).toBe(10_500);
+    expect(pricing.describe(claude)).toMatchObject({ input_per_1m_tokens: 6_000_000, cache_write_input_per_1m_tokens: 7_500_000, cached_input_per_1m_tokens: 600_000 });
+  });
+
   it('charges audio tokens at audioInput / audioOutput, and at input / output for a model without them', () => {
     // gpt-4o-audio-preview: text 2.50 / 10, audio 40 / 80 USD per 1M.
     const audio = chat({ input: 2.5, output: 10, audioInput: 40, audioOutput: 80 });

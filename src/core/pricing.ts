@@ -8,7 +8,7 @@ import type { ChatModelConfig, EmbeddingModelConfig, ImageModelConfig, ModelConf
 import type { ImageSize, Usage } from './types.js';
 
 /** The token counts a chat call is priced by (a Usage, or a worst case's two totals). */
-export type ChatTokens = Pick<Usage, 'promptTokens' | 'outputTokens' | 'cachedPromptTokens' | 'audioPromptTokens' | 'audioOutputTokens'>;
+export type ChatTokens = Pick<Usage, 'promptTokens' | 'outputTokens' | 'cachedPromptTokens' | 'cacheWritePromptTokens' | 'audioPromptTokens' | 'audioOutputTokens'>;
 
 /** Whether a chat request has audio in its prompt, and asks for audio out. */
 export interface AudioUse {
@@ -58,19 +58,21 @@ export class Pricing {
 
   /**
    * What a chat call's tokens cost: prompt tokens the upstream's prompt cache served at
-   * `cachedInput` and audio tokens at `audioInput` / `audioOutput`, where the model has those
-   * prices; the rest at `input` / `output`.
+   * `cachedInput`, those it wrote to it at `cacheWriteInput`, and audio tokens at `audioInput` /
+   * `audioOutput`, where the model has those prices; the rest at `input` / `output`.
    */
   chatCredits(model: ChatModelConfig, usage: ChatTokens): number {
     const { promptTokens, outputTokens } = usage;
-    const { input, cachedInput = input, output, audioInput = input, audioOutput = output } = model.price;
+    const { input, cachedInput = input, cacheWriteInput = input, output, audioInput = input, audioOutput = output } = model.price;
     const cached = usage.cachedPromptTokens ?? 0;
     // Parts of the totals, never more than the totals (a broken report cannot lower a charge).
-    const audioIn = Math.min(usage.audioPromptTokens ?? 0, promptTokens - cached);
+    const written = Math.min(usage.cacheWritePromptTokens ?? 0, promptTokens - cached);
+    const audioIn = Math.min(usage.audioPromptTokens ?? 0, promptTokens - cached - written);
     const audioOut = Math.min(usage.audioOutputTokens ?? 0, outputTokens);
     const microCredits =
-      (promptTokens - cached - audioIn) * this.perMillion(input) +
+      (promptTokens - cached - written - audioIn) * this.perMillion(input) +
       cached * this.perMillion(cachedInput) +
+      written * this.perMillion(cacheWriteInput) +
       audioIn * this.perMillion(audioInput) +
       (outputTokens - audioOut) * this.perMillion(output) +
       audioOut * this.perMillion(audioOutput);
@@ -84,12 +86,16 @@ export class Pricing {
   }
 
   /**
-   * A chat request's worst case: every prompt token at `input` and the output allowance at
-   * `output` — or at the audio price where it is dearer and the request has audio in (`audio.input`)
-   * or asks for it out (`audio.output`): its usage cannot be known to be text before the answer.
+   * A chat request's worst case: every prompt token at `input` (or at `cacheWriteInput` where the
+   * model has that dearer price: any prompt token may be written to the cache) and the output
+   * allowance at `output` — or at the audio price where it is dearer and the request has audio in
+   * (`audio.input`) or asks for it out (`audio.output`): its usage cannot be known to be text
+   * before the answer.
    */
   chatWorstCase(model: ChatModelConfig, promptTokens: number, allowance: number, audio: AudioUse = NO_AUDIO): number {
-    const { input, output, audioInput = input, audioOutput = output } = model.price;
+    const { output, audioOutput = output } = model.price;
+    const input = Math.max(model.price.input, model.price.cacheWriteInput ?? 0);
+    const { audioInput = input } = model.price;
     const inPrice = audio.input ? Math.max(input, audioInput) : input;
     const outPrice = audio.output ? Math.max(output, audioOutput) : output;
     return Math.ceil((promptTokens * this.perMillion(inPrice) + allowance * this.perMillion(outPrice)) / 1_000_000) + this.requestFee(model);
@@ -150,6 +156,7 @@ export class Pricing {
         return {
           input_per_1m_tokens: this.perMillion(model.price.input),
           ...(model.price.cachedInput !== undefined && { cached_input_per_1m_tokens: this.perMillion(model.price.cachedInput) }),
+          ...(model.price.cacheWriteInput !== undefined && { cache_write_input_per_1m_tokens: this.perMillion(model.price.cacheWriteInput) }),
           output_per_1m_tokens: this.perMillion(model.price.output),
           ...(model.price.audioInput !== undefined && { audio_input_per_1m_tokens: this.perMillion(model.price.audioInput) }),
           ...(model.price.audioOutput !== undefined && { audio_output_per_1m_tokens: this.perMillion(model.price.audioOutput) }),

@@ -13,6 +13,11 @@ export interface Usage {
    * `price.cachedInput`). Absent: none, or the upstream did not say.
    */
   cachedPromptTokens?: number;
+  /**
+   * Of `promptTokens`, those the upstream wrote to its prompt cache (billed at the model's
+   * `price.cacheWriteInput`). Absent: none, or the upstream did not say.
+   */
+  cacheWritePromptTokens?: number;
   /** Of `promptTokens` and `outputTokens`, the audio ones (billed at `price.audioInput` / `audioOutput`). */
   audioPromptTokens?: number;
   audioOutputTokens?: number;

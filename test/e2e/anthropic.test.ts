@@ -21,7 +21,7 @@ beforeAll(async () => {
       ],
       models: [
         ...testModels(),
-        { id: 'claude-sonnet-4-5', kind: 'chat', provider: 'anthropic', upstream: 'claude-sonnet-4-5-20250929', vision: true, price: { input: 3, output: 15, cachedInput: 0.3 } },
+        { id: 'claude-sonnet-4-5', kind: 'chat', provider: 'anthropic', upstream: 'claude-sonnet-4-5-20250929', vision: true, price: { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 } },
       ],
     }),
   });
@@ -39,7 +39,9 @@ const lastSent = () => anthropic.requests.at(-1)!.body as Record<string, any>;
  * The credits of a usage at claude-sonnet-4-5's price (USD 3 / 15 per 1M, cache reads 0.3) and
  * 2,000,000 credits per USD: 6, 30 and 0.6 credits a token, rounded up once.
  */
-const credits = (prompt: number, cached: number, output: number) => Math.ceil(((prompt - cached) * 6_000_000 + cached * 600_000 + output * 30_000_000) / 1e6);
+/** Anthropic's usage at the model's prices: plain prompt 3, written to the cache 3.75, read from it 0.30, output 15 USD per 1M. */
+const credits = (prompt: number, cached: number, output: number, written = 0) =>
+  Math.ceil(((prompt - cached - written) * 6_000_000 + written * 7_500_000 + cached * 600_000 + output * 30_000_000) / 1e6);
 
 async function ledger(accountId: string) {
   for (let i = 0; i < 100; i++) {
@@ -51,7 +53,7 @@ async function ledger(accountId: string) {
 }
 
 describe('anthropic provider through /v1/chat/completions', () => {
-  it('answers a chat in the OpenAI shape, charged at Anthropic’s usage with the cache reads at cachedInput', async () => {
+  it('answers a chat in the OpenAI shape, charged at Anthropic’s usage: cache reads at cachedInput, writes at cacheWriteInput', async () => {
     const { accountId, secret } = await t.newAccount({ plan: 'open' });
     const { data, response } = await t.client(secret).chat.completions.create({ model, messages, max_tokens: 300 }).withResponse();
     expect(data.choices[0]!.message.content).toBe(FAKE_CLAUDE_TEXT);
@@ -59,7 +61,7 @@ describe('anthropic provider through /v1/chat/completions', () => {
     expect(data.model).toBe(model);
     const prompt = FAKE_CLAUDE_USAGE.input_tokens + FAKE_CLAUDE_USAGE.cache_creation_input_tokens + FAKE_CLAUDE_USAGE.cache_read_input_tokens;
     expect(data.usage).toMatchObject({ prompt_tokens: prompt, completion_tokens: 9, total_tokens: prompt + 9, prompt_tokens_details: { cached_tokens: 2000 } });
-    const expected = credits(prompt, 2000, 9);
+    const expected = credits(prompt, 2000, 9, FAKE_CLAUDE_USAGE.cache_creation_input_tokens);
     expect((data as any).meta.usage.credits_used).toBe(expected);
     expect(response.headers.get('x-tollgate-credits-used')).toBe(String(expected));
     const [row] = await ledger(accountId);

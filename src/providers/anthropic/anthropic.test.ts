@@ -210,6 +210,9 @@ describe('anthropic: request translation', () => {
     ['an image in a system message', body({ messages: [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }, user('q')] }), 'messages[0].content[0]'],
     ['a tool that is not a function', body({ tools: [{ type: 'web_search' }] }), 'tools[0]'],
     ['an unknown tool_choice', body({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'always' }), 'tool_choice'],
+    // Anthropic bills a 1-hour cache write at 2 × input, above price.cacheWriteInput's 5-minute rate.
+    ['a 1-hour cache on a text part', body({ messages: [user([{ type: 'text', text: 'long', cache_control: { type: 'ephemeral', ttl: '1h' } }])] }), 'messages[0].content[0].cache_control.ttl'],
+    ['a 1-hour cache on a tool', body({ tools: [{ type: 'function', function: { name: 'f' }, cache_control: { type: 'ephemeral', ttl: '1h' } }] }), 'tools[0].cache_control.ttl'],
   ];
   it.each(refusals)('refuses %s with 400 invalid_request naming the field', (_name, input, param) => {
     let err: unknown;
@@ -275,7 +278,7 @@ describe('anthropic: the call', () => {
       usage: { prompt_tokens: 3210, completion_tokens: 40, total_tokens: 3250, prompt_tokens_details: { cached_tokens: 3000, cache_write_tokens: 200 } },
     });
     expect(Math.abs(out.created - Date.now() / 1000)).toBeLessThan(5);
-    expect(r.usage).toEqual({ promptTokens: 3210, outputTokens: 40, cachedPromptTokens: 3000 });
+    expect(r.usage).toEqual({ promptTokens: 3210, outputTokens: 40, cachedPromptTokens: 3000, cacheWritePromptTokens: 200 });
   });
 
   it.each([

@@ -142,12 +142,21 @@ function textBlocks(content: unknown, at: string): Block[] {
 function textBlock(p: JsonObject, at: string): Block[] {
   if (typeof p.text !== 'string') throw refuse(`${at}.text`, 'expected a string');
   if (p.text === '') return [];
-  return [withCache({ type: 'text', text: p.text }, p)];
+  return [withCache({ type: 'text', text: p.text }, p, at)];
 }
 
-/** The part's prompt-cache marker on its block: the OpenAI shape has none, but Anthropic's clients send it so. */
-function withCache(block: Block, part: JsonObject): Block {
-  if (isObject(part.cache_control)) block.cache_control = part.cache_control;
+/**
+ * The part's prompt-cache marker on its block: the OpenAI shape has none, but Anthropic's clients
+ * send it so. Only the 5-minute cache: Anthropic bills a 1-hour write at 2 × input, above the one
+ * `price.cacheWriteInput` the gateway charges writes at (1.25 × input), so such writes were served
+ * below their cost.
+ */
+function withCache(block: Block, part: JsonObject, at: string): Block {
+  if (isObject(part.cache_control)) {
+    const ttl = part.cache_control.ttl;
+    if (ttl !== undefined && ttl !== '5m') throw refuse(`${at}.cache_control.ttl`, `only the 5-minute prompt cache ('5m') is offered here, not ${JSON.stringify(ttl)}`);
+    block.cache_control = part.cache_control;
+  }
   return block;
 }
 
@@ -157,7 +166,7 @@ function userBlocks(content: unknown, at: string): Block[] {
   return content.flatMap((p: JsonObject, j) => {
     const where = `${at}.content[${j}]`;
     if (p.type === 'text') return textBlock(p, where);
-    if (p.type === 'image_url') return [withCache(imageBlock(p.image_url, where), p)];
+    if (p.type === 'image_url') return [withCache(imageBlock(p.image_url, where), p, where)];
     throw refuse(where, `a ${String(p.type)} part is not translated for this model (text and image_url are)`);
   });
 }
@@ -225,7 +234,7 @@ function translateTools(raw: unknown): Block[] | undefined {
     }
     const tool: Block = { name: fn.name, input_schema: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
     if (typeof fn.description === 'string') tool.description = fn.description;
-    return withCache(tool, t);
+    return withCache(tool, t, `tools[${i}]`);
   });
 }
 

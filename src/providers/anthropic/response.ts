@@ -38,9 +38,10 @@ export function readUsage(u: unknown): { usage: Usage; openai: JsonObject } | un
   const promptTokens = Math.min(input + written + read, Number.MAX_SAFE_INTEGER);
   const outputTokens = tokenCount(u.output_tokens) ?? 0;
   const usage: Usage = { promptTokens, outputTokens };
-  // Reads are billed at Anthropic's cache-hit price (price.cachedInput); writes at the input price
-  // here, though Anthropic bills them at 1.25× (docs/plans.md: known limits).
+  // Reads at Anthropic's cache-hit price (price.cachedInput), writes at its cache-write one
+  // (price.cacheWriteInput: 1.25 × input for the 5-minute cache, the only one request.ts lets through).
   if (read > 0) usage.cachedPromptTokens = read;
+  if (written > 0) usage.cacheWritePromptTokens = written;
   const details: JsonObject = { cached_tokens: read };
   // OpenRouter's name for the tokens written to the cache, for a client that tracks them.
   if (written > 0) details.cache_write_tokens = written;

@@ -74,6 +74,11 @@ function tokenUsage(u: unknown): Usage | undefined {
   const promptDetails = (u as Record<string, unknown>).prompt_tokens_details;
   const audioIn = isObject(promptDetails) ? tokenCount(promptDetails.audio_tokens) : undefined;
   if (audioIn !== undefined && audioIn > 0) usage.audioPromptTokens = audioIn;
+  // Tokens written to the prompt cache, which Anthropic's models bill above input: OpenRouter's
+  // `prompt_tokens_details.cache_write_tokens` (https://openrouter.ai/docs/use-cases/usage-accounting),
+  // charged at price.cacheWriteInput.
+  const written = isObject(promptDetails) ? tokenCount(promptDetails.cache_write_tokens) : undefined;
+  if (written !== undefined && written > 0) usage.cacheWritePromptTokens = written;
   const outputDetails = (u as Record<string, unknown>).completion_tokens_details;
   const audioOut = isObject(outputDetails) ? tokenCount(outputDetails.audio_tokens) : undefined;
   if (audioOut !== undefined && audioOut > 0) usage.audioOutputTokens = audioOut;

@@ -137,6 +137,9 @@ describe('openai provider: chat', () => {
     expect(await usageOf()).toEqual({ promptTokens: 1_024, outputTokens: 7, cachedPromptTokens: 1_024 });
     fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 1_024, completion_tokens: 7, prompt_cache_hit_tokens: 1_025 }) });
     expect(await usageOf()).toEqual({ promptTokens: 1_024, outputTokens: 7 });
+    // OpenRouter's count of the tokens written to the cache (priced at cacheWriteInput).
+    fake.enqueue({ kind: 'json', body: answer({ prompt_tokens: 3_210, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 3_000, cache_write_tokens: 200 } }) });
+    expect(await usageOf()).toEqual({ promptTokens: 3_210, outputTokens: 7, cachedPromptTokens: 3_000, cacheWritePromptTokens: 200 });
   });
 
   it('charges the reasoning an answer counts only in total_tokens (xAI, Gemini) as output', async () => {
