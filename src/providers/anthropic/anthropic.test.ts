@@ -10,6 +10,7 @@ import type { ChatStreamEvent } from '../provider.js';
 import { providerTypes } from '../registry.js';
 import { anthropicProviderType, ANTHROPIC_VERSION } from './index.js';
 import { toAnthropicRequest } from './request.js';
+import { rejection } from '../../../test/helpers/rejection.js';
 
 const model = modelSchema.parse({ id: 'claude', kind: 'chat', provider: 'anth', upstream: 'claude-sonnet-4-5', price: { input: 3, output: 15, cachedInput: 0.3 }, maxOutputTokens: 8192 });
 const config = (over: Partial<ProviderConfig> = {}): ProviderConfig => ({ id: 'anth', type: 'anthropic', baseUrl: 'http://anthropic.test/v1/', apiKey: ANTHROPIC_KEY, headers: {}, ...over });
@@ -46,15 +47,6 @@ function stubClient(answer: { status?: number; headers?: Record<string, string>;
 }
 
 const sent = (req: UpstreamRequest) => JSON.parse(req.body!) as JsonObject;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A transcript's chunks through the provider, and the failure that ended it (if one did). */
 async function streamOf(text: string, split?: (n: number) => number): Promise<{ events: ChatStreamEvent[]; err: unknown }> {

@@ -8,6 +8,7 @@ import { createUpstreamClient } from '../../upstream/client.js';
 import type { UpstreamClient } from '../../upstream/types.js';
 import { BilledFailure, type CallContext, type ImageCall, type Provider } from '../provider.js';
 import { falProviderType } from './index.js';
+import { rejection } from '../../../test/helpers/rejection.js';
 
 const flux = modelSchema.parse({
   id: 'flux/schnell',
@@ -43,15 +44,6 @@ const call = (over: Partial<ImageCall> = {}): ImageCall => ({
   ...over,
 });
 const lastBody = () => fake.requests.at(-1)!.body as Record<string, unknown>;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   fake = await startFakeFal();

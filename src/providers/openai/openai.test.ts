@@ -7,6 +7,7 @@ import type { UpstreamClient } from '../../upstream/types.js';
 import type { CallContext, ChatStreamEvent, ImageCall, Provider } from '../provider.js';
 import { MAX_ANSWER_BYTES } from '../upstream-error.js';
 import { openaiProviderType } from './index.js';
+import { rejection } from '../../../test/helpers/rejection.js';
 
 const chatModel = modelSchema.parse({
   id: 'fast-chat',
@@ -39,15 +40,6 @@ const config = (over: Partial<ProviderConfig> = {}): ProviderConfig => ({
 });
 const ctx = (signal = new AbortController().signal): CallContext => ({ requestId: 'req-1', signal });
 const lastBody = () => fake.requests.at(-1)!.body as Record<string, unknown>;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A stream read until it fails: the events that came first, and the failure. */
 async function readUntilFailure(events: AsyncIterable<ChatStreamEvent>): Promise<{ seen: ChatStreamEvent[]; err: unknown }> {
