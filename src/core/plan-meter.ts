@@ -197,7 +197,7 @@ export class PlanMeter implements Meter {
     if (model.pro && principal.surface === 'api' && !plan.proModelsViaApi) {
       throw new GatewayError('model_not_in_plan', { vars: { rule: 'pro_models', model: model.id } });
     }
-    return shapeRequest(plan.rules, principal.surface, model, target);
+    return shapeRequest(plan.rules, principal.surface, model, target, paymentMethodLifts(principal.account.plan, this.o.defaultPlan, (id) => this.o.plans.has(id)));
   }
 
   creditCeiling(principal: Principal, model: ModelConfig): number {

@@ -55,7 +55,24 @@ describe('image_sizes', () => {
     expect(refusal(35_000)).toBe('Your plan allows dall-e-2 images up to 512x512: use size 256x256 (the request asked for 1024x1024).');
     // Two images of the smallest size are over it: none is offered.
     expect(refusal(35_000, 2)).toMatch(/^dall-e-2 images within 512x512, the largest your plan allows \(size 256x256 or 512x512\), cost more than the 35,000 credits your plan allows a request, so it cannot be used on this plan/);
-    expect(refusal(512)).toMatch(/cost more than the 512 credits your plan allows a request/);
+    expect(refusal(512)).toMatch(/cost more than the 512 credits your plan allows a request, so it cannot be used on this plan\. Update your payment method to use it\.$/);
+  });
+
+  it("an unusable model's refusal sends to a payment method only where one lifts the plan", () => {
+    const size = { width: 1024, height: 1024 };
+    const dalle3: ImageModelConfig = { ...dalle2, id: 'dall-e-3', sizes: ['1024x1024', '1792x1024'], price: { perImage: { '1024x1024': 0.04, '1792x1024': 0.08 } } };
+    const detail = (paymentLifts: boolean) => {
+      const call: ImageCall = { model: dalle3, prompt: 'x', n: 1, size, sizePreset: undefined, responseFormat: undefined, imageUrl: undefined, extra: {} };
+      try {
+        shapeRequest([rule('reject')], 'api', dalle3, { kind: 'image', call, size }, paymentLifts);
+      } catch (err) {
+        return (err as { vars: { detail: string } }).vars.detail;
+      }
+      throw new Error('not refused');
+    };
+    expect(detail(true)).toMatch(/cannot be used on this plan\. Update your payment method to use it\.$/);
+    // An operator's plan (a team's): a card on file changes nothing.
+    expect(detail(false)).toMatch(/cannot be used on this plan\. Only the operator of this service can change that\.$/);
   });
 
   it('refuses a model with no size within maxSize as unusable on the plan', () => {

@@ -91,6 +91,8 @@ function shapeChat(rule: ShapeRule, model: ModelConfig, body: JsonObject, clampe
 interface SizeAdvice {
   ceiling: number | undefined;
   unitCredits: ((size: ImageSize) => number | undefined) | undefined;
+  /** What lifts the plan's refusal: a payment method (the default plan), or only the operator. */
+  lift: string;
 }
 
 function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: ImageSize, clamped: string[], advice: SizeAdvice): ImageSize {
@@ -130,9 +132,9 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
         ? `Your plan allows ${model.id} images up to ${rule.maxSize}: use ${anySize ? `a size within ${rule.maxSize}` : `size ${affordable.map(sizeKey).join(' or ')}`} (the request asked for ${sizeKey(size)}).`
         : allowed.length > 0
           ? `${model.id} images within ${rule.maxSize}, the largest your plan allows (size ${allowed.map(sizeKey).join(' or ')}), cost more than the ` +
-            `${ceiling!.toLocaleString('en-US')} credits your plan allows a request, so it cannot be used on this plan. Update your payment method to use it.`
+            `${ceiling!.toLocaleString('en-US')} credits your plan allows a request, so it cannot be used on this plan. ${advice.lift}`
           : `${model.id} has no size within ${rule.maxSize}, the largest your plan allows (its sizes are ${sizes.join(', ')}), ` +
-            `so it cannot be used on this plan. Update your payment method to use it.`;
+            `so it cannot be used on this plan. ${advice.lift}`;
     throw new GatewayError('image_size_not_allowed', {
       vars: { rule: rule.id, detail },
       param: call.params?.size ?? (call.sizePreset !== undefined ? 'image_size' : 'size'),
@@ -142,7 +144,8 @@ function shapeImage(rule: ShapeRule, model: ModelConfig, call: ImageCall, size: 
 }
 
 /** Applies every applicable shape rule except the cost ceiling (which needs the estimate). */
-export function shapeRequest(rules: readonly Rule[], surface: Surface, model: ModelConfig, target: ShapeTarget): ShapeOutcome {
+/** `paymentLifts`: whether a payment method lifts the account's plan (payment-lift.ts), for what a refusal advises. */
+export function shapeRequest(rules: readonly Rule[], surface: Surface, model: ModelConfig, target: ShapeTarget, paymentLifts = true): ShapeOutcome {
   const clamped: string[] = [];
   let size = target.kind === 'image' ? target.size : undefined;
   let advice: SizeAdvice | undefined;
@@ -150,7 +153,11 @@ export function shapeRequest(rules: readonly Rule[], surface: Surface, model: Mo
     if (!('shape' in rule) || rule.shape === 'max_request_cost' || !ruleApplies(rule, surface, model)) continue;
     if (target.kind === 'chat') shapeChat(rule, model, target.body, clamped);
     else if (target.kind === 'image') {
-      advice ??= { ceiling: costCeiling(rules, surface, model), unitCredits: target.unitCredits };
+      advice ??= {
+        ceiling: costCeiling(rules, surface, model),
+        unitCredits: target.unitCredits,
+        lift: paymentLifts ? 'Update your payment method to use it.' : 'Only the operator of this service can change that.',
+      };
       size = shapeImage(rule, model, target.call, size!, clamped, advice);
     }
   }
