@@ -826,6 +826,28 @@ describe('web app edges in Chromium', () => {
     await signin.context().close();
   }, 60_000);
 
+  it('a refusal for the one slot after a reload says the running request is not this page\'s, with no way to Billing', async () => {
+    const t = await gateway();
+    const page = await signUp(t, 'reloaded@example.com', 'correct horse battery');
+    page.setDefaultTimeout(10_000);
+    let release!: () => void;
+    t.openai.enqueue({ kind: 'sse', events: chatStreamFixture, holdBeforeIndex: 1, release: new Promise<void>((r) => (release = r)) });
+    await page.fill(byTest('prompt'), 'a long one');
+    await page.click(byTest('send'));
+    await page.waitForSelector(byTest('busy'));
+    // Reloaded mid-answer: the stream goes on at the gateway, holding the Playground's one slot.
+    await page.reload();
+    await page.locator(byTest('meter-credits')).waitFor();
+    await page.fill(byTest('prompt'), 'again');
+    await page.click(byTest('send'));
+    const box = page.locator(byTest('error-message'));
+    await expect.poll(() => box.getAttribute('data-code')).toBe('concurrency_limit');
+    expect(await box.textContent()).toContain('None runs on this page: the one running is in another tab, through the API, or one this page started before it was reloaded.');
+    expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
+    release();
+    await page.context().close();
+  }, 60_000);
+
   it('each reply in a conversation names the model that wrote it, after another model is chosen', async () => {
     const t = await gateway({ config: { models: [...testModels(), { id: 'gpt-4.1-nano', kind: 'chat', provider: 'openai', price: { input: 0.1, output: 0.4 } }] } });
     const page = await signUp(t, 'twomodels@example.com', 'correct horse battery');

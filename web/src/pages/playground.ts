@@ -144,14 +144,20 @@ function Rules({ meter }: { meter: MeterData }) {
 }
 
 /**
- * A refusal for running one request at a time, right after a Stop: the request stopped is still
- * finishing at the provider (the gateway lets a started call end, and reads a stopped stream's usage
- * a little longer), so the plan's slot is not free yet. Said so, rather than the plan's message and
- * a way to Billing, which read as if something else were running.
+ * A refusal for running one request at a time, said as what it is here, without a way to Billing
+ * (waiting is the way). Right after a Stop: the request stopped is still finishing at the provider
+ * (the gateway lets a started call end, and reads a stopped stream's usage a little longer), so the
+ * plan's slot is not free yet. Otherwise this page runs nothing, so another request of the account
+ * holds the slot: one in another tab, or one this page started before it was reloaded — which got
+ * the plan's message and a way to Billing, as if paying were the answer to a request still running.
  */
-function afterStop(err: ApiError, stoppedAt: number): ApiError {
-  if (err.code !== 'concurrency_limit' || Date.now() - stoppedAt > STOPPED_RECENTLY_MS) return err;
-  return new ApiError(err.status, err.code, 'The request you stopped is still finishing at the provider, and the Playground runs one at a time: try again in a moment.', err.requestId);
+function explainBusy(err: ApiError, stoppedAt: number): ApiError {
+  if (err.code !== 'concurrency_limit') return err;
+  const message =
+    Date.now() - stoppedAt <= STOPPED_RECENTLY_MS
+      ? 'The request you stopped is still finishing at the provider, and the Playground runs one at a time: try again in a moment.'
+      : `${err.message} None runs on this page: the one running is in another tab, through the API, or one this page started before it was reloaded.`;
+  return new ApiError(err.status, err.code, message, err.requestId);
 }
 
 /**
@@ -354,7 +360,7 @@ export function PlaygroundPage() {
       else await runEmbed(text, controller.signal);
     } catch (err) {
       const apiErr = toApiError(err);
-      if (apiErr.code !== 'aborted') setError(afterStop(apiErr, stoppedAt.current));
+      if (apiErr.code !== 'aborted') setError(explainBusy(apiErr, stoppedAt.current));
     } finally {
       if (controller.signal.aborted) stoppedAt.current = Date.now();
       abort.current = null;
