@@ -191,6 +191,8 @@ describe('web app edges in Chromium', () => {
     // to a page where one only "keeps a payment method on file".
     expect(await box.locator('a[href$="/app/billing"]').count()).toBe(0);
     await page.click(byTest('nav-billing'));
+    // Nor is the Free Tier its business: the page says who sets its plan.
+    expect(await page.locator(byTest('billing-intro')).textContent()).toBe('Your plan, team, is set by the operator of this gateway.');
     expect(await page.locator(byTest('lift-terms')).count()).toBe(0);
     await page.context().close();
   }, 60_000);

@@ -42,6 +42,16 @@ function takeBeforeCheckout(): Paid | null {
   }
 }
 
+/**
+ * What the page is about for this account: the Free Tier and the way out of it only where a payment
+ * method moves the account (an operator's team plan was told about the Free Tier's daily limits).
+ */
+function intro(b: Billing): string {
+  if (b.paymentMethodLifts) return 'The Free Tier has daily limits. With a payment method you move to the prepaid plan: no daily caps, requests spend your credit balance.';
+  if (b.plan === 'paid') return 'Your plan is prepaid: requests spend your credit balance.';
+  return `Your plan, ${b.plan}, is set by the operator of this gateway.`;
+}
+
 /** What moving to the paid plan at once means for this account, asked before it is done. */
 function liftWarning(b: Billing): string {
   const topUps = b.selfTopUp ? 'You top it up on this page.' : 'Only the operator of this gateway can add credits to it: ask them first.';
@@ -215,7 +225,7 @@ export function BillingPage({ onAccount }: { onAccount: (patch: Partial<Account>
     <section class="page">
       <div class="page-head">
         <h1 tabindex="-1">Billing</h1>
-        <p class="muted">The Free Tier has daily limits. With a payment method you move to the prepaid plan: no daily caps, requests spend your credit balance.</p>
+        ${billing && html`<p class="muted" data-testid="billing-intro">${intro(billing)}</p>`}
       </div>
       <${ErrorBox} error=${error} billingLink=${false} />
       ${notice && html`<div class="notice" role="status">${notice}</div>`}
