@@ -38,7 +38,7 @@ export class PasswordResets {
   async issue(accountId: string): Promise<{ url: string; expiresAt: string }> {
     const account = await this.accounts.get(accountId);
     if (!account.email) {
-      throw new GatewayError('invalid_request', { vars: { detail: 'the account has no email to sign in with: give it one first (PATCH {email})' }, param: 'id' });
+      throw new GatewayError('invalid_request', { vars: { detail: 'the account has no email to sign in with (a closed account has none): give it one first (admin API: PATCH {email}; CLI: accounts update ACCOUNT --email E)' }, param: 'id' });
     }
     // A closed account is suspended: a link would have handed it back without the operator's word.
     if (account.suspendedAt !== null) {

@@ -1064,7 +1064,7 @@ describe('password', () => {
 
     // No link for an account without an email, a suspended one, or none.
     const keyOnly = await g.admin('POST', '/accounts', {});
-    expect((await g.admin('POST', `/accounts/${keyOnly.body.id}/password-reset`)).body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('no email') });
+    expect((await g.admin('POST', `/accounts/${keyOnly.body.id}/password-reset`)).body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('no email to sign in with (a closed account has none): give it one first (admin API: PATCH {email}; CLI: accounts update ACCOUNT --email E)') });
     await g.admin('PATCH', `/accounts/${account.id}`, { suspended: true });
     expect((await g.admin('POST', `/accounts/${account.id}/password-reset`)).body.error.message).toContain('suspended');
     expect((await g.admin('POST', '/accounts/acct_nope/password-reset')).body.error.code).toBe('account_not_found');
