@@ -284,6 +284,22 @@ describe('Stripe webhook: refunds and disputes take the credits back', () => {
     }
   });
 
+  it('a refund of a paid session that was never credited (paid short of its price) takes nothing', async () => {
+    const w = await paidWorld();
+    try {
+      // Listed by Stripe for pi_2, delivered completed, never credited: its total is short of its credits' price.
+      const short = { ...w.session, id: 'cs_short', payment_intent: 'pi_2', amount_total: 50 };
+      w.api.sessions.push(short);
+      await w.deliver('checkout.session.completed', short);
+      expect(await w.balance()).toBe(2_000_000);
+      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50, { payment_intent: 'pi_2' }));
+      await w.deliver('charge.dispute.funds_withdrawn', { ...w.dispute('dp_1', 50), payment_intent: 'pi_2' });
+      expect(await w.balance()).toBe(2_000_000);
+    } finally {
+      w.storage.close();
+    }
+  });
+
   it('the same refund delivered at once many times takes its credits once', async () => {
     const w = await paidWorld();
     try {

@@ -280,9 +280,14 @@ export class StripeBilling implements BillingProvider {
     const accountId = await this.ownAccount(metadata);
     const credits = Number(metadata.credits);
     const total = session.amount_total;
-    if (accountId === undefined || !Number.isSafeInteger(credits) || credits <= 0 || typeof total !== 'number' || !(total > 0)) return;
+    if (accountId === undefined || typeof session.id !== 'string' || !Number.isSafeInteger(credits) || credits <= 0 || typeof total !== 'number' || !(total > 0)) return;
     const amount = creditsFor(r.amount, total, credits);
     if (amount === 0) return;
+    // Only a payment that was credited: one that never was (paid short of its price) took credits
+    // the account never had. The history is the proof that lasts: a session's mark is forgotten
+    // after 35 days, and a dispute may come months later. The credit's delivery writes the record
+    // before it answers 200, so a credit without its record is one Stripe is still delivering.
+    if (!(await this.deps.accounts.hasTopUp(accountId, 'stripe', session.id))) return;
 
     const now = this.deps.clock.now();
     const mark = { key: `${accountKeyPrefix(accountId)}:stripe_${r.kind}:${r.id}`, settle: 'keep' as const, expiresAt: now + REVERSAL_MEMORY_MS };

@@ -196,6 +196,11 @@ export class AccountService {
     return this.topUps.record({ ...t, id: this.ids.topUpId(), createdAt: new Date(this.clock.now()).toISOString() });
   }
 
+  /** Whether the balance's history keeps a top-up of `source` under `reference` (a Stripe session credited). */
+  async hasTopUp(accountId: string, source: TopUp['source'], reference: string): Promise<boolean> {
+    return this.topUps.has(accountId, source, reference);
+  }
+
   /**
    * The account's top-ups, newest first, `limit` at a time: the next page is `before=<the last id
    * of this one>` (one that is not among the account's top-ups gives an empty page).

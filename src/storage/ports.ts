@@ -292,6 +292,8 @@ export interface TopUpStore {
    * the account (its id) in that order, none when it has no such top-up.
    */
   list(accountId: string, limit: number, before?: string): Promise<TopUp[]>;
+  /** Whether the account has a top-up of `source` with `reference` (a Stripe session that was credited). */
+  has(accountId: string, source: TopUpSource, reference: string): Promise<boolean>;
 }
 
 export interface Storage {

@@ -370,6 +370,13 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
 
         expect(await store.topUps.list('nope', 10)).toEqual([]);
         expect(await store.topUps.list('acc_a\u0000', 10)).toEqual([]);
+
+        // Whether a reference was kept: by account and source.
+        expect(await store.topUps.has('acc_a', 'stripe', 'cs_1')).toBe(true);
+        expect(await store.topUps.has('acc_a', 'stripe', 'cs_2')).toBe(false);
+        expect(await store.topUps.has('acc_a', 'billing', 'cs_1')).toBe(false);
+        expect(await store.topUps.has('acc_c', 'stripe', 'cs_1')).toBe(false);
+        expect(await store.topUps.has('acc_a\u0000', 'stripe', 'cs_1\u0000')).toBe(false);
       });
 
       it('keeps a reference once per space when the admin API and the CLI record it at the same moment', async () => {

@@ -58,6 +58,12 @@ export class PostgresTopUpStore implements TopUpStore {
     }
   }
 
+  async has(accountId: string, source: TopUpSource, reference: string): Promise<boolean> {
+    if (unstorable(accountId) || unstorable(reference)) return false;
+    const { rowCount } = await this.pool.query('SELECT 1 FROM top_ups WHERE account_id = $1 AND source = $2 AND reference = $3 LIMIT 1', [accountId, source, reference]);
+    return rowCount === 1;
+  }
+
   async list(accountId: string, limit: number, before?: string): Promise<TopUp[]> {
     if (unstorable(accountId) || (before !== undefined && unstorable(before))) return [];
     // COLLATE "C": byte order for the id tie-break, as in SQLite, whatever the database locale.

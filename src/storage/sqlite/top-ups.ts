@@ -25,6 +25,7 @@ export class SqliteTopUpStore implements TopUpStore {
   private readonly insert: Database.Statement;
   private readonly byAccount: Database.Statement;
   private readonly byAccountBefore: Database.Statement;
+  private readonly byReference: Database.Statement;
   private readonly writer: SqliteWriter;
 
   constructor(db: Database.Database) {
@@ -39,6 +40,8 @@ export class SqliteTopUpStore implements TopUpStore {
        ON CONFLICT DO NOTHING`,
     );
     this.byAccount = db.prepare('SELECT * FROM top_ups WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?');
+    // A seek on the unique index (account_id, source, reference).
+    this.byReference = db.prepare('SELECT 1 FROM top_ups WHERE account_id = ? AND source = ? AND reference = ? LIMIT 1');
     // The page after a top-up: a seek on top_ups_account (account_id, created_at), from its row.
     this.byAccountBefore = db.prepare(
       `SELECT * FROM top_ups WHERE account_id = @accountId
@@ -51,6 +54,10 @@ export class SqliteTopUpStore implements TopUpStore {
     await this.writer.caughtUp();
     const space = referenceSpace(topUp.source);
     return this.insert.run({ ...topUp, space0: space[0], space1: space[1] ?? space[0] }).changes === 1;
+  }
+
+  async has(accountId: string, source: TopUpSource, reference: string): Promise<boolean> {
+    return this.byReference.get(accountId, source, reference) !== undefined;
   }
 
   async list(accountId: string, limit: number, before?: string): Promise<TopUp[]> {
