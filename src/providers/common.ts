@@ -1,5 +1,6 @@
 // What every HTTP provider adapter does the same way: its config, its token counts, its event streams.
 import type { ProviderConfig } from '../config/schema.js';
+import { isObject } from '../lib/is-object.js';
 import { SseDecoder, type SseEvent } from '../lib/sse.js';
 import { malformedResponse, MAX_ANSWER_BYTES } from './upstream-error.js';
 
@@ -27,6 +28,18 @@ export function baseHeaders(config: ProviderConfig, authorization: (apiKey: stri
  */
 export function tokenCount(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.ceil(v), Number.MAX_SAFE_INTEGER) : undefined;
+}
+
+/** A stream event's data as the JSON object every provider's events are; malformed (502) otherwise. */
+export function eventObject(ev: SseEvent, provider: string): Record<string, unknown> {
+  let data: unknown;
+  try {
+    data = JSON.parse(ev.data);
+  } catch {
+    throw malformedResponse(provider, 'a stream event is not JSON');
+  }
+  if (!isObject(data)) throw malformedResponse(provider, 'a stream event is not a JSON object');
+  return data;
 }
 
 /**

@@ -9,6 +9,7 @@ import { isObject } from '../../lib/is-object.js';
 import type { SseEvent } from '../../lib/sse.js';
 import type { ChatStreamEvent } from '../provider.js';
 import { buildError, malformedResponse, maskFields, type ErrorFields } from '../upstream-error.js';
+import { eventObject } from '../common.js';
 import { finishReason, readUsage } from './response.js';
 
 export class StreamTranslator {
@@ -33,13 +34,7 @@ export class StreamTranslator {
 
   /** The chunk an event becomes; undefined for one that carries nothing for the client (ping, block stops, unknown types). */
   event(ev: SseEvent): ChatStreamEvent | undefined {
-    let data: unknown;
-    try {
-      data = JSON.parse(ev.data);
-    } catch {
-      throw malformedResponse(this.provider, 'a stream event is not JSON');
-    }
-    if (!isObject(data)) throw malformedResponse(this.provider, 'a stream event is not a JSON object');
+    const data = eventObject(ev, this.provider);
     const type = data.type ?? ev.event;
     if (type === 'error' || ev.event === 'error') {
       // The stream already answered 200; the failure came mid-way, so it is a bad gateway (as the

@@ -3,7 +3,7 @@
 // shallow spread and one JSON.stringify, and an answer is its upstream text with `model` spliced
 // in (lib/json-text.ts), not parsed and serialised again.
 // Wire format: https://platform.openai.com/docs/api-reference/chat
-import { baseHeaders, baseUrlOf, BoundedSseDecoder, credentialMask, tokenCount } from '../common.js';
+import { baseHeaders, baseUrlOf, BoundedSseDecoder, credentialMask, eventObject, tokenCount } from '../common.js';
 import { GatewayError, UpstreamHttpError } from '../../errors/gateway-error.js';
 import type { JsonObject, Usage } from '../../core/types.js';
 import type { ProviderConfig } from '../../config/schema.js';
@@ -244,13 +244,7 @@ class OpenAiProvider implements Provider {
   }
 
   private event(ev: SseEvent, modelId: string): ChatStreamEvent {
-    let chunk: unknown;
-    try {
-      chunk = JSON.parse(ev.data);
-    } catch {
-      throw malformedResponse(this.id, 'a stream event is not JSON');
-    }
-    if (!isObject(chunk)) throw malformedResponse(this.id, 'a stream event is not a JSON object');
+    const chunk = eventObject(ev, this.id);
     // A truthy `error`, as the official SDKs test it (openai-node core/streaming.ts): a server that
     // writes `"error": null` on every chunk is not failing.
     if (chunk.error || ev.event === 'error') {
