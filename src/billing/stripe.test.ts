@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { AccountService } from '../core/accounts.js';
 import { Balances } from '../core/balances.js';
 import { ManualClock } from '../lib/clock.js';
@@ -161,6 +161,7 @@ describe('Stripe webhook: refunds and disputes take the credits back', () => {
    */
   async function paidWorld() {
     const world = billingWorld();
+    onTestFinished(() => world.storage.close());
     const { clock, accounts } = world;
     const account = await accounts.create({ plan: 'paid' });
     const session = { id: 'cs_1', object: 'checkout.session', mode: 'payment', payment_status: 'paid', currency: 'usd', amount_total: 100, payment_intent: 'pi_1', metadata: { tollgate: 'http://gateway.test', account: account.id, credits: '2000000' } };
@@ -192,147 +193,115 @@ describe('Stripe webhook: refunds and disputes take the credits back', () => {
 
   it('a full refund takes every credit the payment bought, once, however many of its events arrive', async () => {
     const w = await paidWorld();
-    try {
-      await w.deliver('refund.created', w.refund('re_1', 'pending'));
-      await w.deliver('refund.updated', w.refund('re_1', 'succeeded'));
-      await w.deliver('charge.refund.updated', w.refund('re_1', 'succeeded'));
-      await w.deliver('refund.created', w.refund('re_1', 'pending'));
-      expect(await w.balance()).toBe(0);
-      expect(await w.history()).toEqual([[-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
-      expect(w.api.calls[0]).toBe('GET https://api.stripe.test/v1/checkout/sessions?payment_intent=pi_1&limit=1 Bearer sk_test');
-    } finally {
-      w.storage.close();
-    }
+    await w.deliver('refund.created', w.refund('re_1', 'pending'));
+    await w.deliver('refund.updated', w.refund('re_1', 'succeeded'));
+    await w.deliver('charge.refund.updated', w.refund('re_1', 'succeeded'));
+    await w.deliver('refund.created', w.refund('re_1', 'pending'));
+    expect(await w.balance()).toBe(0);
+    expect(await w.history()).toEqual([[-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
+    expect(w.api.calls[0]).toBe('GET https://api.stripe.test/v1/checkout/sessions?payment_intent=pi_1&limit=1 Bearer sk_test');
   });
 
   it('partial refunds take their share, rounded down, and the credits already spent leave the balance below zero', async () => {
     const w = await paidWorld();
-    try {
-      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 33));
-      expect(await w.balance()).toBe(2_000_000 - 660_000);
-      // The customer spends what is left, then gets the rest refunded: the balance owes it.
-      await w.balances.add(w.account.id, -(2_000_000 - 660_000));
-      await w.deliver('refund.created', w.refund('re_2', 'succeeded', 67));
-      expect(await w.balance()).toBe(-1_340_000);
-    } finally {
-      w.storage.close();
-    }
+    await w.deliver('refund.created', w.refund('re_1', 'succeeded', 33));
+    expect(await w.balance()).toBe(2_000_000 - 660_000);
+    // The customer spends what is left, then gets the rest refunded: the balance owes it.
+    await w.balances.add(w.account.id, -(2_000_000 - 660_000));
+    await w.deliver('refund.created', w.refund('re_2', 'succeeded', 67));
+    expect(await w.balance()).toBe(-1_340_000);
   });
 
   it('a refund that fails gives its credits back once; one that fails before its creation was delivered takes and gives nothing', async () => {
     const w = await paidWorld();
-    try {
-      await w.deliver('refund.created', w.refund('re_1', 'pending'));
-      await w.deliver('refund.failed', w.refund('re_1', 'failed'));
-      await w.deliver('refund.updated', w.refund('re_1', 'failed'));
-      await w.deliver('refund.created', w.refund('re_1', 'pending'));
-      expect(await w.balance()).toBe(2_000_000);
-      expect(await w.history()).toEqual([[2_000_000, 'refund:re_1:back'], [-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
-      // The failure delivered first (the creation's delivery lost, or late): nothing to give back,
-      // and the creation arriving after takes nothing.
-      await w.deliver('refund.failed', w.refund('re_2', 'canceled'));
-      await w.deliver('refund.created', w.refund('re_2', 'pending'));
-      expect(await w.balance()).toBe(2_000_000);
-      expect(await w.history()).toHaveLength(3);
-    } finally {
-      w.storage.close();
-    }
+    await w.deliver('refund.created', w.refund('re_1', 'pending'));
+    await w.deliver('refund.failed', w.refund('re_1', 'failed'));
+    await w.deliver('refund.updated', w.refund('re_1', 'failed'));
+    await w.deliver('refund.created', w.refund('re_1', 'pending'));
+    expect(await w.balance()).toBe(2_000_000);
+    expect(await w.history()).toEqual([[2_000_000, 'refund:re_1:back'], [-2_000_000, 'refund:re_1'], [2_000_000, 'cs_1']]);
+    // The failure delivered first (the creation's delivery lost, or late): nothing to give back,
+    // and the creation arriving after takes nothing.
+    await w.deliver('refund.failed', w.refund('re_2', 'canceled'));
+    await w.deliver('refund.created', w.refund('re_2', 'pending'));
+    expect(await w.balance()).toBe(2_000_000);
+    expect(await w.history()).toHaveLength(3);
   });
 
   it("a dispute's withdrawal takes the credits, its reinstatement (a dispute won) gives them back", async () => {
     const w = await paidWorld();
-    try {
-      // A dispute's amount may include fees above the payment: never more than it bought.
-      await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
-      await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
-      expect(await w.balance()).toBe(0);
-      await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
-      await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
-      expect(await w.balance()).toBe(2_000_000);
-      // An inquiry, or a dispute merely opened, moves no money: nothing happens.
-      await w.deliver('charge.dispute.created', w.dispute('dp_2'));
-      expect(await w.balance()).toBe(2_000_000);
-    } finally {
-      w.storage.close();
-    }
+    // A dispute's amount may include fees above the payment: never more than it bought.
+    await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
+    await w.deliver('charge.dispute.funds_withdrawn', w.dispute('dp_1', 1_600));
+    expect(await w.balance()).toBe(0);
+    await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
+    await w.deliver('charge.dispute.funds_reinstated', w.dispute('dp_1', 1_600));
+    expect(await w.balance()).toBe(2_000_000);
+    // An inquiry, or a dispute merely opened, moves no money: nothing happens.
+    await w.deliver('charge.dispute.created', w.dispute('dp_2'));
+    expect(await w.balance()).toBe(2_000_000);
   });
 
   it('a take whose hold lapses after a failure was applied over it gives nothing back twice: the failure waits for the take to be settled', async () => {
     const w = await paidWorld();
-    try {
-      // The take is reserved, then its process pauses past the hold's minute; meanwhile the
-      // refund's failure arrives (and is redelivered, as Stripe sends refund.failed, refund.updated
-      // and charge.refund.updated for one failure).
-      const settle = w.counters.settle.bind(w.counters);
-      let failures: Array<PromiseSettledResult<void>> = [];
-      w.counters.settle = async (id: string, actual: number) => {
-        if (id.endsWith(':take') && failures.length === 0) {
-          failures = await Promise.allSettled([w.deliver('refund.failed', w.refund('re_1', 'failed'))]);
-          w.clock.advance(61_000);
-          await w.counters.sweep(w.clock.now());
-        }
-        return settle(id, actual);
-      };
-      await expect(w.deliver('refund.created', w.refund('re_1', 'pending'))).rejects.toMatchObject({ code: 'limiter_unavailable' });
-      // Told to come again while the take was unsettled: nothing given back over a take that may lapse.
-      expect(failures[0]).toMatchObject({ status: 'rejected', reason: { code: 'limiter_unavailable' } });
-      for (const type of ['refund.failed', 'refund.updated', 'charge.refund.updated']) await w.deliver(type, w.refund('re_1', 'failed'));
-      await w.deliver('refund.created', w.refund('re_1', 'pending'));
-      expect(await w.balance()).toBe(2_000_000);
-    } finally {
-      w.storage.close();
-    }
+    // The take is reserved, then its process pauses past the hold's minute; meanwhile the
+    // refund's failure arrives (and is redelivered, as Stripe sends refund.failed, refund.updated
+    // and charge.refund.updated for one failure).
+    const settle = w.counters.settle.bind(w.counters);
+    let failures: Array<PromiseSettledResult<void>> = [];
+    w.counters.settle = async (id: string, actual: number) => {
+      if (id.endsWith(':take') && failures.length === 0) {
+        failures = await Promise.allSettled([w.deliver('refund.failed', w.refund('re_1', 'failed'))]);
+        w.clock.advance(61_000);
+        await w.counters.sweep(w.clock.now());
+      }
+      return settle(id, actual);
+    };
+    await expect(w.deliver('refund.created', w.refund('re_1', 'pending'))).rejects.toMatchObject({ code: 'limiter_unavailable' });
+    // Told to come again while the take was unsettled: nothing given back over a take that may lapse.
+    expect(failures[0]).toMatchObject({ status: 'rejected', reason: { code: 'limiter_unavailable' } });
+    for (const type of ['refund.failed', 'refund.updated', 'charge.refund.updated']) await w.deliver(type, w.refund('re_1', 'failed'));
+    await w.deliver('refund.created', w.refund('re_1', 'pending'));
+    expect(await w.balance()).toBe(2_000_000);
   });
 
   it('a refund of a paid session that was never credited (paid short of its price) takes nothing', async () => {
     const w = await paidWorld();
-    try {
-      // Listed by Stripe for pi_2, delivered completed, never credited: its total is short of its credits' price.
-      const short = { ...w.session, id: 'cs_short', payment_intent: 'pi_2', amount_total: 50 };
-      w.api.sessions.push(short);
-      await w.deliver('checkout.session.completed', short);
-      expect(await w.balance()).toBe(2_000_000);
-      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50, { payment_intent: 'pi_2' }));
-      await w.deliver('charge.dispute.funds_withdrawn', { ...w.dispute('dp_1', 50), payment_intent: 'pi_2' });
-      expect(await w.balance()).toBe(2_000_000);
-    } finally {
-      w.storage.close();
-    }
+    // Listed by Stripe for pi_2, delivered completed, never credited: its total is short of its credits' price.
+    const short = { ...w.session, id: 'cs_short', payment_intent: 'pi_2', amount_total: 50 };
+    w.api.sessions.push(short);
+    await w.deliver('checkout.session.completed', short);
+    expect(await w.balance()).toBe(2_000_000);
+    await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50, { payment_intent: 'pi_2' }));
+    await w.deliver('charge.dispute.funds_withdrawn', { ...w.dispute('dp_1', 50), payment_intent: 'pi_2' });
+    expect(await w.balance()).toBe(2_000_000);
   });
 
   it('the same refund delivered at once many times takes its credits once', async () => {
     const w = await paidWorld();
-    try {
-      const results = await Promise.allSettled(Array.from({ length: 20 }, () => w.deliver('refund.created', w.refund('re_1', 'succeeded', 50))));
-      // A delivery that met another applying the same refund is told to come again (503).
-      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limiter_unavailable' });
-      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50));
-      expect(await w.balance()).toBe(1_000_000);
-    } finally {
-      w.storage.close();
-    }
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => w.deliver('refund.created', w.refund('re_1', 'succeeded', 50))));
+    // A delivery that met another applying the same refund is told to come again (503).
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limiter_unavailable' });
+    await w.deliver('refund.created', w.refund('re_1', 'succeeded', 50));
+    expect(await w.balance()).toBe(1_000_000);
   });
 
   it("ignores a payment that is not one of this gateway's, or whose currency differs, and tells Stripe to retry while its API is down", async () => {
     const w = await paidWorld();
-    try {
-      await w.deliver('refund.created', w.refund('re_1', 'succeeded', 100, { payment_intent: 'pi_unknown' }));
-      await w.deliver('refund.created', w.refund('re_2', 'succeeded', 100, { currency: 'eur' }));
-      w.api.sessions.push({ ...w.session, id: 'cs_2', payment_intent: 'pi_2', metadata: { ...w.session.metadata, tollgate: 'http://other.test' } });
-      await w.deliver('refund.created', w.refund('re_3', 'succeeded', 100, { payment_intent: 'pi_2' }));
-      // Not a refund object, a zero amount, an unknown status: not acted on.
-      await w.deliver('refund.created', { ...w.refund('re_4', 'succeeded'), object: 'charge' });
-      await w.deliver('refund.created', w.refund('re_5', 'succeeded', 0));
-      await w.deliver('refund.updated', w.refund('re_6', 'mystery'));
-      expect(await w.balance()).toBe(2_000_000);
-      w.api.down = true;
-      await expect(w.deliver('refund.created', w.refund('re_7', 'succeeded'))).rejects.toMatchObject({ code: 'upstream_unavailable' });
-      expect(await w.balance()).toBe(2_000_000);
-      w.api.down = false;
-      await w.deliver('refund.created', w.refund('re_7', 'succeeded'));
-      expect(await w.balance()).toBe(0);
-    } finally {
-      w.storage.close();
-    }
+    await w.deliver('refund.created', w.refund('re_1', 'succeeded', 100, { payment_intent: 'pi_unknown' }));
+    await w.deliver('refund.created', w.refund('re_2', 'succeeded', 100, { currency: 'eur' }));
+    w.api.sessions.push({ ...w.session, id: 'cs_2', payment_intent: 'pi_2', metadata: { ...w.session.metadata, tollgate: 'http://other.test' } });
+    await w.deliver('refund.created', w.refund('re_3', 'succeeded', 100, { payment_intent: 'pi_2' }));
+    // Not a refund object, a zero amount, an unknown status: not acted on.
+    await w.deliver('refund.created', { ...w.refund('re_4', 'succeeded'), object: 'charge' });
+    await w.deliver('refund.created', w.refund('re_5', 'succeeded', 0));
+    await w.deliver('refund.updated', w.refund('re_6', 'mystery'));
+    expect(await w.balance()).toBe(2_000_000);
+    w.api.down = true;
+    await expect(w.deliver('refund.created', w.refund('re_7', 'succeeded'))).rejects.toMatchObject({ code: 'upstream_unavailable' });
+    expect(await w.balance()).toBe(2_000_000);
+    w.api.down = false;
+    await w.deliver('refund.created', w.refund('re_7', 'succeeded'));
+    expect(await w.balance()).toBe(0);
   });
 });
