@@ -172,9 +172,12 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
   });
   let sessionSecret = config.web.sessionSecret;
   if (sessionSecret === '') {
-    sessionSecret = randomBytes(32).toString('base64url');
-    logger.warn(
-      'web.sessionSecret is empty: using a random one, so web sign-ins end on restart and do not work across instances (the built-in config reads TOLLGATE_SESSION_SECRET; a config file needs web: { sessionSecret: "${TOLLGATE_SESSION_SECRET}" })',
+    // A random secret per start (as before) signed everybody out at every restart and made each
+    // instance refuse the others' sessions and reset links. Kept in the database instead, it is
+    // made once and shared by every instance on the same storage, as a set one would be.
+    sessionSecret = await services.storage.sharedSecret('web.sessionSecret', () => randomBytes(32).toString('base64url'));
+    logger.info(
+      'web.sessionSecret is empty: signing sessions with a secret kept in the database (set TOLLGATE_SESSION_SECRET, or web.sessionSecret in a config file, to keep it out of the database)',
     );
   }
   // Both are guessed offline or online by whoever has time: a session cookie is an HMAC under the

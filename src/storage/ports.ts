@@ -307,6 +307,11 @@ export interface Storage {
    * while it stays the same (core/keys.ts). last_used_at touches do not change it.
    */
   credentialsVersion(): Promise<number>;
+  /**
+   * The deployment's secret named `name`: the one stored, or else `make()`'s, stored now. The first
+   * to store it wins, so every instance sharing the store (and every later start) gets the same.
+   */
+  sharedSecret(name: string, make: () => string): Promise<string>;
   /** Throws when the store cannot serve (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -29,7 +29,7 @@ describe('start warnings', () => {
     expect(JSON.stringify(seen)).not.toMatch(/short-admin-token|short-secret/);
   });
 
-  it('an empty admin token or session secret is not called short (the admin API is off; the secret is made at random)', async () => {
+  it('an empty admin token or session secret is not called short (the admin API is off; the secret is made once and kept in the database)', async () => {
     const seen: Array<Record<string, unknown>> = [];
     const g = await startTestGateway({ config: { admin: { token: '' }, web: { sessionSecret: '' } }, gateway: { logger: pino({ level: 'info' }, jsonLines(seen)) } });
     await g.close();

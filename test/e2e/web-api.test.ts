@@ -126,6 +126,31 @@ describe('sign-up, session and sign-in', () => {
     }
   });
 
+  it('with web.sessionSecret left empty, a sign-in survives a restart: the secret made at the first start is kept in the database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-secret-'));
+    const config = { storage: { url: `sqlite:${join(dir, 'tollgate.db')}` }, web: { sessionSecret: '', signupsPerHour: 100 } };
+    try {
+      const first = await startTestGateway({ config });
+      const b = new Browser(first.url);
+      await b.session();
+      const email = freshEmail();
+      expect((await b.json('/app/api/signup', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(201);
+      await first.close();
+
+      const second = await startTestGateway({ config });
+      try {
+        const again = new Browser(second.url);
+        again.cookies = b.cookies;
+        const s = (await again.json('/app/api/session')).body;
+        expect(s.account?.email).toBe(email);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('signs up: session cookie httpOnly + SameSite, csrf cookie readable; GET /session authenticated', async () => {
     const b = new Browser();
     const anon = await b.session();

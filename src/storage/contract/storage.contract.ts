@@ -393,6 +393,18 @@ export function storageContract(name: string, open: () => Promise<Storage> | Sto
       });
     });
 
+    describe('shared secrets', () => {
+      it('keeps the first value made for a name and hands it to every later caller, racing or not', async () => {
+        expect(await store.sharedSecret('web.sessionSecret', () => 'first')).toBe('first');
+        expect(await store.sharedSecret('web.sessionSecret', () => 'second')).toBe('first');
+        // Two instances starting at once each make their own: both get the one stored.
+        const raced = await Promise.all(Array.from({ length: 20 }, (_, i) => store.sharedSecret('other', () => `made ${i}`)));
+        expect(new Set(raced).size).toBe(1);
+        expect(raced[0]).toMatch(/^made \d+$/);
+        expect(await store.sharedSecret('web.sessionSecret', () => 'third')).toBe('first');
+      });
+    });
+
     describe('ledger', () => {
       it('round-trips every field of a record', async () => {
         const r = usage({ keyId: null, surface: 'playground', status: 'aborted', httpStatus: 499, requestId: 'r1', provider: 'azure-eu' });

@@ -56,6 +56,17 @@ export class PostgresStorage implements Storage {
     return Number(rows[0]?.v ?? 0);
   }
 
+  async sharedSecret(name: string, make: () => string): Promise<string> {
+    // One statement: of two instances starting at once, the second's insert waits for the first's
+    // row and, finding it, keeps it; the no-op update makes RETURNING give the row in either case.
+    const { rows } = await this.pool.query<{ value: string }>(
+      `INSERT INTO shared_secrets (name, value, created_at) VALUES ($1, $2, now())
+       ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING value`,
+      [name, make()],
+    );
+    return rows[0]!.value;
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }

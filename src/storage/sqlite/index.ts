@@ -77,6 +77,13 @@ export function openSqliteStorage(url: string, opts: { ledger?: SqliteLedgerOpti
   const db = openDatabase(url);
   const pingStmt = db.prepare('SELECT 1');
   const versionStmt = db.prepare('SELECT v FROM credentials_version WHERE id = 1').pluck();
+  // One statement: a name already stored keeps its value, and the value stored is what comes back.
+  const secretStmt = db
+    .prepare(
+      `INSERT INTO shared_secrets (name, value, created_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING value`,
+    )
+    .pluck();
   const ledger = new SqliteLedger(db, opts.ledger);
   const storage: Storage = {
     accounts: new SqliteAccountStore(db),
@@ -85,6 +92,9 @@ export function openSqliteStorage(url: string, opts: { ledger?: SqliteLedgerOpti
     topUps: new SqliteTopUpStore(db),
     async credentialsVersion() {
       return versionStmt.get() as number;
+    },
+    async sharedSecret(name, make) {
+      return secretStmt.get(name, make(), new Date().toISOString()) as string;
     },
     async ping() {
       pingStmt.get();

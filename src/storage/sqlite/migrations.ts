@@ -342,6 +342,19 @@ export const migrations: readonly Migration[] = [
       CREATE UNIQUE INDEX top_ups_reference ON top_ups(account_id, source, reference) WHERE reference IS NOT NULL;
     `,
   },
+  {
+    version: 17,
+    name: 'secrets the deployment made for itself',
+    sql: `
+      -- A secret the operator left empty in config (web.sessionSecret), made once by whichever start
+      -- came first and read by every later start and every other instance.
+      CREATE TABLE shared_secrets (
+        name       TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

@@ -127,6 +127,7 @@ describe('sqlite specifics', () => {
       createdAt: '2026-11-25T10:00:00.000Z',
       provider: 'openai',
     });
+    expect(await a.sharedSecret('web.sessionSecret', () => 'made at the first start')).toBe('made at the first start');
     await a.close();
     await a.close(); // idempotent
 
@@ -134,6 +135,7 @@ describe('sqlite specifics', () => {
     expect((await b.accounts.get('acc_1'))?.plan).toBe('paid');
     expect((await b.keys.findByHash('h1'))?.id).toBe('key_1');
     expect(await b.ledger.daily({ accountId: 'acc_1' })).toMatchObject([{ day: '2026-11-25', credits: 3 }]);
+    expect(await b.sharedSecret('web.sessionSecret', () => 'made at the second')).toBe('made at the first start');
     await b.close();
   });
 
@@ -207,7 +209,7 @@ describe('sqlite specifics', () => {
       DROP TRIGGER api_keys_changed; ALTER TABLE api_keys DROP COLUMN limit_credits; ALTER TABLE api_keys DROP COLUMN limit_window;
       ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN models;
       CREATE TRIGGER api_keys_changed AFTER UPDATE OF account_id, hash, revoked_at ON api_keys BEGIN UPDATE credentials_version SET v = v + 1; END;
-      ALTER TABLE usage_records DROP COLUMN provider; DROP TABLE top_ups;`);
+      ALTER TABLE usage_records DROP COLUMN provider; DROP TABLE top_ups; DROP TABLE shared_secrets;`);
     const insert = old.prepare(`INSERT INTO usage_records (request_id, account_id, key_id, model, surface, prompt_tokens,
       output_tokens, credits, status, http_status, created_at, day) VALUES (?, ?, NULL, 'm', 'api', 1, 1, ?, 'ok', 200, ?, '2026-11-25')`);
     for (let i = 0; i < 5; i++) insert.run(`r${i}`, i % 2 ? 'acc_b' : 'acc_a', i, `2026-11-25T10:00:0${i}.000Z`);
@@ -270,7 +272,7 @@ describe('sqlite specifics', () => {
     const before = openSqliteStorage(url);
     const { db } = sqliteDatabaseOf(before)!;
     // The file as a server before migration 15 kept it…
-    db.exec('ALTER TABLE usage_records DROP COLUMN provider; DROP TABLE top_ups; DELETE FROM schema_migrations WHERE version >= 15;');
+    db.exec('ALTER TABLE usage_records DROP COLUMN provider; DROP TABLE top_ups; DROP TABLE shared_secrets; DELETE FROM schema_migrations WHERE version >= 15;');
     const writer = writerFor(db);
     await writer.useLog(path, { applyEveryMs: 60_000 });
     // …and a record as that server logged it: the `ledger` write, twelve arguments, no provider.
