@@ -1139,6 +1139,34 @@ describe('password', () => {
     expect((await d.json('/app/api/keys')).status).toBe(401);
   });
 
+  it('an admin PATCH of a password while the limiter is down sets nothing (503): the old password and the sessions stay, a retry completes it', async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const { CounterStoreUnavailableError } = await import('../../src/storage/counters.js');
+    const counters = g.gw.counters;
+    const { add } = counters;
+    counters.add = async () => {
+      throw new CounterStoreUnavailableError('limiter unavailable: connection refused');
+    };
+    try {
+      const res = await g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' });
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('limiter_unavailable');
+    } finally {
+      counters.add = add;
+    }
+    expect((await b.json('/app/api/keys')).status).toBe(200);
+    const d = new Browser(g.url);
+    await d.session();
+    expect((await d.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+    expect((await g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' })).status).toBe(200);
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+    const e = new Browser(g.url);
+    await e.session();
+    expect((await e.json('/app/api/signin', { method: 'POST', body: { email, password: 'set by the operator' } })).status).toBe(200);
+  });
+
   it("a reset link made before the account's email changed does not work: it was for the old address's owner", async () => {
     const made = await g.admin('POST', '/accounts', { email: freshEmail(), password: 'the old owner knew this' });
     const token = await resetToken(made.body.id);

@@ -167,9 +167,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         ...(body.email !== undefined && { email: body.email }),
       });
       if (body.password !== undefined) {
-        await accounts.setPasswordHash(req.params.id, await hashPassword(body.password));
-        // A password set for someone is a reset: the sessions signed in with the old one end.
+        const hash = await hashPassword(body.password);
+        // A password set for someone is a reset: the sessions signed in with the old one end — first,
+        // so a limiter that cannot end them (503) leaves the old password standing, not a new one
+        // beside a stranger's live session; the operator's retry completes it.
         await epochs.end(req.params.id);
+        await accounts.setPasswordHash(req.params.id, hash);
       }
       return accountView(account);
     });
