@@ -388,6 +388,20 @@ describe('anthropic: stream translation from recorded transcripts', () => {
     expect(events.at(-1)!.usage).toEqual({ promptTokens: 472, outputTokens: 89 });
   });
 
+  it('a tool called without arguments streams `{}` as its arguments (Anthropic sends only an empty partial_json), as the JSON answer does', async () => {
+    const { events } = await streamOf(anthropicFixture('tool-no-args.sse'));
+    const calls = deltas(events).flatMap((d) => ((d as JsonObject | null)?.tool_calls as JsonObject[] | undefined) ?? []);
+    const args = (index: number) =>
+      calls
+        .filter((c) => c.index === index)
+        .map((c) => (c.function as JsonObject).arguments)
+        .join('');
+    expect(calls[0]).toMatchObject({ index: 0, id: 'toolu_01Vq3NoArgs00000000000000', function: { name: 'get_time' } });
+    expect(JSON.parse(args(0))).toEqual({});
+    expect(JSON.parse(args(1))).toEqual({ city: 'Paris' });
+    expect(finishes(events).filter(Boolean)).toEqual(['tool_calls']);
+  });
+
   it('an error event mid-stream: the text before it, then a 502 with its message and type as the code', async () => {
     const { events, err } = await streamOf(anthropicFixture('error-mid-stream.sse'));
     expect(deltas(events)).toEqual([{ role: 'assistant', content: '' }, { content: 'Once upon' }]);
@@ -401,7 +415,7 @@ describe('anthropic: stream translation from recorded transcripts', () => {
     expect(events.at(-1)!.usage).toEqual({ promptTokens: 31, outputTokens: 16 });
   });
 
-  it.each(['text.sse', 'tool-use.sse', 'error-mid-stream.sse', 'max-tokens.sse'])('%s split every 1..7 bytes gives the same chunks', async (name) => {
+  it.each(['text.sse', 'tool-use.sse', 'tool-no-args.sse', 'error-mid-stream.sse', 'max-tokens.sse'])('%s split every 1..7 bytes gives the same chunks', async (name) => {
     const text = anthropicFixture(name);
     const whole = await streamOf(text);
     const strip = (r: { events: ChatStreamEvent[]; err: unknown }) => ({ events: r.events.map((e) => ({ ...e, chunk: { ...e.chunk, created: 0 } })), err: r.err });

@@ -14,8 +14,11 @@ import { finishReason, readUsage } from './response.js';
 
 export class StreamTranslator {
   private id: unknown = null;
-  /** Each tool_use block's place among the tool calls (OpenAI's `index`), by the block's index. */
-  private readonly toolPlaces = new Map<number, number>();
+  /**
+   * Each tool_use block by the block's index: its place among the tool calls (OpenAI's `index`),
+   * the input its start carried, and whether any of its arguments went out yet.
+   */
+  private readonly tools = new Map<number, { place: number; input: unknown; sent: boolean }>();
   /** Usage as the events so far told it: message_start's, then each message_delta's counts over it. */
   private readonly usage: JsonObject = {};
   private started = false;
@@ -32,7 +35,7 @@ export class StreamTranslator {
     private readonly mask: (text: string) => string,
   ) {}
 
-  /** The chunk an event becomes; undefined for one that carries nothing for the client (ping, block stops, unknown types). */
+  /** The chunk an event becomes; undefined for one that carries nothing for the client (ping, most block stops, unknown types). */
   event(ev: SseEvent): ChatStreamEvent | undefined {
     const data = eventObject(ev, this.provider);
     const type = data.type ?? ev.event;
@@ -56,8 +59,8 @@ export class StreamTranslator {
       case 'content_block_start': {
         const block = isObject(data.content_block) ? data.content_block : {};
         if (block.type === 'tool_use' && typeof data.index === 'number') {
-          const place = this.toolPlaces.size;
-          this.toolPlaces.set(data.index, place);
+          const place = this.tools.size;
+          this.tools.set(data.index, { place, input: block.input, sent: false });
           return this.chunk({ tool_calls: [{ index: place, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] });
         }
         // A text block may start with text already (the guide's are empty; nothing says they must be).
@@ -70,12 +73,22 @@ export class StreamTranslator {
         // DeepSeek's name for reasoning beside the answer, which core counts as output (chat-output.ts deltaReasoning).
         if (delta.type === 'thinking_delta' && typeof delta.thinking === 'string') return this.chunk({ reasoning_content: delta.thinking });
         if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string' && delta.partial_json !== '') {
-          const place = typeof data.index === 'number' ? this.toolPlaces.get(data.index) : undefined;
-          if (place === undefined) return undefined;
-          return this.chunk({ tool_calls: [{ index: place, function: { arguments: delta.partial_json } }] });
+          const tool = typeof data.index === 'number' ? this.tools.get(data.index) : undefined;
+          if (tool === undefined) return undefined;
+          tool.sent = true;
+          return this.chunk({ tool_calls: [{ index: tool.place, function: { arguments: delta.partial_json } }] });
         }
         // signature_delta (a thinking block's integrity check), citations: nothing an OpenAI client reads.
         return undefined;
+      }
+      case 'content_block_stop': {
+        // A call to a tool without parameters streams only an empty partial_json: its arguments
+        // would be '' where OpenAI (and this adapter's JSON answer) give '{}', and a client's
+        // JSON.parse of them throws. Its start's input (`{}`) stands for them.
+        const tool = typeof data.index === 'number' ? this.tools.get(data.index) : undefined;
+        if (tool === undefined || tool.sent) return undefined;
+        tool.sent = true;
+        return this.chunk({ tool_calls: [{ index: tool.place, function: { arguments: JSON.stringify(isObject(tool.input) ? tool.input : {}) } }] });
       }
       case 'message_delta': {
         this.merge(data.usage);
@@ -88,7 +101,7 @@ export class StreamTranslator {
         this.stopped = true;
         return this.usageChunk();
       default:
-        // ping, content_block_stop, and event types Anthropic may add ("handle unknown event types gracefully").
+        // ping, and event types Anthropic may add ("handle unknown event types gracefully").
         return undefined;
     }
   }
