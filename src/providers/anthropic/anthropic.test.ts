@@ -142,7 +142,8 @@ describe('anthropic: request translation', () => {
       { messages: [{ role: 'user', content: [{ type: 'text', text: 'q' }] }, { role: 'assistant', content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 't', name: 'f', input: {} }] }] },
     ],
     ['temperature above Anthropic’s 1 is sent as 1', body({ temperature: 1.6 }), { temperature: 1 }],
-    ['temperature within 0–1 as sent, top_p', body({ temperature: 0.3, top_p: 0.9 }), { temperature: 0.3, top_p: 0.9 }],
+    ['temperature within 0–1 as sent', body({ temperature: 0.3 }), { temperature: 0.3 }],
+    ['top_p alone as sent', body({ top_p: 0.9 }), { top_p: 0.9 }],
     ['stop as a string', body({ stop: 'END' }), { stop_sequences: ['END'] }],
     ['stop as a list', body({ stop: ['a', 'b'] }), { stop_sequences: ['a', 'b'] }],
     ['user → metadata.user_id', body({ user: 'u-42' }), { metadata: { user_id: 'u-42' } }],
@@ -176,6 +177,12 @@ describe('anthropic: request translation', () => {
       false,
     );
     expect(Object.keys(out).sort()).toEqual(['max_tokens', 'messages', 'model']);
+  });
+
+  it('sends temperature without top_p when both are set: Claude 4.5 and later refuse the two together', () => {
+    const out = toAnthropicRequest(model, body({ temperature: 0.3, top_p: 0.9 }), false);
+    expect(out.temperature).toBe(0.3);
+    expect(out).not.toHaveProperty('top_p');
   });
 
   it('leaves tool_choice out without tools, and empty text out (Anthropic refuses empty text blocks)', () => {

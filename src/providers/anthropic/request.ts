@@ -27,8 +27,12 @@ export function toAnthropicRequest(model: ModelConfig, body: JsonObject, stream:
   const { system, messages } = translateMessages(body.messages);
   const req: JsonObject = { model: model.upstream ?? model.id, max_tokens: maxTokens(model, body), messages };
   if (system !== undefined) req.system = system;
+  // "Use only temperature OR top_p, not both": Claude 4.5 and later answer 400 to the two together
+  // (https://platform.claude.com/docs/en/about-claude/models/migration-guide), and OpenAI clients
+  // often send both (top_p: 1 as a default). Temperature is kept — of top_p Anthropic says "you
+  // usually only need to use temperature" — so older models lose only a top_p beside it.
   if (typeof body.temperature === 'number') req.temperature = Math.min(body.temperature, MAX_TEMPERATURE);
-  if (typeof body.top_p === 'number') req.top_p = body.top_p;
+  else if (typeof body.top_p === 'number') req.top_p = body.top_p;
   const stop = body.stop;
   if (typeof stop === 'string') req.stop_sequences = [stop];
   else if (Array.isArray(stop) && stop.length > 0) req.stop_sequences = stop;
