@@ -191,6 +191,30 @@ describe('anthropic: request translation', () => {
     expect(out.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'text', text: 'again' }] }]);
   });
 
+  it('leaves whitespace-only text out too (Anthropic: "text content blocks must contain non-whitespace text")', () => {
+    const out = toAnthropicRequest(
+      model,
+      body({
+        messages: [
+          { role: 'system', content: [{ type: 'text', text: ' \n' }] },
+          user('q'),
+          { role: 'assistant', content: '\n\n', tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+          { role: 'tool', tool_call_id: 't', content: 'done' },
+          user([{ type: 'text', text: '  ' }, { type: 'text', text: 'go on' }]),
+          { role: 'assistant', content: [{ type: 'text', text: '\t' }] },
+          user(' '),
+        ],
+      }),
+      false,
+    );
+    expect(out.system).toBeUndefined();
+    expect(out.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'q' }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'done' }, { type: 'text', text: 'go on' }] },
+    ]);
+  });
+
   const refusals: Array<[string, JsonObject, string]> = [
     ['n > 1', body({ n: 2 }), 'n'],
     ['JSON mode', body({ response_format: { type: 'json_object' } }), 'response_format'],

@@ -117,7 +117,7 @@ function translateMessages(raw: unknown): { system: string | Block[] | undefined
         const text = textBlocks(msg.content, at)
           .map((b) => b.text)
           .join('');
-        if (text !== '') result.content = text;
+        if (!blank(text)) result.content = text;
         push('user', [result]);
         return;
       }
@@ -132,9 +132,16 @@ function translateMessages(raw: unknown): { system: string | Block[] | undefined
   };
 }
 
+/**
+ * Anthropic refuses a text block with no text but whitespace ("text content blocks must contain
+ * non-whitespace text"); an earlier answer of only "\n\n", sent back with the history, is one. Such
+ * text says nothing, so it is left out.
+ */
+const blank = (text: string) => text.trim() === '';
+
 /** Text of a system, developer or tool message: a string, or text parts (another part is refused). */
 function textBlocks(content: unknown, at: string): Block[] {
-  if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
+  if (typeof content === 'string') return blank(content) ? [] : [{ type: 'text', text: content }];
   if (!Array.isArray(content)) return [];
   return content.flatMap((p: JsonObject, j) => {
     if (p.type !== 'text') throw refuse(`${at}.content[${j}]`, `a ${String(p.type)} part is not accepted here, only text`);
@@ -142,10 +149,10 @@ function textBlocks(content: unknown, at: string): Block[] {
   });
 }
 
-/** A text part as a text block; Anthropic refuses empty ones, so an empty part is left out. */
+/** A text part as a text block; Anthropic refuses empty and blank ones, so such a part is left out. */
 function textBlock(p: JsonObject, at: string): Block[] {
   if (typeof p.text !== 'string') throw refuse(`${at}.text`, 'expected a string');
-  if (p.text === '') return [];
+  if (blank(p.text)) return [];
   return [withCache({ type: 'text', text: p.text }, p, at)];
 }
 
@@ -165,7 +172,7 @@ function withCache(block: Block, part: JsonObject, at: string): Block {
 }
 
 function userBlocks(content: unknown, at: string): Block[] {
-  if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
+  if (typeof content === 'string') return blank(content) ? [] : [{ type: 'text', text: content }];
   if (!Array.isArray(content)) return [];
   return content.flatMap((p: JsonObject, j) => {
     const where = `${at}.content[${j}]`;
@@ -193,13 +200,13 @@ function assistantBlocks(msg: JsonObject, at: string): Block[] {
   const blocks: Block[] = [];
   const content = msg.content;
   if (typeof content === 'string') {
-    if (content !== '') blocks.push({ type: 'text', text: content });
+    if (!blank(content)) blocks.push({ type: 'text', text: content });
   } else if (Array.isArray(content)) {
     content.forEach((p: JsonObject, j) => {
       const where = `${at}.content[${j}]`;
       if (p.type === 'text') blocks.push(...textBlock(p, where));
       // A refusal the model wrote earlier is its text of that turn.
-      else if (p.type === 'refusal' && typeof p.refusal === 'string' && p.refusal !== '') blocks.push({ type: 'text', text: p.refusal });
+      else if (p.type === 'refusal' && typeof p.refusal === 'string' && !blank(p.refusal)) blocks.push({ type: 'text', text: p.refusal });
       else throw refuse(where, `a ${String(p.type)} part is not accepted in an assistant message`);
     });
   }
