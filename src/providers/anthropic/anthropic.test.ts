@@ -215,6 +215,11 @@ describe('anthropic: request translation', () => {
     ]);
   });
 
+  it('a data: URI typed image/jpg (a common misspelling) goes as image/jpeg, the name Anthropic takes', () => {
+    const out = toAnthropicRequest(model, body({ messages: [user([{ type: 'image_url', image_url: { url: 'data:image/jpg;base64,/9j/4AAQ' } }])] }), false);
+    expect(out.messages).toEqual([{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/4AAQ' } }] }]);
+  });
+
   const refusals: Array<[string, JsonObject, string]> = [
     ['n > 1', body({ n: 2 }), 'n'],
     ['JSON mode', body({ response_format: { type: 'json_object' } }), 'response_format'],

@@ -184,13 +184,17 @@ function userBlocks(content: unknown, at: string): Block[] {
 
 /**
  * An image_url part: an http(s) URL as a `url` source, a base64 data: URI as a `base64` source
- * (https://docs.anthropic.com/en/docs/build-with-claude/vision).
+ * (https://docs.anthropic.com/en/docs/build-with-claude/vision). Its media_type is one of
+ * image/jpeg, image/png, image/gif and image/webp; the `image/jpg` many clients write is named so.
  */
 function imageBlock(image: unknown, at: string): Block {
   const url = typeof image === 'string' ? image : isObject(image) && typeof image.url === 'string' ? image.url : undefined;
   if (url === undefined) throw refuse(`${at}.image_url`, 'expected { url }');
   const data = /^data:([\w.+-]+\/[\w.+-]+);base64,(.*)$/s.exec(url);
-  if (data) return { type: 'image', source: { type: 'base64', media_type: data[1]!.toLowerCase(), data: data[2]! } };
+  if (data) {
+    const type = data[1]!.toLowerCase();
+    return { type: 'image', source: { type: 'base64', media_type: type === 'image/jpg' ? 'image/jpeg' : type, data: data[2]! } };
+  }
   if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
   throw refuse(`${at}.image_url.url`, 'an image is an http(s) URL or a base64 data: URI (data:image/png;base64,…)');
 }
