@@ -159,6 +159,17 @@ describe('anthropic: request translation', () => {
         tool_choice: { type: 'auto' },
       },
     ],
+    [
+      // Anthropic answers 400 "tools.0.custom.input_schema.type: Field required"; OpenAI takes such schemas.
+      'a tool schema without a top-level type gets type object',
+      body({ tools: [{ type: 'function', function: { name: 'f', parameters: { properties: { x: { type: 'number' } }, required: ['x'] } } }, { type: 'function', function: { name: 'g', parameters: {} } }] }),
+      {
+        tools: [
+          { name: 'f', input_schema: { type: 'object', properties: { x: { type: 'number' } }, required: ['x'] } },
+          { name: 'g', input_schema: { type: 'object' } },
+        ],
+      },
+    ],
     ['tool_choice required → any', body({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'required' }), { tool_choice: { type: 'any' } }],
     ['tool_choice none', body({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'none', parallel_tool_calls: false }), { tool_choice: { type: 'none' } }],
     ['tool_choice naming a function → tool', body({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'f' } } }), { tool_choice: { type: 'tool', name: 'f' } }],
@@ -168,6 +179,17 @@ describe('anthropic: request translation', () => {
   it.each(cases)('%s', (_name, input, expected) => {
     const out = toAnthropicRequest(model, input, input.stream === true);
     expect(out).toMatchObject(expected);
+  });
+
+  it('refuses a conversation of system messages alone (400 naming messages), which Anthropic would refuse as an empty list', () => {
+    const err = (() => {
+      try {
+        toAnthropicRequest(model, body({ messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: '  ' }] }), false);
+      } catch (e) {
+        return e as { code: string; param: string };
+      }
+    })();
+    expect(err).toMatchObject({ code: 'invalid_request', param: 'messages' });
   });
 
   it('drops the OpenAI-only hints Anthropic would refuse as unknown fields', () => {

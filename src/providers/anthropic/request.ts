@@ -25,6 +25,9 @@ const refuse = (param: string, detail: string) => new GatewayError('invalid_requ
 export function toAnthropicRequest(model: ModelConfig, body: JsonObject, stream: boolean): JsonObject {
   refuseUnkeepable(body);
   const { system, messages } = translateMessages(body.messages);
+  // OpenAI answers a conversation of system messages alone; Anthropic refuses an empty `messages`
+  // with a message about its own field, so the caller is told in OpenAI's terms.
+  if (messages.length === 0) throw refuse('messages', 'this model needs at least one user or assistant message with content, not only system or developer ones');
   const req: JsonObject = { model: model.upstream ?? model.id, max_tokens: maxTokens(model, body), messages };
   if (system !== undefined) req.system = system;
   // "Use only temperature OR top_p, not both": Claude 4.5 and later answer 400 to the two together
@@ -247,10 +250,20 @@ function translateTools(raw: unknown): Block[] | undefined {
     if (t.type !== 'function' || fn === undefined || typeof fn.name !== 'string') {
       throw refuse(`tools[${i}]`, `only function tools are translated for this model (a ${String(t.type)} tool is not)`);
     }
-    const tool: Block = { name: fn.name, input_schema: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+    const tool: Block = { name: fn.name, input_schema: inputSchema(fn.parameters) };
     if (typeof fn.description === 'string') tool.description = fn.description;
     return withCache(tool, t, `tools[${i}]`);
   });
+}
+
+/**
+ * A tool's parameters as Anthropic's input_schema, which must say `type` (400 "input_schema.type:
+ * Field required"); OpenAI takes a schema without it, and MCP servers and agent frameworks send
+ * such schemas. An object schema is what both mean, so a schema that says no type is given it.
+ */
+function inputSchema(parameters: unknown): JsonObject {
+  if (!isObject(parameters)) return { type: 'object', properties: {} };
+  return parameters.type === undefined ? { type: 'object', ...parameters } : parameters;
 }
 
 /**
