@@ -148,12 +148,17 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
       graceMs: RECEIPT_GRACE_MS,
       logger,
     });
-  if (receiptDrain && services.counters instanceof RedisCounterStore) {
-    // Charges owed since Redis went away (kept in the ledger, storage/ports.ts OwedCharges) land as
-    // soon as it answers, not a drain period later: until they do, the counters miss them.
+  if (services.counters instanceof RedisCounterStore) {
+    // Charges owed since Redis went away (kept in the ledger, storage/ports.ts OwedCharges), and
+    // those and the give-backs the meter holds in memory, land as soon as it answers, not a drain
+    // period or a renewal later: until they do, the counters miss the charges (a request that does
+    // not fit the limit is admitted) and still hold what was to be given back (a concurrency slot).
     services.counters.watchConnection(
       () => {},
-      () => receiptDrain.soon(),
+      () => {
+        receiptDrain?.soon();
+        void meter.drainBacklog();
+      },
     );
   }
   const gateway = new Gateway({

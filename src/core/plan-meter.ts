@@ -286,6 +286,12 @@ export class PlanMeter implements Meter {
     const never = slots.find((s) => s.rule !== 'balance' && s.op.amount > s.limit);
     if (never) throw await this.refusalForGood(never, worstCase, principal, model, now);
 
+    // Work owed to a store that was unreachable goes ahead of this reservation (one connection runs
+    // commands in order): the store answering again is seen first here when it only stalled, and
+    // the next renewal — seconds away — left its counters short of the charges meanwhile, so this
+    // request could be admitted past a limit they had filled. Not awaited: a store still down fails
+    // the drain at once, and the reservation gets its own answer.
+    if (this.backlog.length > 0) void this.drainBacklog();
     let result;
     try {
       result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
