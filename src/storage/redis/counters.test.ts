@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../../../test/helpers/redis.js';
+import { redisCommand, startRedis, type RedisServer } from '../../../test/helpers/redis.js';
 import { counterStoreContract } from '../contract/counters.contract.js';
 import type { CounterOp } from '../counters.js';
 import { CounterStoreUnavailableError } from '../counters.js';
@@ -616,6 +616,34 @@ describe('redis counter store specifics', () => {
       expect(result).toBe(1);
       expect(await store.reserve('r1', [credits('a', 1, 10)], T0 + TTL, T0)).toEqual({ ok: true, values: [1] });
       // The operator's log hears of the outage once, however many reconnects failed, and of its end.
+      expect(seen).toEqual(['lost', 'back']);
+      await store.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('tells its watchers of a Redis that stalls without dropping the connection, and of its first answer after', async () => {
+    // SIGSTOP, a long script or CLIENT PAUSE: the connection stays up, so no close and no ready
+    // come — and what waits for "back" (the charges owed from the outage) waited for a renewal.
+    const own = await startRedis();
+    try {
+      const store = openRedisCounterStore(own.url, { commandTimeoutMs: 200 });
+      const seen: string[] = [];
+      store.watchConnection(
+        () => seen.push('lost'),
+        () => seen.push('back'),
+      );
+      expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
+      expect(await redisCommand(own.port, 'CLIENT PAUSE 800 ALL')).toMatch(/^\+OK/);
+      await expect(store.add(`${acct('a')}:balance`, 1, null)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+      await expect(store.get([`${acct('a')}:balance`], T0)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+      expect(seen).toEqual(['lost']);
+      await new Promise((r) => setTimeout(r, 800));
+      // The paused commands ran when the pause ended: 100 + 1, then this one.
+      expect(await store.add(`${acct('a')}:balance`, 1, null)).toBe(102);
+      expect(seen).toEqual(['lost', 'back']);
+      expect(await store.add(`${acct('a')}:balance`, 1, null)).toBe(103);
       expect(seen).toEqual(['lost', 'back']);
       await store.close();
     } finally {

@@ -140,8 +140,10 @@ export class RedisCounterStore implements CounterStore {
   private lastError: Error | undefined;
 
   private everReady = false;
-  /** Whether the connection failed and has not been ready since (watchConnection's state). */
+  /** Whether the connection failed, or Redis stopped answering on it, and has not recovered since (watchConnection's state). */
   private down = false;
+  /** Whether `down` came from commands timing out on a live connection: the next answer ends it. */
+  private stalled = false;
   private readonly watchers: { lost: (err: Error) => void; back: () => void }[] = [];
   private firstConnection: Promise<void> | undefined;
   private readonly firstConnectMs: number;
@@ -169,6 +171,7 @@ export class RedisCounterStore implements CounterStore {
     redis.on('ready', () => {
       this.everReady = true;
       this.lastError = undefined;
+      this.stalled = false;
       if (this.down) {
         this.down = false;
         for (const w of this.watchers) w.back();
@@ -501,12 +504,31 @@ export class RedisCounterStore implements CounterStore {
       await this.firstConnection;
     }
     try {
-      return await fn();
+      const result = await fn();
+      if (this.stalled) this.answersAgain();
+      return result;
     } catch (err) {
       if (!isConnectivityError(err)) throw err;
       const reason = (err as Error).message;
-      throw new CounterStoreUnavailableError(`counter store unavailable: ${reason}${this.lastErrorNote(reason)}`, { cause: err });
+      const unavailable = new CounterStoreUnavailableError(`counter store unavailable: ${reason}${this.lastErrorNote(reason)}`, { cause: err });
+      // A Redis that stops answering on a live connection (stopped, paused, a script running long)
+      // sends no close and, when it answers again, no ready: a timeout and the next answer are
+      // how the watchers hear of it — and what waits for "back" (the charges owed from the outage,
+      // PlanMeter's backlog) would otherwise wait for a timer.
+      if (this.redis.status === 'ready' && !this.down) {
+        this.down = true;
+        this.stalled = true;
+        for (const w of this.watchers) w.lost(unavailable);
+      }
+      throw unavailable;
     }
+  }
+
+  private answersAgain(): void {
+    this.stalled = false;
+    if (!this.down) return;
+    this.down = false;
+    for (const w of this.watchers) w.back();
   }
 
   private lastErrorNote(unless?: string): string {
