@@ -181,6 +181,29 @@ describe('llama.cpp server: a failure mid-stream as an `error:` field, then [DON
   });
 });
 
+describe("Groq: a stream's usage in x_groq.usage on its finish chunk", () => {
+  // https://github.com/vercel/ai/issues/1651 (the chunk); Groq sends a usage chunk after it only
+  // when it honours stream_options.
+  const transcript = readFileSync(new URL('../fixtures/openai/groq-x-groq-usage.sse', import.meta.url), 'utf8');
+
+  it("is charged Groq's count, not the gateway's, and a client that asked for usage gets it in a usage chunk", async () => {
+    const { accountId, secret } = await t.newAccount({ plan: 'open' });
+    t.openai.enqueue({ kind: 'transcript', text: transcript });
+    const stream = await t.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('1, 2, 3.');
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({ prompt_tokens: 23, completion_tokens: 19, total_tokens: 42 });
+    const [row] = await ledgerRows(accountId);
+    expect(row).toMatchObject({ status: 'ok', promptTokens: 23, outputTokens: 19 });
+    // gpt-4o-mini: $0.15 / $0.60 per 1M tokens, 2,000,000 credits per $.
+    expect(row.credits).toBe(Math.ceil((23 * 300_000 + 19 * 1_200_000) / 1e6));
+    expect((last as unknown as { meta: { usage: { credits_used: number } } }).meta.usage.credits_used).toBe(row.credits);
+  });
+});
+
 // Last: the refusal is remembered by the provider, which every test here shares.
 describe('Mistral: stream_options refused, usage in the last chunk unasked', () => {
   // https://github.com/avante-corp/avante.nvim/issues/2347 (the 422),

@@ -209,12 +209,27 @@ class OpenAiProvider implements Provider {
     let finished = false;
     /** Each choice's next tool-call place, for a stream whose tool calls come without one (placeToolCalls). */
     let places: number[] | undefined;
+    /** Whether a chunk carried `usage`; if none does by the end, a vendor's count (`vendor`) is the usage chunk. */
+    let usageSeen = false;
+    let vendor: ChatStreamEvent | undefined;
+    const take = (ev: SseEvent): ChatStreamEvent => {
+      const event = this.event(ev, modelId);
+      places = placeToolCalls(event, places);
+      usageSeen ||= event.usage !== undefined;
+      if (hasFinishReason(event.chunk)) {
+        finished = true;
+        if (!usageSeen) vendor = vendorUsage(event.chunk, modelId) ?? vendor;
+      }
+      return event;
+    };
     // Not for-await: leaving that loop at [DONE] would cancel the body (its return()). Whatever
     // else ends this generator, the caller's close() cancels it.
     const body = res.body[Symbol.asyncIterator]();
-    for (let next = await body.next(); !next.done; next = await body.next()) {
-      const events = decoder.push(next.value);
-      for (const ev of events) {
+    let done = false;
+    while (!done) {
+      const next = await body.next();
+      if (next.done) break;
+      for (const ev of decoder.push(next.value)) {
         if (ev.data === '[DONE]') {
           // The answer is whole: the stream ends here. The rest of the body is read and dropped
           // apart from it, so the connection goes back to the pool — read in line, an upstream
@@ -222,25 +237,26 @@ class OpenAiProvider implements Provider {
           // timeout, which then failed the whole answer with an error event.
           read.done = true;
           void res.dump();
-          return;
+          done = true;
+          break;
         }
-        const event = this.event(ev, modelId);
-        finished ||= hasFinishReason(event.chunk);
-        places = placeToolCalls(event, places);
-        yield event;
+        yield take(ev);
       }
     }
-    for (const ev of decoder.end()) {
-      if (ev.data === '[DONE]') return;
-      const event = this.event(ev, modelId);
-      finished ||= hasFinishReason(event.chunk);
-      places = placeToolCalls(event, places);
-      yield event;
+    if (!done) {
+      for (const ev of decoder.end()) {
+        if (ev.data === '[DONE]') {
+          done = true;
+          break;
+        }
+        yield take(ev);
+      }
     }
     // A body that ended with neither [DONE] nor a finish_reason was cut off (a proxy's timeout, a
     // dropped connection closed cleanly): relayed as complete, the client would take a partial
     // answer for the whole one.
-    if (!finished) throw malformedResponse(this.id, 'the stream ended before [DONE], with no finish_reason (cut off)');
+    if (!done && !finished) throw malformedResponse(this.id, 'the stream ended before [DONE], with no finish_reason (cut off)');
+    if (vendor !== undefined && !usageSeen) yield vendor;
   }
 
   private event(ev: SseEvent, modelId: string): ChatStreamEvent {
@@ -376,6 +392,21 @@ async function* completionAsChunks(body: JsonObject, modelId: string): AsyncGene
   };
   const usage = tokenUsage(body.usage);
   if (usage !== undefined) yield { chunk: { ...head, choices: [], usage: body.usage as JsonObject }, usage };
+}
+
+/**
+ * The usage a finishing chunk carries where OpenAI's wire format has none, as the usage chunk
+ * (choices: []) OpenAI would have sent: Groq's `x_groq.usage` on the chunk with the finish_reason
+ * (https://github.com/vercel/ai/issues/1651; Groq sends a `usage` chunk after it only when it
+ * honours stream_options). Read only from a finishing chunk of a stream that carried no `usage`:
+ * without it the stream was charged the gateway's own count, not what Groq billed.
+ */
+function vendorUsage(chunk: JsonObject, modelId: string): ChatStreamEvent | undefined {
+  const groq = chunk.x_groq;
+  const raw = isObject(groq) ? groq.usage : undefined;
+  const usage = tokenUsage(raw);
+  if (usage === undefined) return undefined;
+  return { chunk: { id: chunk.id ?? null, object: 'chat.completion.chunk', created: chunk.created ?? null, model: modelId, choices: [], usage: raw as JsonObject }, usage };
 }
 
 function hasFinishReason(chunk: JsonObject): boolean {

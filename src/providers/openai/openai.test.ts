@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, FAKE_CONTENT, FAKE_PNG_B64, fakeEmbedding, type FakeOpenAI } from '../../../test/helpers/fake-openai.js';
 import { modelSchema, type ModelConfig, type ProviderConfig } from '../../config/schema.js';
@@ -332,6 +333,29 @@ describe('openai provider: chatStream', () => {
     expect(seen).toHaveLength(1);
     expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
     expect((err as UpstreamHttpError).body.error.message).toMatch(/a stream event is longer than 64 MiB/);
+  });
+
+  it("reads Groq's usage from x_groq on the finish chunk when no usage chunk comes, as one usage chunk before [DONE]", async () => {
+    // https://github.com/vercel/ai/issues/1651: Groq's stream puts its count in `x_groq.usage`.
+    fake.enqueue({ kind: 'transcript', text: readFileSync(new URL('../../../test/fixtures/openai/groq-x-groq-usage.sse', import.meta.url), 'utf8') });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    expect(events).toHaveLength(4);
+    // The finish chunk goes out as sent; the count follows in a chunk of its own, OpenAI's usage chunk.
+    expect(events[2]!.usage).toBeUndefined();
+    expect(events[2]!.chunk.x_groq).toMatchObject({ usage: { prompt_tokens: 23 } });
+    expect(events[3]!.usage).toEqual({ promptTokens: 23, outputTokens: 19 });
+    expect(events[3]!.chunk).toMatchObject({ id: 'chatcmpl-8566e76f-7ded-47d7-a2ca-d212098af00c', object: 'chat.completion.chunk', created: 1716131679, model: 'fast-chat', choices: [] });
+    expect(events[3]!.chunk.usage).toMatchObject({ prompt_tokens: 23, completion_tokens: 19, total_tokens: 42 });
+  });
+
+  it("a stream with both Groq's x_groq.usage and a usage chunk yields the usage chunk alone", async () => {
+    const finish = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage: { prompt_tokens: 23, completion_tokens: 19, total_tokens: 42 } } });
+    const usageChunk = JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [], usage: { prompt_tokens: 23, completion_tokens: 19, total_tokens: 42 } });
+    fake.enqueue({ kind: 'sse', events: [finish, usageChunk, '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const events = await collect(stream.events);
+    expect(events.map((e) => e.usage)).toEqual([undefined, { promptTokens: 23, outputTokens: 19 }]);
   });
 
   it('drops usage it cannot read from a chunk (the gateway counts instead), and keeps usage: null as sent', async () => {
