@@ -69,6 +69,12 @@ describe('fallsBack', () => {
     for (const status of [504, 524]) expect(fallsBack(http(status)), String(status)).toBe(false);
     expect(fallsBack(malformedResponse('a', 'the body is not JSON'))).toBe(false);
     for (const status of [400, 404, 409, 413, 422]) expect(fallsBack(http(status)), String(status)).toBe(false);
+    // An error the provider answered with HTTP 200: it took the call, whatever status it names.
+    for (const status of [429, 502, 503]) {
+      const taken = http(status);
+      taken.taken = true;
+      expect(fallsBack(taken), `${status} under 200`).toBe(false);
+    }
     expect(fallsBack(new TypeError('x'))).toBe(false);
     expect(fallsBack(new UpstreamHttpError(400, { error: { message: 'm', type: 't', code: null, param: null } }, 'a'))).toBe(false);
   });

@@ -55,6 +55,8 @@ const REFUSED = new Set(['upstream_auth_failed', 'upstream_quota_exhausted', 'pr
  * the request itself, which the next provider would refuse the same way. Nor a 504 or Cloudflare's
  * 524: a proxy in front of the provider gave up waiting for an answer to a request it had passed
  * on (Cloudflare's 524: the origin sent nothing for 100 s), a timeout after sending like the gateway's own.
+ * Nor an error the provider answered with HTTP 200 (`taken`), whatever status it names: the
+ * provider took the call.
  */
 export function fallsBack(err: unknown): boolean {
   if (err instanceof GatewayError) {
@@ -63,6 +65,7 @@ export function fallsBack(err: unknown): boolean {
     return REFUSED.has(err.code);
   }
   if (err instanceof UpstreamHttpError) {
+    if (err.taken) return false;
     return (err.status === 429 || (err.status >= 500 && !GATEWAY_TIMEOUTS.has(err.status))) && err.body.error.code !== 'invalid_upstream_response';
   }
   return false;

@@ -44,6 +44,13 @@ export class UpstreamHttpError extends Error {
     super(`upstream ${provider} answered ${status}: ${body.error.message}`);
     this.name = 'UpstreamHttpError';
   }
+
+  /**
+   * The provider took the call before it failed: it answered HTTP 2xx with the error inside (an
+   * error object under 200; OpenRouter's answer once "the model started processing"). It may have
+   * done, and billed, work: no other route is given the call (core/routes.ts fallsBack).
+   */
+  taken = false;
 }
 
 /**

@@ -159,6 +159,23 @@ describe('fallbacks', () => {
     expect(await ledger(accountId)).toEqual([expect.objectContaining({ status: 'error', credits: 0 })]);
   });
 
+  it('an error object answered with HTTP 200 is the answer: the provider took the call (OpenRouter: "the model started processing")', async () => {
+    // https://openrouter.ai/docs/api-reference/errors: "Otherwise, the returned HTTP response status
+    // will be 200 and any error occurred while the LLM is producing the output will be emitted in
+    // the response body"; the provider may bill the prompt even so.
+    const { accountId, secret } = await t.newAccount();
+    const before = backup.requests.length;
+    const wrapped = { kind: 'json', status: 200, body: { error: { code: 502, message: 'Provider returned error', metadata: { provider_name: 'Example' } } } } as const;
+    t.openai.enqueue(wrapped);
+    const res = await post(secret, '/chat/completions', hi());
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as any).error.message).toBe('Provider returned error');
+    t.openai.enqueue(wrapped);
+    expect((await post(secret, '/chat/completions', { ...hi(), stream: true })).status).toBe(502);
+    expect(backup.requests.length).toBe(before);
+    expect((await ledger(accountId)).map((r) => [r.status, r.credits])).toEqual([['error', 0], ['error', 0]]);
+  });
+
   it('/v1/models says a model served by a fallback alone is available (its own provider has no key)', async () => {
     const { secret } = await t.newAccount();
     const listed = (await (await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { data: Array<{ id: string; available: boolean }> };

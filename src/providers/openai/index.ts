@@ -359,7 +359,12 @@ function throwIfError(json: unknown, provider: string, mask: (text: string) => s
   if (status === 401 || status === 403) {
     throw new GatewayError('upstream_auth_failed', { vars: { provider, upstreamStatus: status }, cause: new Error(message) });
   }
-  throw buildError(status, provider, { ...fields, message });
+  // Under 200 the provider took the call: OpenRouter answers so once "the model started processing
+  // your request" (https://openrouter.ai/docs/api-reference/errors), and may bill the prompt. A 5xx
+  // or 429 named inside is no refusal before any work, so no fallback is given the call too.
+  const err = buildError(status, provider, { ...fields, message });
+  err.taken = true;
+  throw err;
 }
 
 function isJsonAnswer(res: UpstreamResponse): boolean {

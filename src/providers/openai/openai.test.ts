@@ -573,6 +573,8 @@ describe('openai provider: error answers', () => {
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect((err as UpstreamHttpError).status).toBe(404);
     expect((err as UpstreamHttpError).body.error).toEqual({ message: 'The model `llama9` does not exist.', type: 'not_found_error', code: null, param: null });
+    // The provider took the call: no fallback is given it (core/routes.ts fallsBack).
+    expect((err as UpstreamHttpError).taken).toBe(true);
     fake.enqueue({ kind: 'json', status: 200, body: vllm });
     err = await rejection(provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx()));
     expect((err as UpstreamHttpError).status).toBe(404);
