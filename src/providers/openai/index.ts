@@ -59,7 +59,12 @@ export function parseOpenAiError(json: unknown): ErrorFields {
   const listed = validationDetail(json.detail) ?? (isObject(json.message) ? validationDetail(json.message.detail) : undefined);
   if (listed) return listed;
   const message = asString(json.message) ?? asString(json.detail);
-  return message === undefined ? {} : { message };
+  if (message === undefined) return {};
+  // Mistral's and vLLM's error is OpenAI's inner object at the top, `object: "error"` beside it:
+  // `{ object: "error", message, type: "invalid_model", param: null, code: "1500" }`
+  // (https://github.com/tmc/langchaingo/issues/1233). Its type and code pass on as a nested one's do.
+  if (json.object === 'error') return { message, type: asString(json.type), code: codeOf(json.code), param: asString(json.param) ?? null };
+  return { message };
 }
 
 function tokenUsage(u: unknown): Usage | undefined {

@@ -528,6 +528,12 @@ describe('openai provider: error answers', () => {
       error: { message: 'stream_options.include_usage: Extra inputs are not permitted', type: 'invalid_request_error', code: 'extra_forbidden', param: 'stream_options.include_usage' },
     },
     {
+      name: "Mistral's error object (type and code beside the message)",
+      // https://github.com/tmc/langchaingo/issues/1233
+      behaviour: { kind: 'json' as const, status: 400, body: { object: 'error', message: 'Invalid model: mistral-huge', type: 'invalid_model', param: null, code: '1500' } },
+      error: { message: 'Invalid model: mistral-huge', type: 'invalid_model', code: '1500', param: null },
+    },
+    {
       name: "Gemini's error inside a list",
       behaviour: {
         kind: 'json' as const,
@@ -572,7 +578,7 @@ describe('openai provider: error answers', () => {
     let err = await rejection(call());
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect((err as UpstreamHttpError).status).toBe(404);
-    expect((err as UpstreamHttpError).body.error).toEqual({ message: 'The model `llama9` does not exist.', type: 'not_found_error', code: null, param: null });
+    expect((err as UpstreamHttpError).body.error).toEqual({ message: 'The model `llama9` does not exist.', type: 'NotFoundError', code: '404', param: null });
     // The provider took the call: no fallback is given it (core/routes.ts fallsBack).
     expect((err as UpstreamHttpError).taken).toBe(true);
     fake.enqueue({ kind: 'json', status: 200, body: vllm });
