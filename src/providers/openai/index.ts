@@ -267,8 +267,9 @@ class OpenAiProvider implements Provider {
   private event(ev: SseEvent, modelId: string): ChatStreamEvent {
     const chunk = eventObject(ev, this.id);
     // A truthy `error`, as the official SDKs test it (openai-node core/streaming.ts): a server that
-    // writes `"error": null` on every chunk is not failing.
-    if (chunk.error || ev.event === 'error') {
+    // writes `"error": null` on every chunk is not failing. Or vLLM's flat error object (`object:
+    // "error"`, as throwIfError reads it), which its builds of that shape write mid-stream too.
+    if (chunk.error || ev.event === 'error' || chunk.object === 'error') {
       // The stream already answered 200; the failure came mid-way, so it is a bad gateway.
       const fields = maskFields(parseOpenAiError(chunk), this.mask);
       throw buildError(502, this.id, { ...fields, message: fields.message ?? 'The upstream failed mid-stream.' });

@@ -412,6 +412,17 @@ describe('openai provider: chatStream', () => {
     expect(e.body.error).toEqual({ message: 'The server is overloaded', type: 'server_error', code: 'overloaded', param: null });
   });
 
+  it("a mid-stream error as vLLM's top-level error object (`object: \"error\"`, no `error` member) is an error, not a chunk before [DONE]", async () => {
+    // vLLM builds whose ErrorResponse is flat write it so, then [DONE]: relayed as a chunk, the
+    // stream ended as a whole answer and was charged as one.
+    const vllm = JSON.stringify({ object: 'error', message: 'CUDA out of memory', type: 'InternalServerError', param: null, code: 500 });
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[{"index":0,"delta":{"content":"par"}}]}', vllm, '[DONE]'] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const { seen, err } = await readUntilFailure(stream.events);
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, body: { error: { message: 'CUDA out of memory', type: 'InternalServerError', code: '500' } } });
+  });
+
   it('a chunk whose `error` member is null (or another empty value) is a chunk, as the official SDKs read it', async () => {
     // openai-node's Stream throws only for a truthy `data.error` (core/streaming.ts); a server that
     // serialises a nullable `error` on every chunk streams fine straight to the SDK.
