@@ -126,8 +126,29 @@ export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 /** An error body is read up to this much; a longer one is answered by its status alone. */
 const MAX_ERROR_BYTES = 64 * 1024;
 
+/**
+ * The content coding a body came in (`gzip`, `br`, …), undefined for none or `identity`. The
+ * gateway decodes none, and `type: openai` asks for none (`accept-encoding: identity`); a server
+ * or proxy that compresses regardless sent bytes that, read as text, were a JSON parse error on a
+ * 2xx and binary garbage as an error's message.
+ */
+export function codingOf(res: UpstreamResponse): string | undefined {
+  const v = res.headers['content-encoding'];
+  if (v === undefined) return undefined;
+  const coding = (Array.isArray(v) ? v.join(', ') : v).trim();
+  return coding === '' || coding.toLowerCase() === 'identity' ? undefined : coding.slice(0, 64);
+}
+
+/** A 2xx answer in a content coding (codingOf): refused by its coding, its body left unread. */
+export function encodedAnswer(res: UpstreamResponse, provider: string, coding: string): UpstreamHttpError {
+  res.cancel();
+  return malformedResponse(provider, `the body is in Content-Encoding: ${coding}, which the gateway does not decode`);
+}
+
 /** A 2xx body read whole, within MAX_ANSWER_BYTES. */
 async function answerText(res: UpstreamResponse, provider: string): Promise<string> {
+  const coding = codingOf(res);
+  if (coding !== undefined) throw encodedAnswer(res, provider, coding);
   try {
     return await res.text(MAX_ANSWER_BYTES);
   } catch (err) {
@@ -148,9 +169,14 @@ export async function upstreamError(
   parse: (json: unknown) => ErrorFields,
   mask: (text: string) => string = (text) => text,
 ): Promise<UpstreamHttpError | GatewayError> {
+  const coding = codingOf(res);
   let text: string;
   try {
-    text = mask(await res.text(MAX_ERROR_BYTES));
+    // Not read: decoded as text it is binary garbage, which went to the caller as the message.
+    if (coding !== undefined) {
+      res.cancel();
+      text = `The upstream answered HTTP ${res.status} with a body in Content-Encoding: ${coding}, which the gateway does not decode.`;
+    } else text = mask(await res.text(MAX_ERROR_BYTES));
   } catch (err) {
     if (!(err instanceof UpstreamBodyTooLarge)) throw err;
     // Not read: what it says is unknown, and "an empty body" would be wrong.

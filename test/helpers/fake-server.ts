@@ -28,7 +28,9 @@ export type Behaviour =
   | { kind: 'transcript'; text: string }
   | { kind: 'hang' }
   | { kind: 'destroy' }
-  | { kind: 'text'; status: number; body: string };
+  | { kind: 'text'; status: number; body: string }
+  /** Bytes as given, with exactly these headers (a compressed body and its Content-Encoding). */
+  | { kind: 'raw'; status: number; headers: Record<string, string>; body: Buffer };
 
 export interface FakeUpstream {
   url: string;
@@ -123,6 +125,10 @@ export async function startFakeServer(opts: {
           res.end(b.body);
           return;
         }
+        case 'raw':
+          res.writeHead(b.status, b.headers);
+          res.end(b.body);
+          return;
         case 'sse':
           return sendSse(res, b.events, b);
         case 'transcript':

@@ -28,6 +28,8 @@ import {
   asString,
   buildError,
   codeOf,
+  codingOf,
+  encodedAnswer,
   jsonObject,
   jsonText,
   malformedResponse,
@@ -139,6 +141,10 @@ class OpenAiProvider implements Provider {
     this.configured = Boolean(config.apiKey);
     this.base = baseUrlOf(config);
     this.headers = baseHeaders(config, (key) => `Bearer ${key}`);
+    // No content coding: the gateway decodes none (upstream-error.ts codingOf). Without the header
+    // any coding is acceptable (RFC 9110 §12.5.3), and some servers and proxies compress then.
+    // An operator's own header stands.
+    if (!Object.keys(this.headers).some((h) => h.toLowerCase() === 'accept-encoding')) this.headers['accept-encoding'] = 'identity';
     this.mask = credentialMask(config);
   }
 
@@ -181,6 +187,8 @@ class OpenAiProvider implements Provider {
       res = await this.post('/chat/completions', this.streamBody(call, false), ctx.signal, true);
       this.streamOptionsRefused = true;
     }
+    const coding = codingOf(res);
+    if (coding !== undefined) throw encodedAnswer(res, this.id, coding);
     if (isJsonAnswer(res)) {
       // A server that ignores `stream` (some OpenAI-compatible ones do) answered the whole
       // completion: it did, and billed, the work, so it goes out as the stream it would have been.

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, FAKE_CONTENT, FAKE_PNG_B64, fakeEmbedding, type FakeOpenAI } from '../../../test/helpers/fake-openai.js';
 import { modelSchema, type ModelConfig, type ProviderConfig } from '../../config/schema.js';
@@ -605,6 +606,32 @@ describe('openai provider: error answers', () => {
   it("a 200 carrying a 403 error object is the gateway's own key refused (upstream_auth_failed), not the caller's 403", async () => {
     fake.enqueue({ kind: 'json', status: 200, body: { error: { message: 'Project sk-abc does not have access to model gpt-4o-mini', code: 403 } } });
     expect(await rejection(call())).toMatchObject({ code: 'upstream_auth_failed', status: 502 });
+  });
+
+  it('asks for no content coding, and refuses a compressed answer by its coding rather than reading it as JSON or text', async () => {
+    await call();
+    expect(fake.requests[0]!.headers['accept-encoding']).toBe('identity');
+    const json = (status: number, body: unknown, coding = 'gzip') => ({
+      kind: 'raw' as const,
+      status,
+      headers: { 'content-type': 'application/json', 'content-encoding': coding },
+      body: coding === 'br' ? brotliCompressSync(JSON.stringify(body)) : gzipSync(JSON.stringify(body)),
+    });
+    fake.enqueue(json(200, { id: 'x', object: 'chat.completion', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } }));
+    let err = await rejection(call());
+    expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+    expect((err as UpstreamHttpError).body.error.message).toMatch(/Content-Encoding: gzip/);
+    // An error answer keeps its status (a 429 is still a rate limit), and its message says why it was not read.
+    fake.enqueue(json(429, { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }, 'br'));
+    err = await rejection(call());
+    expect((err as UpstreamHttpError).status).toBe(429);
+    expect((err as UpstreamHttpError).body.error.message).toBe('The upstream answered HTTP 429 with a body in Content-Encoding: br, which the gateway does not decode.');
+    fake.enqueue({ kind: 'raw', status: 200, headers: { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, body: gzipSync('data: {"choices":[]}\n\ndata: [DONE]\n\n') });
+    err = await rejection(provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [], stream: true } }, ctx()));
+    expect((err as UpstreamHttpError).body.error.message).toMatch(/Content-Encoding: gzip/);
+    // `identity` is no coding at all.
+    fake.enqueue({ kind: 'raw', status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' }, body: Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [] })) });
+    expect((await call()).usage).toBeUndefined();
   });
 
   it('a 200 that is not JSON is a 502 invalid_upstream_response', async () => {
