@@ -17,6 +17,10 @@ export function baseUrlOf(config: ProviderConfig): string {
 export function baseHeaders(config: ProviderConfig, authorization: (apiKey: string) => string, header = 'authorization'): Record<string, string> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (config.apiKey) headers[header] = authorization(config.apiKey);
+  // No content coding: the gateway decodes none (upstream-error.ts codingOf). Without the header
+  // any coding is acceptable (RFC 9110 §12.5.3), and some servers and proxies compress then. An
+  // operator's own header, in whatever case, stands.
+  if (!Object.keys(config.headers).some((h) => h.toLowerCase() === 'accept-encoding')) headers['accept-encoding'] = 'identity';
   return Object.assign(headers, config.headers);
 }
 

@@ -283,8 +283,22 @@ describe('anthropic: the call', () => {
     await provider.chat({ model, body: body() }, { requestId: 'r' });
     const req = requests[0]!;
     expect(req.url).toBe('http://anthropic.test/v1/messages');
-    expect(req.headers).toEqual({ 'content-type': 'application/json', 'x-api-key': ANTHROPIC_KEY, 'anthropic-version': ANTHROPIC_VERSION, 'anthropic-beta': 'prompt-caching-2024-07-31' });
+    expect(req.headers).toEqual({
+      'content-type': 'application/json', 'accept-encoding': 'identity', 'x-api-key': ANTHROPIC_KEY, 'anthropic-version': ANTHROPIC_VERSION, 'anthropic-beta': 'prompt-caching-2024-07-31',
+    });
     expect(req.wholeAnswer).toBe(true);
+  });
+
+  it('refuses a streamed answer in a content coding by its coding, not as a cut-off stream; an operator\'s accept-encoding stands', async () => {
+    const { client } = stubClient({ text: 'compressed bytes', headers: { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' } });
+    const provider = anthropicProviderType.create({ config: config(), client });
+    const err = await rejection(provider.chatStream({ model, body: body({ stream: true }) }, { requestId: 'r' }));
+    expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
+    expect((err as UpstreamHttpError).body.error.message).toMatch(/Content-Encoding: gzip/);
+    const own = stubClient({ text: JSON.stringify({ id: 'msg_1', type: 'message', content: [], stop_reason: 'end_turn', usage: { input_tokens: 1, output_tokens: 1 } }) });
+    await anthropicProviderType.create({ config: config({ headers: { 'Accept-Encoding': 'gzip' } }), client: own.client }).chat({ model, body: body() }, { requestId: 'r' });
+    expect(own.requests[0]!.headers).toMatchObject({ 'Accept-Encoding': 'gzip' });
+    expect(own.requests[0]!.headers).not.toHaveProperty('accept-encoding');
   });
 
   it('an operator header names another API version', async () => {

@@ -12,7 +12,7 @@ import { JsonText } from '../../lib/json-text.js';
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/types.js';
 import { baseHeaders, baseUrlOf, BoundedSseDecoder, credentialMask } from '../common.js';
 import type { CallContext, ChatCall, ChatResult, ChatStream, ChatStreamEvent, Provider, ProviderType } from '../provider.js';
-import { asString, buildError, jsonObject, malformedResponse, maskFields, upstreamError, type ErrorFields } from '../upstream-error.js';
+import { asString, buildError, codingOf, encodedAnswer, jsonObject, malformedResponse, maskFields, upstreamError, type ErrorFields } from '../upstream-error.js';
 import { toAnthropicRequest } from './request.js';
 import { toCompletion } from './response.js';
 import { StreamTranslator } from './stream.js';
@@ -97,6 +97,8 @@ class AnthropicProvider implements Provider {
 
   async chatStream(call: ChatCall, ctx: CallContext): Promise<ChatStream> {
     const res = await this.post(toAnthropicRequest(call.model, call.body, true), ctx.signal, true);
+    const coding = codingOf(res);
+    if (coding !== undefined) throw encodedAnswer(res, this.id, coding);
     // As the openai adapter: the response is cancelled, not a signal of our own aborted, and not
     // once message_stop came (the rest is being read for the connection's sake).
     const read = { done: false };

@@ -141,10 +141,6 @@ class OpenAiProvider implements Provider {
     this.configured = Boolean(config.apiKey);
     this.base = baseUrlOf(config);
     this.headers = baseHeaders(config, (key) => `Bearer ${key}`);
-    // No content coding: the gateway decodes none (upstream-error.ts codingOf). Without the header
-    // any coding is acceptable (RFC 9110 §12.5.3), and some servers and proxies compress then.
-    // An operator's own header stands.
-    if (!Object.keys(this.headers).some((h) => h.toLowerCase() === 'accept-encoding')) this.headers['accept-encoding'] = 'identity';
     this.mask = credentialMask(config);
   }
 
