@@ -427,7 +427,9 @@ function vendorUsage(chunk: JsonObject, modelId: string): ChatStreamEvent | unde
 function hasFinishReason(chunk: JsonObject): boolean {
   const choices = chunk.choices;
   if (!Array.isArray(choices)) return false;
-  for (const c of choices) if (isObject(c) && c.finish_reason !== undefined && c.finish_reason !== null) return true;
+  // An empty reason is none: some servers write `"finish_reason": ""` on every chunk, and a stream of
+  // those cut off without [DONE] passed for a whole answer.
+  for (const c of choices) if (isObject(c) && c.finish_reason !== undefined && c.finish_reason !== null && c.finish_reason !== '') return true;
   return false;
 }
 

@@ -311,10 +311,12 @@ describe('openai provider: chatStream', () => {
 
   it('a stream cut off (no [DONE], no finish_reason) is an error after what came; one with a finish_reason is whole', async () => {
     const part = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}';
-    fake.enqueue({ kind: 'sse', events: [part] });
+    // Some servers write an empty finish_reason on every chunk: no reason is no finish either.
+    const blank = '{"choices":[{"index":0,"delta":{"content":"tial"},"finish_reason":""}]}';
+    fake.enqueue({ kind: 'sse', events: [part, blank] });
     let stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
     const { seen, err } = await readUntilFailure(stream.events);
-    expect(seen).toHaveLength(1);
+    expect(seen).toHaveLength(2);
     expect(err).toMatchObject({ status: 502, body: { error: { code: 'invalid_upstream_response' } } });
     expect((err as UpstreamHttpError).body.error.message).toMatch(/ended before \[DONE\]/);
     // Some compatible servers omit [DONE]: a finish_reason says the answer is whole.
