@@ -42,6 +42,10 @@ export function eventObject(ev: SseEvent, provider: string): Record<string, unkn
   } catch {
     throw malformedResponse(provider, 'a stream event is not JSON');
   }
+  // Google's OpenAI-compatible endpoint wraps its errors in a list (`[{"error": {…}}]`), as its
+  // error answers are: unwrapped, the adapter reads the error and its message, where "not a JSON
+  // object" told the caller nothing.
+  if (Array.isArray(data) && data.length === 1 && isObject(data[0]) && isObject(data[0].error)) return data[0];
   if (!isObject(data)) throw malformedResponse(provider, 'a stream event is not a JSON object');
   return data;
 }

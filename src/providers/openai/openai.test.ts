@@ -426,6 +426,15 @@ describe('openai provider: chatStream', () => {
     expect(err).toMatchObject({ status: 502, body: { error: { message: 'CUDA out of memory', type: 'InternalServerError', code: '500' } } });
   });
 
+  it("a mid-stream error in Google's list (`[{\"error\": …}]`) is read for its message, not called not-an-object", async () => {
+    const google = JSON.stringify([{ error: { code: 503, message: 'The model is overloaded. Please try again later.', status: 'UNAVAILABLE' } }]);
+    fake.enqueue({ kind: 'sse', events: ['{"choices":[{"index":0,"delta":{"content":"par"}}]}', google] });
+    const stream = await provider.chatStream({ model: chatModel, body: { model: 'fast-chat', messages: [] } }, ctx());
+    const { seen, err } = await readUntilFailure(stream.events);
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, body: { error: { message: 'The model is overloaded. Please try again later.' } } });
+  });
+
   it('a chunk whose `error` member is null (or another empty value) is a chunk, as the official SDKs read it', async () => {
     // openai-node's Stream throws only for a truthy `data.error` (core/streaming.ts); a server that
     // serialises a nullable `error` on every chunk streams fine straight to the SDK.
