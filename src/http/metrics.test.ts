@@ -42,4 +42,16 @@ describe('Metrics', () => {
     expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api",provider="openai"}')).toMatch(/ 8$/);
     expect(line(text, 'tollgate_credits_charged_total{model="gpt-4o-mini",surface="api",provider="backup"}')).toMatch(/ 4$/);
   });
+
+  it('tells apart the durations of LLM calls up to the 10-minute upstream limit, not only up to a minute', async () => {
+    const m = new Metrics();
+    // A reasoning model's stream (90 s), a long generation (4 min), one near upstream.totalTimeoutMs (9 min).
+    for (const s of [90, 240, 540]) m.observeHttp('/v1/chat/completions', 200, s);
+    const text = await m.registry.metrics();
+    const bucket = (le: string) => Number(line(text, `tollgate_http_request_duration_seconds_bucket{le="${le}",route="/v1/chat/completions"}`)?.split(' ')[1]);
+    expect(bucket('60')).toBe(0);
+    expect(bucket('120')).toBe(1);
+    expect(bucket('300')).toBe(2);
+    expect(bucket('600')).toBe(3);
+  });
 });

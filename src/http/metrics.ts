@@ -105,7 +105,10 @@ export class Metrics {
     'tollgate_http_request_duration_seconds',
     'Time to the end of the response (streams: the whole stream), by route.',
     'route',
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    // Up to upstream.totalTimeoutMs' default (10 min): an LLM call, a stream above all, takes
+    // seconds to minutes, and with 60 s the last bound every long one fell in +Inf, where no
+    // quantile can be read (a p99 of "over a minute"). The bounds below a second are the gateway's own routes.
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
   );
   private readonly settled = new FastCounter(this.registry, {
     name: 'tollgate_settled_requests_total',
