@@ -137,6 +137,8 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     onUnavailable: config.limiter.onUnavailable,
     logger,
   });
+  const counters = services.counters;
+  metrics.watchLimiter(() => !(counters instanceof RedisCounterStore) || counters.answering, () => meter.pendingCharges);
   const { receipts } = services.counters;
   const receiptDrain =
     receipts &&

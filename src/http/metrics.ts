@@ -174,6 +174,32 @@ export class Metrics {
     });
   }
 
+  /**
+   * Exports the limiter's state at scrape time: whether it answers (Redis: not lost nor stalled,
+   * RedisCounterStore.answering; the embedded limiter lives in the process) and the charges and
+   * give-backs waiting in memory for it (PlanMeter.pendingCharges, dropped past 100,000). Under
+   * limiter.onUnavailable: open an outage refuses nothing, so no error count shows it: without
+   * these /metrics said nothing while every request was served unmetered.
+   */
+  watchLimiter(answering: () => boolean, waiting: () => number): void {
+    new Gauge({
+      name: 'tollgate_limiter_up',
+      help: 'Whether the limiter (Redis) answers: 1, or 0 from a lost connection or a timed-out command until its next answer.',
+      registers: [this.registry],
+      collect() {
+        this.set(answering() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_limiter_backlog_charges',
+      help: 'Charges and give-backs waiting in memory for the limiter to answer again (dropped past 100,000).',
+      registers: [this.registry],
+      collect() {
+        this.set(waiting());
+      },
+    });
+  }
+
   observeHttp(route: string, status: number, seconds: number): void {
     this.requests.inc([route, String(status)]);
     this.duration.observe(route, seconds);

@@ -29,6 +29,13 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The limiter's gauges at /metrics. */
+async function gauges(gw: TestGateway): Promise<{ up: number; backlog: number }> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const value = (name: string) => Number(/^(\S+) (\S+)$/.exec(text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2]);
+  return { up: value('tollgate_limiter_up'), backlog: value('tollgate_limiter_backlog_charges') };
+}
+
 describe('fail-open', () => {
   it('serves through an outage and reconciles the counters with the ledger afterwards', async () => {
     const { accountId, secret } = await t.newAccount();
@@ -53,6 +60,9 @@ describe('fail-open', () => {
     expect(refusing.status).toBe(503);
     expect(((await refusing.json()) as any).message).toMatch(/limiter does not answer/);
     expect(t.gw.meter.pendingCharges).toBe(3);
+    // And /metrics says so, under either policy: under open nothing is refused, so no error count shows the outage.
+    expect(await gauges(t)).toEqual({ up: 0, backlog: 3 });
+    expect((await gauges(closed)).up).toBe(0);
 
     await redis.restart();
     const deadline = Date.now() + 5000;
@@ -63,5 +73,7 @@ describe('fail-open', () => {
     expect(await used()).toBe(rows.reduce((a, r) => a + r.credits, 0));
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
     expect((await fetch(`${closed.url}/readyz`)).status).toBe(200);
+    expect(await gauges(t)).toEqual({ up: 1, backlog: 0 });
+    expect((await gauges(closed)).up).toBe(1);
   });
 });

@@ -189,6 +189,11 @@ export class RedisCounterStore implements CounterStore {
     this.watchers.push({ lost, back });
   }
 
+  /** False from a lost connection or a timed-out command until Redis answers again (for /metrics). */
+  get answering(): boolean {
+    return !this.down;
+  }
+
   /** Resolves once connected to Redis; CounterStoreUnavailableError if not within `timeoutMs` (for readiness checks). */
   async ready(timeoutMs = this.firstConnectMs): Promise<void> {
     this.open();
