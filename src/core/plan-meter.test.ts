@@ -118,6 +118,30 @@ describe('limiter.onUnavailable', () => {
     await m.close();
   });
 
+  it('open: says so once per outage, not once per request, and how many were admitted once the store answers', async () => {
+    const { store, down } = flakyStore();
+    const m = meter(store, 'open');
+    logs.length = 0;
+    down(true);
+    for (const id of ['r1', 'r2', 'r3']) await (await m.admit({ requestId: id, principal, model, worstCaseCredits: 100 })).settle(10);
+    down(false);
+    await m.drainBacklog();
+    const count = (msg: string) => logs.filter((l) => l === msg).length;
+    // A flood of requests through an outage was two warnings each (thousands a second), beside the
+    // one line that says the limiter is unreachable.
+    expect(count('limiter unavailable: admitting unmetered (limiter.onUnavailable: open)')).toBe(1);
+    expect(count('charging without a live reservation')).toBe(0);
+    expect(await used(m)).toBe(30);
+    await (await m.admit({ requestId: 'r4', principal, model, worstCaseCredits: 100 })).settle(10);
+    expect(count('requests were admitted unmetered while the limiter was unavailable')).toBe(1);
+    // The next outage is said again.
+    down(true);
+    await (await m.admit({ requestId: 'r5', principal, model, worstCaseCredits: 100 })).settle(10);
+    expect(count('limiter unavailable: admitting unmetered (limiter.onUnavailable: open)')).toBe(2);
+    down(false);
+    await m.close();
+  });
+
   it('close() makes a last attempt at queued charges, and logs how many it could not land', async () => {
     const { store, down } = flakyStore();
     const m = meter(store, 'open');

@@ -146,6 +146,13 @@ export class PlanMeter implements Meter {
   private draining: Promise<void> | undefined;
   /** The counter sweep while one runs. */
   private sweeping: Promise<void> | undefined;
+  /**
+   * Requests admitted unmetered (limiter.onUnavailable: open) since the store last answered a
+   * reservation: the first of an outage is logged, the rest counted and their number logged once
+   * it answers. A line per request was thousands a second through an outage, beside the one line
+   * that already says the limiter is unreachable (main.ts).
+   */
+  private unmeteredAdmissions = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -301,8 +308,12 @@ export class PlanMeter implements Meter {
         this.giveBackLost(requestId);
         throw new GatewayError('limiter_unavailable', { cause: err, headers: { 'retry-after': '1' } });
       }
-      this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
+      if (this.unmeteredAdmissions++ === 0) this.o.logger.warn({ requestId, err: err.message }, 'limiter unavailable: admitting unmetered (limiter.onUnavailable: open)');
       return this.unmetered(requestId, principal, slots);
+    }
+    if (this.unmeteredAdmissions > 0) {
+      this.o.logger.warn({ requests: this.unmeteredAdmissions }, 'requests were admitted unmetered while the limiter was unavailable');
+      this.unmeteredAdmissions = 0;
     }
     if (!result.ok) throw this.refusal(slots[result.failed]!, result.value, worstCase, principal, model, now);
 
@@ -443,7 +454,7 @@ export class PlanMeter implements Meter {
       headers: () => ({}),
       settle: async (actual, receipt, keep) => {
         if (await this.handOver(keep, requestId, principal, slots, actual)) return;
-        this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt));
+        this.queue(() => this.chargeLapsed(requestId, slots, actual, receipt, false));
       },
       // Nothing charged, so no charge gives back a reservation whose reply was lost: give it back
       // here, or it held the account's slots until its TTL. (A store that never received it has
@@ -458,8 +469,9 @@ export class PlanMeter implements Meter {
    * did the work, so charge it anyway — without a limit check, as any settlement above the estimate
    * is — to keep the counters equal to the ledger.
    */
-  private async chargeLapsed(requestId: string, slots: Slot[], actual: number, receipt?: string): Promise<void> {
-    this.o.logger.warn({ requestId }, 'charging without a live reservation');
+  private async chargeLapsed(requestId: string, slots: Slot[], actual: number, receipt?: string, lapsed = true): Promise<void> {
+    // Not for a request admitted unmetered: it never had a reservation, and its admission is counted above.
+    if (lapsed) this.o.logger.warn({ requestId }, 'charging without a live reservation');
     const charges = lapsedCharges(slots, actual);
     const { receipts } = this.o.store;
     if (receipts && receipt !== undefined) {
