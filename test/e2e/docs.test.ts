@@ -1,11 +1,13 @@
 // The docs are a contract: every YAML example in README.md and docs/ loads through the real config
 // loader (an operator pastes them), the complete example in docs/config.md counts what the page says
-// it does, and every metric docs/operations.md lists is served at /metrics with the labels it names.
+// it does, every metric docs/operations.md lists is served at /metrics with the labels it names, and
+// its example alerts read only those metrics, labels and the catalogue's error codes.
 // Errors have their own check (src/errors/errors.test.ts).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
+import { catalogue } from '../../src/errors/catalogue.js';
 import { providerTypes } from '../../src/providers/registry.js';
 import { startTestGateway, testModels, type TestGateway } from '../helpers/gateway.js';
 
@@ -86,6 +88,39 @@ describe('metrics in docs/operations.md', () => {
       expect(sample, `a sample of ${name}`).toBeDefined();
       const served = [...(/\{(.*)\}/.exec(sample!)?.[1] ?? '').matchAll(/([a-z_]+)="/g)].map((l) => l[1]!).filter((l) => l !== 'le').sort();
       expect(served, `labels of ${name}`).toEqual(labels);
+    }
+  });
+});
+
+describe('alerts in docs/operations.md', () => {
+  it('name only metrics the table lists, with their labels, and error codes of the catalogue', () => {
+    const page = read('docs/operations.md');
+    const table = page.slice(page.indexOf('## Metrics'), page.indexOf('## Alerts'));
+    const labelsOf = new Map(
+      [...table.matchAll(/^\| (`tollgate_[^|]*)\|([^|]*)\|/gm)].flatMap((m) =>
+        [...m[1]!.matchAll(/`(tollgate_[a-z_]+)`/g)].map((n) => [n[1]!, [...m[2]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!)] as const),
+      ),
+    );
+    const alerts = page.slice(page.indexOf('## Alerts'), page.indexOf('## Logs'));
+    const exprs = [...[...alerts.matchAll(/^```promql\n([\s\S]*?)^```/gm)].flatMap((b) => b[1]!.split('\n').filter((l) => l !== '' && !l.startsWith('#'))), ...[...alerts.matchAll(/`(sum by [^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' '))];
+    expect(exprs.length).toBeGreaterThanOrEqual(10);
+    for (const expr of exprs) {
+      const used = [...expr.matchAll(/(tollgate_[a-z_]+)(\{[^}]*\})?/g)];
+      expect(used.length, expr).toBeGreaterThan(0);
+      // Labels an expression groups by belong to every metric it reads.
+      const by = [...expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()));
+      for (const [, full, selector = ''] of used) {
+        const histogram = /_(bucket|sum|count)$/.exec(full!);
+        const name = histogram && labelsOf.has(full!.slice(0, histogram.index)) ? full!.slice(0, histogram.index) : full!;
+        expect(labelsOf.has(name), `${full} (${expr}) is in the metrics table`).toBe(true);
+        const allowed = [...labelsOf.get(name)!, ...(histogram?.[1] === 'bucket' ? ['le'] : [])];
+        for (const label of [...[...selector.matchAll(/([a-z_]+)\s*(?:=~|!=|!~|=)/g)].map((l) => l[1]!), ...by]) {
+          expect(allowed, `label ${label} of ${name} (${expr})`).toContain(label);
+        }
+        for (const codes of selector.matchAll(/code=~?"([^"]*)"/g)) {
+          for (const code of codes[1]!.split('|')) expect(Object.keys(catalogue), `code ${code} (${expr})`).toContain(code);
+        }
+      }
     }
   });
 });
