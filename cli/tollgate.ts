@@ -387,7 +387,10 @@ async function run(argv: string[]): Promise<number> {
       const stop = async (signal: string) => {
         if (stopping) return;
         stopping = true;
-        gw.logger.info({ signal }, 'shutting down');
+        const delayMs = gw.config.server.shutdownDelayMs;
+        gw.logger.info({ signal, ...(delayMs > 0 && { delayMs }) }, 'shutting down');
+        // /readyz says 503 while requests are still served, until the load balancer has looked.
+        await gw.drain();
         await gw.close();
         process.exit(0);
       };

@@ -47,6 +47,11 @@ export interface RunningGateway extends Services {
   logger: Logger;
   /** Base URL the server listens on (after listen()). */
   url: string;
+  /**
+   * The first step of a stop: /readyz answers 503 while requests are still served, for
+   * server.shutdownDelayMs; resolves when that has passed (at once for 0). close() comes after.
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -222,7 +227,15 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     resets,
     billing,
     ...(opts.webDistDir !== undefined && { webDistDir: opts.webDistDir }),
+    draining: () => draining !== undefined,
   });
+  let draining: Promise<void> | undefined;
+  const drain = (): Promise<void> =>
+    (draining ??= new Promise<void>((resolve) => {
+      const ms = config.server.shutdownDelayMs;
+      if (ms === 0) resolve();
+      else setTimeout(resolve, ms);
+    }));
   closeGateway = async () => {
     // Stop accepting, let in-flight requests finish (and settle), then release resources.
     await app.close();
@@ -241,6 +254,7 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     meter,
     logger,
     url: '',
+    drain,
     close,
   };
 }

@@ -305,6 +305,13 @@ export const configSchema = z.strictObject({
         .preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.union([z.boolean(), z.string().refine(isProxyList, PROXY_LIST_MESSAGE)]))
         .default(false),
       /**
+       * On SIGTERM / SIGINT, how long to go on serving with /readyz answering 503 before the stop
+       * begins, ms (0: stop at once). A load balancer takes an instance out of rotation a probe
+       * period or an endpoint update after the signal; an instance that stopped accepting at once
+       * had its new connections refused meanwhile.
+       */
+      shutdownDelayMs: z.number().int().min(0).max(120_000).default(0),
+      /**
        * Browser origins that may call /v1 (CORS, as OpenAI's API allows any): `*`, or exact origins
        * such as `https://app.example.com`; `[]` sends no CORS headers at all (http/cors.ts).
        */

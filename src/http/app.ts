@@ -60,6 +60,8 @@ export interface AppDeps {
   billing: BillingProvider;
   /** The built web app; default: web/dist of this checkout. */
   webDistDir?: string;
+  /** Whether a stop has begun its drain (server.shutdownDelayMs): /readyz answers 503 meanwhile. */
+  draining?: () => boolean;
 }
 
 /** What a request learned on its way, for the access log line. */

@@ -58,6 +58,44 @@ describe('graceful shutdown', () => {
     });
   });
 
+  it('drains first with server.shutdownDelayMs: /readyz answers 503 while requests are still served, then the stop goes on', async () => {
+    const g = await startTestGateway({ config: { server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', shutdownDelayMs: 600 } } });
+    try {
+      const { secret } = await g.newAccount();
+      expect((await fetch(`${g.url}/readyz`)).status).toBe(200);
+      const started = Date.now();
+      let drained = 0;
+      const draining = g.gw.drain().then(() => (drained = Date.now()));
+      const ready = await fetch(`${g.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect((await ready.json()).error).toMatchObject({ code: 'not_ready', message: 'The gateway is not ready: shutting down' });
+      // Still serving: a client the load balancer has not yet moved elsewhere is answered.
+      const answer = await g.client(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      expect(answer.choices[0]?.message.content).toBeTruthy();
+      expect((await fetch(`${g.url}/healthz`)).status).toBe(200);
+      await draining;
+      expect(drained - started).toBeGreaterThanOrEqual(550);
+      // A second drain (a repeated signal) waits no longer.
+      const again = Date.now();
+      await g.gw.drain();
+      expect(Date.now() - again).toBeLessThan(100);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('drains at once by default (shutdownDelayMs 0)', async () => {
+    const g = await startTestGateway();
+    try {
+      const started = Date.now();
+      await g.gw.drain();
+      expect(Date.now() - started).toBeLessThan(100);
+      expect((await fetch(`${g.url}/readyz`)).status).toBe(503);
+    } finally {
+      await g.close();
+    }
+  });
+
   it('closes once the last stream ends, without waiting for its keep-alive connection to idle out', async () => {
     const g = await startTestGateway();
     let socket: Socket | undefined;

@@ -15,6 +15,8 @@ export function healthRoutes(deps: AppDeps): FastifyPluginAsync {
      * once, turning the outage the operator chose to serve through into a total one.
      */
     app.get('/readyz', async () => {
+      // A stop's drain: still serving, but the load balancer should send nothing new here.
+      if (deps.draining?.()) throw new GatewayError('not_ready', { vars: { detail: 'shutting down' } });
       try {
         await deps.storage.ping();
       } catch (err) {
