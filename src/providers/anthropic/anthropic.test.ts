@@ -146,6 +146,7 @@ describe('anthropic: request translation', () => {
     ['top_p alone as sent', body({ top_p: 0.9 }), { top_p: 0.9 }],
     ['stop as a string', body({ stop: 'END' }), { stop_sequences: ['END'] }],
     ['stop as a list', body({ stop: ['a', 'b'] }), { stop_sequences: ['a', 'b'] }],
+    ['a stop sequence with text around its newline as sent', body({ stop: ['\nUser:'] }), { stop_sequences: ['\nUser:'] }],
     ['user → metadata.user_id', body({ user: 'u-42' }), { metadata: { user_id: 'u-42' } }],
     ['Anthropic’s own top_k and thinking pass', body({ top_k: 5, thinking: { type: 'enabled', budget_tokens: 2000 } }), { top_k: 5, thinking: { type: 'enabled', budget_tokens: 2000 } }],
     [
@@ -199,6 +200,11 @@ describe('anthropic: request translation', () => {
       false,
     );
     expect(Object.keys(out).sort()).toEqual(['max_tokens', 'messages', 'model']);
+  });
+
+  it('sends no stop_sequences for a stop of null or an empty list', () => {
+    expect(toAnthropicRequest(model, body({ stop: null }), false)).not.toHaveProperty('stop_sequences');
+    expect(toAnthropicRequest(model, body({ stop: [] }), false)).not.toHaveProperty('stop_sequences');
   });
 
   it('sends temperature without top_p when both are set: Claude 4.5 and later refuse the two together', () => {
@@ -263,6 +269,13 @@ describe('anthropic: request translation', () => {
     // Anthropic bills a 1-hour cache write at 2 × input, above price.cacheWriteInput's 5-minute rate.
     ['a 1-hour cache on a text part', body({ messages: [user([{ type: 'text', text: 'long', cache_control: { type: 'ephemeral', ttl: '1h' } }])] }), 'messages[0].content[0].cache_control.ttl'],
     ['a 1-hour cache on a tool', body({ tools: [{ type: 'function', function: { name: 'f' }, cache_control: { type: 'ephemeral', ttl: '1h' } }] }), 'tools[0].cache_control.ttl'],
+    // Anthropic: "stop_sequences: each stop sequence must contain non-whitespace", about a field the caller never sent.
+    ['a stop sequence of only whitespace', body({ stop: '\n' }), 'stop'],
+    ['an empty stop sequence in a list', body({ stop: ['END', ''] }), 'stop[1]'],
+    ['a stop sequence that is not a string', body({ stop: ['END', 5] }), 'stop[1]'],
+    ['a stop that is neither a string nor a list', body({ stop: 5 }), 'stop'],
+    ['tool parameters that are not an object', body({ tools: [{ type: 'function', function: { name: 'f', parameters: ['x'] } }] }), 'tools[0].function.parameters'],
+    ['tool parameters of a type other than object', body({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'string' } } }] }), 'tools[0].function.parameters.type'],
   ];
   it.each(refusals)('refuses %s with 400 invalid_request naming the field', (_name, input, param) => {
     let err: unknown;

@@ -36,9 +36,8 @@ export function toAnthropicRequest(model: ModelConfig, body: JsonObject, stream:
   // usually only need to use temperature" — so older models lose only a top_p beside it.
   if (typeof body.temperature === 'number') req.temperature = Math.min(body.temperature, MAX_TEMPERATURE);
   else if (typeof body.top_p === 'number') req.top_p = body.top_p;
-  const stop = body.stop;
-  if (typeof stop === 'string') req.stop_sequences = [stop];
-  else if (Array.isArray(stop) && stop.length > 0) req.stop_sequences = stop;
+  const stop = stopSequences(body.stop);
+  if (stop !== undefined) req.stop_sequences = stop;
   if (typeof body.user === 'string' && body.user !== '') req.metadata = { user_id: body.user };
   for (const field of NATIVE_FIELDS) if (body[field] !== undefined && body[field] !== null) req[field] = body[field];
   const tools = translateTools(body.tools);
@@ -60,6 +59,25 @@ function maxTokens(model: ModelConfig, body: JsonObject): number {
   const asked = body.max_completion_tokens ?? body.max_tokens;
   if (typeof asked === 'number') return asked;
   return model.kind === 'chat' ? model.maxOutputTokens : 4096;
+}
+
+/**
+ * OpenAI's `stop` as Anthropic's stop_sequences. Anthropic refuses a sequence that is empty or only
+ * whitespace ("stop_sequences: each stop sequence must contain non-whitespace"), and `"\n"` is a
+ * stop OpenAI clients often send: passed on, the caller got Anthropic's 400 about stop_sequences, a
+ * field it never sent, and a stop that is not a string the same. Refused here naming the caller's
+ * field; left out instead, the answer would run on past where the caller asked it to stop.
+ */
+function stopSequences(stop: unknown): string[] | undefined {
+  if (stop === undefined || stop === null) return undefined;
+  const list: unknown = typeof stop === 'string' ? [stop] : stop;
+  if (!Array.isArray(list)) throw refuse('stop', 'expected a string or a list of strings');
+  list.forEach((s: unknown, i) => {
+    const at = typeof stop === 'string' ? 'stop' : `stop[${i}]`;
+    if (typeof s !== 'string') throw refuse(at, 'expected a string');
+    if (blank(s)) throw refuse(at, 'this model takes no stop sequence that is empty or only whitespace (such as "\\n")');
+  });
+  return list.length === 0 ? undefined : (list as string[]);
 }
 
 /** Fields whose meaning Anthropic's API cannot keep: dropped, the caller would get another answer than it asked for. */
@@ -250,7 +268,7 @@ function translateTools(raw: unknown): Block[] | undefined {
     if (t.type !== 'function' || fn === undefined || typeof fn.name !== 'string') {
       throw refuse(`tools[${i}]`, `only function tools are translated for this model (a ${String(t.type)} tool is not)`);
     }
-    const tool: Block = { name: fn.name, input_schema: inputSchema(fn.parameters) };
+    const tool: Block = { name: fn.name, input_schema: inputSchema(fn.parameters, `tools[${i}].function.parameters`) };
     if (typeof fn.description === 'string') tool.description = fn.description;
     return withCache(tool, t, `tools[${i}]`);
   });
@@ -260,10 +278,16 @@ function translateTools(raw: unknown): Block[] | undefined {
  * A tool's parameters as Anthropic's input_schema, which must say `type` (400 "input_schema.type:
  * Field required"); OpenAI takes a schema without it, and MCP servers and agent frameworks send
  * such schemas. An object schema is what both mean, so a schema that says no type is given it.
+ * Parameters that are not an object schema are refused naming them: one that is not an object at
+ * all was replaced by an empty schema (the model was told the tool takes nothing), and another
+ * type went on to Anthropic's 400 about `input_schema`, a field the caller never sent.
  */
-function inputSchema(parameters: unknown): JsonObject {
-  if (!isObject(parameters)) return { type: 'object', properties: {} };
-  return parameters.type === undefined ? { type: 'object', ...parameters } : parameters;
+function inputSchema(parameters: unknown, at: string): JsonObject {
+  if (parameters === undefined || parameters === null) return { type: 'object', properties: {} };
+  if (!isObject(parameters)) throw refuse(at, 'expected a JSON Schema object ({ type: "object", properties })');
+  if (parameters.type === undefined) return { type: 'object', ...parameters };
+  if (parameters.type !== 'object') throw refuse(`${at}.type`, "a tool's parameters are an object schema: type 'object'");
+  return parameters;
 }
 
 /**
