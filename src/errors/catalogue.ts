@@ -198,6 +198,11 @@ export const catalogue = {
     type: 'invalid_request_error',
     message: 'The request did not arrive whole within {seconds} seconds.',
   },
+  expectation_failed: {
+    status: 417,
+    type: 'invalid_request_error',
+    message: "The Expect header '{value}' cannot be met: only 100-continue is. Send the request without it.",
+  },
   unsupported_media_type: {
     status: 415,
     type: 'invalid_request_error',

@@ -1,7 +1,7 @@
 // Builds the Fastify app: request ids, the one error handler, one log line per request, routes.
 // Routes translate HTTP ⇄ core calls and nothing else.
 import { isUtf8 } from 'node:buffer';
-import { STATUS_CODES, maxHeaderSize as httpMaxHeaderSize } from 'node:http';
+import { STATUS_CODES, maxHeaderSize as httpMaxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -97,6 +97,9 @@ const MAX_JSON_DEPTH = 256;
  * connection check every 30 s; a response (a long stream included) is not bounded by it.
  */
 const REQUEST_ARRIVAL_MS = 60_000;
+
+/** Marks a request whose Expect header the server cannot meet (checkExpectation). */
+const UNMET_EXPECTATION = Symbol('unmetExpectation');
 
 /** An API key's shape (`tg-` + base62, ids.ts), wherever a client put one in a path. */
 const KEY_IN_PATH = /tg-[0-9A-Za-z]+/g;
@@ -351,6 +354,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     parseJson(req, body, done);
   });
   app.decorateRequest('facts', null as unknown as RequestFacts);
+  // An Expect other than 100-continue (RFC 9110 §10.1.1): Node answers it itself with a bare 417 —
+  // no body, no x-request-id, no access line — unless the server listens for it. Handed to Fastify
+  // as any request, marked, and refused by the onRequest hook below in SPEC §5's shape.
+  app.server.on('checkExpectation', (raw: IncomingMessage, res: ServerResponse) => {
+    (raw as IncomingMessage & { [UNMET_EXPECTATION]?: true })[UNMET_EXPECTATION] = true;
+    app.server.emit('request', raw, res);
+  });
   /**
    * Set once close() began (a signal): the listener is closed, but a keep-alive connection still
    * carries requests — the next one after a stream that was in flight — until Fastify closes it.
@@ -379,6 +389,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     });
     reply.header('x-request-id', req.id);
+    if ((req.raw as IncomingMessage & { [UNMET_EXPECTATION]?: true })[UNMET_EXPECTATION]) {
+      // The client may be holding its body back for a 100 that will not come: the connection closes.
+      done(new GatewayError('expectation_failed', { vars: { value: String(req.headers.expect) }, headers: { connection: 'close' } }));
+      return;
+    }
     done();
   });
 

@@ -196,6 +196,30 @@ describe('bad input', () => {
     expect(head).toContain(`x-request-id: ${json.requestId}`);
   });
 
+  it('an Expect other than 100-continue: 417 in SPEC §5 shape with a request id, nothing sent upstream, the server still serves', async () => {
+    // Node answers such a request itself with a bare 417: no body, no x-request-id, no access line.
+    const before = t.upstreamCalls();
+    const payload = JSON.stringify(chat);
+    const sock = connect(Number(new URL(t.url).port), '127.0.0.1');
+    await once(sock, 'connect');
+    sock.end(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${payload.length}\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n${payload}`,
+    );
+    let text = '';
+    for await (const c of sock) text += (c as Buffer).toString();
+    const [head, body] = text.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1.1 417 /);
+    const json = JSON.parse(body!);
+    expect(json).toMatchObject({ statusCode: '417', path: '/v1/chat/completions', error: { code: 'expectation_failed', type: 'invalid_request_error' } });
+    expect(json.message).toContain('200-ok');
+    expect(head!.toLowerCase()).toContain(`x-request-id: ${json.requestId}`);
+    expect(t.upstreamCalls()).toBe(before);
+    const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: payload });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  });
+
   it('a malformed request pipelined behind a stream does not write its answer into the stream', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
