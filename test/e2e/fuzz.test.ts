@@ -9,7 +9,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogue } from '../../src/errors/catalogue.js';
 import type { Behaviour } from '../helpers/fake-server.js';
-import { startTestGateway, ADMIN_TOKEN, type TestGateway } from '../helpers/gateway.js';
+import { ANTHROPIC_KEY, startFakeAnthropic, type FakeAnthropic } from '../helpers/fake-anthropic.js';
+import { startTestGateway, testModels, ADMIN_TOKEN, type TestGateway } from '../helpers/gateway.js';
 import { seededRandom } from '../../src/lib/prng.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
@@ -32,18 +33,28 @@ function toJson(v: unknown): string {
 }
 
 let t: TestGateway;
+let anthropic: FakeAnthropic;
 /** The accounts whose counters are checked against the ledger at the end. */
 const accounts: { id: string; secret: string; plan: string }[] = [];
 let web: { cookie: string; csrf: string; accountId: string };
 let sacrificial: { id: string; keyId: string };
 
 beforeAll(async () => {
+  anthropic = await startFakeAnthropic();
   t = await startTestGateway({
-    config: {
+    config: (fakes) => ({
       server: { host: '127.0.0.1', port: 0, publicUrl: 'http://gateway.test', bodyLimitBytes: BODY_LIMIT },
       web: { signupsPerHour: 100_000, wrongPasswordDelayMs: 0, signinAttemptsPerMinute: 1_000 },
       billing: { selfTopUp: true },
-    },
+      // A Claude model too: type anthropic translates the chat body, so its shapes meet code of their own.
+      providers: [
+        { id: 'openai', type: 'openai', baseUrl: fakes.openai, apiKey: 'sk-upstream-secret' },
+        { id: 'fal', type: 'fal', baseUrl: fakes.fal, apiKey: 'fal-upstream-secret' },
+        { id: 'nokey', type: 'openai', baseUrl: fakes.openai },
+        { id: 'anthropic', type: 'anthropic', baseUrl: anthropic.url, apiKey: ANTHROPIC_KEY },
+      ],
+      models: [...testModels(), { id: 'claude-haiku', kind: 'chat', provider: 'anthropic', upstream: 'claude-haiku-4-5', vision: true, maxOutputTokens: 1024, price: { input: 1, output: 5 } }],
+    }),
   });
   for (const plan of ['free', 'paid', 'open']) {
     const a = await t.newAccount({ plan });
@@ -66,7 +77,10 @@ beforeAll(async () => {
   const csrf = /tg_csrf=([^;]+)/.exec(cookie)![1]!;
   web = { cookie, csrf, accountId: account.id };
 });
-afterAll(async () => t?.close());
+afterAll(async () => {
+  await t?.close();
+  await anthropic?.close();
+});
 
 type Auth = 'key' | 'admin' | 'session' | 'none';
 
@@ -78,6 +92,8 @@ interface Target {
   body?: () => Record<string, unknown>;
   /** Query strings worth trying (valid and not). */
   queries?: string[];
+  /** The plan of the account its grid shots use (gridShots); default: each plan in turn. */
+  plan?: string;
 }
 
 const chat = () => ({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }], max_tokens: 8, temperature: 0.5 });
@@ -86,6 +102,25 @@ const targets: Target[] = [
   { method: 'POST', path: '/v1/chat/completions', auth: 'key', body: chat },
   { method: 'POST', path: '/v1/chat/completions', auth: 'key', body: () => ({ ...chat(), stream: true, stream_options: { include_usage: true } }) },
   { method: 'POST', path: '/v1/chat/completions', auth: 'key', body: () => ({ ...chat(), tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } }], response_format: { type: 'json_object' } }) },
+  {
+    method: 'POST', path: '/v1/chat/completions', auth: 'key',
+    // The grid's earlier shots spend the free account's day budget: a refusal for it would hide the translation.
+    plan: 'open',
+    body: () => ({
+      model: 'claude-haiku',
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'be brief', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
+        { role: 'assistant', content: 'ok', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: 'done' },
+      ],
+      tools: [{ type: 'function', function: { name: 'f', description: 'f', parameters: { type: 'object', properties: { a: { type: 'number' } } } } }],
+      tool_choice: { type: 'function', function: { name: 'f' } },
+      stop: ['END'],
+      max_tokens: 8,
+      temperature: 0.5,
+    }),
+  },
   { method: 'POST', path: '/v1/embeddings', auth: 'key', body: () => ({ model: 'text-embedding-3-small', input: ['hello', 'world'], encoding_format: 'float' }) },
   { method: 'POST', path: '/v1/embeddings', auth: 'key', body: () => ({ model: 'text-embedding-3-small', input: [[1, 2, 3]], dimensions: 8 }) },
   { method: 'POST', path: '/v1/images/generations', auth: 'key', body: () => ({ model: 'dall-e-2', prompt: 'a cat', n: 1, size: '256x256', response_format: 'url' }) },
@@ -296,7 +331,7 @@ function gridShots(): Shot[] {
   const shots: Shot[] = [];
   for (const tg of targets) {
     if (!tg.body || tg.path.includes(':')) continue;
-    const acct = accounts[shots.length % accounts.length]!;
+    const acct = accounts.find((a) => a.plan === tg.plan) ?? accounts[shots.length % accounts.length]!;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (tg.auth === 'key') headers.authorization = `Bearer ${acct.secret}`;
     if (tg.auth === 'admin') headers.authorization = `Bearer ${ADMIN_TOKEN}`;

@@ -30,6 +30,15 @@ function answer(req: RecordedRequest, res: ServerResponse): void {
   if (typeof req.headers['anthropic-version'] !== 'string') return sendJson(res, 400, anthropicError('invalid_request_error', 'anthropic-version: header is required'));
   const body = isObject(req.body) ? req.body : {};
   if (typeof body.max_tokens !== 'number') return sendJson(res, 400, anthropicError('invalid_request_error', 'max_tokens: Field required'));
+  // As Anthropic refuses them (https://github.com/BerriAI/litellm/issues/3286): a gateway that
+  // passes such a stop or schema on leaves its caller with a 400 about fields it never sent.
+  const stops = body.stop_sequences;
+  if (stops !== undefined && !(Array.isArray(stops) && stops.every((s) => typeof s === 'string' && s.trim() !== ''))) {
+    return sendJson(res, 400, anthropicError('invalid_request_error', 'stop_sequences: each stop sequence must contain non-whitespace'));
+  }
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const schemaless = tools.findIndex((t) => !isObject(t) || !isObject(t.input_schema) || t.input_schema.type !== 'object');
+  if (schemaless >= 0) return sendJson(res, 400, anthropicError('invalid_request_error', `tools.${schemaless}.custom.input_schema.type: Input should be 'object'`));
   if (body.stream === true) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
     res.end(anthropicFixture('text.sse'));
