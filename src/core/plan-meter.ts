@@ -143,7 +143,7 @@ export class PlanMeter implements Meter {
   private readonly inflight = new ChurnMap<string, number>();
   private readonly backlog: Array<() => Promise<void>> = [];
   /** The backlog's drain while one runs (close() waits for it rather than reading a half-drained backlog). */
-  private draining: Promise<void> | undefined;
+  private draining: Promise<boolean> | undefined;
   /** The counter sweep while one runs. */
   private sweeping: Promise<void> | undefined;
   /**
@@ -293,14 +293,17 @@ export class PlanMeter implements Meter {
     const never = slots.find((s) => s.rule !== 'balance' && s.op.amount > s.limit);
     if (never) throw await this.refusalForGood(never, worstCase, principal, model, now);
 
-    // Work owed to a store that was unreachable goes ahead of this reservation (one connection runs
-    // commands in order): the store answering again is seen first here when it only stalled, and
-    // the next renewal — seconds away — left its counters short of the charges meanwhile, so this
-    // request could be admitted past a limit they had filled. Not awaited: a store still down fails
-    // the drain at once, and the reservation gets its own answer.
-    if (this.backlog.length > 0) void this.drainBacklog();
+    // Work owed to a store that was unreachable lands before this reservation is checked: the store
+    // answering again is seen first here when it only stalled, and the next renewal — seconds away —
+    // left its counters short of the charges meanwhile, so this request could be admitted past a
+    // limit they had filled. Awaited, all of it: started and not awaited, only the first owed
+    // charge went out ahead of the reservation (each waits for the one before), and the rest
+    // landed after it. A drain that met the outage again is this reservation's answer too: sent
+    // anyway, it waited out a second command timeout on a stalled store.
+    const owedLanded = this.backlog.length === 0 || (await this.drainBacklog());
     let result;
     try {
+      if (!owedLanded) throw new CounterStoreUnavailableError('counter store unavailable: the charges owed from its outage could not be applied');
       result = await this.o.store.reserve(requestId, slots.map((s) => s.op), now + this.o.reservationTtlMs, now);
     } catch (err) {
       if (!(err instanceof CounterStoreUnavailableError)) throw err;
@@ -420,27 +423,32 @@ export class PlanMeter implements Meter {
     this.backlog.push(task);
   }
 
-  /** Applies queued charges in order while the store answers (runs on the renew timer too); one run at a time. */
-  drainBacklog(): Promise<void> {
-    if (this.backlog.length === 0) return Promise.resolve();
+  /**
+   * Applies queued charges in order while the store answers (runs on the renew timer, on the
+   * store's return and ahead of each reservation); one run at a time, which a call during it joins.
+   * Resolves false when the store was unreachable again, with charges left queued.
+   */
+  drainBacklog(): Promise<boolean> {
+    if (this.backlog.length === 0) return Promise.resolve(true);
     this.draining ??= this.drainOnce().finally(() => {
       this.draining = undefined;
     });
     return this.draining;
   }
 
-  private async drainOnce(): Promise<void> {
-    try {
-      while (this.backlog.length > 0) {
+  private async drainOnce(): Promise<boolean> {
+    while (this.backlog.length > 0) {
+      try {
         await this.backlog[0]!();
-        this.backlog.shift();
-      }
-    } catch (err) {
-      if (!(err instanceof CounterStoreUnavailableError)) {
-        this.backlog.shift();
+      } catch (err) {
+        if (err instanceof CounterStoreUnavailableError) return false;
+        // A bug, not an outage: this charge alone is dropped, and the ones behind it still land
+        // now (stopping here left them for the next drain, past the reservations it precedes).
         this.o.logger.error({ err }, 'applying a queued charge failed; dropped');
       }
+      this.backlog.shift();
     }
+    return true;
   }
 
   /** Charges owed to the limiter that are waiting for it to come back (for tests and metrics). */
