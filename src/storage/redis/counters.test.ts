@@ -651,6 +651,36 @@ describe('redis counter store specifics', () => {
     }
   });
 
+  it('tells its watchers nothing of a Redis that refuses a write by its answer (OOM): it answers, and each refused write was a lost and each read after it a back', async () => {
+    const own = await startRedis();
+    try {
+      const store = openRedisCounterStore(own.url, { commandTimeoutMs: 200 });
+      const seen: string[] = [];
+      store.watchConnection(
+        () => seen.push('lost'),
+        () => seen.push('back'),
+      );
+      expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
+      const admin = new Redis(own.url);
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      try {
+        for (let i = 0; i < 3; i++) {
+          await expect(store.add(`${acct('a')}:balance`, 1, null)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
+          await store.ping(); // a readiness probe, every few seconds
+        }
+      } finally {
+        await admin.config('SET', 'maxmemory', '0');
+        admin.disconnect();
+      }
+      expect(await store.add(`${acct('a')}:balance`, 1, null)).toBe(101);
+      expect(seen).toEqual([]);
+      await store.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('reports a Redis that was never reachable as unavailable after the connect timeout', async () => {
     const own = await startRedis();
     await own.stop();

@@ -519,8 +519,10 @@ export class RedisCounterStore implements CounterStore {
       // A Redis that stops answering on a live connection (stopped, paused, a script running long)
       // sends no close and, when it answers again, no ready: a timeout and the next answer are
       // how the watchers hear of it — and what waits for "back" (the charges owed from the outage,
-      // PlanMeter's backlog) would otherwise wait for a timer.
-      if (this.redis.status === 'ready' && !this.down) {
+      // PlanMeter's backlog) would otherwise wait for a timer. Not a refusal Redis answered with
+      // (OOM, READONLY, MISCONF: writes refused, reads answered): that is no stall, and taken for
+      // one, each refused write was "unreachable" and each read after it "answers again".
+      if (this.redis.status === 'ready' && !this.down && (err as Error).name !== 'ReplyError') {
         this.down = true;
         this.stalled = true;
         for (const w of this.watchers) w.lost(unavailable);
