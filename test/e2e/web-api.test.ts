@@ -1167,6 +1167,28 @@ describe('password', () => {
     expect((await e.json('/app/api/signin', { method: 'POST', body: { email, password: 'set by the operator' } })).status).toBe(200);
   });
 
+  it('an admin PATCH of a password ends a session begun with the old password while it was being set', async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    // Whoever has the old password signs in between the sessions' end and the new password.
+    const d = new Browser(g.url);
+    await d.session();
+    const accounts = g.gw.accounts;
+    const { setPasswordHash } = accounts;
+    accounts.setPasswordHash = async (...a) => {
+      expect((await d.json('/app/api/signin', { method: 'POST', body: { email, password: PASSWORD } })).status).toBe(200);
+      return setPasswordHash.apply(accounts, a);
+    };
+    try {
+      expect((await g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' })).status).toBe(200);
+    } finally {
+      accounts.setPasswordHash = setPasswordHash;
+    }
+    expect((await b.json('/app/api/keys')).status).toBe(401);
+    expect((await d.json('/app/api/keys')).status).toBe(401);
+  });
+
   it("a reset link made before the account's email changed does not work: it was for the old address's owner", async () => {
     const made = await g.admin('POST', '/accounts', { email: freshEmail(), password: 'the old owner knew this' });
     const token = await resetToken(made.body.id);

@@ -170,9 +170,12 @@ export function adminRoutes(deps: AppDeps): FastifyPluginAsync {
         const hash = await hashPassword(body.password);
         // A password set for someone is a reset: the sessions signed in with the old one end — first,
         // so a limiter that cannot end them (503) leaves the old password standing, not a new one
-        // beside a stranger's live session; the operator's retry completes it.
+        // beside a stranger's live session; the operator's retry completes it. Ended again after,
+        // as a reset link's redeem is: a sign-in between that end and the new password (the old
+        // one still good) began a session of the new epoch, which outlived the reset.
         await epochs.end(req.params.id);
         await accounts.setPasswordHash(req.params.id, hash);
+        await epochs.end(req.params.id);
       }
       return accountView(account);
     });
