@@ -243,6 +243,25 @@ describe('anthropic: request translation', () => {
     ]);
   });
 
+  it("keeps a tool message's whitespace parts in its text: they join the parts, and only a result that is all whitespace is left out", () => {
+    const out = toAnthropicRequest(
+      model,
+      body({
+        messages: [
+          user('q'),
+          { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+          { role: 'tool', tool_call_id: 't', content: [{ type: 'text', text: 'line 1' }, { type: 'text', text: '\n' }, { type: 'text', text: 'line 2' }] },
+        ],
+      }),
+      false,
+    );
+    expect(out.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'q' }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'line 1\nline 2' }] },
+    ]);
+  });
+
   it('a data: URI typed image/jpg (a common misspelling) goes as image/jpeg, the name Anthropic takes', () => {
     const out = toAnthropicRequest(model, body({ messages: [user([{ type: 'image_url', image_url: { url: 'data:image/jpg;base64,/9j/4AAQ' } }])] }), false);
     expect(out.messages).toEqual([{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/4AAQ' } }] }]);

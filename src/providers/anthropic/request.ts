@@ -135,7 +135,9 @@ function translateMessages(raw: unknown): { system: string | Block[] | undefined
       case 'tool': {
         if (typeof msg.tool_call_id !== 'string' || msg.tool_call_id === '') throw refuse(`${at}.tool_call_id`, 'a tool message names the tool call it answers');
         const result: Block = { type: 'tool_result', tool_use_id: msg.tool_call_id };
-        const text = textBlocks(msg.content, at)
+        // One text of its parts: a part of whitespace alone (a line break between two) is kept in
+        // it, and only a result that is all whitespace is left out.
+        const text = textBlocks(msg.content, at, true)
           .map((b) => b.text)
           .join('');
         if (!blank(text)) result.content = text;
@@ -160,20 +162,23 @@ function translateMessages(raw: unknown): { system: string | Block[] | undefined
  */
 const blank = (text: string) => text.trim() === '';
 
-/** Text of a system, developer or tool message: a string, or text parts (another part is refused). */
-function textBlocks(content: unknown, at: string): Block[] {
+/**
+ * Text of a system, developer or tool message: a string, or text parts (another part is refused).
+ * `joined`: the parts are joined into one text, so a blank one is kept (only an empty one goes).
+ */
+function textBlocks(content: unknown, at: string, joined = false): Block[] {
   if (typeof content === 'string') return blank(content) ? [] : [{ type: 'text', text: content }];
   if (!Array.isArray(content)) return [];
   return content.flatMap((p: JsonObject, j) => {
     if (p.type !== 'text') throw refuse(`${at}.content[${j}]`, `a ${String(p.type)} part is not accepted here, only text`);
-    return textBlock(p, `${at}.content[${j}]`);
+    return textBlock(p, `${at}.content[${j}]`, joined);
   });
 }
 
-/** A text part as a text block; Anthropic refuses empty and blank ones, so such a part is left out. */
-function textBlock(p: JsonObject, at: string): Block[] {
+/** A text part as a text block; Anthropic refuses empty and blank ones, so such a part is left out (unless `joined`: see textBlocks). */
+function textBlock(p: JsonObject, at: string, joined = false): Block[] {
   if (typeof p.text !== 'string') throw refuse(`${at}.text`, 'expected a string');
-  if (blank(p.text)) return [];
+  if (joined ? p.text === '' : blank(p.text)) return [];
   return [withCache({ type: 'text', text: p.text }, p, at)];
 }
 
