@@ -164,12 +164,20 @@ describe('tollgate CLI', () => {
     expect(usage.stderr).toMatch(/missing FILE/);
   });
 
-  it('makes a password reset link signed with the server\'s session secret, and none without one', async () => {
+  it('makes a password reset link signed with the server\'s session secret: the one set, or else the one kept in the database', async () => {
     const made = await tollgate('accounts', 'create', '--email', 'reset@example.com', '--config', configFile, '--json');
     const { id } = JSON.parse(made.stdout) as { id: string };
-    const none = await tollgate('accounts', 'reset-link', id, '--config', configFile);
-    expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/web\.sessionSecret is empty/);
+    const { Sessions } = await import('../src/core/sessions.js');
+    // Left empty, the server signs with the secret kept in the database (main.ts): so does the link.
+    const kept = await tollgate('accounts', 'reset-link', id, '--config', configFile, '--json');
+    expect(kept.stderr).toBe('');
+    expect(kept.code).toBe(0);
+    const keptUrl = (JSON.parse(kept.stdout) as { url: string }).url;
+    const storage = openSqliteStorage(`sqlite:${join(dir, 'db/tollgate.db')}`);
+    const stored = await storage.sharedSecret('web.sessionSecret', () => 'not made here');
+    await storage.close();
+    expect(stored).not.toBe('not made here');
+    expect(new Sessions(stored, 3_600_000, { now: () => Date.now() }).readReset(keptUrl.split('#')[1]!)?.accountId).toBe(id);
     const withSecret = join(dir, 'with-secret.yaml');
     writeFileSync(withSecret, `${readFileSync(configFile, 'utf8')}\nweb: { sessionSecret: "\${TOLLGATE_SESSION_SECRET}" }\n`);
     const unset = await tollgate('accounts', 'reset-link', id, '--config', withSecret);
@@ -180,7 +188,6 @@ describe('tollgate CLI', () => {
     const link = JSON.parse(res.stdout) as { url: string; expiresAt: string };
     expect(link.url).toMatch(/\/app\/reset#[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
     // The server's own check of it: the token is genuine under that secret, for this account.
-    const { Sessions } = await import('../src/core/sessions.js');
     expect(new Sessions(secret, 3_600_000, { now: () => Date.now() }).readReset(link.url.split('#')[1]!)?.accountId).toBe(id);
   });
 

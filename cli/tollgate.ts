@@ -22,7 +22,7 @@ import { idempotencyKeyPattern, keyExpiry, keyLimit, keyModels, newPassword, sus
 import { weakPassword, weakPasswordMessage } from '../src/core/password-policy.js';
 import { checkKeySettings } from '../src/core/key-settings.js';
 import { closeAccount } from '../src/core/account-close.js';
-import { SessionEpochs, Sessions } from '../src/core/sessions.js';
+import { SessionEpochs, Sessions, sessionSecretOf } from '../src/core/sessions.js';
 import { PasswordResets } from '../src/core/password-reset.js';
 import { Pricing } from '../src/core/pricing.js';
 import { keyLimitsUsed } from '../src/core/plan-meter.js';
@@ -544,12 +544,9 @@ async function run(argv: string[]): Promise<number> {
       });
     case 'accounts reset-link':
       return withServices(values, async (s) => {
-        const secret = s.config.web.sessionSecret;
-        // A link signed with another secret than the server's would not work there.
-        if (secret === '') {
-          process.stderr.write("error: web.sessionSecret is empty: a reset link is signed with the server's session secret; set it (the built-in config reads TOLLGATE_SESSION_SECRET)\n");
-          return 1;
-        }
+        // The server's secret: a link signed with another would not work there. Left empty in
+        // config, the server signs with the one kept in the database, and so does this.
+        const secret = await sessionSecretOf(s.config.web.sessionSecret, s.storage);
         const sessions = new Sessions(secret, s.config.web.sessionTtlHours * 3_600_000, s.clock);
         const link = await new PasswordResets(s.accounts, sessions, s.clock, s.config.server.publicUrl).issue(arg(positionals, 2, 'ACCOUNT'));
         print(values, link, `${link.url}\n(works once, until ${link.expiresAt}: send it to the account's owner, who sets a password on it)`);

@@ -1,6 +1,5 @@
 // Composition root: config → stores and providers → gateway → HTTP app → listen. Tests build the
 // same thing with an injected clock, ids, upstream client or config and listen on port 0.
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/schema.js';
@@ -8,7 +7,7 @@ import { createBillingProvider } from './billing/registry.js';
 import { Gateway } from './core/gateway.js';
 import { PlanMeter } from './core/plan-meter.js';
 import { ReceiptDrain } from './core/receipt-drain.js';
-import { Sessions } from './core/sessions.js';
+import { Sessions, sessionSecretOf } from './core/sessions.js';
 import { PasswordResets } from './core/password-reset.js';
 import { SigninService } from './core/signin.js';
 import { buildApp } from './http/app.js';
@@ -182,12 +181,11 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     onFallback: (model, provider) => metrics.observeFallback(model, provider),
     ...(receiptDrain && { receipts: receiptDrain }),
   });
-  let sessionSecret = config.web.sessionSecret;
-  if (sessionSecret === '') {
-    // A random secret per start (as before) signed everybody out at every restart and made each
-    // instance refuse the others' sessions and reset links. Kept in the database instead, it is
-    // made once and shared by every instance on the same storage, as a set one would be.
-    sessionSecret = await services.storage.sharedSecret('web.sessionSecret', () => randomBytes(32).toString('base64url'));
+  // Left empty: a random secret per start (as before) signed everybody out at every restart and
+  // made each instance refuse the others' sessions and reset links. Kept in the database instead, it
+  // is made once and shared by every instance on the same storage, as a set one would be.
+  const sessionSecret = await sessionSecretOf(config.web.sessionSecret, services.storage);
+  if (config.web.sessionSecret === '') {
     logger.info(
       'web.sessionSecret is empty: signing sessions with a secret kept in the database (set TOLLGATE_SESSION_SECRET, or web.sessionSecret in a config file, to keep it out of the database)',
     );

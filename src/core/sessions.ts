@@ -9,7 +9,18 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { CounterStore } from '../storage/counters.js';
+import type { Storage } from '../storage/ports.js';
 import { accountKeyPrefix } from './balances.js';
+
+/**
+ * The secret sessions and reset links are signed with: `web.sessionSecret`, or, left empty, the one
+ * made once and kept in the database (Storage.sharedSecret). One place for both, the server and
+ * `tollgate accounts reset-link`: a link signed with another secret than the server's does not work.
+ */
+export function sessionSecretOf(configured: string, storage: Pick<Storage, 'sharedSecret'>): Promise<string> {
+  if (configured !== '') return Promise.resolve(configured);
+  return storage.sharedSecret('web.sessionSecret', () => randomBytes(32).toString('base64url'));
+}
 
 export interface Session {
   accountId: string;
