@@ -1108,26 +1108,31 @@ describe('password', () => {
     expect((await b.json('/app/api/session')).body.authenticated).toBe(false);
   };
 
-  it('a reset link used while the limiter is down changes nothing (503): the password, the sessions and the link stay as they were', async () => {
-    const email = freshEmail();
-    const b = await signedUpHere(email);
-    const account = (await b.json('/app/api/session')).body.account as { id: string };
-    const token = await resetToken(account.id);
+  /** Runs `act` while the limiter refuses every add (as an unreachable Redis does: ending sessions needs one). */
+  async function whileLimiterRefusesAdds<T>(act: () => Promise<T>): Promise<T> {
     const { CounterStoreUnavailableError } = await import('../../src/storage/counters.js');
     const counters = g.gw.counters;
     const { add } = counters;
     counters.add = async () => {
       throw new CounterStoreUnavailableError('limiter unavailable: connection refused');
     };
-    const c = new Browser(g.url);
-    await c.session();
     try {
-      const res = await c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } });
-      expect(res.status).toBe(503);
-      expect(res.body.error.code).toBe('limiter_unavailable');
+      return await act();
     } finally {
       counters.add = add;
     }
+  }
+
+  it('a reset link used while the limiter is down changes nothing (503): the password, the sessions and the link stay as they were', async () => {
+    const email = freshEmail();
+    const b = await signedUpHere(email);
+    const account = (await b.json('/app/api/session')).body.account as { id: string };
+    const token = await resetToken(account.id);
+    const c = new Browser(g.url);
+    await c.session();
+    const res = await whileLimiterRefusesAdds(() => c.json('/app/api/password/reset', { method: 'POST', body: { token, password: 'a new password' } }));
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('limiter_unavailable');
     // The old password still signs in, the session signed in before still works, and the link
     // still does its work once the limiter is back.
     expect((await b.json('/app/api/keys')).status).toBe(200);
@@ -1143,19 +1148,9 @@ describe('password', () => {
     const email = freshEmail();
     const b = await signedUpHere(email);
     const account = (await b.json('/app/api/session')).body.account as { id: string };
-    const { CounterStoreUnavailableError } = await import('../../src/storage/counters.js');
-    const counters = g.gw.counters;
-    const { add } = counters;
-    counters.add = async () => {
-      throw new CounterStoreUnavailableError('limiter unavailable: connection refused');
-    };
-    try {
-      const res = await g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' });
-      expect(res.status).toBe(503);
-      expect(res.body.error.code).toBe('limiter_unavailable');
-    } finally {
-      counters.add = add;
-    }
+    const res = await whileLimiterRefusesAdds(() => g.admin('PATCH', `/accounts/${account.id}`, { password: 'set by the operator' }));
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('limiter_unavailable');
     expect((await b.json('/app/api/keys')).status).toBe(200);
     const d = new Browser(g.url);
     await d.session();

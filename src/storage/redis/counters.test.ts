@@ -623,17 +623,23 @@ describe('redis counter store specifics', () => {
     }
   });
 
+  /** A store that gives up on a command after 200 ms, and what its watchers heard. */
+  function watched(url: string) {
+    const store = openRedisCounterStore(url, { commandTimeoutMs: 200 });
+    const seen: string[] = [];
+    store.watchConnection(
+      () => seen.push('lost'),
+      () => seen.push('back'),
+    );
+    return { store, seen };
+  }
+
   it('tells its watchers of a Redis that stalls without dropping the connection, and of its first answer after', async () => {
     // SIGSTOP, a long script or CLIENT PAUSE: the connection stays up, so no close and no ready
     // come — and what waits for "back" (the charges owed from the outage) waited for a renewal.
     const own = await startRedis();
     try {
-      const store = openRedisCounterStore(own.url, { commandTimeoutMs: 200 });
-      const seen: string[] = [];
-      store.watchConnection(
-        () => seen.push('lost'),
-        () => seen.push('back'),
-      );
+      const { store, seen } = watched(own.url);
       expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
       expect(await redisCommand(own.port, 'CLIENT PAUSE 800 ALL')).toMatch(/^\+OK/);
       await expect(store.add(`${acct('a')}:balance`, 1, null)).rejects.toBeInstanceOf(CounterStoreUnavailableError);
@@ -654,12 +660,7 @@ describe('redis counter store specifics', () => {
   it('tells its watchers nothing of a Redis that refuses a write by its answer (OOM): it answers, and each refused write was a lost and each read after it a back', async () => {
     const own = await startRedis();
     try {
-      const store = openRedisCounterStore(own.url, { commandTimeoutMs: 200 });
-      const seen: string[] = [];
-      store.watchConnection(
-        () => seen.push('lost'),
-        () => seen.push('back'),
-      );
+      const { store, seen } = watched(own.url);
       expect(await store.add(`${acct('a')}:balance`, 100, null)).toBe(100);
       const admin = new Redis(own.url);
       await admin.config('SET', 'maxmemory-policy', 'noeviction');
