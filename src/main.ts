@@ -213,6 +213,14 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     creditsPerUsd: config.credits.perUsd,
     upstream,
   });
+  // A stop's first step (server.shutdownDelayMs): /readyz answers 503 while requests are still served.
+  let draining: Promise<void> | undefined;
+  const drain = (): Promise<void> =>
+    (draining ??= new Promise<void>((resolve) => {
+      const ms = config.server.shutdownDelayMs;
+      if (ms === 0) resolve();
+      else setTimeout(resolve, ms);
+    }));
   const app = await buildApp({
     ...services,
     logger,
@@ -227,13 +235,6 @@ export async function createGateway(opts: GatewayOptions): Promise<RunningGatewa
     ...(opts.webDistDir !== undefined && { webDistDir: opts.webDistDir }),
     draining: () => draining !== undefined,
   });
-  let draining: Promise<void> | undefined;
-  const drain = (): Promise<void> =>
-    (draining ??= new Promise<void>((resolve) => {
-      const ms = config.server.shutdownDelayMs;
-      if (ms === 0) resolve();
-      else setTimeout(resolve, ms);
-    }));
   closeGateway = async () => {
     // Stop accepting, let in-flight requests finish (and settle), then release resources.
     await app.close();

@@ -128,7 +128,7 @@ const MAX_ERROR_BYTES = 64 * 1024;
 
 /**
  * The content coding a body came in (`gzip`, `br`, …), undefined for none or `identity`. The
- * gateway decodes none, and `type: openai` asks for none (`accept-encoding: identity`); a server
+ * gateway decodes none, and every provider asks for none (`accept-encoding: identity`, common.ts); a server
  * or proxy that compresses regardless sent bytes that, read as text, were a JSON parse error on a
  * 2xx and binary garbage as an error's message.
  */
