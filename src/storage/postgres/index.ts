@@ -68,7 +68,12 @@ export class PostgresStorage implements Storage {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    // /readyz: the read every request with a cached key waits on (credentialsVersion), with its 2 s
+    // limit. `SELECT 1` answered while that table was locked, and on a database that stopped
+    // answering each probe held a pool connection for the 10 s query timeout — a kubelet probing
+    // every few seconds took the pool's connections from the requests.
+    const query = { text: 'SELECT v FROM credentials_version WHERE id = 1', query_timeout: Math.min(2_000, this.queryTimeoutMs) } as pg.QueryConfig;
+    await this.pool.query(query);
   }
 
   /** Writes every queued ledger record, then ends the pool. Idempotent. */

@@ -104,6 +104,10 @@ describe('postgres specifics', () => {
       await expect(defaults.credentialsVersion()).rejects.toBeInstanceOf(StorageUnavailableError);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
       expect(Date.now() - t0).toBeLessThan(5_000);
+      // /readyz's ping reads the same row with the same limit: not ready, and said so within 2 s.
+      const t1 = Date.now();
+      await expect(defaults.ping()).rejects.toBeInstanceOf(StorageUnavailableError);
+      expect(Date.now() - t1).toBeLessThan(5_000);
     } finally {
       await held.query('ROLLBACK');
       held.release();
