@@ -204,11 +204,16 @@ describe('limiter.onUnavailable', () => {
     await m.close();
   });
 
-  it('every charge owed from an outage lands before the next reservation is checked, not the first alone', async () => {
+  /** A fail-open meter over a store that can be taken down, with a 1,000-credit day and a reader of its use. */
+  function openDailyMeter() {
     const { store, down } = flakyStore();
-    const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
-    const m = meter(store, 'open', clock, [{ id: 'daily', measure: 'credits', limit: 1000, window: 'day' }]);
+    const m = meter(store, 'open', new ManualClock(Date.parse('2026-11-25T12:00:00.000Z')), [{ id: 'daily', measure: 'credits', limit: 1000, window: 'day' }]);
     const daily = async () => (await m.status(principal, [model])).rules.find((r) => r.id === 'daily')!.used;
+    return { store, down, m, daily };
+  }
+
+  it('every charge owed from an outage lands before the next reservation is checked, not the first alone', async () => {
+    const { store, down, m, daily } = openDailyMeter();
     down(true);
     // Served unmetered: 300 + 300 owed to the daily counter.
     await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 400 })).settle(300);
@@ -224,10 +229,7 @@ describe('limiter.onUnavailable', () => {
   });
 
   it('a queued charge that fails for good is dropped and the charges behind it still land', async () => {
-    const { store, down } = flakyStore();
-    const clock = new ManualClock(Date.parse('2026-11-25T12:00:00.000Z'));
-    const m = meter(store, 'open', clock, [{ id: 'daily', measure: 'credits', limit: 1000, window: 'day' }]);
-    const daily = async () => (await m.status(principal, [model])).rules.find((r) => r.id === 'daily')!.used;
+    const { store, down, m, daily } = openDailyMeter();
     down(true);
     await (await m.admit({ requestId: 'r1', principal, model, worstCaseCredits: 400 })).settle(100);
     await (await m.admit({ requestId: 'r2', principal, model, worstCaseCredits: 400 })).settle(200);
